@@ -1,0 +1,156 @@
+#include "backends/cpu/cpu_backend.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/backend_plugin.h"
+
+namespace keras::cpu {
+
+// Allocator -----------------------------------------------------------------------------------------
+
+size_t CachingAllocator::bucket_size(size_t nbytes) {
+  // 64-byte granularity below 4 KiB, then quarter-powers of two: waste stays under 25%.
+  if (nbytes <= 4096) return std::max<size_t>(64, (nbytes + 63) & ~size_t{63});
+  size_t p = 4096;
+  while (p < nbytes) p <<= 1;
+  const size_t quarter = p / 8;
+  size_t s = p / 2;
+  while (s < nbytes) s += quarter;
+  return s;
+}
+
+void* CachingAllocator::allocate(size_t nbytes) {
+  const size_t size = bucket_size(nbytes);
+  {
+    std::lock_guard lock(mutex_);
+    auto it = free_.find(size);
+    if (it != free_.end()) {
+      void* p = it->second;
+      free_.erase(it);
+      cached_bytes_ -= size;
+      return p;
+    }
+  }
+  fresh_.fetch_add(1, std::memory_order_relaxed);
+  void* p = std::aligned_alloc(64, size);
+  KCPP_CHECK(p, BackendError, "cpu backend: out of memory allocating {} bytes", size);
+  return p;
+}
+
+void CachingAllocator::release(void* ptr, size_t nbytes) {
+  const size_t size = bucket_size(nbytes);
+  constexpr size_t kMaxCached = size_t{4} << 30;  // beyond this, give memory back to the system
+  std::lock_guard lock(mutex_);
+  if (cached_bytes_ + size > kMaxCached) {
+    std::free(ptr);
+    return;
+  }
+  free_.emplace(size, ptr);
+  cached_bytes_ += size;
+}
+
+CachingAllocator::~CachingAllocator() {
+  for (auto& [size, p] : free_) std::free(p);
+}
+
+// Backend ------------------------------------------------------------------------------------------
+
+CpuBackend::CpuBackend() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
+
+bool CpuBackend::supports(Capability c) const {
+  return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation;
+}
+
+std::map<std::string, int64_t> CpuBackend::counters() const {
+  return {{"primitives_created", primitives_created_.load()},
+          {"primitive_cache_hits", cache_hits_.load()},
+          {"fresh_allocations", allocator_.fresh_allocations()}};
+}
+
+std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes) {
+  if (nbytes == 0) return std::make_shared<Storage>(nullptr, 0, this);
+  return std::make_shared<Storage>(allocator_.allocate(nbytes), nbytes, this);
+}
+
+void CpuBackend::deallocate(void* data, size_t nbytes) { allocator_.release(data, nbytes); }
+
+void CpuBackend::copy_from_host(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+void CpuBackend::copy_to_host(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+void CpuBackend::copy(void* dst, const void* src, size_t n) {
+  if (n < (1 << 20)) {
+    std::memcpy(dst, src, n);
+    return;
+  }
+  const int64_t chunks = static_cast<int64_t>((n + (1 << 18) - 1) >> 18);
+  parallel_for(chunks, [&](int64_t c) {
+    const size_t begin = static_cast<size_t>(c) << 18;
+    std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin,
+                std::min<size_t>(size_t{1} << 18, n - begin));
+  }, 2);
+}
+
+const CachedPrimitive& CpuBackend::cached(const std::string& key,
+                                          const std::function<CachedPrimitive()>& make) {
+  {
+    std::lock_guard lock(cache_mutex_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      cache_hits_.fetch_add(1, std::memory_order_relaxed);
+      return it->second;
+    }
+  }
+  CachedPrimitive p = make();
+  primitives_created_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(cache_mutex_);
+  return cache_.emplace(key, std::move(p)).first->second;  // unordered_map references are stable
+}
+
+namespace {
+std::string md_key(const dnnl::memory::desc& md) {
+  const dnnl_memory_desc_t& d = md.data;
+  std::string k = std::to_string(d.ndims) + ":" + std::to_string(static_cast<int>(d.data_type)) + ":" +
+                  std::to_string(static_cast<int>(d.format_kind));
+  for (int i = 0; i < d.ndims; ++i) k += "," + std::to_string(d.dims[i]);
+  if (d.format_kind == dnnl_blocked) {
+    const auto& b = d.format_desc.blocking;
+    for (int i = 0; i < d.ndims; ++i) k += "s" + std::to_string(b.strides[i]);
+    for (int i = 0; i < b.inner_nblks; ++i)
+      k += "b" + std::to_string(b.inner_blks[i]) + "i" + std::to_string(b.inner_idxs[i]);
+  }
+  return k;
+}
+}  // namespace
+
+void CpuBackend::reorder(const dnnl::memory::desc& from, void* src, const dnnl::memory::desc& to, void* dst) {
+  const auto& p = cached("reorder|" + md_key(from) + "|" + md_key(to), [&] {
+    CachedPrimitive c;
+    c.primitive = KCPP_DNNL(dnnl::reorder(dnnl::reorder::primitive_desc(engine_, from, engine_, to)));
+    return c;
+  });
+  dnnl::memory s(from, engine_, src), d(to, engine_, dst);
+  KCPP_DNNL(p.primitive.execute(stream_, {{DNNL_ARG_FROM, s}, {DNNL_ARG_TO, d}}));
+  stream_.wait();
+}
+
+std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) {
+  std::vector<int64_t> strides(out.rank(), 0);
+  const auto own = s.strides();
+  const size_t off = out.rank() - s.rank();
+  for (size_t i = 0; i < s.rank(); ++i) strides[off + i] = s[i] == 1 ? 0 : own[i];
+  return strides;
+}
+
+}  // namespace keras::cpu
+
+// Plugin entry point -----------------------------------------------------------------------------------
+
+namespace {
+int cpu_score(char*, size_t) { return 10; }  // always runs; a GPU backend should outrank it
+keras::Backend* cpu_create() { return new keras::cpu::CpuBackend(); }
+const KerascppBackendDescriptor kDescriptor{KERASCPP_BACKEND_ABI_VERSION, "cpu", &cpu_score, &cpu_create};
+}  // namespace
+
+extern "C" KERASCPP_API const KerascppBackendDescriptor* kerascpp_backend_descriptor() {
+  return &kDescriptor;
+}

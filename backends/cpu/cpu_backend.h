@@ -1,0 +1,175 @@
+#pragma once
+// The CPU backend: oneDNN primitives for the NN operations, OpenMP loops for the rest.
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "core/backend.h"
+#include "core/check.h"
+
+namespace keras::cpu {
+
+/// Wraps a oneDNN call so a failure names the expression and oneDNN's message.
+#define KCPP_DNNL(expr)                                                                     \
+  [&]() -> decltype(auto) {                                                                 \
+    try {                                                                                   \
+      return (expr);                                                                        \
+    } catch (const dnnl::error& e) {                                                        \
+      throw ::keras::BackendError(fmt::format("oneDNN: {} failed: {} (status {})", #expr,  \
+                                              e.what(), static_cast<int>(e.status)));       \
+    }                                                                                       \
+  }()
+
+/// A size-bucketed caching allocator: a steady training step reuses blocks instead of paying
+/// for malloc, page faults and zeroing of large buffers.
+class CachingAllocator {
+ public:
+  ~CachingAllocator();
+  void* allocate(size_t nbytes);
+  void release(void* ptr, size_t nbytes);
+  int64_t fresh_allocations() const { return fresh_.load(); }
+  /// Round-up used for bucketing, exposed for the Storage size bookkeeping.
+  static size_t bucket_size(size_t nbytes);
+
+ private:
+  std::mutex mutex_;
+  std::unordered_multimap<size_t, void*> free_;
+  size_t cached_bytes_ = 0;
+  std::atomic<int64_t> fresh_{0};
+};
+
+/// One cached oneDNN primitive with the descriptors its execution needs.
+struct CachedPrimitive {
+  dnnl::primitive primitive;
+  dnnl::memory::desc src_md, weights_md, dst_md, workspace_md;  // the primitive's chosen layouts
+  dnnl::memory::desc diff_weights_md;
+  std::shared_ptr<void> extra;  // e.g. a forward primitive descriptor hint
+};
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend();
+  std::string name() const override { return "cpu"; }
+  Device device() const override { return {DeviceType::cpu, 0}; }
+  bool supports(Capability c) const override;
+  std::map<std::string, int64_t> counters() const override;
+
+  std::shared_ptr<Storage> allocate(size_t nbytes) override;
+  void deallocate(void* data, size_t nbytes) override;
+  void copy_from_host(void* dst, const void* src, size_t nbytes) override;
+  void copy_to_host(void* dst, const void* src, size_t nbytes) override;
+  void copy(void* dst, const void* src, size_t nbytes) override;
+  void fill(Tensor& y, Scalar value) override;
+
+  void unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs& attrs) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) override;
+  void where(const Tensor& condition, const Tensor& a, const Tensor& b, Tensor& y) override;
+  void cast(const Tensor& x, Tensor& y) override;
+
+  void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) override;
+  void variance(const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) override;
+  void arg_reduce(bool is_max, const Tensor& x, int64_t axis, Tensor& y) override;
+
+  void matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y,
+              const MatmulAttrs& attrs) override;
+  void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                    const ConvAttrs& attrs) override;
+  void conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& attrs) override;
+  void conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                             const ConvAttrs& attrs) override;
+  void conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                              const ConvAttrs& attrs) override;
+  void conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx,
+                                    const ConvAttrs& attrs) override;
+  void conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                                       const ConvAttrs& attrs) override;
+  size_t pool_workspace_bytes(const Tensor& x, const Tensor& y, const PoolAttrs& attrs) override;
+  void pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, const PoolAttrs& attrs) override;
+  void pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
+                     const PoolAttrs& attrs) override;
+  void batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean,
+                          Tensor& variance, Tensor& y, float epsilon, bool training) override;
+  void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                           const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                           float epsilon) override;
+  void softmax(const Tensor& x, Tensor& y, bool log) override;
+  void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse, Tensor& loss,
+                             Tensor* dlogits) override;
+  void embedding_forward(const Tensor& table, const Tensor& ids, Tensor& y) override;
+  void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) override;
+
+  void concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor& y) override;
+  void slice(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) override;
+  void slice_assign(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) override;
+  void pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads, Scalar value,
+           Tensor& y) override;
+  void transpose(const Tensor& x, const std::vector<int64_t>& perm, Tensor& y) override;
+  void gather(const Tensor& x, const Tensor& indices, int64_t axis, Tensor& y) override;
+  void scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) override;
+
+  void random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) override;
+  void dropout_mask(float rate, uint64_t key, Tensor& mask) override;
+
+  void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer,
+                  const SGDAttrs& attrs) override;
+  void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,
+                   const AdamAttrs& attrs) override;
+
+  // Shared by the .cpp files of this backend.
+  dnnl::engine& engine() { return engine_; }
+  dnnl::stream& stream() { return stream_; }
+  /// The primitive for `key`, created by `make` on first use. A steady training step only hits.
+  const CachedPrimitive& cached(const std::string& key, const std::function<CachedPrimitive()>& make);
+  /// Reorders between two layouts (cached), for weights in the primitive's preferred format.
+  void reorder(const dnnl::memory::desc& from, void* src, const dnnl::memory::desc& to, void* dst);
+  /// Scratch memory from the caching allocator, for a primitive's reordered operands.
+  std::shared_ptr<Storage> scratch(size_t nbytes) { return allocate(nbytes); }
+
+ private:
+  void conv_common(bool transposed, int direction, const Tensor& a, const Tensor& b, const Tensor* bias,
+                   Tensor& out, Tensor* dbias, const ConvAttrs& attrs);
+
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  CachingAllocator allocator_;
+  std::mutex cache_mutex_;
+  std::unordered_map<std::string, CachedPrimitive> cache_;
+  std::atomic<int64_t> primitives_created_{0};
+  std::atomic<int64_t> cache_hits_{0};
+};
+
+/// Calls f(i) for i in [0, n) on OpenMP threads when n is large enough to pay for them.
+template <typename F>
+inline void parallel_for(int64_t n, F&& f, int64_t grain = 1 << 14) {
+  if (n < grain) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+/// Calls f.template operator()<T>() with T the C++ type of `dtype`; throws TypeError for
+/// dtypes this backend does not compute in.
+template <typename F>
+inline void dispatch_dtype(DType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case DType::float32: f.template operator()<float>(); return;
+    case DType::int32: f.template operator()<int32_t>(); return;
+    case DType::int64: f.template operator()<int64_t>(); return;
+    case DType::uint8: f.template operator()<uint8_t>(); return;
+    case DType::bool_: f.template operator()<uint8_t>(); return;
+    default:
+      throw TypeError(fmt::format("cpu backend: {} does not support dtype {}", op, dtype_name(dtype)));
+  }
+}
+
+/// Broadcast strides of `s` against `out` (0 where broadcast), in elements.
+std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out);
+
+}  // namespace keras::cpu

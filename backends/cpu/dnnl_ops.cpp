@@ -1,0 +1,393 @@
+// oneDNN primitives: matmul, convolution, transposed convolution, pooling, batch-norm, softmax.
+// Every primitive is cached by its shapes and attributes, so a steady training step creates none.
+#include "backends/cpu/cpu_backend.h"
+
+namespace keras::cpu {
+namespace {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+using dims = dnnl::memory::dims;
+using md = dnnl::memory::desc;
+
+dnnl::algorithm post_op_algorithm(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::relu: return dnnl::algorithm::eltwise_relu;
+    case UnaryOp::sigmoid: return dnnl::algorithm::eltwise_logistic;
+    case UnaryOp::tanh: return dnnl::algorithm::eltwise_tanh;
+    case UnaryOp::relu6: return dnnl::algorithm::eltwise_clip_v2;
+    default:
+      throw InternalError(fmt::format("internal error: no fused post-op for {}", unary_op_name(op)));
+  }
+}
+
+dnnl::primitive_attr activation_attr(UnaryOp op) {
+  dnnl::primitive_attr attr;
+  if (op != UnaryOp::identity) {
+    dnnl::post_ops po;
+    po.append_eltwise(1.f, post_op_algorithm(op), 0.f, op == UnaryOp::relu6 ? 6.f : 0.f);
+    attr.set_post_ops(po);
+  }
+  return attr;
+}
+
+std::string key_of(const dims& d) { return fmt::format("{}", fmt::join(d, "x")); }
+
+void* ptr(const Tensor& t) { return t.raw_data(); }
+
+md nhwc(const Tensor& t) {
+  return md({t.dim(0), t.dim(3), t.dim(1), t.dim(2)}, dt::f32, tag::nhwc);
+}
+
+// Keras' kernel layouts as oneDNN weights descriptors (dims in oneDNN's logical order, strides
+// describing the Keras memory layout).
+md keras_conv_weights(const Tensor& w, int64_t groups) {
+  const int64_t kh = w.dim(0), kw = w.dim(1), ig = w.dim(2), o = w.dim(3);
+  if (groups == 1) return md({o, ig, kh, kw}, dt::f32, dims{1, o, kw * ig * o, ig * o});
+  const int64_t og = o / groups;
+  return md({groups, og, ig, kh, kw}, dt::f32, dims{og, 1, o, kw * ig * o, ig * o});
+}
+md keras_deconv_weights(const Tensor& w) {
+  const int64_t kh = w.dim(0), kw = w.dim(1), o = w.dim(2), i = w.dim(3);
+  return md({o, i, kh, kw}, dt::f32, dims{i, 1, kw * o * i, o * i});
+}
+md any_like(const md& m) { return md(m.dims(), dt::f32, tag::any); }
+
+}  // namespace
+
+// Matmul ------------------------------------------------------------------------------------------
+
+void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y, const MatmulAttrs& at) {
+  const size_t nd = y.rank();
+  // Pad batch dimensions with leading ones; describe transposes with strides.
+  auto describe = [nd](const Tensor& t, bool transpose) {
+    dims d(nd, 1), s(nd, 0);
+    const auto own = t.shape().strides();
+    const size_t off = nd - t.rank();
+    for (size_t i = 0; i < t.rank(); ++i) {
+      d[off + i] = t.shape()[i];
+      s[off + i] = own[i];
+    }
+    for (size_t i = 0; i < off; ++i) s[i] = t.num_elements();
+    if (transpose) {
+      std::swap(d[nd - 1], d[nd - 2]);
+      std::swap(s[nd - 1], s[nd - 2]);
+    }
+    return std::pair{d, s};
+  };
+  const auto [ad, as] = describe(a, at.transpose_a);
+  const auto [bd, bs] = describe(b, at.transpose_b);
+  const dims yd(y.shape().dims().begin(), y.shape().dims().end());
+  const std::string key = fmt::format("matmul|{}|{}|{}|{}|{}|{}|{}", key_of(ad), key_of(as), key_of(bd), key_of(bs),
+                                      key_of(yd), bias != nullptr, static_cast<int>(at.activation));
+  const md a_md(ad, dt::f32, as), b_md(bd, dt::f32, bs), y_md(yd, dt::f32, y.shape().strides());
+  dims bias_dims(nd, 1);
+  bias_dims[nd - 1] = y.dim(-1);
+  const md bias_md(bias_dims, dt::f32, Shape(bias_dims).strides());
+  const auto& p = cached(key, [&] {
+    CachedPrimitive c;
+    auto d = bias ? dnnl::matmul::desc(a_md, b_md, bias_md, y_md) : dnnl::matmul::desc(a_md, b_md, y_md);
+    c.primitive = KCPP_DNNL(dnnl::matmul(dnnl::matmul::primitive_desc(d, activation_attr(at.activation), engine_)));
+    return c;
+  });
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(a_md, engine_, ptr(a))},
+                                             {DNNL_ARG_WEIGHTS, dnnl::memory(b_md, engine_, ptr(b))},
+                                             {DNNL_ARG_DST, dnnl::memory(y_md, engine_, ptr(y))}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
+  KCPP_DNNL(p.primitive.execute(stream_, args));
+  stream_.wait();
+}
+
+// Convolution and transposed convolution ---------------------------------------------------------------
+
+namespace {
+enum Direction { kForward = 0, kBackwardData = 1, kBackwardWeights = 2 };
+}
+
+// a, b, out by direction: forward (x, w, y); backward data (dy, w, dx); backward weights (dy, x, dw).
+void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, const Tensor& b, const Tensor* bias,
+                             Tensor& out, Tensor* dbias, const ConvAttrs& at) {
+  const Tensor& x = direction == kForward ? a : direction == kBackwardData ? out : b;
+  const Tensor& w = direction == kBackwardWeights ? out : b;
+  const Tensor& y = direction == kForward ? out : a;
+  const md x_md = nhwc(x), y_md = nhwc(y);
+  const md w_user = transposed ? keras_deconv_weights(w) : keras_conv_weights(w, at.groups);
+  const md w_any = any_like(w_user);
+  const bool has_bias = direction == kForward ? bias != nullptr : dbias != nullptr;
+  const md bias_md({y.dim(3)}, dt::f32, tag::a);
+  const dims strides{at.strides[0], at.strides[1]};
+  const dims dil{at.dilations[0] - 1, at.dilations[1] - 1};
+  const dims pl{at.pad_begin[0], at.pad_begin[1]}, pr{at.pad_end[0], at.pad_end[1]};
+  const std::string key =
+      fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv", direction, key_of(x_md.dims()),
+                  key_of(w_user.dims()), key_of(y_md.dims()), key_of(strides), key_of(dil), key_of(pl), key_of(pr),
+                  has_bias, static_cast<int>(at.activation), at.groups);
+
+  const auto& p = cached(key, [&] {
+    CachedPrimitive c;
+    const auto prop = dnnl::prop_kind::forward_training;
+    const auto attr = direction == kForward ? activation_attr(at.activation) : dnnl::primitive_attr();
+    if (!transposed) {
+      using F = dnnl::convolution_forward;
+      const auto alg = dnnl::algorithm::convolution_direct;
+      auto fd = has_bias ? F::desc(prop, alg, x_md, w_any, bias_md, y_md, strides, dil, pl, pr)
+                         : F::desc(prop, alg, x_md, w_any, y_md, strides, dil, pl, pr);
+      auto fpd = KCPP_DNNL(F::primitive_desc(fd, attr, engine_));
+      if (direction == kForward) {
+        c.weights_md = fpd.weights_desc();
+        c.primitive = F(fpd);
+      } else if (direction == kBackwardData) {
+        using D = dnnl::convolution_backward_data;
+        auto pd = KCPP_DNNL(D::primitive_desc(D::desc(alg, x_md, w_any, y_md, strides, dil, pl, pr), engine_, fpd));
+        c.weights_md = pd.weights_desc();
+        c.primitive = D(pd);
+      } else {
+        using W = dnnl::convolution_backward_weights;
+        auto d = has_bias ? W::desc(alg, x_md, w_any, bias_md, y_md, strides, dil, pl, pr)
+                          : W::desc(alg, x_md, w_any, y_md, strides, dil, pl, pr);
+        auto pd = KCPP_DNNL(W::primitive_desc(d, engine_, fpd));
+        c.weights_md = pd.diff_weights_desc();
+        c.primitive = W(pd);
+      }
+    } else {
+      using F = dnnl::deconvolution_forward;
+      const auto alg = dnnl::algorithm::deconvolution_direct;
+      auto fd = has_bias ? F::desc(prop, alg, x_md, w_any, bias_md, y_md, strides, dil, pl, pr)
+                         : F::desc(prop, alg, x_md, w_any, y_md, strides, dil, pl, pr);
+      auto fpd = KCPP_DNNL(F::primitive_desc(fd, attr, engine_));
+      if (direction == kForward) {
+        c.weights_md = fpd.weights_desc();
+        c.primitive = F(fpd);
+      } else if (direction == kBackwardData) {
+        using D = dnnl::deconvolution_backward_data;
+        auto pd = KCPP_DNNL(D::primitive_desc(D::desc(alg, x_md, w_any, y_md, strides, dil, pl, pr), engine_, fpd));
+        c.weights_md = pd.weights_desc();
+        c.primitive = D(pd);
+      } else {
+        using W = dnnl::deconvolution_backward_weights;
+        auto d = has_bias ? W::desc(alg, x_md, w_any, bias_md, y_md, strides, dil, pl, pr)
+                          : W::desc(alg, x_md, w_any, y_md, strides, dil, pl, pr);
+        auto pd = KCPP_DNNL(W::primitive_desc(d, engine_, fpd));
+        c.weights_md = pd.diff_weights_desc();
+        c.primitive = W(pd);
+      }
+    }
+    return c;
+  });
+
+  // Weights in the primitive's preferred layout: reordered from (or back to) Keras' layout.
+  const bool same_layout = p.weights_md == w_user;
+  std::shared_ptr<Storage> w_scratch;
+  void* w_ptr = ptr(w);
+  if (!same_layout) {
+    w_scratch = scratch(p.weights_md.get_size());
+    w_ptr = w_scratch->data();
+    if (direction != kBackwardWeights) reorder(w_user, ptr(w), p.weights_md, w_ptr);
+  }
+  dnnl::memory xm(x_md, engine_, ptr(x)), ym(y_md, engine_, ptr(y)), wm(p.weights_md, engine_, w_ptr);
+  std::unordered_map<int, dnnl::memory> args;
+  if (direction == kForward) {
+    args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}};
+    if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
+  } else if (direction == kBackwardData) {
+    args = {{DNNL_ARG_DIFF_DST, ym}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, xm}};
+  } else {
+    args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, ym}, {DNNL_ARG_DIFF_WEIGHTS, wm}};
+    if (dbias) args.emplace(DNNL_ARG_DIFF_BIAS, dnnl::memory(bias_md, engine_, ptr(*dbias)));
+  }
+  KCPP_DNNL(p.primitive.execute(stream_, args));
+  stream_.wait();
+  if (!same_layout && direction == kBackwardWeights) reorder(p.weights_md, w_ptr, w_user, ptr(w));
+}
+
+void CpuBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {
+  conv_common(false, kForward, x, w, bias, y, nullptr, at);
+}
+void CpuBackend::conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& at) {
+  conv_common(false, kBackwardData, dy, w, nullptr, dx, nullptr, at);
+}
+void CpuBackend::conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                                       const ConvAttrs& at) {
+  conv_common(false, kBackwardWeights, dy, x, nullptr, dw, dbias, at);
+}
+void CpuBackend::conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                                        const ConvAttrs& at) {
+  conv_common(true, kForward, x, w, bias, y, nullptr, at);
+}
+void CpuBackend::conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& at) {
+  conv_common(true, kBackwardData, dy, w, nullptr, dx, nullptr, at);
+}
+void CpuBackend::conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                                                 const ConvAttrs& at) {
+  conv_common(true, kBackwardWeights, dy, x, nullptr, dw, dbias, at);
+}
+
+// Pooling ---------------------------------------------------------------------------------------------
+
+namespace {
+struct PoolPds {
+  dnnl::pooling_forward::primitive_desc fwd;
+};
+
+std::string pool_key(const char* what, const md& x_md, const md& y_md, const PoolAttrs& at) {
+  return fmt::format("{}|{}|{}|{}|{}x{}|{}x{}|{}x{}|{}x{}", what, static_cast<int>(at.mode), key_of(x_md.dims()),
+                     key_of(y_md.dims()), at.window[0], at.window[1], at.strides[0], at.strides[1], at.pad_begin[0],
+                     at.pad_begin[1], at.pad_end[0], at.pad_end[1]);
+}
+}  // namespace
+
+// The forward pooling primitive (training mode, so max pooling keeps its workspace).
+static const CachedPrimitive& pool_forward_primitive(CpuBackend& be, const md& x_md, const md& y_md, const PoolAttrs& at) {
+  return be.cached(pool_key("poolfwd", x_md, y_md, at), [&] {
+    CachedPrimitive c;
+    const auto alg = at.mode == PoolMode::max ? dnnl::algorithm::pooling_max
+                                              : dnnl::algorithm::pooling_avg_exclude_padding;
+    dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_training, alg, x_md, y_md, {at.strides[0], at.strides[1]},
+                                  {at.window[0], at.window[1]}, {at.pad_begin[0], at.pad_begin[1]},
+                                  {at.pad_end[0], at.pad_end[1]});
+    auto pd = KCPP_DNNL(dnnl::pooling_forward::primitive_desc(d, be.engine()));
+    c.workspace_md = pd.workspace_desc();
+    c.extra = std::make_shared<PoolPds>(PoolPds{pd});
+    c.primitive = dnnl::pooling_forward(pd);
+    return c;
+  });
+}
+
+size_t CpuBackend::pool_workspace_bytes(const Tensor& x, const Tensor& y, const PoolAttrs& at) {
+  return pool_forward_primitive(*this, nhwc(x), nhwc(y), at).workspace_md.get_size();
+}
+
+void CpuBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, const PoolAttrs& at) {
+  const md x_md = nhwc(x), y_md = nhwc(y);
+  const auto& p = pool_forward_primitive(*this, x_md, y_md, at);
+  const size_t ws = p.workspace_md.get_size();
+  std::shared_ptr<Storage> tmp;
+  void* ws_ptr = nullptr;
+  if (ws) {
+    if (workspace) {
+      KCPP_ASSERT(workspace->nbytes() >= ws);
+      ws_ptr = ptr(*workspace);
+    } else {
+      tmp = scratch(ws);
+      ws_ptr = tmp->data();
+    }
+  }
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+                                             {DNNL_ARG_DST, dnnl::memory(y_md, engine_, ptr(y))}};
+  if (ws) args.emplace(DNNL_ARG_WORKSPACE, dnnl::memory(p.workspace_md, engine_, ws_ptr));
+  KCPP_DNNL(p.primitive.execute(stream_, args));
+  stream_.wait();
+}
+
+void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
+                               const PoolAttrs& at) {
+  const md x_md = nhwc(x), y_md = nhwc(dy);
+  const auto& fwd = pool_forward_primitive(*this, x_md, y_md, at);
+  const auto& p = cached(pool_key("poolbwd", x_md, y_md, at), [&] {
+    CachedPrimitive c;
+    const auto alg = at.mode == PoolMode::max ? dnnl::algorithm::pooling_max
+                                              : dnnl::algorithm::pooling_avg_exclude_padding;
+    dnnl::pooling_backward::desc d(alg, x_md, y_md, {at.strides[0], at.strides[1]}, {at.window[0], at.window[1]},
+                                   {at.pad_begin[0], at.pad_begin[1]}, {at.pad_end[0], at.pad_end[1]});
+    auto hint = std::static_pointer_cast<PoolPds>(fwd.extra)->fwd;
+    c.primitive = KCPP_DNNL(dnnl::pooling_backward(dnnl::pooling_backward::primitive_desc(d, engine_, hint)));
+    return c;
+  });
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DIFF_DST, dnnl::memory(y_md, engine_, ptr(dy))},
+                                             {DNNL_ARG_DIFF_SRC, dnnl::memory(x_md, engine_, ptr(dx))}};
+  if (fwd.workspace_md.get_size()) {
+    KCPP_CHECK(workspace, ValueError, "pool_backward: max pooling needs the forward pass's workspace");
+    args.emplace(DNNL_ARG_WORKSPACE, dnnl::memory(fwd.workspace_md, engine_, ptr(*workspace)));
+  }
+  KCPP_DNNL(p.primitive.execute(stream_, args));
+  stream_.wait();
+}
+
+// Batch normalization over (M, C) ------------------------------------------------------------------------
+
+namespace {
+struct BnPds {
+  dnnl::batch_normalization_forward::primitive_desc fwd;
+};
+const auto kScaleShift = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+}  // namespace
+
+void CpuBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean,
+                                    Tensor& variance, Tensor& y, float epsilon, bool training) {
+  const md x_md({x.dim(0), x.dim(1)}, dt::f32, tag::nc);
+  const md c_md({x.dim(1)}, dt::f32, tag::a);
+  const auto flags = training ? kScaleShift : kScaleShift | dnnl::normalization_flags::use_global_stats;
+  const std::string key = fmt::format("bnfwd|{}|{}|{}", key_of(x_md.dims()), epsilon, training);
+  const auto& p = cached(key, [&] {
+    CachedPrimitive c;
+    dnnl::batch_normalization_forward::desc d(
+        training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, x_md, epsilon, flags);
+    auto pd = KCPP_DNNL(dnnl::batch_normalization_forward::primitive_desc(d, engine_));
+    c.extra = std::make_shared<BnPds>(BnPds{pd});
+    c.primitive = dnnl::batch_normalization_forward(pd);
+    return c;
+  });
+  KCPP_DNNL(p.primitive.execute(stream_, {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+                                          {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))},
+                                          {DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(gamma))},
+                                          {DNNL_ARG_SHIFT, dnnl::memory(c_md, engine_, ptr(beta))},
+                                          {DNNL_ARG_MEAN, dnnl::memory(c_md, engine_, ptr(mean))},
+                                          {DNNL_ARG_VARIANCE, dnnl::memory(c_md, engine_, ptr(variance))}}));
+  stream_.wait();
+}
+
+void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                     const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                                     float epsilon) {
+  const md x_md({x.dim(0), x.dim(1)}, dt::f32, tag::nc);
+  const md c_md({x.dim(1)}, dt::f32, tag::a);
+  Tensor m = mean, v = variance;
+  // The forward primitive (training) is the backward's hint; it is cached already in a training step.
+  const auto& fwd = cached(fmt::format("bnfwd|{}|{}|{}", key_of(x_md.dims()), epsilon, true), [&] {
+    CachedPrimitive c;
+    dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_training, x_md, epsilon, kScaleShift);
+    auto pd = KCPP_DNNL(dnnl::batch_normalization_forward::primitive_desc(d, engine_));
+    c.extra = std::make_shared<BnPds>(BnPds{pd});
+    c.primitive = dnnl::batch_normalization_forward(pd);
+    return c;
+  });
+  const auto& p = cached(fmt::format("bnbwd|{}|{}", key_of(x_md.dims()), epsilon), [&] {
+    CachedPrimitive c;
+    dnnl::batch_normalization_backward::desc d(dnnl::prop_kind::backward, x_md, x_md, epsilon, kScaleShift);
+    auto hint = std::static_pointer_cast<BnPds>(fwd.extra)->fwd;
+    c.primitive = KCPP_DNNL(
+        dnnl::batch_normalization_backward(dnnl::batch_normalization_backward::primitive_desc(d, engine_, hint)));
+    return c;
+  });
+  KCPP_DNNL(p.primitive.execute(stream_, {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+                                          {DNNL_ARG_DIFF_DST, dnnl::memory(x_md, engine_, ptr(dy))},
+                                          {DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(gamma))},
+                                          // oneDNN 2.6 asks for the shift although it does not affect
+                                          // the gradients; gamma's buffer stands in, read-only.
+                                          {DNNL_ARG_SHIFT, dnnl::memory(c_md, engine_, ptr(gamma))},
+                                          {DNNL_ARG_MEAN, dnnl::memory(c_md, engine_, ptr(m))},
+                                          {DNNL_ARG_VARIANCE, dnnl::memory(c_md, engine_, ptr(v))},
+                                          {DNNL_ARG_DIFF_SRC, dnnl::memory(x_md, engine_, ptr(dx))},
+                                          {DNNL_ARG_DIFF_SCALE, dnnl::memory(c_md, engine_, ptr(dgamma))},
+                                          {DNNL_ARG_DIFF_SHIFT, dnnl::memory(c_md, engine_, ptr(dbeta))}}));
+  stream_.wait();
+}
+
+// Softmax over the last axis of (rows, C) ------------------------------------------------------------------
+
+void CpuBackend::softmax(const Tensor& x, Tensor& y, bool log) {
+  const md x_md({x.dim(0), x.dim(1)}, dt::f32, tag::nc);
+  const auto& p = cached(fmt::format("softmax|{}|{}", key_of(x_md.dims()), log), [&] {
+    CachedPrimitive c;
+    dnnl::softmax_v2_forward::desc d(dnnl::prop_kind::forward_inference,
+                                     log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate, x_md,
+                                     x_md, 1);
+    c.primitive = KCPP_DNNL(dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(d, engine_)));
+    return c;
+  });
+  KCPP_DNNL(p.primitive.execute(stream_, {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+                                          {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))}}));
+  stream_.wait();
+}
+
+}  // namespace keras::cpu

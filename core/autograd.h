@@ -1,0 +1,85 @@
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "export.h"
+#include "tensor.h"
+
+namespace keras {
+
+class Variable;
+
+namespace detail {
+
+/// Where an op input's gradient goes: the node that produced it, or a leaf tensor.
+struct Edge {
+  std::shared_ptr<Node> node;           // null for a leaf
+  uint32_t output_index = 0;
+  std::weak_ptr<TensorImpl> leaf;       // set for a leaf that requires grad
+  bool needs_grad = false;
+};
+
+/// One recorded op: how to turn output gradients into input gradients. The closure keeps only
+/// what the rule needs.
+struct Node {
+  using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)>;
+  const char* name = "";
+  std::vector<Edge> inputs;
+  std::vector<Shape> output_shapes;  // zeros stand in for outputs that got no gradient
+  std::vector<DType> output_dtypes;
+  BackwardFn backward;
+  uint64_t sequence = 0;  // creation order: a valid topological order
+};
+
+/// True inside a GradientTape and outside any NoGradScope.
+KERASCPP_API bool is_recording();
+
+/// Records an op when recording and some input requires grad. `backward` gets one gradient per
+/// output (zeros for unused outputs) and returns one per input (undefined where not needed).
+/// Marks `outputs` as produced by the new node.
+KERASCPP_API void record(const char* name, const std::vector<Tensor>& inputs,
+                         std::vector<Tensor*> outputs, Node::BackwardFn backward);
+
+/// True when the op with these inputs would be recorded.
+KERASCPP_API bool needs_recording(const std::vector<Tensor>& inputs);
+
+}  // namespace detail
+
+/// Records the ops run while it lives, so gradients can be asked for, like tf.GradientTape.
+/// Trainable variables are watched automatically; other tensors with watch().
+///
+///     GradientTape tape;
+///     Tensor loss = ops::mean(ops::square(ops::subtract(model_output, y)));
+///     std::vector<Tensor> grads = tape.gradient(loss, model.trainable_variables());
+class KERASCPP_API GradientTape {
+ public:
+  GradientTape();
+  ~GradientTape();
+  GradientTape(const GradientTape&) = delete;
+  GradientTape& operator=(const GradientTape&) = delete;
+
+  /// Makes later ops on `tensor` recorded (for tensors that are not trainable variables).
+  void watch(Tensor& tensor);
+  /// Stops recording now (ops after this are not recorded even while the tape lives).
+  void stop_recording();
+
+  /// d target / d source for each source; a non-scalar target is summed first, as TensorFlow does.
+  /// A source the target does not depend on gets zeros. Sources must be floating tensors.
+  std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources);
+  std::vector<Tensor> gradient(const Tensor& target, const std::vector<Variable*>& sources);
+
+ private:
+  bool active_ = true;
+};
+
+/// Disables recording while it lives, like torch.no_grad; nests.
+class KERASCPP_API NoGradScope {
+ public:
+  NoGradScope();
+  ~NoGradScope();
+  NoGradScope(const NoGradScope&) = delete;
+  NoGradScope& operator=(const NoGradScope&) = delete;
+};
+
+}  // namespace keras

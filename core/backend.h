@@ -1,0 +1,208 @@
+#pragma once
+// The Backend interface: what every device plugin implements. The frontend (core/ops) validates
+// arguments, infers shapes and dtypes, allocates outputs and records autograd; a backend only
+// computes. Outputs are passed in already allocated with their final shape and dtype.
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "device.h"
+#include "export.h"
+#include "scalar.h"
+#include "tensor.h"
+
+namespace keras {
+
+/// Elementwise functions of one tensor. A new activation is a new value here, not a new method.
+enum class UnaryOp {
+  identity, negative, abs, sign, square, sqrt, rsqrt, reciprocal, exp, expm1, log, log1p, sin, cos,
+  tanh, sigmoid, relu, relu6, leaky_relu /*alpha*/, elu /*alpha*/, selu, gelu, gelu_tanh, softplus,
+  softsign, swish, hard_sigmoid, erf, floor, ceil, round, logical_not,
+  clip /*alpha = min, beta = max*/
+};
+/// Elementwise functions of two tensors, with NumPy broadcasting. Comparisons return bool.
+enum class BinaryOp {
+  add, subtract, multiply, divide, maximum, minimum, power, floor_mod,
+  equal, not_equal, less, less_equal, greater, greater_equal, logical_and, logical_or
+};
+enum class ReduceOp { sum, mean, max, min, prod };
+enum class PoolMode { max, average };
+enum class RandomDistribution { uniform, normal, truncated_normal };
+
+/// Human-readable names, used in error messages and primitive-cache keys.
+KERASCPP_API const char* unary_op_name(UnaryOp op);
+KERASCPP_API const char* binary_op_name(BinaryOp op);
+KERASCPP_API bool is_comparison(BinaryOp op);
+
+struct UnaryAttrs {
+  float alpha = 0.f;
+  float beta = 0.f;
+};
+
+/// y = act(op(a) @ op(b) + bias). a: (..., M, K) or (..., K, M) when transpose_a; b: (..., K, N) or
+/// (..., N, K) when transpose_b; batch dimensions broadcast; bias: (N,).
+struct MatmulAttrs {
+  bool transpose_a = false;
+  bool transpose_b = false;
+  UnaryOp activation = UnaryOp::identity;
+  UnaryAttrs activation_attrs;
+};
+
+/// A 2-d convolution over NHWC tensors; 1-d convolutions use height 1. Kernels are Keras'
+/// (kh, kw, in / groups, out) for conv, (kh, kw, out, in) for transposed conv. Pads are explicit:
+/// the frontend turns "same"/"valid" into numbers.
+struct ConvAttrs {
+  std::array<int64_t, 2> strides{1, 1};
+  std::array<int64_t, 2> dilations{1, 1};
+  std::array<int64_t, 2> pad_begin{0, 0};
+  std::array<int64_t, 2> pad_end{0, 0};
+  int64_t groups = 1;
+  UnaryOp activation = UnaryOp::identity;  // fused after bias in the forward pass
+};
+
+/// A 2-d pooling over NHWC tensors. Average pooling excludes padding, as Keras does.
+struct PoolAttrs {
+  PoolMode mode = PoolMode::max;
+  std::array<int64_t, 2> window{2, 2};
+  std::array<int64_t, 2> strides{2, 2};
+  std::array<int64_t, 2> pad_begin{0, 0};
+  std::array<int64_t, 2> pad_end{0, 0};
+};
+
+/// Keras' update rules; see keras-reference.md. Tensors are updated in place.
+struct SGDAttrs {
+  float learning_rate = 0.01f;
+  float momentum = 0.f;
+  bool nesterov = false;
+};
+struct AdamAttrs {
+  float learning_rate = 0.001f;
+  float beta_1 = 0.9f;
+  float beta_2 = 0.999f;
+  float epsilon = 1e-7f;
+  int64_t step = 1;  // iterations + 1
+  bool amsgrad = false;
+};
+
+/// A family of operations a backend may lack; the frontend then composes others or refuses.
+enum class Capability { fused_matmul_activation, fused_conv_activation, bfloat16, float16 };
+
+/// The device plugin interface. Implementations must be thread-compatible: one op at a time per
+/// backend unless they document otherwise.
+class KERASCPP_API Backend {
+ public:
+  virtual ~Backend();
+  /// "cpu", "cuda", ...
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+  virtual bool supports(Capability capability) const = 0;
+
+  // Memory and copies ---------------------------------------------------------------------------
+  virtual std::shared_ptr<Storage> allocate(size_t nbytes) = 0;
+  /// Called by Storage's destructor; never directly.
+  virtual void deallocate(void* data, size_t nbytes) = 0;
+  virtual void copy_from_host(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t nbytes) = 0;
+  /// Fills `y` with `value` converted to y's dtype.
+  virtual void fill(Tensor& y, Scalar value) = 0;
+  /// Waits for queued work; a no-op on synchronous backends.
+  virtual void synchronize() {}
+  /// Counters for tests and benchmarks: "primitives_created", "allocations", ...
+  virtual std::map<std::string, int64_t> counters() const { return {}; }
+
+  // Elementwise ---------------------------------------------------------------------------------
+  virtual void unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs& attrs) = 0;
+  /// y has the broadcast shape of a and b; a and b have y's dtype, except comparisons and
+  /// logical ops (y bool).
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) = 0;
+  /// y = condition ? a : b, with broadcasting.
+  virtual void where(const Tensor& condition, const Tensor& a, const Tensor& b, Tensor& y) = 0;
+  /// Converts x's elements to y's dtype (float to int truncates toward zero).
+  virtual void cast(const Tensor& x, Tensor& y) = 0;
+
+  // Reductions: y keeps the reduced axes with size 1 ----------------------------------------------
+  virtual void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) = 0;
+  /// Population variance over `axes` (divides by the count, as keras.ops.var).
+  virtual void variance(const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) = 0;
+  /// Index of the first maximum (or minimum) along `axis`; y int64 with that axis of size 1.
+  virtual void arg_reduce(bool is_max, const Tensor& x, int64_t axis, Tensor& y) = 0;
+
+  // Linear algebra and NN primitives --------------------------------------------------------------
+  virtual void matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y,
+                      const MatmulAttrs& attrs) = 0;
+  virtual void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                            const ConvAttrs& attrs) = 0;
+  virtual void conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx,
+                                  const ConvAttrs& attrs) = 0;
+  /// dbias may be null.
+  virtual void conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                                     const ConvAttrs& attrs) = 0;
+  virtual void conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias,
+                                      Tensor& y, const ConvAttrs& attrs) = 0;
+  virtual void conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx,
+                                            const ConvAttrs& attrs) = 0;
+  virtual void conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw,
+                                               Tensor* dbias, const ConvAttrs& attrs) = 0;
+  /// `workspace` (uint8, backend-defined size from pool_workspace_bytes) is written when not
+  /// null and read by pool_backward for max pooling.
+  virtual size_t pool_workspace_bytes(const Tensor& x, const Tensor& y, const PoolAttrs& attrs) = 0;
+  virtual void pool_forward(const Tensor& x, Tensor& y, Tensor* workspace,
+                            const PoolAttrs& attrs) = 0;
+  virtual void pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace,
+                             Tensor& dx, const PoolAttrs& attrs) = 0;
+  /// Normalizes over all axes but the last. Training writes the batch mean and (biased) variance.
+  virtual void batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                  Tensor& mean, Tensor& variance, Tensor& y, float epsilon,
+                                  bool training) = 0;
+  virtual void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                                   const Tensor& mean, const Tensor& variance, Tensor& dx,
+                                   Tensor& dgamma, Tensor& dbeta, float epsilon) = 0;
+  /// Softmax (or log-softmax) along the last axis.
+  virtual void softmax(const Tensor& x, Tensor& y, bool log) = 0;
+  /// Per-row loss of softmax cross-entropy on logits (N, C); labels are int class ids (N,)
+  /// when sparse, else probabilities (N, C). dlogits (may be null) gets softmax - target.
+  virtual void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse,
+                                     Tensor& loss, Tensor* dlogits) = 0;
+  /// y[i, :] = table[ids[i], :]; throws ValueError naming the first id outside [0, vocab).
+  virtual void embedding_forward(const Tensor& table, const Tensor& ids, Tensor& y) = 0;
+  /// dtable (zeroed first) += scatter of dy rows by ids.
+  virtual void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) = 0;
+
+  // Data movement --------------------------------------------------------------------------------
+  virtual void concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor& y) = 0;
+  /// y = x[starts : starts + y.shape] with unit steps.
+  virtual void slice(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) = 0;
+  /// Writes x into y at `starts` (the adjoint of slice); the rest of y is untouched.
+  virtual void slice_assign(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) = 0;
+  /// Constant padding; pads[i] = {before, after}.
+  virtual void pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads, Scalar value,
+                   Tensor& y) = 0;
+  virtual void transpose(const Tensor& x, const std::vector<int64_t>& perm, Tensor& y) = 0;
+  /// y = take(x, indices, axis); throws ValueError naming the first index out of range.
+  virtual void gather(const Tensor& x, const Tensor& indices, int64_t axis, Tensor& y) = 0;
+  /// The adjoint of gather: dx (zeroed first) accumulates dy along `axis`.
+  virtual void scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) = 0;
+
+  // Random: counter-based from a 64-bit key (see random.h), so every backend draws the same values
+  virtual void random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) = 0;
+  /// Writes 0 or 1 / (1 - rate) per element: dropout's scaled keep mask.
+  virtual void dropout_mask(float rate, uint64_t key, Tensor& mask) = 0;
+
+  // Optimizer updates, in place -------------------------------------------------------------------
+  /// Keras SGD: m = momentum * m - lr * g; w += m (nesterov: w += momentum * m - lr * g).
+  /// momentum_buffer is null when momentum is 0.
+  virtual void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer,
+                          const SGDAttrs& attrs) = 0;
+  /// Keras Adam; vhat is used when amsgrad.
+  virtual void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v,
+                           Tensor* vhat, const AdamAttrs& attrs) = 0;
+};
+
+/// The backend new tensors go to when none is named: chosen by the registry on first use.
+KERASCPP_API Backend& default_backend();
+
+}  // namespace keras

@@ -1,0 +1,44 @@
+#include "core/config.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <sstream>
+
+namespace keras {
+namespace {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+Config read_environment() {
+  Config c;
+  c.backend = env_or("KERASCPP_BACKEND", "auto");
+  std::stringstream paths(env_or("KERASCPP_BACKEND_PATH", ""));
+  for (std::string p; std::getline(paths, p, ':');)
+    if (!p.empty()) c.backend_path.push_back(p);
+  c.log_level = env_or("KERASCPP_LOG_LEVEL", "info");
+  const std::string home = env_or("HOME", "");
+  c.keras_home = env_or("KERAS_HOME", home.empty() ? std::string(".keras") : home + "/.keras");
+  return c;
+}
+
+std::mutex config_mutex;
+Config* current = nullptr;
+
+}  // namespace
+
+const Config& config() {
+  std::lock_guard lock(config_mutex);
+  if (!current) current = new Config(read_environment());  // lives for the process
+  return *current;
+}
+
+void reload_config() {
+  std::lock_guard lock(config_mutex);
+  if (!current) current = new Config();
+  *current = read_environment();
+}
+
+}  // namespace keras

@@ -1,0 +1,27 @@
+#pragma once
+#include <string>
+#include <vector>
+
+#include "export.h"
+
+namespace keras {
+
+/// Settings read from the environment. This is the only place kerascpp reads environment
+/// variables; everything else asks here.
+struct KERASCPP_API Config {
+  /// KERASCPP_BACKEND: "cpu", "cuda", "auto" (default) or a path to a plugin library.
+  std::string backend = "auto";
+  /// KERASCPP_BACKEND_PATH: extra plugin folders, ':'-separated, searched first.
+  std::vector<std::string> backend_path;
+  /// KERASCPP_LOG_LEVEL: trace, debug, info (default), warn, error, critical, off.
+  std::string log_level = "info";
+  /// KERAS_HOME, else ~/.keras: where Keras keeps downloaded weights and data sets.
+  std::string keras_home;
+};
+
+/// The configuration, read from the environment on first use.
+KERASCPP_API const Config& config();
+/// Reads the environment again (tests, or a program that changes its own environment).
+KERASCPP_API void reload_config();
+
+}  // namespace keras

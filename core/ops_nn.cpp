@@ -1,0 +1,461 @@
+// Linear algebra and neural-network ops and their gradient rules.
+#include "core/ops_util.h"
+
+namespace keras::ops {
+using keras::detail::needs_recording;
+using keras::detail::record;
+
+namespace {
+
+// A view that shares y's storage without its autograd identity, so a node can keep its own output
+// without a reference cycle.
+Tensor detached(const Tensor& y) { return y.view(y.shape()); }
+
+bool can_fuse(UnaryOp act) {
+  return act == UnaryOp::identity || act == UnaryOp::relu || act == UnaryOp::sigmoid ||
+         act == UnaryOp::tanh || act == UnaryOp::relu6;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, MatmulAttrs attrs) {
+  detail::check_float("matmul", a, "the first operand");
+  detail::check_float("matmul", b, "the second operand");
+  Backend& be = detail::common_backend("matmul", {&a, &b});
+  KCPP_CHECK(a.rank() >= 2 && b.rank() >= 2, ShapeError,
+             "matmul: expected operands of rank >= 2, received shapes {} and {}", a.shape().to_string(),
+             b.shape().to_string());
+  const int64_t m = attrs.transpose_a ? a.dim(-1) : a.dim(-2);
+  const int64_t k = attrs.transpose_a ? a.dim(-2) : a.dim(-1);
+  const int64_t kb = attrs.transpose_b ? b.dim(-1) : b.dim(-2);
+  const int64_t n = attrs.transpose_b ? b.dim(-2) : b.dim(-1);
+  KCPP_CHECK(k == kb, ShapeError,
+             "matmul: inner dimensions differ: shapes {} and {}{} ({} vs {})", a.shape().to_string(),
+             b.shape().to_string(),
+             attrs.transpose_a || attrs.transpose_b ? " (with transposes)" : "", k, kb);
+  const Shape batch_a(std::vector<int64_t>(a.shape().dims().begin(), a.shape().dims().end() - 2));
+  const Shape batch_b(std::vector<int64_t>(b.shape().dims().begin(), b.shape().dims().end() - 2));
+  std::vector<int64_t> out = broadcast_shapes(batch_a, batch_b).dims();
+  out.push_back(m);
+  out.push_back(n);
+  KCPP_CHECK(can_fuse(attrs.activation), NotImplementedError,
+             "matmul: the fused activation {} is not supported; apply it as a separate op",
+             unary_op_name(attrs.activation));
+  Tensor y = Tensor::empty(Shape(out), a.dtype(), &be);
+  be.matmul(a, b, nullptr, y, attrs);
+  if (!needs_recording({a, b})) return y;
+  record("matmul", {a, b}, {&y}, [a, b, attrs, yd = detached(y)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+    Tensor g = detail::activation_grad_from_output(attrs.activation, attrs.activation_attrs, yd, gs[0]);
+    Tensor da, db;
+    const bool ta = attrs.transpose_a, tb = attrs.transpose_b;
+    if (!ta && !tb) {
+      da = matmul(g, b, {.transpose_b = true});
+      db = matmul(a, g, {.transpose_a = true});
+    } else if (!ta && tb) {
+      da = matmul(g, b);
+      db = matmul(g, a, {.transpose_a = true});
+    } else if (ta && !tb) {
+      da = matmul(b, g, {.transpose_b = true});
+      db = matmul(a, g);
+    } else {
+      da = matmul(b, g, {.transpose_a = true, .transpose_b = true});
+      db = matmul(g, a, {.transpose_a = true, .transpose_b = true});
+    }
+    return {detail::reduce_to(da, a.shape()), detail::reduce_to(db, b.shape())};
+  });
+  return y;
+}
+
+Tensor linear(const Tensor& x, const Tensor& kernel, const Tensor& bias, UnaryOp activation) {
+  detail::check_float("linear", x, "the input");
+  detail::check_float("linear", kernel, "the kernel");
+  detail::check_rank("linear", kernel, "the kernel", 2);
+  KCPP_CHECK(x.rank() >= 1 && x.dim(-1) == kernel.dim(0), ShapeError,
+             "linear: expected axis -1 of the input to have value {}, received input shape {}",
+             kernel.dim(0), x.shape().to_string());
+  if (bias.defined()) {
+    detail::check_float("linear", bias, "the bias");
+    KCPP_CHECK(bias.rank() == 1 && bias.dim(0) == kernel.dim(1), ShapeError,
+               "linear: expected a bias of shape ({},), received {}", kernel.dim(1), bias.shape().to_string());
+  }
+  Backend& be = detail::common_backend("linear", {&x, &kernel, &bias});
+  const UnaryOp fused = can_fuse(activation) ? activation : UnaryOp::identity;
+  std::vector<int64_t> out = x.shape().dims();
+  out.back() = kernel.dim(1);
+  const Tensor x2 = x.view(Shape{x.num_elements() / std::max<int64_t>(x.dim(-1), 1), x.dim(-1)});
+  Tensor y = Tensor::empty(Shape{x2.dim(0), kernel.dim(1)}, x.dtype(), &be);
+  be.matmul(x2, kernel, bias.defined() ? &bias : nullptr, y, {.activation = fused});
+  y = y.view(Shape(out));
+  if (needs_recording({x, kernel, bias})) {
+    record("linear", {x, kernel, bias}, {&y},
+           [x2, kernel, bias, fused, yd = detached(y)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+             Tensor g = detail::activation_grad_from_output(fused, {}, yd, gs[0]);
+             g = g.view(Shape{x2.dim(0), kernel.dim(1)});
+             Tensor dx = matmul(g, kernel, {.transpose_b = true});
+             Tensor dk = matmul(x2, g, {.transpose_a = true});
+             Tensor db = bias.defined() ? sum(g, {0}) : Tensor();
+             std::vector<int64_t> xs = yd.shape().dims();
+             xs.back() = kernel.dim(0);
+             return {dx.view(Shape(xs)), dk, db};
+           });
+  }
+  if (fused != activation) y = unary(activation, y);
+  return y;
+}
+
+namespace {
+
+struct ConvPlan {
+  ConvAttrs attrs;
+  Tensor x4, w4;      // 4-d views (N, H, W, C) and (kh, kw, ci, co)
+  Shape y4, out;      // 4-d output shape and the shape returned to the caller
+};
+
+std::array<int64_t, 2> spatial(const char* op, const std::vector<int64_t>& v, size_t n, const char* what) {
+  KCPP_CHECK(v.size() == 1 || v.size() == n, ValueError, "{}: expected {} to have 1 or {} values, received {}",
+             op, what, n, v.size());
+  for (int64_t s : v) KCPP_CHECK(s >= 1, ValueError, "{}: {} must be >= 1, received {}", op, what, s);
+  if (n == 1) return {1, v[0]};
+  return {v[0], v.size() == 2 ? v[1] : v[0]};
+}
+
+// Output size and explicit pads of one spatial axis, as Keras (TensorFlow) computes them.
+void axis_geometry(const char* op, const std::string& padding, int64_t in, int64_t k, int64_t s, int64_t d,
+                   int64_t& out, int64_t& pb, int64_t& pe, const Shape& x_shape) {
+  const int64_t eff = (k - 1) * d + 1;
+  if (padding == "valid") {
+    KCPP_CHECK(in >= eff, ShapeError,
+               "{}: the input is smaller than the kernel: input shape {}, kernel extent {} (dilated)", op,
+               x_shape.to_string(), eff);
+    out = (in - eff) / s + 1;
+    pb = pe = 0;
+  } else if (padding == "same") {
+    out = (in + s - 1) / s;
+    const int64_t total = std::max<int64_t>((out - 1) * s + eff - in, 0);
+    pb = total / 2;
+    pe = total - pb;
+  } else {
+    throw ValueError(fmt::format("{}: expected padding 'valid' or 'same', received '{}'", op, padding));
+  }
+}
+
+ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const ConvOptions& o,
+                   bool transposed) {
+  detail::check_float(op, x, "the input");
+  detail::check_float(op, kernel, "the kernel");
+  KCPP_CHECK(x.rank() == 3 || x.rank() == 4, ShapeError,
+             "{}: expected an input of rank 3 (N, W, C) or 4 (N, H, W, C), received shape {}", op,
+             x.shape().to_string());
+  KCPP_CHECK(kernel.rank() == x.rank(), ShapeError,
+             "{}: expected a kernel of rank {} for input shape {}, received kernel shape {}", op, x.rank(),
+             x.shape().to_string(), kernel.shape().to_string());
+  const size_t n = x.rank() - 2;
+  ConvPlan p;
+  p.attrs.strides = spatial(op, o.strides, n, "strides");
+  p.attrs.dilations = spatial(op, o.dilation_rate, n, "dilation_rate");
+  p.attrs.groups = o.groups;
+  KCPP_CHECK(o.groups >= 1, ValueError, "{}: groups must be >= 1, received {}", op, o.groups);
+  if (n == 1) {
+    p.x4 = x.view(Shape{x.dim(0), 1, x.dim(1), x.dim(2)});
+    p.w4 = kernel.view(Shape{1, kernel.dim(0), kernel.dim(1), kernel.dim(2)});
+  } else {
+    p.x4 = x;
+    p.w4 = kernel;
+  }
+  const int64_t c = p.x4.dim(3);
+  const int64_t kin = transposed ? p.w4.dim(3) : p.w4.dim(2);
+  const int64_t filters = transposed ? p.w4.dim(2) : p.w4.dim(3);
+  KCPP_CHECK(c % o.groups == 0 && filters % o.groups == 0, ValueError,
+             "{}: input channels {} and filters {} must both be divisible by groups {}", op, c, filters, o.groups);
+  KCPP_CHECK(kin * (transposed ? 1 : o.groups) == c, ShapeError,
+             "{}: expected a kernel for {} input channels{}, received input shape {} and kernel shape {}", op, c,
+             o.groups > 1 ? fmt::format(" in {} groups", o.groups) : "", x.shape().to_string(),
+             kernel.shape().to_string());
+  int64_t oh = 0, ow = 0;
+  for (int i = 0; i < 2; ++i) {
+    const int64_t in = p.x4.dim(1 + i), k = p.w4.dim(i);
+    int64_t out, pb, pe;
+    if (!transposed) {
+      axis_geometry(op, o.padding, in, k, p.attrs.strides[i], p.attrs.dilations[i], out, pb, pe, x.shape());
+    } else {
+      const int64_t s = p.attrs.strides[i], eff = (k - 1) * p.attrs.dilations[i] + 1;
+      if (o.padding == "valid") {
+        out = (in - 1) * s + eff;
+        pb = pe = 0;
+      } else if (o.padding == "same") {
+        out = in * s;
+        const int64_t total = (in - 1) * s + eff - out;
+        KCPP_CHECK(total >= 0, NotImplementedError,
+                   "{}: padding 'same' with strides {} larger than the kernel extent {} is not supported", op, s, eff);
+        pb = total / 2;
+        pe = total - pb;
+      } else {
+        throw ValueError(fmt::format("{}: expected padding 'valid' or 'same', received '{}'", op, o.padding));
+      }
+    }
+    p.attrs.pad_begin[i] = pb;
+    p.attrs.pad_end[i] = pe;
+    (i == 0 ? oh : ow) = out;
+  }
+  p.y4 = Shape{p.x4.dim(0), oh, ow, filters};
+  p.out = n == 1 ? Shape{x.dim(0), ow, filters} : p.y4;
+  return p;
+}
+
+Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Tensor& bias,
+                 const ConvOptions& o, bool transposed) {
+  ConvPlan p = plan_conv(op, x, kernel, o, transposed);
+  Backend& be = detail::common_backend(op, {&x, &kernel, &bias});
+  if (bias.defined()) {
+    detail::check_float(op, bias, "the bias");
+    KCPP_CHECK(bias.rank() == 1 && bias.dim(0) == p.y4[3], ShapeError, "{}: expected a bias of shape ({},), received {}",
+               op, p.y4[3], bias.shape().to_string());
+  }
+  const UnaryOp fused = can_fuse(o.activation) ? o.activation : UnaryOp::identity;
+  p.attrs.activation = fused;
+  Tensor y = Tensor::empty(p.y4, x.dtype(), &be);
+  const Tensor* b = bias.defined() ? &bias : nullptr;
+  if (transposed)
+    be.conv_transpose_forward(p.x4, p.w4, b, y, p.attrs);
+  else
+    be.conv_forward(p.x4, p.w4, b, y, p.attrs);
+  y = y.view(p.out);
+  if (needs_recording({x, kernel, bias})) {
+    record(op, {x, kernel, bias}, {&y},
+           [p, bias, transposed, fused, yd = detached(y)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+             Tensor g = detail::activation_grad_from_output(fused, {}, yd, gs[0]);
+             g = g.view(p.y4);
+             Backend& be2 = *g.backend();
+             Tensor dx = Tensor::empty(p.x4.shape(), g.dtype(), &be2);
+             Tensor dw = Tensor::empty(p.w4.shape(), g.dtype(), &be2);
+             Tensor db = bias.defined() ? Tensor::empty(bias.shape(), g.dtype(), &be2) : Tensor();
+             if (transposed) {
+               be2.conv_transpose_backward_data(g, p.w4, dx, p.attrs);
+               be2.conv_transpose_backward_weights(g, p.x4, dw, db.defined() ? &db : nullptr, p.attrs);
+             } else {
+               be2.conv_backward_data(g, p.w4, dx, p.attrs);
+               be2.conv_backward_weights(g, p.x4, dw, db.defined() ? &db : nullptr, p.attrs);
+             }
+             return {dx.view(gs[0].rank() == 3 ? Shape{p.x4.dim(0), p.x4.dim(2), p.x4.dim(3)} : p.x4.shape()),
+                     dw.view(gs[0].rank() == 3 ? Shape{p.w4.dim(1), p.w4.dim(2), p.w4.dim(3)} : p.w4.shape()),
+                     db};
+           });
+  }
+  if (fused != o.activation) y = unary(o.activation, y);
+  return y;
+}
+
+}  // namespace
+
+Tensor conv(const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& options) {
+  return conv_impl("conv", x, kernel, bias, options, false);
+}
+
+Tensor depthwise_conv(const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& options) {
+  detail::check_float("depthwise_conv", x, "the input");
+  detail::check_float("depthwise_conv", kernel, "the kernel");
+  KCPP_CHECK(kernel.rank() == x.rank() && kernel.dim(-2) == x.dim(-1), ShapeError,
+             "depthwise_conv: expected a kernel (..., {}, depth_multiplier) for input shape {}, received {}",
+             x.dim(-1), x.shape().to_string(), kernel.shape().to_string());
+  // (kh, kw, C, M) has the memory layout of a grouped kernel (kh, kw, 1, C * M) with C groups.
+  std::vector<int64_t> k = kernel.shape().dims();
+  k[k.size() - 1] *= k[k.size() - 2];
+  k[k.size() - 2] = 1;
+  ConvOptions o = options;
+  o.groups = x.dim(-1);
+  return conv_impl("depthwise_conv", x, reshape(kernel, k), bias, o, false);
+}
+
+Tensor conv_transpose(const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& options) {
+  KCPP_CHECK(options.groups == 1, NotImplementedError, "conv_transpose: groups > 1 is not supported");
+  return conv_impl("conv_transpose", x, kernel, bias, options, true);
+}
+
+namespace {
+Tensor pool_impl(PoolMode mode, const Tensor& x, const PoolOptions& o) {
+  const char* op = mode == PoolMode::max ? "max_pool" : "average_pool";
+  detail::check_float(op, x, "the input");
+  KCPP_CHECK(x.rank() == 3 || x.rank() == 4, ShapeError,
+             "{}: expected an input of rank 3 (N, W, C) or 4 (N, H, W, C), received shape {}", op,
+             x.shape().to_string());
+  const size_t n = x.rank() - 2;
+  PoolAttrs attrs;
+  attrs.mode = mode;
+  attrs.window = spatial(op, o.pool_size, n, "pool_size");
+  attrs.strides = o.strides.empty() ? attrs.window : spatial(op, o.strides, n, "strides");
+  const Tensor x4 = n == 1 ? x.view(Shape{x.dim(0), 1, x.dim(1), x.dim(2)}) : x;
+  int64_t out[2];
+  for (int i = 0; i < 2; ++i)
+    axis_geometry(op, o.padding, x4.dim(1 + i), attrs.window[i], attrs.strides[i], 1, out[i],
+                  attrs.pad_begin[i], attrs.pad_end[i], x.shape());
+  const Shape y4{x4.dim(0), out[0], out[1], x4.dim(3)};
+  Backend& be = *x.backend();
+  Tensor y = Tensor::empty(y4, x.dtype(), &be);
+  const bool rec = needs_recording({x});
+  Tensor ws;
+  if (rec && mode == PoolMode::max)
+    ws = Tensor::empty(Shape{static_cast<int64_t>(be.pool_workspace_bytes(x4, y, attrs))}, DType::uint8, &be);
+  be.pool_forward(x4, y, ws.defined() ? &ws : nullptr, attrs);
+  y = y.view(n == 1 ? Shape{x.dim(0), out[1], x.dim(2)} : y4);
+  if (rec) {
+    record(op, {x}, {&y}, [x4, ws, attrs, y4](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+      Tensor dx = Tensor::empty(x4.shape(), gs[0].dtype(), gs[0].backend());
+      gs[0].backend()->pool_backward(gs[0].view(y4), x4, ws.defined() ? &ws : nullptr, dx, attrs);
+      return {gs[0].rank() == 3 ? dx.view(Shape{x4.dim(0), x4.dim(2), x4.dim(3)}) : dx};
+    });
+  }
+  return y;
+}
+}  // namespace
+
+Tensor max_pool(const Tensor& x, const PoolOptions& options) { return pool_impl(PoolMode::max, x, options); }
+Tensor average_pool(const Tensor& x, const PoolOptions& options) {
+  return pool_impl(PoolMode::average, x, options);
+}
+
+namespace {
+void check_bn(const char* op, const Tensor& x, std::initializer_list<const Tensor*> params) {
+  detail::check_float(op, x, "the input");
+  KCPP_CHECK(x.rank() >= 2, ShapeError, "{}: expected an input of rank >= 2, received shape {}", op,
+             x.shape().to_string());
+  for (const Tensor* p : params) {
+    detail::check_float(op, *p, "a parameter");
+    KCPP_CHECK(p->rank() == 1 && p->dim(0) == x.dim(-1), ShapeError,
+               "{}: expected parameters of shape ({},) for input shape {}, received {}", op, x.dim(-1),
+               x.shape().to_string(), p->shape().to_string());
+  }
+  for (const Tensor* p : params) detail::common_backend(op, {&x, p});
+}
+}  // namespace
+
+BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon) {
+  check_bn("batch_norm_training", x, {&gamma, &beta});
+  KCPP_CHECK(x.num_elements() > 0, ValueError, "batch_norm_training: received an empty input {}", x.shape().to_string());
+  const int64_t c = x.dim(-1);
+  const Tensor x2 = x.view(Shape{x.num_elements() / c, c});
+  Backend& be = *x.backend();
+  BatchNormResult r;
+  r.mean = Tensor::empty(Shape{c}, DType::float32, &be);
+  r.variance = Tensor::empty(Shape{c}, DType::float32, &be);
+  Tensor y2 = Tensor::empty(x2.shape(), DType::float32, &be);
+  be.batch_norm_forward(x2, gamma, beta, r.mean, r.variance, y2, epsilon, true);
+  r.y = y2.view(x.shape());
+  if (needs_recording({x, gamma, beta})) {
+    record("batch_norm", {x, gamma, beta}, {&r.y},
+           [x2, gamma, mean = r.mean, var = r.variance, epsilon, shape = x.shape()](
+               const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+             Backend& b = *gs[0].backend();
+             Tensor dx = Tensor::empty(x2.shape(), DType::float32, &b);
+             Tensor dgamma = Tensor::empty(gamma.shape(), DType::float32, &b);
+             Tensor dbeta = Tensor::empty(gamma.shape(), DType::float32, &b);
+             b.batch_norm_backward(gs[0].view(x2.shape()), x2, gamma, mean, var, dx, dgamma, dbeta, epsilon);
+             return {dx.view(shape), dgamma, dbeta};
+           });
+  }
+  return r;
+}
+
+Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                            const Tensor& variance, float epsilon) {
+  check_bn("batch_norm_inference", x, {&gamma, &beta, &mean, &variance});
+  if (needs_recording({x, gamma, beta})) {
+    // Differentiable composition (fine-tuning through a frozen layer needs dx).
+    Tensor inv = rsqrt(variance + epsilon);
+    return (x - mean) * (inv * gamma) + beta;
+  }
+  const int64_t c = x.dim(-1);
+  const Tensor x2 = x.view(Shape{x.num_elements() / std::max<int64_t>(c, 1), c});
+  Tensor y2 = Tensor::empty(x2.shape(), DType::float32, x.backend());
+  Tensor m = mean, v = variance;
+  x.backend()->batch_norm_forward(x2, gamma, beta, m, v, y2, epsilon, false);
+  return y2.view(x.shape());
+}
+
+namespace {
+Tensor softmax_impl(const Tensor& x, int64_t axis, bool log) {
+  const char* op = log ? "log_softmax" : "softmax";
+  detail::check_float(op, x, "the input");
+  KCPP_CHECK(x.rank() >= 1, ShapeError, "{}: expected a tensor of rank >= 1, received a scalar", op);
+  const size_t a = x.shape().normalize_axis(axis);
+  if (a != x.rank() - 1) {
+    std::vector<int64_t> perm;
+    for (size_t i = 0; i < x.rank(); ++i) perm.push_back(static_cast<int64_t>(i));
+    std::swap(perm[a], perm.back());
+    return transpose(softmax_impl(transpose(x, perm), -1, log), perm);
+  }
+  const int64_t c = x.dim(-1);
+  Tensor y = Tensor::empty(x.shape(), DType::float32, x.backend());
+  if (x.num_elements() > 0)
+    x.backend()->softmax(x.view(Shape{x.num_elements() / c, c}), y, log);
+  if (needs_recording({x})) {
+    record(op, {x}, {&y}, [log, yd = detached(y)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+      const Tensor& g = gs[0];
+      if (log) return {g - exp(yd) * sum(g, {-1}, true)};
+      return {yd * (g - sum(g * yd, {-1}, true))};
+    });
+  }
+  return y;
+}
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t axis) { return softmax_impl(x, axis, false); }
+Tensor log_softmax(const Tensor& x, int64_t axis) { return softmax_impl(x, axis, true); }
+
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse) {
+  const char* op = "softmax_cross_entropy";
+  detail::check_float(op, logits, "the logits");
+  detail::check_defined(op, labels, "the labels");
+  detail::check_rank(op, logits, "the logits", 2);
+  detail::common_backend(op, {&logits, &labels});
+  if (sparse) {
+    KCPP_CHECK(labels.dtype() == DType::int32 || labels.dtype() == DType::int64, TypeError,
+               "{}: expected int32 or int64 class ids, received dtype {}", op, dtype_name(labels.dtype()));
+    KCPP_CHECK(labels.rank() == 1 && labels.dim(0) == logits.dim(0), ShapeError,
+               "{}: expected labels of shape ({},) for logits {}, received {}", op, logits.dim(0),
+               logits.shape().to_string(), labels.shape().to_string());
+  } else {
+    detail::check_float(op, labels, "the labels");
+    KCPP_CHECK(labels.shape() == logits.shape(), ShapeError,
+               "{}: expected labels of shape {} (the logits' shape), received {}", op,
+               logits.shape().to_string(), labels.shape().to_string());
+  }
+  Backend& be = *logits.backend();
+  Tensor loss = Tensor::empty(Shape{logits.dim(0)}, DType::float32, &be);
+  const bool rec = needs_recording({logits, labels});
+  Tensor dlogits = rec ? Tensor::empty(logits.shape(), DType::float32, &be) : Tensor();
+  be.softmax_cross_entropy(logits, labels, sparse, loss, rec ? &dlogits : nullptr);
+  if (rec) {
+    record(op, {logits, labels}, {&loss}, [dlogits, logits, sparse](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+      const Tensor g = expand_dims(gs[0], -1);
+      // d loss / d target_k = -log_softmax(logits)_k, for soft targets that are themselves computed.
+      return {dlogits * g, sparse ? Tensor() : negative(log_softmax(logits)) * g};
+    });
+  }
+  return loss;
+}
+
+Tensor embedding(const Tensor& table, const Tensor& ids) {
+  const char* op = "embedding";
+  detail::check_float(op, table, "the table");
+  detail::check_rank(op, table, "the table", 2);
+  detail::check_defined(op, ids, "the ids");
+  detail::common_backend(op, {&table, &ids});
+  KCPP_CHECK(ids.dtype() == DType::int32 || ids.dtype() == DType::int64, TypeError,
+             "{}: expected int32 or int64 ids, received dtype {}", op, dtype_name(ids.dtype()));
+  std::vector<int64_t> out = ids.shape().dims();
+  out.push_back(table.dim(1));
+  Tensor y = Tensor::empty(Shape{ids.num_elements(), table.dim(1)}, DType::float32, table.backend());
+  const Tensor flat = ids.view(Shape{ids.num_elements()});
+  table.backend()->embedding_forward(table, flat, y);
+  y = y.view(Shape(out));
+  if (needs_recording({table})) {
+    record(op, {table, ids}, {&y}, [flat, tshape = table.shape()](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+      Tensor dtable = Tensor::empty(tshape, DType::float32, gs[0].backend());
+      gs[0].backend()->embedding_backward(gs[0].view(Shape{flat.dim(0), tshape[1]}), flat, dtable);
+      return {dtable, Tensor()};
+    });
+  }
+  return y;
+}
+
+}  // namespace keras::ops

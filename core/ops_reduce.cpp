@@ -1,0 +1,130 @@
+// Reductions and their gradient rules.
+#include <algorithm>
+
+#include "core/ops_util.h"
+
+namespace keras::ops {
+using keras::detail::needs_recording;
+using keras::detail::record;
+
+namespace {
+
+struct Plan {
+  std::vector<int64_t> axes;   // sorted, unique, non-negative
+  Shape kept;                  // x's shape with reduced axes set to 1
+  Shape out;                   // the result's shape (keepdims or not)
+  int64_t count = 1;           // elements reduced into each output
+};
+
+Plan plan_reduction(const char* op, const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
+  Plan p;
+  if (axes.empty())
+    for (size_t i = 0; i < x.rank(); ++i) axes.push_back(static_cast<int64_t>(i));
+  for (int64_t a : axes) {
+    try {
+      p.axes.push_back(static_cast<int64_t>(x.shape().normalize_axis(a)));
+    } catch (const ValueError& e) {
+      throw ValueError(fmt::format("{}: {}", op, e.what()));
+    }
+  }
+  std::sort(p.axes.begin(), p.axes.end());
+  KCPP_CHECK(std::adjacent_find(p.axes.begin(), p.axes.end()) == p.axes.end(), ValueError,
+             "{}: repeated axis in {}", op, fmt::join(axes, ", "));
+  std::vector<int64_t> kept = x.shape().dims(), out;
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const bool reduced = std::binary_search(p.axes.begin(), p.axes.end(), static_cast<int64_t>(i));
+    if (reduced) {
+      p.count *= kept[i];
+      kept[i] = 1;
+    }
+    if (!reduced || keepdims) out.push_back(kept[i]);
+  }
+  p.kept = Shape(kept);
+  p.out = Shape(out);
+  return p;
+}
+
+Tensor reduce_impl(ReduceOp op, const char* name, const Tensor& x, std::vector<int64_t> axes,
+                   bool keepdims) {
+  detail::check_defined(name, x, "the input");
+  KCPP_CHECK(x.dtype() != DType::bool_, TypeError, "{}: cannot reduce a bool tensor; cast it first", name);
+  const Plan p = plan_reduction(name, x, std::move(axes), keepdims);
+  KCPP_CHECK(x.num_elements() > 0 || op == ReduceOp::sum || op == ReduceOp::prod, ValueError,
+             "{}: cannot reduce an empty tensor of shape {}", name, x.shape().to_string());
+  Tensor y = Tensor::empty(p.kept, x.dtype(), x.backend());
+  x.backend()->reduce(op, x, p.axes, y);
+  Tensor kept_y = y;
+  y = y.view(p.out);
+  if (!needs_recording({x})) return y;
+  record(name, {x}, {&y}, [op, x, kept_y = kept_y.view(p.kept), p](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+    Tensor g = reshape(gs[0], p.kept.dims());
+    switch (op) {
+      case ReduceOp::sum: return {broadcast_to(g, x.shape())};
+      case ReduceOp::mean: return {broadcast_to(g * (1.f / static_cast<float>(p.count)), x.shape())};
+      case ReduceOp::prod: return {g * kept_y / x};
+      case ReduceOp::max:
+      case ReduceOp::min: {
+        // Ties share the gradient equally, as TensorFlow does.
+        Tensor hit = cast(equal(x, kept_y), x.dtype());
+        Tensor ties = sum(hit, p.axes, true);
+        return {hit * (g / ties)};
+      }
+    }
+    return {Tensor()};
+  });
+  return y;
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
+  return reduce_impl(ReduceOp::sum, "sum", x, std::move(axes), keepdims);
+}
+Tensor mean(const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
+  return reduce_impl(ReduceOp::mean, "mean", x, std::move(axes), keepdims);
+}
+Tensor max(const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
+  return reduce_impl(ReduceOp::max, "max", x, std::move(axes), keepdims);
+}
+Tensor min(const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
+  return reduce_impl(ReduceOp::min, "min", x, std::move(axes), keepdims);
+}
+Tensor prod(const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
+  return reduce_impl(ReduceOp::prod, "prod", x, std::move(axes), keepdims);
+}
+
+Tensor var(const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
+  detail::check_float("var", x, "the input");
+  const Plan p = plan_reduction("var", x, std::move(axes), keepdims);
+  KCPP_CHECK(x.num_elements() > 0, ValueError, "var: cannot reduce an empty tensor of shape {}",
+             x.shape().to_string());
+  Tensor y = Tensor::empty(p.kept, x.dtype(), x.backend());
+  x.backend()->variance(x, p.axes, y);
+  y = y.view(p.out);
+  if (!needs_recording({x})) return y;
+  record("var", {x}, {&y}, [x, p](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+    Tensor g = reshape(gs[0], p.kept.dims());
+    Tensor centered = x - mean(x, p.axes, true);
+    return {centered * g * (2.f / static_cast<float>(p.count))};
+  });
+  return y;
+}
+
+namespace {
+Tensor arg_impl(bool is_max, const Tensor& x, int64_t axis, bool keepdims) {
+  const char* name = is_max ? "argmax" : "argmin";
+  detail::check_defined(name, x, "the input");
+  KCPP_CHECK(x.rank() > 0, ShapeError, "{}: expected a tensor of rank >= 1, received a scalar", name);
+  const Plan p = plan_reduction(name, x, {axis}, keepdims);
+  KCPP_CHECK(x.num_elements() > 0, ValueError, "{}: cannot reduce an empty tensor of shape {}", name,
+             x.shape().to_string());
+  Tensor y = Tensor::empty(p.kept, DType::int64, x.backend());
+  x.backend()->arg_reduce(is_max, x, p.axes[0], y);
+  return y.view(p.out);
+}
+}  // namespace
+
+Tensor argmax(const Tensor& x, int64_t axis, bool keepdims) { return arg_impl(true, x, axis, keepdims); }
+Tensor argmin(const Tensor& x, int64_t axis, bool keepdims) { return arg_impl(false, x, axis, keepdims); }
+
+}  // namespace keras::ops

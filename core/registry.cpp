@@ -1,0 +1,218 @@
+#include "core/registry.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "core/backend_plugin.h"
+#include "core/check.h"
+#include "core/config.h"
+#include "core/logging.h"
+
+#ifndef KERASCPP_PLUGIN_DIR
+#define KERASCPP_PLUGIN_DIR ""
+#endif
+
+namespace fs = std::filesystem;
+
+namespace keras {
+
+Backend::~Backend() = default;
+
+namespace backend {
+namespace {
+
+constexpr const char* kPrefix = "libkerascpp_backend_";
+
+struct Loaded {
+  PluginInfo info;
+  const KerascppBackendDescriptor* descriptor = nullptr;
+  Backend* instance = nullptr;  // created on first use, never destroyed (plugins stay loaded)
+};
+
+struct Registry {
+  std::mutex mutex;
+  std::map<std::string, Loaded> by_path;  // canonical path -> plugin
+  std::atomic<Backend*> default_backend{nullptr};
+};
+
+Registry& registry() {
+  static Registry* r = new Registry();  // never destroyed: tensors may outlive static teardown
+  return *r;
+}
+
+std::string library_folder() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&library_folder), &info) && info.dli_fname)
+    return fs::path(info.dli_fname).parent_path().string();
+  return "";
+}
+
+// Loads one plugin file (once); records why it is unusable instead of throwing.
+Loaded& load(Registry& r, const std::string& file) {
+  std::error_code ec;
+  fs::path canonical = fs::weakly_canonical(file, ec);
+  const std::string key = ec ? file : canonical.string();
+  auto it = r.by_path.find(key);
+  if (it != r.by_path.end()) return it->second;
+  Loaded& l = r.by_path[key];
+  l.info.path = key;
+  l.info.name = fs::path(key).filename().string();
+  void* handle = dlopen(key.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    l.info.reason = fmt::format("cannot load: {}", dlerror());
+    return l;
+  }
+  auto entry = reinterpret_cast<KerascppBackendEntryFn>(dlsym(handle, KERASCPP_BACKEND_ENTRY_POINT));
+  if (!entry) {
+    l.info.reason = fmt::format("missing entry point '{}'", KERASCPP_BACKEND_ENTRY_POINT);
+    return l;
+  }
+  const KerascppBackendDescriptor* d = entry();
+  if (!d) {
+    l.info.reason = "entry point returned no descriptor";
+    return l;
+  }
+  if (d->name) l.info.name = d->name;
+  if (d->abi_version != KERASCPP_BACKEND_ABI_VERSION) {
+    l.info.reason = fmt::format("ABI version {}, expected {}", d->abi_version,
+                                KERASCPP_BACKEND_ABI_VERSION);
+    return l;
+  }
+  if (!d->name || !d->score || !d->create) {
+    l.info.reason = "incomplete descriptor (name, score or create missing)";
+    return l;
+  }
+  char why[512] = {0};
+  l.info.score = d->score(why, sizeof why);
+  if (l.info.score <= 0) {
+    l.info.score = 0;
+    l.info.reason = why[0] ? why : "cannot run on this machine";
+  }
+  l.descriptor = d;
+  return l;
+}
+
+std::vector<std::string> plugin_files(const std::string& folder) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(kPrefix, 0) == 0 && entry.path().extension() == ".so")
+      files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::vector<Loaded*> scan(Registry& r) {
+  std::vector<Loaded*> found;
+  for (const auto& folder : plugin_search_path())
+    for (const auto& file : plugin_files(folder)) {
+      Loaded* l = &load(r, file);
+      if (std::find(found.begin(), found.end(), l) == found.end()) found.push_back(l);
+    }
+  return found;
+}
+
+std::string describe(const std::vector<Loaded*>& plugins) {
+  if (plugins.empty())
+    return fmt::format("none (searched: {})", fmt::join(plugin_search_path(), ", "));
+  std::vector<std::string> parts;
+  for (const Loaded* l : plugins)
+    parts.push_back(l->info.reason.empty()
+                        ? fmt::format("{} (score {})", l->info.name, l->info.score)
+                        : fmt::format("{} (unusable: {})", l->info.name, l->info.reason));
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+Backend& instantiate(Loaded& l) {
+  if (!l.instance) {
+    l.instance = l.descriptor->create();
+    KCPP_CHECK(l.instance, BackendError, "backend plugin {} failed to create its backend", l.info.path);
+  }
+  return *l.instance;
+}
+
+Backend& select(Registry& r, const std::string& choice) {
+  const bool is_path = choice.find('/') != std::string::npos || fs::path(choice).extension() == ".so";
+  if (is_path) {
+    Loaded& l = load(r, choice);
+    KCPP_CHECK(l.info.reason.empty(), BackendError, "KERASCPP_BACKEND='{}': plugin {} is unusable: {}",
+               choice, l.info.path, l.info.reason);
+    return instantiate(l);
+  }
+  std::vector<Loaded*> plugins = scan(r);
+  for (const Loaded* l : plugins)
+    if (!l->info.reason.empty())
+      detail::log_debug(fmt::format("backend candidate {} rejected: {}", l->info.path, l->info.reason));
+  if (choice == "auto") {
+    Loaded* best = nullptr;
+    for (Loaded* l : plugins)
+      if (l->info.reason.empty() && (!best || l->info.score > best->info.score)) best = l;
+    KCPP_CHECK(best, BackendError, "KERASCPP_BACKEND=auto: no usable backend; found: {}",
+               describe(plugins));
+    return instantiate(*best);
+  }
+  for (Loaded* l : plugins)
+    if (l->info.name == choice) {
+      KCPP_CHECK(l->info.reason.empty(), BackendError,
+                 "KERASCPP_BACKEND='{}': backend '{}' cannot run here: {}; available: {}", choice,
+                 choice, l->info.reason, describe(plugins));
+      return instantiate(*l);
+    }
+  throw BackendError(fmt::format(
+      "KERASCPP_BACKEND='{}': no backend named '{}'; expected 'auto', a plugin path, or one of: {}",
+      choice, choice, describe(plugins)));
+}
+
+}  // namespace
+
+std::vector<std::string> plugin_search_path() {
+  std::vector<std::string> folders = config().backend_path;
+  if (std::string(KERASCPP_PLUGIN_DIR).size()) folders.push_back(KERASCPP_PLUGIN_DIR);
+  const std::string own = library_folder();
+  if (!own.empty()) folders.push_back(own);
+  return folders;
+}
+
+std::vector<PluginInfo> available_backends() {
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  std::vector<PluginInfo> out;
+  for (const Loaded* l : scan(r)) out.push_back(l->info);
+  return out;
+}
+
+Backend& get_backend(const std::string& choice) {
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  return select(r, choice);
+}
+
+void set_default_backend(const std::string& choice) {
+  Backend& b = get_backend(choice);
+  auto& r = registry();
+  r.default_backend.store(&b, std::memory_order_release);
+  detail::log_info(fmt::format("using backend '{}' on {}", b.name(), b.device().to_string()));
+}
+
+std::string backend_name() { return default_backend().name(); }
+
+}  // namespace backend
+
+Backend& default_backend() {
+  auto& r = backend::registry();
+  if (Backend* b = r.default_backend.load(std::memory_order_acquire)) return *b;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (!backend::registry().default_backend.load()) backend::set_default_backend(config().backend);
+  });
+  return *r.default_backend.load();
+}
+
+}  // namespace keras

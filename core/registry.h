@@ -1,0 +1,35 @@
+#pragma once
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "export.h"
+
+namespace keras::backend {
+
+/// One plugin the registry found, usable or not.
+struct PluginInfo {
+  std::string name;    // descriptor name, or the file name when it could not be read
+  std::string path;    // the library file
+  int score = 0;       // 0: cannot run here
+  std::string reason;  // why it cannot run or could not load; empty when usable
+};
+
+/// Folders searched for plugins, in order: KERASCPP_BACKEND_PATH, the installed plugin folder,
+/// the folder of libkerascpp.so.
+KERASCPP_API std::vector<std::string> plugin_search_path();
+
+/// Every plugin in the search path, with its score or the reason it was rejected.
+KERASCPP_API std::vector<PluginInfo> available_backends();
+
+/// A backend by choice: "auto" (the highest score), a name ("cpu", "cuda") or a plugin path.
+/// Throws BackendError naming the choice and what is available when it cannot be had.
+KERASCPP_API Backend& get_backend(const std::string& choice);
+
+/// Makes `choice` the default backend for new tensors (KERASCPP_BACKEND does this at start-up).
+KERASCPP_API void set_default_backend(const std::string& choice);
+
+/// The default backend's name.
+KERASCPP_API std::string backend_name();
+
+}  // namespace keras::backend

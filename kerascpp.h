@@ -1,0 +1,16 @@
+#pragma once
+/// kerascpp: Keras in C++. Include this one header.
+#include "core/autograd.h"
+#include "core/backend.h"
+#include "core/config.h"
+#include "core/device.h"
+#include "core/dtype.h"
+#include "core/errors.h"
+#include "core/logging.h"
+#include "core/ops.h"
+#include "core/random.h"
+#include "core/registry.h"
+#include "core/scalar.h"
+#include "core/shape.h"
+#include "core/tensor.h"
+#include "core/variable.h"

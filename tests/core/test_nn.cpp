@@ -1,0 +1,284 @@
+#include <cmath>
+
+#include "tests/support/test_support.h"
+
+using namespace keras;
+
+namespace {
+
+std::vector<float> naive_matmul(const std::vector<float>& a, const std::vector<float>& b, int m, int k, int n,
+                                bool ta, bool tb) {
+  std::vector<float> y(static_cast<size_t>(m * n));
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      double s = 0;
+      for (int p = 0; p < k; ++p)
+        s += a[static_cast<size_t>(ta ? p * m + i : i * k + p)] * b[static_cast<size_t>(tb ? j * k + p : p * n + j)];
+      y[static_cast<size_t>(i * n + j)] = static_cast<float>(s);
+    }
+  return y;
+}
+
+struct Geometry {
+  int64_t out, pad_before;
+};
+// TensorFlow's documented rule for "same": out = ceil(in / s), total padding split with the extra at the end.
+Geometry geometry(const std::string& padding, int64_t in, int64_t k, int64_t s, int64_t d) {
+  const int64_t eff = (k - 1) * d + 1;
+  if (padding == "valid") return {(in - eff) / s + 1, 0};
+  const int64_t out = (in + s - 1) / s;
+  return {out, std::max<int64_t>((out - 1) * s + eff - in, 0) / 2};
+}
+
+// NHWC input, Keras kernel (kh, kw, C / groups, F).
+std::vector<float> naive_conv(const Tensor& xt, const Tensor& wt, const std::vector<float>& bias, int64_t sh,
+                              int64_t sw, int64_t dh, int64_t dw, const std::string& padding, int64_t groups,
+                              Shape& out_shape) {
+  const auto x = xt.to_vector<float>(), w = wt.to_vector<float>();
+  const int64_t n = xt.dim(0), h = xt.dim(1), wd = xt.dim(2), c = xt.dim(3);
+  const int64_t kh = wt.dim(0), kw = wt.dim(1), cg = wt.dim(2), f = wt.dim(3), fg = f / groups;
+  const auto gh = geometry(padding, h, kh, sh, dh), gw = geometry(padding, wd, kw, sw, dw);
+  out_shape = Shape{n, gh.out, gw.out, f};
+  std::vector<float> y(static_cast<size_t>(out_shape.num_elements()));
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t oy = 0; oy < gh.out; ++oy)
+      for (int64_t ox = 0; ox < gw.out; ++ox)
+        for (int64_t o = 0; o < f; ++o) {
+          double s = bias.empty() ? 0 : bias[static_cast<size_t>(o)];
+          const int64_t g = o / fg;
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) {
+              const int64_t iy = oy * sh - gh.pad_before + i * dh, ix = ox * sw - gw.pad_before + j * dw;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+              for (int64_t ci = 0; ci < cg; ++ci)
+                s += x[static_cast<size_t>(((b * h + iy) * wd + ix) * c + g * cg + ci)] *
+                     w[static_cast<size_t>(((i * kw + j) * cg + ci) * f + o)];
+            }
+          y[static_cast<size_t>(((b * gh.out + oy) * gw.out + ox) * f + o)] = static_cast<float>(s);
+        }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("matmul matches a naive product with transposes, batches, bias and activation", "[cpu][ops]") {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      INFO("transpose_a " << ta << " transpose_b " << tb);
+      const int m = 5, k = 7, n = 3;
+      const Tensor a = kt::random_tensor(ta ? Shape{k, m} : Shape{m, k}, 1);
+      const Tensor b = kt::random_tensor(tb ? Shape{n, k} : Shape{k, n}, 2);
+      const Tensor y = ops::matmul(a, b, {.transpose_a = ta, .transpose_b = tb});
+      REQUIRE(y.shape() == Shape{m, n});
+      kt::require_close(y.to_vector<float>(), naive_matmul(a.to_vector<float>(), b.to_vector<float>(), m, k, n, ta, tb));
+    }
+  // Batched with broadcasting: (2, 1, 4, 3) @ (5, 3, 2) -> (2, 5, 4, 2).
+  const Tensor a = kt::random_tensor(Shape{2, 1, 4, 3}, 3), b = kt::random_tensor(Shape{5, 3, 2}, 4);
+  const Tensor y = ops::matmul(a, b);
+  REQUIRE(y.shape() == Shape{2, 5, 4, 2});
+  const auto av = a.to_vector<float>(), bv = b.to_vector<float>(), yv = y.to_vector<float>();
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 5; ++j) {
+      const std::vector<float> ai(av.begin() + i * 12, av.begin() + i * 12 + 12), bj(bv.begin() + j * 6, bv.begin() + j * 6 + 6);
+      const std::vector<float> yij(yv.begin() + (i * 5 + j) * 8, yv.begin() + (i * 5 + j) * 8 + 8);
+      kt::require_close(yij, naive_matmul(ai, bj, 4, 3, 2, false, false));
+    }
+  // linear fuses bias and relu.
+  const Tensor x = kt::random_tensor(Shape{1, 6}, 5), kern = kt::random_tensor(Shape{6, 4}, 6);
+  const Tensor bias = kt::random_tensor(Shape{4}, 7);
+  auto expected = naive_matmul(x.to_vector<float>(), kern.to_vector<float>(), 1, 6, 4, false, false);
+  for (size_t j = 0; j < 4; ++j) expected[j] = std::max(0.f, expected[j] + bias.to_vector<float>()[j]);
+  kt::require_close(ops::linear(x, kern, bias, UnaryOp::relu).to_vector<float>(), expected);
+  kt::require_throws_with<ShapeError>([] { ops::matmul(ops::zeros(Shape{32, 4}), ops::zeros(Shape{3, 2})); },
+                                      {"matmul", "(32, 4)", "(3, 2)", "4 vs 3"});
+  kt::require_throws_with<ShapeError>([] { ops::linear(ops::zeros(Shape{2, 100}), ops::zeros(Shape{784, 10}), Tensor()); },
+                                      {"axis -1", "784", "100)"});
+}
+
+TEST_CASE("conv2d matches a naive convolution: strides, dilation, padding, groups, odd sizes", "[cpu][ops]") {
+  struct Case {
+    Shape x, w;
+    int64_t sh, sw, dh, dw;
+    std::string padding;
+    int64_t groups;
+  };
+  const std::vector<Case> cases = {
+      {{2, 7, 6, 3}, {3, 3, 3, 4}, 1, 1, 1, 1, "valid", 1},
+      {{1, 7, 6, 3}, {3, 2, 3, 5}, 2, 1, 1, 1, "same", 1},   // batch 1, non-square kernel
+      {{2, 9, 8, 2}, {3, 3, 2, 3}, 1, 2, 2, 1, "same", 1},   // dilation
+      {{1, 5, 5, 4}, {3, 3, 2, 6}, 2, 2, 1, 1, "same", 2},   // groups
+      {{2, 6, 7, 1}, {5, 1, 1, 2}, 3, 1, 1, 1, "valid", 1},
+  };
+  for (const auto& c : cases) {
+    INFO("x " << c.x.to_string() << " w " << c.w.to_string() << " " << c.padding);
+    const Tensor x = kt::random_tensor(c.x, 1), w = kt::random_tensor(c.w, 2);
+    const Tensor b = kt::random_tensor(Shape{c.w[3]}, 3);
+    Shape expected_shape;
+    const auto expected = naive_conv(x, w, b.to_vector<float>(), c.sh, c.sw, c.dh, c.dw, c.padding, c.groups, expected_shape);
+    const Tensor y = ops::conv(x, w, b, {.strides = {c.sh, c.sw}, .padding = c.padding,
+                                         .dilation_rate = {c.dh, c.dw}, .groups = c.groups});
+    REQUIRE(y.shape() == expected_shape);
+    kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
+  }
+  // Keras' documented example: 5x5 input, 3x3 kernel, stride 2, same -> 3x3.
+  CHECK(ops::conv(ops::ones(Shape{1, 5, 5, 1}), ops::ones(Shape{3, 3, 1, 1}), Tensor(), {.strides = {2}, .padding = "same"})
+            .to_vector<float>() == std::vector<float>{4, 6, 4, 6, 9, 6, 4, 6, 4});
+}
+
+TEST_CASE("conv1d and depthwise conv match the naive convolution", "[cpu][ops]") {
+  const Tensor x = kt::random_tensor(Shape{2, 9, 3}, 4), w = kt::random_tensor(Shape{3, 3, 4}, 5);
+  Shape s;
+  const auto expected = naive_conv(x.view(Shape{2, 1, 9, 3}), w.view(Shape{1, 3, 3, 4}), {}, 1, 2, 1, 1, "same", 1, s);
+  const Tensor y = ops::conv(x, w, Tensor(), {.strides = {2}, .padding = "same"});
+  REQUIRE(y.shape() == Shape{2, 5, 4});
+  kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
+
+  // Depthwise with multiplier 2: output channel c*2+m uses input channel c.
+  const Tensor xd = kt::random_tensor(Shape{1, 5, 5, 3}, 6), kd = kt::random_tensor(Shape{3, 3, 3, 2}, 7);
+  const Tensor yd = ops::depthwise_conv(xd, kd, Tensor(), {.padding = "valid"});
+  REQUIRE(yd.shape() == Shape{1, 3, 3, 6});
+  const auto xv = xd.to_vector<float>(), kv = kd.to_vector<float>(), yv = yd.to_vector<float>();
+  for (int oy = 0; oy < 3; ++oy)
+    for (int ox = 0; ox < 3; ++ox)
+      for (int c = 0; c < 3; ++c)
+        for (int m = 0; m < 2; ++m) {
+          double acc = 0;
+          for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j)
+              acc += xv[static_cast<size_t>(((oy + i) * 5 + ox + j) * 3 + c)] * kv[static_cast<size_t>(((i * 3 + j) * 3 + c) * 2 + m)];
+          CHECK(std::fabs(yv[static_cast<size_t>((oy * 3 + ox) * 6 + c * 2 + m)] - acc) < 1e-4);
+        }
+}
+
+TEST_CASE("conv_transpose matches a naive scatter", "[cpu][ops]") {
+  for (const std::string padding : {"valid", "same"}) {
+    INFO(padding);
+    const int64_t h = 3, w = 4, c = 2, f = 3, k = 3, s = 2;
+    const Tensor x = kt::random_tensor(Shape{1, h, w, c}, 8), kern = kt::random_tensor(Shape{k, k, f, c}, 9);
+    const Tensor y = ops::conv_transpose(x, kern, Tensor(), {.strides = {s}, .padding = padding});
+    const int64_t oh = padding == "valid" ? (h - 1) * s + k : h * s, ow = padding == "valid" ? (w - 1) * s + k : w * s;
+    const int64_t pt = padding == "valid" ? 0 : ((h - 1) * s + k - oh) / 2, pl = padding == "valid" ? 0 : ((w - 1) * s + k - ow) / 2;
+    REQUIRE(y.shape() == Shape{1, oh, ow, f});
+    std::vector<double> ref(static_cast<size_t>(oh * ow * f), 0.0);
+    const auto xv = x.to_vector<float>(), kv = kern.to_vector<float>();
+    for (int64_t iy = 0; iy < h; ++iy)
+      for (int64_t ix = 0; ix < w; ++ix)
+        for (int64_t i = 0; i < k; ++i)
+          for (int64_t j = 0; j < k; ++j) {
+            const int64_t oy = iy * s - pt + i, ox = ix * s - pl + j;
+            if (oy < 0 || oy >= oh || ox < 0 || ox >= ow) continue;
+            for (int64_t o = 0; o < f; ++o)
+              for (int64_t ci = 0; ci < c; ++ci)
+                ref[static_cast<size_t>((oy * ow + ox) * f + o)] +=
+                    xv[static_cast<size_t>((iy * w + ix) * c + ci)] * kv[static_cast<size_t>(((i * k + j) * f + o) * c + ci)];
+          }
+    kt::require_close(y.to_vector<float>(), std::vector<float>(ref.begin(), ref.end()), 1e-4f, 1e-4f);
+  }
+}
+
+TEST_CASE("convolutions refuse mismatched kernels and tiny inputs", "[cpu][ops]") {
+  kt::require_throws_with<ShapeError>([] { ops::conv(ops::zeros(Shape{1, 5, 5, 3}), ops::zeros(Shape{3, 3, 4, 8}), Tensor()); },
+                                      {"conv", "3 input channels", "(1, 5, 5, 3)", "(3, 3, 4, 8)"});
+  kt::require_throws_with<ShapeError>([] { ops::conv(ops::zeros(Shape{1, 2, 2, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor()); },
+                                      {"smaller than the kernel", "(1, 2, 2, 1)"});
+  kt::require_throws_with<ShapeError>([] { ops::conv(ops::zeros(Shape{10}), ops::zeros(Shape{3, 3, 1, 1}), Tensor()); },
+                                      {"rank 3", "or 4", "(10,)"});
+  kt::require_throws_with<ValueError>([] { ops::conv(ops::zeros(Shape{1, 5, 5, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor(), {.padding = "full"}); },
+                                      {"'valid' or 'same'", "'full'"});
+  kt::require_throws_with<ValueError>([] { ops::conv(ops::zeros(Shape{1, 5, 5, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor(), {.strides = {0}}); },
+                                      {"strides must be >= 1"});
+}
+
+TEST_CASE("max and average pooling match naive windows", "[cpu][ops]") {
+  for (const std::string padding : {"valid", "same"}) {
+    INFO(padding);
+    const Tensor x = kt::random_tensor(Shape{2, 5, 7, 3}, 10);
+    const Tensor mx = ops::max_pool(x, {.pool_size = {2, 3}, .strides = {2, 2}, .padding = padding});
+    const Tensor av = ops::average_pool(x, {.pool_size = {2, 3}, .strides = {2, 2}, .padding = padding});
+    const auto gh = geometry(padding, 5, 2, 2, 1), gw = geometry(padding, 7, 3, 2, 1);
+    REQUIRE(mx.shape() == Shape{2, gh.out, gw.out, 3});
+    const auto xv = x.to_vector<float>(), mv = mx.to_vector<float>(), avv = av.to_vector<float>();
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t oy = 0; oy < gh.out; ++oy)
+        for (int64_t ox = 0; ox < gw.out; ++ox)
+          for (int64_t c = 0; c < 3; ++c) {
+            float m = -1e30f;
+            double s = 0;
+            int count = 0;
+            for (int64_t i = 0; i < 2; ++i)
+              for (int64_t j = 0; j < 3; ++j) {
+                const int64_t iy = oy * 2 - gh.pad_before + i, ix = ox * 2 - gw.pad_before + j;
+                if (iy < 0 || iy >= 5 || ix < 0 || ix >= 7) continue;
+                const float v = xv[static_cast<size_t>(((b * 5 + iy) * 7 + ix) * 3 + c)];
+                m = std::max(m, v);
+                s += v;
+                ++count;
+              }
+            const size_t o = static_cast<size_t>(((b * gh.out + oy) * gw.out + ox) * 3 + c);
+            CHECK(mv[o] == m);
+            CHECK(std::fabs(avv[o] - s / count) < 1e-5);
+          }
+  }
+  CHECK(ops::max_pool(kt::random_tensor(Shape{1, 6, 2}, 1)).shape() == Shape{1, 3, 2});  // 1-d
+}
+
+TEST_CASE("batch normalization matches the textbook formula", "[cpu][ops]") {
+  const Tensor x = kt::random_tensor(Shape{4, 3, 2, 5}, 12, -2.f, 3.f);
+  const Tensor gamma = kt::random_tensor(Shape{5}, 13, 0.5f, 1.5f), beta = kt::random_tensor(Shape{5}, 14);
+  const auto r = ops::batch_norm_training(x, gamma, beta, 1e-3f);
+  const auto xv = x.to_vector<float>(), gv = gamma.to_vector<float>(), bv = beta.to_vector<float>();
+  std::vector<double> mean(5, 0), var(5, 0);
+  for (size_t i = 0; i < xv.size(); ++i) mean[i % 5] += xv[i] / 24.0;
+  for (size_t i = 0; i < xv.size(); ++i) var[i % 5] += (xv[i] - mean[i % 5]) * (xv[i] - mean[i % 5]) / 24.0;
+  std::vector<float> expected(xv.size());
+  for (size_t i = 0; i < xv.size(); ++i)
+    expected[i] = static_cast<float>((xv[i] - mean[i % 5]) / std::sqrt(var[i % 5] + 1e-3) * gv[i % 5] + bv[i % 5]);
+  kt::require_close(r.y.to_vector<float>(), expected, 1e-4f, 1e-4f);
+  kt::require_close(r.mean.to_vector<float>(), std::vector<float>(mean.begin(), mean.end()), 1e-5f, 1e-5f);
+  kt::require_close(r.variance.to_vector<float>(), std::vector<float>(var.begin(), var.end()), 1e-5f, 1e-4f);
+  const Tensor inf = ops::batch_norm_inference(x, gamma, beta, r.mean, r.variance, 1e-3f);
+  kt::require_close(inf.to_vector<float>(), expected, 1e-4f, 1e-4f);
+  kt::require_throws_with<ShapeError>([&] { ops::batch_norm_training(x, ops::ones(Shape{4}), beta); },
+                                      {"(5,)", "(4,)"});
+}
+
+TEST_CASE("softmax, log_softmax and fused cross-entropy match direct formulas", "[cpu][ops]") {
+  const Tensor z = kt::random_tensor(Shape{3, 4}, 15, -5.f, 5.f);
+  const auto zv = z.to_vector<float>();
+  std::vector<float> sm(12), lsm(12);
+  for (int i = 0; i < 3; ++i) {
+    double s = 0;
+    for (int k = 0; k < 4; ++k) s += std::exp(static_cast<double>(zv[static_cast<size_t>(i * 4 + k)]));
+    for (int k = 0; k < 4; ++k) {
+      sm[static_cast<size_t>(i * 4 + k)] = static_cast<float>(std::exp(zv[static_cast<size_t>(i * 4 + k)]) / s);
+      lsm[static_cast<size_t>(i * 4 + k)] = static_cast<float>(zv[static_cast<size_t>(i * 4 + k)] - std::log(s));
+    }
+  }
+  kt::require_close(ops::softmax(z).to_vector<float>(), sm);
+  kt::require_close(ops::log_softmax(z).to_vector<float>(), lsm);
+  // Softmax along axis 0 equals softmax of the transpose.
+  kt::require_close(ops::softmax(ops::transpose(z), 0).to_vector<float>(), ops::transpose(ops::softmax(z)).to_vector<float>());
+  const Tensor labels = Tensor::from_vector<int64_t>({3, 0, 1}, Shape{3});
+  const auto loss = ops::softmax_cross_entropy(z, labels, true).to_vector<float>();
+  kt::require_close(loss, {-lsm[3], -lsm[4], -lsm[9]}, 1e-5f, 1e-5f);
+  const Tensor onehot = Tensor::from_vector<float>({0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0}, Shape{3, 4});
+  kt::require_close(ops::softmax_cross_entropy(z, onehot, false).to_vector<float>(), loss, 1e-5f, 1e-5f);
+  kt::require_throws_with<ValueError>([&] { ops::softmax_cross_entropy(z, Tensor::from_vector<int64_t>({3, 4, 0}, Shape{3}), true); },
+                                      {"label 4", "[0, 4)"});
+  // Large logits stay finite.
+  const Tensor big = Tensor::from_vector<float>({1000, 0}, Shape{1, 2});
+  CHECK(std::isfinite(ops::log_softmax(big).to_vector<float>()[1]));
+}
+
+TEST_CASE("embedding gathers rows and refuses out-of-range ids", "[cpu][ops]") {
+  const Tensor table = Tensor::from_vector<float>({0, 1, 10, 11, 20, 21}, Shape{3, 2});
+  const Tensor ids = Tensor::from_vector<int32_t>({2, 0, 2, 1}, Shape{2, 2});
+  const Tensor y = ops::embedding(table, ids);
+  REQUIRE(y.shape() == Shape{2, 2, 2});
+  CHECK(y.to_vector<float>() == std::vector<float>{20, 21, 0, 1, 20, 21, 10, 11});
+  kt::require_throws_with<ValueError>([&] { ops::embedding(table, Tensor::from_vector<int32_t>({1, 3}, Shape{2})); },
+                                      {"id 3", "position 1", "[0, 3)"});
+  kt::require_throws_with<ValueError>([&] { ops::embedding(table, Tensor::from_vector<int64_t>({-1}, Shape{1})); },
+                                      {"id -1"});
+  kt::require_throws_with<TypeError>([&] { ops::embedding(table, ops::zeros(Shape{2})); }, {"int32 or int64", "float32"});
+}

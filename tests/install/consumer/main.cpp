@@ -1,0 +1,10 @@
+#include <kerascpp/kerascpp.h>
+
+#include <iostream>
+
+int main() {
+  using namespace keras;
+  const Tensor x = Tensor::from_vector<float>({1, 2, 3, 4}, Shape{2, 2});
+  std::cout << "backend = " << backend::backend_name() << ", sum = " << ops::sum(x).item() << "\n";
+  return 0;
+}

@@ -1,0 +1,82 @@
+#include "tests/support/test_support.h"
+
+#include <cmath>
+#include <iostream>
+
+namespace kt {
+
+int& skipped_count() {
+  static int n = 0;
+  return n;
+}
+
+void skip(const std::string& why) {
+  ++skipped_count();
+  WARN("skipped: " << why);
+  std::cout << "skipped: " << why << "\n";
+}
+
+std::vector<float> random_values(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+keras::Tensor random_tensor(const keras::Shape& shape, uint32_t seed, float lo, float hi) {
+  return keras::Tensor::from_vector(random_values(static_cast<size_t>(shape.num_elements()), seed, lo, hi), shape);
+}
+
+void require_close(const std::vector<float>& actual, const std::vector<float>& expected, float atol, float rtol) {
+  REQUIRE(actual.size() == expected.size());
+  for (size_t i = 0; i < actual.size(); ++i) {
+    const float tol = atol + rtol * std::fabs(expected[i]);
+    const bool ok = std::fabs(actual[i] - expected[i]) <= tol || (std::isnan(actual[i]) && std::isnan(expected[i]));
+    if (!ok) {
+      FAIL("element " << i << ": got " << actual[i] << ", expected " << expected[i] << " (tolerance " << tol << ")");
+    }
+  }
+}
+
+void check_gradients(const std::function<keras::Tensor(const std::vector<keras::Tensor>&)>& f,
+                     std::vector<keras::Tensor> inputs, float eps, float atol, float rtol) {
+  using keras::Tensor;
+  // A fixed random weighting makes the check see the whole Jacobian, not just its column sums.
+  Tensor probe;
+  {
+    keras::NoGradScope no_grad;
+    const Tensor y = f(inputs);
+    probe = random_tensor(y.shape(), 4242, 0.5f, 1.5f);
+  }
+  auto objective = [&](const std::vector<Tensor>& xs) { return keras::ops::sum(keras::ops::multiply(f(xs), probe)); };
+
+  std::vector<Tensor> analytic;
+  {
+    keras::GradientTape tape;
+    for (auto& x : inputs) tape.watch(x);
+    const Tensor loss = objective(inputs);
+    analytic = tape.gradient(loss, inputs);
+  }
+  keras::NoGradScope no_grad;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    std::vector<float> base = inputs[k].to_vector<float>();
+    const std::vector<float> got = analytic[k].to_vector<float>();
+    REQUIRE(analytic[k].shape() == inputs[k].shape());
+    std::vector<float> numeric(base.size());
+    for (size_t i = 0; i < base.size(); ++i) {
+      auto eval = [&](float delta) {
+        std::vector<float> v = base;
+        v[i] += delta;
+        std::vector<Tensor> xs = inputs;
+        xs[k] = Tensor::from_vector(v, inputs[k].shape());
+        return objective(xs).item();
+      };
+      numeric[i] = static_cast<float>((eval(eps) - eval(-eps)) / (2.0 * eps));
+    }
+    INFO("gradient of input " << k << " " << inputs[k].shape().to_string());
+    require_close(got, numeric, atol, rtol);
+  }
+}
+
+}  // namespace kt

@@ -1,0 +1,54 @@
+#pragma once
+// Shared test helpers: naive references, tolerant comparisons, finite-difference gradient checks,
+// and the skip counter (Catch2 v2 has no SKIP()).
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kerascpp.h"
+
+namespace kt {
+
+/// Counts test cases that returned early for lack of hardware; printed by main().
+int& skipped_count();
+/// Logs "skipped: <why>" and counts it; the test then returns.
+void skip(const std::string& why);
+
+/// Deterministic random floats in [lo, hi).
+std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f);
+/// A float32 tensor of random values in [lo, hi).
+keras::Tensor random_tensor(const keras::Shape& shape, uint32_t seed, float lo = -1.f, float hi = 1.f);
+
+/// Fails the test with the first mismatching index when |a - b| > atol + rtol * |b|.
+void require_close(const std::vector<float>& actual, const std::vector<float>& expected, float atol = 1e-5f,
+                   float rtol = 1e-5f);
+
+/// Checks every input's gradient of sum(f(inputs) * w) (w a fixed random weighting) against central
+/// finite differences. Inputs must be float32.
+void check_gradients(const std::function<keras::Tensor(const std::vector<keras::Tensor>&)>& f,
+                     std::vector<keras::Tensor> inputs, float eps = 1e-2f, float atol = 3e-3f,
+                     float rtol = 3e-2f);
+
+/// Runs `f` and requires it to throw `Exc` whose message contains every fragment.
+template <typename Exc, typename F>
+void require_throws_with(F&& f, const std::vector<std::string>& fragments) {
+  try {
+    f();
+  } catch (const Exc& e) {
+    const std::string msg = e.what();
+    INFO("message: " << msg);
+    for (const auto& frag : fragments) {
+      INFO("expected fragment: " << frag);
+      CHECK(msg.find(frag) != std::string::npos);
+    }
+    return;
+  } catch (const std::exception& e) {
+    FAIL("threw the wrong exception type: " << e.what());
+  }
+  FAIL("did not throw");
+}
+
+}  // namespace kt
