@@ -72,7 +72,8 @@ void GradientTape::watch(Tensor& tensor) {
   if (!tensor.impl()->autograd.grad_fn) tensor.set_requires_grad(true);
 }
 
-std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vector<Tensor>& sources) {
+std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vector<Tensor>& sources,
+                                           const Tensor& output_gradient) {
   using detail::Node;
   KCPP_CHECK(target.defined(), ValueError, "GradientTape::gradient: the target is undefined");
   KCPP_CHECK(is_floating(target.dtype()), TypeError,
@@ -85,7 +86,11 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
   std::unordered_map<const detail::TensorImpl*, Tensor> leaf_grads;
   auto accumulate = [](Tensor& slot, const Tensor& g) { slot = slot.defined() ? ops::add(slot, g) : g; };
 
-  const Tensor seed = ops::ones_like(target);
+  if (output_gradient.defined())
+    KCPP_CHECK(output_gradient.shape() == target.shape() && output_gradient.dtype() == target.dtype(), ShapeError,
+               "GradientTape::gradient: output_gradient must match the target {}, received {}", target.to_string(),
+               output_gradient.to_string());
+  const Tensor seed = output_gradient.defined() ? output_gradient : ops::ones_like(target);
   const auto& root = target.impl()->autograd;
   std::vector<std::shared_ptr<Node>> order;
   if (root.grad_fn) {

@@ -64,9 +64,11 @@ class KERASCPP_API GradientTape {
   /// Stops recording now (ops after this are not recorded even while the tape lives).
   void stop_recording();
 
-  /// d target / d source for each source; a non-scalar target is summed first, as TensorFlow does.
+  /// d target / d source for each source; a non-scalar target is summed first, as TensorFlow does,
+  /// unless `output_gradient` (the target's shape) gives the upstream gradient to start from.
   /// A source the target does not depend on gets zeros. Sources must be floating tensors.
-  std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources);
+  std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources,
+                               const Tensor& output_gradient = Tensor());
   std::vector<Tensor> gradient(const Tensor& target, const std::vector<Variable*>& sources);
 
  private:

@@ -101,8 +101,17 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   KCPP_CHECK(broadcast_shapes(x.shape(), shape) == shape, ShapeError,
              "broadcast_to: cannot broadcast shape {} to {}", x.shape().to_string(), shape.to_string());
   if (x.shape() == shape) return x;
-  // x + zeros broadcasts through the backend's binary kernel and carries the gradient rule.
-  return add(x, zeros(shape, x.dtype(), x.backend()));
+  // x + 0 written straight into an output of the target shape: the binary kernel broadcasts.
+  Tensor y = Tensor::empty(shape, x.dtype(), x.backend());
+  x.backend()->binary(x.dtype() == DType::bool_ ? BinaryOp::logical_or : BinaryOp::add, x,
+                      zeros({}, x.dtype(), x.backend()), y);
+  if (needs_recording({x})) {
+    const Shape in_shape = x.shape();
+    record("broadcast_to", {x}, {&y}, [in_shape](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+      return {detail::reduce_to(gs[0], in_shape)};
+    });
+  }
+  return y;
 }
 
 Tensor concatenate(const std::vector<Tensor>& xs, int64_t axis) {

@@ -76,3 +76,13 @@ TEST_CASE("GradientTape refuses integer targets and Variable checks assignments"
   CHECK(v.value().to_vector<float>() == std::vector<float>{1, 1, 1, 1});
   kt::require_throws_with<TypeError>([] { ops::zeros(Shape{2}, DType::int32).set_requires_grad(true); }, {"floating-point"});
 }
+
+TEST_CASE("gradient starts from a given output gradient, as TF's output_gradients", "[cpu][autograd]") {
+  Tensor x = Tensor::from_vector<float>({1, 2}, Shape{2});
+  GradientTape tape;
+  tape.watch(x);
+  const Tensor y = ops::square(x);
+  const auto g = tape.gradient(y, {x}, Tensor::from_vector<float>({10, 100}, Shape{2}));
+  CHECK(g[0].to_vector<float>() == std::vector<float>{20, 400});
+  kt::require_throws_with<ShapeError>([&] { tape.gradient(y, {x}, ops::ones(Shape{3})); }, {"output_gradient", "(3,)"});
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything kerascpp needs to build and test on Debian 12, from Debian's registry.
+# The CUDA toolkit (for the optional GPU plugin) is not a Debian package here: where
+# /usr/local/cuda exists it is used, elsewhere the CUDA plugin is skipped.
+set -euo pipefail
+packages=(build-essential cmake pkg-config git
+          libdnnl-dev libspdlog-dev libfmt-dev catch2 libhdf5-dev nlohmann-json3-dev libzip-dev
+          libopenmpi-dev openmpi-bin dataset-fashion-mnist)
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all packages present"
+fi
