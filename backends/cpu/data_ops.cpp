@@ -72,6 +72,7 @@ inline float normal01(uint64_t key, uint64_t counter) {
 }  // namespace
 
 void CpuBackend::concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor& y) {
+  if (y.num_elements() == 0) return;
   const size_t es = dtype_size(y.dtype());
   int64_t outer = 1;
   for (int64_t i = 0; i < axis; ++i) outer *= y.shape()[static_cast<size_t>(i)];
@@ -79,6 +80,7 @@ void CpuBackend::concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor&
   int64_t col = 0;
   for (const Tensor& t : inputs) {
     const int64_t t_row = t.num_elements() / std::max<int64_t>(outer, 1);
+    if (t_row == 0) continue;
     const char* src = bytes(t);
     char* dst = bytes(y) + col * es;
     parallel_for(outer, [&](int64_t o) {
@@ -89,6 +91,7 @@ void CpuBackend::concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor&
 }
 
 void CpuBackend::slice(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) {
+  if (y.num_elements() == 0) return;
   const size_t es = dtype_size(x.dtype());
   const auto xs = x.shape().strides();
   const int64_t inner = y.rank() ? y.shape()[y.rank() - 1] : 1;
@@ -98,6 +101,7 @@ void CpuBackend::slice(const Tensor& x, const std::vector<int64_t>& starts, Tens
 }
 
 void CpuBackend::slice_assign(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) {
+  if (x.num_elements() == 0) return;
   const size_t es = dtype_size(x.dtype());
   const auto ys = y.shape().strides();
   const int64_t inner = x.rank() ? x.shape()[x.rank() - 1] : 1;
@@ -137,6 +141,7 @@ void CpuBackend::transpose(const Tensor& x, const std::vector<int64_t>& perm, Te
 }
 
 void CpuBackend::gather(const Tensor& x, const Tensor& indices, int64_t axis, Tensor& y) {
+  if (y.num_elements() == 0) return;
   const int64_t d = x.shape()[static_cast<size_t>(axis)];
   check_index_tensor(indices, d, "take", "index");
   int64_t outer = 1, inner = 1;
@@ -178,6 +183,7 @@ void CpuBackend::scatter_add(const Tensor& dy, const Tensor& indices, int64_t ax
 }
 
 void CpuBackend::embedding_forward(const Tensor& table, const Tensor& ids, Tensor& y) {
+  if (y.num_elements() == 0) return;
   check_index_tensor(ids, table.dim(0), "Embedding", "id");
   const size_t row = static_cast<size_t>(table.dim(1)) * sizeof(float);
   parallel_for(ids.num_elements(), [&](int64_t i) {

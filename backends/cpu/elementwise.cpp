@@ -228,6 +228,7 @@ float half_to_float(uint16_t h) {
 
 void CpuBackend::fill(Tensor& y, Scalar value) {
   const int64_t n = y.num_elements();
+  if (n == 0) return;
   if (y.dtype() == DType::float16 || y.dtype() == DType::bfloat16) {
     const uint16_t h = y.dtype() == DType::float16 ? float_to_half(value.to_float()) : float_to_bf16(value.to_float());
     uint16_t* p = static_cast<uint16_t*>(y.raw_data());

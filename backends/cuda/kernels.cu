@@ -1,0 +1,655 @@
+// CUDA kernels of the CUDA backend. Only plain headers are included here.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cfloat>
+#include <climits>
+#include <type_traits>
+
+#include "backends/cuda/kernels.h"
+#include "core/op_kinds.h"
+
+namespace keras::cuda::kernels {
+namespace {
+
+constexpr int kThreads = 256;
+
+inline unsigned blocks_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 16 ? 65535 * 16 : b));
+}
+
+#define GRID_STRIDE(i, n) for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
+
+__device__ inline int64_t offset_of(const Indexer& ix, int which, int64_t flat) {
+  int64_t off = 0;
+  for (int d = ix.rank - 1; d >= 0; --d) {
+    const int64_t idx = flat % ix.dims[d];
+    flat /= ix.dims[d];
+    off += idx * ix.strides[which][d];
+  }
+  return off;
+}
+
+// Elementwise math ----------------------------------------------------------------------------------
+
+__device__ inline float unary_f(int op, float x, float alpha, float beta) {
+  switch (static_cast<UnaryOp>(op)) {
+    case UnaryOp::identity: return x;
+    case UnaryOp::negative: return -x;
+    case UnaryOp::abs: return fabsf(x);
+    case UnaryOp::sign: return static_cast<float>((x > 0) - (x < 0));
+    case UnaryOp::square: return x * x;
+    case UnaryOp::sqrt: return sqrtf(x);
+    case UnaryOp::rsqrt: return rsqrtf(x);
+    case UnaryOp::reciprocal: return 1.f / x;
+    case UnaryOp::exp: return expf(x);
+    case UnaryOp::expm1: return expm1f(x);
+    case UnaryOp::log: return logf(x);
+    case UnaryOp::log1p: return log1pf(x);
+    case UnaryOp::sin: return sinf(x);
+    case UnaryOp::cos: return cosf(x);
+    case UnaryOp::tanh: return tanhf(x);
+    case UnaryOp::sigmoid: return 1.f / (1.f + expf(-x));
+    case UnaryOp::relu: return x > 0 ? x : 0.f;
+    case UnaryOp::relu6: return fminf(fmaxf(x, 0.f), 6.f);
+    case UnaryOp::leaky_relu: return x > 0 ? x : alpha * x;
+    case UnaryOp::elu: return x > 0 ? x : alpha * expm1f(x);
+    case UnaryOp::selu: return x > 0 ? 1.0507009873554805f * x : 1.0507009873554805f * 1.6732632423543772f * expm1f(x);
+    case UnaryOp::gelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case UnaryOp::gelu_tanh: return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    case UnaryOp::softplus: return x > 20.f ? x : log1pf(expf(x));
+    case UnaryOp::softsign: return x / (1.f + fabsf(x));
+    case UnaryOp::swish: return x / (1.f + expf(-x));
+    case UnaryOp::hard_sigmoid: return fminf(fmaxf(x + 3.f, 0.f), 6.f) / 6.f;
+    case UnaryOp::erf: return erff(x);
+    case UnaryOp::floor: return floorf(x);
+    case UnaryOp::ceil: return ceilf(x);
+    case UnaryOp::round: return rintf(x);
+    case UnaryOp::logical_not: return x == 0.f ? 1.f : 0.f;
+    case UnaryOp::clip: return fminf(fmaxf(x, alpha), beta);
+  }
+  return x;
+}
+
+template <typename T>
+__device__ inline T unary_i(int op, T x) {
+  switch (static_cast<UnaryOp>(op)) {
+    case UnaryOp::negative: return static_cast<T>(-x);
+    case UnaryOp::abs: return x < 0 ? static_cast<T>(-x) : x;
+    case UnaryOp::sign: return static_cast<T>((x > 0) - (x < 0));
+    case UnaryOp::square: return static_cast<T>(x * x);
+    case UnaryOp::logical_not: return static_cast<T>(!x);
+    default: return x;
+  }
+}
+
+template <typename T>
+__global__ void unary_kernel(int op, const T* x, T* y, int64_t n, float alpha, float beta) {
+  GRID_STRIDE(i, n) {
+    if constexpr (std::is_floating_point_v<T>) y[i] = unary_f(op, x[i], alpha, beta);
+    else y[i] = unary_i<T>(op, x[i]);
+  }
+}
+
+template <typename T, typename R>
+__device__ inline R binary_op(int op, T a, T b) {
+  switch (static_cast<BinaryOp>(op)) {
+    case BinaryOp::add: return static_cast<R>(a + b);
+    case BinaryOp::subtract: return static_cast<R>(a - b);
+    case BinaryOp::multiply: return static_cast<R>(a * b);
+    case BinaryOp::divide:
+      if constexpr (std::is_floating_point_v<T>) return static_cast<R>(a / b);
+      else return static_cast<R>(b == T(0) ? T(0) : a / b);  // the host refuses zero divisors first
+    case BinaryOp::maximum: return static_cast<R>(a > b ? a : b);
+    case BinaryOp::minimum: return static_cast<R>(a < b ? a : b);
+    case BinaryOp::power: return static_cast<R>(pow(static_cast<double>(a), static_cast<double>(b)));
+    case BinaryOp::floor_mod:
+      if constexpr (std::is_floating_point_v<T>) {
+        return static_cast<R>(a - floorf(a / b) * b);
+      } else {
+        if (b == 0) return R(0);
+        T m = static_cast<T>(a % b);
+        if (m != 0 && ((m < 0) != (b < 0))) m = static_cast<T>(m + b);
+        return static_cast<R>(m);
+      }
+    case BinaryOp::equal: return R(a == b);
+    case BinaryOp::not_equal: return R(a != b);
+    case BinaryOp::less: return R(a < b);
+    case BinaryOp::less_equal: return R(a <= b);
+    case BinaryOp::greater: return R(a > b);
+    case BinaryOp::greater_equal: return R(a >= b);
+    case BinaryOp::logical_and: return R(a && b);
+    case BinaryOp::logical_or: return R(a || b);
+  }
+  return R(0);
+}
+
+template <typename T, typename R>
+__global__ void binary_kernel(int op, const T* a, const T* b, R* y, int64_t n, Indexer ix, bool same) {
+  GRID_STRIDE(i, n) {
+    const int64_t ia = same ? i : offset_of(ix, 0, i), ib = same ? i : offset_of(ix, 1, i);
+    y[i] = binary_op<T, R>(op, a[ia], b[ib]);
+  }
+}
+
+template <typename T>
+__global__ void where_kernel(const uint8_t* c, const T* a, const T* b, T* y, int64_t n, Indexer ix) {
+  GRID_STRIDE(i, n) { y[i] = c[offset_of(ix, 0, i)] ? a[offset_of(ix, 1, i)] : b[offset_of(ix, 2, i)]; }
+}
+
+template <typename F>
+void dispatch(int code, F&& f) {
+  switch (code) {
+    case f32: f(float{}); break;
+    case i32: f(int32_t{}); break;
+    case i64: f(int64_t{}); break;
+    default: f(uint8_t{}); break;  // u8 and bool
+  }
+}
+
+// Casts go through double for exactness on integers.
+__device__ inline double read_as_double(int code, const void* x, int64_t i) {
+  switch (code) {
+    case f32: return static_cast<const float*>(x)[i];
+    case f16: return __half2float(static_cast<const __half*>(x)[i]);
+    case bf16: return __bfloat162float(static_cast<const __nv_bfloat16*>(x)[i]);
+    case i32: return static_cast<const int32_t*>(x)[i];
+    case i64: return static_cast<double>(static_cast<const int64_t*>(x)[i]);
+    case u8: return static_cast<const uint8_t*>(x)[i];
+    default: return static_cast<const uint8_t*>(x)[i] != 0;
+  }
+}
+
+__global__ void cast_kernel(int from, int to, const void* x, void* y, int64_t n) {
+  GRID_STRIDE(i, n) {
+    if (from == i64 && to == i32) {
+      static_cast<int32_t*>(y)[i] = static_cast<int32_t>(static_cast<const int64_t*>(x)[i]);
+      continue;
+    }
+    if (from == i32 && to == i64) {
+      static_cast<int64_t*>(y)[i] = static_cast<const int32_t*>(x)[i];
+      continue;
+    }
+    const double v = read_as_double(from, x, i);
+    const bool finite = isfinite(v);
+    switch (to) {
+      case f32: static_cast<float*>(y)[i] = static_cast<float>(v); break;
+      case f16: static_cast<__half*>(y)[i] = __float2half_rn(static_cast<float>(v)); break;
+      case bf16: static_cast<__nv_bfloat16*>(y)[i] = __float2bfloat16_rn(static_cast<float>(v)); break;
+      case i32: static_cast<int32_t*>(y)[i] = finite ? static_cast<int32_t>(fmin(fmax(v, -2147483648.0), 2147483647.0)) : 0; break;
+      case i64: static_cast<int64_t*>(y)[i] = finite ? static_cast<int64_t>(fmin(fmax(v, -9.2e18), 9.2e18)) : 0; break;
+      case u8: static_cast<uint8_t*>(y)[i] = finite ? static_cast<uint8_t>(fmin(fmax(v, 0.0), 255.0)) : 0; break;
+      default: static_cast<uint8_t*>(y)[i] = v != 0; break;
+    }
+  }
+}
+
+template <typename T>
+__global__ void fill_kernel(T* y, T v, int64_t n) {
+  GRID_STRIDE(i, n) { y[i] = v; }
+}
+
+// Reductions ------------------------------------------------------------------------------------------
+
+template <typename T>
+struct Acc {
+  using type = double;
+};
+template <>
+struct Acc<int32_t> {
+  using type = long long;
+};
+template <>
+struct Acc<int64_t> {
+  using type = long long;
+};
+template <>
+struct Acc<uint8_t> {
+  using type = long long;
+};
+
+template <typename A>
+__device__ inline A combine(int op, A a, A b) {
+  switch (static_cast<ReduceOp>(op)) {
+    case ReduceOp::sum:
+    case ReduceOp::mean: return a + b;
+    case ReduceOp::prod: return a * b;
+    case ReduceOp::max: return (b > a || b != b) ? b : a;
+    case ReduceOp::min: return (b < a || b != b) ? b : a;
+  }
+  return a;
+}
+
+template <typename T, typename A>
+__device__ inline A identity_of(int op) {
+  switch (static_cast<ReduceOp>(op)) {
+    case ReduceOp::prod: return A(1);
+    case ReduceOp::max:
+      if constexpr (std::is_floating_point_v<T>) return A(-INFINITY);
+      else return A(sizeof(T) == 1 ? 0 : (sizeof(T) == 4 ? INT_MIN : LLONG_MIN));
+    case ReduceOp::min:
+      if constexpr (std::is_floating_point_v<T>) return A(INFINITY);
+      else return A(sizeof(T) == 1 ? 255 : (sizeof(T) == 4 ? INT_MAX : LLONG_MAX));
+    default: return A(0);
+  }
+}
+
+// One block per row of r contiguous elements.
+template <typename T>
+__global__ void reduce_rows(int op, const T* x, T* y, int64_t outer, int64_t r) {
+  using A = typename Acc<T>::type;
+  __shared__ A partial[kThreads];
+  for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
+    A acc = identity_of<T, A>(op);
+    for (int64_t k = threadIdx.x; k < r; k += blockDim.x) acc = combine<A>(op, acc, static_cast<A>(x[row * r + k]));
+    partial[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+      if (threadIdx.x < s) partial[threadIdx.x] = combine<A>(op, partial[threadIdx.x], partial[threadIdx.x + s]);
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+      A v = partial[0];
+      if (static_cast<ReduceOp>(op) == ReduceOp::mean) v = static_cast<A>(static_cast<double>(v) / static_cast<double>(r));
+      y[row] = static_cast<T>(v);
+    }
+    __syncthreads();
+  }
+}
+
+// One thread per (outer, inner) column, reading strided but coalesced across threads.
+template <typename T>
+__global__ void reduce_columns(int op, const T* x, T* y, int64_t outer, int64_t r, int64_t inner) {
+  using A = typename Acc<T>::type;
+  GRID_STRIDE(oi, outer * inner) {
+    const int64_t o = oi / inner, j = oi % inner;
+    A acc = identity_of<T, A>(op);
+    for (int64_t k = 0; k < r; ++k) acc = combine<A>(op, acc, static_cast<A>(x[(o * r + k) * inner + j]));
+    if (static_cast<ReduceOp>(op) == ReduceOp::mean) acc = static_cast<A>(static_cast<double>(acc) / static_cast<double>(r));
+    y[oi] = static_cast<T>(acc);
+  }
+}
+
+__global__ void variance_kernel(const float* x, float* y, int64_t outer, int64_t r, int64_t inner) {
+  GRID_STRIDE(oi, outer * inner) {
+    const int64_t o = oi / inner, j = oi % inner;
+    double mean = 0;
+    for (int64_t k = 0; k < r; ++k) mean += x[(o * r + k) * inner + j];
+    mean /= static_cast<double>(r);
+    double ss = 0;
+    for (int64_t k = 0; k < r; ++k) {
+      const double d = x[(o * r + k) * inner + j] - mean;
+      ss += d * d;
+    }
+    y[oi] = static_cast<float>(ss / static_cast<double>(r));
+  }
+}
+
+__global__ void variance_rows(const float* x, float* y, int64_t outer, int64_t r) {
+  __shared__ double partial[kThreads];
+  __shared__ double mean;
+  for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
+    double acc = 0;
+    for (int64_t k = threadIdx.x; k < r; k += blockDim.x) acc += x[row * r + k];
+    partial[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+      if (threadIdx.x < s) partial[threadIdx.x] += partial[threadIdx.x + s];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) mean = partial[0] / static_cast<double>(r);
+    __syncthreads();
+    acc = 0;
+    for (int64_t k = threadIdx.x; k < r; k += blockDim.x) {
+      const double d = x[row * r + k] - mean;
+      acc += d * d;
+    }
+    partial[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+      if (threadIdx.x < s) partial[threadIdx.x] += partial[threadIdx.x + s];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) y[row] = static_cast<float>(partial[0] / static_cast<double>(r));
+    __syncthreads();
+  }
+}
+
+template <typename T>
+__global__ void arg_kernel(bool is_max, const T* x, int64_t* y, int64_t outer, int64_t r, int64_t inner) {
+  GRID_STRIDE(oi, outer * inner) {
+    const int64_t o = oi / inner, j = oi % inner;
+    const T* base = x + o * r * inner + j;
+    int64_t best = 0;
+    T bv = base[0];
+    for (int64_t k = 1; k < r; ++k) {
+      const T v = base[k * inner];
+      if (bv != bv) break;
+      if ((is_max ? v > bv : v < bv) || v != v) {
+        bv = v;
+        best = k;
+      }
+    }
+    y[oi] = best;
+  }
+}
+
+// Data movement ----------------------------------------------------------------------------------------
+
+template <typename T>
+__global__ void strided_copy_kernel(const T* x, T* y, Indexer ix, int64_t base, int64_t n) {
+  GRID_STRIDE(i, n) { y[i] = x[base + offset_of(ix, 0, i)]; }
+}
+template <typename T>
+__global__ void strided_scatter_kernel(const T* x, T* y, Indexer ix, int64_t base, int64_t n) {
+  GRID_STRIDE(i, n) { y[base + offset_of(ix, 0, i)] = x[i]; }
+}
+
+template <typename F>
+void by_size(int bytes, F&& f) {
+  switch (bytes) {
+    case 1: f(uint8_t{}); break;
+    case 2: f(uint16_t{}); break;
+    case 4: f(uint32_t{}); break;
+    default: f(uint64_t{}); break;
+  }
+}
+
+__device__ inline int64_t read_id(const void* ids, bool ids64, int64_t i) {
+  return ids64 ? static_cast<const int64_t*>(ids)[i] : static_cast<const int32_t*>(ids)[i];
+}
+
+__global__ void check_ids_kernel(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad) {
+  GRID_STRIDE(i, n) {
+    const int64_t id = read_id(ids, ids64, i);
+    if (id < 0 || id >= limit) atomicMin(reinterpret_cast<unsigned long long*>(bad), static_cast<unsigned long long>(i));
+  }
+}
+
+template <typename T>
+__global__ void gather_kernel(const T* x, const void* ids, bool ids64, T* y, int64_t outer, int64_t d, int64_t n,
+                              int64_t inner) {
+  GRID_STRIDE(i, outer * n * inner) {
+    const int64_t k = i % inner, j = (i / inner) % n, o = i / (inner * n);
+    y[i] = x[(o * d + read_id(ids, ids64, j)) * inner + k];
+  }
+}
+
+__global__ void scatter_add_kernel(const float* dy, const void* ids, bool ids64, float* dx, int64_t outer, int64_t d,
+                                   int64_t n, int64_t inner) {
+  GRID_STRIDE(i, outer * n * inner) {
+    const int64_t k = i % inner, j = (i / inner) % n, o = i / (inner * n);
+    atomicAdd(dx + (o * d + read_id(ids, ids64, j)) * inner + k, dy[i]);
+  }
+}
+
+// NN helpers ---------------------------------------------------------------------------------------------
+
+__global__ void xent_kernel(const float* z, const void* labels, bool sparse, bool labels64, float* loss, float* dz,
+                            int64_t n, int64_t c) {
+  __shared__ float red[kThreads];
+  __shared__ double dred[kThreads];
+  for (int64_t row = blockIdx.x; row < n; row += gridDim.x) {
+    const float* zr = z + row * c;
+    float mx = -INFINITY;
+    for (int64_t k = threadIdx.x; k < c; k += blockDim.x) mx = fmaxf(mx, zr[k]);
+    red[threadIdx.x] = mx;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+      if (threadIdx.x < s) red[threadIdx.x] = fmaxf(red[threadIdx.x], red[threadIdx.x + s]);
+      __syncthreads();
+    }
+    mx = red[0];
+    __syncthreads();
+    double sum = 0;
+    for (int64_t k = threadIdx.x; k < c; k += blockDim.x) sum += exp(static_cast<double>(zr[k] - mx));
+    dred[threadIdx.x] = sum;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+      if (threadIdx.x < s) dred[threadIdx.x] += dred[threadIdx.x + s];
+      __syncthreads();
+    }
+    const float lse = mx + static_cast<float>(log(dred[0]));
+    __syncthreads();
+    if (sparse) {
+      const int64_t y = read_id(labels, labels64, row);
+      if (threadIdx.x == 0) loss[row] = lse - zr[y];
+      if (dz)
+        for (int64_t k = threadIdx.x; k < c; k += blockDim.x) dz[row * c + k] = expf(zr[k] - lse) - (k == y ? 1.f : 0.f);
+    } else {
+      const float* t = static_cast<const float*>(labels) + row * c;
+      double acc = 0, ts = 0;
+      for (int64_t k = threadIdx.x; k < c; k += blockDim.x) {
+        acc += static_cast<double>(t[k]) * (lse - zr[k]);
+        ts += t[k];
+      }
+      dred[threadIdx.x] = acc;
+      __syncthreads();
+      for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) dred[threadIdx.x] += dred[threadIdx.x + s];
+        __syncthreads();
+      }
+      if (threadIdx.x == 0) loss[row] = static_cast<float>(dred[0]);
+      __syncthreads();
+      dred[threadIdx.x] = ts;
+      __syncthreads();
+      for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) dred[threadIdx.x] += dred[threadIdx.x + s];
+        __syncthreads();
+      }
+      const float tsum = static_cast<float>(dred[0]);
+      if (dz)
+        for (int64_t k = threadIdx.x; k < c; k += blockDim.x) dz[row * c + k] = expf(zr[k] - lse) * tsum - t[k];
+    }
+    __syncthreads();
+  }
+}
+
+__global__ void bias_act_kernel(float* y, const float* bias, int64_t m, int64_t n, int act) {
+  GRID_STRIDE(i, m * n) {
+    float v = y[i] + (bias ? bias[i % n] : 0.f);
+    y[i] = unary_f(act, v, 0.f, 0.f);
+  }
+}
+
+__device__ inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+__device__ inline float uniform01(uint64_t key, uint64_t counter) {
+  return static_cast<float>(splitmix64(key ^ splitmix64(counter)) >> 40) * (1.f / 16777216.f);
+}
+__device__ inline float normal01(uint64_t key, uint64_t counter) {
+  const float u1 = fmaxf(uniform01(key, 2 * counter), 1e-12f);
+  const float u2 = uniform01(key, 2 * counter + 1);
+  return sqrtf(-2.f * logf(u1)) * cosf(6.2831853071795865f * u2);
+}
+
+__global__ void random_kernel(int dist, uint64_t key, float a, float b, float* y, int64_t n) {
+  GRID_STRIDE(i, n) {
+    const uint64_t c = static_cast<uint64_t>(i);
+    switch (static_cast<RandomDistribution>(dist)) {
+      case RandomDistribution::uniform: y[i] = a + (b - a) * uniform01(key, c); break;
+      case RandomDistribution::normal: y[i] = a + b * normal01(key, c); break;
+      case RandomDistribution::truncated_normal: {
+        float v = 0;
+        for (uint64_t attempt = 0; attempt < 1000; ++attempt) {
+          v = normal01(key, c + attempt * 0x100000000ULL);
+          if (fabsf(v) <= 2.f) break;
+        }
+        y[i] = a + b * v;
+        break;
+      }
+    }
+  }
+}
+
+__global__ void dropout_kernel(float rate, uint64_t key, float* y, int64_t n) {
+  const float keep = 1.f / (1.f - rate);
+  GRID_STRIDE(i, n) { y[i] = uniform01(key, static_cast<uint64_t>(i)) < rate ? 0.f : keep; }
+}
+
+__global__ void sgd_kernel(float* w, const float* g, float* m, int64_t n, float lr, float mu, bool nesterov) {
+  GRID_STRIDE(i, n) {
+    if (!m) {
+      w[i] -= lr * g[i];
+    } else {
+      m[i] = mu * m[i] - lr * g[i];
+      w[i] += nesterov ? mu * m[i] - lr * g[i] : m[i];
+    }
+  }
+}
+
+__global__ void adam_kernel(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha,
+                            float b1, float b2, float eps) {
+  GRID_STRIDE(i, n) {
+    m[i] += (g[i] - m[i]) * b1;
+    v[i] += (g[i] * g[i] - v[i]) * b2;
+    float denom = v[i];
+    if (vhat) {
+      vhat[i] = fmaxf(vhat[i], v[i]);
+      denom = vhat[i];
+    }
+    w[i] -= alpha * m[i] / (sqrtf(denom) + eps);
+  }
+}
+
+}  // namespace
+
+// Launchers ------------------------------------------------------------------------------------------------
+
+void fill(void* y, int code, double value, int64_t n, cudaStream_t s) {
+  switch (code) {
+    case f32: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<float*>(y), static_cast<float>(value), n); break;
+    case f16: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<__half*>(y), __float2half_rn(static_cast<float>(value)), n); break;
+    case bf16: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(y), __float2bfloat16_rn(static_cast<float>(value)), n); break;
+    case i32: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int32_t*>(y), static_cast<int32_t>(value), n); break;
+    case i64: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int64_t*>(y), static_cast<int64_t>(value), n); break;
+    default: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<uint8_t*>(y), static_cast<uint8_t>(value), n); break;
+  }
+}
+
+void unary(int op, int code, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t s) {
+  dispatch(code, [&](auto t) {
+    using T = decltype(t);
+    unary_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const T*>(x), static_cast<T*>(y), n, alpha, beta);
+  });
+}
+
+void binary(int op, int code, const void* a, const void* b, void* y, int64_t n, const Indexer& ix, bool same,
+            cudaStream_t s) {
+  const bool to_bool = static_cast<BinaryOp>(op) >= BinaryOp::equal;
+  dispatch(code, [&](auto t) {
+    using T = decltype(t);
+    if (to_bool)
+      binary_kernel<T, uint8_t><<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const T*>(a), static_cast<const T*>(b),
+                                                                    static_cast<uint8_t*>(y), n, ix, same);
+    else
+      binary_kernel<T, T><<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const T*>(a), static_cast<const T*>(b),
+                                                              static_cast<T*>(y), n, ix, same);
+  });
+}
+
+void where(int code, const uint8_t* c, const void* a, const void* b, void* y, int64_t n, const Indexer& ix,
+           cudaStream_t s) {
+  dispatch(code, [&](auto t) {
+    using T = decltype(t);
+    where_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(c, static_cast<const T*>(a), static_cast<const T*>(b),
+                                                        static_cast<T*>(y), n, ix);
+  });
+}
+
+void cast(int from, int to, const void* x, void* y, int64_t n, cudaStream_t s) {
+  cast_kernel<<<blocks_for(n), kThreads, 0, s>>>(from, to, x, y, n);
+}
+
+void reduce(int op, int code, const void* x, void* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t s) {
+  dispatch(code, [&](auto t) {
+    using T = decltype(t);
+    if (inner == 1)
+      reduce_rows<T><<<static_cast<unsigned>(outer < 65535 ? outer : 65535), kThreads, 0, s>>>(
+          op, static_cast<const T*>(x), static_cast<T*>(y), outer, r);
+    else
+      reduce_columns<T><<<blocks_for(outer * inner), kThreads, 0, s>>>(op, static_cast<const T*>(x), static_cast<T*>(y),
+                                                                       outer, r, inner);
+  });
+}
+
+void variance(const float* x, float* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t s) {
+  if (inner == 1)
+    variance_rows<<<static_cast<unsigned>(outer < 65535 ? outer : 65535), kThreads, 0, s>>>(x, y, outer, r);
+  else
+    variance_kernel<<<blocks_for(outer * inner), kThreads, 0, s>>>(x, y, outer, r, inner);
+}
+
+void arg_reduce(bool is_max, int code, const void* x, int64_t* y, int64_t outer, int64_t r, int64_t inner,
+                cudaStream_t s) {
+  dispatch(code, [&](auto t) {
+    using T = decltype(t);
+    arg_kernel<T><<<blocks_for(outer * inner), kThreads, 0, s>>>(is_max, static_cast<const T*>(x), y, outer, r, inner);
+  });
+}
+
+void strided_copy(int bytes, const void* x, void* y, const Indexer& ix, int64_t base, int64_t n, cudaStream_t s) {
+  by_size(bytes, [&](auto t) {
+    using T = decltype(t);
+    strided_copy_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), ix, base, n);
+  });
+}
+
+void strided_scatter(int bytes, const void* x, void* y, const Indexer& ix, int64_t base, int64_t n, cudaStream_t s) {
+  by_size(bytes, [&](auto t) {
+    using T = decltype(t);
+    strided_scatter_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), ix, base, n);
+  });
+}
+
+void check_ids(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad, cudaStream_t s) {
+  check_ids_kernel<<<blocks_for(n), kThreads, 0, s>>>(ids, ids64, n, limit, bad);
+}
+
+void gather(int bytes, const void* x, const void* ids, bool ids64, void* y, int64_t outer, int64_t d, int64_t n,
+            int64_t inner, cudaStream_t s) {
+  by_size(bytes, [&](auto t) {
+    using T = decltype(t);
+    gather_kernel<T><<<blocks_for(outer * n * inner), kThreads, 0, s>>>(static_cast<const T*>(x), ids, ids64,
+                                                                        static_cast<T*>(y), outer, d, n, inner);
+  });
+}
+
+void scatter_add(const float* dy, const void* ids, bool ids64, float* dx, int64_t outer, int64_t d, int64_t n,
+                 int64_t inner, cudaStream_t s) {
+  scatter_add_kernel<<<blocks_for(outer * n * inner), kThreads, 0, s>>>(dy, ids, ids64, dx, outer, d, n, inner);
+}
+
+void softmax_cross_entropy(const float* logits, const void* labels, bool sparse, bool labels64, float* loss,
+                           float* dlogits, int64_t n, int64_t c, cudaStream_t s) {
+  xent_kernel<<<static_cast<unsigned>(n < 65535 ? (n < 1 ? 1 : n) : 65535), kThreads, 0, s>>>(logits, labels, sparse,
+                                                                                            labels64, loss, dlogits, n, c);
+}
+
+void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s) {
+  bias_act_kernel<<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, m, n, act);
+}
+
+void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaStream_t s) {
+  random_kernel<<<blocks_for(n), kThreads, 0, s>>>(dist, key, a, b, y, n);
+}
+
+void dropout_mask(float rate, uint64_t key, float* y, int64_t n, cudaStream_t s) {
+  dropout_kernel<<<blocks_for(n), kThreads, 0, s>>>(rate, key, y, n);
+}
+
+void sgd_update(float* w, const float* g, float* m, int64_t n, float lr, float momentum, bool nesterov, cudaStream_t s) {
+  sgd_kernel<<<blocks_for(n), kThreads, 0, s>>>(w, g, m, n, lr, momentum, nesterov);
+}
+
+void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha, float b1, float b2,
+                 float eps, cudaStream_t s) {
+  adam_kernel<<<blocks_for(n), kThreads, 0, s>>>(w, g, m, v, vhat, n, alpha, b1, b2, eps);
+}
+
+}  // namespace keras::cuda::kernels

@@ -1,0 +1,68 @@
+#pragma once
+// Plain C++ declarations of the CUDA kernels' launchers, so host files never include CUDA kernel
+// code and nvcc never compiles frontend headers. Every launcher enqueues on `stream` and returns.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace keras::cuda::kernels {
+
+constexpr int kMaxRank = 8;
+
+/// Shape and per-input strides (0 where broadcast) for broadcasting kernels.
+struct Indexer {
+  int rank = 0;
+  int64_t dims[kMaxRank] = {};
+  int64_t strides[3][kMaxRank] = {};  // up to three inputs
+};
+
+// dtype codes shared with the host (values of keras::DType).
+enum Code : int { f32 = 0, f16 = 1, bf16 = 2, i32 = 3, i64 = 4, u8 = 5, b8 = 6 };
+
+void fill(void* y, int code, double value, int64_t n, cudaStream_t stream);
+/// op: keras::UnaryOp value.
+void unary(int op, int code, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t stream);
+/// op: keras::BinaryOp value; a and b share `code`; y is bool for comparisons. `same` means no broadcasting.
+void binary(int op, int code, const void* a, const void* b, void* y, int64_t n, const Indexer& ix, bool same,
+            cudaStream_t stream);
+void where(int code, const uint8_t* c, const void* a, const void* b, void* y, int64_t n, const Indexer& ix,
+           cudaStream_t stream);
+void cast(int from, int to, const void* x, void* y, int64_t n, cudaStream_t stream);
+
+/// Reductions over (outer, r, inner) layouts. op: keras::ReduceOp value.
+void reduce(int op, int code, const void* x, void* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t stream);
+void variance(const float* x, float* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t stream);
+void arg_reduce(bool is_max, int code, const void* x, int64_t* y, int64_t outer, int64_t r, int64_t inner,
+                cudaStream_t stream);
+
+/// y[out] = x[in] where out runs over `out_dims` and in = base + sum(idx * src_strides): transpose, slice.
+void strided_copy(int elem_bytes, const void* x, void* y, const Indexer& ix, int64_t base, int64_t n,
+                  cudaStream_t stream);
+/// y[base + sum(idx * dst_strides)] = x[flat]: slice_assign, pad, concat pieces.
+void strided_scatter(int elem_bytes, const void* x, void* y, const Indexer& ix, int64_t base, int64_t n,
+                     cudaStream_t stream);
+
+/// Index checking for gathers: records the first position whose id is outside [0, limit) in
+/// *bad_position (initialised to n by the caller) and the id there in *bad_id.
+void check_ids(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad_position, cudaStream_t stream);
+void gather(int elem_bytes, const void* x, const void* ids, bool ids64, void* y, int64_t outer, int64_t d,
+            int64_t n, int64_t inner, cudaStream_t stream);
+void scatter_add(const float* dy, const void* ids, bool ids64, float* dx, int64_t outer, int64_t d, int64_t n,
+                 int64_t inner, cudaStream_t stream);
+
+/// Per-row softmax cross-entropy; labels int (sparse) or float probabilities.
+void softmax_cross_entropy(const float* logits, const void* labels, bool sparse, bool labels64, float* loss,
+                           float* dlogits, int64_t n, int64_t c, cudaStream_t stream);
+/// y (M, N) += bias (N), then the activation (keras::UnaryOp value).
+void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t stream);
+
+/// Counter-based random numbers, bit-compatible with the CPU backend's uniforms.
+void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaStream_t stream);
+void dropout_mask(float rate, uint64_t key, float* y, int64_t n, cudaStream_t stream);
+
+void sgd_update(float* w, const float* g, float* m, int64_t n, float lr, float momentum, bool nesterov,
+                cudaStream_t stream);
+void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha, float b1,
+                 float b2, float eps, cudaStream_t stream);
+
+}  // namespace keras::cuda::kernels
