@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
@@ -20,6 +21,7 @@ Config read_environment() {
     if (!p.empty()) c.backend_path.push_back(p);
   c.log_level = env_or("KERASCPP_LOG_LEVEL", "info");
   const std::string home = env_or("HOME", "");
+  c.tf32 = env_or("KERASCPP_TF32", "1") != "0";
   c.keras_home = env_or("KERAS_HOME", home.empty() ? std::string(".keras") : home + "/.keras");
   return c;
 }
@@ -33,6 +35,16 @@ const Config& config() {
   std::lock_guard lock(config_mutex);
   if (!current) current = new Config(read_environment());  // lives for the process
   return *current;
+}
+
+namespace {
+std::atomic<int> tf32_override{-1};  // -1: follow the environment
+}
+
+void enable_tensor_float_32_execution(bool enabled) { tf32_override.store(enabled ? 1 : 0); }
+bool tensor_float_32_execution_enabled() {
+  const int o = tf32_override.load();
+  return o < 0 ? config().tf32 : o == 1;
 }
 
 void reload_config() {

@@ -17,7 +17,14 @@ struct KERASCPP_API Config {
   std::string log_level = "info";
   /// KERAS_HOME, else ~/.keras: where Keras keeps downloaded weights and data sets.
   std::string keras_home;
+  /// KERASCPP_TF32: "0" starts with TensorFloat-32 off.
+  bool tf32 = true;
 };
+
+/// TensorFloat-32 for float32 matrix products and convolutions on GPUs that have it (default on,
+/// as in TensorFlow; KERASCPP_TF32=0 turns it off at start-up).
+KERASCPP_API void enable_tensor_float_32_execution(bool enabled);
+KERASCPP_API bool tensor_float_32_execution_enabled();
 
 /// The configuration, read from the environment on first use.
 KERASCPP_API const Config& config();

@@ -109,16 +109,15 @@ const CachedPrimitive& CpuBackend::cached(const std::string& key,
 namespace {
 std::string md_key(const dnnl::memory::desc& md) {
   const dnnl_memory_desc_t& d = md.data;
-  std::string k = std::to_string(d.ndims) + ":" + std::to_string(static_cast<int>(d.data_type)) + ":" +
-                  std::to_string(static_cast<int>(d.format_kind));
-  for (int i = 0; i < d.ndims; ++i) k += "," + std::to_string(d.dims[i]);
+  fmt::memory_buffer k;
+  fmt::format_to(std::back_inserter(k), "{}:{}:{}", d.ndims, static_cast<int>(d.data_type), static_cast<int>(d.format_kind));
+  for (int i = 0; i < d.ndims; ++i) fmt::format_to(std::back_inserter(k), ",{}", d.dims[i]);
   if (d.format_kind == dnnl_blocked) {
     const auto& b = d.format_desc.blocking;
-    for (int i = 0; i < d.ndims; ++i) k += "s" + std::to_string(b.strides[i]);
-    for (int i = 0; i < b.inner_nblks; ++i)
-      k += "b" + std::to_string(b.inner_blks[i]) + "i" + std::to_string(b.inner_idxs[i]);
+    for (int i = 0; i < d.ndims; ++i) fmt::format_to(std::back_inserter(k), "s{}", b.strides[i]);
+    for (int i = 0; i < b.inner_nblks; ++i) fmt::format_to(std::back_inserter(k), "b{}i{}", b.inner_blks[i], b.inner_idxs[i]);
   }
-  return k;
+  return fmt::to_string(k);
 }
 }  // namespace
 

@@ -517,6 +517,53 @@ __global__ void adam_kernel(float* w, const float* g, float* m, float* v, float*
   }
 }
 
+__global__ void pool_fwd_kernel(bool is_max, const float* x, float* y, int32_t* argmax, PoolGeometry g) {
+  GRID_STRIDE(i, g.n * g.oh * g.ow * g.c) {
+    const int64_t ch = i % g.c, ox = (i / g.c) % g.ow, oy = (i / (g.c * g.ow)) % g.oh, b = i / (g.c * g.ow * g.oh);
+    float best = -INFINITY, sum = 0.f;
+    int64_t best_index = -1, count = 0;
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      const int64_t iy = oy * g.sh - g.ph + ky;
+      if (iy < 0 || iy >= g.h) continue;
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        const int64_t ix = ox * g.sw - g.pw + kx;
+        if (ix < 0 || ix >= g.w) continue;
+        const int64_t idx = ((b * g.h + iy) * g.w + ix) * g.c + ch;
+        const float v = x[idx];
+        if (best_index < 0 || v > best || v != v) {
+          best = v;
+          best_index = idx;
+        }
+        sum += v;
+        ++count;
+      }
+    }
+    if (is_max) {
+      y[i] = best;
+      if (argmax) argmax[i] = static_cast<int32_t>(best_index);
+    } else {
+      y[i] = count ? sum / static_cast<float>(count) : 0.f;
+    }
+  }
+}
+
+__global__ void pool_bwd_kernel(bool is_max, const float* dy, const int32_t* argmax, float* dx, PoolGeometry g) {
+  GRID_STRIDE(i, g.n * g.oh * g.ow * g.c) {
+    if (is_max) {
+      if (argmax[i] >= 0) atomicAdd(dx + argmax[i], dy[i]);
+      continue;
+    }
+    const int64_t ch = i % g.c, ox = (i / g.c) % g.ow, oy = (i / (g.c * g.ow)) % g.oh, b = i / (g.c * g.ow * g.oh);
+    int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
+    const int64_t y1 = min(y0 + g.kh, g.h), x1 = min(x0 + g.kw, g.w);
+    y0 = max(y0, int64_t(0));
+    x0 = max(x0, int64_t(0));
+    const float share = dy[i] / static_cast<float>((y1 - y0) * (x1 - x0));
+    for (int64_t iy = y0; iy < y1; ++iy)
+      for (int64_t ix = x0; ix < x1; ++ix) atomicAdd(dx + ((b * g.h + iy) * g.w + ix) * g.c + ch, share);
+  }
+}
+
 }  // namespace
 
 // Launchers ------------------------------------------------------------------------------------------------
@@ -650,6 +697,15 @@ void sgd_update(float* w, const float* g, float* m, int64_t n, float lr, float m
 void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha, float b1, float b2,
                  float eps, cudaStream_t s) {
   adam_kernel<<<blocks_for(n), kThreads, 0, s>>>(w, g, m, v, vhat, n, alpha, b1, b2, eps);
+}
+
+void pool_forward(bool is_max, const float* x, float* y, int32_t* argmax, const PoolGeometry& g, cudaStream_t s) {
+  pool_fwd_kernel<<<blocks_for(g.n * g.oh * g.ow * g.c), kThreads, 0, s>>>(is_max, x, y, argmax, g);
+}
+
+void pool_backward(bool is_max, const float* dy, const int32_t* argmax, float* dx, const PoolGeometry& g,
+                   cudaStream_t s) {
+  pool_bwd_kernel<<<blocks_for(g.n * g.oh * g.ow * g.c), kThreads, 0, s>>>(is_max, dy, argmax, dx, g);
 }
 
 }  // namespace keras::cuda::kernels

@@ -66,3 +66,17 @@ void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int6
                  float b2, float eps, cudaStream_t stream);
 
 }  // namespace keras::cuda::kernels
+
+namespace keras::cuda::kernels {
+
+/// Pooling over NHWC with explicit pads; padded positions never contribute (average excludes
+/// them, as Keras). Max pooling records the flat input index of each maximum in `argmax`.
+struct PoolGeometry {
+  int64_t n, h, w, c, oh, ow, kh, kw, sh, sw, ph, pw;
+};
+void pool_forward(bool is_max, const float* x, float* y, int32_t* argmax, const PoolGeometry& g, cudaStream_t stream);
+/// dx must be zeroed first.
+void pool_backward(bool is_max, const float* dy, const int32_t* argmax, float* dx, const PoolGeometry& g,
+                   cudaStream_t stream);
+
+}  // namespace keras::cuda::kernels

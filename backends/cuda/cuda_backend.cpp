@@ -1,0 +1,449 @@
+#include "backends/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "core/backend_plugin.h"
+#include "core/config.h"
+
+namespace keras::cuda {
+
+static_assert(static_cast<int>(DType::float32) == kernels::f32 && static_cast<int>(DType::float16) == kernels::f16 &&
+              static_cast<int>(DType::bfloat16) == kernels::bf16 && static_cast<int>(DType::int32) == kernels::i32 &&
+              static_cast<int>(DType::int64) == kernels::i64 && static_cast<int>(DType::uint8) == kernels::u8 &&
+              static_cast<int>(DType::bool_) == kernels::b8,
+              "kernels.h dtype codes must follow keras::DType");
+
+namespace {
+size_t bucket(size_t n) {
+  if (n <= 4096) return std::max<size_t>(256, (n + 255) & ~size_t{255});
+  size_t p = 4096;
+  while (p < n) p <<= 1;
+  size_t s = p / 2;
+  while (s < n) s += p / 8;
+  return s;
+}
+}  // namespace
+
+// Allocator -----------------------------------------------------------------------------------------
+
+void* DeviceAllocator::allocate(size_t nbytes) {
+  const size_t size = bucket(nbytes);
+  {
+    std::lock_guard lock(mutex_);
+    auto it = free_.find(size);
+    if (it != free_.end()) {
+      void* p = it->second;
+      free_.erase(it);
+      return p;
+    }
+  }
+  void* p = nullptr;
+  mallocs_.fetch_add(1, std::memory_order_relaxed);
+  if (cudaMalloc(&p, size) != cudaSuccess) {
+    (void)cudaGetLastError();
+    empty_cache();  // give cached blocks back and try once more
+    const cudaError_t e = cudaMalloc(&p, size);
+    if (e != cudaSuccess)
+      throw BackendError(fmt::format("CUDA: out of device memory allocating {} bytes: {}", size, cudaGetErrorString(e)));
+  }
+  return p;
+}
+
+void DeviceAllocator::release(void* ptr, size_t nbytes) {
+  std::lock_guard lock(mutex_);
+  free_.emplace(bucket(nbytes), ptr);
+}
+
+void DeviceAllocator::empty_cache() {
+  std::lock_guard lock(mutex_);
+  cudaDeviceSynchronize();
+  for (auto& [size, p] : free_) cudaFree(p);
+  free_.clear();
+}
+
+DeviceAllocator::~DeviceAllocator() = default;  // the process is ending: the driver reclaims device memory
+
+// Backend --------------------------------------------------------------------------------------------
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  KCPP_CUDA(cudaSetDevice(device_));
+  KCPP_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  KCPP_CUDNN(cudnnCreate(&cudnn_));
+  KCPP_CUDNN(cudnnSetStream(cudnn_, stream_));
+  KCPP_CUBLAS(cublasCreate(&cublas_));
+  KCPP_CUBLAS(cublasSetStream(cublas_, stream_));
+  KCPP_CUDA(cudaMalloc(&bad_index_, sizeof(int64_t)));
+}
+
+CudaBackend::~CudaBackend() = default;  // never unloaded (see the registry)
+
+bool CudaBackend::supports(Capability c) const {
+  return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
+         c == Capability::bfloat16 || c == Capability::float16;
+}
+
+std::map<std::string, int64_t> CudaBackend::counters() const {
+  return {{"device_mallocs", allocator_.device_mallocs()}, {"algorithm_searches", algorithm_searches.load()}};
+}
+
+std::shared_ptr<Storage> CudaBackend::allocate(size_t nbytes) {
+  if (nbytes == 0) return std::make_shared<Storage>(nullptr, 0, this);
+  return std::make_shared<Storage>(allocator_.allocate(nbytes), nbytes, this);
+}
+void CudaBackend::deallocate(void* data, size_t nbytes) { allocator_.release(data, nbytes); }
+
+void CudaBackend::copy_from_host(void* dst, const void* src, size_t n) {
+  // The host buffer may go away when this returns: wait for the copy.
+  KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_));
+  KCPP_CUDA(cudaStreamSynchronize(stream_));
+}
+void CudaBackend::copy_to_host(void* dst, const void* src, size_t n) {
+  KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_));
+  KCPP_CUDA(cudaStreamSynchronize(stream_));
+}
+void CudaBackend::copy(void* dst, const void* src, size_t n) {
+  KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_));
+}
+void CudaBackend::synchronize() { KCPP_CUDA(cudaStreamSynchronize(stream_)); }
+
+void CudaBackend::fill(Tensor& y, Scalar value) {
+  if (!y.num_elements()) return;
+  const double v = is_floating(y.dtype()) ? value.to_double() : static_cast<double>(value.to_int());
+  kernels::fill(y.raw_data(), code_of(y.dtype()), v, y.num_elements(), stream_);
+  KCPP_LAUNCHED();
+}
+
+kernels::Indexer make_indexer(const Shape& out, std::initializer_list<const Shape*> inputs) {
+  kernels::Indexer ix;
+  KCPP_CHECK(out.rank() <= static_cast<size_t>(kernels::kMaxRank), NotImplementedError,
+             "cuda backend: tensors of rank {} are not supported (at most {})", out.rank(), kernels::kMaxRank);
+  ix.rank = static_cast<int>(out.rank());
+  for (size_t d = 0; d < out.rank(); ++d) ix.dims[d] = out[d];
+  int which = 0;
+  for (const Shape* s : inputs) {
+    const size_t off = out.rank() - s->rank();
+    const auto own = s->strides();
+    for (size_t d = 0; d < s->rank(); ++d) ix.strides[which][off + d] = (*s)[d] == 1 ? 0 : own[d];
+    ++which;
+  }
+  return ix;
+}
+
+void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs& at) {
+  if (!x.num_elements()) return;
+  KCPP_CHECK(x.dtype() != DType::float16 && x.dtype() != DType::bfloat16, NotImplementedError,
+             "cuda backend: {} on {} tensors is not supported yet; cast to float32", unary_op_name(op),
+             dtype_name(x.dtype()));
+  kernels::unary(static_cast<int>(op), code_of(x.dtype()), x.raw_data(), y.raw_data(), x.num_elements(), at.alpha,
+                 at.beta, stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) {
+  if (!y.num_elements()) return;
+  if ((op == BinaryOp::divide || op == BinaryOp::floor_mod) && !is_floating(a.dtype())) {
+    // Integer division by zero is an error on every backend, as on the CPU.
+    Tensor b64 = Tensor::empty(b.shape(), DType::int64, this);
+    cast(b, b64);
+    const auto host = b64.to_vector<int64_t>();
+    for (size_t i = 0; i < host.size(); ++i)
+      KCPP_CHECK(host[i] != 0, ValueError, "{}: integer division by zero (divisor element {})",
+                 op == BinaryOp::divide ? "divide" : "mod", i);
+  }
+  const bool same = a.shape() == y.shape() && b.shape() == y.shape();
+  const auto ix = make_indexer(y.shape(), {&a.shape(), &b.shape()});
+  kernels::binary(static_cast<int>(op), code_of(a.dtype()), a.raw_data(), b.raw_data(), y.raw_data(), y.num_elements(),
+                  ix, same, stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::where(const Tensor& c, const Tensor& a, const Tensor& b, Tensor& y) {
+  if (!y.num_elements()) return;
+  const auto ix = make_indexer(y.shape(), {&c.shape(), &a.shape(), &b.shape()});
+  kernels::where(code_of(a.dtype()), static_cast<const uint8_t*>(c.raw_data()), a.raw_data(), b.raw_data(),
+                 y.raw_data(), y.num_elements(), ix, stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::cast(const Tensor& x, Tensor& y) {
+  if (!x.num_elements()) return;
+  kernels::cast(code_of(x.dtype()), code_of(y.dtype()), x.raw_data(), y.raw_data(), x.num_elements(), stream_);
+  KCPP_LAUNCHED();
+}
+
+// Reductions --------------------------------------------------------------------------------------------
+
+namespace {
+struct Layout {
+  int64_t outer = 1, r = 1, inner = 1;
+};
+
+// As the CPU backend: (outer, r, inner) in place when the axes are contiguous, else the reduced axes
+// are moved last into `moved`. Small column problems over long reductions are also moved, so the
+// row kernel's block reduction does the work instead of a few long-running threads.
+Layout plan(CudaBackend& be, const Tensor& x, std::vector<int64_t> axes, Tensor& moved) {
+  const auto& dims = x.shape().dims();
+  Layout l;
+  if (axes.empty()) {  // a scalar: nothing to reduce
+    l.outer = x.num_elements();
+    moved = x;
+    return l;
+  }
+  const bool contiguous = axes.back() - axes.front() + 1 == static_cast<int64_t>(axes.size());
+  if (contiguous) {
+    for (int64_t i = 0; i < static_cast<int64_t>(dims.size()); ++i) {
+      const int64_t d = dims[static_cast<size_t>(i)];
+      if (i < axes.front()) l.outer *= d;
+      else if (i <= axes.back()) l.r *= d;
+      else l.inner *= d;
+    }
+    if (l.inner == 1 || l.outer * l.inner >= 16384 || l.r < 256) {
+      moved = x;
+      return l;
+    }
+  }
+  std::vector<int64_t> perm, out_dims;
+  for (int64_t i = 0; i < static_cast<int64_t>(dims.size()); ++i)
+    if (!std::binary_search(axes.begin(), axes.end(), i)) perm.push_back(i);
+  for (int64_t a : axes) perm.push_back(a);
+  for (int64_t p : perm) out_dims.push_back(dims[static_cast<size_t>(p)]);
+  moved = Tensor::empty(Shape(out_dims), x.dtype(), &be);
+  be.transpose(x, perm, moved);
+  l = Layout{};
+  for (size_t i = 0; i < perm.size(); ++i) (i < perm.size() - axes.size() ? l.outer : l.r) *= out_dims[i];
+  return l;
+}
+}  // namespace
+
+void CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) {
+  if (!y.num_elements()) return;
+  if (!x.num_elements()) {
+    fill(y, op == ReduceOp::prod ? 1 : 0);
+    return;
+  }
+  Tensor moved;
+  const Layout l = plan(*this, x, axes, moved);
+  kernels::reduce(static_cast<int>(op), code_of(x.dtype()), moved.raw_data(), y.raw_data(), l.outer, l.r, l.inner,
+                  stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::variance(const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) {
+  Tensor moved;
+  const Layout l = plan(*this, x, axes, moved);
+  kernels::variance(static_cast<const float*>(moved.raw_data()), static_cast<float*>(y.raw_data()), l.outer, l.r,
+                    l.inner, stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::arg_reduce(bool is_max, const Tensor& x, int64_t axis, Tensor& y) {
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < static_cast<int64_t>(x.rank()); ++i) {
+    if (i < axis) outer *= x.shape()[static_cast<size_t>(i)];
+    if (i > axis) inner *= x.shape()[static_cast<size_t>(i)];
+  }
+  kernels::arg_reduce(is_max, code_of(x.dtype()), x.raw_data(), static_cast<int64_t*>(y.raw_data()), outer,
+                      x.shape()[static_cast<size_t>(axis)], inner, stream_);
+  KCPP_LAUNCHED();
+}
+
+// Data movement -------------------------------------------------------------------------------------------
+
+namespace {
+kernels::Indexer strided(const Shape& dims, const std::vector<int64_t>& strides) {
+  kernels::Indexer ix;
+  KCPP_CHECK(dims.rank() <= static_cast<size_t>(kernels::kMaxRank), NotImplementedError,
+             "cuda backend: tensors of rank {} are not supported (at most {})", dims.rank(), kernels::kMaxRank);
+  ix.rank = static_cast<int>(dims.rank());
+  for (size_t d = 0; d < dims.rank(); ++d) {
+    ix.dims[d] = dims[d];
+    ix.strides[0][d] = strides[d];
+  }
+  return ix;
+}
+int64_t dot(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  int64_t s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+}  // namespace
+
+void CudaBackend::concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor& y) {
+  const auto ys = y.shape().strides();
+  int64_t start = 0;
+  for (const Tensor& t : inputs) {
+    if (t.num_elements()) {
+      kernels::strided_scatter(static_cast<int>(dtype_size(t.dtype())), t.raw_data(), y.raw_data(),
+                               strided(t.shape(), ys), start * ys[static_cast<size_t>(axis)], t.num_elements(), stream_);
+      KCPP_LAUNCHED();
+    }
+    start += t.shape()[static_cast<size_t>(axis)];
+  }
+}
+
+void CudaBackend::slice(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) {
+  if (!y.num_elements()) return;
+  const auto xs = x.shape().strides();
+  kernels::strided_copy(static_cast<int>(dtype_size(x.dtype())), x.raw_data(), y.raw_data(), strided(y.shape(), xs),
+                        dot(starts, xs), y.num_elements(), stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::slice_assign(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) {
+  if (!x.num_elements()) return;
+  const auto ys = y.shape().strides();
+  kernels::strided_scatter(static_cast<int>(dtype_size(x.dtype())), x.raw_data(), y.raw_data(), strided(x.shape(), ys),
+                           dot(starts, ys), x.num_elements(), stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads, Scalar value, Tensor& y) {
+  fill(y, value);
+  std::vector<int64_t> starts;
+  for (const auto& p : pads) starts.push_back(p[0]);
+  slice_assign(x, starts, y);
+}
+
+void CudaBackend::transpose(const Tensor& x, const std::vector<int64_t>& perm, Tensor& y) {
+  if (!y.num_elements()) return;
+  const auto xs = x.shape().strides();
+  std::vector<int64_t> src(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) src[i] = xs[static_cast<size_t>(perm[i])];
+  kernels::strided_copy(static_cast<int>(dtype_size(x.dtype())), x.raw_data(), y.raw_data(), strided(y.shape(), src), 0,
+                        y.num_elements(), stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::check_ids(const Tensor& ids, int64_t limit, const char* op, const char* what) {
+  const int64_t n = ids.num_elements();
+  if (!n) return;
+  KCPP_CUDA(cudaMemcpyAsync(bad_index_, &n, sizeof n, cudaMemcpyHostToDevice, stream_));
+  kernels::check_ids(ids.raw_data(), ids.dtype() == DType::int64, n, limit, bad_index_, stream_);
+  KCPP_LAUNCHED();
+  int64_t bad = n;
+  KCPP_CUDA(cudaMemcpyAsync(&bad, bad_index_, sizeof bad, cudaMemcpyDeviceToHost, stream_));
+  KCPP_CUDA(cudaStreamSynchronize(stream_));
+  if (bad >= n) return;
+  int64_t id = 0;
+  const size_t es = dtype_size(ids.dtype());
+  KCPP_CUDA(cudaMemcpy(&id, static_cast<const char*>(ids.raw_data()) + static_cast<size_t>(bad) * es, es,
+                       cudaMemcpyDeviceToHost));
+  if (es == 4) id = static_cast<int32_t>(id & 0xffffffff);
+  throw ValueError(fmt::format("{}: {} {} at position {} is out of range [0, {})", op, what, id, bad, limit));
+}
+
+void CudaBackend::gather(const Tensor& x, const Tensor& indices, int64_t axis, Tensor& y) {
+  const int64_t d = x.shape()[static_cast<size_t>(axis)];
+  check_ids(indices, d, "take", "index");
+  if (!y.num_elements()) return;
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < static_cast<int64_t>(x.rank()); ++i) {
+    if (i < axis) outer *= x.shape()[static_cast<size_t>(i)];
+    if (i > axis) inner *= x.shape()[static_cast<size_t>(i)];
+  }
+  kernels::gather(static_cast<int>(dtype_size(x.dtype())), x.raw_data(), indices.raw_data(),
+                  indices.dtype() == DType::int64, y.raw_data(), outer, d, indices.num_elements(), inner, stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) {
+  KCPP_CHECK(dx.dtype() == DType::float32, TypeError, "scatter_add: expected float32, received {}",
+             dtype_name(dx.dtype()));
+  const int64_t d = dx.shape()[static_cast<size_t>(axis)];
+  check_ids(indices, d, "scatter_add", "index");
+  fill(dx, 0);
+  if (!dy.num_elements()) return;
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < static_cast<int64_t>(dx.rank()); ++i) {
+    if (i < axis) outer *= dx.shape()[static_cast<size_t>(i)];
+    if (i > axis) inner *= dx.shape()[static_cast<size_t>(i)];
+  }
+  kernels::scatter_add(static_cast<const float*>(dy.raw_data()), indices.raw_data(), indices.dtype() == DType::int64,
+                       static_cast<float*>(dx.raw_data()), outer, d, indices.num_elements(), inner, stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::embedding_forward(const Tensor& table, const Tensor& ids, Tensor& y) {
+  check_ids(ids, table.dim(0), "Embedding", "id");
+  if (!y.num_elements()) return;
+  kernels::gather(4, table.raw_data(), ids.raw_data(), ids.dtype() == DType::int64, y.raw_data(), 1, table.dim(0),
+                  ids.num_elements(), table.dim(1), stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) {
+  check_ids(ids, dtable.dim(0), "Embedding", "id");
+  fill(dtable, 0);
+  if (!dy.num_elements()) return;
+  kernels::scatter_add(static_cast<const float*>(dy.raw_data()), ids.raw_data(), ids.dtype() == DType::int64,
+                       static_cast<float*>(dtable.raw_data()), 1, dtable.dim(0), ids.num_elements(), dtable.dim(1),
+                       stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse, Tensor& loss,
+                                        Tensor* dlogits) {
+  if (sparse) check_ids(labels, logits.dim(1), "softmax_cross_entropy", "label");
+  if (!logits.num_elements()) return;
+  kernels::softmax_cross_entropy(static_cast<const float*>(logits.raw_data()), labels.raw_data(), sparse,
+                                 labels.dtype() == DType::int64, static_cast<float*>(loss.raw_data()),
+                                 dlogits ? static_cast<float*>(dlogits->raw_data()) : nullptr, logits.dim(0),
+                                 logits.dim(1), stream_);
+  KCPP_LAUNCHED();
+}
+
+// Random and optimizers -------------------------------------------------------------------------------------
+
+void CudaBackend::random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) {
+  if (!y.num_elements()) return;
+  kernels::random(static_cast<int>(dist), key, a, b, static_cast<float*>(y.raw_data()), y.num_elements(), stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::dropout_mask(float rate, uint64_t key, Tensor& mask) {
+  if (!mask.num_elements()) return;
+  kernels::dropout_mask(rate, key, static_cast<float*>(mask.raw_data()), mask.num_elements(), stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::sgd_update(Tensor& w, const Tensor& g, Tensor* m, const SGDAttrs& at) {
+  if (!w.num_elements()) return;
+  kernels::sgd_update(static_cast<float*>(w.raw_data()), static_cast<const float*>(g.raw_data()),
+                      m ? static_cast<float*>(m->raw_data()) : nullptr, w.num_elements(), at.learning_rate, at.momentum,
+                      at.nesterov, stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, Tensor* vhat, const AdamAttrs& at) {
+  if (!w.num_elements()) return;
+  const double t = static_cast<double>(at.step);
+  const float alpha = static_cast<float>(at.learning_rate * std::sqrt(1.0 - std::pow(at.beta_2, t)) /
+                                         (1.0 - std::pow(at.beta_1, t)));
+  kernels::adam_update(static_cast<float*>(w.raw_data()), static_cast<const float*>(g.raw_data()),
+                       static_cast<float*>(m.raw_data()), static_cast<float*>(v.raw_data()),
+                       vhat ? static_cast<float*>(vhat->raw_data()) : nullptr, w.num_elements(), alpha,
+                       1.f - at.beta_1, 1.f - at.beta_2, at.epsilon, stream_);
+  KCPP_LAUNCHED();
+}
+
+}  // namespace keras::cuda
+
+// Plugin entry point ------------------------------------------------------------------------------------------
+
+namespace {
+int cuda_score(char* why, size_t n) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    std::snprintf(why, n, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    return 0;
+  }
+  return 100;  // above the CPU backend's 10: "auto" prefers the GPU
+}
+keras::Backend* cuda_create() { return new keras::cuda::CudaBackend(0); }
+const KerascppBackendDescriptor kDescriptor{KERASCPP_BACKEND_ABI_VERSION, "cuda", &cuda_score, &cuda_create};
+}  // namespace
+
+extern "C" KERASCPP_API const KerascppBackendDescriptor* kerascpp_backend_descriptor() { return &kDescriptor; }

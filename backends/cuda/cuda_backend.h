@@ -1,0 +1,151 @@
+#pragma once
+// The CUDA backend: cuDNN for convolutions, batch-norm and softmax, cuBLAS for matrix products,
+// CUDA kernels (kernels.cu) for the rest. One stream per device; the host waits only where a value
+// is read back or an input must be validated (embedding ids).
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "backends/cuda/kernels.h"
+#include "core/backend.h"
+#include "core/check.h"
+
+namespace keras::cuda {
+
+/// Each vendor call is checked where it is made; the error names the expression and the library's text.
+#define KCPP_CUDA(expr)                                                                                      \
+  do {                                                                                                       \
+    const cudaError_t e_ = (expr);                                                                           \
+    if (e_ != cudaSuccess)                                                                                   \
+      throw ::keras::BackendError(fmt::format("CUDA: {} failed: {} ({})", #expr, cudaGetErrorString(e_), \
+                                              static_cast<int>(e_)));                                        \
+  } while (0)
+#define KCPP_CUDNN(expr)                                                                                        \
+  do {                                                                                                          \
+    const cudnnStatus_t s_ = (expr);                                                                            \
+    if (s_ != CUDNN_STATUS_SUCCESS)                                                                             \
+      throw ::keras::BackendError(fmt::format("cuDNN: {} failed: {}", #expr, cudnnGetErrorString(s_)));       \
+  } while (0)
+#define KCPP_CUBLAS(expr)                                                                                     \
+  do {                                                                                                        \
+    const cublasStatus_t s_ = (expr);                                                                         \
+    if (s_ != CUBLAS_STATUS_SUCCESS)                                                                          \
+      throw ::keras::BackendError(fmt::format("cuBLAS: {} failed: {}", #expr, cublasGetStatusString(s_)));  \
+  } while (0)
+/// After a kernel launch: launch errors surface here, not at some later call.
+#define KCPP_LAUNCHED() KCPP_CUDA(cudaGetLastError())
+
+/// Size-bucketed caching allocator: a steady training step calls no cudaMalloc or cudaFree.
+/// Blocks are reused in stream order on the backend's single stream, so no event is needed.
+class DeviceAllocator {
+ public:
+  ~DeviceAllocator();
+  void* allocate(size_t nbytes);
+  void release(void* ptr, size_t nbytes);
+  int64_t device_mallocs() const { return mallocs_.load(); }
+  /// Frees every cached block (after an out-of-memory, before retrying).
+  void empty_cache();
+
+ private:
+  std::mutex mutex_;
+  std::unordered_multimap<size_t, void*> free_;
+  std::atomic<int64_t> mallocs_{0};
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
+  std::string name() const override { return "cuda"; }
+  Device device() const override { return {DeviceType::cuda, device_}; }
+  bool supports(Capability c) const override;
+  std::map<std::string, int64_t> counters() const override;
+
+  std::shared_ptr<Storage> allocate(size_t nbytes) override;
+  void deallocate(void* data, size_t nbytes) override;
+  void copy_from_host(void* dst, const void* src, size_t nbytes) override;
+  void copy_to_host(void* dst, const void* src, size_t nbytes) override;
+  void copy(void* dst, const void* src, size_t nbytes) override;
+  void fill(Tensor& y, Scalar value) override;
+  void synchronize() override;
+
+  void unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs& attrs) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) override;
+  void where(const Tensor& condition, const Tensor& a, const Tensor& b, Tensor& y) override;
+  void cast(const Tensor& x, Tensor& y) override;
+
+  void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) override;
+  void variance(const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) override;
+  void arg_reduce(bool is_max, const Tensor& x, int64_t axis, Tensor& y) override;
+
+  void matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y, const MatmulAttrs& attrs) override;
+  void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& attrs) override;
+  void conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& attrs) override;
+  void conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                             const ConvAttrs& attrs) override;
+  void conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                              const ConvAttrs& attrs) override;
+  void conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& attrs) override;
+  void conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                                       const ConvAttrs& attrs) override;
+  size_t pool_workspace_bytes(const Tensor& x, const Tensor& y, const PoolAttrs& attrs) override;
+  void pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, const PoolAttrs& attrs) override;
+  void pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
+                     const PoolAttrs& attrs) override;
+  void batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean, Tensor& variance,
+                          Tensor& y, float epsilon, bool training) override;
+  void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                           const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta, float epsilon) override;
+  void softmax(const Tensor& x, Tensor& y, bool log) override;
+  void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse, Tensor& loss,
+                             Tensor* dlogits) override;
+  void embedding_forward(const Tensor& table, const Tensor& ids, Tensor& y) override;
+  void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) override;
+
+  void concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor& y) override;
+  void slice(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) override;
+  void slice_assign(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) override;
+  void pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads, Scalar value, Tensor& y) override;
+  void transpose(const Tensor& x, const std::vector<int64_t>& perm, Tensor& y) override;
+  void gather(const Tensor& x, const Tensor& indices, int64_t axis, Tensor& y) override;
+  void scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) override;
+
+  void random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) override;
+  void dropout_mask(float rate, uint64_t key, Tensor& mask) override;
+
+  void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer, const SGDAttrs& attrs) override;
+  void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,
+                   const AdamAttrs& attrs) override;
+
+  // Shared by this backend's files.
+  cudaStream_t stream() const { return stream_; }
+  cudnnHandle_t cudnn() const { return cudnn_; }
+  cublasHandle_t cublas() const { return cublas_; }
+  std::shared_ptr<Storage> scratch(size_t nbytes) { return allocate(nbytes); }
+  /// Throws ValueError naming the first id outside [0, limit) (waits for the device).
+  void check_ids(const Tensor& ids, int64_t limit, const char* op, const char* what);
+  /// Cached algorithm choices, keyed by problem; values are algorithm enums and workspace bytes.
+  std::mutex algo_mutex;
+  std::unordered_map<std::string, std::pair<int, size_t>> algo_cache;
+  std::atomic<int64_t> algorithm_searches{0};
+
+ private:
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  DeviceAllocator allocator_;
+  int64_t* bad_index_ = nullptr;  // device scratch for id checks
+};
+
+/// The element-type code shared with kernels.cu.
+inline int code_of(DType d) { return static_cast<int>(d); }
+/// Shape and per-input strides for broadcasting kernels; throws for ranks beyond kMaxRank.
+kernels::Indexer make_indexer(const Shape& out, std::initializer_list<const Shape*> inputs);
+
+}  // namespace keras::cuda

@@ -1,0 +1,382 @@
+// Matrix products (cuBLAS), convolutions, batch-norm and softmax (cuDNN), pooling (kernels.cu).
+#include <algorithm>
+#include <memory>
+
+#include "backends/cuda/cuda_backend.h"
+#include "core/config.h"
+
+namespace keras::cuda {
+
+// Matmul ----------------------------------------------------------------------------------------------
+
+void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y, const MatmulAttrs& at) {
+  const int64_t m = y.dim(-2), n = y.dim(-1);
+  const int64_t k = at.transpose_a ? a.dim(-2) : a.dim(-1);
+  const int64_t batch = y.num_elements() / std::max<int64_t>(m * n, 1);
+  if (y.num_elements() == 0) return;
+  const float one = 1.f, zero = 0.f;
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+  const cublasOperation_t op_a = at.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = at.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const int64_t lda = a.dim(-1), ldb = b.dim(-1);
+  const cublasComputeType_t compute =
+      tensor_float_32_execution_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  const int64_t a_mat = a.dim(-1) * a.dim(-2), b_mat = b.dim(-1) * b.dim(-2);
+  const int64_t a_batch = a.num_elements() / std::max<int64_t>(a_mat, 1);
+  const int64_t b_batch = b.num_elements() / std::max<int64_t>(b_mat, 1);
+  if (k == 0) {
+    fill(y, 0);
+  } else if ((a_batch == batch || a_batch == 1) && (b_batch == batch || b_batch == 1)) {
+    KCPP_CUBLAS(cublasGemmStridedBatchedEx(
+        cublas_, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one, b.raw_data(),
+        CUDA_R_32F, static_cast<int>(ldb), b_batch == 1 ? 0 : b_mat, a.raw_data(), CUDA_R_32F, static_cast<int>(lda),
+        a_batch == 1 ? 0 : a_mat, &zero, y.raw_data(), CUDA_R_32F, static_cast<int>(n), m * n, static_cast<int>(batch),
+        compute, CUBLAS_GEMM_DEFAULT));
+  } else {
+    // Batch dimensions that broadcast against each other: one product per output matrix.
+    const Shape yb(std::vector<int64_t>(y.shape().dims().begin(), y.shape().dims().end() - 2));
+    const Shape ab(std::vector<int64_t>(a.shape().dims().begin(), a.shape().dims().end() - 2));
+    const Shape bb(std::vector<int64_t>(b.shape().dims().begin(), b.shape().dims().end() - 2));
+    const auto ix = make_indexer(yb, {&ab, &bb});
+    for (int64_t i = 0; i < batch; ++i) {
+      int64_t rest = i, ia = 0, ib = 0;
+      for (int d = ix.rank - 1; d >= 0; --d) {
+        const int64_t idx = rest % ix.dims[d];
+        rest /= ix.dims[d];
+        ia += idx * ix.strides[0][d];
+        ib += idx * ix.strides[1][d];
+      }
+      KCPP_CUBLAS(cublasGemmEx(cublas_, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one,
+                               static_cast<const float*>(b.raw_data()) + ib * b_mat, CUDA_R_32F, static_cast<int>(ldb),
+                               static_cast<const float*>(a.raw_data()) + ia * a_mat, CUDA_R_32F, static_cast<int>(lda),
+                               &zero, static_cast<float*>(y.raw_data()) + i * m * n, CUDA_R_32F, static_cast<int>(n),
+                               compute, CUBLAS_GEMM_DEFAULT));
+    }
+  }
+  if (bias || at.activation != UnaryOp::identity) {
+    kernels::bias_activation(static_cast<float*>(y.raw_data()), bias ? static_cast<const float*>(bias->raw_data()) : nullptr,
+                             y.num_elements() / n, n, static_cast<int>(at.activation), stream_);
+    KCPP_LAUNCHED();
+  }
+}
+
+// cuDNN descriptors ----------------------------------------------------------------------------------------
+
+namespace {
+
+struct TensorDesc {
+  cudnnTensorDescriptor_t d = nullptr;
+  TensorDesc() { KCPP_CUDNN(cudnnCreateTensorDescriptor(&d)); }
+  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
+  TensorDesc(const TensorDesc&) = delete;
+  TensorDesc& operator=(const TensorDesc&) = delete;
+};
+struct FilterDesc {
+  cudnnFilterDescriptor_t d = nullptr;
+  FilterDesc() { KCPP_CUDNN(cudnnCreateFilterDescriptor(&d)); }
+  ~FilterDesc() { cudnnDestroyFilterDescriptor(d); }
+  FilterDesc(const FilterDesc&) = delete;
+  FilterDesc& operator=(const FilterDesc&) = delete;
+};
+struct ConvDesc {
+  cudnnConvolutionDescriptor_t d = nullptr;
+  ConvDesc() { KCPP_CUDNN(cudnnCreateConvolutionDescriptor(&d)); }
+  ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d); }
+  ConvDesc(const ConvDesc&) = delete;
+  ConvDesc& operator=(const ConvDesc&) = delete;
+};
+
+void set_nhwc(TensorDesc& t, int64_t n, int64_t h, int64_t w, int64_t c) {
+  KCPP_CUDNN(cudnnSetTensor4dDescriptor(t.d, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, static_cast<int>(n),
+                                        static_cast<int>(c), static_cast<int>(h), static_cast<int>(w)));
+}
+
+// One convolution problem in cuDNN's terms. `xs` is the (possibly padded) input of the forward
+// convolution, `ys` its output, `w` the KRSC filter: out channels `k`, in channels per group `c`.
+struct ConvProblem {
+  TensorDesc x, y;
+  FilterDesc w;
+  ConvDesc conv;
+  std::string key;
+};
+
+void describe(ConvProblem& p, const Shape& xs, const Shape& ys, int64_t k, int64_t c, int64_t r, int64_t s,
+              const ConvAttrs& at, int64_t pad_h, int64_t pad_w) {
+  set_nhwc(p.x, xs[0], xs[1], xs[2], xs[3]);
+  set_nhwc(p.y, ys[0], ys[1], ys[2], ys[3]);
+  KCPP_CUDNN(cudnnSetFilter4dDescriptor(p.w.d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, static_cast<int>(k),
+                                        static_cast<int>(c), static_cast<int>(r), static_cast<int>(s)));
+  KCPP_CUDNN(cudnnSetConvolution2dDescriptor(p.conv.d, static_cast<int>(pad_h), static_cast<int>(pad_w),
+                                             static_cast<int>(at.strides[0]), static_cast<int>(at.strides[1]),
+                                             static_cast<int>(at.dilations[0]), static_cast<int>(at.dilations[1]),
+                                             CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  KCPP_CUDNN(cudnnSetConvolutionGroupCount(p.conv.d, static_cast<int>(at.groups)));
+  const bool tf32 = tensor_float_32_execution_enabled();
+  KCPP_CUDNN(cudnnSetConvolutionMathType(p.conv.d, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  p.key = fmt::format("{}|{}|{}x{}x{}x{}|{}x{}|{}x{}|{}x{}|{}|{}", xs.to_string(), ys.to_string(), k, c, r, s,
+                      pad_h, pad_w, at.strides[0], at.strides[1], at.dilations[0], at.dilations[1], at.groups, tf32);
+}
+
+}  // namespace
+
+// Convolutions -----------------------------------------------------------------------------------------------
+//
+// cuDNN pads symmetrically; Keras' "same" can pad one more at the end. Such inputs are padded
+// explicitly (zeros) and the convolution then runs unpadded. Keras kernels (kh, kw, in, out) are
+// transposed to cuDNN's KRSC layout per call (kernels are small next to activations).
+
+namespace {
+
+enum Direction { kForward, kBackwardData, kBackwardFilter };
+
+struct Geometry {
+  bool explicit_pad;
+  Shape padded;  // the forward input's shape after explicit padding
+  int64_t pad_h, pad_w;
+};
+
+Geometry geometry_of(const Shape& x, const ConvAttrs& at) {
+  Geometry g;
+  g.explicit_pad = at.pad_begin[0] != at.pad_end[0] || at.pad_begin[1] != at.pad_end[1];
+  if (g.explicit_pad) {
+    g.padded = Shape{x[0], x[1] + at.pad_begin[0] + at.pad_end[0], x[2] + at.pad_begin[1] + at.pad_end[1], x[3]};
+    g.pad_h = g.pad_w = 0;
+  } else {
+    g.padded = x;
+    g.pad_h = at.pad_begin[0];
+    g.pad_w = at.pad_begin[1];
+  }
+  return g;
+}
+
+// Finds (once per problem, by measurement) the fastest algorithm and its workspace size.
+std::pair<int, size_t> choose(CudaBackend& be, Direction dir, const ConvProblem& p) {
+  const std::string key = fmt::format("{}|{}", static_cast<int>(dir), p.key);
+  {
+    std::lock_guard lock(be.algo_mutex);
+    auto it = be.algo_cache.find(key);
+    if (it != be.algo_cache.end()) return it->second;
+  }
+  be.algorithm_searches.fetch_add(1);
+  int returned = 0;
+  std::pair<int, size_t> best{-1, 0};
+  constexpr int kRequested = 8;
+  if (dir == kForward) {
+    cudnnConvolutionFwdAlgoPerf_t perf[kRequested];
+    KCPP_CUDNN(cudnnFindConvolutionForwardAlgorithm(be.cudnn(), p.x.d, p.w.d, p.conv.d, p.y.d, kRequested, &returned, perf));
+    for (int i = 0; i < returned && best.first < 0; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS) best = {static_cast<int>(perf[i].algo), perf[i].memory};
+  } else if (dir == kBackwardData) {
+    cudnnConvolutionBwdDataAlgoPerf_t perf[kRequested];
+    KCPP_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(be.cudnn(), p.w.d, p.y.d, p.conv.d, p.x.d, kRequested, &returned, perf));
+    for (int i = 0; i < returned && best.first < 0; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS) best = {static_cast<int>(perf[i].algo), perf[i].memory};
+  } else {
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[kRequested];
+    KCPP_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(be.cudnn(), p.x.d, p.y.d, p.conv.d, p.w.d, kRequested, &returned, perf));
+    for (int i = 0; i < returned && best.first < 0; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS) best = {static_cast<int>(perf[i].algo), perf[i].memory};
+  }
+  KCPP_CHECK(best.first >= 0, BackendError, "cuDNN: no algorithm supports the convolution {}", p.key);
+  std::lock_guard lock(be.algo_mutex);
+  be.algo_cache[key] = best;
+  return best;
+}
+
+// Keras (kh, kw, ci, co) <-> cuDNN KRSC (co, kh, kw, ci).
+Tensor to_krsc(CudaBackend& be, const Tensor& w) {
+  Tensor t = Tensor::empty(Shape{w.dim(3), w.dim(0), w.dim(1), w.dim(2)}, DType::float32, &be);
+  be.transpose(w, {3, 0, 1, 2}, t);
+  return t;
+}
+
+}  // namespace
+
+// The forward convolution x (N,H,W,Ci) * w (Keras layout, out channels co) -> y, and its two
+// backward passes, expressed once; transposed convolutions reuse them with the roles swapped.
+static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tensor& w_keras, const Tensor& y,
+                     const ConvAttrs& at, bool w_is_transposed_layout) {
+  const Geometry g = geometry_of(x.shape(), at);
+  // Filter KRSC: k = forward output channels, c = forward input channels per group.
+  const int64_t r = w_keras.dim(0), s = w_keras.dim(1);
+  const int64_t k = y.dim(3), c = x.dim(3) / at.groups;
+  ConvProblem p;
+  describe(p, g.padded, y.shape(), k, c, r, s, at, g.pad_h, g.pad_w);
+  const auto [algo, ws_bytes] = choose(be, dir, p);
+  auto ws = be.scratch(ws_bytes);
+  const float one = 1.f, zero = 0.f;
+  // Conv kernels (kh, kw, ci, co) -> (co, kh, kw, ci); transposed-conv kernels (kh, kw, co', ci')
+  // already hold the forward problem's filter as (kh, kw, k, c) -> (k, kh, kw, c).
+  const std::vector<int64_t> perm = w_is_transposed_layout ? std::vector<int64_t>{2, 0, 1, 3} : std::vector<int64_t>{3, 0, 1, 2};
+  const Shape krsc{k, r, s, c};
+  Tensor xp = x;
+  if (g.explicit_pad && dir != kBackwardData) {
+    xp = Tensor::empty(g.padded, DType::float32, &be);
+    be.pad(x, {{{0, 0}}, {{at.pad_begin[0], at.pad_end[0]}}, {{at.pad_begin[1], at.pad_end[1]}}, {{0, 0}}}, 0, xp);
+  }
+  if (dir == kForward || dir == kBackwardData) {
+    Tensor wt = Tensor::empty(krsc, DType::float32, &be);
+    be.transpose(w_keras, perm, wt);
+    if (dir == kForward) {
+      KCPP_CUDNN(cudnnConvolutionForward(be.cudnn(), &one, p.x.d, xp.raw_data(), p.w.d, wt.raw_data(), p.conv.d,
+                                         static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws ? ws->data() : nullptr,
+                                         ws_bytes, &zero, p.y.d, y.raw_data()));
+    } else {
+      // x is the output here (dx); with explicit padding, compute the padded dx and crop it.
+      Tensor dxp = g.explicit_pad ? Tensor::empty(g.padded, DType::float32, &be) : x;
+      KCPP_CUDNN(cudnnConvolutionBackwardData(be.cudnn(), &one, p.w.d, wt.raw_data(), p.y.d, y.raw_data(), p.conv.d,
+                                              static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws ? ws->data() : nullptr,
+                                              ws_bytes, &zero, p.x.d, dxp.raw_data()));
+      if (g.explicit_pad) {
+        Tensor dx = x;
+        be.slice(dxp, {0, at.pad_begin[0], at.pad_begin[1], 0}, dx);
+      }
+    }
+  } else {
+    Tensor dwt = Tensor::empty(krsc, DType::float32, &be);
+    KCPP_CUDNN(cudnnConvolutionBackwardFilter(be.cudnn(), &one, p.x.d, xp.raw_data(), p.y.d, y.raw_data(), p.conv.d,
+                                              static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws ? ws->data() : nullptr,
+                                              ws_bytes, &zero, p.w.d, dwt.raw_data()));
+    // Back to the caller's layout: the inverse permutation.
+    std::vector<int64_t> inverse(4);
+    for (size_t i = 0; i < 4; ++i) inverse[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
+    Tensor dw = w_keras;
+    be.transpose(dwt, inverse, dw);
+  }
+}
+
+static void bias_grad(CudaBackend& be, const Tensor& dy, Tensor& dbias) {
+  // Sum over N, H, W of an NHWC tensor: a (M, C) column reduction.
+  const int64_t c = dy.dim(3);
+  be.reduce(ReduceOp::sum, dy.view(Shape{dy.num_elements() / c, c}), {0}, dbias);
+}
+
+void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {
+  run_conv(*this, kForward, x, w, y, at, false);
+  if (bias || at.activation != UnaryOp::identity) {
+    kernels::bias_activation(static_cast<float*>(y.raw_data()), bias ? static_cast<const float*>(bias->raw_data()) : nullptr,
+                             y.num_elements() / y.dim(3), y.dim(3), static_cast<int>(at.activation), stream_);
+    KCPP_LAUNCHED();
+  }
+}
+void CudaBackend::conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& at) {
+  run_conv(*this, kBackwardData, dx, w, dy, at, false);
+}
+void CudaBackend::conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias, const ConvAttrs& at) {
+  run_conv(*this, kBackwardFilter, x, dw, dy, at, false);
+  if (dbias) bias_grad(*this, dy, *dbias);
+}
+
+// A transposed convolution x -> y is the backward-data pass of the convolution y -> x whose
+// filter, in Keras' conv layout, is the transposed-conv kernel (kh, kw, F, C).
+void CudaBackend::conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                                         const ConvAttrs& at) {
+  run_conv(*this, kBackwardData, y, w, x, at, true);
+  if (bias || at.activation != UnaryOp::identity) {
+    kernels::bias_activation(static_cast<float*>(y.raw_data()), bias ? static_cast<const float*>(bias->raw_data()) : nullptr,
+                             y.num_elements() / y.dim(3), y.dim(3), static_cast<int>(at.activation), stream_);
+    KCPP_LAUNCHED();
+  }
+}
+void CudaBackend::conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& at) {
+  run_conv(*this, kForward, dy, w, dx, at, true);
+}
+void CudaBackend::conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                                                  const ConvAttrs& at) {
+  run_conv(*this, kBackwardFilter, dy, dw, x, at, true);
+  if (dbias) bias_grad(*this, dy, *dbias);
+}
+
+// Pooling (kernels.cu: exact Keras semantics for asymmetric "same" padding) ---------------------------------
+
+namespace {
+kernels::PoolGeometry pool_geometry(const Tensor& x, const Tensor& y, const PoolAttrs& at) {
+  return {x.dim(0), x.dim(1), x.dim(2), x.dim(3), y.dim(1), y.dim(2), at.window[0], at.window[1],
+          at.strides[0], at.strides[1], at.pad_begin[0], at.pad_begin[1]};
+}
+}  // namespace
+
+size_t CudaBackend::pool_workspace_bytes(const Tensor& x, const Tensor& y, const PoolAttrs& at) {
+  return at.mode == PoolMode::max ? static_cast<size_t>(y.num_elements()) * sizeof(int32_t) : 0;
+}
+
+void CudaBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, const PoolAttrs& at) {
+  KCPP_CHECK(x.num_elements() < (int64_t{1} << 31), NotImplementedError,
+             "cuda backend: pooling inputs over 2^31 elements are not supported, received {}", x.shape().to_string());
+  if (!y.num_elements()) return;
+  kernels::pool_forward(at.mode == PoolMode::max, static_cast<const float*>(x.raw_data()), static_cast<float*>(y.raw_data()),
+                        workspace ? static_cast<int32_t*>(workspace->raw_data()) : nullptr, pool_geometry(x, y, at), stream_);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
+                                const PoolAttrs& at) {
+  KCPP_CHECK(at.mode != PoolMode::max || workspace, ValueError, "pool_backward: max pooling needs the forward workspace");
+  fill(dx, 0);
+  if (!dy.num_elements()) return;
+  kernels::pool_backward(at.mode == PoolMode::max, static_cast<const float*>(dy.raw_data()),
+                         workspace ? static_cast<const int32_t*>(workspace->raw_data()) : nullptr,
+                         static_cast<float*>(dx.raw_data()), pool_geometry(x, dy, at), stream_);
+  KCPP_LAUNCHED();
+}
+
+// Batch normalization over (M, C), as cuDNN's spatial mode on (M, C, 1, 1) -------------------------------------
+
+namespace {
+void bn_descriptors(TensorDesc& data, TensorDesc& param, int64_t m, int64_t c, float epsilon) {
+  KCPP_CHECK(epsilon >= CUDNN_BN_MIN_EPSILON, ValueError, "batch normalization: epsilon {} is below cuDNN's minimum {}",
+             epsilon, CUDNN_BN_MIN_EPSILON);
+  KCPP_CUDNN(cudnnSetTensor4dDescriptor(data.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, static_cast<int>(m),
+                                        static_cast<int>(c), 1, 1));
+  KCPP_CUDNN(cudnnSetTensor4dDescriptor(param.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, static_cast<int>(c), 1, 1));
+}
+}  // namespace
+
+void CudaBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean,
+                                     Tensor& variance, Tensor& y, float epsilon, bool training) {
+  TensorDesc data, param;
+  const int64_t m = x.dim(0), c = x.dim(1);
+  bn_descriptors(data, param, m, c, epsilon);
+  const float one = 1.f, zero = 0.f;
+  if (!training) {
+    KCPP_CUDNN(cudnnBatchNormalizationForwardInference(cudnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, data.d, x.raw_data(),
+                                                       data.d, y.raw_data(), param.d, gamma.raw_data(), beta.raw_data(),
+                                                       mean.raw_data(), variance.raw_data(), epsilon));
+    return;
+  }
+  // cuDNN saves the batch mean and 1/sqrt(var + eps); Keras wants the biased variance itself.
+  Tensor inv_std = Tensor::empty(Shape{c}, DType::float32, this);
+  KCPP_CUDNN(cudnnBatchNormalizationForwardTraining(cudnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, data.d, x.raw_data(),
+                                                    data.d, y.raw_data(), param.d, gamma.raw_data(), beta.raw_data(), 0.0,
+                                                    nullptr, nullptr, epsilon, mean.raw_data(), inv_std.raw_data()));
+  // variance = 1 / inv_std^2 - eps
+  kernels::unary(static_cast<int>(UnaryOp::square), kernels::f32, inv_std.raw_data(), variance.raw_data(), c, 0, 0, stream_);
+  kernels::unary(static_cast<int>(UnaryOp::reciprocal), kernels::f32, variance.raw_data(), variance.raw_data(), c, 0, 0, stream_);
+  Tensor eps = Tensor::empty(Shape{}, DType::float32, this);
+  fill(eps, -epsilon);
+  binary(BinaryOp::add, variance, eps, variance);
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                      const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta, float epsilon) {
+  TensorDesc data, param;
+  bn_descriptors(data, param, x.dim(0), x.dim(1), epsilon);
+  const float one = 1.f, zero = 0.f;
+  // Saved statistics omitted: cuDNN recomputes them from x, which is what the forward pass used.
+  KCPP_CUDNN(cudnnBatchNormalizationBackward(cudnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, data.d,
+                                             x.raw_data(), data.d, dy.raw_data(), data.d, dx.raw_data(), param.d,
+                                             gamma.raw_data(), dgamma.raw_data(), dbeta.raw_data(), epsilon, nullptr,
+                                             nullptr));
+}
+
+void CudaBackend::softmax(const Tensor& x, Tensor& y, bool log) {
+  TensorDesc d;
+  KCPP_CUDNN(cudnnSetTensor4dDescriptor(d.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, static_cast<int>(x.dim(0)),
+                                        static_cast<int>(x.dim(1)), 1, 1));
+  const float one = 1.f, zero = 0.f;
+  KCPP_CUDNN(cudnnSoftmaxForward(cudnn_, log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_INSTANCE,
+                                 &one, d.d, x.raw_data(), &zero, d.d, y.raw_data()));
+}
+
+}  // namespace keras::cuda

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repository root with .gpu/ beside it (see build_and_pack.sh): runs every
+# GPU test and benchmark once, logs under $OUT, and prints a short table last. Builds nothing.
+set -u
+out="${OUT:-/tmp/kerascpp-gpu}"
+mkdir -p "$out"
+run() { .gpu/run.sh "$@"; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu.txt" 2>&1
+{ echo "== tests (all but the registry's broken-plugin folder, which lives on the build machine)"
+  timeout 300 .gpu/run.sh kerascpp_tests "~[registry]" --durations yes; echo "tests rc=$?"
+  echo "== auto picks cuda"; KERASCPP_LOG_LEVEL=info timeout 60 .gpu/run.sh fit_synthetic 2>&1 | tail -3; } > "$out/tests.txt" 2>&1
+timeout 120 .gpu/run.sh bench_gpu cuda > "$out/bench_cuda_tf32.txt" 2>&1
+KERASCPP_TF32=0 timeout 120 .gpu/run.sh bench_gpu cuda > "$out/bench_cuda_fp32.txt" 2>&1
+if [ -f .gpu/torch_gpu_ref.py ]; then
+  # Only the fmnist_cnn reference: the other models need the frontend issues.
+  (cd .gpu && timeout 180 python3 -c "
+import torch, torch_gpu_ref as r
+torch.manual_seed(0); torch.backends.cudnn.benchmark = True
+import json; print(json.dumps({'torch': torch.__version__, 'gpu': torch.cuda.get_device_name(0)}))
+m = r.KerasCNN().to('cuda')
+r.train_bench('fmnist_cnn', m, [torch.rand(128, 1, 28, 28, device='cuda')], torch.randint(0, 10, (128,), device='cuda'), r.F.cross_entropy, n=50)
+") > "$out/torch_ref.txt" 2>&1
+fi
+echo "---- summary"
+cat "$out/gpu.txt"
+grep -E "test cases|assertions|skipped|tests rc|FAILED|using backend" "$out/tests.txt" | head -20
+cat "$out/bench_cuda_tf32.txt" "$out/bench_cuda_fp32.txt" "$out/torch_ref.txt" 2>/dev/null | grep -v "^\[kerascpp\]" | head -20
