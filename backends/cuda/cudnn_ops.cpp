@@ -195,7 +195,7 @@ Tensor to_krsc(CudaBackend& be, const Tensor& w) {
 // The forward convolution x (N,H,W,Ci) * w (Keras layout, out channels co) -> y, and its two
 // backward passes, expressed once; transposed convolutions reuse them with the roles swapped.
 static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tensor& w_keras, const Tensor& y,
-                     const ConvAttrs& at, bool w_is_transposed_layout) {
+                     const ConvAttrs& at) {
   const Geometry g = geometry_of(x.shape(), at);
   // Filter KRSC: k = forward output channels, c = forward input channels per group.
   const int64_t r = w_keras.dim(0), s = w_keras.dim(1);
@@ -205,9 +205,9 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
   const auto [algo, ws_bytes] = choose(be, dir, p);
   auto ws = be.scratch(ws_bytes);
   const float one = 1.f, zero = 0.f;
-  // Conv kernels (kh, kw, ci, co) -> (co, kh, kw, ci); transposed-conv kernels (kh, kw, co', ci')
-  // already hold the forward problem's filter as (kh, kw, k, c) -> (k, kh, kw, c).
-  const std::vector<int64_t> perm = w_is_transposed_layout ? std::vector<int64_t>{2, 0, 1, 3} : std::vector<int64_t>{3, 0, 1, 2};
+  // Keras kernels (kh, kw, c, k) -> cuDNN (k, kh, kw, c). A transposed-conv kernel (kh, kw, F, C) is
+  // already the conv layout of its forward problem (F channels in, C out).
+  const std::vector<int64_t> perm{3, 0, 1, 2};
   const Shape krsc{k, r, s, c};
   Tensor xp = x;
   if (g.explicit_pad && dir != kBackwardData) {
@@ -252,7 +252,7 @@ static void bias_grad(CudaBackend& be, const Tensor& dy, Tensor& dbias) {
 }
 
 void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {
-  run_conv(*this, kForward, x, w, y, at, false);
+  run_conv(*this, kForward, x, w, y, at);
   if (bias || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()), bias ? static_cast<const float*>(bias->raw_data()) : nullptr,
                              y.num_elements() / y.dim(3), y.dim(3), static_cast<int>(at.activation), stream_);
@@ -260,10 +260,10 @@ void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* b
   }
 }
 void CudaBackend::conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& at) {
-  run_conv(*this, kBackwardData, dx, w, dy, at, false);
+  run_conv(*this, kBackwardData, dx, w, dy, at);
 }
 void CudaBackend::conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias, const ConvAttrs& at) {
-  run_conv(*this, kBackwardFilter, x, dw, dy, at, false);
+  run_conv(*this, kBackwardFilter, x, dw, dy, at);
   if (dbias) bias_grad(*this, dy, *dbias);
 }
 
@@ -271,7 +271,7 @@ void CudaBackend::conv_backward_weights(const Tensor& dy, const Tensor& x, Tenso
 // filter, in Keras' conv layout, is the transposed-conv kernel (kh, kw, F, C).
 void CudaBackend::conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
                                          const ConvAttrs& at) {
-  run_conv(*this, kBackwardData, y, w, x, at, true);
+  run_conv(*this, kBackwardData, y, w, x, at);
   if (bias || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()), bias ? static_cast<const float*>(bias->raw_data()) : nullptr,
                              y.num_elements() / y.dim(3), y.dim(3), static_cast<int>(at.activation), stream_);
@@ -279,11 +279,11 @@ void CudaBackend::conv_transpose_forward(const Tensor& x, const Tensor& w, const
   }
 }
 void CudaBackend::conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& at) {
-  run_conv(*this, kForward, dy, w, dx, at, true);
+  run_conv(*this, kForward, dy, w, dx, at);
 }
 void CudaBackend::conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
                                                   const ConvAttrs& at) {
-  run_conv(*this, kBackwardFilter, dy, dw, x, at, true);
+  run_conv(*this, kBackwardFilter, dy, dw, x, at);
   if (dbias) bias_grad(*this, dy, *dbias);
 }
 

@@ -472,7 +472,10 @@ __global__ void random_kernel(int dist, uint64_t key, float a, float b, float* y
   GRID_STRIDE(i, n) {
     const uint64_t c = static_cast<uint64_t>(i);
     switch (static_cast<RandomDistribution>(dist)) {
-      case RandomDistribution::uniform: y[i] = a + (b - a) * uniform01(key, c); break;
+      case RandomDistribution::uniform:
+        // No FMA contraction: the CPU backend computes a + (b - a) * u in two roundings.
+        y[i] = __fadd_rn(a, __fmul_rn(b - a, uniform01(key, c)));
+        break;
       case RandomDistribution::normal: y[i] = a + b * normal01(key, c); break;
       case RandomDistribution::truncated_normal: {
         float v = 0;
