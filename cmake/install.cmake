@@ -9,6 +9,8 @@ install(FILES ${PROJECT_SOURCE_DIR}/kerascpp.h DESTINATION ${CMAKE_INSTALL_INCLU
 # Public headers only: internal ones (check.h, ops_util.h) need fmt and stay private.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/core/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kerascpp/core
   FILES_MATCHING PATTERN "*.h" PATTERN "check.h" EXCLUDE PATTERN "ops_util.h" EXCLUDE)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/layers/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kerascpp/layers FILES_MATCHING PATTERN "*.h")
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/models/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kerascpp/models FILES_MATCHING PATTERN "*.h")
 
 install(EXPORT kerascppTargets NAMESPACE kerascpp:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/kerascpp)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/kerascppConfig.cmake.in

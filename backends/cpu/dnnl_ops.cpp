@@ -312,9 +312,15 @@ struct BnPds {
 const auto kScaleShift = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
 }  // namespace
 
+namespace {
+// (M, C) described as an NHWC image of height M, so oneDNN picks its channels-last kernel; as a
+// plain 2-d "nc" tensor it takes a much slower planar path.
+md bn_data_md(const Tensor& x) { return md({1, x.dim(1), x.dim(0), 1}, dt::f32, tag::nhwc); }
+}  // namespace
+
 void CpuBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean,
                                     Tensor& variance, Tensor& y, float epsilon, bool training) {
-  const md x_md({x.dim(0), x.dim(1)}, dt::f32, tag::nc);
+  const md x_md = bn_data_md(x);
   const md c_md({x.dim(1)}, dt::f32, tag::a);
   const auto flags = training ? kScaleShift : kScaleShift | dnnl::normalization_flags::use_global_stats;
   const std::string key = fmt::format("bnfwd|{}|{}|{}", key_of(x_md.dims()), epsilon, training);
@@ -339,7 +345,7 @@ void CpuBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const 
 void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                      const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
                                      float epsilon) {
-  const md x_md({x.dim(0), x.dim(1)}, dt::f32, tag::nc);
+  const md x_md = bn_data_md(x);
   const md c_md({x.dim(1)}, dt::f32, tag::a);
   Tensor m = mean, v = variance;
   // The forward primitive (training) is the backward's hint; it is cached already in a training step.

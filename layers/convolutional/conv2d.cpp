@@ -1,0 +1,66 @@
+#include "layers/convolutional/conv2d.h"
+
+#include "core/check.h"
+#include "core/ops.h"
+#include "layers/activations.h"
+
+namespace keras::layers {
+
+std::optional<int64_t> conv_output_length(std::optional<int64_t> in, int64_t kernel, const std::string& padding,
+                                          int64_t stride, int64_t dilation) {
+  if (!in) return std::nullopt;
+  const int64_t eff = (kernel - 1) * dilation + 1;
+  if (padding == "same") return (*in + stride - 1) / stride;
+  return std::max<int64_t>(0, (*in - eff) / stride + 1 - (*in < eff ? 1 : 0));
+}
+
+Conv2D::Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOptions options)
+    : Layer("Conv2D", options.name), filters_(filters), kernel_size_(kernel_size), options_(std::move(options)) {
+  KCPP_CHECK(filters > 0, ValueError, "Conv2D: expected a positive number of filters, received {}", filters);
+  KCPP_CHECK(kernel_size[0] > 0 && kernel_size[1] > 0, ValueError, "Conv2D: kernel_size must be positive, received ({}, {})",
+             kernel_size[0], kernel_size[1]);
+  KCPP_CHECK(options_.padding == "valid" || options_.padding == "same", ValueError,
+             "Conv2D: padding must be 'valid' or 'same', received '{}'", options_.padding);
+  KCPP_CHECK(filters % options_.groups == 0, ValueError, "Conv2D: filters {} must be divisible by groups {}", filters,
+             options_.groups);
+  activations::check_name(options_.activation);
+}
+
+void Conv2D::check_input(const PartialShape& s) const {
+  if (s.size() != 4)
+    throw input_error(fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
+  if (!s[3]) throw input_error("the channel axis must be known, received shape " + shape_to_string(s));
+  if (kernel_ && *s[3] != kernel_->shape()[2] * options_.groups)
+    throw input_error(fmt::format("expected axis -1 of input shape to have value {}, but received input with shape {}",
+                                  kernel_->shape()[2] * options_.groups, shape_to_string(s)));
+  if (*s[3] % options_.groups != 0)
+    throw input_error(fmt::format("input channels {} are not divisible by groups {}", *s[3], options_.groups));
+}
+
+void Conv2D::build(const PartialShape& s) {
+  kernel_ = &add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], *s[3] / options_.groups, filters_},
+                        options_.kernel_initializer);
+  if (options_.use_bias) bias_ = &add_weight("bias", Shape{filters_}, options_.bias_initializer);
+}
+
+PartialShape Conv2D::compute_output_shape(const PartialShape& s) const {
+  return {s[0],
+          conv_output_length(s[1], kernel_size_[0], options_.padding, options_.strides[0], options_.dilation_rate[0]),
+          conv_output_length(s[2], kernel_size_[1], options_.padding, options_.strides[1], options_.dilation_rate[1]),
+          filters_};
+}
+
+Tensor Conv2D::call(const Tensor& x, bool training) {
+  const std::string& a = options_.activation;
+  const UnaryOp fused = a == "relu" ? UnaryOp::relu : a == "sigmoid" ? UnaryOp::sigmoid : a == "tanh" ? UnaryOp::tanh
+                        : a == "relu6" ? UnaryOp::relu6 : UnaryOp::identity;
+  Tensor y = ops::conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
+                       {.strides = {options_.strides[0], options_.strides[1]},
+                        .padding = options_.padding,
+                        .dilation_rate = {options_.dilation_rate[0], options_.dilation_rate[1]},
+                        .groups = options_.groups,
+                        .activation = fused});
+  return fused == UnaryOp::identity ? activations::apply(a, y) : y;
+}
+
+}  // namespace keras::layers

@@ -1,0 +1,45 @@
+#pragma once
+#include <array>
+
+#include "../layer.h"
+
+namespace keras::layers {
+
+/// Keras' Conv2D keyword arguments (defaults as Keras: strides 1, "valid", dilation 1, groups 1).
+struct Conv2DOptions {
+  std::array<int64_t, 2> strides{1, 1};
+  std::string padding = "valid";
+  std::array<int64_t, 2> dilation_rate{1, 1};
+  int64_t groups = 1;
+  std::string activation;
+  bool use_bias = true;
+  Initializer kernel_initializer = "glorot_uniform";
+  Initializer bias_initializer = "zeros";
+  std::string name;
+};
+
+/// 2-d convolution over channels_last images; kernel (kh, kw, in / groups, filters).
+class KERASCPP_API Conv2D : public Layer {
+ public:
+  Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOptions options = {});
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& input_shape) const override;
+  bool ends_with_softmax() const override { return options_.activation == "softmax"; }
+
+ protected:
+  void build(const PartialShape& input_shape) override;
+  void check_input(const PartialShape& input_shape) const override;
+
+ private:
+  int64_t filters_;
+  std::array<int64_t, 2> kernel_size_;
+  Conv2DOptions options_;
+  Variable* kernel_ = nullptr;
+  Variable* bias_ = nullptr;
+};
+
+/// Output length of one spatial axis, as Keras computes it (None stays None).
+KERASCPP_API std::optional<int64_t> conv_output_length(std::optional<int64_t> in, int64_t kernel, const std::string& padding,
+                                                       int64_t stride, int64_t dilation);
+
+}  // namespace keras::layers

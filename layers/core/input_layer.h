@@ -1,0 +1,33 @@
+#pragma once
+#include "../layer.h"
+
+namespace keras::layers {
+
+struct InputOptions {
+  std::string name;
+  std::string dtype = "float32";
+  std::optional<int64_t> batch_size;
+};
+
+/// The model's entry: declares the input shape (without the batch axis) so the model builds at once.
+class KERASCPP_API InputLayer : public Layer {
+ public:
+  InputLayer(std::vector<std::optional<int64_t>> shape, const InputOptions& options = {});
+  Tensor call(const Tensor& x, bool training) override { return x; }
+  PartialShape compute_output_shape(const PartialShape& input_shape) const override { return input_shape; }
+  /// The full shape, batch axis first.
+  const PartialShape& batch_shape() const { return batch_shape_; }
+  DType dtype() const { return dtype_; }
+
+ protected:
+  void check_input(const PartialShape& input_shape) const override;
+
+ private:
+  PartialShape batch_shape_;
+  DType dtype_;
+};
+
+/// `layers::Input({28, 28, 1})`: the shape of one sample; std::nullopt for a variable dimension.
+KERASCPP_API InputLayer Input(std::vector<std::optional<int64_t>> shape, const InputOptions& options = {});
+
+}  // namespace keras::layers

@@ -1,0 +1,60 @@
+#pragma once
+// Small layers without weights: Activation, Dropout, Flatten, Reshape.
+#include <optional>
+
+#include "../../core/random.h"
+#include "../layer.h"
+
+namespace keras::layers {
+
+/// Applies a named activation (see keras::activations).
+class KERASCPP_API Activation : public Layer {
+ public:
+  explicit Activation(std::string activation, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool ends_with_softmax() const override { return activation_ == "softmax"; }
+  Tensor call_logits(const Tensor& x, bool training) override { return x; }
+
+ private:
+  std::string activation_;
+};
+
+struct DropoutOptions {
+  std::optional<uint64_t> seed;
+  std::string name;
+};
+
+/// In training, zeroes each input unit with probability `rate` and scales the rest by 1 / (1 - rate).
+class KERASCPP_API Dropout : public Layer {
+ public:
+  explicit Dropout(float rate, DropoutOptions options = {});
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  float rate() const { return rate_; }
+
+ private:
+  float rate_;
+  random::SeedGenerator seeds_;
+};
+
+/// Flattens all axes but the batch axis.
+class KERASCPP_API Flatten : public Layer {
+ public:
+  explicit Flatten(std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override;
+};
+
+/// Reshapes each sample to `target_shape` (one entry may be -1).
+class KERASCPP_API Reshape : public Layer {
+ public:
+  explicit Reshape(std::vector<int64_t> target_shape, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override;
+
+ private:
+  std::vector<int64_t> target_;
+};
+
+}  // namespace keras::layers

@@ -1,0 +1,112 @@
+#pragma once
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../core/errors.h"
+#include "../core/export.h"
+#include "../core/tensor.h"
+#include "../core/variable.h"
+#include "initializers.h"
+
+namespace keras {
+
+/// A Keras shape: the batch axis first, std::nullopt for an unknown (None) dimension.
+using PartialShape = std::vector<std::optional<int64_t>>;
+/// "(None, 26, 26, 32)".
+KERASCPP_API std::string shape_to_string(const PartialShape& shape);
+/// The PartialShape of a concrete tensor.
+KERASCPP_API PartialShape partial_shape_of(const Tensor& t);
+
+namespace utils {
+/// Forgets the automatic layer names handed out so far (dense, dense_1, ... start again), as
+/// keras.utils.clear_session.
+KERASCPP_API void clear_session();
+}  // namespace utils
+
+/// The base of every layer. A layer builds its weights lazily, from the first input shape it sees,
+/// then maps tensors with call(). Subclass it in your own code: implement call() and
+/// compute_output_shape(), create weights in build() with add_weight().
+class KERASCPP_API Layer {
+ public:
+  /// `class_name` is Keras' ("Dense"); an empty `name` takes the next automatic one ("dense_1").
+  Layer(std::string class_name, std::string name);
+  virtual ~Layer();
+  Layer(Layer&&) noexcept;
+  Layer& operator=(Layer&&) noexcept;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& class_name() const { return class_name_; }
+  bool built() const { return built_; }
+
+  /// Keras' `trainable`: freezing a layer stops gradients to all its weights.
+  bool trainable() const { return trainable_; }
+  virtual void set_trainable(bool trainable);
+
+  /// Builds the layer for x's shape on first use, checks the input, then runs call().
+  Tensor operator()(const Tensor& x, bool training = false);
+  /// Builds the layer for `input_shape` (if not built) and returns its output shape; throws with
+  /// Keras' texts when the input is incompatible.
+  PartialShape build_for(const PartialShape& input_shape);
+
+  /// The computation, written with keras::ops. `training` selects dropout and batch statistics.
+  virtual Tensor call(const Tensor& x, bool training) = 0;
+  virtual PartialShape compute_output_shape(const PartialShape& input_shape) const = 0;
+
+  /// Weights in creation order (trainable first is not guaranteed, as in Keras).
+  virtual std::vector<Variable*> weights();
+  virtual std::vector<Variable*> trainable_weights();
+  virtual std::vector<Variable*> non_trainable_weights();
+  virtual int64_t count_params() const;
+  /// Copies of the weights' values, and assignment from such a list (shapes must match).
+  std::vector<Tensor> get_weights();
+  void set_weights(const std::vector<Tensor>& values);
+
+  /// When the layer's last step is a softmax, the output before it: losses on probabilities then
+  /// run as a fused, stable cross-entropy on logits (as Keras does with `_keras_logits`).
+  virtual bool ends_with_softmax() const { return false; }
+  virtual Tensor call_logits(const Tensor& x, bool training);
+  /// As operator(), but returns call_logits(): the output before the final softmax.
+  Tensor logits(const Tensor& x, bool training = false);
+
+ protected:
+  /// Creates the weights for `input_shape`; called once, before the first call().
+  virtual void build(const PartialShape& input_shape) {}
+  /// Checks the input shape before build and call; throw input_error() on mismatch.
+  virtual void check_input(const PartialShape& input_shape) const {}
+  /// Creates a weight on the default backend, initialized by `initializer`.
+  Variable& add_weight(const std::string& name, const Shape& shape, const Initializer& initializer,
+                       bool trainable = true);
+  /// Keras' incompatible-input error: `Input 0 of layer "dense" is incompatible with the layer: <what>`.
+  ValueError input_error(const std::string& what) const;
+  /// Builds for x's shape (batch axis unknown) and checks it.
+  void prepare(const Tensor& x);
+
+ private:
+  std::string class_name_, name_;
+  bool trainable_ = true;
+  bool built_ = false;
+  std::deque<Variable> weights_;           // deque: stable addresses for Variable* handles
+  std::vector<bool> declared_trainable_;   // each weight's own flag, restored on unfreezing
+};
+
+/// A shared handle to a layer, made from a layer object (moved in) or a shared_ptr, so lists
+/// read like Keras: `Sequential({layers::Dense(64), layers::Dense(10)})`.
+class KERASCPP_API LayerRef {
+ public:
+  template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
+  LayerRef(L&& layer) : ptr_(std::make_shared<std::decay_t<L>>(std::move(layer))) {}  // NOLINT
+  template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
+  LayerRef(std::shared_ptr<L> layer) : ptr_(std::move(layer)) {}  // NOLINT
+  const std::shared_ptr<Layer>& get() const { return ptr_; }
+  Layer* operator->() const { return ptr_.get(); }
+
+ private:
+  std::shared_ptr<Layer> ptr_;
+};
+
+}  // namespace keras

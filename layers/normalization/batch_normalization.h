@@ -1,0 +1,33 @@
+#pragma once
+#include "../layer.h"
+
+namespace keras::layers {
+
+/// Keras' defaults: axis -1, momentum 0.99, epsilon 1e-3, center, scale.
+struct BatchNormalizationOptions {
+  float momentum = 0.99f;
+  float epsilon = 1e-3f;
+  bool center = true;
+  bool scale = true;
+  std::string name;
+};
+
+/// Normalizes over all axes but the last. In training, batch statistics are used and the moving
+/// ones updated (moving = momentum * moving + (1 - momentum) * batch); otherwise, and whenever the
+/// layer is frozen (trainable false, as in Keras), the moving statistics are used.
+class KERASCPP_API BatchNormalization : public Layer {
+ public:
+  explicit BatchNormalization(BatchNormalizationOptions options = {});
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+
+ protected:
+  void build(const PartialShape& input_shape) override;
+  void check_input(const PartialShape& input_shape) const override;
+
+ private:
+  BatchNormalizationOptions options_;
+  Variable *gamma_ = nullptr, *beta_ = nullptr, *moving_mean_ = nullptr, *moving_variance_ = nullptr;
+};
+
+}  // namespace keras::layers

@@ -1,0 +1,53 @@
+#pragma once
+#include <array>
+
+#include "../layer.h"
+
+namespace keras::layers {
+
+struct Pooling2DOptions {
+  std::optional<std::array<int64_t, 2>> strides;  // defaults to pool_size, as Keras
+  std::string padding = "valid";
+  std::string name;
+};
+
+/// Max (or average) over windows of channels_last images.
+class KERASCPP_API Pooling2D : public Layer {
+ public:
+  Pooling2D(std::string class_name, bool is_max, std::array<int64_t, 2> pool_size, Pooling2DOptions options);
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& input_shape) const override;
+
+ protected:
+  void check_input(const PartialShape& input_shape) const override;
+
+ private:
+  bool is_max_;
+  std::array<int64_t, 2> pool_size_, strides_;
+  std::string padding_;
+};
+
+class KERASCPP_API MaxPooling2D : public Pooling2D {
+ public:
+  explicit MaxPooling2D(std::array<int64_t, 2> pool_size = {2, 2}, Pooling2DOptions options = {})
+      : Pooling2D("MaxPooling2D", true, pool_size, std::move(options)) {}
+};
+
+class KERASCPP_API AveragePooling2D : public Pooling2D {
+ public:
+  explicit AveragePooling2D(std::array<int64_t, 2> pool_size = {2, 2}, Pooling2DOptions options = {})
+      : Pooling2D("AveragePooling2D", false, pool_size, std::move(options)) {}
+};
+
+/// Mean over the spatial axes: (N, H, W, C) -> (N, C).
+class KERASCPP_API GlobalAveragePooling2D : public Layer {
+ public:
+  explicit GlobalAveragePooling2D(std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return {s[0], s[3]}; }
+
+ protected:
+  void check_input(const PartialShape& input_shape) const override;
+};
+
+}  // namespace keras::layers

@@ -1,0 +1,79 @@
+#include "models/sequential.h"
+
+#include "core/check.h"
+
+namespace keras {
+
+Sequential::Sequential(std::vector<LayerRef> layers, std::string name) : Model("Sequential", std::move(name)) {
+  for (auto& l : layers) add(std::move(l));
+}
+
+void Sequential::add(LayerRef ref) {
+  const std::shared_ptr<Layer>& layer = ref.get();
+  KCPP_CHECK(layer, ValueError, "Sequential \"{}\": cannot add a null layer", name());
+  if (auto input = std::dynamic_pointer_cast<layers::InputLayer>(layer)) {
+    KCPP_CHECK(!input_ && layers_.empty(), ValueError,
+               "Sequential \"{}\": an Input can only be the first layer, received \"{}\" after {} layer(s)", name(),
+               input->name(), layers_.size());
+    input_ = input;
+    build_from(input_->batch_shape());
+    return;
+  }
+  for (const auto& l : layers_)
+    KCPP_CHECK(l->name() != layer->name(), ValueError,
+               "All layers added to a Sequential model should have unique names. Name \"{}\" is already the name of a layer in this model.",
+               layer->name());
+  layers_.push_back(layer);
+  // With a known input shape, the new layer is built now: a shape mismatch fails on this line.
+  if (!output_shapes_.empty() || input_) output_shapes_.push_back(layer->build_for(output_shapes_.empty() ? input_->batch_shape() : output_shapes_.back()));
+}
+
+void Sequential::pop() {
+  KCPP_CHECK(!layers_.empty(), ValueError, "Sequential \"{}\": there is no layer to remove", name());
+  layers_.pop_back();
+  if (!output_shapes_.empty()) output_shapes_.pop_back();
+}
+
+void Sequential::build_from(const PartialShape& shape) {
+  output_shapes_.clear();
+  PartialShape s = shape;
+  for (const auto& l : layers_) {
+    s = l->build_for(s);
+    output_shapes_.push_back(s);
+  }
+}
+
+void Sequential::build(const PartialShape& input_shape) {
+  if (output_shapes_.size() != layers_.size()) build_from(input_shape);
+}
+
+std::vector<Layer*> Sequential::layers() const {
+  std::vector<Layer*> out;
+  for (const auto& l : layers_) out.push_back(l.get());
+  return out;
+}
+
+Tensor Sequential::forward(const Tensor& x, bool training, bool want_logits) {
+  KCPP_CHECK(!layers_.empty(), ValueError, "Sequential \"{}\" has no layers", name());
+  if (input_) (*input_)(x);  // checks the input against the declared shape
+  Tensor h = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& l = *layers_[i];
+    h = i + 1 == layers_.size() && want_logits ? l.logits(h, training) : l(h, training);
+  }
+  return h;
+}
+
+Tensor Sequential::call(const Tensor& x, bool training) { return forward(x, training, false); }
+Tensor Sequential::call_logits(const Tensor& x, bool training) { return forward(x, training, true); }
+bool Sequential::ends_with_softmax() const { return !layers_.empty() && layers_.back()->ends_with_softmax(); }
+
+PartialShape Sequential::compute_output_shape(const PartialShape& input_shape) const {
+  PartialShape s = input_shape;
+  for (const auto& l : layers_) s = l->compute_output_shape(s);
+  return s;
+}
+
+std::vector<PartialShape> Sequential::layer_output_shapes() const { return output_shapes_; }
+
+}  // namespace keras

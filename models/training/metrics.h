@@ -1,0 +1,82 @@
+#pragma once
+#include <memory>
+#include <string>
+
+#include "../../core/export.h"
+#include "../../core/tensor.h"
+
+namespace keras::metrics {
+
+/// A stateful metric: accumulates over batches until reset_state() (called at each epoch start).
+/// State stays on the device; result() reads it back.
+class KERASCPP_API Metric {
+ public:
+  explicit Metric(std::string name) : name_(std::move(name)) {}
+  virtual ~Metric();
+  virtual void update_state(const Tensor& y_true, const Tensor& y_pred) = 0;
+  virtual double result() const;
+  virtual void reset_state();
+  const std::string& name() const { return name_; }
+
+ protected:
+  /// Adds `values` (any shape) to the running sum and their count to the count.
+  void accumulate(const Tensor& values);
+
+ private:
+  std::string name_;
+  Tensor total_;
+  double count_ = 0;
+};
+
+/// The running mean of the values given (the loss tracker is one).
+class KERASCPP_API Mean : public Metric {
+ public:
+  explicit Mean(std::string name = "mean") : Metric(std::move(name)) {}
+  void update_state(const Tensor& values, const Tensor& /*unused*/ = Tensor()) override { accumulate(values); }
+};
+
+/// argmax(y_pred) == y_true for integer labels.
+class KERASCPP_API SparseCategoricalAccuracy : public Metric {
+ public:
+  explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+/// argmax(y_pred) == argmax(y_true).
+class KERASCPP_API CategoricalAccuracy : public Metric {
+ public:
+  explicit CategoricalAccuracy(std::string name = "categorical_accuracy") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+/// (y_pred > threshold) == y_true.
+class KERASCPP_API BinaryAccuracy : public Metric {
+ public:
+  explicit BinaryAccuracy(std::string name = "binary_accuracy", float threshold = 0.5f)
+      : Metric(std::move(name)), threshold_(threshold) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+
+ private:
+  float threshold_;
+};
+/// y_pred == y_true elementwise.
+class KERASCPP_API Accuracy : public Metric {
+ public:
+  explicit Accuracy(std::string name = "accuracy") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+/// mean((y_true - y_pred)^2) and mean(|y_true - y_pred|) over all samples seen.
+class KERASCPP_API MeanSquaredError : public Metric {
+ public:
+  explicit MeanSquaredError(std::string name = "mean_squared_error") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+class KERASCPP_API MeanAbsoluteError : public Metric {
+ public:
+  explicit MeanAbsoluteError(std::string name = "mean_absolute_error") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+
+/// By Keras name. "accuracy"/"acc" resolves, as Keras does, by the loss: sparse categorical,
+/// categorical or binary accuracy, keeping the name "accuracy".
+KERASCPP_API std::shared_ptr<Metric> get(const std::string& name, const std::string& loss_name);
+
+}  // namespace keras::metrics

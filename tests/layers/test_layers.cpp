@@ -1,0 +1,118 @@
+#include <cmath>
+
+#include "tests/support/layer_test.h"
+
+using namespace keras;
+using kt::LayerTestSpec;
+
+TEST_CASE("Dense passes the layer test and computes x @ kernel + bias", "[cpu][layers]") {
+  kt::run_layer_test([] { return layers::Dense(4, {.activation = "tanh"}); },
+                     {.input_shape = Shape{3, 5}, .expected_output = {std::nullopt, 4}, .trainable_weights = 2, .params = 24});
+  kt::run_layer_test([] { return layers::Dense(2, {.use_bias = false}); },
+                     {.input_shape = Shape{2, 3, 5}, .expected_output = {std::nullopt, 3, 2}, .trainable_weights = 1, .params = 10});
+  layers::Dense d(2, {.activation = "relu", .kernel_initializer = "ones", .bias_initializer = initializers::Constant(-1.f)});
+  const Tensor y = d(Tensor::from_vector<float>({1, 2, -3, -4}, Shape{2, 2}));
+  CHECK(y.to_vector<float>() == std::vector<float>{2, 2, 0, 0});  // relu(3 - 1), relu(-7 - 1)
+}
+
+TEST_CASE("Conv2D, pooling and global pooling pass the layer test", "[cpu][layers]") {
+  kt::run_layer_test([] { return layers::Conv2D(4, {3, 2}, {.strides = {2, 1}, .padding = "same", .activation = "tanh"}); },
+                     {.input_shape = Shape{2, 7, 6, 3}, .expected_output = {std::nullopt, 4, 6, 4}, .trainable_weights = 2, .params = 3 * 2 * 3 * 4 + 4});
+  kt::run_layer_test([] { return layers::Conv2D(6, {3, 3}, {.dilation_rate = {2, 2}, .groups = 2}); },
+                     {.input_shape = Shape{1, 9, 9, 4}, .expected_output = {std::nullopt, 5, 5, 6}, .trainable_weights = 2, .params = 3 * 3 * 2 * 6 + 6});
+  kt::run_layer_test([] { return layers::MaxPooling2D({2, 2}); },
+                     {.input_shape = Shape{2, 5, 4, 3}, .expected_output = {std::nullopt, 2, 2, 3}});
+  kt::run_layer_test([] { return layers::AveragePooling2D({3, 3}, {.strides = std::array<int64_t, 2>{2, 2}, .padding = "same"}); },
+                     {.input_shape = Shape{2, 5, 4, 3}, .expected_output = {std::nullopt, 3, 2, 3}});
+  kt::run_layer_test([] { return layers::GlobalAveragePooling2D(); },
+                     {.input_shape = Shape{2, 3, 4, 5}, .expected_output = {std::nullopt, 5}});
+}
+
+TEST_CASE("BatchNormalization passes the layer test and follows Keras' moving averages", "[cpu][layers]") {
+  kt::run_layer_test([] { return layers::BatchNormalization(); },
+                     {.input_shape = Shape{6, 3, 4}, .expected_output = {std::nullopt, 3, 4}, .trainable_weights = 2,
+                      .non_trainable_weights = 2, .params = 16});
+  layers::BatchNormalization bn({.momentum = 0.9f});
+  const Tensor x = Tensor::from_vector<float>({1, 10, 3, 20}, Shape{2, 2});  // means 2, 15; variances 1, 25
+  bn(x, true);
+  const auto w = bn.weights();  // gamma, beta, moving_mean, moving_variance
+  kt::require_close(w[2]->value().to_vector<float>(), {0.2f, 1.5f}, 1e-6f, 1e-6f);
+  kt::require_close(w[3]->value().to_vector<float>(), {0.9f + 0.1f * 1.f, 0.9f + 0.1f * 25.f}, 1e-5f, 1e-6f);
+  // Frozen, it runs in inference mode even when training (Keras' rule) and leaves the statistics alone.
+  bn.set_trainable(false);
+  const Tensor y = bn(x, true);
+  kt::require_close(w[2]->value().to_vector<float>(), {0.2f, 1.5f}, 1e-6f, 1e-6f);
+  const float inv0 = 1.f / std::sqrt(1.0f + 0.001f), inv1 = 1.f / std::sqrt(3.4f + 0.001f);
+  kt::require_close(y.to_vector<float>(), {(1 - 0.2f) * inv0, (10 - 1.5f) * inv1, (3 - 0.2f) * inv0, (20 - 1.5f) * inv1}, 1e-5f, 1e-5f);
+}
+
+TEST_CASE("Flatten, Reshape, Activation and Dropout pass the layer test", "[cpu][layers]") {
+  kt::run_layer_test([] { return layers::Flatten(); }, {.input_shape = Shape{2, 3, 4}, .expected_output = {std::nullopt, 12}});
+  kt::run_layer_test([] { return layers::Reshape({2, -1}); }, {.input_shape = Shape{2, 3, 4}, .expected_output = {std::nullopt, 2, 6}});
+  kt::run_layer_test([] { return layers::Activation("softmax"); }, {.input_shape = Shape{2, 5}, .expected_output = {std::nullopt, 5}});
+  kt::run_layer_test([] { return layers::Dropout(0.5f, {.seed = 3}); },
+                     {.input_shape = Shape{4, 8}, .expected_output = {std::nullopt, 8}, .training_is_random = true});
+  layers::Dropout drop(0.5f, {.seed = 3});
+  const Tensor ones = ops::ones(Shape{1000});
+  CHECK(drop(ones, false).to_vector<float>() == ones.to_vector<float>());  // identity at inference
+  const double kept = ops::mean(ops::cast(ops::greater(drop(ones, true), ops::zeros(Shape{})), DType::float32)).item();
+  CHECK(kept == Approx(0.5).margin(0.06));
+  kt::require_throws_with<ValueError>([] { layers::Activation("swoosh"); }, {"unknown activation 'swoosh'", "relu"});
+  kt::require_throws_with<ValueError>([] { layers::Dropout(1.5f); }, {"[0, 1)", "1.5"});
+}
+
+TEST_CASE("layers reject incompatible inputs with Keras' error texts", "[cpu][layers]") {
+  utils::clear_session();
+  layers::Dense dense(10);
+  dense(ops::zeros(Shape{2, 784}));
+  kt::require_throws_with<ValueError>([&] { dense(ops::zeros(Shape{2, 100})); },
+                                      {"Input 0 of layer \"dense\" is incompatible with the layer: expected axis -1 of input "
+                                       "shape to have value 784, but received input with shape (None, 100)"});
+  layers::Conv2D conv(4, {3, 3});
+  kt::require_throws_with<ValueError>([&] { conv(ops::zeros(Shape{2, 10})); },
+                                      {"Input 0 of layer \"conv2d\"", "expected ndim=4, found ndim=2. Full shape received: (None, 10)"});
+  layers::Dense d2(3);
+  kt::require_throws_with<ValueError>([&] { d2(ops::zeros(Shape{5})); }, {"expected min_ndim=2, found ndim=1"});
+}
+
+TEST_CASE("layers get Keras' automatic names", "[cpu][layers]") {
+  utils::clear_session();
+  CHECK(layers::Dense(1).name() == "dense");
+  CHECK(layers::Dense(1).name() == "dense_1");
+  CHECK(layers::MaxPooling2D().name() == "max_pooling2d");
+  CHECK(layers::BatchNormalization().name() == "batch_normalization");
+  CHECK(layers::GlobalAveragePooling2D().name() == "global_average_pooling2d");
+  CHECK(layers::Dense(1, {.name = "head"}).name() == "head");
+  utils::clear_session();
+  CHECK(layers::Dense(1).name() == "dense");
+}
+
+TEST_CASE("initializers follow Keras' variance scaling and are reproducible with a seed", "[cpu][layers]") {
+  auto moments = [](const Tensor& t) {
+    const auto v = t.to_vector<float>();
+    double m = 0, s = 0;
+    for (float x : v) m += x;
+    m /= static_cast<double>(v.size());
+    for (float x : v) s += (x - m) * (x - m);
+    return std::pair{m, std::sqrt(s / static_cast<double>(v.size()))};
+  };
+  // glorot_uniform on (200, 300): limit sqrt(6 / 500), stddev limit / sqrt(3).
+  const Tensor g = initializers::GlorotUniform(1)(Shape{200, 300});
+  CHECK(ops::max(ops::abs(g)).item() <= std::sqrt(6.0 / 500));
+  CHECK(moments(g).second == Approx(std::sqrt(6.0 / 500) / std::sqrt(3.0)).epsilon(0.02));
+  CHECK(g.to_vector<float>() == initializers::GlorotUniform(1)(Shape{200, 300}).to_vector<float>());
+  // he_normal on a conv kernel (3, 3, 16, 32): fan_in 144, stddev sqrt(2 / 144) after truncation.
+  CHECK(moments(initializers::HeNormal(2)(Shape{3, 3, 16, 32})).second == Approx(std::sqrt(2.0 / 144)).epsilon(0.03));
+  CHECK(initializers::compute_fans(Shape{3, 3, 16, 32}) == std::pair<double, double>{144, 288});
+  // orthogonal: Q^T Q = I for a tall matrix, Q Q^T = I for a wide one.
+  for (const Shape& s : {Shape{6, 4}, Shape{4, 6}}) {
+    const Tensor q = initializers::Orthogonal(1.f, 3)(s);
+    const Tensor gram = s[0] >= s[1] ? ops::matmul(q, q, {.transpose_a = true}) : ops::matmul(q, q, {.transpose_b = true});
+    const int64_t k = std::min(s[0], s[1]);
+    std::vector<float> eye(static_cast<size_t>(k * k), 0.f);
+    for (int64_t i = 0; i < k; ++i) eye[static_cast<size_t>(i * k + i)] = 1.f;
+    kt::require_close(gram.to_vector<float>(), eye, 1e-5f, 0);
+  }
+  CHECK(Initializer("zeros")(Shape{3}).to_vector<float>() == std::vector<float>{0, 0, 0});
+  kt::require_throws_with<ValueError>([] { Initializer("xavier"); }, {"unknown initializer 'xavier'", "glorot_uniform"});
+}
