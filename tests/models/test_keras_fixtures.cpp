@@ -1,0 +1,158 @@
+// kerascpp against Python Keras 3: tests/fixtures/keras_reference.json holds Keras' answers for fixed
+// weights and inputs (made by tools/fixtures/make_keras_fixtures.sh).
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <functional>
+
+#include "tests/support/test_support.h"
+
+using namespace keras;
+using json = nlohmann::json;
+
+namespace {
+
+const json& fixtures() {
+  static const json j = [] {
+    std::ifstream in(KERASCPP_FIXTURE_DIR "/keras_reference.json");
+    REQUIRE(in.good());
+    return json::parse(in);
+  }();
+  return j;
+}
+
+Tensor tensor_of(const json& t) {
+  std::vector<int64_t> shape = t.at("shape").get<std::vector<int64_t>>();
+  std::vector<float> values;
+  for (double v : t.at("values")) values.push_back(static_cast<float>(v));
+  return Tensor::from_vector(values, Shape(shape));
+}
+std::vector<float> values_of(const json& t) {
+  std::vector<float> v;
+  for (double d : (t.is_object() ? t.at("values") : t)) v.push_back(static_cast<float>(d));
+  return v;
+}
+
+// Output and gradients of sum(y * probe) for a layer given Keras' weights.
+void check_layer_case(const char* name, Layer& layer, bool training = false) {
+  INFO("fixture " << name);
+  const json& c = fixtures().at(name);
+  Tensor x = tensor_of(c.at("input"));
+  layer(x, false);  // build
+  std::vector<Tensor> w;
+  for (const auto& t : c.at("weights")) w.push_back(tensor_of(t));
+  layer.set_weights(w);
+  GradientTape tape;
+  tape.watch(x);
+  const Tensor y = layer(x, training);
+  kt::require_close(y.to_vector<float>(), values_of(c.at("output")), 1e-5f, 1e-4f);
+  std::vector<Tensor> sources{x};
+  for (Variable* v : layer.trainable_weights()) sources.push_back(v->value());
+  const auto grads = tape.gradient(y, sources, tensor_of(c.at("probe")));
+  kt::require_close(grads[0].to_vector<float>(), values_of(c.at("grad_input")), 1e-5f, 1e-4f);
+  const auto& gw = c.at("grad_weights");
+  REQUIRE(gw.size() == grads.size() - 1);
+  for (size_t i = 0; i < gw.size(); ++i) {
+    INFO("weight gradient " << i);
+    kt::require_close(grads[i + 1].to_vector<float>(), values_of(gw[i]), 1e-4f, 1e-4f);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("layers match Python Keras: outputs and gradients", "[cpu][keras]") {
+  layers::Dense dense(4, {.activation = "tanh"});
+  check_layer_case("dense_tanh", dense);
+  layers::Conv2D conv(3, {3, 2}, {.strides = {2, 1}, .padding = "same", .activation = "relu"});
+  check_layer_case("conv2d_same_strided_relu", conv);
+  layers::Conv2D dilated(4, {2, 2}, {.dilation_rate = {2, 1}});
+  check_layer_case("conv2d_valid_dilated", dilated);
+  layers::MaxPooling2D maxpool({2, 3}, {.strides = std::array<int64_t, 2>{2, 2}, .padding = "same"});
+  check_layer_case("max_pooling2d_same", maxpool);
+  layers::AveragePooling2D avgpool({3, 3}, {.strides = std::array<int64_t, 2>{2, 2}, .padding = "same"});
+  check_layer_case("average_pooling2d_same", avgpool);
+  layers::BatchNormalization bn_train;
+  check_layer_case("batch_normalization_training", bn_train, true);
+  layers::BatchNormalization bn_infer;
+  check_layer_case("batch_normalization_inference", bn_infer);
+
+  const json& m = fixtures().at("batch_normalization_moving");
+  layers::BatchNormalization bn;
+  bn(tensor_of(m.at("input")), true);
+  kt::require_close(bn.weights()[2]->value().to_vector<float>(), values_of(m.at("moving_mean")), 1e-6f, 1e-5f);
+  kt::require_close(bn.weights()[3]->value().to_vector<float>(), values_of(m.at("moving_variance")), 1e-6f, 1e-5f);
+}
+
+TEST_CASE("losses match Python Keras", "[cpu][keras]") {
+  const json& l = fixtures().at("losses");
+  const Tensor probs = tensor_of(l.at("probs")), logits = tensor_of(l.at("logits")), onehot = tensor_of(l.at("onehot"));
+  const Tensor ids = Tensor::from_vector(l.at("ids").get<std::vector<int64_t>>(), Shape{4});
+  auto mean = [](const Tensor& t) { return ops::mean(t).item(); };
+  CHECK(mean(losses::SparseCategoricalCrossentropy().per_sample(ids, probs)) ==
+        Approx(l.at("sparse_categorical_crossentropy").get<double>()).epsilon(1e-5));
+  CHECK(mean(losses::SparseCategoricalCrossentropy(true).per_sample(ids, logits)) ==
+        Approx(l.at("sparse_categorical_crossentropy_logits").get<double>()).epsilon(1e-5));
+  CHECK(mean(losses::CategoricalCrossentropy(false, 0.1f).per_sample(onehot, probs)) ==
+        Approx(l.at("categorical_crossentropy_smoothing").get<double>()).epsilon(1e-5));
+  CHECK(mean(losses::BinaryCrossentropy().per_sample(tensor_of(l.at("y_binary")), tensor_of(l.at("p_binary")))) ==
+        Approx(l.at("binary_crossentropy").get<double>()).epsilon(1e-5));
+  CHECK(mean(losses::BinaryCrossentropy(true).per_sample(tensor_of(l.at("y_binary")), tensor_of(l.at("z_binary")))) ==
+        Approx(l.at("binary_crossentropy_logits").get<double>()).epsilon(1e-5));
+  CHECK(mean(losses::MeanSquaredError().per_sample(tensor_of(l.at("y_reg")), tensor_of(l.at("p_reg")))) ==
+        Approx(l.at("mean_squared_error").get<double>()).epsilon(1e-5));
+  CHECK(mean(losses::MeanAbsoluteError().per_sample(tensor_of(l.at("y_reg")), tensor_of(l.at("p_reg")))) ==
+        Approx(l.at("mean_absolute_error").get<double>()).epsilon(1e-5));
+}
+
+TEST_CASE("optimizers match Python Keras over three steps", "[cpu][keras]") {
+  const json& o = fixtures().at("optimizers");
+  const std::vector<std::pair<std::string, std::function<std::shared_ptr<optimizers::Optimizer>()>>> cases = {
+      {"sgd_nesterov", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = true}); }},
+      {"adam", [] { return std::make_shared<optimizers::Adam>(optimizers::AdamOptions{.learning_rate = 0.01f}); }},
+      {"adam_amsgrad", [] { return std::make_shared<optimizers::Adam>(optimizers::AdamOptions{.learning_rate = 0.01f, .amsgrad = true}); }},
+      {"rmsprop_centered_momentum", [] { return std::make_shared<optimizers::RMSprop>(optimizers::RMSpropOptions{.learning_rate = 0.01f, .momentum = 0.5f, .centered = true}); }},
+      {"sgd_clipnorm", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = 0.5f, .common = {.clipnorm = 0.3f}}); }},
+  };
+  for (const auto& [name, make] : cases) {
+    INFO(name);
+    Variable w(Tensor::from_vector(values_of(o.at("initial")), Shape{6}), "w");
+    auto opt = make();
+    for (const auto& g : o.at("gradients")) opt->apply_gradients({Tensor::from_vector(values_of(g), Shape{6})}, {&w});
+    kt::require_close(w.value().to_vector<float>(), values_of(o.at(name)), 1e-6f, 1e-5f);
+  }
+}
+
+TEST_CASE("one training step of a small model matches Python Keras", "[cpu][keras]") {
+  const json& t = fixtures().at("train_step");
+  utils::clear_session();
+  Sequential model({layers::Input({6, 6, 1}), layers::Conv2D(2, {3, 3}, {.activation = "relu"}), layers::Flatten(),
+                    layers::Dense(3, {.activation = "softmax"})});
+  std::vector<Tensor> w;
+  for (const auto& v : t.at("weights")) w.push_back(tensor_of(v));
+  model.set_weights(w);
+  model.compile({.optimizer = optimizers::Adam({.learning_rate = 0.05f}), .loss = "sparse_categorical_crossentropy",
+                 .metrics = {"accuracy"}});
+  const Tensor x = tensor_of(t.at("x"));
+  const Tensor y = Tensor::from_vector(t.at("y").get<std::vector<int32_t>>(), Shape{5});
+  const auto logs = model.train_on_batch(x, y);
+  CHECK(logs.at("loss") == Approx(t.at("loss").get<double>()).epsilon(1e-5));
+  CHECK(logs.at("accuracy") == Approx(t.at("accuracy").get<double>()));
+  const auto after = model.get_weights();
+  for (size_t i = 0; i < after.size(); ++i) {
+    INFO("weight " << i);
+    kt::require_close(after[i].to_vector<float>(), values_of(t.at("weights_after")[i]), 1e-5f, 1e-4f);
+  }
+  kt::require_close(model.predict(x).to_vector<float>(), values_of(t.at("predict_after")), 1e-5f, 1e-4f);
+}
+
+TEST_CASE("summary() matches the text Python Keras prints", "[cpu][keras]") {
+  utils::clear_session();
+  Sequential model({layers::Input({28, 28, 1}), layers::Conv2D(32, {3, 3}, {.activation = "relu"}), layers::MaxPooling2D({2, 2}),
+                    layers::Conv2D(64, {3, 3}, {.activation = "relu"}), layers::MaxPooling2D({2, 2}), layers::Flatten(),
+                    layers::Dropout(0.5f), layers::Dense(10, {.activation = "softmax"})});
+  std::string expected = fixtures().at("summary_76").get<std::string>();
+  while (!expected.empty() && expected.back() == '\n') expected.pop_back();
+  std::string actual = model.summary_string(76);
+  while (!actual.empty() && actual.back() == '\n') actual.pop_back();
+  CHECK(actual == expected);
+}
