@@ -120,21 +120,21 @@ std::vector<std::pair<std::string, double>> as_items(const std::map<std::string,
 std::map<std::string, double> Model::train_on_batch(const Tensor& x, const Tensor& y) {
   require_compiled("train_on_batch");
   reset_metrics();
-  const bool logits = loss_->accepts_softmax_logits() && ends_with_softmax();
-  Tensor out;
-  {
-    GradientTape tape;
-    const Tensor xb = on_device(as_input(x)), yb = on_device(y);
-    out = forward(xb, true, logits);
-    const Tensor loss = batch_loss(yb, out, logits, Tensor());
-    const auto vars = trainable_weights();
-    const auto grads = tape.gradient(loss, vars);
-    tape.stop_recording();
-    optimizer_->apply_gradients(grads, vars);
-    loss_tracker_->update_state(loss);
-    update_metrics(yb, out, logits);
-  }
+  train_step(on_device(as_input(x)), on_device(y), Tensor());
   return results();
+}
+
+void Model::train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight) {
+  const bool logits = loss_->accepts_softmax_logits() && ends_with_softmax();
+  GradientTape tape;
+  const Tensor out = forward(x, true, logits);
+  const Tensor loss = batch_loss(y, out, logits, sample_weight);
+  const auto vars = trainable_weights();
+  const auto grads = tape.gradient(loss, vars);
+  tape.stop_recording();
+  optimizer_->apply_gradients(grads, vars);
+  loss_tracker_->update_state(loss);
+  update_metrics(y, out, logits);
 }
 
 std::map<std::string, double> Model::test_on_batch(const Tensor& x, const Tensor& y) {
@@ -195,7 +195,6 @@ History Model::fit(const Tensor& x, const Tensor& y, FitOptions o) {
                "fit: sample_weight must have shape ({},), received {}", x_train.dim(0), weights.shape().to_string());
 
   const int64_t n = x_train.dim(0), steps = (n + batch - 1) / batch;
-  const bool logits = loss_->accepts_softmax_logits() && ends_with_softmax();
   std::mt19937_64 shuffler(random::make_key(std::nullopt));
   History history;
   for (int epoch = o.initial_epoch; epoch < o.epochs; ++epoch) {
@@ -219,18 +218,7 @@ History Model::fit(const Tensor& x, const Tensor& y, FitOptions o) {
         yb = rows(y_train, start, count);
         if (weights.defined()) wb = rows(weights, start, count);
       }
-      xb = on_device(as_input(xb));
-      yb = on_device(yb);
-      if (wb.defined()) wb = on_device(wb);
-      GradientTape tape;
-      const Tensor out = forward(xb, true, logits);
-      const Tensor loss = batch_loss(yb, out, logits, wb);
-      const auto vars = trainable_weights();
-      const auto grads = tape.gradient(loss, vars);
-      tape.stop_recording();
-      optimizer_->apply_gradients(grads, vars);
-      loss_tracker_->update_state(loss);
-      update_metrics(yb, out, logits);
+      train_step(on_device(as_input(xb)), on_device(yb), wb.defined() ? on_device(wb) : Tensor());
       if (o.verbose == 1 && s + 1 < steps) bar.update(s + 1, as_items(results()));
     }
     std::map<std::string, double> logs = results();

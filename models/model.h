@@ -124,6 +124,8 @@ class KERASCPP_API Model : public Layer {
   virtual std::vector<PartialShape> layer_output_shapes() const = 0;
 
  private:
+  /// One optimizer step on a batch already on the device; updates the loss tracker and metrics.
+  void train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight);
   Tensor batch_loss(const Tensor& y, const Tensor& out, bool logits, const Tensor& weights);
   void update_metrics(const Tensor& y, const Tensor& out, bool logits);
   std::map<std::string, double> results() const;

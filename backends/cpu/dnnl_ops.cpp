@@ -102,7 +102,42 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Te
 
 namespace {
 enum Direction { kForward = 0, kBackwardData = 1, kBackwardWeights = 2 };
+
+struct ConvDescriptors {
+  md x, w_any, bias, y;
+  dims strides, dilations, pad_l, pad_r;
+  bool has_bias;
+  dnnl::primitive_attr attr;
+};
+
+// Convolutions and transposed convolutions share one shape of oneDNN API: a forward primitive
+// descriptor (the backward passes' hint) and backward-data / backward-weights primitives.
+template <typename F, typename D, typename W>
+CachedPrimitive make_conv_primitive(const dnnl::engine& engine, dnnl::algorithm alg, int direction,
+                                    const ConvDescriptors& d) {
+  CachedPrimitive c;
+  const auto prop = dnnl::prop_kind::forward_training;
+  auto fd = d.has_bias ? typename F::desc(prop, alg, d.x, d.w_any, d.bias, d.y, d.strides, d.dilations, d.pad_l, d.pad_r)
+                       : typename F::desc(prop, alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r);
+  auto fpd = KCPP_DNNL(typename F::primitive_desc(fd, d.attr, engine));
+  if (direction == kForward) {
+    c.weights_md = fpd.weights_desc();
+    c.primitive = F(fpd);
+  } else if (direction == kBackwardData) {
+    auto pd = KCPP_DNNL(typename D::primitive_desc(
+        typename D::desc(alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r), engine, fpd));
+    c.weights_md = pd.weights_desc();
+    c.primitive = D(pd);
+  } else {
+    auto wd = d.has_bias ? typename W::desc(alg, d.x, d.w_any, d.bias, d.y, d.strides, d.dilations, d.pad_l, d.pad_r)
+                         : typename W::desc(alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r);
+    auto pd = KCPP_DNNL(typename W::primitive_desc(wd, engine, fpd));
+    c.weights_md = pd.diff_weights_desc();
+    c.primitive = W(pd);
+  }
+  return c;
 }
+}  // namespace
 
 // a, b, out by direction: forward (x, w, y); backward data (dy, w, dx); backward weights (dy, x, dw).
 void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, const Tensor& b, const Tensor* bias,
@@ -123,56 +158,14 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
                   key_of(w_user.dims()), key_of(y_md.dims()), key_of(strides), key_of(dil), key_of(pl), key_of(pr),
                   has_bias, static_cast<int>(at.activation), at.groups);
 
+  const ConvDescriptors d{x_md, w_any, bias_md, y_md, strides, dil, pl, pr, has_bias,
+                          direction == kForward ? activation_attr(at.activation) : dnnl::primitive_attr()};
   const auto& p = cached(key, [&] {
-    CachedPrimitive c;
-    const auto prop = dnnl::prop_kind::forward_training;
-    const auto attr = direction == kForward ? activation_attr(at.activation) : dnnl::primitive_attr();
-    if (!transposed) {
-      using F = dnnl::convolution_forward;
-      const auto alg = dnnl::algorithm::convolution_direct;
-      auto fd = has_bias ? F::desc(prop, alg, x_md, w_any, bias_md, y_md, strides, dil, pl, pr)
-                         : F::desc(prop, alg, x_md, w_any, y_md, strides, dil, pl, pr);
-      auto fpd = KCPP_DNNL(F::primitive_desc(fd, attr, engine_));
-      if (direction == kForward) {
-        c.weights_md = fpd.weights_desc();
-        c.primitive = F(fpd);
-      } else if (direction == kBackwardData) {
-        using D = dnnl::convolution_backward_data;
-        auto pd = KCPP_DNNL(D::primitive_desc(D::desc(alg, x_md, w_any, y_md, strides, dil, pl, pr), engine_, fpd));
-        c.weights_md = pd.weights_desc();
-        c.primitive = D(pd);
-      } else {
-        using W = dnnl::convolution_backward_weights;
-        auto d = has_bias ? W::desc(alg, x_md, w_any, bias_md, y_md, strides, dil, pl, pr)
-                          : W::desc(alg, x_md, w_any, y_md, strides, dil, pl, pr);
-        auto pd = KCPP_DNNL(W::primitive_desc(d, engine_, fpd));
-        c.weights_md = pd.diff_weights_desc();
-        c.primitive = W(pd);
-      }
-    } else {
-      using F = dnnl::deconvolution_forward;
-      const auto alg = dnnl::algorithm::deconvolution_direct;
-      auto fd = has_bias ? F::desc(prop, alg, x_md, w_any, bias_md, y_md, strides, dil, pl, pr)
-                         : F::desc(prop, alg, x_md, w_any, y_md, strides, dil, pl, pr);
-      auto fpd = KCPP_DNNL(F::primitive_desc(fd, attr, engine_));
-      if (direction == kForward) {
-        c.weights_md = fpd.weights_desc();
-        c.primitive = F(fpd);
-      } else if (direction == kBackwardData) {
-        using D = dnnl::deconvolution_backward_data;
-        auto pd = KCPP_DNNL(D::primitive_desc(D::desc(alg, x_md, w_any, y_md, strides, dil, pl, pr), engine_, fpd));
-        c.weights_md = pd.weights_desc();
-        c.primitive = D(pd);
-      } else {
-        using W = dnnl::deconvolution_backward_weights;
-        auto d = has_bias ? W::desc(alg, x_md, w_any, bias_md, y_md, strides, dil, pl, pr)
-                          : W::desc(alg, x_md, w_any, y_md, strides, dil, pl, pr);
-        auto pd = KCPP_DNNL(W::primitive_desc(d, engine_, fpd));
-        c.weights_md = pd.diff_weights_desc();
-        c.primitive = W(pd);
-      }
-    }
-    return c;
+    if (transposed)
+      return make_conv_primitive<dnnl::deconvolution_forward, dnnl::deconvolution_backward_data,
+                                 dnnl::deconvolution_backward_weights>(engine_, dnnl::algorithm::deconvolution_direct, direction, d);
+    return make_conv_primitive<dnnl::convolution_forward, dnnl::convolution_backward_data,
+                               dnnl::convolution_backward_weights>(engine_, dnnl::algorithm::convolution_direct, direction, d);
   });
 
   // Weights in the primitive's preferred layout: reordered from (or back to) Keras' layout.
