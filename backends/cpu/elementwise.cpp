@@ -285,28 +285,37 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y
 void CpuBackend::where(const Tensor& condition, const Tensor& a, const Tensor& b, Tensor& y) {
   const Shape& ys = y.shape();
   const int64_t n = ys.num_elements();
-  const auto sc = broadcast_strides(condition.shape(), ys), sa = broadcast_strides(a.shape(), ys),
-             sb = broadcast_strides(b.shape(), ys);
+  if (n == 0) return;
   const uint8_t* pc = static_cast<const uint8_t*>(condition.raw_data());
   dispatch_dtype(a.dtype(), "where", [&]<typename T>() {
     const T* pa = static_cast<const T*>(a.raw_data());
     const T* pb = static_cast<const T*>(b.raw_data());
     T* py = static_cast<T*>(y.raw_data());
-    if (condition.shape() == ys && a.shape() == ys && b.shape() == ys) {
-      parallel_for(n, [&](int64_t i) { py[i] = pc[i] ? pa[i] : pb[i]; });
+    // Fast path: every operand is either full-size or a single value (relu's gradient, clipping).
+    auto step = [&](const Tensor& t) -> int64_t { return t.shape() == ys ? 1 : (t.num_elements() == 1 ? 0 : -1); };
+    const int64_t sc = step(condition), sa = step(a), sb = step(b);
+    if (sc >= 0 && sa >= 0 && sb >= 0) {
+      parallel_for(n, [&](int64_t i) { py[i] = pc[i * sc] ? pa[i * sa] : pb[i * sb]; });
       return;
     }
-    parallel_for(n, [&](int64_t i) {
-      int64_t oc = 0, oa = 0, ob = 0, rest = i;
-      for (size_t d = ys.rank(); d-- > 0;) {
+    // General broadcasting: rows of the innermost axis, as broadcast_apply.
+    const size_t r = ys.rank();
+    const auto stc = broadcast_strides(condition.shape(), ys), sta = broadcast_strides(a.shape(), ys),
+               stb = broadcast_strides(b.shape(), ys);
+    const int64_t inner = ys[r - 1], outer = n / inner;
+    parallel_for(outer, [&](int64_t o) {
+      int64_t oc = 0, oa = 0, ob = 0, rest = o;
+      for (size_t d = r - 1; d-- > 0;) {
         const int64_t idx = rest % ys[d];
         rest /= ys[d];
-        oc += idx * sc[d];
-        oa += idx * sa[d];
-        ob += idx * sb[d];
+        oc += idx * stc[d];
+        oa += idx * sta[d];
+        ob += idx * stb[d];
       }
-      py[i] = pc[oc] ? pa[oa] : pb[ob];
-    }, 1 << 12);
+      T* out = py + o * inner;
+      for (int64_t i = 0; i < inner; ++i)
+        out[i] = pc[oc + i * stc[r - 1]] ? pa[oa + i * sta[r - 1]] : pb[ob + i * stb[r - 1]];
+    }, std::max<int64_t>(1, (1 << 14) / inner));
   });
 }
 
