@@ -17,6 +17,8 @@ struct KERASCPP_API Config {
   std::string log_level = "info";
   /// KERAS_HOME, else ~/.keras: where Keras keeps downloaded weights and data sets.
   std::string keras_home;
+  /// KERASCPP_DATASETS_DIR: where data sets are looked for (Debian's packages use /usr/share/datasets).
+  std::string datasets_dir = "/usr/share/datasets";
   /// KERASCPP_TF32: "0" starts with TensorFloat-32 off.
   bool tf32 = true;
 };

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/config.h"
 #include "core/registry.h"
 
 namespace keras::datasets {
@@ -64,7 +65,8 @@ Tensor read_idx(const std::string& path) {
 }
 
 namespace fashion_mnist {
-std::pair<Split, Split> load_data(const std::string& directory) {
+std::pair<Split, Split> load_data(const std::string& directory_arg) {
+  const std::string directory = directory_arg.empty() ? config().datasets_dir + "/fashion-mnist" : directory_arg;
   auto file = [&](const char* name) {
     for (const std::string suffix : {".gz", ""}) {
       const std::string p = directory + "/" + name + suffix;

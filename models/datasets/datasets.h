@@ -17,11 +17,11 @@ struct Split {
 };
 
 namespace fashion_mnist {
-/// Where Debian's dataset-fashion-mnist package puts the files.
-inline constexpr const char* kDefaultDirectory = "/usr/share/datasets/fashion-mnist";
 /// Keras' shapes: train x (60000, 28, 28) and y (60000,), test x (10000, 28, 28) and y (10000,),
-/// uint8. Throws IOError naming the package when the files are missing.
-KERASCPP_API std::pair<Split, Split> load_data(const std::string& directory = kDefaultDirectory);
+/// uint8. Reads `directory`, by default fashion-mnist/ under KERASCPP_DATASETS_DIR
+/// (/usr/share/datasets, where Debian's dataset-fashion-mnist package puts the files). Throws
+/// IOError naming the package when the files are missing.
+KERASCPP_API std::pair<Split, Split> load_data(const std::string& directory = "");
 }  // namespace fashion_mnist
 
 }  // namespace keras::datasets

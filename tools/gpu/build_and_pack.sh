@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# On a build machine: builds Release with the CUDA plugin and packs everything the GPU machine needs
-# into .gpu/ (kept out of git). Then, from the repository root on the GPU machine:
-#   tools/gpu/run_on_gpu.sh        (writes logs under $OUT and prints a short table last)
+# On a build machine: builds Release with the CUDA plugin and packs what the GPU machine needs into
+# .gpu/ (kept out of git, under the 64 MiB a device call carries): the programs and libraries as one
+# xz archive, Fashion-MNIST, and PyTorch's reference script. Then, on the GPU machine, from the
+# repository root: tools/gpu/run_on_gpu.sh (logs under $OUT, a short table last).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tools/build.sh
-rm -rf .gpu
-tools/gpu/pack.sh .gpu build/bin/kerascpp_tests build/bin/bench_gpu build/bin/fit_synthetic \
+stage=build/gpu-stage
+rm -rf "$stage" .gpu
+tools/gpu/pack.sh "$stage" build/bin/kerascpp_tests build/bin/bench_gpu build/bin/fit_synthetic build/bin/fashion_mnist \
   build/lib/libkerascpp.so.0 build/lib/libkerascpp_backend_cpu.so build/lib/libkerascpp_backend_cuda.so
+mkdir -p .gpu/data/fashion-mnist
+tar -C "$stage" -cf - . | xz -T0 -6 > .gpu/payload.tar.xz
+cp /usr/share/datasets/fashion-mnist/*.gz .gpu/data/fashion-mnist/
+mkdir -p .gpu/fixtures && cp tests/fixtures/*.json .gpu/fixtures/
 if [ -f ../shared/bench/torch_gpu_ref.py ]; then cp ../shared/bench/torch_gpu_ref.py .gpu/; fi
 du -sh .gpu
