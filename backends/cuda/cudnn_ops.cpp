@@ -326,8 +326,11 @@ namespace {
 void bn_descriptors(TensorDesc& data, TensorDesc& param, int64_t m, int64_t c, float epsilon) {
   KCPP_CHECK(epsilon >= CUDNN_BN_MIN_EPSILON, ValueError, "batch normalization: epsilon {} is below cuDNN's minimum {}",
              epsilon, CUDNN_BN_MIN_EPSILON);
-  KCPP_CUDNN(cudnnSetTensor4dDescriptor(data.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, static_cast<int>(m),
-                                        static_cast<int>(c), 1, 1));
+  KCPP_CHECK(m <= INT32_MAX, NotImplementedError, "cuda backend: batch normalization over {} rows is not supported", m);
+  // (M, C) as an NHWC image of height M: with M as the batch size instead, cuDNN's inference kernel
+  // refuses batches over 65,535 rows (CUDNN_STATUS_NOT_SUPPORTED).
+  KCPP_CUDNN(cudnnSetTensor4dDescriptor(data.d, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, static_cast<int>(c),
+                                        static_cast<int>(m), 1));
   KCPP_CUDNN(cudnnSetTensor4dDescriptor(param.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, static_cast<int>(c), 1, 1));
 }
 }  // namespace

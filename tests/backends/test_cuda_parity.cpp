@@ -201,6 +201,11 @@ TEST_CASE("cuda: pooling, batch-norm, softmax, cross-entropy and embedding match
                {r(Shape{8, 5, 5, 4}, 66, -3, 3), r(Shape{4}, 67), r(Shape{4}, 68)}, 1e-4f, 1e-4f, false);
   check_parity(*gpu, [](auto& v) { return ops::batch_norm_inference(v[0], v[1], v[2], v[3], ops::abs(v[4]) + 0.1f); },
                {r(Shape{6, 4}, 69), r(Shape{4}, 70), r(Shape{4}, 71), r(Shape{4}, 72), r(Shape{4}, 73)}, 1e-5f, 1e-4f, false);
+  // Over 65,535 rows (a 28x28 feature map of a batch of 100): cuDNN's limits must not show.
+  check_parity(*gpu, [](auto& v) { return ops::batch_norm_inference(v[0], v[1], v[2], v[3], ops::abs(v[4]) + 0.1f); },
+               {r(Shape{100 * 28 * 28, 2}, 90), r(Shape{2}, 91), r(Shape{2}, 92), r(Shape{2}, 93), r(Shape{2}, 94)}, 1e-5f, 1e-4f, false);
+  check_parity(*gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).y; },
+               {r(Shape{100 * 28 * 28, 2}, 95), r(Shape{2}, 96), r(Shape{2}, 97)}, 1e-4f, 1e-3f);
   check_parity(*gpu, [](auto& v) { return ops::softmax(v[0]); }, {r(Shape{5, 7}, 74, -4, 4)});
   check_parity(*gpu, [](auto& v) { return ops::log_softmax(v[0]); }, {r(Shape{5, 1000}, 75, -4, 4)});
   const Tensor labels = Tensor::from_vector<int64_t>({3, 0, 6, 1, 2}, Shape{5});
