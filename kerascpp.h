@@ -30,3 +30,4 @@
 #include "models/training/metrics.h"
 #include "models/training/optimizers.h"
 #include "models/training/progbar.h"
+#include "layers/merging/merge.h"

@@ -109,6 +109,105 @@ Tensor Layer::logits(const Tensor& x, bool training) {
   return call_logits(x, training);
 }
 
+// Symbolic calls -----------------------------------------------------------------------------------
+
+const PartialShape& KerasTensor::shape() const {
+  KCPP_CHECK(impl_, ValueError, "the KerasTensor is undefined");
+  return impl_->shape;
+}
+DType KerasTensor::dtype() const {
+  KCPP_CHECK(impl_, ValueError, "the KerasTensor is undefined");
+  return impl_->dtype;
+}
+Layer& KerasTensor::producer() const {
+  KCPP_CHECK(impl_ && impl_->node && impl_->node->layer, ValueError, "the KerasTensor has no producing layer");
+  return *impl_->node->layer;
+}
+std::string KerasTensor::to_string() const {
+  if (!impl_) return "<KerasTensor undefined>";
+  return fmt::format("<KerasTensor shape={}, dtype={}, source={}>", shape_to_string(impl_->shape), dtype_name(impl_->dtype),
+                     impl_->node && impl_->node->layer ? impl_->node->layer->name() : "?");
+}
+
+std::vector<Tensor> Layer::call_multi(const std::vector<Tensor>& inputs, bool training) {
+  KCPP_CHECK(inputs.size() == 1, ValueError, "Layer \"{}\" expects 1 input(s), but it received {} input tensors.", name_,
+             inputs.size());
+  return {(*this)(inputs[0], training)};
+}
+
+std::vector<PartialShape> Layer::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
+  KCPP_CHECK(shapes.size() == 1, ValueError, "Layer \"{}\" expects 1 input(s), but it received {} input tensors.", name_,
+             shapes.size());
+  return {compute_output_shape(shapes[0])};
+}
+
+void Layer::build_multi(const std::vector<PartialShape>& shapes) { build(shapes.at(0)); }
+
+std::vector<PartialShape> Layer::build_for_multi(const std::vector<PartialShape>& shapes) {
+  if (shapes.size() == 1) return {build_for(shapes[0])};
+  if (!built_) {
+    build_multi(shapes);
+    built_ = true;
+  }
+  return compute_output_shapes(shapes);
+}
+
+std::shared_ptr<Layer> Layer::into_shared() && {
+  throw NotImplementedError(fmt::format(
+      "layer \"{}\" ({}) cannot be moved into a Functional graph: add KERASCPP_LAYER({}) to its class, or create it with "
+      "std::make_shared",
+      name_, class_name_, class_name_));
+}
+
+KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs) {
+  KCPP_CHECK(!inputs.empty(), ValueError, "layer \"{}\": called on no symbolic tensors", name_);
+  std::vector<PartialShape> shapes;
+  for (const KerasTensor& t : inputs) {
+    KCPP_CHECK(t.defined(), ValueError, "layer \"{}\": called on an undefined KerasTensor", name_);
+    shapes.push_back(t.shape());
+  }
+  const auto out_shapes = build_for_multi(shapes);  // shape errors surface on the calling line
+  auto node = std::make_shared<detail::SymbolicNode>();
+  node->layer = std::move(self);
+  node->inputs = inputs;
+  auto impl = std::make_shared<detail::KerasTensorImpl>();
+  impl->shape = out_shapes.at(0);
+  impl->dtype = DType::float32;
+  impl->node = node;
+  node->outputs.push_back(impl);
+  return KerasTensor(impl);
+}
+
+namespace {
+std::shared_ptr<Layer> owned(Layer& layer) {
+  auto self = layer.weak_from_this().lock();
+  KCPP_CHECK(self, ValueError,
+             "layer \"{}\" is called on a symbolic tensor but is not owned by a std::shared_ptr: call it as a temporary "
+             "(layers::Dense(10)(x)) or create it with std::make_shared to call it more than once",
+             layer.name());
+  return self;
+}
+}  // namespace
+
+KerasTensor Layer::operator()(const KerasTensor& x) & { return record(owned(*this), {x}); }
+KerasTensor Layer::operator()(const std::vector<KerasTensor>& xs) & { return record(owned(*this), xs); }
+KerasTensor Layer::operator()(const KerasTensor& x) && {
+  auto self = weak_from_this().lock();
+  if (!self) self = std::move(*this).into_shared();
+  return self->record(self, {x});
+}
+KerasTensor Layer::operator()(const std::vector<KerasTensor>& xs) && {
+  auto self = weak_from_this().lock();
+  if (!self) self = std::move(*this).into_shared();
+  return self->record(self, xs);
+}
+
+LayerRef::LayerRef(const KerasTensor& input) {
+  KCPP_CHECK(input.defined() && input.impl()->node && input.impl()->node->inputs.empty(), ValueError,
+             "only a model input (layers::Input) can stand in a list of layers, received {}", input.to_string());
+  ptr_ = input.impl()->node->layer;
+}
+
 Tensor Layer::call_logits(const Tensor& x, bool training) {
   throw NotImplementedError(fmt::format("layer \"{}\" ({}) does not end with a softmax", name_, class_name_));
 }

@@ -10,6 +10,7 @@
 #include "../core/tensor.h"
 #include "../core/variable.h"
 #include "initializers.h"
+#include "keras_tensor.h"
 
 namespace keras {
 
@@ -26,10 +27,16 @@ namespace utils {
 KERASCPP_API void clear_session();
 }  // namespace utils
 
+/// Lets a layer be called on symbolic tensors as a temporary (`layers::Dense(10)(x)`): the graph
+/// then owns a moved copy. Put it in the public part of every layer class, yours included.
+#define KERASCPP_LAYER(ClassName) \
+  std::shared_ptr<::keras::Layer> into_shared() && override { return std::make_shared<ClassName>(std::move(*this)); }
+
 /// The base of every layer. A layer builds its weights lazily, from the first input shape it sees,
 /// then maps tensors with call(). Subclass it in your own code: implement call() and
-/// compute_output_shape(), create weights in build() with add_weight().
-class KERASCPP_API Layer {
+/// compute_output_shape(), create weights in build() with add_weight(), and add KERASCPP_LAYER(You).
+/// Layers with several inputs (merges) override call_multi() and compute_output_shapes().
+class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
  public:
   /// `class_name` is Keras' ("Dense"); an empty `name` takes the next automatic one ("dense_1").
   Layer(std::string class_name, std::string name);
@@ -49,6 +56,20 @@ class KERASCPP_API Layer {
 
   /// Builds the layer for x's shape on first use, checks the input, then runs call().
   Tensor operator()(const Tensor& x, bool training = false);
+  /// Functional API: records a call on symbolic tensors, checking shapes now, so a mismatch fails
+  /// on the line that caused it. A temporary layer is moved into the graph; a named one must be
+  /// owned by a std::shared_ptr (create it with std::make_shared to share it between calls).
+  KerasTensor operator()(const KerasTensor& x) &;
+  KerasTensor operator()(const KerasTensor& x) &&;
+  KerasTensor operator()(const std::vector<KerasTensor>& xs) &;
+  KerasTensor operator()(const std::vector<KerasTensor>& xs) &&;
+  /// Several inputs: the default takes exactly one and runs call().
+  virtual std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training);
+  virtual std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const;
+  /// Builds for several input shapes (merges); returns the output shapes.
+  std::vector<PartialShape> build_for_multi(const std::vector<PartialShape>& input_shapes);
+  /// Moves the layer into a shared_ptr (see KERASCPP_LAYER).
+  virtual std::shared_ptr<Layer> into_shared() &&;
   /// Builds the layer for `input_shape` (if not built) and returns its output shape; throws with
   /// Keras' texts when the input is incompatible.
   PartialShape build_for(const PartialShape& input_shape);
@@ -76,6 +97,8 @@ class KERASCPP_API Layer {
  protected:
   /// Creates the weights for `input_shape`; called once, before the first call().
   virtual void build(const PartialShape& input_shape) {}
+  /// Multi-input layers build from every input's shape; the default builds from the only one.
+  virtual void build_multi(const std::vector<PartialShape>& input_shapes);
   /// Checks the input shape before build and call; throw input_error() on mismatch.
   virtual void check_input(const PartialShape& input_shape) const {}
   /// Creates a weight on the default backend, initialized by `initializer`.
@@ -85,6 +108,7 @@ class KERASCPP_API Layer {
   ValueError input_error(const std::string& what) const;
   /// Builds for x's shape (batch axis unknown) and checks it.
   void prepare(const Tensor& x);
+  KerasTensor record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs);
 
  private:
   std::string class_name_, name_;
@@ -102,6 +126,8 @@ class KERASCPP_API LayerRef {
   LayerRef(L&& layer) : ptr_(std::make_shared<std::decay_t<L>>(std::move(layer))) {}  // NOLINT
   template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
   LayerRef(std::shared_ptr<L> layer) : ptr_(std::move(layer)) {}  // NOLINT
+  /// A model input (`layers::Input(...)`): its InputLayer, so Sequential({layers::Input(...), ...}) works.
+  LayerRef(const KerasTensor& input);  // NOLINT
   const std::shared_ptr<Layer>& get() const { return ptr_; }
   Layer* operator->() const { return ptr_.get(); }
 

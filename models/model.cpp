@@ -7,12 +7,15 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/autograd.h"
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/random.h"
+#include "layers/core/input_layer.h"
 
 namespace keras {
 
@@ -24,6 +27,105 @@ LossRef::LossRef(const std::string& name) : ptr_(losses::get(name)) {}
 Model::Model(std::string class_name, std::string name) : Layer(std::move(class_name), std::move(name)) {}
 Model::~Model() = default;
 Model::Model(Model&&) noexcept = default;
+
+// The Functional graph ------------------------------------------------------------------------------------
+
+Model::Model(KerasTensorList inputs, KerasTensorList outputs, std::string name)
+    : Layer("Functional", std::move(name)), inputs_(inputs.items()), outputs_(outputs.items()) {
+  build_graph();
+}
+
+void Model::build_graph() {
+  KCPP_CHECK(!inputs_.empty() && !outputs_.empty(), ValueError, "Model \"{}\": inputs and outputs must not be empty", name());
+  std::set<const detail::KerasTensorImpl*> input_set;
+  for (const KerasTensor& t : inputs_) {
+    KCPP_CHECK(t.defined() && t.impl()->node && t.impl()->node->inputs.empty(), ValueError,
+               "Model \"{}\": every input must come from layers::Input, received {}", name(), t.to_string());
+    input_set.insert(t.impl().get());
+  }
+  // Depth-first from the outputs: each node after the nodes it reads.
+  std::set<const detail::SymbolicNode*> done, active;
+  std::function<void(const KerasTensor&)> visit = [&](const KerasTensor& t) {
+    KCPP_CHECK(t.defined() && t.impl()->node, ValueError, "Model \"{}\": {} was not produced by a layer", name(), t.to_string());
+    if (input_set.count(t.impl().get())) return;
+    const auto& node = t.impl()->node;
+    if (done.count(node.get())) return;
+    KCPP_CHECK(node->inputs.size() > 0, ValueError,
+               "Model \"{}\": the graph needs an input that is not in the model's inputs: {} (from layer \"{}\"). "
+               "Pass every layers::Input the outputs depend on.",
+               name(), t.to_string(), node->layer->name());
+    KCPP_CHECK(!active.count(node.get()), ValueError, "Model \"{}\": the graph has a cycle", name());
+    active.insert(node.get());
+    for (const KerasTensor& in : node->inputs) visit(in);
+    active.erase(node.get());
+    done.insert(node.get());
+    nodes_.push_back(node);
+  };
+  for (const KerasTensor& t : outputs_) visit(t);
+  built_for_graph_ = true;
+}
+
+std::vector<Layer*> Model::layers() const {
+  std::vector<Layer*> out;
+  for (const auto& n : nodes_)
+    if (std::find(out.begin(), out.end(), n->layer.get()) == out.end()) out.push_back(n->layer.get());
+  return out;
+}
+
+std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, const std::vector<bool>& logits) {
+  KCPP_CHECK(x.size() == inputs_.size(), ValueError, "Model \"{}\" expects {} input(s), but it received {} input tensors",
+             name(), inputs_.size(), x.size());
+  std::unordered_map<const detail::KerasTensorImpl*, Tensor> values;
+  for (size_t i = 0; i < x.size(); ++i) {
+    auto& input_layer = static_cast<layers::InputLayer&>(inputs_[i].producer());
+    input_layer(x[i]);  // checks the shape against the declared one
+    values[inputs_[i].impl().get()] = x[i];
+  }
+  // Outputs that the loss wants as logits: the node producing them runs call_logits.
+  std::set<const detail::SymbolicNode*> logits_nodes;
+  for (size_t i = 0; i < outputs_.size(); ++i)
+    if (i < logits.size() && logits[i]) logits_nodes.insert(outputs_[i].impl()->node.get());
+  for (const auto& node : nodes_) {
+    std::vector<Tensor> in;
+    for (const KerasTensor& t : node->inputs) in.push_back(values.at(t.impl().get()));
+    std::vector<Tensor> out = logits_nodes.count(node.get()) ? std::vector<Tensor>{node->layer->logits(in.at(0), training)}
+                                                             : node->layer->call_multi(in, training);
+    for (size_t k = 0; k < node->outputs.size() && k < out.size(); ++k)
+      if (auto impl = node->outputs[k].lock()) values[impl.get()] = out[k];
+  }
+  std::vector<Tensor> result;
+  for (const KerasTensor& t : outputs_) result.push_back(values.at(t.impl().get()));
+  return result;
+}
+
+bool Model::output_ends_with_softmax(size_t i) const { return outputs_.at(i).producer().ends_with_softmax(); }
+std::string Model::output_name(size_t i) const { return outputs_.at(i).producer().name(); }
+
+Tensor Model::call(const Tensor& x, bool training) {
+  KCPP_CHECK(num_outputs() == 1, ValueError, "Model \"{}\" has {} outputs; call call_multi()", name(), num_outputs());
+  return forward({x}, training, {}).at(0);
+}
+std::vector<Tensor> Model::call_multi(const std::vector<Tensor>& inputs, bool training) {
+  return forward(inputs, training, {});
+}
+Tensor Model::call_logits(const Tensor& x, bool training) { return forward({x}, training, {true}).at(0); }
+bool Model::ends_with_softmax() const { return num_outputs() == 1 && output_ends_with_softmax(0); }
+
+PartialShape Model::compute_output_shape(const PartialShape& s) const { return compute_output_shapes({s}).at(0); }
+std::vector<PartialShape> Model::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
+  KCPP_CHECK(shapes.size() == inputs_.size(), ValueError, "Model \"{}\" expects {} input(s), but it received {} input tensors",
+             name(), inputs_.size(), shapes.size());
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const auto& declared = inputs_[i].shape();
+    bool ok = declared.size() == shapes[i].size();
+    for (size_t d = 1; ok && d < declared.size(); ++d) ok = !declared[d] || !shapes[i][d] || *declared[d] == *shapes[i][d];
+    KCPP_CHECK(ok, ValueError, "Input {} of model \"{}\" is incompatible: expected shape={}, found shape={}", i, name(),
+               shape_to_string(declared), shape_to_string(shapes[i]));
+  }
+  std::vector<PartialShape> out;
+  for (const KerasTensor& t : outputs_) out.push_back(t.shape());
+  return out;
+}
 
 Layer& Model::get_layer(const std::string& name) const {
   std::vector<std::string> names;
@@ -37,7 +139,8 @@ Layer& Model::get_layer(const std::string& name) const {
 std::vector<Variable*> Model::weights() {
   std::vector<Variable*> out;
   for (Layer* l : layers())
-    for (Variable* v : l->weights()) out.push_back(v);
+    for (Variable* v : l->weights())
+      if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);  // shared layers count once
   return out;
 }
 std::vector<Variable*> Model::trainable_weights() {
@@ -54,7 +157,7 @@ std::vector<Variable*> Model::non_trainable_weights() {
 }
 int64_t Model::count_params() const {
   int64_t n = 0;
-  for (Layer* l : layers()) n += l->count_params();
+  for (Variable* v : const_cast<Model*>(this)->weights()) n += v->value().num_elements();
   return n;
 }
 void Model::set_trainable(bool trainable) {
@@ -62,12 +165,23 @@ void Model::set_trainable(bool trainable) {
   for (Layer* l : layers()) l->set_trainable(trainable);
 }
 
+// Training ----------------------------------------------------------------------------------------------------
+
 void Model::compile(CompileOptions o) {
   KCPP_CHECK(o.loss.get(), ValueError, "compile: a loss is required (for example .loss = \"sparse_categorical_crossentropy\")");
+  KCPP_CHECK(o.loss_weights.empty() || o.loss_weights.size() == num_outputs(), ValueError,
+             "compile: expected {} loss_weights (one per output), received {}", num_outputs(), o.loss_weights.size());
   optimizer_ = o.optimizer.get();
   loss_ = o.loss.get();
-  metrics_.clear();
-  for (const auto& m : o.metrics) metrics_.push_back(metrics::get(m, loss_->name()));
+  loss_weights_ = o.loss_weights.empty() ? std::vector<float>(num_outputs(), 1.f) : o.loss_weights;
+  metrics_.assign(num_outputs(), {});
+  metric_names_.clear();
+  for (size_t i = 0; i < num_outputs(); ++i)
+    for (const auto& m : o.metrics) {
+      metrics_[i].push_back(metrics::get(m, loss_->name()));
+      // Several outputs: Keras prefixes each metric with its output's name.
+      metric_names_.push_back(num_outputs() > 1 ? fmt::format("{}_{}", output_name(i), m) : m);
+    }
   loss_tracker_ = std::make_unique<metrics::Mean>("loss");
 }
 
@@ -75,29 +189,50 @@ void Model::require_compiled(const char* what) const {
   KCPP_CHECK(compiled(), ValueError, "You must call `compile()` before using the model: {} on model \"{}\"", what, name());
 }
 
-Tensor Model::batch_loss(const Tensor& y, const Tensor& out, bool logits, const Tensor& w) {
-  const Tensor per_sample = logits ? loss_->per_sample_from_logits(y, out) : loss_->per_sample(y, out);
-  KCPP_CHECK(per_sample.rank() == 1, ShapeError, "loss {}: expected per-sample values (N,), received {}", loss_->name(),
-             per_sample.shape().to_string());
-  // Keras' "sum_over_batch_size": weighted sum over the number of samples.
-  return w.defined() ? ops::sum(per_sample * w) * (1.f / static_cast<float>(per_sample.dim(0))) : ops::mean(per_sample);
+std::vector<bool> Model::logits_mask() const {
+  std::vector<bool> mask(num_outputs(), false);
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = loss_ && loss_->accepts_softmax_logits() && output_ends_with_softmax(i);
+  return mask;
 }
 
-void Model::update_metrics(const Tensor& y, const Tensor& out, bool logits) {
+Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& w) {
+  KCPP_CHECK(y.size() == out.size(), ValueError, "Model \"{}\" has {} output(s) but received {} target(s)", name(), out.size(),
+             y.size());
+  const auto logits = logits_mask();
+  Tensor total;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Tensor per_sample = logits[i] ? loss_->per_sample_from_logits(y[i], out[i]) : loss_->per_sample(y[i], out[i]);
+    KCPP_CHECK(per_sample.rank() == 1, ShapeError, "loss {}: expected per-sample values (N,), received {}", loss_->name(),
+               per_sample.shape().to_string());
+    // Keras' "sum_over_batch_size": weighted sum over the number of samples.
+    Tensor l = w.defined() ? ops::sum(per_sample * w) * (1.f / static_cast<float>(per_sample.dim(0))) : ops::mean(per_sample);
+    if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
+    total = total.defined() ? total + l : l;
+  }
+  return total;
+}
+
+void Model::update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out) {
   NoGradScope no_grad;
-  const Tensor predictions = logits ? ops::softmax(out) : out;
-  for (auto& m : metrics_) m->update_state(y, predictions);
+  const auto logits = logits_mask();
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Tensor predictions = logits[i] ? ops::softmax(out[i]) : out[i];
+    for (auto& m : metrics_[i]) m->update_state(y[i], predictions);
+  }
 }
 
 std::map<std::string, double> Model::results() const {
   std::map<std::string, double> logs{{"loss", loss_tracker_->result()}};
-  for (const auto& m : metrics_) logs[m->name()] = m->result();
+  size_t k = 0;
+  for (const auto& per_output : metrics_)
+    for (const auto& m : per_output) logs[metric_names_[k++]] = m->result();
   return logs;
 }
 
 void Model::reset_metrics() {
   loss_tracker_->reset_state();
-  for (auto& m : metrics_) m->reset_state();
+  for (auto& per_output : metrics_)
+    for (auto& m : per_output) m->reset_state();
 }
 
 namespace {
@@ -107,80 +242,119 @@ Tensor rows(const Tensor& t, int64_t start, int64_t count) {
   sizes[0] = count;
   return ops::slice(t, starts, sizes);
 }
+std::vector<Tensor> rows(const std::vector<Tensor>& ts, int64_t start, int64_t count) {
+  std::vector<Tensor> out;
+  for (const Tensor& t : ts) out.push_back(rows(t, start, count));
+  return out;
+}
 Tensor on_device(const Tensor& t) { return ops::to_backend(t, default_backend()); }
-// Inputs of integer dtypes (uint8 images) become float32, as Keras' data adapters do for models
-// whose first layer computes in float.
-Tensor as_input(const Tensor& t) { return is_floating(t.dtype()) ? t : ops::cast(t, DType::float32); }
-
+// Integer inputs (uint8 images) become float32, as Keras' data adapters do, except where a layer
+// reads ids (the model's input is declared int, as for Embedding).
+Tensor as_input(const Tensor& t, bool keep_dtype) {
+  return keep_dtype || is_floating(t.dtype()) ? on_device(t) : on_device(ops::cast(t, DType::float32));
+}
+std::vector<Tensor> targets_on_device(const std::vector<Tensor>& ys) {
+  std::vector<Tensor> out;
+  for (const Tensor& y : ys) out.push_back(on_device(y));
+  return out;
+}
 std::vector<std::pair<std::string, double>> as_items(const std::map<std::string, double>& logs) {
   return {logs.begin(), logs.end()};
 }
 }  // namespace
 
-std::map<std::string, double> Model::train_on_batch(const Tensor& x, const Tensor& y) {
+void Model::check_data(const char* what, const TensorList& x, const TensorList* y) const {
+  KCPP_CHECK(x.size() == num_inputs() || (num_inputs() == 0 && x.size() == 1), ValueError,
+             "{}: model \"{}\" expects {} input(s), received {}", what, name(), std::max<size_t>(num_inputs(), 1), x.size());
+  for (const Tensor& t : x.items())
+    KCPP_CHECK(t.defined() && t.rank() >= 1, ValueError, "{}: every input must be a defined tensor with a batch axis", what);
+  const int64_t n = x[0].dim(0);
+  for (const Tensor& t : x.items())
+    KCPP_CHECK(t.dim(0) == n, ValueError, "{}: all inputs must have the same number of samples, received {} and {}", what,
+               x[0].shape().to_string(), t.shape().to_string());
+  if (!y) return;
+  KCPP_CHECK(y->size() == std::max<size_t>(num_outputs(), 1), ValueError, "{}: model \"{}\" has {} output(s), received {} target(s)",
+             what, name(), std::max<size_t>(num_outputs(), 1), y->size());
+  for (const Tensor& t : y->items())
+    KCPP_CHECK(t.defined() && t.rank() >= 1 && t.dim(0) == n, ValueError,
+               "{}: x and y must have the same number of samples, received x {} and y {}", what, x[0].shape().to_string(),
+               t.defined() ? t.shape().to_string() : "undefined");
+}
+
+std::vector<Tensor> Model::device_inputs(const std::vector<Tensor>& x) const {
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const bool int_input = i < inputs_.size() && !is_floating(inputs_[i].dtype());
+    out.push_back(as_input(x[i], int_input));
+  }
+  return out;
+}
+
+std::map<std::string, double> Model::train_on_batch(const TensorList& x, const TensorList& y) {
   require_compiled("train_on_batch");
+  check_data("train_on_batch", x, &y);
   reset_metrics();
-  train_step(on_device(as_input(x)), on_device(y), Tensor());
+  train_step(device_inputs(x.items()), targets_on_device(y.items()), Tensor());
   return results();
 }
 
-void Model::train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight) {
-  const bool logits = loss_->accepts_softmax_logits() && ends_with_softmax();
+void Model::train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight) {
   GradientTape tape;
-  const Tensor out = forward(x, true, logits);
-  const Tensor loss = batch_loss(y, out, logits, sample_weight);
+  const std::vector<Tensor> out = forward(x, true, logits_mask());
+  const Tensor loss = total_loss(y, out, sample_weight);
   const auto vars = trainable_weights();
   const auto grads = tape.gradient(loss, vars);
   tape.stop_recording();
   optimizer_->apply_gradients(grads, vars);
   loss_tracker_->update_state(loss);
-  update_metrics(y, out, logits);
+  update_metrics(y, out);
 }
 
-std::map<std::string, double> Model::test_on_batch(const Tensor& x, const Tensor& y) {
+std::map<std::string, double> Model::test_on_batch(const TensorList& x, const TensorList& y) {
   require_compiled("test_on_batch");
+  check_data("test_on_batch", x, &y);
   reset_metrics();
   NoGradScope no_grad;
-  const bool logits = loss_->accepts_softmax_logits() && ends_with_softmax();
-  const Tensor yb = on_device(y);
-  const Tensor out = forward(on_device(as_input(x)), false, logits);
-  loss_tracker_->update_state(batch_loss(yb, out, logits, Tensor()));
-  update_metrics(yb, out, logits);
+  const auto yb = targets_on_device(y.items());
+  const auto out = forward(device_inputs(x.items()), false, logits_mask());
+  loss_tracker_->update_state(total_loss(yb, out, Tensor()));
+  update_metrics(yb, out);
   return results();
 }
 
-Tensor Model::predict_on_batch(const Tensor& x) {
+Tensor Model::predict_on_batch(const TensorList& x) {
+  check_data("predict_on_batch", x, nullptr);
   NoGradScope no_grad;
-  return forward(on_device(as_input(x)), false, false);
+  return forward(device_inputs(x.items()), false, {}).at(0);
 }
 
-History Model::fit(const Tensor& x, const Tensor& y, FitOptions o) {
+History Model::fit(const TensorList& x, const TensorList& y, FitOptions o) {
   require_compiled("fit");
-  KCPP_CHECK(x.defined() && y.defined() && x.rank() >= 1 && y.rank() >= 1, ValueError, "fit: x and y must be defined tensors");
-  KCPP_CHECK(x.dim(0) == y.dim(0), ValueError,
-             "fit: x and y must have the same number of samples, received x {} and y {}", x.shape().to_string(),
-             y.shape().to_string());
+  check_data("fit", x, &y);
   KCPP_CHECK(o.validation_split >= 0.f && o.validation_split < 1.f, ValueError,
              "fit: validation_split must be in [0, 1), received {}", o.validation_split);
   KCPP_CHECK(o.epochs >= 0 && o.initial_epoch >= 0, ValueError, "fit: epochs and initial_epoch must be non-negative");
   const int64_t batch = o.batch_size.value_or(32);
   KCPP_CHECK(batch > 0, ValueError, "fit: batch_size must be positive, received {}", batch);
 
-  Tensor x_train = x, y_train = y, x_val, y_val;
+  std::vector<Tensor> x_train = x.items(), y_train = y.items(), x_val, y_val;
   if (o.validation_data) {
-    x_val = o.validation_data->first;
-    y_val = o.validation_data->second;
+    check_data("fit (validation_data)", o.validation_data->first, &o.validation_data->second);
+    x_val = o.validation_data->first.items();
+    y_val = o.validation_data->second.items();
   } else if (o.validation_split > 0.f) {
-    const int64_t split_at = static_cast<int64_t>(std::ceil(static_cast<double>(x.dim(0)) * (1.0 - o.validation_split)));
-    x_train = rows(x, 0, split_at);
-    y_train = rows(y, 0, split_at);
-    x_val = rows(x, split_at, x.dim(0) - split_at);
-    y_val = rows(y, split_at, y.dim(0) - split_at);
+    const int64_t total = x[0].dim(0);
+    const int64_t split_at = static_cast<int64_t>(std::ceil(static_cast<double>(total) * (1.0 - o.validation_split)));
+    x_train = rows(x.items(), 0, split_at);
+    y_train = rows(y.items(), 0, split_at);
+    x_val = rows(x.items(), split_at, total - split_at);
+    y_val = rows(y.items(), split_at, total - split_at);
   }
-  // Per-sample weights: sample_weight times class_weight of each label.
+  // Per-sample weights: sample_weight times class_weight of each label (of the first output).
   Tensor weights = o.sample_weight;
   if (!o.class_weight.empty()) {
-    const Tensor ids = y_train.rank() == 2 && y_train.dim(1) > 1 ? ops::argmax(y_train, -1) : y_train;
+    const Tensor& y0 = y_train[0];
+    const Tensor ids = y0.rank() == 2 && y0.dim(1) > 1 ? ops::argmax(y0, -1) : y0;
     const auto labels = ops::cast(ids, DType::int64).to_vector<int64_t>();
     std::vector<float> cw(labels.size());
     for (size_t i = 0; i < labels.size(); ++i) {
@@ -190,11 +364,11 @@ History Model::fit(const Tensor& x, const Tensor& y, FitOptions o) {
     const Tensor c = Tensor::from_vector(cw, Shape{static_cast<int64_t>(cw.size())}, weights.defined() ? weights.backend() : nullptr);
     weights = weights.defined() ? weights * c : c;
   }
+  const int64_t n = x_train[0].dim(0), steps = (n + batch - 1) / batch;
   if (weights.defined())
-    KCPP_CHECK(weights.rank() == 1 && weights.dim(0) >= x_train.dim(0), ValueError,
-               "fit: sample_weight must have shape ({},), received {}", x_train.dim(0), weights.shape().to_string());
+    KCPP_CHECK(weights.rank() == 1 && weights.dim(0) >= n, ValueError, "fit: sample_weight must have shape ({},), received {}",
+               n, weights.shape().to_string());
 
-  const int64_t n = x_train.dim(0), steps = (n + batch - 1) / batch;
   std::mt19937_64 shuffler(random::make_key(std::nullopt));
   History history;
   for (int epoch = o.initial_epoch; epoch < o.epochs; ++epoch) {
@@ -206,25 +380,25 @@ History Model::fit(const Tensor& x, const Tensor& y, FitOptions o) {
     if (o.shuffle) std::shuffle(order.begin(), order.end(), shuffler);
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t start = s * batch, count = std::min(batch, n - start);
-      Tensor xb, yb, wb;
+      std::vector<Tensor> xb, yb;
+      Tensor wb;
       if (o.shuffle) {
-        const Tensor idx = Tensor::from_vector(std::vector<int64_t>(order.begin() + start, order.begin() + start + count),
-                                               Shape{count}, x_train.backend());
-        xb = ops::take(x_train, idx, 0);
-        yb = ops::take(y_train, ops::to_backend(idx, *y_train.backend()), 0);
-        if (weights.defined()) wb = ops::take(weights, ops::to_backend(idx, *weights.backend()), 0);
+        const std::vector<int64_t> ids(order.begin() + start, order.begin() + start + count);
+        auto take = [&](const Tensor& t) { return ops::take(t, Tensor::from_vector(ids, Shape{count}, t.backend()), 0); };
+        for (const Tensor& t : x_train) xb.push_back(take(t));
+        for (const Tensor& t : y_train) yb.push_back(take(t));
+        if (weights.defined()) wb = take(weights);
       } else {
         xb = rows(x_train, start, count);
         yb = rows(y_train, start, count);
         if (weights.defined()) wb = rows(weights, start, count);
       }
-      train_step(on_device(as_input(xb)), on_device(yb), wb.defined() ? on_device(wb) : Tensor());
+      train_step(device_inputs(xb), targets_on_device(yb), wb.defined() ? on_device(wb) : Tensor());
       if (o.verbose == 1 && s + 1 < steps) bar.update(s + 1, as_items(results()));
     }
     std::map<std::string, double> logs = results();
-    if (x_val.defined()) {
+    if (!x_val.empty())
       for (const auto& [k, v] : run_evaluation(x_val, y_val, batch, nullptr)) logs[fmt::format("val_{}", k)] = v;
-    }
     bar.update(steps, as_items(logs), true);
     for (const auto& [k, v] : logs) history.history[k].push_back(v);
     history.epoch.push_back(epoch);
@@ -232,20 +406,25 @@ History Model::fit(const Tensor& x, const Tensor& y, FitOptions o) {
   return history;
 }
 
-std::map<std::string, double> Model::run_evaluation(const Tensor& x, const Tensor& y, int64_t batch, utils::Progbar* bar) {
+std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x, const std::vector<Tensor>& y, int64_t batch,
+                                                    utils::Progbar* bar) {
   NoGradScope no_grad;
-  KCPP_CHECK(x.dim(0) == y.dim(0), ValueError, "evaluate: x and y must have the same number of samples, received {} and {}",
-             x.shape().to_string(), y.shape().to_string());
-  const bool logits = loss_->accepts_softmax_logits() && ends_with_softmax();
+  const auto logits = logits_mask();
   reset_metrics();
-  const int64_t n = x.dim(0), steps = (n + batch - 1) / batch;
+  const int64_t n = x[0].dim(0), steps = (n + batch - 1) / batch;
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t start = s * batch, count = std::min(batch, n - start);
-    const Tensor yb = on_device(rows(y, start, count));
-    const Tensor out = forward(on_device(as_input(rows(x, start, count))), false, logits);
-    // The loss tracker weights each batch by its size, so the result is the per-sample mean.
-    loss_tracker_->update_state(logits ? loss_->per_sample_from_logits(yb, out) : loss_->per_sample(yb, out));
-    update_metrics(yb, out, logits);
+    const auto yb = targets_on_device(rows(y, start, count));
+    const auto out = forward(device_inputs(rows(x, start, count)), false, logits);
+    // Per-sample losses, so the tracker's mean is over samples whatever the batch sizes.
+    Tensor per_sample;
+    for (size_t i = 0; i < out.size(); ++i) {
+      Tensor l = logits[i] ? loss_->per_sample_from_logits(yb[i], out[i]) : loss_->per_sample(yb[i], out[i]);
+      if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
+      per_sample = per_sample.defined() ? per_sample + l : l;
+    }
+    loss_tracker_->update_state(per_sample);
+    update_metrics(yb, out);
     if (bar && s + 1 < steps) bar->update(s + 1, as_items(results()));
   }
   auto logs = results();
@@ -253,24 +432,34 @@ std::map<std::string, double> Model::run_evaluation(const Tensor& x, const Tenso
   return logs;
 }
 
-std::map<std::string, double> Model::evaluate(const Tensor& x, const Tensor& y, EvaluateOptions o) {
+std::map<std::string, double> Model::evaluate(const TensorList& x, const TensorList& y, EvaluateOptions o) {
   require_compiled("evaluate");
+  check_data("evaluate", x, &y);
   const int64_t batch = o.batch_size.value_or(32);
   KCPP_CHECK(batch > 0, ValueError, "evaluate: batch_size must be positive, received {}", batch);
-  utils::Progbar bar((x.dim(0) + batch - 1) / batch, o.verbose, std::cout);
-  return run_evaluation(x, y, batch, &bar);
+  utils::Progbar bar((x[0].dim(0) + batch - 1) / batch, o.verbose, std::cout);
+  return run_evaluation(x.items(), y.items(), batch, &bar);
 }
 
-Tensor Model::predict(const Tensor& x, PredictOptions o) {
+std::vector<Tensor> Model::predict_all(const TensorList& x, PredictOptions o) {
+  check_data("predict", x, nullptr);
   NoGradScope no_grad;
   const int64_t batch = o.batch_size.value_or(32);
   KCPP_CHECK(batch > 0, ValueError, "predict: batch_size must be positive, received {}", batch);
-  std::vector<Tensor> outs;
-  for (int64_t start = 0; start < x.dim(0); start += batch)
-    outs.push_back(forward(on_device(as_input(rows(x, start, std::min(batch, x.dim(0) - start)))), false, false));
-  KCPP_CHECK(!outs.empty(), ValueError, "predict: x has no samples ({})", x.shape().to_string());
-  return outs.size() == 1 ? outs[0] : ops::concatenate(outs, 0);
+  const int64_t n = x[0].dim(0);
+  KCPP_CHECK(n > 0, ValueError, "predict: x has no samples ({})", x[0].shape().to_string());
+  std::vector<std::vector<Tensor>> parts;
+  for (int64_t start = 0; start < n; start += batch) {
+    const auto out = forward(device_inputs(rows(x.items(), start, std::min(batch, n - start))), false, {});
+    if (parts.empty()) parts.resize(out.size());
+    for (size_t i = 0; i < out.size(); ++i) parts[i].push_back(out[i]);
+  }
+  std::vector<Tensor> result;
+  for (auto& p : parts) result.push_back(p.size() == 1 ? p[0] : ops::concatenate(p, 0));
+  return result;
 }
+
+Tensor Model::predict(const TensorList& x, PredictOptions o) { return predict_all(x, o).at(0); }
 
 // summary() ------------------------------------------------------------------------------------------------
 
@@ -319,12 +508,60 @@ int display_width(const std::string& t) {
   for (unsigned char c : t) n += (c & 0xC0) != 0x80;
   return n;
 }
-// Pads to `width` columns with one space of padding each side; longer text is cut with an ellipsis.
-std::string cell(std::string text, int width, bool right) {
-  const int inner = width - 2;
-  if (display_width(text) > inner) text = fmt::format("{}\u2026", text.substr(0, static_cast<size_t>(std::max(inner - 1, 0))));
-  const std::string pad(static_cast<size_t>(std::max(0, inner - display_width(text))), ' ');
+// Pads to `width` columns with one space of padding each side.
+std::string cell(const std::string& text, int width, bool right) {
+  const std::string pad(static_cast<size_t>(std::max(0, width - 2 - display_width(text))), ' ');
   return right ? fmt::format(" {}{} ", pad, text) : fmt::format(" {}{} ", text, pad);
+}
+// Wraps text into lines of at most `width` columns, at spaces where it can and anywhere when a word
+// is longer, as rich (which Keras prints its summary with) does.
+std::vector<std::string> wrap(const std::string& text, int width) {
+  std::vector<std::string> lines;
+  std::string line;
+  auto flush = [&] {
+    if (!line.empty()) lines.push_back(line);
+    line.clear();
+  };
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find(' ', i);
+    if (j == std::string::npos) j = text.size();
+    std::string word = text.substr(i, j - i);
+    i = j + 1;
+    if (!line.empty() && display_width(line) + 1 + display_width(word) <= width) {
+      line += " " + word;
+      continue;
+    }
+    flush();
+    while (display_width(word) > width) {  // fold a long word
+      lines.push_back(word.substr(0, static_cast<size_t>(width)));
+      word = word.substr(static_cast<size_t>(width));
+    }
+    line = word;
+  }
+  flush();
+  if (lines.empty()) lines.push_back("");
+  return lines;
+}
+// One table row: every cell wrapped, the row as tall as its tallest cell.
+std::string row(const std::vector<std::string>& cells, const std::vector<int>& w, const std::vector<bool>& right,
+                const char* bar) {
+  std::vector<std::vector<std::string>> wrapped;
+  size_t height = 1;
+  for (size_t c = 0; c < cells.size(); ++c) {
+    wrapped.push_back(wrap(cells[c], w[c] - 2));
+    height = std::max(height, wrapped.back().size());
+  }
+  std::string out;
+  for (size_t h = 0; h < height; ++h) {
+    out += bar;
+    for (size_t c = 0; c < cells.size(); ++c) {
+      out += cell(h < wrapped[c].size() ? wrapped[c][h] : "", w[c], right[c]);
+      out += bar;
+    }
+    out += "\n";
+  }
+  return out;
 }
 std::string rule(const std::vector<int>& w, const char* left, const char* fill, const char* mid, const char* right) {
   std::string s = left;
@@ -336,22 +573,58 @@ std::string rule(const std::vector<int>& w, const char* left, const char* fill, 
 }
 }  // namespace
 
+bool Model::is_functional() const {
+  if (inputs_.size() != 1 || outputs_.size() != 1) return true;
+  std::set<const Layer*> layers_seen;
+  std::set<const detail::KerasTensorImpl*> consumed;
+  for (const auto& node : nodes_) {
+    if (node->inputs.size() != 1 || !layers_seen.insert(node->layer.get()).second) return true;
+    if (!consumed.insert(node->inputs[0].impl().get()).second) return true;  // a tensor feeding two layers
+  }
+  return false;
+}
+
+std::vector<Model::SummaryRow> Model::summary_rows() const {
+  std::vector<SummaryRow> rows;
+  std::vector<Layer*> seen;
+  // Input layers first, then every layer in graph order; a shared layer lists every call.
+  for (const KerasTensor& t : inputs_) rows.push_back({&t.producer(), shape_to_string(t.shape()), "-"});
+  for (const auto& node : nodes_) {
+    std::vector<std::string> from;
+    for (const KerasTensor& in : node->inputs) from.push_back(fmt::format("{}[0][0]", in.producer().name()));
+    auto it = std::find_if(rows.begin(), rows.end(), [&](const SummaryRow& r) { return r.layer == node->layer.get(); });
+    if (it != rows.end()) {
+      it->connected_to += ", " + fmt::format("{}", fmt::join(from, ", "));
+      continue;
+    }
+    const auto impl = node->outputs.at(0).lock();
+    rows.push_back({node->layer.get(), impl ? shape_to_string(impl->shape) : "?", fmt::format("{}", fmt::join(from, ", "))});
+  }
+  return rows;
+}
+
 std::string Model::summary_string(int line_length) {
-  const auto w = column_widths(line_length, {0.45, 0.80, 1.0});
+  const bool functional = is_functional();
+  const auto w = functional ? column_widths(line_length, {0.3, 0.56, 0.74, 1.0}) : column_widths(line_length, {0.45, 0.80, 1.0});
   std::ostringstream s;
   s << "Model: \"" << name() << "\"\n";
   s << rule(w, "\u250f", "\u2501", "\u2533", "\u2513");
-  s << "\u2503" << cell("Layer (type)", w[0], false) << "\u2503" << cell("Output Shape", w[1], false) << "\u2503"
-    << cell("Param #", w[2], true) << "\u2503\n";
+  std::vector<std::string> header{"Layer (type)", "Output Shape", "Param #"};
+  std::vector<bool> right{false, false, true};
+  if (functional) {
+    header.push_back("Connected to");
+    right.push_back(false);
+  }
+  s << row(header, w, right, "\u2503");
   s << rule(w, "\u2521", "\u2501", "\u2547", "\u2529");
-  const auto shapes = layer_output_shapes();
-  const auto ls = layers();
-  for (size_t i = 0; i < ls.size(); ++i) {
-    const std::string shape = i < shapes.size() ? shape_to_string(shapes[i]) : "?";
-    const std::string params = ls[i]->built() ? thousands(ls[i]->count_params()) : "0 (unbuilt)";
-    s << "\u2502" << cell(fmt::format("{} ({})", ls[i]->name(), ls[i]->class_name()), w[0], false) << "\u2502" << cell(shape, w[1], false)
-      << "\u2502" << cell(params, w[2], true) << "\u2502\n";
-    if (i + 1 < ls.size()) s << rule(w, "\u251c", "\u2500", "\u253c", "\u2524");
+  const auto rows = summary_rows();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Layer* l = rows[i].layer;
+    std::vector<std::string> cells{fmt::format("{} ({})", l->name(), l->class_name()), rows[i].shape,
+                                   l->built() ? thousands(l->count_params()) : "0 (unbuilt)"};
+    if (functional) cells.push_back(rows[i].connected_to);
+    s << row(cells, w, right, "\u2502");
+    if (i + 1 < rows.size()) s << rule(w, "\u251c", "\u2500", "\u253c", "\u2524");
   }
   s << rule(w, "\u2514", "\u2500", "\u2534", "\u2518");
   int64_t trainable = 0, frozen = 0;
@@ -369,13 +642,14 @@ std::string Model::summary_string(int line_length) {
 }
 
 void Model::summary(std::ostream& out, std::optional<int> line_length) {
-  int length = 88;
+  const int default_length = is_functional() ? 108 : 88;
+  int length = default_length;
   if (!line_length) {
     int columns = 80;  // what Python assumes off a terminal
     winsize ws{};
     if (&out == &std::cout && isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
       columns = ws.ws_col;
-    length = std::min(88, columns - 4);
+    length = std::min(default_length, columns - 4);
   } else {
     length = *line_length;
   }

@@ -44,11 +44,40 @@ class KERASCPP_API LossRef {
   std::shared_ptr<losses::Loss> ptr_;
 };
 
+/// One tensor or several (a model's inputs or targets): fit(x, y) and fit({x1, x2}, y) both read.
+class KERASCPP_API TensorList {
+ public:
+  TensorList() = default;
+  TensorList(const Tensor& t) : items_{t} {}  // NOLINT
+  TensorList(std::initializer_list<Tensor> ts) : items_(ts) {}  // NOLINT
+  TensorList(std::vector<Tensor> ts) : items_(std::move(ts)) {}  // NOLINT
+  const std::vector<Tensor>& items() const { return items_; }
+  size_t size() const { return items_.size(); }
+  const Tensor& operator[](size_t i) const { return items_[i]; }
+  bool empty() const { return items_.empty(); }
+
+ private:
+  std::vector<Tensor> items_;
+};
+
+/// One symbolic tensor or several, for Model(inputs, outputs).
+class KERASCPP_API KerasTensorList {
+ public:
+  KerasTensorList(const KerasTensor& t) : items_{t} {}  // NOLINT
+  KerasTensorList(std::initializer_list<KerasTensor> ts) : items_(ts) {}  // NOLINT
+  KerasTensorList(std::vector<KerasTensor> ts) : items_(std::move(ts)) {}  // NOLINT
+  const std::vector<KerasTensor>& items() const { return items_; }
+
+ private:
+  std::vector<KerasTensor> items_;
+};
+
 /// Keras' compile() keyword arguments.
 struct CompileOptions {
   OptimizerRef optimizer = "rmsprop";
-  LossRef loss;
+  LossRef loss;  // applied to every output, as Keras does with a single loss
   std::vector<std::string> metrics;
+  std::vector<float> loss_weights;  // one per output; all 1 when empty
 };
 
 /// Keras' fit() keyword arguments and defaults.
@@ -57,7 +86,7 @@ struct FitOptions {
   int epochs = 1;
   int verbose = 1;                     // 0 silent, 1 progress bar, 2 one line per epoch
   float validation_split = 0.f;        // the last samples, taken before shuffling
-  std::optional<std::pair<Tensor, Tensor>> validation_data;
+  std::optional<std::pair<TensorList, TensorList>> validation_data;
   bool shuffle = true;
   int initial_epoch = 0;
   std::map<int64_t, float> class_weight;
@@ -80,15 +109,18 @@ struct History {
   std::vector<int> epoch;
 };
 
-/// A model: layers plus training. Sequential is the first kind; Functional graphs come next.
+/// A model: layers plus training. `Model(inputs, outputs)` is Keras' Functional API: the graph
+/// recorded by calling layers on symbolic tensors, run in topological order, with several inputs
+/// and outputs, shared layers and nested models. Sequential derives from it.
 class KERASCPP_API Model : public Layer {
  public:
-  Model(std::string class_name, std::string name);
+  KERASCPP_LAYER(Model)
+  Model(KerasTensorList inputs, KerasTensorList outputs, std::string name = "");
   ~Model() override;
   Model(Model&&) noexcept;
 
-  /// The layers, in order (the InputLayer excluded, as Keras' model.layers).
-  virtual std::vector<Layer*> layers() const = 0;
+  /// The layers, in order (input layers excluded, as Keras' model.layers).
+  virtual std::vector<Layer*> layers() const;
   /// Throws ValueError naming the model and the layer names when none is called `name`.
   Layer& get_layer(const std::string& name) const;
 
@@ -96,16 +128,29 @@ class KERASCPP_API Model : public Layer {
   bool compiled() const { return optimizer_ != nullptr; }
   optimizers::Optimizer* optimizer() const { return optimizer_.get(); }
 
-  /// Trains on x (N, ...) and y (N, ...) held on any backend; batches move to the default backend.
-  History fit(const Tensor& x, const Tensor& y, FitOptions options = {});
+  /// Trains on inputs x (N, ...) and targets y (N, ...), one tensor per model input and output,
+  /// held on any backend; batches move to the default backend.
+  History fit(const TensorList& x, const TensorList& y, FitOptions options = {});
   /// Loss and metrics over x and y, by name.
-  std::map<std::string, double> evaluate(const Tensor& x, const Tensor& y, EvaluateOptions options = {});
-  /// Outputs for x, in batches, without recording gradients.
-  Tensor predict(const Tensor& x, PredictOptions options = {});
+  std::map<std::string, double> evaluate(const TensorList& x, const TensorList& y, EvaluateOptions options = {});
+  /// Outputs for x, in batches, without recording gradients (the first output; see predict_all).
+  Tensor predict(const TensorList& x, PredictOptions options = {});
+  std::vector<Tensor> predict_all(const TensorList& x, PredictOptions options = {});
   /// One optimizer step on one batch; returns the logs (loss and metrics of this batch).
-  std::map<std::string, double> train_on_batch(const Tensor& x, const Tensor& y);
-  std::map<std::string, double> test_on_batch(const Tensor& x, const Tensor& y);
-  Tensor predict_on_batch(const Tensor& x);
+  std::map<std::string, double> train_on_batch(const TensorList& x, const TensorList& y);
+  std::map<std::string, double> test_on_batch(const TensorList& x, const TensorList& y);
+  Tensor predict_on_batch(const TensorList& x);
+
+  // Layer interface: a model is a layer (nest it in another model, or in TimeDistributed).
+  Tensor call(const Tensor& x, bool training) override;
+  std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& input_shape) const override;
+  std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const override;
+  bool ends_with_softmax() const override;
+  Tensor call_logits(const Tensor& x, bool training) override;
+  /// The symbolic inputs and outputs of a Functional model (empty for Sequential).
+  const std::vector<KerasTensor>& inputs() const { return inputs_; }
+  const std::vector<KerasTensor>& outputs() const { return outputs_; }
 
   /// Keras 3's summary table. `line_length` defaults to min(88, terminal columns - 4) (76 off a terminal).
   void summary(std::ostream& out = std::cout, std::optional<int> line_length = std::nullopt);
@@ -118,25 +163,51 @@ class KERASCPP_API Model : public Layer {
   void set_trainable(bool trainable) override;
 
  protected:
-  /// Forward pass for training: the outputs, or the logits when the loss takes them instead.
-  virtual Tensor forward(const Tensor& x, bool training, bool want_logits) = 0;
-  /// The shape each layer outputs, for summary(); empty when the model is not built.
-  virtual std::vector<PartialShape> layer_output_shapes() const = 0;
+  /// For Sequential: a model without a graph.
+  Model(std::string class_name, std::string name);
+  /// The outputs; where logits[i], output i before its final softmax.
+  virtual std::vector<Tensor> forward(const std::vector<Tensor>& x, bool training, const std::vector<bool>& logits);
+  virtual size_t num_inputs() const { return inputs_.size(); }
+  virtual size_t num_outputs() const { return outputs_.size(); }
+  /// Whether output i comes from a layer that ends with a softmax.
+  virtual bool output_ends_with_softmax(size_t i) const;
+  virtual std::string output_name(size_t i) const;
+  /// Summary rows: layer, output shape, and (Functional) what it is connected to.
+  struct SummaryRow {
+    Layer* layer;
+    std::string shape, connected_to;
+  };
+  virtual std::vector<SummaryRow> summary_rows() const;
+  /// Keras prints graphs that are a single chain like Sequential models (no Connected to column).
+  virtual bool is_functional() const;
 
  private:
   /// One optimizer step on a batch already on the device; updates the loss tracker and metrics.
-  void train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight);
-  Tensor batch_loss(const Tensor& y, const Tensor& out, bool logits, const Tensor& weights);
-  void update_metrics(const Tensor& y, const Tensor& out, bool logits);
+  void train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
+  /// The weighted sum over outputs of each output's mean loss.
+  Tensor total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& weights);
+  void update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out);
+  std::vector<bool> logits_mask() const;
   std::map<std::string, double> results() const;
   void reset_metrics();
-  std::map<std::string, double> run_evaluation(const Tensor& x, const Tensor& y, int64_t batch_size,
-                                               utils::Progbar* bar);
+  std::map<std::string, double> run_evaluation(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                                               int64_t batch_size, utils::Progbar* bar);
   void require_compiled(const char* what) const;
+  void check_data(const char* what, const TensorList& x, const TensorList* y) const;
+  void build_graph();
+
+  // The Functional graph.
+  std::vector<KerasTensor> inputs_, outputs_;
+  std::vector<std::shared_ptr<detail::SymbolicNode>> nodes_;  // topological order, inputs excluded
+  std::vector<float> loss_weights_;
+  std::vector<std::string> metric_names_;  // as logged, in metrics_ order
+  bool built_for_graph_ = false;
+  /// Inputs on the device; integer inputs become float32 unless the model declares them int.
+  std::vector<Tensor> device_inputs(const std::vector<Tensor>& x) const;
 
   std::shared_ptr<optimizers::Optimizer> optimizer_;
   std::shared_ptr<losses::Loss> loss_;
-  std::vector<std::shared_ptr<metrics::Metric>> metrics_;
+  std::vector<std::vector<std::shared_ptr<metrics::Metric>>> metrics_;  // per output
   std::unique_ptr<metrics::Mean> loss_tracker_;
 };
 

@@ -53,27 +53,37 @@ std::vector<Layer*> Sequential::layers() const {
   return out;
 }
 
-Tensor Sequential::forward(const Tensor& x, bool training, bool want_logits) {
+std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool training, const std::vector<bool>& logits) {
   KCPP_CHECK(!layers_.empty(), ValueError, "Sequential \"{}\" has no layers", name());
-  if (input_) (*input_)(x);  // checks the input against the declared shape
-  Tensor h = x;
+  KCPP_CHECK(xs.size() == 1, ValueError, "Sequential \"{}\" takes one input, received {}", name(), xs.size());
+  if (input_) (*input_)(xs[0]);  // checks the input against the declared shape
+  const bool want_logits = !logits.empty() && logits[0];
+  Tensor h = xs[0];
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = *layers_[i];
     h = i + 1 == layers_.size() && want_logits ? l.logits(h, training) : l(h, training);
   }
-  return h;
+  return {h};
 }
 
-Tensor Sequential::call(const Tensor& x, bool training) { return forward(x, training, false); }
-Tensor Sequential::call_logits(const Tensor& x, bool training) { return forward(x, training, true); }
-bool Sequential::ends_with_softmax() const { return !layers_.empty() && layers_.back()->ends_with_softmax(); }
+bool Sequential::output_ends_with_softmax(size_t) const { return !layers_.empty() && layers_.back()->ends_with_softmax(); }
+std::string Sequential::output_name(size_t) const { return layers_.empty() ? name() : layers_.back()->name(); }
 
 PartialShape Sequential::compute_output_shape(const PartialShape& input_shape) const {
   PartialShape s = input_shape;
   for (const auto& l : layers_) s = l->compute_output_shape(s);
   return s;
 }
+std::vector<PartialShape> Sequential::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
+  KCPP_CHECK(shapes.size() == 1, ValueError, "Sequential \"{}\" takes one input, received {}", name(), shapes.size());
+  return {compute_output_shape(shapes[0])};
+}
 
-std::vector<PartialShape> Sequential::layer_output_shapes() const { return output_shapes_; }
+std::vector<Model::SummaryRow> Sequential::summary_rows() const {
+  std::vector<SummaryRow> rows;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    rows.push_back({layers_[i].get(), i < output_shapes_.size() ? shape_to_string(output_shapes_[i]) : "?", ""});
+  return rows;
+}
 
 }  // namespace keras

@@ -9,6 +9,7 @@ namespace keras {
 ///     Sequential model({layers::Input({784}), layers::Dense(64, {.activation = "relu"}), layers::Dense(10)});
 class KERASCPP_API Sequential : public Model {
  public:
+  KERASCPP_LAYER(Sequential)
   explicit Sequential(std::vector<LayerRef> layers = {}, std::string name = "");
   /// Appends a layer; with a known input shape it is built at once, so a mismatch fails here.
   void add(LayerRef layer);
@@ -16,14 +17,17 @@ class KERASCPP_API Sequential : public Model {
   void pop();
 
   std::vector<Layer*> layers() const override;
-  Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;
-  bool ends_with_softmax() const override;
-  Tensor call_logits(const Tensor& x, bool training) override;
+  std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const override;
 
  protected:
-  Tensor forward(const Tensor& x, bool training, bool want_logits) override;
-  std::vector<PartialShape> layer_output_shapes() const override;
+  std::vector<Tensor> forward(const std::vector<Tensor>& x, bool training, const std::vector<bool>& logits) override;
+  size_t num_inputs() const override { return 1; }
+  size_t num_outputs() const override { return 1; }
+  bool output_ends_with_softmax(size_t i) const override;
+  std::string output_name(size_t i) const override;
+  std::vector<SummaryRow> summary_rows() const override;
+  bool is_functional() const override { return false; }
   void build(const PartialShape& input_shape) override;
 
  private:

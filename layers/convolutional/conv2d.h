@@ -21,6 +21,7 @@ struct Conv2DOptions {
 /// 2-d convolution over channels_last images; kernel (kh, kw, in / groups, filters).
 class KERASCPP_API Conv2D : public Layer {
  public:
+  KERASCPP_LAYER(Conv2D)
   Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;

@@ -16,6 +16,7 @@ struct DenseOptions {
 /// are applied on the last axis.
 class KERASCPP_API Dense : public Layer {
  public:
+  KERASCPP_LAYER(Dense)
   explicit Dense(int64_t units, DenseOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;

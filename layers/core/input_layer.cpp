@@ -20,8 +20,17 @@ void InputLayer::check_input(const PartialShape& s) const {
     throw input_error(fmt::format("expected shape={}, found shape={}", shape_to_string(batch_shape_), shape_to_string(s)));
 }
 
-InputLayer Input(std::vector<std::optional<int64_t>> shape, const InputOptions& options) {
-  return InputLayer(std::move(shape), options);
+KerasTensor Input(std::vector<std::optional<int64_t>> shape, const InputOptions& options) {
+  auto layer = std::make_shared<InputLayer>(std::move(shape), options);
+  layer->build_for(layer->batch_shape());
+  auto node = std::make_shared<detail::SymbolicNode>();
+  node->layer = layer;
+  auto impl = std::make_shared<detail::KerasTensorImpl>();
+  impl->shape = layer->batch_shape();
+  impl->dtype = layer->dtype();
+  impl->node = node;
+  node->outputs.push_back(impl);
+  return KerasTensor(impl);
 }
 
 }  // namespace keras::layers

@@ -12,6 +12,7 @@ struct InputOptions {
 /// The model's entry: declares the input shape (without the batch axis) so the model builds at once.
 class KERASCPP_API InputLayer : public Layer {
  public:
+  KERASCPP_LAYER(InputLayer)
   InputLayer(std::vector<std::optional<int64_t>> shape, const InputOptions& options = {});
   Tensor call(const Tensor& x, bool training) override { return x; }
   PartialShape compute_output_shape(const PartialShape& input_shape) const override { return input_shape; }
@@ -27,7 +28,8 @@ class KERASCPP_API InputLayer : public Layer {
   DType dtype_;
 };
 
-/// `layers::Input({28, 28, 1})`: the shape of one sample; std::nullopt for a variable dimension.
-KERASCPP_API InputLayer Input(std::vector<std::optional<int64_t>> shape, const InputOptions& options = {});
+/// `layers::Input({28, 28, 1})`: a model input, the shape of one sample (std::nullopt for a variable
+/// dimension). Starts a Functional graph, or stands first in a Sequential list.
+KERASCPP_API KerasTensor Input(std::vector<std::optional<int64_t>> shape, const InputOptions& options = {});
 
 }  // namespace keras::layers

@@ -10,6 +10,7 @@ namespace keras::layers {
 /// Applies a named activation (see keras::activations).
 class KERASCPP_API Activation : public Layer {
  public:
+  KERASCPP_LAYER(Activation)
   explicit Activation(std::string activation, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
@@ -28,6 +29,7 @@ struct DropoutOptions {
 /// In training, zeroes each input unit with probability `rate` and scales the rest by 1 / (1 - rate).
 class KERASCPP_API Dropout : public Layer {
  public:
+  KERASCPP_LAYER(Dropout)
   explicit Dropout(float rate, DropoutOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
@@ -41,6 +43,7 @@ class KERASCPP_API Dropout : public Layer {
 /// Flattens all axes but the batch axis.
 class KERASCPP_API Flatten : public Layer {
  public:
+  KERASCPP_LAYER(Flatten)
   explicit Flatten(std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
@@ -49,6 +52,7 @@ class KERASCPP_API Flatten : public Layer {
 /// Reshapes each sample to `target_shape` (one entry may be -1).
 class KERASCPP_API Reshape : public Layer {
  public:
+  KERASCPP_LAYER(Reshape)
   explicit Reshape(std::vector<int64_t> target_shape, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;

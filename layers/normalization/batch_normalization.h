@@ -17,6 +17,7 @@ struct BatchNormalizationOptions {
 /// layer is frozen (trainable false, as in Keras), the moving statistics are used.
 class KERASCPP_API BatchNormalization : public Layer {
  public:
+  KERASCPP_LAYER(BatchNormalization)
   explicit BatchNormalization(BatchNormalizationOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }

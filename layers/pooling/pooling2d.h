@@ -29,12 +29,14 @@ class KERASCPP_API Pooling2D : public Layer {
 
 class KERASCPP_API MaxPooling2D : public Pooling2D {
  public:
+  KERASCPP_LAYER(MaxPooling2D)
   explicit MaxPooling2D(std::array<int64_t, 2> pool_size = {2, 2}, Pooling2DOptions options = {})
       : Pooling2D("MaxPooling2D", true, pool_size, std::move(options)) {}
 };
 
 class KERASCPP_API AveragePooling2D : public Pooling2D {
  public:
+  KERASCPP_LAYER(AveragePooling2D)
   explicit AveragePooling2D(std::array<int64_t, 2> pool_size = {2, 2}, Pooling2DOptions options = {})
       : Pooling2D("AveragePooling2D", false, pool_size, std::move(options)) {}
 };
@@ -42,6 +44,7 @@ class KERASCPP_API AveragePooling2D : public Pooling2D {
 /// Mean over the spatial axes: (N, H, W, C) -> (N, C).
 class KERASCPP_API GlobalAveragePooling2D : public Layer {
  public:
+  KERASCPP_LAYER(GlobalAveragePooling2D)
   explicit GlobalAveragePooling2D(std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return {s[0], s[3]}; }

@@ -159,3 +159,20 @@ TEST_CASE("summary() matches the text Python Keras prints", "[cpu][keras]") {
   while (!actual.empty() && actual.back() == '\n') actual.pop_back();
   CHECK(actual == expected);
 }
+
+TEST_CASE("Functional summaries match Python Keras: a chain and a two-input graph", "[cpu][keras]") {
+  auto trimmed = [](std::string t) {
+    while (!t.empty() && t.back() == '\n') t.pop_back();
+    return t;
+  };
+  utils::clear_session();
+  auto x = layers::Input({8});
+  auto y = layers::Dense(4, {.name = "hidden"})(x);
+  Model chain(x, layers::Dense(2, {.name = "out"})(y), "functional");
+  CHECK(trimmed(chain.summary_string(76)) == trimmed(fixtures().at("summary_functional_chain_76").get<std::string>()));
+  utils::clear_session();
+  auto a = layers::Input({4}, {.name = "a"});
+  auto b = layers::Input({3}, {.name = "b"});
+  Model graph({a, b}, layers::Dense(2, {.name = "out"})(layers::concatenate({layers::Dense(5)(a), layers::Dense(5)(b)})), "functional");
+  CHECK(trimmed(graph.summary_string(76)) == trimmed(fixtures().at("summary_functional_two_inputs_76").get<std::string>()));
+}

@@ -1,0 +1,53 @@
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../core/dtype.h"
+#include "../core/export.h"
+
+namespace keras {
+
+class Layer;
+using PartialShape = std::vector<std::optional<int64_t>>;
+
+namespace detail {
+struct SymbolicNode;
+struct KerasTensorImpl {
+  PartialShape shape;
+  DType dtype = DType::float32;
+  std::shared_ptr<SymbolicNode> node;  // the layer call that produced it
+  size_t output_index = 0;
+};
+}  // namespace detail
+
+/// A symbolic tensor of the Functional API: a shape (None for unknown dimensions) and the layer
+/// call that produced it. Calling a layer on KerasTensors records the graph a Model runs.
+class KERASCPP_API KerasTensor {
+ public:
+  KerasTensor() = default;
+  explicit KerasTensor(std::shared_ptr<detail::KerasTensorImpl> impl) : impl_(std::move(impl)) {}
+  const PartialShape& shape() const;
+  DType dtype() const;
+  /// The layer that produced this tensor (an InputLayer for model inputs).
+  Layer& producer() const;
+  bool defined() const { return impl_ != nullptr; }
+  const std::shared_ptr<detail::KerasTensorImpl>& impl() const { return impl_; }
+  /// "<KerasTensor shape=(None, 10), dtype=float32, source=dense>"
+  std::string to_string() const;
+
+ private:
+  std::shared_ptr<detail::KerasTensorImpl> impl_;
+};
+
+namespace detail {
+/// One layer call in a Functional graph.
+struct SymbolicNode {
+  std::shared_ptr<Layer> layer;
+  std::vector<KerasTensor> inputs;
+  std::vector<std::weak_ptr<KerasTensorImpl>> outputs;
+};
+}  // namespace detail
+
+}  // namespace keras

@@ -1,0 +1,128 @@
+#include "layers/merging/merge.h"
+
+#include "core/check.h"
+#include "core/ops.h"
+
+namespace keras::layers {
+
+namespace {
+std::string shapes_string(const std::vector<PartialShape>& shapes) {
+  std::vector<std::string> parts;
+  for (const auto& s : shapes) parts.push_back(shape_to_string(s));
+  return fmt::format("[{}]", fmt::join(parts, ", "));
+}
+}  // namespace
+
+Tensor Merge::call(const Tensor& x, bool training) {
+  throw ValueError(fmt::format("A merge layer should be called on a list of inputs. Received: a single input to layer \"{}\"", name()));
+}
+
+std::vector<PartialShape> Merge::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
+  KCPP_CHECK(shapes.size() >= min_inputs_, ValueError,
+             "A merge layer should be called on a list of at least {} inputs. Got {} inputs (layer \"{}\").", min_inputs_,
+             shapes.size(), name());
+  return {merged_shape(shapes)};
+}
+
+PartialShape Merge::merged_shape(const std::vector<PartialShape>& shapes) const {
+  // Right-aligned broadcasting of the non-batch axes; unknown dimensions stay unknown.
+  size_t rank = 0;
+  for (const auto& s : shapes) rank = std::max(rank, s.size());
+  PartialShape out(rank, 1);
+  out[0] = std::nullopt;
+  for (size_t i = 1; i < rank; ++i) {
+    std::optional<int64_t> d = 1;
+    for (const auto& s : shapes) {
+      const size_t off = rank - s.size();
+      if (i < off) continue;
+      const auto& e = s[i - off];
+      if (!e) {
+        d = d && *d == 1 ? std::nullopt : d;
+        continue;
+      }
+      if (*e == 1) continue;
+      KCPP_CHECK(!d || *d == 1 || *d == *e, ValueError,
+                 "Inputs have incompatible shapes. Received shapes {} (layer \"{}\")", shapes_string(shapes), name());
+      d = *e;
+    }
+    out[i] = d;
+  }
+  return out;
+}
+
+std::vector<Tensor> Merge::call_multi(const std::vector<Tensor>& inputs, bool training) {
+  std::vector<PartialShape> shapes;
+  for (const Tensor& t : inputs) {
+    PartialShape s = partial_shape_of(t);
+    if (!s.empty()) s[0] = std::nullopt;
+    shapes.push_back(s);
+  }
+  build_for_multi(shapes);
+  return {merge(inputs)};
+}
+
+Tensor Add::merge(const std::vector<Tensor>& in) const {
+  Tensor y = in[0];
+  for (size_t i = 1; i < in.size(); ++i) y = y + in[i];
+  return y;
+}
+std::vector<PartialShape> Subtract::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
+  KCPP_CHECK(shapes.size() == 2, ValueError, "A `Subtract` layer should be called on exactly 2 inputs. Received: {} inputs",
+             shapes.size());
+  return Merge::compute_output_shapes(shapes);
+}
+Tensor Subtract::merge(const std::vector<Tensor>& in) const { return in[0] - in[1]; }
+Tensor Multiply::merge(const std::vector<Tensor>& in) const {
+  Tensor y = in[0];
+  for (size_t i = 1; i < in.size(); ++i) y = y * in[i];
+  return y;
+}
+Tensor Average::merge(const std::vector<Tensor>& in) const {
+  Tensor y = in[0];
+  for (size_t i = 1; i < in.size(); ++i) y = y + in[i];
+  return y * (1.f / static_cast<float>(in.size()));
+}
+Tensor Maximum::merge(const std::vector<Tensor>& in) const {
+  Tensor y = in[0];
+  for (size_t i = 1; i < in.size(); ++i) y = ops::maximum(y, in[i]);
+  return y;
+}
+Tensor Minimum::merge(const std::vector<Tensor>& in) const {
+  Tensor y = in[0];
+  for (size_t i = 1; i < in.size(); ++i) y = ops::minimum(y, in[i]);
+  return y;
+}
+
+Concatenate::Concatenate(int64_t axis, std::string name) : Merge("Concatenate", std::move(name)), axis_(axis) {
+  min_inputs_ = 1;
+}
+PartialShape Concatenate::merged_shape(const std::vector<PartialShape>& shapes) const {
+  const int64_t rank = static_cast<int64_t>(shapes[0].size());
+  const int64_t a = axis_ < 0 ? axis_ + rank : axis_;
+  bool ok = a >= 1 && a < rank;
+  PartialShape out = shapes[0];
+  for (size_t k = 1; ok && k < shapes.size(); ++k) {
+    ok = static_cast<int64_t>(shapes[k].size()) == rank;
+    for (int64_t i = 1; ok && i < rank; ++i) {
+      const auto &x = out[static_cast<size_t>(i)], &y = shapes[k][static_cast<size_t>(i)];
+      if (i == a) out[static_cast<size_t>(i)] = x && y ? std::optional<int64_t>(*x + *y) : std::nullopt;
+      else ok = !x || !y || *x == *y;
+    }
+  }
+  KCPP_CHECK(ok, ValueError,
+             "A `Concatenate` layer requires inputs with matching shapes except for the concatenation axis. Received: "
+             "input_shape={}",
+             shapes_string(shapes));
+  return out;
+}
+Tensor Concatenate::merge(const std::vector<Tensor>& in) const { return ops::concatenate(in, axis_); }
+
+KerasTensor concatenate(const std::vector<KerasTensor>& inputs, int64_t axis) { return Concatenate(axis)(inputs); }
+KerasTensor add(const std::vector<KerasTensor>& inputs) { return Add()(inputs); }
+KerasTensor subtract(const std::vector<KerasTensor>& inputs) { return Subtract()(inputs); }
+KerasTensor multiply(const std::vector<KerasTensor>& inputs) { return Multiply()(inputs); }
+KerasTensor average(const std::vector<KerasTensor>& inputs) { return Average()(inputs); }
+KerasTensor maximum(const std::vector<KerasTensor>& inputs) { return Maximum()(inputs); }
+KerasTensor minimum(const std::vector<KerasTensor>& inputs) { return Minimum()(inputs); }
+
+}  // namespace keras::layers

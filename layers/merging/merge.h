@@ -1,0 +1,98 @@
+#pragma once
+// Layers that combine several inputs: Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum.
+#include "../layer.h"
+
+namespace keras::layers {
+
+/// The base of the merge layers: several inputs of compatible shapes, one output.
+class KERASCPP_API Merge : public Layer {
+ public:
+  using Layer::Layer;
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& shapes) const override;
+
+ protected:
+  /// Combines the inputs (already checked).
+  virtual Tensor merge(const std::vector<Tensor>& inputs) const = 0;
+  /// The elementwise merges broadcast non-batch axes, as Keras; Concatenate overrides this.
+  virtual PartialShape merged_shape(const std::vector<PartialShape>& shapes) const;
+  size_t min_inputs_ = 2;
+};
+
+/// Elementwise sum, difference (exactly two inputs), product, mean, maximum or minimum.
+class KERASCPP_API Add : public Merge {
+ public:
+  KERASCPP_LAYER(Add)
+  explicit Add(std::string name = "") : Merge("Add", std::move(name)) {}
+
+ protected:
+  Tensor merge(const std::vector<Tensor>& inputs) const override;
+};
+class KERASCPP_API Subtract : public Merge {
+ public:
+  KERASCPP_LAYER(Subtract)
+  explicit Subtract(std::string name = "") : Merge("Subtract", std::move(name)) {}
+  std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& shapes) const override;
+
+ protected:
+  Tensor merge(const std::vector<Tensor>& inputs) const override;
+};
+class KERASCPP_API Multiply : public Merge {
+ public:
+  KERASCPP_LAYER(Multiply)
+  explicit Multiply(std::string name = "") : Merge("Multiply", std::move(name)) {}
+
+ protected:
+  Tensor merge(const std::vector<Tensor>& inputs) const override;
+};
+class KERASCPP_API Average : public Merge {
+ public:
+  KERASCPP_LAYER(Average)
+  explicit Average(std::string name = "") : Merge("Average", std::move(name)) {}
+
+ protected:
+  Tensor merge(const std::vector<Tensor>& inputs) const override;
+};
+class KERASCPP_API Maximum : public Merge {
+ public:
+  KERASCPP_LAYER(Maximum)
+  explicit Maximum(std::string name = "") : Merge("Maximum", std::move(name)) {}
+
+ protected:
+  Tensor merge(const std::vector<Tensor>& inputs) const override;
+};
+class KERASCPP_API Minimum : public Merge {
+ public:
+  KERASCPP_LAYER(Minimum)
+  explicit Minimum(std::string name = "") : Merge("Minimum", std::move(name)) {}
+
+ protected:
+  Tensor merge(const std::vector<Tensor>& inputs) const override;
+};
+
+/// Joins the inputs along `axis`; all other axes must match.
+class KERASCPP_API Concatenate : public Merge {
+ public:
+  KERASCPP_LAYER(Concatenate)
+  explicit Concatenate(int64_t axis = -1, std::string name = "");
+
+ protected:
+  Tensor merge(const std::vector<Tensor>& inputs) const override;
+  PartialShape merged_shape(const std::vector<PartialShape>& shapes) const override;
+
+ private:
+  int64_t axis_;
+};
+
+/// Keras' functional shorthands: `layers::concatenate({a, b})`, `layers::add({a, b})`, ...
+KERASCPP_API KerasTensor concatenate(const std::vector<KerasTensor>& inputs, int64_t axis = -1);
+KERASCPP_API KerasTensor add(const std::vector<KerasTensor>& inputs);
+KERASCPP_API KerasTensor subtract(const std::vector<KerasTensor>& inputs);
+KERASCPP_API KerasTensor multiply(const std::vector<KerasTensor>& inputs);
+KERASCPP_API KerasTensor average(const std::vector<KerasTensor>& inputs);
+KERASCPP_API KerasTensor maximum(const std::vector<KerasTensor>& inputs);
+KERASCPP_API KerasTensor minimum(const std::vector<KerasTensor>& inputs);
+
+}  // namespace keras::layers

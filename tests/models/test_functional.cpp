@@ -1,0 +1,132 @@
+#include <sstream>
+
+#include "tests/support/test_support.h"
+
+using namespace keras;
+
+TEST_CASE("Functional models with several inputs and outputs compute what their layers compute", "[cpu][models]") {
+  utils::clear_session();
+  auto a = layers::Input({4}, {.name = "a"});
+  auto b = layers::Input({3}, {.name = "b"});
+  auto da = std::make_shared<layers::Dense>(5, layers::DenseOptions{.activation = "relu"});
+  auto db = std::make_shared<layers::Dense>(5, layers::DenseOptions{.activation = "tanh"});
+  auto merged = layers::concatenate({(*da)(a), (*db)(b)});
+  CHECK(shape_to_string(merged.shape()) == "(None, 10)");
+  auto head1 = layers::Dense(2, {.activation = "softmax", .name = "class"})(merged);
+  auto head2 = layers::Dense(1, {.name = "value"})(layers::add({(*da)(a), (*db)(b)}));
+  Model model({a, b}, {head1, head2}, "two_heads");
+  CHECK(model.layers().size() == 6);  // dense, dense_1, concatenate, class, add, value
+  CHECK(model.count_params() == (4 * 5 + 5) + (3 * 5 + 5) + (10 * 2 + 2) + (5 + 1));
+  const Tensor xa = kt::random_tensor(Shape{7, 4}, 1), xb = kt::random_tensor(Shape{7, 3}, 2);
+  const auto out = model.predict_all({xa, xb}, {.batch_size = 3});
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].shape() == Shape{7, 2});
+  CHECK(out[1].shape() == Shape{7, 1});
+  // The same layers applied by hand.
+  const Tensor ha = (*da)(xa), hb = (*db)(xb);
+  auto& cls = model.get_layer("class");
+  auto& value = model.get_layer("value");
+  kt::require_close(out[0].to_vector<float>(), cls(ops::concatenate({ha, hb}, 1)).to_vector<float>(), 1e-6f, 1e-5f);
+  kt::require_close(out[1].to_vector<float>(), value(ha + hb).to_vector<float>(), 1e-6f, 1e-5f);
+}
+
+TEST_CASE("a shared layer keeps one set of weights and learns from every call", "[cpu][models]") {
+  utils::clear_session();
+  auto x1 = layers::Input({2}), x2 = layers::Input({2});
+  auto shared = std::make_shared<layers::Dense>(1, layers::DenseOptions{.use_bias = false, .kernel_initializer = "zeros"});
+  auto y = layers::add({(*shared)(x1), (*shared)(x2)});  // w.x1 + w.x2
+  Model model({x1, x2}, y);
+  CHECK(model.weights().size() == 1);
+  model.compile({.optimizer = optimizers::SGD({.learning_rate = 0.05f}), .loss = "mse"});
+  // Target: 2 x1 - x2 summed with the same weights on x2: w = (a, b) with w.(x1 + x2) = target.
+  const Tensor a = kt::random_tensor(Shape{256, 2}, 3), b = kt::random_tensor(Shape{256, 2}, 4);
+  const Tensor w_true = Tensor::from_vector<float>({1.5f, -0.5f}, Shape{2, 1});
+  const Tensor target = ops::matmul(a + b, w_true);
+  const History h = model.fit({a, b}, target, {.batch_size = 32, .epochs = 30, .verbose = 0});
+  CHECK(h.history.at("loss").back() < 1e-3);
+  kt::require_close(shared->kernel()->value().to_vector<float>(), {1.5f, -0.5f}, 2e-2f, 0);
+}
+
+TEST_CASE("models nest: a Sequential and a Functional model used as layers", "[cpu][models]") {
+  utils::clear_session();
+  auto inner_in = layers::Input({3});
+  Model inner(inner_in, layers::Dense(4, {.activation = "relu"})(inner_in), "inner");
+  auto stack = std::make_shared<Sequential>(std::vector<LayerRef>{layers::Dense(2)}, "stack");
+  auto inner_ptr = std::make_shared<Model>(std::move(inner));
+  auto x = layers::Input({3});
+  auto y = (*stack)((*inner_ptr)(x));
+  Model outer(x, y, "outer");
+  CHECK(outer.count_params() == (3 * 4 + 4) + (4 * 2 + 2));
+  const Tensor in = kt::random_tensor(Shape{5, 3}, 5);
+  kt::require_close(outer.predict(in).to_vector<float>(), (*stack)((*inner_ptr)(in)).to_vector<float>(), 1e-6f, 1e-5f);
+  // Training the outer model trains the nested ones' weights.
+  const auto before = inner_ptr->get_weights();
+  outer.compile({.optimizer = "sgd", .loss = "mse"});
+  outer.fit(in, kt::random_tensor(Shape{5, 2}, 6), {.epochs = 1, .verbose = 0});
+  CHECK(before[0].to_vector<float>() != inner_ptr->get_weights()[0].to_vector<float>());
+}
+
+TEST_CASE("the Functional API fails on the line that makes a bad graph, with Keras' texts", "[cpu][models]") {
+  utils::clear_session();
+  auto x = layers::Input({5});
+  auto dense = std::make_shared<layers::Dense>(3);
+  (*dense)(layers::Input({4}));  // built for 4 features
+  kt::require_throws_with<ValueError>([&] { (*dense)(x); },
+                                      {"Input 0 of layer \"dense\" is incompatible with the layer: expected axis -1 of input shape "
+                                       "to have value 4, but received input with shape (None, 5)"});
+  kt::require_throws_with<ValueError>([&] { layers::concatenate({x, layers::Input({2, 2})}); },
+                                      {"A `Concatenate` layer requires inputs with matching shapes", "(None, 5)", "(None, 2, 2)"});
+  kt::require_throws_with<ValueError>([&] { layers::add({x, layers::Input({4})}); }, {"incompatible shapes", "(None, 5)", "(None, 4)"});
+  layers::Dense on_stack(2);
+  kt::require_throws_with<ValueError>([&] { on_stack(x); }, {"not owned by a std::shared_ptr", "std::make_shared"});
+  auto other = layers::Input({5});
+  auto y = layers::add({x, other});
+  kt::require_throws_with<ValueError>([&] { Model m(x, y); }, {"needs an input that is not in the model's inputs"});
+  Model ok({x, other}, y);
+  kt::require_throws_with<ValueError>([&] { ok.predict(ops::zeros(Shape{2, 5})); }, {"expects 2 input(s), received 1"});
+}
+
+TEST_CASE("multi-output fit weights the losses and names the metrics by output", "[cpu][models]") {
+  utils::clear_session();
+  auto x = layers::Input({4});
+  auto h = layers::Dense(8, {.activation = "relu"})(x);
+  auto left = layers::Dense(3, {.activation = "softmax", .name = "left"})(h);
+  auto right = layers::Dense(3, {.activation = "softmax", .name = "right"})(h);
+  Model model(x, {left, right});
+  model.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}, .loss_weights = {1.f, 0.5f}});
+  const Tensor in = kt::random_tensor(Shape{12, 4}, 7);
+  const Tensor y1 = Tensor::from_vector<int32_t>({0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2}, Shape{12});
+  const Tensor y2 = Tensor::from_vector<int32_t>({2, 2, 1, 1, 0, 0, 2, 2, 1, 1, 0, 0}, Shape{12});
+  // The logged loss is loss(left) + 0.5 loss(right), from the model's own predictions.
+  const auto probs = model.predict_all(in);
+  const double expected = ops::mean(losses::SparseCategoricalCrossentropy().per_sample(y1, probs[0])).item() +
+                          0.5 * ops::mean(losses::SparseCategoricalCrossentropy().per_sample(y2, probs[1])).item();
+  const auto logs = model.test_on_batch(in, {y1, y2});
+  CHECK(logs.at("loss") == Approx(expected).epsilon(1e-5));
+  CHECK(logs.count("left_accuracy"));
+  CHECK(logs.count("right_accuracy"));
+  const History hist = model.fit(in, {y1, y2}, {.batch_size = 4, .epochs = 2, .verbose = 0});
+  CHECK(hist.history.count("left_accuracy"));
+  kt::require_throws_with<ValueError>([&] { model.fit(in, y1, {.verbose = 0}); }, {"has 2 output(s), received 1 target(s)"});
+}
+
+TEST_CASE("a Functional summary wraps cells and lists what each layer is connected to", "[cpu][models]") {
+  utils::clear_session();
+  auto x = layers::Input({8});
+  auto h = layers::Dense(4, {.name = "hidden"})(x);
+  Model model(x, {layers::Dense(2, {.name = "out"})(h), layers::Dense(3, {.name = "aux"})(h)}, "functional");
+  const std::string text = model.summary_string(76);
+  CHECK(text.find("Model: \"functional\"") == 0);
+  CHECK(text.find("Connected to") != std::string::npos);
+  // Cells wrap as rich wraps them in Keras: "input_layer" then "(InputLayer)" on the next line.
+  CHECK(text.find("\u2502 input_layer         \u2502 (None, 8)         \u2502          0 \u2502 -                 \u2502\n"
+                  "\u2502 (InputLayer)        \u2502") != std::string::npos);
+  CHECK(text.find("hidden[0][0]") != std::string::npos);
+  CHECK(text.find(" Total params: 61 (244.00 B)") != std::string::npos);
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    int columns = 0;
+    for (unsigned char c : line) columns += (c & 0xC0) != 0x80;
+    if (line.rfind("\u2502", 0) == 0 || line.rfind("\u250f", 0) == 0) CHECK(columns == 76);
+  }
+}
