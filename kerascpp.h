@@ -31,3 +31,4 @@
 #include "models/training/optimizers.h"
 #include "models/training/progbar.h"
 #include "layers/merging/merge.h"
+#include "models/training/callbacks.h"

@@ -16,6 +16,7 @@
 #include "core/ops.h"
 #include "core/random.h"
 #include "layers/core/input_layer.h"
+#include "models/saving/weights_file.h"
 
 namespace keras {
 
@@ -183,6 +184,28 @@ void Model::compile(CompileOptions o) {
       metric_names_.push_back(num_outputs() > 1 ? fmt::format("{}_{}", output_name(i), m) : m);
     }
   loss_tracker_ = std::make_unique<metrics::Mean>("loss");
+}
+
+namespace {
+void check_weights_path(const std::string& path) {
+  const auto ends = [&](const std::string& suffix) {
+    return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  KCPP_CHECK(!ends(".h5") && !ends(".keras"), NotImplementedError,
+             "{}: Keras' .h5 and .keras formats are not implemented yet; use kerascpp's own weights file (any other name, "
+             "for example model.kcpp)",
+             path);
+}
+}  // namespace
+
+void Model::save_weights(const std::string& path) {
+  check_weights_path(path);
+  saving::write_weights_file(path, weights());
+}
+
+void Model::load_weights(const std::string& path) {
+  check_weights_path(path);
+  saving::read_weights_file(path, weights());
 }
 
 void Model::require_compiled(const char* what) const {
@@ -369,19 +392,33 @@ History Model::fit(const TensorList& x, const TensorList& y, FitOptions o) {
     KCPP_CHECK(weights.rank() == 1 && weights.dim(0) >= n, ValueError, "fit: sample_weight must have shape ({},), received {}",
                n, weights.shape().to_string());
 
+  std::vector<std::shared_ptr<callbacks::Callback>> cbs;
+  bool batch_logs = false;
+  for (const auto& c : o.callbacks) {
+    KCPP_CHECK(c.get(), ValueError, "fit: a callback is null");
+    c.get()->set_model(this);
+    batch_logs |= c.get()->needs_batch_logs();
+    cbs.push_back(c.get());
+  }
+  callbacks::Logs no_logs;
+  stop_training = false;
+  for (auto& c : cbs) c->on_train_begin(no_logs);
   std::mt19937_64 shuffler(random::make_key(std::nullopt));
   History history;
-  for (int epoch = o.initial_epoch; epoch < o.epochs; ++epoch) {
+  for (int epoch = o.initial_epoch; epoch < o.epochs && !stop_training; ++epoch) {
     if (o.verbose && o.epochs > 1) std::cout << "Epoch " << epoch + 1 << "/" << o.epochs << std::endl;
     utils::Progbar bar(steps, o.verbose, std::cout);
     reset_metrics();
+    for (auto& c : cbs) c->on_epoch_begin(epoch, no_logs);
     std::vector<int64_t> order(static_cast<size_t>(n));
     std::iota(order.begin(), order.end(), 0);
     if (o.shuffle) std::shuffle(order.begin(), order.end(), shuffler);
-    for (int64_t s = 0; s < steps; ++s) {
+    int64_t steps_done = 0;
+    for (int64_t s = 0; s < steps && !stop_training; ++s) {
       const int64_t start = s * batch, count = std::min(batch, n - start);
       std::vector<Tensor> xb, yb;
       Tensor wb;
+      for (auto& c : cbs) c->on_train_batch_begin(static_cast<int>(s), no_logs);
       if (o.shuffle) {
         const std::vector<int64_t> ids(order.begin() + start, order.begin() + start + count);
         auto take = [&](const Tensor& t) { return ops::take(t, Tensor::from_vector(ids, Shape{count}, t.backend()), 0); };
@@ -394,15 +431,22 @@ History Model::fit(const TensorList& x, const TensorList& y, FitOptions o) {
         if (weights.defined()) wb = rows(weights, start, count);
       }
       train_step(device_inputs(xb), targets_on_device(yb), wb.defined() ? on_device(wb) : Tensor());
+      steps_done = s + 1;
+      if (batch_logs) {
+        callbacks::Logs logs = results();
+        for (auto& c : cbs) c->on_train_batch_end(static_cast<int>(s), logs);
+      }
       if (o.verbose == 1 && s + 1 < steps) bar.update(s + 1, as_items(results()));
     }
     std::map<std::string, double> logs = results();
-    if (!x_val.empty())
+    if (!x_val.empty() && !stop_training)
       for (const auto& [k, v] : run_evaluation(x_val, y_val, batch, nullptr)) logs[fmt::format("val_{}", k)] = v;
-    bar.update(steps, as_items(logs), true);
+    for (auto& c : cbs) c->on_epoch_end(epoch, logs);
+    bar.update(steps_done, as_items(logs), true);
     for (const auto& [k, v] : logs) history.history[k].push_back(v);
     history.epoch.push_back(epoch);
   }
+  for (auto& c : cbs) c->on_train_end(no_logs);
   return history;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../layers/layer.h"
+#include "training/callbacks.h"
 #include "training/losses.h"
 #include "training/metrics.h"
 #include "training/optimizers.h"
@@ -91,6 +92,7 @@ struct FitOptions {
   int initial_epoch = 0;
   std::map<int64_t, float> class_weight;
   Tensor sample_weight;
+  std::vector<callbacks::CallbackRef> callbacks;
 };
 
 struct EvaluateOptions {
@@ -125,6 +127,12 @@ class KERASCPP_API Model : public Layer {
   Layer& get_layer(const std::string& name) const;
 
   void compile(CompileOptions options);
+  /// Set by a callback (EarlyStopping, TerminateOnNaN) to end fit() after the current batch.
+  bool stop_training = false;
+  /// kerascpp's own weights file (Keras' .weights.h5 arrives with the saving issue); see
+  /// models/saving/weights_file.h. Saving is atomic; loading checks every shape first.
+  void save_weights(const std::string& path);
+  void load_weights(const std::string& path);
   bool compiled() const { return optimizer_ != nullptr; }
   optimizers::Optimizer* optimizer() const { return optimizer_.get(); }
 

@@ -1,0 +1,204 @@
+#include "models/training/callbacks.h"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "core/check.h"
+#include "core/logging.h"
+#include "models/model.h"
+
+namespace keras::callbacks {
+
+Callback::~Callback() = default;
+Model& Callback::model() const {
+  KCPP_CHECK(model_, ValueError, "callback used outside fit(): it has no model");
+  return *model_;
+}
+
+namespace {
+// Keras' "auto": maximize accuracy-like values, minimize the rest.
+bool maximizes(const std::string& mode, const std::string& monitor) {
+  if (mode == "max") return true;
+  if (mode == "min") return false;
+  KCPP_CHECK(mode == "auto", ValueError, "mode must be 'auto', 'min' or 'max', received '{}'", mode);
+  return monitor.find("acc") != std::string::npos || monitor.find("auc") != std::string::npos ||
+         monitor.rfind("fbeta", 0) == 0 || monitor.rfind("f1", 0) == 0;
+}
+std::optional<double> monitored(const Logs& logs, const std::string& monitor, const char* who) {
+  auto it = logs.find(monitor);
+  if (it != logs.end()) return it->second;
+  std::string keys;
+  for (const auto& [k, v] : logs) keys += (keys.empty() ? "" : ",") + k;
+  keras::detail::log_warn(fmt::format("{} conditioned on metric `{}` which is not available. Available metrics are: {}", who,
+                                      monitor, keys));
+  return std::nullopt;
+}
+}  // namespace
+
+EarlyStopping::EarlyStopping(EarlyStoppingOptions o) : o_(std::move(o)), maximize_(maximizes(o_.mode, o_.monitor)) {}
+
+bool EarlyStopping::improved(double current, double reference) const {
+  const double delta = std::fabs(o_.min_delta);
+  return maximize_ ? current - delta > reference : current + delta < reference;
+}
+
+void EarlyStopping::on_train_begin(Logs&) {
+  wait_ = 0;
+  stopped_epoch_ = 0;
+  best_epoch_ = 0;
+  best_ = maximize_ ? -INFINITY : INFINITY;
+  best_weights_.reset();
+}
+
+void EarlyStopping::on_epoch_end(int epoch, Logs& logs) {
+  const auto current = monitored(logs, o_.monitor, "Early stopping");
+  if (!current || epoch < o_.start_from_epoch) return;
+  if (o_.restore_best_weights && !best_weights_) {
+    best_weights_ = model().get_weights();
+    best_epoch_ = epoch;
+  }
+  ++wait_;
+  if (improved(*current, best_)) {
+    best_ = *current;
+    best_epoch_ = epoch;
+    if (o_.restore_best_weights) best_weights_ = model().get_weights();
+    if (!o_.baseline || improved(*current, *o_.baseline)) wait_ = 0;
+    return;
+  }
+  if (wait_ >= o_.patience && epoch > 0) {
+    stopped_epoch_ = epoch;
+    model().stop_training = true;
+  }
+}
+
+void EarlyStopping::on_train_end(Logs&) {
+  if (stopped_epoch_ > 0 && o_.verbose > 0) std::cout << "Epoch " << stopped_epoch_ + 1 << ": early stopping" << std::endl;
+  if (o_.restore_best_weights && best_weights_) {
+    if (o_.verbose > 0) std::cout << "Restoring model weights from the end of the best epoch: " << best_epoch_ + 1 << "." << std::endl;
+    model().set_weights(*best_weights_);
+  }
+}
+
+ReduceLROnPlateau::ReduceLROnPlateau(ReduceLROnPlateauOptions o) : o_(std::move(o)), maximize_(maximizes(o_.mode, o_.monitor)) {
+  KCPP_CHECK(o_.factor < 1.0, ValueError, "ReduceLROnPlateau does not support a factor >= 1.0. Received factor={}", o_.factor);
+}
+
+void ReduceLROnPlateau::on_train_begin(Logs&) {
+  wait_ = 0;
+  cooldown_counter_ = 0;
+  best_ = maximize_ ? -INFINITY : INFINITY;
+}
+
+void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs) {
+  auto& opt = *model().optimizer();
+  logs["learning_rate"] = opt.learning_rate();
+  const auto current = monitored(logs, o_.monitor, "Learning rate reduction");
+  if (!current) return;
+  if (cooldown_counter_ > 0) {
+    --cooldown_counter_;
+    wait_ = 0;
+  }
+  const bool better = maximize_ ? *current > best_ + o_.min_delta : *current < best_ - o_.min_delta;
+  if (better) {
+    best_ = *current;
+    wait_ = 0;
+  } else if (cooldown_counter_ == 0) {
+    if (++wait_ >= o_.patience) {
+      const double old_lr = opt.learning_rate();
+      if (old_lr > o_.min_lr) {
+        const double new_lr = std::max(old_lr * o_.factor, o_.min_lr);
+        opt.set_learning_rate(static_cast<float>(new_lr));
+        if (o_.verbose > 0)
+          std::cout << fmt::format("\nEpoch {}: ReduceLROnPlateau reducing learning rate to {}.", epoch + 1, new_lr) << std::endl;
+        cooldown_counter_ = o_.cooldown;
+        wait_ = 0;
+      }
+    }
+  }
+}
+
+LearningRateScheduler::LearningRateScheduler(std::function<double(int, double)> schedule, int verbose)
+    : schedule_(std::move(schedule)), verbose_(verbose) {
+  KCPP_CHECK(schedule_, ValueError, "LearningRateScheduler: the schedule function is empty");
+}
+void LearningRateScheduler::on_epoch_begin(int epoch, Logs&) {
+  auto& opt = *model().optimizer();
+  const double lr = schedule_(epoch, opt.learning_rate());
+  KCPP_CHECK(std::isfinite(lr), ValueError, "The output of the schedule function should be a float. Got: {}", lr);
+  opt.set_learning_rate(static_cast<float>(lr));
+  if (verbose_ > 0)
+    std::cout << fmt::format("\nEpoch {}: LearningRateScheduler setting learning rate to {}.", epoch + 1, lr) << std::endl;
+}
+void LearningRateScheduler::on_epoch_end(int, Logs& logs) { logs["learning_rate"] = model().optimizer()->learning_rate(); }
+
+void TerminateOnNaN::on_train_batch_end(int batch, Logs& logs) {
+  auto it = logs.find("loss");
+  if (it != logs.end() && !std::isfinite(it->second)) {
+    std::cout << "Batch " << batch << ": Invalid loss, terminating training" << std::endl;
+    model().stop_training = true;
+  }
+}
+
+CSVLogger::CSVLogger(std::string filename, char separator, bool append)
+    : filename_(std::move(filename)), separator_(separator), append_(append) {}
+
+void CSVLogger::on_train_begin(Logs&) {
+  const bool has_header = append_ && std::ifstream(filename_).peek() != std::ifstream::traits_type::eof();
+  file_.reset(std::fopen(filename_.c_str(), append_ ? "a" : "w"), std::fclose);
+  KCPP_CHECK(file_, IOError, "CSVLogger: cannot open {}", filename_);
+  keys_.clear();
+  if (has_header) keys_.push_back("");  // the header is already there
+}
+
+void CSVLogger::on_epoch_end(int epoch, Logs& logs) {
+  if (keys_.empty() || (keys_.size() == 1 && keys_[0].empty())) {
+    const bool write_header = keys_.empty();
+    keys_.clear();
+    for (const auto& [k, v] : logs) keys_.push_back(k);
+    if (write_header) {
+      std::string header = "epoch";
+      for (const auto& k : keys_) header += fmt::format("{}{}", separator_, k);
+      std::fprintf(file_.get(), "%s\n", header.c_str());
+    }
+  }
+  std::string line = std::to_string(epoch);
+  for (const auto& k : keys_) {
+    auto it = logs.find(k);
+    line += fmt::format("{}{}", separator_, it == logs.end() ? std::string("NA") : fmt::format("{}", it->second));
+  }
+  std::fprintf(file_.get(), "%s\n", line.c_str());
+  std::fflush(file_.get());
+}
+
+void CSVLogger::on_train_end(Logs&) { file_.reset(); }
+
+ModelCheckpoint::ModelCheckpoint(std::string filepath, ModelCheckpointOptions o)
+    : filepath_(std::move(filepath)), o_(std::move(o)), maximize_(maximizes(o_.mode, o_.monitor)) {}
+
+void ModelCheckpoint::on_train_begin(Logs&) { best_ = maximize_ ? -INFINITY : INFINITY; }
+
+void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs) {
+  std::string path = filepath_;
+  for (size_t at; (at = path.find("{epoch}")) != std::string::npos;) path.replace(at, 7, std::to_string(epoch + 1));
+  if (o_.save_best_only) {
+    const auto current = monitored(logs, o_.monitor, "Can save best model only with");
+    if (!current) return;
+    if (!(maximize_ ? *current > best_ : *current < best_)) {
+      if (o_.verbose > 0)
+        std::cout << fmt::format("\nEpoch {}: {} did not improve from {:.5f}", epoch + 1, o_.monitor, best_) << std::endl;
+      return;
+    }
+    if (o_.verbose > 0)
+      std::cout << fmt::format("\nEpoch {}: {} improved from {:.5f} to {:.5f}, saving model to {}", epoch + 1, o_.monitor,
+                               best_, *current, path)
+                << std::endl;
+    best_ = *current;
+  } else if (o_.verbose > 0) {
+    std::cout << fmt::format("\nEpoch {}: saving model to {}", epoch + 1, path) << std::endl;
+  }
+  model().save_weights(path);
+}
+
+}  // namespace keras::callbacks
