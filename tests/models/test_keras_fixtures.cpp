@@ -86,6 +86,39 @@ TEST_CASE("layers match Python Keras: outputs and gradients", "[cpu][keras]") {
   kt::require_close(bn.weights()[3]->value().to_vector<float>(), values_of(m.at("moving_variance")), 1e-6f, 1e-5f);
 }
 
+TEST_CASE("more layers match Python Keras: convolutions, normalization, reshaping, pooling", "[cpu][keras]") {
+  layers::Conv1D conv1d(3, 3, {.strides = 2, .padding = "same", .activation = "tanh"});
+  check_layer_case("conv1d_same_strided", conv1d);
+  layers::Conv2DTranspose deconv(3, {3, 3}, {.strides = {2, 2}, .padding = "same"});
+  check_layer_case("conv2d_transpose_same", deconv);
+  layers::Conv2DTranspose deconv_valid(2, {2, 3}, {.strides = {1, 2}});
+  check_layer_case("conv2d_transpose_valid", deconv_valid);
+  layers::DepthwiseConv2D depthwise({3, 3}, {.padding = "same", .depth_multiplier = 2});
+  check_layer_case("depthwise_conv2d", depthwise);
+  layers::SeparableConv2D separable(4, {3, 3}, {.strides = {2, 2}, .activation = "relu"});
+  check_layer_case("separable_conv2d", separable);
+  layers::LayerNormalization layer_norm;
+  check_layer_case("layer_normalization", layer_norm);
+  layers::UpSampling2D up({2, 3});
+  check_layer_case("up_sampling2d", up);
+  layers::ZeroPadding2D pad({{{1, 2}, {0, 1}}});
+  check_layer_case("zero_padding2d", pad);
+  layers::Cropping2D crop({{{1, 0}, {1, 2}}});
+  check_layer_case("cropping2d", crop);
+  layers::GlobalMaxPooling2D gmax;
+  check_layer_case("global_max_pooling2d", gmax);
+  layers::MaxPooling1D max1d(3, {.strides = 2, .padding = "same"});
+  check_layer_case("max_pooling1d", max1d);
+  layers::AveragePooling1D avg1d(2);
+  check_layer_case("average_pooling1d", avg1d);
+  layers::Permute permute({2, 1});
+  check_layer_case("permute", permute);
+  layers::RepeatVector repeat(3);
+  check_layer_case("repeat_vector", repeat);
+  layers::Rescaling rescale(0.5f, -1.f);
+  check_layer_case("rescaling", rescale);
+}
+
 TEST_CASE("losses match Python Keras", "[cpu][keras]") {
   const json& l = fixtures().at("losses");
   const Tensor probs = tensor_of(l.at("probs")), logits = tensor_of(l.at("logits")), onehot = tensor_of(l.at("onehot"));

@@ -1,0 +1,70 @@
+#pragma once
+// 1-d pooling and the global poolings.
+#include "../layer.h"
+
+namespace keras::layers {
+
+struct Pooling1DOptions {
+  std::optional<int64_t> strides;  // defaults to pool_size
+  std::string padding = "valid";
+  std::string name;
+};
+
+/// Max (or average) over windows of (N, steps, channels).
+class KERASCPP_API Pooling1D : public Layer {
+ public:
+  Pooling1D(std::string class_name, bool is_max, int64_t pool_size, Pooling1DOptions options);
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override;
+
+ protected:
+  void check_input(const PartialShape& s) const override;
+
+ private:
+  bool is_max_;
+  int64_t pool_size_, strides_;
+  std::string padding_;
+};
+class KERASCPP_API MaxPooling1D : public Pooling1D {
+ public:
+  KERASCPP_LAYER(MaxPooling1D)
+  explicit MaxPooling1D(int64_t pool_size = 2, Pooling1DOptions options = {}) : Pooling1D("MaxPooling1D", true, pool_size, std::move(options)) {}
+};
+class KERASCPP_API AveragePooling1D : public Pooling1D {
+ public:
+  KERASCPP_LAYER(AveragePooling1D)
+  explicit AveragePooling1D(int64_t pool_size = 2, Pooling1DOptions options = {})
+      : Pooling1D("AveragePooling1D", false, pool_size, std::move(options)) {}
+};
+
+/// Mean or max over every axis between the batch and the channels: (N, ..., C) -> (N, C).
+class KERASCPP_API GlobalPooling : public Layer {
+ public:
+  GlobalPooling(std::string class_name, bool is_max, size_t rank, std::string name);
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return {s[0], s.back()}; }
+
+ protected:
+  void check_input(const PartialShape& s) const override;
+
+ private:
+  bool is_max_;
+  size_t rank_;
+};
+class KERASCPP_API GlobalAveragePooling1D : public GlobalPooling {
+ public:
+  KERASCPP_LAYER(GlobalAveragePooling1D)
+  explicit GlobalAveragePooling1D(std::string name = "") : GlobalPooling("GlobalAveragePooling1D", false, 3, std::move(name)) {}
+};
+class KERASCPP_API GlobalMaxPooling1D : public GlobalPooling {
+ public:
+  KERASCPP_LAYER(GlobalMaxPooling1D)
+  explicit GlobalMaxPooling1D(std::string name = "") : GlobalPooling("GlobalMaxPooling1D", true, 3, std::move(name)) {}
+};
+class KERASCPP_API GlobalMaxPooling2D : public GlobalPooling {
+ public:
+  KERASCPP_LAYER(GlobalMaxPooling2D)
+  explicit GlobalMaxPooling2D(std::string name = "") : GlobalPooling("GlobalMaxPooling2D", true, 4, std::move(name)) {}
+};
+
+}  // namespace keras::layers

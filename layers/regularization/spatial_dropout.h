@@ -1,0 +1,24 @@
+#pragma once
+#include "../../core/random.h"
+#include "../layer.h"
+
+namespace keras::layers {
+
+/// Dropout of whole feature maps: in training, each channel of each sample is kept or zeroed
+/// (and the rest scaled by 1 / (1 - rate)) for every position at once.
+class KERASCPP_API SpatialDropout2D : public Layer {
+ public:
+  KERASCPP_LAYER(SpatialDropout2D)
+  explicit SpatialDropout2D(float rate, std::optional<uint64_t> seed = std::nullopt, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+
+ protected:
+  void check_input(const PartialShape& s) const override;
+
+ private:
+  float rate_;
+  random::SeedGenerator seeds_;
+};
+
+}  // namespace keras::layers
