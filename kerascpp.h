@@ -38,3 +38,4 @@
 #include "layers/pooling/pooling_more.h"
 #include "layers/regularization/spatial_dropout.h"
 #include "layers/reshaping/reshaping.h"
+#include "layers/regularizers.h"

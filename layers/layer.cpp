@@ -213,14 +213,32 @@ Tensor Layer::call_logits(const Tensor& x, bool training) {
 }
 
 Variable& Layer::add_weight(const std::string& weight_name, const Shape& shape, const Initializer& initializer,
-                            bool trainable) {
+                            bool trainable, Regularizer regularizer, Constraint constraint) {
   NoGradScope no_grad;
   Tensor value = initializer(shape);
   KCPP_CHECK(value.shape() == shape, ValueError, "layer \"{}\": initializer {} returned shape {}, expected {}", name_,
              initializer.name(), value.shape().to_string(), shape.to_string());
   weights_.emplace_back(ops::to_backend(value, default_backend()), name_ + "/" + weight_name, trainable && trainable_);
   declared_trainable_.push_back(trainable);
+  regularizers_.push_back(std::move(regularizer));
+  constraints_.push_back(std::move(constraint));
   return weights_.back();
+}
+
+Tensor Layer::regularization_loss() {
+  Tensor total;
+  for (size_t i = 0; i < weights_.size(); ++i)
+    if (regularizers_[i] && weights_[i].trainable()) {
+      const Tensor r = regularizers_[i](weights_[i].value());
+      total = total.defined() ? total + r : r;
+    }
+  return total;
+}
+
+void Layer::apply_constraints() {
+  NoGradScope no_grad;
+  for (size_t i = 0; i < weights_.size(); ++i)
+    if (constraints_[i] && weights_[i].trainable()) weights_[i].assign(constraints_[i](weights_[i].value()));
 }
 
 std::vector<Variable*> Layer::weights() {

@@ -11,6 +11,7 @@
 #include "../core/variable.h"
 #include "initializers.h"
 #include "keras_tensor.h"
+#include "regularizers.h"
 
 namespace keras {
 
@@ -83,6 +84,10 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   virtual std::vector<Variable*> trainable_weights();
   virtual std::vector<Variable*> non_trainable_weights();
   virtual int64_t count_params() const;
+  /// The sum of the weights' regularization penalties (an undefined tensor when there are none).
+  virtual Tensor regularization_loss();
+  /// Projects every constrained weight (after an optimizer step).
+  virtual void apply_constraints();
   /// Copies of the weights' values, and assignment from such a list (shapes must match).
   std::vector<Tensor> get_weights();
   void set_weights(const std::vector<Tensor>& values);
@@ -103,7 +108,7 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   virtual void check_input(const PartialShape& input_shape) const {}
   /// Creates a weight on the default backend, initialized by `initializer`.
   Variable& add_weight(const std::string& name, const Shape& shape, const Initializer& initializer,
-                       bool trainable = true);
+                       bool trainable = true, Regularizer regularizer = {}, Constraint constraint = {});
   /// Keras' incompatible-input error: `Input 0 of layer "dense" is incompatible with the layer: <what>`.
   ValueError input_error(const std::string& what) const;
   /// Builds for x's shape (batch axis unknown) and checks it.
@@ -116,6 +121,8 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   bool built_ = false;
   std::deque<Variable> weights_;           // deque: stable addresses for Variable* handles
   std::vector<bool> declared_trainable_;   // each weight's own flag, restored on unfreezing
+  std::vector<Regularizer> regularizers_;  // per weight, possibly empty
+  std::vector<Constraint> constraints_;
 };
 
 /// A shared handle to a layer, made from a layer object (moved in) or a shared_ptr, so lists

@@ -161,6 +161,19 @@ int64_t Model::count_params() const {
   for (Variable* v : const_cast<Model*>(this)->weights()) n += v->value().num_elements();
   return n;
 }
+Tensor Model::regularization_loss() {
+  Tensor total;
+  for (Layer* l : layers()) {
+    const Tensor r = l->regularization_loss();
+    if (r.defined()) total = total.defined() ? total + r : r;
+  }
+  return total;
+}
+
+void Model::apply_constraints() {
+  for (Layer* l : layers()) l->apply_constraints();
+}
+
 void Model::set_trainable(bool trainable) {
   Layer::set_trainable(trainable);
   for (Layer* l : layers()) l->set_trainable(trainable);
@@ -324,11 +337,14 @@ std::map<std::string, double> Model::train_on_batch(const TensorList& x, const T
 void Model::train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight) {
   GradientTape tape;
   const std::vector<Tensor> out = forward(x, true, logits_mask());
-  const Tensor loss = total_loss(y, out, sample_weight);
+  Tensor loss = total_loss(y, out, sample_weight);
+  const Tensor penalty = regularization_loss();  // Keras adds the weights' penalties to the loss it reports
+  if (penalty.defined()) loss = loss + penalty;
   const auto vars = trainable_weights();
   const auto grads = tape.gradient(loss, vars);
   tape.stop_recording();
   optimizer_->apply_gradients(grads, vars);
+  apply_constraints();
   loss_tracker_->update_state(loss);
   update_metrics(y, out);
 }

@@ -169,6 +169,8 @@ class KERASCPP_API Model : public Layer {
   std::vector<Variable*> non_trainable_weights() override;
   int64_t count_params() const override;
   void set_trainable(bool trainable) override;
+  Tensor regularization_loss() override;
+  void apply_constraints() override;
 
  protected:
   /// For Sequential: a model without a graph.

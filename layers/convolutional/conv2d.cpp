@@ -39,8 +39,9 @@ void Conv2D::check_input(const PartialShape& s) const {
 
 void Conv2D::build(const PartialShape& s) {
   kernel_ = &add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], *s[3] / options_.groups, filters_},
-                        options_.kernel_initializer);
-  if (options_.use_bias) bias_ = &add_weight("bias", Shape{filters_}, options_.bias_initializer);
+                        options_.kernel_initializer, true, options_.kernel_regularizer, options_.kernel_constraint);
+  if (options_.use_bias)
+    bias_ = &add_weight("bias", Shape{filters_}, options_.bias_initializer, true, options_.bias_regularizer, options_.bias_constraint);
 }
 
 PartialShape Conv2D::compute_output_shape(const PartialShape& s) const {

@@ -15,6 +15,10 @@ struct Conv2DOptions {
   bool use_bias = true;
   Initializer kernel_initializer = "glorot_uniform";
   Initializer bias_initializer = "zeros";
+  Regularizer kernel_regularizer;
+  Regularizer bias_regularizer;
+  Constraint kernel_constraint;
+  Constraint bias_constraint;
   std::string name;
 };
 

@@ -30,8 +30,10 @@ void Dense::check_input(const PartialShape& s) const {
 }
 
 void Dense::build(const PartialShape& s) {
-  kernel_ = &add_weight("kernel", Shape{*s.back(), units_}, options_.kernel_initializer);
-  if (options_.use_bias) bias_ = &add_weight("bias", Shape{units_}, options_.bias_initializer);
+  kernel_ = &add_weight("kernel", Shape{*s.back(), units_}, options_.kernel_initializer, true, options_.kernel_regularizer,
+                        options_.kernel_constraint);
+  if (options_.use_bias)
+    bias_ = &add_weight("bias", Shape{units_}, options_.bias_initializer, true, options_.bias_regularizer, options_.bias_constraint);
 }
 
 PartialShape Dense::compute_output_shape(const PartialShape& s) const {

@@ -1,5 +1,7 @@
 #include "models/training/losses.h"
 
+#include <cmath>
+
 #include "core/check.h"
 #include "core/ops.h"
 
@@ -87,7 +89,86 @@ Tensor MeanAbsoluteError::per_sample(const Tensor& y_true, const Tensor& y_pred)
   return last_axis_mean(ops::abs(y - y_pred));
 }
 
+ElementwiseLoss::ElementwiseLoss(std::string name, std::function<Tensor(const Tensor&, const Tensor&)> f, bool sum_last_axis)
+    : Loss(std::move(name)), f_(std::move(f)), sum_(sum_last_axis) {}
+Tensor ElementwiseLoss::per_sample(const Tensor& y_true, const Tensor& y_pred) const {
+  const Tensor y = ops::cast(y_true, DType::float32);
+  check_same(y, y_pred, name().c_str());
+  const Tensor e = f_(y, y_pred);
+  if (e.rank() <= 1) return e;
+  return sum_ ? ops::sum(e, {-1}) : ops::mean(e, {-1});
+}
+
+namespace {
+Tensor hinge_labels(const Tensor& y) {
+  // {0, 1} labels become {-1, 1}; others are used as given.
+  const bool binary = ops::max(ops::abs(y * 2.f - 1.f)).item() == 1.0;
+  return binary ? y * 2.f - 1.f : y;
+}
+Tensor l2_normalize(const Tensor& x) {
+  return x * ops::rsqrt(ops::maximum(ops::sum(ops::square(x), {-1}, true), ops::full({}, 1e-12f, DType::float32, x.backend())));
+}
+}  // namespace
+
+std::shared_ptr<Loss> MeanAbsolutePercentageError() {
+  return std::make_shared<ElementwiseLoss>("mean_absolute_percentage_error", [](const Tensor& y, const Tensor& p) {
+    return ops::abs((y - p) / ops::maximum(ops::abs(y), ops::full({}, kEpsilon, DType::float32, y.backend()))) * 100.f;
+  });
+}
+std::shared_ptr<Loss> MeanSquaredLogarithmicError() {
+  return std::make_shared<ElementwiseLoss>("mean_squared_logarithmic_error", [](const Tensor& y, const Tensor& p) {
+    const Tensor eps = ops::full({}, kEpsilon, DType::float32, y.backend());
+    return ops::square(ops::log1p(ops::maximum(p, eps)) - ops::log1p(ops::maximum(y, eps)));
+  });
+}
+std::shared_ptr<Loss> Huber(float delta) {
+  return std::make_shared<ElementwiseLoss>("huber_loss", [delta](const Tensor& y, const Tensor& p) {
+    const Tensor err = ops::abs(p - y);
+    const Tensor quadratic = ops::minimum(err, ops::full({}, delta, DType::float32, y.backend()));
+    return ops::square(quadratic) * 0.5f + (err - quadratic) * delta;
+  });
+}
+std::shared_ptr<Loss> LogCosh() {
+  return std::make_shared<ElementwiseLoss>("log_cosh", [](const Tensor& y, const Tensor& p) {
+    const Tensor x = p - y;
+    return x + ops::softplus(x * -2.f) - static_cast<float>(std::log(2.0));
+  });
+}
+std::shared_ptr<Loss> KLDivergence() {
+  return std::make_shared<ElementwiseLoss>("kl_divergence", [](const Tensor& y, const Tensor& p) {
+    const Tensor yc = ops::clip(y, kEpsilon, 1.f), pc = ops::clip(p, kEpsilon, 1.f);
+    return yc * ops::log(yc / pc);
+  }, true);
+}
+std::shared_ptr<Loss> Poisson() {
+  return std::make_shared<ElementwiseLoss>("poisson", [](const Tensor& y, const Tensor& p) { return p - y * ops::log(p + kEpsilon); });
+}
+std::shared_ptr<Loss> Hinge() {
+  return std::make_shared<ElementwiseLoss>("hinge", [](const Tensor& y, const Tensor& p) {
+    return ops::relu(1.f - hinge_labels(y) * p);
+  });
+}
+std::shared_ptr<Loss> SquaredHinge() {
+  return std::make_shared<ElementwiseLoss>("squared_hinge", [](const Tensor& y, const Tensor& p) {
+    return ops::square(ops::relu(1.f - hinge_labels(y) * p));
+  });
+}
+std::shared_ptr<Loss> CosineSimilarity() {
+  return std::make_shared<ElementwiseLoss>("cosine_similarity", [](const Tensor& y, const Tensor& p) {
+    return ops::negative(l2_normalize(y) * l2_normalize(p));
+  }, true);
+}
+
 std::shared_ptr<Loss> get(const std::string& name) {
+  if (name == "mean_absolute_percentage_error" || name == "mape") return MeanAbsolutePercentageError();
+  if (name == "mean_squared_logarithmic_error" || name == "msle") return MeanSquaredLogarithmicError();
+  if (name == "huber" || name == "huber_loss") return Huber();
+  if (name == "log_cosh" || name == "logcosh") return LogCosh();
+  if (name == "kl_divergence" || name == "kld" || name == "kullback_leibler_divergence") return KLDivergence();
+  if (name == "poisson") return Poisson();
+  if (name == "hinge") return Hinge();
+  if (name == "squared_hinge") return SquaredHinge();
+  if (name == "cosine_similarity") return CosineSimilarity();
   if (name == "sparse_categorical_crossentropy") return std::make_shared<SparseCategoricalCrossentropy>();
   if (name == "categorical_crossentropy") return std::make_shared<CategoricalCrossentropy>();
   if (name == "binary_crossentropy") return std::make_shared<BinaryCrossentropy>();

@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -74,8 +75,39 @@ class KERASCPP_API MeanAbsoluteError : public Loss {
   Tensor per_sample(const Tensor& y_true, const Tensor& y_pred) const override;
 };
 
+/// A loss from an elementwise formula averaged over the last axis (most of Keras' regression and
+/// probability losses). The formula gets float32 y_true and y_pred of one shape.
+class KERASCPP_API ElementwiseLoss : public Loss {
+ public:
+  ElementwiseLoss(std::string name, std::function<Tensor(const Tensor&, const Tensor&)> per_element, bool sum_last_axis = false);
+  Tensor per_sample(const Tensor& y_true, const Tensor& y_pred) const override;
+
+ private:
+  std::function<Tensor(const Tensor&, const Tensor&)> f_;
+  bool sum_;
+};
+/// 100 mean(|(y - p) / max(|y|, eps)|).
+KERASCPP_API std::shared_ptr<Loss> MeanAbsolutePercentageError();
+/// mean((log(max(p, eps) + 1) - log(max(y, eps) + 1))^2).
+KERASCPP_API std::shared_ptr<Loss> MeanSquaredLogarithmicError();
+/// Quadratic within delta of the target, linear beyond (Keras' default delta 1).
+KERASCPP_API std::shared_ptr<Loss> Huber(float delta = 1.f);
+/// mean(log(cosh(p - y))), computed stably.
+KERASCPP_API std::shared_ptr<Loss> LogCosh();
+/// sum(y log(y / p)) with both clipped to [eps, 1].
+KERASCPP_API std::shared_ptr<Loss> KLDivergence();
+/// mean(p - y log(p + eps)).
+KERASCPP_API std::shared_ptr<Loss> Poisson();
+/// mean(max(1 - y p, 0)); labels in {0, 1} become {-1, 1}, as Keras.
+KERASCPP_API std::shared_ptr<Loss> Hinge();
+KERASCPP_API std::shared_ptr<Loss> SquaredHinge();
+/// -sum(normalize(y) * normalize(p)) over the last axis.
+KERASCPP_API std::shared_ptr<Loss> CosineSimilarity();
+
 /// By Keras name: sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy,
-/// mean_squared_error (mse), mean_absolute_error (mae).
+/// mean_squared_error (mse), mean_absolute_error (mae), mean_absolute_percentage_error (mape),
+/// mean_squared_logarithmic_error (msle), huber, log_cosh, kl_divergence (kld), poisson, hinge,
+/// squared_hinge, cosine_similarity.
 KERASCPP_API std::shared_ptr<Loss> get(const std::string& name);
 
 }  // namespace keras::losses

@@ -8,9 +8,67 @@
 
 namespace keras::optimizers {
 
-Optimizer::Optimizer(std::string name, float learning_rate, CommonOptions common)
-    : name_(std::move(name)), learning_rate_(learning_rate), common_(common) {
-  KCPP_CHECK(learning_rate >= 0, ValueError, "{}: learning_rate must be >= 0, received {}", name_, learning_rate);
+namespace schedules {
+LearningRateSchedule::~LearningRateSchedule() = default;
+
+ExponentialDecay::ExponentialDecay(double initial, double decay_steps, double decay_rate, bool staircase)
+    : initial_(initial), steps_(decay_steps), rate_(decay_rate), staircase_(staircase) {
+  KCPP_CHECK(decay_steps > 0, ValueError, "ExponentialDecay: decay_steps must be positive, received {}", decay_steps);
+}
+double ExponentialDecay::operator()(int64_t step) const {
+  double p = static_cast<double>(step) / steps_;
+  if (staircase_) p = std::floor(p);
+  return initial_ * std::pow(rate_, p);
+}
+
+PiecewiseConstantDecay::PiecewiseConstantDecay(std::vector<int64_t> boundaries, std::vector<double> values)
+    : boundaries_(std::move(boundaries)), values_(std::move(values)) {
+  KCPP_CHECK(values_.size() == boundaries_.size() + 1, ValueError,
+             "PiecewiseConstantDecay: expected one more value than boundaries, received {} boundaries and {} values",
+             boundaries_.size(), values_.size());
+}
+double PiecewiseConstantDecay::operator()(int64_t step) const {
+  for (size_t i = 0; i < boundaries_.size(); ++i)
+    if (step <= boundaries_[i]) return values_[i];
+  return values_.back();
+}
+
+CosineDecay::CosineDecay(double initial, double decay_steps, double alpha, std::optional<double> warmup_target, double warmup_steps)
+    : initial_(initial), steps_(decay_steps), alpha_(alpha), target_(warmup_target), warmup_(warmup_steps) {
+  KCPP_CHECK(decay_steps > 0, ValueError, "CosineDecay: decay_steps must be positive, received {}", decay_steps);
+}
+double CosineDecay::operator()(int64_t step_in) const {
+  const double step = static_cast<double>(step_in);
+  const double peak = target_.value_or(initial_);
+  if (target_ && step < warmup_) return initial_ + (peak - initial_) * step / warmup_;  // linear warmup
+  const double fraction = std::min(std::max(step - (target_ ? warmup_ : 0.0), 0.0), steps_) / steps_;
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * fraction));
+  return peak * ((1.0 - alpha_) * cosine + alpha_);
+}
+
+InverseTimeDecay::InverseTimeDecay(double initial, double decay_steps, double decay_rate, bool staircase)
+    : initial_(initial), steps_(decay_steps), rate_(decay_rate), staircase_(staircase) {
+  KCPP_CHECK(decay_steps > 0, ValueError, "InverseTimeDecay: decay_steps must be positive, received {}", decay_steps);
+}
+double InverseTimeDecay::operator()(int64_t step) const {
+  double p = static_cast<double>(step) / steps_;
+  if (staircase_) p = std::floor(p);
+  return initial_ / (1.0 + rate_ * p);
+}
+}  // namespace schedules
+
+Optimizer::Optimizer(std::string name, LearningRate learning_rate, CommonOptions common)
+    : name_(std::move(name)), learning_rate_(learning_rate.value()), schedule_(learning_rate.schedule()), common_(common) {
+  KCPP_CHECK(schedule_ || learning_rate_ >= 0, ValueError, "{}: learning_rate must be >= 0, received {}", name_, learning_rate_);
+}
+
+float Optimizer::learning_rate() const {
+  return schedule_ ? static_cast<float>((*schedule_)(iterations_)) : learning_rate_;
+}
+
+void Optimizer::set_learning_rate(float lr) {
+  schedule_.reset();
+  learning_rate_ = lr;
 }
 Optimizer::~Optimizer() = default;
 
@@ -52,7 +110,11 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& gradients, const std:
     if (norm > *common_.global_clipnorm)
       for (auto& g : grads) g = g * (*common_.global_clipnorm / norm);
   }
+  step_lr_ = learning_rate();  // a schedule's value at the step being taken
+  if (common_.weight_decay && *common_.weight_decay != 0.f)
+    for (Variable* v : variables) v->assign(v->value() - v->value() * (*common_.weight_decay * step_lr_));
   ++iterations_;
+  before_updates();
   for (size_t i = 0; i < variables.size(); ++i) update(i, *variables[i], grads[i]);
 }
 
@@ -64,7 +126,7 @@ void SGD::build(const std::vector<Variable*>& vars) {
     for (Variable* v : vars) momentums_.push_back(&add_slot(*v, "momentum"));
 }
 void SGD::update(size_t i, Variable& var, const Tensor& g) {
-  SGDAttrs a{.learning_rate = learning_rate(), .momentum = options_.momentum, .nesterov = options_.nesterov};
+  SGDAttrs a{.learning_rate = step_learning_rate(), .momentum = options_.momentum, .nesterov = options_.nesterov};
   ops::sgd_update(var, g, momentums_.empty() ? nullptr : momentums_[i], a);
 }
 
@@ -79,7 +141,7 @@ void Adam::build(const std::vector<Variable*>& vars) {
     for (Variable* v : vars) vhat_.push_back(&add_slot(*v, "vhat"));
 }
 void Adam::update(size_t i, Variable& var, const Tensor& g) {
-  AdamAttrs a{.learning_rate = learning_rate(), .beta_1 = options_.beta_1, .beta_2 = options_.beta_2,
+  AdamAttrs a{.learning_rate = step_learning_rate(), .beta_1 = options_.beta_1, .beta_2 = options_.beta_2,
               .epsilon = options_.epsilon, .step = iterations(), .amsgrad = options_.amsgrad};
   ops::adam_update(var, g, *m_[i], *v_[i], vhat_.empty() ? nullptr : vhat_[i], a);
 }
@@ -102,7 +164,7 @@ void RMSprop::update(size_t i, Variable& var, const Tensor& g) {
     avg.assign(avg.value() * rho + g * (1.f - rho));
     denominator = denominator - ops::square(avg.value());
   }
-  const Tensor increment = g * ops::rsqrt(denominator + options_.epsilon) * learning_rate();
+  const Tensor increment = g * ops::rsqrt(denominator + options_.epsilon) * step_learning_rate();
   if (options_.momentum > 0) {
     Variable& m = *momentums_[i];
     m.assign(m.value() * options_.momentum + increment);
@@ -112,11 +174,88 @@ void RMSprop::update(size_t i, Variable& var, const Tensor& g) {
   }
 }
 
+AdamW::AdamW(AdamWOptions o)
+    : Adam({.learning_rate = o.learning_rate, .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon, .amsgrad = o.amsgrad,
+            .common = [&] {
+              CommonOptions c = o.common;
+              c.weight_decay = o.weight_decay;
+              return c;
+            }()}) {}
+
+Adagrad::Adagrad(AdagradOptions o) : Optimizer("Adagrad", o.learning_rate, o.common), options_(o) {}
+void Adagrad::build(const std::vector<Variable*>& vars) {
+  for (Variable* v : vars) {
+    accumulators_.push_back(&add_slot(*v, "accumulator"));
+    accumulators_.back()->assign(ops::full_like(v->value(), options_.initial_accumulator_value));
+  }
+}
+void Adagrad::update(size_t i, Variable& var, const Tensor& g) {
+  Variable& acc = *accumulators_[i];
+  acc.assign(acc.value() + ops::square(g));
+  var.assign(var.value() - g * ops::rsqrt(acc.value() + options_.epsilon) * step_learning_rate());
+}
+
+Adadelta::Adadelta(AdadeltaOptions o) : Optimizer("Adadelta", o.learning_rate, o.common), options_(o) {}
+void Adadelta::build(const std::vector<Variable*>& vars) {
+  for (Variable* v : vars) accumulated_grads_.push_back(&add_slot(*v, "accumulated_grad"));
+  for (Variable* v : vars) accumulated_deltas_.push_back(&add_slot(*v, "accumulated_delta_var"));
+}
+void Adadelta::update(size_t i, Variable& var, const Tensor& g) {
+  const float rho = options_.rho, eps = options_.epsilon;
+  Variable &ag = *accumulated_grads_[i], &ad = *accumulated_deltas_[i];
+  ag.assign(ag.value() * rho + ops::square(g) * (1.f - rho));
+  const Tensor delta = ops::negative(ops::sqrt(ad.value() + eps) * ops::rsqrt(ag.value() + eps) * g);
+  ad.assign(ad.value() * rho + ops::square(delta) * (1.f - rho));
+  var.assign(var.value() + delta * step_learning_rate());
+}
+
+Adamax::Adamax(AdamaxOptions o) : Optimizer("Adamax", o.learning_rate, o.common), options_(o) {}
+void Adamax::build(const std::vector<Variable*>& vars) {
+  for (Variable* v : vars) m_.push_back(&add_slot(*v, "m"));
+  for (Variable* v : vars) u_.push_back(&add_slot(*v, "u"));
+}
+void Adamax::update(size_t i, Variable& var, const Tensor& g) {
+  Variable &m = *m_[i], &u = *u_[i];
+  const double t = static_cast<double>(iterations());
+  m.assign(m.value() + (g - m.value()) * (1.f - options_.beta_1));
+  u.assign(ops::maximum(u.value() * options_.beta_2, ops::abs(g)));
+  const float scale = static_cast<float>(step_learning_rate() / (1.0 - std::pow(options_.beta_1, t)));
+  var.assign(var.value() - m.value() * scale / (u.value() + options_.epsilon));
+}
+
+Nadam::Nadam(NadamOptions o) : Optimizer("Nadam", o.learning_rate, o.common), options_(o) {}
+void Nadam::build(const std::vector<Variable*>& vars) {
+  for (Variable* v : vars) m_.push_back(&add_slot(*v, "m"));
+  for (Variable* v : vars) v_.push_back(&add_slot(*v, "v"));
+}
+void Nadam::before_updates() {
+  // Keras' momentum schedule: the running product of u_t, advanced once per step.
+  u_product_ *= options_.beta_1 * (1.0 - 0.5 * std::pow(0.96, static_cast<double>(iterations())));
+}
+void Nadam::update(size_t i, Variable& var, const Tensor& g) {
+  const double t = static_cast<double>(iterations()), b1 = options_.beta_1, b2 = options_.beta_2;
+  const double u_t = b1 * (1.0 - 0.5 * std::pow(0.96, t));
+  const double u_t_1 = b1 * (1.0 - 0.5 * std::pow(0.96, t + 1));
+  const double u_product_t_1 = u_product_ * u_t_1;
+  Variable &m = *m_[i], &v = *v_[i];
+  m.assign(m.value() + (g - m.value()) * (1.f - options_.beta_1));
+  v.assign(v.value() + (ops::square(g) - v.value()) * (1.f - options_.beta_2));
+  const Tensor m_hat = m.value() * static_cast<float>(u_t_1 / (1.0 - u_product_t_1)) + g * static_cast<float>((1.0 - u_t) / (1.0 - u_product_));
+  const Tensor v_hat = v.value() * static_cast<float>(1.0 / (1.0 - std::pow(b2, t)));
+  var.assign(var.value() - m_hat * step_learning_rate() / (ops::sqrt(v_hat) + options_.epsilon));
+}
+
 std::shared_ptr<Optimizer> get(const std::string& name) {
   if (name == "sgd" || name == "SGD") return std::make_shared<SGD>();
   if (name == "adam" || name == "Adam") return std::make_shared<Adam>();
+  if (name == "adamw" || name == "AdamW") return std::make_shared<AdamW>();
   if (name == "rmsprop" || name == "RMSprop") return std::make_shared<RMSprop>();
-  throw ValueError(fmt::format("unknown optimizer '{}': expected one of sgd, adam, rmsprop", name));
+  if (name == "adagrad" || name == "Adagrad") return std::make_shared<Adagrad>();
+  if (name == "adadelta" || name == "Adadelta") return std::make_shared<Adadelta>();
+  if (name == "adamax" || name == "Adamax") return std::make_shared<Adamax>();
+  if (name == "nadam" || name == "Nadam") return std::make_shared<Nadam>();
+  throw ValueError(fmt::format("unknown optimizer '{}': expected one of sgd, adam, adamw, rmsprop, adagrad, adadelta, adamax, nadam",
+                               name));
 }
 
 }  // namespace keras::optimizers

@@ -11,26 +11,96 @@
 
 namespace keras::optimizers {
 
+namespace schedules {
+/// A learning rate as a function of the optimizer's step (its iterations before the update).
+class KERASCPP_API LearningRateSchedule {
+ public:
+  virtual ~LearningRateSchedule();
+  virtual double operator()(int64_t step) const = 0;
+};
+/// initial * rate^(step / decay_steps) (the exponent floored when staircase).
+class KERASCPP_API ExponentialDecay : public LearningRateSchedule {
+ public:
+  ExponentialDecay(double initial_learning_rate, double decay_steps, double decay_rate, bool staircase = false);
+  double operator()(int64_t step) const override;
+
+ private:
+  double initial_, steps_, rate_;
+  bool staircase_;
+};
+/// values[i] while step <= boundaries[i], the last value after the last boundary.
+class KERASCPP_API PiecewiseConstantDecay : public LearningRateSchedule {
+ public:
+  PiecewiseConstantDecay(std::vector<int64_t> boundaries, std::vector<double> values);
+  double operator()(int64_t step) const override;
+
+ private:
+  std::vector<int64_t> boundaries_;
+  std::vector<double> values_;
+};
+/// Cosine decay to alpha * initial over decay_steps, after an optional linear warmup to warmup_target.
+class KERASCPP_API CosineDecay : public LearningRateSchedule {
+ public:
+  CosineDecay(double initial_learning_rate, double decay_steps, double alpha = 0.0,
+              std::optional<double> warmup_target = std::nullopt, double warmup_steps = 0);
+  double operator()(int64_t step) const override;
+
+ private:
+  double initial_, steps_, alpha_;
+  std::optional<double> target_;
+  double warmup_;
+};
+/// initial / (1 + rate * step / decay_steps) (the ratio floored when staircase).
+class KERASCPP_API InverseTimeDecay : public LearningRateSchedule {
+ public:
+  InverseTimeDecay(double initial_learning_rate, double decay_steps, double decay_rate, bool staircase = false);
+  double operator()(int64_t step) const override;
+
+ private:
+  double initial_, steps_, rate_;
+  bool staircase_;
+};
+}  // namespace schedules
+
+/// A fixed learning rate or a schedule: `.learning_rate = 1e-3f` or
+/// `.learning_rate = schedules::ExponentialDecay(1e-2, 1000, 0.9)`.
+class KERASCPP_API LearningRate {
+ public:
+  LearningRate(float value) : value_(value) {}  // NOLINT
+  LearningRate(double value) : value_(static_cast<float>(value)) {}  // NOLINT
+  template <typename S, typename = std::enable_if_t<std::is_base_of_v<schedules::LearningRateSchedule, std::decay_t<S>>>>
+  LearningRate(S schedule) : schedule_(std::make_shared<S>(std::move(schedule))) {}  // NOLINT
+  const std::shared_ptr<schedules::LearningRateSchedule>& schedule() const { return schedule_; }
+  float value() const { return value_; }
+
+ private:
+  float value_ = 0.f;
+  std::shared_ptr<schedules::LearningRateSchedule> schedule_;
+};
+
 /// Options every Keras optimizer takes.
 struct CommonOptions {
   std::optional<float> clipnorm;         // clip each gradient to this L2 norm
   std::optional<float> clipvalue;        // clip each gradient element to [-v, v]
   std::optional<float> global_clipnorm;  // clip all gradients together to this global norm
+  std::optional<float> weight_decay;     // w -= w * weight_decay * lr before each update
 };
 
 /// Applies gradients to variables with Keras' update rules; slot variables are created on the
 /// first call, one set per variable.
 class KERASCPP_API Optimizer {
  public:
-  Optimizer(std::string name, float learning_rate, CommonOptions common);
+  Optimizer(std::string name, LearningRate learning_rate, CommonOptions common);
   virtual ~Optimizer();
   Optimizer(Optimizer&&) noexcept = default;
   Optimizer& operator=(Optimizer&&) noexcept = default;
   /// One step: clips, then updates every variable in place; throws ValueError when the lists differ.
   void apply_gradients(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables);
   int64_t iterations() const { return iterations_; }
-  float learning_rate() const { return learning_rate_; }
-  void set_learning_rate(float lr) { learning_rate_ = lr; }
+  /// The rate of the coming step (a schedule's value at iterations()).
+  float learning_rate() const;
+  /// Replaces the rate (and any schedule) with a fixed one, as callbacks do.
+  void set_learning_rate(float lr);
   const std::string& name() const { return name_; }
   /// Slot variables (Keras' optimizer variables after iteration and learning rate).
   std::vector<Variable*> variables();
@@ -39,20 +109,26 @@ class KERASCPP_API Optimizer {
  protected:
   virtual void build(const std::vector<Variable*>& variables) = 0;
   virtual void update(size_t index, Variable& variable, const Tensor& gradient) = 0;
+  /// Once per step, before the per-variable updates (Nadam's momentum product).
+  virtual void before_updates() {}
   Variable& add_slot(const Variable& like, const std::string& slot_name);
+  /// The rate used by the step being applied (iterations() has already advanced).
+  float step_learning_rate() const { return step_lr_; }
 
  private:
   std::string name_;
   float learning_rate_;
+  std::shared_ptr<schedules::LearningRateSchedule> schedule_;
   CommonOptions common_;
   int64_t iterations_ = 0;
+  float step_lr_ = 0.f;
   bool built_ = false;
   std::vector<const Variable*> built_for_;
   std::vector<std::unique_ptr<Variable>> slots_;
 };
 
 struct SGDOptions {
-  float learning_rate = 0.01f;
+  LearningRate learning_rate = 0.01f;
   float momentum = 0.f;
   bool nesterov = false;
   CommonOptions common;
@@ -72,7 +148,7 @@ class KERASCPP_API SGD : public Optimizer {
 };
 
 struct AdamOptions {
-  float learning_rate = 0.001f;
+  LearningRate learning_rate = 0.001f;
   float beta_1 = 0.9f;
   float beta_2 = 0.999f;
   float epsilon = 1e-7f;
@@ -94,7 +170,7 @@ class KERASCPP_API Adam : public Optimizer {
 };
 
 struct RMSpropOptions {
-  float learning_rate = 0.001f;
+  LearningRate learning_rate = 0.001f;
   float rho = 0.9f;
   float momentum = 0.f;
   float epsilon = 1e-7f;
@@ -116,7 +192,107 @@ class KERASCPP_API RMSprop : public Optimizer {
   std::vector<Variable*> velocities_, momentums_, average_gradients_;
 };
 
-/// By Keras name ("sgd", "adam", "rmsprop"), with Keras' defaults; throws ValueError otherwise.
+/// Keras AdamW: Adam with decoupled weight decay (default 0.004).
+struct AdamWOptions {
+  LearningRate learning_rate = 0.001f;
+  float weight_decay = 0.004f;
+  float beta_1 = 0.9f;
+  float beta_2 = 0.999f;
+  float epsilon = 1e-7f;
+  bool amsgrad = false;
+  CommonOptions common;
+};
+class KERASCPP_API AdamW : public Adam {
+ public:
+  explicit AdamW(AdamWOptions options = {});
+};
+
+struct AdagradOptions {
+  LearningRate learning_rate = 0.001f;
+  float initial_accumulator_value = 0.1f;
+  float epsilon = 1e-7f;
+  CommonOptions common;
+};
+/// Keras Adagrad: a += g^2; w -= lr g / sqrt(a + eps).
+class KERASCPP_API Adagrad : public Optimizer {
+ public:
+  explicit Adagrad(AdagradOptions options = {});
+
+ protected:
+  void build(const std::vector<Variable*>& variables) override;
+  void update(size_t index, Variable& variable, const Tensor& gradient) override;
+
+ private:
+  AdagradOptions options_;
+  std::vector<Variable*> accumulators_;
+};
+
+struct AdadeltaOptions {
+  LearningRate learning_rate = 0.001f;
+  float rho = 0.95f;
+  float epsilon = 1e-7f;
+  CommonOptions common;
+};
+/// Keras Adadelta.
+class KERASCPP_API Adadelta : public Optimizer {
+ public:
+  explicit Adadelta(AdadeltaOptions options = {});
+
+ protected:
+  void build(const std::vector<Variable*>& variables) override;
+  void update(size_t index, Variable& variable, const Tensor& gradient) override;
+
+ private:
+  AdadeltaOptions options_;
+  std::vector<Variable*> accumulated_grads_, accumulated_deltas_;
+};
+
+struct AdamaxOptions {
+  LearningRate learning_rate = 0.001f;
+  float beta_1 = 0.9f;
+  float beta_2 = 0.999f;
+  float epsilon = 1e-7f;
+  CommonOptions common;
+};
+/// Keras Adamax: the infinity-norm variant of Adam.
+class KERASCPP_API Adamax : public Optimizer {
+ public:
+  explicit Adamax(AdamaxOptions options = {});
+
+ protected:
+  void build(const std::vector<Variable*>& variables) override;
+  void update(size_t index, Variable& variable, const Tensor& gradient) override;
+
+ private:
+  AdamaxOptions options_;
+  std::vector<Variable*> m_, u_;
+};
+
+struct NadamOptions {
+  LearningRate learning_rate = 0.001f;
+  float beta_1 = 0.9f;
+  float beta_2 = 0.999f;
+  float epsilon = 1e-7f;
+  CommonOptions common;
+};
+/// Keras Nadam: Adam with Nesterov momentum and Keras' momentum schedule.
+class KERASCPP_API Nadam : public Optimizer {
+ public:
+  explicit Nadam(NadamOptions options = {});
+
+ protected:
+  void build(const std::vector<Variable*>& variables) override;
+  void before_updates() override;
+  void update(size_t index, Variable& variable, const Tensor& gradient) override;
+
+ private:
+  NadamOptions options_;
+  std::vector<Variable*> m_, v_;
+  double u_product_ = 1.0;
+};
+
+/// By Keras name ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam"), with
+/// Keras' defaults; throws ValueError otherwise.
 KERASCPP_API std::shared_ptr<Optimizer> get(const std::string& name);
 
 }  // namespace keras::optimizers

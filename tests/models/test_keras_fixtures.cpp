@@ -138,6 +138,32 @@ TEST_CASE("losses match Python Keras", "[cpu][keras]") {
         Approx(l.at("mean_squared_error").get<double>()).epsilon(1e-5));
   CHECK(mean(losses::MeanAbsoluteError().per_sample(tensor_of(l.at("y_reg")), tensor_of(l.at("p_reg")))) ==
         Approx(l.at("mean_absolute_error").get<double>()).epsilon(1e-5));
+  const Tensor yr = tensor_of(l.at("y_reg")), pr = tensor_of(l.at("p_reg"));
+  const std::vector<std::tuple<const char*, std::shared_ptr<losses::Loss>, Tensor, Tensor>> more = {
+      {"mean_absolute_percentage_error", losses::get("mape"), yr, pr},
+      {"mean_squared_logarithmic_error", losses::get("msle"), yr, pr},
+      {"huber", losses::get("huber"), yr * 3.f, pr},
+      {"log_cosh", losses::get("log_cosh"), yr, pr},
+      {"kl_divergence", losses::get("kld"), onehot * 0.9f + 0.02f, probs},
+      {"poisson", losses::get("poisson"), ops::abs(yr), ops::abs(pr)},
+      {"hinge", losses::get("hinge"), tensor_of(l.at("y_binary")), tensor_of(l.at("z_binary"))},
+      {"squared_hinge", losses::get("squared_hinge"), tensor_of(l.at("y_binary")), tensor_of(l.at("z_binary"))},
+      {"cosine_similarity", losses::get("cosine_similarity"), yr, pr},
+  };
+  for (const auto& [name, loss, y, p] : more) {
+    INFO(name);
+    CHECK(mean(loss->per_sample(y, p)) == Approx(l.at(name).get<double>()).epsilon(1e-4).margin(1e-6));
+  }
+}
+
+TEST_CASE("regularizers and constraints match Python Keras", "[cpu][keras]") {
+  const json& r = fixtures().at("regularization");
+  const Tensor w = tensor_of(r.at("weight"));
+  CHECK(regularizers::L1L2(0.01f, 0.02f)(w).item() == Approx(r.at("l1l2").get<double>()).epsilon(1e-5));
+  kt::require_close(constraints::MaxNorm(0.8f)(w).to_vector<float>(), values_of(r.at("max_norm")), 1e-6f, 1e-5f);
+  kt::require_close(constraints::UnitNorm()(w).to_vector<float>(), values_of(r.at("unit_norm")), 1e-6f, 1e-5f);
+  kt::require_close(constraints::MinMaxNorm(0.5f, 0.9f, 0.7f)(w).to_vector<float>(), values_of(r.at("min_max_norm")), 1e-6f, 1e-5f);
+  kt::require_close(constraints::NonNeg()(w).to_vector<float>(), values_of(r.at("non_neg")), 0, 0);
 }
 
 TEST_CASE("optimizers match Python Keras over three steps", "[cpu][keras]") {
@@ -148,6 +174,16 @@ TEST_CASE("optimizers match Python Keras over three steps", "[cpu][keras]") {
       {"adam_amsgrad", [] { return std::make_shared<optimizers::Adam>(optimizers::AdamOptions{.learning_rate = 0.01f, .amsgrad = true}); }},
       {"rmsprop_centered_momentum", [] { return std::make_shared<optimizers::RMSprop>(optimizers::RMSpropOptions{.learning_rate = 0.01f, .momentum = 0.5f, .centered = true}); }},
       {"sgd_clipnorm", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = 0.5f, .common = {.clipnorm = 0.3f}}); }},
+      {"sgd_weight_decay", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = 0.1f, .common = {.weight_decay = 0.05f}}); }},
+      {"adamw", [] { return std::make_shared<optimizers::AdamW>(optimizers::AdamWOptions{.learning_rate = 0.01f}); }},
+      {"adagrad", [] { return std::make_shared<optimizers::Adagrad>(optimizers::AdagradOptions{.learning_rate = 0.1f}); }},
+      {"adadelta", [] { return std::make_shared<optimizers::Adadelta>(optimizers::AdadeltaOptions{.learning_rate = 1.f}); }},
+      {"adamax", [] { return std::make_shared<optimizers::Adamax>(optimizers::AdamaxOptions{.learning_rate = 0.01f}); }},
+      {"nadam", [] { return std::make_shared<optimizers::Nadam>(optimizers::NadamOptions{.learning_rate = 0.01f}); }},
+      {"sgd_exponential_decay", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = optimizers::schedules::ExponentialDecay(0.1, 2, 0.5)}); }},
+      {"sgd_piecewise", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = optimizers::schedules::PiecewiseConstantDecay({0, 1}, {0.1, 0.05, 0.01})}); }},
+      {"sgd_cosine_warmup", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = optimizers::schedules::CosineDecay(0.0, 4, 0.1, 0.2, 2)}); }},
+      {"sgd_inverse_time", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = optimizers::schedules::InverseTimeDecay(0.1, 1, 0.5, true)}); }},
   };
   for (const auto& [name, make] : cases) {
     INFO(name);

@@ -247,3 +247,31 @@ TEST_CASE("one epoch on 10,000 Fashion-MNIST images reaches over 80% on the test
   std::printf("Fashion-MNIST, one epoch on 10,000 images: test accuracy %.4f\n", accuracy);
   CHECK(accuracy > 0.80);
 }
+
+TEST_CASE("regularization penalties join the loss and constraints hold after every step", "[cpu][models]") {
+  utils::clear_session();
+  Sequential model({layers::Input({3}), layers::Dense(2, {.kernel_regularizer = regularizers::L2(0.1f),
+                                                          .kernel_constraint = constraints::MaxNorm(0.5f)})});
+  model.compile({.optimizer = optimizers::SGD({.learning_rate = 0.5f}), .loss = "mse"});
+  const Tensor x = kt::random_tensor(Shape{8, 3}, 1), y = kt::random_tensor(Shape{8, 2}, 2, -5.f, 5.f);
+  const Tensor kernel = model.get_weights()[0];
+  const double mse = ops::mean(losses::MeanSquaredError().per_sample(y, model.predict(x))).item();
+  const double penalty = 0.1 * ops::sum(ops::square(kernel)).item();
+  CHECK(model.train_on_batch(x, y).at("loss") == Approx(mse + penalty).epsilon(1e-5));
+  model.fit(x, y, {.epochs = 5, .verbose = 0});
+  const auto norms = ops::sqrt(ops::sum(ops::square(model.get_weights()[0]), {0})).to_vector<float>();
+  for (float n : norms) CHECK(n <= 0.5f + 1e-5f);
+  kt::require_throws_with<ValueError>([] { Regularizer("l3"); }, {"unknown regularizer 'l3'"});
+}
+
+TEST_CASE("optimizers by name and schedules as learning rates", "[cpu][optim]") {
+  for (const char* name : {"sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam"}) CHECK(optimizers::get(name));
+  optimizers::SGD sgd({.learning_rate = optimizers::schedules::PiecewiseConstantDecay({1}, {0.5, 0.25})});
+  CHECK(sgd.learning_rate() == Approx(0.5));
+  Variable w(ops::zeros(Shape{1}), "w");
+  for (int i = 0; i < 3; ++i) sgd.apply_gradients({ops::ones(Shape{1})}, {&w});
+  CHECK(w.value().item() == Approx(-(0.5 + 0.5 + 0.25)));  // steps 0 and 1 at 0.5, step 2 at 0.25
+  sgd.set_learning_rate(0.1f);  // a callback's override replaces the schedule
+  CHECK(sgd.learning_rate() == Approx(0.1));
+  kt::require_throws_with<ValueError>([] { optimizers::schedules::PiecewiseConstantDecay({1, 2}, {0.1}); }, {"one more value"});
+}

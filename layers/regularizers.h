@@ -1,0 +1,56 @@
+#pragma once
+// Weight regularizers (added to the loss) and constraints (applied after each optimizer step).
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "../core/export.h"
+#include "../core/tensor.h"
+
+namespace keras {
+
+/// A penalty on a weight, added to the training loss: Keras' L1, L2, L1L2.
+class KERASCPP_API Regularizer {
+ public:
+  Regularizer() = default;
+  Regularizer(std::string name, std::function<Tensor(const Tensor&)> fn) : name_(std::move(name)), fn_(std::move(fn)) {}
+  /// By Keras name with its defaults: "l1" (0.01), "l2" (0.01), "l1_l2" (0.01, 0.01).
+  Regularizer(const char* name);  // NOLINT
+  explicit operator bool() const { return static_cast<bool>(fn_); }
+  Tensor operator()(const Tensor& weight) const { return fn_(weight); }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  std::function<Tensor(const Tensor&)> fn_;
+};
+
+namespace regularizers {
+KERASCPP_API Regularizer L1(float l1 = 0.01f);
+KERASCPP_API Regularizer L2(float l2 = 0.01f);
+KERASCPP_API Regularizer L1L2(float l1 = 0.f, float l2 = 0.f);
+}  // namespace regularizers
+
+/// A projection applied to a weight after each optimizer step: Keras' MaxNorm, MinMaxNorm, NonNeg,
+/// UnitNorm (norms over `axis`, 0 by default: each output unit's incoming weights).
+class KERASCPP_API Constraint {
+ public:
+  Constraint() = default;
+  Constraint(std::string name, std::function<Tensor(const Tensor&)> fn) : name_(std::move(name)), fn_(std::move(fn)) {}
+  explicit operator bool() const { return static_cast<bool>(fn_); }
+  Tensor operator()(const Tensor& weight) const { return fn_(weight); }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  std::function<Tensor(const Tensor&)> fn_;
+};
+
+namespace constraints {
+KERASCPP_API Constraint MaxNorm(float max_value = 2.f, std::vector<int64_t> axis = {0});
+KERASCPP_API Constraint MinMaxNorm(float min_value = 0.f, float max_value = 1.f, float rate = 1.f, std::vector<int64_t> axis = {0});
+KERASCPP_API Constraint NonNeg();
+KERASCPP_API Constraint UnitNorm(std::vector<int64_t> axis = {0});
+}  // namespace constraints
+
+}  // namespace keras
