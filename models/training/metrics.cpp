@@ -52,7 +52,82 @@ void MeanAbsoluteError::update_state(const Tensor& y_true, const Tensor& y_pred)
   accumulate(ops::abs(ops::cast(y_true, DType::float32) - y_pred));
 }
 
+namespace {
+// For each row, whether the target column's prediction has fewer than k strictly larger ones.
+Tensor in_top_k(const Tensor& target_scores, const Tensor& y_pred, int k) {
+  const Tensor larger = ops::sum(ops::cast(ops::greater(y_pred, target_scores), DType::float32), {-1});
+  return ops::less(larger, ops::full({}, static_cast<float>(k), DType::float32, y_pred.backend()));
+}
+}  // namespace
+
+void SparseTopKCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  NoGradScope no_grad;
+  const Tensor ids = ops::cast(labels_1d(y_true), DType::int64);
+  const Tensor onehot = ops::cast(ops::equal(ops::expand_dims(ids, -1), ops::to_backend(ops::arange(y_pred.dim(-1)), *y_pred.backend())),
+                                  DType::float32);
+  accumulate(in_top_k(ops::sum(y_pred * onehot, {-1}, true), y_pred, k_));
+}
+void TopKCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  NoGradScope no_grad;
+  const Tensor ids = ops::argmax(y_true, -1);
+  const Tensor onehot = ops::cast(ops::equal(ops::expand_dims(ids, -1), ops::to_backend(ops::arange(y_pred.dim(-1)), *y_pred.backend())),
+                                  DType::float32);
+  accumulate(in_top_k(ops::sum(y_pred * onehot, {-1}, true), y_pred, k_));
+}
+
+ConfusionMetric::ConfusionMetric(std::string name, std::vector<double> thresholds)
+    : Metric(std::move(name)), thresholds_(std::move(thresholds)) {
+  reset_state();
+}
+void ConfusionMetric::reset_state() {
+  Metric::reset_state();
+  tp_.assign(thresholds_.size(), 0);
+  fp_ = tn_ = fn_ = tp_;
+}
+void ConfusionMetric::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  NoGradScope no_grad;
+  const auto truth = ops::cast(y_true, DType::float32).to_vector<float>();
+  const auto pred = ops::cast(y_pred, DType::float32).to_vector<float>();
+  KCPP_CHECK(truth.size() == pred.size(), ShapeError, "{}: y_true {} and y_pred {} must have the same size", name(),
+             y_true.shape().to_string(), y_pred.shape().to_string());
+  for (size_t t = 0; t < thresholds_.size(); ++t)
+    for (size_t i = 0; i < pred.size(); ++i) {
+      const bool positive = truth[i] > 0.5f, predicted = pred[i] > thresholds_[t];
+      (positive ? (predicted ? tp_ : fn_) : (predicted ? fp_ : tn_))[t] += 1;
+    }
+}
+double Precision::result() const { return tp_[0] + fp_[0] > 0 ? tp_[0] / (tp_[0] + fp_[0]) : 0.0; }
+double Recall::result() const { return tp_[0] + fn_[0] > 0 ? tp_[0] / (tp_[0] + fn_[0]) : 0.0; }
+
+namespace {
+std::vector<double> auc_thresholds(int n) {
+  KCPP_CHECK(n > 1, ValueError, "AUC: num_thresholds must be > 1, received {}", n);
+  std::vector<double> t{-1e-7};
+  for (int i = 0; i < n - 2; ++i) t.push_back(static_cast<double>(i + 1) / (n - 1));
+  t.push_back(1.0 + 1e-7);
+  return t;
+}
+}  // namespace
+AUC::AUC(int num_thresholds, std::string name) : ConfusionMetric(std::move(name), auc_thresholds(num_thresholds)) {}
+double AUC::result() const {
+  // ROC by the trapezoid rule over the thresholds, as Keras' "interpolation" summation for ROC.
+  const size_t n = thresholds_.size();
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  double area = 0;
+  for (size_t i = 0; i + 1 < n; ++i) {
+    const double tpr0 = ratio(tp_[i], tp_[i] + fn_[i]), tpr1 = ratio(tp_[i + 1], tp_[i + 1] + fn_[i + 1]);
+    const double fpr0 = ratio(fp_[i], fp_[i] + tn_[i]), fpr1 = ratio(fp_[i + 1], fp_[i + 1] + tn_[i + 1]);
+    area += (fpr0 - fpr1) * (tpr0 + tpr1) / 2;
+  }
+  return area;
+}
+
 std::shared_ptr<Metric> get(const std::string& name, const std::string& loss_name) {
+  if (name == "precision") return std::make_shared<Precision>();
+  if (name == "recall") return std::make_shared<Recall>();
+  if (name == "auc") return std::make_shared<AUC>();
+  if (name == "top_k_categorical_accuracy") return std::make_shared<TopKCategoricalAccuracy>();
+  if (name == "sparse_top_k_categorical_accuracy") return std::make_shared<SparseTopKCategoricalAccuracy>();
   if (name == "accuracy" || name == "acc") {
     if (loss_name == "sparse_categorical_crossentropy") return std::make_shared<SparseCategoricalAccuracy>(name);
     if (loss_name == "categorical_crossentropy") return std::make_shared<CategoricalAccuracy>(name);

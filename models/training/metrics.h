@@ -1,5 +1,6 @@
 #pragma once
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "../../core/export.h"
@@ -73,6 +74,54 @@ class KERASCPP_API MeanAbsoluteError : public Metric {
  public:
   explicit MeanAbsoluteError(std::string name = "mean_absolute_error") : Metric(std::move(name)) {}
   void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+
+/// Whether the true class is among the k highest predictions (class ids, or one-hot targets).
+class KERASCPP_API SparseTopKCategoricalAccuracy : public Metric {
+ public:
+  explicit SparseTopKCategoricalAccuracy(int k = 5, std::string name = "sparse_top_k_categorical_accuracy")
+      : Metric(std::move(name)), k_(k) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+
+ private:
+  int k_;
+};
+class KERASCPP_API TopKCategoricalAccuracy : public Metric {
+ public:
+  explicit TopKCategoricalAccuracy(int k = 5, std::string name = "top_k_categorical_accuracy") : Metric(std::move(name)), k_(k) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+
+ private:
+  int k_;
+};
+
+/// Confusion counts at one or several thresholds, accumulated on the host.
+class KERASCPP_API ConfusionMetric : public Metric {
+ public:
+  ConfusionMetric(std::string name, std::vector<double> thresholds);
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  void reset_state() override;
+
+ protected:
+  std::vector<double> thresholds_, tp_, fp_, tn_, fn_;
+};
+/// tp / (tp + fp) at `threshold` (Keras' default 0.5).
+class KERASCPP_API Precision : public ConfusionMetric {
+ public:
+  explicit Precision(double threshold = 0.5, std::string name = "precision") : ConfusionMetric(std::move(name), {threshold}) {}
+  double result() const override;
+};
+/// tp / (tp + fn) at `threshold`.
+class KERASCPP_API Recall : public ConfusionMetric {
+ public:
+  explicit Recall(double threshold = 0.5, std::string name = "recall") : ConfusionMetric(std::move(name), {threshold}) {}
+  double result() const override;
+};
+/// Area under the ROC curve from `num_thresholds` evenly spaced thresholds, trapezoidal, as Keras' AUC().
+class KERASCPP_API AUC : public ConfusionMetric {
+ public:
+  explicit AUC(int num_thresholds = 200, std::string name = "auc");
+  double result() const override;
 };
 
 /// By Keras name. "accuracy"/"acc" resolves, as Keras does, by the loss: sparse categorical,

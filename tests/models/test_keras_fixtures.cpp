@@ -156,6 +156,28 @@ TEST_CASE("losses match Python Keras", "[cpu][keras]") {
   }
 }
 
+TEST_CASE("Precision, Recall, AUC and top-k accuracy match Python Keras over two batches", "[cpu][keras]") {
+  const json& m = fixtures().at("metrics");
+  auto two_batches = [&](metrics::Metric& metric) {
+    metric.update_state(tensor_of(m.at("y_true_1")), tensor_of(m.at("y_pred_1")));
+    metric.update_state(tensor_of(m.at("y_true_2")), tensor_of(m.at("y_pred_2")));
+    return metric.result();
+  };
+  metrics::Precision precision;
+  CHECK(two_batches(precision) == Approx(m.at("precision").get<double>()).epsilon(1e-6));
+  metrics::Recall recall;
+  CHECK(two_batches(recall) == Approx(m.at("recall").get<double>()).epsilon(1e-6));
+  metrics::AUC auc;
+  CHECK(two_batches(auc) == Approx(m.at("auc").get<double>()).epsilon(1e-5));
+  metrics::AUC auc10(10);
+  CHECK(two_batches(auc10) == Approx(m.at("auc_10").get<double>()).epsilon(1e-5));
+  metrics::SparseTopKCategoricalAccuracy top2(2);
+  top2.update_state(Tensor::from_vector(m.at("ids").get<std::vector<int64_t>>(), Shape{4}), tensor_of(m.at("scores")));
+  CHECK(top2.result() == Approx(m.at("sparse_top_2").get<double>()));
+  precision.reset_state();
+  CHECK(precision.result() == 0.0);
+}
+
 TEST_CASE("regularizers and constraints match Python Keras", "[cpu][keras]") {
   const json& r = fixtures().at("regularization");
   const Tensor w = tensor_of(r.at("weight"));
