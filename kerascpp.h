@@ -39,3 +39,4 @@
 #include "layers/regularization/spatial_dropout.h"
 #include "layers/reshaping/reshaping.h"
 #include "layers/regularizers.h"
+#include "models/datasets/dataset.h"

@@ -16,6 +16,7 @@
 #include "core/ops.h"
 #include "core/random.h"
 #include "layers/core/input_layer.h"
+#include "models/datasets/dataset.h"
 #include "models/saving/weights_file.h"
 
 namespace keras {
@@ -403,11 +404,29 @@ History Model::fit(const TensorList& x, const TensorList& y, FitOptions o) {
     const Tensor c = Tensor::from_vector(cw, Shape{static_cast<int64_t>(cw.size())}, weights.defined() ? weights.backend() : nullptr);
     weights = weights.defined() ? weights * c : c;
   }
-  const int64_t n = x_train[0].dim(0), steps = (n + batch - 1) / batch;
+  const int64_t n = x_train[0].dim(0);
   if (weights.defined())
     KCPP_CHECK(weights.rank() == 1 && weights.dim(0) >= n, ValueError, "fit: sample_weight must have shape ({},), received {}",
                n, weights.shape().to_string());
+  data::TensorDataset dataset(x_train, y_train, weights, batch, o.shuffle);
+  return fit_dataset(dataset, x_val, y_val, batch, o);
+}
 
+History Model::fit(data::Dataset& dataset, FitOptions o) {
+  require_compiled("fit");
+  KCPP_CHECK(dataset.num_batches() > 0, ValueError, "fit: the dataset has no batches");
+  std::vector<Tensor> x_val, y_val;
+  if (o.validation_data) {
+    check_data("fit (validation_data)", o.validation_data->first, &o.validation_data->second);
+    x_val = o.validation_data->first.items();
+    y_val = o.validation_data->second.items();
+  }
+  KCPP_CHECK(o.validation_split == 0.f, ValueError, "fit: validation_split is not supported with a Dataset; pass validation_data");
+  return fit_dataset(dataset, x_val, y_val, o.batch_size.value_or(32), o);
+}
+
+History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_val, const std::vector<Tensor>& y_val,
+                           int64_t val_batch, const FitOptions& o) {
   std::vector<std::shared_ptr<callbacks::Callback>> cbs;
   bool batch_logs = false;
   for (const auto& c : o.callbacks) {
@@ -419,44 +438,34 @@ History Model::fit(const TensorList& x, const TensorList& y, FitOptions o) {
   callbacks::Logs no_logs;
   stop_training = false;
   for (auto& c : cbs) c->on_train_begin(no_logs);
-  std::mt19937_64 shuffler(random::make_key(std::nullopt));
   History history;
+  const int64_t steps = dataset.num_batches();
   for (int epoch = o.initial_epoch; epoch < o.epochs && !stop_training; ++epoch) {
     if (o.verbose && o.epochs > 1) std::cout << "Epoch " << epoch + 1 << "/" << o.epochs << std::endl;
     utils::Progbar bar(steps, o.verbose, std::cout);
     reset_metrics();
     for (auto& c : cbs) c->on_epoch_begin(epoch, no_logs);
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    if (o.shuffle) std::shuffle(order.begin(), order.end(), shuffler);
     int64_t steps_done = 0;
-    for (int64_t s = 0; s < steps && !stop_training; ++s) {
-      const int64_t start = s * batch, count = std::min(batch, n - start);
-      std::vector<Tensor> xb, yb;
-      Tensor wb;
-      for (auto& c : cbs) c->on_train_batch_begin(static_cast<int>(s), no_logs);
-      if (o.shuffle) {
-        const std::vector<int64_t> ids(order.begin() + start, order.begin() + start + count);
-        auto take = [&](const Tensor& t) { return ops::take(t, Tensor::from_vector(ids, Shape{count}, t.backend()), 0); };
-        for (const Tensor& t : x_train) xb.push_back(take(t));
-        for (const Tensor& t : y_train) yb.push_back(take(t));
-        if (weights.defined()) wb = take(weights);
-      } else {
-        xb = rows(x_train, start, count);
-        yb = rows(y_train, start, count);
-        if (weights.defined()) wb = rows(weights, start, count);
+    {
+      data::Prefetcher batches(dataset);  // the next batches are read while this one trains
+      for (int64_t s = 0; s < steps && !stop_training; ++s) {
+        for (auto& c : cbs) c->on_train_batch_begin(static_cast<int>(s), no_logs);
+        data::Batch b = batches.next();
+        KCPP_CHECK(b.y.size() == std::max<size_t>(num_outputs(), 1), ValueError,
+                   "fit: batch {} holds {} target(s), the model has {} output(s)", s, b.y.size(), std::max<size_t>(num_outputs(), 1));
+        train_step(device_inputs(b.x), targets_on_device(b.y), b.sample_weight.defined() ? on_device(b.sample_weight) : Tensor());
+        steps_done = s + 1;
+        if (batch_logs) {
+          callbacks::Logs logs = results();
+          for (auto& c : cbs) c->on_train_batch_end(static_cast<int>(s), logs);
+        }
+        if (o.verbose == 1 && s + 1 < steps) bar.update(s + 1, as_items(results()));
       }
-      train_step(device_inputs(xb), targets_on_device(yb), wb.defined() ? on_device(wb) : Tensor());
-      steps_done = s + 1;
-      if (batch_logs) {
-        callbacks::Logs logs = results();
-        for (auto& c : cbs) c->on_train_batch_end(static_cast<int>(s), logs);
-      }
-      if (o.verbose == 1 && s + 1 < steps) bar.update(s + 1, as_items(results()));
     }
+    dataset.on_epoch_end();
     std::map<std::string, double> logs = results();
     if (!x_val.empty() && !stop_training)
-      for (const auto& [k, v] : run_evaluation(x_val, y_val, batch, nullptr)) logs[fmt::format("val_{}", k)] = v;
+      for (const auto& [k, v] : run_evaluation(x_val, y_val, val_batch, nullptr)) logs[fmt::format("val_{}", k)] = v;
     for (auto& c : cbs) c->on_epoch_end(epoch, logs);
     bar.update(steps_done, as_items(logs), true);
     for (const auto& [k, v] : logs) history.history[k].push_back(v);

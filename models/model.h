@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../layers/layer.h"
+#include "datasets/dataset.h"
 #include "training/callbacks.h"
 #include "training/losses.h"
 #include "training/metrics.h"
@@ -139,6 +140,9 @@ class KERASCPP_API Model : public Layer {
   /// Trains on inputs x (N, ...) and targets y (N, ...), one tensor per model input and output,
   /// held on any backend; batches move to the default backend.
   History fit(const TensorList& x, const TensorList& y, FitOptions options = {});
+  /// Trains on a Dataset's batches (read ahead on a background thread); validation through
+  /// options.validation_data.
+  History fit(data::Dataset& dataset, FitOptions options = {});
   /// Loss and metrics over x and y, by name.
   std::map<std::string, double> evaluate(const TensorList& x, const TensorList& y, EvaluateOptions options = {});
   /// Outputs for x, in batches, without recording gradients (the first output; see predict_all).
@@ -192,6 +196,8 @@ class KERASCPP_API Model : public Layer {
   virtual bool is_functional() const;
 
  private:
+  History fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_val, const std::vector<Tensor>& y_val,
+                      int64_t val_batch, const FitOptions& o);
   /// One optimizer step on a batch already on the device; updates the loss tracker and metrics.
   void train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
   /// The weighted sum over outputs of each output's mean loss.

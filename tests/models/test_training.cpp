@@ -1,4 +1,7 @@
 #include <cmath>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -274,4 +277,43 @@ TEST_CASE("optimizers by name and schedules as learning rates", "[cpu][optim]") 
   sgd.set_learning_rate(0.1f);  // a callback's override replaces the schedule
   CHECK(sgd.learning_rate() == Approx(0.1));
   kt::require_throws_with<ValueError>([] { optimizers::schedules::PiecewiseConstantDecay({1, 2}, {0.1}); }, {"one more value"});
+}
+
+namespace {
+// y = 2 x0 - x1, generated batch by batch; records which threads built the batches.
+class LinearData : public data::Dataset {
+ public:
+  int64_t num_batches() const override { return 16; }
+  data::Batch get_batch(int64_t index) override {
+    {
+      std::lock_guard lock(mutex);
+      threads.insert(std::this_thread::get_id());
+    }
+    if (fail_at == index) throw IOError("batch " + std::to_string(index) + " is unreadable");
+    const Tensor x = ops::random_uniform(Shape{32, 2}, -1, 1, static_cast<uint64_t>(index) + 100 * epochs, &backend::get_backend("cpu"));
+    const Tensor y = ops::matmul(x, Tensor::from_vector<float>({2, -1}, Shape{2, 1}, x.backend()));
+    return {{x}, {y}, Tensor()};
+  }
+  void on_epoch_end() override { ++epochs; }
+  std::mutex mutex;
+  std::set<std::thread::id> threads;
+  int64_t fail_at = -1;
+  int epochs = 0;
+};
+}  // namespace
+
+TEST_CASE("fit reads a user Dataset on a background thread and propagates its errors", "[cpu][models]") {
+  utils::clear_session();
+  Sequential model({layers::Input({2}), layers::Dense(1, {.use_bias = false})});
+  model.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f}), .loss = "mse"});
+  LinearData data;
+  const History h = model.fit(data, {.epochs = 6, .verbose = 0});
+  CHECK(data.epochs == 6);
+  CHECK(h.history.at("loss").back() < 1e-3);
+  CHECK(data.threads.size() >= 1);
+  CHECK(data.threads.count(std::this_thread::get_id()) == 0);  // batches were built off the training thread
+  kt::require_close(model.get_weights()[0].to_vector<float>(), {2.f, -1.f}, 2e-2f, 0);
+  data.fail_at = 3;
+  kt::require_throws_with<IOError>([&] { model.fit(data, {.epochs = 1, .verbose = 0}); }, {"batch 3 is unreadable"});
+  kt::require_throws_with<ValueError>([&] { model.fit(data, {.verbose = 0, .validation_split = 0.2f}); }, {"validation_data"});
 }
