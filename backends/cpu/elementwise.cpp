@@ -295,7 +295,20 @@ void CpuBackend::where(const Tensor& condition, const Tensor& a, const Tensor& b
     auto step = [&](const Tensor& t) -> int64_t { return t.shape() == ys ? 1 : (t.num_elements() == 1 ? 0 : -1); };
     const int64_t sc = step(condition), sa = step(a), sb = step(b);
     if (sc >= 0 && sa >= 0 && sb >= 0) {
-      parallel_for(n, [&](int64_t i) { py[i] = pc[i * sc] ? pa[i * sa] : pb[i * sb]; });
+      // Strides known at compile time, so the loop vectorizes (relu's gradient: full, full, scalar).
+      auto run = [&]<int64_t C, int64_t A, int64_t B>() {
+        parallel_for(n, [&](int64_t i) { py[i] = pc[i * C] ? pa[i * A] : pb[i * B]; });
+      };
+      switch (sc * 4 + sa * 2 + sb) {
+        case 0: run.template operator()<0, 0, 0>(); break;
+        case 1: run.template operator()<0, 0, 1>(); break;
+        case 2: run.template operator()<0, 1, 0>(); break;
+        case 3: run.template operator()<0, 1, 1>(); break;
+        case 4: run.template operator()<1, 0, 0>(); break;
+        case 5: run.template operator()<1, 0, 1>(); break;
+        case 6: run.template operator()<1, 1, 0>(); break;
+        default: run.template operator()<1, 1, 1>(); break;
+      }
       return;
     }
     // General broadcasting: rows of the innermost axis, as broadcast_apply.
