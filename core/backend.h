@@ -75,8 +75,8 @@ struct AdamAttrs {
 /// A family of operations a backend may lack; the frontend then composes others or refuses.
 enum class Capability { fused_matmul_activation, fused_conv_activation, bfloat16, float16 };
 
-/// The device plugin interface. Implementations must be thread-compatible: one op at a time per
-/// backend unless they document otherwise.
+/// The device plugin interface. Implementations must be thread-safe: a Dataset computes batches on
+/// a background thread while the model trains on the same backend.
 class KERASCPP_API Backend {
  public:
   virtual ~Backend();

@@ -56,7 +56,12 @@ CachingAllocator::~CachingAllocator() {
 
 // Backend ------------------------------------------------------------------------------------------
 
-CpuBackend::CpuBackend() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
+CpuBackend::CpuBackend() : engine_(dnnl::engine::kind::cpu, 0) {}
+
+dnnl::stream& CpuBackend::stream() {
+  thread_local dnnl::stream s(engine_);  // one backend per process, so one stream per thread
+  return s;
+}
 
 bool CpuBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation;
@@ -128,8 +133,8 @@ void CpuBackend::reorder(const dnnl::memory::desc& from, void* src, const dnnl::
     return c;
   });
   dnnl::memory s(from, engine_, src), d(to, engine_, dst);
-  KCPP_DNNL(p.primitive.execute(stream_, {{DNNL_ARG_FROM, s}, {DNNL_ARG_TO, d}}));
-  stream_.wait();
+  KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_FROM, s}, {DNNL_ARG_TO, d}}));
+  stream().wait();
 }
 
 std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) {

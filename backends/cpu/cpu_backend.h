@@ -122,7 +122,9 @@ class CpuBackend final : public Backend {
 
   // Shared by the .cpp files of this backend.
   dnnl::engine& engine() { return engine_; }
-  dnnl::stream& stream() { return stream_; }
+  /// A oneDNN stream per calling thread: streams are not thread-safe, and a Dataset may compute on
+  /// a background thread while the model trains.
+  dnnl::stream& stream();
   /// The primitive for `key`, created by `make` on first use. A steady training step only hits.
   const CachedPrimitive& cached(const std::string& key, const std::function<CachedPrimitive()>& make);
   /// Reorders between two layouts (cached), for weights in the primitive's preferred format.
@@ -135,7 +137,6 @@ class CpuBackend final : public Backend {
                    Tensor& out, Tensor* dbias, const ConvAttrs& attrs);
 
   dnnl::engine engine_;
-  dnnl::stream stream_;
   CachingAllocator allocator_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, CachedPrimitive> cache_;

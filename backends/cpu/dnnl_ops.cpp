@@ -94,8 +94,8 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Te
                                              {DNNL_ARG_WEIGHTS, dnnl::memory(b_md, engine_, ptr(b))},
                                              {DNNL_ARG_DST, dnnl::memory(y_md, engine_, ptr(y))}};
   if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
-  KCPP_DNNL(p.primitive.execute(stream_, args));
-  stream_.wait();
+  KCPP_DNNL(p.primitive.execute(stream(), args));
+  stream().wait();
 }
 
 // Convolution and transposed convolution ---------------------------------------------------------------
@@ -188,8 +188,8 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
     args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, ym}, {DNNL_ARG_DIFF_WEIGHTS, wm}};
     if (dbias) args.emplace(DNNL_ARG_DIFF_BIAS, dnnl::memory(bias_md, engine_, ptr(*dbias)));
   }
-  KCPP_DNNL(p.primitive.execute(stream_, args));
-  stream_.wait();
+  KCPP_DNNL(p.primitive.execute(stream(), args));
+  stream().wait();
   if (!same_layout && direction == kBackwardWeights) reorder(p.weights_md, w_ptr, w_user, ptr(w));
 }
 
@@ -268,8 +268,8 @@ void CpuBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, con
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
                                              {DNNL_ARG_DST, dnnl::memory(y_md, engine_, ptr(y))}};
   if (ws) args.emplace(DNNL_ARG_WORKSPACE, dnnl::memory(p.workspace_md, engine_, ws_ptr));
-  KCPP_DNNL(p.primitive.execute(stream_, args));
-  stream_.wait();
+  KCPP_DNNL(p.primitive.execute(stream(), args));
+  stream().wait();
 }
 
 void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
@@ -292,8 +292,8 @@ void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* 
     KCPP_CHECK(workspace, ValueError, "pool_backward: max pooling needs the forward pass's workspace");
     args.emplace(DNNL_ARG_WORKSPACE, dnnl::memory(fwd.workspace_md, engine_, ptr(*workspace)));
   }
-  KCPP_DNNL(p.primitive.execute(stream_, args));
-  stream_.wait();
+  KCPP_DNNL(p.primitive.execute(stream(), args));
+  stream().wait();
 }
 
 // Batch normalization over (M, C) ------------------------------------------------------------------------
@@ -326,13 +326,13 @@ void CpuBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const 
     c.primitive = dnnl::batch_normalization_forward(pd);
     return c;
   });
-  KCPP_DNNL(p.primitive.execute(stream_, {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+  KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
                                           {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))},
                                           {DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(gamma))},
                                           {DNNL_ARG_SHIFT, dnnl::memory(c_md, engine_, ptr(beta))},
                                           {DNNL_ARG_MEAN, dnnl::memory(c_md, engine_, ptr(mean))},
                                           {DNNL_ARG_VARIANCE, dnnl::memory(c_md, engine_, ptr(variance))}}));
-  stream_.wait();
+  stream().wait();
 }
 
 void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
@@ -358,7 +358,7 @@ void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Te
         dnnl::batch_normalization_backward(dnnl::batch_normalization_backward::primitive_desc(d, engine_, hint)));
     return c;
   });
-  KCPP_DNNL(p.primitive.execute(stream_, {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+  KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
                                           {DNNL_ARG_DIFF_DST, dnnl::memory(x_md, engine_, ptr(dy))},
                                           {DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(gamma))},
                                           // oneDNN 2.6 asks for the shift although it does not affect
@@ -369,7 +369,7 @@ void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Te
                                           {DNNL_ARG_DIFF_SRC, dnnl::memory(x_md, engine_, ptr(dx))},
                                           {DNNL_ARG_DIFF_SCALE, dnnl::memory(c_md, engine_, ptr(dgamma))},
                                           {DNNL_ARG_DIFF_SHIFT, dnnl::memory(c_md, engine_, ptr(dbeta))}}));
-  stream_.wait();
+  stream().wait();
 }
 
 // Softmax over the last axis of (rows, C) ------------------------------------------------------------------
@@ -384,9 +384,9 @@ void CpuBackend::softmax(const Tensor& x, Tensor& y, bool log) {
     c.primitive = KCPP_DNNL(dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(d, engine_)));
     return c;
   });
-  KCPP_DNNL(p.primitive.execute(stream_, {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+  KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
                                           {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))}}));
-  stream_.wait();
+  stream().wait();
 }
 
 }  // namespace keras::cpu

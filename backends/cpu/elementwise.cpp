@@ -270,8 +270,8 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs&
         return c;
       });
       dnnl::memory src(md, engine_, const_cast<float*>(px)), dst(md, engine_, py);
-      KCPP_DNNL(p.primitive.execute(stream_, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}));
-      stream_.wait();
+      KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}));
+      stream().wait();
       return;
     }
   }

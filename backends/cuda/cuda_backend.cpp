@@ -74,7 +74,6 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   KCPP_CUDNN(cudnnSetStream(cudnn_, stream_));
   KCPP_CUBLAS(cublasCreate(&cublas_));
   KCPP_CUBLAS(cublasSetStream(cublas_, stream_));
-  KCPP_CUDA(cudaMalloc(&bad_index_, sizeof(int64_t)));
 }
 
 CudaBackend::~CudaBackend() = default;  // never unloaded (see the registry)
@@ -319,11 +318,14 @@ void CudaBackend::transpose(const Tensor& x, const std::vector<int64_t>& perm, T
 void CudaBackend::check_ids(const Tensor& ids, int64_t limit, const char* op, const char* what) {
   const int64_t n = ids.num_elements();
   if (!n) return;
-  KCPP_CUDA(cudaMemcpyAsync(bad_index_, &n, sizeof n, cudaMemcpyHostToDevice, stream_));
-  kernels::check_ids(ids.raw_data(), ids.dtype() == DType::int64, n, limit, bad_index_, stream_);
+  // Scratch per call: a Dataset's background thread may check ids while the model trains.
+  auto slot = scratch(sizeof(int64_t));
+  auto* bad_index = static_cast<int64_t*>(slot->data());
+  KCPP_CUDA(cudaMemcpyAsync(bad_index, &n, sizeof n, cudaMemcpyHostToDevice, stream_));
+  kernels::check_ids(ids.raw_data(), ids.dtype() == DType::int64, n, limit, bad_index, stream_);
   KCPP_LAUNCHED();
   int64_t bad = n;
-  KCPP_CUDA(cudaMemcpyAsync(&bad, bad_index_, sizeof bad, cudaMemcpyDeviceToHost, stream_));
+  KCPP_CUDA(cudaMemcpyAsync(&bad, bad_index, sizeof bad, cudaMemcpyDeviceToHost, stream_));
   KCPP_CUDA(cudaStreamSynchronize(stream_));
   if (bad >= n) return;
   int64_t id = 0;

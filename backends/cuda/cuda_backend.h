@@ -140,7 +140,6 @@ class CudaBackend final : public Backend {
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   DeviceAllocator allocator_;
-  int64_t* bad_index_ = nullptr;  // device scratch for id checks
 };
 
 /// The element-type code shared with kernels.cu.
