@@ -183,17 +183,25 @@ void Model::set_trainable(bool trainable) {
 // Training ----------------------------------------------------------------------------------------------------
 
 void Model::compile(CompileOptions o) {
-  KCPP_CHECK(o.loss.get(), ValueError, "compile: a loss is required (for example .loss = \"sparse_categorical_crossentropy\")");
+  KCPP_CHECK(!o.loss.items().empty() && o.loss.items()[0].get(), ValueError,
+             "compile: a loss is required (for example .loss = \"sparse_categorical_crossentropy\")");
+  KCPP_CHECK(o.loss.items().size() == 1 || o.loss.items().size() == num_outputs(), ValueError,
+             "compile: expected 1 loss or {} (one per output), received {}", num_outputs(), o.loss.items().size());
   KCPP_CHECK(o.loss_weights.empty() || o.loss_weights.size() == num_outputs(), ValueError,
              "compile: expected {} loss_weights (one per output), received {}", num_outputs(), o.loss_weights.size());
   optimizer_ = o.optimizer.get();
-  loss_ = o.loss.get();
+  losses_.clear();
+  for (size_t i = 0; i < num_outputs(); ++i) losses_.push_back(o.loss.items()[o.loss.items().size() == 1 ? 0 : i].get());
+  output_loss_trackers_.clear();
+  if (num_outputs() > 1)
+    for (size_t i = 0; i < num_outputs(); ++i)
+      output_loss_trackers_.push_back(std::make_unique<metrics::Mean>(fmt::format("{}_loss", output_name(i))));
   loss_weights_ = o.loss_weights.empty() ? std::vector<float>(num_outputs(), 1.f) : o.loss_weights;
   metrics_.assign(num_outputs(), {});
   metric_names_.clear();
   for (size_t i = 0; i < num_outputs(); ++i)
     for (const auto& m : o.metrics) {
-      metrics_[i].push_back(metrics::get(m, loss_->name()));
+      metrics_[i].push_back(metrics::get(m, losses_[i]->name()));
       // Several outputs: Keras prefixes each metric with its output's name.
       metric_names_.push_back(num_outputs() > 1 ? fmt::format("{}_{}", output_name(i), m) : m);
     }
@@ -228,7 +236,8 @@ void Model::require_compiled(const char* what) const {
 
 std::vector<bool> Model::logits_mask() const {
   std::vector<bool> mask(num_outputs(), false);
-  for (size_t i = 0; i < mask.size(); ++i) mask[i] = loss_ && loss_->accepts_softmax_logits() && output_ends_with_softmax(i);
+  for (size_t i = 0; i < mask.size() && i < losses_.size(); ++i)
+    mask[i] = losses_[i]->accepts_softmax_logits() && output_ends_with_softmax(i);
   return mask;
 }
 
@@ -238,11 +247,13 @@ Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>
   const auto logits = logits_mask();
   Tensor total;
   for (size_t i = 0; i < out.size(); ++i) {
-    const Tensor per_sample = logits[i] ? loss_->per_sample_from_logits(y[i], out[i]) : loss_->per_sample(y[i], out[i]);
-    KCPP_CHECK(per_sample.rank() == 1, ShapeError, "loss {}: expected per-sample values (N,), received {}", loss_->name(),
+    const auto& loss = *losses_[i];
+    const Tensor per_sample = logits[i] ? loss.per_sample_from_logits(y[i], out[i]) : loss.per_sample(y[i], out[i]);
+    KCPP_CHECK(per_sample.rank() == 1, ShapeError, "loss {}: expected per-sample values (N,), received {}", loss.name(),
                per_sample.shape().to_string());
     // Keras' "sum_over_batch_size": weighted sum over the number of samples.
     Tensor l = w.defined() ? ops::sum(per_sample * w) * (1.f / static_cast<float>(per_sample.dim(0))) : ops::mean(per_sample);
+    if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);  // unweighted, as Keras logs it
     if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
     total = total.defined() ? total + l : l;
   }
@@ -260,6 +271,7 @@ void Model::update_metrics(const std::vector<Tensor>& y, const std::vector<Tenso
 
 std::map<std::string, double> Model::results() const {
   std::map<std::string, double> logs{{"loss", loss_tracker_->result()}};
+  for (const auto& t : output_loss_trackers_) logs[t->name()] = t->result();
   size_t k = 0;
   for (const auto& per_output : metrics_)
     for (const auto& m : per_output) logs[metric_names_[k++]] = m->result();
@@ -268,6 +280,7 @@ std::map<std::string, double> Model::results() const {
 
 void Model::reset_metrics() {
   loss_tracker_->reset_state();
+  for (auto& t : output_loss_trackers_) t->reset_state();
   for (auto& per_output : metrics_)
     for (auto& m : per_output) m->reset_state();
 }
@@ -488,7 +501,8 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
     // Per-sample losses, so the tracker's mean is over samples whatever the batch sizes.
     Tensor per_sample;
     for (size_t i = 0; i < out.size(); ++i) {
-      Tensor l = logits[i] ? loss_->per_sample_from_logits(yb[i], out[i]) : loss_->per_sample(yb[i], out[i]);
+      Tensor l = logits[i] ? losses_[i]->per_sample_from_logits(yb[i], out[i]) : losses_[i]->per_sample(yb[i], out[i]);
+      if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);
       if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
       per_sample = per_sample.defined() ? per_sample + l : l;
     }

@@ -74,10 +74,26 @@ class KERASCPP_API KerasTensorList {
   std::vector<KerasTensor> items_;
 };
 
+/// One loss for every output, or one per output: `.loss = "mse"` or `.loss = {"mse", "binary_crossentropy"}`.
+class KERASCPP_API LossList {
+ public:
+  LossList() = default;
+  LossList(const char* name) : items_{LossRef(name)} {}  // NOLINT
+  LossList(const std::string& name) : items_{LossRef(name)} {}  // NOLINT
+  LossList(LossRef loss) : items_{std::move(loss)} {}  // NOLINT
+  template <typename L, typename = std::enable_if_t<std::is_base_of_v<losses::Loss, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
+  LossList(L&& l) : items_{LossRef(std::forward<L>(l))} {}  // NOLINT
+  LossList(std::initializer_list<LossRef> losses) : items_(losses) {}  // NOLINT
+  const std::vector<LossRef>& items() const { return items_; }
+
+ private:
+  std::vector<LossRef> items_;
+};
+
 /// Keras' compile() keyword arguments.
 struct CompileOptions {
   OptimizerRef optimizer = "rmsprop";
-  LossRef loss;  // applied to every output, as Keras does with a single loss
+  LossList loss;  // one for all outputs, as Keras does with a single loss, or one per output
   std::vector<std::string> metrics;
   std::vector<float> loss_weights;  // one per output; all 1 when empty
 };
@@ -222,7 +238,8 @@ class KERASCPP_API Model : public Layer {
   std::vector<Tensor> device_inputs(const std::vector<Tensor>& x) const;
 
   std::shared_ptr<optimizers::Optimizer> optimizer_;
-  std::shared_ptr<losses::Loss> loss_;
+  std::vector<std::shared_ptr<losses::Loss>> losses_;  // per output
+  std::vector<std::unique_ptr<metrics::Mean>> output_loss_trackers_;  // "<output>_loss" with several outputs
   std::vector<std::vector<std::shared_ptr<metrics::Metric>>> metrics_;  // per output
   std::unique_ptr<metrics::Mean> loss_tracker_;
 };

@@ -105,6 +105,8 @@ TEST_CASE("multi-output fit weights the losses and names the metrics by output",
   CHECK(logs.at("loss") == Approx(expected).epsilon(1e-5));
   CHECK(logs.count("left_accuracy"));
   CHECK(logs.count("right_accuracy"));
+  // Keras also logs each output's own (unweighted) loss.
+  CHECK(logs.at("left_loss") + 0.5 * logs.at("right_loss") == Approx(logs.at("loss")).epsilon(1e-5));
   const History hist = model.fit(in, {y1, y2}, {.batch_size = 4, .epochs = 2, .verbose = 0});
   CHECK(hist.history.count("left_accuracy"));
   kt::require_throws_with<ValueError>([&] { model.fit(in, y1, {.verbose = 0}); }, {"has 2 output(s), received 1 target(s)"});
@@ -129,4 +131,25 @@ TEST_CASE("a Functional summary wraps cells and lists what each layer is connect
     for (unsigned char c : line) columns += (c & 0xC0) != 0x80;
     if (line.rfind("\u2502", 0) == 0 || line.rfind("\u250f", 0) == 0) CHECK(columns == 76);
   }
+}
+
+TEST_CASE("each output can have its own loss", "[cpu][models]") {
+  utils::clear_session();
+  auto x = layers::Input({3});
+  auto h = layers::Dense(4, {.activation = "tanh"})(x);
+  auto cls = layers::Dense(2, {.activation = "softmax", .name = "cls"})(h);
+  auto reg = layers::Dense(1, {.name = "reg"})(h);
+  Model model(x, {cls, reg});
+  model.compile({.optimizer = "adam", .loss = {"sparse_categorical_crossentropy", "mse"}});
+  const Tensor in = kt::random_tensor(Shape{6, 3}, 3);
+  const Tensor labels = Tensor::from_vector<int32_t>({0, 1, 1, 0, 1, 0}, Shape{6});
+  const Tensor target = kt::random_tensor(Shape{6, 1}, 4);
+  const auto out = model.predict_all(in);
+  const double ce = ops::mean(losses::SparseCategoricalCrossentropy().per_sample(labels, out[0])).item();
+  const double mse = ops::mean(losses::MeanSquaredError().per_sample(target, out[1])).item();
+  const auto logs = model.test_on_batch(in, {labels, target});
+  CHECK(logs.at("cls_loss") == Approx(ce).epsilon(1e-5));
+  CHECK(logs.at("reg_loss") == Approx(mse).epsilon(1e-5));
+  CHECK(logs.at("loss") == Approx(ce + mse).epsilon(1e-5));
+  kt::require_throws_with<ValueError>([&] { model.compile({.loss = {"mse", "mse", "mse"}}); }, {"expected 1 loss or 2", "received 3"});
 }
