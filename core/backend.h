@@ -46,6 +46,7 @@ struct ConvAttrs {
   std::array<int64_t, 2> pad_end{0, 0};
   int64_t groups = 1;
   UnaryOp activation = UnaryOp::identity;  // fused after bias in the forward pass
+  bool training = true;  // false when no gradient will be asked for: backends may pick inference kernels
 };
 
 /// A 2-d pooling over NHWC tensors. Average pooling excludes padding, as Keras does.

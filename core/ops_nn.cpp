@@ -213,6 +213,7 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
   }
   const UnaryOp fused = can_fuse(o.activation) ? o.activation : UnaryOp::identity;
   p.attrs.activation = fused;
+  p.attrs.training = needs_recording({x, kernel, bias});
   Tensor y = Tensor::empty(p.y4, x.dtype(), &be);
   const Tensor* b = bias.defined() ? &bias : nullptr;
   if (transposed)
@@ -220,7 +221,7 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
   else
     be.conv_forward(p.x4, p.w4, b, y, p.attrs);
   y = y.view(p.out);
-  if (needs_recording({x, kernel, bias})) {
+  if (p.attrs.training) {
     record(op, {x, kernel, bias}, {&y},
            [p, bias, transposed, fused, yd = detached(y)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
              Tensor g = detail::activation_grad_from_output(fused, {}, yd, gs[0]);

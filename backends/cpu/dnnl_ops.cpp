@@ -108,6 +108,7 @@ struct ConvDescriptors {
   dims strides, dilations, pad_l, pad_r;
   bool has_bias;
   dnnl::primitive_attr attr;
+  bool training;
 };
 
 // Convolutions and transposed convolutions share one shape of oneDNN API: a forward primitive
@@ -116,7 +117,8 @@ template <typename F, typename D, typename W>
 CachedPrimitive make_conv_primitive(const dnnl::engine& engine, dnnl::algorithm alg, int direction,
                                     const ConvDescriptors& d) {
   CachedPrimitive c;
-  const auto prop = dnnl::prop_kind::forward_training;
+  // Inference-only forward passes may get faster kernels; training ones are the backward passes' hint.
+  const auto prop = d.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
   auto fd = d.has_bias ? typename F::desc(prop, alg, d.x, d.w_any, d.bias, d.y, d.strides, d.dilations, d.pad_l, d.pad_r)
                        : typename F::desc(prop, alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r);
   auto fpd = KCPP_DNNL(typename F::primitive_desc(fd, d.attr, engine));
@@ -154,12 +156,13 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
   const dims dil{at.dilations[0] - 1, at.dilations[1] - 1};
   const dims pl{at.pad_begin[0], at.pad_begin[1]}, pr{at.pad_end[0], at.pad_end[1]};
   const std::string key =
-      fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv", direction, key_of(x_md.dims()),
+      fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv", direction, key_of(x_md.dims()),
                   key_of(w_user.dims()), key_of(y_md.dims()), key_of(strides), key_of(dil), key_of(pl), key_of(pr),
-                  has_bias, static_cast<int>(at.activation), at.groups);
+                  has_bias, static_cast<int>(at.activation), at.groups, direction != kForward || at.training);
 
+  const bool training = direction != kForward || at.training;
   const ConvDescriptors d{x_md, w_any, bias_md, y_md, strides, dil, pl, pr, has_bias,
-                          direction == kForward ? activation_attr(at.activation) : dnnl::primitive_attr()};
+                          direction == kForward ? activation_attr(at.activation) : dnnl::primitive_attr(), training};
   const auto& p = cached(key, [&] {
     if (transposed)
       return make_conv_primitive<dnnl::deconvolution_forward, dnnl::deconvolution_backward_data,
@@ -230,14 +233,16 @@ std::string pool_key(const char* what, const md& x_md, const md& y_md, const Poo
 }  // namespace
 
 // The forward pooling primitive (training mode, so max pooling keeps its workspace).
-static const CachedPrimitive& pool_forward_primitive(CpuBackend& be, const md& x_md, const md& y_md, const PoolAttrs& at) {
-  return be.cached(pool_key("poolfwd", x_md, y_md, at), [&] {
+static const CachedPrimitive& pool_forward_primitive(CpuBackend& be, const md& x_md, const md& y_md, const PoolAttrs& at,
+                                                     bool training = true) {
+  return be.cached(pool_key(training ? "poolfwd" : "poolinf", x_md, y_md, at), [&] {
     CachedPrimitive c;
     const auto alg = at.mode == PoolMode::max ? dnnl::algorithm::pooling_max
                                               : dnnl::algorithm::pooling_avg_exclude_padding;
-    dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_training, alg, x_md, y_md, {at.strides[0], at.strides[1]},
-                                  {at.window[0], at.window[1]}, {at.pad_begin[0], at.pad_begin[1]},
-                                  {at.pad_end[0], at.pad_end[1]});
+    // Training keeps max pooling's workspace for the backward pass; inference needs none.
+    dnnl::pooling_forward::desc d(training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, alg, x_md,
+                                  y_md, {at.strides[0], at.strides[1]}, {at.window[0], at.window[1]},
+                                  {at.pad_begin[0], at.pad_begin[1]}, {at.pad_end[0], at.pad_end[1]});
     auto pd = KCPP_DNNL(dnnl::pooling_forward::primitive_desc(d, be.engine()));
     c.workspace_md = pd.workspace_desc();
     c.extra = std::make_shared<PoolPds>(PoolPds{pd});
@@ -252,18 +257,12 @@ size_t CpuBackend::pool_workspace_bytes(const Tensor& x, const Tensor& y, const 
 
 void CpuBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, const PoolAttrs& at) {
   const md x_md = nhwc(x), y_md = nhwc(y);
-  const auto& p = pool_forward_primitive(*this, x_md, y_md, at);
-  const size_t ws = p.workspace_md.get_size();
-  std::shared_ptr<Storage> tmp;
+  const auto& p = pool_forward_primitive(*this, x_md, y_md, at, workspace != nullptr || at.mode != PoolMode::max);
+  const size_t ws = workspace ? p.workspace_md.get_size() : 0;
   void* ws_ptr = nullptr;
   if (ws) {
-    if (workspace) {
-      KCPP_ASSERT(workspace->nbytes() >= ws);
-      ws_ptr = ptr(*workspace);
-    } else {
-      tmp = scratch(ws);
-      ws_ptr = tmp->data();
-    }
+    KCPP_ASSERT(workspace->nbytes() >= ws);
+    ws_ptr = ptr(*workspace);
   }
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
                                              {DNNL_ARG_DST, dnnl::memory(y_md, engine_, ptr(y))}};
