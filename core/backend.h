@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -187,6 +188,17 @@ class KERASCPP_API Backend {
   virtual void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v,
                            Tensor* vhat, const AdamAttrs& attrs) = 0;
 };
+
+/// For backend authors: reductions run as (outer, r, inner) loops, r the reduced extent.
+struct ReduceLayout {
+  int64_t outer = 1, r = 1, inner = 1;
+};
+/// When the sorted `axes` are contiguous, x's elements already lie as (outer, r, inner); else nullopt.
+/// Empty axes (a scalar) give (numel, 1, 1).
+KERASCPP_API std::optional<ReduceLayout> contiguous_reduce_layout(const Shape& x, const std::vector<int64_t>& axes);
+/// Copies x with the reduced axes moved last (through the backend's transpose) into `moved`; the
+/// layout is then (outer, r, 1).
+KERASCPP_API ReduceLayout move_reduced_axes_last(const Tensor& x, const std::vector<int64_t>& axes, Tensor& moved);
 
 /// The backend new tensors go to when none is named: chosen by the registry on first use.
 KERASCPP_API Backend& default_backend();

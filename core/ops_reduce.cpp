@@ -128,3 +128,37 @@ Tensor argmax(const Tensor& x, int64_t axis, bool keepdims) { return arg_impl(tr
 Tensor argmin(const Tensor& x, int64_t axis, bool keepdims) { return arg_impl(false, x, axis, keepdims); }
 
 }  // namespace keras::ops
+
+namespace keras {
+
+std::optional<ReduceLayout> contiguous_reduce_layout(const Shape& x, const std::vector<int64_t>& axes) {
+  ReduceLayout l;
+  if (axes.empty()) {
+    l.outer = x.num_elements();
+    return l;
+  }
+  if (axes.back() - axes.front() + 1 != static_cast<int64_t>(axes.size())) return std::nullopt;
+  for (int64_t i = 0; i < static_cast<int64_t>(x.rank()); ++i) {
+    const int64_t d = x[static_cast<size_t>(i)];
+    if (i < axes.front()) l.outer *= d;
+    else if (i <= axes.back()) l.r *= d;
+    else l.inner *= d;
+  }
+  return l;
+}
+
+ReduceLayout move_reduced_axes_last(const Tensor& x, const std::vector<int64_t>& axes, Tensor& moved) {
+  const auto& dims = x.shape().dims();
+  std::vector<int64_t> perm, out_dims;
+  for (int64_t i = 0; i < static_cast<int64_t>(dims.size()); ++i)
+    if (!std::binary_search(axes.begin(), axes.end(), i)) perm.push_back(i);
+  for (int64_t a : axes) perm.push_back(a);
+  for (int64_t p : perm) out_dims.push_back(dims[static_cast<size_t>(p)]);
+  moved = Tensor::empty(Shape(out_dims), x.dtype(), x.backend());
+  x.backend()->transpose(x, perm, moved);
+  ReduceLayout l;
+  for (size_t i = 0; i < perm.size(); ++i) (i < perm.size() - axes.size() ? l.outer : l.r) *= out_dims[i];
+  return l;
+}
+
+}  // namespace keras

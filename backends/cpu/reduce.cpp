@@ -8,36 +8,15 @@
 namespace keras::cpu {
 namespace {
 
-struct Layout {
-  int64_t outer = 1, r = 1, inner = 1;
-};
+using Layout = ReduceLayout;
 
-// When the reduced axes are contiguous, x is (outer, r, inner) in place. Otherwise the reduced
-// axes are moved last into `moved` (a transposed copy) and inner is 1.
-Layout plan(CpuBackend& be, const Tensor& x, const std::vector<int64_t>& axes, Tensor& moved) {
-  Layout l;
-  const auto& dims = x.shape().dims();
-  const bool contiguous = axes.empty() || axes.back() - axes.front() + 1 == static_cast<int64_t>(axes.size());
-  if (contiguous) {
-    const int64_t first = axes.empty() ? 0 : axes.front(), last = axes.empty() ? -1 : axes.back();
-    for (int64_t i = 0; i < static_cast<int64_t>(dims.size()); ++i) {
-      const int64_t d = dims[static_cast<size_t>(i)];
-      if (i < first) l.outer *= d;
-      else if (i <= last) l.r *= d;
-      else l.inner *= d;
-    }
+// In place when the reduced axes are contiguous, else through a copy with them moved last.
+Layout plan(const Tensor& x, const std::vector<int64_t>& axes, Tensor& moved) {
+  if (auto l = contiguous_reduce_layout(x.shape(), axes)) {
     moved = x;
-    return l;
+    return *l;
   }
-  std::vector<int64_t> perm, out_dims;
-  for (int64_t i = 0; i < static_cast<int64_t>(dims.size()); ++i)
-    if (!std::binary_search(axes.begin(), axes.end(), i)) perm.push_back(i);
-  for (int64_t a : axes) perm.push_back(a);
-  for (int64_t p : perm) out_dims.push_back(dims[static_cast<size_t>(p)]);
-  moved = Tensor::empty(Shape(out_dims), x.dtype(), &be);
-  be.transpose(x, perm, moved);
-  for (size_t i = 0; i < perm.size(); ++i) (i < perm.size() - axes.size() ? l.outer : l.r) *= out_dims[i];
-  return l;
+  return move_reduced_axes_last(x, axes, moved);
 }
 
 template <typename T, typename Acc, typename Init, typename Step, typename Finish>
@@ -65,7 +44,7 @@ void reduce_loop(const T* x, T* y, const Layout& l, Init init, Step step, Finish
 
 void CpuBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) {
   Tensor moved;
-  const Layout l = plan(*this, x, axes, moved);
+  const Layout l = plan(x, axes, moved);
   dispatch_dtype(x.dtype(), "reduce", [&]<typename T>() {
     using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
     const T* px = static_cast<const T*>(moved.raw_data());
@@ -93,7 +72,7 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>
 
 void CpuBackend::variance(const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) {
   Tensor moved;
-  const Layout l = plan(*this, x, axes, moved);
+  const Layout l = plan(x, axes, moved);
   const float* px = static_cast<const float*>(moved.raw_data());
   float* py = static_cast<float*>(y.raw_data());
   parallel_for(l.outer * l.inner, [&](int64_t oi) {
@@ -113,7 +92,7 @@ void CpuBackend::variance(const Tensor& x, const std::vector<int64_t>& axes, Ten
 
 void CpuBackend::arg_reduce(bool is_max, const Tensor& x, int64_t axis, Tensor& y) {
   Tensor moved;
-  const Layout l = plan(*this, x, {axis}, moved);
+  const Layout l = plan(x, {axis}, moved);
   int64_t* py = static_cast<int64_t*>(y.raw_data());
   dispatch_dtype(x.dtype(), is_max ? "argmax" : "argmin", [&]<typename T>() {
     const T* px = static_cast<const T*>(moved.raw_data());

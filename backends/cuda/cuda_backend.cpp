@@ -175,44 +175,17 @@ void CudaBackend::cast(const Tensor& x, Tensor& y) {
 // Reductions --------------------------------------------------------------------------------------------
 
 namespace {
-struct Layout {
-  int64_t outer = 1, r = 1, inner = 1;
-};
+using Layout = ReduceLayout;
 
-// As the CPU backend: (outer, r, inner) in place when the axes are contiguous, else the reduced axes
-// are moved last into `moved`. Small column problems over long reductions are also moved, so the
-// row kernel's block reduction does the work instead of a few long-running threads.
-Layout plan(CudaBackend& be, const Tensor& x, std::vector<int64_t> axes, Tensor& moved) {
-  const auto& dims = x.shape().dims();
-  Layout l;
-  if (axes.empty()) {  // a scalar: nothing to reduce
-    l.outer = x.num_elements();
+// In place when the reduced axes are contiguous, except small column problems over long reductions:
+// those are moved so the row kernel's block reduction does the work instead of a few long threads.
+Layout plan(const Tensor& x, const std::vector<int64_t>& axes, Tensor& moved) {
+  const auto l = contiguous_reduce_layout(x.shape(), axes);
+  if (l && (l->inner == 1 || l->outer * l->inner >= 16384 || l->r < 256)) {
     moved = x;
-    return l;
+    return *l;
   }
-  const bool contiguous = axes.back() - axes.front() + 1 == static_cast<int64_t>(axes.size());
-  if (contiguous) {
-    for (int64_t i = 0; i < static_cast<int64_t>(dims.size()); ++i) {
-      const int64_t d = dims[static_cast<size_t>(i)];
-      if (i < axes.front()) l.outer *= d;
-      else if (i <= axes.back()) l.r *= d;
-      else l.inner *= d;
-    }
-    if (l.inner == 1 || l.outer * l.inner >= 16384 || l.r < 256) {
-      moved = x;
-      return l;
-    }
-  }
-  std::vector<int64_t> perm, out_dims;
-  for (int64_t i = 0; i < static_cast<int64_t>(dims.size()); ++i)
-    if (!std::binary_search(axes.begin(), axes.end(), i)) perm.push_back(i);
-  for (int64_t a : axes) perm.push_back(a);
-  for (int64_t p : perm) out_dims.push_back(dims[static_cast<size_t>(p)]);
-  moved = Tensor::empty(Shape(out_dims), x.dtype(), &be);
-  be.transpose(x, perm, moved);
-  l = Layout{};
-  for (size_t i = 0; i < perm.size(); ++i) (i < perm.size() - axes.size() ? l.outer : l.r) *= out_dims[i];
-  return l;
+  return move_reduced_axes_last(x, axes, moved);
 }
 }  // namespace
 
@@ -223,7 +196,7 @@ void CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t
     return;
   }
   Tensor moved;
-  const Layout l = plan(*this, x, axes, moved);
+  const Layout l = plan(x, axes, moved);
   kernels::reduce(static_cast<int>(op), code_of(x.dtype()), moved.raw_data(), y.raw_data(), l.outer, l.r, l.inner,
                   stream_);
   KCPP_LAUNCHED();
@@ -231,7 +204,7 @@ void CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t
 
 void CudaBackend::variance(const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) {
   Tensor moved;
-  const Layout l = plan(*this, x, axes, moved);
+  const Layout l = plan(x, axes, moved);
   kernels::variance(static_cast<const float*>(moved.raw_data()), static_cast<float*>(y.raw_data()), l.outer, l.r,
                     l.inner, stream_);
   KCPP_LAUNCHED();
