@@ -104,8 +104,7 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
         if (e.node && seen.emplace(e.node.get(), e.node).second) stack.push_back(e.node.get());
     }
     for (auto& [ptr, sp] : seen) order.push_back(sp);
-    std::sort(order.begin(), order.end(),
-              [](const auto& a, const auto& b) { return a->sequence > b->sequence; });
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a->sequence > b->sequence; });
     node_grads[root.grad_fn.get()].resize(root.grad_fn->output_shapes.size());
     node_grads[root.grad_fn.get()][root.output_index] = seed;
   } else if (root.requires_grad) {
@@ -121,8 +120,7 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     node_grads.erase(it);
     grads.resize(n->output_shapes.size());
     for (size_t i = 0; i < grads.size(); ++i)
-      if (!grads[i].defined())
-        grads[i] = ops::zeros(n->output_shapes[i], n->output_dtypes[i], target.backend());
+      if (!grads[i].defined()) grads[i] = ops::zeros(n->output_shapes[i], n->output_dtypes[i], target.backend());
     kept[n.get()] = grads;
     std::vector<Tensor> input_grads = n->backward(grads);
     KCPP_ASSERT(input_grads.size() == n->inputs.size());
@@ -157,8 +155,7 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
   return out;
 }
 
-std::vector<Tensor> GradientTape::gradient(const Tensor& target,
-                                           const std::vector<Variable*>& sources) {
+std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vector<Variable*>& sources) {
   std::vector<Tensor> tensors;
   tensors.reserve(sources.size());
   for (const Variable* v : sources) {
@@ -173,8 +170,7 @@ NoGradScope::~NoGradScope() { --detail::no_grad_depth; }
 
 Variable::Variable(const Tensor& initial_value, std::string name, bool trainable)
     : name_(std::move(name)), trainable_(trainable) {
-  KCPP_CHECK(initial_value.defined(), ValueError, "Variable '{}': the initial value is undefined",
-             name_);
+  KCPP_CHECK(initial_value.defined(), ValueError, "Variable '{}': the initial value is undefined", name_);
   NoGradScope no_grad;
   value_ = ops::copy(initial_value);
   if (is_floating(value_.dtype())) value_.set_requires_grad(trainable_);

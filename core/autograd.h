@@ -14,9 +14,9 @@ namespace detail {
 
 /// Where an op input's gradient goes: the node that produced it, or a leaf tensor.
 struct Edge {
-  std::shared_ptr<Node> node;           // null for a leaf
+  std::shared_ptr<Node> node;  // null for a leaf
   uint32_t output_index = 0;
-  std::weak_ptr<TensorImpl> leaf;       // set for a leaf that requires grad
+  std::weak_ptr<TensorImpl> leaf;  // set for a leaf that requires grad
   bool needs_grad = false;
 };
 
@@ -38,8 +38,8 @@ KERASCPP_API bool is_recording();
 /// Records an op when recording and some input requires grad. `backward` gets one gradient per
 /// output (zeros for unused outputs) and returns one per input (undefined where not needed).
 /// Marks `outputs` as produced by the new node.
-KERASCPP_API void record(const char* name, const std::vector<Tensor>& inputs,
-                         std::vector<Tensor*> outputs, Node::BackwardFn backward);
+KERASCPP_API void record(const char* name, const std::vector<Tensor>& inputs, std::vector<Tensor*> outputs,
+                         Node::BackwardFn backward);
 
 /// True when the op with these inputs would be recorded.
 KERASCPP_API bool needs_recording(const std::vector<Tensor>& inputs);

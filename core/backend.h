@@ -119,41 +119,36 @@ class KERASCPP_API Backend {
   virtual void arg_reduce(bool is_max, const Tensor& x, int64_t axis, Tensor& y) = 0;
 
   // Linear algebra and NN primitives --------------------------------------------------------------
-  virtual void matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y,
-                      const MatmulAttrs& attrs) = 0;
+  virtual void matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y, const MatmulAttrs& attrs) = 0;
   virtual void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
                             const ConvAttrs& attrs) = 0;
-  virtual void conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx,
-                                  const ConvAttrs& attrs) = 0;
+  virtual void conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& attrs) = 0;
   /// dbias may be null.
   virtual void conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
                                      const ConvAttrs& attrs) = 0;
-  virtual void conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias,
-                                      Tensor& y, const ConvAttrs& attrs) = 0;
-  virtual void conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx,
-                                            const ConvAttrs& attrs) = 0;
-  virtual void conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw,
-                                               Tensor* dbias, const ConvAttrs& attrs) = 0;
+  virtual void conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                                      const ConvAttrs& attrs) = 0;
+  virtual void conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& attrs) = 0;
+  virtual void conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                                               const ConvAttrs& attrs) = 0;
   /// `workspace` (uint8, backend-defined size from pool_workspace_bytes) is written when not
   /// null and read by pool_backward for max pooling.
   virtual size_t pool_workspace_bytes(const Tensor& x, const Tensor& y, const PoolAttrs& attrs) = 0;
-  virtual void pool_forward(const Tensor& x, Tensor& y, Tensor* workspace,
-                            const PoolAttrs& attrs) = 0;
-  virtual void pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace,
-                             Tensor& dx, const PoolAttrs& attrs) = 0;
+  virtual void pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, const PoolAttrs& attrs) = 0;
+  virtual void pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
+                             const PoolAttrs& attrs) = 0;
   /// Normalizes over all axes but the last. Training writes the batch mean and (biased) variance.
-  virtual void batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                  Tensor& mean, Tensor& variance, Tensor& y, float epsilon,
-                                  bool training) = 0;
-  virtual void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
-                                   const Tensor& mean, const Tensor& variance, Tensor& dx,
-                                   Tensor& dgamma, Tensor& dbeta, float epsilon) = 0;
+  virtual void batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean,
+                                  Tensor& variance, Tensor& y, float epsilon, bool training) = 0;
+  virtual void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                   const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                                   float epsilon) = 0;
   /// Softmax (or log-softmax) along the last axis.
   virtual void softmax(const Tensor& x, Tensor& y, bool log) = 0;
   /// Per-row loss of softmax cross-entropy on logits (N, C); labels are int class ids (N,)
   /// when sparse, else probabilities (N, C). dlogits (may be null) gets softmax - target.
-  virtual void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse,
-                                     Tensor& loss, Tensor* dlogits) = 0;
+  virtual void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse, Tensor& loss,
+                                     Tensor* dlogits) = 0;
   /// y[i, :] = table[ids[i], :]; throws ValueError naming the first id outside [0, vocab).
   virtual void embedding_forward(const Tensor& table, const Tensor& ids, Tensor& y) = 0;
   /// dtable (zeroed first) += scatter of dy rows by ids.
@@ -166,8 +161,7 @@ class KERASCPP_API Backend {
   /// Writes x into y at `starts` (the adjoint of slice); the rest of y is untouched.
   virtual void slice_assign(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) = 0;
   /// Constant padding; pads[i] = {before, after}.
-  virtual void pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads, Scalar value,
-                   Tensor& y) = 0;
+  virtual void pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads, Scalar value, Tensor& y) = 0;
   virtual void transpose(const Tensor& x, const std::vector<int64_t>& perm, Tensor& y) = 0;
   /// y = take(x, indices, axis); throws ValueError naming the first index out of range.
   virtual void gather(const Tensor& x, const Tensor& indices, int64_t axis, Tensor& y) = 0;
@@ -182,11 +176,10 @@ class KERASCPP_API Backend {
   // Optimizer updates, in place -------------------------------------------------------------------
   /// Keras SGD: m = momentum * m - lr * g; w += m (nesterov: w += momentum * m - lr * g).
   /// momentum_buffer is null when momentum is 0.
-  virtual void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer,
-                          const SGDAttrs& attrs) = 0;
+  virtual void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer, const SGDAttrs& attrs) = 0;
   /// Keras Adam; vhat is used when amsgrad.
-  virtual void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v,
-                           Tensor* vhat, const AdamAttrs& attrs) = 0;
+  virtual void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,
+                           const AdamAttrs& attrs) = 0;
 };
 
 /// For backend authors: reductions run as (outer, r, inner) loops, r the reduced extent.

@@ -11,9 +11,7 @@ struct Device {
   DeviceType type = DeviceType::cpu;
   int index = 0;
   bool operator==(const Device&) const = default;
-  std::string to_string() const {
-    return type == DeviceType::cpu ? "cpu" : "cuda:" + std::to_string(index);
-  }
+  std::string to_string() const { return type == DeviceType::cpu ? "cpu" : "cuda:" + std::to_string(index); }
 };
 
 }  // namespace keras

@@ -22,10 +22,25 @@ KERASCPP_API bool is_floating(DType dtype);
 /// The DType of a C++ element type (float, int32_t, int64_t, uint8_t, bool).
 template <typename T>
 constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::float32; }
-template <> constexpr DType dtype_of<int32_t>() { return DType::int32; }
-template <> constexpr DType dtype_of<int64_t>() { return DType::int64; }
-template <> constexpr DType dtype_of<uint8_t>() { return DType::uint8; }
-template <> constexpr DType dtype_of<bool>() { return DType::bool_; }
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::float32;
+}
+template <>
+constexpr DType dtype_of<int32_t>() {
+  return DType::int32;
+}
+template <>
+constexpr DType dtype_of<int64_t>() {
+  return DType::int64;
+}
+template <>
+constexpr DType dtype_of<uint8_t>() {
+  return DType::uint8;
+}
+template <>
+constexpr DType dtype_of<bool>() {
+  return DType::bool_;
+}
 
 }  // namespace keras

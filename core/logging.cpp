@@ -15,13 +15,20 @@ namespace {
 
 spdlog::level::level_enum to_spdlog(LogLevel l) {
   switch (l) {
-    case LogLevel::trace: return spdlog::level::trace;
-    case LogLevel::debug: return spdlog::level::debug;
-    case LogLevel::info: return spdlog::level::info;
-    case LogLevel::warn: return spdlog::level::warn;
-    case LogLevel::error: return spdlog::level::err;
-    case LogLevel::critical: return spdlog::level::critical;
-    case LogLevel::off: return spdlog::level::off;
+    case LogLevel::trace:
+      return spdlog::level::trace;
+    case LogLevel::debug:
+      return spdlog::level::debug;
+    case LogLevel::info:
+      return spdlog::level::info;
+    case LogLevel::warn:
+      return spdlog::level::warn;
+    case LogLevel::error:
+      return spdlog::level::err;
+    case LogLevel::critical:
+      return spdlog::level::critical;
+    case LogLevel::off:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -53,10 +60,10 @@ LogState& state() {
 }  // namespace
 
 LogLevel log_level_from_name(const std::string& name) {
-  static const std::map<std::string, LogLevel> names = {
-      {"trace", LogLevel::trace}, {"debug", LogLevel::debug},       {"info", LogLevel::info},
-      {"warn", LogLevel::warn},   {"warning", LogLevel::warn},      {"error", LogLevel::error},
-      {"critical", LogLevel::critical}, {"off", LogLevel::off}};
+  static const std::map<std::string, LogLevel> names = {{"trace", LogLevel::trace},       {"debug", LogLevel::debug},
+                                                        {"info", LogLevel::info},         {"warn", LogLevel::warn},
+                                                        {"warning", LogLevel::warn},      {"error", LogLevel::error},
+                                                        {"critical", LogLevel::critical}, {"off", LogLevel::off}};
   auto it = names.find(name);
   KCPP_CHECK(it != names.end(), ValueError,
              "KERASCPP_LOG_LEVEL: expected one of trace, debug, info, warn, error, critical, off; "

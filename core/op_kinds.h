@@ -6,19 +6,61 @@ namespace keras {
 
 /// Elementwise functions of one tensor. A new activation is a new value here, not a new method.
 enum class UnaryOp {
-  identity, negative, abs, sign, square, sqrt, rsqrt, reciprocal, exp, expm1, log, log1p, sin, cos,
-  tanh, sigmoid, relu, relu6, leaky_relu /*alpha*/, elu /*alpha*/, selu, gelu, gelu_tanh, softplus,
-  softsign, swish, hard_sigmoid, erf, floor, ceil, round, logical_not,
+  identity,
+  negative,
+  abs,
+  sign,
+  square,
+  sqrt,
+  rsqrt,
+  reciprocal,
+  exp,
+  expm1,
+  log,
+  log1p,
+  sin,
+  cos,
+  tanh,
+  sigmoid,
+  relu,
+  relu6,
+  leaky_relu /*alpha*/,
+  elu /*alpha*/,
+  selu,
+  gelu,
+  gelu_tanh,
+  softplus,
+  softsign,
+  swish,
+  hard_sigmoid,
+  erf,
+  floor,
+  ceil,
+  round,
+  logical_not,
   clip /*alpha = min, beta = max*/
 };
 /// Elementwise functions of two tensors, with NumPy broadcasting. Comparisons return bool.
 enum class BinaryOp {
-  add, subtract, multiply, divide, maximum, minimum, power, floor_mod,
-  equal, not_equal, less, less_equal, greater, greater_equal, logical_and, logical_or
+  add,
+  subtract,
+  multiply,
+  divide,
+  maximum,
+  minimum,
+  power,
+  floor_mod,
+  equal,
+  not_equal,
+  less,
+  less_equal,
+  greater,
+  greater_equal,
+  logical_and,
+  logical_or
 };
 enum class ReduceOp { sum, mean, max, min, prod };
 enum class PoolMode { max, average };
 enum class RandomDistribution { uniform, normal, truncated_normal };
-
 
 }  // namespace keras

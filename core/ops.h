@@ -21,8 +21,7 @@ namespace keras::ops {
 // Creation and conversion ------------------------------------------------------------------------
 KERASCPP_API Tensor zeros(const Shape& shape, DType dtype = DType::float32, Backend* backend = nullptr);
 KERASCPP_API Tensor ones(const Shape& shape, DType dtype = DType::float32, Backend* backend = nullptr);
-KERASCPP_API Tensor full(const Shape& shape, Scalar value, DType dtype = DType::float32,
-                         Backend* backend = nullptr);
+KERASCPP_API Tensor full(const Shape& shape, Scalar value, DType dtype = DType::float32, Backend* backend = nullptr);
 KERASCPP_API Tensor zeros_like(const Tensor& x);
 KERASCPP_API Tensor ones_like(const Tensor& x);
 KERASCPP_API Tensor full_like(const Tensor& x, Scalar value);
@@ -116,14 +115,11 @@ KERASCPP_API Tensor squeeze(const Tensor& x, std::optional<int64_t> axis = std::
 KERASCPP_API Tensor broadcast_to(const Tensor& x, const Shape& shape);
 KERASCPP_API Tensor concatenate(const std::vector<Tensor>& xs, int64_t axis = 0);
 /// Splits along `axis` into pieces of the given sizes (which must add up to the dimension).
-KERASCPP_API std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes,
-                                       int64_t axis = 0);
+KERASCPP_API std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis = 0);
 /// x[starts : starts + sizes]; a size of -1 runs to the end.
-KERASCPP_API Tensor slice(const Tensor& x, const std::vector<int64_t>& starts,
-                          const std::vector<int64_t>& sizes);
+KERASCPP_API Tensor slice(const Tensor& x, const std::vector<int64_t>& starts, const std::vector<int64_t>& sizes);
 /// Constant padding: pads[i] = {before, after} for each axis.
-KERASCPP_API Tensor pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads,
-                        Scalar value = 0);
+KERASCPP_API Tensor pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads, Scalar value = 0);
 /// numpy.take: int32/int64 `indices` along `axis`; out-of-range indices throw ValueError.
 KERASCPP_API Tensor take(const Tensor& x, const Tensor& indices, int64_t axis = 0);
 
@@ -136,16 +132,15 @@ KERASCPP_API Tensor linear(const Tensor& x, const Tensor& kernel, const Tensor& 
 
 /// Convolution options in Keras' terms.
 struct ConvOptions {
-  std::vector<int64_t> strides = {1};     // one value for every spatial axis, or one per axis
-  std::string padding = "valid";          // "valid" or "same"
+  std::vector<int64_t> strides = {1};  // one value for every spatial axis, or one per axis
+  std::string padding = "valid";       // "valid" or "same"
   std::vector<int64_t> dilation_rate = {1};
   int64_t groups = 1;
   UnaryOp activation = UnaryOp::identity;
 };
 /// channels_last convolution: x (N, W, C) with kernel (kw, C / groups, F), or x (N, H, W, C) with
 /// kernel (kh, kw, C / groups, F); bias (F,) or undefined.
-KERASCPP_API Tensor conv(const Tensor& x, const Tensor& kernel, const Tensor& bias,
-                         const ConvOptions& options = {});
+KERASCPP_API Tensor conv(const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& options = {});
 /// Depthwise convolution: kernel (kh, kw, C, depth_multiplier); output channels C * multiplier.
 KERASCPP_API Tensor depthwise_conv(const Tensor& x, const Tensor& kernel, const Tensor& bias,
                                    const ConvOptions& options = {});
@@ -167,12 +162,11 @@ KERASCPP_API Tensor average_pool(const Tensor& x, const PoolOptions& options = {
 struct BatchNormResult {
   Tensor y, mean, variance;
 };
-KERASCPP_API BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma,
-                                                 const Tensor& beta, float epsilon = 1e-3f);
+KERASCPP_API BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                                 float epsilon = 1e-3f);
 /// Inference-mode batch normalization with given statistics.
-KERASCPP_API Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                         const Tensor& mean, const Tensor& variance,
-                                         float epsilon = 1e-3f);
+KERASCPP_API Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                                         const Tensor& variance, float epsilon = 1e-3f);
 
 KERASCPP_API Tensor softmax(const Tensor& x, int64_t axis = -1);
 KERASCPP_API Tensor log_softmax(const Tensor& x, int64_t axis = -1);
@@ -186,21 +180,17 @@ KERASCPP_API Tensor dropout(const Tensor& x, float rate, std::optional<uint64_t>
 
 // Random ---------------------------------------------------------------------------------------------
 KERASCPP_API Tensor random_uniform(const Shape& shape, float minval = 0.f, float maxval = 1.f,
-                                   std::optional<uint64_t> seed = std::nullopt,
-                                   Backend* backend = nullptr);
+                                   std::optional<uint64_t> seed = std::nullopt, Backend* backend = nullptr);
 KERASCPP_API Tensor random_normal(const Shape& shape, float mean = 0.f, float stddev = 1.f,
-                                  std::optional<uint64_t> seed = std::nullopt,
-                                  Backend* backend = nullptr);
+                                  std::optional<uint64_t> seed = std::nullopt, Backend* backend = nullptr);
 /// Normal values redrawn when more than two standard deviations from the mean, as Keras.
 KERASCPP_API Tensor truncated_normal(const Shape& shape, float mean = 0.f, float stddev = 1.f,
-                                     std::optional<uint64_t> seed = std::nullopt,
-                                     Backend* backend = nullptr);
+                                     std::optional<uint64_t> seed = std::nullopt, Backend* backend = nullptr);
 
 // Optimizer updates (in place, not recorded) -------------------------------------------------------
-KERASCPP_API void sgd_update(Variable& variable, const Tensor& gradient, Variable* momentum,
-                             const SGDAttrs& attrs);
-KERASCPP_API void adam_update(Variable& variable, const Tensor& gradient, Variable& m, Variable& v,
-                              Variable* vhat, const AdamAttrs& attrs);
+KERASCPP_API void sgd_update(Variable& variable, const Tensor& gradient, Variable* momentum, const SGDAttrs& attrs);
+KERASCPP_API void adam_update(Variable& variable, const Tensor& gradient, Variable& m, Variable& v, Variable* vhat,
+                              const AdamAttrs& attrs);
 
 }  // namespace keras::ops
 

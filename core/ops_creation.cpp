@@ -7,68 +7,117 @@ namespace keras {
 
 const char* unary_op_name(UnaryOp op) {
   switch (op) {
-    case UnaryOp::identity: return "identity";
-    case UnaryOp::negative: return "negative";
-    case UnaryOp::abs: return "abs";
-    case UnaryOp::sign: return "sign";
-    case UnaryOp::square: return "square";
-    case UnaryOp::sqrt: return "sqrt";
-    case UnaryOp::rsqrt: return "rsqrt";
-    case UnaryOp::reciprocal: return "reciprocal";
-    case UnaryOp::exp: return "exp";
-    case UnaryOp::expm1: return "expm1";
-    case UnaryOp::log: return "log";
-    case UnaryOp::log1p: return "log1p";
-    case UnaryOp::sin: return "sin";
-    case UnaryOp::cos: return "cos";
-    case UnaryOp::tanh: return "tanh";
-    case UnaryOp::sigmoid: return "sigmoid";
-    case UnaryOp::relu: return "relu";
-    case UnaryOp::relu6: return "relu6";
-    case UnaryOp::leaky_relu: return "leaky_relu";
-    case UnaryOp::elu: return "elu";
-    case UnaryOp::selu: return "selu";
-    case UnaryOp::gelu: return "gelu";
-    case UnaryOp::gelu_tanh: return "gelu_tanh";
-    case UnaryOp::softplus: return "softplus";
-    case UnaryOp::softsign: return "softsign";
-    case UnaryOp::swish: return "swish";
-    case UnaryOp::hard_sigmoid: return "hard_sigmoid";
-    case UnaryOp::erf: return "erf";
-    case UnaryOp::floor: return "floor";
-    case UnaryOp::ceil: return "ceil";
-    case UnaryOp::round: return "round";
-    case UnaryOp::logical_not: return "logical_not";
-    case UnaryOp::clip: return "clip";
+    case UnaryOp::identity:
+      return "identity";
+    case UnaryOp::negative:
+      return "negative";
+    case UnaryOp::abs:
+      return "abs";
+    case UnaryOp::sign:
+      return "sign";
+    case UnaryOp::square:
+      return "square";
+    case UnaryOp::sqrt:
+      return "sqrt";
+    case UnaryOp::rsqrt:
+      return "rsqrt";
+    case UnaryOp::reciprocal:
+      return "reciprocal";
+    case UnaryOp::exp:
+      return "exp";
+    case UnaryOp::expm1:
+      return "expm1";
+    case UnaryOp::log:
+      return "log";
+    case UnaryOp::log1p:
+      return "log1p";
+    case UnaryOp::sin:
+      return "sin";
+    case UnaryOp::cos:
+      return "cos";
+    case UnaryOp::tanh:
+      return "tanh";
+    case UnaryOp::sigmoid:
+      return "sigmoid";
+    case UnaryOp::relu:
+      return "relu";
+    case UnaryOp::relu6:
+      return "relu6";
+    case UnaryOp::leaky_relu:
+      return "leaky_relu";
+    case UnaryOp::elu:
+      return "elu";
+    case UnaryOp::selu:
+      return "selu";
+    case UnaryOp::gelu:
+      return "gelu";
+    case UnaryOp::gelu_tanh:
+      return "gelu_tanh";
+    case UnaryOp::softplus:
+      return "softplus";
+    case UnaryOp::softsign:
+      return "softsign";
+    case UnaryOp::swish:
+      return "swish";
+    case UnaryOp::hard_sigmoid:
+      return "hard_sigmoid";
+    case UnaryOp::erf:
+      return "erf";
+    case UnaryOp::floor:
+      return "floor";
+    case UnaryOp::ceil:
+      return "ceil";
+    case UnaryOp::round:
+      return "round";
+    case UnaryOp::logical_not:
+      return "logical_not";
+    case UnaryOp::clip:
+      return "clip";
   }
   return "unary";
 }
 
 const char* binary_op_name(BinaryOp op) {
   switch (op) {
-    case BinaryOp::add: return "add";
-    case BinaryOp::subtract: return "subtract";
-    case BinaryOp::multiply: return "multiply";
-    case BinaryOp::divide: return "divide";
-    case BinaryOp::maximum: return "maximum";
-    case BinaryOp::minimum: return "minimum";
-    case BinaryOp::power: return "power";
-    case BinaryOp::floor_mod: return "mod";
-    case BinaryOp::equal: return "equal";
-    case BinaryOp::not_equal: return "not_equal";
-    case BinaryOp::less: return "less";
-    case BinaryOp::less_equal: return "less_equal";
-    case BinaryOp::greater: return "greater";
-    case BinaryOp::greater_equal: return "greater_equal";
-    case BinaryOp::logical_and: return "logical_and";
-    case BinaryOp::logical_or: return "logical_or";
+    case BinaryOp::add:
+      return "add";
+    case BinaryOp::subtract:
+      return "subtract";
+    case BinaryOp::multiply:
+      return "multiply";
+    case BinaryOp::divide:
+      return "divide";
+    case BinaryOp::maximum:
+      return "maximum";
+    case BinaryOp::minimum:
+      return "minimum";
+    case BinaryOp::power:
+      return "power";
+    case BinaryOp::floor_mod:
+      return "mod";
+    case BinaryOp::equal:
+      return "equal";
+    case BinaryOp::not_equal:
+      return "not_equal";
+    case BinaryOp::less:
+      return "less";
+    case BinaryOp::less_equal:
+      return "less_equal";
+    case BinaryOp::greater:
+      return "greater";
+    case BinaryOp::greater_equal:
+      return "greater_equal";
+    case BinaryOp::logical_and:
+      return "logical_and";
+    case BinaryOp::logical_or:
+      return "logical_or";
   }
   return "binary";
 }
 
 bool is_comparison(BinaryOp op) {
-  return op == BinaryOp::equal || op == BinaryOp::not_equal || op == BinaryOp::less ||
-         op == BinaryOp::less_equal || op == BinaryOp::greater || op == BinaryOp::greater_equal;
+  return op == BinaryOp::equal || op == BinaryOp::not_equal || op == BinaryOp::less || op == BinaryOp::less_equal ||
+         op == BinaryOp::greater || op == BinaryOp::greater_equal;
 }
 
 namespace ops {
@@ -108,8 +157,7 @@ void copy_into(const Tensor& src, Tensor& dst) {
   detail::check_defined("copy_into", dst, "the destination");
   KCPP_CHECK(src.shape() == dst.shape() && src.dtype() == dst.dtype(), ShapeError,
              "copy_into: expected a source of shape {} and dtype {}, received shape {} and dtype {}",
-             dst.shape().to_string(), dtype_name(dst.dtype()), src.shape().to_string(),
-             dtype_name(src.dtype()));
+             dst.shape().to_string(), dtype_name(dst.dtype()), src.shape().to_string(), dtype_name(src.dtype()));
   if (src.backend() == dst.backend()) {
     if (src.nbytes()) dst.backend()->copy(dst.raw_data(), src.raw_data(), src.nbytes());
     return;
@@ -134,9 +182,8 @@ Tensor cast(const Tensor& x, DType dtype) {
   x.backend()->cast(x, y);
   if (is_floating(x.dtype()) && is_floating(dtype) && needs_recording({x})) {
     const DType from = x.dtype();
-    record("cast", {x}, {&y}, [from](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
-      return {cast(gs[0], from)};
-    });
+    record("cast", {x}, {&y},
+           [from](const std::vector<Tensor>& gs) -> std::vector<Tensor> { return {cast(gs[0], from)}; });
   }
   return y;
 }
@@ -151,30 +198,25 @@ Tensor random_tensor(const char* op, RandomDistribution dist, const Shape& shape
 }
 }  // namespace
 
-Tensor random_uniform(const Shape& shape, float minval, float maxval, std::optional<uint64_t> seed,
-                      Backend* backend) {
-  KCPP_CHECK(minval < maxval, ValueError,
-             "random_uniform: expected minval < maxval, received minval={} and maxval={}", minval, maxval);
+Tensor random_uniform(const Shape& shape, float minval, float maxval, std::optional<uint64_t> seed, Backend* backend) {
+  KCPP_CHECK(minval < maxval, ValueError, "random_uniform: expected minval < maxval, received minval={} and maxval={}",
+             minval, maxval);
   return random_tensor("random_uniform", RandomDistribution::uniform, shape, minval, maxval, seed, backend);
 }
 
-Tensor random_normal(const Shape& shape, float mean, float stddev, std::optional<uint64_t> seed,
-                     Backend* backend) {
+Tensor random_normal(const Shape& shape, float mean, float stddev, std::optional<uint64_t> seed, Backend* backend) {
   KCPP_CHECK(stddev >= 0, ValueError, "random_normal: expected stddev >= 0, received {}", stddev);
   return random_tensor("random_normal", RandomDistribution::normal, shape, mean, stddev, seed, backend);
 }
 
-Tensor truncated_normal(const Shape& shape, float mean, float stddev, std::optional<uint64_t> seed,
-                        Backend* backend) {
+Tensor truncated_normal(const Shape& shape, float mean, float stddev, std::optional<uint64_t> seed, Backend* backend) {
   KCPP_CHECK(stddev >= 0, ValueError, "truncated_normal: expected stddev >= 0, received {}", stddev);
-  return random_tensor("truncated_normal", RandomDistribution::truncated_normal, shape, mean, stddev,
-                       seed, backend);
+  return random_tensor("truncated_normal", RandomDistribution::truncated_normal, shape, mean, stddev, seed, backend);
 }
 
 Tensor dropout(const Tensor& x, float rate, std::optional<uint64_t> seed) {
   detail::check_float("dropout", x, "the input");
-  KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError,
-             "dropout: expected a rate in [0, 1), received {}", rate);
+  KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "dropout: expected a rate in [0, 1), received {}", rate);
   if (rate == 0.f) return x;
   Tensor mask = Tensor::empty(x.shape(), DType::float32, x.backend());
   x.backend()->dropout_mask(rate, random::make_key(seed), mask);
@@ -184,14 +226,14 @@ Tensor dropout(const Tensor& x, float rate, std::optional<uint64_t> seed) {
 void sgd_update(Variable& variable, const Tensor& gradient, Variable* momentum, const SGDAttrs& attrs) {
   Tensor w = variable.value();
   detail::check_float("sgd_update", w, "the variable");
-  KCPP_CHECK(gradient.defined() && gradient.shape() == w.shape() && gradient.dtype() == w.dtype(),
-             ShapeError, "sgd_update '{}': expected a float32 gradient of shape {}, received {}",
-             variable.name(), w.shape().to_string(), gradient.to_string());
+  KCPP_CHECK(gradient.defined() && gradient.shape() == w.shape() && gradient.dtype() == w.dtype(), ShapeError,
+             "sgd_update '{}': expected a float32 gradient of shape {}, received {}", variable.name(),
+             w.shape().to_string(), gradient.to_string());
   Tensor m;
   if (attrs.momentum != 0.f) {
     KCPP_CHECK(momentum && momentum->shape() == w.shape(), ShapeError,
-               "sgd_update '{}': momentum {} needs a momentum buffer of shape {}", variable.name(),
-               attrs.momentum, w.shape().to_string());
+               "sgd_update '{}': momentum {} needs a momentum buffer of shape {}", variable.name(), attrs.momentum,
+               w.shape().to_string());
     m = momentum->value();
   }
   detail::common_backend("sgd_update", {&w, &gradient, &m});
@@ -202,16 +244,15 @@ void adam_update(Variable& variable, const Tensor& gradient, Variable& m, Variab
                  const AdamAttrs& attrs) {
   Tensor w = variable.value();
   detail::check_float("adam_update", w, "the variable");
-  KCPP_CHECK(gradient.defined() && gradient.shape() == w.shape() && gradient.dtype() == w.dtype(),
-             ShapeError, "adam_update '{}': expected a float32 gradient of shape {}, received {}",
-             variable.name(), w.shape().to_string(), gradient.to_string());
+  KCPP_CHECK(gradient.defined() && gradient.shape() == w.shape() && gradient.dtype() == w.dtype(), ShapeError,
+             "adam_update '{}': expected a float32 gradient of shape {}, received {}", variable.name(),
+             w.shape().to_string(), gradient.to_string());
   KCPP_CHECK(m.shape() == w.shape() && v.shape() == w.shape(), ShapeError,
              "adam_update '{}': moment buffers must have shape {}", variable.name(), w.shape().to_string());
   KCPP_CHECK(!attrs.amsgrad || (vhat && vhat->shape() == w.shape()), ShapeError,
-             "adam_update '{}': amsgrad needs a vhat buffer of shape {}", variable.name(),
-             w.shape().to_string());
-  KCPP_CHECK(attrs.step >= 1, ValueError, "adam_update '{}': expected step >= 1, received {}",
-             variable.name(), attrs.step);
+             "adam_update '{}': amsgrad needs a vhat buffer of shape {}", variable.name(), w.shape().to_string());
+  KCPP_CHECK(attrs.step >= 1, ValueError, "adam_update '{}': expected step >= 1, received {}", variable.name(),
+             attrs.step);
   Tensor mt = m.value(), vt = v.value(), vh = vhat ? vhat->value() : Tensor();
   detail::common_backend("adam_update", {&w, &gradient, &mt, &vt, &vh});
   w.backend()->adam_update(w, gradient, mt, vt, vh.defined() ? &vh : nullptr, attrs);

@@ -15,26 +15,28 @@ Tensor reduce_to(const Tensor& g, const Shape& shape) {
   const size_t extra = g.rank() - shape.rank();
   std::vector<int64_t> axes;
   for (size_t i = 0; i < g.rank(); ++i)
-    if (i < extra || (shape[i - extra] == 1 && g.shape()[i] != 1))
-      axes.push_back(static_cast<int64_t>(i));
+    if (i < extra || (shape[i - extra] == 1 && g.shape()[i] != 1)) axes.push_back(static_cast<int64_t>(i));
   Tensor s = axes.empty() ? g : sum(g, axes, true);
   return reshape(s, shape.dims());
 }
 
-Tensor activation_grad_from_output(UnaryOp op, const UnaryAttrs& attrs, const Tensor& y,
-                                   const Tensor& g) {
+Tensor activation_grad_from_output(UnaryOp op, const UnaryAttrs& attrs, const Tensor& y, const Tensor& g) {
   const Tensor zero = zeros({}, y.dtype(), y.backend());
   switch (op) {
-    case UnaryOp::identity: return g;
-    case UnaryOp::relu: return where(greater(y, zero), g, zero);
+    case UnaryOp::identity:
+      return g;
+    case UnaryOp::relu:
+      return where(greater(y, zero), g, zero);
     case UnaryOp::relu6:
-      return where(logical_and(greater(y, zero), less(y, full({}, 6.f, y.dtype(), y.backend()))), g,
-                   zero);
-    case UnaryOp::sigmoid: return g * y * (1.f - y);
-    case UnaryOp::tanh: return g * (1.f - square(y));
+      return where(logical_and(greater(y, zero), less(y, full({}, 6.f, y.dtype(), y.backend()))), g, zero);
+    case UnaryOp::sigmoid:
+      return g * y * (1.f - y);
+    case UnaryOp::tanh:
+      return g * (1.f - square(y));
     case UnaryOp::elu:
       return where(greater(y, zero), g, g * (y + attrs.alpha));
-    default: return Tensor();
+    default:
+      return Tensor();
   }
 }
 
@@ -45,10 +47,9 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryAttrs attrs) {
   if (op == UnaryOp::logical_not) {
     KCPP_CHECK(x.dtype() == DType::bool_, TypeError, "logical_not: expected a bool tensor, received dtype {}",
                dtype_name(x.dtype()));
-  } else if (op != UnaryOp::negative && op != UnaryOp::abs && op != UnaryOp::sign &&
-             op != UnaryOp::square && op != UnaryOp::identity) {
-    KCPP_CHECK(is_floating(x.dtype()), TypeError,
-               "{}: expected a floating-point tensor, received dtype {} (shape {})",
+  } else if (op != UnaryOp::negative && op != UnaryOp::abs && op != UnaryOp::sign && op != UnaryOp::square &&
+             op != UnaryOp::identity) {
+    KCPP_CHECK(is_floating(x.dtype()), TypeError, "{}: expected a floating-point tensor, received dtype {} (shape {})",
                unary_op_name(op), dtype_name(x.dtype()), x.shape().to_string());
   }
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.backend());
@@ -56,78 +57,96 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryAttrs attrs) {
   if (!needs_recording({x})) return y;
 
   // Each rule is written from x alone; keeping y here would make a reference cycle.
-  record(unary_op_name(op), {x}, {&y},
-         [op, attrs, x](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
-           const Tensor& g = gs[0];
-           const Tensor zero = zeros({}, x.dtype(), x.backend());
-           switch (op) {
-             case UnaryOp::identity: return {g};
-             case UnaryOp::negative: return {negative(g)};
-             case UnaryOp::abs: return {g * sign(x)};
-             case UnaryOp::sign:
-             case UnaryOp::floor:
-             case UnaryOp::ceil:
-             case UnaryOp::round:
-             case UnaryOp::logical_not: return {Tensor()};
-             case UnaryOp::square: return {g * x * 2.f};
-             case UnaryOp::sqrt: return {g / (sqrt(x) * 2.f)};
-             case UnaryOp::rsqrt: return {g * rsqrt(x) * reciprocal(x) * -0.5f};
-             case UnaryOp::reciprocal: return {negative(g) * square(reciprocal(x))};
-             case UnaryOp::exp: return {g * exp(x)};
-             case UnaryOp::expm1: return {g * exp(x)};
-             case UnaryOp::log: return {g / x};
-             case UnaryOp::log1p: return {g / (x + 1.f)};
-             case UnaryOp::sin: return {g * cos(x)};
-             case UnaryOp::cos: return {negative(g) * sin(x)};
-             case UnaryOp::tanh: return {g * (1.f - square(tanh(x)))};
-             case UnaryOp::sigmoid: {
-               Tensor s = sigmoid(x);
-               return {g * s * (1.f - s)};
-             }
-             case UnaryOp::relu: return {where(greater(x, zero), g, zero)};
-             case UnaryOp::relu6:
-               return {where(logical_and(greater(x, zero), less(x, full({}, 6.f, x.dtype(), x.backend()))),
-                             g, zero)};
-             case UnaryOp::leaky_relu: return {where(greater(x, zero), g, g * attrs.alpha)};
-             case UnaryOp::elu: return {where(greater(x, zero), g, g * exp(x) * attrs.alpha)};
-             case UnaryOp::selu: {
-               constexpr float alpha = 1.6732632423543772f, scale = 1.0507009873554805f;
-               return {where(greater(x, zero), g * scale, g * exp(x) * (alpha * scale))};
-             }
-             case UnaryOp::gelu: {
-               // d/dx x*Phi(x) = Phi(x) + x*phi(x)
-               const float inv_sqrt2 = 1.f / std::numbers::sqrt2_v<float>;
-               const float inv_sqrt_2pi = 1.f / std::sqrt(2.f * std::numbers::pi_v<float>);
-               Tensor cdf = (erf(x * inv_sqrt2) + 1.f) * 0.5f;
-               Tensor pdf = exp(square(x) * -0.5f) * inv_sqrt_2pi;
-               return {g * (cdf + x * pdf)};
-             }
-             case UnaryOp::gelu_tanh: {
-               const float c = std::sqrt(2.f / std::numbers::pi_v<float>);
-               Tensor x2 = square(x);
-               Tensor t = tanh((x + x * x2 * 0.044715f) * c);
-               Tensor dt = (1.f - square(t)) * (x2 * (3.f * 0.044715f) + 1.f) * c;
-               return {g * ((t + 1.f) * 0.5f + x * dt * 0.5f)};
-             }
-             case UnaryOp::softplus: return {g * sigmoid(x)};
-             case UnaryOp::softsign: return {g / square(abs(x) + 1.f)};
-             case UnaryOp::swish: {
-               Tensor s = sigmoid(x);
-               return {g * s * (x * (1.f - s) + 1.f)};
-             }
-             case UnaryOp::hard_sigmoid:
-               return {where(logical_and(greater(x, full({}, -3.f, x.dtype(), x.backend())),
-                                         less(x, full({}, 3.f, x.dtype(), x.backend()))),
-                             g * (1.f / 6.f), zero)};
-             case UnaryOp::erf:
-               return {g * exp(negative(square(x))) * (2.f / std::sqrt(std::numbers::pi_v<float>))};
-             case UnaryOp::clip:
-               return {where(logical_and(greater_equal(x, full({}, attrs.alpha, x.dtype(), x.backend())),
-                                         less_equal(x, full({}, attrs.beta, x.dtype(), x.backend()))),
-                             g, zero)};
-           }
-           return {Tensor()};
-         });
+  record(unary_op_name(op), {x}, {&y}, [op, attrs, x](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+    const Tensor& g = gs[0];
+    const Tensor zero = zeros({}, x.dtype(), x.backend());
+    switch (op) {
+      case UnaryOp::identity:
+        return {g};
+      case UnaryOp::negative:
+        return {negative(g)};
+      case UnaryOp::abs:
+        return {g * sign(x)};
+      case UnaryOp::sign:
+      case UnaryOp::floor:
+      case UnaryOp::ceil:
+      case UnaryOp::round:
+      case UnaryOp::logical_not:
+        return {Tensor()};
+      case UnaryOp::square:
+        return {g * x * 2.f};
+      case UnaryOp::sqrt:
+        return {g / (sqrt(x) * 2.f)};
+      case UnaryOp::rsqrt:
+        return {g * rsqrt(x) * reciprocal(x) * -0.5f};
+      case UnaryOp::reciprocal:
+        return {negative(g) * square(reciprocal(x))};
+      case UnaryOp::exp:
+        return {g * exp(x)};
+      case UnaryOp::expm1:
+        return {g * exp(x)};
+      case UnaryOp::log:
+        return {g / x};
+      case UnaryOp::log1p:
+        return {g / (x + 1.f)};
+      case UnaryOp::sin:
+        return {g * cos(x)};
+      case UnaryOp::cos:
+        return {negative(g) * sin(x)};
+      case UnaryOp::tanh:
+        return {g * (1.f - square(tanh(x)))};
+      case UnaryOp::sigmoid: {
+        Tensor s = sigmoid(x);
+        return {g * s * (1.f - s)};
+      }
+      case UnaryOp::relu:
+        return {where(greater(x, zero), g, zero)};
+      case UnaryOp::relu6:
+        return {where(logical_and(greater(x, zero), less(x, full({}, 6.f, x.dtype(), x.backend()))), g, zero)};
+      case UnaryOp::leaky_relu:
+        return {where(greater(x, zero), g, g * attrs.alpha)};
+      case UnaryOp::elu:
+        return {where(greater(x, zero), g, g * exp(x) * attrs.alpha)};
+      case UnaryOp::selu: {
+        constexpr float alpha = 1.6732632423543772f, scale = 1.0507009873554805f;
+        return {where(greater(x, zero), g * scale, g * exp(x) * (alpha * scale))};
+      }
+      case UnaryOp::gelu: {
+        // d/dx x*Phi(x) = Phi(x) + x*phi(x)
+        const float inv_sqrt2 = 1.f / std::numbers::sqrt2_v<float>;
+        const float inv_sqrt_2pi = 1.f / std::sqrt(2.f * std::numbers::pi_v<float>);
+        Tensor cdf = (erf(x * inv_sqrt2) + 1.f) * 0.5f;
+        Tensor pdf = exp(square(x) * -0.5f) * inv_sqrt_2pi;
+        return {g * (cdf + x * pdf)};
+      }
+      case UnaryOp::gelu_tanh: {
+        const float c = std::sqrt(2.f / std::numbers::pi_v<float>);
+        Tensor x2 = square(x);
+        Tensor t = tanh((x + x * x2 * 0.044715f) * c);
+        Tensor dt = (1.f - square(t)) * (x2 * (3.f * 0.044715f) + 1.f) * c;
+        return {g * ((t + 1.f) * 0.5f + x * dt * 0.5f)};
+      }
+      case UnaryOp::softplus:
+        return {g * sigmoid(x)};
+      case UnaryOp::softsign:
+        return {g / square(abs(x) + 1.f)};
+      case UnaryOp::swish: {
+        Tensor s = sigmoid(x);
+        return {g * s * (x * (1.f - s) + 1.f)};
+      }
+      case UnaryOp::hard_sigmoid:
+        return {where(logical_and(greater(x, full({}, -3.f, x.dtype(), x.backend())),
+                                  less(x, full({}, 3.f, x.dtype(), x.backend()))),
+                      g * (1.f / 6.f), zero)};
+      case UnaryOp::erf:
+        return {g * exp(negative(square(x))) * (2.f / std::sqrt(std::numbers::pi_v<float>))};
+      case UnaryOp::clip:
+        return {where(logical_and(greater_equal(x, full({}, attrs.alpha, x.dtype(), x.backend())),
+                                  less_equal(x, full({}, attrs.beta, x.dtype(), x.backend()))),
+                      g, zero)};
+    }
+    return {Tensor()};
+  });
   return y;
 }
 
@@ -150,9 +169,7 @@ Tensor relu6(const Tensor& x) { return unary(UnaryOp::relu6, x); }
 Tensor leaky_relu(const Tensor& x, float slope) { return unary(UnaryOp::leaky_relu, x, {slope, 0.f}); }
 Tensor elu(const Tensor& x, float alpha) { return unary(UnaryOp::elu, x, {alpha, 0.f}); }
 Tensor selu(const Tensor& x) { return unary(UnaryOp::selu, x); }
-Tensor gelu(const Tensor& x, bool approximate) {
-  return unary(approximate ? UnaryOp::gelu_tanh : UnaryOp::gelu, x);
-}
+Tensor gelu(const Tensor& x, bool approximate) { return unary(approximate ? UnaryOp::gelu_tanh : UnaryOp::gelu, x); }
 Tensor softplus(const Tensor& x) { return unary(UnaryOp::softplus, x); }
 Tensor softsign(const Tensor& x) { return unary(UnaryOp::softsign, x); }
 Tensor silu(const Tensor& x) { return unary(UnaryOp::swish, x); }
@@ -171,12 +188,11 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   detail::check_defined(name, a, "the first operand");
   detail::check_defined(name, b, "the second operand");
   Backend& be = detail::common_backend(name, {&a, &b});
-  KCPP_CHECK(a.dtype() == b.dtype(), TypeError,
-             "{}: operands must share a dtype, received {} {} and {} {}", name, dtype_name(a.dtype()),
-             a.shape().to_string(), dtype_name(b.dtype()), b.shape().to_string());
+  KCPP_CHECK(a.dtype() == b.dtype(), TypeError, "{}: operands must share a dtype, received {} {} and {} {}", name,
+             dtype_name(a.dtype()), a.shape().to_string(), dtype_name(b.dtype()), b.shape().to_string());
   const bool logical = op == BinaryOp::logical_and || op == BinaryOp::logical_or;
-  KCPP_CHECK(!logical || a.dtype() == DType::bool_, TypeError,
-             "{}: expected bool operands, received dtype {}", name, dtype_name(a.dtype()));
+  KCPP_CHECK(!logical || a.dtype() == DType::bool_, TypeError, "{}: expected bool operands, received dtype {}", name,
+             dtype_name(a.dtype()));
   KCPP_CHECK(logical || is_comparison(op) || a.dtype() != DType::bool_, TypeError,
              "{}: arithmetic on bool tensors is not defined; cast them first", name);
   Shape out_shape;
@@ -196,9 +212,18 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     const Tensor& g = gs[0];
     Tensor ga, gb;
     switch (op) {
-      case BinaryOp::add: ga = g; gb = g; break;
-      case BinaryOp::subtract: ga = g; if (need_b) gb = negative(g); break;
-      case BinaryOp::multiply: if (need_a) ga = g * b; if (need_b) gb = g * a; break;
+      case BinaryOp::add:
+        ga = g;
+        gb = g;
+        break;
+      case BinaryOp::subtract:
+        ga = g;
+        if (need_b) gb = negative(g);
+        break;
+      case BinaryOp::multiply:
+        if (need_a) ga = g * b;
+        if (need_b) gb = g * a;
+        break;
       case BinaryOp::divide:
         if (need_a) ga = g / b;
         if (need_b) gb = negative(g) * a / square(b);
@@ -220,7 +245,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
         ga = g;
         if (need_b) gb = negative(g) * floor(a / b);
         break;
-      default: break;
+      default:
+        break;
     }
     if (ga.defined()) ga = detail::reduce_to(ga, a.shape());
     if (gb.defined()) gb = detail::reduce_to(gb, b.shape());
@@ -252,8 +278,8 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   detail::check_defined("where", a, "the first operand");
   detail::check_defined("where", b, "the second operand");
   Backend& be = detail::common_backend("where", {&condition, &a, &b});
-  KCPP_CHECK(condition.dtype() == DType::bool_, TypeError,
-             "where: expected a bool condition, received dtype {}", dtype_name(condition.dtype()));
+  KCPP_CHECK(condition.dtype() == DType::bool_, TypeError, "where: expected a bool condition, received dtype {}",
+             dtype_name(condition.dtype()));
   KCPP_CHECK(a.dtype() == b.dtype(), TypeError, "where: operands must share a dtype, received {} and {}",
              dtype_name(a.dtype()), dtype_name(b.dtype()));
   const Shape out_shape = broadcast_shapes(condition.shape(), broadcast_shapes(a.shape(), b.shape()));

@@ -12,8 +12,8 @@ namespace {
 Tensor detached(const Tensor& y) { return y.view(y.shape()); }
 
 bool can_fuse(UnaryOp act) {
-  return act == UnaryOp::identity || act == UnaryOp::relu || act == UnaryOp::sigmoid ||
-         act == UnaryOp::tanh || act == UnaryOp::relu6;
+  return act == UnaryOp::identity || act == UnaryOp::relu || act == UnaryOp::sigmoid || act == UnaryOp::tanh ||
+         act == UnaryOp::relu6;
 }
 
 }  // namespace
@@ -29,9 +29,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, MatmulAttrs attrs) {
   const int64_t k = attrs.transpose_a ? a.dim(-2) : a.dim(-1);
   const int64_t kb = attrs.transpose_b ? b.dim(-1) : b.dim(-2);
   const int64_t n = attrs.transpose_b ? b.dim(-2) : b.dim(-1);
-  KCPP_CHECK(k == kb, ShapeError,
-             "matmul: inner dimensions differ: shapes {} and {}{} ({} vs {})", a.shape().to_string(),
-             b.shape().to_string(),
+  KCPP_CHECK(k == kb, ShapeError, "matmul: inner dimensions differ: shapes {} and {}{} ({} vs {})",
+             a.shape().to_string(), b.shape().to_string(),
              attrs.transpose_a || attrs.transpose_b ? " (with transposes)" : "", k, kb);
   const Shape batch_a(std::vector<int64_t>(a.shape().dims().begin(), a.shape().dims().end() - 2));
   const Shape batch_b(std::vector<int64_t>(b.shape().dims().begin(), b.shape().dims().end() - 2));
@@ -71,8 +70,8 @@ Tensor linear(const Tensor& x, const Tensor& kernel, const Tensor& bias, UnaryOp
   detail::check_float("linear", kernel, "the kernel");
   detail::check_rank("linear", kernel, "the kernel", 2);
   KCPP_CHECK(x.rank() >= 1 && x.dim(-1) == kernel.dim(0), ShapeError,
-             "linear: expected axis -1 of the input to have value {}, received input shape {}",
-             kernel.dim(0), x.shape().to_string());
+             "linear: expected axis -1 of the input to have value {}, received input shape {}", kernel.dim(0),
+             x.shape().to_string());
   if (bias.defined()) {
     detail::check_float("linear", bias, "the bias");
     KCPP_CHECK(bias.rank() == 1 && bias.dim(0) == kernel.dim(1), ShapeError,
@@ -107,13 +106,13 @@ namespace {
 
 struct ConvPlan {
   ConvAttrs attrs;
-  Tensor x4, w4;      // 4-d views (N, H, W, C) and (kh, kw, ci, co)
-  Shape y4, out;      // 4-d output shape and the shape returned to the caller
+  Tensor x4, w4;  // 4-d views (N, H, W, C) and (kh, kw, ci, co)
+  Shape y4, out;  // 4-d output shape and the shape returned to the caller
 };
 
 std::array<int64_t, 2> spatial(const char* op, const std::vector<int64_t>& v, size_t n, const char* what) {
-  KCPP_CHECK(v.size() == 1 || v.size() == n, ValueError, "{}: expected {} to have 1 or {} values, received {}",
-             op, what, n, v.size());
+  KCPP_CHECK(v.size() == 1 || v.size() == n, ValueError, "{}: expected {} to have 1 or {} values, received {}", op,
+             what, n, v.size());
   for (int64_t s : v) KCPP_CHECK(s >= 1, ValueError, "{}: {} must be >= 1, received {}", op, what, s);
   if (n == 1) return {1, v[0]};
   return {v[0], v.size() == 2 ? v[1] : v[0]};
@@ -139,8 +138,7 @@ void axis_geometry(const char* op, const std::string& padding, int64_t in, int64
   }
 }
 
-ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const ConvOptions& o,
-                   bool transposed) {
+ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const ConvOptions& o, bool transposed) {
   detail::check_float(op, x, "the input");
   detail::check_float(op, kernel, "the kernel");
   KCPP_CHECK(x.rank() == 3 || x.rank() == 4, ShapeError,
@@ -202,14 +200,14 @@ ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const 
   return p;
 }
 
-Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Tensor& bias,
-                 const ConvOptions& o, bool transposed) {
+Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& o,
+                 bool transposed) {
   ConvPlan p = plan_conv(op, x, kernel, o, transposed);
   Backend& be = detail::common_backend(op, {&x, &kernel, &bias});
   if (bias.defined()) {
     detail::check_float(op, bias, "the bias");
-    KCPP_CHECK(bias.rank() == 1 && bias.dim(0) == p.y4[3], ShapeError, "{}: expected a bias of shape ({},), received {}",
-               op, p.y4[3], bias.shape().to_string());
+    KCPP_CHECK(bias.rank() == 1 && bias.dim(0) == p.y4[3], ShapeError,
+               "{}: expected a bias of shape ({},), received {}", op, p.y4[3], bias.shape().to_string());
   }
   const UnaryOp fused = can_fuse(o.activation) ? o.activation : UnaryOp::identity;
   p.attrs.activation = fused;
@@ -238,8 +236,7 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
                be2.conv_backward_weights(g, p.x4, dw, db.defined() ? &db : nullptr, p.attrs);
              }
              return {dx.view(gs[0].rank() == 3 ? Shape{p.x4.dim(0), p.x4.dim(2), p.x4.dim(3)} : p.x4.shape()),
-                     dw.view(gs[0].rank() == 3 ? Shape{p.w4.dim(1), p.w4.dim(2), p.w4.dim(3)} : p.w4.shape()),
-                     db};
+                     dw.view(gs[0].rank() == 3 ? Shape{p.w4.dim(1), p.w4.dim(2), p.w4.dim(3)} : p.w4.shape()), db};
            });
   }
   if (fused != o.activation) y = unary(o.activation, y);
@@ -256,8 +253,8 @@ Tensor depthwise_conv(const Tensor& x, const Tensor& kernel, const Tensor& bias,
   detail::check_float("depthwise_conv", x, "the input");
   detail::check_float("depthwise_conv", kernel, "the kernel");
   KCPP_CHECK(kernel.rank() == x.rank() && kernel.dim(-2) == x.dim(-1), ShapeError,
-             "depthwise_conv: expected a kernel (..., {}, depth_multiplier) for input shape {}, received {}",
-             x.dim(-1), x.shape().to_string(), kernel.shape().to_string());
+             "depthwise_conv: expected a kernel (..., {}, depth_multiplier) for input shape {}, received {}", x.dim(-1),
+             x.shape().to_string(), kernel.shape().to_string());
   // (kh, kw, C, M) has the memory layout of a grouped kernel (kh, kw, 1, C * M) with C groups.
   std::vector<int64_t> k = kernel.shape().dims();
   k[k.size() - 1] *= k[k.size() - 2];
@@ -287,8 +284,8 @@ Tensor pool_impl(PoolMode mode, const Tensor& x, const PoolOptions& o) {
   const Tensor x4 = n == 1 ? x.view(Shape{x.dim(0), 1, x.dim(1), x.dim(2)}) : x;
   int64_t out[2];
   for (int i = 0; i < 2; ++i)
-    axis_geometry(op, o.padding, x4.dim(1 + i), attrs.window[i], attrs.strides[i], 1, out[i],
-                  attrs.pad_begin[i], attrs.pad_end[i], x.shape());
+    axis_geometry(op, o.padding, x4.dim(1 + i), attrs.window[i], attrs.strides[i], 1, out[i], attrs.pad_begin[i],
+                  attrs.pad_end[i], x.shape());
   const Shape y4{x4.dim(0), out[0], out[1], x4.dim(3)};
   Backend& be = *x.backend();
   Tensor y = Tensor::empty(y4, x.dtype(), &be);
@@ -310,9 +307,7 @@ Tensor pool_impl(PoolMode mode, const Tensor& x, const PoolOptions& o) {
 }  // namespace
 
 Tensor max_pool(const Tensor& x, const PoolOptions& options) { return pool_impl(PoolMode::max, x, options); }
-Tensor average_pool(const Tensor& x, const PoolOptions& options) {
-  return pool_impl(PoolMode::average, x, options);
-}
+Tensor average_pool(const Tensor& x, const PoolOptions& options) { return pool_impl(PoolMode::average, x, options); }
 
 namespace {
 void check_bn(const char* op, const Tensor& x, std::initializer_list<const Tensor*> params) {
@@ -331,7 +326,8 @@ void check_bn(const char* op, const Tensor& x, std::initializer_list<const Tenso
 
 BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon) {
   check_bn("batch_norm_training", x, {&gamma, &beta});
-  KCPP_CHECK(x.num_elements() > 0, ValueError, "batch_norm_training: received an empty input {}", x.shape().to_string());
+  KCPP_CHECK(x.num_elements() > 0, ValueError, "batch_norm_training: received an empty input {}",
+             x.shape().to_string());
   const int64_t c = x.dim(-1);
   const Tensor x2 = x.view(Shape{x.num_elements() / c, c});
   Backend& be = *x.backend();
@@ -343,8 +339,8 @@ BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma, const 
   r.y = y2.view(x.shape());
   if (needs_recording({x, gamma, beta})) {
     record("batch_norm", {x, gamma, beta}, {&r.y},
-           [x2, gamma, mean = r.mean, var = r.variance, epsilon, shape = x.shape()](
-               const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+           [x2, gamma, mean = r.mean, var = r.variance, epsilon,
+            shape = x.shape()](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
              Backend& b = *gs[0].backend();
              Tensor dx = Tensor::empty(x2.shape(), DType::float32, &b);
              Tensor dgamma = Tensor::empty(gamma.shape(), DType::float32, &b);
@@ -386,8 +382,7 @@ Tensor softmax_impl(const Tensor& x, int64_t axis, bool log) {
   }
   const int64_t c = x.dim(-1);
   Tensor y = Tensor::empty(x.shape(), DType::float32, x.backend());
-  if (x.num_elements() > 0)
-    x.backend()->softmax(x.view(Shape{x.num_elements() / c, c}), y, log);
+  if (x.num_elements() > 0) x.backend()->softmax(x.view(Shape{x.num_elements() / c, c}), y, log);
   if (needs_recording({x})) {
     record(op, {x}, {&y}, [log, yd = detached(y)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
       const Tensor& g = gs[0];
@@ -417,8 +412,8 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sp
   } else {
     detail::check_float(op, labels, "the labels");
     KCPP_CHECK(labels.shape() == logits.shape(), ShapeError,
-               "{}: expected labels of shape {} (the logits' shape), received {}", op,
-               logits.shape().to_string(), labels.shape().to_string());
+               "{}: expected labels of shape {} (the logits' shape), received {}", op, logits.shape().to_string(),
+               labels.shape().to_string());
   }
   Backend& be = *logits.backend();
   Tensor loss = Tensor::empty(Shape{logits.dim(0)}, DType::float32, &be);
@@ -426,11 +421,12 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sp
   Tensor dlogits = rec ? Tensor::empty(logits.shape(), DType::float32, &be) : Tensor();
   be.softmax_cross_entropy(logits, labels, sparse, loss, rec ? &dlogits : nullptr);
   if (rec) {
-    record(op, {logits, labels}, {&loss}, [dlogits, logits, sparse](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
-      const Tensor g = expand_dims(gs[0], -1);
-      // d loss / d target_k = -log_softmax(logits)_k, for soft targets that are themselves computed.
-      return {dlogits * g, sparse ? Tensor() : negative(log_softmax(logits)) * g};
-    });
+    record(op, {logits, labels}, {&loss},
+           [dlogits, logits, sparse](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+             const Tensor g = expand_dims(gs[0], -1);
+             // d loss / d target_k = -log_softmax(logits)_k, for soft targets that are themselves computed.
+             return {dlogits * g, sparse ? Tensor() : negative(log_softmax(logits)) * g};
+           });
   }
   return loss;
 }
@@ -450,11 +446,12 @@ Tensor embedding(const Tensor& table, const Tensor& ids) {
   table.backend()->embedding_forward(table, flat, y);
   y = y.view(Shape(out));
   if (needs_recording({table})) {
-    record(op, {table, ids}, {&y}, [flat, tshape = table.shape()](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
-      Tensor dtable = Tensor::empty(tshape, DType::float32, gs[0].backend());
-      gs[0].backend()->embedding_backward(gs[0].view(Shape{flat.dim(0), tshape[1]}), flat, dtable);
-      return {dtable, Tensor()};
-    });
+    record(op, {table, ids}, {&y},
+           [flat, tshape = table.shape()](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+             Tensor dtable = Tensor::empty(tshape, DType::float32, gs[0].backend());
+             gs[0].backend()->embedding_backward(gs[0].view(Shape{flat.dim(0), tshape[1]}), flat, dtable);
+             return {dtable, Tensor()};
+           });
   }
   return y;
 }

@@ -10,10 +10,10 @@ using keras::detail::record;
 namespace {
 
 struct Plan {
-  std::vector<int64_t> axes;   // sorted, unique, non-negative
-  Shape kept;                  // x's shape with reduced axes set to 1
-  Shape out;                   // the result's shape (keepdims or not)
-  int64_t count = 1;           // elements reduced into each output
+  std::vector<int64_t> axes;  // sorted, unique, non-negative
+  Shape kept;                 // x's shape with reduced axes set to 1
+  Shape out;                  // the result's shape (keepdims or not)
+  int64_t count = 1;          // elements reduced into each output
 };
 
 Plan plan_reduction(const char* op, const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
@@ -28,8 +28,8 @@ Plan plan_reduction(const char* op, const Tensor& x, std::vector<int64_t> axes, 
     }
   }
   std::sort(p.axes.begin(), p.axes.end());
-  KCPP_CHECK(std::adjacent_find(p.axes.begin(), p.axes.end()) == p.axes.end(), ValueError,
-             "{}: repeated axis in {}", op, fmt::join(axes, ", "));
+  KCPP_CHECK(std::adjacent_find(p.axes.begin(), p.axes.end()) == p.axes.end(), ValueError, "{}: repeated axis in {}",
+             op, fmt::join(axes, ", "));
   std::vector<int64_t> kept = x.shape().dims(), out;
   for (size_t i = 0; i < kept.size(); ++i) {
     const bool reduced = std::binary_search(p.axes.begin(), p.axes.end(), static_cast<int64_t>(i));
@@ -44,8 +44,7 @@ Plan plan_reduction(const char* op, const Tensor& x, std::vector<int64_t> axes, 
   return p;
 }
 
-Tensor reduce_impl(ReduceOp op, const char* name, const Tensor& x, std::vector<int64_t> axes,
-                   bool keepdims) {
+Tensor reduce_impl(ReduceOp op, const char* name, const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
   detail::check_defined(name, x, "the input");
   KCPP_CHECK(x.dtype() != DType::bool_, TypeError, "{}: cannot reduce a bool tensor; cast it first", name);
   const Plan p = plan_reduction(name, x, std::move(axes), keepdims);
@@ -56,22 +55,26 @@ Tensor reduce_impl(ReduceOp op, const char* name, const Tensor& x, std::vector<i
   Tensor kept_y = y;
   y = y.view(p.out);
   if (!needs_recording({x})) return y;
-  record(name, {x}, {&y}, [op, x, kept_y = kept_y.view(p.kept), p](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
-    Tensor g = reshape(gs[0], p.kept.dims());
-    switch (op) {
-      case ReduceOp::sum: return {broadcast_to(g, x.shape())};
-      case ReduceOp::mean: return {broadcast_to(g * (1.f / static_cast<float>(p.count)), x.shape())};
-      case ReduceOp::prod: return {g * kept_y / x};
-      case ReduceOp::max:
-      case ReduceOp::min: {
-        // Ties share the gradient equally, as TensorFlow does.
-        Tensor hit = cast(equal(x, kept_y), x.dtype());
-        Tensor ties = sum(hit, p.axes, true);
-        return {hit * (g / ties)};
-      }
-    }
-    return {Tensor()};
-  });
+  record(name, {x}, {&y},
+         [op, x, kept_y = kept_y.view(p.kept), p](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+           Tensor g = reshape(gs[0], p.kept.dims());
+           switch (op) {
+             case ReduceOp::sum:
+               return {broadcast_to(g, x.shape())};
+             case ReduceOp::mean:
+               return {broadcast_to(g * (1.f / static_cast<float>(p.count)), x.shape())};
+             case ReduceOp::prod:
+               return {g * kept_y / x};
+             case ReduceOp::max:
+             case ReduceOp::min: {
+               // Ties share the gradient equally, as TensorFlow does.
+               Tensor hit = cast(equal(x, kept_y), x.dtype());
+               Tensor ties = sum(hit, p.axes, true);
+               return {hit * (g / ties)};
+             }
+           }
+           return {Tensor()};
+         });
   return y;
 }
 
@@ -96,8 +99,7 @@ Tensor prod(const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
 Tensor var(const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
   detail::check_float("var", x, "the input");
   const Plan p = plan_reduction("var", x, std::move(axes), keepdims);
-  KCPP_CHECK(x.num_elements() > 0, ValueError, "var: cannot reduce an empty tensor of shape {}",
-             x.shape().to_string());
+  KCPP_CHECK(x.num_elements() > 0, ValueError, "var: cannot reduce an empty tensor of shape {}", x.shape().to_string());
   Tensor y = Tensor::empty(p.kept, x.dtype(), x.backend());
   x.backend()->variance(x, p.axes, y);
   y = y.view(p.out);
@@ -140,9 +142,12 @@ std::optional<ReduceLayout> contiguous_reduce_layout(const Shape& x, const std::
   if (axes.back() - axes.front() + 1 != static_cast<int64_t>(axes.size())) return std::nullopt;
   for (int64_t i = 0; i < static_cast<int64_t>(x.rank()); ++i) {
     const int64_t d = x[static_cast<size_t>(i)];
-    if (i < axes.front()) l.outer *= d;
-    else if (i <= axes.back()) l.r *= d;
-    else l.inner *= d;
+    if (i < axes.front())
+      l.outer *= d;
+    else if (i <= axes.back())
+      l.r *= d;
+    else
+      l.inner *= d;
   }
   return l;
 }

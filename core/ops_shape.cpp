@@ -24,13 +24,13 @@ Tensor reshape(const Tensor& x, const std::vector<int64_t>& shape) {
   }
   if (inferred >= 0) {
     KCPP_CHECK(known > 0 && x.num_elements() % known == 0, ShapeError,
-               "reshape: cannot reshape a tensor of shape {} ({} elements) into ({})",
-               x.shape().to_string(), x.num_elements(), fmt::join(shape, ", "));
+               "reshape: cannot reshape a tensor of shape {} ({} elements) into ({})", x.shape().to_string(),
+               x.num_elements(), fmt::join(shape, ", "));
     dims[static_cast<size_t>(inferred)] = x.num_elements() / known;
   }
   KCPP_CHECK(Shape(dims).num_elements() == x.num_elements(), ShapeError,
-             "reshape: cannot reshape a tensor of shape {} ({} elements) into ({})",
-             x.shape().to_string(), x.num_elements(), fmt::join(shape, ", "));
+             "reshape: cannot reshape a tensor of shape {} ({} elements) into ({})", x.shape().to_string(),
+             x.num_elements(), fmt::join(shape, ", "));
   Tensor y = x.view(Shape(dims));
   if (needs_recording({x})) {
     const Shape in_shape = x.shape();
@@ -62,9 +62,8 @@ Tensor transpose(const Tensor& x, std::vector<int64_t> perm) {
   if (needs_recording({x})) {
     std::vector<int64_t> inverse(r);
     for (size_t i = 0; i < r; ++i) inverse[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
-    record("transpose", {x}, {&y}, [inverse](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
-      return {transpose(gs[0], inverse)};
-    });
+    record("transpose", {x}, {&y},
+           [inverse](const std::vector<Tensor>& gs) -> std::vector<Tensor> { return {transpose(gs[0], inverse)}; });
   }
   return y;
 }
@@ -72,8 +71,8 @@ Tensor transpose(const Tensor& x, std::vector<int64_t> perm) {
 Tensor expand_dims(const Tensor& x, int64_t axis) {
   detail::check_defined("expand_dims", x, "the input");
   const int64_t r = static_cast<int64_t>(x.rank()) + 1;
-  KCPP_CHECK(axis >= -r && axis < r, ValueError,
-             "expand_dims: axis {} is out of range for a result of rank {}", axis, r);
+  KCPP_CHECK(axis >= -r && axis < r, ValueError, "expand_dims: axis {} is out of range for a result of rank {}", axis,
+             r);
   if (axis < 0) axis += r;
   std::vector<int64_t> dims = x.shape().dims();
   dims.insert(dims.begin() + axis, 1);
@@ -98,8 +97,8 @@ Tensor squeeze(const Tensor& x, std::optional<int64_t> axis) {
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   detail::check_defined("broadcast_to", x, "the input");
-  KCPP_CHECK(broadcast_shapes(x.shape(), shape) == shape, ShapeError,
-             "broadcast_to: cannot broadcast shape {} to {}", x.shape().to_string(), shape.to_string());
+  KCPP_CHECK(broadcast_shapes(x.shape(), shape) == shape, ShapeError, "broadcast_to: cannot broadcast shape {} to {}",
+             x.shape().to_string(), shape.to_string());
   if (x.shape() == shape) return x;
   // x + 0 written straight into an output of the target shape: the binary kernel broadcasts.
   Tensor y = Tensor::empty(shape, x.dtype(), x.backend());
@@ -125,13 +124,11 @@ Tensor concatenate(const std::vector<Tensor>& xs, int64_t axis) {
   for (size_t i = 0; i < xs.size(); ++i) {
     const Tensor& t = xs[i];
     KCPP_CHECK(t.backend() == first.backend(), ValueError, "concatenate: all inputs must be on one backend");
-    KCPP_CHECK(t.dtype() == first.dtype(), TypeError,
-               "concatenate: input {} has dtype {}, expected {}", i, dtype_name(t.dtype()),
-               dtype_name(first.dtype()));
+    KCPP_CHECK(t.dtype() == first.dtype(), TypeError, "concatenate: input {} has dtype {}, expected {}", i,
+               dtype_name(t.dtype()), dtype_name(first.dtype()));
     bool ok = t.rank() == first.rank();
     for (size_t d = 0; ok && d < t.rank(); ++d) ok = d == a || t.shape()[d] == first.shape()[d];
-    KCPP_CHECK(ok, ShapeError,
-               "concatenate: all inputs must match except on axis {}, received shapes {} and {}", axis,
+    KCPP_CHECK(ok, ShapeError, "concatenate: all inputs must match except on axis {}, received shapes {} and {}", axis,
                first.shape().to_string(), t.shape().to_string());
     out[a] += t.shape()[a];
     sizes.push_back(t.shape()[a]);
@@ -149,8 +146,8 @@ Tensor concatenate(const std::vector<Tensor>& xs, int64_t axis) {
 Tensor slice(const Tensor& x, const std::vector<int64_t>& starts, const std::vector<int64_t>& sizes) {
   detail::check_defined("slice", x, "the input");
   KCPP_CHECK(starts.size() == x.rank() && sizes.size() == x.rank(), ShapeError,
-             "slice: expected {} starts and sizes for shape {}, received {} and {}", x.rank(),
-             x.shape().to_string(), starts.size(), sizes.size());
+             "slice: expected {} starts and sizes for shape {}, received {} and {}", x.rank(), x.shape().to_string(),
+             starts.size(), sizes.size());
   std::vector<int64_t> out(x.rank());
   for (size_t i = 0; i < x.rank(); ++i) {
     const int64_t d = x.shape()[i];
@@ -177,9 +174,8 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
   detail::check_defined("split", x, "the input");
   const size_t a = x.shape().normalize_axis(axis);
   const int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
-  KCPP_CHECK(total == x.shape()[a], ShapeError,
-             "split: sizes ({}) add up to {}, but axis {} of shape {} has size {}", fmt::join(sizes, ", "),
-             total, axis, x.shape().to_string(), x.shape()[a]);
+  KCPP_CHECK(total == x.shape()[a], ShapeError, "split: sizes ({}) add up to {}, but axis {} of shape {} has size {}",
+             fmt::join(sizes, ", "), total, axis, x.shape().to_string(), x.shape()[a]);
   std::vector<Tensor> out;
   std::vector<int64_t> starts(x.rank(), 0), extent = x.shape().dims();
   for (int64_t s : sizes) {

@@ -79,8 +79,7 @@ Loaded& load(Registry& r, const std::string& file) {
   }
   if (d->name) l.info.name = d->name;
   if (d->abi_version != KERASCPP_BACKEND_ABI_VERSION) {
-    l.info.reason = fmt::format("ABI version {}, expected {}", d->abi_version,
-                                KERASCPP_BACKEND_ABI_VERSION);
+    l.info.reason = fmt::format("ABI version {}, expected {}", d->abi_version, KERASCPP_BACKEND_ABI_VERSION);
     return l;
   }
   if (!d->name || !d->score || !d->create) {
@@ -102,8 +101,7 @@ std::vector<std::string> plugin_files(const std::string& folder) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(folder, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind(kPrefix, 0) == 0 && entry.path().extension() == ".so")
-      files.push_back(entry.path().string());
+    if (name.rfind(kPrefix, 0) == 0 && entry.path().extension() == ".so") files.push_back(entry.path().string());
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -120,13 +118,11 @@ std::vector<Loaded*> scan(Registry& r) {
 }
 
 std::string describe(const std::vector<Loaded*>& plugins) {
-  if (plugins.empty())
-    return fmt::format("none (searched: {})", fmt::join(plugin_search_path(), ", "));
+  if (plugins.empty()) return fmt::format("none (searched: {})", fmt::join(plugin_search_path(), ", "));
   std::vector<std::string> parts;
   for (const Loaded* l : plugins)
-    parts.push_back(l->info.reason.empty()
-                        ? fmt::format("{} (score {})", l->info.name, l->info.score)
-                        : fmt::format("{} (unusable: {})", l->info.name, l->info.reason));
+    parts.push_back(l->info.reason.empty() ? fmt::format("{} (score {})", l->info.name, l->info.score)
+                                           : fmt::format("{} (unusable: {})", l->info.name, l->info.reason));
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 
@@ -142,8 +138,8 @@ Backend& select(Registry& r, const std::string& choice) {
   const bool is_path = choice.find('/') != std::string::npos || fs::path(choice).extension() == ".so";
   if (is_path) {
     Loaded& l = load(r, choice);
-    KCPP_CHECK(l.info.reason.empty(), BackendError, "KERASCPP_BACKEND='{}': plugin {} is unusable: {}",
-               choice, l.info.path, l.info.reason);
+    KCPP_CHECK(l.info.reason.empty(), BackendError, "KERASCPP_BACKEND='{}': plugin {} is unusable: {}", choice,
+               l.info.path, l.info.reason);
     return instantiate(l);
   }
   std::vector<Loaded*> plugins = scan(r);
@@ -154,20 +150,19 @@ Backend& select(Registry& r, const std::string& choice) {
     Loaded* best = nullptr;
     for (Loaded* l : plugins)
       if (l->info.reason.empty() && (!best || l->info.score > best->info.score)) best = l;
-    KCPP_CHECK(best, BackendError, "KERASCPP_BACKEND=auto: no usable backend; found: {}",
-               describe(plugins));
+    KCPP_CHECK(best, BackendError, "KERASCPP_BACKEND=auto: no usable backend; found: {}", describe(plugins));
     return instantiate(*best);
   }
   for (Loaded* l : plugins)
     if (l->info.name == choice) {
       KCPP_CHECK(l->info.reason.empty(), BackendError,
-                 "KERASCPP_BACKEND='{}': backend '{}' cannot run here: {}; available: {}", choice,
-                 choice, l->info.reason, describe(plugins));
+                 "KERASCPP_BACKEND='{}': backend '{}' cannot run here: {}; available: {}", choice, choice,
+                 l->info.reason, describe(plugins));
       return instantiate(*l);
     }
-  throw BackendError(fmt::format(
-      "KERASCPP_BACKEND='{}': no backend named '{}'; expected 'auto', a plugin path, or one of: {}",
-      choice, choice, describe(plugins)));
+  throw BackendError(
+      fmt::format("KERASCPP_BACKEND='{}': no backend named '{}'; expected 'auto', a plugin path, or one of: {}", choice,
+                  choice, describe(plugins)));
 }
 
 }  // namespace

@@ -6,8 +6,8 @@ namespace keras {
 
 int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   int64_t out;
-  KCPP_CHECK(!__builtin_mul_overflow(a, b, &out), ValueError,
-             "{}: element count overflows int64 ({} * {})", what, a, b);
+  KCPP_CHECK(!__builtin_mul_overflow(a, b, &out), ValueError, "{}: element count overflows int64 ({} * {})", what, a,
+             b);
   return out;
 }
 
@@ -19,8 +19,7 @@ void Shape::validate() {
   for (int64_t d : dims_) {
     if (d < 0) {
       // Format by hand: to_string() is fine with negative values.
-      throw ValueError(fmt::format("invalid shape {}: dimensions must be non-negative, received {}",
-                                   to_string(), d));
+      throw ValueError(fmt::format("invalid shape {}: dimensions must be non-negative, received {}", to_string(), d));
     }
     int64_t out;
     if (__builtin_mul_overflow(numel_, d, &out))
@@ -31,8 +30,8 @@ void Shape::validate() {
 
 size_t Shape::normalize_axis(int64_t axis) const {
   const int64_t r = static_cast<int64_t>(rank());
-  KCPP_CHECK(axis >= -r && axis < r, ValueError,
-             "axis {} is out of range for a tensor of rank {} (shape {})", axis, r, to_string());
+  KCPP_CHECK(axis >= -r && axis < r, ValueError, "axis {} is out of range for a tensor of rank {} (shape {})", axis, r,
+             to_string());
   return static_cast<size_t>(axis < 0 ? axis + r : axis);
 }
 
@@ -61,8 +60,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b) {
     const int64_t da = i < r - a.rank() ? 1 : a[i - (r - a.rank())];
     const int64_t db = i < r - b.rank() ? 1 : b[i - (r - b.rank())];
     KCPP_CHECK(da == db || da == 1 || db == 1, ShapeError,
-               "shapes {} and {} cannot be broadcast together (axis {}: {} vs {})", a.to_string(),
-               b.to_string(), static_cast<int64_t>(i) - static_cast<int64_t>(r), da, db);
+               "shapes {} and {} cannot be broadcast together (axis {}: {} vs {})", a.to_string(), b.to_string(),
+               static_cast<int64_t>(i) - static_cast<int64_t>(r), da, db);
     out[i] = da == 1 ? db : da;
   }
   return Shape(std::move(out));

@@ -63,8 +63,7 @@ class KERASCPP_API Tensor {
   static Tensor empty(const Shape& shape, DType dtype = DType::float32, Backend* backend = nullptr);
   /// Copies host values; throws ShapeError when `values.size()` differs from the element count.
   template <typename T>
-  static Tensor from_vector(const std::vector<T>& values, const Shape& shape,
-                            Backend* backend = nullptr);
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape, Backend* backend = nullptr);
   /// A 0-d tensor holding `value`.
   static Tensor scalar(float value, Backend* backend = nullptr);
 

@@ -22,10 +22,9 @@ int main() {
     const float limit = std::sqrt(6.f / static_cast<float>(in + out));
     return ops::random_uniform(Shape{in, out}, -limit, limit, seed);
   };
-  std::vector<Variable> params = {Variable(glorot(features, hidden, 3), "dense/kernel"),
-                                  Variable(ops::zeros(Shape{hidden}), "dense/bias"),
-                                  Variable(glorot(hidden, classes, 4), "dense_1/kernel"),
-                                  Variable(ops::zeros(Shape{classes}), "dense_1/bias")};
+  std::vector<Variable> params = {
+      Variable(glorot(features, hidden, 3), "dense/kernel"), Variable(ops::zeros(Shape{hidden}), "dense/bias"),
+      Variable(glorot(hidden, classes, 4), "dense_1/kernel"), Variable(ops::zeros(Shape{classes}), "dense_1/bias")};
   std::vector<Variable> m, v;
   std::vector<Variable*> trainable;
   for (auto& p : params) {
@@ -47,7 +46,8 @@ int main() {
       const Tensor loss = ops::mean(ops::softmax_cross_entropy(logits, yb, true));
       const auto grads = tape.gradient(loss, trainable);
       ++step;
-      for (size_t i = 0; i < params.size(); ++i) ops::adam_update(params[i], grads[i], m[i], v[i], nullptr, {.step = step});
+      for (size_t i = 0; i < params.size(); ++i)
+        ops::adam_update(params[i], grads[i], m[i], v[i], nullptr, {.step = step});
       total += loss.item();
     }
     NoGradScope no_grad;

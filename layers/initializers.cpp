@@ -37,15 +37,29 @@ Initializer variance_scaling(const char* name, double scale, Mode mode, bool uni
 }
 }  // namespace
 
-Initializer GlorotUniform(std::optional<uint64_t> s) { return variance_scaling("glorot_uniform", 1, Mode::fan_avg, true, s); }
-Initializer GlorotNormal(std::optional<uint64_t> s) { return variance_scaling("glorot_normal", 1, Mode::fan_avg, false, s); }
+Initializer GlorotUniform(std::optional<uint64_t> s) {
+  return variance_scaling("glorot_uniform", 1, Mode::fan_avg, true, s);
+}
+Initializer GlorotNormal(std::optional<uint64_t> s) {
+  return variance_scaling("glorot_normal", 1, Mode::fan_avg, false, s);
+}
 Initializer HeUniform(std::optional<uint64_t> s) { return variance_scaling("he_uniform", 2, Mode::fan_in, true, s); }
 Initializer HeNormal(std::optional<uint64_t> s) { return variance_scaling("he_normal", 2, Mode::fan_in, false, s); }
-Initializer LecunUniform(std::optional<uint64_t> s) { return variance_scaling("lecun_uniform", 1, Mode::fan_in, true, s); }
-Initializer LecunNormal(std::optional<uint64_t> s) { return variance_scaling("lecun_normal", 1, Mode::fan_in, false, s); }
-Initializer Zeros() { return Initializer("zeros", [](const Shape& s) { return ops::zeros(s); }); }
-Initializer Ones() { return Initializer("ones", [](const Shape& s) { return ops::ones(s); }); }
-Initializer Constant(float v) { return Initializer("constant", [v](const Shape& s) { return ops::full(s, v); }); }
+Initializer LecunUniform(std::optional<uint64_t> s) {
+  return variance_scaling("lecun_uniform", 1, Mode::fan_in, true, s);
+}
+Initializer LecunNormal(std::optional<uint64_t> s) {
+  return variance_scaling("lecun_normal", 1, Mode::fan_in, false, s);
+}
+Initializer Zeros() {
+  return Initializer("zeros", [](const Shape& s) { return ops::zeros(s); });
+}
+Initializer Ones() {
+  return Initializer("ones", [](const Shape& s) { return ops::ones(s); });
+}
+Initializer Constant(float v) {
+  return Initializer("constant", [v](const Shape& s) { return ops::full(s, v); });
+}
 Initializer RandomUniform(float lo, float hi, std::optional<uint64_t> seed) {
   return Initializer("random_uniform", [=](const Shape& s) { return ops::random_uniform(s, lo, hi, seed); });
 }
@@ -96,12 +110,18 @@ namespace {
 Initializer by_name(const std::string& name) {
   using namespace initializers;
   static const std::map<std::string, std::function<Initializer()>> known = {
-      {"glorot_uniform", [] { return GlorotUniform(); }}, {"glorot_normal", [] { return GlorotNormal(); }},
-      {"he_uniform", [] { return HeUniform(); }},         {"he_normal", [] { return HeNormal(); }},
-      {"lecun_uniform", [] { return LecunUniform(); }},   {"lecun_normal", [] { return LecunNormal(); }},
-      {"orthogonal", [] { return Orthogonal(); }},        {"zeros", [] { return Zeros(); }},
-      {"ones", [] { return Ones(); }},                    {"random_uniform", [] { return RandomUniform(); }},
-      {"random_normal", [] { return RandomNormal(); }},   {"truncated_normal", [] { return TruncatedNormal(); }}};
+      {"glorot_uniform", [] { return GlorotUniform(); }},
+      {"glorot_normal", [] { return GlorotNormal(); }},
+      {"he_uniform", [] { return HeUniform(); }},
+      {"he_normal", [] { return HeNormal(); }},
+      {"lecun_uniform", [] { return LecunUniform(); }},
+      {"lecun_normal", [] { return LecunNormal(); }},
+      {"orthogonal", [] { return Orthogonal(); }},
+      {"zeros", [] { return Zeros(); }},
+      {"ones", [] { return Ones(); }},
+      {"random_uniform", [] { return RandomUniform(); }},
+      {"random_normal", [] { return RandomNormal(); }},
+      {"truncated_normal", [] { return TruncatedNormal(); }}};
   auto it = known.find(name);
   if (it == known.end()) {
     std::vector<std::string> names;

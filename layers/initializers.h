@@ -16,7 +16,7 @@ class KERASCPP_API Initializer {
   /// By Keras name: "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
   /// "lecun_normal", "orthogonal", "zeros", "ones", "random_uniform", "random_normal",
   /// "truncated_normal". Throws ValueError naming the known ones.
-  Initializer(const char* name);  // NOLINT: strings read like Keras
+  Initializer(const char* name);         // NOLINT: strings read like Keras
   Initializer(const std::string& name);  // NOLINT
   Initializer(std::string name, Fn fn) : name_(std::move(name)), fn_(std::move(fn)) {}
   Tensor operator()(const Shape& shape) const { return fn_(shape); }
@@ -41,9 +41,12 @@ KERASCPP_API Initializer Zeros();
 KERASCPP_API Initializer Ones();
 KERASCPP_API Initializer Constant(float value);
 /// Keras defaults: minval -0.05, maxval 0.05; mean 0, stddev 0.05.
-KERASCPP_API Initializer RandomUniform(float minval = -0.05f, float maxval = 0.05f, std::optional<uint64_t> seed = std::nullopt);
-KERASCPP_API Initializer RandomNormal(float mean = 0.f, float stddev = 0.05f, std::optional<uint64_t> seed = std::nullopt);
-KERASCPP_API Initializer TruncatedNormal(float mean = 0.f, float stddev = 0.05f, std::optional<uint64_t> seed = std::nullopt);
+KERASCPP_API Initializer RandomUniform(float minval = -0.05f, float maxval = 0.05f,
+                                       std::optional<uint64_t> seed = std::nullopt);
+KERASCPP_API Initializer RandomNormal(float mean = 0.f, float stddev = 0.05f,
+                                      std::optional<uint64_t> seed = std::nullopt);
+KERASCPP_API Initializer TruncatedNormal(float mean = 0.f, float stddev = 0.05f,
+                                         std::optional<uint64_t> seed = std::nullopt);
 }  // namespace initializers
 
 }  // namespace keras

@@ -69,7 +69,8 @@ void clear_session() {
 }  // namespace utils
 
 Layer::Layer(std::string class_name, std::string name)
-    : class_name_(std::move(class_name)), name_(name.empty() ? unique_name(snake_case(class_name_)) : std::move(name)) {}
+    : class_name_(std::move(class_name)),
+      name_(name.empty() ? unique_name(snake_case(class_name_)) : std::move(name)) {}
 Layer::~Layer() = default;
 Layer::Layer(Layer&&) noexcept = default;
 Layer& Layer::operator=(Layer&&) noexcept = default;
@@ -125,19 +126,19 @@ Layer& KerasTensor::producer() const {
 }
 std::string KerasTensor::to_string() const {
   if (!impl_) return "<KerasTensor undefined>";
-  return fmt::format("<KerasTensor shape={}, dtype={}, source={}>", shape_to_string(impl_->shape), dtype_name(impl_->dtype),
-                     impl_->node && impl_->node->layer ? impl_->node->layer->name() : "?");
+  return fmt::format("<KerasTensor shape={}, dtype={}, source={}>", shape_to_string(impl_->shape),
+                     dtype_name(impl_->dtype), impl_->node && impl_->node->layer ? impl_->node->layer->name() : "?");
 }
 
 std::vector<Tensor> Layer::call_multi(const std::vector<Tensor>& inputs, bool training) {
-  KCPP_CHECK(inputs.size() == 1, ValueError, "Layer \"{}\" expects 1 input(s), but it received {} input tensors.", name_,
-             inputs.size());
+  KCPP_CHECK(inputs.size() == 1, ValueError, "Layer \"{}\" expects 1 input(s), but it received {} input tensors.",
+             name_, inputs.size());
   return {(*this)(inputs[0], training)};
 }
 
 std::vector<PartialShape> Layer::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
-  KCPP_CHECK(shapes.size() == 1, ValueError, "Layer \"{}\" expects 1 input(s), but it received {} input tensors.", name_,
-             shapes.size());
+  KCPP_CHECK(shapes.size() == 1, ValueError, "Layer \"{}\" expects 1 input(s), but it received {} input tensors.",
+             name_, shapes.size());
   return {compute_output_shape(shapes[0])};
 }
 
@@ -153,10 +154,11 @@ std::vector<PartialShape> Layer::build_for_multi(const std::vector<PartialShape>
 }
 
 std::shared_ptr<Layer> Layer::into_shared() && {
-  throw NotImplementedError(fmt::format(
-      "layer \"{}\" ({}) cannot be moved into a Functional graph: add KERASCPP_LAYER({}) to its class, or create it with "
-      "std::make_shared",
-      name_, class_name_, class_name_));
+  throw NotImplementedError(
+      fmt::format("layer \"{}\" ({}) cannot be moved into a Functional graph: add KERASCPP_LAYER({}) to its class, or "
+                  "create it with "
+                  "std::make_shared",
+                  name_, class_name_, class_name_));
 }
 
 KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs) {
@@ -181,10 +183,11 @@ KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTe
 namespace {
 std::shared_ptr<Layer> owned(Layer& layer) {
   auto self = layer.weak_from_this().lock();
-  KCPP_CHECK(self, ValueError,
-             "layer \"{}\" is called on a symbolic tensor but is not owned by a std::shared_ptr: call it as a temporary "
-             "(layers::Dense(10)(x)) or create it with std::make_shared to call it more than once",
-             layer.name());
+  KCPP_CHECK(
+      self, ValueError,
+      "layer \"{}\" is called on a symbolic tensor but is not owned by a std::shared_ptr: call it as a temporary "
+      "(layers::Dense(10)(x)) or create it with std::make_shared to call it more than once",
+      layer.name());
   return self;
 }
 }  // namespace
@@ -275,8 +278,9 @@ void Layer::set_weights(const std::vector<Tensor>& values) {
   KCPP_CHECK(values.size() == ws.size(), ValueError, "layer \"{}\": set_weights expected {} arrays, received {}", name_,
              ws.size(), values.size());
   for (size_t i = 0; i < values.size(); ++i) {
-    KCPP_CHECK(values[i].shape() == ws[i]->shape(), ShapeError, "layer \"{}\": weight {} ({}) has shape {}, received {}",
-               name_, i, ws[i]->name(), ws[i]->shape().to_string(), values[i].shape().to_string());
+    KCPP_CHECK(values[i].shape() == ws[i]->shape(), ShapeError,
+               "layer \"{}\": weight {} ({}) has shape {}, received {}", name_, i, ws[i]->name(),
+               ws[i]->shape().to_string(), values[i].shape().to_string());
     ws[i]->assign(ops::to_backend(values[i], *ws[i]->value().backend()));
   }
 }

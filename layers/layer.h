@@ -129,7 +129,8 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
 /// read like Keras: `Sequential({layers::Dense(64), layers::Dense(10)})`.
 class KERASCPP_API LayerRef {
  public:
-  template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
+  template <typename L,
+            typename = std::enable_if_t<std::is_base_of_v<Layer, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
   LayerRef(L&& layer) : ptr_(std::make_shared<std::decay_t<L>>(std::move(layer))) {}  // NOLINT
   template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
   LayerRef(std::shared_ptr<L> layer) : ptr_(std::move(layer)) {}  // NOLINT

@@ -16,16 +16,21 @@ Regularizer L2(float l2) {
   return Regularizer("l2", [l2](const Tensor& w) { return ops::sum(ops::square(w)) * l2; });
 }
 Regularizer L1L2(float l1, float l2) {
-  return Regularizer("l1_l2", [l1, l2](const Tensor& w) { return ops::sum(ops::abs(w)) * l1 + ops::sum(ops::square(w)) * l2; });
+  return Regularizer("l1_l2",
+                     [l1, l2](const Tensor& w) { return ops::sum(ops::abs(w)) * l1 + ops::sum(ops::square(w)) * l2; });
 }
 }  // namespace regularizers
 
 Regularizer::Regularizer(const char* name) {
   const std::string n = name;
-  if (n == "l1") *this = regularizers::L1();
-  else if (n == "l2") *this = regularizers::L2();
-  else if (n == "l1_l2") *this = regularizers::L1L2(0.01f, 0.01f);
-  else throw ValueError(fmt::format("unknown regularizer '{}': expected one of l1, l2, l1_l2", n));
+  if (n == "l1")
+    *this = regularizers::L1();
+  else if (n == "l2")
+    *this = regularizers::L2();
+  else if (n == "l1_l2")
+    *this = regularizers::L1L2(0.01f, 0.01f);
+  else
+    throw ValueError(fmt::format("unknown regularizer '{}': expected one of l1, l2, l1_l2", n));
 }
 
 namespace constraints {
@@ -46,7 +51,8 @@ Constraint NonNeg() {
   return Constraint("non_neg", [](const Tensor& w) { return ops::relu(w); });
 }
 Constraint UnitNorm(std::vector<int64_t> axis) {
-  return Constraint("unit_norm", [=](const Tensor& w) { return w / (ops::sqrt(ops::sum(ops::square(w), axis, true)) + kEpsilon); });
+  return Constraint("unit_norm",
+                    [=](const Tensor& w) { return w / (ops::sqrt(ops::sum(ops::square(w), axis, true)) + kEpsilon); });
 }
 }  // namespace constraints
 

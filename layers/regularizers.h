@@ -48,7 +48,8 @@ class KERASCPP_API Constraint {
 
 namespace constraints {
 KERASCPP_API Constraint MaxNorm(float max_value = 2.f, std::vector<int64_t> axis = {0});
-KERASCPP_API Constraint MinMaxNorm(float min_value = 0.f, float max_value = 1.f, float rate = 1.f, std::vector<int64_t> axis = {0});
+KERASCPP_API Constraint MinMaxNorm(float min_value = 0.f, float max_value = 1.f, float rate = 1.f,
+                                   std::vector<int64_t> axis = {0});
 KERASCPP_API Constraint NonNeg();
 KERASCPP_API Constraint UnitNorm(std::vector<int64_t> axis = {0});
 }  // namespace constraints

@@ -38,7 +38,8 @@ Model::Model(KerasTensorList inputs, KerasTensorList outputs, std::string name)
 }
 
 void Model::build_graph() {
-  KCPP_CHECK(!inputs_.empty() && !outputs_.empty(), ValueError, "Model \"{}\": inputs and outputs must not be empty", name());
+  KCPP_CHECK(!inputs_.empty() && !outputs_.empty(), ValueError, "Model \"{}\": inputs and outputs must not be empty",
+             name());
   std::set<const detail::KerasTensorImpl*> input_set;
   for (const KerasTensor& t : inputs_) {
     KCPP_CHECK(t.defined() && t.impl()->node && t.impl()->node->inputs.empty(), ValueError,
@@ -48,7 +49,8 @@ void Model::build_graph() {
   // Depth-first from the outputs: each node after the nodes it reads.
   std::set<const detail::SymbolicNode*> done, active;
   std::function<void(const KerasTensor&)> visit = [&](const KerasTensor& t) {
-    KCPP_CHECK(t.defined() && t.impl()->node, ValueError, "Model \"{}\": {} was not produced by a layer", name(), t.to_string());
+    KCPP_CHECK(t.defined() && t.impl()->node, ValueError, "Model \"{}\": {} was not produced by a layer", name(),
+               t.to_string());
     if (input_set.count(t.impl().get())) return;
     const auto& node = t.impl()->node;
     if (done.count(node.get())) return;
@@ -75,8 +77,8 @@ std::vector<Layer*> Model::layers() const {
 }
 
 std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, const std::vector<bool>& logits) {
-  KCPP_CHECK(x.size() == inputs_.size(), ValueError, "Model \"{}\" expects {} input(s), but it received {} input tensors",
-             name(), inputs_.size(), x.size());
+  KCPP_CHECK(x.size() == inputs_.size(), ValueError,
+             "Model \"{}\" expects {} input(s), but it received {} input tensors", name(), inputs_.size(), x.size());
   std::unordered_map<const detail::KerasTensorImpl*, Tensor> values;
   for (size_t i = 0; i < x.size(); ++i) {
     auto& input_layer = static_cast<layers::InputLayer&>(inputs_[i].producer());
@@ -90,8 +92,9 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
   for (const auto& node : nodes_) {
     std::vector<Tensor> in;
     for (const KerasTensor& t : node->inputs) in.push_back(values.at(t.impl().get()));
-    std::vector<Tensor> out = logits_nodes.count(node.get()) ? std::vector<Tensor>{node->layer->logits(in.at(0), training)}
-                                                             : node->layer->call_multi(in, training);
+    std::vector<Tensor> out = logits_nodes.count(node.get())
+                                  ? std::vector<Tensor>{node->layer->logits(in.at(0), training)}
+                                  : node->layer->call_multi(in, training);
     for (size_t k = 0; k < node->outputs.size() && k < out.size(); ++k)
       if (auto impl = node->outputs[k].lock()) values[impl.get()] = out[k];
   }
@@ -115,12 +118,14 @@ bool Model::ends_with_softmax() const { return num_outputs() == 1 && output_ends
 
 PartialShape Model::compute_output_shape(const PartialShape& s) const { return compute_output_shapes({s}).at(0); }
 std::vector<PartialShape> Model::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
-  KCPP_CHECK(shapes.size() == inputs_.size(), ValueError, "Model \"{}\" expects {} input(s), but it received {} input tensors",
-             name(), inputs_.size(), shapes.size());
+  KCPP_CHECK(shapes.size() == inputs_.size(), ValueError,
+             "Model \"{}\" expects {} input(s), but it received {} input tensors", name(), inputs_.size(),
+             shapes.size());
   for (size_t i = 0; i < shapes.size(); ++i) {
     const auto& declared = inputs_[i].shape();
     bool ok = declared.size() == shapes[i].size();
-    for (size_t d = 1; ok && d < declared.size(); ++d) ok = !declared[d] || !shapes[i][d] || *declared[d] == *shapes[i][d];
+    for (size_t d = 1; ok && d < declared.size(); ++d)
+      ok = !declared[d] || !shapes[i][d] || *declared[d] == *shapes[i][d];
     KCPP_CHECK(ok, ValueError, "Input {} of model \"{}\" is incompatible: expected shape={}, found shape={}", i, name(),
                shape_to_string(declared), shape_to_string(shapes[i]));
   }
@@ -191,7 +196,8 @@ void Model::compile(CompileOptions o) {
              "compile: expected {} loss_weights (one per output), received {}", num_outputs(), o.loss_weights.size());
   optimizer_ = o.optimizer.get();
   losses_.clear();
-  for (size_t i = 0; i < num_outputs(); ++i) losses_.push_back(o.loss.items()[o.loss.items().size() == 1 ? 0 : i].get());
+  for (size_t i = 0; i < num_outputs(); ++i)
+    losses_.push_back(o.loss.items()[o.loss.items().size() == 1 ? 0 : i].get());
   output_loss_trackers_.clear();
   if (num_outputs() > 1)
     for (size_t i = 0; i < num_outputs(); ++i)
@@ -213,10 +219,11 @@ void check_weights_path(const std::string& path) {
   const auto ends = [&](const std::string& suffix) {
     return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
-  KCPP_CHECK(!ends(".h5") && !ends(".keras"), NotImplementedError,
-             "{}: Keras' .h5 and .keras formats are not implemented yet; use kerascpp's own weights file (any other name, "
-             "for example model.kcpp)",
-             path);
+  KCPP_CHECK(
+      !ends(".h5") && !ends(".keras"), NotImplementedError,
+      "{}: Keras' .h5 and .keras formats are not implemented yet; use kerascpp's own weights file (any other name, "
+      "for example model.kcpp)",
+      path);
 }
 }  // namespace
 
@@ -231,7 +238,8 @@ void Model::load_weights(const std::string& path) {
 }
 
 void Model::require_compiled(const char* what) const {
-  KCPP_CHECK(compiled(), ValueError, "You must call `compile()` before using the model: {} on model \"{}\"", what, name());
+  KCPP_CHECK(compiled(), ValueError, "You must call `compile()` before using the model: {} on model \"{}\"", what,
+             name());
 }
 
 std::vector<bool> Model::logits_mask() const {
@@ -242,8 +250,8 @@ std::vector<bool> Model::logits_mask() const {
 }
 
 Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& w) {
-  KCPP_CHECK(y.size() == out.size(), ValueError, "Model \"{}\" has {} output(s) but received {} target(s)", name(), out.size(),
-             y.size());
+  KCPP_CHECK(y.size() == out.size(), ValueError, "Model \"{}\" has {} output(s) but received {} target(s)", name(),
+             out.size(), y.size());
   const auto logits = logits_mask();
   Tensor total;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -252,7 +260,8 @@ Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>
     KCPP_CHECK(per_sample.rank() == 1, ShapeError, "loss {}: expected per-sample values (N,), received {}", loss.name(),
                per_sample.shape().to_string());
     // Keras' "sum_over_batch_size": weighted sum over the number of samples.
-    Tensor l = w.defined() ? ops::sum(per_sample * w) * (1.f / static_cast<float>(per_sample.dim(0))) : ops::mean(per_sample);
+    Tensor l =
+        w.defined() ? ops::sum(per_sample * w) * (1.f / static_cast<float>(per_sample.dim(0))) : ops::mean(per_sample);
     if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);  // unweighted, as Keras logs it
     if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
     total = total.defined() ? total + l : l;
@@ -315,20 +324,23 @@ std::vector<std::pair<std::string, double>> as_items(const std::map<std::string,
 
 void Model::check_data(const char* what, const TensorList& x, const TensorList* y) const {
   KCPP_CHECK(x.size() == num_inputs() || (num_inputs() == 0 && x.size() == 1), ValueError,
-             "{}: model \"{}\" expects {} input(s), received {}", what, name(), std::max<size_t>(num_inputs(), 1), x.size());
+             "{}: model \"{}\" expects {} input(s), received {}", what, name(), std::max<size_t>(num_inputs(), 1),
+             x.size());
   for (const Tensor& t : x.items())
-    KCPP_CHECK(t.defined() && t.rank() >= 1, ValueError, "{}: every input must be a defined tensor with a batch axis", what);
+    KCPP_CHECK(t.defined() && t.rank() >= 1, ValueError, "{}: every input must be a defined tensor with a batch axis",
+               what);
   const int64_t n = x[0].dim(0);
   for (const Tensor& t : x.items())
-    KCPP_CHECK(t.dim(0) == n, ValueError, "{}: all inputs must have the same number of samples, received {} and {}", what,
-               x[0].shape().to_string(), t.shape().to_string());
+    KCPP_CHECK(t.dim(0) == n, ValueError, "{}: all inputs must have the same number of samples, received {} and {}",
+               what, x[0].shape().to_string(), t.shape().to_string());
   if (!y) return;
-  KCPP_CHECK(y->size() == std::max<size_t>(num_outputs(), 1), ValueError, "{}: model \"{}\" has {} output(s), received {} target(s)",
-             what, name(), std::max<size_t>(num_outputs(), 1), y->size());
+  KCPP_CHECK(y->size() == std::max<size_t>(num_outputs(), 1), ValueError,
+             "{}: model \"{}\" has {} output(s), received {} target(s)", what, name(),
+             std::max<size_t>(num_outputs(), 1), y->size());
   for (const Tensor& t : y->items())
     KCPP_CHECK(t.defined() && t.rank() >= 1 && t.dim(0) == n, ValueError,
-               "{}: x and y must have the same number of samples, received x {} and y {}", what, x[0].shape().to_string(),
-               t.defined() ? t.shape().to_string() : "undefined");
+               "{}: x and y must have the same number of samples, received x {} and y {}", what,
+               x[0].shape().to_string(), t.defined() ? t.shape().to_string() : "undefined");
 }
 
 std::vector<Tensor> Model::device_inputs(const std::vector<Tensor>& x) const {
@@ -414,13 +426,14 @@ History Model::fit(const TensorList& x, const TensorList& y, FitOptions o) {
       auto it = o.class_weight.find(labels[i]);
       cw[i] = it == o.class_weight.end() ? 1.f : it->second;
     }
-    const Tensor c = Tensor::from_vector(cw, Shape{static_cast<int64_t>(cw.size())}, weights.defined() ? weights.backend() : nullptr);
+    const Tensor c = Tensor::from_vector(cw, Shape{static_cast<int64_t>(cw.size())},
+                                         weights.defined() ? weights.backend() : nullptr);
     weights = weights.defined() ? weights * c : c;
   }
   const int64_t n = x_train[0].dim(0);
   if (weights.defined())
-    KCPP_CHECK(weights.rank() == 1 && weights.dim(0) >= n, ValueError, "fit: sample_weight must have shape ({},), received {}",
-               n, weights.shape().to_string());
+    KCPP_CHECK(weights.rank() == 1 && weights.dim(0) >= n, ValueError,
+               "fit: sample_weight must have shape ({},), received {}", n, weights.shape().to_string());
   data::TensorDataset dataset(x_train, y_train, weights, batch, o.shuffle);
   return fit_dataset(dataset, x_val, y_val, batch, o);
 }
@@ -434,7 +447,8 @@ History Model::fit(data::Dataset& dataset, FitOptions o) {
     x_val = o.validation_data->first.items();
     y_val = o.validation_data->second.items();
   }
-  KCPP_CHECK(o.validation_split == 0.f, ValueError, "fit: validation_split is not supported with a Dataset; pass validation_data");
+  KCPP_CHECK(o.validation_split == 0.f, ValueError,
+             "fit: validation_split is not supported with a Dataset; pass validation_data");
   return fit_dataset(dataset, x_val, y_val, o.batch_size.value_or(32), o);
 }
 
@@ -465,8 +479,10 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
         for (auto& c : cbs) c->on_train_batch_begin(static_cast<int>(s), no_logs);
         data::Batch b = batches.next();
         KCPP_CHECK(b.y.size() == std::max<size_t>(num_outputs(), 1), ValueError,
-                   "fit: batch {} holds {} target(s), the model has {} output(s)", s, b.y.size(), std::max<size_t>(num_outputs(), 1));
-        train_step(device_inputs(b.x), targets_on_device(b.y), b.sample_weight.defined() ? on_device(b.sample_weight) : Tensor());
+                   "fit: batch {} holds {} target(s), the model has {} output(s)", s, b.y.size(),
+                   std::max<size_t>(num_outputs(), 1));
+        train_step(device_inputs(b.x), targets_on_device(b.y),
+                   b.sample_weight.defined() ? on_device(b.sample_weight) : Tensor());
         steps_done = s + 1;
         if (batch_logs) {
           callbacks::Logs logs = results();
@@ -488,8 +504,8 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
   return history;
 }
 
-std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x, const std::vector<Tensor>& y, int64_t batch,
-                                                    utils::Progbar* bar) {
+std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                                                    int64_t batch, utils::Progbar* bar) {
   NoGradScope no_grad;
   const auto logits = logits_mask();
   reset_metrics();
@@ -681,14 +697,16 @@ std::vector<Model::SummaryRow> Model::summary_rows() const {
       continue;
     }
     const auto impl = node->outputs.at(0).lock();
-    rows.push_back({node->layer.get(), impl ? shape_to_string(impl->shape) : "?", fmt::format("{}", fmt::join(from, ", "))});
+    rows.push_back(
+        {node->layer.get(), impl ? shape_to_string(impl->shape) : "?", fmt::format("{}", fmt::join(from, ", "))});
   }
   return rows;
 }
 
 std::string Model::summary_string(int line_length) {
   const bool functional = is_functional();
-  const auto w = functional ? column_widths(line_length, {0.3, 0.56, 0.74, 1.0}) : column_widths(line_length, {0.45, 0.80, 1.0});
+  const auto w =
+      functional ? column_widths(line_length, {0.3, 0.56, 0.74, 1.0}) : column_widths(line_length, {0.45, 0.80, 1.0});
   std::ostringstream s;
   s << "Model: \"" << name() << "\"\n";
   s << rule(w, "\u250f", "\u2501", "\u2533", "\u2513");
@@ -712,9 +730,12 @@ std::string Model::summary_string(int line_length) {
   s << rule(w, "\u2514", "\u2500", "\u2534", "\u2518");
   int64_t trainable = 0, frozen = 0;
   for (Variable* v : weights()) (v->trainable() ? trainable : frozen) += v->value().num_elements();
-  s << " Total params: " << thousands(trainable + frozen) << " (" << readable_size(4.0 * static_cast<double>(trainable + frozen)) << ")\n";
-  s << " Trainable params: " << thousands(trainable) << " (" << readable_size(4.0 * static_cast<double>(trainable)) << ")\n";
-  s << " Non-trainable params: " << thousands(frozen) << " (" << readable_size(4.0 * static_cast<double>(frozen)) << ")\n";
+  s << " Total params: " << thousands(trainable + frozen) << " ("
+    << readable_size(4.0 * static_cast<double>(trainable + frozen)) << ")\n";
+  s << " Trainable params: " << thousands(trainable) << " (" << readable_size(4.0 * static_cast<double>(trainable))
+    << ")\n";
+  s << " Non-trainable params: " << thousands(frozen) << " (" << readable_size(4.0 * static_cast<double>(frozen))
+    << ")\n";
   if (optimizer_ && optimizer_->built()) {
     int64_t n = 0;
     for (Variable* v : optimizer_->variables()) n += v->value().num_elements();

@@ -20,9 +20,10 @@ namespace keras {
 /// An optimizer by Keras name ("adam") or as an object (`optimizers::Adam({.learning_rate = 1e-4})`).
 class KERASCPP_API OptimizerRef {
  public:
-  OptimizerRef(const char* name);  // NOLINT
+  OptimizerRef(const char* name);         // NOLINT
   OptimizerRef(const std::string& name);  // NOLINT
-  template <typename O, typename = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, std::decay_t<O>> && !std::is_lvalue_reference_v<O>>>
+  template <typename O, typename = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, std::decay_t<O>> &&
+                                                    !std::is_lvalue_reference_v<O>>>
   OptimizerRef(O&& o) : ptr_(std::make_shared<std::decay_t<O>>(std::move(o))) {}  // NOLINT
   OptimizerRef(std::shared_ptr<optimizers::Optimizer> o) : ptr_(std::move(o)) {}  // NOLINT
   const std::shared_ptr<optimizers::Optimizer>& get() const { return ptr_; }
@@ -35,11 +36,12 @@ class KERASCPP_API OptimizerRef {
 class KERASCPP_API LossRef {
  public:
   LossRef() = default;
-  LossRef(const char* name);  // NOLINT
+  LossRef(const char* name);         // NOLINT
   LossRef(const std::string& name);  // NOLINT
-  template <typename L, typename = std::enable_if_t<std::is_base_of_v<losses::Loss, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
+  template <typename L, typename = std::enable_if_t<std::is_base_of_v<losses::Loss, std::decay_t<L>> &&
+                                                    !std::is_lvalue_reference_v<L>>>
   LossRef(L&& l) : ptr_(std::make_shared<std::decay_t<L>>(std::move(l))) {}  // NOLINT
-  LossRef(std::shared_ptr<losses::Loss> l) : ptr_(std::move(l)) {}  // NOLINT
+  LossRef(std::shared_ptr<losses::Loss> l) : ptr_(std::move(l)) {}           // NOLINT
   const std::shared_ptr<losses::Loss>& get() const { return ptr_; }
 
  private:
@@ -50,8 +52,8 @@ class KERASCPP_API LossRef {
 class KERASCPP_API TensorList {
  public:
   TensorList() = default;
-  TensorList(const Tensor& t) : items_{t} {}  // NOLINT
-  TensorList(std::initializer_list<Tensor> ts) : items_(ts) {}  // NOLINT
+  TensorList(const Tensor& t) : items_{t} {}                     // NOLINT
+  TensorList(std::initializer_list<Tensor> ts) : items_(ts) {}   // NOLINT
   TensorList(std::vector<Tensor> ts) : items_(std::move(ts)) {}  // NOLINT
   const std::vector<Tensor>& items() const { return items_; }
   size_t size() const { return items_.size(); }
@@ -65,8 +67,8 @@ class KERASCPP_API TensorList {
 /// One symbolic tensor or several, for Model(inputs, outputs).
 class KERASCPP_API KerasTensorList {
  public:
-  KerasTensorList(const KerasTensor& t) : items_{t} {}  // NOLINT
-  KerasTensorList(std::initializer_list<KerasTensor> ts) : items_(ts) {}  // NOLINT
+  KerasTensorList(const KerasTensor& t) : items_{t} {}                     // NOLINT
+  KerasTensorList(std::initializer_list<KerasTensor> ts) : items_(ts) {}   // NOLINT
   KerasTensorList(std::vector<KerasTensor> ts) : items_(std::move(ts)) {}  // NOLINT
   const std::vector<KerasTensor>& items() const { return items_; }
 
@@ -78,11 +80,12 @@ class KERASCPP_API KerasTensorList {
 class KERASCPP_API LossList {
  public:
   LossList() = default;
-  LossList(const char* name) : items_{LossRef(name)} {}  // NOLINT
+  LossList(const char* name) : items_{LossRef(name)} {}         // NOLINT
   LossList(const std::string& name) : items_{LossRef(name)} {}  // NOLINT
-  LossList(LossRef loss) : items_{std::move(loss)} {}  // NOLINT
-  template <typename L, typename = std::enable_if_t<std::is_base_of_v<losses::Loss, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
-  LossList(L&& l) : items_{LossRef(std::forward<L>(l))} {}  // NOLINT
+  LossList(LossRef loss) : items_{std::move(loss)} {}           // NOLINT
+  template <typename L, typename = std::enable_if_t<std::is_base_of_v<losses::Loss, std::decay_t<L>> &&
+                                                    !std::is_lvalue_reference_v<L>>>
+  LossList(L&& l) : items_{LossRef(std::forward<L>(l))} {}             // NOLINT
   LossList(std::initializer_list<LossRef> losses) : items_(losses) {}  // NOLINT
   const std::vector<LossRef>& items() const { return items_; }
 
@@ -102,8 +105,8 @@ struct CompileOptions {
 struct FitOptions {
   std::optional<int64_t> batch_size;  // 32 when unset
   int epochs = 1;
-  int verbose = 1;                     // 0 silent, 1 progress bar, 2 one line per epoch
-  float validation_split = 0.f;        // the last samples, taken before shuffling
+  int verbose = 1;               // 0 silent, 1 progress bar, 2 one line per epoch
+  float validation_split = 0.f;  // the last samples, taken before shuffling
   std::optional<std::pair<TensorList, TensorList>> validation_data;
   bool shuffle = true;
   int initial_epoch = 0;
@@ -238,8 +241,8 @@ class KERASCPP_API Model : public Layer {
   std::vector<Tensor> device_inputs(const std::vector<Tensor>& x) const;
 
   std::shared_ptr<optimizers::Optimizer> optimizer_;
-  std::vector<std::shared_ptr<losses::Loss>> losses_;  // per output
-  std::vector<std::unique_ptr<metrics::Mean>> output_loss_trackers_;  // "<output>_loss" with several outputs
+  std::vector<std::shared_ptr<losses::Loss>> losses_;                   // per output
+  std::vector<std::unique_ptr<metrics::Mean>> output_loss_trackers_;    // "<output>_loss" with several outputs
   std::vector<std::vector<std::shared_ptr<metrics::Metric>>> metrics_;  // per output
   std::unique_ptr<metrics::Mean> loss_tracker_;
 };

@@ -21,11 +21,13 @@ void Sequential::add(LayerRef ref) {
   }
   for (const auto& l : layers_)
     KCPP_CHECK(l->name() != layer->name(), ValueError,
-               "All layers added to a Sequential model should have unique names. Name \"{}\" is already the name of a layer in this model.",
+               "All layers added to a Sequential model should have unique names. Name \"{}\" is already the name of a "
+               "layer in this model.",
                layer->name());
   layers_.push_back(layer);
   // With a known input shape, the new layer is built now: a shape mismatch fails on this line.
-  if (!output_shapes_.empty() || input_) output_shapes_.push_back(layer->build_for(output_shapes_.empty() ? input_->batch_shape() : output_shapes_.back()));
+  if (!output_shapes_.empty() || input_)
+    output_shapes_.push_back(layer->build_for(output_shapes_.empty() ? input_->batch_shape() : output_shapes_.back()));
 }
 
 void Sequential::pop() {
@@ -66,7 +68,9 @@ std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool trai
   return {h};
 }
 
-bool Sequential::output_ends_with_softmax(size_t) const { return !layers_.empty() && layers_.back()->ends_with_softmax(); }
+bool Sequential::output_ends_with_softmax(size_t) const {
+  return !layers_.empty() && layers_.back()->ends_with_softmax();
+}
 std::string Sequential::output_name(size_t) const { return layers_.empty() ? name() : layers_.back()->name(); }
 
 PartialShape Sequential::compute_output_shape(const PartialShape& input_shape) const {

@@ -88,15 +88,17 @@ void CpuBackend::copy(void* dst, const void* src, size_t n) {
     return;
   }
   const int64_t chunks = static_cast<int64_t>((n + (1 << 18) - 1) >> 18);
-  parallel_for(chunks, [&](int64_t c) {
-    const size_t begin = static_cast<size_t>(c) << 18;
-    std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin,
-                std::min<size_t>(size_t{1} << 18, n - begin));
-  }, 2);
+  parallel_for(
+      chunks,
+      [&](int64_t c) {
+        const size_t begin = static_cast<size_t>(c) << 18;
+        std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin,
+                    std::min<size_t>(size_t{1} << 18, n - begin));
+      },
+      2);
 }
 
-const CachedPrimitive& CpuBackend::cached(const std::string& key,
-                                          const std::function<CachedPrimitive()>& make) {
+const CachedPrimitive& CpuBackend::cached(const std::string& key, const std::function<CachedPrimitive()>& make) {
   {
     std::lock_guard lock(cache_mutex_);
     auto it = cache_.find(key);
@@ -115,12 +117,14 @@ namespace {
 std::string md_key(const dnnl::memory::desc& md) {
   const dnnl_memory_desc_t& d = md.data;
   fmt::memory_buffer k;
-  fmt::format_to(std::back_inserter(k), "{}:{}:{}", d.ndims, static_cast<int>(d.data_type), static_cast<int>(d.format_kind));
+  fmt::format_to(std::back_inserter(k), "{}:{}:{}", d.ndims, static_cast<int>(d.data_type),
+                 static_cast<int>(d.format_kind));
   for (int i = 0; i < d.ndims; ++i) fmt::format_to(std::back_inserter(k), ",{}", d.dims[i]);
   if (d.format_kind == dnnl_blocked) {
     const auto& b = d.format_desc.blocking;
     for (int i = 0; i < d.ndims; ++i) fmt::format_to(std::back_inserter(k), "s{}", b.strides[i]);
-    for (int i = 0; i < b.inner_nblks; ++i) fmt::format_to(std::back_inserter(k), "b{}i{}", b.inner_blks[i], b.inner_idxs[i]);
+    for (int i = 0; i < b.inner_nblks; ++i)
+      fmt::format_to(std::back_inserter(k), "b{}i{}", b.inner_blks[i], b.inner_idxs[i]);
   }
   return fmt::to_string(k);
 }
@@ -155,6 +159,4 @@ keras::Backend* cpu_create() { return new keras::cpu::CpuBackend(); }
 const KerascppBackendDescriptor kDescriptor{KERASCPP_BACKEND_ABI_VERSION, "cpu", &cpu_score, &cpu_create};
 }  // namespace
 
-extern "C" KERASCPP_API const KerascppBackendDescriptor* kerascpp_backend_descriptor() {
-  return &kDescriptor;
-}
+extern "C" KERASCPP_API const KerascppBackendDescriptor* kerascpp_backend_descriptor() { return &kDescriptor; }

@@ -1,11 +1,10 @@
 #pragma once
 // The CPU backend: oneDNN primitives for the NN operations, OpenMP loops for the rest.
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <unordered_map>
 
@@ -15,14 +14,14 @@
 namespace keras::cpu {
 
 /// Wraps a oneDNN call so a failure names the expression and oneDNN's message.
-#define KCPP_DNNL(expr)                                                                     \
-  [&]() -> decltype(auto) {                                                                 \
-    try {                                                                                   \
-      return (expr);                                                                        \
-    } catch (const dnnl::error& e) {                                                        \
-      throw ::keras::BackendError(fmt::format("oneDNN: {} failed: {} (status {})", #expr,  \
-                                              e.what(), static_cast<int>(e.status)));       \
-    }                                                                                       \
+#define KCPP_DNNL(expr)                                                                                   \
+  [&]() -> decltype(auto) {                                                                               \
+    try {                                                                                                 \
+      return (expr);                                                                                      \
+    } catch (const dnnl::error& e) {                                                                      \
+      throw ::keras::BackendError(                                                                        \
+          fmt::format("oneDNN: {} failed: {} (status {})", #expr, e.what(), static_cast<int>(e.status))); \
+    }                                                                                                     \
   }()
 
 /// A size-bucketed caching allocator: a steady training step reuses blocks instead of paying
@@ -75,28 +74,24 @@ class CpuBackend final : public Backend {
   void variance(const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) override;
   void arg_reduce(bool is_max, const Tensor& x, int64_t axis, Tensor& y) override;
 
-  void matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y,
-              const MatmulAttrs& attrs) override;
-  void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
-                    const ConvAttrs& attrs) override;
+  void matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y, const MatmulAttrs& attrs) override;
+  void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& attrs) override;
   void conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& attrs) override;
   void conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
                              const ConvAttrs& attrs) override;
   void conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
                               const ConvAttrs& attrs) override;
-  void conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx,
-                                    const ConvAttrs& attrs) override;
+  void conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& attrs) override;
   void conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
                                        const ConvAttrs& attrs) override;
   size_t pool_workspace_bytes(const Tensor& x, const Tensor& y, const PoolAttrs& attrs) override;
   void pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, const PoolAttrs& attrs) override;
   void pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
                      const PoolAttrs& attrs) override;
-  void batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean,
-                          Tensor& variance, Tensor& y, float epsilon, bool training) override;
+  void batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean, Tensor& variance,
+                          Tensor& y, float epsilon, bool training) override;
   void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
-                           const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
-                           float epsilon) override;
+                           const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta, float epsilon) override;
   void softmax(const Tensor& x, Tensor& y, bool log) override;
   void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse, Tensor& loss,
                              Tensor* dlogits) override;
@@ -106,8 +101,7 @@ class CpuBackend final : public Backend {
   void concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor& y) override;
   void slice(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) override;
   void slice_assign(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) override;
-  void pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads, Scalar value,
-           Tensor& y) override;
+  void pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads, Scalar value, Tensor& y) override;
   void transpose(const Tensor& x, const std::vector<int64_t>& perm, Tensor& y) override;
   void gather(const Tensor& x, const Tensor& indices, int64_t axis, Tensor& y) override;
   void scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) override;
@@ -115,8 +109,7 @@ class CpuBackend final : public Backend {
   void random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) override;
   void dropout_mask(float rate, uint64_t key, Tensor& mask) override;
 
-  void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer,
-                  const SGDAttrs& attrs) override;
+  void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer, const SGDAttrs& attrs) override;
   void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,
                    const AdamAttrs& attrs) override;
 
@@ -133,8 +126,8 @@ class CpuBackend final : public Backend {
   std::shared_ptr<Storage> scratch(size_t nbytes) { return allocate(nbytes); }
 
  private:
-  void conv_common(bool transposed, int direction, const Tensor& a, const Tensor& b, const Tensor* bias,
-                   Tensor& out, Tensor* dbias, const ConvAttrs& attrs);
+  void conv_common(bool transposed, int direction, const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& out,
+                   Tensor* dbias, const ConvAttrs& attrs);
 
   dnnl::engine engine_;
   CachingAllocator allocator_;
@@ -160,11 +153,21 @@ inline void parallel_for(int64_t n, F&& f, int64_t grain = 1 << 14) {
 template <typename F>
 inline void dispatch_dtype(DType dtype, const char* op, F&& f) {
   switch (dtype) {
-    case DType::float32: f.template operator()<float>(); return;
-    case DType::int32: f.template operator()<int32_t>(); return;
-    case DType::int64: f.template operator()<int64_t>(); return;
-    case DType::uint8: f.template operator()<uint8_t>(); return;
-    case DType::bool_: f.template operator()<uint8_t>(); return;
+    case DType::float32:
+      f.template operator()<float>();
+      return;
+    case DType::int32:
+      f.template operator()<int32_t>();
+      return;
+    case DType::int64:
+      f.template operator()<int64_t>();
+      return;
+    case DType::uint8:
+      f.template operator()<uint8_t>();
+      return;
+    case DType::bool_:
+      f.template operator()<uint8_t>();
+      return;
     default:
       throw TypeError(fmt::format("cpu backend: {} does not support dtype {}", op, dtype_name(dtype)));
   }

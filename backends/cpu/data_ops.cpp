@@ -23,14 +23,17 @@ void for_each_row(const Shape& out, const std::vector<int64_t>& src_strides, int
   const int64_t inner = out[r - 1];
   if (inner == 0) return;
   const int64_t rows = out.num_elements() / inner;
-  parallel_for(rows, [&](int64_t row) {
-    int64_t off = base, rest = row;
-    for (size_t d = r - 1; d-- > 0;) {
-      off += (rest % out[d]) * src_strides[d];
-      rest /= out[d];
-    }
-    f(row, off);
-  }, std::max<int64_t>(1, (1 << 14) / inner));
+  parallel_for(
+      rows,
+      [&](int64_t row) {
+        int64_t off = base, rest = row;
+        for (size_t d = r - 1; d-- > 0;) {
+          off += (rest % out[d]) * src_strides[d];
+          rest /= out[d];
+        }
+        f(row, off);
+      },
+      std::max<int64_t>(1, (1 << 14) / inner));
 }
 
 int64_t offset_of(const std::vector<int64_t>& starts, const std::vector<int64_t>& strides) {
@@ -83,9 +86,10 @@ void CpuBackend::concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor&
     if (t_row == 0) continue;
     const char* src = bytes(t);
     char* dst = bytes(y) + col * es;
-    parallel_for(outer, [&](int64_t o) {
-      std::memcpy(dst + o * y_row * es, src + o * t_row * es, static_cast<size_t>(t_row) * es);
-    }, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(t_row, 1)));
+    parallel_for(
+        outer,
+        [&](int64_t o) { std::memcpy(dst + o * y_row * es, src + o * t_row * es, static_cast<size_t>(t_row) * es); },
+        std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(t_row, 1)));
     col += t_row;
   }
 }
@@ -133,10 +137,18 @@ void CpuBackend::transpose(const Tensor& x, const std::vector<int64_t>& perm, Te
     });
   };
   switch (es) {
-    case 1: run.template operator()<uint8_t>(); break;
-    case 2: run.template operator()<uint16_t>(); break;
-    case 4: run.template operator()<uint32_t>(); break;
-    default: run.template operator()<uint64_t>(); break;
+    case 1:
+      run.template operator()<uint8_t>();
+      break;
+    case 2:
+      run.template operator()<uint16_t>();
+      break;
+    case 4:
+      run.template operator()<uint32_t>();
+      break;
+    default:
+      run.template operator()<uint64_t>();
+      break;
   }
 }
 
@@ -151,11 +163,14 @@ void CpuBackend::gather(const Tensor& x, const Tensor& indices, int64_t axis, Te
   }
   const int64_t n = indices.num_elements();
   const size_t row = static_cast<size_t>(inner) * dtype_size(x.dtype());
-  parallel_for(outer * n, [&](int64_t on) {
-    const int64_t o = on / n, j = on % n;
-    std::memcpy(bytes(y) + static_cast<size_t>(on) * row,
-                bytes(x) + static_cast<size_t>(o * d + read_id(indices, j)) * row, row);
-  }, 256);
+  parallel_for(
+      outer * n,
+      [&](int64_t on) {
+        const int64_t o = on / n, j = on % n;
+        std::memcpy(bytes(y) + static_cast<size_t>(on) * row,
+                    bytes(x) + static_cast<size_t>(o * d + read_id(indices, j)) * row, row);
+      },
+      256);
 }
 
 void CpuBackend::scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) {
@@ -173,22 +188,29 @@ void CpuBackend::scatter_add(const Tensor& dy, const Tensor& indices, int64_t ax
   const float* g = static_cast<const float*>(dy.raw_data());
   float* out = static_cast<float*>(dx.raw_data());
   // Parallel over outer rows only: repeated indices within a row must not race.
-  parallel_for(outer, [&](int64_t o) {
-    for (int64_t j = 0; j < n; ++j) {
-      float* dst = out + (o * d + read_id(indices, j)) * inner;
-      const float* src = g + (o * n + j) * inner;
-      for (int64_t k = 0; k < inner; ++k) dst[k] += src[k];
-    }
-  }, 1);
+  parallel_for(
+      outer,
+      [&](int64_t o) {
+        for (int64_t j = 0; j < n; ++j) {
+          float* dst = out + (o * d + read_id(indices, j)) * inner;
+          const float* src = g + (o * n + j) * inner;
+          for (int64_t k = 0; k < inner; ++k) dst[k] += src[k];
+        }
+      },
+      1);
 }
 
 void CpuBackend::embedding_forward(const Tensor& table, const Tensor& ids, Tensor& y) {
   if (y.num_elements() == 0) return;
   check_index_tensor(ids, table.dim(0), "Embedding", "id");
   const size_t row = static_cast<size_t>(table.dim(1)) * sizeof(float);
-  parallel_for(ids.num_elements(), [&](int64_t i) {
-    std::memcpy(bytes(y) + static_cast<size_t>(i) * row, bytes(table) + static_cast<size_t>(read_id(ids, i)) * row, row);
-  }, 256);
+  parallel_for(
+      ids.num_elements(),
+      [&](int64_t i) {
+        std::memcpy(bytes(y) + static_cast<size_t>(i) * row, bytes(table) + static_cast<size_t>(read_id(ids, i)) * row,
+                    row);
+      },
+      256);
 }
 
 void CpuBackend::embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) {
@@ -199,14 +221,17 @@ void CpuBackend::embedding_backward(const Tensor& dy, const Tensor& ids, Tensor&
   float* out = static_cast<float*>(dtable.raw_data());
   // Split the embedding dimension across threads: no two threads touch one element.
   const int64_t chunks = std::min<int64_t>(dim, 64);
-  parallel_for(chunks, [&](int64_t c) {
-    const int64_t begin = dim * c / chunks, end = dim * (c + 1) / chunks;
-    for (int64_t i = 0; i < ids.num_elements(); ++i) {
-      float* dst = out + read_id(ids, i) * dim;
-      const float* src = g + i * dim;
-      for (int64_t k = begin; k < end; ++k) dst[k] += src[k];
-    }
-  }, ids.num_elements() * dim > (1 << 16) ? 1 : chunks + 1);
+  parallel_for(
+      chunks,
+      [&](int64_t c) {
+        const int64_t begin = dim * c / chunks, end = dim * (c + 1) / chunks;
+        for (int64_t i = 0; i < ids.num_elements(); ++i) {
+          float* dst = out + read_id(ids, i) * dim;
+          const float* src = g + i * dim;
+          for (int64_t k = begin; k < end; ++k) dst[k] += src[k];
+        }
+      },
+      ids.num_elements() * dim > (1 << 16) ? 1 : chunks + 1);
 }
 
 void CpuBackend::softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse, Tensor& loss,
@@ -217,30 +242,33 @@ void CpuBackend::softmax_cross_entropy(const Tensor& logits, const Tensor& label
   float* l = static_cast<float*>(loss.raw_data());
   float* dz = dlogits ? static_cast<float*>(dlogits->raw_data()) : nullptr;
   const float* t = sparse ? nullptr : static_cast<const float*>(labels.raw_data());
-  parallel_for(n, [&](int64_t i) {
-    const float* row = z + i * c;
-    float mx = row[0];
-    for (int64_t k = 1; k < c; ++k) mx = std::max(mx, row[k]);
-    double s = 0;
-    for (int64_t k = 0; k < c; ++k) s += std::exp(static_cast<double>(row[k] - mx));
-    const float lse = mx + static_cast<float>(std::log(s));
-    if (sparse) {
-      const int64_t y = read_id(labels, i);
-      l[i] = lse - row[y];
-      if (dz)
-        for (int64_t k = 0; k < c; ++k) dz[i * c + k] = std::exp(row[k] - lse) - (k == y ? 1.f : 0.f);
-    } else {
-      double acc = 0, tsum = 0;
-      for (int64_t k = 0; k < c; ++k) {
-        acc += static_cast<double>(t[i * c + k]) * (lse - row[k]);
-        tsum += t[i * c + k];
-      }
-      l[i] = static_cast<float>(acc);
-      if (dz)
-        for (int64_t k = 0; k < c; ++k)
-          dz[i * c + k] = static_cast<float>(std::exp(row[k] - lse) * tsum) - t[i * c + k];
-    }
-  }, 64);
+  parallel_for(
+      n,
+      [&](int64_t i) {
+        const float* row = z + i * c;
+        float mx = row[0];
+        for (int64_t k = 1; k < c; ++k) mx = std::max(mx, row[k]);
+        double s = 0;
+        for (int64_t k = 0; k < c; ++k) s += std::exp(static_cast<double>(row[k] - mx));
+        const float lse = mx + static_cast<float>(std::log(s));
+        if (sparse) {
+          const int64_t y = read_id(labels, i);
+          l[i] = lse - row[y];
+          if (dz)
+            for (int64_t k = 0; k < c; ++k) dz[i * c + k] = std::exp(row[k] - lse) - (k == y ? 1.f : 0.f);
+        } else {
+          double acc = 0, tsum = 0;
+          for (int64_t k = 0; k < c; ++k) {
+            acc += static_cast<double>(t[i * c + k]) * (lse - row[k]);
+            tsum += t[i * c + k];
+          }
+          l[i] = static_cast<float>(acc);
+          if (dz)
+            for (int64_t k = 0; k < c; ++k)
+              dz[i * c + k] = static_cast<float>(std::exp(row[k] - lse) * tsum) - t[i * c + k];
+        }
+      },
+      64);
 }
 
 void CpuBackend::random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) {
@@ -270,7 +298,8 @@ void CpuBackend::random(RandomDistribution dist, uint64_t key, float a, float b,
 void CpuBackend::dropout_mask(float rate, uint64_t key, Tensor& mask) {
   float* p = static_cast<float*>(mask.raw_data());
   const float keep = 1.f / (1.f - rate);
-  parallel_for(mask.num_elements(), [&](int64_t i) { p[i] = uniform01(key, static_cast<uint64_t>(i)) < rate ? 0.f : keep; });
+  parallel_for(mask.num_elements(),
+               [&](int64_t i) { p[i] = uniform01(key, static_cast<uint64_t>(i)) < rate ? 0.f : keep; });
 }
 
 void CpuBackend::sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer, const SGDAttrs& at) {
@@ -297,8 +326,8 @@ void CpuBackend::adam_update(Tensor& variable, const Tensor& gradient, Tensor& m
   float* v = static_cast<float*>(v_t.raw_data());
   float* vh = vhat_t ? static_cast<float*>(vhat_t->raw_data()) : nullptr;
   const double t = static_cast<double>(at.step);
-  const float alpha = static_cast<float>(at.learning_rate * std::sqrt(1.0 - std::pow(at.beta_2, t)) /
-                                         (1.0 - std::pow(at.beta_1, t)));
+  const float alpha =
+      static_cast<float>(at.learning_rate * std::sqrt(1.0 - std::pow(at.beta_2, t)) / (1.0 - std::pow(at.beta_1, t)));
   const float b1 = 1.f - at.beta_1, b2 = 1.f - at.beta_2, eps = at.epsilon;
   parallel_for(variable.num_elements(), [&](int64_t i) {
     m[i] += (g[i] - m[i]) * b1;

@@ -12,10 +12,14 @@ using md = dnnl::memory::desc;
 
 dnnl::algorithm post_op_algorithm(UnaryOp op) {
   switch (op) {
-    case UnaryOp::relu: return dnnl::algorithm::eltwise_relu;
-    case UnaryOp::sigmoid: return dnnl::algorithm::eltwise_logistic;
-    case UnaryOp::tanh: return dnnl::algorithm::eltwise_tanh;
-    case UnaryOp::relu6: return dnnl::algorithm::eltwise_clip_v2;
+    case UnaryOp::relu:
+      return dnnl::algorithm::eltwise_relu;
+    case UnaryOp::sigmoid:
+      return dnnl::algorithm::eltwise_logistic;
+    case UnaryOp::tanh:
+      return dnnl::algorithm::eltwise_tanh;
+    case UnaryOp::relu6:
+      return dnnl::algorithm::eltwise_clip_v2;
     default:
       throw InternalError(fmt::format("internal error: no fused post-op for {}", unary_op_name(op)));
   }
@@ -35,9 +39,7 @@ std::string key_of(const dims& d) { return fmt::format("{}", fmt::join(d, "x"));
 
 void* ptr(const Tensor& t) { return t.raw_data(); }
 
-md nhwc(const Tensor& t) {
-  return md({t.dim(0), t.dim(3), t.dim(1), t.dim(2)}, dt::f32, tag::nhwc);
-}
+md nhwc(const Tensor& t) { return md({t.dim(0), t.dim(3), t.dim(1), t.dim(2)}, dt::f32, tag::nhwc); }
 
 // Keras' kernel layouts as oneDNN weights descriptors (dims in oneDNN's logical order, strides
 // describing the Keras memory layout).
@@ -119,8 +121,9 @@ CachedPrimitive make_conv_primitive(const dnnl::engine& engine, dnnl::algorithm 
   CachedPrimitive c;
   // Inference-only forward passes may get faster kernels; training ones are the backward passes' hint.
   const auto prop = d.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
-  auto fd = d.has_bias ? typename F::desc(prop, alg, d.x, d.w_any, d.bias, d.y, d.strides, d.dilations, d.pad_l, d.pad_r)
-                       : typename F::desc(prop, alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r);
+  auto fd = d.has_bias
+                ? typename F::desc(prop, alg, d.x, d.w_any, d.bias, d.y, d.strides, d.dilations, d.pad_l, d.pad_r)
+                : typename F::desc(prop, alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r);
   auto fpd = KCPP_DNNL(typename F::primitive_desc(fd, d.attr, engine));
   if (direction == kForward) {
     c.weights_md = fpd.weights_desc();
@@ -155,20 +158,26 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
   const dims strides{at.strides[0], at.strides[1]};
   const dims dil{at.dilations[0] - 1, at.dilations[1] - 1};
   const dims pl{at.pad_begin[0], at.pad_begin[1]}, pr{at.pad_end[0], at.pad_end[1]};
-  const std::string key =
-      fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv", direction, key_of(x_md.dims()),
-                  key_of(w_user.dims()), key_of(y_md.dims()), key_of(strides), key_of(dil), key_of(pl), key_of(pr),
-                  has_bias, static_cast<int>(at.activation), at.groups, direction != kForward || at.training);
+  const std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv",
+                                      direction, key_of(x_md.dims()), key_of(w_user.dims()), key_of(y_md.dims()),
+                                      key_of(strides), key_of(dil), key_of(pl), key_of(pr), has_bias,
+                                      static_cast<int>(at.activation), at.groups, direction != kForward || at.training);
 
   const bool training = direction != kForward || at.training;
-  const ConvDescriptors d{x_md, w_any, bias_md, y_md, strides, dil, pl, pr, has_bias,
-                          direction == kForward ? activation_attr(at.activation) : dnnl::primitive_attr(), training};
+  const ConvDescriptors d{x_md,     w_any,
+                          bias_md,  y_md,
+                          strides,  dil,
+                          pl,       pr,
+                          has_bias, direction == kForward ? activation_attr(at.activation) : dnnl::primitive_attr(),
+                          training};
   const auto& p = cached(key, [&] {
     if (transposed)
       return make_conv_primitive<dnnl::deconvolution_forward, dnnl::deconvolution_backward_data,
-                                 dnnl::deconvolution_backward_weights>(engine_, dnnl::algorithm::deconvolution_direct, direction, d);
+                                 dnnl::deconvolution_backward_weights>(engine_, dnnl::algorithm::deconvolution_direct,
+                                                                       direction, d);
     return make_conv_primitive<dnnl::convolution_forward, dnnl::convolution_backward_data,
-                               dnnl::convolution_backward_weights>(engine_, dnnl::algorithm::convolution_direct, direction, d);
+                               dnnl::convolution_backward_weights>(engine_, dnnl::algorithm::convolution_direct,
+                                                                   direction, d);
   });
 
   // Weights in the primitive's preferred layout: reordered from (or back to) Keras' layout.
@@ -233,15 +242,15 @@ std::string pool_key(const char* what, const md& x_md, const md& y_md, const Poo
 }  // namespace
 
 // The forward pooling primitive (training mode, so max pooling keeps its workspace).
-static const CachedPrimitive& pool_forward_primitive(CpuBackend& be, const md& x_md, const md& y_md, const PoolAttrs& at,
-                                                     bool training = true) {
+static const CachedPrimitive& pool_forward_primitive(CpuBackend& be, const md& x_md, const md& y_md,
+                                                     const PoolAttrs& at, bool training = true) {
   return be.cached(pool_key(training ? "poolfwd" : "poolinf", x_md, y_md, at), [&] {
     CachedPrimitive c;
-    const auto alg = at.mode == PoolMode::max ? dnnl::algorithm::pooling_max
-                                              : dnnl::algorithm::pooling_avg_exclude_padding;
+    const auto alg =
+        at.mode == PoolMode::max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_exclude_padding;
     // Training keeps max pooling's workspace for the backward pass; inference needs none.
-    dnnl::pooling_forward::desc d(training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, alg, x_md,
-                                  y_md, {at.strides[0], at.strides[1]}, {at.window[0], at.window[1]},
+    dnnl::pooling_forward::desc d(training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
+                                  alg, x_md, y_md, {at.strides[0], at.strides[1]}, {at.window[0], at.window[1]},
                                   {at.pad_begin[0], at.pad_begin[1]}, {at.pad_end[0], at.pad_end[1]});
     auto pd = KCPP_DNNL(dnnl::pooling_forward::primitive_desc(d, be.engine()));
     c.workspace_md = pd.workspace_desc();
@@ -277,8 +286,8 @@ void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* 
   const auto& fwd = pool_forward_primitive(*this, x_md, y_md, at);
   const auto& p = cached(pool_key("poolbwd", x_md, y_md, at), [&] {
     CachedPrimitive c;
-    const auto alg = at.mode == PoolMode::max ? dnnl::algorithm::pooling_max
-                                              : dnnl::algorithm::pooling_avg_exclude_padding;
+    const auto alg =
+        at.mode == PoolMode::max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_exclude_padding;
     dnnl::pooling_backward::desc d(alg, x_md, y_md, {at.strides[0], at.strides[1]}, {at.window[0], at.window[1]},
                                    {at.pad_begin[0], at.pad_begin[1]}, {at.pad_end[0], at.pad_end[1]});
     auto hint = std::static_pointer_cast<PoolPds>(fwd.extra)->fwd;
@@ -326,17 +335,16 @@ void CpuBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const 
     return c;
   });
   KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
-                                          {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))},
-                                          {DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(gamma))},
-                                          {DNNL_ARG_SHIFT, dnnl::memory(c_md, engine_, ptr(beta))},
-                                          {DNNL_ARG_MEAN, dnnl::memory(c_md, engine_, ptr(mean))},
-                                          {DNNL_ARG_VARIANCE, dnnl::memory(c_md, engine_, ptr(variance))}}));
+                                           {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))},
+                                           {DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(gamma))},
+                                           {DNNL_ARG_SHIFT, dnnl::memory(c_md, engine_, ptr(beta))},
+                                           {DNNL_ARG_MEAN, dnnl::memory(c_md, engine_, ptr(mean))},
+                                           {DNNL_ARG_VARIANCE, dnnl::memory(c_md, engine_, ptr(variance))}}));
   stream().wait();
 }
 
 void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
-                                     const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
-                                     float epsilon) {
+                                     const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta, float epsilon) {
   const md x_md = bn_data_md(x);
   const md c_md({x.dim(1)}, dt::f32, tag::a);
   Tensor m = mean, v = variance;
@@ -358,16 +366,16 @@ void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Te
     return c;
   });
   KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
-                                          {DNNL_ARG_DIFF_DST, dnnl::memory(x_md, engine_, ptr(dy))},
-                                          {DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(gamma))},
-                                          // oneDNN 2.6 asks for the shift although it does not affect
-                                          // the gradients; gamma's buffer stands in, read-only.
-                                          {DNNL_ARG_SHIFT, dnnl::memory(c_md, engine_, ptr(gamma))},
-                                          {DNNL_ARG_MEAN, dnnl::memory(c_md, engine_, ptr(m))},
-                                          {DNNL_ARG_VARIANCE, dnnl::memory(c_md, engine_, ptr(v))},
-                                          {DNNL_ARG_DIFF_SRC, dnnl::memory(x_md, engine_, ptr(dx))},
-                                          {DNNL_ARG_DIFF_SCALE, dnnl::memory(c_md, engine_, ptr(dgamma))},
-                                          {DNNL_ARG_DIFF_SHIFT, dnnl::memory(c_md, engine_, ptr(dbeta))}}));
+                                           {DNNL_ARG_DIFF_DST, dnnl::memory(x_md, engine_, ptr(dy))},
+                                           {DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(gamma))},
+                                           // oneDNN 2.6 asks for the shift although it does not affect
+                                           // the gradients; gamma's buffer stands in, read-only.
+                                           {DNNL_ARG_SHIFT, dnnl::memory(c_md, engine_, ptr(gamma))},
+                                           {DNNL_ARG_MEAN, dnnl::memory(c_md, engine_, ptr(m))},
+                                           {DNNL_ARG_VARIANCE, dnnl::memory(c_md, engine_, ptr(v))},
+                                           {DNNL_ARG_DIFF_SRC, dnnl::memory(x_md, engine_, ptr(dx))},
+                                           {DNNL_ARG_DIFF_SCALE, dnnl::memory(c_md, engine_, ptr(dgamma))},
+                                           {DNNL_ARG_DIFF_SHIFT, dnnl::memory(c_md, engine_, ptr(dbeta))}}));
   stream().wait();
 }
 
@@ -378,13 +386,13 @@ void CpuBackend::softmax(const Tensor& x, Tensor& y, bool log) {
   const auto& p = cached(fmt::format("softmax|{}|{}", key_of(x_md.dims()), log), [&] {
     CachedPrimitive c;
     dnnl::softmax_v2_forward::desc d(dnnl::prop_kind::forward_inference,
-                                     log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate, x_md,
-                                     x_md, 1);
+                                     log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate, x_md, x_md,
+                                     1);
     c.primitive = KCPP_DNNL(dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(d, engine_)));
     return c;
   });
   KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
-                                          {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))}}));
+                                           {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))}}));
   stream().wait();
 }
 

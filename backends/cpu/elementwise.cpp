@@ -13,67 +13,115 @@ constexpr int64_t kEltwiseThreshold = 1 << 15;  // below this a plain loop beats
 std::optional<std::tuple<dnnl::algorithm, float, float>> dnnl_eltwise(UnaryOp op, const UnaryAttrs& at) {
   using A = dnnl::algorithm;
   switch (op) {
-    case UnaryOp::relu: return std::tuple{A::eltwise_relu, 0.f, 0.f};
-    case UnaryOp::leaky_relu: return std::tuple{A::eltwise_relu, at.alpha, 0.f};
-    case UnaryOp::relu6: return std::tuple{A::eltwise_clip_v2, 0.f, 6.f};
-    case UnaryOp::clip: return std::tuple{A::eltwise_clip_v2, at.alpha, at.beta};
-    case UnaryOp::elu: return std::tuple{A::eltwise_elu, at.alpha, 0.f};
-    case UnaryOp::tanh: return std::tuple{A::eltwise_tanh, 0.f, 0.f};
-    case UnaryOp::sigmoid: return std::tuple{A::eltwise_logistic, 0.f, 0.f};
-    case UnaryOp::exp: return std::tuple{A::eltwise_exp, 0.f, 0.f};
-    case UnaryOp::log: return std::tuple{A::eltwise_log, 0.f, 0.f};
-    case UnaryOp::sqrt: return std::tuple{A::eltwise_sqrt, 0.f, 0.f};
-    case UnaryOp::square: return std::tuple{A::eltwise_square, 0.f, 0.f};
-    case UnaryOp::abs: return std::tuple{A::eltwise_abs, 0.f, 0.f};
-    case UnaryOp::gelu: return std::tuple{A::eltwise_gelu_erf, 0.f, 0.f};
-    case UnaryOp::gelu_tanh: return std::tuple{A::eltwise_gelu_tanh, 0.f, 0.f};
-    case UnaryOp::softplus: return std::tuple{A::eltwise_soft_relu, 0.f, 0.f};
-    case UnaryOp::swish: return std::tuple{A::eltwise_swish, 1.f, 0.f};
-    default: return std::nullopt;
+    case UnaryOp::relu:
+      return std::tuple{A::eltwise_relu, 0.f, 0.f};
+    case UnaryOp::leaky_relu:
+      return std::tuple{A::eltwise_relu, at.alpha, 0.f};
+    case UnaryOp::relu6:
+      return std::tuple{A::eltwise_clip_v2, 0.f, 6.f};
+    case UnaryOp::clip:
+      return std::tuple{A::eltwise_clip_v2, at.alpha, at.beta};
+    case UnaryOp::elu:
+      return std::tuple{A::eltwise_elu, at.alpha, 0.f};
+    case UnaryOp::tanh:
+      return std::tuple{A::eltwise_tanh, 0.f, 0.f};
+    case UnaryOp::sigmoid:
+      return std::tuple{A::eltwise_logistic, 0.f, 0.f};
+    case UnaryOp::exp:
+      return std::tuple{A::eltwise_exp, 0.f, 0.f};
+    case UnaryOp::log:
+      return std::tuple{A::eltwise_log, 0.f, 0.f};
+    case UnaryOp::sqrt:
+      return std::tuple{A::eltwise_sqrt, 0.f, 0.f};
+    case UnaryOp::square:
+      return std::tuple{A::eltwise_square, 0.f, 0.f};
+    case UnaryOp::abs:
+      return std::tuple{A::eltwise_abs, 0.f, 0.f};
+    case UnaryOp::gelu:
+      return std::tuple{A::eltwise_gelu_erf, 0.f, 0.f};
+    case UnaryOp::gelu_tanh:
+      return std::tuple{A::eltwise_gelu_tanh, 0.f, 0.f};
+    case UnaryOp::softplus:
+      return std::tuple{A::eltwise_soft_relu, 0.f, 0.f};
+    case UnaryOp::swish:
+      return std::tuple{A::eltwise_swish, 1.f, 0.f};
+    default:
+      return std::nullopt;
   }
 }
 
 float unary_scalar(UnaryOp op, float x, const UnaryAttrs& at) {
   switch (op) {
-    case UnaryOp::identity: return x;
-    case UnaryOp::negative: return -x;
-    case UnaryOp::abs: return std::fabs(x);
-    case UnaryOp::sign: return static_cast<float>((x > 0) - (x < 0));
-    case UnaryOp::square: return x * x;
-    case UnaryOp::sqrt: return std::sqrt(x);
-    case UnaryOp::rsqrt: return 1.f / std::sqrt(x);
-    case UnaryOp::reciprocal: return 1.f / x;
-    case UnaryOp::exp: return std::exp(x);
-    case UnaryOp::expm1: return std::expm1(x);
-    case UnaryOp::log: return std::log(x);
-    case UnaryOp::log1p: return std::log1p(x);
-    case UnaryOp::sin: return std::sin(x);
-    case UnaryOp::cos: return std::cos(x);
-    case UnaryOp::tanh: return std::tanh(x);
-    case UnaryOp::sigmoid: return 1.f / (1.f + std::exp(-x));
-    case UnaryOp::relu: return x > 0 ? x : 0.f;
-    case UnaryOp::relu6: return std::min(std::max(x, 0.f), 6.f);
-    case UnaryOp::leaky_relu: return x > 0 ? x : at.alpha * x;
-    case UnaryOp::elu: return x > 0 ? x : at.alpha * std::expm1(x);
+    case UnaryOp::identity:
+      return x;
+    case UnaryOp::negative:
+      return -x;
+    case UnaryOp::abs:
+      return std::fabs(x);
+    case UnaryOp::sign:
+      return static_cast<float>((x > 0) - (x < 0));
+    case UnaryOp::square:
+      return x * x;
+    case UnaryOp::sqrt:
+      return std::sqrt(x);
+    case UnaryOp::rsqrt:
+      return 1.f / std::sqrt(x);
+    case UnaryOp::reciprocal:
+      return 1.f / x;
+    case UnaryOp::exp:
+      return std::exp(x);
+    case UnaryOp::expm1:
+      return std::expm1(x);
+    case UnaryOp::log:
+      return std::log(x);
+    case UnaryOp::log1p:
+      return std::log1p(x);
+    case UnaryOp::sin:
+      return std::sin(x);
+    case UnaryOp::cos:
+      return std::cos(x);
+    case UnaryOp::tanh:
+      return std::tanh(x);
+    case UnaryOp::sigmoid:
+      return 1.f / (1.f + std::exp(-x));
+    case UnaryOp::relu:
+      return x > 0 ? x : 0.f;
+    case UnaryOp::relu6:
+      return std::min(std::max(x, 0.f), 6.f);
+    case UnaryOp::leaky_relu:
+      return x > 0 ? x : at.alpha * x;
+    case UnaryOp::elu:
+      return x > 0 ? x : at.alpha * std::expm1(x);
     case UnaryOp::selu: {
       constexpr float alpha = 1.6732632423543772f, scale = 1.0507009873554805f;
       return x > 0 ? scale * x : scale * alpha * std::expm1(x);
     }
-    case UnaryOp::gelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+    case UnaryOp::gelu:
+      return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
     case UnaryOp::gelu_tanh: {
       const float c = 0.79788456080286536f;  // sqrt(2 / pi)
       return 0.5f * x * (1.f + std::tanh(c * (x + 0.044715f * x * x * x)));
     }
-    case UnaryOp::softplus: return x > 20.f ? x : std::log1p(std::exp(x));
-    case UnaryOp::softsign: return x / (1.f + std::fabs(x));
-    case UnaryOp::swish: return x / (1.f + std::exp(-x));
-    case UnaryOp::hard_sigmoid: return std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f;
-    case UnaryOp::erf: return std::erf(x);
-    case UnaryOp::floor: return std::floor(x);
-    case UnaryOp::ceil: return std::ceil(x);
-    case UnaryOp::round: return std::nearbyint(x);  // half to even, as numpy.round
-    case UnaryOp::clip: return std::min(std::max(x, at.alpha), at.beta);
-    case UnaryOp::logical_not: return x == 0.f ? 1.f : 0.f;
+    case UnaryOp::softplus:
+      return x > 20.f ? x : std::log1p(std::exp(x));
+    case UnaryOp::softsign:
+      return x / (1.f + std::fabs(x));
+    case UnaryOp::swish:
+      return x / (1.f + std::exp(-x));
+    case UnaryOp::hard_sigmoid:
+      return std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f;
+    case UnaryOp::erf:
+      return std::erf(x);
+    case UnaryOp::floor:
+      return std::floor(x);
+    case UnaryOp::ceil:
+      return std::ceil(x);
+    case UnaryOp::round:
+      return std::nearbyint(x);  // half to even, as numpy.round
+    case UnaryOp::clip:
+      return std::min(std::max(x, at.alpha), at.beta);
+    case UnaryOp::logical_not:
+      return x == 0.f ? 1.f : 0.f;
   }
   return x;
 }
@@ -81,12 +129,18 @@ float unary_scalar(UnaryOp op, float x, const UnaryAttrs& at) {
 template <typename T>
 T unary_integer(UnaryOp op, T x) {
   switch (op) {
-    case UnaryOp::identity: return x;
-    case UnaryOp::negative: return static_cast<T>(-x);
-    case UnaryOp::abs: return x < 0 ? static_cast<T>(-x) : x;
-    case UnaryOp::sign: return static_cast<T>((x > 0) - (x < 0));
-    case UnaryOp::square: return static_cast<T>(x * x);
-    case UnaryOp::logical_not: return static_cast<T>(!x);
+    case UnaryOp::identity:
+      return x;
+    case UnaryOp::negative:
+      return static_cast<T>(-x);
+    case UnaryOp::abs:
+      return x < 0 ? static_cast<T>(-x) : x;
+    case UnaryOp::sign:
+      return static_cast<T>((x > 0) - (x < 0));
+    case UnaryOp::square:
+      return static_cast<T>(x * x);
+    case UnaryOp::logical_not:
+      return static_cast<T>(!x);
     default:
       throw TypeError(fmt::format("cpu backend: {} needs a floating-point tensor", unary_op_name(op)));
   }
@@ -119,26 +173,32 @@ void broadcast_apply(const Tensor& a, const Tensor& b, Tensor& y, F f) {
   const auto sa = broadcast_strides(a.shape(), ys), sb = broadcast_strides(b.shape(), ys);
   const int64_t inner = ys[r - 1], outer = n / inner;
   const int64_t ia = sa[r - 1], ib = sb[r - 1];
-  parallel_for(outer, [&](int64_t o) {
-    int64_t oa = 0, ob = 0, rest = o;
-    for (size_t d = r - 1; d-- > 0;) {
-      const int64_t idx = rest % ys[d];
-      rest /= ys[d];
-      oa += idx * sa[d];
-      ob += idx * sb[d];
-    }
-    R* out = py + o * inner;
-    for (int64_t i = 0; i < inner; ++i) out[i] = f(pa[oa + i * ia], pb[ob + i * ib]);
-  }, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(inner, 1)));
+  parallel_for(
+      outer,
+      [&](int64_t o) {
+        int64_t oa = 0, ob = 0, rest = o;
+        for (size_t d = r - 1; d-- > 0;) {
+          const int64_t idx = rest % ys[d];
+          rest /= ys[d];
+          oa += idx * sa[d];
+          ob += idx * sb[d];
+        }
+        R* out = py + o * inner;
+        for (int64_t i = 0; i < inner; ++i) out[i] = f(pa[oa + i * ia], pb[ob + i * ib]);
+      },
+      std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(inner, 1)));
 }
 
 template <typename T>
 void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) {
   using B = uint8_t;
   switch (op) {
-    case BinaryOp::add: return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return static_cast<T>(u + v); });
-    case BinaryOp::subtract: return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return static_cast<T>(u - v); });
-    case BinaryOp::multiply: return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return static_cast<T>(u * v); });
+    case BinaryOp::add:
+      return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return static_cast<T>(u + v); });
+    case BinaryOp::subtract:
+      return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return static_cast<T>(u - v); });
+    case BinaryOp::multiply:
+      return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return static_cast<T>(u * v); });
     case BinaryOp::divide:
       if constexpr (std::is_integral_v<T>) {
         // Integer division by zero is undefined behaviour in C++: refuse it with a clear error.
@@ -149,12 +209,13 @@ void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) {
       } else {
         return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return u / v; });
       }
-    case BinaryOp::maximum: return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return u > v ? u : v; });
-    case BinaryOp::minimum: return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return u < v ? u : v; });
+    case BinaryOp::maximum:
+      return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return u > v ? u : v; });
+    case BinaryOp::minimum:
+      return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return u < v ? u : v; });
     case BinaryOp::power:
-      return broadcast_apply<T, T>(a, b, y, [](T u, T v) {
-        return static_cast<T>(std::pow(static_cast<double>(u), static_cast<double>(v)));
-      });
+      return broadcast_apply<T, T>(
+          a, b, y, [](T u, T v) { return static_cast<T>(std::pow(static_cast<double>(u), static_cast<double>(v))); });
     case BinaryOp::floor_mod:
       if constexpr (std::is_integral_v<T>) {
         const T* pb = static_cast<const T*>(b.raw_data());
@@ -168,14 +229,22 @@ void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) {
       } else {
         return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return u - std::floor(u / v) * v; });
       }
-    case BinaryOp::equal: return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u == v); });
-    case BinaryOp::not_equal: return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u != v); });
-    case BinaryOp::less: return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u < v); });
-    case BinaryOp::less_equal: return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u <= v); });
-    case BinaryOp::greater: return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u > v); });
-    case BinaryOp::greater_equal: return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u >= v); });
-    case BinaryOp::logical_and: return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u && v); });
-    case BinaryOp::logical_or: return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u || v); });
+    case BinaryOp::equal:
+      return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u == v); });
+    case BinaryOp::not_equal:
+      return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u != v); });
+    case BinaryOp::less:
+      return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u < v); });
+    case BinaryOp::less_equal:
+      return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u <= v); });
+    case BinaryOp::greater:
+      return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u > v); });
+    case BinaryOp::greater_equal:
+      return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u >= v); });
+    case BinaryOp::logical_and:
+      return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u && v); });
+    case BinaryOp::logical_or:
+      return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u || v); });
   }
 }
 
@@ -275,7 +344,8 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs&
       return;
     }
   }
-  parallel_for(n, [&](int64_t i) { py[i] = unary_scalar(op, px[i], attrs); }, 1 << 12);
+  parallel_for(
+      n, [&](int64_t i) { py[i] = unary_scalar(op, px[i], attrs); }, 1 << 12);
 }
 
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) {
@@ -300,14 +370,30 @@ void CpuBackend::where(const Tensor& condition, const Tensor& a, const Tensor& b
         parallel_for(n, [&](int64_t i) { py[i] = pc[i * C] ? pa[i * A] : pb[i * B]; });
       };
       switch (sc * 4 + sa * 2 + sb) {
-        case 0: run.template operator()<0, 0, 0>(); break;
-        case 1: run.template operator()<0, 0, 1>(); break;
-        case 2: run.template operator()<0, 1, 0>(); break;
-        case 3: run.template operator()<0, 1, 1>(); break;
-        case 4: run.template operator()<1, 0, 0>(); break;
-        case 5: run.template operator()<1, 0, 1>(); break;
-        case 6: run.template operator()<1, 1, 0>(); break;
-        default: run.template operator()<1, 1, 1>(); break;
+        case 0:
+          run.template operator()<0, 0, 0>();
+          break;
+        case 1:
+          run.template operator()<0, 0, 1>();
+          break;
+        case 2:
+          run.template operator()<0, 1, 0>();
+          break;
+        case 3:
+          run.template operator()<0, 1, 1>();
+          break;
+        case 4:
+          run.template operator()<1, 0, 0>();
+          break;
+        case 5:
+          run.template operator()<1, 0, 1>();
+          break;
+        case 6:
+          run.template operator()<1, 1, 0>();
+          break;
+        default:
+          run.template operator()<1, 1, 1>();
+          break;
       }
       return;
     }
@@ -316,19 +402,22 @@ void CpuBackend::where(const Tensor& condition, const Tensor& a, const Tensor& b
     const auto stc = broadcast_strides(condition.shape(), ys), sta = broadcast_strides(a.shape(), ys),
                stb = broadcast_strides(b.shape(), ys);
     const int64_t inner = ys[r - 1], outer = n / inner;
-    parallel_for(outer, [&](int64_t o) {
-      int64_t oc = 0, oa = 0, ob = 0, rest = o;
-      for (size_t d = r - 1; d-- > 0;) {
-        const int64_t idx = rest % ys[d];
-        rest /= ys[d];
-        oc += idx * stc[d];
-        oa += idx * sta[d];
-        ob += idx * stb[d];
-      }
-      T* out = py + o * inner;
-      for (int64_t i = 0; i < inner; ++i)
-        out[i] = pc[oc + i * stc[r - 1]] ? pa[oa + i * sta[r - 1]] : pb[ob + i * stb[r - 1]];
-    }, std::max<int64_t>(1, (1 << 14) / inner));
+    parallel_for(
+        outer,
+        [&](int64_t o) {
+          int64_t oc = 0, oa = 0, ob = 0, rest = o;
+          for (size_t d = r - 1; d-- > 0;) {
+            const int64_t idx = rest % ys[d];
+            rest /= ys[d];
+            oc += idx * stc[d];
+            oa += idx * sta[d];
+            ob += idx * stb[d];
+          }
+          T* out = py + o * inner;
+          for (int64_t i = 0; i < inner; ++i)
+            out[i] = pc[oc + i * stc[r - 1]] ? pa[oa + i * sta[r - 1]] : pb[ob + i * stb[r - 1]];
+        },
+        std::max<int64_t>(1, (1 << 14) / inner));
   });
 }
 
@@ -338,13 +427,20 @@ void CpuBackend::cast(const Tensor& x, Tensor& y) {
   // Half types go through float.
   auto read = [&](int64_t i) -> double {
     switch (from) {
-      case DType::float32: return static_cast<const float*>(x.raw_data())[i];
-      case DType::float16: return half_to_float(static_cast<const uint16_t*>(x.raw_data())[i]);
-      case DType::bfloat16: return bf16_to_float(static_cast<const uint16_t*>(x.raw_data())[i]);
-      case DType::int32: return static_cast<const int32_t*>(x.raw_data())[i];
-      case DType::int64: return static_cast<double>(static_cast<const int64_t*>(x.raw_data())[i]);
-      case DType::uint8: return static_cast<const uint8_t*>(x.raw_data())[i];
-      case DType::bool_: return static_cast<const uint8_t*>(x.raw_data())[i] != 0;
+      case DType::float32:
+        return static_cast<const float*>(x.raw_data())[i];
+      case DType::float16:
+        return half_to_float(static_cast<const uint16_t*>(x.raw_data())[i]);
+      case DType::bfloat16:
+        return bf16_to_float(static_cast<const uint16_t*>(x.raw_data())[i]);
+      case DType::int32:
+        return static_cast<const int32_t*>(x.raw_data())[i];
+      case DType::int64:
+        return static_cast<double>(static_cast<const int64_t*>(x.raw_data())[i]);
+      case DType::uint8:
+        return static_cast<const uint8_t*>(x.raw_data())[i];
+      case DType::bool_:
+        return static_cast<const uint8_t*>(x.raw_data())[i] != 0;
     }
     return 0;
   };
@@ -354,28 +450,40 @@ void CpuBackend::cast(const Tensor& x, Tensor& y) {
     parallel_for(n, [&](int64_t i) { py[i] = static_cast<int32_t>(px[i]); });
     return;
   }
-  parallel_for(n, [&](int64_t i) {
-    const double v = read(i);
-    switch (to) {
-      case DType::float32: static_cast<float*>(y.raw_data())[i] = static_cast<float>(v); break;
-      case DType::float16: static_cast<uint16_t*>(y.raw_data())[i] = float_to_half(static_cast<float>(v)); break;
-      case DType::bfloat16: static_cast<uint16_t*>(y.raw_data())[i] = float_to_bf16(static_cast<float>(v)); break;
-      case DType::int32:
-        static_cast<int32_t*>(y.raw_data())[i] =
-            std::isfinite(v) ? static_cast<int32_t>(std::clamp(v, -2147483648.0, 2147483647.0)) : 0;
-        break;
-      case DType::int64:
-        static_cast<int64_t*>(y.raw_data())[i] =
-            from == DType::int32 || from == DType::uint8 || from == DType::bool_
-                ? static_cast<int64_t>(v)
-                : (std::isfinite(v) ? static_cast<int64_t>(std::clamp(v, -9.2e18, 9.2e18)) : 0);
-        break;
-      case DType::uint8:
-        static_cast<uint8_t*>(y.raw_data())[i] = std::isfinite(v) ? static_cast<uint8_t>(std::clamp(v, 0.0, 255.0)) : 0;
-        break;
-      case DType::bool_: static_cast<uint8_t*>(y.raw_data())[i] = v != 0; break;
-    }
-  }, 1 << 12);
+  parallel_for(
+      n,
+      [&](int64_t i) {
+        const double v = read(i);
+        switch (to) {
+          case DType::float32:
+            static_cast<float*>(y.raw_data())[i] = static_cast<float>(v);
+            break;
+          case DType::float16:
+            static_cast<uint16_t*>(y.raw_data())[i] = float_to_half(static_cast<float>(v));
+            break;
+          case DType::bfloat16:
+            static_cast<uint16_t*>(y.raw_data())[i] = float_to_bf16(static_cast<float>(v));
+            break;
+          case DType::int32:
+            static_cast<int32_t*>(y.raw_data())[i] =
+                std::isfinite(v) ? static_cast<int32_t>(std::clamp(v, -2147483648.0, 2147483647.0)) : 0;
+            break;
+          case DType::int64:
+            static_cast<int64_t*>(y.raw_data())[i] =
+                from == DType::int32 || from == DType::uint8 || from == DType::bool_
+                    ? static_cast<int64_t>(v)
+                    : (std::isfinite(v) ? static_cast<int64_t>(std::clamp(v, -9.2e18, 9.2e18)) : 0);
+            break;
+          case DType::uint8:
+            static_cast<uint8_t*>(y.raw_data())[i] =
+                std::isfinite(v) ? static_cast<uint8_t>(std::clamp(v, 0.0, 255.0)) : 0;
+            break;
+          case DType::bool_:
+            static_cast<uint8_t*>(y.raw_data())[i] = v != 0;
+            break;
+        }
+      },
+      1 << 12);
 }
 
 }  // namespace keras::cpu

@@ -10,9 +10,9 @@
 namespace keras::cuda {
 
 static_assert(static_cast<int>(DType::float32) == kernels::f32 && static_cast<int>(DType::float16) == kernels::f16 &&
-              static_cast<int>(DType::bfloat16) == kernels::bf16 && static_cast<int>(DType::int32) == kernels::i32 &&
-              static_cast<int>(DType::int64) == kernels::i64 && static_cast<int>(DType::uint8) == kernels::u8 &&
-              static_cast<int>(DType::bool_) == kernels::b8,
+                  static_cast<int>(DType::bfloat16) == kernels::bf16 &&
+                  static_cast<int>(DType::int32) == kernels::i32 && static_cast<int>(DType::int64) == kernels::i64 &&
+                  static_cast<int>(DType::uint8) == kernels::u8 && static_cast<int>(DType::bool_) == kernels::b8,
               "kernels.h dtype codes must follow keras::DType");
 
 namespace {
@@ -46,7 +46,8 @@ void* DeviceAllocator::allocate(size_t nbytes) {
     empty_cache();  // give cached blocks back and try once more
     const cudaError_t e = cudaMalloc(&p, size);
     if (e != cudaSuccess)
-      throw BackendError(fmt::format("CUDA: out of device memory allocating {} bytes: {}", size, cudaGetErrorString(e)));
+      throw BackendError(
+          fmt::format("CUDA: out of device memory allocating {} bytes: {}", size, cudaGetErrorString(e)));
   }
   return p;
 }
@@ -248,7 +249,8 @@ void CudaBackend::concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor
   for (const Tensor& t : inputs) {
     if (t.num_elements()) {
       kernels::strided_scatter(static_cast<int>(dtype_size(t.dtype())), t.raw_data(), y.raw_data(),
-                               strided(t.shape(), ys), start * ys[static_cast<size_t>(axis)], t.num_elements(), stream_);
+                               strided(t.shape(), ys), start * ys[static_cast<size_t>(axis)], t.num_elements(),
+                               stream_);
       KCPP_LAUNCHED();
     }
     start += t.shape()[static_cast<size_t>(axis)];
@@ -394,12 +396,12 @@ void CudaBackend::sgd_update(Tensor& w, const Tensor& g, Tensor* m, const SGDAtt
 void CudaBackend::adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, Tensor* vhat, const AdamAttrs& at) {
   if (!w.num_elements()) return;
   const double t = static_cast<double>(at.step);
-  const float alpha = static_cast<float>(at.learning_rate * std::sqrt(1.0 - std::pow(at.beta_2, t)) /
-                                         (1.0 - std::pow(at.beta_1, t)));
+  const float alpha =
+      static_cast<float>(at.learning_rate * std::sqrt(1.0 - std::pow(at.beta_2, t)) / (1.0 - std::pow(at.beta_1, t)));
   kernels::adam_update(static_cast<float*>(w.raw_data()), static_cast<const float*>(g.raw_data()),
                        static_cast<float*>(m.raw_data()), static_cast<float*>(v.raw_data()),
-                       vhat ? static_cast<float*>(vhat->raw_data()) : nullptr, w.num_elements(), alpha,
-                       1.f - at.beta_1, 1.f - at.beta_2, at.epsilon, stream_);
+                       vhat ? static_cast<float*>(vhat->raw_data()) : nullptr, w.num_elements(), alpha, 1.f - at.beta_1,
+                       1.f - at.beta_2, at.epsilon, stream_);
   KCPP_LAUNCHED();
 }
 

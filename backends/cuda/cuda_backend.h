@@ -18,24 +18,24 @@
 namespace keras::cuda {
 
 /// Each vendor call is checked where it is made; the error names the expression and the library's text.
-#define KCPP_CUDA(expr)                                                                                      \
-  do {                                                                                                       \
-    const cudaError_t e_ = (expr);                                                                           \
-    if (e_ != cudaSuccess)                                                                                   \
-      throw ::keras::BackendError(fmt::format("CUDA: {} failed: {} ({})", #expr, cudaGetErrorString(e_), \
-                                              static_cast<int>(e_)));                                        \
+#define KCPP_CUDA(expr)                                                                                  \
+  do {                                                                                                   \
+    const cudaError_t e_ = (expr);                                                                       \
+    if (e_ != cudaSuccess)                                                                               \
+      throw ::keras::BackendError(                                                                       \
+          fmt::format("CUDA: {} failed: {} ({})", #expr, cudaGetErrorString(e_), static_cast<int>(e_))); \
   } while (0)
-#define KCPP_CUDNN(expr)                                                                                        \
-  do {                                                                                                          \
-    const cudnnStatus_t s_ = (expr);                                                                            \
-    if (s_ != CUDNN_STATUS_SUCCESS)                                                                             \
-      throw ::keras::BackendError(fmt::format("cuDNN: {} failed: {}", #expr, cudnnGetErrorString(s_)));       \
+#define KCPP_CUDNN(expr)                                                                                \
+  do {                                                                                                  \
+    const cudnnStatus_t s_ = (expr);                                                                    \
+    if (s_ != CUDNN_STATUS_SUCCESS)                                                                     \
+      throw ::keras::BackendError(fmt::format("cuDNN: {} failed: {}", #expr, cudnnGetErrorString(s_))); \
   } while (0)
-#define KCPP_CUBLAS(expr)                                                                                     \
-  do {                                                                                                        \
-    const cublasStatus_t s_ = (expr);                                                                         \
-    if (s_ != CUBLAS_STATUS_SUCCESS)                                                                          \
-      throw ::keras::BackendError(fmt::format("cuBLAS: {} failed: {}", #expr, cublasGetStatusString(s_)));  \
+#define KCPP_CUBLAS(expr)                                                                                  \
+  do {                                                                                                     \
+    const cublasStatus_t s_ = (expr);                                                                      \
+    if (s_ != CUBLAS_STATUS_SUCCESS)                                                                       \
+      throw ::keras::BackendError(fmt::format("cuBLAS: {} failed: {}", #expr, cublasGetStatusString(s_))); \
   } while (0)
 /// After a kernel launch: launch errors surface here, not at some later call.
 #define KCPP_LAUNCHED() KCPP_CUDA(cudaGetLastError())

@@ -54,8 +54,9 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, T
     }
   }
   if (bias || at.activation != UnaryOp::identity) {
-    kernels::bias_activation(static_cast<float*>(y.raw_data()), bias ? static_cast<const float*>(bias->raw_data()) : nullptr,
-                             y.num_elements() / n, n, static_cast<int>(at.activation), stream_);
+    kernels::bias_activation(static_cast<float*>(y.raw_data()),
+                             bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / n, n,
+                             static_cast<int>(at.activation), stream_);
     KCPP_LAUNCHED();
   }
 }
@@ -113,8 +114,8 @@ void describe(ConvProblem& p, const Shape& xs, const Shape& ys, int64_t k, int64
   KCPP_CUDNN(cudnnSetConvolutionGroupCount(p.conv.d, static_cast<int>(at.groups)));
   const bool tf32 = tensor_float_32_execution_enabled();
   KCPP_CUDNN(cudnnSetConvolutionMathType(p.conv.d, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
-  p.key = fmt::format("{}|{}|{}x{}x{}x{}|{}x{}|{}x{}|{}x{}|{}|{}", xs.to_string(), ys.to_string(), k, c, r, s,
-                      pad_h, pad_w, at.strides[0], at.strides[1], at.dilations[0], at.dilations[1], at.groups, tf32);
+  p.key = fmt::format("{}|{}|{}x{}x{}x{}|{}x{}|{}x{}|{}x{}|{}|{}", xs.to_string(), ys.to_string(), k, c, r, s, pad_h,
+                      pad_w, at.strides[0], at.strides[1], at.dilations[0], at.dilations[1], at.groups, tf32);
 }
 
 }  // namespace
@@ -163,17 +164,20 @@ std::pair<int, size_t> choose(CudaBackend& be, Direction dir, const ConvProblem&
   constexpr int kRequested = 8;
   if (dir == kForward) {
     cudnnConvolutionFwdAlgoPerf_t perf[kRequested];
-    KCPP_CUDNN(cudnnFindConvolutionForwardAlgorithm(be.cudnn(), p.x.d, p.w.d, p.conv.d, p.y.d, kRequested, &returned, perf));
+    KCPP_CUDNN(
+        cudnnFindConvolutionForwardAlgorithm(be.cudnn(), p.x.d, p.w.d, p.conv.d, p.y.d, kRequested, &returned, perf));
     for (int i = 0; i < returned && best.first < 0; ++i)
       if (perf[i].status == CUDNN_STATUS_SUCCESS) best = {static_cast<int>(perf[i].algo), perf[i].memory};
   } else if (dir == kBackwardData) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[kRequested];
-    KCPP_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(be.cudnn(), p.w.d, p.y.d, p.conv.d, p.x.d, kRequested, &returned, perf));
+    KCPP_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(be.cudnn(), p.w.d, p.y.d, p.conv.d, p.x.d, kRequested,
+                                                         &returned, perf));
     for (int i = 0; i < returned && best.first < 0; ++i)
       if (perf[i].status == CUDNN_STATUS_SUCCESS) best = {static_cast<int>(perf[i].algo), perf[i].memory};
   } else {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[kRequested];
-    KCPP_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(be.cudnn(), p.x.d, p.y.d, p.conv.d, p.w.d, kRequested, &returned, perf));
+    KCPP_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(be.cudnn(), p.x.d, p.y.d, p.conv.d, p.w.d, kRequested,
+                                                           &returned, perf));
     for (int i = 0; i < returned && best.first < 0; ++i)
       if (perf[i].status == CUDNN_STATUS_SUCCESS) best = {static_cast<int>(perf[i].algo), perf[i].memory};
   }
@@ -225,8 +229,8 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
       // x is the output here (dx); with explicit padding, compute the padded dx and crop it.
       Tensor dxp = g.explicit_pad ? Tensor::empty(g.padded, DType::float32, &be) : x;
       KCPP_CUDNN(cudnnConvolutionBackwardData(be.cudnn(), &one, p.w.d, wt.raw_data(), p.y.d, y.raw_data(), p.conv.d,
-                                              static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws ? ws->data() : nullptr,
-                                              ws_bytes, &zero, p.x.d, dxp.raw_data()));
+                                              static_cast<cudnnConvolutionBwdDataAlgo_t>(algo),
+                                              ws ? ws->data() : nullptr, ws_bytes, &zero, p.x.d, dxp.raw_data()));
       if (g.explicit_pad) {
         Tensor dx = x;
         be.slice(dxp, {0, at.pad_begin[0], at.pad_begin[1], 0}, dx);
@@ -235,8 +239,8 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
   } else {
     Tensor dwt = Tensor::empty(krsc, DType::float32, &be);
     KCPP_CUDNN(cudnnConvolutionBackwardFilter(be.cudnn(), &one, p.x.d, xp.raw_data(), p.y.d, y.raw_data(), p.conv.d,
-                                              static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws ? ws->data() : nullptr,
-                                              ws_bytes, &zero, p.w.d, dwt.raw_data()));
+                                              static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo),
+                                              ws ? ws->data() : nullptr, ws_bytes, &zero, p.w.d, dwt.raw_data()));
     // Back to the caller's layout: the inverse permutation.
     std::vector<int64_t> inverse(4);
     for (size_t i = 0; i < 4; ++i) inverse[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
@@ -254,15 +258,17 @@ static void bias_grad(CudaBackend& be, const Tensor& dy, Tensor& dbias) {
 void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {
   run_conv(*this, kForward, x, w, y, at);
   if (bias || at.activation != UnaryOp::identity) {
-    kernels::bias_activation(static_cast<float*>(y.raw_data()), bias ? static_cast<const float*>(bias->raw_data()) : nullptr,
-                             y.num_elements() / y.dim(3), y.dim(3), static_cast<int>(at.activation), stream_);
+    kernels::bias_activation(static_cast<float*>(y.raw_data()),
+                             bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / y.dim(3),
+                             y.dim(3), static_cast<int>(at.activation), stream_);
     KCPP_LAUNCHED();
   }
 }
 void CudaBackend::conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& at) {
   run_conv(*this, kBackwardData, dx, w, dy, at);
 }
-void CudaBackend::conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias, const ConvAttrs& at) {
+void CudaBackend::conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                                        const ConvAttrs& at) {
   run_conv(*this, kBackwardFilter, x, dw, dy, at);
   if (dbias) bias_grad(*this, dy, *dbias);
 }
@@ -273,8 +279,9 @@ void CudaBackend::conv_transpose_forward(const Tensor& x, const Tensor& w, const
                                          const ConvAttrs& at) {
   run_conv(*this, kBackwardData, y, w, x, at);
   if (bias || at.activation != UnaryOp::identity) {
-    kernels::bias_activation(static_cast<float*>(y.raw_data()), bias ? static_cast<const float*>(bias->raw_data()) : nullptr,
-                             y.num_elements() / y.dim(3), y.dim(3), static_cast<int>(at.activation), stream_);
+    kernels::bias_activation(static_cast<float*>(y.raw_data()),
+                             bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / y.dim(3),
+                             y.dim(3), static_cast<int>(at.activation), stream_);
     KCPP_LAUNCHED();
   }
 }
@@ -291,8 +298,8 @@ void CudaBackend::conv_transpose_backward_weights(const Tensor& dy, const Tensor
 
 namespace {
 kernels::PoolGeometry pool_geometry(const Tensor& x, const Tensor& y, const PoolAttrs& at) {
-  return {x.dim(0), x.dim(1), x.dim(2), x.dim(3), y.dim(1), y.dim(2), at.window[0], at.window[1],
-          at.strides[0], at.strides[1], at.pad_begin[0], at.pad_begin[1]};
+  return {x.dim(0),     x.dim(1),     x.dim(2),      x.dim(3),      y.dim(1),        y.dim(2),
+          at.window[0], at.window[1], at.strides[0], at.strides[1], at.pad_begin[0], at.pad_begin[1]};
 }
 }  // namespace
 
@@ -304,14 +311,16 @@ void CudaBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, co
   KCPP_CHECK(x.num_elements() < (int64_t{1} << 31), NotImplementedError,
              "cuda backend: pooling inputs over 2^31 elements are not supported, received {}", x.shape().to_string());
   if (!y.num_elements()) return;
-  kernels::pool_forward(at.mode == PoolMode::max, static_cast<const float*>(x.raw_data()), static_cast<float*>(y.raw_data()),
-                        workspace ? static_cast<int32_t*>(workspace->raw_data()) : nullptr, pool_geometry(x, y, at), stream_);
+  kernels::pool_forward(
+      at.mode == PoolMode::max, static_cast<const float*>(x.raw_data()), static_cast<float*>(y.raw_data()),
+      workspace ? static_cast<int32_t*>(workspace->raw_data()) : nullptr, pool_geometry(x, y, at), stream_);
   KCPP_LAUNCHED();
 }
 
 void CudaBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
                                 const PoolAttrs& at) {
-  KCPP_CHECK(at.mode != PoolMode::max || workspace, ValueError, "pool_backward: max pooling needs the forward workspace");
+  KCPP_CHECK(at.mode != PoolMode::max || workspace, ValueError,
+             "pool_backward: max pooling needs the forward workspace");
   fill(dx, 0);
   if (!dy.num_elements()) return;
   kernels::pool_backward(at.mode == PoolMode::max, static_cast<const float*>(dy.raw_data()),
@@ -342,19 +351,21 @@ void CudaBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const
   bn_descriptors(data, param, m, c, epsilon);
   const float one = 1.f, zero = 0.f;
   if (!training) {
-    KCPP_CUDNN(cudnnBatchNormalizationForwardInference(cudnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, data.d, x.raw_data(),
-                                                       data.d, y.raw_data(), param.d, gamma.raw_data(), beta.raw_data(),
-                                                       mean.raw_data(), variance.raw_data(), epsilon));
+    KCPP_CUDNN(cudnnBatchNormalizationForwardInference(cudnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, data.d,
+                                                       x.raw_data(), data.d, y.raw_data(), param.d, gamma.raw_data(),
+                                                       beta.raw_data(), mean.raw_data(), variance.raw_data(), epsilon));
     return;
   }
   // cuDNN saves the batch mean and 1/sqrt(var + eps); Keras wants the biased variance itself.
   Tensor inv_std = Tensor::empty(Shape{c}, DType::float32, this);
-  KCPP_CUDNN(cudnnBatchNormalizationForwardTraining(cudnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, data.d, x.raw_data(),
-                                                    data.d, y.raw_data(), param.d, gamma.raw_data(), beta.raw_data(), 0.0,
-                                                    nullptr, nullptr, epsilon, mean.raw_data(), inv_std.raw_data()));
+  KCPP_CUDNN(cudnnBatchNormalizationForwardTraining(
+      cudnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, data.d, x.raw_data(), data.d, y.raw_data(), param.d,
+      gamma.raw_data(), beta.raw_data(), 0.0, nullptr, nullptr, epsilon, mean.raw_data(), inv_std.raw_data()));
   // variance = 1 / inv_std^2 - eps
-  kernels::unary(static_cast<int>(UnaryOp::square), kernels::f32, inv_std.raw_data(), variance.raw_data(), c, 0, 0, stream_);
-  kernels::unary(static_cast<int>(UnaryOp::reciprocal), kernels::f32, variance.raw_data(), variance.raw_data(), c, 0, 0, stream_);
+  kernels::unary(static_cast<int>(UnaryOp::square), kernels::f32, inv_std.raw_data(), variance.raw_data(), c, 0, 0,
+                 stream_);
+  kernels::unary(static_cast<int>(UnaryOp::reciprocal), kernels::f32, variance.raw_data(), variance.raw_data(), c, 0, 0,
+                 stream_);
   Tensor eps = Tensor::empty(Shape{}, DType::float32, this);
   fill(eps, -epsilon);
   binary(BinaryOp::add, variance, eps, variance);
@@ -362,15 +373,15 @@ void CudaBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const
 }
 
 void CudaBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
-                                      const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta, float epsilon) {
+                                      const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                                      float epsilon) {
   TensorDesc data, param;
   bn_descriptors(data, param, x.dim(0), x.dim(1), epsilon);
   const float one = 1.f, zero = 0.f;
   // Saved statistics omitted: cuDNN recomputes them from x, which is what the forward pass used.
-  KCPP_CUDNN(cudnnBatchNormalizationBackward(cudnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, data.d,
-                                             x.raw_data(), data.d, dy.raw_data(), data.d, dx.raw_data(), param.d,
-                                             gamma.raw_data(), dgamma.raw_data(), dbeta.raw_data(), epsilon, nullptr,
-                                             nullptr));
+  KCPP_CUDNN(cudnnBatchNormalizationBackward(
+      cudnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, data.d, x.raw_data(), data.d, dy.raw_data(), data.d,
+      dx.raw_data(), param.d, gamma.raw_data(), dgamma.raw_data(), dbeta.raw_data(), epsilon, nullptr, nullptr));
 }
 
 void CudaBackend::softmax(const Tensor& x, Tensor& y, bool log) {

@@ -19,7 +19,8 @@ inline unsigned blocks_for(int64_t n) {
   return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 16 ? 65535 * 16 : b));
 }
 
-#define GRID_STRIDE(i, n) for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
+#define GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
 
 __device__ inline int64_t offset_of(const Indexer& ix, int which, int64_t flat) {
   int64_t off = 0;
@@ -35,39 +36,72 @@ __device__ inline int64_t offset_of(const Indexer& ix, int which, int64_t flat) 
 
 __device__ inline float unary_f(int op, float x, float alpha, float beta) {
   switch (static_cast<UnaryOp>(op)) {
-    case UnaryOp::identity: return x;
-    case UnaryOp::negative: return -x;
-    case UnaryOp::abs: return fabsf(x);
-    case UnaryOp::sign: return static_cast<float>((x > 0) - (x < 0));
-    case UnaryOp::square: return x * x;
-    case UnaryOp::sqrt: return sqrtf(x);
-    case UnaryOp::rsqrt: return rsqrtf(x);
-    case UnaryOp::reciprocal: return 1.f / x;
-    case UnaryOp::exp: return expf(x);
-    case UnaryOp::expm1: return expm1f(x);
-    case UnaryOp::log: return logf(x);
-    case UnaryOp::log1p: return log1pf(x);
-    case UnaryOp::sin: return sinf(x);
-    case UnaryOp::cos: return cosf(x);
-    case UnaryOp::tanh: return tanhf(x);
-    case UnaryOp::sigmoid: return 1.f / (1.f + expf(-x));
-    case UnaryOp::relu: return x > 0 ? x : 0.f;
-    case UnaryOp::relu6: return fminf(fmaxf(x, 0.f), 6.f);
-    case UnaryOp::leaky_relu: return x > 0 ? x : alpha * x;
-    case UnaryOp::elu: return x > 0 ? x : alpha * expm1f(x);
-    case UnaryOp::selu: return x > 0 ? 1.0507009873554805f * x : 1.0507009873554805f * 1.6732632423543772f * expm1f(x);
-    case UnaryOp::gelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    case UnaryOp::gelu_tanh: return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-    case UnaryOp::softplus: return x > 20.f ? x : log1pf(expf(x));
-    case UnaryOp::softsign: return x / (1.f + fabsf(x));
-    case UnaryOp::swish: return x / (1.f + expf(-x));
-    case UnaryOp::hard_sigmoid: return fminf(fmaxf(x + 3.f, 0.f), 6.f) / 6.f;
-    case UnaryOp::erf: return erff(x);
-    case UnaryOp::floor: return floorf(x);
-    case UnaryOp::ceil: return ceilf(x);
-    case UnaryOp::round: return rintf(x);
-    case UnaryOp::logical_not: return x == 0.f ? 1.f : 0.f;
-    case UnaryOp::clip: return fminf(fmaxf(x, alpha), beta);
+    case UnaryOp::identity:
+      return x;
+    case UnaryOp::negative:
+      return -x;
+    case UnaryOp::abs:
+      return fabsf(x);
+    case UnaryOp::sign:
+      return static_cast<float>((x > 0) - (x < 0));
+    case UnaryOp::square:
+      return x * x;
+    case UnaryOp::sqrt:
+      return sqrtf(x);
+    case UnaryOp::rsqrt:
+      return rsqrtf(x);
+    case UnaryOp::reciprocal:
+      return 1.f / x;
+    case UnaryOp::exp:
+      return expf(x);
+    case UnaryOp::expm1:
+      return expm1f(x);
+    case UnaryOp::log:
+      return logf(x);
+    case UnaryOp::log1p:
+      return log1pf(x);
+    case UnaryOp::sin:
+      return sinf(x);
+    case UnaryOp::cos:
+      return cosf(x);
+    case UnaryOp::tanh:
+      return tanhf(x);
+    case UnaryOp::sigmoid:
+      return 1.f / (1.f + expf(-x));
+    case UnaryOp::relu:
+      return x > 0 ? x : 0.f;
+    case UnaryOp::relu6:
+      return fminf(fmaxf(x, 0.f), 6.f);
+    case UnaryOp::leaky_relu:
+      return x > 0 ? x : alpha * x;
+    case UnaryOp::elu:
+      return x > 0 ? x : alpha * expm1f(x);
+    case UnaryOp::selu:
+      return x > 0 ? 1.0507009873554805f * x : 1.0507009873554805f * 1.6732632423543772f * expm1f(x);
+    case UnaryOp::gelu:
+      return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case UnaryOp::gelu_tanh:
+      return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    case UnaryOp::softplus:
+      return x > 20.f ? x : log1pf(expf(x));
+    case UnaryOp::softsign:
+      return x / (1.f + fabsf(x));
+    case UnaryOp::swish:
+      return x / (1.f + expf(-x));
+    case UnaryOp::hard_sigmoid:
+      return fminf(fmaxf(x + 3.f, 0.f), 6.f) / 6.f;
+    case UnaryOp::erf:
+      return erff(x);
+    case UnaryOp::floor:
+      return floorf(x);
+    case UnaryOp::ceil:
+      return ceilf(x);
+    case UnaryOp::round:
+      return rintf(x);
+    case UnaryOp::logical_not:
+      return x == 0.f ? 1.f : 0.f;
+    case UnaryOp::clip:
+      return fminf(fmaxf(x, alpha), beta);
   }
   return x;
 }
@@ -75,35 +109,51 @@ __device__ inline float unary_f(int op, float x, float alpha, float beta) {
 template <typename T>
 __device__ inline T unary_i(int op, T x) {
   switch (static_cast<UnaryOp>(op)) {
-    case UnaryOp::negative: return static_cast<T>(-x);
-    case UnaryOp::abs: return x < 0 ? static_cast<T>(-x) : x;
-    case UnaryOp::sign: return static_cast<T>((x > 0) - (x < 0));
-    case UnaryOp::square: return static_cast<T>(x * x);
-    case UnaryOp::logical_not: return static_cast<T>(!x);
-    default: return x;
+    case UnaryOp::negative:
+      return static_cast<T>(-x);
+    case UnaryOp::abs:
+      return x < 0 ? static_cast<T>(-x) : x;
+    case UnaryOp::sign:
+      return static_cast<T>((x > 0) - (x < 0));
+    case UnaryOp::square:
+      return static_cast<T>(x * x);
+    case UnaryOp::logical_not:
+      return static_cast<T>(!x);
+    default:
+      return x;
   }
 }
 
 template <typename T>
 __global__ void unary_kernel(int op, const T* x, T* y, int64_t n, float alpha, float beta) {
   GRID_STRIDE(i, n) {
-    if constexpr (std::is_floating_point_v<T>) y[i] = unary_f(op, x[i], alpha, beta);
-    else y[i] = unary_i<T>(op, x[i]);
+    if constexpr (std::is_floating_point_v<T>)
+      y[i] = unary_f(op, x[i], alpha, beta);
+    else
+      y[i] = unary_i<T>(op, x[i]);
   }
 }
 
 template <typename T, typename R>
 __device__ inline R binary_op(int op, T a, T b) {
   switch (static_cast<BinaryOp>(op)) {
-    case BinaryOp::add: return static_cast<R>(a + b);
-    case BinaryOp::subtract: return static_cast<R>(a - b);
-    case BinaryOp::multiply: return static_cast<R>(a * b);
+    case BinaryOp::add:
+      return static_cast<R>(a + b);
+    case BinaryOp::subtract:
+      return static_cast<R>(a - b);
+    case BinaryOp::multiply:
+      return static_cast<R>(a * b);
     case BinaryOp::divide:
-      if constexpr (std::is_floating_point_v<T>) return static_cast<R>(a / b);
-      else return static_cast<R>(b == T(0) ? T(0) : a / b);  // the host refuses zero divisors first
-    case BinaryOp::maximum: return static_cast<R>(a > b ? a : b);
-    case BinaryOp::minimum: return static_cast<R>(a < b ? a : b);
-    case BinaryOp::power: return static_cast<R>(pow(static_cast<double>(a), static_cast<double>(b)));
+      if constexpr (std::is_floating_point_v<T>)
+        return static_cast<R>(a / b);
+      else
+        return static_cast<R>(b == T(0) ? T(0) : a / b);  // the host refuses zero divisors first
+    case BinaryOp::maximum:
+      return static_cast<R>(a > b ? a : b);
+    case BinaryOp::minimum:
+      return static_cast<R>(a < b ? a : b);
+    case BinaryOp::power:
+      return static_cast<R>(pow(static_cast<double>(a), static_cast<double>(b)));
     case BinaryOp::floor_mod:
       if constexpr (std::is_floating_point_v<T>) {
         return static_cast<R>(a - floorf(a / b) * b);
@@ -113,14 +163,22 @@ __device__ inline R binary_op(int op, T a, T b) {
         if (m != 0 && ((m < 0) != (b < 0))) m = static_cast<T>(m + b);
         return static_cast<R>(m);
       }
-    case BinaryOp::equal: return R(a == b);
-    case BinaryOp::not_equal: return R(a != b);
-    case BinaryOp::less: return R(a < b);
-    case BinaryOp::less_equal: return R(a <= b);
-    case BinaryOp::greater: return R(a > b);
-    case BinaryOp::greater_equal: return R(a >= b);
-    case BinaryOp::logical_and: return R(a && b);
-    case BinaryOp::logical_or: return R(a || b);
+    case BinaryOp::equal:
+      return R(a == b);
+    case BinaryOp::not_equal:
+      return R(a != b);
+    case BinaryOp::less:
+      return R(a < b);
+    case BinaryOp::less_equal:
+      return R(a <= b);
+    case BinaryOp::greater:
+      return R(a > b);
+    case BinaryOp::greater_equal:
+      return R(a >= b);
+    case BinaryOp::logical_and:
+      return R(a && b);
+    case BinaryOp::logical_or:
+      return R(a || b);
   }
   return R(0);
 }
@@ -141,23 +199,38 @@ __global__ void where_kernel(const uint8_t* c, const T* a, const T* b, T* y, int
 template <typename F>
 void dispatch(int code, F&& f) {
   switch (code) {
-    case f32: f(float{}); break;
-    case i32: f(int32_t{}); break;
-    case i64: f(int64_t{}); break;
-    default: f(uint8_t{}); break;  // u8 and bool
+    case f32:
+      f(float{});
+      break;
+    case i32:
+      f(int32_t{});
+      break;
+    case i64:
+      f(int64_t{});
+      break;
+    default:
+      f(uint8_t{});
+      break;  // u8 and bool
   }
 }
 
 // Casts go through double for exactness on integers.
 __device__ inline double read_as_double(int code, const void* x, int64_t i) {
   switch (code) {
-    case f32: return static_cast<const float*>(x)[i];
-    case f16: return __half2float(static_cast<const __half*>(x)[i]);
-    case bf16: return __bfloat162float(static_cast<const __nv_bfloat16*>(x)[i]);
-    case i32: return static_cast<const int32_t*>(x)[i];
-    case i64: return static_cast<double>(static_cast<const int64_t*>(x)[i]);
-    case u8: return static_cast<const uint8_t*>(x)[i];
-    default: return static_cast<const uint8_t*>(x)[i] != 0;
+    case f32:
+      return static_cast<const float*>(x)[i];
+    case f16:
+      return __half2float(static_cast<const __half*>(x)[i]);
+    case bf16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(x)[i]);
+    case i32:
+      return static_cast<const int32_t*>(x)[i];
+    case i64:
+      return static_cast<double>(static_cast<const int64_t*>(x)[i]);
+    case u8:
+      return static_cast<const uint8_t*>(x)[i];
+    default:
+      return static_cast<const uint8_t*>(x)[i] != 0;
   }
 }
 
@@ -174,13 +247,27 @@ __global__ void cast_kernel(int from, int to, const void* x, void* y, int64_t n)
     const double v = read_as_double(from, x, i);
     const bool finite = isfinite(v);
     switch (to) {
-      case f32: static_cast<float*>(y)[i] = static_cast<float>(v); break;
-      case f16: static_cast<__half*>(y)[i] = __float2half_rn(static_cast<float>(v)); break;
-      case bf16: static_cast<__nv_bfloat16*>(y)[i] = __float2bfloat16_rn(static_cast<float>(v)); break;
-      case i32: static_cast<int32_t*>(y)[i] = finite ? static_cast<int32_t>(fmin(fmax(v, -2147483648.0), 2147483647.0)) : 0; break;
-      case i64: static_cast<int64_t*>(y)[i] = finite ? static_cast<int64_t>(fmin(fmax(v, -9.2e18), 9.2e18)) : 0; break;
-      case u8: static_cast<uint8_t*>(y)[i] = finite ? static_cast<uint8_t>(fmin(fmax(v, 0.0), 255.0)) : 0; break;
-      default: static_cast<uint8_t*>(y)[i] = v != 0; break;
+      case f32:
+        static_cast<float*>(y)[i] = static_cast<float>(v);
+        break;
+      case f16:
+        static_cast<__half*>(y)[i] = __float2half_rn(static_cast<float>(v));
+        break;
+      case bf16:
+        static_cast<__nv_bfloat16*>(y)[i] = __float2bfloat16_rn(static_cast<float>(v));
+        break;
+      case i32:
+        static_cast<int32_t*>(y)[i] = finite ? static_cast<int32_t>(fmin(fmax(v, -2147483648.0), 2147483647.0)) : 0;
+        break;
+      case i64:
+        static_cast<int64_t*>(y)[i] = finite ? static_cast<int64_t>(fmin(fmax(v, -9.2e18), 9.2e18)) : 0;
+        break;
+      case u8:
+        static_cast<uint8_t*>(y)[i] = finite ? static_cast<uint8_t>(fmin(fmax(v, 0.0), 255.0)) : 0;
+        break;
+      default:
+        static_cast<uint8_t*>(y)[i] = v != 0;
+        break;
     }
   }
 }
@@ -213,10 +300,14 @@ template <typename A>
 __device__ inline A combine(int op, A a, A b) {
   switch (static_cast<ReduceOp>(op)) {
     case ReduceOp::sum:
-    case ReduceOp::mean: return a + b;
-    case ReduceOp::prod: return a * b;
-    case ReduceOp::max: return (b > a || b != b) ? b : a;
-    case ReduceOp::min: return (b < a || b != b) ? b : a;
+    case ReduceOp::mean:
+      return a + b;
+    case ReduceOp::prod:
+      return a * b;
+    case ReduceOp::max:
+      return (b > a || b != b) ? b : a;
+    case ReduceOp::min:
+      return (b < a || b != b) ? b : a;
   }
   return a;
 }
@@ -224,14 +315,20 @@ __device__ inline A combine(int op, A a, A b) {
 template <typename T, typename A>
 __device__ inline A identity_of(int op) {
   switch (static_cast<ReduceOp>(op)) {
-    case ReduceOp::prod: return A(1);
+    case ReduceOp::prod:
+      return A(1);
     case ReduceOp::max:
-      if constexpr (std::is_floating_point_v<T>) return A(-INFINITY);
-      else return A(sizeof(T) == 1 ? 0 : (sizeof(T) == 4 ? INT_MIN : LLONG_MIN));
+      if constexpr (std::is_floating_point_v<T>)
+        return A(-INFINITY);
+      else
+        return A(sizeof(T) == 1 ? 0 : (sizeof(T) == 4 ? INT_MIN : LLONG_MIN));
     case ReduceOp::min:
-      if constexpr (std::is_floating_point_v<T>) return A(INFINITY);
-      else return A(sizeof(T) == 1 ? 255 : (sizeof(T) == 4 ? INT_MAX : LLONG_MAX));
-    default: return A(0);
+      if constexpr (std::is_floating_point_v<T>)
+        return A(INFINITY);
+      else
+        return A(sizeof(T) == 1 ? 255 : (sizeof(T) == 4 ? INT_MAX : LLONG_MAX));
+    default:
+      return A(0);
   }
 }
 
@@ -251,7 +348,8 @@ __global__ void reduce_rows(int op, const T* x, T* y, int64_t outer, int64_t r) 
     }
     if (threadIdx.x == 0) {
       A v = partial[0];
-      if (static_cast<ReduceOp>(op) == ReduceOp::mean) v = static_cast<A>(static_cast<double>(v) / static_cast<double>(r));
+      if (static_cast<ReduceOp>(op) == ReduceOp::mean)
+        v = static_cast<A>(static_cast<double>(v) / static_cast<double>(r));
       y[row] = static_cast<T>(v);
     }
     __syncthreads();
@@ -266,7 +364,8 @@ __global__ void reduce_columns(int op, const T* x, T* y, int64_t outer, int64_t 
     const int64_t o = oi / inner, j = oi % inner;
     A acc = identity_of<T, A>(op);
     for (int64_t k = 0; k < r; ++k) acc = combine<A>(op, acc, static_cast<A>(x[(o * r + k) * inner + j]));
-    if (static_cast<ReduceOp>(op) == ReduceOp::mean) acc = static_cast<A>(static_cast<double>(acc) / static_cast<double>(r));
+    if (static_cast<ReduceOp>(op) == ReduceOp::mean)
+      acc = static_cast<A>(static_cast<double>(acc) / static_cast<double>(r));
     y[oi] = static_cast<T>(acc);
   }
 }
@@ -349,10 +448,18 @@ __global__ void strided_scatter_kernel(const T* x, T* y, Indexer ix, int64_t bas
 template <typename F>
 void by_size(int bytes, F&& f) {
   switch (bytes) {
-    case 1: f(uint8_t{}); break;
-    case 2: f(uint16_t{}); break;
-    case 4: f(uint32_t{}); break;
-    default: f(uint64_t{}); break;
+    case 1:
+      f(uint8_t{});
+      break;
+    case 2:
+      f(uint16_t{});
+      break;
+    case 4:
+      f(uint32_t{});
+      break;
+    default:
+      f(uint64_t{});
+      break;
   }
 }
 
@@ -363,7 +470,8 @@ __device__ inline int64_t read_id(const void* ids, bool ids64, int64_t i) {
 __global__ void check_ids_kernel(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad) {
   GRID_STRIDE(i, n) {
     const int64_t id = read_id(ids, ids64, i);
-    if (id < 0 || id >= limit) atomicMin(reinterpret_cast<unsigned long long*>(bad), static_cast<unsigned long long>(i));
+    if (id < 0 || id >= limit)
+      atomicMin(reinterpret_cast<unsigned long long*>(bad), static_cast<unsigned long long>(i));
   }
 }
 
@@ -416,7 +524,8 @@ __global__ void xent_kernel(const float* z, const void* labels, bool sparse, boo
       const int64_t y = read_id(labels, labels64, row);
       if (threadIdx.x == 0) loss[row] = lse - zr[y];
       if (dz)
-        for (int64_t k = threadIdx.x; k < c; k += blockDim.x) dz[row * c + k] = expf(zr[k] - lse) - (k == y ? 1.f : 0.f);
+        for (int64_t k = threadIdx.x; k < c; k += blockDim.x)
+          dz[row * c + k] = expf(zr[k] - lse) - (k == y ? 1.f : 0.f);
     } else {
       const float* t = static_cast<const float*>(labels) + row * c;
       double acc = 0, ts = 0;
@@ -476,7 +585,9 @@ __global__ void random_kernel(int dist, uint64_t key, float a, float b, float* y
         // No FMA contraction: the CPU backend computes a + (b - a) * u in two roundings.
         y[i] = __fadd_rn(a, __fmul_rn(b - a, uniform01(key, c)));
         break;
-      case RandomDistribution::normal: y[i] = a + b * normal01(key, c); break;
+      case RandomDistribution::normal:
+        y[i] = a + b * normal01(key, c);
+        break;
       case RandomDistribution::truncated_normal: {
         float v = 0;
         for (uint64_t attempt = 0; attempt < 1000; ++attempt) {
@@ -506,8 +617,8 @@ __global__ void sgd_kernel(float* w, const float* g, float* m, int64_t n, float 
   }
 }
 
-__global__ void adam_kernel(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha,
-                            float b1, float b2, float eps) {
+__global__ void adam_kernel(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha, float b1,
+                            float b2, float eps) {
   GRID_STRIDE(i, n) {
     m[i] += (g[i] - m[i]) * b1;
     v[i] += (g[i] * g[i] - v[i]) * b2;
@@ -573,19 +684,34 @@ __global__ void pool_bwd_kernel(bool is_max, const float* dy, const int32_t* arg
 
 void fill(void* y, int code, double value, int64_t n, cudaStream_t s) {
   switch (code) {
-    case f32: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<float*>(y), static_cast<float>(value), n); break;
-    case f16: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<__half*>(y), __float2half_rn(static_cast<float>(value)), n); break;
-    case bf16: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(y), __float2bfloat16_rn(static_cast<float>(value)), n); break;
-    case i32: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int32_t*>(y), static_cast<int32_t>(value), n); break;
-    case i64: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int64_t*>(y), static_cast<int64_t>(value), n); break;
-    default: fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<uint8_t*>(y), static_cast<uint8_t>(value), n); break;
+    case f32:
+      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<float*>(y), static_cast<float>(value), n);
+      break;
+    case f16:
+      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<__half*>(y),
+                                                     __float2half_rn(static_cast<float>(value)), n);
+      break;
+    case bf16:
+      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(y),
+                                                     __float2bfloat16_rn(static_cast<float>(value)), n);
+      break;
+    case i32:
+      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int32_t*>(y), static_cast<int32_t>(value), n);
+      break;
+    case i64:
+      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int64_t*>(y), static_cast<int64_t>(value), n);
+      break;
+    default:
+      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<uint8_t*>(y), static_cast<uint8_t>(value), n);
+      break;
   }
 }
 
 void unary(int op, int code, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t s) {
   dispatch(code, [&](auto t) {
     using T = decltype(t);
-    unary_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const T*>(x), static_cast<T*>(y), n, alpha, beta);
+    unary_kernel<T>
+        <<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const T*>(x), static_cast<T*>(y), n, alpha, beta);
   });
 }
 
@@ -595,11 +721,11 @@ void binary(int op, int code, const void* a, const void* b, void* y, int64_t n, 
   dispatch(code, [&](auto t) {
     using T = decltype(t);
     if (to_bool)
-      binary_kernel<T, uint8_t><<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const T*>(a), static_cast<const T*>(b),
-                                                                    static_cast<uint8_t*>(y), n, ix, same);
+      binary_kernel<T, uint8_t><<<blocks_for(n), kThreads, 0, s>>>(
+          op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<uint8_t*>(y), n, ix, same);
     else
       binary_kernel<T, T><<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const T*>(a), static_cast<const T*>(b),
-                                                              static_cast<T*>(y), n, ix, same);
+                                                             static_cast<T*>(y), n, ix, same);
   });
 }
 
@@ -608,7 +734,7 @@ void where(int code, const uint8_t* c, const void* a, const void* b, void* y, in
   dispatch(code, [&](auto t) {
     using T = decltype(t);
     where_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(c, static_cast<const T*>(a), static_cast<const T*>(b),
-                                                        static_cast<T*>(y), n, ix);
+                                                       static_cast<T*>(y), n, ix);
   });
 }
 
@@ -646,14 +772,16 @@ void arg_reduce(bool is_max, int code, const void* x, int64_t* y, int64_t outer,
 void strided_copy(int bytes, const void* x, void* y, const Indexer& ix, int64_t base, int64_t n, cudaStream_t s) {
   by_size(bytes, [&](auto t) {
     using T = decltype(t);
-    strided_copy_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), ix, base, n);
+    strided_copy_kernel<T>
+        <<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), ix, base, n);
   });
 }
 
 void strided_scatter(int bytes, const void* x, void* y, const Indexer& ix, int64_t base, int64_t n, cudaStream_t s) {
   by_size(bytes, [&](auto t) {
     using T = decltype(t);
-    strided_scatter_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), ix, base, n);
+    strided_scatter_kernel<T>
+        <<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), ix, base, n);
   });
 }
 
@@ -677,8 +805,8 @@ void scatter_add(const float* dy, const void* ids, bool ids64, float* dx, int64_
 
 void softmax_cross_entropy(const float* logits, const void* labels, bool sparse, bool labels64, float* loss,
                            float* dlogits, int64_t n, int64_t c, cudaStream_t s) {
-  xent_kernel<<<static_cast<unsigned>(n < 65535 ? (n < 1 ? 1 : n) : 65535), kThreads, 0, s>>>(logits, labels, sparse,
-                                                                                            labels64, loss, dlogits, n, c);
+  xent_kernel<<<static_cast<unsigned>(n < 65535 ? (n < 1 ? 1 : n) : 65535), kThreads, 0, s>>>(
+      logits, labels, sparse, labels64, loss, dlogits, n, c);
 }
 
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s) {
@@ -693,7 +821,8 @@ void dropout_mask(float rate, uint64_t key, float* y, int64_t n, cudaStream_t s)
   dropout_kernel<<<blocks_for(n), kThreads, 0, s>>>(rate, key, y, n);
 }
 
-void sgd_update(float* w, const float* g, float* m, int64_t n, float lr, float momentum, bool nesterov, cudaStream_t s) {
+void sgd_update(float* w, const float* g, float* m, int64_t n, float lr, float momentum, bool nesterov,
+                cudaStream_t s) {
   sgd_kernel<<<blocks_for(n), kThreads, 0, s>>>(w, g, m, n, lr, momentum, nesterov);
 }
 

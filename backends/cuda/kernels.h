@@ -45,8 +45,8 @@ void strided_scatter(int elem_bytes, const void* x, void* y, const Indexer& ix, 
 /// Index checking for gathers: records the first position whose id is outside [0, limit) in
 /// *bad_position (initialised to n by the caller) and the id there in *bad_id.
 void check_ids(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad_position, cudaStream_t stream);
-void gather(int elem_bytes, const void* x, const void* ids, bool ids64, void* y, int64_t outer, int64_t d,
-            int64_t n, int64_t inner, cudaStream_t stream);
+void gather(int elem_bytes, const void* x, const void* ids, bool ids64, void* y, int64_t outer, int64_t d, int64_t n,
+            int64_t inner, cudaStream_t stream);
 void scatter_add(const float* dy, const void* ids, bool ids64, float* dx, int64_t outer, int64_t d, int64_t n,
                  int64_t inner, cudaStream_t stream);
 
@@ -62,8 +62,8 @@ void dropout_mask(float rate, uint64_t key, float* y, int64_t n, cudaStream_t st
 
 void sgd_update(float* w, const float* g, float* m, int64_t n, float lr, float momentum, bool nesterov,
                 cudaStream_t stream);
-void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha, float b1,
-                 float b2, float eps, cudaStream_t stream);
+void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha, float b1, float b2,
+                 float eps, cudaStream_t stream);
 
 }  // namespace keras::cuda::kernels
 

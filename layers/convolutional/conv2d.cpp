@@ -17,8 +17,8 @@ std::optional<int64_t> conv_output_length(std::optional<int64_t> in, int64_t ker
 Conv2D::Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOptions options)
     : Layer("Conv2D", options.name), filters_(filters), kernel_size_(kernel_size), options_(std::move(options)) {
   KCPP_CHECK(filters > 0, ValueError, "Conv2D: expected a positive number of filters, received {}", filters);
-  KCPP_CHECK(kernel_size[0] > 0 && kernel_size[1] > 0, ValueError, "Conv2D: kernel_size must be positive, received ({}, {})",
-             kernel_size[0], kernel_size[1]);
+  KCPP_CHECK(kernel_size[0] > 0 && kernel_size[1] > 0, ValueError,
+             "Conv2D: kernel_size must be positive, received ({}, {})", kernel_size[0], kernel_size[1]);
   KCPP_CHECK(options_.padding == "valid" || options_.padding == "same", ValueError,
              "Conv2D: padding must be 'valid' or 'same', received '{}'", options_.padding);
   KCPP_CHECK(filters % options_.groups == 0, ValueError, "Conv2D: filters {} must be divisible by groups {}", filters,
@@ -28,7 +28,8 @@ Conv2D::Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOption
 
 void Conv2D::check_input(const PartialShape& s) const {
   if (s.size() != 4)
-    throw input_error(fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
+    throw input_error(
+        fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
   if (!s[3]) throw input_error("the channel axis must be known, received shape " + shape_to_string(s));
   if (kernel_ && *s[3] != kernel_->shape()[2] * options_.groups)
     throw input_error(fmt::format("expected axis -1 of input shape to have value {}, but received input with shape {}",
@@ -41,7 +42,8 @@ void Conv2D::build(const PartialShape& s) {
   kernel_ = &add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], *s[3] / options_.groups, filters_},
                         options_.kernel_initializer, true, options_.kernel_regularizer, options_.kernel_constraint);
   if (options_.use_bias)
-    bias_ = &add_weight("bias", Shape{filters_}, options_.bias_initializer, true, options_.bias_regularizer, options_.bias_constraint);
+    bias_ = &add_weight("bias", Shape{filters_}, options_.bias_initializer, true, options_.bias_regularizer,
+                        options_.bias_constraint);
 }
 
 PartialShape Conv2D::compute_output_shape(const PartialShape& s) const {
@@ -53,8 +55,11 @@ PartialShape Conv2D::compute_output_shape(const PartialShape& s) const {
 
 Tensor Conv2D::call(const Tensor& x, bool training) {
   const std::string& a = options_.activation;
-  const UnaryOp fused = a == "relu" ? UnaryOp::relu : a == "sigmoid" ? UnaryOp::sigmoid : a == "tanh" ? UnaryOp::tanh
-                        : a == "relu6" ? UnaryOp::relu6 : UnaryOp::identity;
+  const UnaryOp fused = a == "relu"      ? UnaryOp::relu
+                        : a == "sigmoid" ? UnaryOp::sigmoid
+                        : a == "tanh"    ? UnaryOp::tanh
+                        : a == "relu6"   ? UnaryOp::relu6
+                                         : UnaryOp::identity;
   Tensor y = ops::conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
                        {.strides = {options_.strides[0], options_.strides[1]},
                         .padding = options_.padding,

@@ -44,7 +44,7 @@ class KERASCPP_API Conv2D : public Layer {
 };
 
 /// Output length of one spatial axis, as Keras computes it (None stays None).
-KERASCPP_API std::optional<int64_t> conv_output_length(std::optional<int64_t> in, int64_t kernel, const std::string& padding,
-                                                       int64_t stride, int64_t dilation);
+KERASCPP_API std::optional<int64_t> conv_output_length(std::optional<int64_t> in, int64_t kernel,
+                                                       const std::string& padding, int64_t stride, int64_t dilation);
 
 }  // namespace keras::layers

@@ -8,9 +8,11 @@
 
 namespace keras::layers {
 namespace {
-void check_rank(const Layer& l, const PartialShape& s, size_t rank, const std::function<ValueError(const std::string&)>& err) {
+void check_rank(const Layer& l, const PartialShape& s, size_t rank,
+                const std::function<ValueError(const std::string&)>& err) {
   if (s.size() != rank)
-    throw err(fmt::format("expected ndim={}, found ndim={}. Full shape received: {}", rank, s.size(), shape_to_string(s)));
+    throw err(
+        fmt::format("expected ndim={}, found ndim={}. Full shape received: {}", rank, s.size(), shape_to_string(s)));
   if (!s.back()) throw err("the channel axis must be known, received shape " + shape_to_string(s));
 }
 void check_padding(const std::string& layer, const std::string& p) {
@@ -21,8 +23,8 @@ void check_padding(const std::string& layer, const std::string& p) {
 // Conv1D ---------------------------------------------------------------------------------------------------
 Conv1D::Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions o)
     : Layer("Conv1D", o.name), filters_(filters), kernel_size_(kernel_size), o_(std::move(o)) {
-  KCPP_CHECK(filters > 0 && kernel_size > 0, ValueError, "Conv1D: filters and kernel_size must be positive, received {} and {}",
-             filters, kernel_size);
+  KCPP_CHECK(filters > 0 && kernel_size > 0, ValueError,
+             "Conv1D: filters and kernel_size must be positive, received {} and {}", filters, kernel_size);
   check_padding("Conv1D", o_.padding);
   activations::check_name(o_.activation);
 }
@@ -37,8 +39,9 @@ PartialShape Conv1D::compute_output_shape(const PartialShape& s) const {
   return {s[0], conv_output_length(s[1], kernel_size_, o_.padding, o_.strides, o_.dilation_rate), filters_};
 }
 Tensor Conv1D::call(const Tensor& x, bool training) {
-  const Tensor y = ops::conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
-                             {.strides = {o_.strides}, .padding = o_.padding, .dilation_rate = {o_.dilation_rate}, .groups = o_.groups});
+  const Tensor y = ops::conv(
+      x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
+      {.strides = {o_.strides}, .padding = o_.padding, .dilation_rate = {o_.dilation_rate}, .groups = o_.groups});
   return activations::apply(o_.activation, y);
 }
 
@@ -61,13 +64,15 @@ PartialShape Conv2DTranspose::compute_output_shape(const PartialShape& s) const 
   auto len = [&](std::optional<int64_t> in, int i) -> std::optional<int64_t> {
     if (!in) return std::nullopt;
     const int64_t eff = (kernel_size_[static_cast<size_t>(i)] - 1) * o_.dilation_rate[static_cast<size_t>(i)] + 1;
-    return o_.padding == "same" ? *in * o_.strides[static_cast<size_t>(i)] : (*in - 1) * o_.strides[static_cast<size_t>(i)] + eff;
+    return o_.padding == "same" ? *in * o_.strides[static_cast<size_t>(i)]
+                                : (*in - 1) * o_.strides[static_cast<size_t>(i)] + eff;
   };
   return {s[0], len(s[1], 0), len(s[2], 1), filters_};
 }
 Tensor Conv2DTranspose::call(const Tensor& x, bool training) {
   const Tensor y = ops::conv_transpose(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
-                                       {.strides = {o_.strides[0], o_.strides[1]}, .padding = o_.padding,
+                                       {.strides = {o_.strides[0], o_.strides[1]},
+                                        .padding = o_.padding,
                                         .dilation_rate = {o_.dilation_rate[0], o_.dilation_rate[1]}});
   return activations::apply(o_.activation, y);
 }
@@ -75,7 +80,8 @@ Tensor Conv2DTranspose::call(const Tensor& x, bool training) {
 // DepthwiseConv2D ---------------------------------------------------------------------------------------------
 DepthwiseConv2D::DepthwiseConv2D(std::array<int64_t, 2> kernel_size, DepthwiseConv2DOptions o)
     : Layer("DepthwiseConv2D", o.name), kernel_size_(kernel_size), o_(std::move(o)) {
-  KCPP_CHECK(o_.depth_multiplier > 0, ValueError, "DepthwiseConv2D: depth_multiplier must be positive, received {}", o_.depth_multiplier);
+  KCPP_CHECK(o_.depth_multiplier > 0, ValueError, "DepthwiseConv2D: depth_multiplier must be positive, received {}",
+             o_.depth_multiplier);
   check_padding("DepthwiseConv2D", o_.padding);
   activations::check_name(o_.activation);
 }
@@ -83,7 +89,8 @@ void DepthwiseConv2D::check_input(const PartialShape& s) const {
   check_rank(*this, s, 4, [this](const std::string& w) { return input_error(w); });
 }
 void DepthwiseConv2D::build(const PartialShape& s) {
-  kernel_ = &add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], *s[3], o_.depth_multiplier}, o_.depthwise_initializer);
+  kernel_ = &add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], *s[3], o_.depth_multiplier},
+                        o_.depthwise_initializer);
   if (o_.use_bias) bias_ = &add_weight("bias", Shape{*s[3] * o_.depth_multiplier}, o_.bias_initializer);
 }
 PartialShape DepthwiseConv2D::compute_output_shape(const PartialShape& s) const {
@@ -93,7 +100,8 @@ PartialShape DepthwiseConv2D::compute_output_shape(const PartialShape& s) const 
 }
 Tensor DepthwiseConv2D::call(const Tensor& x, bool training) {
   const Tensor y = ops::depthwise_conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
-                                       {.strides = {o_.strides[0], o_.strides[1]}, .padding = o_.padding,
+                                       {.strides = {o_.strides[0], o_.strides[1]},
+                                        .padding = o_.padding,
                                         .dilation_rate = {o_.dilation_rate[0], o_.dilation_rate[1]}});
   return activations::apply(o_.activation, y);
 }
@@ -101,7 +109,8 @@ Tensor DepthwiseConv2D::call(const Tensor& x, bool training) {
 // SeparableConv2D ----------------------------------------------------------------------------------------------
 SeparableConv2D::SeparableConv2D(int64_t filters, std::array<int64_t, 2> kernel_size, SeparableConv2DOptions o)
     : Layer("SeparableConv2D", o.name), filters_(filters), kernel_size_(kernel_size), o_(std::move(o)) {
-  KCPP_CHECK(filters > 0 && o_.depth_multiplier > 0, ValueError, "SeparableConv2D: filters and depth_multiplier must be positive");
+  KCPP_CHECK(filters > 0 && o_.depth_multiplier > 0, ValueError,
+             "SeparableConv2D: filters and depth_multiplier must be positive");
   check_padding("SeparableConv2D", o_.padding);
   activations::check_name(o_.activation);
 }
@@ -111,7 +120,8 @@ void SeparableConv2D::check_input(const PartialShape& s) const {
 void SeparableConv2D::build(const PartialShape& s) {
   depthwise_ = &add_weight("depthwise_kernel", Shape{kernel_size_[0], kernel_size_[1], *s[3], o_.depth_multiplier},
                            o_.depthwise_initializer);
-  pointwise_ = &add_weight("pointwise_kernel", Shape{1, 1, *s[3] * o_.depth_multiplier, filters_}, o_.pointwise_initializer);
+  pointwise_ =
+      &add_weight("pointwise_kernel", Shape{1, 1, *s[3] * o_.depth_multiplier, filters_}, o_.pointwise_initializer);
   if (o_.use_bias) bias_ = &add_weight("bias", Shape{filters_}, o_.bias_initializer);
 }
 PartialShape SeparableConv2D::compute_output_shape(const PartialShape& s) const {
@@ -120,7 +130,8 @@ PartialShape SeparableConv2D::compute_output_shape(const PartialShape& s) const 
 }
 Tensor SeparableConv2D::call(const Tensor& x, bool training) {
   const Tensor d = ops::depthwise_conv(x, depthwise_->value(), Tensor(),
-                                       {.strides = {o_.strides[0], o_.strides[1]}, .padding = o_.padding,
+                                       {.strides = {o_.strides[0], o_.strides[1]},
+                                        .padding = o_.padding,
                                         .dilation_rate = {o_.dilation_rate[0], o_.dilation_rate[1]}});
   return activations::apply(o_.activation, ops::conv(d, pointwise_->value(), bias_ ? bias_->value() : Tensor()));
 }

@@ -16,13 +16,16 @@ UnaryOp fusable(const std::string& a) {
 }
 }  // namespace
 
-Dense::Dense(int64_t units, DenseOptions options) : Layer("Dense", options.name), units_(units), options_(std::move(options)) {
+Dense::Dense(int64_t units, DenseOptions options)
+    : Layer("Dense", options.name), units_(units), options_(std::move(options)) {
   KCPP_CHECK(units > 0, ValueError, "Dense: expected a positive number of units, received {}", units);
   activations::check_name(options_.activation);
 }
 
 void Dense::check_input(const PartialShape& s) const {
-  if (s.size() < 2) throw input_error(fmt::format("expected min_ndim=2, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
+  if (s.size() < 2)
+    throw input_error(
+        fmt::format("expected min_ndim=2, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
   if (!s.back()) throw input_error(fmt::format("the last axis must be known, received shape {}", shape_to_string(s)));
   if (kernel_ && *s.back() != kernel_->shape()[0])
     throw input_error(fmt::format("expected axis -1 of input shape to have value {}, but received input with shape {}",
@@ -30,10 +33,11 @@ void Dense::check_input(const PartialShape& s) const {
 }
 
 void Dense::build(const PartialShape& s) {
-  kernel_ = &add_weight("kernel", Shape{*s.back(), units_}, options_.kernel_initializer, true, options_.kernel_regularizer,
-                        options_.kernel_constraint);
+  kernel_ = &add_weight("kernel", Shape{*s.back(), units_}, options_.kernel_initializer, true,
+                        options_.kernel_regularizer, options_.kernel_constraint);
   if (options_.use_bias)
-    bias_ = &add_weight("bias", Shape{units_}, options_.bias_initializer, true, options_.bias_regularizer, options_.bias_constraint);
+    bias_ = &add_weight("bias", Shape{units_}, options_.bias_initializer, true, options_.bias_regularizer,
+                        options_.bias_constraint);
 }
 
 PartialShape Dense::compute_output_shape(const PartialShape& s) const {

@@ -12,8 +12,8 @@ Tensor Rescaling::call(const Tensor& x, bool training) {
   return offset_ == 0.f ? xf * scale_ : xf * scale_ + offset_;
 }
 
-Lambda::Lambda(std::function<Tensor(const Tensor&)> function, std::function<PartialShape(const PartialShape&)> output_shape,
-               std::string name)
+Lambda::Lambda(std::function<Tensor(const Tensor&)> function,
+               std::function<PartialShape(const PartialShape&)> output_shape, std::string name)
     : Layer("Lambda", std::move(name)), function_(std::move(function)), output_shape_(std::move(output_shape)) {
   KCPP_CHECK(function_, ValueError, "Lambda: the function is empty");
 }

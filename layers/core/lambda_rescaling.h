@@ -26,7 +26,9 @@ class KERASCPP_API Lambda : public Layer {
   explicit Lambda(std::function<Tensor(const Tensor&)> function,
                   std::function<PartialShape(const PartialShape&)> output_shape = nullptr, std::string name = "");
   Tensor call(const Tensor& x, bool training) override { return function_(x); }
-  PartialShape compute_output_shape(const PartialShape& s) const override { return output_shape_ ? output_shape_(s) : s; }
+  PartialShape compute_output_shape(const PartialShape& s) const override {
+    return output_shape_ ? output_shape_(s) : s;
+  }
 
  private:
   std::function<Tensor(const Tensor&)> function_;

@@ -14,13 +14,14 @@ std::string shapes_string(const std::vector<PartialShape>& shapes) {
 }  // namespace
 
 Tensor Merge::call(const Tensor& x, bool training) {
-  throw ValueError(fmt::format("A merge layer should be called on a list of inputs. Received: a single input to layer \"{}\"", name()));
+  throw ValueError(fmt::format(
+      "A merge layer should be called on a list of inputs. Received: a single input to layer \"{}\"", name()));
 }
 
 std::vector<PartialShape> Merge::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
   KCPP_CHECK(shapes.size() >= min_inputs_, ValueError,
-             "A merge layer should be called on a list of at least {} inputs. Got {} inputs (layer \"{}\").", min_inputs_,
-             shapes.size(), name());
+             "A merge layer should be called on a list of at least {} inputs. Got {} inputs (layer \"{}\").",
+             min_inputs_, shapes.size(), name());
   return {merged_shape(shapes)};
 }
 
@@ -67,8 +68,8 @@ Tensor Add::merge(const std::vector<Tensor>& in) const {
   return y;
 }
 std::vector<PartialShape> Subtract::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
-  KCPP_CHECK(shapes.size() == 2, ValueError, "A `Subtract` layer should be called on exactly 2 inputs. Received: {} inputs",
-             shapes.size());
+  KCPP_CHECK(shapes.size() == 2, ValueError,
+             "A `Subtract` layer should be called on exactly 2 inputs. Received: {} inputs", shapes.size());
   return Merge::compute_output_shapes(shapes);
 }
 Tensor Subtract::merge(const std::vector<Tensor>& in) const { return in[0] - in[1]; }
@@ -105,8 +106,10 @@ PartialShape Concatenate::merged_shape(const std::vector<PartialShape>& shapes) 
     ok = static_cast<int64_t>(shapes[k].size()) == rank;
     for (int64_t i = 1; ok && i < rank; ++i) {
       const auto &x = out[static_cast<size_t>(i)], &y = shapes[k][static_cast<size_t>(i)];
-      if (i == a) out[static_cast<size_t>(i)] = x && y ? std::optional<int64_t>(*x + *y) : std::nullopt;
-      else ok = !x || !y || *x == *y;
+      if (i == a)
+        out[static_cast<size_t>(i)] = x && y ? std::optional<int64_t>(*x + *y) : std::nullopt;
+      else
+        ok = !x || !y || *x == *y;
     }
   }
   KCPP_CHECK(ok, ValueError,

@@ -8,11 +8,14 @@ namespace keras::layers {
 
 BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
     : Layer("BatchNormalization", options.name), options_(std::move(options)) {
-  KCPP_CHECK(options_.epsilon > 0, ValueError, "BatchNormalization: epsilon must be positive, received {}", options_.epsilon);
+  KCPP_CHECK(options_.epsilon > 0, ValueError, "BatchNormalization: epsilon must be positive, received {}",
+             options_.epsilon);
 }
 
 void BatchNormalization::check_input(const PartialShape& s) const {
-  if (s.size() < 2) throw input_error(fmt::format("expected min_ndim=2, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
+  if (s.size() < 2)
+    throw input_error(
+        fmt::format("expected min_ndim=2, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
   if (!s.back()) throw input_error("the normalized axis must be known, received shape " + shape_to_string(s));
   if (moving_mean_ && *s.back() != moving_mean_->shape()[0])
     throw input_error(fmt::format("expected axis -1 of input shape to have value {}, but received input with shape {}",
@@ -33,7 +36,8 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
   const Tensor gamma = gamma_ ? gamma_->value() : ops::ones(c, DType::float32, be);
   const Tensor beta = beta_ ? beta_->value() : ops::zeros(c, DType::float32, be);
   if (!training || !trainable())
-    return ops::batch_norm_inference(x, gamma, beta, moving_mean_->value(), moving_variance_->value(), options_.epsilon);
+    return ops::batch_norm_inference(x, gamma, beta, moving_mean_->value(), moving_variance_->value(),
+                                     options_.epsilon);
   auto r = ops::batch_norm_training(x, gamma, beta, options_.epsilon);
   {
     NoGradScope no_grad;

@@ -5,11 +5,14 @@
 
 namespace keras::layers {
 
-LayerNormalization::LayerNormalization(LayerNormalizationOptions o) : Layer("LayerNormalization", o.name), o_(std::move(o)) {
+LayerNormalization::LayerNormalization(LayerNormalizationOptions o)
+    : Layer("LayerNormalization", o.name), o_(std::move(o)) {
   KCPP_CHECK(o_.epsilon > 0, ValueError, "LayerNormalization: epsilon must be positive, received {}", o_.epsilon);
 }
 void LayerNormalization::check_input(const PartialShape& s) const {
-  if (s.size() < 2) throw input_error(fmt::format("expected min_ndim=2, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
+  if (s.size() < 2)
+    throw input_error(
+        fmt::format("expected min_ndim=2, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
   if (!s.back()) throw input_error("the normalized axis must be known, received shape " + shape_to_string(s));
 }
 void LayerNormalization::build(const PartialShape& s) {

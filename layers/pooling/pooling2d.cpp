@@ -7,8 +7,11 @@
 namespace keras::layers {
 
 Pooling2D::Pooling2D(std::string class_name, bool is_max, std::array<int64_t, 2> pool_size, Pooling2DOptions o)
-    : Layer(std::move(class_name), o.name), is_max_(is_max), pool_size_(pool_size),
-      strides_(o.strides.value_or(pool_size)), padding_(o.padding) {
+    : Layer(std::move(class_name), o.name),
+      is_max_(is_max),
+      pool_size_(pool_size),
+      strides_(o.strides.value_or(pool_size)),
+      padding_(o.padding) {
   KCPP_CHECK(pool_size[0] > 0 && pool_size[1] > 0 && strides_[0] > 0 && strides_[1] > 0, ValueError,
              "{}: pool_size and strides must be positive", this->class_name());
   KCPP_CHECK(padding_ == "valid" || padding_ == "same", ValueError,
@@ -17,7 +20,8 @@ Pooling2D::Pooling2D(std::string class_name, bool is_max, std::array<int64_t, 2>
 
 void Pooling2D::check_input(const PartialShape& s) const {
   if (s.size() != 4)
-    throw input_error(fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
+    throw input_error(
+        fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
 }
 
 PartialShape Pooling2D::compute_output_shape(const PartialShape& s) const {
@@ -26,14 +30,16 @@ PartialShape Pooling2D::compute_output_shape(const PartialShape& s) const {
 }
 
 Tensor Pooling2D::call(const Tensor& x, bool training) {
-  const ops::PoolOptions o{.pool_size = {pool_size_[0], pool_size_[1]}, .strides = {strides_[0], strides_[1]}, .padding = padding_};
+  const ops::PoolOptions o{
+      .pool_size = {pool_size_[0], pool_size_[1]}, .strides = {strides_[0], strides_[1]}, .padding = padding_};
   return is_max_ ? ops::max_pool(x, o) : ops::average_pool(x, o);
 }
 
 GlobalAveragePooling2D::GlobalAveragePooling2D(std::string name) : Layer("GlobalAveragePooling2D", std::move(name)) {}
 void GlobalAveragePooling2D::check_input(const PartialShape& s) const {
   if (s.size() != 4)
-    throw input_error(fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
+    throw input_error(
+        fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
 }
 Tensor GlobalAveragePooling2D::call(const Tensor& x, bool training) { return ops::mean(x, {1, 2}); }
 

@@ -7,14 +7,20 @@
 namespace keras::layers {
 
 Pooling1D::Pooling1D(std::string class_name, bool is_max, int64_t pool_size, Pooling1DOptions o)
-    : Layer(std::move(class_name), o.name), is_max_(is_max), pool_size_(pool_size), strides_(o.strides.value_or(pool_size)),
+    : Layer(std::move(class_name), o.name),
+      is_max_(is_max),
+      pool_size_(pool_size),
+      strides_(o.strides.value_or(pool_size)),
       padding_(o.padding) {
-  KCPP_CHECK(pool_size > 0 && strides_ > 0, ValueError, "{}: pool_size and strides must be positive", this->class_name());
-  KCPP_CHECK(padding_ == "valid" || padding_ == "same", ValueError, "{}: padding must be 'valid' or 'same', received '{}'",
-             this->class_name(), padding_);
+  KCPP_CHECK(pool_size > 0 && strides_ > 0, ValueError, "{}: pool_size and strides must be positive",
+             this->class_name());
+  KCPP_CHECK(padding_ == "valid" || padding_ == "same", ValueError,
+             "{}: padding must be 'valid' or 'same', received '{}'", this->class_name(), padding_);
 }
 void Pooling1D::check_input(const PartialShape& s) const {
-  if (s.size() != 3) throw input_error(fmt::format("expected ndim=3, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
+  if (s.size() != 3)
+    throw input_error(
+        fmt::format("expected ndim=3, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
 }
 PartialShape Pooling1D::compute_output_shape(const PartialShape& s) const {
   return {s[0], conv_output_length(s[1], pool_size_, padding_, strides_, 1), s[2]};
@@ -28,7 +34,8 @@ GlobalPooling::GlobalPooling(std::string class_name, bool is_max, size_t rank, s
     : Layer(std::move(class_name), std::move(name)), is_max_(is_max), rank_(rank) {}
 void GlobalPooling::check_input(const PartialShape& s) const {
   if (s.size() != rank_)
-    throw input_error(fmt::format("expected ndim={}, found ndim={}. Full shape received: {}", rank_, s.size(), shape_to_string(s)));
+    throw input_error(
+        fmt::format("expected ndim={}, found ndim={}. Full shape received: {}", rank_, s.size(), shape_to_string(s)));
 }
 Tensor GlobalPooling::call(const Tensor& x, bool training) {
   std::vector<int64_t> axes;

@@ -28,7 +28,8 @@ class KERASCPP_API Pooling1D : public Layer {
 class KERASCPP_API MaxPooling1D : public Pooling1D {
  public:
   KERASCPP_LAYER(MaxPooling1D)
-  explicit MaxPooling1D(int64_t pool_size = 2, Pooling1DOptions options = {}) : Pooling1D("MaxPooling1D", true, pool_size, std::move(options)) {}
+  explicit MaxPooling1D(int64_t pool_size = 2, Pooling1DOptions options = {})
+      : Pooling1D("MaxPooling1D", true, pool_size, std::move(options)) {}
 };
 class KERASCPP_API AveragePooling1D : public Pooling1D {
  public:
@@ -54,7 +55,8 @@ class KERASCPP_API GlobalPooling : public Layer {
 class KERASCPP_API GlobalAveragePooling1D : public GlobalPooling {
  public:
   KERASCPP_LAYER(GlobalAveragePooling1D)
-  explicit GlobalAveragePooling1D(std::string name = "") : GlobalPooling("GlobalAveragePooling1D", false, 3, std::move(name)) {}
+  explicit GlobalAveragePooling1D(std::string name = "")
+      : GlobalPooling("GlobalAveragePooling1D", false, 3, std::move(name)) {}
 };
 class KERASCPP_API GlobalMaxPooling1D : public GlobalPooling {
  public:

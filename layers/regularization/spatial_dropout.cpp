@@ -10,12 +10,15 @@ SpatialDropout2D::SpatialDropout2D(float rate, std::optional<uint64_t> seed, std
   KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "SpatialDropout2D: the rate must be in [0, 1), received {}", rate);
 }
 void SpatialDropout2D::check_input(const PartialShape& s) const {
-  if (s.size() != 4) throw input_error(fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
+  if (s.size() != 4)
+    throw input_error(
+        fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
 }
 Tensor SpatialDropout2D::call(const Tensor& x, bool training) {
   if (!training || rate_ == 0.f) return x;
   // One mask value per (sample, channel), broadcast over height and width.
-  const Tensor mask = ops::dropout(ops::ones(Shape{x.dim(0), 1, 1, x.dim(3)}, DType::float32, x.backend()), rate_, seeds_.next());
+  const Tensor mask =
+      ops::dropout(ops::ones(Shape{x.dim(0), 1, 1, x.dim(3)}, DType::float32, x.backend()), rate_, seeds_.next());
   return x * mask;
 }
 

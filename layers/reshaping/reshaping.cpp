@@ -7,8 +7,12 @@
 
 namespace keras::layers {
 namespace {
-std::optional<int64_t> plus(std::optional<int64_t> d, int64_t k) { return d ? std::optional<int64_t>(*d + k) : std::nullopt; }
-std::optional<int64_t> times(std::optional<int64_t> d, int64_t k) { return d ? std::optional<int64_t>(*d * k) : std::nullopt; }
+std::optional<int64_t> plus(std::optional<int64_t> d, int64_t k) {
+  return d ? std::optional<int64_t>(*d + k) : std::nullopt;
+}
+std::optional<int64_t> times(std::optional<int64_t> d, int64_t k) {
+  return d ? std::optional<int64_t>(*d * k) : std::nullopt;
+}
 std::string ndim_error(size_t want, const PartialShape& s) {
   return fmt::format("expected ndim={}, found ndim={}. Full shape received: {}", want, s.size(), shape_to_string(s));
 }
@@ -17,7 +21,8 @@ std::string ndim_error(size_t want, const PartialShape& s) {
 ZeroPadding2D::ZeroPadding2D(std::array<std::array<int64_t, 2>, 2> padding, std::string name)
     : Layer("ZeroPadding2D", std::move(name)), padding_(padding) {
   for (const auto& p : padding_)
-    KCPP_CHECK(p[0] >= 0 && p[1] >= 0, ValueError, "ZeroPadding2D: padding must be non-negative, received ({}, {})", p[0], p[1]);
+    KCPP_CHECK(p[0] >= 0 && p[1] >= 0, ValueError, "ZeroPadding2D: padding must be non-negative, received ({}, {})",
+               p[0], p[1]);
 }
 void ZeroPadding2D::check_input(const PartialShape& s) const {
   if (s.size() != 4) throw input_error(ndim_error(4, s));
@@ -32,25 +37,32 @@ Tensor ZeroPadding2D::call(const Tensor& x, bool training) {
 Cropping2D::Cropping2D(std::array<std::array<int64_t, 2>, 2> cropping, std::string name)
     : Layer("Cropping2D", std::move(name)), cropping_(cropping) {
   for (const auto& c : cropping_)
-    KCPP_CHECK(c[0] >= 0 && c[1] >= 0, ValueError, "Cropping2D: cropping must be non-negative, received ({}, {})", c[0], c[1]);
+    KCPP_CHECK(c[0] >= 0 && c[1] >= 0, ValueError, "Cropping2D: cropping must be non-negative, received ({}, {})", c[0],
+               c[1]);
 }
 void Cropping2D::check_input(const PartialShape& s) const {
   if (s.size() != 4) throw input_error(ndim_error(4, s));
   for (int i = 0; i < 2; ++i)
-    if (s[static_cast<size_t>(i + 1)] && *s[static_cast<size_t>(i + 1)] <= cropping_[static_cast<size_t>(i)][0] + cropping_[static_cast<size_t>(i)][1])
-      throw input_error(fmt::format("cropping ({}, {}) removes all of axis {} in shape {}", cropping_[static_cast<size_t>(i)][0],
-                                    cropping_[static_cast<size_t>(i)][1], i + 1, shape_to_string(s)));
+    if (s[static_cast<size_t>(i + 1)] &&
+        *s[static_cast<size_t>(i + 1)] <= cropping_[static_cast<size_t>(i)][0] + cropping_[static_cast<size_t>(i)][1])
+      throw input_error(fmt::format("cropping ({}, {}) removes all of axis {} in shape {}",
+                                    cropping_[static_cast<size_t>(i)][0], cropping_[static_cast<size_t>(i)][1], i + 1,
+                                    shape_to_string(s)));
 }
 PartialShape Cropping2D::compute_output_shape(const PartialShape& s) const {
-  return {s[0], plus(s[1], -(cropping_[0][0] + cropping_[0][1])), plus(s[2], -(cropping_[1][0] + cropping_[1][1])), s[3]};
+  return {s[0], plus(s[1], -(cropping_[0][0] + cropping_[0][1])), plus(s[2], -(cropping_[1][0] + cropping_[1][1])),
+          s[3]};
 }
 Tensor Cropping2D::call(const Tensor& x, bool training) {
-  return ops::slice(x, {0, cropping_[0][0], cropping_[1][0], 0},
-                    {-1, x.dim(1) - cropping_[0][0] - cropping_[0][1], x.dim(2) - cropping_[1][0] - cropping_[1][1], -1});
+  return ops::slice(
+      x, {0, cropping_[0][0], cropping_[1][0], 0},
+      {-1, x.dim(1) - cropping_[0][0] - cropping_[0][1], x.dim(2) - cropping_[1][0] - cropping_[1][1], -1});
 }
 
-UpSampling2D::UpSampling2D(std::array<int64_t, 2> size, std::string name) : Layer("UpSampling2D", std::move(name)), size_(size) {
-  KCPP_CHECK(size[0] > 0 && size[1] > 0, ValueError, "UpSampling2D: size must be positive, received ({}, {})", size[0], size[1]);
+UpSampling2D::UpSampling2D(std::array<int64_t, 2> size, std::string name)
+    : Layer("UpSampling2D", std::move(name)), size_(size) {
+  KCPP_CHECK(size[0] > 0 && size[1] > 0, ValueError, "UpSampling2D: size must be positive, received ({}, {})", size[0],
+             size[1]);
 }
 void UpSampling2D::check_input(const PartialShape& s) const {
   if (s.size() != 4) throw input_error(ndim_error(4, s));
@@ -68,12 +80,15 @@ Tensor UpSampling2D::call(const Tensor& x, bool training) {
   return ops::take(ops::take(x, repeat(x.dim(1), size_[0]), 1), repeat(x.dim(2), size_[1]), 2);
 }
 
-Permute::Permute(std::vector<int64_t> dims, std::string name) : Layer("Permute", std::move(name)), dims_(std::move(dims)) {
+Permute::Permute(std::vector<int64_t> dims, std::string name)
+    : Layer("Permute", std::move(name)), dims_(std::move(dims)) {
   std::vector<int64_t> sorted = dims_;
   std::sort(sorted.begin(), sorted.end());
   std::vector<int64_t> expected(dims_.size());
   std::iota(expected.begin(), expected.end(), 1);
-  KCPP_CHECK(sorted == expected, ValueError, "Invalid permutation argument `dims` for Permute Layer. The set of indices in `dims` must be consecutive and start from 1. Received dims=({})",
+  KCPP_CHECK(sorted == expected, ValueError,
+             "Invalid permutation argument `dims` for Permute Layer. The set of indices in `dims` must be consecutive "
+             "and start from 1. Received dims=({})",
              fmt::join(dims_, ", "));
 }
 void Permute::check_input(const PartialShape& s) const {

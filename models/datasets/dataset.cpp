@@ -12,8 +12,13 @@ namespace keras::data {
 
 Dataset::~Dataset() = default;
 
-TensorDataset::TensorDataset(std::vector<Tensor> x, std::vector<Tensor> y, Tensor sample_weight, int64_t batch_size, bool shuffle)
-    : x_(std::move(x)), y_(std::move(y)), weights_(std::move(sample_weight)), batch_size_(batch_size), shuffle_(shuffle),
+TensorDataset::TensorDataset(std::vector<Tensor> x, std::vector<Tensor> y, Tensor sample_weight, int64_t batch_size,
+                             bool shuffle)
+    : x_(std::move(x)),
+      y_(std::move(y)),
+      weights_(std::move(sample_weight)),
+      batch_size_(batch_size),
+      shuffle_(shuffle),
       shuffle_key_(random::make_key(std::nullopt)) {
   KCPP_CHECK(!x_.empty() && batch_size_ > 0, ValueError, "TensorDataset: needs inputs and a positive batch size");
   n_ = x_[0].dim(0);

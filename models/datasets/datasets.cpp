@@ -45,9 +45,11 @@ Tensor read_idx(const std::string& path) {
   KCPP_CHECK(bytes[2] == 0x08, IOError, "{}: IDX element type 0x{:02x} is not supported (expected 0x08, unsigned byte)",
              path, bytes[2]);
   const size_t ndims = bytes[3];
-  KCPP_CHECK(ndims >= 1 && ndims <= 4, IOError, "{}: IDX files with {} dimensions are not supported (1 to 4)", path, ndims);
+  KCPP_CHECK(ndims >= 1 && ndims <= 4, IOError, "{}: IDX files with {} dimensions are not supported (1 to 4)", path,
+             ndims);
   const size_t header = 4 + 4 * ndims;
-  KCPP_CHECK(bytes.size() >= header, IOError, "{}: truncated header ({} bytes, expected at least {})", path, bytes.size(), header);
+  KCPP_CHECK(bytes.size() >= header, IOError, "{}: truncated header ({} bytes, expected at least {})", path,
+             bytes.size(), header);
   std::vector<int64_t> dims;
   int64_t count = 1;
   for (size_t i = 0; i < ndims; ++i) {
@@ -79,9 +81,10 @@ std::pair<Split, Split> load_data(const std::string& directory_arg) {
   };
   Split train{read_idx(file("train-images-idx3-ubyte")), read_idx(file("train-labels-idx1-ubyte"))};
   Split test{read_idx(file("t10k-images-idx3-ubyte")), read_idx(file("t10k-labels-idx1-ubyte"))};
-  KCPP_CHECK(train.x.rank() == 3 && train.y.rank() == 1 && train.x.dim(0) == train.y.dim(0) && test.x.dim(0) == test.y.dim(0),
-             IOError, "Fashion-MNIST in {}: unexpected shapes {} / {}", directory, train.x.shape().to_string(),
-             train.y.shape().to_string());
+  KCPP_CHECK(
+      train.x.rank() == 3 && train.y.rank() == 1 && train.x.dim(0) == train.y.dim(0) && test.x.dim(0) == test.y.dim(0),
+      IOError, "Fashion-MNIST in {}: unexpected shapes {} / {}", directory, train.x.shape().to_string(),
+      train.y.shape().to_string());
   return {std::move(train), std::move(test)};
 }
 }  // namespace fashion_mnist

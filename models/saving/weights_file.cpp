@@ -76,11 +76,13 @@ void read_weights_file(const std::string& path, const std::vector<Variable*>& va
              "{}: not a kerascpp weights file", path);
   r.pos = sizeof kMagic;
   const uint64_t count = r.get<uint64_t>("the variable count");
-  KCPP_CHECK(count == variables.size(), IOError, "{}: holds {} variables, the model has {}", path, count, variables.size());
+  KCPP_CHECK(count == variables.size(), IOError, "{}: holds {} variables, the model has {}", path, count,
+             variables.size());
   std::vector<Tensor> values;
   for (uint64_t i = 0; i < count; ++i) {
     const uint64_t name_size = r.get<uint64_t>("a name length");
-    KCPP_CHECK(name_size <= kMaxName && data.size() - r.pos >= name_size, IOError, "{}: bad name of variable {}", path, i);
+    KCPP_CHECK(name_size <= kMaxName && data.size() - r.pos >= name_size, IOError, "{}: bad name of variable {}", path,
+               i);
     const std::string name(data.data() + r.pos, name_size);
     r.pos += name_size;
     const uint64_t rank = r.get<uint64_t>("a rank");
@@ -89,8 +91,9 @@ void read_weights_file(const std::string& path, const std::vector<Variable*>& va
     for (uint64_t k = 0; k < rank; ++k) dims.push_back(r.get<int64_t>("a dimension"));
     const Variable& v = *variables[i];
     // Checked against the model before anything is allocated from the file's numbers.
-    KCPP_CHECK(dims == v.shape().dims(), IOError, "{}: variable {} ('{}') has shape ({}), the model's '{}' has shape {}", path, i,
-               name, fmt::join(dims, ", "), v.name(), v.shape().to_string());
+    KCPP_CHECK(dims == v.shape().dims(), IOError,
+               "{}: variable {} ('{}') has shape ({}), the model's '{}' has shape {}", path, i, name,
+               fmt::join(dims, ", "), v.name(), v.shape().to_string());
     const size_t bytes = static_cast<size_t>(v.shape().num_elements()) * sizeof(float);
     KCPP_CHECK(data.size() - r.pos >= bytes, IOError, "{}: truncated in the values of '{}'", path, name);
     std::vector<float> host(static_cast<size_t>(v.shape().num_elements()));
@@ -98,7 +101,8 @@ void read_weights_file(const std::string& path, const std::vector<Variable*>& va
     r.pos += bytes;
     values.push_back(Tensor::from_vector(host, v.shape(), v.value().backend()));
   }
-  KCPP_CHECK(r.pos == data.size(), IOError, "{}: {} unexpected bytes after the last variable", path, data.size() - r.pos);
+  KCPP_CHECK(r.pos == data.size(), IOError, "{}: {} unexpected bytes after the last variable", path,
+             data.size() - r.pos);
   for (size_t i = 0; i < values.size(); ++i) variables[i]->assign(ops::cast(values[i], variables[i]->dtype()));
 }
 

@@ -31,8 +31,8 @@ std::optional<double> monitored(const Logs& logs, const std::string& monitor, co
   if (it != logs.end()) return it->second;
   std::string keys;
   for (const auto& [k, v] : logs) keys += (keys.empty() ? "" : ",") + k;
-  keras::detail::log_warn(fmt::format("{} conditioned on metric `{}` which is not available. Available metrics are: {}", who,
-                                      monitor, keys));
+  keras::detail::log_warn(fmt::format("{} conditioned on metric `{}` which is not available. Available metrics are: {}",
+                                      who, monitor, keys));
   return std::nullopt;
 }
 }  // namespace
@@ -74,15 +74,19 @@ void EarlyStopping::on_epoch_end(int epoch, Logs& logs) {
 }
 
 void EarlyStopping::on_train_end(Logs&) {
-  if (stopped_epoch_ > 0 && o_.verbose > 0) std::cout << "Epoch " << stopped_epoch_ + 1 << ": early stopping" << std::endl;
+  if (stopped_epoch_ > 0 && o_.verbose > 0)
+    std::cout << "Epoch " << stopped_epoch_ + 1 << ": early stopping" << std::endl;
   if (o_.restore_best_weights && best_weights_) {
-    if (o_.verbose > 0) std::cout << "Restoring model weights from the end of the best epoch: " << best_epoch_ + 1 << "." << std::endl;
+    if (o_.verbose > 0)
+      std::cout << "Restoring model weights from the end of the best epoch: " << best_epoch_ + 1 << "." << std::endl;
     model().set_weights(*best_weights_);
   }
 }
 
-ReduceLROnPlateau::ReduceLROnPlateau(ReduceLROnPlateauOptions o) : o_(std::move(o)), maximize_(maximizes(o_.mode, o_.monitor)) {
-  KCPP_CHECK(o_.factor < 1.0, ValueError, "ReduceLROnPlateau does not support a factor >= 1.0. Received factor={}", o_.factor);
+ReduceLROnPlateau::ReduceLROnPlateau(ReduceLROnPlateauOptions o)
+    : o_(std::move(o)), maximize_(maximizes(o_.mode, o_.monitor)) {
+  KCPP_CHECK(o_.factor < 1.0, ValueError, "ReduceLROnPlateau does not support a factor >= 1.0. Received factor={}",
+             o_.factor);
 }
 
 void ReduceLROnPlateau::on_train_begin(Logs&) {
@@ -111,7 +115,8 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs) {
         const double new_lr = std::max(old_lr * o_.factor, o_.min_lr);
         opt.set_learning_rate(static_cast<float>(new_lr));
         if (o_.verbose > 0)
-          std::cout << fmt::format("\nEpoch {}: ReduceLROnPlateau reducing learning rate to {}.", epoch + 1, new_lr) << std::endl;
+          std::cout << fmt::format("\nEpoch {}: ReduceLROnPlateau reducing learning rate to {}.", epoch + 1, new_lr)
+                    << std::endl;
         cooldown_counter_ = o_.cooldown;
         wait_ = 0;
       }
@@ -129,9 +134,12 @@ void LearningRateScheduler::on_epoch_begin(int epoch, Logs&) {
   KCPP_CHECK(std::isfinite(lr), ValueError, "The output of the schedule function should be a float. Got: {}", lr);
   opt.set_learning_rate(static_cast<float>(lr));
   if (verbose_ > 0)
-    std::cout << fmt::format("\nEpoch {}: LearningRateScheduler setting learning rate to {}.", epoch + 1, lr) << std::endl;
+    std::cout << fmt::format("\nEpoch {}: LearningRateScheduler setting learning rate to {}.", epoch + 1, lr)
+              << std::endl;
 }
-void LearningRateScheduler::on_epoch_end(int, Logs& logs) { logs["learning_rate"] = model().optimizer()->learning_rate(); }
+void LearningRateScheduler::on_epoch_end(int, Logs& logs) {
+  logs["learning_rate"] = model().optimizer()->learning_rate();
+}
 
 void TerminateOnNaN::on_train_batch_end(int batch, Logs& logs) {
   auto it = logs.find("loss");
@@ -187,12 +195,13 @@ void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs) {
     if (!current) return;
     if (!(maximize_ ? *current > best_ : *current < best_)) {
       if (o_.verbose > 0)
-        std::cout << fmt::format("\nEpoch {}: {} did not improve from {:.5f}", epoch + 1, o_.monitor, best_) << std::endl;
+        std::cout << fmt::format("\nEpoch {}: {} did not improve from {:.5f}", epoch + 1, o_.monitor, best_)
+                  << std::endl;
       return;
     }
     if (o_.verbose > 0)
-      std::cout << fmt::format("\nEpoch {}: {} improved from {:.5f} to {:.5f}, saving model to {}", epoch + 1, o_.monitor,
-                               best_, *current, path)
+      std::cout << fmt::format("\nEpoch {}: {} improved from {:.5f} to {:.5f}, saving model to {}", epoch + 1,
+                               o_.monitor, best_, *current, path)
                 << std::endl;
     best_ = *current;
   } else if (o_.verbose > 0) {

@@ -41,7 +41,8 @@ class KERASCPP_API Callback {
 /// A callback by value (`callbacks::EarlyStopping({.patience = 2})`) or shared.
 class KERASCPP_API CallbackRef {
  public:
-  template <typename C, typename = std::enable_if_t<std::is_base_of_v<Callback, std::decay_t<C>> && !std::is_lvalue_reference_v<C>>>
+  template <typename C,
+            typename = std::enable_if_t<std::is_base_of_v<Callback, std::decay_t<C>> && !std::is_lvalue_reference_v<C>>>
   CallbackRef(C&& c) : ptr_(std::make_shared<std::decay_t<C>>(std::move(c))) {}  // NOLINT
   template <typename C, typename = std::enable_if_t<std::is_base_of_v<Callback, C>>>
   CallbackRef(std::shared_ptr<C> c) : ptr_(std::move(c)) {}  // NOLINT
@@ -148,12 +149,24 @@ struct LambdaCallbackOptions {
 class KERASCPP_API LambdaCallback : public Callback {
  public:
   explicit LambdaCallback(LambdaCallbackOptions functions) : f_(std::move(functions)) {}
-  void on_train_begin(Logs& logs) override { if (f_.on_train_begin) f_.on_train_begin(logs); }
-  void on_train_end(Logs& logs) override { if (f_.on_train_end) f_.on_train_end(logs); }
-  void on_epoch_begin(int e, Logs& logs) override { if (f_.on_epoch_begin) f_.on_epoch_begin(e, logs); }
-  void on_epoch_end(int e, Logs& logs) override { if (f_.on_epoch_end) f_.on_epoch_end(e, logs); }
-  void on_train_batch_begin(int b, Logs& logs) override { if (f_.on_train_batch_begin) f_.on_train_batch_begin(b, logs); }
-  void on_train_batch_end(int b, Logs& logs) override { if (f_.on_train_batch_end) f_.on_train_batch_end(b, logs); }
+  void on_train_begin(Logs& logs) override {
+    if (f_.on_train_begin) f_.on_train_begin(logs);
+  }
+  void on_train_end(Logs& logs) override {
+    if (f_.on_train_end) f_.on_train_end(logs);
+  }
+  void on_epoch_begin(int e, Logs& logs) override {
+    if (f_.on_epoch_begin) f_.on_epoch_begin(e, logs);
+  }
+  void on_epoch_end(int e, Logs& logs) override {
+    if (f_.on_epoch_end) f_.on_epoch_end(e, logs);
+  }
+  void on_train_batch_begin(int b, Logs& logs) override {
+    if (f_.on_train_batch_begin) f_.on_train_batch_begin(b, logs);
+  }
+  void on_train_batch_end(int b, Logs& logs) override {
+    if (f_.on_train_batch_end) f_.on_train_batch_end(b, logs);
+  }
   bool needs_batch_logs() const override { return static_cast<bool>(f_.on_train_batch_end); }
 
  private:

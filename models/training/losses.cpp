@@ -13,8 +13,8 @@ Tensor class_ids(const Tensor& y_true, const Tensor& y_pred, const char* loss) {
   Tensor ids = y_true;
   if (ids.rank() == 2 && ids.dim(1) == 1) ids = ops::reshape(ids, {ids.dim(0)});
   KCPP_CHECK(ids.rank() == 1 && y_pred.rank() == 2 && ids.dim(0) == y_pred.dim(0), ShapeError,
-             "{}: expected labels of shape ({},) for predictions {}, received {}", loss, y_pred.rank() ? y_pred.dim(0) : 0,
-             y_pred.shape().to_string(), y_true.shape().to_string());
+             "{}: expected labels of shape ({},) for predictions {}, received {}", loss,
+             y_pred.rank() ? y_pred.dim(0) : 0, y_pred.shape().to_string(), y_true.shape().to_string());
   return ids.dtype() == DType::int32 || ids.dtype() == DType::int64 ? ids : ops::cast(ids, DType::int32);
 }
 Tensor last_axis_mean(const Tensor& t) { return t.rank() <= 1 ? t : ops::mean(t, {-1}); }
@@ -63,7 +63,8 @@ Tensor CategoricalCrossentropy::per_sample(const Tensor& y_true, const Tensor& y
   check_same(y_true, y_pred, "categorical_crossentropy");
   // Keras renormalizes the probabilities before clipping.
   const Tensor p = y_pred / ops::sum(y_pred, {-1}, true);
-  return ops::negative(ops::sum(smooth(ops::cast(y_true, DType::float32)) * ops::log(ops::clip(p, kEpsilon, 1.f - kEpsilon)), {-1}));
+  return ops::negative(
+      ops::sum(smooth(ops::cast(y_true, DType::float32)) * ops::log(ops::clip(p, kEpsilon, 1.f - kEpsilon)), {-1}));
 }
 
 BinaryCrossentropy::BinaryCrossentropy(bool from_logits) : Loss("binary_crossentropy"), from_logits_(from_logits) {}
@@ -89,7 +90,8 @@ Tensor MeanAbsoluteError::per_sample(const Tensor& y_true, const Tensor& y_pred)
   return last_axis_mean(ops::abs(y - y_pred));
 }
 
-ElementwiseLoss::ElementwiseLoss(std::string name, std::function<Tensor(const Tensor&, const Tensor&)> f, bool sum_last_axis)
+ElementwiseLoss::ElementwiseLoss(std::string name, std::function<Tensor(const Tensor&, const Tensor&)> f,
+                                 bool sum_last_axis)
     : Loss(std::move(name)), f_(std::move(f)), sum_(sum_last_axis) {}
 Tensor ElementwiseLoss::per_sample(const Tensor& y_true, const Tensor& y_pred) const {
   const Tensor y = ops::cast(y_true, DType::float32);
@@ -106,7 +108,8 @@ Tensor hinge_labels(const Tensor& y) {
   return binary ? y * 2.f - 1.f : y;
 }
 Tensor l2_normalize(const Tensor& x) {
-  return x * ops::rsqrt(ops::maximum(ops::sum(ops::square(x), {-1}, true), ops::full({}, 1e-12f, DType::float32, x.backend())));
+  return x * ops::rsqrt(ops::maximum(ops::sum(ops::square(x), {-1}, true),
+                                     ops::full({}, 1e-12f, DType::float32, x.backend())));
 }
 }  // namespace
 
@@ -135,18 +138,21 @@ std::shared_ptr<Loss> LogCosh() {
   });
 }
 std::shared_ptr<Loss> KLDivergence() {
-  return std::make_shared<ElementwiseLoss>("kl_divergence", [](const Tensor& y, const Tensor& p) {
-    const Tensor yc = ops::clip(y, kEpsilon, 1.f), pc = ops::clip(p, kEpsilon, 1.f);
-    return yc * ops::log(yc / pc);
-  }, true);
+  return std::make_shared<ElementwiseLoss>(
+      "kl_divergence",
+      [](const Tensor& y, const Tensor& p) {
+        const Tensor yc = ops::clip(y, kEpsilon, 1.f), pc = ops::clip(p, kEpsilon, 1.f);
+        return yc * ops::log(yc / pc);
+      },
+      true);
 }
 std::shared_ptr<Loss> Poisson() {
-  return std::make_shared<ElementwiseLoss>("poisson", [](const Tensor& y, const Tensor& p) { return p - y * ops::log(p + kEpsilon); });
+  return std::make_shared<ElementwiseLoss>(
+      "poisson", [](const Tensor& y, const Tensor& p) { return p - y * ops::log(p + kEpsilon); });
 }
 std::shared_ptr<Loss> Hinge() {
-  return std::make_shared<ElementwiseLoss>("hinge", [](const Tensor& y, const Tensor& p) {
-    return ops::relu(1.f - hinge_labels(y) * p);
-  });
+  return std::make_shared<ElementwiseLoss>(
+      "hinge", [](const Tensor& y, const Tensor& p) { return ops::relu(1.f - hinge_labels(y) * p); });
 }
 std::shared_ptr<Loss> SquaredHinge() {
   return std::make_shared<ElementwiseLoss>("squared_hinge", [](const Tensor& y, const Tensor& p) {
@@ -154,9 +160,9 @@ std::shared_ptr<Loss> SquaredHinge() {
   });
 }
 std::shared_ptr<Loss> CosineSimilarity() {
-  return std::make_shared<ElementwiseLoss>("cosine_similarity", [](const Tensor& y, const Tensor& p) {
-    return ops::negative(l2_normalize(y) * l2_normalize(p));
-  }, true);
+  return std::make_shared<ElementwiseLoss>(
+      "cosine_similarity",
+      [](const Tensor& y, const Tensor& p) { return ops::negative(l2_normalize(y) * l2_normalize(p)); }, true);
 }
 
 std::shared_ptr<Loss> get(const std::string& name) {
@@ -174,10 +180,10 @@ std::shared_ptr<Loss> get(const std::string& name) {
   if (name == "binary_crossentropy") return std::make_shared<BinaryCrossentropy>();
   if (name == "mean_squared_error" || name == "mse") return std::make_shared<MeanSquaredError>();
   if (name == "mean_absolute_error" || name == "mae") return std::make_shared<MeanAbsoluteError>();
-  throw ValueError(fmt::format(
-      "unknown loss '{}': expected one of sparse_categorical_crossentropy, categorical_crossentropy, "
-      "binary_crossentropy, mean_squared_error (mse), mean_absolute_error (mae)",
-      name));
+  throw ValueError(
+      fmt::format("unknown loss '{}': expected one of sparse_categorical_crossentropy, categorical_crossentropy, "
+                  "binary_crossentropy, mean_squared_error (mse), mean_absolute_error (mae)",
+                  name));
 }
 
 }  // namespace keras::losses

@@ -79,7 +79,8 @@ class KERASCPP_API MeanAbsoluteError : public Loss {
 /// probability losses). The formula gets float32 y_true and y_pred of one shape.
 class KERASCPP_API ElementwiseLoss : public Loss {
  public:
-  ElementwiseLoss(std::string name, std::function<Tensor(const Tensor&, const Tensor&)> per_element, bool sum_last_axis = false);
+  ElementwiseLoss(std::string name, std::function<Tensor(const Tensor&, const Tensor&)> per_element,
+                  bool sum_last_axis = false);
   Tensor per_sample(const Tensor& y_true, const Tensor& y_pred) const override;
 
  private:

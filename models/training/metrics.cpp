@@ -36,7 +36,8 @@ void CategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pre
 }
 void BinaryAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
   NoGradScope no_grad;
-  const Tensor predicted = ops::cast(ops::greater(y_pred, ops::full({}, threshold_, DType::float32, y_pred.backend())), DType::float32);
+  const Tensor predicted =
+      ops::cast(ops::greater(y_pred, ops::full({}, threshold_, DType::float32, y_pred.backend())), DType::float32);
   accumulate(ops::equal(predicted, ops::cast(y_true, DType::float32)));
 }
 void Accuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
@@ -63,15 +64,17 @@ Tensor in_top_k(const Tensor& target_scores, const Tensor& y_pred, int k) {
 void SparseTopKCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
   NoGradScope no_grad;
   const Tensor ids = ops::cast(labels_1d(y_true), DType::int64);
-  const Tensor onehot = ops::cast(ops::equal(ops::expand_dims(ids, -1), ops::to_backend(ops::arange(y_pred.dim(-1)), *y_pred.backend())),
-                                  DType::float32);
+  const Tensor onehot =
+      ops::cast(ops::equal(ops::expand_dims(ids, -1), ops::to_backend(ops::arange(y_pred.dim(-1)), *y_pred.backend())),
+                DType::float32);
   accumulate(in_top_k(ops::sum(y_pred * onehot, {-1}, true), y_pred, k_));
 }
 void TopKCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
   NoGradScope no_grad;
   const Tensor ids = ops::argmax(y_true, -1);
-  const Tensor onehot = ops::cast(ops::equal(ops::expand_dims(ids, -1), ops::to_backend(ops::arange(y_pred.dim(-1)), *y_pred.backend())),
-                                  DType::float32);
+  const Tensor onehot =
+      ops::cast(ops::equal(ops::expand_dims(ids, -1), ops::to_backend(ops::arange(y_pred.dim(-1)), *y_pred.backend())),
+                DType::float32);
   accumulate(in_top_k(ops::sum(y_pred * onehot, {-1}, true), y_pred, k_));
 }
 
@@ -139,10 +142,10 @@ std::shared_ptr<Metric> get(const std::string& name, const std::string& loss_nam
   if (name == "binary_accuracy") return std::make_shared<BinaryAccuracy>();
   if (name == "mse" || name == "mean_squared_error") return std::make_shared<MeanSquaredError>(name);
   if (name == "mae" || name == "mean_absolute_error") return std::make_shared<MeanAbsoluteError>(name);
-  throw ValueError(fmt::format(
-      "unknown metric '{}': expected one of accuracy, sparse_categorical_accuracy, categorical_accuracy, "
-      "binary_accuracy, mean_squared_error (mse), mean_absolute_error (mae)",
-      name));
+  throw ValueError(
+      fmt::format("unknown metric '{}': expected one of accuracy, sparse_categorical_accuracy, categorical_accuracy, "
+                  "binary_accuracy, mean_squared_error (mse), mean_absolute_error (mae)",
+                  name));
 }
 
 }  // namespace keras::metrics

@@ -1,7 +1,7 @@
 #pragma once
 #include <memory>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "../../core/export.h"
 #include "../../core/tensor.h"
@@ -88,7 +88,8 @@ class KERASCPP_API SparseTopKCategoricalAccuracy : public Metric {
 };
 class KERASCPP_API TopKCategoricalAccuracy : public Metric {
  public:
-  explicit TopKCategoricalAccuracy(int k = 5, std::string name = "top_k_categorical_accuracy") : Metric(std::move(name)), k_(k) {}
+  explicit TopKCategoricalAccuracy(int k = 5, std::string name = "top_k_categorical_accuracy")
+      : Metric(std::move(name)), k_(k) {}
   void update_state(const Tensor& y_true, const Tensor& y_pred) override;
 
  private:
@@ -108,13 +109,15 @@ class KERASCPP_API ConfusionMetric : public Metric {
 /// tp / (tp + fp) at `threshold` (Keras' default 0.5).
 class KERASCPP_API Precision : public ConfusionMetric {
  public:
-  explicit Precision(double threshold = 0.5, std::string name = "precision") : ConfusionMetric(std::move(name), {threshold}) {}
+  explicit Precision(double threshold = 0.5, std::string name = "precision")
+      : ConfusionMetric(std::move(name), {threshold}) {}
   double result() const override;
 };
 /// tp / (tp + fn) at `threshold`.
 class KERASCPP_API Recall : public ConfusionMetric {
  public:
-  explicit Recall(double threshold = 0.5, std::string name = "recall") : ConfusionMetric(std::move(name), {threshold}) {}
+  explicit Recall(double threshold = 0.5, std::string name = "recall")
+      : ConfusionMetric(std::move(name), {threshold}) {}
   double result() const override;
 };
 /// Area under the ROC curve from `num_thresholds` evenly spaced thresholds, trapezoidal, as Keras' AUC().

@@ -33,7 +33,8 @@ double PiecewiseConstantDecay::operator()(int64_t step) const {
   return values_.back();
 }
 
-CosineDecay::CosineDecay(double initial, double decay_steps, double alpha, std::optional<double> warmup_target, double warmup_steps)
+CosineDecay::CosineDecay(double initial, double decay_steps, double alpha, std::optional<double> warmup_target,
+                         double warmup_steps)
     : initial_(initial), steps_(decay_steps), alpha_(alpha), target_(warmup_target), warmup_(warmup_steps) {
   KCPP_CHECK(decay_steps > 0, ValueError, "CosineDecay: decay_steps must be positive, received {}", decay_steps);
 }
@@ -58,8 +59,12 @@ double InverseTimeDecay::operator()(int64_t step) const {
 }  // namespace schedules
 
 Optimizer::Optimizer(std::string name, LearningRate learning_rate, CommonOptions common)
-    : name_(std::move(name)), learning_rate_(learning_rate.value()), schedule_(learning_rate.schedule()), common_(common) {
-  KCPP_CHECK(schedule_ || learning_rate_ >= 0, ValueError, "{}: learning_rate must be >= 0, received {}", name_, learning_rate_);
+    : name_(std::move(name)),
+      learning_rate_(learning_rate.value()),
+      schedule_(learning_rate.schedule()),
+      common_(common) {
+  KCPP_CHECK(schedule_ || learning_rate_ >= 0, ValueError, "{}: learning_rate must be >= 0, received {}", name_,
+             learning_rate_);
 }
 
 float Optimizer::learning_rate() const {
@@ -84,8 +89,8 @@ std::vector<Variable*> Optimizer::variables() {
 }
 
 void Optimizer::apply_gradients(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables) {
-  KCPP_CHECK(gradients.size() == variables.size(), ValueError,
-             "{}: received {} gradients for {} variables", name_, gradients.size(), variables.size());
+  KCPP_CHECK(gradients.size() == variables.size(), ValueError, "{}: received {} gradients for {} variables", name_,
+             gradients.size(), variables.size());
   NoGradScope no_grad;
   const std::vector<const Variable*> ids(variables.begin(), variables.end());
   if (!built_) {
@@ -119,7 +124,8 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& gradients, const std:
 }
 
 SGD::SGD(SGDOptions o) : Optimizer("SGD", o.learning_rate, o.common), options_(o) {
-  KCPP_CHECK(o.momentum >= 0 && o.momentum <= 1, ValueError, "SGD: momentum must be in [0, 1], received {}", o.momentum);
+  KCPP_CHECK(o.momentum >= 0 && o.momentum <= 1, ValueError, "SGD: momentum must be in [0, 1], received {}",
+             o.momentum);
 }
 void SGD::build(const std::vector<Variable*>& vars) {
   if (options_.momentum > 0)
@@ -141,8 +147,12 @@ void Adam::build(const std::vector<Variable*>& vars) {
     for (Variable* v : vars) vhat_.push_back(&add_slot(*v, "vhat"));
 }
 void Adam::update(size_t i, Variable& var, const Tensor& g) {
-  AdamAttrs a{.learning_rate = step_learning_rate(), .beta_1 = options_.beta_1, .beta_2 = options_.beta_2,
-              .epsilon = options_.epsilon, .step = iterations(), .amsgrad = options_.amsgrad};
+  AdamAttrs a{.learning_rate = step_learning_rate(),
+              .beta_1 = options_.beta_1,
+              .beta_2 = options_.beta_2,
+              .epsilon = options_.epsilon,
+              .step = iterations(),
+              .amsgrad = options_.amsgrad};
   ops::adam_update(var, g, *m_[i], *v_[i], vhat_.empty() ? nullptr : vhat_[i], a);
 }
 
@@ -175,7 +185,11 @@ void RMSprop::update(size_t i, Variable& var, const Tensor& g) {
 }
 
 AdamW::AdamW(AdamWOptions o)
-    : Adam({.learning_rate = o.learning_rate, .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon, .amsgrad = o.amsgrad,
+    : Adam({.learning_rate = o.learning_rate,
+            .beta_1 = o.beta_1,
+            .beta_2 = o.beta_2,
+            .epsilon = o.epsilon,
+            .amsgrad = o.amsgrad,
             .common = [&] {
               CommonOptions c = o.common;
               c.weight_decay = o.weight_decay;
@@ -240,7 +254,8 @@ void Nadam::update(size_t i, Variable& var, const Tensor& g) {
   Variable &m = *m_[i], &v = *v_[i];
   m.assign(m.value() + (g - m.value()) * (1.f - options_.beta_1));
   v.assign(v.value() + (ops::square(g) - v.value()) * (1.f - options_.beta_2));
-  const Tensor m_hat = m.value() * static_cast<float>(u_t_1 / (1.0 - u_product_t_1)) + g * static_cast<float>((1.0 - u_t) / (1.0 - u_product_));
+  const Tensor m_hat = m.value() * static_cast<float>(u_t_1 / (1.0 - u_product_t_1)) +
+                       g * static_cast<float>((1.0 - u_t) / (1.0 - u_product_));
   const Tensor v_hat = v.value() * static_cast<float>(1.0 / (1.0 - std::pow(b2, t)));
   var.assign(var.value() - m_hat * step_learning_rate() / (ops::sqrt(v_hat) + options_.epsilon));
 }
@@ -254,8 +269,8 @@ std::shared_ptr<Optimizer> get(const std::string& name) {
   if (name == "adadelta" || name == "Adadelta") return std::make_shared<Adadelta>();
   if (name == "adamax" || name == "Adamax") return std::make_shared<Adamax>();
   if (name == "nadam" || name == "Nadam") return std::make_shared<Nadam>();
-  throw ValueError(fmt::format("unknown optimizer '{}': expected one of sgd, adam, adamw, rmsprop, adagrad, adadelta, adamax, nadam",
-                               name));
+  throw ValueError(fmt::format(
+      "unknown optimizer '{}': expected one of sgd, adam, adamw, rmsprop, adagrad, adadelta, adamax, nadam", name));
 }
 
 }  // namespace keras::optimizers

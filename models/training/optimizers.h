@@ -66,9 +66,10 @@ class KERASCPP_API InverseTimeDecay : public LearningRateSchedule {
 /// `.learning_rate = schedules::ExponentialDecay(1e-2, 1000, 0.9)`.
 class KERASCPP_API LearningRate {
  public:
-  LearningRate(float value) : value_(value) {}  // NOLINT
+  LearningRate(float value) : value_(value) {}                       // NOLINT
   LearningRate(double value) : value_(static_cast<float>(value)) {}  // NOLINT
-  template <typename S, typename = std::enable_if_t<std::is_base_of_v<schedules::LearningRateSchedule, std::decay_t<S>>>>
+  template <typename S,
+            typename = std::enable_if_t<std::is_base_of_v<schedules::LearningRateSchedule, std::decay_t<S>>>>
   LearningRate(S schedule) : schedule_(std::make_shared<S>(std::move(schedule))) {}  // NOLINT
   const std::shared_ptr<schedules::LearningRateSchedule>& schedule() const { return schedule_; }
   float value() const { return value_; }

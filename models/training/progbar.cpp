@@ -10,7 +10,10 @@
 namespace keras::utils {
 
 Progbar::Progbar(std::optional<int64_t> target, int verbose, std::ostream& out, std::optional<bool> terminal)
-    : target_(target), verbose_(verbose), out_(out), terminal_(terminal.value_or(&out == &std::cout && isatty(STDOUT_FILENO))),
+    : target_(target),
+      verbose_(verbose),
+      out_(out),
+      terminal_(terminal.value_or(&out == &std::cout && isatty(STDOUT_FILENO))),
       start_(std::chrono::steady_clock::now()) {}
 
 void Progbar::set_clock_for_testing(std::vector<double> times) { fake_times_ = std::move(times); }
@@ -58,7 +61,8 @@ void Progbar::update(int64_t current, const std::vector<std::pair<std::string, d
   if (verbose_ == 2) {
     if (finalize && known) {
       const int digits = static_cast<int>(std::log10(static_cast<double>(*target_))) + 1;
-      out_ << fmt::format("{:>{}}/{} - {:.0f}s -{}{}\n", current, digits, *target_, t, format_time_per_step(per_step), metrics);
+      out_ << fmt::format("{:>{}}/{} - {:.0f}s -{}{}\n", current, digits, *target_, t, format_time_per_step(per_step),
+                          metrics);
       out_.flush();
     }
     return;
@@ -77,15 +81,17 @@ void Progbar::update(int64_t current, const std::vector<std::pair<std::string, d
     for (int i = 0; i < done; ++i) done_bar += "\u2501";
     for (int i = done; i < width; ++i) rest_bar += "\u2501";
     plain = count + " " + done_bar + rest_bar;
-    bar = terminal_ ? "\x1b[1m" + count + "\x1b[0m " + (done > 0 ? "\x1b[32m" + done_bar + "\x1b[0m" : "") + "\x1b[37m" + rest_bar + "\x1b[0m"
+    bar = terminal_ ? "\x1b[1m" + count + "\x1b[0m " + (done > 0 ? "\x1b[32m" + done_bar + "\x1b[0m" : "") +
+                          "\x1b[37m" + rest_bar + "\x1b[0m"
                     : plain;
   } else {
     plain = bar = fmt::format("{:7d}/Unknown", current);
   }
-  const std::string when = known && !finalize ? format_eta(per_step * static_cast<double>(*target_ - current))
-                                              : fmt::format("{:.0f}s", t);
+  const std::string when =
+      known && !finalize ? format_eta(per_step * static_cast<double>(*target_ - current)) : fmt::format("{:.0f}s", t);
   const std::string info_plain = " " + when + format_time_per_step(per_step) + metrics;
-  const std::string info = terminal_ ? " \x1b[1m" + when + "\x1b[0m" + format_time_per_step(per_step) + metrics : info_plain;
+  const std::string info =
+      terminal_ ? " \x1b[1m" + when + "\x1b[0m" + format_time_per_step(per_step) + metrics : info_plain;
   // Visible width: the bar characters are one column each.
   const size_t width = current >= 0 ? (plain.size() - (known ? 2 * 20 : 0)) + info_plain.size() : 0;
   std::string line = terminal_ ? "\r" + bar + info : bar + info;

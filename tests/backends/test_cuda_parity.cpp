@@ -69,19 +69,32 @@ TEST_CASE("cuda: elementwise ops match the CPU backend", "[cuda]") {
   Backend* gpu = cuda_or_skip();
   if (!gpu) return;
   const std::vector<std::tuple<const char*, Fn, float, float>> unary = {
-      {"negative", [](auto& v) { return ops::negative(v[0]); }, -2, 2}, {"abs", [](auto& v) { return ops::abs(v[0]); }, -2, 2},
-      {"square", [](auto& v) { return ops::square(v[0]); }, -2, 2}, {"sqrt", [](auto& v) { return ops::sqrt(v[0]); }, 0.2f, 2},
-      {"rsqrt", [](auto& v) { return ops::rsqrt(v[0]); }, 0.2f, 2}, {"exp", [](auto& v) { return ops::exp(v[0]); }, -2, 2},
-      {"log", [](auto& v) { return ops::log(v[0]); }, 0.2f, 2}, {"log1p", [](auto& v) { return ops::log1p(v[0]); }, 0, 2},
-      {"sin", [](auto& v) { return ops::sin(v[0]); }, -2, 2}, {"cos", [](auto& v) { return ops::cos(v[0]); }, -2, 2},
-      {"tanh", [](auto& v) { return ops::tanh(v[0]); }, -2, 2}, {"sigmoid", [](auto& v) { return ops::sigmoid(v[0]); }, -4, 4},
-      {"relu", [](auto& v) { return ops::relu(v[0]); }, -2, 2}, {"relu6", [](auto& v) { return ops::relu6(v[0] * 5.f); }, -2, 2},
-      {"leaky_relu", [](auto& v) { return ops::leaky_relu(v[0]); }, -2, 2}, {"elu", [](auto& v) { return ops::elu(v[0]); }, -2, 2},
-      {"selu", [](auto& v) { return ops::selu(v[0]); }, -2, 2}, {"gelu", [](auto& v) { return ops::gelu(v[0], false); }, -2, 2},
-      {"gelu_tanh", [](auto& v) { return ops::gelu(v[0]); }, -2, 2}, {"softplus", [](auto& v) { return ops::softplus(v[0]); }, -3, 3},
-      {"softsign", [](auto& v) { return ops::softsign(v[0]); }, -2, 2}, {"silu", [](auto& v) { return ops::silu(v[0]); }, -3, 3},
-      {"hard_sigmoid", [](auto& v) { return ops::hard_sigmoid(v[0]); }, -4, 4}, {"erf", [](auto& v) { return ops::erf(v[0]); }, -2, 2},
-      {"floor", [](auto& v) { return ops::floor(v[0]); }, -3, 3}, {"round", [](auto& v) { return ops::round(v[0]); }, -3, 3},
+      {"negative", [](auto& v) { return ops::negative(v[0]); }, -2, 2},
+      {"abs", [](auto& v) { return ops::abs(v[0]); }, -2, 2},
+      {"square", [](auto& v) { return ops::square(v[0]); }, -2, 2},
+      {"sqrt", [](auto& v) { return ops::sqrt(v[0]); }, 0.2f, 2},
+      {"rsqrt", [](auto& v) { return ops::rsqrt(v[0]); }, 0.2f, 2},
+      {"exp", [](auto& v) { return ops::exp(v[0]); }, -2, 2},
+      {"log", [](auto& v) { return ops::log(v[0]); }, 0.2f, 2},
+      {"log1p", [](auto& v) { return ops::log1p(v[0]); }, 0, 2},
+      {"sin", [](auto& v) { return ops::sin(v[0]); }, -2, 2},
+      {"cos", [](auto& v) { return ops::cos(v[0]); }, -2, 2},
+      {"tanh", [](auto& v) { return ops::tanh(v[0]); }, -2, 2},
+      {"sigmoid", [](auto& v) { return ops::sigmoid(v[0]); }, -4, 4},
+      {"relu", [](auto& v) { return ops::relu(v[0]); }, -2, 2},
+      {"relu6", [](auto& v) { return ops::relu6(v[0] * 5.f); }, -2, 2},
+      {"leaky_relu", [](auto& v) { return ops::leaky_relu(v[0]); }, -2, 2},
+      {"elu", [](auto& v) { return ops::elu(v[0]); }, -2, 2},
+      {"selu", [](auto& v) { return ops::selu(v[0]); }, -2, 2},
+      {"gelu", [](auto& v) { return ops::gelu(v[0], false); }, -2, 2},
+      {"gelu_tanh", [](auto& v) { return ops::gelu(v[0]); }, -2, 2},
+      {"softplus", [](auto& v) { return ops::softplus(v[0]); }, -3, 3},
+      {"softsign", [](auto& v) { return ops::softsign(v[0]); }, -2, 2},
+      {"silu", [](auto& v) { return ops::silu(v[0]); }, -3, 3},
+      {"hard_sigmoid", [](auto& v) { return ops::hard_sigmoid(v[0]); }, -4, 4},
+      {"erf", [](auto& v) { return ops::erf(v[0]); }, -2, 2},
+      {"floor", [](auto& v) { return ops::floor(v[0]); }, -3, 3},
+      {"round", [](auto& v) { return ops::round(v[0]); }, -3, 3},
       {"clip", [](auto& v) { return ops::clip(v[0], -0.3f, 0.4f); }, -1, 1}};
   for (const auto& [name, f, lo, hi] : unary) {
     INFO(name);
@@ -89,9 +102,12 @@ TEST_CASE("cuda: elementwise ops match the CPU backend", "[cuda]") {
     check_parity(*gpu, f, {r(Shape{50000}, 2, lo, hi)}, 1e-5f, 1e-5f, false);
   }
   const std::vector<std::pair<const char*, Fn>> binary = {
-      {"add", [](auto& v) { return v[0] + v[1]; }}, {"subtract", [](auto& v) { return v[0] - v[1]; }},
-      {"multiply", [](auto& v) { return v[0] * v[1]; }}, {"divide", [](auto& v) { return v[0] / (ops::abs(v[1]) + 1.f); }},
-      {"maximum", [](auto& v) { return ops::maximum(v[0], v[1]); }}, {"minimum", [](auto& v) { return ops::minimum(v[0], v[1]); }},
+      {"add", [](auto& v) { return v[0] + v[1]; }},
+      {"subtract", [](auto& v) { return v[0] - v[1]; }},
+      {"multiply", [](auto& v) { return v[0] * v[1]; }},
+      {"divide", [](auto& v) { return v[0] / (ops::abs(v[1]) + 1.f); }},
+      {"maximum", [](auto& v) { return ops::maximum(v[0], v[1]); }},
+      {"minimum", [](auto& v) { return ops::minimum(v[0], v[1]); }},
       {"power", [](auto& v) { return ops::power(ops::abs(v[0]) + 0.5f, v[1]); }},
       {"where", [](auto& v) { return ops::where(ops::greater(v[0], v[1]), v[0], v[1] * 2.f); }}};
   for (const auto& [name, f] : binary) {
@@ -106,12 +122,16 @@ TEST_CASE("cuda: elementwise ops match the CPU backend", "[cuda]") {
   check_parity(*gpu, [](auto& v) { return ops::divide(v[0], v[1]); }, {ia, ib});
   check_parity(*gpu, [](auto& v) { return ops::less_equal(v[0], v[1]); }, {ia, ib});
   kt::require_throws_with<ValueError>(
-      [&] { ops::divide(ops::to_backend(ia, *gpu), ops::to_backend(Tensor::from_vector<int32_t>({1, 0, 1}, Shape{3}), *gpu)); },
+      [&] {
+        ops::divide(ops::to_backend(ia, *gpu),
+                    ops::to_backend(Tensor::from_vector<int32_t>({1, 0, 1}, Shape{3}), *gpu));
+      },
       {"division by zero", "element 1"});
   const Tensor f = r(Shape{4, 5}, 7, -300.f, 300.f);
   for (DType to : {DType::int32, DType::int64, DType::uint8, DType::bool_, DType::float16, DType::bfloat16}) {
     INFO(dtype_name(to));
-    check_parity(*gpu, [to](auto& v) { return ops::cast(ops::cast(v[0], to), DType::float32); }, {f}, 0, 0, false);
+    check_parity(
+        *gpu, [to](auto& v) { return ops::cast(ops::cast(v[0], to), DType::float32); }, {f}, 0, 0, false);
   }
 }
 
@@ -124,14 +144,20 @@ TEST_CASE("cuda: reductions match the CPU backend", "[cuda]") {
     check_parity(*gpu, [&](auto& v) { return ops::sum(v[0], axes); }, {x});
     check_parity(*gpu, [&](auto& v) { return ops::mean(v[0], axes, true); }, {x});
     check_parity(*gpu, [&](auto& v) { return ops::var(v[0], axes); }, {x});
-    check_parity(*gpu, [&](auto& v) { return ops::max(v[0], axes); }, {x}, 1e-6f, 1e-6f, false);
-    check_parity(*gpu, [&](auto& v) { return ops::min(v[0], axes); }, {x}, 1e-6f, 1e-6f, false);
+    check_parity(
+        *gpu, [&](auto& v) { return ops::max(v[0], axes); }, {x}, 1e-6f, 1e-6f, false);
+    check_parity(
+        *gpu, [&](auto& v) { return ops::min(v[0], axes); }, {x}, 1e-6f, 1e-6f, false);
   }
   // Long reductions into few outputs (a bias gradient) take the transposed path.
-  check_parity(*gpu, [](auto& v) { return ops::sum(v[0], {0}); }, {r(Shape{20000, 3}, 12)}, 1e-3f, 1e-4f, false);
-  check_parity(*gpu, [](auto& v) { return ops::argmax(v[0], 0); }, {x}, 0, 0, false);
-  check_parity(*gpu, [](auto& v) { return ops::argmin(v[0], -1); }, {x}, 0, 0, false);
-  check_parity(*gpu, [](auto& v) { return ops::sum(v[0]); }, {ops::cast(r(Shape{1000}, 13, 0, 100), DType::int64)}, 0, 0, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::sum(v[0], {0}); }, {r(Shape{20000, 3}, 12)}, 1e-3f, 1e-4f, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::argmax(v[0], 0); }, {x}, 0, 0, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::argmin(v[0], -1); }, {x}, 0, 0, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::sum(v[0]); }, {ops::cast(r(Shape{1000}, 13, 0, 100), DType::int64)}, 0, 0, false);
 }
 
 TEST_CASE("cuda: matmul and linear match the CPU backend, TF32 within its tolerance", "[cuda]") {
@@ -140,18 +166,25 @@ TEST_CASE("cuda: matmul and linear match the CPU backend, TF32 within its tolera
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       INFO("transposes " << ta << tb);
-      check_parity(*gpu, [=](auto& v) { return ops::matmul(v[0], v[1], {.transpose_a = ta, .transpose_b = tb}); },
-                   {r(ta ? Shape{33, 17} : Shape{17, 33}, 21), r(tb ? Shape{9, 33} : Shape{33, 9}, 22)}, 1e-4f, 1e-4f);
+      check_parity(
+          *gpu, [=](auto& v) { return ops::matmul(v[0], v[1], {.transpose_a = ta, .transpose_b = tb}); },
+          {r(ta ? Shape{33, 17} : Shape{17, 33}, 21), r(tb ? Shape{9, 33} : Shape{33, 9}, 22)}, 1e-4f, 1e-4f);
     }
-  check_parity(*gpu, [](auto& v) { return ops::matmul(v[0], v[1]); }, {r(Shape{4, 5, 6}, 23), r(Shape{6, 3}, 24)}, 1e-4f, 1e-4f);
-  check_parity(*gpu, [](auto& v) { return ops::matmul(v[0], v[1]); }, {r(Shape{2, 1, 5, 6}, 25), r(Shape{3, 6, 2}, 26)}, 1e-4f, 1e-4f);
+  check_parity(
+      *gpu, [](auto& v) { return ops::matmul(v[0], v[1]); }, {r(Shape{4, 5, 6}, 23), r(Shape{6, 3}, 24)}, 1e-4f, 1e-4f);
+  check_parity(
+      *gpu, [](auto& v) { return ops::matmul(v[0], v[1]); }, {r(Shape{2, 1, 5, 6}, 25), r(Shape{3, 6, 2}, 26)}, 1e-4f,
+      1e-4f);
   for (UnaryOp act : {UnaryOp::identity, UnaryOp::relu, UnaryOp::sigmoid, UnaryOp::tanh}) {
     INFO(unary_op_name(act));
-    check_parity(*gpu, [=](auto& v) { return ops::linear(v[0], v[1], v[2], act); },
-                 {r(Shape{7, 20}, 27), r(Shape{20, 11}, 28), r(Shape{11}, 29)}, 1e-4f, 1e-4f);
+    check_parity(
+        *gpu, [=](auto& v) { return ops::linear(v[0], v[1], v[2], act); },
+        {r(Shape{7, 20}, 27), r(Shape{20, 11}, 28), r(Shape{11}, 29)}, 1e-4f, 1e-4f);
   }
   enable_tensor_float_32_execution(true);
-  check_parity(*gpu, [](auto& v) { return ops::matmul(v[0], v[1]); }, {r(Shape{256, 512}, 30), r(Shape{512, 128}, 31)}, 2e-2f, 1e-2f);
+  check_parity(
+      *gpu, [](auto& v) { return ops::matmul(v[0], v[1]); }, {r(Shape{256, 512}, 30), r(Shape{512, 128}, 31)}, 2e-2f,
+      1e-2f);
   enable_tensor_float_32_execution(false);
 }
 
@@ -171,17 +204,21 @@ TEST_CASE("cuda: convolutions match the CPU backend", "[cuda]") {
   };
   for (const auto& c : cases) {
     INFO("x " << c.x.to_string() << " w " << c.w.to_string());
-    check_parity(*gpu, [&](auto& v) { return ops::conv(v[0], v[1], v[2], c.o); },
-                 {r(c.x, 41), r(c.w, 42), r(Shape{c.w[3]}, 43)}, 1e-4f, 1e-4f);
+    check_parity(
+        *gpu, [&](auto& v) { return ops::conv(v[0], v[1], v[2], c.o); }, {r(c.x, 41), r(c.w, 42), r(Shape{c.w[3]}, 43)},
+        1e-4f, 1e-4f);
   }
-  check_parity(*gpu, [](auto& v) { return ops::conv(v[0], v[1], v[2], {.strides = {2}, .padding = "same"}); },
-               {r(Shape{2, 11, 3}, 44), r(Shape{4, 3, 5}, 45), r(Shape{5}, 46)}, 1e-4f, 1e-4f);  // conv1d
-  check_parity(*gpu, [](auto& v) { return ops::depthwise_conv(v[0], v[1], v[2], {.padding = "same"}); },
-               {r(Shape{2, 6, 6, 3}, 47), r(Shape{3, 3, 3, 2}, 48), r(Shape{6}, 49)}, 1e-4f, 1e-4f);
+  check_parity(
+      *gpu, [](auto& v) { return ops::conv(v[0], v[1], v[2], {.strides = {2}, .padding = "same"}); },
+      {r(Shape{2, 11, 3}, 44), r(Shape{4, 3, 5}, 45), r(Shape{5}, 46)}, 1e-4f, 1e-4f);  // conv1d
+  check_parity(
+      *gpu, [](auto& v) { return ops::depthwise_conv(v[0], v[1], v[2], {.padding = "same"}); },
+      {r(Shape{2, 6, 6, 3}, 47), r(Shape{3, 3, 3, 2}, 48), r(Shape{6}, 49)}, 1e-4f, 1e-4f);
   for (const std::string padding : {"valid", "same"}) {
     INFO("conv_transpose " << padding);
-    check_parity(*gpu, [&](auto& v) { return ops::conv_transpose(v[0], v[1], v[2], {.strides = {2}, .padding = padding}); },
-                 {r(Shape{2, 4, 3, 2}, 50), r(Shape{3, 3, 5, 2}, 51), r(Shape{5}, 52)}, 1e-4f, 1e-4f);
+    check_parity(
+        *gpu, [&](auto& v) { return ops::conv_transpose(v[0], v[1], v[2], {.strides = {2}, .padding = padding}); },
+        {r(Shape{2, 4, 3, 2}, 50), r(Shape{3, 3, 5, 2}, 51), r(Shape{5}, 52)}, 1e-4f, 1e-4f);
   }
 }
 
@@ -190,35 +227,49 @@ TEST_CASE("cuda: pooling, batch-norm, softmax, cross-entropy and embedding match
   if (!gpu) return;
   for (const std::string padding : {"valid", "same"}) {
     INFO(padding);
-    check_parity(*gpu, [&](auto& v) { return ops::max_pool(v[0], {.pool_size = {2, 3}, .strides = {2}, .padding = padding}); },
+    check_parity(*gpu,
+                 [&](auto& v) {
+                   return ops::max_pool(v[0], {.pool_size = {2, 3}, .strides = {2}, .padding = padding});
+                 },
                  {r(Shape{2, 7, 6, 3}, 61)});
-    check_parity(*gpu, [&](auto& v) { return ops::average_pool(v[0], {.pool_size = {3}, .strides = {2}, .padding = padding}); },
-                 {r(Shape{2, 7, 6, 3}, 62)});
+    check_parity(
+        *gpu, [&](auto& v) { return ops::average_pool(v[0], {.pool_size = {3}, .strides = {2}, .padding = padding}); },
+        {r(Shape{2, 7, 6, 3}, 62)});
   }
-  check_parity(*gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).y; },
-               {r(Shape{8, 5, 5, 4}, 63), r(Shape{4}, 64, 0.5f, 1.5f), r(Shape{4}, 65)}, 1e-4f, 1e-3f);
-  check_parity(*gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).variance; },
-               {r(Shape{8, 5, 5, 4}, 66, -3, 3), r(Shape{4}, 67), r(Shape{4}, 68)}, 1e-4f, 1e-4f, false);
-  check_parity(*gpu, [](auto& v) { return ops::batch_norm_inference(v[0], v[1], v[2], v[3], ops::abs(v[4]) + 0.1f); },
-               {r(Shape{6, 4}, 69), r(Shape{4}, 70), r(Shape{4}, 71), r(Shape{4}, 72), r(Shape{4}, 73)}, 1e-5f, 1e-4f, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).y; },
+      {r(Shape{8, 5, 5, 4}, 63), r(Shape{4}, 64, 0.5f, 1.5f), r(Shape{4}, 65)}, 1e-4f, 1e-3f);
+  check_parity(
+      *gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).variance; },
+      {r(Shape{8, 5, 5, 4}, 66, -3, 3), r(Shape{4}, 67), r(Shape{4}, 68)}, 1e-4f, 1e-4f, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::batch_norm_inference(v[0], v[1], v[2], v[3], ops::abs(v[4]) + 0.1f); },
+      {r(Shape{6, 4}, 69), r(Shape{4}, 70), r(Shape{4}, 71), r(Shape{4}, 72), r(Shape{4}, 73)}, 1e-5f, 1e-4f, false);
   // Over 65,535 rows (a 28x28 feature map of a batch of 100): cuDNN's limits must not show.
-  check_parity(*gpu, [](auto& v) { return ops::batch_norm_inference(v[0], v[1], v[2], v[3], ops::abs(v[4]) + 0.1f); },
-               {r(Shape{100 * 28 * 28, 2}, 90), r(Shape{2}, 91), r(Shape{2}, 92), r(Shape{2}, 93), r(Shape{2}, 94)}, 1e-5f, 1e-4f, false);
-  check_parity(*gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).y; },
-               {r(Shape{100 * 28 * 28, 2}, 95), r(Shape{2}, 96), r(Shape{2}, 97)}, 1e-4f, 1e-3f);
+  check_parity(
+      *gpu, [](auto& v) { return ops::batch_norm_inference(v[0], v[1], v[2], v[3], ops::abs(v[4]) + 0.1f); },
+      {r(Shape{100 * 28 * 28, 2}, 90), r(Shape{2}, 91), r(Shape{2}, 92), r(Shape{2}, 93), r(Shape{2}, 94)}, 1e-5f,
+      1e-4f, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).y; },
+      {r(Shape{100 * 28 * 28, 2}, 95), r(Shape{2}, 96), r(Shape{2}, 97)}, 1e-4f, 1e-3f);
   check_parity(*gpu, [](auto& v) { return ops::softmax(v[0]); }, {r(Shape{5, 7}, 74, -4, 4)});
   check_parity(*gpu, [](auto& v) { return ops::log_softmax(v[0]); }, {r(Shape{5, 1000}, 75, -4, 4)});
   const Tensor labels = Tensor::from_vector<int64_t>({3, 0, 6, 1, 2}, Shape{5});
-  check_parity(*gpu, [&](auto& v) { return ops::softmax_cross_entropy(v[0], ops::to_backend(labels, *v[0].backend()), true); },
-               {r(Shape{5, 7}, 76, -3, 3)});
+  check_parity(
+      *gpu, [&](auto& v) { return ops::softmax_cross_entropy(v[0], ops::to_backend(labels, *v[0].backend()), true); },
+      {r(Shape{5, 7}, 76, -3, 3)});
   check_parity(*gpu, [](auto& v) { return ops::softmax_cross_entropy(v[0], ops::softmax(v[1]), false); },
                {r(Shape{5, 7}, 77), r(Shape{5, 7}, 78)});
   const Tensor ids = Tensor::from_vector<int32_t>({4, 0, 4, 2, 1, 4}, Shape{2, 3});
-  check_parity(*gpu, [&](auto& v) { return ops::embedding(v[0], ops::to_backend(ids, *v[0].backend())); }, {r(Shape{5, 8}, 79)});
+  check_parity(*gpu, [&](auto& v) { return ops::embedding(v[0], ops::to_backend(ids, *v[0].backend())); },
+               {r(Shape{5, 8}, 79)});
   // Out-of-range ids are the same error on the GPU as on the CPU.
   const Tensor table = ops::to_backend(r(Shape{5, 8}, 80), *gpu);
   kt::require_throws_with<ValueError>(
-      [&] { ops::embedding(table, ops::to_backend(Tensor::from_vector<int32_t>({1, 2, 5, 7}, Shape{4}), *gpu)); },
+      [&] {
+        ops::embedding(table, ops::to_backend(Tensor::from_vector<int32_t>({1, 2, 5, 7}, Shape{4}), *gpu));
+      },
       {"Embedding", "id 5 at position 2", "[0, 5)"});
   kt::require_throws_with<ValueError>(
       [&] { ops::embedding(table, ops::to_backend(Tensor::from_vector<int64_t>({-1}, Shape{1}), *gpu)); }, {"id -1"});
@@ -228,30 +279,45 @@ TEST_CASE("cuda: data movement, random numbers and optimizer updates match the C
   Backend* gpu = cuda_or_skip();
   if (!gpu) return;
   check_parity(*gpu, [](auto& v) { return ops::transpose(v[0], {2, 0, 1}); }, {r(Shape{3, 4, 5}, 81)});
-  check_parity(*gpu, [](auto& v) { return ops::concatenate({v[0], v[1]}, 1); }, {r(Shape{2, 3, 2}, 82), r(Shape{2, 1, 2}, 83)});
+  check_parity(*gpu,
+               [](auto& v) {
+                 return ops::concatenate({v[0], v[1]}, 1);
+               },
+               {r(Shape{2, 3, 2}, 82), r(Shape{2, 1, 2}, 83)});
   check_parity(*gpu, [](auto& v) { return ops::split(v[0], {1, 3}, -1)[1]; }, {r(Shape{2, 3, 4}, 84)});
   check_parity(*gpu, [](auto& v) { return ops::slice(v[0], {1, 0, 2}, {1, 3, 2}); }, {r(Shape{2, 3, 4}, 85)});
   check_parity(*gpu, [](auto& v) { return ops::pad(v[0], {{{1, 0}}, {{2, 1}}}, 0.5f); }, {r(Shape{2, 3}, 86)});
-  check_parity(*gpu, [](auto& v) { return ops::take(v[0], ops::to_backend(Tensor::from_vector<int64_t>({2, 0, 2}, Shape{3}), *v[0].backend()), 1); },
-               {r(Shape{2, 3, 4}, 87)});
+  check_parity(
+      *gpu,
+      [](auto& v) {
+        return ops::take(v[0], ops::to_backend(Tensor::from_vector<int64_t>({2, 0, 2}, Shape{3}), *v[0].backend()), 1);
+      },
+      {r(Shape{2, 3, 4}, 87)});
   check_parity(*gpu, [](auto& v) { return ops::broadcast_to(v[0], Shape{3, 2, 4}); }, {r(Shape{2, 1}, 88)});
   // Counter-based random numbers: uniforms and dropout masks are bit-identical across backends.
-  CHECK(as_floats(ops::random_uniform(Shape{1000}, -1, 1, 5, gpu)) == ops::random_uniform(Shape{1000}, -1, 1, 5, &cpu()).to_vector<float>());
-  kt::require_close(as_floats(ops::random_normal(Shape{1000}, 0, 1, 6, gpu)), ops::random_normal(Shape{1000}, 0, 1, 6, &cpu()).to_vector<float>(), 1e-5f, 1e-5f);
-  kt::require_close(as_floats(ops::truncated_normal(Shape{1000}, 0, 1, 7, gpu)), ops::truncated_normal(Shape{1000}, 0, 1, 7, &cpu()).to_vector<float>(), 1e-5f, 1e-5f);
+  CHECK(as_floats(ops::random_uniform(Shape{1000}, -1, 1, 5, gpu)) ==
+        ops::random_uniform(Shape{1000}, -1, 1, 5, &cpu()).to_vector<float>());
+  kt::require_close(as_floats(ops::random_normal(Shape{1000}, 0, 1, 6, gpu)),
+                    ops::random_normal(Shape{1000}, 0, 1, 6, &cpu()).to_vector<float>(), 1e-5f, 1e-5f);
+  kt::require_close(as_floats(ops::truncated_normal(Shape{1000}, 0, 1, 7, gpu)),
+                    ops::truncated_normal(Shape{1000}, 0, 1, 7, &cpu()).to_vector<float>(), 1e-5f, 1e-5f);
   const Tensor ones_gpu = ops::ones(Shape{4000}, DType::float32, gpu);
-  CHECK(as_floats(ops::dropout(ones_gpu, 0.3f, 8)) == ops::dropout(ops::ones(Shape{4000}, DType::float32, &cpu()), 0.3f, 8).to_vector<float>());
+  CHECK(as_floats(ops::dropout(ones_gpu, 0.3f, 8)) ==
+        ops::dropout(ops::ones(Shape{4000}, DType::float32, &cpu()), 0.3f, 8).to_vector<float>());
   // Optimizer kernels: two steps each.
   for (int which = 0; which < 2; ++which) {
     std::vector<Tensor> result[2];
     Backend* backends[2] = {&cpu(), gpu};
     for (int b = 0; b < 2; ++b) {
       Variable w(ops::to_backend(r(Shape{300}, 90), *backends[b]), "w");
-      Variable m(ops::zeros(Shape{300}, DType::float32, backends[b]), "m"), v(ops::zeros(Shape{300}, DType::float32, backends[b]), "v");
+      Variable m(ops::zeros(Shape{300}, DType::float32, backends[b]), "m"),
+          v(ops::zeros(Shape{300}, DType::float32, backends[b]), "v");
       for (int step = 1; step <= 2; ++step) {
         const Tensor g = ops::to_backend(r(Shape{300}, 90 + static_cast<uint32_t>(step)), *backends[b]);
-        if (which == 0) ops::sgd_update(w, g, &m, {.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = true});
-        else ops::adam_update(w, g, m, v, nullptr, {.step = step});
+        if (which == 0)
+          ops::sgd_update(w, g, &m, {.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = true});
+        else
+          ops::adam_update(w, g, m, v, nullptr, {.step = step});
       }
       result[b] = {w.value(), m.value()};
     }
@@ -265,8 +331,10 @@ TEST_CASE("cuda: a steady training step allocates no device memory and searches 
   if (!gpu) return;
   Variable kernel(ops::random_normal(Shape{3, 3, 1, 8}, 0.f, 0.1f, 1, gpu), "kernel");
   Variable dense(ops::random_normal(Shape{8 * 13 * 13, 10}, 0.f, 0.05f, 2, gpu), "dense");
-  Variable m1(ops::zeros(Shape{3, 3, 1, 8}, DType::float32, gpu), "m1"), v1(ops::zeros(Shape{3, 3, 1, 8}, DType::float32, gpu), "v1");
-  Variable m2(ops::zeros(Shape{8 * 13 * 13, 10}, DType::float32, gpu), "m2"), v2(ops::zeros(Shape{8 * 13 * 13, 10}, DType::float32, gpu), "v2");
+  Variable m1(ops::zeros(Shape{3, 3, 1, 8}, DType::float32, gpu), "m1"),
+      v1(ops::zeros(Shape{3, 3, 1, 8}, DType::float32, gpu), "v1");
+  Variable m2(ops::zeros(Shape{8 * 13 * 13, 10}, DType::float32, gpu), "m2"),
+      v2(ops::zeros(Shape{8 * 13 * 13, 10}, DType::float32, gpu), "v2");
   const Tensor x = ops::random_uniform(Shape{32, 28, 28, 1}, 0, 1, 3, gpu);
   const Tensor y = ops::to_backend(ops::cast(ops::random_uniform(Shape{32}, 0, 9.99f, 4), DType::int32), *gpu);
   int64_t step = 0;
@@ -274,7 +342,8 @@ TEST_CASE("cuda: a steady training step allocates no device memory and searches 
   auto train = [&] {
     GradientTape tape;
     Tensor h = ops::max_pool(ops::conv(x, kernel.value(), Tensor(), {.activation = UnaryOp::relu}));
-    const Tensor loss = ops::mean(ops::softmax_cross_entropy(ops::linear(ops::reshape(h, {32, -1}), dense.value(), Tensor()), y, true));
+    const Tensor loss =
+        ops::mean(ops::softmax_cross_entropy(ops::linear(ops::reshape(h, {32, -1}), dense.value(), Tensor()), y, true));
     const auto g = tape.gradient(loss, std::vector<Variable*>{&kernel, &dense});
     ++step;
     ops::adam_update(kernel, g[0], m1, v1, nullptr, {.learning_rate = 0.01f, .step = step});

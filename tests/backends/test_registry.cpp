@@ -1,7 +1,6 @@
 #include <cstdlib>
 
 #include "core/backend_plugin.h"
-
 #include "tests/support/test_support.h"
 
 using namespace keras;
@@ -38,17 +37,22 @@ TEST_CASE("broken plugins are reported with their reasons and never chosen", "[c
   TestPluginPath path;
   std::map<std::string, std::string> reasons;
   for (const auto& p : backend::available_backends()) reasons[p.name] = p.reason;
-  CHECK(reasons["badabi"].find("ABI version 999, expected " + std::to_string(KERASCPP_BACKEND_ABI_VERSION)) != std::string::npos);
-  CHECK(reasons["libkerascpp_backend_noentry.so"].find("missing entry point 'kerascpp_backend_descriptor'") != std::string::npos);
+  CHECK(reasons["badabi"].find("ABI version 999, expected " + std::to_string(KERASCPP_BACKEND_ABI_VERSION)) !=
+        std::string::npos);
+  CHECK(reasons["libkerascpp_backend_noentry.so"].find("missing entry point 'kerascpp_backend_descriptor'") !=
+        std::string::npos);
   CHECK(reasons["fake"] == "no fake accelerator found");
   const std::string chosen = backend::get_backend("auto").name();
   CHECK((chosen == "cpu" || chosen == "cuda"));  // never a broken or unusable plugin
-  kt::require_throws_with<BackendError>([] { backend::get_backend("fake"); },
-                                        {"KERASCPP_BACKEND='fake'", "cannot run here", "no fake accelerator found", "cpu (score"});
-  kt::require_throws_with<BackendError>([] { backend::get_backend(KERASCPP_TEST_PLUGIN_DIR "/libkerascpp_backend_badabi.so"); },
-                                        {"unusable", "ABI version 999"});
-  kt::require_throws_with<BackendError>([] { backend::get_backend(KERASCPP_TEST_PLUGIN_DIR "/libkerascpp_backend_noentry.so"); },
-                                        {"missing entry point"});
+  kt::require_throws_with<BackendError>(
+      [] { backend::get_backend("fake"); },
+      {"KERASCPP_BACKEND='fake'", "cannot run here", "no fake accelerator found", "cpu (score"});
+  kt::require_throws_with<BackendError>(
+      [] { backend::get_backend(KERASCPP_TEST_PLUGIN_DIR "/libkerascpp_backend_badabi.so"); },
+      {"unusable", "ABI version 999"});
+  kt::require_throws_with<BackendError>(
+      [] { backend::get_backend(KERASCPP_TEST_PLUGIN_DIR "/libkerascpp_backend_noentry.so"); },
+      {"missing entry point"});
 }
 
 TEST_CASE("unknown backends and missing plugin files are errors naming what is available", "[cpu][registry]") {
@@ -60,14 +64,16 @@ TEST_CASE("unknown backends and missing plugin files are errors naming what is a
   bool cuda_usable = false;
   for (const auto& p : backend::available_backends()) cuda_usable |= p.name == "cuda" && p.reason.empty();
   if (cuda_usable) return kt::skip("a CUDA device is present, so 'cuda' is available");
-  kt::require_throws_with<BackendError>([] { backend::get_backend("cuda"); }, {"KERASCPP_BACKEND='cuda'", "cpu (score"});
+  kt::require_throws_with<BackendError>([] { backend::get_backend("cuda"); },
+                                        {"KERASCPP_BACKEND='cuda'", "cpu (score"});
 }
 
 TEST_CASE("KERASCPP_BACKEND is read through config and the choice is logged once at info", "[cpu][registry]") {
   setenv("KERASCPP_BACKEND", "nonsense", 1);
   reload_config();
   CHECK(config().backend == "nonsense");
-  kt::require_throws_with<BackendError>([] { backend::set_default_backend(config().backend); }, {"no backend named 'nonsense'"});
+  kt::require_throws_with<BackendError>([] { backend::set_default_backend(config().backend); },
+                                        {"no backend named 'nonsense'"});
   unsetenv("KERASCPP_BACKEND");
   reload_config();
   CHECK(config().backend == "auto");
@@ -95,7 +101,9 @@ TEST_CASE("a repeated training step creates no oneDNN primitives", "[cpu][regist
     GradientTape tape;
     Tensor h = ops::conv(x, kernel.value(), bias.value(), {.activation = UnaryOp::relu});
     h = ops::max_pool(h, {.pool_size = {2}});
-    h = ops::batch_norm_training(h, ops::ones(Shape{4}, DType::float32, &cpu), ops::zeros(Shape{4}, DType::float32, &cpu)).y;
+    h = ops::batch_norm_training(h, ops::ones(Shape{4}, DType::float32, &cpu),
+                                 ops::zeros(Shape{4}, DType::float32, &cpu))
+            .y;
     const Tensor logits = ops::matmul(ops::reshape(h, {8, -1}), dense.value());
     const Tensor loss = ops::mean(ops::softmax_cross_entropy(logits, labels, true));
     const auto g = tape.gradient(loss, std::vector<Variable*>{&kernel, &bias, &dense});

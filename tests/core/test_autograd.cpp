@@ -10,7 +10,8 @@ TEST_CASE("GradientTape watches trainable variables and not frozen ones", "[cpu]
   const Tensor loss = ops::sum(ops::square(w.value()) * frozen.value());
   const auto g = tape.gradient(loss, std::vector<Variable*>{&w, &frozen});
   CHECK(g[0].to_vector<float>() == std::vector<float>{8, 20, 36});
-  CHECK(g[1].to_vector<float>() == std::vector<float>{0, 0, 0});  // not watched: zeros, as TF's unconnected_gradients="zero"
+  CHECK(g[1].to_vector<float>() ==
+        std::vector<float>{0, 0, 0});  // not watched: zeros, as TF's unconnected_gradients="zero"
 }
 
 TEST_CASE("nothing is recorded outside a tape or inside a no-gradient scope", "[cpu][autograd]") {
@@ -34,8 +35,8 @@ TEST_CASE("gradients accumulate over repeated uses and reach watched and interme
   Tensor x = Tensor::from_vector<float>({3}, Shape{1});
   GradientTape tape;
   tape.watch(x);
-  const Tensor y = x * x;          // 9
-  const Tensor z = y * x + y;      // x^3 + x^2 = 36
+  const Tensor y = x * x;      // 9
+  const Tensor z = y * x + y;  // x^3 + x^2 = 36
   const auto g = tape.gradient(z, {x, y});
   CHECK(g[0].item() == Approx(3 * 9 + 2 * 3));  // 3x^2 + 2x
   CHECK(g[1].item() == Approx(3 + 1));          // dz/dy = x + 1
@@ -74,7 +75,8 @@ TEST_CASE("GradientTape refuses integer targets and Variable checks assignments"
   kt::require_throws_with<ShapeError>([&] { v.assign(ops::zeros(Shape{4})); }, {"'v'", "(4,)", "(2, 2)"});
   v.assign(ops::ones(Shape{2, 2}));
   CHECK(v.value().to_vector<float>() == std::vector<float>{1, 1, 1, 1});
-  kt::require_throws_with<TypeError>([] { ops::zeros(Shape{2}, DType::int32).set_requires_grad(true); }, {"floating-point"});
+  kt::require_throws_with<TypeError>([] { ops::zeros(Shape{2}, DType::int32).set_requires_grad(true); },
+                                     {"floating-point"});
 }
 
 TEST_CASE("gradient starts from a given output gradient, as TF's output_gradients", "[cpu][autograd]") {

@@ -33,7 +33,8 @@ std::vector<UnaryCase> unary_cases() {
       {"sigmoid", ops::sigmoid, sigmoid, -6, 6},
       {"relu", ops::relu, [](double x) { return x > 0 ? x : 0; }, -3, 3},
       {"relu6", ops::relu6, [](double x) { return std::min(std::max(x, 0.0), 6.0); }, -3, 9},
-      {"leaky_relu", [](const Tensor& t) { return ops::leaky_relu(t); }, [](double x) { return x > 0 ? x : 0.2 * x; }, -3, 3},
+      {"leaky_relu", [](const Tensor& t) { return ops::leaky_relu(t); }, [](double x) { return x > 0 ? x : 0.2 * x; },
+       -3, 3},
       {"elu", [](const Tensor& t) { return ops::elu(t); }, [](double x) { return x > 0 ? x : std::expm1(x); }, -3, 3},
       {"selu", ops::selu, [=](double x) { return x > 0 ? kScale * x : kScale * kAlpha * std::expm1(x); }, -3, 3},
       {"gelu_exact", [](const Tensor& t) { return ops::gelu(t, false); },
@@ -75,7 +76,9 @@ TEST_CASE("binary ops broadcast like NumPy", "[cpu][ops]") {
     std::vector<float> out(24);
     for (int i = 0; i < 2; ++i)
       for (int j = 0; j < 3; ++j)
-        for (int k = 0; k < 4; ++k) out[static_cast<size_t>(i * 12 + j * 4 + k)] = f(av[static_cast<size_t>(i * 12 + j * 4 + k)], bv[static_cast<size_t>(j)]);
+        for (int k = 0; k < 4; ++k)
+          out[static_cast<size_t>(i * 12 + j * 4 + k)] =
+              f(av[static_cast<size_t>(i * 12 + j * 4 + k)], bv[static_cast<size_t>(j)]);
     return out;
   };
   kt::require_close(ops::add(a, b).to_vector<float>(), ref([](float x, float y) { return x + y; }));
@@ -110,7 +113,10 @@ TEST_CASE("comparisons return bool and integer arithmetic is exact", "[cpu][ops]
                     Tensor::from_vector<int32_t>({3, -3}, Shape{2}))
             .to_vector<int32_t>() == std::vector<int32_t>{2, -2});
   kt::require_throws_with<ValueError>(
-      [&] { ops::divide(a, Tensor::from_vector<int32_t>({1, 0, 1, 1}, Shape{4})); }, {"division by zero"});
+      [&] {
+        ops::divide(a, Tensor::from_vector<int32_t>({1, 0, 1, 1}, Shape{4}));
+      },
+      {"division by zero"});
   const Tensor big = Tensor::from_vector<int64_t>({int64_t{1} << 60, 3}, Shape{2});
   CHECK(ops::add(big, big).to_vector<int64_t>()[0] == int64_t{1} << 61);
   CHECK(ops::logical_and(ops::less(a, b), ops::greater(a, Tensor::from_vector<int32_t>({0, 0, 0, 0}, Shape{4})))
@@ -120,8 +126,11 @@ TEST_CASE("comparisons return bool and integer arithmetic is exact", "[cpu][ops]
 TEST_CASE("elementwise ops refuse mismatched shapes and dtypes with clear messages", "[cpu][ops]") {
   const Tensor a = ops::zeros(Shape{32, 4});
   kt::require_throws_with<ShapeError>([&] { ops::add(a, ops::zeros(Shape{32, 3})); }, {"add", "(32, 4)", "(32, 3)"});
-  kt::require_throws_with<TypeError>([&] { ops::add(a, ops::zeros(Shape{32, 4}, DType::int32)); },
-                                     {"add", "float32", "int32"});
+  kt::require_throws_with<TypeError>(
+      [&] {
+        ops::add(a, ops::zeros(Shape{32, 4}, DType::int32));
+      },
+      {"add", "float32", "int32"});
   kt::require_throws_with<TypeError>([] { ops::exp(ops::zeros(Shape{3}, DType::int64)); }, {"exp", "int64"});
   kt::require_throws_with<TypeError>([&] { ops::logical_and(a, a); }, {"logical_and", "bool"});
   kt::require_throws_with<ValueError>([&] { ops::clip(a, 1.f, 0.f); }, {"min_value <= max_value"});
@@ -129,7 +138,8 @@ TEST_CASE("elementwise ops refuse mismatched shapes and dtypes with clear messag
 
 TEST_CASE("where selects with broadcasting", "[cpu][ops]") {
   const Tensor cond = ops::greater(Tensor::from_vector<float>({1, -1, 2}, Shape{3}), ops::zeros(Shape{}));
-  const Tensor y = ops::where(cond, Tensor::from_vector<float>({10, 20, 30, 40, 50, 60}, Shape{2, 3}), ops::zeros(Shape{1}));
+  const Tensor y =
+      ops::where(cond, Tensor::from_vector<float>({10, 20, 30, 40, 50, 60}, Shape{2, 3}), ops::zeros(Shape{1}));
   CHECK(y.to_vector<float>() == std::vector<float>{10, 0, 30, 40, 0, 60});
 }
 
@@ -144,8 +154,8 @@ TEST_CASE("cast converts between every dtype, with half types rounding to neares
   CHECK(ops::cast(ops::cast(h, DType::bfloat16), DType::float32).to_vector<float>()[0] == 1.f);
   CHECK(ops::cast(ops::cast(h, DType::bfloat16), DType::float32).to_vector<float>()[1] == 1.0078125f);
   const auto half = ops::cast(ops::cast(h, DType::float16), DType::float32).to_vector<float>();
-  CHECK(half[0] == 1.00390625f);  // exactly representable in float16
-  CHECK(half[2] == 65504.f);      // float16's largest finite value
+  CHECK(half[0] == 1.00390625f);                       // exactly representable in float16
+  CHECK(half[2] == 65504.f);                           // float16's largest finite value
   CHECK(std::fabs(half[3] - 1.1920929e-07f) < 1e-9f);  // a subnormal (2 * 2^-24)
   CHECK(std::fabs(half[4] - -0.099975586f) < 1e-7f);
 }

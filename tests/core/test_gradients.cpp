@@ -78,13 +78,19 @@ TEST_CASE("reduction gradients match finite differences", "[cpu][autograd]") {
 TEST_CASE("shape op gradients match finite differences", "[cpu][autograd]") {
   kt::check_gradients([](auto& v) { return ops::square(ops::reshape(v[0], {4, -1})); }, {r(Shape{2, 6}, 51)});
   kt::check_gradients([](auto& v) { return ops::transpose(v[0], {1, 2, 0}); }, {r(Shape{2, 3, 4}, 52)});
-  kt::check_gradients([](auto& v) { return ops::concatenate({v[0], ops::square(v[1])}, 1); },
-                      {r(Shape{2, 3}, 53), r(Shape{2, 2}, 54)});
+  kt::check_gradients(
+      [](auto& v) {
+        return ops::concatenate({v[0], ops::square(v[1])}, 1);
+      },
+      {r(Shape{2, 3}, 53), r(Shape{2, 2}, 54)});
   kt::check_gradients([](auto& v) { return ops::split(v[0], {1, 2}, 1)[1]; }, {r(Shape{2, 3}, 55)});
   kt::check_gradients([](auto& v) { return ops::slice(v[0], {1, 0}, {2, 2}); }, {r(Shape{3, 3}, 56)});
   kt::check_gradients([](auto& v) { return ops::pad(v[0], {{{1, 0}}, {{0, 2}}}, 3.f); }, {r(Shape{2, 2}, 57)});
-  kt::check_gradients([](auto& v) { return ops::take(v[0], Tensor::from_vector<int32_t>({2, 0, 2}, Shape{3}), 1); },
-                      {r(Shape{2, 3}, 58)});
+  kt::check_gradients(
+      [](auto& v) {
+        return ops::take(v[0], Tensor::from_vector<int32_t>({2, 0, 2}, Shape{3}), 1);
+      },
+      {r(Shape{2, 3}, 58)});
   kt::check_gradients([](auto& v) { return ops::broadcast_to(v[0], Shape{3, 2, 4}); }, {r(Shape{2, 1}, 59)});
   kt::check_gradients([](auto& v) { return ops::cast(v[0], DType::float32); }, {r(Shape{2}, 60)});
 }
@@ -96,7 +102,8 @@ TEST_CASE("matmul and linear gradients match finite differences", "[cpu][autogra
       kt::check_gradients([=](auto& v) { return ops::matmul(v[0], v[1], {.transpose_a = ta, .transpose_b = tb}); },
                           {r(ta ? Shape{4, 3} : Shape{3, 4}, 61), r(tb ? Shape{2, 4} : Shape{4, 2}, 62)});
     }
-  kt::check_gradients([](auto& v) { return ops::matmul(v[0], v[1]); }, {r(Shape{2, 1, 3, 4}, 63), r(Shape{3, 4, 2}, 64)});
+  kt::check_gradients([](auto& v) { return ops::matmul(v[0], v[1]); },
+                      {r(Shape{2, 1, 3, 4}, 63), r(Shape{3, 4, 2}, 64)});
   for (UnaryOp act : {UnaryOp::identity, UnaryOp::relu, UnaryOp::sigmoid, UnaryOp::tanh, UnaryOp::gelu_tanh}) {
     INFO(unary_op_name(act));
     kt::check_gradients([=](auto& v) { return ops::linear(v[0], v[1], v[2], act); },
@@ -105,35 +112,48 @@ TEST_CASE("matmul and linear gradients match finite differences", "[cpu][autogra
 }
 
 TEST_CASE("convolution gradients match finite differences", "[cpu][autograd]") {
-  kt::check_gradients([](auto& v) { return ops::conv(v[0], v[1], v[2], {.strides = {2, 1}, .padding = "same"}); },
-                      {r(Shape{2, 5, 4, 3}, 71), r(Shape{3, 2, 3, 2}, 72), r(Shape{2}, 73)});
+  kt::check_gradients(
+      [](auto& v) {
+        return ops::conv(v[0], v[1], v[2], {.strides = {2, 1}, .padding = "same"});
+      },
+      {r(Shape{2, 5, 4, 3}, 71), r(Shape{3, 2, 3, 2}, 72), r(Shape{2}, 73)});
   kt::check_gradients([](auto& v) { return ops::conv(v[0], v[1], Tensor(), {.dilation_rate = {2}, .groups = 2}); },
                       {r(Shape{1, 6, 6, 4}, 74), r(Shape{2, 2, 2, 4}, 75)});
-  kt::check_gradients([](auto& v) { return ops::conv(v[0], v[1], v[2], {.padding = "same", .activation = UnaryOp::tanh}); },
-                      {r(Shape{1, 7, 2}, 76), r(Shape{3, 2, 3}, 77), r(Shape{3}, 78)});  // conv1d, fused tanh
+  kt::check_gradients(
+      [](auto& v) { return ops::conv(v[0], v[1], v[2], {.padding = "same", .activation = UnaryOp::tanh}); },
+      {r(Shape{1, 7, 2}, 76), r(Shape{3, 2, 3}, 77), r(Shape{3}, 78)});  // conv1d, fused tanh
   kt::check_gradients([](auto& v) { return ops::depthwise_conv(v[0], v[1], v[2], {.padding = "same"}); },
                       {r(Shape{1, 4, 4, 2}, 79), r(Shape{3, 3, 2, 2}, 80), r(Shape{4}, 81)});
-  kt::check_gradients([](auto& v) { return ops::conv_transpose(v[0], v[1], v[2], {.strides = {2}, .padding = "same"}); },
-                      {r(Shape{1, 3, 3, 2}, 82), r(Shape{3, 3, 3, 2}, 83), r(Shape{3}, 84)});
+  kt::check_gradients(
+      [](auto& v) { return ops::conv_transpose(v[0], v[1], v[2], {.strides = {2}, .padding = "same"}); },
+      {r(Shape{1, 3, 3, 2}, 82), r(Shape{3, 3, 3, 2}, 83), r(Shape{3}, 84)});
 }
 
 TEST_CASE("pooling, batch-norm, softmax, cross-entropy and embedding gradients match finite differences",
           "[cpu][autograd]") {
   kt::check_gradients([](auto& v) { return ops::max_pool(v[0], {.pool_size = {2}, .padding = "same"}); },
                       {r(Shape{1, 5, 5, 2}, 91)});
-  kt::check_gradients([](auto& v) { return ops::average_pool(v[0], {.pool_size = {3}, .strides = {2}, .padding = "same"}); },
-                      {r(Shape{2, 5, 4, 2}, 92)});
+  kt::check_gradients(
+      [](auto& v) { return ops::average_pool(v[0], {.pool_size = {3}, .strides = {2}, .padding = "same"}); },
+      {r(Shape{2, 5, 4, 2}, 92)});
   kt::check_gradients([](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).y; },
                       {r(Shape{4, 3, 3}, 93), r(Shape{3}, 94, 0.5f, 1.5f), r(Shape{3}, 95)}, 1e-2f, 5e-3f, 5e-2f);
-  kt::check_gradients([](auto& v) { return ops::batch_norm_inference(v[0], v[1], v[2], v[3], ops::abs(v[4])); },
-                      {r(Shape{4, 3}, 96), r(Shape{3}, 97), r(Shape{3}, 98), r(Shape{3}, 99), r(Shape{3}, 100, 0.5f, 1.f)});
+  kt::check_gradients(
+      [](auto& v) { return ops::batch_norm_inference(v[0], v[1], v[2], v[3], ops::abs(v[4])); },
+      {r(Shape{4, 3}, 96), r(Shape{3}, 97), r(Shape{3}, 98), r(Shape{3}, 99), r(Shape{3}, 100, 0.5f, 1.f)});
   kt::check_gradients([](auto& v) { return ops::softmax(v[0]); }, {r(Shape{3, 4}, 101)});
   kt::check_gradients([](auto& v) { return ops::softmax(v[0], 0); }, {r(Shape{3, 4}, 102)});
   kt::check_gradients([](auto& v) { return ops::log_softmax(v[0]); }, {r(Shape{3, 4}, 103)});
-  kt::check_gradients([](auto& v) { return ops::softmax_cross_entropy(v[0], Tensor::from_vector<int32_t>({1, 0, 3}, Shape{3}), true); },
-                      {r(Shape{3, 4}, 104)});
+  kt::check_gradients(
+      [](auto& v) {
+        return ops::softmax_cross_entropy(v[0], Tensor::from_vector<int32_t>({1, 0, 3}, Shape{3}), true);
+      },
+      {r(Shape{3, 4}, 104)});
   kt::check_gradients([](auto& v) { return ops::softmax_cross_entropy(v[0], ops::softmax(v[1]), false); },
                       {r(Shape{2, 3}, 105), r(Shape{2, 3}, 106)});
-  kt::check_gradients([](auto& v) { return ops::embedding(v[0], Tensor::from_vector<int64_t>({1, 1, 0, 3}, Shape{2, 2})); },
-                      {r(Shape{4, 3}, 107)});
+  kt::check_gradients(
+      [](auto& v) {
+        return ops::embedding(v[0], Tensor::from_vector<int64_t>({1, 1, 0, 3}, Shape{2, 2}));
+      },
+      {r(Shape{4, 3}, 107)});
 }

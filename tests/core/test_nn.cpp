@@ -6,8 +6,8 @@ using namespace keras;
 
 namespace {
 
-std::vector<float> naive_matmul(const std::vector<float>& a, const std::vector<float>& b, int m, int k, int n,
-                                bool ta, bool tb) {
+std::vector<float> naive_matmul(const std::vector<float>& a, const std::vector<float>& b, int m, int k, int n, bool ta,
+                                bool tb) {
   std::vector<float> y(static_cast<size_t>(m * n));
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) {
@@ -70,7 +70,8 @@ TEST_CASE("matmul matches a naive product with transposes, batches, bias and act
       const Tensor b = kt::random_tensor(tb ? Shape{n, k} : Shape{k, n}, 2);
       const Tensor y = ops::matmul(a, b, {.transpose_a = ta, .transpose_b = tb});
       REQUIRE(y.shape() == Shape{m, n});
-      kt::require_close(y.to_vector<float>(), naive_matmul(a.to_vector<float>(), b.to_vector<float>(), m, k, n, ta, tb));
+      kt::require_close(y.to_vector<float>(),
+                        naive_matmul(a.to_vector<float>(), b.to_vector<float>(), m, k, n, ta, tb));
     }
   // Batched with broadcasting: (2, 1, 4, 3) @ (5, 3, 2) -> (2, 5, 4, 2).
   const Tensor a = kt::random_tensor(Shape{2, 1, 4, 3}, 3), b = kt::random_tensor(Shape{5, 3, 2}, 4);
@@ -79,7 +80,8 @@ TEST_CASE("matmul matches a naive product with transposes, batches, bias and act
   const auto av = a.to_vector<float>(), bv = b.to_vector<float>(), yv = y.to_vector<float>();
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 5; ++j) {
-      const std::vector<float> ai(av.begin() + i * 12, av.begin() + i * 12 + 12), bj(bv.begin() + j * 6, bv.begin() + j * 6 + 6);
+      const std::vector<float> ai(av.begin() + i * 12, av.begin() + i * 12 + 12),
+          bj(bv.begin() + j * 6, bv.begin() + j * 6 + 6);
       const std::vector<float> yij(yv.begin() + (i * 5 + j) * 8, yv.begin() + (i * 5 + j) * 8 + 8);
       kt::require_close(yij, naive_matmul(ai, bj, 4, 3, 2, false, false));
     }
@@ -89,10 +91,16 @@ TEST_CASE("matmul matches a naive product with transposes, batches, bias and act
   auto expected = naive_matmul(x.to_vector<float>(), kern.to_vector<float>(), 1, 6, 4, false, false);
   for (size_t j = 0; j < 4; ++j) expected[j] = std::max(0.f, expected[j] + bias.to_vector<float>()[j]);
   kt::require_close(ops::linear(x, kern, bias, UnaryOp::relu).to_vector<float>(), expected);
-  kt::require_throws_with<ShapeError>([] { ops::matmul(ops::zeros(Shape{32, 4}), ops::zeros(Shape{3, 2})); },
-                                      {"matmul", "(32, 4)", "(3, 2)", "4 vs 3"});
-  kt::require_throws_with<ShapeError>([] { ops::linear(ops::zeros(Shape{2, 100}), ops::zeros(Shape{784, 10}), Tensor()); },
-                                      {"axis -1", "784", "100)"});
+  kt::require_throws_with<ShapeError>(
+      [] {
+        ops::matmul(ops::zeros(Shape{32, 4}), ops::zeros(Shape{3, 2}));
+      },
+      {"matmul", "(32, 4)", "(3, 2)", "4 vs 3"});
+  kt::require_throws_with<ShapeError>(
+      [] {
+        ops::linear(ops::zeros(Shape{2, 100}), ops::zeros(Shape{784, 10}), Tensor());
+      },
+      {"axis -1", "784", "100)"});
 }
 
 TEST_CASE("conv2d matches a naive convolution: strides, dilation, padding, groups, odd sizes", "[cpu][ops]") {
@@ -104,9 +112,9 @@ TEST_CASE("conv2d matches a naive convolution: strides, dilation, padding, group
   };
   const std::vector<Case> cases = {
       {{2, 7, 6, 3}, {3, 3, 3, 4}, 1, 1, 1, 1, "valid", 1},
-      {{1, 7, 6, 3}, {3, 2, 3, 5}, 2, 1, 1, 1, "same", 1},   // batch 1, non-square kernel
-      {{2, 9, 8, 2}, {3, 3, 2, 3}, 1, 2, 2, 1, "same", 1},   // dilation
-      {{1, 5, 5, 4}, {3, 3, 2, 6}, 2, 2, 1, 1, "same", 2},   // groups
+      {{1, 7, 6, 3}, {3, 2, 3, 5}, 2, 1, 1, 1, "same", 1},  // batch 1, non-square kernel
+      {{2, 9, 8, 2}, {3, 3, 2, 3}, 1, 2, 2, 1, "same", 1},  // dilation
+      {{1, 5, 5, 4}, {3, 3, 2, 6}, 2, 2, 1, 1, "same", 2},  // groups
       {{2, 6, 7, 1}, {5, 1, 1, 2}, 3, 1, 1, 1, "valid", 1},
   };
   for (const auto& c : cases) {
@@ -114,14 +122,16 @@ TEST_CASE("conv2d matches a naive convolution: strides, dilation, padding, group
     const Tensor x = kt::random_tensor(c.x, 1), w = kt::random_tensor(c.w, 2);
     const Tensor b = kt::random_tensor(Shape{c.w[3]}, 3);
     Shape expected_shape;
-    const auto expected = naive_conv(x, w, b.to_vector<float>(), c.sh, c.sw, c.dh, c.dw, c.padding, c.groups, expected_shape);
-    const Tensor y = ops::conv(x, w, b, {.strides = {c.sh, c.sw}, .padding = c.padding,
-                                         .dilation_rate = {c.dh, c.dw}, .groups = c.groups});
+    const auto expected =
+        naive_conv(x, w, b.to_vector<float>(), c.sh, c.sw, c.dh, c.dw, c.padding, c.groups, expected_shape);
+    const Tensor y = ops::conv(
+        x, w, b, {.strides = {c.sh, c.sw}, .padding = c.padding, .dilation_rate = {c.dh, c.dw}, .groups = c.groups});
     REQUIRE(y.shape() == expected_shape);
     kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
   }
   // Keras' documented example: 5x5 input, 3x3 kernel, stride 2, same -> 3x3.
-  CHECK(ops::conv(ops::ones(Shape{1, 5, 5, 1}), ops::ones(Shape{3, 3, 1, 1}), Tensor(), {.strides = {2}, .padding = "same"})
+  CHECK(ops::conv(ops::ones(Shape{1, 5, 5, 1}), ops::ones(Shape{3, 3, 1, 1}), Tensor(),
+                  {.strides = {2}, .padding = "same"})
             .to_vector<float>() == std::vector<float>{4, 6, 4, 6, 9, 6, 4, 6, 4});
 }
 
@@ -145,7 +155,8 @@ TEST_CASE("conv1d and depthwise conv match the naive convolution", "[cpu][ops]")
           double acc = 0;
           for (int i = 0; i < 3; ++i)
             for (int j = 0; j < 3; ++j)
-              acc += xv[static_cast<size_t>(((oy + i) * 5 + ox + j) * 3 + c)] * kv[static_cast<size_t>(((i * 3 + j) * 3 + c) * 2 + m)];
+              acc += xv[static_cast<size_t>(((oy + i) * 5 + ox + j) * 3 + c)] *
+                     kv[static_cast<size_t>(((i * 3 + j) * 3 + c) * 2 + m)];
           CHECK(std::fabs(yv[static_cast<size_t>((oy * 3 + ox) * 6 + c * 2 + m)] - acc) < 1e-4);
         }
 }
@@ -157,7 +168,8 @@ TEST_CASE("conv_transpose matches a naive scatter", "[cpu][ops]") {
     const Tensor x = kt::random_tensor(Shape{1, h, w, c}, 8), kern = kt::random_tensor(Shape{k, k, f, c}, 9);
     const Tensor y = ops::conv_transpose(x, kern, Tensor(), {.strides = {s}, .padding = padding});
     const int64_t oh = padding == "valid" ? (h - 1) * s + k : h * s, ow = padding == "valid" ? (w - 1) * s + k : w * s;
-    const int64_t pt = padding == "valid" ? 0 : ((h - 1) * s + k - oh) / 2, pl = padding == "valid" ? 0 : ((w - 1) * s + k - ow) / 2;
+    const int64_t pt = padding == "valid" ? 0 : ((h - 1) * s + k - oh) / 2,
+                  pl = padding == "valid" ? 0 : ((w - 1) * s + k - ow) / 2;
     REQUIRE(y.shape() == Shape{1, oh, ow, f});
     std::vector<double> ref(static_cast<size_t>(oh * ow * f), 0.0);
     const auto xv = x.to_vector<float>(), kv = kern.to_vector<float>();
@@ -170,23 +182,39 @@ TEST_CASE("conv_transpose matches a naive scatter", "[cpu][ops]") {
             for (int64_t o = 0; o < f; ++o)
               for (int64_t ci = 0; ci < c; ++ci)
                 ref[static_cast<size_t>((oy * ow + ox) * f + o)] +=
-                    xv[static_cast<size_t>((iy * w + ix) * c + ci)] * kv[static_cast<size_t>(((i * k + j) * f + o) * c + ci)];
+                    xv[static_cast<size_t>((iy * w + ix) * c + ci)] *
+                    kv[static_cast<size_t>(((i * k + j) * f + o) * c + ci)];
           }
     kt::require_close(y.to_vector<float>(), std::vector<float>(ref.begin(), ref.end()), 1e-4f, 1e-4f);
   }
 }
 
 TEST_CASE("convolutions refuse mismatched kernels and tiny inputs", "[cpu][ops]") {
-  kt::require_throws_with<ShapeError>([] { ops::conv(ops::zeros(Shape{1, 5, 5, 3}), ops::zeros(Shape{3, 3, 4, 8}), Tensor()); },
-                                      {"conv", "3 input channels", "(1, 5, 5, 3)", "(3, 3, 4, 8)"});
-  kt::require_throws_with<ShapeError>([] { ops::conv(ops::zeros(Shape{1, 2, 2, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor()); },
-                                      {"smaller than the kernel", "(1, 2, 2, 1)"});
-  kt::require_throws_with<ShapeError>([] { ops::conv(ops::zeros(Shape{10}), ops::zeros(Shape{3, 3, 1, 1}), Tensor()); },
-                                      {"rank 3", "or 4", "(10,)"});
-  kt::require_throws_with<ValueError>([] { ops::conv(ops::zeros(Shape{1, 5, 5, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor(), {.padding = "full"}); },
-                                      {"'valid' or 'same'", "'full'"});
-  kt::require_throws_with<ValueError>([] { ops::conv(ops::zeros(Shape{1, 5, 5, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor(), {.strides = {0}}); },
-                                      {"strides must be >= 1"});
+  kt::require_throws_with<ShapeError>(
+      [] {
+        ops::conv(ops::zeros(Shape{1, 5, 5, 3}), ops::zeros(Shape{3, 3, 4, 8}), Tensor());
+      },
+      {"conv", "3 input channels", "(1, 5, 5, 3)", "(3, 3, 4, 8)"});
+  kt::require_throws_with<ShapeError>(
+      [] {
+        ops::conv(ops::zeros(Shape{1, 2, 2, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor());
+      },
+      {"smaller than the kernel", "(1, 2, 2, 1)"});
+  kt::require_throws_with<ShapeError>(
+      [] {
+        ops::conv(ops::zeros(Shape{10}), ops::zeros(Shape{3, 3, 1, 1}), Tensor());
+      },
+      {"rank 3", "or 4", "(10,)"});
+  kt::require_throws_with<ValueError>(
+      [] {
+        ops::conv(ops::zeros(Shape{1, 5, 5, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor(), {.padding = "full"});
+      },
+      {"'valid' or 'same'", "'full'"});
+  kt::require_throws_with<ValueError>(
+      [] {
+        ops::conv(ops::zeros(Shape{1, 5, 5, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor(), {.strides = {0}});
+      },
+      {"strides must be >= 1"});
 }
 
 TEST_CASE("max and average pooling match naive windows", "[cpu][ops]") {
@@ -257,14 +285,18 @@ TEST_CASE("softmax, log_softmax and fused cross-entropy match direct formulas", 
   kt::require_close(ops::softmax(z).to_vector<float>(), sm);
   kt::require_close(ops::log_softmax(z).to_vector<float>(), lsm);
   // Softmax along axis 0 equals softmax of the transpose.
-  kt::require_close(ops::softmax(ops::transpose(z), 0).to_vector<float>(), ops::transpose(ops::softmax(z)).to_vector<float>());
+  kt::require_close(ops::softmax(ops::transpose(z), 0).to_vector<float>(),
+                    ops::transpose(ops::softmax(z)).to_vector<float>());
   const Tensor labels = Tensor::from_vector<int64_t>({3, 0, 1}, Shape{3});
   const auto loss = ops::softmax_cross_entropy(z, labels, true).to_vector<float>();
   kt::require_close(loss, {-lsm[3], -lsm[4], -lsm[9]}, 1e-5f, 1e-5f);
   const Tensor onehot = Tensor::from_vector<float>({0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0}, Shape{3, 4});
   kt::require_close(ops::softmax_cross_entropy(z, onehot, false).to_vector<float>(), loss, 1e-5f, 1e-5f);
-  kt::require_throws_with<ValueError>([&] { ops::softmax_cross_entropy(z, Tensor::from_vector<int64_t>({3, 4, 0}, Shape{3}), true); },
-                                      {"label 4", "[0, 4)"});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        ops::softmax_cross_entropy(z, Tensor::from_vector<int64_t>({3, 4, 0}, Shape{3}), true);
+      },
+      {"label 4", "[0, 4)"});
   // Large logits stay finite.
   const Tensor big = Tensor::from_vector<float>({1000, 0}, Shape{1, 2});
   CHECK(std::isfinite(ops::log_softmax(big).to_vector<float>()[1]));
@@ -276,9 +308,13 @@ TEST_CASE("embedding gathers rows and refuses out-of-range ids", "[cpu][ops]") {
   const Tensor y = ops::embedding(table, ids);
   REQUIRE(y.shape() == Shape{2, 2, 2});
   CHECK(y.to_vector<float>() == std::vector<float>{20, 21, 0, 1, 20, 21, 10, 11});
-  kt::require_throws_with<ValueError>([&] { ops::embedding(table, Tensor::from_vector<int32_t>({1, 3}, Shape{2})); },
-                                      {"id 3", "position 1", "[0, 3)"});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        ops::embedding(table, Tensor::from_vector<int32_t>({1, 3}, Shape{2}));
+      },
+      {"id 3", "position 1", "[0, 3)"});
   kt::require_throws_with<ValueError>([&] { ops::embedding(table, Tensor::from_vector<int64_t>({-1}, Shape{1})); },
                                       {"id -1"});
-  kt::require_throws_with<TypeError>([&] { ops::embedding(table, ops::zeros(Shape{2})); }, {"int32 or int64", "float32"});
+  kt::require_throws_with<TypeError>([&] { ops::embedding(table, ops::zeros(Shape{2})); },
+                                     {"int32 or int64", "float32"});
 }

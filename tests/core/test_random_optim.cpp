@@ -89,7 +89,8 @@ TEST_CASE("Adam updates follow Keras' rule with epsilon outside the square root"
   }
   kt::require_close(w.value().to_vector<float>(), {static_cast<float>(wr[0]), static_cast<float>(wr[1])}, 1e-7f, 1e-6f);
   // AMSGrad keeps the running maximum of v.
-  Variable w2(ops::zeros(Shape{1}), "w2"), m2(ops::zeros(Shape{1}), "m2"), v2(ops::zeros(Shape{1}), "v2"), vh(ops::zeros(Shape{1}), "vh");
+  Variable w2(ops::zeros(Shape{1}), "w2"), m2(ops::zeros(Shape{1}), "m2"), v2(ops::zeros(Shape{1}), "v2"),
+      vh(ops::zeros(Shape{1}), "vh");
   ops::adam_update(w2, Tensor::from_vector<float>({1.f}, Shape{1}), m2, v2, &vh, {.step = 1, .amsgrad = true});
   ops::adam_update(w2, Tensor::from_vector<float>({0.f}, Shape{1}), m2, v2, &vh, {.step = 2, .amsgrad = true});
   CHECK(vh.value().item() == Approx(0.001).epsilon(1e-4));  // 1 - 0.999 in float32

@@ -37,8 +37,8 @@ TEST_CASE("reductions over any axes match a naive loop", "[cpu][ops]") {
   const Tensor x = kt::random_tensor(Shape{2, 3, 4}, 11);
   const auto xv = x.to_vector<float>();
   const std::vector<std::pair<std::vector<int64_t>, std::vector<bool>>> cases = {
-      {{0}, {true, false, false}}, {{1}, {false, true, false}}, {{-1}, {false, false, true}},
-      {{0, 2}, {true, false, true}},  // not contiguous: goes through a transpose
+      {{0}, {true, false, false}},   {{1}, {false, true, false}},
+      {{-1}, {false, false, true}},  {{0, 2}, {true, false, true}},  // not contiguous: goes through a transpose
       {{0, 1}, {true, true, false}}, {{}, {true, true, true}}};
   for (const auto& [axes, mask] : cases) {
     INFO("axes " << axes.size());
@@ -52,7 +52,8 @@ TEST_CASE("reductions over any axes match a naive loop", "[cpu][ops]") {
   CHECK(ops::sum(x, {0, 2}, true).shape() == Shape{1, 3, 1});
   CHECK(ops::sum(x).shape() == Shape{});
   CHECK(ops::sum(Tensor::from_vector<int32_t>({1, 2, 3}, Shape{3})).item() == 6);
-  CHECK(ops::prod(Tensor::from_vector<float>({1, 2, 3, 4}, Shape{2, 2}), {1}).to_vector<float>() == std::vector<float>{2, 12});
+  CHECK(ops::prod(Tensor::from_vector<float>({1, 2, 3, 4}, Shape{2, 2}), {1}).to_vector<float>() ==
+        std::vector<float>{2, 12});
 }
 
 TEST_CASE("argmax and argmin return the first extreme index as int64", "[cpu][ops]") {
@@ -85,15 +86,19 @@ TEST_CASE("reshape, transpose, concatenate, split, slice, pad and take match nai
   const auto tv = t.to_vector<float>();
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 3; ++j)
-      for (int k = 0; k < 4; ++k) CHECK(tv[static_cast<size_t>(k * 6 + i * 3 + j)] == v[static_cast<size_t>(i * 12 + j * 4 + k)]);
+      for (int k = 0; k < 4; ++k)
+        CHECK(tv[static_cast<size_t>(k * 6 + i * 3 + j)] == v[static_cast<size_t>(i * 12 + j * 4 + k)]);
   kt::require_throws_with<ValueError>([&] { ops::transpose(x, {0, 0, 1}); }, {"not a permutation"});
 
   const Tensor c = ops::concatenate({x, ops::ones(Shape{2, 1, 4})}, 1);
   REQUIRE(c.shape() == Shape{2, 4, 4});
   CHECK(c.to_vector<float>()[12] == 1.f);
   CHECK(c.to_vector<float>()[16] == 12.f);
-  kt::require_throws_with<ShapeError>([&] { ops::concatenate({x, ops::ones(Shape{2, 1, 5})}, 1); },
-                                      {"(2, 3, 4)", "(2, 1, 5)"});
+  kt::require_throws_with<ShapeError>(
+      [&] {
+        ops::concatenate({x, ops::ones(Shape{2, 1, 5})}, 1);
+      },
+      {"(2, 3, 4)", "(2, 1, 5)"});
 
   const auto parts = ops::split(x, {1, 3}, -1);
   REQUIRE(parts.size() == 2);
@@ -116,8 +121,11 @@ TEST_CASE("reshape, transpose, concatenate, split, slice, pad and take match nai
   REQUIRE(g.shape() == Shape{2, 3, 4});
   CHECK(g.to_vector<float>()[0] == 8.f);
   CHECK(g.to_vector<float>()[4] == 0.f);
-  kt::require_throws_with<ValueError>([&] { ops::take(x, Tensor::from_vector<int64_t>({0, 3}, Shape{2}), 1); },
-                                      {"take", "index 3", "[0, 3)"});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        ops::take(x, Tensor::from_vector<int64_t>({0, 3}, Shape{2}), 1);
+      },
+      {"take", "index 3", "[0, 3)"});
   kt::require_throws_with<TypeError>([&] { ops::take(x, ops::zeros(Shape{2}), 1); }, {"int32 or int64"});
   CHECK(ops::squeeze(ops::zeros(Shape{1, 3, 1})).shape() == Shape{3});
   CHECK(ops::expand_dims(ops::zeros(Shape{3}), -1).shape() == Shape{3, 1});

@@ -28,8 +28,11 @@ TEST_CASE("Shape rejects negative and overflowing dimensions", "[cpu][core]") {
 TEST_CASE("broadcast_shapes follows NumPy and names both shapes on failure", "[cpu][core]") {
   CHECK(broadcast_shapes(Shape{3, 1, 5}, Shape{4, 1}) == Shape{3, 4, 5});
   CHECK(broadcast_shapes(Shape{}, Shape{2, 2}) == Shape{2, 2});
-  kt::require_throws_with<ShapeError>([] { broadcast_shapes(Shape{32, 4}, Shape{32, 3}); },
-                                      {"(32, 4)", "(32, 3)", "cannot be broadcast"});
+  kt::require_throws_with<ShapeError>(
+      [] {
+        broadcast_shapes(Shape{32, 4}, Shape{32, 3});
+      },
+      {"(32, 4)", "(32, 3)", "cannot be broadcast"});
 }
 
 TEST_CASE("Tensor round-trips host values and checks dtypes and sizes", "[cpu][core]") {
@@ -39,8 +42,11 @@ TEST_CASE("Tensor round-trips host values and checks dtypes and sizes", "[cpu][c
   CHECK(t.device() == default_backend().device());  // the tests run on whichever backend auto picks
   CHECK(t.to_vector<float>() == std::vector<float>{1, 2, 3, 4, 5, 6});
   kt::require_throws_with<TypeError>([&] { t.to_vector<int32_t>(); }, {"expected a tensor of dtype int32", "float32"});
-  kt::require_throws_with<ShapeError>([] { Tensor::from_vector<float>({1, 2, 3}, Shape{2, 2}); },
-                                      {"(2, 2)", "needs 4 values", "received 3"});
+  kt::require_throws_with<ShapeError>(
+      [] {
+        Tensor::from_vector<float>({1, 2, 3}, Shape{2, 2});
+      },
+      {"(2, 2)", "needs 4 values", "received 3"});
   kt::require_throws_with<ShapeError>([&] { t.view(Shape{4}); }, {"(2, 3)", "(4,)"});
   CHECK(t.view(Shape{3, 2}).to_vector<float>() == t.to_vector<float>());
   kt::require_throws_with<ValueError>([&] { t.item(); }, {"one element", "(2, 3)"});

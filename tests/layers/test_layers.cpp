@@ -6,32 +6,55 @@ using namespace keras;
 using kt::LayerTestSpec;
 
 TEST_CASE("Dense passes the layer test and computes x @ kernel + bias", "[cpu][layers]") {
-  kt::run_layer_test([] { return layers::Dense(4, {.activation = "tanh"}); },
-                     {.input_shape = Shape{3, 5}, .expected_output = {std::nullopt, 4}, .trainable_weights = 2, .params = 24});
-  kt::run_layer_test([] { return layers::Dense(2, {.use_bias = false}); },
-                     {.input_shape = Shape{2, 3, 5}, .expected_output = {std::nullopt, 3, 2}, .trainable_weights = 1, .params = 10});
-  layers::Dense d(2, {.activation = "relu", .kernel_initializer = "ones", .bias_initializer = initializers::Constant(-1.f)});
+  kt::run_layer_test(
+      [] { return layers::Dense(4, {.activation = "tanh"}); },
+      {.input_shape = Shape{3, 5}, .expected_output = {std::nullopt, 4}, .trainable_weights = 2, .params = 24});
+  kt::run_layer_test(
+      [] { return layers::Dense(2, {.use_bias = false}); },
+      {.input_shape = Shape{2, 3, 5}, .expected_output = {std::nullopt, 3, 2}, .trainable_weights = 1, .params = 10});
+  layers::Dense d(
+      2, {.activation = "relu", .kernel_initializer = "ones", .bias_initializer = initializers::Constant(-1.f)});
   const Tensor y = d(Tensor::from_vector<float>({1, 2, -3, -4}, Shape{2, 2}));
   CHECK(y.to_vector<float>() == std::vector<float>{2, 2, 0, 0});  // relu(3 - 1), relu(-7 - 1)
 }
 
 TEST_CASE("Conv2D, pooling and global pooling pass the layer test", "[cpu][layers]") {
-  kt::run_layer_test([] { return layers::Conv2D(4, {3, 2}, {.strides = {2, 1}, .padding = "same", .activation = "tanh"}); },
-                     {.input_shape = Shape{2, 7, 6, 3}, .expected_output = {std::nullopt, 4, 6, 4}, .trainable_weights = 2, .params = 3 * 2 * 3 * 4 + 4});
-  kt::run_layer_test([] { return layers::Conv2D(6, {3, 3}, {.dilation_rate = {2, 2}, .groups = 2}); },
-                     {.input_shape = Shape{1, 9, 9, 4}, .expected_output = {std::nullopt, 5, 5, 6}, .trainable_weights = 2, .params = 3 * 3 * 2 * 6 + 6});
-  kt::run_layer_test([] { return layers::MaxPooling2D({2, 2}); },
-                     {.input_shape = Shape{2, 5, 4, 3}, .expected_output = {std::nullopt, 2, 2, 3}, .check_input_gradient = false});
-  kt::run_layer_test([] { return layers::AveragePooling2D({3, 3}, {.strides = std::array<int64_t, 2>{2, 2}, .padding = "same"}); },
-                     {.input_shape = Shape{2, 5, 4, 3}, .expected_output = {std::nullopt, 3, 2, 3}});
+  kt::run_layer_test(
+      [] {
+        return layers::Conv2D(4, {3, 2}, {.strides = {2, 1}, .padding = "same", .activation = "tanh"});
+      },
+      {.input_shape = Shape{2, 7, 6, 3},
+       .expected_output = {std::nullopt, 4, 6, 4},
+       .trainable_weights = 2,
+       .params = 3 * 2 * 3 * 4 + 4});
+  kt::run_layer_test(
+      [] {
+        return layers::Conv2D(6, {3, 3}, {.dilation_rate = {2, 2}, .groups = 2});
+      },
+      {.input_shape = Shape{1, 9, 9, 4},
+       .expected_output = {std::nullopt, 5, 5, 6},
+       .trainable_weights = 2,
+       .params = 3 * 3 * 2 * 6 + 6});
+  kt::run_layer_test(
+      [] {
+        return layers::MaxPooling2D({2, 2});
+      },
+      {.input_shape = Shape{2, 5, 4, 3}, .expected_output = {std::nullopt, 2, 2, 3}, .check_input_gradient = false});
+  kt::run_layer_test(
+      [] {
+        return layers::AveragePooling2D({3, 3}, {.strides = std::array<int64_t, 2>{2, 2}, .padding = "same"});
+      },
+      {.input_shape = Shape{2, 5, 4, 3}, .expected_output = {std::nullopt, 3, 2, 3}});
   kt::run_layer_test([] { return layers::GlobalAveragePooling2D(); },
                      {.input_shape = Shape{2, 3, 4, 5}, .expected_output = {std::nullopt, 5}});
 }
 
 TEST_CASE("BatchNormalization passes the layer test and follows Keras' moving averages", "[cpu][layers]") {
-  kt::run_layer_test([] { return layers::BatchNormalization(); },
-                     {.input_shape = Shape{6, 3, 4}, .expected_output = {std::nullopt, 3, 4}, .trainable_weights = 2,
-                      .non_trainable_weights = 2, .params = 16});
+  kt::run_layer_test([] { return layers::BatchNormalization(); }, {.input_shape = Shape{6, 3, 4},
+                                                                   .expected_output = {std::nullopt, 3, 4},
+                                                                   .trainable_weights = 2,
+                                                                   .non_trainable_weights = 2,
+                                                                   .params = 16});
   layers::BatchNormalization bn({.momentum = 0.9f});
   const Tensor x = Tensor::from_vector<float>({1, 10, 3, 20}, Shape{2, 2});  // means 2, 15; variances 1, 25
   bn(x, true);
@@ -43,13 +66,20 @@ TEST_CASE("BatchNormalization passes the layer test and follows Keras' moving av
   const Tensor y = bn(x, true);
   kt::require_close(w[2]->value().to_vector<float>(), {0.2f, 1.5f}, 1e-6f, 1e-6f);
   const float inv0 = 1.f / std::sqrt(1.0f + 0.001f), inv1 = 1.f / std::sqrt(3.4f + 0.001f);
-  kt::require_close(y.to_vector<float>(), {(1 - 0.2f) * inv0, (10 - 1.5f) * inv1, (3 - 0.2f) * inv0, (20 - 1.5f) * inv1}, 1e-5f, 1e-5f);
+  kt::require_close(y.to_vector<float>(),
+                    {(1 - 0.2f) * inv0, (10 - 1.5f) * inv1, (3 - 0.2f) * inv0, (20 - 1.5f) * inv1}, 1e-5f, 1e-5f);
 }
 
 TEST_CASE("Flatten, Reshape, Activation and Dropout pass the layer test", "[cpu][layers]") {
-  kt::run_layer_test([] { return layers::Flatten(); }, {.input_shape = Shape{2, 3, 4}, .expected_output = {std::nullopt, 12}});
-  kt::run_layer_test([] { return layers::Reshape({2, -1}); }, {.input_shape = Shape{2, 3, 4}, .expected_output = {std::nullopt, 2, 6}});
-  kt::run_layer_test([] { return layers::Activation("softmax"); }, {.input_shape = Shape{2, 5}, .expected_output = {std::nullopt, 5}});
+  kt::run_layer_test([] { return layers::Flatten(); },
+                     {.input_shape = Shape{2, 3, 4}, .expected_output = {std::nullopt, 12}});
+  kt::run_layer_test(
+      [] {
+        return layers::Reshape({2, -1});
+      },
+      {.input_shape = Shape{2, 3, 4}, .expected_output = {std::nullopt, 2, 6}});
+  kt::run_layer_test([] { return layers::Activation("softmax"); },
+                     {.input_shape = Shape{2, 5}, .expected_output = {std::nullopt, 5}});
   kt::run_layer_test([] { return layers::Dropout(0.5f, {.seed = 3}); },
                      {.input_shape = Shape{4, 8}, .expected_output = {std::nullopt, 8}, .training_is_random = true});
   layers::Dropout drop(0.5f, {.seed = 3});
@@ -65,12 +95,18 @@ TEST_CASE("layers reject incompatible inputs with Keras' error texts", "[cpu][la
   utils::clear_session();
   layers::Dense dense(10);
   dense(ops::zeros(Shape{2, 784}));
-  kt::require_throws_with<ValueError>([&] { dense(ops::zeros(Shape{2, 100})); },
-                                      {"Input 0 of layer \"dense\" is incompatible with the layer: expected axis -1 of input "
-                                       "shape to have value 784, but received input with shape (None, 100)"});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        dense(ops::zeros(Shape{2, 100}));
+      },
+      {"Input 0 of layer \"dense\" is incompatible with the layer: expected axis -1 of input "
+       "shape to have value 784, but received input with shape (None, 100)"});
   layers::Conv2D conv(4, {3, 3});
-  kt::require_throws_with<ValueError>([&] { conv(ops::zeros(Shape{2, 10})); },
-                                      {"Input 0 of layer \"conv2d\"", "expected ndim=4, found ndim=2. Full shape received: (None, 10)"});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        conv(ops::zeros(Shape{2, 10}));
+      },
+      {"Input 0 of layer \"conv2d\"", "expected ndim=4, found ndim=2. Full shape received: (None, 10)"});
   layers::Dense d2(3);
   kt::require_throws_with<ValueError>([&] { d2(ops::zeros(Shape{5})); }, {"expected min_ndim=2, found ndim=1"});
 }
@@ -107,45 +143,85 @@ TEST_CASE("initializers follow Keras' variance scaling and are reproducible with
   // orthogonal: Q^T Q = I for a tall matrix, Q Q^T = I for a wide one.
   for (const Shape& s : {Shape{6, 4}, Shape{4, 6}}) {
     const Tensor q = initializers::Orthogonal(1.f, 3)(s);
-    const Tensor gram = s[0] >= s[1] ? ops::matmul(q, q, {.transpose_a = true}) : ops::matmul(q, q, {.transpose_b = true});
+    const Tensor gram =
+        s[0] >= s[1] ? ops::matmul(q, q, {.transpose_a = true}) : ops::matmul(q, q, {.transpose_b = true});
     const int64_t k = std::min(s[0], s[1]);
     std::vector<float> eye(static_cast<size_t>(k * k), 0.f);
     for (int64_t i = 0; i < k; ++i) eye[static_cast<size_t>(i * k + i)] = 1.f;
     kt::require_close(gram.to_vector<float>(), eye, 1e-5f, 0);
   }
   CHECK(Initializer("zeros")(Shape{3}).to_vector<float>() == std::vector<float>{0, 0, 0});
-  kt::require_throws_with<ValueError>([] { Initializer("xavier"); }, {"unknown initializer 'xavier'", "glorot_uniform"});
+  kt::require_throws_with<ValueError>([] { Initializer("xavier"); },
+                                      {"unknown initializer 'xavier'", "glorot_uniform"});
 }
 
 TEST_CASE("the convolution variants pass the layer test", "[cpu][layers]") {
   kt::run_layer_test([] { return layers::Conv1D(4, 3, {.padding = "same", .activation = "tanh"}); },
-                     {.input_shape = Shape{2, 7, 3}, .expected_output = {std::nullopt, 7, 4}, .trainable_weights = 2, .params = 3 * 3 * 4 + 4});
-  kt::run_layer_test([] { return layers::Conv2DTranspose(2, {3, 3}, {.strides = {2, 2}}); },
-                     {.input_shape = Shape{1, 3, 4, 3}, .expected_output = {std::nullopt, 7, 9, 2}, .trainable_weights = 2, .params = 9 * 2 * 3 + 2});
-  kt::run_layer_test([] { return layers::DepthwiseConv2D({3, 3}, {.depth_multiplier = 2}); },
-                     {.input_shape = Shape{2, 5, 5, 3}, .expected_output = {std::nullopt, 3, 3, 6}, .trainable_weights = 2, .params = 9 * 3 * 2 + 6});
-  kt::run_layer_test([] { return layers::SeparableConv2D(4, {3, 3}, {.padding = "same"}); },
-                     {.input_shape = Shape{1, 4, 4, 2}, .expected_output = {std::nullopt, 4, 4, 4}, .trainable_weights = 3, .params = 9 * 2 + 2 * 4 + 4});
+                     {.input_shape = Shape{2, 7, 3},
+                      .expected_output = {std::nullopt, 7, 4},
+                      .trainable_weights = 2,
+                      .params = 3 * 3 * 4 + 4});
+  kt::run_layer_test(
+      [] {
+        return layers::Conv2DTranspose(2, {3, 3}, {.strides = {2, 2}});
+      },
+      {.input_shape = Shape{1, 3, 4, 3},
+       .expected_output = {std::nullopt, 7, 9, 2},
+       .trainable_weights = 2,
+       .params = 9 * 2 * 3 + 2});
+  kt::run_layer_test(
+      [] {
+        return layers::DepthwiseConv2D({3, 3}, {.depth_multiplier = 2});
+      },
+      {.input_shape = Shape{2, 5, 5, 3},
+       .expected_output = {std::nullopt, 3, 3, 6},
+       .trainable_weights = 2,
+       .params = 9 * 3 * 2 + 6});
+  kt::run_layer_test(
+      [] {
+        return layers::SeparableConv2D(4, {3, 3}, {.padding = "same"});
+      },
+      {.input_shape = Shape{1, 4, 4, 2},
+       .expected_output = {std::nullopt, 4, 4, 4},
+       .trainable_weights = 3,
+       .params = 9 * 2 + 2 * 4 + 4});
 }
 
 TEST_CASE("pooling, reshaping, normalization and regularization layers pass the layer test", "[cpu][layers]") {
   // Max-based layers: near-ties in random inputs defeat finite differences; their gradients are
   // checked against Python Keras in test_keras_fixtures.cpp instead.
-  kt::run_layer_test([] { return layers::MaxPooling1D(2); },
-                     {.input_shape = Shape{2, 7, 3}, .expected_output = {std::nullopt, 3, 3}, .check_input_gradient = false});
-  kt::run_layer_test([] { return layers::GlobalAveragePooling1D(); }, {.input_shape = Shape{2, 7, 3}, .expected_output = {std::nullopt, 3}});
-  kt::run_layer_test([] { return layers::GlobalMaxPooling1D(); },
-                     {.input_shape = Shape{2, 7, 3}, .expected_output = {std::nullopt, 3}, .check_input_gradient = false});
-  kt::run_layer_test([] { return layers::ZeroPadding2D(); }, {.input_shape = Shape{1, 2, 3, 2}, .expected_output = {std::nullopt, 4, 5, 2}});
-  kt::run_layer_test([] { return layers::Cropping2D({{{1, 1}, {0, 2}}}); }, {.input_shape = Shape{1, 4, 5, 2}, .expected_output = {std::nullopt, 2, 3, 2}});
-  kt::run_layer_test([] { return layers::UpSampling2D(); }, {.input_shape = Shape{1, 2, 3, 2}, .expected_output = {std::nullopt, 4, 6, 2}});
-  kt::run_layer_test([] { return layers::Permute({2, 1}); }, {.input_shape = Shape{2, 3, 4}, .expected_output = {std::nullopt, 4, 3}});
-  kt::run_layer_test([] { return layers::RepeatVector(3); }, {.input_shape = Shape{2, 4}, .expected_output = {std::nullopt, 3, 4}});
-  kt::run_layer_test([] { return layers::Rescaling(1.f / 255.f); }, {.input_shape = Shape{2, 4}, .expected_output = {std::nullopt, 4}});
-  kt::run_layer_test([] { return layers::LayerNormalization(); },
-                     {.input_shape = Shape{3, 5}, .expected_output = {std::nullopt, 5}, .trainable_weights = 2, .params = 10});
-  kt::run_layer_test([] { return layers::SpatialDropout2D(0.5f, 3); },
-                     {.input_shape = Shape{2, 3, 3, 8}, .expected_output = {std::nullopt, 3, 3, 8}, .training_is_random = true});
+  kt::run_layer_test(
+      [] { return layers::MaxPooling1D(2); },
+      {.input_shape = Shape{2, 7, 3}, .expected_output = {std::nullopt, 3, 3}, .check_input_gradient = false});
+  kt::run_layer_test([] { return layers::GlobalAveragePooling1D(); },
+                     {.input_shape = Shape{2, 7, 3}, .expected_output = {std::nullopt, 3}});
+  kt::run_layer_test(
+      [] { return layers::GlobalMaxPooling1D(); },
+      {.input_shape = Shape{2, 7, 3}, .expected_output = {std::nullopt, 3}, .check_input_gradient = false});
+  kt::run_layer_test([] { return layers::ZeroPadding2D(); },
+                     {.input_shape = Shape{1, 2, 3, 2}, .expected_output = {std::nullopt, 4, 5, 2}});
+  kt::run_layer_test(
+      [] {
+        return layers::Cropping2D({{{1, 1}, {0, 2}}});
+      },
+      {.input_shape = Shape{1, 4, 5, 2}, .expected_output = {std::nullopt, 2, 3, 2}});
+  kt::run_layer_test([] { return layers::UpSampling2D(); },
+                     {.input_shape = Shape{1, 2, 3, 2}, .expected_output = {std::nullopt, 4, 6, 2}});
+  kt::run_layer_test(
+      [] {
+        return layers::Permute({2, 1});
+      },
+      {.input_shape = Shape{2, 3, 4}, .expected_output = {std::nullopt, 4, 3}});
+  kt::run_layer_test([] { return layers::RepeatVector(3); },
+                     {.input_shape = Shape{2, 4}, .expected_output = {std::nullopt, 3, 4}});
+  kt::run_layer_test([] { return layers::Rescaling(1.f / 255.f); },
+                     {.input_shape = Shape{2, 4}, .expected_output = {std::nullopt, 4}});
+  kt::run_layer_test(
+      [] { return layers::LayerNormalization(); },
+      {.input_shape = Shape{3, 5}, .expected_output = {std::nullopt, 5}, .trainable_weights = 2, .params = 10});
+  kt::run_layer_test(
+      [] { return layers::SpatialDropout2D(0.5f, 3); },
+      {.input_shape = Shape{2, 3, 3, 8}, .expected_output = {std::nullopt, 3, 3, 8}, .training_is_random = true});
   kt::run_layer_test([] { return layers::Lambda([](const Tensor& x) { return ops::square(x); }); },
                      {.input_shape = Shape{2, 4}, .expected_output = {std::nullopt, 4}});
   // SpatialDropout2D drops whole channels: every position of a channel agrees.

@@ -32,33 +32,46 @@ fs::path temp_dir(const char* name) {
 TEST_CASE("EarlyStopping follows Keras' patience, min_delta, mode and restore_best_weights", "[cpu][callbacks]") {
   Fixture f;
   std::vector<std::vector<Tensor>> weights_at_end;
-  auto record = callbacks::LambdaCallback({.on_epoch_end = [&](int, callbacks::Logs&) { weights_at_end.push_back(f.model.get_weights()); }});
-  auto stop = std::make_shared<callbacks::EarlyStopping>(callbacks::EarlyStoppingOptions{.patience = 2, .restore_best_weights = true});
-  const History h = f.model.fit(f.x, f.y, {.epochs = 10, .verbose = 0, .callbacks = {scripted({1.0, 0.8, 0.9, 0.85, 0.7, 0.6}), std::move(record), stop}});
+  auto record = callbacks::LambdaCallback(
+      {.on_epoch_end = [&](int, callbacks::Logs&) { weights_at_end.push_back(f.model.get_weights()); }});
+  auto stop = std::make_shared<callbacks::EarlyStopping>(
+      callbacks::EarlyStoppingOptions{.patience = 2, .restore_best_weights = true});
+  const History h = f.model.fit(
+      f.x, f.y,
+      {.epochs = 10, .verbose = 0, .callbacks = {scripted({1.0, 0.8, 0.9, 0.85, 0.7, 0.6}), std::move(record), stop}});
   CHECK(h.epoch.size() == 4);  // improved at 0 and 1, then two epochs without: stop after epoch 3
   CHECK(stop->stopped_epoch() == 3);
   CHECK(stop->best_epoch() == 1);
   const auto restored = f.model.get_weights();
-  for (size_t i = 0; i < restored.size(); ++i) CHECK(restored[i].to_vector<float>() == weights_at_end[1][i].to_vector<float>());
+  for (size_t i = 0; i < restored.size(); ++i)
+    CHECK(restored[i].to_vector<float>() == weights_at_end[1][i].to_vector<float>());
 
   // min_delta: 0.8 is not better than 1.0 by 0.25, so nothing improves after epoch 0.
   Fixture g;
-  const History h2 = g.model.fit(g.x, g.y, {.epochs = 10, .verbose = 0,
-                                            .callbacks = {scripted({1.0, 0.8, 0.9, 0.7}), callbacks::EarlyStopping({.min_delta = 0.25, .patience = 1})}});
+  const History h2 = g.model.fit(
+      g.x, g.y,
+      {.epochs = 10,
+       .verbose = 0,
+       .callbacks = {scripted({1.0, 0.8, 0.9, 0.7}), callbacks::EarlyStopping({.min_delta = 0.25, .patience = 1})}});
   CHECK(h2.epoch.size() == 2);
   // auto mode maximizes accuracy-like names.
   Fixture k;
-  const History h3 = k.model.fit(k.x, k.y, {.epochs = 10, .verbose = 0,
-                                            .callbacks = {scripted({0.5, 0.6, 0.7, 0.65, 0.64}, "val_accuracy"),
-                                                          callbacks::EarlyStopping({.monitor = "val_accuracy", .patience = 2})}});
+  const History h3 = k.model.fit(k.x, k.y,
+                                 {.epochs = 10,
+                                  .verbose = 0,
+                                  .callbacks = {scripted({0.5, 0.6, 0.7, 0.65, 0.64}, "val_accuracy"),
+                                                callbacks::EarlyStopping({.monitor = "val_accuracy", .patience = 2})}});
   CHECK(h3.epoch.size() == 5);
 }
 
 TEST_CASE("ReduceLROnPlateau and LearningRateScheduler set the learning rate as Keras does", "[cpu][callbacks]") {
   Fixture f;
-  const History h = f.model.fit(f.x, f.y, {.epochs = 6, .verbose = 0,
-                                           .callbacks = {scripted({1, 1, 1, 1, 1, 1}),
-                                                         callbacks::ReduceLROnPlateau({.factor = 0.5, .patience = 1, .cooldown = 1, .min_lr = 0.0031})}});
+  const History h = f.model.fit(
+      f.x, f.y,
+      {.epochs = 6,
+       .verbose = 0,
+       .callbacks = {scripted({1, 1, 1, 1, 1, 1}),
+                     callbacks::ReduceLROnPlateau({.factor = 0.5, .patience = 1, .cooldown = 1, .min_lr = 0.0031})}});
   // Epoch 0 improves (from inf); epoch 1 waits 1 -> lr 0.005 with a cooldown of 1; epoch 2 spends the
   // cooldown, and, as in Keras, counts a wait in the same epoch -> 0.0031 (min_lr clamps 0.0025).
   const auto& lr = h.history.at("learning_rate");
@@ -71,10 +84,13 @@ TEST_CASE("ReduceLROnPlateau and LearningRateScheduler set the learning rate as 
   kt::require_throws_with<ValueError>([] { callbacks::ReduceLROnPlateau({.factor = 1.5}); }, {"factor >= 1.0"});
 
   Fixture g;
-  const History h2 = g.model.fit(g.x, g.y, {.epochs = 3, .verbose = 0,
-                                            .callbacks = {callbacks::LearningRateScheduler([](int epoch, double lr) { return epoch < 1 ? lr : lr * 0.1; })}});
-  kt::require_close({static_cast<float>(h2.history.at("learning_rate")[0]), static_cast<float>(h2.history.at("learning_rate")[2])},
-                    {0.01f, 0.0001f}, 1e-7f, 1e-5f);
+  const History h2 = g.model.fit(
+      g.x, g.y, {.epochs = 3, .verbose = 0, .callbacks = {callbacks::LearningRateScheduler([](int epoch, double lr) {
+                                              return epoch < 1 ? lr : lr * 0.1;
+                                            })}});
+  kt::require_close(
+      {static_cast<float>(h2.history.at("learning_rate")[0]), static_cast<float>(h2.history.at("learning_rate")[2])},
+      {0.01f, 0.0001f}, 1e-7f, 1e-5f);
 }
 
 TEST_CASE("TerminateOnNaN stops on the first invalid loss", "[cpu][callbacks]") {
@@ -82,10 +98,14 @@ TEST_CASE("TerminateOnNaN stops on the first invalid loss", "[cpu][callbacks]") 
   std::vector<float> bad(32, 1.f);
   bad[0] = NAN;
   int batches = 0;
-  const History h = f.model.fit(f.x, Tensor::from_vector(bad, Shape{16, 2}),
-                                {.batch_size = 4, .epochs = 3, .verbose = 0, .shuffle = false,
-                                 .callbacks = {callbacks::TerminateOnNaN(),
-                                               callbacks::LambdaCallback({.on_train_batch_end = [&](int, callbacks::Logs&) { ++batches; }})}});
+  const History h = f.model.fit(
+      f.x, Tensor::from_vector(bad, Shape{16, 2}),
+      {.batch_size = 4,
+       .epochs = 3,
+       .verbose = 0,
+       .shuffle = false,
+       .callbacks = {callbacks::TerminateOnNaN(),
+                     callbacks::LambdaCallback({.on_train_batch_end = [&](int, callbacks::Logs&) { ++batches; }})}});
   CHECK(batches == 1);
   CHECK(h.epoch.size() == 1);
   CHECK(std::isnan(h.history.at("loss")[0]));
@@ -95,8 +115,11 @@ TEST_CASE("CSVLogger writes Keras' header and one row per epoch", "[cpu][callbac
   const fs::path dir = temp_dir("csv");
   const std::string path = (dir / "log.csv").string();
   Fixture f;
-  f.model.fit(f.x, f.y, {.epochs = 2, .verbose = 0, .validation_split = 0.25f, .callbacks = {callbacks::CSVLogger(path)}});
-  f.model.fit(f.x, f.y, {.epochs = 1, .verbose = 0, .validation_split = 0.25f, .callbacks = {callbacks::CSVLogger(path, ',', true)}});
+  f.model.fit(f.x, f.y,
+              {.epochs = 2, .verbose = 0, .validation_split = 0.25f, .callbacks = {callbacks::CSVLogger(path)}});
+  f.model.fit(
+      f.x, f.y,
+      {.epochs = 1, .verbose = 0, .validation_split = 0.25f, .callbacks = {callbacks::CSVLogger(path, ',', true)}});
   std::ifstream in(path);
   std::vector<std::string> lines;
   for (std::string l; std::getline(in, l);) lines.push_back(l);
@@ -113,14 +136,18 @@ TEST_CASE("ModelCheckpoint saves the best weights atomically and load_weights re
   const fs::path dir = temp_dir("ckpt");
   Fixture f;
   std::vector<std::vector<Tensor>> at_end;
-  auto record = callbacks::LambdaCallback({.on_epoch_end = [&](int, callbacks::Logs&) { at_end.push_back(f.model.get_weights()); }});
-  f.model.fit(f.x, f.y, {.epochs = 4, .verbose = 0,
-                         .callbacks = {scripted({1.0, 0.5, 0.7, 0.6}), std::move(record),
-                                       callbacks::ModelCheckpoint((dir / "best.kcpp").string(), {.save_best_only = true}),
-                                       callbacks::ModelCheckpoint((dir / "e{epoch}.kcpp").string())}});
+  auto record = callbacks::LambdaCallback(
+      {.on_epoch_end = [&](int, callbacks::Logs&) { at_end.push_back(f.model.get_weights()); }});
+  f.model.fit(f.x, f.y,
+              {.epochs = 4,
+               .verbose = 0,
+               .callbacks = {scripted({1.0, 0.5, 0.7, 0.6}), std::move(record),
+                             callbacks::ModelCheckpoint((dir / "best.kcpp").string(), {.save_best_only = true}),
+                             callbacks::ModelCheckpoint((dir / "e{epoch}.kcpp").string())}});
   for (int e = 1; e <= 4; ++e) CHECK(fs::exists(dir / ("e" + std::to_string(e) + ".kcpp")));
   f.model.load_weights((dir / "best.kcpp").string());  // epoch 1 (0.5) was the best
-  for (size_t i = 0; i < at_end[1].size(); ++i) CHECK(f.model.get_weights()[i].to_vector<float>() == at_end[1][i].to_vector<float>());
+  for (size_t i = 0; i < at_end[1].size(); ++i)
+    CHECK(f.model.get_weights()[i].to_vector<float>() == at_end[1][i].to_vector<float>());
   for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path().string().find(".tmp-") == std::string::npos);
 
   // A save that cannot complete leaves the previous file intact.
@@ -129,7 +156,8 @@ TEST_CASE("ModelCheckpoint saves the best weights atomically and load_weights re
   f.model.fit(f.x, f.y, {.epochs = 1, .verbose = 0});
   kt::require_throws_with<IOError>([&] { f.model.save_weights(best); }, {"cannot write", "best.kcpp"});
   f.model.load_weights(best);
-  for (size_t i = 0; i < at_end[1].size(); ++i) CHECK(f.model.get_weights()[i].to_vector<float>() == at_end[1][i].to_vector<float>());
+  for (size_t i = 0; i < at_end[1].size(); ++i)
+    CHECK(f.model.get_weights()[i].to_vector<float>() == at_end[1][i].to_vector<float>());
 
   // Files that do not fit the model are refused before anything changes.
   Sequential other({layers::Input({3}), layers::Dense(3)});
@@ -139,10 +167,12 @@ TEST_CASE("ModelCheckpoint saves the best weights atomically and load_weights re
     std::ifstream in(best, std::ios::binary);
     bytes.assign((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   }
-  std::ofstream((dir / "cut.kcpp").string(), std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() - 5));
+  std::ofstream((dir / "cut.kcpp").string(), std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size() - 5));
   kt::require_throws_with<IOError>([&] { f.model.load_weights((dir / "cut.kcpp").string()); }, {"truncated"});
   std::ofstream((dir / "junk.kcpp").string()) << "not weights";
-  kt::require_throws_with<IOError>([&] { f.model.load_weights((dir / "junk.kcpp").string()); }, {"not a kerascpp weights file"});
+  kt::require_throws_with<IOError>([&] { f.model.load_weights((dir / "junk.kcpp").string()); },
+                                   {"not a kerascpp weights file"});
   kt::require_throws_with<NotImplementedError>([&] { f.model.save_weights((dir / "m.weights.h5").string()); }, {".h5"});
   fs::remove_all(dir);
 }

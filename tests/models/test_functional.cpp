@@ -33,7 +33,8 @@ TEST_CASE("Functional models with several inputs and outputs compute what their 
 TEST_CASE("a shared layer keeps one set of weights and learns from every call", "[cpu][models]") {
   utils::clear_session();
   auto x1 = layers::Input({2}), x2 = layers::Input({2});
-  auto shared = std::make_shared<layers::Dense>(1, layers::DenseOptions{.use_bias = false, .kernel_initializer = "zeros"});
+  auto shared =
+      std::make_shared<layers::Dense>(1, layers::DenseOptions{.use_bias = false, .kernel_initializer = "zeros"});
   auto y = layers::add({(*shared)(x1), (*shared)(x2)});  // w.x1 + w.x2
   Model model({x1, x2}, y);
   CHECK(model.weights().size() == 1);
@@ -71,12 +72,20 @@ TEST_CASE("the Functional API fails on the line that makes a bad graph, with Ker
   auto x = layers::Input({5});
   auto dense = std::make_shared<layers::Dense>(3);
   (*dense)(layers::Input({4}));  // built for 4 features
-  kt::require_throws_with<ValueError>([&] { (*dense)(x); },
-                                      {"Input 0 of layer \"dense\" is incompatible with the layer: expected axis -1 of input shape "
-                                       "to have value 4, but received input with shape (None, 5)"});
-  kt::require_throws_with<ValueError>([&] { layers::concatenate({x, layers::Input({2, 2})}); },
-                                      {"A `Concatenate` layer requires inputs with matching shapes", "(None, 5)", "(None, 2, 2)"});
-  kt::require_throws_with<ValueError>([&] { layers::add({x, layers::Input({4})}); }, {"incompatible shapes", "(None, 5)", "(None, 4)"});
+  kt::require_throws_with<ValueError>(
+      [&] { (*dense)(x); },
+      {"Input 0 of layer \"dense\" is incompatible with the layer: expected axis -1 of input shape "
+       "to have value 4, but received input with shape (None, 5)"});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        layers::concatenate({x, layers::Input({2, 2})});
+      },
+      {"A `Concatenate` layer requires inputs with matching shapes", "(None, 5)", "(None, 2, 2)"});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        layers::add({x, layers::Input({4})});
+      },
+      {"incompatible shapes", "(None, 5)", "(None, 4)"});
   layers::Dense on_stack(2);
   kt::require_throws_with<ValueError>([&] { on_stack(x); }, {"not owned by a std::shared_ptr", "std::make_shared"});
   auto other = layers::Input({5});
@@ -93,7 +102,10 @@ TEST_CASE("multi-output fit weights the losses and names the metrics by output",
   auto left = layers::Dense(3, {.activation = "softmax", .name = "left"})(h);
   auto right = layers::Dense(3, {.activation = "softmax", .name = "right"})(h);
   Model model(x, {left, right});
-  model.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}, .loss_weights = {1.f, 0.5f}});
+  model.compile({.optimizer = "adam",
+                 .loss = "sparse_categorical_crossentropy",
+                 .metrics = {"accuracy"},
+                 .loss_weights = {1.f, 0.5f}});
   const Tensor in = kt::random_tensor(Shape{12, 4}, 7);
   const Tensor y1 = Tensor::from_vector<int32_t>({0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2}, Shape{12});
   const Tensor y2 = Tensor::from_vector<int32_t>({2, 2, 1, 1, 0, 0, 2, 2, 1, 1, 0, 0}, Shape{12});
@@ -109,7 +121,8 @@ TEST_CASE("multi-output fit weights the losses and names the metrics by output",
   CHECK(logs.at("left_loss") + 0.5 * logs.at("right_loss") == Approx(logs.at("loss")).epsilon(1e-5));
   const History hist = model.fit(in, {y1, y2}, {.batch_size = 4, .epochs = 2, .verbose = 0});
   CHECK(hist.history.count("left_accuracy"));
-  kt::require_throws_with<ValueError>([&] { model.fit(in, y1, {.verbose = 0}); }, {"has 2 output(s), received 1 target(s)"});
+  kt::require_throws_with<ValueError>([&] { model.fit(in, y1, {.verbose = 0}); },
+                                      {"has 2 output(s), received 1 target(s)"});
 }
 
 TEST_CASE("a Functional summary wraps cells and lists what each layer is connected to", "[cpu][models]") {
@@ -121,8 +134,9 @@ TEST_CASE("a Functional summary wraps cells and lists what each layer is connect
   CHECK(text.find("Model: \"functional\"") == 0);
   CHECK(text.find("Connected to") != std::string::npos);
   // Cells wrap as rich wraps them in Keras: "input_layer" then "(InputLayer)" on the next line.
-  CHECK(text.find("\u2502 input_layer         \u2502 (None, 8)         \u2502          0 \u2502 -                 \u2502\n"
-                  "\u2502 (InputLayer)        \u2502") != std::string::npos);
+  CHECK(text.find(
+            "\u2502 input_layer         \u2502 (None, 8)         \u2502          0 \u2502 -                 \u2502\n"
+            "\u2502 (InputLayer)        \u2502") != std::string::npos);
   CHECK(text.find("hidden[0][0]") != std::string::npos);
   CHECK(text.find(" Total params: 61 (244.00 B)") != std::string::npos);
   std::istringstream lines(text);
@@ -151,5 +165,9 @@ TEST_CASE("each output can have its own loss", "[cpu][models]") {
   CHECK(logs.at("cls_loss") == Approx(ce).epsilon(1e-5));
   CHECK(logs.at("reg_loss") == Approx(mse).epsilon(1e-5));
   CHECK(logs.at("loss") == Approx(ce + mse).epsilon(1e-5));
-  kt::require_throws_with<ValueError>([&] { model.compile({.loss = {"mse", "mse", "mse"}}); }, {"expected 1 loss or 2", "received 3"});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        model.compile({.loss = {"mse", "mse", "mse"}});
+      },
+      {"expected 1 loss or 2", "received 3"});
 }

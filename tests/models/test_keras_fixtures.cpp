@@ -1,9 +1,8 @@
 // kerascpp against Python Keras 3: tests/fixtures/keras_reference.json holds Keras' answers for fixed
 // weights and inputs (made by tools/fixtures/make_keras_fixtures.sh).
-#include <nlohmann/json.hpp>
-
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "tests/support/test_support.h"
 
@@ -184,28 +183,67 @@ TEST_CASE("regularizers and constraints match Python Keras", "[cpu][keras]") {
   CHECK(regularizers::L1L2(0.01f, 0.02f)(w).item() == Approx(r.at("l1l2").get<double>()).epsilon(1e-5));
   kt::require_close(constraints::MaxNorm(0.8f)(w).to_vector<float>(), values_of(r.at("max_norm")), 1e-6f, 1e-5f);
   kt::require_close(constraints::UnitNorm()(w).to_vector<float>(), values_of(r.at("unit_norm")), 1e-6f, 1e-5f);
-  kt::require_close(constraints::MinMaxNorm(0.5f, 0.9f, 0.7f)(w).to_vector<float>(), values_of(r.at("min_max_norm")), 1e-6f, 1e-5f);
+  kt::require_close(constraints::MinMaxNorm(0.5f, 0.9f, 0.7f)(w).to_vector<float>(), values_of(r.at("min_max_norm")),
+                    1e-6f, 1e-5f);
   kt::require_close(constraints::NonNeg()(w).to_vector<float>(), values_of(r.at("non_neg")), 0, 0);
 }
 
 TEST_CASE("optimizers match Python Keras over three steps", "[cpu][keras]") {
   const json& o = fixtures().at("optimizers");
   const std::vector<std::pair<std::string, std::function<std::shared_ptr<optimizers::Optimizer>()>>> cases = {
-      {"sgd_nesterov", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = true}); }},
+      {"sgd_nesterov",
+       [] {
+         return std::make_shared<optimizers::SGD>(
+             optimizers::SGDOptions{.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = true});
+       }},
       {"adam", [] { return std::make_shared<optimizers::Adam>(optimizers::AdamOptions{.learning_rate = 0.01f}); }},
-      {"adam_amsgrad", [] { return std::make_shared<optimizers::Adam>(optimizers::AdamOptions{.learning_rate = 0.01f, .amsgrad = true}); }},
-      {"rmsprop_centered_momentum", [] { return std::make_shared<optimizers::RMSprop>(optimizers::RMSpropOptions{.learning_rate = 0.01f, .momentum = 0.5f, .centered = true}); }},
-      {"sgd_clipnorm", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = 0.5f, .common = {.clipnorm = 0.3f}}); }},
-      {"sgd_weight_decay", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = 0.1f, .common = {.weight_decay = 0.05f}}); }},
+      {"adam_amsgrad",
+       [] {
+         return std::make_shared<optimizers::Adam>(optimizers::AdamOptions{.learning_rate = 0.01f, .amsgrad = true});
+       }},
+      {"rmsprop_centered_momentum",
+       [] {
+         return std::make_shared<optimizers::RMSprop>(
+             optimizers::RMSpropOptions{.learning_rate = 0.01f, .momentum = 0.5f, .centered = true});
+       }},
+      {"sgd_clipnorm",
+       [] {
+         return std::make_shared<optimizers::SGD>(
+             optimizers::SGDOptions{.learning_rate = 0.5f, .common = {.clipnorm = 0.3f}});
+       }},
+      {"sgd_weight_decay",
+       [] {
+         return std::make_shared<optimizers::SGD>(
+             optimizers::SGDOptions{.learning_rate = 0.1f, .common = {.weight_decay = 0.05f}});
+       }},
       {"adamw", [] { return std::make_shared<optimizers::AdamW>(optimizers::AdamWOptions{.learning_rate = 0.01f}); }},
-      {"adagrad", [] { return std::make_shared<optimizers::Adagrad>(optimizers::AdagradOptions{.learning_rate = 0.1f}); }},
-      {"adadelta", [] { return std::make_shared<optimizers::Adadelta>(optimizers::AdadeltaOptions{.learning_rate = 1.f}); }},
-      {"adamax", [] { return std::make_shared<optimizers::Adamax>(optimizers::AdamaxOptions{.learning_rate = 0.01f}); }},
+      {"adagrad",
+       [] { return std::make_shared<optimizers::Adagrad>(optimizers::AdagradOptions{.learning_rate = 0.1f}); }},
+      {"adadelta",
+       [] { return std::make_shared<optimizers::Adadelta>(optimizers::AdadeltaOptions{.learning_rate = 1.f}); }},
+      {"adamax",
+       [] { return std::make_shared<optimizers::Adamax>(optimizers::AdamaxOptions{.learning_rate = 0.01f}); }},
       {"nadam", [] { return std::make_shared<optimizers::Nadam>(optimizers::NadamOptions{.learning_rate = 0.01f}); }},
-      {"sgd_exponential_decay", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = optimizers::schedules::ExponentialDecay(0.1, 2, 0.5)}); }},
-      {"sgd_piecewise", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = optimizers::schedules::PiecewiseConstantDecay({0, 1}, {0.1, 0.05, 0.01})}); }},
-      {"sgd_cosine_warmup", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = optimizers::schedules::CosineDecay(0.0, 4, 0.1, 0.2, 2)}); }},
-      {"sgd_inverse_time", [] { return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{.learning_rate = optimizers::schedules::InverseTimeDecay(0.1, 1, 0.5, true)}); }},
+      {"sgd_exponential_decay",
+       [] {
+         return std::make_shared<optimizers::SGD>(
+             optimizers::SGDOptions{.learning_rate = optimizers::schedules::ExponentialDecay(0.1, 2, 0.5)});
+       }},
+      {"sgd_piecewise",
+       [] {
+         return std::make_shared<optimizers::SGD>(optimizers::SGDOptions{
+             .learning_rate = optimizers::schedules::PiecewiseConstantDecay({0, 1}, {0.1, 0.05, 0.01})});
+       }},
+      {"sgd_cosine_warmup",
+       [] {
+         return std::make_shared<optimizers::SGD>(
+             optimizers::SGDOptions{.learning_rate = optimizers::schedules::CosineDecay(0.0, 4, 0.1, 0.2, 2)});
+       }},
+      {"sgd_inverse_time",
+       [] {
+         return std::make_shared<optimizers::SGD>(
+             optimizers::SGDOptions{.learning_rate = optimizers::schedules::InverseTimeDecay(0.1, 1, 0.5, true)});
+       }},
   };
   for (const auto& [name, make] : cases) {
     INFO(name);
@@ -224,7 +262,8 @@ TEST_CASE("one training step of a small model matches Python Keras", "[cpu][kera
   std::vector<Tensor> w;
   for (const auto& v : t.at("weights")) w.push_back(tensor_of(v));
   model.set_weights(w);
-  model.compile({.optimizer = optimizers::Adam({.learning_rate = 0.05f}), .loss = "sparse_categorical_crossentropy",
+  model.compile({.optimizer = optimizers::Adam({.learning_rate = 0.05f}),
+                 .loss = "sparse_categorical_crossentropy",
                  .metrics = {"accuracy"}});
   const Tensor x = tensor_of(t.at("x"));
   const Tensor y = Tensor::from_vector(t.at("y").get<std::vector<int32_t>>(), Shape{5});
@@ -241,9 +280,10 @@ TEST_CASE("one training step of a small model matches Python Keras", "[cpu][kera
 
 TEST_CASE("summary() matches the text Python Keras prints", "[cpu][keras]") {
   utils::clear_session();
-  Sequential model({layers::Input({28, 28, 1}), layers::Conv2D(32, {3, 3}, {.activation = "relu"}), layers::MaxPooling2D({2, 2}),
-                    layers::Conv2D(64, {3, 3}, {.activation = "relu"}), layers::MaxPooling2D({2, 2}), layers::Flatten(),
-                    layers::Dropout(0.5f), layers::Dense(10, {.activation = "softmax"})});
+  Sequential model({layers::Input({28, 28, 1}), layers::Conv2D(32, {3, 3}, {.activation = "relu"}),
+                    layers::MaxPooling2D({2, 2}), layers::Conv2D(64, {3, 3}, {.activation = "relu"}),
+                    layers::MaxPooling2D({2, 2}), layers::Flatten(), layers::Dropout(0.5f),
+                    layers::Dense(10, {.activation = "softmax"})});
   std::string expected = fixtures().at("summary_76").get<std::string>();
   while (!expected.empty() && expected.back() == '\n') expected.pop_back();
   std::string actual = model.summary_string(76);
@@ -264,6 +304,9 @@ TEST_CASE("Functional summaries match Python Keras: a chain and a two-input grap
   utils::clear_session();
   auto a = layers::Input({4}, {.name = "a"});
   auto b = layers::Input({3}, {.name = "b"});
-  Model graph({a, b}, layers::Dense(2, {.name = "out"})(layers::concatenate({layers::Dense(5)(a), layers::Dense(5)(b)})), "functional");
-  CHECK(trimmed(graph.summary_string(76)) == trimmed(fixtures().at("summary_functional_two_inputs_76").get<std::string>()));
+  Model graph({a, b},
+              layers::Dense(2, {.name = "out"})(layers::concatenate({layers::Dense(5)(a), layers::Dense(5)(b)})),
+              "functional");
+  CHECK(trimmed(graph.summary_string(76)) ==
+        trimmed(fixtures().at("summary_functional_two_inputs_76").get<std::string>()));
 }

@@ -63,20 +63,28 @@ TEST_CASE("Sequential builds eagerly from an Input and fails on the line that ad
   model.add(layers::Dense(2, {.name = "head"}));
   CHECK(model.get_layer("head").count_params() == 10);
   kt::require_throws_with<ValueError>([&] { model.get_layer("tail"); }, {"No such layer: tail", "dense", "head"});
-  kt::require_throws_with<ValueError>([&] { model.add(layers::Conv2D(3, {3, 3})); },
-                                      {"Input 0 of layer \"conv2d\"", "expected ndim=4, found ndim=2"});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        model.add(layers::Conv2D(3, {3, 3}));
+      },
+      {"Input 0 of layer \"conv2d\"", "expected ndim=4, found ndim=2"});
   kt::require_throws_with<ValueError>([&] { model.add(layers::Dense(2, {.name = "head"})); }, {"unique names", "head"});
   // Without an Input the model builds on first use.
   Sequential lazy({layers::Dense(3), layers::Dense(1)});
   CHECK_FALSE(lazy.layers()[0]->built());
   CHECK(lazy.predict(ops::ones(Shape{5, 7})).shape() == Shape{5, 1});
   CHECK(lazy.count_params() == 7 * 3 + 3 + 3 + 1);
-  kt::require_throws_with<ValueError>([&] { lazy.predict(ops::ones(Shape{5, 6})); }, {"expected axis -1", "value 7", "(None, 6)"});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        lazy.predict(ops::ones(Shape{5, 6}));
+      },
+      {"expected axis -1", "value 7", "(None, 6)"});
 }
 
 TEST_CASE("freezing a model or a layer freezes its weights in fit", "[cpu][models]") {
   utils::clear_session();
-  Sequential model({layers::Input({4}), layers::Dense(8, {.activation = "relu"}), layers::BatchNormalization(), layers::Dense(2)});
+  Sequential model(
+      {layers::Input({4}), layers::Dense(8, {.activation = "relu"}), layers::BatchNormalization(), layers::Dense(2)});
   model.compile({.optimizer = "sgd", .loss = "mse"});
   model.get_layer("dense").set_trainable(false);
   const auto frozen_before = model.get_layer("dense").get_weights();
@@ -84,7 +92,8 @@ TEST_CASE("freezing a model or a layer freezes its weights in fit", "[cpu][model
   const Tensor x = kt::random_tensor(Shape{16, 4}, 1), y = kt::random_tensor(Shape{16, 2}, 2);
   model.fit(x, y, {.batch_size = 8, .epochs = 2, .verbose = 0});
   const auto frozen_after = model.get_layer("dense").get_weights();
-  for (size_t i = 0; i < frozen_before.size(); ++i) CHECK(frozen_before[i].to_vector<float>() == frozen_after[i].to_vector<float>());
+  for (size_t i = 0; i < frozen_before.size(); ++i)
+    CHECK(frozen_before[i].to_vector<float>() == frozen_after[i].to_vector<float>());
   CHECK(head_before[0].to_vector<float>() != model.get_layer("dense_1").get_weights()[0].to_vector<float>());
   CHECK(model.trainable_weights().size() == 4);  // BN gamma, beta and the head's kernel, bias
   model.set_trainable(false);

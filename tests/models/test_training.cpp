@@ -1,12 +1,13 @@
+#include <zlib.h>
+
 #include <cmath>
-#include <mutex>
-#include <set>
-#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
-#include <zlib.h>
+#include <thread>
 
 #include "tests/support/test_support.h"
 
@@ -22,7 +23,8 @@ TEST_CASE("the progress bar prints Keras 3's final line", "[cpu][models]") {
   CHECK(out.str().empty());  // off a terminal only the final line is printed
   bar.update(422, {{"accuracy", 0.76684}, {"loss", 0.76444}, {"val_accuracy", 0.98031}, {"val_loss", 0.08154}}, true);
   CHECK(out.str() ==
-        "422/422 ━━━━━━━━━━━━━━━━━━━━ 7s 9ms/step - accuracy: 0.7668 - loss: 0.7644 - val_accuracy: 0.9803 - val_loss: 0.0815\n");
+        "422/422 ━━━━━━━━━━━━━━━━━━━━ 7s 9ms/step - accuracy: 0.7668 - loss: 0.7644 - val_accuracy: 0.9803 - val_loss: "
+        "0.0815\n");
 
   std::ostringstream out2;
   utils::Progbar bar2(422, 2, out2, false);
@@ -37,8 +39,8 @@ TEST_CASE("the progress bar prints Keras 3's final line", "[cpu][models]") {
   bar3.set_clock_for_testing({0.5, 1.0});
   bar3.update(1, {});
   bar3.update(5, {{"loss", 0.5}});
-  CHECK(out3.str().find("\r\x1b[1m 5/10\x1b[0m \x1b[32m━━━━━━━━━━\x1b[0m\x1b[37m━━━━━━━━━━\x1b[0m \x1b[1m0s\x1b[0m 125ms/step - loss: 0.5000") !=
-        std::string::npos);
+  CHECK(out3.str().find("\r\x1b[1m 5/10\x1b[0m \x1b[32m━━━━━━━━━━\x1b[0m\x1b[37m━━━━━━━━━━\x1b[0m \x1b[1m0s\x1b[0m "
+                        "125ms/step - loss: 0.5000") != std::string::npos);
   CHECK(utils::Progbar::format_eta(75) == "1:15");
   CHECK(utils::Progbar::format_eta(3725) == "1:02:05");
   CHECK(utils::Progbar::format_time_per_step(2.4) == " 2s/step");
@@ -47,7 +49,9 @@ TEST_CASE("the progress bar prints Keras 3's final line", "[cpu][models]") {
 }
 
 TEST_CASE("optimizers apply Keras' update rules", "[cpu][optim]") {
-  auto one_var = [](std::vector<float> v) { return std::make_unique<Variable>(Tensor::from_vector(v, Shape{static_cast<int64_t>(v.size())}), "w"); };
+  auto one_var = [](std::vector<float> v) {
+    return std::make_unique<Variable>(Tensor::from_vector(v, Shape{static_cast<int64_t>(v.size())}), "w");
+  };
   const Tensor g = Tensor::from_vector<float>({0.5f}, Shape{1});
   {  // RMSprop: v = 0.1 * 0.25; w = 1 - 0.1 * 0.5 / sqrt(v + 1e-7)
     auto w = one_var({1.f});
@@ -81,7 +85,8 @@ TEST_CASE("optimizers apply Keras' update rules", "[cpu][optim]") {
     kt::require_close(w2->value().to_vector<float>(), {-0.5f, 0.2f});
     auto a = one_var({0.f}), b = one_var({0.f});
     optimizers::SGD global({.learning_rate = 1.f, .common = {.global_clipnorm = 1.f}});
-    global.apply_gradients({Tensor::from_vector<float>({3}, Shape{1}), Tensor::from_vector<float>({4}, Shape{1})}, {a.get(), b.get()});
+    global.apply_gradients({Tensor::from_vector<float>({3}, Shape{1}), Tensor::from_vector<float>({4}, Shape{1})},
+                           {a.get(), b.get()});
     CHECK(a->value().item() == Approx(-0.6));
     CHECK(b->value().item() == Approx(-0.8));
   }
@@ -111,43 +116,54 @@ TEST_CASE("losses match hand-computed Keras values", "[cpu][losses]") {
   const Tensor z = kt::random_tensor(Shape{4, 5}, 3, -3, 3);
   const Tensor zi = Tensor::from_vector<int64_t>({0, 4, 2, 2}, Shape{4});
   kt::require_close(losses::SparseCategoricalCrossentropy().per_sample_from_logits(zi, z).to_vector<float>(),
-                    losses::SparseCategoricalCrossentropy().per_sample(zi, ops::softmax(z)).to_vector<float>(), 1e-5f, 1e-5f);
+                    losses::SparseCategoricalCrossentropy().per_sample(zi, ops::softmax(z)).to_vector<float>(), 1e-5f,
+                    1e-5f);
   kt::require_close(losses::SparseCategoricalCrossentropy(true).per_sample(zi, z).to_vector<float>(),
-                    losses::SparseCategoricalCrossentropy().per_sample(zi, ops::softmax(z)).to_vector<float>(), 1e-5f, 1e-5f);
+                    losses::SparseCategoricalCrossentropy().per_sample(zi, ops::softmax(z)).to_vector<float>(), 1e-5f,
+                    1e-5f);
   // Label smoothing 0.1 over 3 classes: targets 0.0333, 0.9333, 0.0333.
   const Tensor onehot = Tensor::from_vector<float>({0, 1, 0}, Shape{1, 3});
   const Tensor p1 = Tensor::from_vector<float>({0.1f, 0.7f, 0.2f}, Shape{1, 3});
   const double t = 0.1 / 3;
   CHECK(losses::CategoricalCrossentropy(false, 0.1f).per_sample(onehot, p1).item() ==
         Approx(-(t * std::log(0.1) + (0.9 + t) * std::log(0.7) + t * std::log(0.2))).epsilon(1e-5));
-  CHECK(losses::BinaryCrossentropy().per_sample(Tensor::from_vector<float>({1, 0}, Shape{1, 2}),
-                                                Tensor::from_vector<float>({0.8f, 0.3f}, Shape{1, 2})).item() ==
-        Approx((-std::log(0.8) - std::log(0.7)) / 2).epsilon(1e-5));
+  CHECK(losses::BinaryCrossentropy()
+            .per_sample(Tensor::from_vector<float>({1, 0}, Shape{1, 2}),
+                        Tensor::from_vector<float>({0.8f, 0.3f}, Shape{1, 2}))
+            .item() == Approx((-std::log(0.8) - std::log(0.7)) / 2).epsilon(1e-5));
   const double sig2 = 1 / (1 + std::exp(-2.0)), sig1 = 1 / (1 + std::exp(-1.0));
-  CHECK(losses::BinaryCrossentropy(true).per_sample(Tensor::from_vector<float>({1, 0}, Shape{1, 2}),
-                                                    Tensor::from_vector<float>({2, -1}, Shape{1, 2})).item() ==
-        Approx((-std::log(sig2) - std::log(sig1)) / 2).epsilon(1e-5));
-  const Tensor a = Tensor::from_vector<float>({1, 2}, Shape{1, 2}), b = Tensor::from_vector<float>({1.5f, 1}, Shape{1, 2});
+  CHECK(
+      losses::BinaryCrossentropy(true)
+          .per_sample(Tensor::from_vector<float>({1, 0}, Shape{1, 2}), Tensor::from_vector<float>({2, -1}, Shape{1, 2}))
+          .item() == Approx((-std::log(sig2) - std::log(sig1)) / 2).epsilon(1e-5));
+  const Tensor a = Tensor::from_vector<float>({1, 2}, Shape{1, 2}),
+               b = Tensor::from_vector<float>({1.5f, 1}, Shape{1, 2});
   CHECK(losses::MeanSquaredError().per_sample(a, b).item() == Approx(0.625));
   CHECK(losses::MeanAbsoluteError().per_sample(a, b).item() == Approx(0.75));
-  kt::require_throws_with<ShapeError>([&] { losses::MeanSquaredError().per_sample(a, ops::zeros(Shape{1, 3})); },
-                                      {"mean_squared_error", "(1, 2)", "(1, 3)"});
+  kt::require_throws_with<ShapeError>(
+      [&] {
+        losses::MeanSquaredError().per_sample(a, ops::zeros(Shape{1, 3}));
+      },
+      {"mean_squared_error", "(1, 2)", "(1, 3)"});
   kt::require_throws_with<ValueError>([] { losses::get("hinge2"); }, {"unknown loss 'hinge2'"});
 }
 
 TEST_CASE("metrics accumulate over batches and reset", "[cpu][metrics]") {
   auto acc = metrics::get("accuracy", "sparse_categorical_crossentropy");
   CHECK(acc->name() == "accuracy");
-  acc->update_state(Tensor::from_vector<int32_t>({1, 0}, Shape{2}), Tensor::from_vector<float>({0.2f, 0.8f, 0.9f, 0.1f}, Shape{2, 2}));
+  acc->update_state(Tensor::from_vector<int32_t>({1, 0}, Shape{2}),
+                    Tensor::from_vector<float>({0.2f, 0.8f, 0.9f, 0.1f}, Shape{2, 2}));
   acc->update_state(Tensor::from_vector<int32_t>({1}, Shape{1}), Tensor::from_vector<float>({0.6f, 0.4f}, Shape{1, 2}));
   CHECK(acc->result() == Approx(2.0 / 3));
   acc->reset_state();
   CHECK(acc->result() == 0.0);
   auto bin = metrics::get("accuracy", "binary_crossentropy");
-  bin->update_state(Tensor::from_vector<float>({1, 0, 1, 0}, Shape{4, 1}), Tensor::from_vector<float>({0.7f, 0.6f, 0.2f, 0.1f}, Shape{4, 1}));
+  bin->update_state(Tensor::from_vector<float>({1, 0, 1, 0}, Shape{4, 1}),
+                    Tensor::from_vector<float>({0.7f, 0.6f, 0.2f, 0.1f}, Shape{4, 1}));
   CHECK(bin->result() == Approx(0.5));
   auto cat = metrics::get("categorical_accuracy", "");
-  cat->update_state(Tensor::from_vector<float>({0, 1, 1, 0}, Shape{2, 2}), Tensor::from_vector<float>({0.3f, 0.7f, 0.4f, 0.6f}, Shape{2, 2}));
+  cat->update_state(Tensor::from_vector<float>({0, 1, 1, 0}, Shape{2, 2}),
+                    Tensor::from_vector<float>({0.3f, 0.7f, 0.4f, 0.6f}, Shape{2, 2}));
   CHECK(cat->result() == Approx(0.5));
   kt::require_throws_with<ValueError>([] { metrics::get("f1", ""); }, {"unknown metric 'f1'"});
 }
@@ -157,11 +173,14 @@ TEST_CASE("fit learns, logs Keras' keys and matches evaluate and predict", "[cpu
   utils::clear_session();
   // Two Gaussian blobs, label = which one.
   const int64_t n = 400;
-  const Tensor labels = ops::cast(ops::greater(ops::random_uniform(Shape{n}, 0, 1, 1), ops::full({}, 0.5f)), DType::int32);
+  const Tensor labels =
+      ops::cast(ops::greater(ops::random_uniform(Shape{n}, 0, 1, 1), ops::full({}, 0.5f)), DType::int32);
   const Tensor centers = ops::multiply(ops::cast(ops::expand_dims(labels, -1), DType::float32), 3.f);
   const Tensor x = ops::random_normal(Shape{n, 2}, 0, 1, 2) + centers;
-  Sequential model({layers::Input({2}), layers::Dense(8, {.activation = "relu"}), layers::Dense(2, {.activation = "softmax"})});
-  model.compile({.optimizer = optimizers::Adam({.learning_rate = 0.05f}), .loss = "sparse_categorical_crossentropy",
+  Sequential model(
+      {layers::Input({2}), layers::Dense(8, {.activation = "relu"}), layers::Dense(2, {.activation = "softmax"})});
+  model.compile({.optimizer = optimizers::Adam({.learning_rate = 0.05f}),
+                 .loss = "sparse_categorical_crossentropy",
                  .metrics = {"accuracy"}});
   const History h = model.fit(x, labels, {.batch_size = 32, .epochs = 6, .verbose = 0, .validation_split = 0.25f});
   REQUIRE(h.history.size() == 4);
@@ -175,7 +194,8 @@ TEST_CASE("fit learns, logs Keras' keys and matches evaluate and predict", "[cpu
   const Tensor probs = model.predict(x, {.batch_size = 50});
   REQUIRE(probs.shape() == Shape{n, 2});
   const double manual_loss = ops::mean(losses::SparseCategoricalCrossentropy().per_sample(labels, probs)).item();
-  const double manual_acc = ops::mean(ops::cast(ops::equal(ops::argmax(probs, -1), ops::cast(labels, DType::int64)), DType::float32)).item();
+  const double manual_acc =
+      ops::mean(ops::cast(ops::equal(ops::argmax(probs, -1), ops::cast(labels, DType::int64)), DType::float32)).item();
   CHECK(scores.at("loss") == Approx(manual_loss).epsilon(1e-4));
   CHECK(scores.at("accuracy") == Approx(manual_acc));
   kt::require_close(model.predict_on_batch(x).to_vector<float>(), probs.to_vector<float>(), 1e-6f, 1e-5f);
@@ -185,18 +205,23 @@ TEST_CASE("class and sample weights of zero stop learning; bad fit arguments are
   utils::clear_session();
   Sequential model({layers::Input({3}), layers::Dense(2, {.activation = "softmax"})});
   model.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy"});
-  const Tensor x = kt::random_tensor(Shape{8, 3}, 1), y = Tensor::from_vector<int32_t>({0, 1, 0, 1, 0, 1, 0, 1}, Shape{8});
+  const Tensor x = kt::random_tensor(Shape{8, 3}, 1),
+               y = Tensor::from_vector<int32_t>({0, 1, 0, 1, 0, 1, 0, 1}, Shape{8});
   const auto before = model.get_weights();
   const History h = model.fit(x, y, {.epochs = 2, .verbose = 0, .class_weight = {{0, 0.f}, {1, 0.f}}});
   CHECK(h.history.at("loss").back() == 0.0);
-  for (size_t i = 0; i < before.size(); ++i) CHECK(before[i].to_vector<float>() == model.get_weights()[i].to_vector<float>());
+  for (size_t i = 0; i < before.size(); ++i)
+    CHECK(before[i].to_vector<float>() == model.get_weights()[i].to_vector<float>());
   model.fit(x, y, {.verbose = 0, .sample_weight = ops::zeros(Shape{8})});
-  for (size_t i = 0; i < before.size(); ++i) CHECK(before[i].to_vector<float>() == model.get_weights()[i].to_vector<float>());
+  for (size_t i = 0; i < before.size(); ++i)
+    CHECK(before[i].to_vector<float>() == model.get_weights()[i].to_vector<float>());
   model.fit(x, y, {.verbose = 0});
   CHECK(before[0].to_vector<float>() != model.get_weights()[0].to_vector<float>());
 
-  kt::require_throws_with<ValueError>([&] { model.fit(x, ops::slice(y, {0}, {5}), {.verbose = 0}); }, {"same number of samples", "(8, 3)", "(5,)"});
-  kt::require_throws_with<ValueError>([&] { model.fit(x, y, {.verbose = 0, .validation_split = 1.5f}); }, {"validation_split", "1.5"});
+  kt::require_throws_with<ValueError>([&] { model.fit(x, ops::slice(y, {0}, {5}), {.verbose = 0}); },
+                                      {"same number of samples", "(8, 3)", "(5,)"});
+  kt::require_throws_with<ValueError>([&] { model.fit(x, y, {.verbose = 0, .validation_split = 1.5f}); },
+                                      {"validation_split", "1.5"});
   Sequential uncompiled({layers::Input({3}), layers::Dense(1)});
   kt::require_throws_with<ValueError>([&] { uncompiled.fit(x, y, {.verbose = 0}); }, {"You must call `compile()`"});
 }
@@ -205,7 +230,8 @@ TEST_CASE("the IDX reader refuses missing, truncated and malformed files", "[cpu
   const auto dir = std::filesystem::temp_directory_path() / "kerascpp_idx_test";
   std::filesystem::create_directories(dir);
   auto write = [&](const std::string& name, const std::vector<uint8_t>& bytes) {
-    std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(dir / name, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
     return (dir / name).string();
   };
   // A valid 2 x 3 file, plain and gzip-compressed.
@@ -219,15 +245,31 @@ TEST_CASE("the IDX reader refuses missing, truncated and malformed files", "[cpu
   gzclose(f);
   CHECK(datasets::read_idx(gz).to_vector<uint8_t>() == t.to_vector<uint8_t>());
 
-  kt::require_throws_with<IOError>([&] { datasets::read_idx(write("short.idx", {0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2})); },
-                                   {"short.idx", "expected 6 data bytes", "found 2"});
-  kt::require_throws_with<IOError>([&] { datasets::read_idx(write("magic.idx", {1, 2, 8, 1, 0, 0, 0, 1, 9})); }, {"bad magic"});
-  kt::require_throws_with<IOError>([&] { datasets::read_idx(write("float.idx", {0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0})); },
-                                   {"element type 0x0d"});
-  kt::require_throws_with<IOError>([&] { datasets::read_idx(write("huge.idx", {0, 0, 8, 3, 0x7f, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff})); },
-                                   {"huge.idx"});
-  kt::require_throws_with<IOError>([&] { datasets::read_idx((dir / "missing.idx").string()); }, {"cannot open", "missing.idx"});
-  kt::require_throws_with<IOError>([&] { datasets::fashion_mnist::load_data(dir.string()); }, {"dataset-fashion-mnist"});
+  kt::require_throws_with<IOError>(
+      [&] {
+        datasets::read_idx(write("short.idx", {0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2}));
+      },
+      {"short.idx", "expected 6 data bytes", "found 2"});
+  kt::require_throws_with<IOError>(
+      [&] {
+        datasets::read_idx(write("magic.idx", {1, 2, 8, 1, 0, 0, 0, 1, 9}));
+      },
+      {"bad magic"});
+  kt::require_throws_with<IOError>(
+      [&] {
+        datasets::read_idx(write("float.idx", {0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0}));
+      },
+      {"element type 0x0d"});
+  kt::require_throws_with<IOError>(
+      [&] {
+        datasets::read_idx(
+            write("huge.idx", {0, 0, 8, 3, 0x7f, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff}));
+      },
+      {"huge.idx"});
+  kt::require_throws_with<IOError>([&] { datasets::read_idx((dir / "missing.idx").string()); },
+                                   {"cannot open", "missing.idx"});
+  kt::require_throws_with<IOError>([&] { datasets::fashion_mnist::load_data(dir.string()); },
+                                   {"dataset-fashion-mnist"});
   std::filesystem::remove_all(dir);
 }
 
@@ -239,10 +281,12 @@ TEST_CASE("one epoch on 10,000 Fashion-MNIST images reaches over 80% on the test
   CHECK(train.y.shape() == Shape{60000});
   CHECK(test.x.shape() == Shape{10000, 28, 28});
   CHECK(train.x.dtype() == DType::uint8);
-  const Tensor x = ops::reshape(ops::cast(ops::slice(train.x, {0, 0, 0}, {10000, -1, -1}), DType::float32) * (1.f / 255.f), {-1, 28, 28, 1});
+  const Tensor x = ops::reshape(
+      ops::cast(ops::slice(train.x, {0, 0, 0}, {10000, -1, -1}), DType::float32) * (1.f / 255.f), {-1, 28, 28, 1});
   const Tensor y = ops::slice(train.y, {0}, {10000});
-  Sequential model({layers::Input({28, 28, 1}), layers::Conv2D(32, {3, 3}, {.activation = "relu"}), layers::MaxPooling2D(),
-                    layers::Flatten(), layers::Dense(64, {.activation = "relu"}), layers::Dense(10, {.activation = "softmax"})});
+  Sequential model({layers::Input({28, 28, 1}), layers::Conv2D(32, {3, 3}, {.activation = "relu"}),
+                    layers::MaxPooling2D(), layers::Flatten(), layers::Dense(64, {.activation = "relu"}),
+                    layers::Dense(10, {.activation = "softmax"})});
   model.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
   model.fit(x, y, {.batch_size = 32, .epochs = 1, .verbose = 0});
   const Tensor x_test = ops::reshape(ops::cast(test.x, DType::float32) * (1.f / 255.f), {-1, 28, 28, 1});
@@ -268,15 +312,20 @@ TEST_CASE("regularization penalties join the loss and constraints hold after eve
 }
 
 TEST_CASE("optimizers by name and schedules as learning rates", "[cpu][optim]") {
-  for (const char* name : {"sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam"}) CHECK(optimizers::get(name));
+  for (const char* name : {"sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam"})
+    CHECK(optimizers::get(name));
   optimizers::SGD sgd({.learning_rate = optimizers::schedules::PiecewiseConstantDecay({1}, {0.5, 0.25})});
   CHECK(sgd.learning_rate() == Approx(0.5));
   Variable w(ops::zeros(Shape{1}), "w");
   for (int i = 0; i < 3; ++i) sgd.apply_gradients({ops::ones(Shape{1})}, {&w});
   CHECK(w.value().item() == Approx(-(0.5 + 0.5 + 0.25)));  // steps 0 and 1 at 0.5, step 2 at 0.25
-  sgd.set_learning_rate(0.1f);  // a callback's override replaces the schedule
+  sgd.set_learning_rate(0.1f);                             // a callback's override replaces the schedule
   CHECK(sgd.learning_rate() == Approx(0.1));
-  kt::require_throws_with<ValueError>([] { optimizers::schedules::PiecewiseConstantDecay({1, 2}, {0.1}); }, {"one more value"});
+  kt::require_throws_with<ValueError>(
+      [] {
+        optimizers::schedules::PiecewiseConstantDecay({1, 2}, {0.1});
+      },
+      {"one more value"});
 }
 
 namespace {
@@ -293,7 +342,8 @@ class LinearData : public data::Dataset {
     // Heavy enough to run oneDNN primitives on this thread while the model trains on the other.
     const Tensor busy = ops::tanh(ops::random_uniform(Shape{40000}, -1, 1, static_cast<uint64_t>(index)));
     REQUIRE(std::fabs(ops::mean(busy).item()) < 0.05);
-    const Tensor x = ops::random_uniform(Shape{32, 2}, -1, 1, static_cast<uint64_t>(index) + 100 * epochs, &backend::get_backend("cpu"));
+    const Tensor x = ops::random_uniform(Shape{32, 2}, -1, 1, static_cast<uint64_t>(index) + 100 * epochs,
+                                         &backend::get_backend("cpu"));
     const Tensor y = ops::matmul(x, Tensor::from_vector<float>({2, -1}, Shape{2, 1}, x.backend()));
     return {{x}, {y}, Tensor()};
   }
@@ -318,5 +368,6 @@ TEST_CASE("fit reads a user Dataset on a background thread and propagates its er
   kt::require_close(model.get_weights()[0].to_vector<float>(), {2.f, -1.f}, 2e-2f, 0);
   data.fail_at = 3;
   kt::require_throws_with<IOError>([&] { model.fit(data, {.epochs = 1, .verbose = 0}); }, {"batch 3 is unreadable"});
-  kt::require_throws_with<ValueError>([&] { model.fit(data, {.verbose = 0, .validation_split = 0.2f}); }, {"validation_data"});
+  kt::require_throws_with<ValueError>([&] { model.fit(data, {.verbose = 0, .validation_split = 0.2f}); },
+                                      {"validation_data"});
 }

@@ -34,8 +34,7 @@ void run_layer_test(const std::function<keras::LayerRef()>& make, const LayerTes
     for (size_t i = 0; i < vars.size(); ++i) ops::sgd_update(*vars[i], grads[i], nullptr, {.learning_rate = 0.01f});
     std::vector<bool> moved;
     const auto all = layer.weights();
-    for (size_t i = 0; i < all.size(); ++i)
-      moved.push_back(ops::max(ops::abs(all[i]->value() - before[i])).item() > 0);
+    for (size_t i = 0; i < all.size(); ++i) moved.push_back(ops::max(ops::abs(all[i]->value() - before[i])).item() > 0);
     return moved;
   };
   const auto trainable = layer.trainable_weights();
@@ -54,8 +53,8 @@ void run_layer_test(const std::function<keras::LayerRef()>& make, const LayerTes
 
   if (spec.check_input_gradient) {
     const bool training = !spec.training_is_random;
-    check_gradients([&](const std::vector<Tensor>& v) { return layer(v[0], training); }, {random_tensor(spec.input_shape, 6)},
-                    1e-2f, 5e-3f, 5e-2f);
+    check_gradients([&](const std::vector<Tensor>& v) { return layer(v[0], training); },
+                    {random_tensor(spec.input_shape, 6)}, 1e-2f, 5e-3f, 5e-2f);
   }
 }
 

@@ -9,13 +9,13 @@
 namespace kt {
 
 struct LayerTestSpec {
-  keras::Shape input_shape;                 // with the batch axis
-  keras::PartialShape expected_output;      // with None for the batch axis
+  keras::Shape input_shape;             // with the batch axis
+  keras::PartialShape expected_output;  // with None for the batch axis
   size_t trainable_weights = 0;
   size_t non_trainable_weights = 0;
   int64_t params = 0;
   bool check_input_gradient = true;
-  bool training_is_random = false;          // dropout: skip the gradient check in training mode
+  bool training_is_random = false;  // dropout: skip the gradient check in training mode
 };
 
 void run_layer_test(const std::function<keras::LayerRef()>& make, const LayerTestSpec& spec);

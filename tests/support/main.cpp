@@ -9,7 +9,6 @@ int main(int argc, char* argv[]) {
   // compare against float32 references, so TensorFloat-32 is off; the CUDA tests check TF32 apart.
   keras::enable_tensor_float_32_execution(false);
   const int result = Catch::Session().run(argc, argv);
-  if (kt::skipped_count() > 0)
-    std::cout << kt::skipped_count() << " test case(s) skipped for lack of hardware\n";
+  if (kt::skipped_count() > 0) std::cout << kt::skipped_count() << " test case(s) skipped for lack of hardware\n";
   return result;
 }

@@ -6,4 +6,6 @@
 extern "C" __attribute__((visibility("default"), used)) const char* __lsan_default_options() {
   return "use_tls=0:suppressions=" KERASCPP_LSAN_SUPPRESSIONS;
 }
-extern "C" __attribute__((visibility("default"), used)) const char* __ubsan_default_options() { return "halt_on_error=1:print_stacktrace=1"; }
+extern "C" __attribute__((visibility("default"), used)) const char* __ubsan_default_options() {
+  return "halt_on_error=1:print_stacktrace=1";
+}

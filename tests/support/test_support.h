@@ -2,7 +2,6 @@
 // Shared test helpers: naive references, tolerant comparisons, finite-difference gradient checks,
 // and the skip counter (Catch2 v2 has no SKIP()).
 #include <catch2/catch.hpp>
-
 #include <functional>
 #include <random>
 #include <string>
@@ -29,8 +28,7 @@ void require_close(const std::vector<float>& actual, const std::vector<float>& e
 /// Checks every input's gradient of sum(f(inputs) * w) (w a fixed random weighting) against central
 /// finite differences. Inputs must be float32.
 void check_gradients(const std::function<keras::Tensor(const std::vector<keras::Tensor>&)>& f,
-                     std::vector<keras::Tensor> inputs, float eps = 1e-2f, float atol = 3e-3f,
-                     float rtol = 3e-2f);
+                     std::vector<keras::Tensor> inputs, float eps = 1e-2f, float atol = 3e-3f, float rtol = 3e-2f);
 
 /// Runs `f` and requires it to throw `Exc` whose message contains every fragment.
 template <typename Exc, typename F>

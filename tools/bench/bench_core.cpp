@@ -39,8 +39,8 @@ int main() {
     const double flops = 2.0 * static_cast<double>(s) * static_cast<double>(s) * static_cast<double>(s);
     const int reps = s >= 2048 ? 5 : 20;
     const double ours = median_seconds([&] { ops::matmul(a, b); }, reps);
-    const double ref = median_seconds(
-        [&] { bench::onednn_sgemm(s, s, s, a.data<float>(), b.data<float>(), c.data()); }, reps);
+    const double ref =
+        median_seconds([&] { bench::onednn_sgemm(s, s, s, a.data<float>(), b.data<float>(), c.data()); }, reps);
     char name[64];
     std::snprintf(name, sizeof name, "matmul %ldx%ld (GFLOP/s)", static_cast<long>(s), static_cast<long>(s));
     std::printf("%-44s %12.1f %12.1f %8.2f\n", name, flops / ours / 1e9, flops / ref / 1e9, ours / ref);
@@ -73,7 +73,12 @@ int main() {
     Variable v(ops::ones(Shape{16}), "v");
     const int iters = 200000;
     auto per_op = [&](const std::function<void()>& body) {
-      return median_seconds([&] { for (int i = 0; i < iters; ++i) body(); }, 5, 1) / iters * 1e6;
+      return median_seconds(
+                 [&] {
+                   for (int i = 0; i < iters; ++i) body();
+                 },
+                 5, 1) /
+             iters * 1e6;
     };
     const double plain = per_op([&] { ops::add(a, b); });
     GradientTape tape;

@@ -15,13 +15,14 @@ using namespace keras;
 
 int main() {
   auto [train, test] = datasets::fashion_mnist::load_data();
-  const Tensor x = ops::reshape(ops::cast(ops::slice(train.x, {0, 0, 0}, {128 * 40, -1, -1}), DType::float32) * (1.f / 255.f),
-                                {-1, 28, 28, 1});
+  const Tensor x = ops::reshape(
+      ops::cast(ops::slice(train.x, {0, 0, 0}, {128 * 40, -1, -1}), DType::float32) * (1.f / 255.f), {-1, 28, 28, 1});
   const Tensor y = ops::slice(train.y, {0}, {128 * 40});
   utils::set_random_seed(0);
-  Sequential m({layers::Input({28, 28, 1}), layers::Conv2D(32, {3, 3}, {.activation = "relu"}), layers::MaxPooling2D({2, 2}),
-                layers::Conv2D(64, {3, 3}, {.activation = "relu"}), layers::MaxPooling2D({2, 2}), layers::Flatten(),
-                layers::Dropout(0.5f), layers::Dense(10, {.activation = "softmax"})});
+  Sequential m({layers::Input({28, 28, 1}), layers::Conv2D(32, {3, 3}, {.activation = "relu"}),
+                layers::MaxPooling2D({2, 2}), layers::Conv2D(64, {3, 3}, {.activation = "relu"}),
+                layers::MaxPooling2D({2, 2}), layers::Flatten(), layers::Dropout(0.5f),
+                layers::Dense(10, {.activation = "softmax"})});
   m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
   using clock = std::chrono::steady_clock;
   auto seconds = [](auto f) {
@@ -31,7 +32,8 @@ int main() {
   };
   m.fit(x, y, {.batch_size = 128, .epochs = 1, .verbose = 0, .shuffle = false});
   std::vector<double> fit_t;
-  for (int i = 0; i < 3; ++i) fit_t.push_back(seconds([&] { m.fit(x, y, {.batch_size = 128, .epochs = 1, .verbose = 0, .shuffle = false}); }));
+  for (int i = 0; i < 3; ++i)
+    fit_t.push_back(seconds([&] { m.fit(x, y, {.batch_size = 128, .epochs = 1, .verbose = 0, .shuffle = false}); }));
   const Tensor xp = ops::slice(x, {0, 0, 0, 0}, {4096, -1, -1, -1});
   m.predict(xp, {.batch_size = 1000});
   std::vector<double> pred_t;
@@ -40,8 +42,9 @@ int main() {
   std::sort(pred_t.begin(), pred_t.end());
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("{\"model\": \"fmnist_cnn\", \"framework\": \"kerascpp (%s)\", \"batch\": 128, \"train_samples_per_s\": %.1f, "
-              "\"infer_samples_per_s\": %.1f, \"peak_rss_mb\": %.1f}\n",
-              backend::backend_name().c_str(), 5120 / fit_t[1], 4096 / pred_t[1], usage.ru_maxrss / 1024.0);
+  std::printf(
+      "{\"model\": \"fmnist_cnn\", \"framework\": \"kerascpp (%s)\", \"batch\": 128, \"train_samples_per_s\": %.1f, "
+      "\"infer_samples_per_s\": %.1f, \"peak_rss_mb\": %.1f}\n",
+      backend::backend_name().c_str(), 5120 / fit_t[1], 4096 / pred_t[1], usage.ru_maxrss / 1024.0);
   return 0;
 }

@@ -2,8 +2,8 @@
 // fmnist_cnn training step written with keras::ops (the frontend's layers come later), a large
 // matmul and the conv2d forward+backward of bench_core. Prints one JSON line per case.
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <vector>
@@ -36,7 +36,8 @@ Tensor glorot(const Shape& s, int64_t fan_in, int64_t fan_out, uint64_t seed, Ba
 
 int main(int argc, char** argv) {
   Backend& be = backend::get_backend(argc > 1 ? argv[1] : "auto");
-  std::printf("{\"backend\": \"%s\", \"tf32\": %s}\n", be.name().c_str(), tensor_float_32_execution_enabled() ? "true" : "false");
+  std::printf("{\"backend\": \"%s\", \"tf32\": %s}\n", be.name().c_str(),
+              tensor_float_32_execution_enabled() ? "true" : "false");
 
   {  // fmnist_cnn: Conv2D(32,3,relu) MaxPool Conv2D(64,3,relu) MaxPool Flatten Dropout(0.5) Dense(10); Adam; batch 128
     const int64_t batch = 128;
@@ -75,9 +76,12 @@ int main(int argc, char** argv) {
   }
   {  // matmul 4096^3
     const int64_t s = be.device().type == DeviceType::cuda ? 4096 : 1024;
-    const Tensor a = ops::random_uniform(Shape{s, s}, -1, 1, 6, &be), b = ops::random_uniform(Shape{s, s}, -1, 1, 7, &be);
-    const double t = median_step(be, [&] { ops::matmul(a, b); }, 3, 20);
-    std::printf("{\"case\": \"matmul\", \"size\": %ld, \"tflops\": %.2f}\n", static_cast<long>(s), 2.0 * s * s * s / t / 1e12);
+    const Tensor a = ops::random_uniform(Shape{s, s}, -1, 1, 6, &be),
+                 b = ops::random_uniform(Shape{s, s}, -1, 1, 7, &be);
+    const double t = median_step(
+        be, [&] { ops::matmul(a, b); }, 3, 20);
+    std::printf("{\"case\": \"matmul\", \"size\": %ld, \"tflops\": %.2f}\n", static_cast<long>(s),
+                2.0 * s * s * s / t / 1e12);
   }
   {  // conv2d fwd+bwd (128, 28, 28, 32) -> 64, 3x3
     const Tensor xin = ops::random_uniform(Shape{128, 28, 28, 32}, -1, 1, 8, &be);
@@ -85,11 +89,14 @@ int main(int argc, char** argv) {
     Variable b(ops::zeros(Shape{64}, DType::float32, &be), "b");
     const Tensor up = ops::random_uniform(Shape{128, 26, 26, 64}, -1, 1, 10, &be);
     Tensor xw = xin;
-    const double t = median_step(be, [&] {
-      GradientTape tape;
-      tape.watch(xw);
-      tape.gradient(ops::conv(xw, k.value(), b.value()), {xw, k.value(), b.value()}, up);
-    }, 3, 20);
+    const double t = median_step(
+        be,
+        [&] {
+          GradientTape tape;
+          tape.watch(xw);
+          tape.gradient(ops::conv(xw, k.value(), b.value()), {xw, k.value(), b.value()}, up);
+        },
+        3, 20);
     const double flops = 3 * 2.0 * 128 * 26 * 26 * 64 * 32 * 9;
     std::printf("{\"case\": \"conv2d_fwd_bwd\", \"step_ms\": %.3f, \"tflops\": %.2f}\n", t * 1e3, flops / t / 1e12);
   }

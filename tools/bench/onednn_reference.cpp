@@ -1,8 +1,7 @@
 #include "tools/bench/onednn_reference.h"
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
 namespace bench {
@@ -36,8 +35,8 @@ std::function<void()> onednn_conv_step(int64_t n, int64_t h, int64_t w, int64_t 
       convolution_backward_data::desc(algorithm::convolution_direct, src_md, wei_any, dst_md, strides, pad, pad),
       s->eng, fpd);
   convolution_backward_weights::primitive_desc bwpd(
-      convolution_backward_weights::desc(algorithm::convolution_direct, src_md, wei_any, bias_md, dst_md, strides,
-                                         pad, pad),
+      convolution_backward_weights::desc(algorithm::convolution_direct, src_md, wei_any, bias_md, dst_md, strides, pad,
+                                         pad),
       s->eng, fpd);
   s->fwd = convolution_forward(fpd);
   s->bwd_data = convolution_backward_data(bdpd);
@@ -57,12 +56,15 @@ std::function<void()> onednn_conv_step(int64_t n, int64_t h, int64_t w, int64_t 
     for (size_t i = 0; i < count; ++i) p[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.f - 0.5f;
   }
   return [s, wei_bwd]() mutable {
-    s->fwd.execute(s->strm, {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_WEIGHTS, s->wei}, {DNNL_ARG_BIAS, s->bias},
-                             {DNNL_ARG_DST, s->dst}});
-    s->bwd_data.execute(s->strm, {{DNNL_ARG_DIFF_DST, s->diff_dst}, {DNNL_ARG_WEIGHTS, wei_bwd},
-                                  {DNNL_ARG_DIFF_SRC, s->diff_src}});
-    s->bwd_weights.execute(s->strm, {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_DIFF_DST, s->diff_dst},
-                                     {DNNL_ARG_DIFF_WEIGHTS, s->diff_wei}, {DNNL_ARG_DIFF_BIAS, s->diff_bias}});
+    s->fwd.execute(
+        s->strm,
+        {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_WEIGHTS, s->wei}, {DNNL_ARG_BIAS, s->bias}, {DNNL_ARG_DST, s->dst}});
+    s->bwd_data.execute(
+        s->strm, {{DNNL_ARG_DIFF_DST, s->diff_dst}, {DNNL_ARG_WEIGHTS, wei_bwd}, {DNNL_ARG_DIFF_SRC, s->diff_src}});
+    s->bwd_weights.execute(s->strm, {{DNNL_ARG_SRC, s->src},
+                                     {DNNL_ARG_DIFF_DST, s->diff_dst},
+                                     {DNNL_ARG_DIFF_WEIGHTS, s->diff_wei},
+                                     {DNNL_ARG_DIFF_BIAS, s->diff_bias}});
     s->strm.wait();
   };
 }
