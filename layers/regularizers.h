@@ -9,13 +9,11 @@
 
 namespace keras {
 
-/// A penalty on a weight, added to the training loss: Keras' L1, L2, L1L2.
-class KERASCPP_API Regularizer {
+/// A named function of a weight: the shared shape of regularizers and constraints.
+class KERASCPP_API WeightFunction {
  public:
-  Regularizer() = default;
-  Regularizer(std::string name, std::function<Tensor(const Tensor&)> fn) : name_(std::move(name)), fn_(std::move(fn)) {}
-  /// By Keras name with its defaults: "l1" (0.01), "l2" (0.01), "l1_l2" (0.01, 0.01).
-  Regularizer(const char* name);  // NOLINT
+  WeightFunction() = default;
+  WeightFunction(std::string name, std::function<Tensor(const Tensor&)> fn) : name_(std::move(name)), fn_(std::move(fn)) {}
   explicit operator bool() const { return static_cast<bool>(fn_); }
   Tensor operator()(const Tensor& weight) const { return fn_(weight); }
   const std::string& name() const { return name_; }
@@ -23,6 +21,14 @@ class KERASCPP_API Regularizer {
  private:
   std::string name_;
   std::function<Tensor(const Tensor&)> fn_;
+};
+
+/// A penalty on a weight, added to the training loss: Keras' L1, L2, L1L2.
+class KERASCPP_API Regularizer : public WeightFunction {
+ public:
+  using WeightFunction::WeightFunction;
+  /// By Keras name with its defaults: "l1" (0.01), "l2" (0.01), "l1_l2" (0.01, 0.01).
+  Regularizer(const char* name);  // NOLINT
 };
 
 namespace regularizers {
@@ -33,17 +39,9 @@ KERASCPP_API Regularizer L1L2(float l1 = 0.f, float l2 = 0.f);
 
 /// A projection applied to a weight after each optimizer step: Keras' MaxNorm, MinMaxNorm, NonNeg,
 /// UnitNorm (norms over `axis`, 0 by default: each output unit's incoming weights).
-class KERASCPP_API Constraint {
+class KERASCPP_API Constraint : public WeightFunction {
  public:
-  Constraint() = default;
-  Constraint(std::string name, std::function<Tensor(const Tensor&)> fn) : name_(std::move(name)), fn_(std::move(fn)) {}
-  explicit operator bool() const { return static_cast<bool>(fn_); }
-  Tensor operator()(const Tensor& weight) const { return fn_(weight); }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-  std::function<Tensor(const Tensor&)> fn_;
+  using WeightFunction::WeightFunction;
 };
 
 namespace constraints {

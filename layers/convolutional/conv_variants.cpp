@@ -8,7 +8,7 @@
 
 namespace keras::layers {
 namespace {
-void check_rank(const Layer& l, const PartialShape& s, size_t rank,
+void check_rank(const PartialShape& s, size_t rank,
                 const std::function<ValueError(const std::string&)>& err) {
   if (s.size() != rank)
     throw err(
@@ -29,7 +29,7 @@ Conv1D::Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions o)
   activations::check_name(o_.activation);
 }
 void Conv1D::check_input(const PartialShape& s) const {
-  check_rank(*this, s, 3, [this](const std::string& w) { return input_error(w); });
+  check_rank(s, 3, [this](const std::string& w) { return input_error(w); });
 }
 void Conv1D::build(const PartialShape& s) {
   kernel_ = &add_weight("kernel", Shape{kernel_size_, *s[2] / o_.groups, filters_}, o_.kernel_initializer);
@@ -54,7 +54,7 @@ Conv2DTranspose::Conv2DTranspose(int64_t filters, std::array<int64_t, 2> kernel_
   activations::check_name(o_.activation);
 }
 void Conv2DTranspose::check_input(const PartialShape& s) const {
-  check_rank(*this, s, 4, [this](const std::string& w) { return input_error(w); });
+  check_rank(s, 4, [this](const std::string& w) { return input_error(w); });
 }
 void Conv2DTranspose::build(const PartialShape& s) {
   kernel_ = &add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], filters_, *s[3]}, o_.kernel_initializer);
@@ -86,7 +86,7 @@ DepthwiseConv2D::DepthwiseConv2D(std::array<int64_t, 2> kernel_size, DepthwiseCo
   activations::check_name(o_.activation);
 }
 void DepthwiseConv2D::check_input(const PartialShape& s) const {
-  check_rank(*this, s, 4, [this](const std::string& w) { return input_error(w); });
+  check_rank(s, 4, [this](const std::string& w) { return input_error(w); });
 }
 void DepthwiseConv2D::build(const PartialShape& s) {
   kernel_ = &add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], *s[3], o_.depth_multiplier},
@@ -115,7 +115,7 @@ SeparableConv2D::SeparableConv2D(int64_t filters, std::array<int64_t, 2> kernel_
   activations::check_name(o_.activation);
 }
 void SeparableConv2D::check_input(const PartialShape& s) const {
-  check_rank(*this, s, 4, [this](const std::string& w) { return input_error(w); });
+  check_rank(s, 4, [this](const std::string& w) { return input_error(w); });
 }
 void SeparableConv2D::build(const PartialShape& s) {
   depthwise_ = &add_weight("depthwise_kernel", Shape{kernel_size_[0], kernel_size_[1], *s[3], o_.depth_multiplier},
