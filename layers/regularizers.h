@@ -13,7 +13,8 @@ namespace keras {
 class KERASCPP_API WeightFunction {
  public:
   WeightFunction() = default;
-  WeightFunction(std::string name, std::function<Tensor(const Tensor&)> fn) : name_(std::move(name)), fn_(std::move(fn)) {}
+  WeightFunction(std::string name, std::function<Tensor(const Tensor&)> fn)
+      : name_(std::move(name)), fn_(std::move(fn)) {}
   explicit operator bool() const { return static_cast<bool>(fn_); }
   Tensor operator()(const Tensor& weight) const { return fn_(weight); }
   const std::string& name() const { return name_; }

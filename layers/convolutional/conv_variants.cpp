@@ -8,8 +8,7 @@
 
 namespace keras::layers {
 namespace {
-void check_rank(const PartialShape& s, size_t rank,
-                const std::function<ValueError(const std::string&)>& err) {
+void check_rank(const PartialShape& s, size_t rank, const std::function<ValueError(const std::string&)>& err) {
   if (s.size() != rank)
     throw err(
         fmt::format("expected ndim={}, found ndim={}. Full shape received: {}", rank, s.size(), shape_to_string(s)));

@@ -120,6 +120,57 @@ PartialShape Concatenate::merged_shape(const std::vector<PartialShape>& shapes) 
 }
 Tensor Concatenate::merge(const std::vector<Tensor>& in) const { return ops::concatenate(in, axis_); }
 
+Dot::Dot(std::array<int64_t, 2> axes, bool normalize, std::string name)
+    : Merge("Dot", std::move(name)), axes_(axes), normalize_(normalize) {}
+
+std::array<int64_t, 2> Dot::resolved(const std::vector<size_t>& ranks) const {
+  std::array<int64_t, 2> a = axes_;
+  for (int i = 0; i < 2; ++i) {
+    const int64_t r = static_cast<int64_t>(ranks[static_cast<size_t>(i)]);
+    if (a[static_cast<size_t>(i)] < 0) a[static_cast<size_t>(i)] += r;
+    KCPP_CHECK(a[static_cast<size_t>(i)] >= 1 && a[static_cast<size_t>(i)] < r, ValueError,
+               "Dot \"{}\": axis {} is out of range for an input of rank {} (the batch axis cannot be reduced)", name(),
+               axes_[static_cast<size_t>(i)], r);
+  }
+  return a;
+}
+
+std::vector<PartialShape> Dot::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
+  KCPP_CHECK(shapes.size() == 2, ValueError, "A `Dot` layer should be called on exactly 2 inputs. Received: {} inputs",
+             shapes.size());
+  const auto& a = shapes[0];
+  const auto& b = shapes[1];
+  KCPP_CHECK(a.size() >= 2 && a.size() <= 3 && a.size() == b.size(), NotImplementedError,
+             "Dot \"{}\": inputs of rank 2 or 3 (the same for both) are supported, received {} and {}", name(),
+             shape_to_string(a), shape_to_string(b));
+  const auto ax = resolved({a.size(), b.size()});
+  const auto& da = a[static_cast<size_t>(ax[0])];
+  const auto& db = b[static_cast<size_t>(ax[1])];
+  KCPP_CHECK(!da || !db || *da == *db, ValueError,
+             "Incompatible input shapes: axis values {} (at axis {}) != {} (at axis {}). Full input shapes: {}, {}",
+             da ? std::to_string(*da) : "None", ax[0], db ? std::to_string(*db) : "None", ax[1], shape_to_string(a),
+             shape_to_string(b));
+  if (a.size() == 2) return {{a[0], 1}};
+  return {{a[0], a[static_cast<size_t>(3 - ax[0])], b[static_cast<size_t>(3 - ax[1])]}};
+}
+
+Tensor Dot::merge(const std::vector<Tensor>& in) const {
+  const auto ax = resolved({in[0].rank(), in[1].rank()});
+  auto l2 = [&](const Tensor& x, int64_t axis) {
+    return normalize_ ? x * ops::rsqrt(ops::maximum(ops::sum(ops::square(x), {axis}, true),
+                                                    ops::full({}, 1e-12f, DType::float32, x.backend())))
+                      : x;
+  };
+  const Tensor a = l2(in[0], ax[0]), b = l2(in[1], ax[1]);
+  if (a.rank() == 2) return ops::sum(a * b, {1}, true);
+  // (N, m, d) . (N, n, d): a batched product with the reduced axes moved into place.
+  return ops::matmul(a, b, {.transpose_a = ax[0] == 1, .transpose_b = ax[1] == 2});
+}
+
+KerasTensor dot(const std::vector<KerasTensor>& inputs, std::array<int64_t, 2> axes, bool normalize) {
+  return Dot(axes, normalize)(inputs);
+}
+
 KerasTensor concatenate(const std::vector<KerasTensor>& inputs, int64_t axis) { return Concatenate(axis)(inputs); }
 KerasTensor add(const std::vector<KerasTensor>& inputs) { return Add()(inputs); }
 KerasTensor subtract(const std::vector<KerasTensor>& inputs) { return Subtract()(inputs); }

@@ -1,5 +1,7 @@
 #pragma once
 // Layers that combine several inputs: Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum.
+#include <array>
+
 #include "../layer.h"
 
 namespace keras::layers {
@@ -86,6 +88,24 @@ class KERASCPP_API Concatenate : public Merge {
   int64_t axis_;
 };
 
+/// Dot products between two samples' vectors along `axes` (one per input, excluding the batch
+/// axis), optionally of L2-normalized inputs (cosine proximity): (N, d) . (N, d) -> (N, 1);
+/// (N, m, d) . (N, n, d) with axes {2, 2} -> (N, m, n).
+class KERASCPP_API Dot : public Merge {
+ public:
+  KERASCPP_LAYER(Dot)
+  explicit Dot(std::array<int64_t, 2> axes, bool normalize = false, std::string name = "");
+  std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& shapes) const override;
+
+ protected:
+  Tensor merge(const std::vector<Tensor>& inputs) const override;
+
+ private:
+  std::array<int64_t, 2> resolved(const std::vector<size_t>& ranks) const;
+  std::array<int64_t, 2> axes_;
+  bool normalize_;
+};
+
 /// Keras' functional shorthands: `layers::concatenate({a, b})`, `layers::add({a, b})`, ...
 KERASCPP_API KerasTensor concatenate(const std::vector<KerasTensor>& inputs, int64_t axis = -1);
 KERASCPP_API KerasTensor add(const std::vector<KerasTensor>& inputs);
@@ -94,5 +114,7 @@ KERASCPP_API KerasTensor multiply(const std::vector<KerasTensor>& inputs);
 KERASCPP_API KerasTensor average(const std::vector<KerasTensor>& inputs);
 KERASCPP_API KerasTensor maximum(const std::vector<KerasTensor>& inputs);
 KERASCPP_API KerasTensor minimum(const std::vector<KerasTensor>& inputs);
+KERASCPP_API KerasTensor dot(const std::vector<KerasTensor>& inputs, std::array<int64_t, 2> axes,
+                             bool normalize = false);
 
 }  // namespace keras::layers

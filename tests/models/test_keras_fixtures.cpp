@@ -118,6 +118,34 @@ TEST_CASE("more layers match Python Keras: convolutions, normalization, reshapin
   check_layer_case("rescaling", rescale);
 }
 
+TEST_CASE("Dot matches Python Keras: outputs and both input gradients", "[cpu][keras]") {
+  const std::vector<std::tuple<const char*, std::array<int64_t, 2>, bool>> cases = {{"dot_2d", {1, 1}, false},
+                                                                                    {"dot_3d", {2, 2}, false},
+                                                                                    {"dot_3d_axes_1", {1, 1}, false},
+                                                                                    {"dot_normalized", {1, 1}, true}};
+  for (const auto& [name, axes, normalize] : cases) {
+    INFO(name);
+    const json& c = fixtures().at(name);
+    Tensor a = tensor_of(c.at("a")), b = tensor_of(c.at("b"));
+    layers::Dot dot(axes, normalize);
+    GradientTape tape;
+    tape.watch(a);
+    tape.watch(b);
+    const Tensor y = dot.call_multi({a, b}, false).at(0);
+    kt::require_close(y.to_vector<float>(), values_of(c.at("output")), 1e-5f, 1e-4f);
+    const auto g = tape.gradient(y, {a, b}, tensor_of(c.at("probe")));
+    kt::require_close(g[0].to_vector<float>(), values_of(c.at("grad_a")), 1e-5f, 1e-4f);
+    kt::require_close(g[1].to_vector<float>(), values_of(c.at("grad_b")), 1e-5f, 1e-4f);
+  }
+  auto x = layers::Input({3, 4});
+  kt::require_throws_with<ValueError>(
+      [&] {
+        layers::dot({x, layers::Input({3, 5})}, {2, 2});
+      },
+      {"Incompatible input shapes", "4", "5"});
+  CHECK(shape_to_string(layers::dot({x, layers::Input({6, 4})}, {2, 2}).shape()) == "(None, 3, 6)");
+}
+
 TEST_CASE("losses match Python Keras", "[cpu][keras]") {
   const json& l = fixtures().at("losses");
   const Tensor probs = tensor_of(l.at("probs")), logits = tensor_of(l.at("logits")), onehot = tensor_of(l.at("onehot"));
