@@ -32,6 +32,14 @@ const std::map<std::string, std::function<Tensor(const Tensor&)>>& table() {
 }
 }  // namespace
 
+UnaryOp fusable_op(const std::string& name) {
+  if (name == "relu") return UnaryOp::relu;
+  if (name == "sigmoid") return UnaryOp::sigmoid;
+  if (name == "tanh") return UnaryOp::tanh;
+  if (name == "relu6") return UnaryOp::relu6;
+  return UnaryOp::identity;
+}
+
 void check_name(const std::string& name) {
   if (name.empty() || table().count(name)) return;
   std::vector<std::string> names;

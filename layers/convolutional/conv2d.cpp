@@ -55,11 +55,7 @@ PartialShape Conv2D::compute_output_shape(const PartialShape& s) const {
 
 Tensor Conv2D::call(const Tensor& x, bool training) {
   const std::string& a = options_.activation;
-  const UnaryOp fused = a == "relu"      ? UnaryOp::relu
-                        : a == "sigmoid" ? UnaryOp::sigmoid
-                        : a == "tanh"    ? UnaryOp::tanh
-                        : a == "relu6"   ? UnaryOp::relu6
-                                         : UnaryOp::identity;
+  const UnaryOp fused = activations::fusable_op(a);
   Tensor y = ops::conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
                        {.strides = {options_.strides[0], options_.strides[1]},
                         .padding = options_.padding,

@@ -5,17 +5,6 @@
 #include "layers/activations.h"
 
 namespace keras::layers {
-namespace {
-// Activations oneDNN and cuBLAS can fuse into the product.
-UnaryOp fusable(const std::string& a) {
-  if (a == "relu") return UnaryOp::relu;
-  if (a == "sigmoid") return UnaryOp::sigmoid;
-  if (a == "tanh") return UnaryOp::tanh;
-  if (a == "relu6") return UnaryOp::relu6;
-  return UnaryOp::identity;
-}
-}  // namespace
-
 Dense::Dense(int64_t units, DenseOptions options)
     : Layer("Dense", options.name), units_(units), options_(std::move(options)) {
   KCPP_CHECK(units > 0, ValueError, "Dense: expected a positive number of units, received {}", units);
@@ -51,7 +40,7 @@ Tensor Dense::call_logits(const Tensor& x, bool training) {
 }
 
 Tensor Dense::call(const Tensor& x, bool training) {
-  const UnaryOp fused = fusable(options_.activation);
+  const UnaryOp fused = activations::fusable_op(options_.activation);
   Tensor y = ops::linear(x, kernel_->value(), bias_ ? bias_->value() : Tensor(), fused);
   return fused == UnaryOp::identity ? activations::apply(options_.activation, y) : y;
 }
