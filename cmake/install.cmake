@@ -9,8 +9,11 @@ install(FILES ${PROJECT_SOURCE_DIR}/kerascpp.h DESTINATION ${CMAKE_INSTALL_INCLU
 # Public headers only: internal ones (check.h, ops_util.h) need fmt and stay private.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/core/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kerascpp/core
   FILES_MATCHING PATTERN "*.h" PATTERN "check.h" EXCLUDE PATTERN "ops_util.h" EXCLUDE)
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/layers/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kerascpp/layers FILES_MATCHING PATTERN "*.h")
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/models/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kerascpp/models FILES_MATCHING PATTERN "*.h")
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/layers/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kerascpp/layers
+  FILES_MATCHING PATTERN "*.h" PATTERN "conv_config.h" EXCLUDE)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/models/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kerascpp/models
+  FILES_MATCHING PATTERN "*.h" PATTERN "h5_file.h" EXCLUDE PATTERN "zip_archive.h" EXCLUDE PATTERN "file_io.h" EXCLUDE
+  PATTERN "keras_file.h" EXCLUDE)
 
 install(EXPORT kerascppTargets NAMESPACE kerascpp:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/kerascpp)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/kerascppConfig.cmake.in

@@ -13,8 +13,8 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? std::string(v) : fallback;
 }
 
-Config read_environment() {
-  Config c;
+Settings read_environment() {
+  Settings c;
   c.backend = env_or("KERASCPP_BACKEND", "auto");
   std::stringstream paths(env_or("KERASCPP_BACKEND_PATH", ""));
   for (std::string p; std::getline(paths, p, ':');)
@@ -28,13 +28,13 @@ Config read_environment() {
 }
 
 std::mutex config_mutex;
-Config* current = nullptr;
+Settings* current = nullptr;
 
 }  // namespace
 
-const Config& config() {
+const Settings& settings() {
   std::lock_guard lock(config_mutex);
-  if (!current) current = new Config(read_environment());  // lives for the process
+  if (!current) current = new Settings(read_environment());  // lives for the process
   return *current;
 }
 
@@ -45,12 +45,12 @@ std::atomic<int> tf32_override{-1};  // -1: follow the environment
 void enable_tensor_float_32_execution(bool enabled) { tf32_override.store(enabled ? 1 : 0); }
 bool tensor_float_32_execution_enabled() {
   const int o = tf32_override.load();
-  return o < 0 ? config().tf32 : o == 1;
+  return o < 0 ? settings().tf32 : o == 1;
 }
 
-void reload_config() {
+void reload_settings() {
   std::lock_guard lock(config_mutex);
-  if (!current) current = new Config();
+  if (!current) current = new Settings();
   *current = read_environment();
 }
 

@@ -8,7 +8,7 @@ namespace keras {
 
 /// Settings read from the environment. This is the only place kerascpp reads environment
 /// variables; everything else asks here.
-struct KERASCPP_API Config {
+struct KERASCPP_API Settings {
   /// KERASCPP_BACKEND: "cpu", "cuda", "auto" (default) or a path to a plugin library.
   std::string backend = "auto";
   /// KERASCPP_BACKEND_PATH: extra plugin folders, ':'-separated, searched first.
@@ -29,8 +29,8 @@ KERASCPP_API void enable_tensor_float_32_execution(bool enabled);
 KERASCPP_API bool tensor_float_32_execution_enabled();
 
 /// The configuration, read from the environment on first use.
-KERASCPP_API const Config& config();
+KERASCPP_API const Settings& settings();
 /// Reads the environment again (tests, or a program that changes its own environment).
-KERASCPP_API void reload_config();
+KERASCPP_API void reload_settings();
 
 }  // namespace keras

@@ -47,7 +47,7 @@ LogState& state() {
     st->logger = spdlog::stderr_color_mt("kerascpp");
     st->logger->set_pattern("[kerascpp] [%l] %v");
     try {
-      st->level = log_level_from_name(config().log_level);
+      st->level = log_level_from_name(settings().log_level);
     } catch (const ValueError& e) {
       st->logger->warn("{}; using info", e.what());
     }

@@ -168,7 +168,7 @@ Backend& select(Registry& r, const std::string& choice) {
 }  // namespace
 
 std::vector<std::string> plugin_search_path() {
-  std::vector<std::string> folders = config().backend_path;
+  std::vector<std::string> folders = settings().backend_path;
   if (std::string(KERASCPP_PLUGIN_DIR).size()) folders.push_back(KERASCPP_PLUGIN_DIR);
   const std::string own = library_folder();
   if (!own.empty()) folders.push_back(own);
@@ -205,7 +205,7 @@ Backend& default_backend() {
   if (Backend* b = r.default_backend.load(std::memory_order_acquire)) return *b;
   static std::once_flag once;
   std::call_once(once, [] {
-    if (!backend::registry().default_backend.load()) backend::set_default_backend(config().backend);
+    if (!backend::registry().default_backend.load()) backend::set_default_backend(settings().backend);
   });
   return *r.default_backend.load();
 }

@@ -5,6 +5,7 @@
 
 #include "../core/export.h"
 #include "../core/tensor.h"
+#include "serialization.h"
 
 namespace keras {
 
@@ -18,13 +19,18 @@ class KERASCPP_API Initializer {
   /// "truncated_normal". Throws ValueError naming the known ones.
   Initializer(const char* name);         // NOLINT: strings read like Keras
   Initializer(const std::string& name);  // NOLINT
-  Initializer(std::string name, Fn fn) : name_(std::move(name)), fn_(std::move(fn)) {}
+  /// A custom initializer; it serializes as {"class_name": name} and loads only if registered.
+  Initializer(std::string name, Fn fn);
   Tensor operator()(const Shape& shape) const { return fn_(shape); }
   const std::string& name() const { return name_; }
+  /// Keras' serialized form: {"module": "keras.initializers", "class_name", "config", ...}.
+  const Config& serialized() const { return serialized_; }
+  Initializer& with_serialized(Config serialized);
 
  private:
   std::string name_;
   Fn fn_;
+  Config serialized_;
 };
 
 namespace initializers {
@@ -47,6 +53,13 @@ KERASCPP_API Initializer RandomNormal(float mean = 0.f, float stddev = 0.05f,
                                       std::optional<uint64_t> seed = std::nullopt);
 KERASCPP_API Initializer TruncatedNormal(float mean = 0.f, float stddev = 0.05f,
                                          std::optional<uint64_t> seed = std::nullopt);
+/// Keras' VarianceScaling: mode "fan_in", "fan_out" or "fan_avg"; distribution "truncated_normal",
+/// "untruncated_normal" or "uniform".
+KERASCPP_API Initializer VarianceScaling(double scale = 1.0, const std::string& mode = "fan_in",
+                                         const std::string& distribution = "truncated_normal",
+                                         std::optional<uint64_t> seed = std::nullopt);
+/// From a name ("he_normal") or Keras' serialized object (Keras 2 or 3); throws ValueError on unknown ones.
+KERASCPP_API Initializer deserialize(const Config& config);
 }  // namespace initializers
 
 }  // namespace keras

@@ -35,23 +35,6 @@ NameRegistry& names() {
   static NameRegistry r;
   return r;
 }
-// "MaxPooling2D" -> "max_pooling2d", "Conv2D" -> "conv2d", as Keras' to_snake_case.
-std::string snake_case(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (std::isupper(static_cast<unsigned char>(c))) {
-      const bool prev_lower = i > 0 && (std::islower(static_cast<unsigned char>(s[i - 1])));
-      const bool next_lower = i + 1 < s.size() && std::islower(static_cast<unsigned char>(s[i + 1]));
-      const bool prev_upper = i > 0 && std::isupper(static_cast<unsigned char>(s[i - 1]));
-      if (i > 0 && (prev_lower || (prev_upper && next_lower))) out += '_';
-      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 std::string unique_name(const std::string& base) {
   auto& r = names();
   std::lock_guard lock(r.mutex);
@@ -70,7 +53,7 @@ void clear_session() {
 
 Layer::Layer(std::string class_name, std::string name)
     : class_name_(std::move(class_name)),
-      name_(name.empty() ? unique_name(snake_case(class_name_)) : std::move(name)) {}
+      name_(name.empty() ? unique_name(serialization::to_snake_case(class_name_)) : std::move(name)) {}
 Layer::~Layer() = default;
 Layer::Layer(Layer&&) noexcept = default;
 Layer& Layer::operator=(Layer&&) noexcept = default;
@@ -89,6 +72,7 @@ PartialShape Layer::build_for(const PartialShape& input_shape) {
   if (!built_) {
     build(input_shape);
     built_ = true;
+    build_shapes_ = {input_shape};
   }
   return compute_output_shape(input_shape);
 }
@@ -108,6 +92,33 @@ Tensor Layer::operator()(const Tensor& x, bool training) {
 Tensor Layer::logits(const Tensor& x, bool training) {
   prepare(x);
   return call_logits(x, training);
+}
+
+Config Layer::get_config() const {
+  return Config{{"name", name_}, {"trainable", trainable_}, {"dtype", serialization::dtype_policy()}};
+}
+
+Config Layer::get_build_config() const {
+  if (!built_ || build_shapes_.empty()) return nullptr;
+  if (build_shapes_.size() == 1) return Config{{"input_shape", serialization::shape_to_config(build_shapes_[0])}};
+  Config shapes = Config::array();
+  for (const auto& s : build_shapes_) shapes.push_back(serialization::shape_to_config(s));
+  return Config{{"input_shape", shapes}};
+}
+
+void Layer::build_from_config(const Config& build_config) {
+  if (built_ || !build_config.is_object() || !build_config.contains("input_shape")) return;
+  const Config& shape = build_config["input_shape"];
+  if (shape.is_null()) return;
+  const std::string what = fmt::format("build_config of layer \"{}\"", name_);
+  // A list of shapes (merges) holds lists; one shape holds integers and nulls.
+  if (shape.is_array() && !shape.empty() && shape[0].is_array()) {
+    std::vector<PartialShape> shapes;
+    for (const auto& s : shape) shapes.push_back(serialization::shape_from_config(s, what));
+    build_for_multi(shapes);
+  } else {
+    build_for(serialization::shape_from_config(shape, what));
+  }
 }
 
 // Symbolic calls -----------------------------------------------------------------------------------
@@ -149,6 +160,7 @@ std::vector<PartialShape> Layer::build_for_multi(const std::vector<PartialShape>
   if (!built_) {
     build_multi(shapes);
     built_ = true;
+    build_shapes_ = shapes;
   }
   return compute_output_shapes(shapes);
 }
@@ -218,6 +230,7 @@ Tensor Layer::call_logits(const Tensor& x, bool training) {
 Variable& Layer::add_weight(const std::string& weight_name, const Shape& shape, const Initializer& initializer,
                             bool trainable, Regularizer regularizer, Constraint constraint) {
   NoGradScope no_grad;
+  detail::charge_weight_budget(name_, weight_name, shape);
   Tensor value = initializer(shape);
   KCPP_CHECK(value.shape() == shape, ValueError, "layer \"{}\": initializer {} returned shape {}, expected {}", name_,
              initializer.name(), value.shape().to_string(), shape.to_string());
@@ -249,6 +262,34 @@ std::vector<Variable*> Layer::weights() {
   for (auto& w : weights_) out.push_back(&w);
   return out;
 }
+std::vector<Variable*> Layer::variables_in_saving_order() {
+  std::vector<Variable*> out;
+  for (size_t i = 0; i < weights_.size(); ++i)
+    if (declared_trainable_[i]) out.push_back(&weights_[i]);
+  for (size_t i = 0; i < weights_.size(); ++i)
+    if (!declared_trainable_[i]) out.push_back(&weights_[i]);
+  return out;
+}
+
+namespace detail {
+namespace {
+thread_local int64_t* weight_budget = nullptr;  // bytes left while a file's model is being built
+}
+WeightBudgetScope::WeightBudgetScope(int64_t bytes) : bytes_(bytes), previous_(weight_budget) {
+  weight_budget = &bytes_;
+}
+WeightBudgetScope::~WeightBudgetScope() { weight_budget = previous_; }
+void charge_weight_budget(const std::string& layer, const std::string& weight, const Shape& shape) {
+  if (!weight_budget) return;
+  const int64_t bytes = shape.num_elements() * 4;
+  KCPP_CHECK(bytes <= *weight_budget, ValueError,
+             "layer \"{}\": weight {} of shape {} ({} bytes) exceeds what the file being loaded can hold ({} bytes "
+             "left); the config is inconsistent with its weights, refused before allocating",
+             layer, weight, shape.to_string(), bytes, *weight_budget);
+  *weight_budget -= bytes;
+}
+}  // namespace detail
+
 std::vector<Variable*> Layer::trainable_weights() {
   std::vector<Variable*> out;
   for (auto& w : weights_)

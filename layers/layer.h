@@ -12,6 +12,7 @@
 #include "initializers.h"
 #include "keras_tensor.h"
 #include "regularizers.h"
+#include "serialization.h"
 
 namespace keras {
 
@@ -82,6 +83,8 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   /// Weights in creation order (trainable first is not guaranteed, as in Keras).
   virtual std::vector<Variable*> weights();
   virtual std::vector<Variable*> trainable_weights();
+  /// The layer's own variables in Keras' saving order: those created trainable first, then the others.
+  std::vector<Variable*> variables_in_saving_order();
   virtual std::vector<Variable*> non_trainable_weights();
   virtual int64_t count_params() const;
   /// The sum of the weights' regularization penalties (an undefined tensor when there are none).
@@ -91,6 +94,15 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   /// Copies of the weights' values, and assignment from such a list (shapes must match).
   std::vector<Tensor> get_weights();
   void set_weights(const std::vector<Tensor>& values);
+
+  /// Keras' get_config(): the constructor arguments as JSON ("name", "trainable", "dtype", then the
+  /// layer's own keys). Override it in a custom layer and register a factory (register_layer_class)
+  /// so files naming the layer load.
+  virtual Config get_config() const;
+  /// {"input_shape": ...} once built (a list of shapes for layers built from several inputs), else null.
+  Config get_build_config() const;
+  /// Builds from a build_config written by get_build_config() or Keras.
+  void build_from_config(const Config& build_config);
 
   /// When the layer's last step is a softmax, the output before it: losses on probabilities then
   /// run as a fused, stable cross-entropy on logits (as Keras does with `_keras_logits`).
@@ -119,11 +131,29 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   std::string class_name_, name_;
   bool trainable_ = true;
   bool built_ = false;
+  std::vector<PartialShape> build_shapes_;  // what the layer was built for (several for merges)
   std::deque<Variable> weights_;           // deque: stable addresses for Variable* handles
   std::vector<bool> declared_trainable_;   // each weight's own flag, restored on unfreezing
   std::vector<Regularizer> regularizers_;  // per weight, possibly empty
   std::vector<Constraint> constraints_;
 };
+
+namespace detail {
+/// While alive, layers built on this thread may allocate at most `bytes` of weights in all: a model
+/// read from a file cannot declare more weights than the file could hold (shape bombs).
+class KERASCPP_API WeightBudgetScope {
+ public:
+  explicit WeightBudgetScope(int64_t bytes);
+  ~WeightBudgetScope();
+  WeightBudgetScope(const WeightBudgetScope&) = delete;
+  WeightBudgetScope& operator=(const WeightBudgetScope&) = delete;
+
+ private:
+  int64_t bytes_;
+  int64_t* previous_;
+};
+void charge_weight_budget(const std::string& layer, const std::string& weight, const Shape& shape);
+}  // namespace detail
 
 /// A shared handle to a layer, made from a layer object (moved in) or a shared_ptr, so lists
 /// read like Keras: `Sequential({layers::Dense(64), layers::Dense(10)})`.

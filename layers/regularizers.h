@@ -6,6 +6,7 @@
 
 #include "../core/export.h"
 #include "../core/tensor.h"
+#include "serialization.h"
 
 namespace keras {
 
@@ -13,15 +14,19 @@ namespace keras {
 class KERASCPP_API WeightFunction {
  public:
   WeightFunction() = default;
-  WeightFunction(std::string name, std::function<Tensor(const Tensor&)> fn)
-      : name_(std::move(name)), fn_(std::move(fn)) {}
+  /// A custom function; it serializes as {"class_name": name} and loads only if registered.
+  WeightFunction(std::string name, std::function<Tensor(const Tensor&)> fn);
   explicit operator bool() const { return static_cast<bool>(fn_); }
   Tensor operator()(const Tensor& weight) const { return fn_(weight); }
   const std::string& name() const { return name_; }
+  /// Keras' serialized form ({"module", "class_name", "config", "registered_name"}); null when empty.
+  Config serialized() const { return fn_ ? serialized_ : Config(nullptr); }
+  void set_serialized(Config serialized) { serialized_ = std::move(serialized); }
 
  private:
   std::string name_;
   std::function<Tensor(const Tensor&)> fn_;
+  Config serialized_;
 };
 
 /// A penalty on a weight, added to the training loss: Keras' L1, L2, L1L2.
@@ -36,6 +41,8 @@ namespace regularizers {
 KERASCPP_API Regularizer L1(float l1 = 0.01f);
 KERASCPP_API Regularizer L2(float l2 = 0.01f);
 KERASCPP_API Regularizer L1L2(float l1 = 0.f, float l2 = 0.f);
+/// From a name or Keras' serialized object; null gives an empty regularizer.
+KERASCPP_API Regularizer deserialize(const Config& config);
 }  // namespace regularizers
 
 /// A projection applied to a weight after each optimizer step: Keras' MaxNorm, MinMaxNorm, NonNeg,
@@ -51,6 +58,8 @@ KERASCPP_API Constraint MinMaxNorm(float min_value = 0.f, float max_value = 1.f,
                                    std::vector<int64_t> axis = {0});
 KERASCPP_API Constraint NonNeg();
 KERASCPP_API Constraint UnitNorm(std::vector<int64_t> axis = {0});
+/// From Keras' serialized object (or its snake_case name); null gives an empty constraint.
+KERASCPP_API Constraint deserialize(const Config& config);
 }  // namespace constraints
 
 }  // namespace keras

@@ -17,6 +17,9 @@
 #include "core/random.h"
 #include "layers/core/input_layer.h"
 #include "models/datasets/dataset.h"
+#include "models/saving/file_io.h"
+#include "models/saving/keras_file.h"
+#include "models/saving/saving.h"
 #include "models/saving/weights_file.h"
 
 namespace keras {
@@ -66,13 +69,65 @@ void Model::build_graph() {
     nodes_.push_back(node);
   };
   for (const KerasTensor& t : outputs_) visit(t);
+  order_layers_as_keras();
   built_for_graph_ = true;
+}
+
+// Keras' map_graph: layers sorted by depth (farthest from the outputs first), ties broken by the
+// order a depth-first walk from the outputs meets them. File layouts depend on this order.
+void Model::order_layers_as_keras() {
+  std::set<const detail::KerasTensorImpl*> input_set;
+  for (const KerasTensor& t : inputs_) input_set.insert(t.impl().get());
+  std::map<const Layer*, int64_t> traversal;
+  std::map<const Layer*, std::shared_ptr<Layer>> owner;
+  std::set<const detail::SymbolicNode*> finished;
+  std::vector<const detail::SymbolicNode*> post_order;
+  std::function<void(const KerasTensor&)> walk = [&](const KerasTensor& t) {
+    const auto& node = t.impl()->node;
+    if (finished.count(node.get())) return;
+    const Layer* layer = node->layer.get();
+    if (!traversal.count(layer)) {
+      traversal[layer] = static_cast<int64_t>(traversal.size());
+      owner[layer] = node->layer;
+    }
+    if (!node->inputs.empty() && !input_set.count(t.impl().get()))
+      for (const KerasTensor& in : node->inputs) walk(in);
+    finished.insert(node.get());
+    post_order.push_back(node.get());
+  };
+  for (const KerasTensor& t : outputs_) walk(t);
+  std::map<const detail::SymbolicNode*, int64_t> node_depth;
+  std::map<const Layer*, int64_t> layer_depth;
+  for (auto it = post_order.rbegin(); it != post_order.rend(); ++it) {
+    const detail::SymbolicNode* node = *it;
+    int64_t depth = std::max(node_depth[node], layer_depth[node->layer.get()]);
+    layer_depth[node->layer.get()] = depth;
+    node_depth[node] = depth;
+    for (const KerasTensor& in : node->inputs) {
+      const auto* parent = in.impl()->node.get();
+      node_depth[parent] = std::max(depth + 1, node_depth[parent]);
+    }
+  }
+  for (const KerasTensor& t : inputs_) {  // inputs the outputs do not use
+    const Layer* layer = t.impl()->node->layer.get();
+    if (!layer_depth.count(layer)) {
+      layer_depth[layer] = 0;
+      traversal[layer] = -1;
+      owner[layer] = t.impl()->node->layer;
+    }
+  }
+  ordered_layers_.clear();
+  for (const auto& [layer, l] : owner) ordered_layers_.push_back(l);
+  std::stable_sort(ordered_layers_.begin(), ordered_layers_.end(), [&](const auto& a, const auto& b) {
+    const int64_t da = layer_depth[a.get()], db = layer_depth[b.get()];
+    return da != db ? da > db : traversal[a.get()] < traversal[b.get()];
+  });
 }
 
 std::vector<Layer*> Model::layers() const {
   std::vector<Layer*> out;
-  for (const auto& n : nodes_)
-    if (std::find(out.begin(), out.end(), n->layer.get()) == out.end()) out.push_back(n->layer.get());
+  for (const auto& l : ordered_layers_)
+    if (!dynamic_cast<const layers::InputLayer*>(l.get())) out.push_back(l.get());
   return out;
 }
 
@@ -212,28 +267,41 @@ void Model::compile(CompileOptions o) {
       metric_names_.push_back(num_outputs() > 1 ? fmt::format("{}_{}", output_name(i), m) : m);
     }
   loss_tracker_ = std::make_unique<metrics::Mean>("loss");
+
+  compile_config_ = Config::object();
+  compile_config_["optimizer"] = optimizer_->serialized();
+  if (o.loss.items().size() == 1) {
+    compile_config_["loss"] = losses_[0]->serialized();
+  } else {
+    Config list = Config::array();
+    for (const auto& l : losses_) list.push_back(l->serialized());
+    compile_config_["loss"] = list;
+  }
+  compile_config_["loss_weights"] = o.loss_weights.empty() ? Config(nullptr) : Config(o.loss_weights);
+  compile_config_["metrics"] = o.metrics.empty() ? Config(nullptr) : Config(o.metrics);
+  compile_config_["weighted_metrics"] = nullptr;
+  compile_config_["run_eagerly"] = false;
+  compile_config_["steps_per_execution"] = 1;
+  compile_config_["jit_compile"] = false;
 }
 
 namespace {
-void check_weights_path(const std::string& path) {
-  const auto ends = [&](const std::string& suffix) {
-    return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  KCPP_CHECK(
-      !ends(".h5") && !ends(".keras"), NotImplementedError,
-      "{}: Keras' .h5 and .keras formats are not implemented yet; use kerascpp's own weights file (any other name, "
-      "for example model.kcpp)",
-      path);
-}
 }  // namespace
 
+void Model::save(const std::string& path) { models::save_model(*this, path); }
+
 void Model::save_weights(const std::string& path) {
-  check_weights_path(path);
+  if (saving::ends_with(path, ".weights.h5")) return saving::save_keras_weights(*this, path);
+  KCPP_CHECK(!saving::ends_with(path, ".h5") && !saving::ends_with(path, ".keras"), ValueError,
+             "save_weights: the filename must end in `.weights.h5` for Keras' format (received '{}'); use save() "
+             "for .keras and .h5 model files",
+             path);
   saving::write_weights_file(path, weights());
 }
 
-void Model::load_weights(const std::string& path) {
-  check_weights_path(path);
+void Model::load_weights(const std::string& path, LoadWeightsOptions options) {
+  if (saving::ends_with(path, ".h5") || saving::ends_with(path, ".hdf5") || saving::ends_with(path, ".keras"))
+    return saving::load_keras_weights(*this, path, options);
   saving::read_weights_file(path, weights());
 }
 

@@ -87,6 +87,7 @@ class KERASCPP_API LossList {
                                                     !std::is_lvalue_reference_v<L>>>
   LossList(L&& l) : items_{LossRef(std::forward<L>(l))} {}             // NOLINT
   LossList(std::initializer_list<LossRef> losses) : items_(losses) {}  // NOLINT
+  explicit LossList(std::vector<LossRef> losses) : items_(std::move(losses)) {}
   const std::vector<LossRef>& items() const { return items_; }
 
  private:
@@ -131,6 +132,12 @@ struct History {
   std::vector<int> epoch;
 };
 
+/// Keras' load_weights() keyword arguments (legacy .h5 files).
+struct LoadWeightsOptions {
+  bool by_name = false;        // match stored layers to this model's by name instead of by order
+  bool skip_mismatch = false;  // skip layers whose weight count or shapes differ (by_name), with a warning
+};
+
 /// A model: layers plus training. `Model(inputs, outputs)` is Keras' Functional API: the graph
 /// recorded by calling layers on symbolic tensors, run in topological order, with several inputs
 /// and outputs, shared layers and nested models. Sequential derives from it.
@@ -147,12 +154,26 @@ class KERASCPP_API Model : public Layer {
   Layer& get_layer(const std::string& name) const;
 
   void compile(CompileOptions options);
+  /// Keras' compile_config (optimizer, loss, loss_weights, metrics, ...); null before compile().
+  Config get_compile_config() const { return compile_config_; }
+  /// Compiles from a compile_config written by Keras or kerascpp.
+  void compile_from_config(const Config& compile_config);
+  /// Keras' get_config(): layers (with their inbound nodes), input_layers, output_layers.
+  Config get_config() const override;
+  /// Keras' model.to_json(): the serialized model with its build and compile configs.
+  std::string to_json(int indent = -1) const;
   /// Set by a callback (EarlyStopping, TerminateOnNaN) to end fit() after the current batch.
   bool stop_training = false;
-  /// kerascpp's own weights file (Keras' .weights.h5 arrives with the saving issue); see
-  /// models/saving/weights_file.h. Saving is atomic; loading checks every shape first.
+  /// Saves the whole model: ".keras" (Keras 3) or ".h5" (legacy HDF5); see models::save_model.
+  void save(const std::string& path);
+  /// ".weights.h5": Keras 3's weights file (Python Keras loads it); any other name: kerascpp's own
+  /// file (models/saving/weights_file.h). Saving is atomic.
   void save_weights(const std::string& path);
-  void load_weights(const std::string& path);
+  /// Keras 3 .weights.h5, legacy .h5 (applications' weight files, tf.keras) and .keras files, or
+  /// kerascpp's own file. Every shape is checked before anything is assigned.
+  void load_weights(const std::string& path, LoadWeightsOptions options = {});
+  /// Every layer once, input layers included, in Keras' order (Functional models; empty for Sequential).
+  const std::vector<std::shared_ptr<Layer>>& ordered_layers() const { return ordered_layers_; }
   bool compiled() const { return optimizer_ != nullptr; }
   optimizers::Optimizer* optimizer() const { return optimizer_.get(); }
 
@@ -234,6 +255,9 @@ class KERASCPP_API Model : public Layer {
   // The Functional graph.
   std::vector<KerasTensor> inputs_, outputs_;
   std::vector<std::shared_ptr<detail::SymbolicNode>> nodes_;  // topological order, inputs excluded
+  /// Every layer once, input layers included, in Keras' order (model.layers, configs, saved files).
+  std::vector<std::shared_ptr<Layer>> ordered_layers_;
+  void order_layers_as_keras();
   std::vector<float> loss_weights_;
   std::vector<std::string> metric_names_;  // as logged, in metrics_ order
   bool built_for_graph_ = false;
@@ -245,6 +269,7 @@ class KERASCPP_API Model : public Layer {
   std::vector<std::unique_ptr<metrics::Mean>> output_loss_trackers_;    // "<output>_loss" with several outputs
   std::vector<std::vector<std::shared_ptr<metrics::Metric>>> metrics_;  // per output
   std::unique_ptr<metrics::Mean> loss_tracker_;
+  Config compile_config_;
 };
 
 }  // namespace keras

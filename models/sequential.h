@@ -17,6 +17,9 @@ class KERASCPP_API Sequential : public Model {
   void pop();
 
   std::vector<Layer*> layers() const override;
+  Config get_config() const override;
+  /// The declared input (null when the model was built without one).
+  const std::shared_ptr<layers::InputLayer>& input_layer() const { return input_; }
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;
   std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const override;
 

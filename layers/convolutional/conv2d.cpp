@@ -3,6 +3,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "layers/activations.h"
+#include "layers/convolutional/conv_config.h"
 
 namespace keras::layers {
 
@@ -63,6 +64,39 @@ Tensor Conv2D::call(const Tensor& x, bool training) {
                         .groups = options_.groups,
                         .activation = fused});
   return fused == UnaryOp::identity ? activations::apply(a, y) : y;
+}
+
+
+Config Conv2D::get_config() const {
+  Config c = Layer::get_config();
+  c["filters"] = filters_;
+  c["kernel_size"] = detail::kernel_array(kernel_size_);
+  detail::write_conv_common(c, options_, true);
+  c["groups"] = options_.groups;
+  c["activation"] = options_.activation.empty() ? "linear" : options_.activation;
+  c["use_bias"] = options_.use_bias;
+  c["kernel_initializer"] = options_.kernel_initializer.serialized();
+  c["bias_initializer"] = options_.bias_initializer.serialized();
+  c["kernel_regularizer"] = options_.kernel_regularizer.serialized();
+  c["bias_regularizer"] = options_.bias_regularizer.serialized();
+  c["activity_regularizer"] = nullptr;
+  c["kernel_constraint"] = options_.kernel_constraint.serialized();
+  c["bias_constraint"] = options_.bias_constraint.serialized();
+  return c;
+}
+
+std::shared_ptr<Layer> Conv2D::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Conv2D config");
+  Conv2DOptions o;
+  detail::read_conv_common(r, o, 2);
+  o.groups = r.integer("groups", 1);
+  o.kernel_initializer = r.initializer("kernel_initializer", "glorot_uniform");
+  o.kernel_regularizer = r.regularizer("kernel_regularizer");
+  o.kernel_constraint = r.constraint("kernel_constraint");
+  const auto k = r.ints("kernel_size", 2);
+  auto layer = std::make_shared<Conv2D>(r.integer("filters"), std::array<int64_t, 2>{k[0], k[1]}, std::move(o));
+  r.finish(*layer);
+  return layer;
 }
 
 }  // namespace keras::layers

@@ -26,6 +26,8 @@ struct Conv2DOptions {
 class KERASCPP_API Conv2D : public Layer {
  public:
   KERASCPP_LAYER(Conv2D)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;

@@ -5,6 +5,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "layers/activations.h"
+#include "layers/convolutional/conv_config.h"
 
 namespace keras::layers {
 namespace {
@@ -31,8 +32,10 @@ void Conv1D::check_input(const PartialShape& s) const {
   check_rank(s, 3, [this](const std::string& w) { return input_error(w); });
 }
 void Conv1D::build(const PartialShape& s) {
-  kernel_ = &add_weight("kernel", Shape{kernel_size_, *s[2] / o_.groups, filters_}, o_.kernel_initializer);
-  if (o_.use_bias) bias_ = &add_weight("bias", Shape{filters_}, o_.bias_initializer);
+  kernel_ = &add_weight("kernel", Shape{kernel_size_, *s[2] / o_.groups, filters_}, o_.kernel_initializer, true,
+                        o_.kernel_regularizer, o_.kernel_constraint);
+  if (o_.use_bias)
+    bias_ = &add_weight("bias", Shape{filters_}, o_.bias_initializer, true, o_.bias_regularizer, o_.bias_constraint);
 }
 PartialShape Conv1D::compute_output_shape(const PartialShape& s) const {
   return {s[0], conv_output_length(s[1], kernel_size_, o_.padding, o_.strides, o_.dilation_rate), filters_};
@@ -56,8 +59,10 @@ void Conv2DTranspose::check_input(const PartialShape& s) const {
   check_rank(s, 4, [this](const std::string& w) { return input_error(w); });
 }
 void Conv2DTranspose::build(const PartialShape& s) {
-  kernel_ = &add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], filters_, *s[3]}, o_.kernel_initializer);
-  if (o_.use_bias) bias_ = &add_weight("bias", Shape{filters_}, o_.bias_initializer);
+  kernel_ = &add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], filters_, *s[3]}, o_.kernel_initializer, true,
+                        o_.kernel_regularizer, o_.kernel_constraint);
+  if (o_.use_bias)
+    bias_ = &add_weight("bias", Shape{filters_}, o_.bias_initializer, true, o_.bias_regularizer, o_.bias_constraint);
 }
 PartialShape Conv2DTranspose::compute_output_shape(const PartialShape& s) const {
   auto len = [&](std::optional<int64_t> in, int i) -> std::optional<int64_t> {
@@ -89,8 +94,10 @@ void DepthwiseConv2D::check_input(const PartialShape& s) const {
 }
 void DepthwiseConv2D::build(const PartialShape& s) {
   kernel_ = &add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], *s[3], o_.depth_multiplier},
-                        o_.depthwise_initializer);
-  if (o_.use_bias) bias_ = &add_weight("bias", Shape{*s[3] * o_.depth_multiplier}, o_.bias_initializer);
+                        o_.depthwise_initializer, true, o_.depthwise_regularizer, o_.depthwise_constraint);
+  if (o_.use_bias)
+    bias_ = &add_weight("bias", Shape{*s[3] * o_.depth_multiplier}, o_.bias_initializer, true, o_.bias_regularizer,
+                        o_.bias_constraint);
 }
 PartialShape DepthwiseConv2D::compute_output_shape(const PartialShape& s) const {
   return {s[0], conv_output_length(s[1], kernel_size_[0], o_.padding, o_.strides[0], o_.dilation_rate[0]),
@@ -118,10 +125,11 @@ void SeparableConv2D::check_input(const PartialShape& s) const {
 }
 void SeparableConv2D::build(const PartialShape& s) {
   depthwise_ = &add_weight("depthwise_kernel", Shape{kernel_size_[0], kernel_size_[1], *s[3], o_.depth_multiplier},
-                           o_.depthwise_initializer);
-  pointwise_ =
-      &add_weight("pointwise_kernel", Shape{1, 1, *s[3] * o_.depth_multiplier, filters_}, o_.pointwise_initializer);
-  if (o_.use_bias) bias_ = &add_weight("bias", Shape{filters_}, o_.bias_initializer);
+                           o_.depthwise_initializer, true, o_.depthwise_regularizer, o_.depthwise_constraint);
+  pointwise_ = &add_weight("pointwise_kernel", Shape{1, 1, *s[3] * o_.depth_multiplier, filters_},
+                           o_.pointwise_initializer, true, o_.pointwise_regularizer, o_.pointwise_constraint);
+  if (o_.use_bias)
+    bias_ = &add_weight("bias", Shape{filters_}, o_.bias_initializer, true, o_.bias_regularizer, o_.bias_constraint);
 }
 PartialShape SeparableConv2D::compute_output_shape(const PartialShape& s) const {
   return {s[0], conv_output_length(s[1], kernel_size_[0], o_.padding, o_.strides[0], o_.dilation_rate[0]),
@@ -133,6 +141,139 @@ Tensor SeparableConv2D::call(const Tensor& x, bool training) {
                                         .padding = o_.padding,
                                         .dilation_rate = {o_.dilation_rate[0], o_.dilation_rate[1]}});
   return activations::apply(o_.activation, ops::conv(d, pointwise_->value(), bias_ ? bias_->value() : Tensor()));
+}
+
+
+Config Conv1D::get_config() const {
+  Config c = Layer::get_config();
+  c["filters"] = filters_;
+  c["kernel_size"] = Config::array({kernel_size_});
+  detail::write_conv_common(c, o_, false);
+  c["groups"] = o_.groups;
+  c["activation"] = o_.activation.empty() ? "linear" : o_.activation;
+  c["use_bias"] = o_.use_bias;
+  c["kernel_initializer"] = o_.kernel_initializer.serialized();
+  c["bias_initializer"] = o_.bias_initializer.serialized();
+  c["kernel_regularizer"] = o_.kernel_regularizer.serialized();
+  c["bias_regularizer"] = o_.bias_regularizer.serialized();
+  c["activity_regularizer"] = nullptr;
+  c["kernel_constraint"] = o_.kernel_constraint.serialized();
+  c["bias_constraint"] = o_.bias_constraint.serialized();
+  return c;
+}
+std::shared_ptr<Layer> Conv1D::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Conv1D config");
+  Conv1DOptions o;
+  detail::read_conv_common(r, o, 1);
+  o.groups = r.integer("groups", 1);
+  o.kernel_initializer = r.initializer("kernel_initializer", "glorot_uniform");
+  o.kernel_regularizer = r.regularizer("kernel_regularizer");
+  o.kernel_constraint = r.constraint("kernel_constraint");
+  const int64_t k = r.ints("kernel_size", 1)[0];
+  auto layer = std::make_shared<Conv1D>(r.integer("filters"), k, std::move(o));
+  r.finish(*layer);
+  return layer;
+}
+
+Config Conv2DTranspose::get_config() const {
+  Config c = Layer::get_config();
+  c["filters"] = filters_;
+  c["kernel_size"] = detail::kernel_array(kernel_size_);
+  detail::write_conv_common(c, o_, true);
+  c["groups"] = o_.groups;
+  c["activation"] = o_.activation.empty() ? "linear" : o_.activation;
+  c["use_bias"] = o_.use_bias;
+  c["kernel_initializer"] = o_.kernel_initializer.serialized();
+  c["bias_initializer"] = o_.bias_initializer.serialized();
+  c["kernel_regularizer"] = o_.kernel_regularizer.serialized();
+  c["bias_regularizer"] = o_.bias_regularizer.serialized();
+  c["activity_regularizer"] = nullptr;
+  c["kernel_constraint"] = o_.kernel_constraint.serialized();
+  c["bias_constraint"] = o_.bias_constraint.serialized();
+  return c;
+}
+std::shared_ptr<Layer> Conv2DTranspose::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Conv2DTranspose config");
+  Conv2DOptions o;
+  detail::read_conv_common(r, o, 2);
+  o.groups = r.integer("groups", 1);
+  r.require("output_padding", nullptr);
+  o.kernel_initializer = r.initializer("kernel_initializer", "glorot_uniform");
+  o.kernel_regularizer = r.regularizer("kernel_regularizer");
+  o.kernel_constraint = r.constraint("kernel_constraint");
+  const auto k = r.ints("kernel_size", 2);
+  auto layer =
+      std::make_shared<Conv2DTranspose>(r.integer("filters"), std::array<int64_t, 2>{k[0], k[1]}, std::move(o));
+  r.finish(*layer);
+  return layer;
+}
+
+Config DepthwiseConv2D::get_config() const {
+  Config c = Layer::get_config();
+  c["kernel_size"] = detail::kernel_array(kernel_size_);
+  detail::write_conv_common(c, o_, true);
+  c["depth_multiplier"] = o_.depth_multiplier;
+  c["activation"] = o_.activation.empty() ? "linear" : o_.activation;
+  c["use_bias"] = o_.use_bias;
+  c["depthwise_initializer"] = o_.depthwise_initializer.serialized();
+  c["bias_initializer"] = o_.bias_initializer.serialized();
+  c["depthwise_regularizer"] = o_.depthwise_regularizer.serialized();
+  c["bias_regularizer"] = o_.bias_regularizer.serialized();
+  c["activity_regularizer"] = nullptr;
+  c["depthwise_constraint"] = o_.depthwise_constraint.serialized();
+  c["bias_constraint"] = o_.bias_constraint.serialized();
+  return c;
+}
+std::shared_ptr<Layer> DepthwiseConv2D::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "DepthwiseConv2D config");
+  DepthwiseConv2DOptions o;
+  detail::read_conv_common(r, o, 2);
+  o.depth_multiplier = r.integer("depth_multiplier", 1);
+  o.depthwise_initializer = r.initializer("depthwise_initializer", "glorot_uniform");
+  o.depthwise_regularizer = r.regularizer("depthwise_regularizer");
+  o.depthwise_constraint = r.constraint("depthwise_constraint");
+  const auto k = r.ints("kernel_size", 2);
+  auto layer = std::make_shared<DepthwiseConv2D>(std::array<int64_t, 2>{k[0], k[1]}, std::move(o));
+  r.finish(*layer);
+  return layer;
+}
+
+Config SeparableConv2D::get_config() const {
+  Config c = Layer::get_config();
+  c["filters"] = filters_;
+  c["kernel_size"] = detail::kernel_array(kernel_size_);
+  detail::write_conv_common(c, o_, true);
+  c["depth_multiplier"] = o_.depth_multiplier;
+  c["activation"] = o_.activation.empty() ? "linear" : o_.activation;
+  c["use_bias"] = o_.use_bias;
+  c["depthwise_initializer"] = o_.depthwise_initializer.serialized();
+  c["pointwise_initializer"] = o_.pointwise_initializer.serialized();
+  c["bias_initializer"] = o_.bias_initializer.serialized();
+  c["depthwise_regularizer"] = o_.depthwise_regularizer.serialized();
+  c["pointwise_regularizer"] = o_.pointwise_regularizer.serialized();
+  c["bias_regularizer"] = o_.bias_regularizer.serialized();
+  c["activity_regularizer"] = nullptr;
+  c["depthwise_constraint"] = o_.depthwise_constraint.serialized();
+  c["pointwise_constraint"] = o_.pointwise_constraint.serialized();
+  c["bias_constraint"] = o_.bias_constraint.serialized();
+  return c;
+}
+std::shared_ptr<Layer> SeparableConv2D::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "SeparableConv2D config");
+  SeparableConv2DOptions o;
+  detail::read_conv_common(r, o, 2);
+  o.depth_multiplier = r.integer("depth_multiplier", 1);
+  o.depthwise_initializer = r.initializer("depthwise_initializer", "glorot_uniform");
+  o.pointwise_initializer = r.initializer("pointwise_initializer", "glorot_uniform");
+  o.depthwise_regularizer = r.regularizer("depthwise_regularizer");
+  o.pointwise_regularizer = r.regularizer("pointwise_regularizer");
+  o.depthwise_constraint = r.constraint("depthwise_constraint");
+  o.pointwise_constraint = r.constraint("pointwise_constraint");
+  const auto k = r.ints("kernel_size", 2);
+  auto layer =
+      std::make_shared<SeparableConv2D>(r.integer("filters"), std::array<int64_t, 2>{k[0], k[1]}, std::move(o));
+  r.finish(*layer);
+  return layer;
 }
 
 }  // namespace keras::layers

@@ -15,12 +15,18 @@ struct Conv1DOptions {
   bool use_bias = true;
   Initializer kernel_initializer = "glorot_uniform";
   Initializer bias_initializer = "zeros";
+  Regularizer kernel_regularizer;
+  Regularizer bias_regularizer;
+  Constraint kernel_constraint;
+  Constraint bias_constraint;
   std::string name;
 };
 /// 1-d convolution over (N, steps, channels); kernel (kernel_size, in / groups, filters).
 class KERASCPP_API Conv1D : public Layer {
  public:
   KERASCPP_LAYER(Conv1D)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
@@ -39,6 +45,8 @@ class KERASCPP_API Conv1D : public Layer {
 class KERASCPP_API Conv2DTranspose : public Layer {
  public:
   KERASCPP_LAYER(Conv2DTranspose)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   Conv2DTranspose(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
@@ -63,12 +71,18 @@ struct DepthwiseConv2DOptions {
   bool use_bias = true;
   Initializer depthwise_initializer = "glorot_uniform";
   Initializer bias_initializer = "zeros";
+  Regularizer depthwise_regularizer;
+  Regularizer bias_regularizer;
+  Constraint depthwise_constraint;
+  Constraint bias_constraint;
   std::string name;
 };
 /// One filter per input channel (times depth_multiplier); kernel (kh, kw, in, multiplier).
 class KERASCPP_API DepthwiseConv2D : public Layer {
  public:
   KERASCPP_LAYER(DepthwiseConv2D)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   DepthwiseConv2D(std::array<int64_t, 2> kernel_size, DepthwiseConv2DOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
@@ -93,12 +107,20 @@ struct SeparableConv2DOptions {
   Initializer depthwise_initializer = "glorot_uniform";
   Initializer pointwise_initializer = "glorot_uniform";
   Initializer bias_initializer = "zeros";
+  Regularizer depthwise_regularizer;
+  Regularizer pointwise_regularizer;
+  Regularizer bias_regularizer;
+  Constraint depthwise_constraint;
+  Constraint pointwise_constraint;
+  Constraint bias_constraint;
   std::string name;
 };
 /// A depthwise convolution followed by a 1x1 convolution; weights depthwise_kernel, pointwise_kernel, bias.
 class KERASCPP_API SeparableConv2D : public Layer {
  public:
   KERASCPP_LAYER(SeparableConv2D)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   SeparableConv2D(int64_t filters, std::array<int64_t, 2> kernel_size, SeparableConv2DOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;

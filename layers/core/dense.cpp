@@ -45,4 +45,38 @@ Tensor Dense::call(const Tensor& x, bool training) {
   return fused == UnaryOp::identity ? activations::apply(options_.activation, y) : y;
 }
 
+Config Dense::get_config() const {
+  Config c = Layer::get_config();
+  c["units"] = units_;
+  c["activation"] = options_.activation.empty() ? "linear" : options_.activation;
+  c["use_bias"] = options_.use_bias;
+  c["kernel_initializer"] = options_.kernel_initializer.serialized();
+  c["bias_initializer"] = options_.bias_initializer.serialized();
+  c["kernel_regularizer"] = options_.kernel_regularizer.serialized();
+  c["bias_regularizer"] = options_.bias_regularizer.serialized();
+  c["kernel_constraint"] = options_.kernel_constraint.serialized();
+  c["bias_constraint"] = options_.bias_constraint.serialized();
+  return c;
+}
+
+std::shared_ptr<Layer> Dense::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Dense config");
+  DenseOptions o;
+  o.name = r.name();
+  const int64_t units = r.integer("units");
+  o.activation = r.activation();
+  o.use_bias = r.boolean("use_bias", true);
+  o.kernel_initializer = r.initializer("kernel_initializer", "glorot_uniform");
+  o.bias_initializer = r.initializer("bias_initializer", "zeros");
+  o.kernel_regularizer = r.regularizer("kernel_regularizer");
+  o.bias_regularizer = r.regularizer("bias_regularizer");
+  o.kernel_constraint = r.constraint("kernel_constraint");
+  o.bias_constraint = r.constraint("bias_constraint");
+  r.require("activity_regularizer", nullptr);
+  r.require("lora_rank", nullptr);
+  auto layer = std::make_shared<Dense>(units, std::move(o));
+  r.finish(*layer);
+  return layer;
+}
+
 }  // namespace keras::layers

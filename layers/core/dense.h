@@ -21,6 +21,8 @@ struct DenseOptions {
 class KERASCPP_API Dense : public Layer {
  public:
   KERASCPP_LAYER(Dense)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Dense(int64_t units, DenseOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;

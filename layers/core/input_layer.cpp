@@ -22,8 +22,46 @@ void InputLayer::check_input(const PartialShape& s) const {
         fmt::format("expected shape={}, found shape={}", shape_to_string(batch_shape_), shape_to_string(s)));
 }
 
+Config InputLayer::get_config() const {
+  return Config{{"batch_shape", serialization::shape_to_config(batch_shape_)},
+                {"dtype", dtype_name(dtype_)},
+                {"sparse", false},
+                {"ragged", false},
+                {"name", name()}};
+}
+
+std::shared_ptr<Layer> InputLayer::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "InputLayer config");
+  // Keras 3 says batch_shape, Keras 2 batch_input_shape.
+  const char* key = r.has("batch_shape") ? "batch_shape" : "batch_input_shape";
+  KCPP_CHECK(r.has(key), ValueError, "InputLayer config: expected \"batch_shape\" (or Keras 2's \"batch_input_shape\"), "
+             "received keys {}", config.dump().substr(0, 200));
+  PartialShape batch_shape = r.shape(key);
+  KCPP_CHECK(!batch_shape.empty(), ValueError, "InputLayer config: expected a batch shape of rank >= 1, received []");
+  InputOptions o;
+  o.name = r.name();
+  o.batch_size = batch_shape[0];
+  std::string dtype = "float32";
+  if (r.has("dtype")) {
+    const Config& d = r.raw("dtype");
+    if (d.is_string()) dtype = d.get<std::string>();
+    else if (d.is_object() && d.contains("config") && d["config"].contains("name") && d["config"]["name"].is_string())
+      dtype = d["config"]["name"].get<std::string>();
+  }
+  o.dtype = dtype;
+  r.require("sparse", false);
+  r.require("ragged", false);
+  auto layer = std::make_shared<InputLayer>(PartialShape(batch_shape.begin() + 1, batch_shape.end()), o);
+  r.finish();
+  return layer;
+}
+
 KerasTensor Input(std::vector<std::optional<int64_t>> shape, const InputOptions& options) {
-  auto layer = std::make_shared<InputLayer>(std::move(shape), options);
+  return Input(std::make_shared<InputLayer>(std::move(shape), options));
+}
+
+KerasTensor Input(std::shared_ptr<InputLayer> layer) {
+  KCPP_CHECK(layer != nullptr, ValueError, "Input: expected an InputLayer, received null");
   layer->build_for(layer->batch_shape());
   auto node = std::make_shared<detail::SymbolicNode>();
   node->layer = layer;

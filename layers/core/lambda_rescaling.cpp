@@ -18,4 +18,22 @@ Lambda::Lambda(std::function<Tensor(const Tensor&)> function,
   KCPP_CHECK(function_, ValueError, "Lambda: the function is empty");
 }
 
+
+Config Rescaling::get_config() const {
+  Config c = Layer::get_config();
+  c["scale"] = scale_;
+  c["offset"] = offset_;
+  return c;
+}
+std::shared_ptr<Layer> Rescaling::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Rescaling config");
+  const std::string name = r.name();
+  KCPP_CHECK(!r.has("scale") || r.raw("scale").is_number(), NotImplementedError,
+             "Rescaling config: a per-channel \"scale\" list is not supported yet, received {}", r.raw("scale").dump());
+  const float scale = static_cast<float>(r.number("scale"));
+  auto layer = std::make_shared<Rescaling>(scale, static_cast<float>(r.number("offset", 0.0)), name);
+  r.finish(*layer);
+  return layer;
+}
+
 }  // namespace keras::layers

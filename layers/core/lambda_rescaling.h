@@ -10,6 +10,8 @@ namespace keras::layers {
 class KERASCPP_API Rescaling : public Layer {
  public:
   KERASCPP_LAYER(Rescaling)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Rescaling(float scale, float offset = 0.f, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }

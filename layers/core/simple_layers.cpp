@@ -13,7 +13,7 @@ Activation::Activation(std::string activation, std::string name)
 Tensor Activation::call(const Tensor& x, bool training) { return activations::apply(activation_, x); }
 
 Dropout::Dropout(float rate, DropoutOptions options)
-    : Layer("Dropout", options.name), rate_(rate), seeds_(options.seed) {
+    : Layer("Dropout", options.name), rate_(rate), seed_(options.seed), seeds_(options.seed) {
   KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "Dropout: the rate must be in [0, 1), received {}", rate);
 }
 Tensor Dropout::call(const Tensor& x, bool training) {
@@ -61,6 +61,64 @@ PartialShape Reshape::compute_output_shape(const PartialShape& s) const {
                shape_to_string(s), fmt::join(target_, ", "));
   }
   return out;
+}
+
+
+Config Activation::get_config() const {
+  Config c = Layer::get_config();
+  c["activation"] = activation_.empty() ? "linear" : activation_;
+  return c;
+}
+std::shared_ptr<Layer> Activation::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Activation config");
+  const std::string name = r.name();
+  auto layer = std::make_shared<Activation>(r.activation(), name);
+  r.finish(*layer);
+  return layer;
+}
+
+Config Dropout::get_config() const {
+  Config c = Layer::get_config();
+  c["rate"] = rate_;
+  c["seed"] = seed_ ? Config(*seed_) : Config(nullptr);
+  c["noise_shape"] = nullptr;
+  return c;
+}
+std::shared_ptr<Layer> Dropout::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Dropout config");
+  DropoutOptions o;
+  o.name = r.name();
+  o.seed = r.seed();
+  r.require("noise_shape", nullptr);
+  auto layer = std::make_shared<Dropout>(static_cast<float>(r.number("rate")), o);
+  r.finish(*layer);
+  return layer;
+}
+
+Config Flatten::get_config() const {
+  Config c = Layer::get_config();
+  c["data_format"] = "channels_last";
+  return c;
+}
+std::shared_ptr<Layer> Flatten::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Flatten config");
+  r.require("data_format", "channels_last");
+  auto layer = std::make_shared<Flatten>(r.name());
+  r.finish(*layer);
+  return layer;
+}
+
+Config Reshape::get_config() const {
+  Config c = Layer::get_config();
+  c["target_shape"] = target_;
+  return c;
+}
+std::shared_ptr<Layer> Reshape::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Reshape config");
+  const std::string name = r.name();
+  auto layer = std::make_shared<Reshape>(r.int_list("target_shape"), name);
+  r.finish(*layer);
+  return layer;
 }
 
 }  // namespace keras::layers

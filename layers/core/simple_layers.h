@@ -11,6 +11,8 @@ namespace keras::layers {
 class KERASCPP_API Activation : public Layer {
  public:
   KERASCPP_LAYER(Activation)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Activation(std::string activation, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
@@ -30,6 +32,8 @@ struct DropoutOptions {
 class KERASCPP_API Dropout : public Layer {
  public:
   KERASCPP_LAYER(Dropout)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Dropout(float rate, DropoutOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
@@ -37,6 +41,7 @@ class KERASCPP_API Dropout : public Layer {
 
  private:
   float rate_;
+  std::optional<uint64_t> seed_;
   random::SeedGenerator seeds_;
 };
 
@@ -44,6 +49,8 @@ class KERASCPP_API Dropout : public Layer {
 class KERASCPP_API Flatten : public Layer {
  public:
   KERASCPP_LAYER(Flatten)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Flatten(std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
@@ -53,6 +60,8 @@ class KERASCPP_API Flatten : public Layer {
 class KERASCPP_API Reshape : public Layer {
  public:
   KERASCPP_LAYER(Reshape)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Reshape(std::vector<int64_t> target_shape, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;

@@ -179,4 +179,53 @@ KerasTensor average(const std::vector<KerasTensor>& inputs) { return Average()(i
 KerasTensor maximum(const std::vector<KerasTensor>& inputs) { return Maximum()(inputs); }
 KerasTensor minimum(const std::vector<KerasTensor>& inputs) { return Minimum()(inputs); }
 
+
+namespace {
+template <typename M>
+std::shared_ptr<Layer> merge_from_config(const Config& config, const char* owner) {
+  serialization::ConfigReader r(config, owner);
+  auto layer = std::make_shared<M>(r.name());
+  r.finish(*layer);
+  return layer;
+}
+}  // namespace
+std::shared_ptr<Layer> Add::from_config(const Config& c) { return merge_from_config<Add>(c, "Add config"); }
+std::shared_ptr<Layer> Subtract::from_config(const Config& c) {
+  return merge_from_config<Subtract>(c, "Subtract config");
+}
+std::shared_ptr<Layer> Multiply::from_config(const Config& c) {
+  return merge_from_config<Multiply>(c, "Multiply config");
+}
+std::shared_ptr<Layer> Average::from_config(const Config& c) { return merge_from_config<Average>(c, "Average config"); }
+std::shared_ptr<Layer> Maximum::from_config(const Config& c) { return merge_from_config<Maximum>(c, "Maximum config"); }
+std::shared_ptr<Layer> Minimum::from_config(const Config& c) { return merge_from_config<Minimum>(c, "Minimum config"); }
+
+Config Concatenate::get_config() const {
+  Config c = Layer::get_config();
+  c["axis"] = axis_;
+  return c;
+}
+std::shared_ptr<Layer> Concatenate::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Concatenate config");
+  const std::string name = r.name();
+  auto layer = std::make_shared<Concatenate>(r.integer("axis", -1), name);
+  r.finish(*layer);
+  return layer;
+}
+
+Config Dot::get_config() const {
+  Config c = Layer::get_config();
+  c["axes"] = axes_[0] == axes_[1] ? Config(axes_[0]) : Config::array({axes_[0], axes_[1]});
+  c["normalize"] = normalize_;
+  return c;
+}
+std::shared_ptr<Layer> Dot::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Dot config");
+  const std::string name = r.name();
+  const auto axes = r.ints("axes", 2);
+  auto layer = std::make_shared<Dot>(std::array<int64_t, 2>{axes[0], axes[1]}, r.boolean("normalize", false), name);
+  r.finish(*layer);
+  return layer;
+}
+
 }  // namespace keras::layers

@@ -27,6 +27,7 @@ class KERASCPP_API Merge : public Layer {
 class KERASCPP_API Add : public Merge {
  public:
   KERASCPP_LAYER(Add)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Add(std::string name = "") : Merge("Add", std::move(name)) {}
 
  protected:
@@ -35,6 +36,7 @@ class KERASCPP_API Add : public Merge {
 class KERASCPP_API Subtract : public Merge {
  public:
   KERASCPP_LAYER(Subtract)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Subtract(std::string name = "") : Merge("Subtract", std::move(name)) {}
   std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& shapes) const override;
 
@@ -44,6 +46,7 @@ class KERASCPP_API Subtract : public Merge {
 class KERASCPP_API Multiply : public Merge {
  public:
   KERASCPP_LAYER(Multiply)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Multiply(std::string name = "") : Merge("Multiply", std::move(name)) {}
 
  protected:
@@ -52,6 +55,7 @@ class KERASCPP_API Multiply : public Merge {
 class KERASCPP_API Average : public Merge {
  public:
   KERASCPP_LAYER(Average)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Average(std::string name = "") : Merge("Average", std::move(name)) {}
 
  protected:
@@ -60,6 +64,7 @@ class KERASCPP_API Average : public Merge {
 class KERASCPP_API Maximum : public Merge {
  public:
   KERASCPP_LAYER(Maximum)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Maximum(std::string name = "") : Merge("Maximum", std::move(name)) {}
 
  protected:
@@ -68,6 +73,7 @@ class KERASCPP_API Maximum : public Merge {
 class KERASCPP_API Minimum : public Merge {
  public:
   KERASCPP_LAYER(Minimum)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Minimum(std::string name = "") : Merge("Minimum", std::move(name)) {}
 
  protected:
@@ -78,6 +84,8 @@ class KERASCPP_API Minimum : public Merge {
 class KERASCPP_API Concatenate : public Merge {
  public:
   KERASCPP_LAYER(Concatenate)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Concatenate(int64_t axis = -1, std::string name = "");
 
  protected:
@@ -94,6 +102,8 @@ class KERASCPP_API Concatenate : public Merge {
 class KERASCPP_API Dot : public Merge {
  public:
   KERASCPP_LAYER(Dot)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Dot(std::array<int64_t, 2> axes, bool normalize = false, std::string name = "");
   std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& shapes) const override;
 

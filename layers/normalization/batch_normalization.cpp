@@ -24,10 +24,11 @@ void BatchNormalization::check_input(const PartialShape& s) const {
 
 void BatchNormalization::build(const PartialShape& s) {
   const Shape c{*s.back()};
-  if (options_.scale) gamma_ = &add_weight("gamma", c, "ones");
-  if (options_.center) beta_ = &add_weight("beta", c, "zeros");
-  moving_mean_ = &add_weight("moving_mean", c, "zeros", false);
-  moving_variance_ = &add_weight("moving_variance", c, "ones", false);
+  const auto& o = options_;
+  if (o.scale) gamma_ = &add_weight("gamma", c, o.gamma_initializer, true, o.gamma_regularizer, o.gamma_constraint);
+  if (o.center) beta_ = &add_weight("beta", c, o.beta_initializer, true, o.beta_regularizer, o.beta_constraint);
+  moving_mean_ = &add_weight("moving_mean", c, o.moving_mean_initializer, false);
+  moving_variance_ = &add_weight("moving_variance", c, o.moving_variance_initializer, false);
 }
 
 Tensor BatchNormalization::call(const Tensor& x, bool training) {
@@ -46,6 +47,62 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
     moving_variance_->assign(moving_variance_->value() * m + r.variance * (1.f - m));
   }
   return r.y;
+}
+
+
+Config BatchNormalization::get_config() const {
+  const auto& o = options_;
+  Config c = Layer::get_config();
+  c["axis"] = -1;
+  c["momentum"] = o.momentum;
+  c["epsilon"] = o.epsilon;
+  c["center"] = o.center;
+  c["scale"] = o.scale;
+  c["beta_initializer"] = o.beta_initializer.serialized();
+  c["gamma_initializer"] = o.gamma_initializer.serialized();
+  c["moving_mean_initializer"] = o.moving_mean_initializer.serialized();
+  c["moving_variance_initializer"] = o.moving_variance_initializer.serialized();
+  c["beta_regularizer"] = o.beta_regularizer.serialized();
+  c["gamma_regularizer"] = o.gamma_regularizer.serialized();
+  c["beta_constraint"] = o.beta_constraint.serialized();
+  c["gamma_constraint"] = o.gamma_constraint.serialized();
+  c["synchronized"] = false;
+  return c;
+}
+
+std::shared_ptr<Layer> BatchNormalization::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "BatchNormalization config");
+  BatchNormalizationOptions o;
+  o.name = r.name();
+  // channels_last: the last axis, which Keras 2 files may also write as [3] for 4-d inputs.
+  if (r.has("axis")) {
+    const Config& axis = r.raw("axis");
+    const bool last = (axis.is_number_integer() && axis.get<int64_t>() == -1) ||
+                      (axis.is_array() && axis.size() == 1 && axis[0].is_number_integer() &&
+                       (axis[0].get<int64_t>() == -1 || axis[0].get<int64_t>() == 3));
+    const bool three = axis.is_number_integer() && axis.get<int64_t>() == 3;
+    if (!last && !three)
+      throw NotImplementedError(fmt::format(
+          "BatchNormalization config: only the last axis (channels_last) is supported, received \"axis\": {}",
+          axis.dump()));
+  }
+  o.momentum = static_cast<float>(r.number("momentum", 0.99));
+  o.epsilon = static_cast<float>(r.number("epsilon", 1e-3));
+  o.center = r.boolean("center", true);
+  o.scale = r.boolean("scale", true);
+  o.beta_initializer = r.initializer("beta_initializer", "zeros");
+  o.gamma_initializer = r.initializer("gamma_initializer", "ones");
+  o.moving_mean_initializer = r.initializer("moving_mean_initializer", "zeros");
+  o.moving_variance_initializer = r.initializer("moving_variance_initializer", "ones");
+  o.beta_regularizer = r.regularizer("beta_regularizer");
+  o.gamma_regularizer = r.regularizer("gamma_regularizer");
+  o.beta_constraint = r.constraint("beta_constraint");
+  o.gamma_constraint = r.constraint("gamma_constraint");
+  r.require("synchronized", false);
+  r.require("renorm", false);
+  auto layer = std::make_shared<BatchNormalization>(std::move(o));
+  r.finish(*layer);
+  return layer;
 }
 
 }  // namespace keras::layers

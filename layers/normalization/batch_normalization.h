@@ -9,6 +9,14 @@ struct BatchNormalizationOptions {
   float epsilon = 1e-3f;
   bool center = true;
   bool scale = true;
+  Initializer beta_initializer = "zeros";
+  Initializer gamma_initializer = "ones";
+  Initializer moving_mean_initializer = "zeros";
+  Initializer moving_variance_initializer = "ones";
+  Regularizer beta_regularizer;
+  Regularizer gamma_regularizer;
+  Constraint beta_constraint;
+  Constraint gamma_constraint;
   std::string name;
 };
 
@@ -18,6 +26,8 @@ struct BatchNormalizationOptions {
 class KERASCPP_API BatchNormalization : public Layer {
  public:
   KERASCPP_LAYER(BatchNormalization)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit BatchNormalization(BatchNormalizationOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }

@@ -14,6 +14,8 @@ struct LayerNormalizationOptions {
 class KERASCPP_API LayerNormalization : public Layer {
  public:
   KERASCPP_LAYER(LayerNormalization)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit LayerNormalization(LayerNormalizationOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }

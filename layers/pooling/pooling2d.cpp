@@ -43,4 +43,55 @@ void GlobalAveragePooling2D::check_input(const PartialShape& s) const {
 }
 Tensor GlobalAveragePooling2D::call(const Tensor& x, bool training) { return ops::mean(x, {1, 2}); }
 
+
+Config Pooling2D::get_config() const {
+  Config c = Layer::get_config();
+  c["pool_size"] = Config::array({pool_size_[0], pool_size_[1]});
+  c["padding"] = padding_;
+  c["strides"] = Config::array({strides_[0], strides_[1]});
+  c["data_format"] = "channels_last";
+  return c;
+}
+
+namespace {
+template <typename P>
+std::shared_ptr<Layer> pooling2d_from_config(const Config& config, const char* owner) {
+  serialization::ConfigReader r(config, owner);
+  Pooling2DOptions o;
+  o.name = r.name();
+  r.require("data_format", "channels_last");
+  const auto pool = r.has("pool_size") ? r.ints("pool_size", 2) : std::vector<int64_t>{2, 2};
+  if (r.has("strides")) {
+    const auto s = r.ints("strides", 2);
+    o.strides = std::array<int64_t, 2>{s[0], s[1]};
+  }
+  o.padding = r.string("padding", "valid");
+  auto layer = std::make_shared<P>(std::array<int64_t, 2>{pool[0], pool[1]}, o);
+  r.finish(*layer);
+  return layer;
+}
+}  // namespace
+
+std::shared_ptr<Layer> MaxPooling2D::from_config(const Config& c) {
+  return pooling2d_from_config<MaxPooling2D>(c, "MaxPooling2D config");
+}
+std::shared_ptr<Layer> AveragePooling2D::from_config(const Config& c) {
+  return pooling2d_from_config<AveragePooling2D>(c, "AveragePooling2D config");
+}
+
+Config GlobalAveragePooling2D::get_config() const {
+  Config c = Layer::get_config();
+  c["data_format"] = "channels_last";
+  c["keepdims"] = false;
+  return c;
+}
+std::shared_ptr<Layer> GlobalAveragePooling2D::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "GlobalAveragePooling2D config");
+  r.require("data_format", "channels_last");
+  r.require("keepdims", false);
+  auto layer = std::make_shared<GlobalAveragePooling2D>(r.name());
+  r.finish(*layer);
+  return layer;
+}
+
 }  // namespace keras::layers

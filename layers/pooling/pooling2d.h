@@ -15,6 +15,7 @@ struct Pooling2DOptions {
 class KERASCPP_API Pooling2D : public Layer {
  public:
   Pooling2D(std::string class_name, bool is_max, std::array<int64_t, 2> pool_size, Pooling2DOptions options);
+  Config get_config() const override;
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;
 
@@ -30,6 +31,7 @@ class KERASCPP_API Pooling2D : public Layer {
 class KERASCPP_API MaxPooling2D : public Pooling2D {
  public:
   KERASCPP_LAYER(MaxPooling2D)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit MaxPooling2D(std::array<int64_t, 2> pool_size = {2, 2}, Pooling2DOptions options = {})
       : Pooling2D("MaxPooling2D", true, pool_size, std::move(options)) {}
 };
@@ -37,6 +39,7 @@ class KERASCPP_API MaxPooling2D : public Pooling2D {
 class KERASCPP_API AveragePooling2D : public Pooling2D {
  public:
   KERASCPP_LAYER(AveragePooling2D)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit AveragePooling2D(std::array<int64_t, 2> pool_size = {2, 2}, Pooling2DOptions options = {})
       : Pooling2D("AveragePooling2D", false, pool_size, std::move(options)) {}
 };
@@ -45,6 +48,8 @@ class KERASCPP_API AveragePooling2D : public Pooling2D {
 class KERASCPP_API GlobalAveragePooling2D : public Layer {
  public:
   KERASCPP_LAYER(GlobalAveragePooling2D)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit GlobalAveragePooling2D(std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return {s[0], s[3]}; }

@@ -43,4 +43,62 @@ Tensor GlobalPooling::call(const Tensor& x, bool training) {
   return is_max_ ? ops::max(x, axes) : ops::mean(x, axes);
 }
 
+
+Config Pooling1D::get_config() const {
+  Config c = Layer::get_config();
+  c["pool_size"] = Config::array({pool_size_});
+  c["padding"] = padding_;
+  c["strides"] = Config::array({strides_});
+  c["data_format"] = "channels_last";
+  return c;
+}
+
+Config GlobalPooling::get_config() const {
+  Config c = Layer::get_config();
+  c["data_format"] = "channels_last";
+  c["keepdims"] = false;
+  return c;
+}
+
+namespace {
+template <typename P>
+std::shared_ptr<Layer> pooling1d_from_config(const Config& config, const char* owner) {
+  serialization::ConfigReader r(config, owner);
+  Pooling1DOptions o;
+  o.name = r.name();
+  r.require("data_format", "channels_last");
+  const int64_t pool = r.has("pool_size") ? r.ints("pool_size", 1)[0] : 2;
+  if (r.has("strides")) o.strides = r.ints("strides", 1)[0];
+  o.padding = r.string("padding", "valid");
+  auto layer = std::make_shared<P>(pool, o);
+  r.finish(*layer);
+  return layer;
+}
+template <typename P>
+std::shared_ptr<Layer> global_from_config(const Config& config, const char* owner) {
+  serialization::ConfigReader r(config, owner);
+  r.require("data_format", "channels_last");
+  r.require("keepdims", false);
+  auto layer = std::make_shared<P>(r.name());
+  r.finish(*layer);
+  return layer;
+}
+}  // namespace
+
+std::shared_ptr<Layer> MaxPooling1D::from_config(const Config& c) {
+  return pooling1d_from_config<MaxPooling1D>(c, "MaxPooling1D config");
+}
+std::shared_ptr<Layer> AveragePooling1D::from_config(const Config& c) {
+  return pooling1d_from_config<AveragePooling1D>(c, "AveragePooling1D config");
+}
+std::shared_ptr<Layer> GlobalAveragePooling1D::from_config(const Config& c) {
+  return global_from_config<GlobalAveragePooling1D>(c, "GlobalAveragePooling1D config");
+}
+std::shared_ptr<Layer> GlobalMaxPooling1D::from_config(const Config& c) {
+  return global_from_config<GlobalMaxPooling1D>(c, "GlobalMaxPooling1D config");
+}
+std::shared_ptr<Layer> GlobalMaxPooling2D::from_config(const Config& c) {
+  return global_from_config<GlobalMaxPooling2D>(c, "GlobalMaxPooling2D config");
+}
+
 }  // namespace keras::layers

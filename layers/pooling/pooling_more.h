@@ -14,6 +14,7 @@ struct Pooling1DOptions {
 class KERASCPP_API Pooling1D : public Layer {
  public:
   Pooling1D(std::string class_name, bool is_max, int64_t pool_size, Pooling1DOptions options);
+  Config get_config() const override;
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
 
@@ -28,12 +29,14 @@ class KERASCPP_API Pooling1D : public Layer {
 class KERASCPP_API MaxPooling1D : public Pooling1D {
  public:
   KERASCPP_LAYER(MaxPooling1D)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit MaxPooling1D(int64_t pool_size = 2, Pooling1DOptions options = {})
       : Pooling1D("MaxPooling1D", true, pool_size, std::move(options)) {}
 };
 class KERASCPP_API AveragePooling1D : public Pooling1D {
  public:
   KERASCPP_LAYER(AveragePooling1D)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit AveragePooling1D(int64_t pool_size = 2, Pooling1DOptions options = {})
       : Pooling1D("AveragePooling1D", false, pool_size, std::move(options)) {}
 };
@@ -42,6 +45,7 @@ class KERASCPP_API AveragePooling1D : public Pooling1D {
 class KERASCPP_API GlobalPooling : public Layer {
  public:
   GlobalPooling(std::string class_name, bool is_max, size_t rank, std::string name);
+  Config get_config() const override;
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return {s[0], s.back()}; }
 
@@ -55,17 +59,20 @@ class KERASCPP_API GlobalPooling : public Layer {
 class KERASCPP_API GlobalAveragePooling1D : public GlobalPooling {
  public:
   KERASCPP_LAYER(GlobalAveragePooling1D)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit GlobalAveragePooling1D(std::string name = "")
       : GlobalPooling("GlobalAveragePooling1D", false, 3, std::move(name)) {}
 };
 class KERASCPP_API GlobalMaxPooling1D : public GlobalPooling {
  public:
   KERASCPP_LAYER(GlobalMaxPooling1D)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit GlobalMaxPooling1D(std::string name = "") : GlobalPooling("GlobalMaxPooling1D", true, 3, std::move(name)) {}
 };
 class KERASCPP_API GlobalMaxPooling2D : public GlobalPooling {
  public:
   KERASCPP_LAYER(GlobalMaxPooling2D)
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit GlobalMaxPooling2D(std::string name = "") : GlobalPooling("GlobalMaxPooling2D", true, 4, std::move(name)) {}
 };
 

@@ -6,7 +6,7 @@
 namespace keras::layers {
 
 SpatialDropout2D::SpatialDropout2D(float rate, std::optional<uint64_t> seed, std::string name)
-    : Layer("SpatialDropout2D", std::move(name)), rate_(rate), seeds_(seed) {
+    : Layer("SpatialDropout2D", std::move(name)), rate_(rate), seed_(seed), seeds_(seed) {
   KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "SpatialDropout2D: the rate must be in [0, 1), received {}", rate);
 }
 void SpatialDropout2D::check_input(const PartialShape& s) const {
@@ -20,6 +20,26 @@ Tensor SpatialDropout2D::call(const Tensor& x, bool training) {
   const Tensor mask =
       ops::dropout(ops::ones(Shape{x.dim(0), 1, 1, x.dim(3)}, DType::float32, x.backend()), rate_, seeds_.next());
   return x * mask;
+}
+
+
+Config SpatialDropout2D::get_config() const {
+  Config c = Layer::get_config();
+  c["rate"] = rate_;
+  c["seed"] = seed_ ? Config(*seed_) : Config(nullptr);
+  c["noise_shape"] = nullptr;
+  c["data_format"] = "channels_last";
+  return c;
+}
+std::shared_ptr<Layer> SpatialDropout2D::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "SpatialDropout2D config");
+  const std::string name = r.name();
+  r.require("data_format", "channels_last");
+  r.require("noise_shape", nullptr);
+  auto seed = r.seed();
+  auto layer = std::make_shared<SpatialDropout2D>(static_cast<float>(r.number("rate")), seed, name);
+  r.finish(*layer);
+  return layer;
 }
 
 }  // namespace keras::layers

@@ -9,6 +9,8 @@ namespace keras::layers {
 class KERASCPP_API SpatialDropout2D : public Layer {
  public:
   KERASCPP_LAYER(SpatialDropout2D)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit SpatialDropout2D(float rate, std::optional<uint64_t> seed = std::nullopt, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
@@ -18,6 +20,7 @@ class KERASCPP_API SpatialDropout2D : public Layer {
 
  private:
   float rate_;
+  std::optional<uint64_t> seed_;
   random::SeedGenerator seeds_;
 };
 

@@ -115,4 +115,110 @@ Tensor RepeatVector::call(const Tensor& x, bool training) {
   return ops::broadcast_to(ops::expand_dims(x, 1), Shape{x.dim(0), n_, x.dim(1)});
 }
 
+
+namespace {
+using Pairs = std::array<std::array<int64_t, 2>, 2>;
+// Keras' padding/cropping argument: an int, (rows, cols), or ((top, bottom), (left, right)).
+Pairs read_pairs(serialization::ConfigReader& r, const std::string& key, const Pairs& fallback) {
+  if (!r.has(key)) return fallback;
+  const Config& v = r.raw(key);
+  auto as_int = [&](const Config& e) {
+    KCPP_CHECK(e.is_number_integer() && e.get<int64_t>() >= 0, ValueError,
+               "\"{}\": expected non-negative integers, received {}", key, v.dump());
+    return e.get<int64_t>();
+  };
+  if (v.is_number_integer()) {
+    const int64_t p = as_int(v);
+    return {{{p, p}, {p, p}}};
+  }
+  KCPP_CHECK(v.is_array() && v.size() == 2, ValueError,
+             "\"{}\": expected an integer, 2 integers or 2 pairs of integers, received {}", key, v.dump());
+  Pairs out{};
+  for (size_t i = 0; i < 2; ++i) {
+    if (v[i].is_array()) {
+      KCPP_CHECK(v[i].size() == 2, ValueError, "\"{}\": expected pairs of integers, received {}", key, v.dump());
+      out[i] = {as_int(v[i][0]), as_int(v[i][1])};
+    } else {
+      out[i] = {as_int(v[i]), as_int(v[i])};
+    }
+  }
+  return out;
+}
+Config pairs_config(const Pairs& p) { return Config::array({{p[0][0], p[0][1]}, {p[1][0], p[1][1]}}); }
+}  // namespace
+
+Config ZeroPadding2D::get_config() const {
+  Config c = Layer::get_config();
+  c["padding"] = pairs_config(padding_);
+  c["data_format"] = "channels_last";
+  return c;
+}
+std::shared_ptr<Layer> ZeroPadding2D::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "ZeroPadding2D config");
+  r.require("data_format", "channels_last");
+  const std::string name = r.name();
+  auto layer = std::make_shared<ZeroPadding2D>(read_pairs(r, "padding", {{{1, 1}, {1, 1}}}), name);
+  r.finish(*layer);
+  return layer;
+}
+
+Config Cropping2D::get_config() const {
+  Config c = Layer::get_config();
+  c["cropping"] = pairs_config(cropping_);
+  c["data_format"] = "channels_last";
+  return c;
+}
+std::shared_ptr<Layer> Cropping2D::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Cropping2D config");
+  r.require("data_format", "channels_last");
+  const std::string name = r.name();
+  auto layer = std::make_shared<Cropping2D>(read_pairs(r, "cropping", {{{0, 0}, {0, 0}}}), name);
+  r.finish(*layer);
+  return layer;
+}
+
+Config UpSampling2D::get_config() const {
+  Config c = Layer::get_config();
+  c["size"] = Config::array({size_[0], size_[1]});
+  c["data_format"] = "channels_last";
+  c["interpolation"] = "nearest";
+  return c;
+}
+std::shared_ptr<Layer> UpSampling2D::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "UpSampling2D config");
+  r.require("data_format", "channels_last");
+  r.require("interpolation", "nearest");
+  const std::string name = r.name();
+  const auto size = r.has("size") ? r.ints("size", 2) : std::vector<int64_t>{2, 2};
+  auto layer = std::make_shared<UpSampling2D>(std::array<int64_t, 2>{size[0], size[1]}, name);
+  r.finish(*layer);
+  return layer;
+}
+
+Config Permute::get_config() const {
+  Config c = Layer::get_config();
+  c["dims"] = dims_;
+  return c;
+}
+std::shared_ptr<Layer> Permute::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Permute config");
+  const std::string name = r.name();
+  auto layer = std::make_shared<Permute>(r.int_list("dims"), name);
+  r.finish(*layer);
+  return layer;
+}
+
+Config RepeatVector::get_config() const {
+  Config c = Layer::get_config();
+  c["n"] = n_;
+  return c;
+}
+std::shared_ptr<Layer> RepeatVector::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "RepeatVector config");
+  const std::string name = r.name();
+  auto layer = std::make_shared<RepeatVector>(r.integer("n"), name);
+  r.finish(*layer);
+  return layer;
+}
+
 }  // namespace keras::layers

@@ -10,6 +10,8 @@ namespace keras::layers {
 class KERASCPP_API ZeroPadding2D : public Layer {
  public:
   KERASCPP_LAYER(ZeroPadding2D)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit ZeroPadding2D(std::array<std::array<int64_t, 2>, 2> padding = {{{1, 1}, {1, 1}}}, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
@@ -25,6 +27,8 @@ class KERASCPP_API ZeroPadding2D : public Layer {
 class KERASCPP_API Cropping2D : public Layer {
  public:
   KERASCPP_LAYER(Cropping2D)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Cropping2D(std::array<std::array<int64_t, 2>, 2> cropping = {{{0, 0}, {0, 0}}}, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
@@ -40,6 +44,8 @@ class KERASCPP_API Cropping2D : public Layer {
 class KERASCPP_API UpSampling2D : public Layer {
  public:
   KERASCPP_LAYER(UpSampling2D)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit UpSampling2D(std::array<int64_t, 2> size = {2, 2}, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
@@ -55,6 +61,8 @@ class KERASCPP_API UpSampling2D : public Layer {
 class KERASCPP_API Permute : public Layer {
  public:
   KERASCPP_LAYER(Permute)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Permute(std::vector<int64_t> dims, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
@@ -70,6 +78,8 @@ class KERASCPP_API Permute : public Layer {
 class KERASCPP_API RepeatVector : public Layer {
  public:
   KERASCPP_LAYER(RepeatVector)
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
   explicit RepeatVector(int64_t n, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return {s[0], n_, s[1]}; }

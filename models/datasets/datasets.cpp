@@ -68,7 +68,7 @@ Tensor read_idx(const std::string& path) {
 
 namespace fashion_mnist {
 std::pair<Split, Split> load_data(const std::string& directory_arg) {
-  const std::string directory = directory_arg.empty() ? config().datasets_dir + "/fashion-mnist" : directory_arg;
+  const std::string directory = directory_arg.empty() ? settings().datasets_dir + "/fashion-mnist" : directory_arg;
   auto file = [&](const char* name) {
     for (const std::string suffix : {".gz", ""}) {
       const std::string p = directory + "/" + name + suffix;

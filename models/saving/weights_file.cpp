@@ -1,5 +1,7 @@
 #include "models/saving/weights_file.h"
 
+#include "models/saving/file_io.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -36,6 +38,46 @@ struct Reader {
 };
 }  // namespace
 
+void write_file_atomically(const std::string& path, std::string_view bytes) {
+  const std::string tmp = fmt::format("{}.tmp-{}", path, getpid());
+  {
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(tmp.c_str(), "wb"), std::fclose);
+    KCPP_CHECK(f, IOError, "cannot write {}: {}", tmp, std::strerror(errno));
+    const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size() && std::fflush(f.get()) == 0 &&
+                    fsync(fileno(f.get())) == 0;
+    if (!ok) {
+      const std::string reason = std::strerror(errno);
+      f.reset();
+      std::remove(tmp.c_str());
+      throw IOError(fmt::format("cannot write {}: {}", tmp, reason));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    throw IOError(fmt::format("cannot replace {}: {}", path, ec.message()));
+  }
+}
+
+std::vector<char> read_whole_file(const std::string& path, uint64_t max_bytes) {
+  std::error_code ec;
+  KCPP_CHECK(std::filesystem::is_regular_file(path, ec), IOError, "cannot open {}: no such file", path);
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  KCPP_CHECK(!ec, IOError, "cannot read the size of {}: {}", path, ec.message());
+  KCPP_CHECK(size <= max_bytes, IOError, "{}: the file has {} bytes, more than the {} accepted", path, size, max_bytes);
+  std::ifstream in(path, std::ios::binary);
+  KCPP_CHECK(in.good(), IOError, "cannot open {}", path);
+  std::vector<char> data(size);
+  in.read(data.data(), static_cast<std::streamsize>(size));
+  KCPP_CHECK(static_cast<uint64_t>(in.gcount()) == size, IOError, "{}: short read", path);
+  return data;
+}
+
+bool ends_with(const std::string& path, const std::string& suffix) {
+  return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 void write_weights_file(const std::string& path, const std::vector<Variable*>& variables) {
   std::string bytes(kMagic, sizeof kMagic);
   put<uint64_t>(bytes, variables.size());
@@ -48,23 +90,7 @@ void write_weights_file(const std::string& path, const std::vector<Variable*>& v
     const auto host = value.to_vector<float>();
     bytes.append(reinterpret_cast<const char*>(host.data()), host.size() * sizeof(float));
   }
-  const std::string tmp = fmt::format("{}.tmp-{}", path, getpid());
-  {
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(tmp.c_str(), "wb"), std::fclose);
-    KCPP_CHECK(f, IOError, "cannot write {}: {}", tmp, std::strerror(errno));
-    const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size() && std::fflush(f.get()) == 0 &&
-                    fsync(fileno(f.get())) == 0;
-    if (!ok) {
-      std::remove(tmp.c_str());
-      throw IOError(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw IOError(fmt::format("cannot replace {}: {}", path, ec.message()));
-  }
+  write_file_atomically(path, bytes);
 }
 
 void read_weights_file(const std::string& path, const std::vector<Variable*>& variables) {

@@ -186,4 +186,60 @@ std::shared_ptr<Loss> get(const std::string& name) {
                   name));
 }
 
+Config SparseCategoricalCrossentropy::serialized() const {
+  return serialization::keras_object("keras.losses", "SparseCategoricalCrossentropy",
+                                     Config{{"name", name()},
+                                            {"reduction", "sum_over_batch_size"},
+                                            {"from_logits", from_logits_},
+                                            {"ignore_class", nullptr}});
+}
+Config CategoricalCrossentropy::serialized() const {
+  return serialization::keras_object("keras.losses", "CategoricalCrossentropy",
+                                     Config{{"name", name()},
+                                            {"reduction", "sum_over_batch_size"},
+                                            {"from_logits", from_logits_},
+                                            {"label_smoothing", label_smoothing_},
+                                            {"axis", -1}});
+}
+Config BinaryCrossentropy::serialized() const {
+  return serialization::keras_object("keras.losses", "BinaryCrossentropy",
+                                     Config{{"name", name()},
+                                            {"reduction", "sum_over_batch_size"},
+                                            {"from_logits", from_logits_},
+                                            {"label_smoothing", 0.0},
+                                            {"axis", -1}});
+}
+
+std::shared_ptr<Loss> deserialize(const Config& config) {
+  if (config.is_string()) return get(config.get<std::string>());
+  KCPP_CHECK(config.is_object() && config.contains("class_name") && config["class_name"].is_string(), ValueError,
+             "loss config: expected a name or an object with a class_name, received {}", config.dump().substr(0, 200));
+  const std::string cls = config["class_name"].get<std::string>();
+  static const Config empty = Config::object();
+  serialization::ConfigReader r(config.contains("config") && config["config"].is_object() ? config["config"] : empty,
+                                "loss " + cls);
+  (void)r.string("name", "");
+  r.require("reduction", "sum_over_batch_size");
+  std::shared_ptr<Loss> out;
+  if (cls == "SparseCategoricalCrossentropy") {
+    r.require("ignore_class", nullptr);
+    out = std::make_shared<SparseCategoricalCrossentropy>(r.boolean("from_logits", false));
+  } else if (cls == "CategoricalCrossentropy") {
+    r.require("axis", -1);
+    const bool logits = r.boolean("from_logits", false);
+    out = std::make_shared<CategoricalCrossentropy>(logits, static_cast<float>(r.number("label_smoothing", 0.0)));
+  } else if (cls == "BinaryCrossentropy") {
+    r.require("axis", -1);
+    r.require("label_smoothing", 0.0);
+    out = std::make_shared<BinaryCrossentropy>(r.boolean("from_logits", false));
+  } else if (cls == "Huber") {
+    out = Huber(static_cast<float>(r.number("delta", 1.0)));
+  } else {
+    // The other losses take no options: their class name in snake case is their Keras name.
+    out = get(serialization::to_snake_case(cls));
+  }
+  r.finish();
+  return out;
+}
+
 }  // namespace keras::losses

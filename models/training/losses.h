@@ -5,6 +5,7 @@
 
 #include "../../core/export.h"
 #include "../../core/tensor.h"
+#include "../../layers/serialization.h"
 
 namespace keras::losses {
 
@@ -19,6 +20,8 @@ class KERASCPP_API Loss {
   virtual bool accepts_softmax_logits() const { return false; }
   virtual Tensor per_sample_from_logits(const Tensor& y_true, const Tensor& logits) const;
   const std::string& name() const { return name_; }
+  /// Keras' serialized form: the loss's name, or an object where options matter (cross-entropies).
+  virtual Config serialized() const { return name_; }
 
  private:
   std::string name_;
@@ -30,6 +33,7 @@ class KERASCPP_API SparseCategoricalCrossentropy : public Loss {
  public:
   explicit SparseCategoricalCrossentropy(bool from_logits = false);
   Tensor per_sample(const Tensor& y_true, const Tensor& y_pred) const override;
+  Config serialized() const override;
   bool accepts_softmax_logits() const override { return !from_logits_; }
   Tensor per_sample_from_logits(const Tensor& y_true, const Tensor& logits) const override;
 
@@ -42,6 +46,7 @@ class KERASCPP_API CategoricalCrossentropy : public Loss {
  public:
   explicit CategoricalCrossentropy(bool from_logits = false, float label_smoothing = 0.f);
   Tensor per_sample(const Tensor& y_true, const Tensor& y_pred) const override;
+  Config serialized() const override;
   bool accepts_softmax_logits() const override { return !from_logits_; }
   Tensor per_sample_from_logits(const Tensor& y_true, const Tensor& logits) const override;
 
@@ -56,6 +61,7 @@ class KERASCPP_API BinaryCrossentropy : public Loss {
  public:
   explicit BinaryCrossentropy(bool from_logits = false);
   Tensor per_sample(const Tensor& y_true, const Tensor& y_pred) const override;
+  Config serialized() const override;
 
  private:
   bool from_logits_;
@@ -110,5 +116,7 @@ KERASCPP_API std::shared_ptr<Loss> CosineSimilarity();
 /// mean_squared_logarithmic_error (msle), huber, log_cosh, kl_divergence (kld), poisson, hinge,
 /// squared_hinge, cosine_similarity.
 KERASCPP_API std::shared_ptr<Loss> get(const std::string& name);
+/// From a name or Keras' serialized loss object (class names as Keras: "SparseCategoricalCrossentropy").
+KERASCPP_API std::shared_ptr<Loss> deserialize(const Config& config);
 
 }  // namespace keras::losses

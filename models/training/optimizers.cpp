@@ -88,9 +88,7 @@ std::vector<Variable*> Optimizer::variables() {
   return out;
 }
 
-void Optimizer::apply_gradients(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables) {
-  KCPP_CHECK(gradients.size() == variables.size(), ValueError, "{}: received {} gradients for {} variables", name_,
-             gradients.size(), variables.size());
+void Optimizer::build_for(const std::vector<Variable*>& variables) {
   NoGradScope no_grad;
   const std::vector<const Variable*> ids(variables.begin(), variables.end());
   if (!built_) {
@@ -100,6 +98,13 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& gradients, const std:
   }
   KCPP_CHECK(ids == built_for_, ValueError,
              "{}: apply_gradients received a different list of variables than the one it was built for", name_);
+}
+
+void Optimizer::apply_gradients(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables) {
+  KCPP_CHECK(gradients.size() == variables.size(), ValueError, "{}: received {} gradients for {} variables", name_,
+             gradients.size(), variables.size());
+  NoGradScope no_grad;
+  build_for(variables);
   std::vector<Tensor> grads = gradients;
   if (common_.clipvalue)
     for (auto& g : grads) g = ops::clip(g, -*common_.clipvalue, *common_.clipvalue);
@@ -136,7 +141,9 @@ void SGD::update(size_t i, Variable& var, const Tensor& g) {
   ops::sgd_update(var, g, momentums_.empty() ? nullptr : momentums_[i], a);
 }
 
-Adam::Adam(AdamOptions o) : Optimizer("Adam", o.learning_rate, o.common), options_(o) {}
+Adam::Adam(AdamOptions o) : Adam("Adam", std::move(o)) {}
+Adam::Adam(std::string class_name, AdamOptions o)
+    : Optimizer(std::move(class_name), o.learning_rate, o.common), options_(o) {}
 void Adam::build(const std::vector<Variable*>& vars) {
   // Keras' order: m0, v0, m1, v1, ... (then the vhat slots for amsgrad).
   for (Variable* v : vars) {
@@ -185,7 +192,7 @@ void RMSprop::update(size_t i, Variable& var, const Tensor& g) {
 }
 
 AdamW::AdamW(AdamWOptions o)
-    : Adam({.learning_rate = o.learning_rate,
+    : Adam("AdamW", {.learning_rate = o.learning_rate,
             .beta_1 = o.beta_1,
             .beta_2 = o.beta_2,
             .epsilon = o.epsilon,
@@ -211,8 +218,11 @@ void Adagrad::update(size_t i, Variable& var, const Tensor& g) {
 
 Adadelta::Adadelta(AdadeltaOptions o) : Optimizer("Adadelta", o.learning_rate, o.common), options_(o) {}
 void Adadelta::build(const std::vector<Variable*>& vars) {
-  for (Variable* v : vars) accumulated_grads_.push_back(&add_slot(*v, "accumulated_grad"));
-  for (Variable* v : vars) accumulated_deltas_.push_back(&add_slot(*v, "accumulated_delta_var"));
+  // Interleaved per variable, Keras' order of optimizer variables (it matters in saved files).
+  for (Variable* v : vars) {
+    accumulated_grads_.push_back(&add_slot(*v, "accumulated_grad"));
+    accumulated_deltas_.push_back(&add_slot(*v, "accumulated_delta_var"));
+  }
 }
 void Adadelta::update(size_t i, Variable& var, const Tensor& g) {
   const float rho = options_.rho, eps = options_.epsilon;
@@ -225,8 +235,10 @@ void Adadelta::update(size_t i, Variable& var, const Tensor& g) {
 
 Adamax::Adamax(AdamaxOptions o) : Optimizer("Adamax", o.learning_rate, o.common), options_(o) {}
 void Adamax::build(const std::vector<Variable*>& vars) {
-  for (Variable* v : vars) m_.push_back(&add_slot(*v, "m"));
-  for (Variable* v : vars) u_.push_back(&add_slot(*v, "u"));
+  for (Variable* v : vars) {  // interleaved, as Keras
+    m_.push_back(&add_slot(*v, "momentum"));
+    u_.push_back(&add_slot(*v, "norm"));
+  }
 }
 void Adamax::update(size_t i, Variable& var, const Tensor& g) {
   Variable &m = *m_[i], &u = *u_[i];
@@ -239,8 +251,10 @@ void Adamax::update(size_t i, Variable& var, const Tensor& g) {
 
 Nadam::Nadam(NadamOptions o) : Optimizer("Nadam", o.learning_rate, o.common), options_(o) {}
 void Nadam::build(const std::vector<Variable*>& vars) {
-  for (Variable* v : vars) m_.push_back(&add_slot(*v, "m"));
-  for (Variable* v : vars) v_.push_back(&add_slot(*v, "v"));
+  for (Variable* v : vars) {  // interleaved, as Keras
+    m_.push_back(&add_slot(*v, "momentum"));
+    v_.push_back(&add_slot(*v, "velocity"));
+  }
 }
 void Nadam::before_updates() {
   // Keras' momentum schedule: the running product of u_t, advanced once per step.

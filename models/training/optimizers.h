@@ -8,6 +8,7 @@
 #include "../../core/export.h"
 #include "../../core/tensor.h"
 #include "../../core/variable.h"
+#include "../../layers/serialization.h"
 
 namespace keras::optimizers {
 
@@ -17,12 +18,15 @@ class KERASCPP_API LearningRateSchedule {
  public:
   virtual ~LearningRateSchedule();
   virtual double operator()(int64_t step) const = 0;
+  /// Keras' serialized form ({"module": "keras.optimizers.schedules", "class_name", "config", ...}).
+  virtual Config serialized() const = 0;
 };
 /// initial * rate^(step / decay_steps) (the exponent floored when staircase).
 class KERASCPP_API ExponentialDecay : public LearningRateSchedule {
  public:
   ExponentialDecay(double initial_learning_rate, double decay_steps, double decay_rate, bool staircase = false);
   double operator()(int64_t step) const override;
+  Config serialized() const override;
 
  private:
   double initial_, steps_, rate_;
@@ -33,6 +37,7 @@ class KERASCPP_API PiecewiseConstantDecay : public LearningRateSchedule {
  public:
   PiecewiseConstantDecay(std::vector<int64_t> boundaries, std::vector<double> values);
   double operator()(int64_t step) const override;
+  Config serialized() const override;
 
  private:
   std::vector<int64_t> boundaries_;
@@ -44,6 +49,7 @@ class KERASCPP_API CosineDecay : public LearningRateSchedule {
   CosineDecay(double initial_learning_rate, double decay_steps, double alpha = 0.0,
               std::optional<double> warmup_target = std::nullopt, double warmup_steps = 0);
   double operator()(int64_t step) const override;
+  Config serialized() const override;
 
  private:
   double initial_, steps_, alpha_;
@@ -55,6 +61,7 @@ class KERASCPP_API InverseTimeDecay : public LearningRateSchedule {
  public:
   InverseTimeDecay(double initial_learning_rate, double decay_steps, double decay_rate, bool staircase = false);
   double operator()(int64_t step) const override;
+  Config serialized() const override;
 
  private:
   double initial_, steps_, rate_;
@@ -105,6 +112,17 @@ class KERASCPP_API Optimizer {
   const std::string& name() const { return name_; }
   /// Slot variables (Keras' optimizer variables after iteration and learning rate).
   std::vector<Variable*> variables();
+  /// Keras' optimizer config (name, learning_rate, clipping, weight_decay, then the optimizer's own keys).
+  virtual Config get_config() const;
+  /// {"module": "keras.optimizers", "class_name": "Adam", "config": get_config(), ...}.
+  Config serialized() const;
+  /// State kept outside the slots, saved after them (Nadam's momentum product), as float32 scalars.
+  virtual std::vector<float> extra_state() const { return {}; }
+  virtual void set_extra_state(const std::vector<float>& values) {}
+  /// Restores the step count (loading a saved optimizer state).
+  void set_iterations(int64_t iterations) { iterations_ = iterations; }
+  /// Creates the slot variables for `variables` now (before the first step), so a saved state can be loaded.
+  void build_for(const std::vector<Variable*>& variables);
   bool built() const { return built_; }
 
  protected:
@@ -138,6 +156,7 @@ struct SGDOptions {
 class KERASCPP_API SGD : public Optimizer {
  public:
   explicit SGD(SGDOptions options = {});
+  Config get_config() const override;
 
  protected:
   void build(const std::vector<Variable*>& variables) override;
@@ -160,8 +179,10 @@ struct AdamOptions {
 class KERASCPP_API Adam : public Optimizer {
  public:
   explicit Adam(AdamOptions options = {});
+  Config get_config() const override;
 
  protected:
+  Adam(std::string class_name, AdamOptions options);
   void build(const std::vector<Variable*>& variables) override;
   void update(size_t index, Variable& variable, const Tensor& gradient) override;
 
@@ -183,6 +204,7 @@ struct RMSpropOptions {
 class KERASCPP_API RMSprop : public Optimizer {
  public:
   explicit RMSprop(RMSpropOptions options = {});
+  Config get_config() const override;
 
  protected:
   void build(const std::vector<Variable*>& variables) override;
@@ -218,6 +240,7 @@ struct AdagradOptions {
 class KERASCPP_API Adagrad : public Optimizer {
  public:
   explicit Adagrad(AdagradOptions options = {});
+  Config get_config() const override;
 
  protected:
   void build(const std::vector<Variable*>& variables) override;
@@ -238,6 +261,7 @@ struct AdadeltaOptions {
 class KERASCPP_API Adadelta : public Optimizer {
  public:
   explicit Adadelta(AdadeltaOptions options = {});
+  Config get_config() const override;
 
  protected:
   void build(const std::vector<Variable*>& variables) override;
@@ -259,6 +283,7 @@ struct AdamaxOptions {
 class KERASCPP_API Adamax : public Optimizer {
  public:
   explicit Adamax(AdamaxOptions options = {});
+  Config get_config() const override;
 
  protected:
   void build(const std::vector<Variable*>& variables) override;
@@ -280,6 +305,9 @@ struct NadamOptions {
 class KERASCPP_API Nadam : public Optimizer {
  public:
   explicit Nadam(NadamOptions options = {});
+  std::vector<float> extra_state() const override { return {static_cast<float>(u_product_)}; }
+  void set_extra_state(const std::vector<float>& values) override { u_product_ = values.at(0); }
+  Config get_config() const override;
 
  protected:
   void build(const std::vector<Variable*>& variables) override;
@@ -295,5 +323,7 @@ class KERASCPP_API Nadam : public Optimizer {
 /// By Keras name ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam"), with
 /// Keras' defaults; throws ValueError otherwise.
 KERASCPP_API std::shared_ptr<Optimizer> get(const std::string& name);
+/// From a name or Keras' serialized optimizer (Keras 2 or 3); throws ValueError on unknown classes.
+KERASCPP_API std::shared_ptr<Optimizer> deserialize(const Config& config);
 
 }  // namespace keras::optimizers

@@ -10,11 +10,11 @@ namespace {
 struct TestPluginPath {
   TestPluginPath() {
     setenv("KERASCPP_BACKEND_PATH", KERASCPP_TEST_PLUGIN_DIR, 1);
-    reload_config();
+    reload_settings();
   }
   ~TestPluginPath() {
     unsetenv("KERASCPP_BACKEND_PATH");
-    reload_config();
+    reload_settings();
   }
 };
 }  // namespace
@@ -70,13 +70,13 @@ TEST_CASE("unknown backends and missing plugin files are errors naming what is a
 
 TEST_CASE("KERASCPP_BACKEND is read through config and the choice is logged once at info", "[cpu][registry]") {
   setenv("KERASCPP_BACKEND", "nonsense", 1);
-  reload_config();
-  CHECK(config().backend == "nonsense");
-  kt::require_throws_with<BackendError>([] { backend::set_default_backend(config().backend); },
+  reload_settings();
+  CHECK(settings().backend == "nonsense");
+  kt::require_throws_with<BackendError>([] { backend::set_default_backend(settings().backend); },
                                         {"no backend named 'nonsense'"});
   unsetenv("KERASCPP_BACKEND");
-  reload_config();
-  CHECK(config().backend == "auto");
+  reload_settings();
+  CHECK(settings().backend == "auto");
 
   int messages = 0;
   const int id = add_log_listener([&](LogLevel level, const std::string& m) {

@@ -1,0 +1,340 @@
+// Keras configs of whole models: Functional and Sequential get_config(), to_json(), and the models
+// rebuilt from configs of both Keras dialects (Keras 3's "args"/"keras_history" nodes and Keras 2's
+// nested [layer, node, tensor, kwargs] lists).
+#include <map>
+#include <set>
+
+#include "core/check.h"
+#include "layers/core/input_layer.h"
+#include "models/saving/saving.h"
+#include "models/sequential.h"
+
+namespace keras {
+
+namespace {
+Config tensor_ref(const std::string& layer, int64_t node, int64_t tensor) { return Config::array({layer, node, tensor}); }
+}  // namespace
+
+Config Model::get_config() const {
+  Config c = Config::object();
+  c["name"] = name();
+  c["trainable"] = trainable();
+  // Each layer's nodes in this model, numbered in graph order (Keras' node_index).
+  std::map<const detail::SymbolicNode*, int64_t> node_index;
+  std::map<const Layer*, std::vector<const detail::SymbolicNode*>> nodes_of;
+  auto note = [&](const std::shared_ptr<detail::SymbolicNode>& node) {
+    auto& list = nodes_of[node->layer.get()];
+    node_index[node.get()] = static_cast<int64_t>(list.size());
+    list.push_back(node.get());
+  };
+  for (const KerasTensor& in : inputs_) note(in.impl()->node);
+  for (const auto& node : nodes_) note(node);
+  const auto& order = ordered_layers_;
+
+  auto history = [&](const KerasTensor& t) {
+    const auto& node = t.impl()->node;
+    return tensor_ref(node->layer->name(), node_index.at(node.get()), static_cast<int64_t>(t.impl()->output_index));
+  };
+  auto keras_tensor = [&](const KerasTensor& t) {
+    return Config{{"class_name", "__keras_tensor__"},
+                  {"config",
+                   {{"shape", serialization::shape_to_config(t.shape())},
+                    {"dtype", dtype_name(t.dtype())},
+                    {"keras_history", history(t)}}}};
+  };
+  Config layers = Config::array();
+  for (const auto& layer : order) {
+    Config entry = serialization::serialize_layer(*layer);
+    entry["name"] = layer->name();
+    Config inbound = Config::array();
+    for (const detail::SymbolicNode* node : nodes_of[layer.get()]) {
+      if (node->inputs.empty()) continue;  // an input layer's own node
+      Config arg;
+      if (node->inputs.size() == 1) {
+        arg = keras_tensor(node->inputs[0]);
+      } else {
+        arg = Config::array();
+        for (const auto& in : node->inputs) arg.push_back(keras_tensor(in));
+      }
+      inbound.push_back(Config{{"args", Config::array({arg})}, {"kwargs", Config::object()}});
+    }
+    entry["inbound_nodes"] = inbound;
+    layers.push_back(std::move(entry));
+  }
+  c["layers"] = layers;
+  Config ins = Config::array(), outs = Config::array();
+  for (const auto& t : inputs_) ins.push_back(history(t));
+  for (const auto& t : outputs_) outs.push_back(history(t));
+  c["input_layers"] = ins;
+  c["output_layers"] = outs;
+  return c;
+}
+
+Config Sequential::get_config() const {
+  Config c = Layer::get_config();
+  Config list = Config::array();
+  if (input_) list.push_back(serialization::serialize_layer(*input_));
+  for (const auto& l : layers_) list.push_back(serialization::serialize_layer(*l));
+  c["layers"] = list;
+  if (input_) c["build_input_shape"] = serialization::shape_to_config(input_->batch_shape());
+  return c;
+}
+
+std::string Model::to_json(int indent) const {
+  Config out = serialization::serialize_layer(*this);
+  out.erase("build_config");
+  if (const auto* seq = dynamic_cast<const Sequential*>(this); seq && seq->input_layer())
+    out["build_config"] = Config{{"input_shape", serialization::shape_to_config(seq->input_layer()->batch_shape())}};
+  else if (!inputs_.empty())
+    out["build_config"] = Config{{"input_shape", nullptr}};
+  if (!compile_config_.is_null()) out["compile_config"] = compile_config_;
+  return out.dump(indent);
+}
+
+void Model::compile_from_config(const Config& cc) {
+  serialization::ConfigReader r(cc, "compile_config");
+  CompileOptions o;
+  if (r.has("optimizer")) o.optimizer = optimizers::deserialize(r.raw("optimizer"));
+  KCPP_CHECK(r.has("loss"), ValueError, "compile_config: expected a \"loss\", received {}", cc.dump().substr(0, 200));
+  const Config& loss = r.raw("loss");
+  if (loss.is_array()) {
+    std::vector<LossRef> refs;
+    for (const auto& l : loss) refs.emplace_back(losses::deserialize(l));
+    o.loss = LossList(std::move(refs));
+  } else if (loss.is_object() && !loss.contains("class_name")) {
+    throw NotImplementedError("compile_config: a loss per output name (a dict) is not supported yet");
+  } else {
+    o.loss = LossRef(losses::deserialize(loss));
+  }
+  if (r.has("loss_weights")) {
+    const Config& w = r.raw("loss_weights");
+    KCPP_CHECK(w.is_array(), NotImplementedError, "compile_config: \"loss_weights\" must be a list, received {}",
+               w.dump());
+    for (const auto& e : w) {
+      KCPP_CHECK(e.is_number(), ValueError, "compile_config: expected numbers in \"loss_weights\"");
+      o.loss_weights.push_back(e.get<float>());
+    }
+  }
+  if (r.has("metrics")) {
+    const Config& m = r.raw("metrics");
+    KCPP_CHECK(m.is_array(), NotImplementedError, "compile_config: \"metrics\" must be a list of names, received {}",
+               m.dump().substr(0, 200));
+    for (const auto& e : m) {
+      if (e.is_string()) {
+        o.metrics.push_back(e.get<std::string>());
+      } else if (e.is_object() && e.contains("config") && e["config"].contains("name") &&
+                 e["config"]["name"].is_string()) {
+        o.metrics.push_back(e["config"]["name"].get<std::string>());
+      } else {
+        throw NotImplementedError(fmt::format("compile_config: metric {} is not supported", e.dump().substr(0, 100)));
+      }
+    }
+  }
+  for (const char* k : {"weighted_metrics", "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"})
+    if (cc.contains(k)) (void)r.raw(k);
+  r.finish();
+  compile(std::move(o));
+}
+
+namespace models {
+namespace {
+
+// Keras 3 nodes: {"args": [tensor or [tensors]], "kwargs": {...}}; a tensor is
+// {"class_name": "__keras_tensor__", "config": {"keras_history": [layer, node, index]}}.
+// Keras 2 nodes: [[layer, node, index, kwargs], ...].
+struct TensorRef {
+  std::string layer;
+  int64_t node = 0, index = 0;
+};
+
+TensorRef parse_history(const Config& h, const std::string& what) {
+  KCPP_CHECK(h.is_array() && h.size() >= 3 && h[0].is_string() && h[1].is_number_integer() &&
+                 h[2].is_number_integer(),
+             ValueError, "{}: expected [layer name, node index, tensor index], received {}", what,
+             h.dump().substr(0, 200));
+  return {h[0].get<std::string>(), h[1].get<int64_t>(), h[2].get<int64_t>()};
+}
+
+void collect_keras3_tensors(const Config& v, const std::string& what, std::vector<TensorRef>& out) {
+  if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") {
+    KCPP_CHECK(v.contains("config") && v["config"].contains("keras_history"), ValueError,
+               "{}: a __keras_tensor__ without keras_history", what);
+    out.push_back(parse_history(v["config"]["keras_history"], what));
+  } else if (v.is_array()) {
+    for (const auto& e : v) collect_keras3_tensors(e, what, out);
+  }
+}
+
+std::vector<TensorRef> parse_node(const Config& node, const std::string& what) {
+  std::vector<TensorRef> out;
+  if (node.is_object()) {
+    KCPP_CHECK(node.contains("args") && node["args"].is_array(), ValueError, "{}: expected \"args\" in {}", what,
+               node.dump().substr(0, 200));
+    collect_keras3_tensors(node["args"], what, out);
+  } else if (node.is_array()) {
+    for (const auto& e : node) out.push_back(parse_history(e, what));
+  } else {
+    throw ValueError(fmt::format("{}: unexpected inbound node {}", what, node.dump().substr(0, 200)));
+  }
+  KCPP_CHECK(!out.empty(), ValueError, "{}: an inbound node without input tensors", what);
+  return out;
+}
+
+std::vector<TensorRef> parse_endpoints(const Config& v, const std::string& what) {
+  KCPP_CHECK(v.is_array() && !v.empty(), ValueError, "{}: expected a list of [layer, node, index], received {}", what,
+             v.dump().substr(0, 200));
+  if (v[0].is_string()) return {parse_history(v, what)};  // a single endpoint, not nested
+  std::vector<TensorRef> out;
+  for (const auto& e : v) out.push_back(parse_history(e, what));
+  return out;
+}
+
+std::shared_ptr<Model> functional_from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Functional config");
+  const std::string name = r.name();
+  const Config& layer_list = r.raw("layers");
+  KCPP_CHECK(layer_list.is_array(), ValueError, "Functional config: expected \"layers\" to be a list");
+  struct Pending {
+    std::string name;
+    std::shared_ptr<Layer> layer;
+    std::vector<std::vector<TensorRef>> nodes;
+    size_t done = 0;
+  };
+  std::vector<Pending> pending;
+  std::map<std::string, size_t> by_name;
+  // (layer, node) -> output tensor
+  std::map<std::pair<std::string, int64_t>, KerasTensor> outputs;
+  for (const auto& entry : layer_list) {
+    KCPP_CHECK(entry.is_object(), ValueError, "Functional config: expected layer objects in \"layers\"");
+    std::shared_ptr<Layer> layer = serialization::deserialize_layer(entry);
+    std::string layer_name = entry.contains("name") && entry["name"].is_string() ? entry["name"].get<std::string>()
+                                                                                  : layer->name();
+    KCPP_CHECK(!by_name.count(layer_name), ValueError, "Functional config: two layers are named \"{}\"", layer_name);
+    const std::string what = fmt::format("Functional config, layer \"{}\"", layer_name);
+    Pending p{layer_name, layer, {}, 0};
+    if (entry.contains("inbound_nodes") && entry["inbound_nodes"].is_array())
+      for (const auto& node : entry["inbound_nodes"]) p.nodes.push_back(parse_node(node, what));
+    if (auto input = std::dynamic_pointer_cast<layers::InputLayer>(layer)) {
+      KCPP_CHECK(p.nodes.empty(), ValueError, "{}: an InputLayer cannot have inbound nodes", what);
+      outputs[{layer_name, 0}] = layers::Input(input);
+    }
+    by_name[layer_name] = pending.size();
+    pending.push_back(std::move(p));
+  }
+  // Calls each layer on its inputs once they exist, in passes, as Keras' functional_from_config.
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      Pending& p = pending[i];
+      while (p.done < p.nodes.size()) {
+        std::vector<KerasTensor> ins;
+        for (const TensorRef& ref : p.nodes[p.done]) {
+          KCPP_CHECK(by_name.count(ref.layer), ValueError,
+                     "Functional config: layer \"{}\" reads from \"{}\", which is not in the config", p.layer->name(),
+                     ref.layer);
+          KCPP_CHECK(ref.index == 0, NotImplementedError,
+                     "Functional config: layer \"{}\" reads output {} of \"{}\"; layers with several outputs are not "
+                     "supported yet",
+                     p.layer->name(), ref.index, ref.layer);
+          auto it = outputs.find({ref.layer, ref.node});
+          if (it == outputs.end()) break;
+          ins.push_back(it->second);
+        }
+        if (ins.size() != p.nodes[p.done].size()) break;
+        KerasTensor out = ins.size() == 1 ? (*p.layer)(ins[0]) : (*p.layer)(ins);
+        outputs[{p.name, static_cast<int64_t>(p.done)}] = out;
+        ++p.done;
+        progress = true;
+      }
+    }
+  }
+  for (const auto& p : pending)
+    KCPP_CHECK(p.done == p.nodes.size(), ValueError,
+               "Functional config: the inputs of layer \"{}\" (call {}) are never produced: the graph is incomplete",
+               p.layer->name(), p.done);
+  auto endpoint = [&](const TensorRef& ref, const char* what) {
+    auto it = outputs.find({ref.layer, ref.node});
+    KCPP_CHECK(it != outputs.end(), ValueError, "Functional config: {} [\"{}\", {}, {}] is not produced by the graph",
+               what, ref.layer, ref.node, ref.index);
+    return it->second;
+  };
+  std::vector<KerasTensor> ins, outs;
+  for (const auto& ref : parse_endpoints(r.raw("input_layers"), "Functional config: input_layers"))
+    ins.push_back(endpoint(ref, "input"));
+  for (const auto& ref : parse_endpoints(r.raw("output_layers"), "Functional config: output_layers"))
+    outs.push_back(endpoint(ref, "output"));
+  auto model = std::make_shared<Model>(ins, outs, name);
+  r.finish(*model);
+  return model;
+}
+
+std::shared_ptr<Model> sequential_from_config(const Config& config) {
+  // Keras 2.0 wrote a Sequential config as the bare list of layers.
+  const Config wrapped = config.is_array() ? Config{{"layers", config}} : Config();
+  serialization::ConfigReader r(config.is_array() ? wrapped : config, "Sequential config");
+  const std::string name = r.name();
+  const Config& layer_list = r.raw("layers");
+  KCPP_CHECK(layer_list.is_array(), ValueError, "Sequential config: expected \"layers\" to be a list");
+  auto model = std::make_shared<Sequential>(std::vector<LayerRef>{}, name);
+  bool first = true;
+  for (const auto& entry : layer_list) {
+    KCPP_CHECK(entry.is_object(), ValueError, "Sequential config: expected layer objects in \"layers\"");
+    // Keras 2 puts the input shape on the first layer: batch_input_shape in its config.
+    if (first && entry.contains("config") && entry["config"].is_object() &&
+        entry.value("class_name", "") != "InputLayer") {
+      const Config& lc = entry["config"];
+      const char* key = lc.contains("batch_input_shape") ? "batch_input_shape"
+                        : lc.contains("batch_shape")     ? "batch_shape"
+                                                         : nullptr;
+      if (key && lc[key].is_array()) {
+        const PartialShape batch = serialization::shape_from_config(lc[key], "Sequential config: " + std::string(key));
+        KCPP_CHECK(!batch.empty(), ValueError, "Sequential config: an empty {}", key);
+        model->add(layers::Input(PartialShape(batch.begin() + 1, batch.end())));
+      }
+    }
+    first = false;
+    model->add(serialization::deserialize_layer(entry));
+  }
+  const bool has_build_shape = r.has("build_input_shape");
+  if (has_build_shape) (void)r.raw("build_input_shape");
+  if (!model->input_layer() && has_build_shape) {
+    const PartialShape batch = r.shape("build_input_shape");
+    if (!batch.empty()) model->build_for(batch);
+  }
+  r.finish(*model);
+  return model;
+}
+
+const bool registered = [] {
+  register_layer_class("Functional", [](const Config& c) -> std::shared_ptr<Layer> { return functional_from_config(c); });
+  register_layer_class("Model", [](const Config& c) -> std::shared_ptr<Layer> { return functional_from_config(c); });
+  register_layer_class("Sequential", [](const Config& c) -> std::shared_ptr<Layer> { return sequential_from_config(c); });
+  return true;
+}();
+
+}  // namespace
+
+std::shared_ptr<Model> model_from_config(const Config& serialized) {
+  (void)registered;
+  std::shared_ptr<Layer> layer = serialization::deserialize_layer(serialized);
+  auto model = std::dynamic_pointer_cast<Model>(layer);
+  KCPP_CHECK(model != nullptr, ValueError, "model_from_config: expected a model (Sequential or Functional), received {}",
+             layer->class_name());
+  if (serialized.contains("compile_config") && serialized["compile_config"].is_object() &&
+      !serialized["compile_config"].empty())
+    model->compile_from_config(serialized["compile_config"]);
+  return model;
+}
+
+std::shared_ptr<Model> model_from_json(const std::string& json) {
+  Config parsed;
+  try {
+    parsed = Config::parse(json);
+  } catch (const nlohmann::json::exception& e) {
+    throw ValueError(fmt::format("model_from_json: the text is not valid JSON: {}", e.what()));
+  }
+  return model_from_config(parsed);
+}
+
+}  // namespace models
+}  // namespace keras
