@@ -16,7 +16,7 @@ const std::map<std::string, std::function<Tensor(const Tensor&)>>& table() {
       {"leaky_relu", [](const Tensor& x) { return ops::leaky_relu(x); }},
       {"elu", [](const Tensor& x) { return ops::elu(x); }},
       {"selu", ops::selu},
-      {"gelu", [](const Tensor& x) { return ops::gelu(x); }},
+      {"gelu", [](const Tensor& x) { return ops::gelu(x, /*approximate=*/false); }},  // Keras: exact erf form
       {"sigmoid", ops::sigmoid},
       {"hard_sigmoid", ops::hard_sigmoid},
       {"tanh", ops::tanh},

@@ -325,10 +325,11 @@ std::shared_ptr<Model> load_keras_zip(const std::string& path, const models::Loa
   std::shared_ptr<Model> model;
   {
     detail::WeightBudgetScope budget(weight_budget_for(weights.size()));
-    Config c = config;
-    if (!o.compile) c.erase("compile_config");
-    model = models::model_from_config(c);
+    model = models::model_from_config(config);
   }
+  if (o.compile && config.contains("compile_config") && config["compile_config"].is_object() &&
+      !config["compile_config"].empty())
+    model->compile_from_config(config["compile_config"]);
   if (!weights.empty()) {
     const h5::File file = h5::File::open_image(std::move(weights), path + ": model.weights.h5");
     load_keras3_weights(*model, file, true);

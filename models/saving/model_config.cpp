@@ -320,10 +320,7 @@ std::shared_ptr<Model> model_from_config(const Config& serialized) {
   auto model = std::dynamic_pointer_cast<Model>(layer);
   KCPP_CHECK(model != nullptr, ValueError, "model_from_config: expected a model (Sequential or Functional), received {}",
              layer->class_name());
-  if (serialized.contains("compile_config") && serialized["compile_config"].is_object() &&
-      !serialized["compile_config"].empty())
-    model->compile_from_config(serialized["compile_config"]);
-  return model;
+  return model;  // not compiled, as Keras' model_from_json (load_model applies compile_config)
 }
 
 std::shared_ptr<Model> model_from_json(const std::string& json) {

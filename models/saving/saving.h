@@ -19,8 +19,8 @@ KERASCPP_API void save_model(Model& model, const std::string& path);
 /// treated as untrusted: only registered classes, every shape checked before allocating.
 KERASCPP_API std::shared_ptr<Model> load_model(const std::string& path, LoadModelOptions options = {});
 
-/// A model from its serialized config (Keras 2 or 3: Sequential, Functional or Model). Only
-/// registered layer classes are instantiated; Lambda layers are refused.
+/// A model from its serialized config (Keras 2 or 3: Sequential, Functional or Model), not compiled.
+/// Only registered layer classes are instantiated; Lambda layers are refused.
 KERASCPP_API std::shared_ptr<Model> model_from_config(const Config& serialized);
 /// As model_from_config, from the text of model.to_json() (Python Keras' or kerascpp's).
 KERASCPP_API std::shared_ptr<Model> model_from_json(const std::string& json);

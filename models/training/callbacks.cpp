@@ -207,7 +207,14 @@ void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs) {
   } else if (o_.verbose > 0) {
     std::cout << fmt::format("\nEpoch {}: saving model to {}", epoch + 1, path) << std::endl;
   }
-  model().save_weights(path);
+  const auto ends = [&](const std::string& suffix) {
+    return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  const bool whole_model = !o_.save_weights_only && !ends(".weights.h5") && (ends(".keras") || ends(".h5"));
+  if (whole_model)
+    model().save(path);
+  else
+    model().save_weights(path);
 }
 
 }  // namespace keras::callbacks

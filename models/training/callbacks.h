@@ -177,11 +177,14 @@ struct ModelCheckpointOptions {
   std::string monitor = "val_loss";
   int verbose = 0;
   bool save_best_only = false;
+  bool save_weights_only = false;
   std::string mode = "auto";
 };
-/// Saves the model's weights after each epoch (or only when the monitored value improves) with
-/// Model::save_weights: written to a temporary file and renamed, so an interrupted save leaves the
-/// previous file intact. `{epoch}` in the path becomes the epoch number (from 1).
+/// Saves the model after each epoch (or only when the monitored value improves): ".keras" and ".h5"
+/// paths get the whole model (Model::save, as Keras), others (".weights.h5", or kerascpp's own
+/// weights file) and save_weights_only get the weights. Every save is written to a temporary file
+/// and renamed, so an interrupted save leaves the previous file intact. `{epoch}` in the path becomes
+/// the epoch number (from 1).
 class KERASCPP_API ModelCheckpoint : public Callback {
  public:
   explicit ModelCheckpoint(std::string filepath, ModelCheckpointOptions options = {});
