@@ -33,7 +33,10 @@ Config Model::get_config() const {
 
   auto history = [&](const KerasTensor& t) {
     const auto& node = t.impl()->node;
-    return tensor_ref(node->layer->name(), node_index.at(node.get()), static_cast<int64_t>(t.impl()->output_index));
+    // Keras counts a nested Functional model's construction node first (see functional_from_config).
+    const int64_t offset = node->layer->class_name() == "Functional" ? 1 : 0;
+    return tensor_ref(node->layer->name(), node_index.at(node.get()) + offset,
+                      static_cast<int64_t>(t.impl()->output_index));
   };
   auto keras_tensor = [&](const KerasTensor& t) {
     return Config{{"class_name", "__keras_tensor__"},
@@ -117,18 +120,21 @@ void Model::compile_from_config(const Config& cc) {
   }
   if (r.has("metrics")) {
     const Config& m = r.raw("metrics");
-    KCPP_CHECK(m.is_array(), NotImplementedError, "compile_config: \"metrics\" must be a list of names, received {}",
-               m.dump().substr(0, 200));
-    for (const auto& e : m) {
+    // Names, Keras' serialized metric objects, or (Keras 2) a list per output: flattened to names.
+    std::function<void(const Config&)> add = [&](const Config& e) {
       if (e.is_string()) {
-        o.metrics.push_back(e.get<std::string>());
-      } else if (e.is_object() && e.contains("config") && e["config"].contains("name") &&
+        if (std::find(o.metrics.begin(), o.metrics.end(), e.get<std::string>()) == o.metrics.end())
+          o.metrics.push_back(e.get<std::string>());
+      } else if (e.is_array()) {
+        for (const auto& x : e) add(x);
+      } else if (e.is_object() && e.contains("config") && e["config"].is_object() && e["config"].contains("name") &&
                  e["config"]["name"].is_string()) {
-        o.metrics.push_back(e["config"]["name"].get<std::string>());
-      } else {
+        add(e["config"]["name"]);
+      } else if (!e.is_null()) {
         throw NotImplementedError(fmt::format("compile_config: metric {} is not supported", e.dump().substr(0, 100)));
       }
-    }
+    };
+    add(m);
   }
   for (const char* k : {"weighted_metrics", "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"})
     if (cc.contains(k)) (void)r.raw(k);
@@ -221,6 +227,29 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
     by_name[layer_name] = pending.size();
     pending.push_back(std::move(p));
   }
+  // Node indices of nested models: Keras counts a nested Functional model's own construction node
+  // (Keras 3: Functional only; Keras 2: any nested network built from an Input), so references
+  // to it are one higher than its call number; Keras 3 writes 0 for "its latest call".
+  bool keras2 = false;
+  for (const auto& entry : layer_list)
+    if (entry.is_object() && entry.contains("inbound_nodes") && entry["inbound_nodes"].is_array() &&
+        !entry["inbound_nodes"].empty() && entry["inbound_nodes"][0].is_array())
+      keras2 = true;
+  auto offset_of = [&](const Layer& layer) -> int64_t {
+    if (layer.class_name() == "Functional") return 1;
+    if (const auto* seq = dynamic_cast<const Sequential*>(&layer); seq && keras2 && seq->input_layer()) return 1;
+    return 0;
+  };
+  auto lookup = [&](const TensorRef& ref) -> const KerasTensor* {
+    auto found = by_name.find(ref.layer);
+    if (found == by_name.end()) return nullptr;
+    const Pending& src = pending[found->second];
+    int64_t call = ref.node - offset_of(*src.layer);
+    if (call < 0) call = static_cast<int64_t>(src.done) - 1;  // Keras 3's "latest call"
+    auto it = outputs.find({ref.layer, call});
+    return it == outputs.end() ? nullptr : &it->second;
+  };
+
   // Calls each layer on its inputs once they exist, in passes, as Keras' functional_from_config.
   for (bool progress = true; progress;) {
     progress = false;
@@ -236,9 +265,9 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
                      "Functional config: layer \"{}\" reads output {} of \"{}\"; layers with several outputs are not "
                      "supported yet",
                      p.layer->name(), ref.index, ref.layer);
-          auto it = outputs.find({ref.layer, ref.node});
-          if (it == outputs.end()) break;
-          ins.push_back(it->second);
+          const KerasTensor* t = lookup(ref);
+          if (!t) break;
+          ins.push_back(*t);
         }
         if (ins.size() != p.nodes[p.done].size()) break;
         KerasTensor out = ins.size() == 1 ? (*p.layer)(ins[0]) : (*p.layer)(ins);
@@ -253,10 +282,10 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
                "Functional config: the inputs of layer \"{}\" (call {}) are never produced: the graph is incomplete",
                p.layer->name(), p.done);
   auto endpoint = [&](const TensorRef& ref, const char* what) {
-    auto it = outputs.find({ref.layer, ref.node});
-    KCPP_CHECK(it != outputs.end(), ValueError, "Functional config: {} [\"{}\", {}, {}] is not produced by the graph",
-               what, ref.layer, ref.node, ref.index);
-    return it->second;
+    const KerasTensor* t = lookup(ref);
+    KCPP_CHECK(t != nullptr, ValueError, "Functional config: {} [\"{}\", {}, {}] is not produced by the graph", what,
+               ref.layer, ref.node, ref.index);
+    return *t;
   };
   std::vector<KerasTensor> ins, outs;
   for (const auto& ref : parse_endpoints(r.raw("input_layers"), "Functional config: input_layers"))

@@ -192,3 +192,27 @@ TEST_CASE("models saved by kerascpp load back with the same config, weights and 
     check_predictions(*rebuilt, io);
   }
 }
+
+TEST_CASE("models saved by tf.keras 2 load from full .h5, weights-only .h5 and JSON (Keras 2's dialect)",
+          "[cpu][saving]") {
+  const fs::path dir = fs::path(KERASCPP_FIXTURE_DIR) / "keras2-saved";
+  for (const char* name : {"k2_cnn", "k2_functional"}) {
+    INFO("model " << name);
+    utils::clear_session();
+    const auto io = read_json(dir / (std::string(name) + "_io.json"));
+    auto model = models::load_model((dir / (std::string(name) + ".h5")).string());
+    CHECK(model->count_params() == io["count_params"].get<int64_t>());
+    CHECK(model->compiled());
+    check_predictions(*model, io);
+
+    std::ifstream json_in(dir / (std::string(name) + ".json"));
+    const std::string json((std::istreambuf_iterator<char>(json_in)), std::istreambuf_iterator<char>());
+    auto rebuilt = models::model_from_json(json);
+    rebuilt->load_weights((dir / (std::string(name) + "_weights.h5")).string());
+    check_predictions(*rebuilt, io);
+    // by_name matches the same layers whatever their order.
+    auto by_name = models::model_from_json(json);
+    by_name->load_weights((dir / (std::string(name) + "_weights.h5")).string(), {.by_name = true});
+    check_predictions(*by_name, io);
+  }
+}
