@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 #include <random>
 #include <set>
@@ -680,8 +681,8 @@ std::string cell(const std::string& text, int width, bool right) {
   const std::string pad(static_cast<size_t>(std::max(0, width - 2 - display_width(text))), ' ');
   return right ? fmt::format(" {}{} ", pad, text) : fmt::format(" {}{} ", text, pad);
 }
-// Wraps text into lines of at most `width` columns, at spaces where it can and anywhere when a word
-// is longer, as rich (which Keras prints its summary with) does.
+// Wraps text into lines of at most `width` columns at spaces; a word longer than the width is cut
+// with an ellipsis, as rich (which Keras prints its summary with) does for overflow="ellipsis".
 std::vector<std::string> wrap(const std::string& text, int width) {
   std::vector<std::string> lines;
   std::string line;
@@ -700,10 +701,7 @@ std::vector<std::string> wrap(const std::string& text, int width) {
       continue;
     }
     flush();
-    while (display_width(word) > width) {  // fold a long word
-      lines.push_back(word.substr(0, static_cast<size_t>(width)));
-      word = word.substr(static_cast<size_t>(width));
-    }
+    if (display_width(word) > width) word = word.substr(0, static_cast<size_t>(std::max(width - 1, 0))) + "\u2026";
     line = word;
   }
   flush();
@@ -752,26 +750,66 @@ bool Model::is_functional() const {
 }
 
 std::vector<Model::SummaryRow> Model::summary_rows() const {
+  // Each call of a layer is its node: "shared[1][0]" is the output of the second call of "shared".
+  // Keras numbers a nested Functional model's construction node first.
+  std::map<const detail::SymbolicNode*, int64_t> node_index;
+  std::map<const Layer*, int64_t> calls;
+  for (const KerasTensor& t : inputs_) node_index[t.impl()->node.get()] = calls[&t.producer()]++;
+  for (const auto& node : nodes_)
+    node_index[node.get()] = calls[node->layer.get()]++ + (node->layer->class_name() == "Functional" ? 1 : 0);
   std::vector<SummaryRow> rows;
-  std::vector<Layer*> seen;
-  // Input layers first, then every layer in graph order; a shared layer lists every call.
-  for (const KerasTensor& t : inputs_) rows.push_back({&t.producer(), shape_to_string(t.shape()), "-"});
-  for (const auto& node : nodes_) {
+  // Rows in model.layers order (Keras'); a shared layer lists the inputs of every call.
+  for (const auto& layer : ordered_layers_) {
+    SummaryRow row{layer.get(), "?", ""};
     std::vector<std::string> from;
-    for (const KerasTensor& in : node->inputs) from.push_back(fmt::format("{}[0][0]", in.producer().name()));
-    auto it = std::find_if(rows.begin(), rows.end(), [&](const SummaryRow& r) { return r.layer == node->layer.get(); });
-    if (it != rows.end()) {
-      it->connected_to += ", " + fmt::format("{}", fmt::join(from, ", "));
-      continue;
+    bool first = true;
+    for (const KerasTensor& t : inputs_)
+      if (&t.producer() == layer.get()) {
+        row.shape = shape_to_string(t.shape());
+        row.connected_to = "-";
+      }
+    for (const auto& node : nodes_) {
+      if (node->layer != layer) continue;
+      if (first) {
+        const auto impl = node->outputs.at(0).lock();
+        row.shape = impl ? shape_to_string(impl->shape) : "?";
+        first = false;
+      }
+      for (const KerasTensor& in : node->inputs)
+        from.push_back(fmt::format("{}[{}][{}]", in.producer().name(), node_index.at(in.impl()->node.get()),
+                                   in.impl()->output_index));
     }
-    const auto impl = node->outputs.at(0).lock();
-    rows.push_back(
-        {node->layer.get(), impl ? shape_to_string(impl->shape) : "?", fmt::format("{}", fmt::join(from, ", "))});
+    if (!from.empty()) row.connected_to = fmt::format("{}", fmt::join(from, ", "));
+    rows.push_back(std::move(row));
   }
   return rows;
 }
 
-std::string Model::summary_string(int line_length) {
+namespace {
+// rich prints on a console line_length wide and crops what does not fit (wide functional tables).
+std::string crop_lines(const std::string& text, int width) {
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = text.find('\n', start);
+    const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    int columns = 0;
+    size_t cut = 0;
+    while (cut < line.size() && columns < width) {
+      const unsigned char c = static_cast<unsigned char>(line[cut]);
+      cut += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;  // one column per code point here
+      ++columns;
+    }
+    out += line.substr(0, std::min(cut, line.size()));
+    if (end == std::string::npos) break;
+    out += '\n';
+    start = end + 1;
+  }
+  return out;
+}
+}  // namespace
+
+std::string Model::summary_string(int line_length, int console_width) {
   const bool functional = is_functional();
   const auto w =
       functional ? column_widths(line_length, {0.3, 0.56, 0.74, 1.0}) : column_widths(line_length, {0.45, 0.80, 1.0});
@@ -796,36 +834,37 @@ std::string Model::summary_string(int line_length) {
     if (i + 1 < rows.size()) s << rule(w, "\u251c", "\u2500", "\u253c", "\u2524");
   }
   s << rule(w, "\u2514", "\u2500", "\u2534", "\u2518");
-  int64_t trainable = 0, frozen = 0;
+  int64_t trainable = 0, frozen = 0, optimizer_params = 0;
   for (Variable* v : weights()) (v->trainable() ? trainable : frozen) += v->value().num_elements();
-  s << " Total params: " << thousands(trainable + frozen) << " ("
-    << readable_size(4.0 * static_cast<double>(trainable + frozen)) << ")\n";
+  const bool show_optimizer = optimizer_ && optimizer_->built();
+  if (show_optimizer) {
+    // Keras counts the iteration counter, the learning rate (unless a schedule computes it), the slots
+    // and any extra state (Nadam's momentum product), and adds them to the total.
+    for (Variable* v : optimizer_->variables()) optimizer_params += v->value().num_elements();
+    optimizer_params += 1 + (optimizer_->get_config()["learning_rate"].is_object() ? 0 : 1) +
+                        static_cast<int64_t>(optimizer_->extra_state().size());
+  }
+  const int64_t total = trainable + frozen + optimizer_params;
+  s << " Total params: " << thousands(total) << " (" << readable_size(4.0 * static_cast<double>(total)) << ")\n";
   s << " Trainable params: " << thousands(trainable) << " (" << readable_size(4.0 * static_cast<double>(trainable))
     << ")\n";
   s << " Non-trainable params: " << thousands(frozen) << " (" << readable_size(4.0 * static_cast<double>(frozen))
     << ")\n";
-  if (optimizer_ && optimizer_->built()) {
-    int64_t n = 0;
-    for (Variable* v : optimizer_->variables()) n += v->value().num_elements();
-    n += 2;  // the iteration counter and the learning rate, as Keras counts them
-    s << " Optimizer params: " << thousands(n) << " (" << readable_size(4.0 * static_cast<double>(n)) << ")\n";
-  }
-  return s.str();
+  if (show_optimizer)
+    s << " Optimizer params: " << thousands(optimizer_params) << " ("
+      << readable_size(4.0 * static_cast<double>(optimizer_params)) << ")\n";
+  return crop_lines(s.str(), console_width);
 }
 
 void Model::summary(std::ostream& out, std::optional<int> line_length) {
   const int default_length = is_functional() ? 108 : 88;
   int length = default_length;
-  if (!line_length) {
-    int columns = 80;  // what Python assumes off a terminal
-    winsize ws{};
-    if (&out == &std::cout && isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-      columns = ws.ws_col;
-    length = std::min(default_length, columns - 4);
-  } else {
-    length = *line_length;
-  }
-  out << summary_string(length);
+  int columns = 80;  // what Python assumes off a terminal
+  winsize ws{};
+  if (&out == &std::cout && isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    columns = ws.ws_col;
+  length = line_length ? *line_length : std::min(default_length, columns - 4);
+  out << summary_string(length, columns);
   out.flush();
 }
 

@@ -206,7 +206,8 @@ class KERASCPP_API Model : public Layer {
 
   /// Keras 3's summary table. `line_length` defaults to min(88, terminal columns - 4) (76 off a terminal).
   void summary(std::ostream& out = std::cout, std::optional<int> line_length = std::nullopt);
-  std::string summary_string(int line_length);
+  /// The table laid out for `line_length` columns, cropped to `console_width` as rich crops it.
+  std::string summary_string(int line_length, int console_width = 80);
 
   std::vector<Variable*> weights() override;
   std::vector<Variable*> trainable_weights() override;

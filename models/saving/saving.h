@@ -25,4 +25,20 @@ KERASCPP_API std::shared_ptr<Model> model_from_config(const Config& serialized);
 /// As model_from_config, from the text of model.to_json() (Python Keras' or kerascpp's).
 KERASCPP_API std::shared_ptr<Model> model_from_json(const std::string& json);
 
+/// What a Keras file holds, read without building a model (`kerascpp-model check`). Reading applies
+/// the same safety checks as loading (links, storage, sizes).
+struct FileReport {
+  std::string format;         // ".keras", "legacy .h5 model", "legacy .h5 weights" or "Keras 3 .weights.h5"
+  std::string keras_version;  // as the file records it; empty when absent
+  std::string model_class;    // "Sequential", "Functional", ... (empty for weights files)
+  std::vector<std::string> layer_classes;    // every layer class of the config, nested ones included
+  std::vector<std::string> unknown_classes;  // classes not registered here (register custom layers)
+  int64_t weight_arrays = 0;                 // datasets holding weights (optimizer ones excluded)
+  int64_t weight_values = 0;                 // their elements
+  int64_t optimizer_arrays = 0;
+  std::vector<std::string> problems;  // what load_model would refuse (Lambda layers, unknown classes)
+};
+/// Reads `path` (.keras, .h5, .weights.h5) as untrusted; throws IOError when it is not such a file.
+KERASCPP_API FileReport inspect_file(const std::string& path);
+
 }  // namespace keras::models

@@ -131,6 +131,13 @@ TEST_CASE("models of every layer kind saved by Python Keras 3 load from .keras, 
     CHECK(from_keras->optimizer()->iterations() == io["optimizer_iterations"].get<int64_t>());
     check_predictions(*from_keras, io);
 
+    // Keras' summary of the loaded model, character for character (optimizer params included).
+    std::string expected_summary = io["summary_90"].get<std::string>();
+    while (!expected_summary.empty() && expected_summary.back() == '\n') expected_summary.pop_back();
+    std::string summary = from_keras->summary_string(90);
+    while (!summary.empty() && summary.back() == '\n') summary.pop_back();
+    CHECK(summary == expected_summary);
+
     auto from_h5 = models::load_model((kSaved / (std::string(name) + ".h5")).string());
     check_predictions(*from_h5, io);
 
