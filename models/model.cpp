@@ -37,7 +37,11 @@ Model::Model(Model&&) noexcept = default;
 // The Functional graph ------------------------------------------------------------------------------------
 
 Model::Model(KerasTensorList inputs, KerasTensorList outputs, std::string name)
-    : Layer("Functional", std::move(name)), inputs_(inputs.items()), outputs_(outputs.items()) {
+    : Layer("Functional", std::move(name)),
+      inputs_(inputs.items()),
+      outputs_(outputs.items()),
+      single_input_(inputs.single()),
+      single_output_(outputs.single()) {
   build_graph();
 }
 

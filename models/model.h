@@ -67,13 +67,16 @@ class KERASCPP_API TensorList {
 /// One symbolic tensor or several, for Model(inputs, outputs).
 class KERASCPP_API KerasTensorList {
  public:
-  KerasTensorList(const KerasTensor& t) : items_{t} {}                     // NOLINT
+  KerasTensorList(const KerasTensor& t) : items_{t}, single_(true) {}     // NOLINT
   KerasTensorList(std::initializer_list<KerasTensor> ts) : items_(ts) {}   // NOLINT
   KerasTensorList(std::vector<KerasTensor> ts) : items_(std::move(ts)) {}  // NOLINT
   const std::vector<KerasTensor>& items() const { return items_; }
+  /// One tensor rather than a list of one (Keras' configs keep the difference).
+  bool single() const { return single_; }
 
  private:
   std::vector<KerasTensor> items_;
+  bool single_ = false;
 };
 
 /// One loss for every output, or one per output: `.loss = "mse"` or `.loss = {"mse", "binary_crossentropy"}`.
@@ -255,6 +258,7 @@ class KERASCPP_API Model : public Layer {
 
   // The Functional graph.
   std::vector<KerasTensor> inputs_, outputs_;
+  bool single_input_ = false, single_output_ = false;  // made from one tensor, not a list
   std::vector<std::shared_ptr<detail::SymbolicNode>> nodes_;  // topological order, inputs excluded
   /// Every layer once, input layers included, in Keras' order (model.layers, configs, saved files).
   std::vector<std::shared_ptr<Layer>> ordered_layers_;

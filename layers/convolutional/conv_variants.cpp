@@ -180,7 +180,7 @@ Config Conv2DTranspose::get_config() const {
   c["filters"] = filters_;
   c["kernel_size"] = detail::kernel_array(kernel_size_);
   detail::write_conv_common(c, o_, true);
-  c["groups"] = o_.groups;
+  c["output_padding"] = nullptr;  // Keras' Conv2DTranspose takes no "groups"
   c["activation"] = o_.activation.empty() ? "linear" : o_.activation;
   c["use_bias"] = o_.use_bias;
   c["kernel_initializer"] = o_.kernel_initializer.serialized();

@@ -24,10 +24,11 @@ Tensor SpatialDropout2D::call(const Tensor& x, bool training) {
 
 
 Config SpatialDropout2D::get_config() const {
+  // Keras' SpatialDropout2D takes no "trainable" or "noise_shape" argument.
   Config c = Layer::get_config();
+  c.erase("trainable");
   c["rate"] = rate_;
   c["seed"] = seed_ ? Config(*seed_) : Config(nullptr);
-  c["noise_shape"] = nullptr;
   c["data_format"] = "channels_last";
   return c;
 }

@@ -68,8 +68,8 @@ Config Model::get_config() const {
   Config ins = Config::array(), outs = Config::array();
   for (const auto& t : inputs_) ins.push_back(history(t));
   for (const auto& t : outputs_) outs.push_back(history(t));
-  c["input_layers"] = ins;
-  c["output_layers"] = outs;
+  c["input_layers"] = single_input_ ? ins[0] : ins;
+  c["output_layers"] = single_output_ ? outs[0] : outs;
   return c;
 }
 
@@ -288,11 +288,17 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
     return *t;
   };
   std::vector<KerasTensor> ins, outs;
-  for (const auto& ref : parse_endpoints(r.raw("input_layers"), "Functional config: input_layers"))
+  const Config& in_refs = r.raw("input_layers");
+  const Config& out_refs = r.raw("output_layers");
+  for (const auto& ref : parse_endpoints(in_refs, "Functional config: input_layers"))
     ins.push_back(endpoint(ref, "input"));
-  for (const auto& ref : parse_endpoints(r.raw("output_layers"), "Functional config: output_layers"))
+  for (const auto& ref : parse_endpoints(out_refs, "Functional config: output_layers"))
     outs.push_back(endpoint(ref, "output"));
-  auto model = std::make_shared<Model>(ins, outs, name);
+  // A flat [name, node, index] means the model was made from one tensor, not a list of one.
+  const bool flat_in = in_refs.is_array() && !in_refs.empty() && in_refs[0].is_string();
+  const bool flat_out = out_refs.is_array() && !out_refs.empty() && out_refs[0].is_string();
+  auto model = std::make_shared<Model>(flat_in ? KerasTensorList(ins[0]) : KerasTensorList(ins),
+                                       flat_out ? KerasTensorList(outs[0]) : KerasTensorList(outs), name);
   r.finish(*model);
   return model;
 }

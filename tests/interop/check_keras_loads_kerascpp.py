@@ -1,0 +1,42 @@
+"""Loads the files kerascpp wrote (converted from tests/fixtures/keras-saved by kerascpp-model) into
+Python Keras 3 and compares predictions and optimizer state with what Keras itself recorded.
+Usage: check_keras_loads_kerascpp.py FIXTURE_DIR OUT_DIR NAME..."""
+import json, os, sys
+os.environ.setdefault("KERAS_BACKEND", "jax")
+import numpy as np
+import keras
+
+fixtures, out, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+failures = 0
+
+
+def array(a):
+    return np.asarray(a["values"], dtype="float32").reshape(a["shape"])
+
+
+def compare(what, model, io):
+    global failures
+    xs = [array(a) for a in io["inputs"]]
+    preds = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    preds = preds if isinstance(preds, list) else [preds]
+    for i, (p, e) in enumerate(zip(preds, io["predictions"])):
+        if not np.allclose(p, array(e), atol=2e-5, rtol=2e-4):
+            print(f"FAIL {what}: output {i} differs by {np.max(np.abs(p - array(e)))}")
+            failures += 1
+            return
+    print(f"ok   {what}")
+
+
+for name in names:
+    io = json.load(open(os.path.join(fixtures, name + "_io.json")))
+    m = keras.saving.load_model(os.path.join(out, name + ".keras"))
+    compare(f"{name}.keras written by kerascpp", m, io)
+    if int(m.optimizer.iterations.numpy()) != io["optimizer_iterations"]:
+        print(f"FAIL {name}.keras: optimizer iterations {int(m.optimizer.iterations.numpy())}, "
+              f"expected {io['optimizer_iterations']}")
+        failures += 1
+    compare(f"{name}.h5 written by kerascpp", keras.saving.load_model(os.path.join(out, name + ".h5")), io)
+    rebuilt = keras.models.model_from_json(open(os.path.join(fixtures, name + ".json")).read())
+    rebuilt.load_weights(os.path.join(out, name + ".weights.h5"))
+    compare(f"{name}.weights.h5 written by kerascpp", rebuilt, io)
+sys.exit(1 if failures else 0)
