@@ -1,4 +1,5 @@
 // models::inspect_file: a Keras file's structure, read without building the model.
+#include <filesystem>
 #include <functional>
 
 #include "core/check.h"
@@ -34,17 +35,22 @@ void collect_classes(const Config& c, FileReport& report, int depth) {
   }
 }
 
-void count_datasets(const saving::h5::Group& g, FileReport& report, bool optimizer, int depth, int64_t& seen) {
+void count_datasets(const saving::h5::Group& g, FileReport& report, bool optimizer, int depth, int64_t& seen,
+                    int64_t file_bytes) {
   KCPP_CHECK(depth <= kMaxDepth, IOError, "{}: groups nest deeper than {}", g.path(), kMaxDepth);
   for (const std::string& name : g.members()) {
     KCPP_CHECK(++seen <= kMaxObjects, IOError, "{}: more than {} objects", g.path(), kMaxObjects);
     if (g.has_group(name)) {
       count_datasets(g.group(name), report, optimizer || name == "optimizer" || name == "optimizer_weights", depth + 1,
-                     seen);
+                     seen, file_bytes);
     } else if (g.has_dataset(name)) {
       const auto info = g.dataset_info(name);
       int64_t n = 1;
       for (int64_t d : info.dims) n = d == 0 || n <= INT64_MAX / d ? n * d : INT64_MAX;
+      // Keras stores weights uncompressed: a dataset far larger than the file is a shape bomb.
+      if (n > 16 * file_bytes + (16 << 20))
+        report.problems.push_back(fmt::format("dataset {}/{} declares {} values, more than the file can hold",
+                                              g.path(), name, n));
       if (optimizer) {
         ++report.optimizer_arrays;
       } else {
@@ -95,8 +101,9 @@ FileReport inspect_file(const std::string& path) {
     read_config(std::string(config.begin(), config.end()), path + ": config.json", report);
     if (has("model.weights.h5")) {
       auto weights = saving::zip::read_member(path, "model.weights.h5", {64ull << 30, 1000.0});
+      const auto bytes = static_cast<int64_t>(weights.size());
       const auto file = saving::h5::File::open_image(std::move(weights), path + ": model.weights.h5");
-      count_datasets(file.root(), report, false, 0, seen);
+      count_datasets(file.root(), report, false, 0, seen, bytes);
     }
   } else {
     const auto file = saving::h5::File::open(path);
@@ -110,7 +117,9 @@ FileReport inspect_file(const std::string& path) {
     } else {
       report.format = "Keras 3 .weights.h5";
     }
-    count_datasets(root, report, false, 0, seen);
+    std::error_code ec;
+    const auto bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+    count_datasets(root, report, false, 0, seen, ec ? 0 : bytes);
   }
   for (const auto& cls : report.unknown_classes)
     report.problems.push_back(fmt::format("layer class '{}' is not registered (register_layer_class)", cls));

@@ -1,5 +1,7 @@
 // Keras' file formats: real files saved by Python Keras, round trips through .keras, .h5 and
 // .weights.h5, optimizer state, and hostile files.
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -221,5 +223,83 @@ TEST_CASE("models saved by tf.keras 2 load from full .h5, weights-only .h5 and J
     auto by_name = models::model_from_json(json);
     by_name->load_weights((dir / (std::string(name) + "_weights.h5")).string(), {.by_name = true});
     check_predictions(*by_name, io);
+  }
+}
+
+// Hostile and broken files (tools/fixtures/make_hostile_fixtures.py) ----------------------------------
+
+TEST_CASE("hostile and broken files are refused with clear errors, before anything is allocated or assigned",
+          "[cpu][saving][security]") {
+  const fs::path dir = fs::path(KERASCPP_FIXTURE_DIR) / "hostile";
+  auto path = [&](const char* f) { return (dir / f).string(); };
+  utils::clear_session();
+  // Weights files for a model with one Dense(2) on 3 features.
+  Sequential model({layers::Input({3}), layers::Dense(2)});
+  const auto before = model.get_weights();
+  kt::require_throws_with<IOError>([&] { model.load_weights(path("external_link.weights.h5")); },
+                                   {"external link", "/layers/dense/vars"});
+  kt::require_throws_with<IOError>([&] { model.load_weights(path("soft_link.weights.h5")); }, {"soft link"});
+  kt::require_throws_with<IOError>([&] { model.load_weights(path("external_storage.weights.h5")); },
+                                   {"external files", "refused"});
+  kt::require_throws_with<IOError>([&] { model.load_weights(path("virtual.weights.h5")); }, {"virtual datasets"});
+  kt::require_throws_with<ValueError>([&] { model.load_weights(path("huge_shape.weights.h5")); },
+                                      {"expected shape (3, 2)", "1000000000000"});
+  for (size_t i = 0; i < before.size(); ++i)  // nothing was assigned
+    CHECK(model.get_weights()[i].to_vector<float>() == before[i].to_vector<float>());
+
+  kt::require_throws_with<ValueError>([&] { models::load_model(path("shape_bomb.keras")); },
+                                      {"exceeds what the file being loaded can hold", "1099511627776"});
+  kt::require_throws_with<ValueError>([&] { models::load_model(path("lambda.keras")); },
+                                      {"refusing to load a Lambda layer"});
+  kt::require_throws_with<ValueError>([&] { models::load_model(path("unknown_class.keras")); },
+                                      {"unknown layer class 'Popen'", "register_layer_class"});
+  kt::require_throws_with<IOError>([&] { models::load_model(path("zip_bomb.keras")); },
+                                   {"config.json", "more than the"});
+  kt::require_throws_with<IOError>([&] { models::load_model(path("truncated.keras")); }, {"not a readable zip"});
+  kt::require_throws_with<IOError>([&] { models::load_model(path("bad_json.keras")); }, {"not valid JSON"});
+  kt::require_throws_with<ValueError>([&] { models::load_model(path("wrong_shape.keras")); },
+                                      {"expected shape", "(5, 5)"});
+  kt::require_throws_with<IOError>([&] { models::load_model(path("missing.keras")); }, {"missing.keras"});
+  kt::require_throws_with<ValueError>([&] { models::load_model(path("model.onnx")); }, {".keras or .h5"});
+
+  // A valid model keeps its weights when a broken file is loaded into it.
+  auto seq = models::load_model((kSaved / "sequence.keras").string());
+  const auto seq_before = seq->get_weights();
+  kt::require_throws_with<ValueError>([&] { seq->load_weights(path("wrong_shape.keras")); }, {"expected shape"});
+  for (size_t i = 0; i < seq_before.size(); ++i)
+    CHECK(seq->get_weights()[i].to_vector<float>() == seq_before[i].to_vector<float>());
+
+  // check reports the problems without building anything.
+  CHECK_FALSE(models::inspect_file(path("lambda.keras")).problems.empty());
+  CHECK_FALSE(models::inspect_file(path("unknown_class.keras")).problems.empty());
+  CHECK_FALSE(models::inspect_file(path("huge_shape.weights.h5")).problems.empty());
+  CHECK(models::inspect_file((kSaved / "image.keras").string()).problems.empty());
+}
+
+TEST_CASE("saving a model is atomic: a save that cannot complete leaves the previous file intact",
+          "[cpu][saving]") {
+  Scratch dir("atomic");
+  utils::clear_session();
+  auto model = models::load_model((kSaved / "sequence.keras").string());
+  const auto io = read_json(kSaved / "sequence_io.json");
+  for (const char* ext : {".keras", ".h5", ".weights.h5"}) {
+    INFO(ext);
+    const std::string target = dir / (std::string("m") + ext);
+    if (std::string(ext) == ".weights.h5")
+      model->save_weights(target);
+    else
+      model->save(target);
+    const auto size = fs::file_size(target);
+    fs::create_directories(target + ".tmp-" + std::to_string(getpid()));  // the temporary name is taken
+    kt::require_throws_with<IOError>(
+        [&] {
+          if (std::string(ext) == ".weights.h5")
+            model->save_weights(target);
+          else
+            model->save(target);
+        },
+        {"cannot write"});
+    CHECK(fs::file_size(target) == size);
+    if (std::string(ext) != ".weights.h5") check_predictions(*models::load_model(target), io);
   }
 }

@@ -51,7 +51,8 @@ int check(const std::string& path) {
   std::cout << "weight arrays:   " << r.weight_arrays << " (" << r.weight_values << " values)\n"
             << "optimizer state: " << r.optimizer_arrays << " arrays\n";
   for (const auto& p : r.problems) std::cout << "problem:         " << p << "\n";
-  std::cout << (r.problems.empty() ? "ok: kerascpp can load this file\n" : "not loadable as is\n");
+  std::cout << (r.problems.empty() ? "ok: no problem found (the model itself is not built; load_model checks the rest)\n"
+                                   : "not loadable as is\n");
   return r.problems.empty() ? 0 : 1;
 }
 
