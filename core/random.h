@@ -22,10 +22,17 @@ class KERASCPP_API SeedGenerator {
   explicit SeedGenerator(std::optional<uint64_t> seed = std::nullopt);
   /// The next key; advances the stream.
   uint64_t next();
+  /// The stream's position, saved and restored to resume training exactly (BackupAndRestore).
+  uint64_t state() const { return state_; }
+  void set_state(uint64_t state) { state_ = state; }
 
  private:
   uint64_t state_;
 };
+
+/// The global generator's position (saved with a training backup) and its restoration.
+KERASCPP_API uint64_t global_state();
+KERASCPP_API void set_global_state(uint64_t state);
 
 /// A key for one random op: derived from `seed` when given (same seed, same values, as Keras'
 /// integer seed arguments), else the next key of the global generator.

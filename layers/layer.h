@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../core/errors.h"
+#include "../core/random.h"
 #include "../core/export.h"
 #include "../core/tensor.h"
 #include "../core/variable.h"
@@ -87,6 +88,9 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   std::vector<Variable*> variables_in_saving_order();
   virtual std::vector<Variable*> non_trainable_weights();
   virtual int64_t count_params() const;
+  /// The random streams the layer draws from in training (Dropout's masks), in a fixed order: their
+  /// positions are saved with a training backup so a resumed fit draws the same masks.
+  virtual std::vector<random::SeedGenerator*> seed_generators() { return {}; }
   /// The sum of the weights' regularization penalties (an undefined tensor when there are none).
   virtual Tensor regularization_loss();
   /// Projects every constrained weight (after an optimizer step).

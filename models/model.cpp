@@ -210,6 +210,14 @@ std::vector<Variable*> Model::weights() {
       if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);  // shared layers count once
   return out;
 }
+std::vector<random::SeedGenerator*> Model::seed_generators() {
+  std::vector<random::SeedGenerator*> out;
+  for (Layer* l : layers())
+    for (random::SeedGenerator* g : l->seed_generators())
+      if (std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
+  return out;
+}
+
 std::vector<Variable*> Model::trainable_weights() {
   std::vector<Variable*> out;
   for (Variable* v : weights())
@@ -537,13 +545,19 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
   }
   callbacks::Logs no_logs;
   stop_training = false;
+  resume_epoch.reset();
+  auto history = std::make_shared<History>();  // Keras' History callback, last so it sees final logs
+  history->set_model(this);
+  cbs.push_back(history);
   for (auto& c : cbs) c->on_train_begin(no_logs);
-  History history;
+  const int first_epoch = resume_epoch.value_or(o.initial_epoch);
+  resume_epoch.reset();
   const int64_t steps = dataset.num_batches();
-  for (int epoch = o.initial_epoch; epoch < o.epochs && !stop_training; ++epoch) {
+  for (int epoch = first_epoch; epoch < o.epochs && !stop_training; ++epoch) {
     if (o.verbose && o.epochs > 1) std::cout << "Epoch " << epoch + 1 << "/" << o.epochs << std::endl;
     utils::Progbar bar(steps, o.verbose, std::cout);
     reset_metrics();
+    dataset.on_epoch_begin(epoch);
     for (auto& c : cbs) c->on_epoch_begin(epoch, no_logs);
     int64_t steps_done = 0;
     {
@@ -570,11 +584,9 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
       for (const auto& [k, v] : run_evaluation(x_val, y_val, val_batch, nullptr)) logs[fmt::format("val_{}", k)] = v;
     for (auto& c : cbs) c->on_epoch_end(epoch, logs);
     bar.update(steps_done, as_items(logs), true);
-    for (const auto& [k, v] : logs) history.history[k].push_back(v);
-    history.epoch.push_back(epoch);
   }
   for (auto& c : cbs) c->on_train_end(no_logs);
-  return history;
+  return *history;
 }
 
 std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x, const std::vector<Tensor>& y,

@@ -129,11 +129,8 @@ struct PredictOptions {
   int verbose = 0;
 };
 
-/// What fit() returns: each logged value per epoch (loss, metrics, val_ ones), as keras.callbacks.History.
-struct History {
-  std::map<std::string, std::vector<double>> history;
-  std::vector<int> epoch;
-};
+/// What fit() returns: keras.callbacks.History.
+using History = callbacks::History;
 
 /// Keras' load_weights() keyword arguments (legacy .h5 files).
 struct LoadWeightsOptions {
@@ -167,6 +164,9 @@ class KERASCPP_API Model : public Layer {
   std::string to_json(int indent = -1) const;
   /// Set by a callback (EarlyStopping, TerminateOnNaN) to end fit() after the current batch.
   bool stop_training = false;
+  /// Set by a callback's on_train_begin (BackupAndRestore) to start fit() at that epoch instead of
+  /// initial_epoch, as Keras' model._initial_epoch; fit() consumes it.
+  std::optional<int> resume_epoch;
   /// Saves the whole model: ".keras" (Keras 3) or ".h5" (legacy HDF5); see models::save_model.
   void save(const std::string& path);
   /// ".weights.h5": Keras 3's weights file (Python Keras loads it); any other name: kerascpp's own
@@ -219,6 +219,7 @@ class KERASCPP_API Model : public Layer {
   void set_trainable(bool trainable) override;
   Tensor regularization_loss() override;
   void apply_constraints() override;
+  std::vector<random::SeedGenerator*> seed_generators() override;
 
  protected:
   /// For Sequential: a model without a graph.

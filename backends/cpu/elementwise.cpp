@@ -329,7 +329,9 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs&
   float* py = static_cast<float*>(y.raw_data());
   if (n >= kEltwiseThreshold) {
     if (auto alg = dnnl_eltwise(op, attrs)) {
-      auto [algorithm, alpha, beta] = *alg;
+      // Plain locals, not structured bindings: clang 14 cannot capture bindings in the lambda below.
+      const auto algorithm = std::get<0>(*alg);
+      const float alpha = std::get<1>(*alg), beta = std::get<2>(*alg);
       const dnnl::memory::desc md({n}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a);
       const std::string key = fmt::format("eltwise|{}|{}|{}|{}", static_cast<int>(algorithm), alpha, beta, n);
       const auto& p = cached(key, [&] {

@@ -32,6 +32,7 @@ struct DropoutOptions {
 class KERASCPP_API Dropout : public Layer {
  public:
   KERASCPP_LAYER(Dropout)
+  std::vector<random::SeedGenerator*> seed_generators() override { return {&seeds_}; }
   Config get_config() const override;
   static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Dropout(float rate, DropoutOptions options = {});

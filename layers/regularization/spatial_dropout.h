@@ -9,6 +9,7 @@ namespace keras::layers {
 class KERASCPP_API SpatialDropout2D : public Layer {
  public:
   KERASCPP_LAYER(SpatialDropout2D)
+  std::vector<random::SeedGenerator*> seed_generators() override { return {&seeds_}; }
   Config get_config() const override;
   static std::shared_ptr<Layer> from_config(const Config& config);
   explicit SpatialDropout2D(float rate, std::optional<uint64_t> seed = std::nullopt, std::string name = "");

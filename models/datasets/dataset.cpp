@@ -24,15 +24,14 @@ TensorDataset::TensorDataset(std::vector<Tensor> x, std::vector<Tensor> y, Tenso
   n_ = x_[0].dim(0);
   order_.resize(static_cast<size_t>(n_));
   std::iota(order_.begin(), order_.end(), 0);
-  if (shuffle_) on_epoch_end();
 }
 
 int64_t TensorDataset::num_batches() const { return (n_ + batch_size_ - 1) / batch_size_; }
 
-void TensorDataset::on_epoch_end() {
+void TensorDataset::on_epoch_begin(int epoch) {
   if (!shuffle_) return;
-  std::mt19937_64 gen(shuffle_key_);
-  shuffle_key_ = random::splitmix64(shuffle_key_);
+  std::iota(order_.begin(), order_.end(), 0);
+  std::mt19937_64 gen(random::splitmix64(shuffle_key_ ^ random::splitmix64(static_cast<uint64_t>(epoch) + 1)));
   std::shuffle(order_.begin(), order_.end(), gen);
 }
 

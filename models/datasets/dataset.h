@@ -28,6 +28,8 @@ class KERASCPP_API Dataset {
   /// Batches per epoch.
   virtual int64_t num_batches() const = 0;
   virtual Batch get_batch(int64_t index) = 0;
+  /// Called before each epoch (0-based, as fit() counts them), as Keras' PyDataset.on_epoch_begin.
+  virtual void on_epoch_begin(int epoch) {}
   /// Called between epochs (reshuffle here).
   virtual void on_epoch_end() {}
 };
@@ -38,7 +40,9 @@ class KERASCPP_API TensorDataset : public Dataset {
   TensorDataset(std::vector<Tensor> x, std::vector<Tensor> y, Tensor sample_weight, int64_t batch_size, bool shuffle);
   int64_t num_batches() const override;
   Batch get_batch(int64_t index) override;
-  void on_epoch_end() override;
+  /// Shuffles with a key derived from the dataset's key and the epoch: a fit resumed at epoch k
+  /// sees the order an uninterrupted fit saw at epoch k.
+  void on_epoch_begin(int epoch) override;
 
  private:
   std::vector<Tensor> x_, y_;

@@ -2,12 +2,14 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "core/check.h"
 #include "core/logging.h"
 #include "models/model.h"
+#include "models/saving/file_io.h"
 
 namespace keras::callbacks {
 
@@ -215,6 +217,99 @@ void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs) {
     model().save(path);
   else
     model().save_weights(path);
+}
+
+void History::on_epoch_end(int epoch_index, Logs& logs) {
+  epoch.push_back(epoch_index);
+  for (const auto& [k, v] : logs) history[k].push_back(v);
+}
+
+// BackupAndRestore -----------------------------------------------------------------------------------
+// backup_dir/training_metadata.json names the weights file of the last finished epoch and holds
+// the epoch and the random streams; it is written last, so it is the commit point of a backup.
+
+BackupAndRestore::BackupAndRestore(std::string backup_dir, BackupAndRestoreOptions options)
+    : dir_(std::move(backup_dir)), o_(options) {
+  KCPP_CHECK(!dir_.empty(), ValueError, "BackupAndRestore: expected a backup directory, received an empty path");
+}
+
+namespace {
+std::filesystem::path metadata_path(const std::string& dir) {
+  return std::filesystem::path(dir) / "training_metadata.json";
+}
+}  // namespace
+
+void BackupAndRestore::on_train_begin(Logs&) {
+  const auto meta_path = metadata_path(dir_);
+  if (!std::filesystem::exists(meta_path)) return;
+  Config meta;
+  {
+    std::ifstream in(meta_path);
+    try {
+      meta = Config::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw IOError(fmt::format("BackupAndRestore: {} is not valid JSON: {}", meta_path.string(), e.what()));
+    }
+  }
+  serialization::ConfigReader r(meta, "BackupAndRestore metadata " + meta_path.string());
+  const int64_t epoch = r.integer("epoch");
+  const std::string weights = (std::filesystem::path(dir_) / r.string("weights")).string();
+  KCPP_CHECK(r.string("weights").find('/') == std::string::npos, IOError,
+             "BackupAndRestore: the metadata names a weights file outside {}", dir_);
+  model().load_weights(weights);
+  const auto generators = model().seed_generators();
+  const auto states = r.raw("seed_generators");
+  KCPP_CHECK(states.is_array() && states.size() == generators.size(), ValueError,
+             "BackupAndRestore: the backup holds {} random streams, the model has {}", states.size(),
+             generators.size());
+  for (size_t i = 0; i < generators.size(); ++i) generators[i]->set_state(states[i].get<uint64_t>());
+  random::set_global_state(r.raw("global_seed").get<uint64_t>());
+  r.finish();
+  model().resume_epoch = static_cast<int>(epoch + 1);
+  detail::log_info(fmt::format("BackupAndRestore: resuming from the backup of epoch {} in {}", epoch + 1, dir_));
+}
+
+void BackupAndRestore::on_epoch_end(int epoch, Logs&) {
+  std::filesystem::create_directories(dir_);
+  const std::string weights_name = fmt::format("epoch_{}.weights.h5", epoch + 1);
+  model().save_weights((std::filesystem::path(dir_) / weights_name).string());
+  Config states = Config::array();
+  for (random::SeedGenerator* g : model().seed_generators()) states.push_back(g->state());
+  const Config meta{{"epoch", epoch},
+                    {"weights", weights_name},
+                    {"seed_generators", states},
+                    {"global_seed", random::global_state()}};
+  // The metadata commits the backup; the previous epoch's weights go only after it.
+  std::string previous;
+  if (std::filesystem::exists(metadata_path(dir_))) {
+    std::ifstream in(metadata_path(dir_));
+    try {
+      const Config old = Config::parse(in);
+      if (old.is_object() && old.contains("weights") && old["weights"].is_string())
+        previous = old["weights"].get<std::string>();
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  saving::write_file_atomically(metadata_path(dir_).string(), meta.dump());
+  if (!previous.empty() && previous != weights_name && previous.find('/') == std::string::npos)
+    std::filesystem::remove(std::filesystem::path(dir_) / previous);
+}
+
+void BackupAndRestore::on_train_end(Logs&) {
+  if (!o_.delete_checkpoint) return;
+  std::error_code ec;
+  if (std::filesystem::exists(metadata_path(dir_))) {
+    std::ifstream in(metadata_path(dir_));
+    try {
+      const Config old = Config::parse(in);
+      if (old.is_object() && old.contains("weights") && old["weights"].is_string() &&
+          old["weights"].get<std::string>().find('/') == std::string::npos)
+        std::filesystem::remove(std::filesystem::path(dir_) / old["weights"].get<std::string>(), ec);
+    } catch (const nlohmann::json::exception&) {
+    }
+    std::filesystem::remove(metadata_path(dir_), ec);
+  }
+  std::filesystem::remove(dir_, ec);  // only when empty
 }
 
 }  // namespace keras::callbacks

@@ -52,6 +52,36 @@ class KERASCPP_API CallbackRef {
   std::shared_ptr<Callback> ptr_;
 };
 
+/// Records every epoch's logs (loss, metrics, val_ ones), as keras.callbacks.History; fit() adds one
+/// as its last callback and returns it.
+class KERASCPP_API History : public Callback {
+ public:
+  void on_train_begin(Logs& logs) override { epoch.clear(); }
+  void on_epoch_end(int epoch_index, Logs& logs) override;
+  std::map<std::string, std::vector<double>> history;
+  std::vector<int> epoch;
+};
+
+struct BackupAndRestoreOptions {
+  bool delete_checkpoint = true;  // remove the backup once fit() ends normally
+};
+/// Keras' BackupAndRestore: after each epoch, saves the weights, the optimizer state, the epoch and
+/// the random streams (dropout masks, shuffling) under `backup_dir`; a fit() that finds a backup
+/// restores it and continues from the next epoch, so an interrupted run resumed with the same seed
+/// ends with the same weights as an uninterrupted one. Each backup is committed atomically by its
+/// metadata file; a crash mid-save leaves the previous backup usable.
+class KERASCPP_API BackupAndRestore : public Callback {
+ public:
+  explicit BackupAndRestore(std::string backup_dir, BackupAndRestoreOptions options = {});
+  void on_train_begin(Logs& logs) override;
+  void on_epoch_end(int epoch, Logs& logs) override;
+  void on_train_end(Logs& logs) override;
+
+ private:
+  std::string dir_;
+  BackupAndRestoreOptions o_;
+};
+
 struct EarlyStoppingOptions {
   std::string monitor = "val_loss";
   double min_delta = 0;

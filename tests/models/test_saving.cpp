@@ -303,3 +303,38 @@ TEST_CASE("saving a model is atomic: a save that cannot complete leaves the prev
     if (std::string(ext) != ".weights.h5") check_predictions(*models::load_model(target), io);
   }
 }
+
+TEST_CASE("the fuzzers' regression inputs get kerascpp errors, never crashes", "[cpu][saving][security]") {
+  // tests/fuzz/regressions/<target>/: inputs that once broke a reader (tools/fuzz.sh), replayed the
+  // way each fuzz target feeds them.
+  const fs::path root = fs::path(KERASCPP_FIXTURE_DIR).parent_path() / "fuzz" / "regressions";
+  Scratch dir("fuzz_replay");
+  int replayed = 0;
+  auto expect_errors_only = [](auto&& f) {
+    try {
+      f();
+    } catch (const keras::Error&) {
+    }
+  };
+  for (const char* target : {"keras", "h5", "json"}) {
+    for (const auto& entry : fs::directory_iterator(root / target)) {
+      if (entry.path().filename() == "README") continue;
+      INFO("input " << entry.path());
+      ++replayed;
+      std::ifstream in(entry.path(), std::ios::binary);
+      const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string file = dir / (std::string("input.") + (std::string(target) == "keras" ? "keras" : "h5"));
+      std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      if (std::string(target) == "json") {
+        expect_errors_only([&] { models::model_from_json(bytes); });
+      } else {
+        expect_errors_only([&] { models::load_model(file); });
+        expect_errors_only([&] { models::inspect_file(file); });
+        Sequential model({layers::Input({3}), layers::Dense(2)});
+        expect_errors_only([&] { model.load_weights(file); });
+      }
+    }
+  }
+  INFO(replayed << " inputs replayed");
+  CHECK(replayed >= 0);
+}
