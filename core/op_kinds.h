@@ -57,7 +57,8 @@ enum class BinaryOp {
   greater,
   greater_equal,
   logical_and,
-  logical_or
+  logical_or,
+  relu_grad  // a where b > 0, else 0: relu's backward in one pass (a the gradient, b relu's input or output)
 };
 enum class ReduceOp { sum, mean, max, min, prod };
 enum class PoolMode { max, average };

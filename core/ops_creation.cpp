@@ -107,6 +107,8 @@ const char* binary_op_name(BinaryOp op) {
       return "greater";
     case BinaryOp::greater_equal:
       return "greater_equal";
+    case BinaryOp::relu_grad:
+      return "relu_grad";
     case BinaryOp::logical_and:
       return "logical_and";
     case BinaryOp::logical_or:

@@ -26,7 +26,7 @@ Tensor activation_grad_from_output(UnaryOp op, const UnaryAttrs& attrs, const Te
     case UnaryOp::identity:
       return g;
     case UnaryOp::relu:
-      return where(greater(y, zero), g, zero);
+      return binary(BinaryOp::relu_grad, g, y);
     case UnaryOp::relu6:
       return where(logical_and(greater(y, zero), less(y, full({}, 6.f, y.dtype(), y.backend()))), g, zero);
     case UnaryOp::sigmoid:
@@ -100,7 +100,7 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryAttrs attrs) {
         return {g * s * (1.f - s)};
       }
       case UnaryOp::relu:
-        return {where(greater(x, zero), g, zero)};
+        return {binary(BinaryOp::relu_grad, g, x)};
       case UnaryOp::relu6:
         return {where(logical_and(greater(x, zero), less(x, full({}, 6.f, x.dtype(), x.backend()))), g, zero)};
       case UnaryOp::leaky_relu:
@@ -244,6 +244,9 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
       case BinaryOp::floor_mod:
         ga = g;
         if (need_b) gb = negative(g) * floor(a / b);
+        break;
+      case BinaryOp::relu_grad:  // piecewise linear in a; the mask b has no gradient
+        if (need_a) ga = binary(BinaryOp::relu_grad, g, b);
         break;
       default:
         break;

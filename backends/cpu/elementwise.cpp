@@ -245,6 +245,8 @@ void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) {
       return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u && v); });
     case BinaryOp::logical_or:
       return broadcast_apply<T, B>(a, b, y, [](T u, T v) { return B(u || v); });
+    case BinaryOp::relu_grad:
+      return broadcast_apply<T, T>(a, b, y, [](T u, T v) { return v > T(0) ? u : T(0); });
   }
 }
 

@@ -179,6 +179,8 @@ __device__ inline R binary_op(int op, T a, T b) {
       return R(a && b);
     case BinaryOp::logical_or:
       return R(a || b);
+    case BinaryOp::relu_grad:
+      return static_cast<R>(b > T(0) ? a : T(0));
   }
   return R(0);
 }
