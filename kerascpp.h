@@ -33,6 +33,7 @@
 #include "layers/reshaping/reshaping.h"
 #include "layers/serialization.h"
 #include "models/datasets/dataset.h"
+#include "models/datasets/data_utils.h"
 #include "models/datasets/datasets.h"
 #include "models/model.h"
 #include "models/saving/saving.h"

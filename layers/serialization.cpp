@@ -128,8 +128,10 @@ PartialShape shape_from_config(const Config& j, const std::string& what) {
     if (d.is_null()) {
       out.emplace_back(std::nullopt);
     } else {
-      KCPP_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0, ValueError,
-                 "{}: expected a shape of non-negative integers and nulls, received {}", what, j.dump());
+      KCPP_CHECK(d.is_number_integer() && !(d.is_number_unsigned() && d.get<uint64_t>() > (uint64_t{1} << 40)) &&
+                     d.get<int64_t>() >= 0 && d.get<int64_t>() <= (int64_t{1} << 40),
+                 ValueError, "{}: expected a shape of integers in [0, 2^40] and nulls, received {}", what,
+                 j.dump().substr(0, 200));
       out.emplace_back(d.get<int64_t>());
     }
   }
@@ -237,12 +239,20 @@ const Config& ConfigReader::raw(const std::string& key) {
 }
 
 int64_t ConfigReader::integer(const std::string& key) {
+  // No Keras hyperparameter comes near 2^40; the bound keeps shape arithmetic from overflowing.
+  constexpr int64_t kMax = int64_t{1} << 40;
   const Config& v = raw(key);
-  if (v.is_number_integer()) return v.get<int64_t>();
-  // Keras 2 files sometimes hold integral floats ("units": 10.0).
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
-    return static_cast<int64_t>(v.get<double>());
-  wrong(key, "an integer");
+  int64_t out = 0;
+  if (v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(kMax))) {
+    out = v.get<int64_t>();
+  } else if (v.is_number_float() && std::abs(v.get<double>()) < static_cast<double>(kMax) &&
+             v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>()))) {
+    out = static_cast<int64_t>(v.get<double>());  // Keras 2 files sometimes hold integral floats ("units": 10.0)
+  } else {
+    wrong(key, "an integer");
+  }
+  if (out > kMax || out < -kMax) wrong(key, "an integer of magnitude below 2^40");
+  return out;
 }
 int64_t ConfigReader::integer(const std::string& key, int64_t fallback) {
   used_.insert(key);
@@ -279,14 +289,18 @@ std::optional<uint64_t> ConfigReader::seed(const std::string& key) {
   return config_[key].get<uint64_t>();
 }
 std::vector<int64_t> ConfigReader::ints(const std::string& key, size_t n) {
+  constexpr int64_t kMax = int64_t{1} << 40;
   const Config& v = raw(key);
-  if (v.is_number_integer()) return std::vector<int64_t>(n, v.get<int64_t>());
+  auto bounded = [&](const Config& e) {
+    if (!e.is_number_integer() || (e.is_number_unsigned() && e.get<uint64_t>() > static_cast<uint64_t>(kMax)) ||
+        e.get<int64_t>() > kMax || e.get<int64_t>() < -kMax)
+      wrong(key, "integers of magnitude below 2^40");
+    return e.get<int64_t>();
+  };
+  if (v.is_number_integer()) return std::vector<int64_t>(n, bounded(v));
   if (!v.is_array() || v.size() != n) wrong(key, n == 1 ? "an integer" : "an integer or a list of integers of that rank");
   std::vector<int64_t> out;
-  for (const auto& e : v) {
-    if (!e.is_number_integer()) wrong(key, "a list of integers");
-    out.push_back(e.get<int64_t>());
-  }
+  for (const auto& e : v) out.push_back(bounded(e));
   return out;
 }
 std::vector<int64_t> ConfigReader::int_list(const std::string& key) {
@@ -294,7 +308,9 @@ std::vector<int64_t> ConfigReader::int_list(const std::string& key) {
   if (!v.is_array() || v.size() > 16) wrong(key, "a list of at most 16 integers");
   std::vector<int64_t> out;
   for (const auto& e : v) {
-    if (!e.is_number_integer()) wrong(key, "a list of integers");
+    if (!e.is_number_integer() || (e.is_number_unsigned() && e.get<uint64_t>() > (uint64_t{1} << 40)) ||
+        std::abs(e.get<int64_t>()) > (int64_t{1} << 40))
+      wrong(key, "a list of integers of magnitude below 2^40");
     out.push_back(e.get<int64_t>());
   }
   return out;

@@ -7,6 +7,23 @@
 
 namespace keras::layers {
 
+namespace detail {
+void check_conv_geometry(const char* layer, std::vector<int64_t> kernel, std::vector<int64_t> strides,
+                         std::vector<int64_t> dilation, int64_t groups) {
+  // Upper bounds keep the shape arithmetic far from overflow; no real layer comes near them.
+  constexpr int64_t kMax = int64_t{1} << 31;
+  auto positive = [&](const std::vector<int64_t>& v, const char* what) {
+    for (int64_t x : v)
+      KCPP_CHECK(x > 0 && x < kMax, ValueError, "{}: {} must be positive (and below 2^31), received {}", layer, what,
+                 x);
+  };
+  positive(kernel, "kernel_size");
+  positive(strides, "strides");
+  positive(dilation, "dilation_rate");
+  KCPP_CHECK(groups > 0 && groups < kMax, ValueError, "{}: groups must be positive, received {}", layer, groups);
+}
+}  // namespace detail
+
 std::optional<int64_t> conv_output_length(std::optional<int64_t> in, int64_t kernel, const std::string& padding,
                                           int64_t stride, int64_t dilation) {
   if (!in) return std::nullopt;
@@ -22,6 +39,8 @@ Conv2D::Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOption
              "Conv2D: kernel_size must be positive, received ({}, {})", kernel_size[0], kernel_size[1]);
   KCPP_CHECK(options_.padding == "valid" || options_.padding == "same", ValueError,
              "Conv2D: padding must be 'valid' or 'same', received '{}'", options_.padding);
+  detail::check_conv_geometry("Conv2D", {kernel_size[0], kernel_size[1]}, {options_.strides[0], options_.strides[1]},
+                              {options_.dilation_rate[0], options_.dilation_rate[1]}, options_.groups);
   KCPP_CHECK(filters % options_.groups == 0, ValueError, "Conv2D: filters {} must be divisible by groups {}", filters,
              options_.groups);
   activations::check_name(options_.activation);

@@ -46,6 +46,11 @@ class KERASCPP_API Conv2D : public Layer {
 };
 
 /// Output length of one spatial axis, as Keras computes it (None stays None).
+namespace detail {
+/// Throws ValueError unless kernel sizes, strides and dilations are in [1, 2^31) and groups >= 1.
+KERASCPP_API void check_conv_geometry(const char* layer, std::vector<int64_t> kernel, std::vector<int64_t> strides,
+                                      std::vector<int64_t> dilation, int64_t groups);
+}  // namespace detail
 KERASCPP_API std::optional<int64_t> conv_output_length(std::optional<int64_t> in, int64_t kernel,
                                                        const std::string& padding, int64_t stride, int64_t dilation);
 

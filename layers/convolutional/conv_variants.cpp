@@ -26,6 +26,9 @@ Conv1D::Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions o)
   KCPP_CHECK(filters > 0 && kernel_size > 0, ValueError,
              "Conv1D: filters and kernel_size must be positive, received {} and {}", filters, kernel_size);
   check_padding("Conv1D", o_.padding);
+  detail::check_conv_geometry("Conv1D", {kernel_size}, {o_.strides}, {o_.dilation_rate}, o_.groups);
+  KCPP_CHECK(filters % o_.groups == 0, ValueError, "Conv1D: filters {} must be divisible by groups {}", filters,
+             o_.groups);
   activations::check_name(o_.activation);
 }
 void Conv1D::check_input(const PartialShape& s) const {
@@ -52,6 +55,8 @@ Conv2DTranspose::Conv2DTranspose(int64_t filters, std::array<int64_t, 2> kernel_
     : Layer("Conv2DTranspose", o.name), filters_(filters), kernel_size_(kernel_size), o_(std::move(o)) {
   KCPP_CHECK(filters > 0, ValueError, "Conv2DTranspose: filters must be positive, received {}", filters);
   check_padding("Conv2DTranspose", o_.padding);
+  detail::check_conv_geometry("Conv2DTranspose", {kernel_size[0], kernel_size[1]}, {o_.strides[0], o_.strides[1]},
+                              {o_.dilation_rate[0], o_.dilation_rate[1]}, o_.groups);
   KCPP_CHECK(o_.groups == 1, NotImplementedError, "Conv2DTranspose: groups > 1 is not supported");
   activations::check_name(o_.activation);
 }
@@ -87,6 +92,8 @@ DepthwiseConv2D::DepthwiseConv2D(std::array<int64_t, 2> kernel_size, DepthwiseCo
   KCPP_CHECK(o_.depth_multiplier > 0, ValueError, "DepthwiseConv2D: depth_multiplier must be positive, received {}",
              o_.depth_multiplier);
   check_padding("DepthwiseConv2D", o_.padding);
+  detail::check_conv_geometry("DepthwiseConv2D", {kernel_size[0], kernel_size[1]}, {o_.strides[0], o_.strides[1]},
+                              {o_.dilation_rate[0], o_.dilation_rate[1]}, 1);
   activations::check_name(o_.activation);
 }
 void DepthwiseConv2D::check_input(const PartialShape& s) const {
@@ -118,6 +125,8 @@ SeparableConv2D::SeparableConv2D(int64_t filters, std::array<int64_t, 2> kernel_
   KCPP_CHECK(filters > 0 && o_.depth_multiplier > 0, ValueError,
              "SeparableConv2D: filters and depth_multiplier must be positive");
   check_padding("SeparableConv2D", o_.padding);
+  detail::check_conv_geometry("SeparableConv2D", {kernel_size[0], kernel_size[1]}, {o_.strides[0], o_.strides[1]},
+                              {o_.dilation_rate[0], o_.dilation_rate[1]}, 1);
   activations::check_name(o_.activation);
 }
 void SeparableConv2D::check_input(const PartialShape& s) const {

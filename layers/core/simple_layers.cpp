@@ -25,12 +25,29 @@ Flatten::Flatten(std::string name) : Layer("Flatten", std::move(name)) {}
 Tensor Flatten::call(const Tensor& x, bool training) { return ops::reshape(x, {x.dim(0), -1}); }
 PartialShape Flatten::compute_output_shape(const PartialShape& s) const {
   std::optional<int64_t> n = 1;
-  for (size_t i = 1; i < s.size(); ++i) n = (n && s[i]) ? std::optional<int64_t>(*n * *s[i]) : std::nullopt;
+  for (size_t i = 1; i < s.size(); ++i) {
+    if (!n || !s[i]) {
+      n = std::nullopt;
+      continue;
+    }
+    int64_t product;
+    KCPP_CHECK(!__builtin_mul_overflow(*n, *s[i], &product), ValueError,
+               "Flatten \"{}\": the flattened size of {} overflows", name(), shape_to_string(s));
+    n = product;
+  }
   return {s.empty() ? std::nullopt : s[0], n};
 }
 
 Reshape::Reshape(std::vector<int64_t> target_shape, std::string name)
-    : Layer("Reshape", std::move(name)), target_(std::move(target_shape)) {}
+    : Layer("Reshape", std::move(name)), target_(std::move(target_shape)) {
+  int free = 0;
+  for (int64_t d : target_) {
+    KCPP_CHECK(d > 0 || d == -1, ValueError, "Reshape: target_shape entries must be positive or -1, received ({})",
+               fmt::join(target_, ", "));
+    free += d == -1;
+  }
+  KCPP_CHECK(free <= 1, ValueError, "Reshape: at most one -1 in target_shape, received ({})", fmt::join(target_, ", "));
+}
 Tensor Reshape::call(const Tensor& x, bool training) {
   std::vector<int64_t> dims{x.dim(0)};
   dims.insert(dims.end(), target_.begin(), target_.end());

@@ -48,14 +48,14 @@ void count_datasets(const saving::h5::Group& g, FileReport& report, bool optimiz
       int64_t n = 1;
       for (int64_t d : info.dims) n = d == 0 || n <= INT64_MAX / d ? n * d : INT64_MAX;
       // Keras stores weights uncompressed: a dataset far larger than the file is a shape bomb.
-      if (n > 16 * file_bytes + (16 << 20))
+      if (n / 16 > file_bytes + (1 << 20))
         report.problems.push_back(fmt::format("dataset {}/{} declares {} values, more than the file can hold",
                                               g.path(), name, n));
       if (optimizer) {
         ++report.optimizer_arrays;
       } else {
         ++report.weight_arrays;
-        report.weight_values += n;
+        report.weight_values = n > INT64_MAX - report.weight_values ? INT64_MAX : report.weight_values + n;
       }
     }
   }

@@ -371,3 +371,44 @@ TEST_CASE("fit reads a user Dataset on a background thread and propagates its er
   kt::require_throws_with<ValueError>([&] { model.fit(data, {.verbose = 0, .validation_split = 0.2f}); },
                                       {"validation_data"});
 }
+
+TEST_CASE("to_categorical, normalize and split_dataset behave as Keras' utils", "[cpu][datasets]") {
+  // to_categorical([[1], [0], [3]]) in Keras: shape (3, 4) with ones at 1, 0, 3.
+  const Tensor labels = Tensor::from_vector(std::vector<int32_t>{1, 0, 3}, Shape{3, 1});
+  const Tensor one_hot = utils::to_categorical(labels);
+  CHECK(one_hot.shape() == Shape{3, 4});
+  CHECK(one_hot.to_vector<float>() == std::vector<float>{0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1});
+  CHECK(utils::to_categorical(labels, 5).shape() == Shape{3, 5});
+  kt::require_throws_with<ValueError>([&] { utils::to_categorical(labels, 3); }, {"label 3", "num_classes=3"});
+  kt::require_throws_with<ValueError>(
+      [] { utils::to_categorical(Tensor::from_vector(std::vector<int32_t>{-1}, Shape{1})); }, {"labels >= 0"});
+
+  // normalize: rows divided by their L2 norm; a zero row stays zero.
+  const Tensor x = Tensor::from_vector(std::vector<float>{3, 4, 0, 0, 1, -1}, Shape{3, 2});
+  kt::require_close(utils::normalize(x).to_vector<float>(),
+                    {0.6f, 0.8f, 0.f, 0.f, 1.f / std::sqrt(2.f), -1.f / std::sqrt(2.f)});
+  kt::require_close(utils::normalize(x, -1, 1).to_vector<float>(), {3.f / 7, 4.f / 7, 0, 0, 0.5f, -0.5f});
+
+  // split_dataset: 0.8 of 10 samples left, rows kept together across arrays, every sample once.
+  std::vector<float> xs(20), ys(10);
+  for (int i = 0; i < 10; ++i) xs[2 * i] = xs[2 * i + 1] = ys[i] = static_cast<float>(i);
+  const auto [left, right] = utils::split_dataset(
+      {Tensor::from_vector(xs, Shape{10, 2}), Tensor::from_vector(ys, Shape{10})}, 0.8, true, 5);
+  REQUIRE(left.size() == 2);
+  CHECK(left[0].shape() == Shape{8, 2});
+  CHECK(right[1].shape() == Shape{2});
+  std::vector<float> seen;
+  for (const auto* part : {&left, &right}) {
+    const auto px = (*part)[0].to_vector<float>(), py = (*part)[1].to_vector<float>();
+    for (size_t i = 0; i < py.size(); ++i) {
+      CHECK(px[2 * i] == py[i]);
+      seen.push_back(py[i]);
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == ys);
+  CHECK(utils::split_dataset({Tensor::from_vector(ys, Shape{10})}, 3).first[0].to_vector<float>() ==
+        std::vector<float>{0, 1, 2});  // a count, unshuffled
+  kt::require_throws_with<ValueError>([&] { utils::split_dataset({Tensor::from_vector(ys, Shape{10})}, 1.5); },
+                                      {"left_size"});
+}
