@@ -4,6 +4,8 @@
 # the regression inputs in tests/fuzz/regressions. Findings land in build-fuzz/findings/; copy a
 # reproducer into tests/fuzz/regressions/ once fixed (the regression test replays that folder).
 #   tools/fuzz.sh [SECONDS] [TARGET...]      targets: keras h5 json
+# FUZZ_RUNS=N replaces the time limit with N inputs per target from a fixed seed: a deterministic,
+# bounded run (what CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -25,10 +27,12 @@ for t in "${targets[@]}"; do
     json) cp -n tests/fixtures/keras-saved/*.json tests/fixtures/keras2-saved/*.json "$corpus"/ ;;
   esac
   [ -d "tests/fuzz/regressions/$t" ] && cp -n "tests/fuzz/regressions/$t"/* "$corpus"/ 2>/dev/null || true
-  echo "fuzz_$t: ${seconds}s from $(ls "$corpus" | wc -l) seed files"
+  echo "fuzz_$t: ${FUZZ_RUNS:-${seconds}s}${FUZZ_RUNS:+ runs from seed 1} on $(ls "$corpus" | wc -l) seed files"
   # The loaders are single-threaded here; leaks are findings (detect_leaks on).
+  if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS" -seed=1); else limit=(-max_total_time="$seconds"); fi
   if ! OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
-      "$build_dir/bin/fuzz_$t" "$corpus" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=262144 \
+      LSAN_OPTIONS=suppressions="$PWD/tests/fuzz/lsan.supp" \
+      "$build_dir/bin/fuzz_$t" "$corpus" "${limit[@]}" -rss_limit_mb=4096 -max_len=262144 \
       -artifact_prefix="$build_dir/findings/$t-" -print_final_stats=1 2>"$build_dir/fuzz_$t.log"; then
     echo "fuzz_$t: FINDING (see $build_dir/fuzz_$t.log and $build_dir/findings/)"
     tail -40 "$build_dir/fuzz_$t.log"

@@ -5,7 +5,8 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config git
           libdnnl-dev libspdlog-dev libfmt-dev catch2 libhdf5-dev nlohmann-json3-dev libzip-dev
-          libopenmpi-dev openmpi-bin zlib1g-dev time dataset-fashion-mnist python3-venv)
+          libopenmpi-dev openmpi-bin zlib1g-dev time dataset-fashion-mnist python3-venv
+          clang libclang-rt-14-dev)
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 missing=()

@@ -1,11 +1,19 @@
 #include "models/saving/h5_file.h"
 
 #include <hdf5.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "core/check.h"
+#include "models/saving/saving.h"
 
 namespace keras::saving::h5 {
 namespace {
@@ -221,6 +229,11 @@ File::~File() = default;
 const std::string& File::label() const { return impl_->label; }
 
 File File::open(const std::string& path) {
+  preflight(path);
+  return open_unguarded(path);
+}
+
+File File::open_unguarded(const std::string& path) {
   std::lock_guard lock(h5_mutex());
   silence_hdf5();
   auto impl = std::make_unique<Impl>();
@@ -236,6 +249,11 @@ File File::open(const std::string& path) {
 }
 
 File File::open_image(std::vector<char> bytes, const std::string& label) {
+  preflight(label, &bytes);
+  return open_image_unguarded(std::move(bytes), label);
+}
+
+File File::open_image_unguarded(std::vector<char> bytes, const std::string& label) {
   std::lock_guard lock(h5_mutex());
   silence_hdf5();
   KCPP_CHECK(bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89HDF\r\n\x1a\n", 8) == 0, IOError,
@@ -506,3 +524,100 @@ void Group::write_string_list_attribute(const std::string& name, const std::vect
 }
 
 }  // namespace keras::saving::h5
+
+namespace keras::saving::h5 {
+namespace {
+
+std::vector<std::string> attribute_names(hid_t loc, const std::string& where) {
+  std::vector<std::string> names;
+  hsize_t idx = 0;
+  KCPP_H5(H5Aiterate2(
+              loc, H5_INDEX_NAME, H5_ITER_INC, &idx,
+              [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+                auto* v = static_cast<std::vector<std::string>*>(data);
+                if (v->size() >= kMaxListItems) return 1;
+                v->emplace_back(name);
+                return 0;
+              },
+              &names),
+          where);
+  return names;
+}
+
+// Touches everything a loader could read.
+void walk_everything(const Group& g, int depth) {
+  if (depth > 64) return;
+  for (const std::string& a : attribute_names(g.id_for_walk(), g.path())) {
+    try {
+      (void)g.read_string_list_attribute(a);
+    } catch (const IOError&) {
+      // not a string attribute: fine
+    }
+  }
+  for (const std::string& name : g.members()) {
+    if (g.has_group(name)) {
+      walk_everything(g.group(name), depth + 1);
+    } else if (g.has_dataset(name)) {
+      const DatasetInfo info = g.dataset_info(name);
+      uint64_t n = 1;
+      for (int64_t d : info.dims) n = d == 0 ? 0 : (n > (uint64_t{1} << 40) / static_cast<uint64_t>(d) ? (uint64_t{1} << 40) : n * static_cast<uint64_t>(d));
+      if ((info.floating || info.integer) && n <= (uint64_t{1} << 28)) (void)g.read_floats(name, Shape(info.dims));
+    }
+  }
+}
+
+}  // namespace
+
+std::atomic<double>& read_timeout() {
+  static std::atomic<double> seconds{60.0};
+  return seconds;
+}
+
+void preflight(const std::string& path, const std::vector<char>* image) {
+  std::error_code ec;
+  const uint64_t bytes = image ? image->size() : std::filesystem::file_size(path, ec);
+  const auto limit = std::chrono::milliseconds(
+      static_cast<int64_t>(1000 * (read_timeout().load() + static_cast<double>((ec ? 0 : bytes) >> 26))));
+  const pid_t child = fork();
+  if (child < 0) return;  // cannot fork: the real read goes ahead unguarded
+  if (child == 0) {
+    // The child only reads; whatever happens, it exits without running the parent's destructors.
+    int code = 0;
+    try {
+      const File f = image ? File::open_image_unguarded(*image, path) : File::open_unguarded(path);
+      walk_everything(f.root(), 0);
+    } catch (...) {
+      code = 1;  // a refusal by kerascpp's checks: the real read reports it
+    }
+    _exit(code);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  for (;;) {
+    const pid_t r = waitpid(child, &status, WNOHANG);
+    if (r == child) break;
+    if (r < 0) return;
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+      throw IOError(fmt::format("{}: the HDF5 library did not finish reading the file within {:.1f} s; a corrupted "
+                                "or hostile file, refused",
+                                path, static_cast<double>(limit.count()) / 1000));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (WIFSIGNALED(status))
+    throw IOError(fmt::format("{}: the HDF5 library crashed reading the file (signal {}); a corrupted or hostile "
+                              "file, refused",
+                              path, WTERMSIG(status)));
+}
+
+}  // namespace keras::saving::h5
+
+namespace keras::models {
+void set_hdf5_read_timeout(double seconds) {
+  KCPP_CHECK(seconds > 0, ValueError, "set_hdf5_read_timeout: expected a positive number of seconds, received {}",
+             seconds);
+  saving::h5::read_timeout().store(seconds);
+}
+}  // namespace keras::models

@@ -4,6 +4,7 @@
 // virtual layouts are refused, and every dataset's shape is checked against what the caller
 // expects before anything is read or allocated. HDF5 calls are serialized (Debian's libhdf5 is
 // not thread-safe).
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -19,10 +20,14 @@ class Group;
 /// An open HDF5 file, on disk or as an in-memory image.
 class File {
  public:
-  /// Opens `path` read-only; throws IOError when it is not a readable HDF5 file.
+  /// Opens `path` read-only after a preflight read in a child process (see preflight()); throws
+  /// IOError when it is not a readable HDF5 file.
   static File open(const std::string& path);
-  /// Opens an in-memory image (a member of a .keras zip); `label` names it in errors.
+  /// Opens an in-memory image (a member of a .keras zip), preflighted; `label` names it in errors.
   static File open_image(std::vector<char> bytes, const std::string& label);
+  /// The same without the preflight (the preflight's child reads with these).
+  static File open_unguarded(const std::string& path);
+  static File open_image_unguarded(std::vector<char> bytes, const std::string& label);
   /// A new, empty in-memory file; image() returns its bytes.
   static File create_image(const std::string& label);
   File(File&&) noexcept;
@@ -39,6 +44,15 @@ class File {
   explicit File(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// Reads a whole untrusted HDF5 file (every group, string attribute and dataset) in a forked child
+/// process first, so a corrupted file that crashes or hangs the HDF5 library itself (HDF5 1.10 has
+/// such bugs) is refused with an IOError instead of taking the process down. Errors kerascpp's
+/// own checks raise are left to the real read, which reports them. `path` names a file on disk;
+/// `image` (when not empty) is an in-memory file.
+void preflight(const std::string& path, const std::vector<char>* image = nullptr);
+/// The preflight's time limit in seconds (models::set_hdf5_read_timeout).
+std::atomic<double>& read_timeout();
 
 /// What a dataset holds, read without reading its values.
 struct DatasetInfo {
@@ -84,6 +98,8 @@ class Group {
   std::vector<std::string> read_string_list_attribute(const std::string& name) const;
   void write_string_attribute(const std::string& name, const std::string& value);
   void write_string_list_attribute(const std::string& name, const std::vector<std::string>& values);
+  /// The HDF5 identifier (for preflight's attribute walk).
+  int64_t id_for_walk() const { return id_; }
 
  private:
   friend class File;

@@ -25,6 +25,11 @@ KERASCPP_API std::shared_ptr<Model> model_from_config(const Config& serialized);
 /// As model_from_config, from the text of model.to_json() (Python Keras' or kerascpp's).
 KERASCPP_API std::shared_ptr<Model> model_from_json(const std::string& json);
 
+/// HDF5 files are read once in a child process before they are loaded, so a file that crashes or
+/// hangs the HDF5 library is refused (IOError) instead; this is that read's time limit (default
+/// 60 s, plus 1 s per 64 MiB of file).
+KERASCPP_API void set_hdf5_read_timeout(double seconds);
+
 /// What a Keras file holds, read without building a model (`kerascpp-model check`). Reading applies
 /// the same safety checks as loading (links, storage, sizes).
 struct FileReport {

@@ -269,6 +269,15 @@ TEST_CASE("hostile and broken files are refused with clear errors, before anythi
   for (size_t i = 0; i < seq_before.size(); ++i)
     CHECK(seq->get_weights()[i].to_vector<float>() == seq_before[i].to_vector<float>());
 
+  // A file that sends HDF5 1.10 itself into an endless loop (found by fuzz_h5): refused after the
+  // preflight's time limit instead of hanging the process.
+  models::set_hdf5_read_timeout(2.0);
+  const std::string hang = (fs::path(KERASCPP_FIXTURE_DIR).parent_path() / "fuzz" / "hdf5-known-hangs" /
+                            "global_heap_loop.h5").string();
+  kt::require_throws_with<IOError>([&] { models::load_model(hang); }, {"did not finish reading", "refused"});
+  kt::require_throws_with<IOError>([&] { model.load_weights(hang); }, {"did not finish reading"});
+  models::set_hdf5_read_timeout(60.0);
+
   // check reports the problems without building anything.
   CHECK_FALSE(models::inspect_file(path("lambda.keras")).problems.empty());
   CHECK_FALSE(models::inspect_file(path("unknown_class.keras")).problems.empty());
