@@ -378,7 +378,7 @@ class Scale : public Layer {
 };
 }  // namespace
 
-TEST_CASE("a custom layer registered by name saves and loads; unregistered, its file is refused by name",
+TEST_CASE("a custom layer registered by name saves and loads, and unregistered its file is refused by name",
           "[cpu][saving]") {
   Scratch dir("custom");
   utils::clear_session();

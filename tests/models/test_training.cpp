@@ -201,7 +201,7 @@ TEST_CASE("fit learns, logs Keras' keys and matches evaluate and predict", "[cpu
   kt::require_close(model.predict_on_batch(x).to_vector<float>(), probs.to_vector<float>(), 1e-6f, 1e-5f);
 }
 
-TEST_CASE("class and sample weights of zero stop learning; bad fit arguments are refused", "[cpu][models]") {
+TEST_CASE("class and sample weights of zero stop learning, and bad fit arguments are refused", "[cpu][models]") {
   utils::clear_session();
   Sequential model({layers::Input({3}), layers::Dense(2, {.activation = "softmax"})});
   model.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy"});
