@@ -92,15 +92,7 @@ Config Conv2D::get_config() const {
   c["kernel_size"] = detail::kernel_array(kernel_size_);
   detail::write_conv_common(c, options_, true);
   c["groups"] = options_.groups;
-  c["activation"] = options_.activation.empty() ? "linear" : options_.activation;
-  c["use_bias"] = options_.use_bias;
-  c["kernel_initializer"] = options_.kernel_initializer.serialized();
-  c["bias_initializer"] = options_.bias_initializer.serialized();
-  c["kernel_regularizer"] = options_.kernel_regularizer.serialized();
-  c["bias_regularizer"] = options_.bias_regularizer.serialized();
-  c["activity_regularizer"] = nullptr;
-  c["kernel_constraint"] = options_.kernel_constraint.serialized();
-  c["bias_constraint"] = options_.bias_constraint.serialized();
+  detail::write_kernel_bias(c, options_);
   return c;
 }
 
@@ -109,9 +101,7 @@ std::shared_ptr<Layer> Conv2D::from_config(const Config& config) {
   Conv2DOptions o;
   detail::read_conv_common(r, o, 2);
   o.groups = r.integer("groups", 1);
-  o.kernel_initializer = r.initializer("kernel_initializer", "glorot_uniform");
-  o.kernel_regularizer = r.regularizer("kernel_regularizer");
-  o.kernel_constraint = r.constraint("kernel_constraint");
+  detail::read_kernel(r, o);
   const auto k = r.ints("kernel_size", 2);
   auto layer = std::make_shared<Conv2D>(r.integer("filters"), std::array<int64_t, 2>{k[0], k[1]}, std::move(o));
   r.finish(*layer);

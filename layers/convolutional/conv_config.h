@@ -44,5 +44,24 @@ inline void write_conv_common(Config& c, const O& o, bool two_d) {
   c["dilation_rate"] = pair(o.dilation_rate);
   (void)two_d;
 }
+// Activation, bias and the kernel's initializer, regularizer and constraint, in Keras' key order.
+template <typename O>
+inline void write_kernel_bias(Config& c, const O& o) {
+  c["activation"] = o.activation.empty() ? "linear" : o.activation;
+  c["use_bias"] = o.use_bias;
+  c["kernel_initializer"] = o.kernel_initializer.serialized();
+  c["bias_initializer"] = o.bias_initializer.serialized();
+  c["kernel_regularizer"] = o.kernel_regularizer.serialized();
+  c["bias_regularizer"] = o.bias_regularizer.serialized();
+  c["activity_regularizer"] = nullptr;
+  c["kernel_constraint"] = o.kernel_constraint.serialized();
+  c["bias_constraint"] = o.bias_constraint.serialized();
+}
+template <typename O>
+inline void read_kernel(serialization::ConfigReader& r, O& o) {
+  o.kernel_initializer = r.initializer("kernel_initializer", "glorot_uniform");
+  o.kernel_regularizer = r.regularizer("kernel_regularizer");
+  o.kernel_constraint = r.constraint("kernel_constraint");
+}
 inline Config kernel_array(const std::array<int64_t, 2>& k) { return Config::array({k[0], k[1]}); }
 }  // namespace keras::layers::detail

@@ -159,15 +159,7 @@ Config Conv1D::get_config() const {
   c["kernel_size"] = Config::array({kernel_size_});
   detail::write_conv_common(c, o_, false);
   c["groups"] = o_.groups;
-  c["activation"] = o_.activation.empty() ? "linear" : o_.activation;
-  c["use_bias"] = o_.use_bias;
-  c["kernel_initializer"] = o_.kernel_initializer.serialized();
-  c["bias_initializer"] = o_.bias_initializer.serialized();
-  c["kernel_regularizer"] = o_.kernel_regularizer.serialized();
-  c["bias_regularizer"] = o_.bias_regularizer.serialized();
-  c["activity_regularizer"] = nullptr;
-  c["kernel_constraint"] = o_.kernel_constraint.serialized();
-  c["bias_constraint"] = o_.bias_constraint.serialized();
+  detail::write_kernel_bias(c, o_);
   return c;
 }
 std::shared_ptr<Layer> Conv1D::from_config(const Config& config) {
@@ -175,9 +167,7 @@ std::shared_ptr<Layer> Conv1D::from_config(const Config& config) {
   Conv1DOptions o;
   detail::read_conv_common(r, o, 1);
   o.groups = r.integer("groups", 1);
-  o.kernel_initializer = r.initializer("kernel_initializer", "glorot_uniform");
-  o.kernel_regularizer = r.regularizer("kernel_regularizer");
-  o.kernel_constraint = r.constraint("kernel_constraint");
+  detail::read_kernel(r, o);
   const int64_t k = r.ints("kernel_size", 1)[0];
   auto layer = std::make_shared<Conv1D>(r.integer("filters"), k, std::move(o));
   r.finish(*layer);
@@ -190,15 +180,7 @@ Config Conv2DTranspose::get_config() const {
   c["kernel_size"] = detail::kernel_array(kernel_size_);
   detail::write_conv_common(c, o_, true);
   c["output_padding"] = nullptr;  // Keras' Conv2DTranspose takes no "groups"
-  c["activation"] = o_.activation.empty() ? "linear" : o_.activation;
-  c["use_bias"] = o_.use_bias;
-  c["kernel_initializer"] = o_.kernel_initializer.serialized();
-  c["bias_initializer"] = o_.bias_initializer.serialized();
-  c["kernel_regularizer"] = o_.kernel_regularizer.serialized();
-  c["bias_regularizer"] = o_.bias_regularizer.serialized();
-  c["activity_regularizer"] = nullptr;
-  c["kernel_constraint"] = o_.kernel_constraint.serialized();
-  c["bias_constraint"] = o_.bias_constraint.serialized();
+  detail::write_kernel_bias(c, o_);
   return c;
 }
 std::shared_ptr<Layer> Conv2DTranspose::from_config(const Config& config) {
@@ -207,9 +189,7 @@ std::shared_ptr<Layer> Conv2DTranspose::from_config(const Config& config) {
   detail::read_conv_common(r, o, 2);
   o.groups = r.integer("groups", 1);
   r.require("output_padding", nullptr);
-  o.kernel_initializer = r.initializer("kernel_initializer", "glorot_uniform");
-  o.kernel_regularizer = r.regularizer("kernel_regularizer");
-  o.kernel_constraint = r.constraint("kernel_constraint");
+  detail::read_kernel(r, o);
   const auto k = r.ints("kernel_size", 2);
   auto layer =
       std::make_shared<Conv2DTranspose>(r.integer("filters"), std::array<int64_t, 2>{k[0], k[1]}, std::move(o));
