@@ -11,7 +11,7 @@ using namespace keras;
 namespace fs = std::filesystem;
 
 namespace {
-const fs::path kReal = fs::path(KERASCPP_FIXTURE_DIR) / "keras-real";
+const fs::path kReal = kt::fixture_dir() / "keras-real";
 
 struct Scratch {
   fs::path dir;
@@ -74,7 +74,7 @@ TEST_CASE("a legacy .h5 file saved by Python Keras 3.8 loads and evaluates as in
 // Files saved by Python Keras 3 (tools/fixtures/make_saving_fixtures.sh) ------------------------------
 
 namespace {
-const fs::path kSaved = fs::path(KERASCPP_FIXTURE_DIR) / "keras-saved";
+const fs::path kSaved = kt::fixture_dir() / "keras-saved";
 
 nlohmann::json read_json(const fs::path& p) {
   std::ifstream in(p);
@@ -204,7 +204,7 @@ TEST_CASE("models saved by kerascpp load back with the same config, weights and 
 
 TEST_CASE("models saved by tf.keras 2 load from full .h5, weights-only .h5 and JSON (Keras 2's dialect)",
           "[cpu][saving]") {
-  const fs::path dir = fs::path(KERASCPP_FIXTURE_DIR) / "keras2-saved";
+  const fs::path dir = kt::fixture_dir() / "keras2-saved";
   for (const char* name : {"k2_cnn", "k2_functional"}) {
     INFO("model " << name);
     utils::clear_session();
@@ -230,7 +230,7 @@ TEST_CASE("models saved by tf.keras 2 load from full .h5, weights-only .h5 and J
 
 TEST_CASE("hostile and broken files are refused with clear errors, before anything is allocated or assigned",
           "[cpu][saving][security]") {
-  const fs::path dir = fs::path(KERASCPP_FIXTURE_DIR) / "hostile";
+  const fs::path dir = kt::fixture_dir() / "hostile";
   auto path = [&](const char* f) { return (dir / f).string(); };
   utils::clear_session();
   // Weights files for a model with one Dense(2) on 3 features.
@@ -272,7 +272,7 @@ TEST_CASE("hostile and broken files are refused with clear errors, before anythi
   // A file that sends HDF5 1.10 itself into an endless loop (found by fuzz_h5): refused after the
   // preflight's time limit instead of hanging the process.
   models::set_hdf5_read_timeout(2.0);
-  const std::string hang = (fs::path(KERASCPP_FIXTURE_DIR).parent_path() / "fuzz" / "hdf5-known-hangs" /
+  const std::string hang = (kt::fixture_dir().parent_path() / "fuzz" / "hdf5-known-hangs" /
                             "global_heap_loop.h5").string();
   kt::require_throws_with<IOError>([&] { models::load_model(hang); }, {"did not finish reading", "refused"});
   kt::require_throws_with<IOError>([&] { model.load_weights(hang); }, {"did not finish reading"});
@@ -316,7 +316,7 @@ TEST_CASE("saving a model is atomic: a save that cannot complete leaves the prev
 TEST_CASE("the fuzzers' regression inputs get kerascpp errors, never crashes", "[cpu][saving][security]") {
   // tests/fuzz/regressions/<target>/: inputs that once broke a reader (tools/fuzz.sh), replayed the
   // way each fuzz target feeds them.
-  const fs::path root = fs::path(KERASCPP_FIXTURE_DIR).parent_path() / "fuzz" / "regressions";
+  const fs::path root = kt::fixture_dir().parent_path() / "fuzz" / "regressions";
   Scratch dir("fuzz_replay");
   int replayed = 0;
   auto expect_errors_only = [](auto&& f) {
@@ -398,7 +398,7 @@ TEST_CASE("a custom layer registered by name saves and loads, and unregistered i
 
 TEST_CASE("load_weights of legacy .h5 files: by_name matches layers by name, skip_mismatch skips what differs",
           "[cpu][saving]") {
-  const fs::path k2 = fs::path(KERASCPP_FIXTURE_DIR) / "keras2-saved" / "k2_functional_weights.h5";
+  const fs::path k2 = kt::fixture_dir() / "keras2-saved" / "k2_functional_weights.h5";
   utils::clear_session();
   // Only "out2" (Dense 3 -> 1) matches a stored layer by name and shape; "shared" is stored as
   // Dense(5 -> 4) while this one is 5 -> 6.

@@ -5,6 +5,12 @@
 
 namespace kt {
 
+std::filesystem::path fixture_dir() {
+  const std::filesystem::path built_in = KERASCPP_FIXTURE_DIR;
+  if (std::filesystem::exists(built_in / "keras-saved")) return built_in;
+  return std::filesystem::path("tests") / "fixtures";
+}
+
 int& skipped_count() {
   static int n = 0;
   return n;

@@ -2,6 +2,7 @@
 // Shared test helpers: naive references, tolerant comparisons, finite-difference gradient checks,
 // and the skip counter (Catch2 v2 has no SKIP()).
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <functional>
 #include <random>
 #include <string>
@@ -10,6 +11,10 @@
 #include "kerascpp.h"
 
 namespace kt {
+
+/// tests/fixtures: the source tree's (KERASCPP_FIXTURE_DIR), or the one under the working directory
+/// when the tests run from a copy of the repository (the GPU machine).
+std::filesystem::path fixture_dir();
 
 /// Counts test cases that returned early for lack of hardware; printed by main().
 int& skipped_count();
