@@ -857,7 +857,7 @@ std::string Model::summary_string(int line_length, int console_width) {
     // Keras counts the iteration counter, the learning rate (unless a schedule computes it), the slots
     // and any extra state (Nadam's momentum product), and adds them to the total.
     for (Variable* v : optimizer_->variables()) optimizer_params += v->value().num_elements();
-    optimizer_params += 1 + (optimizer_->get_config()["learning_rate"].is_object() ? 0 : 1) +
+    optimizer_params += 1 + (optimizer_->has_schedule() ? 0 : 1) +
                         static_cast<int64_t>(optimizer_->extra_state().size());
   }
   const int64_t total = trainable + frozen + optimizer_params;

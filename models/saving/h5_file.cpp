@@ -459,18 +459,14 @@ bool Group::has_attribute(const std::string& name) const {
 
 std::string Group::read_string_attribute(const std::string& name) const {
   std::lock_guard lock(h5_mutex());
-  const std::string where = fmt::format("{} (attribute {})", path_, name);
-  if (!has_attribute(name)) {
-    // Keras splits long attributes into name0, name1, ...
-    KCPP_CHECK(has_attribute(name + "0"), IOError, "{}: missing", where);
-    std::string joined;
-    for (int i = 0; has_attribute(name + std::to_string(i)); ++i) joined += read_string_attribute(name + std::to_string(i));
-    return joined;
-  }
-  Id attr(KCPP_H5(H5Aopen(id_, name.c_str(), H5P_DEFAULT), where));
-  const auto parts = read_strings(attr.get(), where);
-  KCPP_CHECK(parts.size() == 1, IOError, "{}: expected one string, found {}", where, parts.size());
-  return parts[0];
+  // One string, or Keras' chunks name0, name1, ... joined (read_string_list_attribute collects them).
+  const bool chunked = !has_attribute(name);
+  const auto parts = read_string_list_attribute(name);
+  KCPP_CHECK(chunked || parts.size() == 1, IOError, "{} (attribute {}): expected one string, found {}", path_, name,
+             parts.size());
+  std::string joined;
+  for (const auto& p : parts) joined += p;
+  return joined;
 }
 
 std::vector<std::string> Group::read_string_list_attribute(const std::string& name) const {

@@ -127,7 +127,7 @@ void write_optimizer(Model& model, h5::Group& root) {
   h5::Group vars = root.create_group("optimizer").create_group("vars");
   int i = 0;
   vars.write_int64_scalar(std::to_string(i++), opt->iterations());
-  if (!opt->get_config()["learning_rate"].is_object()) vars.write_float_scalar(std::to_string(i++), opt->learning_rate());
+  if (!opt->has_schedule()) vars.write_float_scalar(std::to_string(i++), opt->learning_rate());
   for (Variable* slot : opt->variables()) vars.write_floats(std::to_string(i++), slot->shape(), host_floats(*slot));
   for (float extra : opt->extra_state()) vars.write_float_scalar(std::to_string(i++), extra);
 }
@@ -143,7 +143,7 @@ void read_optimizer(Model& model, const h5::Group& root, PendingAssignments& out
     return;
   }
   opt->build_for(model.trainable_weights());
-  const bool has_lr = !opt->get_config()["learning_rate"].is_object();
+  const bool has_lr = !opt->has_schedule();
   const auto slots = opt->variables();
   const auto extra = opt->extra_state();
   const size_t expected = 1 + (has_lr ? 1 : 0) + slots.size() + extra.size();

@@ -209,10 +209,9 @@ void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs) {
   } else if (o_.verbose > 0) {
     std::cout << fmt::format("\nEpoch {}: saving model to {}", epoch + 1, path) << std::endl;
   }
-  const auto ends = [&](const std::string& suffix) {
-    return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  const bool whole_model = !o_.save_weights_only && !ends(".weights.h5") && (ends(".keras") || ends(".h5"));
+  using saving::ends_with;
+  const bool whole_model =
+      !o_.save_weights_only && !ends_with(path, ".weights.h5") && (ends_with(path, ".keras") || ends_with(path, ".h5"));
   if (whole_model)
     model().save(path);
   else
@@ -237,21 +236,29 @@ namespace {
 std::filesystem::path metadata_path(const std::string& dir) {
   return std::filesystem::path(dir) / "training_metadata.json";
 }
+// The committed backup's metadata, or null when there is none; throws IOError when it is not JSON.
+Config read_metadata(const std::string& dir) {
+  const auto path = metadata_path(dir);
+  if (!std::filesystem::exists(path)) return nullptr;
+  std::ifstream in(path);
+  try {
+    return Config::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw IOError(fmt::format("BackupAndRestore: {} is not valid JSON: {}", path.string(), e.what()));
+  }
+}
+// The weights file a metadata names, when it is a plain name inside the backup folder.
+std::string weights_named(const Config& meta) {
+  if (!meta.is_object() || !meta.contains("weights") || !meta["weights"].is_string()) return "";
+  const std::string name = meta["weights"].get<std::string>();
+  return name.find('/') == std::string::npos ? name : "";
+}
 }  // namespace
 
 void BackupAndRestore::on_train_begin(Logs&) {
-  const auto meta_path = metadata_path(dir_);
-  if (!std::filesystem::exists(meta_path)) return;
-  Config meta;
-  {
-    std::ifstream in(meta_path);
-    try {
-      meta = Config::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw IOError(fmt::format("BackupAndRestore: {} is not valid JSON: {}", meta_path.string(), e.what()));
-    }
-  }
-  serialization::ConfigReader r(meta, "BackupAndRestore metadata " + meta_path.string());
+  const Config meta = read_metadata(dir_);
+  if (meta.is_null()) return;
+  serialization::ConfigReader r(meta, "BackupAndRestore metadata " + metadata_path(dir_).string());
   const int64_t epoch = r.integer("epoch");
   const std::string weights = (std::filesystem::path(dir_) / r.string("weights")).string();
   KCPP_CHECK(r.string("weights").find('/') == std::string::npos, IOError,
@@ -280,35 +287,17 @@ void BackupAndRestore::on_epoch_end(int epoch, Logs&) {
                     {"seed_generators", states},
                     {"global_seed", random::global_state()}};
   // The metadata commits the backup; the previous epoch's weights go only after it.
-  std::string previous;
-  if (std::filesystem::exists(metadata_path(dir_))) {
-    std::ifstream in(metadata_path(dir_));
-    try {
-      const Config old = Config::parse(in);
-      if (old.is_object() && old.contains("weights") && old["weights"].is_string())
-        previous = old["weights"].get<std::string>();
-    } catch (const nlohmann::json::exception&) {
-    }
-  }
+  const std::string previous = weights_named(read_metadata(dir_));
   saving::write_file_atomically(metadata_path(dir_).string(), meta.dump());
-  if (!previous.empty() && previous != weights_name && previous.find('/') == std::string::npos)
-    std::filesystem::remove(std::filesystem::path(dir_) / previous);
+  if (!previous.empty() && previous != weights_name) std::filesystem::remove(std::filesystem::path(dir_) / previous);
 }
 
 void BackupAndRestore::on_train_end(Logs&) {
   if (!o_.delete_checkpoint) return;
   std::error_code ec;
-  if (std::filesystem::exists(metadata_path(dir_))) {
-    std::ifstream in(metadata_path(dir_));
-    try {
-      const Config old = Config::parse(in);
-      if (old.is_object() && old.contains("weights") && old["weights"].is_string() &&
-          old["weights"].get<std::string>().find('/') == std::string::npos)
-        std::filesystem::remove(std::filesystem::path(dir_) / old["weights"].get<std::string>(), ec);
-    } catch (const nlohmann::json::exception&) {
-    }
-    std::filesystem::remove(metadata_path(dir_), ec);
-  }
+  const std::string weights = weights_named(read_metadata(dir_));
+  if (!weights.empty()) std::filesystem::remove(std::filesystem::path(dir_) / weights, ec);
+  std::filesystem::remove(metadata_path(dir_), ec);
   std::filesystem::remove(dir_, ec);  // only when empty
 }
 

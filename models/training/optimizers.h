@@ -107,6 +107,8 @@ class KERASCPP_API Optimizer {
   int64_t iterations() const { return iterations_; }
   /// The rate of the coming step (a schedule's value at iterations()).
   float learning_rate() const;
+  /// Whether a schedule computes the rate (Keras then keeps no learning_rate variable).
+  bool has_schedule() const { return schedule_ != nullptr; }
   /// Replaces the rate (and any schedule) with a fixed one, as callbacks do.
   void set_learning_rate(float lr);
   const std::string& name() const { return name_; }
