@@ -60,6 +60,22 @@ enum class BinaryOp {
   logical_or,
   relu_grad  // a where b > 0, else 0: relu's backward in one pass (a the gradient, b relu's input or output)
 };
+/// Comparisons and logical and/or give bool; every other binary op keeps its inputs' dtype.
+constexpr bool binary_returns_bool(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::equal:
+    case BinaryOp::not_equal:
+    case BinaryOp::less:
+    case BinaryOp::less_equal:
+    case BinaryOp::greater:
+    case BinaryOp::greater_equal:
+    case BinaryOp::logical_and:
+    case BinaryOp::logical_or:
+      return true;
+    default:
+      return false;
+  }
+}
 enum class ReduceOp { sum, mean, max, min, prod };
 enum class PoolMode { max, average };
 enum class RandomDistribution { uniform, normal, truncated_normal };

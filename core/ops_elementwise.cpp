@@ -201,10 +201,10 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   } catch (const ShapeError& e) {
     throw ShapeError(fmt::format("{}: {}", name, e.what()));
   }
-  const DType out_dtype = (is_comparison(op) || logical) ? DType::bool_ : a.dtype();
+  const DType out_dtype = binary_returns_bool(op) ? DType::bool_ : a.dtype();
   Tensor y = Tensor::empty(out_shape, out_dtype, &be);
   be.binary(op, a, b, y);
-  if (is_comparison(op) || logical || !needs_recording({a, b})) return y;
+  if (binary_returns_bool(op) || !needs_recording({a, b})) return y;
 
   const bool need_a = a.requires_grad() || a.impl()->autograd.grad_fn;
   const bool need_b = b.requires_grad() || b.impl()->autograd.grad_fn;

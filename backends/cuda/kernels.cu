@@ -719,7 +719,7 @@ void unary(int op, int code, const void* x, void* y, int64_t n, float alpha, flo
 
 void binary(int op, int code, const void* a, const void* b, void* y, int64_t n, const Indexer& ix, bool same,
             cudaStream_t s) {
-  const bool to_bool = static_cast<BinaryOp>(op) >= BinaryOp::equal;
+  const bool to_bool = binary_returns_bool(static_cast<BinaryOp>(op));
   dispatch(code, [&](auto t) {
     using T = decltype(t);
     if (to_bool)
