@@ -19,6 +19,7 @@ struct KerasTensorImpl {
   DType dtype = DType::float32;
   std::shared_ptr<SymbolicNode> node;  // the layer call that produced it
   size_t output_index = 0;
+  std::vector<std::shared_ptr<KerasTensorImpl>> siblings;  // output 0 holds the call's other outputs
 };
 }  // namespace detail
 
@@ -34,6 +35,10 @@ class KERASCPP_API KerasTensor {
   Layer& producer() const;
   bool defined() const { return impl_ != nullptr; }
   const std::shared_ptr<detail::KerasTensorImpl>& impl() const { return impl_; }
+  /// Every output of the layer call that returned this tensor, this one first: an RNN with
+  /// return_state gives {output, h} or {output, h, c}; Bidirectional adds both directions' states.
+  ///     auto outs = layers::LSTM(8, {.return_state = true})(x).all_outputs();
+  std::vector<KerasTensor> all_outputs() const;
   /// "<KerasTensor shape=(None, 10), dtype=float32, source=dense>"
   std::string to_string() const;
 

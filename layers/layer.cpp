@@ -6,6 +6,7 @@
 
 #include "core/autograd.h"
 #include "core/check.h"
+#include "core/logging.h"
 #include "core/ops.h"
 
 namespace keras {
@@ -87,6 +88,25 @@ void Layer::prepare(const Tensor& x) {
 Tensor Layer::operator()(const Tensor& x, bool training) {
   prepare(x);
   return call(x, training);
+}
+
+std::pair<Tensor, Tensor> Layer::call_with_mask(const Tensor& x, const Tensor& mask, bool training) {
+  prepare(x);
+  if (!mask.defined()) {
+    Tensor y = call(x, training);
+    return {y, supports_masking() ? compute_mask(x, mask) : Tensor()};
+  }
+  if (!supports_masking()) {
+    if (!warned_mask_dropped_)
+      detail::log_warn(fmt::format("Layer '{}' (of type {}) was passed an input with a mask attached to it. However, this layer does not "
+                "support masking and will therefore destroy the mask information. Downstream layers will not see the "
+                "mask.",
+                name_, class_name_));
+    warned_mask_dropped_ = true;
+    return {call(x, training), Tensor()};
+  }
+  Tensor y = call_masked(x, mask, training);
+  return {y, compute_mask(x, mask)};
 }
 
 Tensor Layer::logits(const Tensor& x, bool training) {
@@ -184,12 +204,30 @@ KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTe
   auto node = std::make_shared<detail::SymbolicNode>();
   node->layer = std::move(self);
   node->inputs = inputs;
-  auto impl = std::make_shared<detail::KerasTensorImpl>();
-  impl->shape = out_shapes.at(0);
-  impl->dtype = DType::float32;
-  impl->node = node;
-  node->outputs.push_back(impl);
-  return KerasTensor(impl);
+  // Every output gets a tensor (an RNN with return_state has several); the node keeps them alive
+  // through its first output, which is what the call returns.
+  std::vector<std::shared_ptr<detail::KerasTensorImpl>> impls;
+  for (size_t k = 0; k < out_shapes.size(); ++k) {
+    auto impl = std::make_shared<detail::KerasTensorImpl>();
+    impl->shape = out_shapes[k];
+    impl->dtype = DType::float32;
+    impl->node = node;
+    impl->output_index = k;
+    node->outputs.push_back(impl);
+    impls.push_back(impl);
+  }
+  for (size_t k = 1; k < impls.size(); ++k) impls[0]->siblings.push_back(impls[k]);
+  return KerasTensor(impls.at(0));
+}
+
+std::vector<KerasTensor> KerasTensor::all_outputs() const {
+  KCPP_CHECK(impl_, ValueError, "the KerasTensor is undefined");
+  KCPP_CHECK(impl_->output_index == 0, ValueError,
+             "all_outputs(): call it on the tensor the layer call returned (output 0), received output {}",
+             impl_->output_index);
+  std::vector<KerasTensor> out{*this};
+  for (const auto& s : impl_->siblings) out.emplace_back(s);
+  return out;
 }
 
 namespace {

@@ -108,6 +108,25 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   /// Builds from a build_config written by get_build_config() or Keras.
   void build_from_config(const Config& build_config);
 
+  // Masking, as Keras' _keras_mask: a bool mask (batch, time) travels beside a sequence through a
+  // model. A layer that supports masking receives it in call_masked() and passes compute_mask() on;
+  // any other layer drops it with a warning, as Keras does.
+  virtual bool supports_masking() const { return false; }
+  /// The output's mask for input x carrying `mask` (undefined when none). The default passes the
+  /// input's mask on; Embedding(mask_zero) and Masking make one, RNNs end it unless return_sequences.
+  virtual Tensor compute_mask(const Tensor& x, const Tensor& mask) const { return mask; }
+  /// call() for an input that carries a mask; the default ignores the mask.
+  virtual Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) { return call(x, training); }
+  /// Builds and checks as operator(), runs with the mask, and returns the output and its mask.
+  std::pair<Tensor, Tensor> call_with_mask(const Tensor& x, const Tensor& mask, bool training = false);
+
+  /// Where Keras' weights files keep this layer's own variables, relative to its group: "" for
+  /// "vars", or a sub-object such as an RNN's "cell" ("cell/vars").
+  virtual std::string variables_subgroup() const { return ""; }
+  /// Layers wrapped by this one, under the names Keras' files give them (Bidirectional's
+  /// "forward_layer", TimeDistributed's "layer"); their variables are saved in those groups.
+  virtual std::vector<std::pair<std::string, Layer*>> wrapped_layers() { return {}; }
+
   /// When the layer's last step is a softmax, the output before it: losses on probabilities then
   /// run as a fused, stable cross-entropy on logits (as Keras does with `_keras_logits`).
   virtual bool ends_with_softmax() const { return false; }
@@ -140,6 +159,7 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   std::vector<bool> declared_trainable_;   // each weight's own flag, restored on unfreezing
   std::vector<Regularizer> regularizers_;  // per weight, possibly empty
   std::vector<Constraint> constraints_;
+  bool warned_mask_dropped_ = false;
 };
 
 namespace detail {

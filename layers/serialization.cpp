@@ -10,6 +10,8 @@
 #include "layers/convolutional/conv2d.h"
 #include "layers/convolutional/conv_variants.h"
 #include "layers/core/dense.h"
+#include "layers/core/embedding.h"
+#include "layers/core/masking.h"
 #include "layers/core/input_layer.h"
 #include "layers/core/lambda_rescaling.h"
 #include "layers/core/simple_layers.h"
@@ -19,6 +21,11 @@
 #include "layers/normalization/layer_normalization.h"
 #include "layers/pooling/pooling2d.h"
 #include "layers/pooling/pooling_more.h"
+#include "layers/recurrent/bidirectional.h"
+#include "layers/recurrent/gru.h"
+#include "layers/recurrent/lstm.h"
+#include "layers/recurrent/simple_rnn.h"
+#include "layers/recurrent/time_distributed.h"
 #include "layers/regularization/spatial_dropout.h"
 #include "layers/reshaping/reshaping.h"
 
@@ -72,6 +79,13 @@ LayerRegistry& registry() {
         {"Maximum", &Maximum::from_config},
         {"Minimum", &Minimum::from_config},
         {"Dot", &Dot::from_config},
+        {"Embedding", &Embedding::from_config},
+        {"Masking", &Masking::from_config},
+        {"SimpleRNN", &SimpleRNN::from_config},
+        {"LSTM", &LSTM::from_config},
+        {"GRU", &GRU::from_config},
+        {"Bidirectional", &Bidirectional::from_config},
+        {"TimeDistributed", &TimeDistributed::from_config},
     };
     for (const auto& [name, f] : builtins) {
       reg->factories[name] = f;

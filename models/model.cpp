@@ -149,14 +149,29 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
   std::set<const detail::SymbolicNode*> logits_nodes;
   for (size_t i = 0; i < outputs_.size(); ++i)
     if (i < logits.size() && logits[i]) logits_nodes.insert(outputs_[i].impl()->node.get());
+  // Masks (Embedding(mask_zero), Masking) travel beside the values, as Keras' _keras_mask.
+  std::unordered_map<const detail::KerasTensorImpl*, Tensor> masks;
   for (const auto& node : nodes_) {
     std::vector<Tensor> in;
     for (const KerasTensor& t : node->inputs) in.push_back(values.at(t.impl().get()));
-    std::vector<Tensor> out = logits_nodes.count(node.get())
-                                  ? std::vector<Tensor>{node->layer->logits(in.at(0), training)}
-                                  : node->layer->call_multi(in, training);
+    Layer& layer = *node->layer;
+    std::vector<Tensor> out;
+    Tensor out_mask;
+    if (logits_nodes.count(node.get())) {
+      out = {layer.logits(in.at(0), training)};
+    } else if (in.size() == 1 && node->outputs.size() == 1) {
+      auto found = masks.find(node->inputs[0].impl().get());
+      auto [y, m] = layer.call_with_mask(in[0], found == masks.end() ? Tensor() : found->second, training);
+      out = {y};
+      out_mask = m;
+    } else {
+      out = layer.call_multi(in, training);  // merges and RNNs with initial states: masks end here
+    }
     for (size_t k = 0; k < node->outputs.size() && k < out.size(); ++k)
-      if (auto impl = node->outputs[k].lock()) values[impl.get()] = out[k];
+      if (auto impl = node->outputs[k].lock()) {
+        values[impl.get()] = out[k];
+        if (k == 0 && out_mask.defined()) masks[impl.get()] = out_mask;
+      }
   }
   std::vector<Tensor> result;
   for (const KerasTensor& t : outputs_) result.push_back(values.at(t.impl().get()));

@@ -60,10 +60,16 @@ std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool trai
   KCPP_CHECK(xs.size() == 1, ValueError, "Sequential \"{}\" takes one input, received {}", name(), xs.size());
   if (input_) (*input_)(xs[0]);  // checks the input against the declared shape
   const bool want_logits = !logits.empty() && logits[0];
-  Tensor h = xs[0];
+  Tensor h = xs[0], mask;  // the mask travels beside the values (Embedding(mask_zero), Masking)
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = *layers_[i];
-    h = i + 1 == layers_.size() && want_logits ? l.logits(h, training) : l(h, training);
+    if (i + 1 == layers_.size() && want_logits) {
+      h = l.logits(h, training);
+    } else {
+      auto [y, m] = l.call_with_mask(h, mask, training);
+      h = std::move(y);
+      mask = std::move(m);
+    }
   }
   return {h};
 }

@@ -70,8 +70,16 @@ void write_layer_tree(Layer& layer, h5::Group& group) {
   auto* model = dynamic_cast<Model*>(&layer);
   if (!model) {
     const auto variables = layer.variables_in_saving_order();
+    // An RNN keeps its variables in its "cell" object.
+    h5::Group own = layer.variables_subgroup().empty() || variables.empty()
+                        ? vars
+                        : group.create_group(layer.variables_subgroup()).create_group("vars");
     for (size_t i = 0; i < variables.size(); ++i)
-      vars.write_floats(std::to_string(i), variables[i]->shape(), host_floats(*variables[i]));
+      own.write_floats(std::to_string(i), variables[i]->shape(), host_floats(*variables[i]));
+    for (auto& [name, inner] : layer.wrapped_layers()) {
+      h5::Group g = group.create_group(name);
+      write_layer_tree(*inner, g);
+    }
     return;
   }
   h5::Group layers = group.create_group("layers");
@@ -88,11 +96,20 @@ void write_layer_tree(Layer& layer, h5::Group& group) {
 void read_layer_tree(Layer& layer, const h5::Group& group, PendingAssignments& out) {
   auto* model = dynamic_cast<Model*>(&layer);
   if (!model) {
+    for (auto& [name, inner] : layer.wrapped_layers()) {
+      KCPP_CHECK(group.has_group(name) || inner->weights().empty(), IOError,
+                 "{}: layer \"{}\" wraps \"{}\" but the file has no '{}' group", group.path(), layer.name(),
+                 inner->name(), name);
+      if (group.has_group(name)) read_layer_tree(*inner, group.group(name), out);
+    }
     const auto variables = layer.variables_in_saving_order();
     if (variables.empty()) return;
-    KCPP_CHECK(group.has_group("vars"), IOError, "{}: layer \"{}\" has {} weights but the file has no 'vars' group",
-               group.path(), layer.name(), variables.size());
-    const h5::Group vars = group.group("vars");
+    const std::string sub = layer.variables_subgroup();
+    const std::string vars_path = sub.empty() ? "vars" : sub + "/vars";
+    const bool present = sub.empty() ? group.has_group("vars") : group.has_group(sub) && group.group(sub).has_group("vars");
+    KCPP_CHECK(present, IOError, "{}: layer \"{}\" has {} weights but the file has no '{}' group", group.path(),
+               layer.name(), variables.size(), vars_path);
+    const h5::Group vars = sub.empty() ? group.group("vars") : group.group(sub).group("vars");
     const size_t stored = vars.members().size();
     KCPP_CHECK(stored == variables.size(), ValueError,
                "{}: layer \"{}\" expects {} variables, the file holds {}", vars.path(), layer.name(), variables.size(),

@@ -209,7 +209,7 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
   std::vector<Pending> pending;
   std::map<std::string, size_t> by_name;
   // (layer, node) -> output tensor
-  std::map<std::pair<std::string, int64_t>, KerasTensor> outputs;
+  std::map<std::pair<std::string, int64_t>, std::vector<KerasTensor>> outputs;  // every output of each call
   for (const auto& entry : layer_list) {
     KCPP_CHECK(entry.is_object(), ValueError, "Functional config: expected layer objects in \"layers\"");
     std::shared_ptr<Layer> layer = serialization::deserialize_layer(entry);
@@ -222,7 +222,7 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
       for (const auto& node : entry["inbound_nodes"]) p.nodes.push_back(parse_node(node, what));
     if (auto input = std::dynamic_pointer_cast<layers::InputLayer>(layer)) {
       KCPP_CHECK(p.nodes.empty(), ValueError, "{}: an InputLayer cannot have inbound nodes", what);
-      outputs[{layer_name, 0}] = layers::Input(input);
+      outputs[{layer_name, 0}] = {layers::Input(input)};
     }
     by_name[layer_name] = pending.size();
     pending.push_back(std::move(p));
@@ -247,7 +247,11 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
     int64_t call = ref.node - offset_of(*src.layer);
     if (call < 0) call = static_cast<int64_t>(src.done) - 1;  // Keras 3's "latest call"
     auto it = outputs.find({ref.layer, call});
-    return it == outputs.end() ? nullptr : &it->second;
+    if (it == outputs.end()) return nullptr;
+    KCPP_CHECK(ref.index >= 0 && static_cast<size_t>(ref.index) < it->second.size(), ValueError,
+               "Functional config: output {} of \"{}\" is read, but that call has {} output(s)", ref.index, ref.layer,
+               it->second.size());
+    return &it->second[static_cast<size_t>(ref.index)];
   };
 
   // Calls each layer on its inputs once they exist, in passes, as Keras' functional_from_config.
@@ -261,17 +265,13 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
           KCPP_CHECK(by_name.count(ref.layer), ValueError,
                      "Functional config: layer \"{}\" reads from \"{}\", which is not in the config", p.layer->name(),
                      ref.layer);
-          KCPP_CHECK(ref.index == 0, NotImplementedError,
-                     "Functional config: layer \"{}\" reads output {} of \"{}\"; layers with several outputs are not "
-                     "supported yet",
-                     p.layer->name(), ref.index, ref.layer);
           const KerasTensor* t = lookup(ref);
           if (!t) break;
           ins.push_back(*t);
         }
         if (ins.size() != p.nodes[p.done].size()) break;
         KerasTensor out = ins.size() == 1 ? (*p.layer)(ins[0]) : (*p.layer)(ins);
-        outputs[{p.name, static_cast<int64_t>(p.done)}] = out;
+        outputs[{p.name, static_cast<int64_t>(p.done)}] = out.all_outputs();
         ++p.done;
         progress = true;
       }
