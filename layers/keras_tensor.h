@@ -52,6 +52,15 @@ struct SymbolicNode {
   std::shared_ptr<Layer> layer;
   std::vector<KerasTensor> inputs;
   std::vector<std::weak_ptr<KerasTensorImpl>> outputs;
+  /// A mask passed explicitly (Keras 3 configs write `mask=` for every masked call); when
+  /// undefined, the input's own mask travels implicitly.
+  KerasTensor mask;
+  /// The inputs, then the explicit mask: every tensor the call reads.
+  std::vector<KerasTensor> all_inputs() const {
+    std::vector<KerasTensor> all = inputs;
+    if (mask.defined()) all.push_back(mask);
+    return all;
+  }
 };
 }  // namespace detail
 

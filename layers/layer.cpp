@@ -176,7 +176,10 @@ std::vector<PartialShape> Layer::compute_output_shapes(const std::vector<Partial
 void Layer::build_multi(const std::vector<PartialShape>& shapes) { build(shapes.at(0)); }
 
 std::vector<PartialShape> Layer::build_for_multi(const std::vector<PartialShape>& shapes) {
-  if (shapes.size() == 1) return {build_for(shapes[0])};
+  if (shapes.size() == 1) {
+    build_for(shapes[0]);
+    return compute_output_shapes(shapes);  // an RNN with return_state has several outputs
+  }
   if (!built_) {
     build_multi(shapes);
     built_ = true;
@@ -193,7 +196,7 @@ std::shared_ptr<Layer> Layer::into_shared() && {
                   name_, class_name_, class_name_));
 }
 
-KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs) {
+KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs, const KerasTensor& mask) {
   KCPP_CHECK(!inputs.empty(), ValueError, "layer \"{}\": called on no symbolic tensors", name_);
   std::vector<PartialShape> shapes;
   for (const KerasTensor& t : inputs) {
@@ -204,6 +207,12 @@ KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTe
   auto node = std::make_shared<detail::SymbolicNode>();
   node->layer = std::move(self);
   node->inputs = inputs;
+  if (mask.defined()) {
+    KCPP_CHECK(inputs.size() == 1 && mask.shape().size() >= 2 && mask.shape().size() < inputs[0].shape().size(),
+               ValueError, "layer \"{}\": expected a (batch, time) mask for one sequence input, received mask {} for {} "
+               "input(s)", name_, mask.to_string(), inputs.size());
+    node->mask = mask;
+  }
   // Every output gets a tensor (an RNN with return_state has several); the node keeps them alive
   // through its first output, which is what the call returns.
   std::vector<std::shared_ptr<detail::KerasTensorImpl>> impls;
@@ -243,6 +252,14 @@ std::shared_ptr<Layer> owned(Layer& layer) {
 }  // namespace
 
 KerasTensor Layer::operator()(const KerasTensor& x) & { return record(owned(*this), {x}); }
+KerasTensor Layer::operator()(const KerasTensor& x, const KerasTensor& mask) & {
+  return record(owned(*this), {x}, mask);
+}
+KerasTensor Layer::operator()(const KerasTensor& x, const KerasTensor& mask) && {
+  auto self = weak_from_this().lock();
+  if (!self) self = std::move(*this).into_shared();
+  return self->record(self, {x}, mask);
+}
 KerasTensor Layer::operator()(const std::vector<KerasTensor>& xs) & { return record(owned(*this), xs); }
 KerasTensor Layer::operator()(const KerasTensor& x) && {
   auto self = weak_from_this().lock();

@@ -66,6 +66,9 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   KerasTensor operator()(const KerasTensor& x) &&;
   KerasTensor operator()(const std::vector<KerasTensor>& xs) &;
   KerasTensor operator()(const std::vector<KerasTensor>& xs) &&;
+  /// Functional API with an explicit mask (bool, (batch, time)), as Keras' `layer(x, mask=m)`.
+  KerasTensor operator()(const KerasTensor& x, const KerasTensor& mask) &;
+  KerasTensor operator()(const KerasTensor& x, const KerasTensor& mask) &&;
   /// Several inputs: the default takes exactly one and runs call().
   virtual std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training);
   virtual std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const;
@@ -120,6 +123,14 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   /// Builds and checks as operator(), runs with the mask, and returns the output and its mask.
   std::pair<Tensor, Tensor> call_with_mask(const Tensor& x, const Tensor& mask, bool training = false);
 
+  /// A Keras op recorded in a Functional graph (NotEqual making a mask), not a layer: Keras leaves
+  /// it out of model.layers and weights files but shows it in summaries.
+  virtual bool is_operation() const { return false; }
+  /// Non-tensor arguments of the call as Keras' configs write them after the tensors (NotEqual's
+  /// operand), and their restoration when a config is read.
+  virtual Config call_constants() const { return Config::array(); }
+  virtual void set_call_constants(const Config& constants) {}
+
   /// Where Keras' weights files keep this layer's own variables, relative to its group: "" for
   /// "vars", or a sub-object such as an RNN's "cell" ("cell/vars").
   virtual std::string variables_subgroup() const { return ""; }
@@ -148,7 +159,8 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   ValueError input_error(const std::string& what) const;
   /// Builds for x's shape (batch axis unknown) and checks it.
   void prepare(const Tensor& x);
-  KerasTensor record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs);
+  KerasTensor record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs,
+                     const KerasTensor& mask = KerasTensor());
 
  private:
   std::string class_name_, name_;

@@ -12,6 +12,7 @@
 #include "layers/core/dense.h"
 #include "layers/core/embedding.h"
 #include "layers/core/masking.h"
+#include "layers/core/not_equal.h"
 #include "layers/core/input_layer.h"
 #include "layers/core/lambda_rescaling.h"
 #include "layers/core/simple_layers.h"
@@ -81,6 +82,7 @@ LayerRegistry& registry() {
         {"Dot", &Dot::from_config},
         {"Embedding", &Embedding::from_config},
         {"Masking", &Masking::from_config},
+        {"NotEqual", &NotEqual::from_config},
         {"SimpleRNN", &SimpleRNN::from_config},
         {"LSTM", &LSTM::from_config},
         {"GRU", &GRU::from_config},
@@ -180,6 +182,10 @@ Config serialize_layer(const Layer& layer) {
   } else if (layer.class_name() == "Functional") {
     out = keras_object("keras.src.models.functional", "Functional", layer.get_config());
     out["registered_name"] = "Functional";
+  } else if (builtin && layer.is_operation()) {
+    // Keras' ops recorded in graphs live in keras.src.ops and are looked up by registered name.
+    out = keras_object("keras.src.ops.numpy", layer.class_name(), layer.get_config());
+    out["registered_name"] = layer.class_name();
   } else if (builtin) {
     out = keras_object("keras.layers", layer.class_name(), layer.get_config());
   } else {
@@ -188,7 +194,8 @@ Config serialize_layer(const Layer& layer) {
     out["registered_name"] = layer.class_name();
   }
   Config build = layer.get_build_config();
-  if (!build.is_null() && layer.class_name() != "InputLayer") out["build_config"] = std::move(build);
+  if (!build.is_null() && layer.class_name() != "InputLayer" && !layer.is_operation())
+    out["build_config"] = std::move(build);
   return out;
 }
 

@@ -68,7 +68,7 @@ void Model::build_graph() {
                name(), t.to_string(), node->layer->name());
     KCPP_CHECK(!active.count(node.get()), ValueError, "Model \"{}\": the graph has a cycle", name());
     active.insert(node.get());
-    for (const KerasTensor& in : node->inputs) visit(in);
+    for (const KerasTensor& in : node->all_inputs()) visit(in);
     active.erase(node.get());
     done.insert(node.get());
     nodes_.push_back(node);
@@ -96,7 +96,7 @@ void Model::order_layers_as_keras() {
       owner[layer] = node->layer;
     }
     if (!node->inputs.empty() && !input_set.count(t.impl().get()))
-      for (const KerasTensor& in : node->inputs) walk(in);
+      for (const KerasTensor& in : node->all_inputs()) walk(in);
     finished.insert(node.get());
     post_order.push_back(node.get());
   };
@@ -108,7 +108,7 @@ void Model::order_layers_as_keras() {
     int64_t depth = std::max(node_depth[node], layer_depth[node->layer.get()]);
     layer_depth[node->layer.get()] = depth;
     node_depth[node] = depth;
-    for (const KerasTensor& in : node->inputs) {
+    for (const KerasTensor& in : node->all_inputs()) {
       const auto* parent = in.impl()->node.get();
       node_depth[parent] = std::max(depth + 1, node_depth[parent]);
     }
@@ -132,7 +132,7 @@ void Model::order_layers_as_keras() {
 std::vector<Layer*> Model::layers() const {
   std::vector<Layer*> out;
   for (const auto& l : ordered_layers_)
-    if (!dynamic_cast<const layers::InputLayer*>(l.get())) out.push_back(l.get());
+    if (!dynamic_cast<const layers::InputLayer*>(l.get()) && !l->is_operation()) out.push_back(l.get());
   return out;
 }
 
@@ -160,8 +160,13 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
     if (logits_nodes.count(node.get())) {
       out = {layer.logits(in.at(0), training)};
     } else if (in.size() == 1 && node->outputs.size() == 1) {
-      auto found = masks.find(node->inputs[0].impl().get());
-      auto [y, m] = layer.call_with_mask(in[0], found == masks.end() ? Tensor() : found->second, training);
+      Tensor mask;
+      if (node->mask.defined()) {
+        mask = values.at(node->mask.impl().get());
+      } else if (auto found = masks.find(node->inputs[0].impl().get()); found != masks.end()) {
+        mask = found->second;
+      }
+      auto [y, m] = layer.call_with_mask(in[0], mask, training);
       out = {y};
       out_mask = m;
     } else {
@@ -806,7 +811,7 @@ std::vector<Model::SummaryRow> Model::summary_rows() const {
         row.shape = impl ? shape_to_string(impl->shape) : "?";
         first = false;
       }
-      for (const KerasTensor& in : node->inputs)
+      for (const KerasTensor& in : node->all_inputs())
         from.push_back(fmt::format("{}[{}][{}]", in.producer().name(), node_index.at(in.impl()->node.get()),
                                    in.impl()->output_index));
     }

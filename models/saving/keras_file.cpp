@@ -61,7 +61,8 @@ struct PendingAssignments {
 std::vector<Layer*> saving_layers(Model& model) {
   if (auto* seq = dynamic_cast<Sequential*>(&model)) return seq->layers();  // no InputLayer, as Keras
   std::vector<Layer*> out;
-  for (const auto& l : model.ordered_layers()) out.push_back(l.get());
+  for (const auto& l : model.ordered_layers())
+    if (!l->is_operation()) out.push_back(l.get());  // NotEqual and other ops have no group
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Keras configs of whole models: Functional and Sequential get_config(), to_json(), and the models
 // rebuilt from configs of both Keras dialects (Keras 3's "args"/"keras_history" nodes and Keras 2's
 // nested [layer, node, tensor, kwargs] lists).
+#include <optional>
 #include <map>
 #include <set>
 
@@ -59,7 +60,11 @@ Config Model::get_config() const {
         arg = Config::array();
         for (const auto& in : node->inputs) arg.push_back(keras_tensor(in));
       }
-      inbound.push_back(Config{{"args", Config::array({arg})}, {"kwargs", Config::object()}});
+      Config args = Config::array({arg});
+      for (const auto& constant : layer->call_constants()) args.push_back(constant);  // NotEqual's operand
+      Config kwargs = Config::object();
+      if (node->mask.defined()) kwargs["mask"] = keras_tensor(node->mask);
+      inbound.push_back(Config{{"args", args}, {"kwargs", kwargs}});
     }
     entry["inbound_nodes"] = inbound;
     layers.push_back(std::move(entry));
@@ -171,18 +176,40 @@ void collect_keras3_tensors(const Config& v, const std::string& what, std::vecto
   }
 }
 
-std::vector<TensorRef> parse_node(const Config& node, const std::string& what) {
-  std::vector<TensorRef> out;
+// One call: its input tensors, the mask passed explicitly (Keras 3 writes `mask=` for masked calls),
+// and the non-tensor arguments after the tensors (NotEqual's operand).
+struct NodeSpec {
+  std::vector<TensorRef> inputs;
+  std::optional<TensorRef> mask;
+  Config constants = Config::array();
+};
+
+NodeSpec parse_node(const Config& node, const std::string& what) {
+  NodeSpec out;
   if (node.is_object()) {
     KCPP_CHECK(node.contains("args") && node["args"].is_array(), ValueError, "{}: expected \"args\" in {}", what,
                node.dump().substr(0, 200));
-    collect_keras3_tensors(node["args"], what, out);
+    for (const auto& arg : node["args"]) {
+      const bool tensors = (arg.is_object() && arg.contains("class_name")) || arg.is_array();
+      if (tensors)
+        collect_keras3_tensors(arg, what, out.inputs);
+      else
+        out.constants.push_back(arg);
+    }
+    if (node.contains("kwargs") && node["kwargs"].is_object() && node["kwargs"].contains("mask") &&
+        !node["kwargs"]["mask"].is_null()) {
+      std::vector<TensorRef> mask;
+      collect_keras3_tensors(node["kwargs"]["mask"], what, mask);
+      KCPP_CHECK(mask.size() == 1, NotImplementedError, "{}: expected one mask tensor, received {}", what,
+                 node["kwargs"]["mask"].dump().substr(0, 200));
+      out.mask = mask[0];
+    }
   } else if (node.is_array()) {
-    for (const auto& e : node) out.push_back(parse_history(e, what));
+    for (const auto& e : node) out.inputs.push_back(parse_history(e, what));
   } else {
     throw ValueError(fmt::format("{}: unexpected inbound node {}", what, node.dump().substr(0, 200)));
   }
-  KCPP_CHECK(!out.empty(), ValueError, "{}: an inbound node without input tensors", what);
+  KCPP_CHECK(!out.inputs.empty(), ValueError, "{}: an inbound node without input tensors", what);
   return out;
 }
 
@@ -203,7 +230,7 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
   struct Pending {
     std::string name;
     std::shared_ptr<Layer> layer;
-    std::vector<std::vector<TensorRef>> nodes;
+    std::vector<NodeSpec> nodes;
     size_t done = 0;
   };
   std::vector<Pending> pending;
@@ -260,8 +287,11 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
     for (size_t i = 0; i < pending.size(); ++i) {
       Pending& p = pending[i];
       while (p.done < p.nodes.size()) {
+        const NodeSpec& spec = p.nodes[p.done];
+        std::vector<TensorRef> refs = spec.inputs;
+        if (spec.mask) refs.push_back(*spec.mask);
         std::vector<KerasTensor> ins;
-        for (const TensorRef& ref : p.nodes[p.done]) {
+        for (const TensorRef& ref : refs) {
           KCPP_CHECK(by_name.count(ref.layer), ValueError,
                      "Functional config: layer \"{}\" reads from \"{}\", which is not in the config", p.layer->name(),
                      ref.layer);
@@ -269,8 +299,14 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
           if (!t) break;
           ins.push_back(*t);
         }
-        if (ins.size() != p.nodes[p.done].size()) break;
-        KerasTensor out = ins.size() == 1 ? (*p.layer)(ins[0]) : (*p.layer)(ins);
+        if (ins.size() != refs.size()) break;
+        KerasTensor mask;
+        if (spec.mask) {
+          mask = ins.back();
+          ins.pop_back();
+        }
+        if (!spec.constants.empty()) p.layer->set_call_constants(spec.constants);
+        KerasTensor out = mask.defined() ? (*p.layer)(ins.at(0), mask) : ins.size() == 1 ? (*p.layer)(ins[0]) : (*p.layer)(ins);
         outputs[{p.name, static_cast<int64_t>(p.done)}] = out.all_outputs();
         ++p.done;
         progress = true;

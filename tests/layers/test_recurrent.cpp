@@ -172,3 +172,188 @@ TEST_CASE("a masked Embedding-LSTM model takes Python Keras' Adam step", "[cpu][
     kt::require_close(after[i].to_vector<float>(), values_of(c.at("weights_after_step")[i]), 1e-5f, 1e-4f);
   }
 }
+
+TEST_CASE("the recurrent layers and wrappers pass the layer test", "[cpu][layers][recurrent]") {
+  using kt::run_layer_test;
+  const auto none = std::nullopt;
+  run_layer_test([] { return layers::SimpleRNN(3); },
+                 {.input_shape = Shape{2, 4, 5}, .expected_output = {none, 3}, .trainable_weights = 3, .params = 27});
+  // LSTM: 4 * (units * (features + units) + units) parameters.
+  run_layer_test([] { return layers::LSTM(3, {.return_sequences = true}); },
+                 {.input_shape = Shape{2, 4, 5}, .expected_output = {none, 4, 3}, .trainable_weights = 3, .params = 108});
+  run_layer_test([] { return layers::GRU(3); },
+                 {.input_shape = Shape{2, 4, 5}, .expected_output = {none, 3}, .trainable_weights = 3, .params = 90});
+  run_layer_test([] { return layers::GRU(3, {.reset_after = false, .go_backwards = true}); },
+                 {.input_shape = Shape{2, 4, 5}, .expected_output = {none, 3}, .trainable_weights = 3, .params = 81});
+  run_layer_test([] { return layers::Bidirectional(layers::LSTM(2, {.return_sequences = true})); },
+                 {.input_shape = Shape{2, 3, 4}, .expected_output = {none, 3, 4}, .trainable_weights = 6, .params = 112});
+  run_layer_test([] { return layers::TimeDistributed(layers::Dense(2)); },
+                 {.input_shape = Shape{2, 3, 4}, .expected_output = {none, 3, 2}, .trainable_weights = 2, .params = 10});
+  run_layer_test(
+      [] {
+        return layers::TimeDistributed(Sequential({layers::Input({4, 4, 1}), layers::Conv2D(2, {3, 3}),
+                                                   layers::GlobalAveragePooling2D(), layers::Dense(3)}));
+      },
+      {.input_shape = Shape{2, 3, 4, 4, 1}, .expected_output = {none, 3, 3}, .trainable_weights = 4, .params = 29});
+  run_layer_test([] { return layers::Embedding(10, 3); },
+                 {.input_shape = Shape{2, 4},
+                  .expected_output = {none, 4, 3},
+                  .trainable_weights = 1,
+                  .params = 30,
+                  .check_input_gradient = false});
+}
+
+TEST_CASE("the video question-answering branches have Keras' parameter counts", "[cpu][recurrent]") {
+  // keras-reference.md: LSTM(256) over 2,048 InceptionV3 features 2,360,320; Embedding(10000, 256)
+  // 2,560,000; LSTM(128) over it 197,120.
+  auto features = layers::Input({std::nullopt, 2048});
+  layers::LSTM video_lstm(256);
+  video_lstm.build_for({std::nullopt, std::nullopt, 2048});
+  CHECK(video_lstm.count_params() == 2360320);
+  auto question = layers::Input({100}, {.dtype = "int32"});
+  auto embedded = layers::Embedding(10000, 256)(question);
+  CHECK(embedded.producer().count_params() == 2560000);
+  auto encoded = layers::LSTM(128)(embedded);
+  CHECK(encoded.producer().count_params() == 197120);
+  CHECK(shape_to_string(encoded.shape()) == "(None, 128)");
+  CHECK(shape_to_string(features.shape()) == "(None, None, 2048)");
+}
+
+TEST_CASE("masking a right-padded sequence equals running the unpadded one", "[cpu][recurrent]") {
+  // Keras' masking semantics: masked steps leave the state alone, so the last output of a padded
+  // sequence is the last output of the sequence without its padding.
+  for (const std::string kind : {"simple", "lstm", "gru"}) {
+    INFO(kind);
+    auto make = [&]() -> std::shared_ptr<layers::RecurrentLayer> {
+      if (kind == "simple") return std::make_shared<layers::SimpleRNN>(3);
+      if (kind == "lstm") return std::make_shared<layers::LSTM>(3);
+      return std::make_shared<layers::GRU>(3);
+    };
+    auto rnn = make();
+    const Tensor x = kt::random_tensor(Shape{1, 6, 2}, 11);
+    const Tensor mask = ops::cast(Tensor::from_vector<float>({1, 1, 1, 1, 0, 0}, Shape{1, 6}), DType::bool_);
+    const Tensor padded = (*rnn).call_with_mask(x, mask).first;
+    const Tensor truncated = (*rnn)(ops::slice(x, {0, 0, 0}, {1, 4, 2}));
+    kt::require_close(padded.to_vector<float>(), truncated.to_vector<float>(), 1e-6f, 1e-6f);
+  }
+  // Through a model: Embedding(mask_zero) masks id 0.
+  Sequential model({layers::Input({5}, {.dtype = "int32"}), layers::Embedding(6, 3, {.mask_zero = true}),
+                    layers::GRU(2)});
+  Sequential unmasked({layers::Input({3}, {.dtype = "int32"}), layers::Embedding(6, 3), layers::GRU(2)});
+  unmasked.set_weights(model.get_weights());
+  const Tensor padded = model.predict(Tensor::from_vector<int32_t>({4, 2, 5, 0, 0}, Shape{1, 5}));
+  const Tensor plain = unmasked.predict(Tensor::from_vector<int32_t>({4, 2, 5}, Shape{1, 3}));
+  kt::require_close(padded.to_vector<float>(), plain.to_vector<float>(), 1e-6f, 1e-6f);
+}
+
+TEST_CASE("a stateful layer carries its states to the next batch until reset_states", "[cpu][recurrent]") {
+  layers::LSTM whole(4);
+  layers::LSTM stateful(4, {.stateful = true});
+  const Tensor x = kt::random_tensor(Shape{2, 6, 3}, 12);
+  whole(x);
+  stateful(ops::slice(x, {0, 0, 0}, {2, 3, 3}));
+  stateful.set_weights(whole.get_weights());
+  stateful.reset_states();
+  stateful(ops::slice(x, {0, 0, 0}, {2, 3, 3}));
+  const Tensor second_half = stateful(ops::slice(x, {0, 3, 0}, {2, 3, 3}));
+  kt::require_close(second_half.to_vector<float>(), whole(x).to_vector<float>(), 1e-6f, 1e-6f);
+  stateful.reset_states();
+  const Tensor fresh = stateful(ops::slice(x, {0, 3, 0}, {2, 3, 3}));
+  layers::LSTM plain(4);
+  plain(x);
+  plain.set_weights(whole.get_weights());
+  kt::require_close(fresh.to_vector<float>(), plain(ops::slice(x, {0, 3, 0}, {2, 3, 3})).to_vector<float>(), 1e-6f,
+                    1e-6f);
+  kt::require_throws_with<ValueError>([&] { stateful(ops::slice(x, {0, 0, 0}, {1, 3, 3})); },
+                                      {"stateful", "Expected batch size: 2", "Received batch size: 1"});
+}
+
+TEST_CASE("TimeDistributed(Model) equals the model applied to each step", "[cpu][recurrent]") {
+  auto cnn = std::make_shared<Sequential>(std::vector<LayerRef>{
+      layers::Input({5, 5, 2}), layers::Conv2D(3, {3, 3}, {.activation = "relu"}), layers::Flatten(),
+      layers::Dense(4)});
+  layers::TimeDistributed td(cnn);
+  const Tensor x = kt::random_tensor(Shape{2, 3, 5, 5, 2}, 13);
+  const Tensor y = td(x);
+  REQUIRE(y.shape() == Shape({2, 3, 4}));
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t t = 0; t < 3; ++t) {
+      const Tensor frame = ops::reshape(ops::slice(x, {b, t, 0, 0, 0}, {1, 1, 5, 5, 2}), {1, 5, 5, 2});
+      kt::require_close(ops::slice(y, {b, t, 0}, {1, 1, 4}).to_vector<float>(), (*cnn)(frame).to_vector<float>(),
+                        1e-6f, 1e-6f);
+    }
+  // An unknown number of steps: the symbolic shape keeps None.
+  auto video = layers::Input({std::nullopt, 5, 5, 2});
+  auto encoded = layers::TimeDistributed(cnn)(video);
+  CHECK(shape_to_string(encoded.shape()) == "(None, None, 4)");
+  // Freezing the wrapper freezes the wrapped model.
+  td.set_trainable(false);
+  CHECK(td.trainable_weights().empty());
+  CHECK(cnn->trainable_weights().empty());
+}
+
+TEST_CASE("return_state gives every output in the Functional API", "[cpu][recurrent]") {
+  auto x = layers::Input({4, 3});
+  const auto outs = layers::LSTM(5, {.return_sequences = true, .return_state = true})(x).all_outputs();
+  REQUIRE(outs.size() == 3);
+  CHECK(shape_to_string(outs[0].shape()) == "(None, 4, 5)");
+  CHECK(shape_to_string(outs[1].shape()) == "(None, 5)");
+  // An encoder-decoder: the decoder starts from the encoder's states.
+  auto decoder_in = layers::Input({2, 3});
+  auto decoded = layers::LSTM(5)({decoder_in, outs[1], outs[2]});
+  Model model({x, decoder_in}, {decoded, outs[1]});
+  const Tensor a = kt::random_tensor(Shape{2, 4, 3}, 14), b = kt::random_tensor(Shape{2, 2, 3}, 15);
+  const auto ys = model.predict_all({a, b});
+  REQUIRE(ys.size() == 2);
+  auto& encoder = static_cast<layers::LSTM&>(outs[0].producer());
+  auto& decoder = static_cast<layers::LSTM&>(decoded.producer());
+  const auto enc = encoder.run(a, Tensor(), {}, false);
+  const auto dec = decoder.run(b, Tensor(), {enc[1], enc[2]}, false);
+  kt::require_close(ys[0].to_vector<float>(), dec[0].to_vector<float>(), 1e-6f, 1e-6f);
+  kt::require_close(ys[1].to_vector<float>(), enc[1].to_vector<float>(), 1e-6f, 1e-6f);
+}
+
+TEST_CASE("dropout and recurrent_dropout act only in training, with one mask per sequence", "[cpu][recurrent]") {
+  layers::LSTM lstm(8, {.dropout = 0.5f, .recurrent_dropout = 0.3f, .seed = 3});
+  layers::LSTM plain(8);
+  const Tensor x = kt::random_tensor(Shape{4, 5, 6}, 16);
+  plain(x);
+  lstm(x);
+  lstm.set_weights(plain.get_weights());
+  kt::require_close(lstm(x, false).to_vector<float>(), plain(x).to_vector<float>(), 0.f, 0.f);
+  const Tensor a = lstm(x, true), b = lstm(x, true);
+  CHECK(ops::max(ops::abs(a - plain(x))).item() > 1e-3f);
+  CHECK(ops::max(ops::abs(a - b)).item() > 1e-3f);  // a new mask each call
+  // Dropping every input but with rate < 1 keeps the expectation: the mean output over many
+  // samples of one constant sequence stays near the undropped output for a linear cell.
+  layers::SimpleRNN linear(1, {.activation = "linear", .kernel_initializer = "ones", .recurrent_initializer = "zeros",
+                               .dropout = 0.5f});
+  const Tensor ones = ops::ones({4000, 1, 1});
+  const float mean = ops::mean(linear(ones, true)).item();
+  CHECK(mean == Approx(1.f).margin(0.05));
+}
+
+TEST_CASE("recurrent layers refuse bad input with Keras' texts", "[cpu][recurrent]") {
+  layers::LSTM lstm(3);
+  kt::require_throws_with<ValueError>([&] { lstm(kt::random_tensor(Shape{2, 5}, 1)); },
+                                      {"Input 0 of layer \"lstm", "expected ndim=3, found ndim=2",
+                                       "Full shape received: (None, 5)"});
+  lstm(kt::random_tensor(Shape{2, 4, 5}, 1));
+  kt::require_throws_with<ValueError>([&] { lstm(kt::random_tensor(Shape{2, 4, 6}, 1)); },
+                                      {"expected axis -1 of input shape to have value 5"});
+  kt::require_throws_with<ValueError>([] { layers::SimpleRNN(3, {.reset_after = false}); }, {"reset_after"});
+  kt::require_throws_with<ValueError>([] { layers::LSTM(0); }, {"positive number of units", "0"});
+  kt::require_throws_with<ValueError>([] { layers::GRU(2, {.dropout = 1.f}); }, {"dropout", "[0, 1)"});
+  kt::require_throws_with<ValueError>([] { layers::Bidirectional(layers::Dense(3)); },
+                                      {"SimpleRNN, LSTM or GRU", "Dense"});
+  kt::require_throws_with<ValueError>([] { layers::Bidirectional(layers::LSTM(3), {.merge_mode = "max"}); },
+                                      {"Invalid merge mode", "max"});
+  layers::Embedding embedding(5, 2);
+  kt::require_throws_with<ValueError>([&] { embedding(Tensor::from_vector<int32_t>({1, 5}, Shape{1, 2})); }, {"5"});
+  layers::LSTM init(3);
+  kt::require_throws_with<ShapeError>(
+      [&] {
+        init.call_multi({kt::random_tensor(Shape{2, 4, 5}, 1), ops::zeros({2, 4}), ops::zeros({2, 3})}, false);
+      },
+      {"initial state 0", "(2, 3)", "(2, 4)"});
+}

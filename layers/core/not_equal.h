@@ -1,0 +1,25 @@
+#pragma once
+#include "../layer.h"
+
+namespace keras::layers {
+
+/// keras.ops.not_equal(x, operand) recorded in a Functional graph: Keras 3 writes one into every
+/// config whose Embedding(mask_zero) makes a mask, and passes its bool output as `mask=` to the
+/// masked calls. An operation, not a layer: it has no weights and is not in model.layers().
+class KERASCPP_API NotEqual : public Layer {
+ public:
+  KERASCPP_LAYER(NotEqual)
+  Config get_config() const override { return Config{{"name", name()}}; }
+  static std::shared_ptr<Layer> from_config(const Config& config);
+  explicit NotEqual(double operand = 0.0, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool is_operation() const override { return true; }
+  Config call_constants() const override { return Config::array({operand_}); }
+  void set_call_constants(const Config& constants) override;
+
+ private:
+  double operand_;
+};
+
+}  // namespace keras::layers
