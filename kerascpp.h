@@ -41,6 +41,7 @@
 #include "layers/regularizers.h"
 #include "layers/reshaping/reshaping.h"
 #include "layers/serialization.h"
+#include "models/applications/applications.h"
 #include "models/datasets/dataset.h"
 #include "models/datasets/data_utils.h"
 #include "models/datasets/datasets.h"

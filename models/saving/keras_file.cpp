@@ -440,6 +440,17 @@ void save_model(Model& model, const std::string& path) {
       "save: expected a path ending in .keras (Keras 3's format) or .h5 (the legacy HDF5 format), received '{}'", path));
 }
 
+void save_weights_legacy_h5(Model& model, const std::string& path) {
+  using namespace saving;
+  KCPP_CHECK((ends_with(path, ".h5") || ends_with(path, ".hdf5")) && !ends_with(path, ".weights.h5"), ValueError,
+             "save_weights_legacy_h5: expected a path ending in .h5 (not .weights.h5), received '{}'", path);
+  h5::File file = h5::File::create_image(path);
+  h5::Group root = file.root();
+  write_legacy_weights(model, root);
+  const auto bytes = file.image();
+  write_file_atomically(path, std::string_view(bytes.data(), bytes.size()));
+}
+
 std::shared_ptr<Model> load_model(const std::string& path, LoadModelOptions options) {
   using namespace saving;
   if (ends_with(path, ".keras")) return load_keras_zip(path, options);

@@ -19,6 +19,10 @@ KERASCPP_API void save_model(Model& model, const std::string& path);
 /// treated as untrusted: only registered classes, every shape checked before allocating.
 KERASCPP_API std::shared_ptr<Model> load_model(const std::string& path, LoadModelOptions options = {});
 
+/// Keras 2's weights-only HDF5 (tf.keras' save_weights("x.h5"), the layout of keras.applications'
+/// ImageNet files): layer_names and weight_names at the root. Atomic.
+KERASCPP_API void save_weights_legacy_h5(Model& model, const std::string& path);
+
 /// A model from its serialized config (Keras 2 or 3: Sequential, Functional or Model), not compiled.
 /// Only registered layer classes are instantiated; Lambda layers are refused.
 KERASCPP_API std::shared_ptr<Model> model_from_config(const Config& serialized);

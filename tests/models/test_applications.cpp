@@ -1,0 +1,92 @@
+// keras.applications: parameter counts from keras-reference.md, layer names, order and shapes
+// against Python Keras' summary (tests/fixtures/applications, made by
+// tools/fixtures/make_application_fixtures.py), and the weights argument.
+#include <cstdlib>
+#include <fstream>
+
+#include "tests/support/test_support.h"
+
+using namespace keras;
+
+namespace {
+std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  REQUIRE(in.good());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+std::string trimmed(std::string s) {
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+// Points KERAS_HOME at `dir` while alive.
+struct KerasHome {
+  explicit KerasHome(const std::string& dir) {
+    setenv("KERAS_HOME", dir.c_str(), 1);
+    reload_settings();
+  }
+  ~KerasHome() {
+    unsetenv("KERAS_HOME");
+    reload_settings();
+  }
+};
+int64_t count_of(const std::vector<Variable*>& vs) {
+  int64_t n = 0;
+  for (Variable* v : vs) n += v->value().num_elements();
+  return n;
+}
+}  // namespace
+
+TEST_CASE("InceptionV3 has Keras' parameter counts, with and without the top", "[cpu][applications]") {
+  utils::clear_session();
+  auto full = applications::InceptionV3({.weights = ""});
+  CHECK(full->count_params() == 23851784);
+  CHECK(count_of(full->trainable_weights()) == 23817352);
+  CHECK(count_of(full->non_trainable_weights()) == 34432);
+  CHECK(full->get_layer("predictions").count_params() == 2049000);
+  CHECK(shape_to_string(full->outputs()[0].shape()) == "(None, 1000)");
+  auto notop = applications::InceptionV3({.include_top = false, .weights = ""});
+  CHECK(notop->count_params() == 21802784);
+  CHECK(shape_to_string(notop->outputs()[0].shape()) == "(None, 8, 8, 2048)");
+}
+
+TEST_CASE("InceptionV3's summary is Python Keras' row for row", "[cpu][applications]") {
+  utils::clear_session();
+  auto model =
+      applications::InceptionV3({.include_top = false, .weights = "", .input_shape = {150, 150, 3}, .pooling = "avg"});
+  const std::string expected = read_text(kt::fixture_dir() / "applications" / "inception_v3_notop_avg_150.txt");
+  CHECK(trimmed(model->summary_string(120)) == trimmed(expected));
+}
+
+TEST_CASE("application weights: imagenet from KERAS_HOME with a clear error, or a path", "[cpu][applications]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("kerascpp_keras_home_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "models");
+  {
+    KerasHome home(dir.string());
+    kt::require_throws_with<IOError>(
+        [] { applications::InceptionV3({.include_top = false, .input_shape = {75, 75, 3}}); },
+        {"inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", (dir / "models").string(), "weights=\"\""});
+    // A weights file where Keras keeps them is found by name.
+    auto source = applications::InceptionV3({.include_top = false, .weights = "", .input_shape = {75, 75, 3}});
+    const std::string file = (dir / "models" / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5").string();
+    models::save_weights_legacy_h5(*source, file);
+    const Tensor x = applications::inception_v3::preprocess_input(kt::random_tensor(Shape{1, 75, 75, 3}, 3, 0, 255));
+    auto loaded = applications::InceptionV3({.include_top = false, .input_shape = {75, 75, 3}});
+    kt::require_close(loaded->predict(x).to_vector<float>(), source->predict(x).to_vector<float>(), 1e-5f, 1e-4f);
+    auto by_path = applications::InceptionV3({.include_top = false, .weights = file, .input_shape = {75, 75, 3}});
+    kt::require_close(by_path->predict(x).to_vector<float>(), source->predict(x).to_vector<float>(), 1e-5f, 1e-4f);
+  }
+  std::filesystem::remove_all(dir);
+  kt::require_throws_with<ValueError>([] { applications::InceptionV3({.weights = "", .input_shape = {150, 150, 3}}); },
+                                      {"include_top=True", "(299, 299, 3)"});
+  kt::require_throws_with<ValueError>(
+      [] { applications::InceptionV3({.include_top = false, .weights = "", .input_shape = {70, 70, 3}}); },
+      {"at least 75x75"});
+  kt::require_throws_with<ValueError>([] { applications::InceptionV3({.classes = 10}); }, {"classes", "1000"});
+  kt::require_throws_with<ValueError>([] { applications::InceptionV3({.weights = "/no/such/file.h5"}); },
+                                      {"/no/such/file.h5"});
+}
+
+TEST_CASE("inception_v3::preprocess_input scales [0, 255] to [-1, 1]", "[cpu][applications]") {
+  const Tensor y = applications::inception_v3::preprocess_input(Tensor::from_vector<float>({0, 127.5f, 255}, Shape{3}));
+  kt::require_close(y.to_vector<float>(), {-1.f, 0.f, 1.f}, 1e-6f, 0.f);
+}
