@@ -38,9 +38,12 @@ void check_options(const ApplicationOptions& o, const std::string& model) {
   }
 }
 
-std::vector<int64_t> input_shape_for(const ApplicationOptions& o, const std::string& model, int64_t default_size,
-                                     int64_t min_size) {
-  if (o.input_shape.empty()) return {default_size, default_size, 3};
+std::vector<std::optional<int64_t>> input_shape_for(const ApplicationOptions& o, const std::string& model,
+                                                    int64_t default_size, int64_t min_size) {
+  if (o.input_shape.empty()) {
+    if (o.include_top) return {default_size, default_size, 3};
+    return {std::nullopt, std::nullopt, 3};  // any image size, as Keras without the top
+  }
   KCPP_CHECK(o.input_shape.size() == 3, ValueError, "{}: expected input_shape (height, width, channels), received {}",
              model, fmt::join(o.input_shape, ", "));
   if (o.include_top)
@@ -53,7 +56,7 @@ std::vector<int64_t> input_shape_for(const ApplicationOptions& o, const std::str
   KCPP_CHECK(o.input_shape[0] >= min_size && o.input_shape[1] >= min_size, ValueError,
              "{}: Input size must be at least {}x{}; Received: input_shape=({})", model, min_size, min_size,
              fmt::join(o.input_shape, ", "));
-  return o.input_shape;
+  return {o.input_shape[0], o.input_shape[1], o.input_shape[2]};
 }
 
 void load_application_weights(Model& model, const ApplicationOptions& o, const std::string& file_name) {

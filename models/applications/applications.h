@@ -14,7 +14,7 @@ struct ApplicationOptions {
   /// "imagenet" (Keras' weight file from $KERAS_HOME/models or ~/.keras/models), "" for random
   /// initialization (Keras' None), or the path to a weights file.
   std::string weights = "imagenet";
-  /// (height, width, channels); the model's default size when empty. Only without the top.
+  /// (height, width, channels). When empty: the default size with the top, (None, None, 3) without.
   std::vector<int64_t> input_shape;
   /// Without the top: "" (the 4-d feature map), "avg" or "max" (global pooling).
   std::string pooling;
@@ -38,7 +38,7 @@ namespace detail {
 /// file, the folders searched and where to put it when it is absent.
 KERASCPP_API std::string imagenet_weights_path(const std::string& file_name, const std::string& model);
 /// Keras' obtain_input_shape: the (h, w, c) to build, checked against the model's limits.
-std::vector<int64_t> input_shape_for(const ApplicationOptions& o, const std::string& model, int64_t default_size,
+std::vector<std::optional<int64_t>> input_shape_for(const ApplicationOptions& o, const std::string& model, int64_t default_size,
                                      int64_t min_size);
 /// Checks the options Keras checks (weights, classes with imagenet, pooling).
 void check_options(const ApplicationOptions& o, const std::string& model);

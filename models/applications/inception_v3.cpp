@@ -38,7 +38,7 @@ KerasTensor concat(const std::vector<KerasTensor>& xs, const std::string& name =
 std::shared_ptr<Model> InceptionV3(ApplicationOptions o) {
   detail::check_options(o, "InceptionV3");
   const auto shape = detail::input_shape_for(o, "InceptionV3", 299, 75);
-  auto img_input = layers::Input({shape[0], shape[1], shape[2]});
+  auto img_input = layers::Input(shape);
 
   auto x = conv2d_bn(img_input, 32, 3, 3, "valid", {2, 2});
   x = conv2d_bn(x, 32, 3, 3, "valid");

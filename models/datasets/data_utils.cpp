@@ -80,4 +80,31 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> split_dataset(const std::vec
   return out;
 }
 
+Tensor pad_sequences(const std::vector<std::vector<int64_t>>& sequences, const PadSequencesOptions& o) {
+  KCPP_CHECK(o.padding == "pre" || o.padding == "post", ValueError,
+             "pad_sequences: padding must be \"pre\" or \"post\", received \"{}\"", o.padding);
+  KCPP_CHECK(o.truncating == "pre" || o.truncating == "post", ValueError,
+             "pad_sequences: truncating must be \"pre\" or \"post\", received \"{}\"", o.truncating);
+  int64_t longest = 0;
+  for (const auto& s : sequences) longest = std::max(longest, static_cast<int64_t>(s.size()));
+  const int64_t len = o.maxlen.value_or(longest);
+  KCPP_CHECK(len >= 0, ValueError, "pad_sequences: expected maxlen >= 0, received {}", len);
+  const auto n = static_cast<int64_t>(sequences.size());
+  std::vector<int32_t> out(static_cast<size_t>(n * len), o.value);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& s = sequences[static_cast<size_t>(i)];
+    const int64_t size = static_cast<int64_t>(s.size());
+    const int64_t kept = std::min(size, len);
+    const int64_t from = o.truncating == "pre" ? size - kept : 0;  // first element kept
+    const int64_t to = o.padding == "pre" ? len - kept : 0;        // where it goes
+    for (int64_t k = 0; k < kept; ++k) {
+      const int64_t v = s[static_cast<size_t>(from + k)];
+      KCPP_CHECK(v >= INT32_MIN && v <= INT32_MAX, ValueError,
+                 "pad_sequences: sequence {} holds {}, which does not fit int32", i, v);
+      out[static_cast<size_t>(i * len + to + k)] = static_cast<int32_t>(v);
+    }
+  }
+  return Tensor::from_vector(out, Shape{n, len});
+}
+
 }  // namespace keras::utils

@@ -1,6 +1,7 @@
 #pragma once
-// Keras' data helpers for in-memory tensors: to_categorical, normalize, split_dataset.
+// Keras' data helpers for in-memory tensors: to_categorical, normalize, split_dataset, pad_sequences.
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -22,5 +23,19 @@ KERASCPP_API Tensor normalize(const Tensor& x, int64_t axis = -1, int order = 2)
 KERASCPP_API std::pair<std::vector<Tensor>, std::vector<Tensor>> split_dataset(const std::vector<Tensor>& arrays,
                                                                               double left_size, bool shuffle = false,
                                                                               std::optional<uint64_t> seed = std::nullopt);
+
+struct PadSequencesOptions {
+  /// The length of every row; the longest sequence's when empty.
+  std::optional<int64_t> maxlen;
+  /// "pre" (Keras' default) pads at the start, "post" at the end.
+  std::string padding = "pre";
+  /// "pre" drops the start of longer sequences, "post" their end.
+  std::string truncating = "pre";
+  int32_t value = 0;
+};
+
+/// keras.utils.pad_sequences: lists of word ids to one int32 tensor (sequences, maxlen).
+KERASCPP_API Tensor pad_sequences(const std::vector<std::vector<int64_t>>& sequences,
+                                  const PadSequencesOptions& options = {});
 
 }  // namespace keras::utils

@@ -357,3 +357,48 @@ TEST_CASE("recurrent layers refuse bad input with Keras' texts", "[cpu][recurren
       },
       {"initial state 0", "(2, 3)", "(2, 4)"});
 }
+
+TEST_CASE("a small video question-answering model trains: the loss falls", "[cpu][recurrent][training]") {
+  utils::set_random_seed(5);
+  auto frame_cnn = std::make_shared<Sequential>(std::vector<LayerRef>{
+      layers::Input({12, 12, 3}), layers::Conv2D(4, {3, 3}, {.activation = "relu"}),
+      layers::BatchNormalization(), layers::GlobalAveragePooling2D()});
+  frame_cnn->set_trainable(false);
+  auto video = layers::Input({std::nullopt, 12, 12, 3}, {.name = "video"});
+  auto encoded_video = layers::LSTM(8)(layers::TimeDistributed(frame_cnn)(video));
+  auto question = layers::Input({6}, {.name = "question", .dtype = "int32"});
+  auto encoded_question = layers::LSTM(8)(layers::Embedding(20, 8, {.mask_zero = true})(question));
+  auto x = layers::Dense(16, {.activation = "relu"})(layers::concatenate({encoded_video, encoded_question}));
+  Model model({video, question}, layers::Dense(5, {.activation = "softmax"})(x));
+  model.compile({.optimizer = optimizers::Adam({.learning_rate = 0.01f}), .loss = "categorical_crossentropy"});
+  const int64_t n = 32;
+  const Tensor videos = kt::random_tensor(Shape{n, 3, 12, 12, 3}, 21, 0.f, 1.f);
+  std::vector<int32_t> words;
+  std::vector<int64_t> answers;
+  std::mt19937 rng(3);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int k = 0; k < 6; ++k) words.push_back(static_cast<int32_t>(1 + rng() % 19));
+    answers.push_back(words.back() % 5);
+  }
+  const Tensor questions = Tensor::from_vector(words, Shape{n, 6});
+  const Tensor labels = utils::to_categorical(Tensor::from_vector(answers, Shape{n}), 5);
+  const std::vector<Variable*> frozen = frame_cnn->weights();
+  const Tensor kernel_before = ops::copy(frozen[0]->value());
+  const History h = model.fit({videos, questions}, labels, {.batch_size = 8, .epochs = 15, .verbose = 0});
+  const auto& loss = h.history.at("loss");
+  CHECK(loss.back() < 0.6 * loss.front());
+  CHECK(ops::max(ops::abs(frozen[0]->value() - kernel_before)).item() == 0.f);  // the frozen CNN stays put
+}
+
+TEST_CASE("pad_sequences pads and truncates as keras.utils.pad_sequences", "[cpu][recurrent]") {
+  const std::vector<std::vector<int64_t>> seqs{{1, 2, 3}, {4, 5}, {6, 7, 8, 9, 10}};
+  // Keras: pre padding and pre truncating by default; maxlen the longest sequence.
+  CHECK(utils::pad_sequences(seqs).to_vector<int32_t>() ==
+        std::vector<int32_t>{0, 0, 1, 2, 3, 0, 0, 0, 4, 5, 6, 7, 8, 9, 10});
+  const Tensor post = utils::pad_sequences(seqs, {.maxlen = 4, .padding = "post", .truncating = "post", .value = -1});
+  CHECK(post.shape() == Shape({3, 4}));
+  CHECK(post.to_vector<int32_t>() == std::vector<int32_t>{1, 2, 3, -1, 4, 5, -1, -1, 6, 7, 8, 9});
+  CHECK(utils::pad_sequences(seqs, {.maxlen = 2}).to_vector<int32_t>() == std::vector<int32_t>{2, 3, 4, 5, 9, 10});
+  kt::require_throws_with<ValueError>([&] { utils::pad_sequences(seqs, {.padding = "middle"}); },
+                                      {"padding", "middle"});
+}

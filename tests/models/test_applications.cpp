@@ -46,7 +46,9 @@ TEST_CASE("InceptionV3 has Keras' parameter counts, with and without the top", "
   CHECK(shape_to_string(full->outputs()[0].shape()) == "(None, 1000)");
   auto notop = applications::InceptionV3({.include_top = false, .weights = ""});
   CHECK(notop->count_params() == 21802784);
-  CHECK(shape_to_string(notop->outputs()[0].shape()) == "(None, 8, 8, 2048)");
+  CHECK(shape_to_string(notop->outputs()[0].shape()) == "(None, None, None, 2048)");  // any image size
+  auto sized = applications::InceptionV3({.include_top = false, .weights = "", .input_shape = {299, 299, 3}});
+  CHECK(shape_to_string(sized->outputs()[0].shape()) == "(None, 8, 8, 2048)");
 }
 
 TEST_CASE("InceptionV3's summary is Python Keras' row for row", "[cpu][applications]") {
