@@ -18,6 +18,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu
 start=$SECONDS
 timeout 300 "$pack/run.sh" fashion_mnist 12 > "$out/main_job.txt" 2>&1; echo "main job rc=$?" >> "$out/main_job.txt"
 echo "main job wall $((SECONDS - start)) s" >> "$out/main_job.txt"
+# The sequence examples: the video question-answering model (InceptionV3 over frames) and a text classifier.
+start=$SECONDS
+timeout 180 "$pack/run.sh" video_qa 8 64 3 > "$out/video_qa.txt" 2>&1; echo "video_qa rc=$? wall $((SECONDS - start)) s" >> "$out/video_qa.txt"
+start=$SECONDS
+timeout 120 "$pack/run.sh" text_classifier 4 > "$out/text_classifier.txt" 2>&1; echo "text_classifier rc=$? wall $((SECONDS - start)) s" >> "$out/text_classifier.txt"
 timeout 120 "$pack/run.sh" bench_gpu cuda > "$out/bench_cuda_tf32.txt" 2>&1
 KERASCPP_TF32=0 timeout 120 "$pack/run.sh" bench_gpu cuda > "$out/bench_cuda_fp32.txt" 2>&1
 if [ -f .gpu/torch_gpu_ref.py ]; then
@@ -35,4 +40,6 @@ cat "$out/gpu.txt"
 grep -E "test cases|assertions|skipped|tests rc|FAILED|using backend" "$out/tests.txt" | head -20
 grep -E "Test accuracy|main job" "$out/main_job.txt"
 grep "s/step" "$out/main_job.txt" | tail -2 | cut -c1-160
+grep -E "rc=|loss .* ->|Total params|Test accuracy" "$out/video_qa.txt" "$out/text_classifier.txt"
+grep "s/step" "$out/video_qa.txt" | tail -1 | cut -c1-160
 cat "$out/bench_cuda_tf32.txt" "$out/bench_cuda_fp32.txt" "$out/torch_ref.txt" 2>/dev/null | grep -v "^\[kerascpp\]" | head -20
