@@ -75,7 +75,12 @@ struct AdamAttrs {
 };
 
 /// A family of operations a backend may lack; the frontend then composes others or refuses.
-enum class Capability { fused_matmul_activation, fused_conv_activation, bfloat16, float16 };
+enum class Capability { fused_matmul_activation, fused_conv_activation, bfloat16, float16, fused_rnn };
+
+struct RnnAttrs {
+  RnnCell cell = RnnCell::lstm;
+  bool training = false;  // keep what rnn_backward needs in the workspace
+};
 
 /// The device plugin interface. Implementations must be thread-safe: a Dataset computes batches on
 /// a background thread while the model trains on the same backend.
@@ -180,6 +185,24 @@ class KERASCPP_API Backend {
   /// Keras Adam; vhat is used when amsgrad.
   virtual void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,
                            const AdamAttrs& attrs) = 0;
+
+  // Fused recurrences (Capability::fused_rnn; the defaults throw NotImplementedError) ---------------
+  /// One layer, left to right, over x (N, T, C): kernel (C, G*U) and recurrent_kernel (U, G*U) in
+  /// Keras' layouts, bias (G*U) added to the input projection, recurrent_bias (G*U, GRU with
+  /// reset_after only, else null) to the recurrent one; h0 and c0 (LSTM, else null) (N, U). Writes
+  /// y (N, T, U), h_last and c_last (N, U). With attrs.training, allocates *workspace (uint8) with
+  /// what rnn_backward needs.
+  virtual void rnn_forward(const RnnAttrs& attrs, const Tensor& x, const Tensor& h0, const Tensor* c0,
+                           const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,
+                           const Tensor* recurrent_bias, Tensor& y, Tensor& h_last, Tensor* c_last, Tensor* workspace);
+  /// Gradients for the inputs of rnn_forward from those of its outputs (dc_last: LSTM only). Writes
+  /// every d* given (dc0 and drecurrent_bias where the forward had them).
+  virtual void rnn_backward(const RnnAttrs& attrs, const Tensor& x, const Tensor& h0, const Tensor* c0,
+                            const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,
+                            const Tensor* recurrent_bias, const Tensor& y, const Tensor& h_last, const Tensor* c_last,
+                            const Tensor& workspace, const Tensor& dy, const Tensor& dh_last, const Tensor* dc_last,
+                            Tensor& dx, Tensor& dh0, Tensor* dc0, Tensor& dkernel, Tensor& drecurrent_kernel,
+                            Tensor& dbias, Tensor* drecurrent_bias);
 };
 
 /// For backend authors: reductions run as (outer, r, inner) loops, r the reduced extent.

@@ -77,6 +77,11 @@ constexpr bool binary_returns_bool(BinaryOp op) {
   }
 }
 enum class ReduceOp { sum, mean, max, min, prod };
+/// The recurrent cells a backend may run fused over time, with sigmoid gates and tanh candidates in
+/// Keras' gate orders: LSTM (i, f, c, o) and GRU (z, r, h), the GRU with the reset gate applied
+/// before the recurrent matmul (Keras' reset_after=False) or after it (reset_after=True, oneDNN's
+/// linear-before-reset and cuDNN's GRU).
+enum class RnnCell { lstm, gru, gru_reset_after };
 enum class PoolMode { max, average };
 enum class RandomDistribution { uniform, normal, truncated_normal };
 

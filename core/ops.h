@@ -175,6 +175,17 @@ KERASCPP_API Tensor log_softmax(const Tensor& x, int64_t axis = -1);
 KERASCPP_API Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse);
 /// Rows of `table` (vocab, dim) for int ids of any shape: output ids.shape + (dim,).
 KERASCPP_API Tensor embedding(const Tensor& table, const Tensor& ids);
+/// A fused recurrence (Backend::rnn_forward) over x (N, T, C) from states h0 (and c0 for LSTM),
+/// with Keras' kernel (C, G*U), recurrent_kernel (U, G*U), bias (G*U) and, for the GRU with
+/// reset_after, recurrent_bias (G*U). Differentiable in all of them. Only for backends with
+/// Capability::fused_rnn (NotImplementedError otherwise).
+struct RnnResult {
+  Tensor sequence;  // (N, T, U): every step's output
+  Tensor h, c;      // (N, U): the final states (c for LSTM)
+};
+KERASCPP_API RnnResult fused_rnn(RnnCell cell, const Tensor& x, const Tensor& h0, const Tensor& c0,
+                                 const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,
+                                 const Tensor& recurrent_bias = Tensor());
 /// x * keep-mask / (1 - rate); the identity when rate is 0.
 KERASCPP_API Tensor dropout(const Tensor& x, float rate, std::optional<uint64_t> seed = std::nullopt);
 

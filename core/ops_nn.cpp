@@ -324,6 +324,67 @@ void check_bn(const char* op, const Tensor& x, std::initializer_list<const Tenso
 }
 }  // namespace
 
+RnnResult fused_rnn(RnnCell cell, const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& kernel,
+                    const Tensor& recurrent_kernel, const Tensor& bias, const Tensor& recurrent_bias) {
+  const bool lstm = cell == RnnCell::lstm, reset_after = cell == RnnCell::gru_reset_after;
+  const int64_t gates = lstm ? 4 : 3;
+  KCPP_CHECK(x.rank() == 3 && recurrent_kernel.rank() == 2, ShapeError,
+             "fused_rnn: expected x (N, T, C) and recurrent_kernel (U, G*U), received {} and {}",
+             x.shape().to_string(), recurrent_kernel.shape().to_string());
+  const int64_t n = x.dim(0), t = x.dim(1), c = x.dim(2), u = recurrent_kernel.dim(0);
+  auto expect = [&](const Tensor& v, const Shape& shape, const char* what) {
+    KCPP_CHECK(v.defined() && v.shape() == shape && v.dtype() == DType::float32, ShapeError,
+               "fused_rnn: expected {} float32 {}, received {}", what, shape.to_string(),
+               v.defined() ? v.shape().to_string() + " " + dtype_name(v.dtype()) : "nothing");
+  };
+  expect(x, Shape{n, t, c}, "x");
+  expect(h0, Shape{n, u}, "h0");
+  if (lstm) expect(c0, Shape{n, u}, "c0");
+  expect(kernel, Shape{c, gates * u}, "kernel");
+  expect(recurrent_kernel, Shape{u, gates * u}, "recurrent_kernel");
+  expect(bias, Shape{gates * u}, "bias");
+  if (reset_after) expect(recurrent_bias, Shape{gates * u}, "recurrent_bias");
+  KCPP_CHECK(t > 0 && n > 0, ValueError, "fused_rnn: expected at least one sample and one step, received {}",
+             x.shape().to_string());
+  Backend& be = detail::common_backend("fused_rnn", {&x, &h0, &kernel, &recurrent_kernel, &bias});
+  const bool training = needs_recording({x, h0, c0, kernel, recurrent_kernel, bias, recurrent_bias});
+  RnnResult r;
+  r.sequence = Tensor::empty(Shape{n, t, u}, DType::float32, &be);
+  r.h = Tensor::empty(Shape{n, u}, DType::float32, &be);
+  if (lstm) r.c = Tensor::empty(Shape{n, u}, DType::float32, &be);
+  Tensor workspace;
+  const RnnAttrs attrs{cell, training};
+  be.rnn_forward(attrs, x, h0, lstm ? &c0 : nullptr, kernel, recurrent_kernel, bias,
+                 reset_after ? &recurrent_bias : nullptr, r.sequence, r.h, lstm ? &r.c : nullptr,
+                 training ? &workspace : nullptr);
+  if (!training) return r;
+  std::vector<Tensor> inputs{x, h0, kernel, recurrent_kernel, bias};
+  if (lstm) inputs.push_back(c0);
+  if (reset_after) inputs.push_back(recurrent_bias);
+  std::vector<Tensor*> outputs{&r.sequence, &r.h};
+  if (lstm) outputs.push_back(&r.c);
+  // The backward reads the outputs: views of their storage, without the autograd links that would
+  // make a cycle (output -> node -> closure -> output) and leak the graph.
+  const Tensor y_data = detached(r.sequence), h_data = detached(r.h), c_data = lstm ? detached(r.c) : Tensor();
+  record("fused_rnn", inputs, outputs,
+         [attrs, x, h0, c0, kernel, recurrent_kernel, bias, recurrent_bias, y = y_data, h = h_data, cl = c_data,
+          workspace, lstm, reset_after](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+           Backend& b = *gs[0].backend();
+           auto like = [&](const Tensor& v) { return Tensor::empty(v.shape(), DType::float32, &b); };
+           Tensor dx = like(x), dh0 = like(h0), dk = like(kernel), du = like(recurrent_kernel), db = like(bias);
+           Tensor dc0 = lstm ? like(c0) : Tensor(), drb = reset_after ? like(recurrent_bias) : Tensor();
+           b.rnn_backward(attrs, x, h0, lstm ? &c0 : nullptr, kernel, recurrent_kernel, bias,
+                          reset_after ? &recurrent_bias : nullptr, y, h, lstm ? &cl : nullptr, workspace, gs[0],
+                          gs[1], lstm ? &gs[2] : nullptr, dx, dh0, lstm ? &dc0 : nullptr, dk, du, db,
+                          reset_after ? &drb : nullptr);
+           std::vector<Tensor> grads{dx, dh0, dk, du, db};
+           if (lstm) grads.push_back(dc0);
+           if (reset_after) grads.push_back(drb);
+           return grads;
+         });
+  return r;
+}
+
 BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon) {
   check_bn("batch_norm_training", x, {&gamma, &beta});
   KCPP_CHECK(x.num_elements() > 0, ValueError, "batch_norm_training: received an empty input {}",

@@ -23,6 +23,17 @@ namespace keras {
 
 Backend::~Backend() = default;
 
+void Backend::rnn_forward(const RnnAttrs&, const Tensor&, const Tensor&, const Tensor*, const Tensor&, const Tensor&,
+                          const Tensor&, const Tensor*, Tensor&, Tensor&, Tensor*, Tensor*) {
+  throw NotImplementedError(fmt::format("backend '{}' has no fused recurrences (Capability::fused_rnn)", name()));
+}
+void Backend::rnn_backward(const RnnAttrs&, const Tensor&, const Tensor&, const Tensor*, const Tensor&, const Tensor&,
+                           const Tensor&, const Tensor*, const Tensor&, const Tensor&, const Tensor*, const Tensor&,
+                           const Tensor&, const Tensor&, const Tensor*, Tensor&, Tensor&, Tensor*, Tensor&, Tensor&,
+                           Tensor&, Tensor*) {
+  throw NotImplementedError(fmt::format("backend '{}' has no fused recurrences (Capability::fused_rnn)", name()));
+}
+
 namespace backend {
 namespace {
 

@@ -64,7 +64,8 @@ dnnl::stream& CpuBackend::stream() {
 }
 
 bool CpuBackend::supports(Capability c) const {
-  return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation;
+  return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
+         c == Capability::fused_rnn;
 }
 
 std::map<std::string, int64_t> CpuBackend::counters() const {

@@ -113,6 +113,15 @@ class CpuBackend final : public Backend {
   void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,
                    const AdamAttrs& attrs) override;
 
+  void rnn_forward(const RnnAttrs& attrs, const Tensor& x, const Tensor& h0, const Tensor* c0, const Tensor& kernel,
+                   const Tensor& recurrent_kernel, const Tensor& bias, const Tensor* recurrent_bias, Tensor& y,
+                   Tensor& h_last, Tensor* c_last, Tensor* workspace) override;
+  void rnn_backward(const RnnAttrs& attrs, const Tensor& x, const Tensor& h0, const Tensor* c0, const Tensor& kernel,
+                    const Tensor& recurrent_kernel, const Tensor& bias, const Tensor* recurrent_bias, const Tensor& y,
+                    const Tensor& h_last, const Tensor* c_last, const Tensor& workspace, const Tensor& dy,
+                    const Tensor& dh_last, const Tensor* dc_last, Tensor& dx, Tensor& dh0, Tensor* dc0,
+                    Tensor& dkernel, Tensor& drecurrent_kernel, Tensor& dbias, Tensor* drecurrent_bias) override;
+
   // Shared by the .cpp files of this backend.
   dnnl::engine& engine() { return engine_; }
   /// A oneDNN stream per calling thread: streams are not thread-safe, and a Dataset may compute on

@@ -16,6 +16,16 @@ RecurrentOptions checked(RecurrentOptions o) {
 
 GRU::GRU(int64_t units, RecurrentOptions options) : RecurrentLayer("GRU", units, checked(std::move(options)), 3) {}
 
+std::optional<RnnCell> GRU::fused_cell() const {
+  if (options_.activation != "tanh" || options_.recurrent_activation != "sigmoid") return std::nullopt;
+  return reset_after() ? RnnCell::gru_reset_after : RnnCell::gru;
+}
+
+Tensor GRU::recurrent_bias() {
+  if (!bias_ || !reset_after()) return {};
+  return ops::reshape(ops::slice(bias_->value(), {1, 0}, {1, -1}), {3 * units_});
+}
+
 Shape GRU::bias_shape() const { return reset_after() ? Shape{2, 3 * units_} : Shape{3 * units_}; }
 
 Tensor GRU::input_bias() {

@@ -12,10 +12,12 @@ class KERASCPP_API GRU : public RecurrentLayer {
   static std::shared_ptr<Layer> from_config(const Config& config);
   explicit GRU(int64_t units, RecurrentOptions options = {});
   bool reset_after() const { return options_.reset_after.value_or(true); }
+  std::optional<RnnCell> fused_cell() const override;
 
  protected:
   Shape bias_shape() const override;
   Tensor input_bias() override;
+  Tensor recurrent_bias() override;
   std::vector<Tensor> step(const Tensor& x_t, const std::vector<Tensor>& states,
                            const std::vector<Tensor>& h_in) override;
 };

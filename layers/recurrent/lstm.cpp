@@ -16,6 +16,11 @@ RecurrentOptions checked(RecurrentOptions o) {
 
 LSTM::LSTM(int64_t units, RecurrentOptions options) : RecurrentLayer("LSTM", units, checked(std::move(options)), 4) {}
 
+std::optional<RnnCell> LSTM::fused_cell() const {
+  if (options_.activation != "tanh" || options_.recurrent_activation != "sigmoid") return std::nullopt;
+  return RnnCell::lstm;
+}
+
 Initializer LSTM::bias_init() const {
   if (!*options_.unit_forget_bias) return options_.bias_initializer;
   // Keras: the forget gate's bias starts at one, the others from bias_initializer.

@@ -11,6 +11,7 @@ class KERASCPP_API LSTM : public RecurrentLayer {
   static std::shared_ptr<Layer> from_config(const Config& config);
   explicit LSTM(int64_t units, RecurrentOptions options = {});
   size_t num_states() const override { return 2; }
+  std::optional<RnnCell> fused_cell() const override;
 
  protected:
   Initializer bias_init() const override;

@@ -167,6 +167,14 @@ std::vector<Tensor> RecurrentLayer::run(const Tensor& x, const Tensor& mask, con
   if (per_gate_recurrent_)
     for (size_t g = 0; g < mask_count; ++g) recurrent_masks.push_back(draw(Shape{n, units_}, options_.recurrent_dropout));
 
+  // LSTM and GRU run as one fused op where the backend has it and nothing needs the loop (masks,
+  // per-gate recurrent dropout); Keras' cuDNN path has the same conditions.
+  if (const auto cell = fused_cell(); cell && !mask.defined() && !per_gate_recurrent_ &&
+                                      x.dtype() == DType::float32 && x.backend()->supports(Capability::fused_rnn)) {
+    const Tensor inputs = input_masks.empty() ? x : ops::multiply(x, input_masks[0]);
+    return run_fused(*cell, inputs, std::move(states));
+  }
+
   // The input projections of all steps in one matmul; the loop does only the recurrent part.
   const Tensor projected = project_inputs(x, input_masks);
   const Tensor zeros_out = zero_output_for_mask_ ? ops::zeros({n, units_}, x.dtype(), x.backend()) : Tensor();
@@ -199,6 +207,33 @@ std::vector<Tensor> RecurrentLayer::run(const Tensor& x, const Tensor& mask, con
   }
   std::vector<Tensor> result{options_.return_sequences ? ops::concatenate(outputs, 1) : last};
   if (options_.return_state) result.insert(result.end(), states.begin(), states.end());
+  return result;
+}
+
+std::vector<Tensor> RecurrentLayer::run_fused(RnnCell cell, const Tensor& inputs, std::vector<Tensor> states) {
+  const int64_t n = inputs.dim(0), steps = inputs.dim(1), width = gates_ * units_;
+  Tensor seq = inputs;
+  if (options_.go_backwards) {
+    // Reversed in time, the forward recurrence returns its outputs in processing order, as Keras.
+    std::vector<int64_t> reversed(static_cast<size_t>(steps));
+    for (int64_t t = 0; t < steps; ++t) reversed[static_cast<size_t>(t)] = steps - 1 - t;
+    seq = ops::take(inputs, Tensor::from_vector(reversed, Shape{steps}, inputs.backend()), 1);
+  }
+  const Tensor zeros = ops::zeros({width}, DType::float32, inputs.backend());
+  const Tensor b = bias_ ? input_bias() : zeros;
+  const Tensor rb = cell == RnnCell::gru_reset_after ? (bias_ ? recurrent_bias() : zeros) : Tensor();
+  const ops::RnnResult r = ops::fused_rnn(cell, seq, states[0], cell == RnnCell::lstm ? states[1] : Tensor(),
+                                          kernel_->value(), recurrent_kernel_->value(), b, rb);
+  std::vector<Tensor> final_states{r.h};
+  if (cell == RnnCell::lstm) final_states.push_back(r.c);
+  if (options_.stateful) {
+    NoGradScope no_grad;
+    states_.clear();
+    for (const Tensor& s : final_states) states_.push_back(ops::copy(s));
+  }
+  (void)n;
+  std::vector<Tensor> result{options_.return_sequences ? r.sequence : r.h};
+  if (options_.return_state) result.insert(result.end(), final_states.begin(), final_states.end());
   return result;
 }
 

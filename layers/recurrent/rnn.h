@@ -3,6 +3,7 @@
 // states, dropout masks, initial states) and Keras' configs. SimpleRNN, LSTM and GRU supply the cell.
 #include <optional>
 
+#include "../../core/op_kinds.h"
 #include "../../core/random.h"
 #include "../layer.h"
 
@@ -89,6 +90,11 @@ class KERASCPP_API RecurrentLayer : public Layer {
   virtual Initializer bias_init() const { return options_.bias_initializer; }
   /// The part of the bias added to the input projection (all of it but GRU's recurrent row).
   virtual Tensor input_bias() { return bias_ ? bias_->value() : Tensor(); }
+  /// The bias added to the recurrent projection (GRU with reset_after), else undefined.
+  virtual Tensor recurrent_bias() { return Tensor(); }
+  /// The backend cell this layer's configuration is (LSTM and GRU with tanh and sigmoid), if any:
+  /// such layers run as one fused op where the backend has one.
+  virtual std::optional<RnnCell> fused_cell() const { return std::nullopt; }
   /// One step from the projected input x_t (batch, gates * units) and the states; returns the new
   /// states, the output being the first. h_in[g] is the previous output as gate g sees it (times
   /// gate g's recurrent dropout mask in training); use recurrent_product() to multiply it in.
@@ -113,6 +119,8 @@ class KERASCPP_API RecurrentLayer : public Layer {
  private:
   /// The input projections of all steps at once: (batch, time, gates * units).
   Tensor project_inputs(const Tensor& x, const std::vector<Tensor>& gate_masks);
+  /// The whole sequence as one backend op (Backend::rnn_forward); same numbers as the loop.
+  std::vector<Tensor> run_fused(RnnCell cell, const Tensor& inputs, std::vector<Tensor> states);
   random::SeedGenerator seeds_;
   std::vector<Tensor> states_;
   bool per_gate_recurrent_ = false;  // this call drops the recurrent input per gate  // stateful layers: the states carried to the next batch

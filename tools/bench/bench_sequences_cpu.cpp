@@ -1,0 +1,85 @@
+// imdb_lstm and video_qa of ../shared/bench, measured the way keras_ref.py measures Keras: samples per
+// second of fit() after one warm-up pass (median of three, two for video_qa) and of predict(). Prints
+// one JSON line per model.   bench_sequences_cpu [imdb_lstm|video_qa|all]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "kerascpp.h"
+
+using namespace keras;
+
+namespace {
+using clock_type = std::chrono::steady_clock;
+template <typename F>
+double median_seconds(F f, int reps) {
+  std::vector<double> ts;
+  for (int i = 0; i < reps; ++i) {
+    const auto t = clock_type::now();
+    f();
+    ts.push_back(std::chrono::duration<double>(clock_type::now() - t).count());
+  }
+  std::sort(ts.begin(), ts.end());
+  return ts[ts.size() / 2];
+}
+
+Tensor random_ids(int64_t n, int64_t len, int64_t vocab, uint64_t seed) {
+  return ops::cast(ops::floor(ops::random_uniform(Shape{n, len}, 0.f, static_cast<float>(vocab) - 0.5f, seed)),
+                   DType::int32);
+}
+
+void imdb_lstm() {
+  utils::set_random_seed(0);
+  const int64_t n = 64 * 8;
+  const Tensor x = random_ids(n, 200, 20000, 1);
+  const Tensor y = ops::floor(ops::random_uniform(Shape{n, 1}, 0.f, 2.f, 2));
+  Sequential m({layers::Input({200}, {.dtype = "int32"}), layers::Embedding(20000, 128), layers::LSTM(128),
+                layers::Dense(1, {.activation = "sigmoid"})});
+  m.compile({.optimizer = "adam", .loss = "binary_crossentropy"});
+  const FitOptions fit{.batch_size = 64, .epochs = 1, .verbose = 0, .shuffle = false};
+  m.fit(x, y, fit);
+  const double train = median_seconds([&] { m.fit(x, y, fit); }, 3);
+  m.predict(x, {.batch_size = 64});
+  const double infer = median_seconds([&] { m.predict(x, {.batch_size = 64}); }, 3);
+  std::printf(
+      "{\"model\": \"imdb_lstm\", \"framework\": \"kerascpp (%s)\", \"batch\": 64, \"seq\": 200, "
+      "\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f}\n",
+      backend::backend_name().c_str(), n / train, n / infer);
+}
+
+void video_qa(int64_t frames = 4, int64_t size = 150, int64_t batch = 2) {
+  utils::set_random_seed(0);
+  auto video = layers::Input({frames, size, size, 3});
+  auto cnn = applications::InceptionV3({.include_top = false, .weights = "", .input_shape = {size, size, 3},
+                                        .pooling = "avg"});
+  cnn->set_trainable(false);
+  auto v = layers::LSTM(256)(layers::TimeDistributed(cnn)(video));
+  auto question = layers::Input({20}, {.dtype = "int32"});
+  auto q = layers::LSTM(128)(layers::Embedding(10000, 256)(question));
+  auto x = layers::Dense(128, {.activation = "relu"})(layers::concatenate({v, q}));
+  Model m({video, question}, layers::Dense(1000, {.activation = "softmax"})(x));
+  m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  const int64_t n = batch * 6;
+  const Tensor xv = ops::random_uniform(Shape{n, frames, size, size, 3}, 0.f, 1.f, 3);
+  const Tensor xq = random_ids(n, 20, 10000, 4);
+  const Tensor y = ops::floor(ops::random_uniform(Shape{n}, 0.f, 999.5f, 5));
+  const FitOptions fit{.batch_size = batch, .epochs = 1, .verbose = 0, .shuffle = false};
+  m.fit({xv, xq}, y, fit);
+  const double train = median_seconds([&] { m.fit({xv, xq}, y, fit); }, 2);
+  std::printf(
+      "{\"model\": \"video_qa\", \"framework\": \"kerascpp (%s)\", \"batch\": %ld, \"frames\": %ld, \"size\": %ld, "
+      "\"train_samples_per_s\": %.2f}\n",
+      backend::backend_name().c_str(), static_cast<long>(batch), static_cast<long>(frames), static_cast<long>(size),
+      n / train);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* which = argc > 1 ? argv[1] : "all";
+  const bool all = std::strcmp(which, "all") == 0;
+  if (all || std::strcmp(which, "imdb_lstm") == 0) imdb_lstm();
+  if (all || std::strcmp(which, "video_qa") == 0) video_qa();
+  return 0;
+}
