@@ -172,8 +172,10 @@ std::vector<Tensor> RecurrentLayer::run(const Tensor& x, const Tensor& mask, con
   if (const auto cell = fused_cell(); cell && !mask.defined() && !per_gate_recurrent_ &&
                                       x.dtype() == DType::float32 && x.backend()->supports(Capability::fused_rnn)) {
     const Tensor inputs = input_masks.empty() ? x : ops::multiply(x, input_masks[0]);
+    last_call_fused_ = true;
     return run_fused(*cell, inputs, std::move(states));
   }
+  last_call_fused_ = false;
 
   // The input projections of all steps in one matmul; the loop does only the recurrent part.
   const Tensor projected = project_inputs(x, input_masks);

@@ -70,6 +70,10 @@ class KERASCPP_API RecurrentLayer : public Layer {
   /// Masked steps output zeros instead of the previous output (Bidirectional sets it with
   /// return_sequences, as Keras).
   void set_zero_output_for_mask(bool zero) { zero_output_for_mask_ = zero; }
+  /// Whether the last call ran as one fused backend op (oneDNN's LSTM or GRU) rather than the
+  /// step-by-step loop, for performance checks: masks, per-gate recurrent dropout in training and
+  /// activations other than tanh and sigmoid need the loop.
+  bool last_call_fused() const { return last_call_fused_; }
   /// Zeroes the states a stateful layer carries between batches (Keras' reset_states).
   void reset_states();
   /// The carried states of a stateful layer (empty before its first batch).
@@ -123,7 +127,8 @@ class KERASCPP_API RecurrentLayer : public Layer {
   std::vector<Tensor> run_fused(RnnCell cell, const Tensor& inputs, std::vector<Tensor> states);
   random::SeedGenerator seeds_;
   std::vector<Tensor> states_;
-  bool per_gate_recurrent_ = false;  // this call drops the recurrent input per gate  // stateful layers: the states carried to the next batch
+  bool per_gate_recurrent_ = false;  // this call drops the recurrent input per gate
+  bool last_call_fused_ = false;  // stateful layers: the states carried to the next batch
 };
 
 }  // namespace keras::layers

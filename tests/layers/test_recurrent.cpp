@@ -448,5 +448,14 @@ TEST_CASE("the fused recurrences give the generic loop's outputs and gradients",
       kt::require_close(fused[i].to_vector<float>(), generic[i].to_vector<float>(), 1e-5f, 1e-4f);
     }
   }
-  CHECK(default_backend().counters().count("primitives_created"));
+  // The fused path really runs where the backend has it, and not where something needs the loop.
+  layers::LSTM lstm(3);
+  const Tensor x = kt::random_tensor(Shape{2, 5, 3}, 50);
+  lstm(x);
+  CHECK(lstm.last_call_fused() == default_backend().supports(Capability::fused_rnn));
+  lstm.call_with_mask(x, ops::cast(ops::ones({2, 5}), DType::bool_));
+  CHECK_FALSE(lstm.last_call_fused());
+  layers::LSTM hard(3, {.recurrent_activation = "hard_sigmoid"});
+  hard(x);
+  CHECK_FALSE(hard.last_call_fused());
 }
