@@ -159,6 +159,8 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
     Tensor out_mask;
     if (logits_nodes.count(node.get())) {
       out = {layer.logits(in.at(0), training)};
+      auto found = masks.find(node->inputs[0].impl().get());
+      if (found != masks.end() && layer.supports_masking()) out_mask = layer.compute_mask(in[0], found->second);
     } else if (in.size() == 1 && node->outputs.size() == 1) {
       Tensor mask;
       if (node->mask.defined()) {
@@ -179,7 +181,12 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
       }
   }
   std::vector<Tensor> result;
-  for (const KerasTensor& t : outputs_) result.push_back(values.at(t.impl().get()));
+  output_masks_.clear();
+  for (const KerasTensor& t : outputs_) {
+    result.push_back(values.at(t.impl().get()));
+    auto m = masks.find(t.impl().get());
+    output_masks_.push_back(m == masks.end() ? Tensor() : m->second);
+  }
   return result;
 }
 
@@ -350,6 +357,43 @@ std::vector<bool> Model::logits_mask() const {
   return mask;
 }
 
+namespace {
+// Outputs with steps (N, T, ..., C): losses and metrics see every step as a sample, and skip masked
+// steps, as Keras' losses and metrics skip them (apply_mask) and average over the valid ones.
+struct Folded {
+  Tensor y_true, y_pred, weights;
+};
+Folded fold_steps(const Tensor& y_true, const Tensor& y_pred, const Tensor& weights, const Tensor& mask) {
+  if (y_pred.rank() < 3) return {y_true, y_pred, weights};
+  const int64_t n = y_pred.dim(0), rows = y_pred.num_elements() / y_pred.dim(-1);
+  Tensor yt;
+  if (y_true.rank() == y_pred.rank())
+    yt = ops::reshape(y_true, {rows, y_true.dim(-1)});
+  else if (y_true.rank() + 1 == y_pred.rank())
+    yt = ops::reshape(y_true, {rows});  // sparse labels (N, T)
+  else
+    throw ShapeError(fmt::format("targets {} do not match the sequence output {}: expected {} or its shape without "
+                                 "the last axis",
+                                 y_true.shape().to_string(), y_pred.shape().to_string(),
+                                 y_pred.shape().to_string()));
+  KCPP_CHECK(yt.dim(0) == rows, ShapeError, "targets {} do not match the sequence output {}",
+             y_true.shape().to_string(), y_pred.shape().to_string());
+  Folded f{yt, ops::reshape(y_pred, {rows, y_pred.dim(-1)}), Tensor()};
+  if (weights.defined())  // one weight per sample, repeated over its steps
+    f.weights = ops::reshape(ops::broadcast_to(ops::reshape(weights, {n, 1}), Shape{n, rows / n}), {rows});
+  if (!mask.defined() || mask.num_elements() != rows) return f;
+  const auto keep = ops::cast(mask, DType::uint8).to_vector<uint8_t>();
+  std::vector<int64_t> valid;
+  for (int64_t r = 0; r < rows; ++r)
+    if (keep[static_cast<size_t>(r)]) valid.push_back(r);
+  const Tensor idx = Tensor::from_vector(valid, Shape{static_cast<int64_t>(valid.size())}, y_pred.backend());
+  f.y_true = ops::take(f.y_true, idx, 0);
+  f.y_pred = ops::take(f.y_pred, idx, 0);
+  if (f.weights.defined()) f.weights = ops::take(f.weights, idx, 0);
+  return f;
+}
+}  // namespace
+
 Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& w) {
   KCPP_CHECK(y.size() == out.size(), ValueError, "Model \"{}\" has {} output(s) but received {} target(s)", name(),
              out.size(), y.size());
@@ -357,12 +401,16 @@ Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>
   Tensor total;
   for (size_t i = 0; i < out.size(); ++i) {
     const auto& loss = *losses_[i];
-    const Tensor per_sample = logits[i] ? loss.per_sample_from_logits(y[i], out[i]) : loss.per_sample(y[i], out[i]);
+    const Folded f = fold_steps(y[i], out[i], w, i < output_masks_.size() ? output_masks_[i] : Tensor());
+    const Tensor per_sample =
+        logits[i] ? loss.per_sample_from_logits(f.y_true, f.y_pred) : loss.per_sample(f.y_true, f.y_pred);
     KCPP_CHECK(per_sample.rank() == 1, ShapeError, "loss {}: expected per-sample values (N,), received {}", loss.name(),
                per_sample.shape().to_string());
-    // Keras' "sum_over_batch_size": weighted sum over the number of samples.
-    Tensor l =
-        w.defined() ? ops::sum(per_sample * w) * (1.f / static_cast<float>(per_sample.dim(0))) : ops::mean(per_sample);
+    // Keras' "sum_over_batch_size": weighted sum over the number of samples (valid steps); no valid
+    // step gives 0, as Keras' divide_no_nan.
+    const float count = static_cast<float>(std::max<int64_t>(per_sample.dim(0), 1));
+    Tensor l = f.weights.defined() ? ops::sum(per_sample * f.weights) * (1.f / count)
+                                   : ops::sum(per_sample) * (1.f / count);
     if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);  // unweighted, as Keras logs it
     if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
     total = total.defined() ? total + l : l;
@@ -374,8 +422,10 @@ void Model::update_metrics(const std::vector<Tensor>& y, const std::vector<Tenso
   NoGradScope no_grad;
   const auto logits = logits_mask();
   for (size_t i = 0; i < out.size(); ++i) {
-    const Tensor predictions = logits[i] ? ops::softmax(out[i]) : out[i];
-    for (auto& m : metrics_[i]) m->update_state(y[i], predictions);
+    const Folded f = fold_steps(y[i], out[i], Tensor(), i < output_masks_.size() ? output_masks_[i] : Tensor());
+    if (f.y_pred.dim(0) == 0) continue;  // every step masked
+    const Tensor predictions = logits[i] ? ops::softmax(f.y_pred) : f.y_pred;
+    for (auto& m : metrics_[i]) m->update_state(f.y_true, predictions);
   }
 }
 
@@ -619,12 +669,18 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
     const int64_t start = s * batch, count = std::min(batch, n - start);
     const auto yb = targets_on_device(rows(y, start, count));
     const auto out = forward(device_inputs(rows(x, start, count)), false, logits);
-    // Per-sample losses, so the tracker's mean is over samples whatever the batch sizes.
+    // Per-sample losses, so the tracker's mean is over samples whatever the batch sizes; outputs with
+    // steps count their valid steps.
     Tensor per_sample;
     for (size_t i = 0; i < out.size(); ++i) {
-      Tensor l = logits[i] ? losses_[i]->per_sample_from_logits(yb[i], out[i]) : losses_[i]->per_sample(yb[i], out[i]);
+      const Folded f = fold_steps(yb[i], out[i], Tensor(), i < output_masks_.size() ? output_masks_[i] : Tensor());
+      Tensor l = logits[i] ? losses_[i]->per_sample_from_logits(f.y_true, f.y_pred)
+                           : losses_[i]->per_sample(f.y_true, f.y_pred);
       if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);
       if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
+      // Keras weighs each batch's loss by its number of samples, whatever its steps and masks.
+      if (l.dim(0) != count)
+        l = ops::full({count}, l.dim(0) ? ops::mean(l).item() : 0.f, DType::float32, l.backend());
       per_sample = per_sample.defined() ? per_sample + l : l;
     }
     loss_tracker_->update_state(per_sample);

@@ -265,6 +265,11 @@ class KERASCPP_API Model : public Layer {
   std::vector<std::shared_ptr<Layer>> ordered_layers_;
   void order_layers_as_keras();
   std::vector<float> loss_weights_;
+ protected:
+  /// The masks of the last forward()'s outputs (undefined where none): losses and metrics skip
+  /// masked steps.
+  std::vector<Tensor> output_masks_;
+ private:
   std::vector<std::string> metric_names_;  // as logged, in metrics_ order
   bool built_for_graph_ = false;
   /// Inputs on the device; integer inputs become float32 unless the model declares them int.

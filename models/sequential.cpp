@@ -64,13 +64,16 @@ std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool trai
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = *layers_[i];
     if (i + 1 == layers_.size() && want_logits) {
-      h = l.logits(h, training);
+      const Tensor in = h;
+      h = l.logits(in, training);
+      mask = mask.defined() && l.supports_masking() ? l.compute_mask(in, mask) : Tensor();
     } else {
       auto [y, m] = l.call_with_mask(h, mask, training);
       h = std::move(y);
       mask = std::move(m);
     }
   }
+  output_masks_ = {mask};
   return {h};
 }
 

@@ -27,6 +27,7 @@ class KERASCPP_API Dense : public Layer {
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;
   bool ends_with_softmax() const override { return options_.activation == "softmax"; }
+  bool supports_masking() const override { return true; }  // masks pass through, as Keras 3
   Tensor call_logits(const Tensor& x, bool training) override;
   int64_t units() const { return units_; }
   Variable* kernel() { return kernel_; }

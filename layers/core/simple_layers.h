@@ -17,6 +17,7 @@ class KERASCPP_API Activation : public Layer {
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
   bool ends_with_softmax() const override { return activation_ == "softmax"; }
+  bool supports_masking() const override { return true; }
   Tensor call_logits(const Tensor& x, bool training) override { return x; }
 
  private:
@@ -38,6 +39,7 @@ class KERASCPP_API Dropout : public Layer {
   explicit Dropout(float rate, DropoutOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool supports_masking() const override { return true; }
   float rate() const { return rate_; }
 
  private:

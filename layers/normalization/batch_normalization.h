@@ -31,6 +31,7 @@ class KERASCPP_API BatchNormalization : public Layer {
   explicit BatchNormalization(BatchNormalizationOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool supports_masking() const override { return true; }
 
  protected:
   void build(const PartialShape& input_shape) override;

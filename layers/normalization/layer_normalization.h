@@ -19,6 +19,7 @@ class KERASCPP_API LayerNormalization : public Layer {
   explicit LayerNormalization(LayerNormalizationOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool supports_masking() const override { return true; }
 
  protected:
   void build(const PartialShape& s) override;

@@ -569,6 +569,19 @@ std::atomic<double>& read_timeout() {
   return seconds;
 }
 
+}  // namespace keras::saving::h5
+
+// Sanitizer builds (the fuzzers): a memory error inside libhdf5 in the preflight child must end the
+// child like a crash ends it in a normal build, not be reported as a finding of the parent.
+extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
+namespace keras::saving::h5 {
+namespace {
+constexpr int kChildRefused = 1;  // kerascpp's own checks refused the file: the real read says why
+constexpr int kChildCrashed = 3;  // a sanitizer caught libhdf5 misbehaving
+[[noreturn]] void child_crashed() { _exit(kChildCrashed); }
+}  // namespace
+
 void preflight(const std::string& path, const std::vector<char>* image) {
   std::error_code ec;
   const uint64_t bytes = image ? image->size() : std::filesystem::file_size(path, ec);
@@ -578,12 +591,13 @@ void preflight(const std::string& path, const std::vector<char>* image) {
   if (child < 0) return;  // cannot fork: the real read goes ahead unguarded
   if (child == 0) {
     // The child only reads; whatever happens, it exits without running the parent's destructors.
+    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(child_crashed);
     int code = 0;
     try {
       const File f = image ? File::open_image_unguarded(*image, path) : File::open_unguarded(path);
       walk_everything(f.root(), 0);
     } catch (...) {
-      code = 1;  // a refusal by kerascpp's checks: the real read reports it
+      code = kChildRefused;
     }
     _exit(code);
   }
@@ -606,6 +620,10 @@ void preflight(const std::string& path, const std::vector<char>* image) {
     throw IOError(fmt::format("{}: the HDF5 library crashed reading the file (signal {}); a corrupted or hostile "
                               "file, refused",
                               path, WTERMSIG(status)));
+  if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != kChildRefused)
+    throw IOError(fmt::format("{}: the HDF5 library failed reading the file (a memory error, exit {}); a corrupted "
+                              "or hostile file, refused",
+                              path, WEXITSTATUS(status)));
 }
 
 }  // namespace keras::saving::h5

@@ -459,3 +459,27 @@ TEST_CASE("the fused recurrences give the generic loop's outputs and gradients",
   hard(x);
   CHECK_FALSE(hard.last_call_fused());
 }
+
+TEST_CASE("a masked sequence tagger: losses and metrics skip masked steps, as in Python Keras",
+          "[cpu][keras][recurrent]") {
+  const json& c = fixtures().at("masked_tagger");
+  Sequential model({layers::Input({5}, {.dtype = "int32"}), layers::Embedding(7, 3, {.mask_zero = true}),
+                    layers::GRU(4, {.return_sequences = true}), layers::Dense(3, {.activation = "softmax"})});
+  std::vector<Tensor> w;
+  for (const auto& t : c.at("weights")) w.push_back(tensor_of(t));
+  model.set_weights(w);
+  model.compile({.optimizer = optimizers::Adam({.learning_rate = 0.05f}),
+                 .loss = "sparse_categorical_crossentropy",
+                 .metrics = {"accuracy"}});
+  const Tensor tokens = tensor_of(c.at("tokens"), DType::int32), labels = tensor_of(c.at("labels"), DType::int32);
+  const auto logs = model.evaluate(tokens, labels, {.verbose = 0});
+  CHECK(logs.at("loss") == Approx(c.at("eval_loss").get<double>()).epsilon(1e-5));
+  CHECK(logs.at("accuracy") == Approx(c.at("eval_accuracy").get<double>()).epsilon(1e-6));  // 4 of 9 valid steps
+  const auto step = model.train_on_batch(tokens, labels);
+  CHECK(step.at("loss") == Approx(c.at("loss").get<double>()).epsilon(1e-5));
+  const auto after = model.get_weights();
+  for (size_t i = 0; i < after.size(); ++i) {
+    INFO("weight " << i);
+    kt::require_close(after[i].to_vector<float>(), values_of(c.at("weights_after_step")[i]), 1e-5f, 1e-4f);
+  }
+}
