@@ -28,6 +28,15 @@ struct ApplicationOptions {
 /// parameters with the top, 21,802,784 without. Preprocess with inception_v3::preprocess_input.
 KERASCPP_API std::shared_ptr<Model> InceptionV3(ApplicationOptions options = {});
 
+/// ResNet50 (He et al. 2015, v1). Default input 224x224x3, at least 32x32. 25,636,712 parameters with
+/// the top, 23,587,712 without. Preprocess with resnet50::preprocess_input.
+KERASCPP_API std::shared_ptr<Model> ResNet50(ApplicationOptions options = {});
+
+namespace resnet50 {
+/// Keras' "caffe" mode: RGB to BGR and the ImageNet means subtracted, pixels in [0, 255].
+KERASCPP_API Tensor preprocess_input(const Tensor& x);
+}  // namespace resnet50
+
 namespace inception_v3 {
 /// Scales pixels in [0, 255] to [-1, 1] (Keras' "tf" mode).
 KERASCPP_API Tensor preprocess_input(const Tensor& x);

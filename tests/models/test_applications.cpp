@@ -92,3 +92,27 @@ TEST_CASE("inception_v3::preprocess_input scales [0, 255] to [-1, 1]", "[cpu][ap
   const Tensor y = applications::inception_v3::preprocess_input(Tensor::from_vector<float>({0, 127.5f, 255}, Shape{3}));
   kt::require_close(y.to_vector<float>(), {-1.f, 0.f, 1.f}, 1e-6f, 0.f);
 }
+
+TEST_CASE("ResNet50 has Keras' parameter counts and summary", "[cpu][applications]") {
+  utils::clear_session();
+  auto full = applications::ResNet50({.weights = ""});
+  CHECK(full->count_params() == 25636712);
+  CHECK(count_of(full->trainable_weights()) == 25583592);
+  CHECK(count_of(full->non_trainable_weights()) == 53120);
+  const std::string expected = read_text(kt::fixture_dir() / "applications" / "resnet50_top_224.txt");
+  CHECK(trimmed(full->summary_string(120)) == trimmed(expected));
+  auto notop = applications::ResNet50({.include_top = false, .weights = "", .pooling = "max"});
+  CHECK(notop->count_params() == 23587712);
+  CHECK(shape_to_string(notop->outputs()[0].shape()) == "(None, 2048)");
+  // A small image runs end to end.
+  auto small = applications::ResNet50({.include_top = false, .weights = "", .input_shape = {32, 32, 3}});
+  CHECK(small->predict(kt::random_tensor(Shape{1, 32, 32, 3}, 4)).shape() == Shape({1, 1, 1, 2048}));
+  kt::require_throws_with<ValueError>(
+      [] { applications::ResNet50({.include_top = false, .weights = "", .input_shape = {31, 40, 3}}); },
+      {"at least 32x32"});
+}
+
+TEST_CASE("resnet50::preprocess_input is Keras' caffe mode: BGR minus the ImageNet means", "[cpu][applications]") {
+  const Tensor y = applications::resnet50::preprocess_input(Tensor::from_vector<float>({10, 20, 30}, Shape{1, 3}));
+  kt::require_close(y.to_vector<float>(), {30 - 103.939f, 20 - 116.779f, 10 - 123.68f}, 1e-4f, 0.f);
+}

@@ -2,7 +2,7 @@
 # One benchmark model on the CPU, side by side in one run: kerascpp, Python Keras 3 (JAX) and PyTorch,
 # newest from PyPI in a virtual environment this script makes, all on 2 threads. Prints each
 # framework's JSON line, then the ratios. The reference scripts come from ../shared/bench.
-#   tools/bench/run_cpu_rivals.sh [fmnist_cnn (default) | imdb_lstm | video_qa]
+#   tools/bench/run_cpu_rivals.sh [fmnist_cnn (default) | imdb_lstm | video_qa | resnet50_infer]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv="${KERASCPP_BENCH_VENV:-.venv-bench}"
@@ -14,8 +14,8 @@ fi
 model="${1:-fmnist_cnn}"
 case "$model" in
   fmnist_cnn) kcpp=(build/bin/bench_fmnist_cpu) ;;
-  imdb_lstm | video_qa) kcpp=(build/bin/bench_sequences_cpu "$model") ;;
-  *) echo "unknown model '$model': expected fmnist_cnn, imdb_lstm or video_qa" >&2; exit 2 ;;
+  imdb_lstm | video_qa | resnet50_infer) kcpp=(build/bin/bench_models_cpu "$model") ;;
+  *) echo "unknown model '$model': expected fmnist_cnn, imdb_lstm, video_qa or resnet50_infer" >&2; exit 2 ;;
 esac
 threads=2
 out=$(mktemp -d)
@@ -30,6 +30,11 @@ d = sys.argv[1]
 r = {k: json.loads(open(os.path.join(d, k + ".json")).read().strip().splitlines()[-1]) for k in ("kcpp", "keras", "torch")}
 mem = {k: int(open(os.path.join(d, k + ".mem")).read().split()[-1]) / 1024 for k in r}
 for k in ("keras", "torch"):
+    if "latency_ms" in r[k]:
+        print(f"kerascpp / {k}: batch-1 latency {r['kcpp']['latency_ms'] / r[k]['latency_ms']:.2f}x "
+              f"({r['kcpp']['latency_ms']:.1f} ms vs {r[k]['latency_ms']:.1f} ms), "
+              f"peak memory {mem['kcpp']:.0f} MB vs {mem[k]:.0f} MB")
+        continue
     parts = [f"{what} {r['kcpp'][key] / r[k][key]:.2f}x" for what, key in
              (("train", "train_samples_per_s"), ("predict", "infer_samples_per_s")) if key in r[k] and key in r['kcpp']]
     print(f"kerascpp / {k}: {', '.join(parts)}, peak memory {mem['kcpp']:.0f} MB vs {mem[k]:.0f} MB")

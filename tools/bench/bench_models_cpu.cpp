@@ -1,6 +1,7 @@
-// imdb_lstm and video_qa of ../shared/bench, measured the way keras_ref.py measures Keras: samples per
-// second of fit() after one warm-up pass (median of three, two for video_qa) and of predict(). Prints
-// one JSON line per model.   bench_sequences_cpu [imdb_lstm|video_qa|all]
+// imdb_lstm, video_qa and resnet50_infer of ../shared/bench, measured the way keras_ref.py measures
+// Keras: samples per second of fit() after one warm-up pass (median of three, two for video_qa) and
+// of predict(); ResNet50's batch-1 latency as the median of eight calls. Prints one JSON line per
+// model.   bench_models_cpu [imdb_lstm|video_qa|resnet50_infer|all]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -74,6 +75,18 @@ void video_qa(int64_t frames = 4, int64_t size = 150, int64_t batch = 2) {
       backend::backend_name().c_str(), static_cast<long>(batch), static_cast<long>(frames), static_cast<long>(size),
       n / train);
 }
+void resnet50_infer() {
+  utils::set_random_seed(0);
+  auto m = applications::ResNet50({.weights = ""});
+  const Tensor x = ops::random_uniform(Shape{1, 224, 224, 3}, 0.f, 1.f, 6);
+  m->predict(x);
+  (*m)(x, false);
+  const double t = median_seconds([&] { (*m)(x, false); }, 8);
+  std::printf(
+      "{\"model\": \"resnet50_infer\", \"framework\": \"kerascpp (%s)\", \"batch\": 1, \"latency_ms\": %.2f, "
+      "\"infer_samples_per_s\": %.2f}\n",
+      backend::backend_name().c_str(), t * 1000, 1 / t);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,5 +94,6 @@ int main(int argc, char** argv) {
   const bool all = std::strcmp(which, "all") == 0;
   if (all || std::strcmp(which, "imdb_lstm") == 0) imdb_lstm();
   if (all || std::strcmp(which, "video_qa") == 0) video_qa();
+  if (all || std::strcmp(which, "resnet50_infer") == 0) resnet50_infer();
   return 0;
 }
