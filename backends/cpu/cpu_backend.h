@@ -42,6 +42,9 @@ class CachingAllocator {
   std::atomic<int64_t> fresh_{0};
 };
 
+struct RnnShapes;    // backends/cpu/rnn.cpp
+struct RnnOperands;
+
 /// One cached oneDNN primitive with the descriptors its execution needs.
 struct CachedPrimitive {
   dnnl::primitive primitive;
@@ -135,6 +138,11 @@ class CpuBackend final : public Backend {
   std::shared_ptr<Storage> scratch(size_t nbytes) { return allocate(nbytes); }
 
  private:
+  const CachedPrimitive& forward_primitive(RnnCell cell, bool training, const RnnShapes& s);
+  std::unordered_map<int, dnnl::memory>& bind_rnn_operands(
+      const RnnAttrs& a, const RnnShapes& s, const dnnl::rnn_primitive_desc_base& pd, const Tensor& x,
+      const Tensor& h0, const Tensor* c0, const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,
+      const Tensor* recurrent_bias, const Tensor& y, const Tensor& h_last, const Tensor* c_last, RnnOperands& o);
   void conv_common(bool transposed, int direction, const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& out,
                    Tensor* dbias, const ConvAttrs& attrs);
 

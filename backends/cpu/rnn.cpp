@@ -7,18 +7,25 @@
 #include "backends/cpu/cpu_backend.h"
 
 namespace keras::cpu {
-namespace {
 
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 using md = dnnl::memory::desc;
-using dir = dnnl::rnn_direction;
 
 struct RnnShapes {
   int64_t t, n, c, u, gates, bias_gates;
   md src_layer, src_iter, w_layer_user, w_iter_user, bias, dst_layer, dst_iter;
   md w_layer_any, w_iter_any;
 };
+
+struct RnnOperands {
+  std::vector<std::shared_ptr<Storage>> buffers;  // the weights and bias in the primitive's layouts
+  std::unordered_map<int, dnnl::memory> args;
+};
+
+namespace {
+
+using dir = dnnl::rnn_direction;
 
 RnnShapes shapes_of(RnnCell cell, const Tensor& x, const Tensor& recurrent_kernel) {
   RnnShapes s;
@@ -106,39 +113,57 @@ void onednn_bias(RnnCell cell, const Tensor& bias, const Tensor* recurrent_bias,
 
 }  // namespace
 
+// The forward primitive of a cell and shape (cached); the backward needs the training one as hint.
+const CachedPrimitive& CpuBackend::forward_primitive(RnnCell cell, bool training, const RnnShapes& s) {
+  return cached(key_of("rnnfwd", RnnAttrs{cell, training}, s), [&] {
+    CachedPrimitive c;
+    auto f = forward_pd(engine_, cell, training, s);
+    if (cell == RnnCell::lstm) c.primitive = dnnl::lstm_forward(f->lstm);
+    else if (cell == RnnCell::gru) c.primitive = dnnl::gru_forward(f->gru);
+    else c.primitive = dnnl::lbr_gru_forward(f->lbr);
+    c.extra = f;
+    return c;
+  });
+}
+
+// The operands forward and backward share: the data and states, and the weights and bias in the
+// primitive's layouts (buffers kept alive by `operands`).
+std::unordered_map<int, dnnl::memory>& CpuBackend::bind_rnn_operands(
+    const RnnAttrs& a, const RnnShapes& s, const dnnl::rnn_primitive_desc_base& pd, const Tensor& x, const Tensor& h0,
+    const Tensor* c0, const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,
+    const Tensor* recurrent_bias, const Tensor& y, const Tensor& h_last, const Tensor* c_last, RnnOperands& o) {
+  const md wl = pd.weights_layer_desc(), wi = pd.weights_iter_desc();
+  o.buffers = {scratch(wl.get_size()), scratch(wi.get_size()), scratch(s.bias.get_size())};
+  void* wl_buf = o.buffers[0]->data();
+  void* wi_buf = o.buffers[1]->data();
+  void* b_buf = o.buffers[2]->data();
+  reorder(s.w_layer_user, kernel.raw_data(), wl, wl_buf);
+  reorder(s.w_iter_user, recurrent_kernel.raw_data(), wi, wi_buf);
+  onednn_bias(a.cell, bias, recurrent_bias, s.u, static_cast<float*>(b_buf));
+  o.args = {{DNNL_ARG_SRC_LAYER, dnnl::memory(s.src_layer, engine_, x.raw_data())},
+            {DNNL_ARG_SRC_ITER, dnnl::memory(s.src_iter, engine_, h0.raw_data())},
+            {DNNL_ARG_WEIGHTS_LAYER, dnnl::memory(wl, engine_, wl_buf)},
+            {DNNL_ARG_WEIGHTS_ITER, dnnl::memory(wi, engine_, wi_buf)},
+            {DNNL_ARG_BIAS, dnnl::memory(s.bias, engine_, b_buf)},
+            {DNNL_ARG_DST_LAYER, dnnl::memory(s.dst_layer, engine_, y.raw_data())},
+            {DNNL_ARG_DST_ITER, dnnl::memory(s.dst_iter, engine_, h_last.raw_data())}};
+  if (a.cell == RnnCell::lstm) {
+    o.args.emplace(DNNL_ARG_SRC_ITER_C, dnnl::memory(s.src_iter, engine_, c0->raw_data()));
+    o.args.emplace(DNNL_ARG_DST_ITER_C, dnnl::memory(s.dst_iter, engine_, c_last->raw_data()));
+  }
+  return o.args;
+}
+
 void CpuBackend::rnn_forward(const RnnAttrs& a, const Tensor& x, const Tensor& h0, const Tensor* c0,
                              const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,
                              const Tensor* recurrent_bias, Tensor& y, Tensor& h_last, Tensor* c_last,
                              Tensor* workspace) {
   const RnnShapes s = shapes_of(a.cell, x, recurrent_kernel);
-  const auto& p = cached(key_of("rnnfwd", a, s), [&] {
-    CachedPrimitive c;
-    auto f = forward_pd(engine_, a.cell, a.training, s);
-    if (a.cell == RnnCell::lstm) c.primitive = dnnl::lstm_forward(f->lstm);
-    else if (a.cell == RnnCell::gru) c.primitive = dnnl::gru_forward(f->gru);
-    else c.primitive = dnnl::lbr_gru_forward(f->lbr);
-    c.extra = f;
-    return c;
-  });
+  const auto& p = forward_primitive(a.cell, a.training, s);
   const auto& pd = std::static_pointer_cast<RnnForward>(p.extra)->base();
-  const md wl = pd.weights_layer_desc(), wi = pd.weights_iter_desc();
-  auto wl_buf = scratch(wl.get_size()), wi_buf = scratch(wi.get_size());
-  auto b_buf = scratch(s.bias.get_size());
-  reorder(s.w_layer_user, kernel.raw_data(), wl, wl_buf->data());
-  reorder(s.w_iter_user, recurrent_kernel.raw_data(), wi, wi_buf->data());
-  onednn_bias(a.cell, bias, recurrent_bias, s.u, static_cast<float*>(b_buf->data()));
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC_LAYER, dnnl::memory(s.src_layer, engine_, x.raw_data())},
-      {DNNL_ARG_SRC_ITER, dnnl::memory(s.src_iter, engine_, h0.raw_data())},
-      {DNNL_ARG_WEIGHTS_LAYER, dnnl::memory(wl, engine_, wl_buf->data())},
-      {DNNL_ARG_WEIGHTS_ITER, dnnl::memory(wi, engine_, wi_buf->data())},
-      {DNNL_ARG_BIAS, dnnl::memory(s.bias, engine_, b_buf->data())},
-      {DNNL_ARG_DST_LAYER, dnnl::memory(s.dst_layer, engine_, y.raw_data())},
-      {DNNL_ARG_DST_ITER, dnnl::memory(s.dst_iter, engine_, h_last.raw_data())}};
-  if (a.cell == RnnCell::lstm) {
-    args.emplace(DNNL_ARG_SRC_ITER_C, dnnl::memory(s.src_iter, engine_, c0->raw_data()));
-    args.emplace(DNNL_ARG_DST_ITER_C, dnnl::memory(s.dst_iter, engine_, c_last->raw_data()));
-  }
+  RnnOperands operands;
+  auto& args = bind_rnn_operands(a, s, pd, x, h0, c0, kernel, recurrent_kernel, bias, recurrent_bias, y, h_last, c_last,
+                                 operands);
   auto pad = scratch(pd.scratchpad_desc().get_size());
   args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(pd.scratchpad_desc(), engine_, pad->data()));
   if (a.training) {
@@ -157,17 +182,7 @@ void CpuBackend::rnn_backward(const RnnAttrs& a, const Tensor& x, const Tensor& 
                               const Tensor* dc_last, Tensor& dx, Tensor& dh0, Tensor* dc0, Tensor& dkernel,
                               Tensor& drecurrent_kernel, Tensor& dbias, Tensor* drecurrent_bias) {
   const RnnShapes s = shapes_of(a.cell, x, recurrent_kernel);
-  RnnAttrs fwd_attrs = a;
-  fwd_attrs.training = true;
-  const auto& fwd = cached(key_of("rnnfwd", fwd_attrs, s), [&] {
-    CachedPrimitive c;
-    auto f = forward_pd(engine_, a.cell, true, s);
-    if (a.cell == RnnCell::lstm) c.primitive = dnnl::lstm_forward(f->lstm);
-    else if (a.cell == RnnCell::gru) c.primitive = dnnl::gru_forward(f->gru);
-    else c.primitive = dnnl::lbr_gru_forward(f->lbr);
-    c.extra = f;
-    return c;
-  });
+  const auto& fwd = forward_primitive(a.cell, true, s);  // the backward's hint
   const auto hint = std::static_pointer_cast<RnnForward>(fwd.extra);
   const auto bwd_prop = dnnl::prop_kind::backward;
   const auto l2r = dir::unidirectional_left2right;
@@ -203,25 +218,16 @@ void CpuBackend::rnn_backward(const RnnAttrs& a, const Tensor& x, const Tensor& 
     return c;
   });
   const auto& pd = *std::static_pointer_cast<dnnl::rnn_primitive_desc_base>(p.extra);
-  const md wl = pd.weights_layer_desc(), wi = pd.weights_iter_desc();
   const md dwl = pd.diff_weights_layer_desc(), dwi = pd.diff_weights_iter_desc();
-  auto wl_buf = scratch(wl.get_size()), wi_buf = scratch(wi.get_size()), b_buf = scratch(s.bias.get_size());
+  RnnOperands operands;
+  auto& args = bind_rnn_operands(a, s, pd, x, h0, c0, kernel, recurrent_kernel, bias, recurrent_bias, y, h_last, c_last,
+                                 operands);
   auto dwl_buf = scratch(dwl.get_size()), dwi_buf = scratch(dwi.get_size()), db_buf = scratch(s.bias.get_size());
-  reorder(s.w_layer_user, kernel.raw_data(), wl, wl_buf->data());
-  reorder(s.w_iter_user, recurrent_kernel.raw_data(), wi, wi_buf->data());
-  onednn_bias(a.cell, bias, recurrent_bias, s.u, static_cast<float*>(b_buf->data()));
   // oneDNN accumulates into the weight and bias gradients.
   std::memset(dwl_buf->data(), 0, dwl.get_size());
   std::memset(dwi_buf->data(), 0, dwi.get_size());
   std::memset(db_buf->data(), 0, s.bias.get_size());
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC_LAYER, dnnl::memory(s.src_layer, engine_, x.raw_data())},
-      {DNNL_ARG_SRC_ITER, dnnl::memory(s.src_iter, engine_, h0.raw_data())},
-      {DNNL_ARG_WEIGHTS_LAYER, dnnl::memory(wl, engine_, wl_buf->data())},
-      {DNNL_ARG_WEIGHTS_ITER, dnnl::memory(wi, engine_, wi_buf->data())},
-      {DNNL_ARG_BIAS, dnnl::memory(s.bias, engine_, b_buf->data())},
-      {DNNL_ARG_DST_LAYER, dnnl::memory(s.dst_layer, engine_, y.raw_data())},
-      {DNNL_ARG_DST_ITER, dnnl::memory(s.dst_iter, engine_, h_last.raw_data())},
+  args.insert({
       {DNNL_ARG_WORKSPACE, dnnl::memory(pd.workspace_desc(), engine_, workspace.raw_data())},
       {DNNL_ARG_DIFF_DST_LAYER, dnnl::memory(s.dst_layer, engine_, dy.raw_data())},
       {DNNL_ARG_DIFF_DST_ITER, dnnl::memory(s.dst_iter, engine_, dh_last.raw_data())},
@@ -229,12 +235,10 @@ void CpuBackend::rnn_backward(const RnnAttrs& a, const Tensor& x, const Tensor& 
       {DNNL_ARG_DIFF_SRC_ITER, dnnl::memory(s.src_iter, engine_, dh0.raw_data())},
       {DNNL_ARG_DIFF_WEIGHTS_LAYER, dnnl::memory(dwl, engine_, dwl_buf->data())},
       {DNNL_ARG_DIFF_WEIGHTS_ITER, dnnl::memory(dwi, engine_, dwi_buf->data())},
-      {DNNL_ARG_DIFF_BIAS, dnnl::memory(s.bias, engine_, db_buf->data())}};
+      {DNNL_ARG_DIFF_BIAS, dnnl::memory(s.bias, engine_, db_buf->data())}});
   auto pad = scratch(pd.scratchpad_desc().get_size());
   args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(pd.scratchpad_desc(), engine_, pad->data()));
   if (a.cell == RnnCell::lstm) {
-    args.emplace(DNNL_ARG_SRC_ITER_C, dnnl::memory(s.src_iter, engine_, c0->raw_data()));
-    args.emplace(DNNL_ARG_DST_ITER_C, dnnl::memory(s.dst_iter, engine_, c_last->raw_data()));
     args.emplace(DNNL_ARG_DIFF_DST_ITER_C, dnnl::memory(s.dst_iter, engine_, dc_last->raw_data()));
     args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, dnnl::memory(s.src_iter, engine_, dc0->raw_data()));
   }

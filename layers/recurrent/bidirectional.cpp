@@ -110,11 +110,7 @@ std::vector<Tensor> Bidirectional::run(const Tensor& x, const Tensor& mask, cons
   std::vector<Tensor> b = backward_->run(x, mask, half(states), training);
   Tensor yf = f[0], yb = b[0];
   if (backward_->options().return_sequences) {
-    // The backward layer returns its outputs in processing order: reverse them in time.
-    const int64_t steps = yb.dim(1);
-    std::vector<int64_t> reversed(static_cast<size_t>(steps));
-    for (int64_t t = 0; t < steps; ++t) reversed[static_cast<size_t>(t)] = steps - 1 - t;
-    yb = ops::take(yb, Tensor::from_vector(reversed, Shape{steps}, yb.backend()), 1);
+    yb = detail::reverse_time(yb);  // the backward layer returns its outputs in processing order
   }
   std::vector<Tensor> out;
   if (!merge_mode_)

@@ -62,8 +62,7 @@ std::vector<Tensor> GRU::step(const Tensor& x_t, const std::vector<Tensor>& stat
 std::shared_ptr<Layer> GRU::from_config(const Config& config) {
   serialization::ConfigReader r(config, "GRU config");
   const int64_t units = r.integer("units");
-  RecurrentOptions o = read_options(r);
-  o.recurrent_activation = r.has("recurrent_activation") ? r.activation("recurrent_activation") : "sigmoid";
+  RecurrentOptions o = read_options(r, true);
   o.reset_after = r.boolean("reset_after", true);
   auto layer = std::make_shared<GRU>(units, std::move(o));
   r.finish(*layer);

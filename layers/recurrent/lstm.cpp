@@ -42,8 +42,7 @@ std::vector<Tensor> LSTM::step(const Tensor& x_t, const std::vector<Tensor>& sta
 std::shared_ptr<Layer> LSTM::from_config(const Config& config) {
   serialization::ConfigReader r(config, "LSTM config");
   const int64_t units = r.integer("units");
-  RecurrentOptions o = read_options(r);
-  o.recurrent_activation = r.has("recurrent_activation") ? r.activation("recurrent_activation") : "sigmoid";
+  RecurrentOptions o = read_options(r, true);
   o.unit_forget_bias = r.boolean("unit_forget_bias", true);
   auto layer = std::make_shared<LSTM>(units, std::move(o));
   r.finish(*layer);

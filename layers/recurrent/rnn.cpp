@@ -212,16 +212,19 @@ std::vector<Tensor> RecurrentLayer::run(const Tensor& x, const Tensor& mask, con
   return result;
 }
 
+namespace detail {
+Tensor reverse_time(const Tensor& x) {
+  const int64_t steps = x.dim(1);
+  std::vector<int64_t> reversed(static_cast<size_t>(steps));
+  for (int64_t t = 0; t < steps; ++t) reversed[static_cast<size_t>(t)] = steps - 1 - t;
+  return ops::take(x, Tensor::from_vector(reversed, Shape{steps}, x.backend()), 1);
+}
+}  // namespace detail
+
 std::vector<Tensor> RecurrentLayer::run_fused(RnnCell cell, const Tensor& inputs, std::vector<Tensor> states) {
-  const int64_t n = inputs.dim(0), steps = inputs.dim(1), width = gates_ * units_;
-  Tensor seq = inputs;
-  if (options_.go_backwards) {
-    // Reversed in time, the forward recurrence returns its outputs in processing order, as Keras.
-    std::vector<int64_t> reversed(static_cast<size_t>(steps));
-    for (int64_t t = 0; t < steps; ++t) reversed[static_cast<size_t>(t)] = steps - 1 - t;
-    seq = ops::take(inputs, Tensor::from_vector(reversed, Shape{steps}, inputs.backend()), 1);
-  }
-  const Tensor zeros = ops::zeros({width}, DType::float32, inputs.backend());
+  // Reversed in time, the forward recurrence returns its outputs in processing order, as Keras.
+  const Tensor seq = options_.go_backwards ? detail::reverse_time(inputs) : inputs;
+  const Tensor zeros = bias_ ? Tensor() : ops::zeros({gates_ * units_}, DType::float32, inputs.backend());
   const Tensor b = bias_ ? input_bias() : zeros;
   const Tensor rb = cell == RnnCell::gru_reset_after ? (bias_ ? recurrent_bias() : zeros) : Tensor();
   const ops::RnnResult r = ops::fused_rnn(cell, seq, states[0], cell == RnnCell::lstm ? states[1] : Tensor(),
@@ -233,7 +236,6 @@ std::vector<Tensor> RecurrentLayer::run_fused(RnnCell cell, const Tensor& inputs
     states_.clear();
     for (const Tensor& s : final_states) states_.push_back(ops::copy(s));
   }
-  (void)n;
   std::vector<Tensor> result{options_.return_sequences ? r.sequence : r.h};
   if (options_.return_state) result.insert(result.end(), final_states.begin(), final_states.end());
   return result;
@@ -269,8 +271,9 @@ Config RecurrentLayer::get_config() const {
   return c;
 }
 
-RecurrentOptions RecurrentLayer::read_options(serialization::ConfigReader& r) {
+RecurrentOptions RecurrentLayer::read_options(serialization::ConfigReader& r, bool gated) {
   RecurrentOptions o;
+  if (gated) o.recurrent_activation = r.has("recurrent_activation") ? r.activation("recurrent_activation") : "sigmoid";
   o.name = r.name();
   o.return_sequences = r.boolean("return_sequences", false);
   o.return_state = r.boolean("return_state", false);

@@ -107,8 +107,8 @@ class KERASCPP_API RecurrentLayer : public Layer {
   /// h_in @ recurrent_kernel[:, gates first .. first + count): one matmul, or one per gate when
   /// the gates see differently dropped inputs.
   Tensor recurrent_product(const std::vector<Tensor>& h_in, int64_t first, int64_t count) const;
-  /// Reads the keys every recurrent config shares.
-  static RecurrentOptions read_options(serialization::ConfigReader& r);
+  /// Reads the keys every recurrent config shares, and recurrent_activation for gated cells.
+  static RecurrentOptions read_options(serialization::ConfigReader& r, bool gated = false);
   Tensor activate(const Tensor& x) const;
   Tensor recurrent_activate(const Tensor& x) const;
 
@@ -130,5 +130,10 @@ class KERASCPP_API RecurrentLayer : public Layer {
   bool per_gate_recurrent_ = false;  // this call drops the recurrent input per gate
   bool last_call_fused_ = false;  // stateful layers: the states carried to the next batch
 };
+
+namespace detail {
+/// x (N, T, ...) with its time axis reversed (differentiable).
+Tensor reverse_time(const Tensor& x);
+}  // namespace detail
 
 }  // namespace keras::layers
