@@ -111,11 +111,43 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     leaf_grads[target.impl()] = seed;
   }
 
+  // For on_gradient_ready: how many recorded uses of each leaf source are still to run; a leaf's
+  // gradient is final when none is left.
+  std::unordered_map<const detail::TensorImpl*, std::vector<size_t>> leaf_sources;
+  std::unordered_map<const detail::TensorImpl*, int> pending_uses;
+  std::vector<bool> reported(sources.size(), false);
+  auto report = [&](size_t i, const Tensor& g) {
+    if (reported[i]) return;
+    reported[i] = true;
+    on_ready_(i, g.defined() ? g : ops::zeros_like(sources[i]));
+  };
+  if (on_ready_) {
+    for (size_t i = 0; i < sources.size(); ++i)
+      if (sources[i].defined() && !sources[i].impl()->autograd.grad_fn) leaf_sources[sources[i].impl()].push_back(i);
+    for (const auto& n : order)
+      for (const auto& e : n->inputs)
+        if (auto leaf = e.leaf.lock(); leaf && leaf_sources.count(leaf.get())) ++pending_uses[leaf.get()];
+  }
+  auto used_once_more = [&](const Node& n) {
+    if (!on_ready_) return;
+    for (const auto& e : n.inputs) {
+      auto leaf = e.leaf.lock();
+      if (!leaf) continue;
+      auto it = pending_uses.find(leaf.get());
+      if (it == pending_uses.end() || --it->second > 0) continue;
+      auto g = leaf_grads.find(leaf.get());
+      for (size_t i : leaf_sources[leaf.get()]) report(i, g == leaf_grads.end() ? Tensor() : g->second);
+    }
+  };
+
   // Which node outputs a source needs, so intermediate tensors can be sources too.
   std::unordered_map<Node*, std::vector<Tensor>> kept;
   for (const auto& n : order) {
     auto it = node_grads.find(n.get());
-    if (it == node_grads.end()) continue;
+    if (it == node_grads.end()) {
+      used_once_more(*n);
+      continue;
+    }
     std::vector<Tensor> grads = std::move(it->second);
     node_grads.erase(it);
     grads.resize(n->output_shapes.size());
@@ -135,6 +167,7 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
         accumulate(leaf_grads[leaf.get()], input_grads[i]);
       }
     }
+    used_once_more(*n);
   }
 
   std::vector<Tensor> out;
@@ -152,6 +185,9 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     }
     out.push_back(g.defined() ? g : ops::zeros_like(s));
   }
+  if (on_ready_)  // sources the backward pass never reached, and intermediate tensors
+    for (size_t i = 0; i < out.size(); ++i) report(i, out[i]);
+  on_ready_ = nullptr;
   return out;
 }
 

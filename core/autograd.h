@@ -63,6 +63,10 @@ class KERASCPP_API GradientTape {
   void watch(Tensor& tensor);
   /// Stops recording now (ops after this are not recorded even while the tape lives).
   void stop_recording();
+  /// Called by the next gradient() with (source index, gradient) as soon as a source's gradient is
+  /// final, while the backward pass goes on: data-parallel training starts all-reducing early
+  /// gradients here. Every source is reported once (zeros for those the target does not reach).
+  void on_gradient_ready(std::function<void(size_t, const Tensor&)> callback) { on_ready_ = std::move(callback); }
 
   /// d target / d source for each source; a non-scalar target is summed first, as TensorFlow does,
   /// unless `output_gradient` (the target's shape) gives the upstream gradient to start from.
@@ -73,6 +77,7 @@ class KERASCPP_API GradientTape {
 
  private:
   bool active_ = true;
+  std::function<void(size_t, const Tensor&)> on_ready_;
 };
 
 /// Disables recording while it lives, like torch.no_grad; nests.

@@ -103,6 +103,9 @@ class KERASCPP_API Backend {
   virtual void fill(Tensor& y, Scalar value) = 0;
   /// Waits for queued work; a no-op on synchronous backends.
   virtual void synchronize() {}
+  /// The queue this backend's work runs on (a cudaStream_t for CUDA), for collectives that must be
+  /// ordered with it (distributed/); null on synchronous backends.
+  virtual void* native_stream() const { return nullptr; }
   /// Counters for tests and benchmarks: "primitives_created", "allocations", ...
   virtual std::map<std::string, int64_t> counters() const { return {}; }
 

@@ -5,12 +5,40 @@
 #include <mutex>
 #include <sstream>
 
+#include <fmt/format.h>
+
 namespace keras {
 namespace {
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::string(v) : fallback;
+}
+
+// A malformed number keeps the default rather than failing at start-up; Settings::warnings says so.
+int env_int(const char* name, int fallback, std::vector<std::string>& warnings) {
+  const std::string v = env_or(name, "");
+  if (v.empty()) return fallback;
+  try {
+    size_t used = 0;
+    const int x = std::stoi(v, &used);
+    if (used == v.size()) return x;
+  } catch (const std::exception&) {
+  }
+  warnings.push_back(fmt::format("{}={} is not an integer; using {}", name, v, fallback));
+  return fallback;
+}
+double env_double(const char* name, double fallback, std::vector<std::string>& warnings) {
+  const std::string v = env_or(name, "");
+  if (v.empty()) return fallback;
+  try {
+    size_t used = 0;
+    const double x = std::stod(v, &used);
+    if (used == v.size() && x > 0) return x;
+  } catch (const std::exception&) {
+  }
+  warnings.push_back(fmt::format("{}={} is not a positive number; using {}", name, v, fallback));
+  return fallback;
 }
 
 Settings read_environment() {
@@ -24,6 +52,15 @@ Settings read_environment() {
   c.tf32 = env_or("KERASCPP_TF32", "1") != "0";
   c.datasets_dir = env_or("KERASCPP_DATASETS_DIR", "/usr/share/datasets");
   c.keras_home = env_or("KERAS_HOME", home.empty() ? std::string(".keras") : home + "/.keras");
+  // mpirun's variables first, then torchrun-style ones.
+  c.launched_by_mpi = !env_or("OMPI_COMM_WORLD_SIZE", "").empty();
+  c.rank = env_int("OMPI_COMM_WORLD_RANK", env_int("RANK", 0, c.warnings), c.warnings);
+  c.world_size = env_int("OMPI_COMM_WORLD_SIZE", env_int("WORLD_SIZE", 1, c.warnings), c.warnings);
+  c.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("LOCAL_RANK", 0, c.warnings), c.warnings);
+  c.master_addr = env_or("MASTER_ADDR", "127.0.0.1");
+  c.master_port = env_int("MASTER_PORT", 29500, c.warnings);
+  c.distributed_timeout_s = env_double("KERASCPP_DISTRIBUTED_TIMEOUT", 300, c.warnings);
+  c.cuda_device = env_int("KERASCPP_CUDA_DEVICE", c.local_rank, c.warnings);
   return c;
 }
 

@@ -21,6 +21,25 @@ struct KERASCPP_API Settings {
   std::string datasets_dir = "/usr/share/datasets";
   /// KERASCPP_TF32: "0" starts with TensorFloat-32 off.
   bool tf32 = true;
+
+  // Multi-process training (distributed/): set by mpirun (OMPI_COMM_WORLD_*) or, as torchrun
+  // does, by the launcher (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
+  /// This process' rank and the number of processes; 0 and 1 outside a launcher.
+  int rank = 0;
+  int world_size = 1;
+  /// The rank among the processes of this node: which GPU this process uses.
+  int local_rank = 0;
+  /// True when launched by mpirun (OpenMPI sets OMPI_COMM_WORLD_SIZE).
+  bool launched_by_mpi = false;
+  /// MASTER_ADDR and MASTER_PORT: where rank 0 listens for the others (the rendezvous without MPI).
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  /// KERASCPP_DISTRIBUTED_TIMEOUT: seconds a collective waits for the other ranks before it fails.
+  double distributed_timeout_s = 300;
+  /// KERASCPP_CUDA_DEVICE: the GPU this process uses; local_rank when unset.
+  int cuda_device = 0;
+  /// Variables that were set but could not be read (their defaults are used); logged by their users.
+  std::vector<std::string> warnings;
 };
 
 /// TensorFloat-32 for float32 matrix products and convolutions on GPUs that have it (default on,

@@ -1,5 +1,7 @@
 #include "models/model.h"
 
+#include "distributed/strategy.h"
+
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/random.h"
+#include "distributed/strategy.h"
 #include "layers/core/input_layer.h"
 #include "models/datasets/dataset.h"
 #include "models/saving/file_io.h"
@@ -307,6 +310,8 @@ void Model::compile(CompileOptions o) {
       metric_names_.push_back(num_outputs() > 1 ? fmt::format("{}_{}", output_name(i), m) : m);
     }
   loss_tracker_ = std::make_unique<metrics::Mean>("loss");
+  strategy_ = distribute::current_strategy();  // compiled inside strategy.scope(...): train with it
+  replicas_synced_ = false;
 
   compile_config_ = Config::object();
   compile_config_["optimizer"] = optimizer_->serialized();
@@ -438,6 +443,41 @@ std::map<std::string, double> Model::results() const {
   return logs;
 }
 
+bool Model::data_parallel() const { return strategy_ && strategy_->num_replicas_in_sync() > 1; }
+bool Model::is_chief() const { return !strategy_ || strategy_->is_chief(); }
+
+std::vector<metrics::Metric*> Model::all_metrics() const {
+  std::vector<metrics::Metric*> out{loss_tracker_.get()};
+  for (const auto& t : output_loss_trackers_) out.push_back(t.get());
+  for (const auto& per_output : metrics_)
+    for (const auto& m : per_output) out.push_back(m.get());
+  return out;
+}
+
+std::map<std::string, double> Model::global_results() {
+  if (!data_parallel()) return results();
+  // Sum every replica's metric state, read the results, then put this replica's own state back so
+  // it keeps accumulating only its own batches.
+  std::vector<std::vector<double>> local;
+  std::vector<double> flat;
+  for (const metrics::Metric* m : all_metrics()) {
+    local.push_back(m->state());
+    flat.insert(flat.end(), local.back().begin(), local.back().end());
+  }
+  const std::vector<double> total = strategy_->sum(flat);
+  size_t at = 0;
+  for (metrics::Metric* m : all_metrics()) {
+    const size_t n = m->state().size();
+    m->set_state(std::vector<double>(total.begin() + static_cast<std::ptrdiff_t>(at),
+                                     total.begin() + static_cast<std::ptrdiff_t>(at + n)));
+    at += n;
+  }
+  auto logs = results();
+  size_t k = 0;
+  for (metrics::Metric* m : all_metrics()) m->set_state(local[k++]);
+  return logs;
+}
+
 void Model::reset_metrics() {
   loss_tracker_->reset_state();
   for (auto& t : output_loss_trackers_) t->reset_state();
@@ -511,18 +551,63 @@ std::map<std::string, double> Model::train_on_batch(const TensorList& x, const T
   return results();
 }
 
-void Model::train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight) {
+void Model::train_step(const std::vector<Tensor>& x_global, const std::vector<Tensor>& y_global,
+                       const Tensor& weights_global) {
+  // Data parallel: this replica trains on its rows of the global batch; gradients are summed across
+  // replicas, each scaled by its share, so every replica applies the global batch's gradient.
+  std::vector<Tensor> x = x_global, y = y_global;
+  Tensor sample_weight = weights_global;
+  float share = 1.f;
+  if (data_parallel()) {
+    const int64_t n = x_global[0].dim(0);
+    const auto [begin, end] = strategy_->shard(n);
+    x = rows(x_global, begin, end - begin);
+    y = rows(y_global, begin, end - begin);
+    if (sample_weight.defined()) sample_weight = rows(sample_weight, begin, end - begin);
+    share = static_cast<float>(end - begin) / static_cast<float>(n);
+    if (!replicas_synced_) {
+      if (!built() || trainable_weights().empty()) {
+        NoGradScope no_grad;
+        forward(x, false, {});  // builds the layers, so there are weights to copy
+      }
+      strategy_->broadcast_variables(weights());
+      replicas_synced_ = true;
+    }
+  }
+  if (data_parallel() && x[0].dim(0) == 0) {  // a last batch smaller than the replicas: nothing here
+    const auto vars = trainable_weights();
+    auto& reducer = strategy_->reducer();
+    std::vector<Shape> shapes;
+    for (const Variable* v : vars) shapes.push_back(v->value().shape());
+    reducer.begin(shapes, 0.f);
+    for (size_t i = 0; i < vars.size(); ++i) reducer.ready(i, ops::zeros_like(vars[i]->value()));
+    optimizer_->apply_gradients(reducer.finish(), vars);
+    apply_constraints();
+    return;
+  }
   GradientTape tape;
   const std::vector<Tensor> out = forward(x, true, logits_mask());
   Tensor loss = total_loss(y, out, sample_weight);
   const Tensor penalty = regularization_loss();  // Keras adds the weights' penalties to the loss it reports
   if (penalty.defined()) loss = loss + penalty;
   const auto vars = trainable_weights();
-  const auto grads = tape.gradient(loss, vars);
+  std::vector<Tensor> grads;
+  if (data_parallel()) {
+    auto& reducer = strategy_->reducer();
+    std::vector<Shape> shapes;
+    for (const Variable* v : vars) shapes.push_back(v->value().shape());
+    reducer.begin(shapes, share);
+    tape.on_gradient_ready([&reducer](size_t i, const Tensor& g) { reducer.ready(i, g); });
+    tape.gradient(loss, vars);
+    grads = reducer.finish();
+  } else {
+    grads = tape.gradient(loss, vars);
+  }
   tape.stop_recording();
   optimizer_->apply_gradients(grads, vars);
   apply_constraints();
-  loss_tracker_->update_state(loss);
+  // Weighed by the batch's samples, as Keras 3 does, so an uneven last batch counts by its size.
+  loss_tracker_->update_state(loss, static_cast<double>(x[0].dim(0)));
   update_metrics(y, out);
 }
 
@@ -585,6 +670,7 @@ History Model::fit(const TensorList& x, const TensorList& y, FitOptions o) {
   if (weights.defined())
     KCPP_CHECK(weights.rank() == 1 && weights.dim(0) >= n, ValueError,
                "fit: sample_weight must have shape ({},), received {}", n, weights.shape().to_string());
+  if (data_parallel()) strategy_->synchronize_random_state();  // the same shuffle on every replica
   data::TensorDataset dataset(x_train, y_train, weights, batch, o.shuffle);
   return fit_dataset(dataset, x_val, y_val, batch, o);
 }
@@ -616,6 +702,8 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
   callbacks::Logs no_logs;
   stop_training = false;
   resume_epoch.reset();
+  if (data_parallel()) strategy_->decorrelate_random_state();  // shuffles agreed; dropout masks differ
+  const int verbose = is_chief() ? o.verbose : 0;
   auto history = std::make_shared<History>();  // Keras' History callback, last so it sees final logs
   history->set_model(this);
   cbs.push_back(history);
@@ -624,8 +712,8 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
   resume_epoch.reset();
   const int64_t steps = dataset.num_batches();
   for (int epoch = first_epoch; epoch < o.epochs && !stop_training; ++epoch) {
-    if (o.verbose && o.epochs > 1) std::cout << "Epoch " << epoch + 1 << "/" << o.epochs << std::endl;
-    utils::Progbar bar(steps, o.verbose, std::cout);
+    if (verbose && o.epochs > 1) std::cout << "Epoch " << epoch + 1 << "/" << o.epochs << std::endl;
+    utils::Progbar bar(steps, verbose, std::cout);
     reset_metrics();
     dataset.on_epoch_begin(epoch);
     for (auto& c : cbs) c->on_epoch_begin(epoch, no_logs);
@@ -642,14 +730,16 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
                    b.sample_weight.defined() ? on_device(b.sample_weight) : Tensor());
         steps_done = s + 1;
         if (batch_logs) {
-          callbacks::Logs logs = results();
+          callbacks::Logs logs = global_results();
           for (auto& c : cbs) c->on_train_batch_end(static_cast<int>(s), logs);
         }
-        if (o.verbose == 1 && s + 1 < steps) bar.update(s + 1, as_items(results()));
+        if (verbose == 1 && s + 1 < steps) bar.update(s + 1, as_items(results()));  // this replica's
       }
     }
     dataset.on_epoch_end();
-    std::map<std::string, double> logs = results();
+    std::map<std::string, double> logs = global_results();
+    // Per-replica BatchNormalization statistics: replicas agree on their mean, as tf.keras reads them.
+    if (data_parallel()) strategy_->average_variables(non_trainable_weights());
     if (!x_val.empty() && !stop_training)
       for (const auto& [k, v] : run_evaluation(x_val, y_val, val_batch, nullptr)) logs[fmt::format("val_{}", k)] = v;
     for (auto& c : cbs) c->on_epoch_end(epoch, logs);

@@ -17,6 +17,10 @@
 
 namespace keras {
 
+namespace distribute {
+class Strategy;
+}
+
 /// An optimizer by Keras name ("adam") or as an object (`optimizers::Adam({.learning_rate = 1e-4})`).
 class KERASCPP_API OptimizerRef {
  public:
@@ -178,6 +182,10 @@ class KERASCPP_API Model : public Layer {
   /// Every layer once, input layers included, in Keras' order (Functional models; empty for Sequential).
   const std::vector<std::shared_ptr<Layer>>& ordered_layers() const { return ordered_layers_; }
   bool compiled() const { return optimizer_ != nullptr; }
+  /// Keras' model.distribute_strategy: the strategy whose scope compile() ran in, or null.
+  distribute::Strategy* distribute_strategy() const { return strategy_.get(); }
+  /// False on the replicas of a data-parallel job other than rank 0: they neither print nor write files.
+  bool is_chief() const;
   optimizers::Optimizer* optimizer() const { return optimizer_.get(); }
 
   /// Trains on inputs x (N, ...) and targets y (N, ...), one tensor per model input and output,
@@ -281,6 +289,15 @@ class KERASCPP_API Model : public Layer {
   std::vector<std::vector<std::shared_ptr<metrics::Metric>>> metrics_;  // per output
   std::unique_ptr<metrics::Mean> loss_tracker_;
   Config compile_config_;
+
+  // Data-parallel training (distributed/strategy.h).
+  std::shared_ptr<distribute::Strategy> strategy_;
+  bool replicas_synced_ = false;  // rank 0's weights copied to every replica
+  bool data_parallel() const;
+  /// Every replica's loss and metrics together (collective: every rank calls it at the same point).
+  std::map<std::string, double> global_results();
+  /// Metric states, in results() order, for summing across replicas.
+  std::vector<metrics::Metric*> all_metrics() const;
 };
 
 }  // namespace keras

@@ -419,7 +419,12 @@ int cuda_score(char* why, size_t n) {
   }
   return 100;  // above the CPU backend's 10: "auto" prefers the GPU
 }
-keras::Backend* cuda_create() { return new keras::cuda::CudaBackend(0); }
+// One process per GPU: each uses KERASCPP_CUDA_DEVICE, else its rank on the node (mpirun, torchrun).
+keras::Backend* cuda_create() {
+  int count = 1;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count < 1) count = 1;
+  return new keras::cuda::CudaBackend(keras::settings().cuda_device % count);
+}
 const KerascppBackendDescriptor kDescriptor{KERASCPP_BACKEND_ABI_VERSION, "cuda", &cuda_score, &cuda_create};
 }  // namespace
 

@@ -124,6 +124,7 @@ class CudaBackend final : public Backend {
 
   // Shared by this backend's files.
   cudaStream_t stream() const { return stream_; }
+  void* native_stream() const override { return stream_; }
   cudnnHandle_t cudnn() const { return cudnn_; }
   cublasHandle_t cublas() const { return cublas_; }
   std::shared_ptr<Storage> scratch(size_t nbytes) { return allocate(nbytes); }

@@ -155,6 +155,7 @@ CSVLogger::CSVLogger(std::string filename, char separator, bool append)
     : filename_(std::move(filename)), separator_(separator), append_(append) {}
 
 void CSVLogger::on_train_begin(Logs&) {
+  if (!model().is_chief()) return;  // data parallel: one replica writes
   const bool has_header = append_ && std::ifstream(filename_).peek() != std::ifstream::traits_type::eof();
   file_.reset(std::fopen(filename_.c_str(), append_ ? "a" : "w"), std::fclose);
   KCPP_CHECK(file_, IOError, "CSVLogger: cannot open {}", filename_);
@@ -163,6 +164,7 @@ void CSVLogger::on_train_begin(Logs&) {
 }
 
 void CSVLogger::on_epoch_end(int epoch, Logs& logs) {
+  if (!file_) return;
   if (keys_.empty() || (keys_.size() == 1 && keys_[0].empty())) {
     const bool write_header = keys_.empty();
     keys_.clear();
@@ -190,6 +192,7 @@ ModelCheckpoint::ModelCheckpoint(std::string filepath, ModelCheckpointOptions o)
 void ModelCheckpoint::on_train_begin(Logs&) { best_ = maximize_ ? -INFINITY : INFINITY; }
 
 void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs) {
+  if (!model().is_chief()) return;  // data parallel: replicas are identical, one writes
   std::string path = filepath_;
   for (size_t at; (at = path.find("{epoch}")) != std::string::npos;) path.replace(at, 7, std::to_string(epoch + 1));
   if (o_.save_best_only) {
@@ -277,6 +280,7 @@ void BackupAndRestore::on_train_begin(Logs&) {
 }
 
 void BackupAndRestore::on_epoch_end(int epoch, Logs&) {
+  if (!model().is_chief()) return;  // data parallel: replicas are identical, one writes
   std::filesystem::create_directories(dir_);
   const std::string weights_name = fmt::format("epoch_{}.weights.h5", epoch + 1);
   model().save_weights((std::filesystem::path(dir_) / weights_name).string());
@@ -293,7 +297,7 @@ void BackupAndRestore::on_epoch_end(int epoch, Logs&) {
 }
 
 void BackupAndRestore::on_train_end(Logs&) {
-  if (!o_.delete_checkpoint) return;
+  if (!o_.delete_checkpoint || !model().is_chief()) return;
   std::error_code ec;
   const std::string weights = weights_named(read_metadata(dir_));
   if (!weights.empty()) std::filesystem::remove(std::filesystem::path(dir_) / weights, ec);

@@ -15,11 +15,29 @@ void Metric::accumulate(const Tensor& values) {
   count_ += static_cast<double>(values.num_elements());
 }
 
+void Metric::accumulate(const Tensor& value, double weight) {
+  NoGradScope no_grad;
+  KCPP_CHECK(value.num_elements() == 1, ShapeError, "{}: expected a scalar to weigh, received shape {}", name(),
+             value.shape().to_string());
+  const Tensor s = ops::reshape(ops::cast(value, DType::float32), std::vector<int64_t>{}) * static_cast<float>(weight);
+  total_ = total_.defined() && total_.backend() == s.backend() ? total_ + s : s;
+  count_ += weight;
+}
+
 double Metric::result() const { return count_ > 0 && total_.defined() ? total_.item() / count_ : 0.0; }
 
 void Metric::reset_state() {
   total_ = Tensor();
   count_ = 0;
+}
+
+std::vector<double> Metric::state() const { return {total_.defined() ? total_.item() : 0.0, count_}; }
+
+void Metric::set_state(const std::vector<double>& state) {
+  KCPP_CHECK(state.size() == 2, ValueError, "{}: expected a state of 2 numbers (total, count), received {}", name(),
+             state.size());
+  total_ = Tensor::scalar(static_cast<float>(state[0]), total_.defined() ? total_.backend() : nullptr);
+  count_ = state[1];
 }
 
 namespace {
@@ -86,6 +104,21 @@ void ConfusionMetric::reset_state() {
   Metric::reset_state();
   tp_.assign(thresholds_.size(), 0);
   fp_ = tn_ = fn_ = tp_;
+}
+std::vector<double> ConfusionMetric::state() const {
+  std::vector<double> out;
+  for (const auto* v : {&tp_, &fp_, &tn_, &fn_}) out.insert(out.end(), v->begin(), v->end());
+  return out;
+}
+void ConfusionMetric::set_state(const std::vector<double>& state) {
+  const size_t n = thresholds_.size();
+  KCPP_CHECK(state.size() == 4 * n, ValueError, "{}: expected a state of {} numbers (tp, fp, tn, fn), received {}",
+             name(), 4 * n, state.size());
+  size_t at = 0;
+  for (auto* v : {&tp_, &fp_, &tn_, &fn_}) {
+    v->assign(state.begin() + static_cast<std::ptrdiff_t>(at), state.begin() + static_cast<std::ptrdiff_t>(at + n));
+    at += n;
+  }
 }
 void ConfusionMetric::update_state(const Tensor& y_true, const Tensor& y_pred) {
   NoGradScope no_grad;

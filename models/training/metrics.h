@@ -18,10 +18,16 @@ class KERASCPP_API Metric {
   virtual double result() const;
   virtual void reset_state();
   const std::string& name() const { return name_; }
+  /// The accumulated state as numbers that add up across replicas (data-parallel training sums
+  /// them), and setting it back.
+  virtual std::vector<double> state() const;
+  virtual void set_state(const std::vector<double>& state);
 
  protected:
   /// Adds `values` (any shape) to the running sum and their count to the count.
   void accumulate(const Tensor& values);
+  /// Adds the scalar `value` times `weight` to the sum and `weight` to the count.
+  void accumulate(const Tensor& value, double weight);
 
  private:
   std::string name_;
@@ -34,6 +40,8 @@ class KERASCPP_API Mean : public Metric {
  public:
   explicit Mean(std::string name = "mean") : Metric(std::move(name)) {}
   void update_state(const Tensor& values, const Tensor& /*unused*/ = Tensor()) override { accumulate(values); }
+  /// Adds a scalar `value` counted `weight` times (Keras' update_state(value, sample_weight=n)).
+  void update_state(const Tensor& value, double weight) { accumulate(value, weight); }
 };
 
 /// argmax(y_pred) == y_true for integer labels.
@@ -102,6 +110,8 @@ class KERASCPP_API ConfusionMetric : public Metric {
   ConfusionMetric(std::string name, std::vector<double> thresholds);
   void update_state(const Tensor& y_true, const Tensor& y_pred) override;
   void reset_state() override;
+  std::vector<double> state() const override;
+  void set_state(const std::vector<double>& state) override;
 
  protected:
   std::vector<double> thresholds_, tp_, fp_, tn_, fn_;

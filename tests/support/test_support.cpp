@@ -85,4 +85,13 @@ void check_gradients(const std::function<keras::Tensor(const std::vector<keras::
   }
 }
 
+double max_abs_diff(const keras::Tensor& a, const keras::Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  const auto x = keras::ops::cast(a, keras::DType::float32).to_vector<float>();
+  const auto y = keras::ops::cast(b, keras::DType::float32).to_vector<float>();
+  double m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(x[i]) - static_cast<double>(y[i])));
+  return m;
+}
+
 }  // namespace kt

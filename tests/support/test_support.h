@@ -30,6 +30,9 @@ keras::Tensor random_tensor(const keras::Shape& shape, uint32_t seed, float lo =
 void require_close(const std::vector<float>& actual, const std::vector<float>& expected, float atol = 1e-5f,
                    float rtol = 1e-5f);
 
+/// max |a - b| over the elements of two tensors of the same shape (read as float32).
+double max_abs_diff(const keras::Tensor& a, const keras::Tensor& b);
+
 /// Checks every input's gradient of sum(f(inputs) * w) (w a fixed random weighting) against central
 /// finite differences. Inputs must be float32.
 void check_gradients(const std::function<keras::Tensor(const std::vector<keras::Tensor>&)>& f,

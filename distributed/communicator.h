@@ -1,0 +1,77 @@
+#pragma once
+// Collectives across the processes (ranks) of a training job. The frontend uses only this
+// interface; MPI and NCCL live in plugins (libkerascpp_comm_mpi.so, libkerascpp_comm_nccl.so), so
+// libkerascpp.so itself needs neither.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "../core/export.h"
+#include "../core/tensor.h"
+
+namespace keras::distribute {
+
+enum class ReduceOp { sum, mean, max, min };
+
+/// A collective in flight.
+class KERASCPP_API Work {
+ public:
+  virtual ~Work();
+  /// True once the collective has finished (drives progress; never blocks).
+  virtual bool test() = 0;
+  /// Blocks until it finishes; throws DistributedError when the other ranks do not answer within
+  /// the communicator's timeout (a rank failed or hangs).
+  virtual void wait() = 0;
+};
+
+struct CommunicatorOptions {
+  /// How long a collective waits for the other ranks before it fails (KERASCPP_DISTRIBUTED_TIMEOUT).
+  std::chrono::milliseconds timeout{300'000};
+};
+
+/// Every rank calls the same collectives in the same order with tensors of the same shape and
+/// dtype. Tensors are updated in place where the method says so.
+class KERASCPP_API Communicator {
+ public:
+  virtual ~Communicator();
+  /// "single", "mpi", "nccl".
+  virtual std::string name() const = 0;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  std::chrono::milliseconds timeout() const { return options_.timeout; }
+
+  /// Starts reducing `t` in place across ranks; `t` must stay alive and untouched until the work ends.
+  virtual std::unique_ptr<Work> all_reduce_async(Tensor t, ReduceOp op) = 0;
+  /// Reduces `t` in place across ranks.
+  void all_reduce(Tensor& t, ReduceOp op = ReduceOp::sum) { all_reduce_async(t, op)->wait(); }
+  /// Overwrites `t` on every rank with root's.
+  virtual void broadcast(Tensor& t, int root = 0) = 0;
+  /// Every rank's `t`, stacked: (world_size, ...t's shape).
+  virtual Tensor all_gather(const Tensor& t) = 0;
+  /// Reduces `t` (world_size * k, ...) across ranks; rank r keeps rows [r k, (r + 1) k).
+  virtual Tensor reduce_scatter(const Tensor& t, ReduceOp op = ReduceOp::sum) = 0;
+  /// Returns when every rank has reached it (or throws after the timeout).
+  virtual void barrier() = 0;
+  /// Ends the whole job because this rank failed: the other ranks stop too instead of waiting
+  /// for it. Does not return.
+  [[noreturn]] virtual void abort(const std::string& why) = 0;
+
+ protected:
+  explicit Communicator(CommunicatorOptions options) : options_(options) {}
+  CommunicatorOptions options_;
+};
+
+/// One process: every collective is the identity (sum, mean, max and min of one value).
+KERASCPP_API std::shared_ptr<Communicator> make_single_process_communicator(CommunicatorOptions options = {});
+
+/// Loads a communicator plugin: "mpi" (CPU tensors, or device tensors staged through the host;
+/// the process must be started by mpirun) or "nccl" (CUDA tensors, ordered on the backend's
+/// stream; ranks exchange NCCL's id through `bootstrap`, usually the MPI communicator).
+/// Throws DistributedError naming the plugin and why it cannot be used.
+KERASCPP_API std::shared_ptr<Communicator> make_communicator(const std::string& kind, CommunicatorOptions options = {},
+                                                             std::shared_ptr<Communicator> bootstrap = nullptr);
+
+/// The name of a reduction, for messages.
+KERASCPP_API const char* reduce_op_name(ReduceOp op);
+
+}  // namespace keras::distribute

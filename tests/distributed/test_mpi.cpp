@@ -1,0 +1,163 @@
+// Run by CTest under `mpirun -np 2` and `-np 3` (see tests/CMakeLists.txt): every rank runs every
+// case in the same order. References are computed independently: sums of known per-rank values,
+// and the same model trained in one process on the whole global batch.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "core/config.h"
+#include "core/ops.h"
+#include "core/random.h"
+#include "distributed/strategy.h"
+#include "kerascpp.h"
+#include "tests/support/test_support.h"
+
+using namespace keras;
+using Reduce = distribute::ReduceOp;
+
+namespace {
+distribute::MultiWorkerMirroredStrategy& strategy() {
+  static distribute::MultiWorkerMirroredStrategy s({.communicator = "mpi", .bucket_bytes = 256});
+  return s;
+}
+std::vector<float> values(const Tensor& t) { return ops::cast(t, DType::float32).to_vector<float>(); }
+
+// A small classifier; the same initial weights on every rank (seeded), replaced by rank 0's anyway.
+Sequential make_mlp() {
+  return Sequential({layers::Input({5}), layers::Dense(16, {.activation = "relu"}), layers::Dense(8, {.activation = "tanh"}),
+                     layers::Dense(3, {.activation = "softmax"})});
+}
+// Deterministic data: n samples of 5 features and labels in [0, 3).
+std::pair<Tensor, Tensor> make_data(int64_t n) {
+  std::vector<float> x(static_cast<size_t>(n * 5));
+  std::vector<int32_t> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < 5; ++j) x[static_cast<size_t>(i * 5 + j)] = std::sin(0.37f * static_cast<float>(i * 5 + j + 1));
+    y[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7) % 3);
+  }
+  return {Tensor::from_vector(x, Shape{n, 5}), Tensor::from_vector(y, Shape{n})};
+}
+void copy_weights(Model& from, Model& to) {
+  auto a = from.weights(), b = to.weights();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) b[i]->assign(a[i]->value());
+}
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+Tensor flat_weights(Model& m) {
+  std::vector<Tensor> parts;
+  for (Variable* v : m.weights()) parts.push_back(ops::reshape(ops::cast(v->value(), DType::float32), {-1}));
+  return ops::concatenate(parts, 0);
+}
+}  // namespace
+
+TEST_CASE("MPI communicator: collectives give the sums of each rank's known values", "[mpi]") {
+  auto& comm = strategy().communicator();
+  const int r = comm.rank(), w = comm.world_size();
+  REQUIRE(comm.name() == "mpi");
+  REQUIRE(w == settings().world_size);
+  REQUIRE(w >= 2);
+
+  // Rank r holds (r + 1) * [1, 2, 3].
+  auto mine = [&] { return Tensor::from_vector(std::vector<float>{1.f * (r + 1), 2.f * (r + 1), 3.f * (r + 1)}, {3}); };
+  const float s = static_cast<float>(w * (w + 1) / 2);  // 1 + 2 + ... + w
+  Tensor t = mine();
+  comm.all_reduce(t, Reduce::sum);
+  CHECK(values(t) == std::vector<float>{s, 2 * s, 3 * s});
+  t = mine();
+  comm.all_reduce(t, Reduce::mean);
+  CHECK(values(t)[2] == Approx(3 * s / w));
+  t = mine();
+  comm.all_reduce(t, Reduce::max);
+  CHECK(values(t) == std::vector<float>{1.f * w, 2.f * w, 3.f * w});
+  t = mine();
+  comm.all_reduce(t, Reduce::min);
+  CHECK(values(t) == std::vector<float>{1, 2, 3});
+
+  Tensor ids = Tensor::from_vector(std::vector<int64_t>{r == 1 ? 42 : -1}, {1});
+  comm.broadcast(ids, 1);
+  CHECK(ids.to_vector<int64_t>()[0] == 42);
+
+  const Tensor gathered = comm.all_gather(mine());
+  REQUIRE(gathered.shape() == Shape{w, 3});
+  const auto g = values(gathered);
+  for (int k = 0; k < w; ++k) CHECK(g[static_cast<size_t>(k * 3 + 1)] == 2.f * (k + 1));
+
+  // Rows [r, r + 1) of the sum of every rank's (w, 2) block [[r + k, 1]]: sum over ranks of r + k.
+  std::vector<float> block;
+  for (int k = 0; k < w; ++k) block.insert(block.end(), {static_cast<float>(r + k), 1.f});
+  const Tensor mine_rows = comm.reduce_scatter(Tensor::from_vector(block, {w, 2}), Reduce::sum);
+  REQUIRE(mine_rows.shape() == Shape{1, 2});
+  CHECK(values(mine_rows) == std::vector<float>{static_cast<float>(w * (w - 1) / 2 + w * r), static_cast<float>(w)});
+  CHECK_THROWS_WITH(comm.reduce_scatter(Tensor::from_vector(std::vector<float>(static_cast<size_t>(w + 1), 1.f), {w + 1}),
+                                        Reduce::sum),
+                    Catch::Contains("divisible by the " + std::to_string(w) + " ranks"));
+  comm.barrier();
+}
+
+TEST_CASE("Data parallel fit equals one process on the same global batches", "[mpi]") {
+  const int w = strategy().num_replicas_in_sync();
+  // 50 samples in batches of 12: the last batch (2 samples) leaves a replica empty when w == 3.
+  auto [x, y] = make_data(50);
+
+  utils::set_random_seed(3);
+  Sequential dist = strategy().scope([] { return make_mlp(); });
+  strategy().scope([&] { dist.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
+                                       .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}}); });
+  REQUIRE(dist.distribute_strategy() != nullptr);
+  Sequential single = make_mlp();
+  single.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
+                  .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+  // The reference starts from rank 0's weights, which the strategy copies to every replica.
+  Tensor start = flat_weights(dist);
+  strategy().communicator().broadcast(start, 0);
+  {
+    size_t at = 0;
+    for (Variable* v : single.weights()) {
+      const int64_t n = v->value().num_elements();
+      v->assign(ops::reshape(ops::slice(start, {static_cast<int64_t>(at)}, {n}), v->value().shape().dims()));
+      at += static_cast<size_t>(n);
+    }
+  }
+
+  utils::set_random_seed(11);  // the same shuffles in both runs
+  const History hd = dist.fit(x, y, {.batch_size = 12, .epochs = 3, .verbose = 0});
+  utils::set_random_seed(11);
+  const History hs = single.fit(x, y, {.batch_size = 12, .epochs = 3, .verbose = 0});
+
+  CHECK(max_abs_diff(values(flat_weights(dist)), values(flat_weights(single))) < 2e-5);
+  for (size_t e = 0; e < 3; ++e) {
+    CHECK(hd.history.at("loss")[e] == Approx(hs.history.at("loss")[e]).epsilon(1e-4));
+    CHECK(hd.history.at("accuracy")[e] == Approx(hs.history.at("accuracy")[e]).epsilon(1e-6));
+  }
+  // The loss really is the global one: it differs from what this replica saw on its own.
+  const auto counters = strategy().counters();
+  CHECK(counters.at("replicas") == w);
+  CHECK(counters.at("steps") >= 15);
+  // With 256-byte buckets the MLP's 12 gradients fill several buckets, most launched while the
+  // backward pass was still running (overlap).
+  CHECK(counters.at("buckets") > counters.at("steps"));
+  CHECK(counters.at("buckets_launched_during_backward") > counters.at("buckets") / 2);
+}
+
+TEST_CASE("Replicas with dropout and per-replica BatchNormalization stay identical", "[mpi]") {
+  auto [x, y] = make_data(96);
+  utils::set_random_seed(100 + static_cast<uint64_t>(strategy().replica_id()));  // different starting weights
+  Sequential model = strategy().scope([] {
+    return Sequential({layers::Input({5}), layers::Dense(32, {.activation = "relu"}), layers::BatchNormalization(),
+                       layers::Dropout(0.3f), layers::Dense(3, {.activation = "softmax"})});
+  });
+  strategy().scope([&] { model.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"}); });
+  model.fit(x, y, {.batch_size = 16, .epochs = 4, .verbose = 0});  // 24 steps
+  const Tensor all = strategy().communicator().all_gather(flat_weights(model));
+  const auto v = values(all);
+  const size_t n = v.size() / static_cast<size_t>(strategy().num_replicas_in_sync());
+  for (int k = 1; k < strategy().num_replicas_in_sync(); ++k)
+    CHECK(max_abs_diff(std::vector<float>(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n)),
+                       std::vector<float>(v.begin() + static_cast<std::ptrdiff_t>(k * n),
+                                          v.begin() + static_cast<std::ptrdiff_t>((k + 1) * n))) == 0.0);
+}

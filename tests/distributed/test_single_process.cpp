@@ -1,0 +1,98 @@
+// The distributed pieces that need no second process: the ready-gradient hook of the tape, the
+// bucketed reducer, and a strategy started alone (one replica trains exactly as no strategy).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "core/ops.h"
+#include "distributed/strategy.h"
+#include "kerascpp.h"
+#include "tests/support/test_support.h"
+
+using namespace keras;
+
+TEST_CASE("GradientTape reports each source's final gradient once, last layer first", "[cpu][distributed]") {
+  utils::set_random_seed(5);
+  Sequential model({layers::Input({4}), layers::Dense(6, {.activation = "relu"}), layers::Dense(3)});
+  const Tensor x = kt::random_tensor({8, 4}, 1);
+  const auto vars = model.trainable_weights();  // kernel_0, bias_0, kernel_1, bias_1
+  std::vector<size_t> order;
+  std::vector<Tensor> reported(vars.size());
+  GradientTape tape;
+  // The first layer's output is used twice, so its gradient accumulates from two uses.
+  const Tensor h = model.call(x, true);
+  const Tensor loss = ops::sum(h * h) + ops::sum(ops::square(vars[0]->value()));
+  tape.on_gradient_ready([&](size_t i, const Tensor& g) {
+    order.push_back(i);
+    reported[i] = ops::copy(g);
+  });
+  const auto grads = tape.gradient(loss, vars);
+  REQUIRE(order.size() == vars.size());
+  for (size_t i = 0; i < vars.size(); ++i) {
+    CHECK(std::count(order.begin(), order.end(), i) == 1);
+    CHECK(kt::max_abs_diff(reported[i], grads[i]) == 0.0);
+  }
+  // The last Dense's variables are final before the first Dense's: what lets all-reduce overlap.
+  const auto pos = [&](size_t i) { return std::find(order.begin(), order.end(), i) - order.begin(); };
+  CHECK(pos(2) < pos(0));
+  CHECK(pos(3) < pos(0));
+}
+
+TEST_CASE("GradientReducer packs buckets, scales and unpacks in variable order", "[cpu][distributed]") {
+  auto comm = distribute::make_single_process_communicator();
+  distribute::GradientReducer reducer(comm, 40);  // 10 floats per bucket
+  const std::vector<Shape> shapes{{2, 3}, {4}, {3, 3}, {1}};
+  reducer.begin(shapes, 0.5f);
+  std::vector<Tensor> g;
+  for (size_t i = 0; i < shapes.size(); ++i) g.push_back(kt::random_tensor(shapes[i], 10 + static_cast<uint32_t>(i)));
+  for (size_t i : {3u, 2u, 1u, 0u}) reducer.ready(i, g[i]);
+  const auto out = reducer.finish();
+  REQUIRE(out.size() == shapes.size());
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    CHECK(out[i].shape() == shapes[i]);
+    CHECK(kt::max_abs_diff(out[i], g[i] * 0.5f) < 1e-7);
+  }
+  const auto c = reducer.counters();
+  CHECK(c.at("buckets") == 3);  // {[1] + [3,3]}, {[4]}, {[2,3]}: 10, 4 and 6 floats
+  CHECK(c.at("buckets_launched_during_backward") == 3);
+  CHECK_THROWS_WITH((reducer.begin(shapes, 1.f), reducer.ready(0, g[1])), Catch::Contains("expected (2, 3)"));
+}
+
+TEST_CASE("A strategy started alone trains exactly as no strategy", "[cpu][distributed]") {
+  distribute::MultiWorkerMirroredStrategy strategy;  // not under mpirun: one replica
+  REQUIRE(strategy.num_replicas_in_sync() == 1);
+  REQUIRE(strategy.communicator().name() == "single");
+  REQUIRE(strategy.is_chief());
+  const Tensor x = kt::random_tensor({40, 3}, 2);
+  const Tensor y = ops::sum(x * x, {1}, true);
+  auto make = [] {
+    utils::set_random_seed(9);
+    return Sequential({layers::Input({3}), layers::Dense(8, {.activation = "tanh"}), layers::Dense(1)});
+  };
+  Sequential plain = make();
+  plain.compile({.optimizer = "adam", .loss = "mse"});
+  Sequential mirrored = strategy.scope(make);
+  strategy.scope([&] { mirrored.compile({.optimizer = "adam", .loss = "mse"}); });
+  CHECK(plain.distribute_strategy() == nullptr);
+  REQUIRE(mirrored.distribute_strategy() != nullptr);
+  utils::set_random_seed(1);
+  const auto h1 = plain.fit(x, y, {.batch_size = 8, .epochs = 2, .verbose = 0});
+  utils::set_random_seed(1);
+  const auto h2 = mirrored.fit(x, y, {.batch_size = 8, .epochs = 2, .verbose = 0});
+  CHECK(h1.history.at("loss") == h2.history.at("loss"));
+  const auto a = plain.weights(), b = mirrored.weights();
+  for (size_t i = 0; i < a.size(); ++i) CHECK(kt::max_abs_diff(a[i]->value(), b[i]->value()) == 0.0);
+  CHECK(distribute::current_strategy() == nullptr);  // the scope ended
+}
+
+TEST_CASE("Communicator choices fail with clear errors", "[cpu][distributed]") {
+  CHECK_THROWS_WITH(distribute::make_communicator("gloo"), Catch::Contains("expected 'single', 'mpi' or 'nccl', received 'gloo'"));
+  // Not started by mpirun: the MPI plugin refuses and says why.
+  CHECK_THROWS_WITH(distribute::make_communicator("mpi"), Catch::Contains("not started by mpirun") ||
+                                                              Catch::Contains("no usable mpi communicator plugin"));
+  CHECK_THROWS_WITH(distribute::MultiWorkerMirroredStrategy({.communicator = "ring"}),
+                    Catch::Contains("received 'ring'"));
+  auto single = distribute::make_single_process_communicator();
+  Tensor t = Tensor::from_vector(std::vector<float>{1, 2}, {2});
+  CHECK_THROWS_WITH(single->broadcast(t, 1), Catch::Contains("root must be a rank in [0, 1), received 1"));
+}
