@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "core/autograd.h"
 #include "core/check.h"
 #include "core/logging.h"
 #include "core/ops.h"
@@ -58,6 +59,24 @@ class SingleProcessCommunicator final : public Communicator {
 };
 
 }  // namespace
+
+Tensor all_reduce_sum(Communicator& comm, const Tensor& x) {
+  Tensor y;
+  {
+    NoGradScope no_grad;
+    y = ops::copy(x);
+    comm.all_reduce(y, ReduceOp::sum);
+  }
+  if (keras::detail::needs_recording({x})) {
+    Communicator* c = &comm;  // the communicator outlives the step that records this
+    keras::detail::record("all_reduce_sum", {x}, {&y}, [c](const std::vector<Tensor>& g) {
+      Tensor dx = ops::copy(g[0]);
+      c->all_reduce(dx, ReduceOp::sum);
+      return std::vector<Tensor>{dx};
+    });
+  }
+  return y;
+}
 
 std::shared_ptr<Communicator> make_single_process_communicator(CommunicatorOptions options) {
   return std::make_shared<SingleProcessCommunicator>(options);

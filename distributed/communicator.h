@@ -71,6 +71,10 @@ KERASCPP_API std::shared_ptr<Communicator> make_single_process_communicator(Comm
 KERASCPP_API std::shared_ptr<Communicator> make_communicator(const std::string& kind, CommunicatorOptions options = {},
                                                              std::shared_ptr<Communicator> bootstrap = nullptr);
 
+/// The sum of `x` over every rank, recorded for autograd: the gradient of each rank's `x` is the sum
+/// over ranks of the gradients flowing into the result (SyncBatchNormalization's statistics).
+KERASCPP_API Tensor all_reduce_sum(Communicator& comm, const Tensor& x);
+
 /// The name of a reduction, for messages.
 KERASCPP_API const char* reduce_op_name(ReduceOp op);
 

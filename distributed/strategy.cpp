@@ -54,7 +54,6 @@ std::pair<int64_t, int64_t> Strategy::shard(int64_t n) const {
 }
 
 void Strategy::broadcast_variables(const std::vector<Variable*>& variables) const {
-  if (num_replicas_in_sync() == 1) return;
   NoGradScope no_grad;
   for (Variable* v : variables) {
     Tensor t = ops::copy(v->value());
@@ -64,7 +63,6 @@ void Strategy::broadcast_variables(const std::vector<Variable*>& variables) cons
 }
 
 void Strategy::average_variables(const std::vector<Variable*>& variables) const {
-  if (num_replicas_in_sync() == 1) return;
   NoGradScope no_grad;
   for (Variable* v : variables) {
     if (!is_floating(v->value().dtype())) continue;

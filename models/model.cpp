@@ -443,7 +443,10 @@ std::map<std::string, double> Model::results() const {
   return logs;
 }
 
-bool Model::data_parallel() const { return strategy_ && strategy_->num_replicas_in_sync() > 1; }
+// A real communicator takes the data-parallel path even with one rank (so one GPU tests NCCL's path).
+bool Model::data_parallel() const {
+  return strategy_ && (strategy_->num_replicas_in_sync() > 1 || strategy_->communicator().name() != "single");
+}
 bool Model::is_chief() const { return !strategy_ || strategy_->is_chief(); }
 
 std::vector<metrics::Metric*> Model::all_metrics() const {

@@ -3,6 +3,7 @@
 #include "core/autograd.h"
 #include "core/check.h"
 #include "core/ops.h"
+#include "distributed/strategy.h"
 
 namespace keras::layers {
 
@@ -10,6 +11,7 @@ BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
     : Layer("BatchNormalization", options.name), options_(std::move(options)) {
   KCPP_CHECK(options_.epsilon > 0, ValueError, "BatchNormalization: epsilon must be positive, received {}",
              options_.epsilon);
+  if (options_.synchronized) strategy_ = distribute::current_strategy();
 }
 
 void BatchNormalization::check_input(const PartialShape& s) const {
@@ -31,6 +33,29 @@ void BatchNormalization::build(const PartialShape& s) {
   moving_variance_ = &add_weight("moving_variance", c, o.moving_variance_initializer, false);
 }
 
+namespace {
+// Statistics over every replica's batch: local sums and counts, summed across ranks (differentiably),
+// as Keras 3 does with synchronized=True: mean = E[x], variance = E[x^2] - E[x]^2.
+ops::BatchNormResult synchronized_batch_norm(distribute::Communicator& comm, const Tensor& x, const Tensor& gamma,
+                                             const Tensor& beta, float epsilon) {
+  const int64_t c = x.dim(-1);
+  const Tensor rows = ops::reshape(x, {-1, c});
+  const Tensor local = ops::concatenate(
+      {ops::sum(rows, {0}), ops::sum(rows * rows, {0}),
+       ops::full({1}, static_cast<float>(rows.dim(0)), DType::float32, x.backend())},
+      0);
+  const Tensor total = distribute::all_reduce_sum(comm, local);
+  const Tensor count = ops::slice(total, {2 * c}, {1});
+  const Tensor mean = ops::slice(total, {0}, {c}) / count;
+  const Tensor variance = ops::maximum(ops::slice(total, {c}, {c}) / count - mean * mean, ops::zeros_like(mean));
+  ops::BatchNormResult r;
+  r.y = (x - mean) * ops::rsqrt(variance + epsilon) * gamma + beta;
+  r.mean = mean;
+  r.variance = variance;
+  return r;
+}
+}  // namespace
+
 Tensor BatchNormalization::call(const Tensor& x, bool training) {
   Backend* be = x.backend();
   const Shape c = moving_mean_->shape();
@@ -39,7 +64,9 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
   if (!training || !trainable())
     return ops::batch_norm_inference(x, gamma, beta, moving_mean_->value(), moving_variance_->value(),
                                      options_.epsilon);
-  auto r = ops::batch_norm_training(x, gamma, beta, options_.epsilon);
+  auto r = strategy_ && strategy_->communicator().name() != "single"
+                ? synchronized_batch_norm(strategy_->communicator(), x, gamma, beta, options_.epsilon)
+                : ops::batch_norm_training(x, gamma, beta, options_.epsilon);
   {
     NoGradScope no_grad;
     const float m = options_.momentum;
@@ -66,7 +93,7 @@ Config BatchNormalization::get_config() const {
   c["gamma_regularizer"] = o.gamma_regularizer.serialized();
   c["beta_constraint"] = o.beta_constraint.serialized();
   c["gamma_constraint"] = o.gamma_constraint.serialized();
-  c["synchronized"] = false;
+  c["synchronized"] = o.synchronized;
   return c;
 }
 
@@ -98,7 +125,7 @@ std::shared_ptr<Layer> BatchNormalization::from_config(const Config& config) {
   o.gamma_regularizer = r.regularizer("gamma_regularizer");
   o.beta_constraint = r.constraint("beta_constraint");
   o.gamma_constraint = r.constraint("gamma_constraint");
-  r.require("synchronized", false);
+  o.synchronized = r.boolean("synchronized", false);
   r.require("renorm", false);
   auto layer = std::make_shared<BatchNormalization>(std::move(o));
   r.finish(*layer);

@@ -1,5 +1,11 @@
 #pragma once
+#include <memory>
+
 #include "../layer.h"
+
+namespace keras::distribute {
+class Strategy;
+}
 
 namespace keras::layers {
 
@@ -17,6 +23,9 @@ struct BatchNormalizationOptions {
   Regularizer gamma_regularizer;
   Constraint beta_constraint;
   Constraint gamma_constraint;
+  /// Keras 3's synchronized: in a data-parallel model (created inside a strategy's scope), training
+  /// statistics are over the global batch, all replicas together, instead of each replica's part.
+  bool synchronized = false;
   std::string name;
 };
 
@@ -39,6 +48,7 @@ class KERASCPP_API BatchNormalization : public Layer {
 
  private:
   BatchNormalizationOptions options_;
+  std::shared_ptr<distribute::Strategy> strategy_;  // synchronized: the scope it was created in
   Variable *gamma_ = nullptr, *beta_ = nullptr, *moving_mean_ = nullptr, *moving_variance_ = nullptr;
 };
 

@@ -161,3 +161,23 @@ TEST_CASE("Replicas with dropout and per-replica BatchNormalization stay identic
                        std::vector<float>(v.begin() + static_cast<std::ptrdiff_t>(k * n),
                                           v.begin() + static_cast<std::ptrdiff_t>((k + 1) * n))) == 0.0);
 }
+
+TEST_CASE("Synchronized BatchNormalization over replicas equals BatchNormalization on the global batch", "[mpi]") {
+  auto [x, y] = make_data(48);
+  auto make = [](bool synchronized) {
+    utils::set_random_seed(17);
+    return Sequential({layers::Input({5}), layers::Dense(12), layers::BatchNormalization({.synchronized = synchronized}),
+                       layers::Activation("relu"), layers::Dense(3, {.activation = "softmax"})});
+  };
+  Sequential dist = strategy().scope([&] { return make(true); });
+  strategy().scope([&] { dist.compile({.optimizer = optimizers::SGD({.learning_rate = 0.1f}),
+                                       .loss = "sparse_categorical_crossentropy"}); });
+  Sequential single = make(false);
+  single.compile({.optimizer = optimizers::SGD({.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
+  copy_weights(dist, single);
+  dist.fit(x, y, {.batch_size = 24, .epochs = 2, .verbose = 0, .shuffle = false});
+  single.fit(x, y, {.batch_size = 24, .epochs = 2, .verbose = 0, .shuffle = false});
+  // Trainable weights and the moving statistics both follow the global batch.
+  CHECK(max_abs_diff(values(flat_weights(dist)), values(flat_weights(single))) < 5e-5);
+  CHECK(dist.get_layer(dist.layers()[1]->name()).get_config()["synchronized"] == true);
+}
