@@ -13,6 +13,7 @@ run() { "$pack/run.sh" "$@"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu.txt" 2>&1
 { echo "== tests (all but the registry's broken-plugin folder, which lives on the build machine)"
   timeout 300 "$pack/run.sh" kerascpp_tests "~[registry]" --durations yes; echo "tests rc=$?"
+  echo "== NCCL, one rank"; timeout 60 "$pack/run.sh" kerascpp_tests "[nccl]" -s 2>&1 | tail -4
   echo "== auto picks cuda"; KERASCPP_LOG_LEVEL=info timeout 60 "$pack/run.sh" fit_synthetic 2>&1 | tail -3; } > "$out/tests.txt" 2>&1
 # The main job on the GPU (auto picks cuda), timed.
 start=$SECONDS
@@ -24,6 +25,8 @@ timeout 180 "$pack/run.sh" video_qa 8 64 3 > "$out/video_qa.txt" 2>&1; echo "vid
 start=$SECONDS
 timeout 120 "$pack/run.sh" text_classifier 4 > "$out/text_classifier.txt" 2>&1; echo "text_classifier rc=$? wall $((SECONDS - start)) s" >> "$out/text_classifier.txt"
 timeout 120 "$pack/run.sh" bench_gpu cuda > "$out/bench_cuda_tf32.txt" 2>&1
+# Data parallel through NCCL with one rank: backward time, overlap counters, predicted 8-GPU scaling.
+KERASCPP_LOG_LEVEL=warn timeout 120 "$pack/run.sh" bench_data_parallel resnet50 128 10 nccl > "$out/bench_data_parallel.txt" 2>&1
 KERASCPP_TF32=0 timeout 120 "$pack/run.sh" bench_gpu cuda > "$out/bench_cuda_fp32.txt" 2>&1
 if [ -f .gpu/torch_gpu_ref.py ]; then
   # Only the fmnist_cnn reference: the other models need the frontend issues.
@@ -38,8 +41,9 @@ fi
 echo "---- summary"
 cat "$out/gpu.txt"
 grep -E "test cases|assertions|skipped|tests rc|FAILED|using backend" "$out/tests.txt" | head -20
+sed -n "/== NCCL, one rank/,/== auto picks/p" "$out/tests.txt" | head -6
 grep -E "Test accuracy|main job" "$out/main_job.txt"
 grep "s/step" "$out/main_job.txt" | tail -2 | cut -c1-160
 grep -E "rc=|loss .* ->|Total params|Test accuracy" "$out/video_qa.txt" "$out/text_classifier.txt"
 grep "s/step" "$out/video_qa.txt" | tail -1 | cut -c1-160
-cat "$out/bench_cuda_tf32.txt" "$out/bench_cuda_fp32.txt" "$out/torch_ref.txt" 2>/dev/null | grep -v "^\[kerascpp\]" | head -20
+cat "$out/bench_data_parallel.txt" "$out/bench_cuda_tf32.txt" "$out/bench_cuda_fp32.txt" "$out/torch_ref.txt" 2>/dev/null | grep -v "^\[kerascpp\]" | head -20
