@@ -1,11 +1,11 @@
 #include "core/config.h"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
-
-#include <fmt/format.h>
 
 namespace keras {
 namespace {

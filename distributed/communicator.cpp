@@ -17,12 +17,23 @@ namespace keras::distribute {
 Work::~Work() = default;
 Communicator::~Communicator() = default;
 
+DistributedError timeout_error(const std::string& what, int rank, int world_size, std::chrono::milliseconds timeout) {
+  return DistributedError(fmt::format(
+      "{} on rank {} of {}: the other ranks did not answer within {} s (a rank failed or hangs; the timeout is "
+      "CommunicatorOptions::timeout or KERASCPP_DISTRIBUTED_TIMEOUT)",
+      what, rank, world_size, std::chrono::duration<double>(timeout).count()));
+}
+
 const char* reduce_op_name(ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum: return "sum";
-    case ReduceOp::mean: return "mean";
-    case ReduceOp::max: return "max";
-    case ReduceOp::min: return "min";
+    case ReduceOp::sum:
+      return "sum";
+    case ReduceOp::mean:
+      return "mean";
+    case ReduceOp::max:
+      return "max";
+    case ReduceOp::min:
+      return "min";
   }
   return "?";
 }
@@ -113,7 +124,8 @@ std::shared_ptr<Communicator> make_communicator(const std::string& kind, Communi
     char why[512] = {0};
     Communicator* c = create(&options, bootstrap.get(), why, sizeof why);
     if (!c) throw DistributedError(fmt::format("the {} communicator ({}) cannot run: {}", kind, path, why));
-    keras::detail::log_info(fmt::format("distributed: {} communicator, rank {} of {}", kind, c->rank(), c->world_size()));
+    keras::detail::log_info(
+        fmt::format("distributed: {} communicator, rank {} of {}", kind, c->rank(), c->world_size()));
     // The NCCL communicator keeps using its bootstrap: keep it alive as long as the result.
     std::shared_ptr<Communicator> owned(c);
     if (!bootstrap) return owned;

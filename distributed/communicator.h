@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "../core/errors.h"
 #include "../core/export.h"
 #include "../core/tensor.h"
 
@@ -74,6 +75,10 @@ KERASCPP_API std::shared_ptr<Communicator> make_communicator(const std::string& 
 /// The sum of `x` over every rank, recorded for autograd: the gradient of each rank's `x` is the sum
 /// over ranks of the gradients flowing into the result (SyncBatchNormalization's statistics).
 KERASCPP_API Tensor all_reduce_sum(Communicator& comm, const Tensor& x);
+
+/// The error every communicator throws when a collective outlives its timeout.
+KERASCPP_API DistributedError timeout_error(const std::string& what, int rank, int world_size,
+                                            std::chrono::milliseconds timeout);
 
 /// The name of a reduction, for messages.
 KERASCPP_API const char* reduce_op_name(ReduceOp op);

@@ -15,7 +15,7 @@
 extern "C" {
 typedef uint32_t (*KerascppCommAbiFn)();
 typedef keras::distribute::Communicator* (*KerascppCommCreateFn)(const keras::distribute::CommunicatorOptions* options,
-                                                                 keras::distribute::Communicator* bootstrap,
-                                                                 char* why, size_t why_size);
+                                                                 keras::distribute::Communicator* bootstrap, char* why,
+                                                                 size_t why_size);
 }
 #define KERASCPP_COMM_ABI_ENTRY_POINT "kerascpp_communicator_abi"

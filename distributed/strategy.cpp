@@ -74,8 +74,8 @@ void Strategy::average_variables(const std::vector<Variable*>& variables) const 
 
 void Strategy::synchronize_random_state() const {
   if (num_replicas_in_sync() == 1) return;
-  Tensor state = Tensor::from_vector(std::vector<int64_t>{static_cast<int64_t>(random::global_state())}, Shape{1},
-                                     &cpu());
+  Tensor state =
+      Tensor::from_vector(std::vector<int64_t>{static_cast<int64_t>(random::global_state())}, Shape{1}, &cpu());
   communicator().broadcast(state, 0);
   random::set_global_state(static_cast<uint64_t>(state.to_vector<int64_t>()[0]));
 }
@@ -112,15 +112,16 @@ std::map<std::string, int64_t> Strategy::counters() const {
 namespace {
 std::shared_ptr<Communicator> communicator_for(const StrategyOptions& o) {
   CommunicatorOptions co;
-  co.timeout = o.timeout.value_or(
-      std::chrono::milliseconds(static_cast<int64_t>(settings().distributed_timeout_s * 1000.0)));
+  co.timeout =
+      o.timeout.value_or(std::chrono::milliseconds(static_cast<int64_t>(settings().distributed_timeout_s * 1000.0)));
   for (const std::string& w : settings().warnings) keras::detail::log_warn(w);
   std::string kind = o.communicator;
   const bool gpu = default_backend().device().type != DeviceType::cpu;
   const int world = settings().world_size;
   if (kind == "auto") kind = world <= 1 ? "single" : gpu ? "nccl" : "mpi";
   KCPP_CHECK(kind == "single" || kind == "mpi" || kind == "nccl", ValueError,
-             "MultiWorkerMirroredStrategy: communicator must be 'auto', 'single', 'mpi' or 'nccl', received '{}'", kind);
+             "MultiWorkerMirroredStrategy: communicator must be 'auto', 'single', 'mpi' or 'nccl', received '{}'",
+             kind);
   if (kind == "single") {
     KCPP_CHECK(world <= 1, DistributedError,
                "MultiWorkerMirroredStrategy: communicator 'single' in a job of {} processes (rank {})", world,

@@ -1,7 +1,5 @@
 #include "models/model.h"
 
-#include "distributed/strategy.h"
-
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -330,8 +328,7 @@ void Model::compile(CompileOptions o) {
   compile_config_["jit_compile"] = false;
 }
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 void Model::save(const std::string& path) { models::save_model(*this, path); }
 
@@ -377,10 +374,10 @@ Folded fold_steps(const Tensor& y_true, const Tensor& y_pred, const Tensor& weig
   else if (y_true.rank() + 1 == y_pred.rank())
     yt = ops::reshape(y_true, {rows});  // sparse labels (N, T)
   else
-    throw ShapeError(fmt::format("targets {} do not match the sequence output {}: expected {} or its shape without "
-                                 "the last axis",
-                                 y_true.shape().to_string(), y_pred.shape().to_string(),
-                                 y_pred.shape().to_string()));
+    throw ShapeError(
+        fmt::format("targets {} do not match the sequence output {}: expected {} or its shape without "
+                    "the last axis",
+                    y_true.shape().to_string(), y_pred.shape().to_string(), y_pred.shape().to_string()));
   KCPP_CHECK(yt.dim(0) == rows, ShapeError, "targets {} do not match the sequence output {}",
              y_true.shape().to_string(), y_pred.shape().to_string());
   Folded f{yt, ops::reshape(y_pred, {rows, y_pred.dim(-1)}), Tensor()};
@@ -414,8 +411,8 @@ Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>
     // Keras' "sum_over_batch_size": weighted sum over the number of samples (valid steps); no valid
     // step gives 0, as Keras' divide_no_nan.
     const float count = static_cast<float>(std::max<int64_t>(per_sample.dim(0), 1));
-    Tensor l = f.weights.defined() ? ops::sum(per_sample * f.weights) * (1.f / count)
-                                   : ops::sum(per_sample) * (1.f / count);
+    Tensor l =
+        f.weights.defined() ? ops::sum(per_sample * f.weights) * (1.f / count) : ops::sum(per_sample) * (1.f / count);
     if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);  // unweighted, as Keras logs it
     if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
     total = total.defined() ? total + l : l;
@@ -772,8 +769,7 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
       if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);
       if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
       // Keras weighs each batch's loss by its number of samples, whatever its steps and masks.
-      if (l.dim(0) != count)
-        l = ops::full({count}, l.dim(0) ? ops::mean(l).item() : 0.f, DType::float32, l.backend());
+      if (l.dim(0) != count) l = ops::full({count}, l.dim(0) ? ops::mean(l).item() : 0.f, DType::float32, l.backend());
       per_sample = per_sample.defined() ? per_sample + l : l;
     }
     loss_tracker_->update_state(per_sample);
@@ -1026,8 +1022,8 @@ std::string Model::summary_string(int line_length, int console_width) {
     // Keras counts the iteration counter, the learning rate (unless a schedule computes it), the slots
     // and any extra state (Nadam's momentum product), and adds them to the total.
     for (Variable* v : optimizer_->variables()) optimizer_params += v->value().num_elements();
-    optimizer_params += 1 + (optimizer_->has_schedule() ? 0 : 1) +
-                        static_cast<int64_t>(optimizer_->extra_state().size());
+    optimizer_params +=
+        1 + (optimizer_->has_schedule() ? 0 : 1) + static_cast<int64_t>(optimizer_->extra_state().size());
   }
   const int64_t total = trainable + frozen + optimizer_params;
   s << " Total params: " << thousands(total) << " (" << readable_size(4.0 * static_cast<double>(total)) << ")\n";

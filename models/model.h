@@ -71,7 +71,7 @@ class KERASCPP_API TensorList {
 /// One symbolic tensor or several, for Model(inputs, outputs).
 class KERASCPP_API KerasTensorList {
  public:
-  KerasTensorList(const KerasTensor& t) : items_{t}, single_(true) {}     // NOLINT
+  KerasTensorList(const KerasTensor& t) : items_{t}, single_(true) {}      // NOLINT
   KerasTensorList(std::initializer_list<KerasTensor> ts) : items_(ts) {}   // NOLINT
   KerasTensorList(std::vector<KerasTensor> ts) : items_(std::move(ts)) {}  // NOLINT
   const std::vector<KerasTensor>& items() const { return items_; }
@@ -267,16 +267,18 @@ class KERASCPP_API Model : public Layer {
 
   // The Functional graph.
   std::vector<KerasTensor> inputs_, outputs_;
-  bool single_input_ = false, single_output_ = false;  // made from one tensor, not a list
+  bool single_input_ = false, single_output_ = false;         // made from one tensor, not a list
   std::vector<std::shared_ptr<detail::SymbolicNode>> nodes_;  // topological order, inputs excluded
   /// Every layer once, input layers included, in Keras' order (model.layers, configs, saved files).
   std::vector<std::shared_ptr<Layer>> ordered_layers_;
   void order_layers_as_keras();
   std::vector<float> loss_weights_;
+
  protected:
   /// The masks of the last forward()'s outputs (undefined where none): losses and metrics skip
   /// masked steps.
   std::vector<Tensor> output_masks_;
+
  private:
   std::vector<std::string> metric_names_;  // as logged, in metrics_ order
   bool built_for_graph_ = false;

@@ -26,31 +26,39 @@ std::string mpi_error_text(int code) {
   return std::string(text, static_cast<size_t>(len));
 }
 
-#define KCPP_MPI(expr)                                                                                      \
-  do {                                                                                                      \
-    const int kcpp_mpi_rc = (expr);                                                                         \
-    if (kcpp_mpi_rc != MPI_SUCCESS)                                                                         \
+#define KCPP_MPI(expr)                                                                                        \
+  do {                                                                                                        \
+    const int kcpp_mpi_rc = (expr);                                                                           \
+    if (kcpp_mpi_rc != MPI_SUCCESS)                                                                           \
       throw ::keras::DistributedError(fmt::format("MPI: {} failed: {}", #expr, mpi_error_text(kcpp_mpi_rc))); \
   } while (0)
 
 MPI_Datatype mpi_type(DType dtype, const char* what) {
   switch (dtype) {
-    case DType::float32: return MPI_FLOAT;
-    case DType::int32: return MPI_INT32_T;
-    case DType::int64: return MPI_INT64_T;
-    case DType::uint8: return MPI_UINT8_T;
-    default: break;
+    case DType::float32:
+      return MPI_FLOAT;
+    case DType::int32:
+      return MPI_INT32_T;
+    case DType::int64:
+      return MPI_INT64_T;
+    case DType::uint8:
+      return MPI_UINT8_T;
+    default:
+      break;
   }
-  throw TypeError(fmt::format("MPI communicator: {} supports float32, int32, int64 and uint8, received {}",
-                              what, dtype_name(dtype)));
+  throw TypeError(fmt::format("MPI communicator: {} supports float32, int32, int64 and uint8, received {}", what,
+                              dtype_name(dtype)));
 }
 
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
     case ReduceOp::sum:
-    case ReduceOp::mean: return MPI_SUM;
-    case ReduceOp::max: return MPI_MAX;
-    case ReduceOp::min: return MPI_MIN;
+    case ReduceOp::mean:
+      return MPI_SUM;
+    case ReduceOp::max:
+      return MPI_MAX;
+    case ReduceOp::min:
+      return MPI_MIN;
   }
   return MPI_SUM;
 }
@@ -87,10 +95,7 @@ class MpiWork final : public Work {
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     while (!test()) {
       if (std::chrono::steady_clock::now() > deadline)
-        throw DistributedError(fmt::format(
-            "{} on rank {} of {}: the other ranks did not answer within {} s (a rank failed or hangs; the timeout is "
-            "CommunicatorOptions::timeout or KERASCPP_DISTRIBUTED_TIMEOUT)",
-            what_, rank_, world_, std::chrono::duration<double>(timeout_).count()));
+        throw timeout_error(what_, rank_, world_, timeout_);
       std::this_thread::yield();
     }
   }
@@ -139,11 +144,13 @@ class MpiCommunicator final : public Communicator {
     const MPI_Datatype type = mpi_type(t.dtype(), "all_reduce");
     auto buffer = std::make_shared<HostBuffer>(t);
     const int world = world_;
-    auto work = std::make_unique<MpiWork>(fmt::format("all_reduce({}) of {}", reduce_op_name(op), t.shape().to_string()),
-                                          rank_, world_, timeout(), [buffer, op, world] {
-                                            if (op == ReduceOp::mean) ops::copy_into(buffer->host * (1.f / world), buffer->host);
-                                            buffer->finish();
-                                          });
+    auto work =
+        std::make_unique<MpiWork>(fmt::format("all_reduce({}) of {}", reduce_op_name(op), t.shape().to_string()), rank_,
+                                  world_, timeout(), [buffer, op, world] {
+                                    if (op == ReduceOp::mean)
+                                      ops::copy_into(buffer->host * (1.f / world), buffer->host);
+                                    buffer->finish();
+                                  });
     KCPP_MPI(MPI_Iallreduce(MPI_IN_PLACE, buffer->data(), count(t), type, mpi_op(op), comm_, work->request()));
     return work;
   }
@@ -182,8 +189,8 @@ class MpiCommunicator final : public Communicator {
     Tensor out = Tensor::empty(Shape(dims), t.dtype(), cpu);
     MpiWork work(fmt::format("reduce_scatter({}) of {}", reduce_op_name(op), t.shape().to_string()), rank_, world_,
                  timeout());
-    KCPP_MPI(MPI_Ireduce_scatter_block(in.raw_data(), out.raw_data(), count(out),
-                                       mpi_type(t.dtype(), "reduce_scatter"), mpi_op(op), comm_, work.request()));
+    KCPP_MPI(MPI_Ireduce_scatter_block(in.raw_data(), out.raw_data(), count(out), mpi_type(t.dtype(), "reduce_scatter"),
+                                       mpi_op(op), comm_, work.request()));
     work.wait();
     if (op == ReduceOp::mean) out = out * (1.f / world_);
     return ops::to_backend(out, *t.backend());

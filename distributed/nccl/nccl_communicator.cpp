@@ -18,28 +18,35 @@
 namespace keras::distribute {
 namespace {
 
-#define KCPP_NCCL_CUDA(expr)                                                                                     \
-  do {                                                                                                           \
-    const cudaError_t kcpp_e = (expr);                                                                           \
-    if (kcpp_e != cudaSuccess)                                                                                   \
-      throw ::keras::DistributedError(fmt::format("CUDA: {} failed: {}", #expr, cudaGetErrorString(kcpp_e)));    \
+#define KCPP_NCCL_CUDA(expr)                                                                                  \
+  do {                                                                                                        \
+    const cudaError_t kcpp_e = (expr);                                                                        \
+    if (kcpp_e != cudaSuccess)                                                                                \
+      throw ::keras::DistributedError(fmt::format("CUDA: {} failed: {}", #expr, cudaGetErrorString(kcpp_e))); \
   } while (0)
-#define KCPP_NCCL(expr)                                                                                          \
-  do {                                                                                                           \
-    const ncclResult_t kcpp_r = (expr);                                                                          \
-    if (kcpp_r != ncclSuccess && kcpp_r != ncclInProgress)                                                       \
-      throw ::keras::DistributedError(fmt::format("NCCL: {} failed: {}", #expr, ncclGetErrorString(kcpp_r)));   \
+#define KCPP_NCCL(expr)                                                                                       \
+  do {                                                                                                        \
+    const ncclResult_t kcpp_r = (expr);                                                                       \
+    if (kcpp_r != ncclSuccess && kcpp_r != ncclInProgress)                                                    \
+      throw ::keras::DistributedError(fmt::format("NCCL: {} failed: {}", #expr, ncclGetErrorString(kcpp_r))); \
   } while (0)
 
 ncclDataType_t nccl_type(DType dtype, const char* what) {
   switch (dtype) {
-    case DType::float32: return ncclFloat32;
-    case DType::float16: return ncclFloat16;
-    case DType::bfloat16: return ncclBfloat16;
-    case DType::int32: return ncclInt32;
-    case DType::int64: return ncclInt64;
-    case DType::uint8: return ncclUint8;
-    default: break;
+    case DType::float32:
+      return ncclFloat32;
+    case DType::float16:
+      return ncclFloat16;
+    case DType::bfloat16:
+      return ncclBfloat16;
+    case DType::int32:
+      return ncclInt32;
+    case DType::int64:
+      return ncclInt64;
+    case DType::uint8:
+      return ncclUint8;
+    default:
+      break;
   }
   throw TypeError(fmt::format("NCCL communicator: {} supports floating, int32, int64 and uint8 tensors, received {}",
                               what, dtype_name(dtype)));
@@ -47,10 +54,14 @@ ncclDataType_t nccl_type(DType dtype, const char* what) {
 
 ncclRedOp_t nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum: return ncclSum;
-    case ReduceOp::mean: return ncclAvg;
-    case ReduceOp::max: return ncclMax;
-    case ReduceOp::min: return ncclMin;
+    case ReduceOp::sum:
+      return ncclSum;
+    case ReduceOp::mean:
+      return ncclAvg;
+    case ReduceOp::max:
+      return ncclMax;
+    case ReduceOp::min:
+      return ncclMin;
   }
   return ncclSum;
 }
@@ -105,8 +116,8 @@ class NcclCommunicator final : public Communicator {
     cudaStream_t s = stream_of(t, "all_reduce");
     KCPP_NCCL(ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.num_elements()),
                             nccl_type(t.dtype(), "all_reduce"), nccl_op(op), comm_, s));
-    return std::make_unique<NcclWork>(this, fmt::format("all_reduce({}) of {}", reduce_op_name(op), t.shape().to_string()),
-                                      s, t);
+    return std::make_unique<NcclWork>(
+        this, fmt::format("all_reduce({}) of {}", reduce_op_name(op), t.shape().to_string()), s, t);
   }
   void broadcast(Tensor& t, int root) override {
     KCPP_CHECK(root >= 0 && root < world_, ValueError, "broadcast: root must be a rank in [0, {}), received {}", world_,
@@ -156,16 +167,13 @@ class NcclCommunicator final : public Communicator {
     KCPP_NCCL(ncclCommGetAsyncError(comm_, &async));
     if (async != ncclSuccess && async != ncclInProgress) {
       abort_nccl();
-      throw DistributedError(fmt::format("{} on rank {} of {}: NCCL reported {}", what, rank_, world_,
-                                         ncclGetErrorString(async)));
+      throw DistributedError(
+          fmt::format("{} on rank {} of {}: NCCL reported {}", what, rank_, world_, ncclGetErrorString(async)));
     }
   }
   [[noreturn]] void timed_out(const std::string& what) {
     abort_nccl();
-    throw DistributedError(fmt::format(
-        "{} on rank {} of {}: the other ranks did not answer within {} s (a rank failed or hangs; the timeout is "
-        "CommunicatorOptions::timeout or KERASCPP_DISTRIBUTED_TIMEOUT)",
-        what, rank_, world_, std::chrono::duration<double>(timeout()).count()));
+    throw timeout_error(what, rank_, world_, timeout());
   }
 
  private:

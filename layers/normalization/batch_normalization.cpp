@@ -40,10 +40,9 @@ ops::BatchNormResult synchronized_batch_norm(distribute::Communicator& comm, con
                                              const Tensor& beta, float epsilon) {
   const int64_t c = x.dim(-1);
   const Tensor rows = ops::reshape(x, {-1, c});
-  const Tensor local = ops::concatenate(
-      {ops::sum(rows, {0}), ops::sum(rows * rows, {0}),
-       ops::full({1}, static_cast<float>(rows.dim(0)), DType::float32, x.backend())},
-      0);
+  const Tensor local = ops::concatenate({ops::sum(rows, {0}), ops::sum(rows * rows, {0}),
+                                         ops::full({1}, static_cast<float>(rows.dim(0)), DType::float32, x.backend())},
+                                        0);
   const Tensor total = distribute::all_reduce_sum(comm, local);
   const Tensor count = ops::slice(total, {2 * c}, {1});
   const Tensor mean = ops::slice(total, {0}, {c}) / count;
@@ -65,8 +64,8 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
     return ops::batch_norm_inference(x, gamma, beta, moving_mean_->value(), moving_variance_->value(),
                                      options_.epsilon);
   auto r = strategy_ && strategy_->communicator().name() != "single"
-                ? synchronized_batch_norm(strategy_->communicator(), x, gamma, beta, options_.epsilon)
-                : ops::batch_norm_training(x, gamma, beta, options_.epsilon);
+               ? synchronized_batch_norm(strategy_->communicator(), x, gamma, beta, options_.epsilon)
+               : ops::batch_norm_training(x, gamma, beta, options_.epsilon);
   {
     NoGradScope no_grad;
     const float m = options_.momentum;
@@ -75,7 +74,6 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
   }
   return r.y;
 }
-
 
 Config BatchNormalization::get_config() const {
   const auto& o = options_;

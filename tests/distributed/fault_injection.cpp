@@ -27,7 +27,9 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < xs.size(); ++i) xs[i] = std::cos(0.1f * static_cast<float>(i));
   const Tensor x = Tensor::from_vector(xs, Shape{64, 4});
   const Tensor y = ops::sum(x, {1}, true);
-  Sequential model = strategy.scope([] { return Sequential({layers::Input({4}), layers::Dense(4), layers::Dense(1)}); });
+  Sequential model = strategy.scope([] {
+    return Sequential({layers::Input({4}), layers::Dense(4), layers::Dense(1)});
+  });
   strategy.scope([&] { model.compile({.optimizer = "sgd", .loss = "mse"}); });
   auto fail_on_rank_1 = callbacks::LambdaCallback({.on_train_batch_end = [&](int batch, callbacks::Logs&) {
     if (rank != 1 || batch != 2) return;

@@ -2,7 +2,6 @@
 // case in the same order. References are computed independently: sums of known per-rank values,
 // and the same model trained in one process on the whole global batch.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 #include "core/config.h"
@@ -24,15 +23,16 @@ std::vector<float> values(const Tensor& t) { return ops::cast(t, DType::float32)
 
 // A small classifier; the same initial weights on every rank (seeded), replaced by rank 0's anyway.
 Sequential make_mlp() {
-  return Sequential({layers::Input({5}), layers::Dense(16, {.activation = "relu"}), layers::Dense(8, {.activation = "tanh"}),
-                     layers::Dense(3, {.activation = "softmax"})});
+  return Sequential({layers::Input({5}), layers::Dense(16, {.activation = "relu"}),
+                     layers::Dense(8, {.activation = "tanh"}), layers::Dense(3, {.activation = "softmax"})});
 }
 // Deterministic data: n samples of 5 features and labels in [0, 3).
 std::pair<Tensor, Tensor> make_data(int64_t n) {
   std::vector<float> x(static_cast<size_t>(n * 5));
   std::vector<int32_t> y(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < 5; ++j) x[static_cast<size_t>(i * 5 + j)] = std::sin(0.37f * static_cast<float>(i * 5 + j + 1));
+    for (int64_t j = 0; j < 5; ++j)
+      x[static_cast<size_t>(i * 5 + j)] = std::sin(0.37f * static_cast<float>(i * 5 + j + 1));
     y[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7) % 3);
   }
   return {Tensor::from_vector(x, Shape{n, 5}), Tensor::from_vector(y, Shape{n})};
@@ -93,8 +93,8 @@ TEST_CASE("MPI communicator: collectives give the sums of each rank's known valu
   const Tensor mine_rows = comm.reduce_scatter(Tensor::from_vector(block, {w, 2}), Reduce::sum);
   REQUIRE(mine_rows.shape() == Shape{1, 2});
   CHECK(values(mine_rows) == std::vector<float>{static_cast<float>(w * (w - 1) / 2 + w * r), static_cast<float>(w)});
-  CHECK_THROWS_WITH(comm.reduce_scatter(Tensor::from_vector(std::vector<float>(static_cast<size_t>(w + 1), 1.f), {w + 1}),
-                                        Reduce::sum),
+  CHECK_THROWS_WITH(comm.reduce_scatter(
+                        Tensor::from_vector(std::vector<float>(static_cast<size_t>(w + 1), 1.f), {w + 1}), Reduce::sum),
                     Catch::Contains("divisible by the " + std::to_string(w) + " ranks"));
   comm.barrier();
 }
@@ -106,12 +106,16 @@ TEST_CASE("Data parallel fit equals one process on the same global batches", "[m
 
   utils::set_random_seed(3);
   Sequential dist = strategy().scope([] { return make_mlp(); });
-  strategy().scope([&] { dist.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
-                                       .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}}); });
+  strategy().scope([&] {
+    dist.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
+                  .loss = "sparse_categorical_crossentropy",
+                  .metrics = {"accuracy"}});
+  });
   REQUIRE(dist.distribute_strategy() != nullptr);
   Sequential single = make_mlp();
   single.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
-                  .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+                  .loss = "sparse_categorical_crossentropy",
+                  .metrics = {"accuracy"}});
   // The reference starts from rank 0's weights, which the strategy copies to every replica.
   Tensor start = flat_weights(dist);
   strategy().communicator().broadcast(start, 0);
@@ -166,12 +170,14 @@ TEST_CASE("Synchronized BatchNormalization over replicas equals BatchNormalizati
   auto [x, y] = make_data(48);
   auto make = [](bool synchronized) {
     utils::set_random_seed(17);
-    return Sequential({layers::Input({5}), layers::Dense(12), layers::BatchNormalization({.synchronized = synchronized}),
-                       layers::Activation("relu"), layers::Dense(3, {.activation = "softmax"})});
+    return Sequential({layers::Input({5}), layers::Dense(12),
+                       layers::BatchNormalization({.synchronized = synchronized}), layers::Activation("relu"),
+                       layers::Dense(3, {.activation = "softmax"})});
   };
   Sequential dist = strategy().scope([&] { return make(true); });
-  strategy().scope([&] { dist.compile({.optimizer = optimizers::SGD({.learning_rate = 0.1f}),
-                                       .loss = "sparse_categorical_crossentropy"}); });
+  strategy().scope([&] {
+    dist.compile({.optimizer = optimizers::SGD({.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
+  });
   Sequential single = make(false);
   single.compile({.optimizer = optimizers::SGD({.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
   copy_weights(dist, single);

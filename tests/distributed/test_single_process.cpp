@@ -1,8 +1,7 @@
 // The distributed pieces that need no second process: the ready-gradient hook of the tape, the
 // bucketed reducer, and a strategy started alone (one replica trains exactly as no strategy).
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 
 #include "core/ops.h"
 #include "distributed/strategy.h"
@@ -87,10 +86,11 @@ TEST_CASE("A strategy started alone trains exactly as no strategy", "[cpu][distr
 }
 
 TEST_CASE("Communicator choices fail with clear errors", "[cpu][distributed]") {
-  CHECK_THROWS_WITH(distribute::make_communicator("gloo"), Catch::Contains("expected 'single', 'mpi' or 'nccl', received 'gloo'"));
+  CHECK_THROWS_WITH(distribute::make_communicator("gloo"),
+                    Catch::Contains("expected 'single', 'mpi' or 'nccl', received 'gloo'"));
   // Not started by mpirun: the MPI plugin refuses and says why.
-  CHECK_THROWS_WITH(distribute::make_communicator("mpi"), Catch::Contains("not started by mpirun") ||
-                                                              Catch::Contains("no usable mpi communicator plugin"));
+  CHECK_THROWS_WITH(distribute::make_communicator("mpi"),
+                    Catch::Contains("not started by mpirun") || Catch::Contains("no usable mpi communicator plugin"));
   CHECK_THROWS_WITH(distribute::MultiWorkerMirroredStrategy({.communicator = "ring"}),
                     Catch::Contains("received 'ring'"));
   auto single = distribute::make_single_process_communicator();

@@ -38,13 +38,16 @@ int main(int argc, char** argv) {
   std::shared_ptr<Model> model = strategy.scope([&]() -> std::shared_ptr<Model> {
     if (model_name == "resnet50")
       return applications::ResNet50({.weights = "", .input_shape = {224, 224, 3}, .classes = 1000});
-    return std::make_shared<Sequential>(Sequential({layers::Input({256}), layers::Dense(1024, {.activation = "relu"}),
-                                                    layers::Dense(1024, {.activation = "relu"}),
-                                                    layers::Dense(10, {.activation = "softmax"})}));
+    return std::make_shared<Sequential>(
+        Sequential({layers::Input({256}), layers::Dense(1024, {.activation = "relu"}),
+                    layers::Dense(1024, {.activation = "relu"}), layers::Dense(10, {.activation = "softmax"})}));
   });
-  strategy.scope([&] { model->compile({.optimizer = optimizers::SGD({.learning_rate = 0.01f, .momentum = 0.9f}),
-                                       .loss = "sparse_categorical_crossentropy"}); });
-  const std::vector<int64_t> in = model_name == "resnet50" ? std::vector<int64_t>{224, 224, 3} : std::vector<int64_t>{256};
+  strategy.scope([&] {
+    model->compile({.optimizer = optimizers::SGD({.learning_rate = 0.01f, .momentum = 0.9f}),
+                    .loss = "sparse_categorical_crossentropy"});
+  });
+  const std::vector<int64_t> in =
+      model_name == "resnet50" ? std::vector<int64_t>{224, 224, 3} : std::vector<int64_t>{256};
   std::vector<int64_t> xshape{batch * world};
   xshape.insert(xshape.end(), in.begin(), in.end());
   const Tensor x = ops::random_uniform(Shape(xshape), 0.f, 1.f, 1, &default_backend());
@@ -77,16 +80,19 @@ int main(int argc, char** argv) {
   const double backward_ms = std::max(backward_host_ms, step_ms - forward_ms);
   const double wait_ms = (after["wait_us"] - before["wait_us"]) / n / 1000.0;
   const double buckets = (after["buckets"] - before["buckets"]) / n;
-  const double overlapped = (after["buckets_launched_during_backward"] - before["buckets_launched_during_backward"]) / n;
+  const double overlapped =
+      (after["buckets_launched_during_backward"] - before["buckets_launched_during_backward"]) / n;
   const double bytes = static_cast<double>(model->count_params()) * 4.0;
   if (!strategy.is_chief()) return 0;
   std::printf(
-      "{\"model\": \"%s\", \"backend\": \"%s\", \"communicator\": \"%s\", \"replicas\": %d, \"batch_per_replica\": %lld, "
-      "\"step_ms\": %.2f, \"forward_ms\": %.2f, \"backward_ms\": %.2f, \"backward_host_ms\": %.2f, \"wait_after_backward_ms\": %.3f, \"buckets_per_step\": %.1f, "
+      "{\"model\": \"%s\", \"backend\": \"%s\", \"communicator\": \"%s\", \"replicas\": %d, \"batch_per_replica\": "
+      "%lld, "
+      "\"step_ms\": %.2f, \"forward_ms\": %.2f, \"backward_ms\": %.2f, \"backward_host_ms\": %.2f, "
+      "\"wait_after_backward_ms\": %.3f, \"buckets_per_step\": %.1f, "
       "\"buckets_launched_during_backward\": %.1f, \"gradient_mb\": %.1f, \"samples_per_s\": %.1f}\n",
       model_name.c_str(), default_backend().name().c_str(), strategy.communicator().name().c_str(), world,
-      static_cast<long long>(batch), step_ms, forward_ms, backward_ms, backward_host_ms, wait_ms, buckets, overlapped, bytes / 1e6,
-      1000.0 * static_cast<double>(batch * world) / step_ms);
+      static_cast<long long>(batch), step_ms, forward_ms, backward_ms, backward_host_ms, wait_ms, buckets, overlapped,
+      bytes / 1e6, 1000.0 * static_cast<double>(batch * world) / step_ms);
   if (world == 1) {
     const double bucket_bytes = std::min<double>(bytes, strategy.options().bucket_bytes);
     for (int gpus : {2, 4, 8}) {
@@ -94,9 +100,10 @@ int main(int argc, char** argv) {
       const double t_ar = ring * bytes / (busbw_gbs * 1e9) * 1000.0;
       const double t_last = ring * bucket_bytes / (busbw_gbs * 1e9) * 1000.0;
       const double exposed = std::max(0.0, t_ar - backward_ms) + t_last;
-      std::printf("{\"predicted_gpus\": %d, \"busbw_gb_s\": %.0f, \"allreduce_ms\": %.2f, \"exposed_ms\": %.2f, "
-                  "\"efficiency\": %.3f}\n",
-                  gpus, busbw_gbs, t_ar, exposed, step_ms / (step_ms + exposed));
+      std::printf(
+          "{\"predicted_gpus\": %d, \"busbw_gb_s\": %.0f, \"allreduce_ms\": %.2f, \"exposed_ms\": %.2f, "
+          "\"efficiency\": %.3f}\n",
+          gpus, busbw_gbs, t_ar, exposed, step_ms / (step_ms + exposed));
     }
   }
   return 0;
