@@ -72,12 +72,15 @@ void Strategy::average_variables(const std::vector<Variable*>& variables) const 
   }
 }
 
+uint64_t Strategy::broadcast_key(uint64_t key) const {
+  if (num_replicas_in_sync() == 1) return key;
+  Tensor t = Tensor::from_vector(std::vector<int64_t>{static_cast<int64_t>(key)}, Shape{1}, &cpu());
+  communicator().broadcast(t, 0);
+  return static_cast<uint64_t>(t.to_vector<int64_t>()[0]);
+}
+
 void Strategy::synchronize_random_state() const {
-  if (num_replicas_in_sync() == 1) return;
-  Tensor state =
-      Tensor::from_vector(std::vector<int64_t>{static_cast<int64_t>(random::global_state())}, Shape{1}, &cpu());
-  communicator().broadcast(state, 0);
-  random::set_global_state(static_cast<uint64_t>(state.to_vector<int64_t>()[0]));
+  if (num_replicas_in_sync() > 1) random::set_global_state(broadcast_key(random::global_state()));
 }
 
 void Strategy::decorrelate_random_state() const {

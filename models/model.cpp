@@ -702,7 +702,11 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
   callbacks::Logs no_logs;
   stop_training = false;
   resume_epoch.reset();
-  if (data_parallel()) strategy_->decorrelate_random_state();  // shuffles agreed; dropout masks differ
+  if (data_parallel()) {
+    // Every replica cuts its part from the same global batches: rank 0's shuffle.
+    if (const auto key = dataset.shuffle_key()) dataset.set_shuffle_key(strategy_->broadcast_key(*key));
+    strategy_->decorrelate_random_state();  // dropout masks differ per replica
+  }
   const int verbose = is_chief() ? o.verbose : 0;
   auto history = std::make_shared<History>();  // Keras' History callback, last so it sees final logs
   history->set_model(this);

@@ -1,4 +1,5 @@
 #pragma once
+#include <optional>
 // Data pipelines for fit(): keras.utils.PyDataset's analogue, and the background prefetching
 // fit() uses for every dataset (in-memory tensors included).
 #include <condition_variable>
@@ -32,6 +33,11 @@ class KERASCPP_API Dataset {
   virtual void on_epoch_begin(int epoch) {}
   /// Called between epochs (reshuffle here).
   virtual void on_epoch_end() {}
+  /// The key its shuffles derive from, where it shuffles; data-parallel fit() gives every replica
+  /// rank 0's so they agree on each global batch. A dataset that shuffles otherwise must shuffle
+  /// the same way on every replica itself.
+  virtual std::optional<uint64_t> shuffle_key() const { return std::nullopt; }
+  virtual void set_shuffle_key(uint64_t /*key*/) {}
 };
 
 /// In-memory tensors (first axis = samples) in batches, reshuffled every epoch when asked.
@@ -43,6 +49,8 @@ class KERASCPP_API TensorDataset : public Dataset {
   /// Shuffles with a key derived from the dataset's key and the epoch: a fit resumed at epoch k
   /// sees the order an uninterrupted fit saw at epoch k.
   void on_epoch_begin(int epoch) override;
+  std::optional<uint64_t> shuffle_key() const override { return shuffle_key_; }
+  void set_shuffle_key(uint64_t key) override { shuffle_key_ = key; }
 
  private:
   std::vector<Tensor> x_, y_;

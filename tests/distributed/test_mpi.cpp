@@ -187,3 +187,20 @@ TEST_CASE("Synchronized BatchNormalization over replicas equals BatchNormalizati
   CHECK(max_abs_diff(values(flat_weights(dist)), values(flat_weights(single))) < 5e-5);
   CHECK(dist.get_layer(dist.layers()[1]->name()).get_config()["synchronized"] == true);
 }
+
+TEST_CASE("fit(Dataset) under a strategy: every replica cuts its part from rank 0's shuffle", "[mpi]") {
+  auto [x, y] = make_data(48);
+  utils::set_random_seed(3);
+  Sequential dist = strategy().scope([] { return make_mlp(); });
+  strategy().scope([&] { dist.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy"}); });
+  Sequential single = make_mlp();
+  single.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy"});
+  copy_weights(dist, single);  // the same seed on every rank: these are rank 0's weights too
+  utils::set_random_seed(50 + static_cast<uint64_t>(strategy().replica_id()));  // each rank its own shuffle key
+  data::TensorDataset mine({x}, {y}, Tensor(), 12, true);
+  utils::set_random_seed(50);  // rank 0's key
+  data::TensorDataset reference({x}, {y}, Tensor(), 12, true);
+  dist.fit(mine, {.epochs = 2, .verbose = 0});
+  single.fit(reference, {.epochs = 2, .verbose = 0});
+  CHECK(max_abs_diff(values(flat_weights(dist)), values(flat_weights(single))) < 2e-5);
+}
