@@ -1,5 +1,6 @@
 #include "layers/layer.h"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <mutex>
@@ -62,6 +63,7 @@ Layer& Layer::operator=(Layer&&) noexcept = default;
 void Layer::set_trainable(bool trainable) {
   trainable_ = trainable;
   for (size_t i = 0; i < weights_.size(); ++i) weights_[i].set_trainable(trainable && declared_trainable_[i]);
+  for (Layer* l : sublayers()) l->set_trainable(trainable);
 }
 
 ValueError Layer::input_error(const std::string& what) const {
@@ -98,10 +100,11 @@ std::pair<Tensor, Tensor> Layer::call_with_mask(const Tensor& x, const Tensor& m
   }
   if (!supports_masking()) {
     if (!warned_mask_dropped_)
-      detail::log_warn(fmt::format("Layer '{}' (of type {}) was passed an input with a mask attached to it. However, this layer does not "
-                "support masking and will therefore destroy the mask information. Downstream layers will not see the "
-                "mask.",
-                name_, class_name_));
+      detail::log_warn(fmt::format(
+          "Layer '{}' (of type {}) was passed an input with a mask attached to it. However, this layer does not "
+          "support masking and will therefore destroy the mask information. Downstream layers will not see the "
+          "mask.",
+          name_, class_name_));
     warned_mask_dropped_ = true;
     return {call(x, training), Tensor()};
   }
@@ -196,7 +199,8 @@ std::shared_ptr<Layer> Layer::into_shared() && {
                   name_, class_name_, class_name_));
 }
 
-KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs, const KerasTensor& mask) {
+KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs,
+                          const KerasTensor& mask) {
   KCPP_CHECK(!inputs.empty(), ValueError, "layer \"{}\": called on no symbolic tensors", name_);
   std::vector<PartialShape> shapes;
   for (const KerasTensor& t : inputs) {
@@ -209,8 +213,10 @@ KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTe
   node->inputs = inputs;
   if (mask.defined()) {
     KCPP_CHECK(inputs.size() == 1 && mask.shape().size() >= 2 && mask.shape().size() < inputs[0].shape().size(),
-               ValueError, "layer \"{}\": expected a (batch, time) mask for one sequence input, received mask {} for {} "
-               "input(s)", name_, mask.to_string(), inputs.size());
+               ValueError,
+               "layer \"{}\": expected a (batch, time) mask for one sequence input, received mask {} for {} "
+               "input(s)",
+               name_, mask.to_string(), inputs.size());
     node->mask = mask;
   }
   // Every output gets a tensor (an RNN with return_state has several); the node keeps them alive
@@ -303,6 +309,10 @@ Tensor Layer::regularization_loss() {
       const Tensor r = regularizers_[i](weights_[i].value());
       total = total.defined() ? total + r : r;
     }
+  for (Layer* l : sublayers()) {
+    const Tensor r = l->regularization_loss();
+    if (r.defined()) total = total.defined() ? total + r : r;
+  }
   return total;
 }
 
@@ -310,11 +320,23 @@ void Layer::apply_constraints() {
   NoGradScope no_grad;
   for (size_t i = 0; i < weights_.size(); ++i)
     if (constraints_[i] && weights_[i].trainable()) weights_[i].assign(constraints_[i](weights_[i].value()));
+  for (Layer* l : sublayers()) l->apply_constraints();
 }
 
 std::vector<Variable*> Layer::weights() {
   std::vector<Variable*> out;
   for (auto& w : weights_) out.push_back(&w);
+  for (Layer* l : sublayers())
+    for (Variable* v : l->weights())
+      if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);  // shared layers count once
+  return out;
+}
+
+std::vector<random::SeedGenerator*> Layer::seed_generators() {
+  std::vector<random::SeedGenerator*> out;
+  for (Layer* l : sublayers())
+    for (random::SeedGenerator* g : l->seed_generators())
+      if (std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
   return out;
 }
 std::vector<Variable*> Layer::variables_in_saving_order() {
@@ -347,19 +369,19 @@ void charge_weight_budget(const std::string& layer, const std::string& weight, c
 
 std::vector<Variable*> Layer::trainable_weights() {
   std::vector<Variable*> out;
-  for (auto& w : weights_)
-    if (w.trainable()) out.push_back(&w);
+  for (Variable* v : weights())
+    if (v->trainable()) out.push_back(v);
   return out;
 }
 std::vector<Variable*> Layer::non_trainable_weights() {
   std::vector<Variable*> out;
-  for (auto& w : weights_)
-    if (!w.trainable()) out.push_back(&w);
+  for (Variable* v : weights())
+    if (!v->trainable()) out.push_back(v);
   return out;
 }
 int64_t Layer::count_params() const {
   int64_t n = 0;
-  for (const auto& w : weights_) n += w.value().num_elements();
+  for (const Variable* v : const_cast<Layer*>(this)->weights()) n += v->value().num_elements();
   return n;
 }
 

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "../core/errors.h"
-#include "../core/random.h"
 #include "../core/export.h"
+#include "../core/random.h"
 #include "../core/tensor.h"
 #include "../core/variable.h"
 #include "initializers.h"
@@ -84,7 +84,11 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   virtual Tensor call(const Tensor& x, bool training) = 0;
   virtual PartialShape compute_output_shape(const PartialShape& input_shape) const = 0;
 
-  /// Weights in creation order (trainable first is not guaranteed, as in Keras).
+  /// The layers this one contains (a model's layers, a wrapper's wrapped layers): their weights,
+  /// penalties, constraints and random streams count as this layer's, and set_trainable reaches them.
+  virtual std::vector<Layer*> sublayers() const { return {}; }
+  /// Weights in creation order, then the sublayers' (each variable once, for shared layers);
+  /// trainable first is not guaranteed, as in Keras.
   virtual std::vector<Variable*> weights();
   virtual std::vector<Variable*> trainable_weights();
   /// The layer's own variables in Keras' saving order: those created trainable first, then the others.
@@ -92,8 +96,9 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   virtual std::vector<Variable*> non_trainable_weights();
   virtual int64_t count_params() const;
   /// The random streams the layer draws from in training (Dropout's masks), in a fixed order: their
-  /// positions are saved with a training backup so a resumed fit draws the same masks.
-  virtual std::vector<random::SeedGenerator*> seed_generators() { return {}; }
+  /// positions are saved with a training backup so a resumed fit draws the same masks. The base
+  /// collects the sublayers'; a layer with its own streams overrides it.
+  virtual std::vector<random::SeedGenerator*> seed_generators();
   /// The sum of the weights' regularization penalties (an undefined tensor when there are none).
   virtual Tensor regularization_loss();
   /// Projects every constrained weight (after an optimizer step).
@@ -167,9 +172,9 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   bool trainable_ = true;
   bool built_ = false;
   std::vector<PartialShape> build_shapes_;  // what the layer was built for (several for merges)
-  std::deque<Variable> weights_;           // deque: stable addresses for Variable* handles
-  std::vector<bool> declared_trainable_;   // each weight's own flag, restored on unfreezing
-  std::vector<Regularizer> regularizers_;  // per weight, possibly empty
+  std::deque<Variable> weights_;            // deque: stable addresses for Variable* handles
+  std::vector<bool> declared_trainable_;    // each weight's own flag, restored on unfreezing
+  std::vector<Regularizer> regularizers_;   // per weight, possibly empty
   std::vector<Constraint> constraints_;
   bool warned_mask_dropped_ = false;
 };

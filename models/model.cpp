@@ -231,56 +231,6 @@ Layer& Model::get_layer(const std::string& name) const {
   throw ValueError(fmt::format("No such layer: {}. Existing layers are: [{}].", name, fmt::join(names, ", ")));
 }
 
-std::vector<Variable*> Model::weights() {
-  std::vector<Variable*> out;
-  for (Layer* l : layers())
-    for (Variable* v : l->weights())
-      if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);  // shared layers count once
-  return out;
-}
-std::vector<random::SeedGenerator*> Model::seed_generators() {
-  std::vector<random::SeedGenerator*> out;
-  for (Layer* l : layers())
-    for (random::SeedGenerator* g : l->seed_generators())
-      if (std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
-  return out;
-}
-
-std::vector<Variable*> Model::trainable_weights() {
-  std::vector<Variable*> out;
-  for (Variable* v : weights())
-    if (v->trainable()) out.push_back(v);
-  return out;
-}
-std::vector<Variable*> Model::non_trainable_weights() {
-  std::vector<Variable*> out;
-  for (Variable* v : weights())
-    if (!v->trainable()) out.push_back(v);
-  return out;
-}
-int64_t Model::count_params() const {
-  int64_t n = 0;
-  for (Variable* v : const_cast<Model*>(this)->weights()) n += v->value().num_elements();
-  return n;
-}
-Tensor Model::regularization_loss() {
-  Tensor total;
-  for (Layer* l : layers()) {
-    const Tensor r = l->regularization_loss();
-    if (r.defined()) total = total.defined() ? total + r : r;
-  }
-  return total;
-}
-
-void Model::apply_constraints() {
-  for (Layer* l : layers()) l->apply_constraints();
-}
-
-void Model::set_trainable(bool trainable) {
-  Layer::set_trainable(trainable);
-  for (Layer* l : layers()) l->set_trainable(trainable);
-}
-
 // Training ----------------------------------------------------------------------------------------------------
 
 void Model::compile(CompileOptions o) {

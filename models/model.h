@@ -220,14 +220,8 @@ class KERASCPP_API Model : public Layer {
   /// The table laid out for `line_length` columns, cropped to `console_width` as rich crops it.
   std::string summary_string(int line_length, int console_width = 80);
 
-  std::vector<Variable*> weights() override;
-  std::vector<Variable*> trainable_weights() override;
-  std::vector<Variable*> non_trainable_weights() override;
-  int64_t count_params() const override;
-  void set_trainable(bool trainable) override;
-  Tensor regularization_loss() override;
-  void apply_constraints() override;
-  std::vector<random::SeedGenerator*> seed_generators() override;
+  /// The layers(): a model's weights, penalties and random streams are its layers'.
+  std::vector<Layer*> sublayers() const override { return layers(); }
 
  protected:
   /// For Sequential: a model without a graph.

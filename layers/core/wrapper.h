@@ -8,14 +8,7 @@ namespace keras::layers {
 /// and freezing the wrapper freezes them.
 class KERASCPP_API Wrapper : public Layer {
  public:
-  std::vector<Variable*> weights() override;
-  std::vector<Variable*> trainable_weights() override;
-  std::vector<Variable*> non_trainable_weights() override;
-  int64_t count_params() const override;
-  void set_trainable(bool trainable) override;
-  Tensor regularization_loss() override;
-  void apply_constraints() override;
-  std::vector<random::SeedGenerator*> seed_generators() override;
+  std::vector<Layer*> sublayers() const override;
 
  protected:
   using Layer::Layer;
