@@ -45,6 +45,12 @@ void GradientReducer::begin(const std::vector<Shape>& shapes, float scale) {
   began_ = std::chrono::steady_clock::now();
 }
 
+void GradientReducer::begin(const std::vector<Variable*>& variables, float scale) {
+  std::vector<Shape> shapes;
+  for (const Variable* v : variables) shapes.push_back(v->value().shape());
+  begin(shapes, scale);
+}
+
 void GradientReducer::ready(size_t index, const Tensor& grad) {
   KCPP_ASSERT(index < grads_.size() && !grads_[index].defined());
   KCPP_CHECK(grad.shape() == shapes_[index], ShapeError, "GradientReducer: gradient {} has shape {}, expected {}",

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../core/export.h"
+#include "../core/variable.h"
 #include "communicator.h"
 
 namespace keras::distribute {
@@ -19,6 +20,8 @@ class KERASCPP_API GradientReducer {
   /// gradient is multiplied by `scale` before the sum across ranks (this rank's share of the
   /// global batch, so that the sum is the gradient of the global batch's mean loss).
   void begin(const std::vector<Shape>& shapes, float scale);
+  /// The same, for the gradients of `variables`.
+  void begin(const std::vector<Variable*>& variables, float scale);
   /// Gradient `index` is final (GradientTape::on_gradient_ready); launches the buckets it completes.
   void ready(size_t index, const Tensor& grad);
   /// Waits for every bucket and returns the summed gradients, in the order of begin().

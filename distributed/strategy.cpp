@@ -79,10 +79,6 @@ uint64_t Strategy::broadcast_key(uint64_t key) const {
   return static_cast<uint64_t>(t.to_vector<int64_t>()[0]);
 }
 
-void Strategy::synchronize_random_state() const {
-  if (num_replicas_in_sync() > 1) random::set_global_state(broadcast_key(random::global_state()));
-}
-
 void Strategy::decorrelate_random_state() const {
   if (num_replicas_in_sync() == 1) return;
   random::set_global_state(random::splitmix64(random::global_state() ^ (0xD15EA5EULL * (replica_id() + 1))));

@@ -61,8 +61,6 @@ class KERASCPP_API Strategy {
   void broadcast_variables(const std::vector<Variable*>& variables) const;
   /// Averages floating variables across replicas (per-replica BatchNormalization statistics).
   void average_variables(const std::vector<Variable*>& variables) const;
-  /// The same global random state on every rank (rank 0's), for identical shuffles.
-  void synchronize_random_state() const;
   /// Rank 0's `key` on every rank (a dataset's shuffle key).
   uint64_t broadcast_key(uint64_t key) const;
   /// Makes the global random state differ per rank again (dropout masks per replica).

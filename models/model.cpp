@@ -408,23 +408,22 @@ std::map<std::string, double> Model::global_results() {
   if (!data_parallel()) return results();
   // Sum every replica's metric state, read the results, then put this replica's own state back so
   // it keeps accumulating only its own batches.
+  const auto trackers = all_metrics();
   std::vector<std::vector<double>> local;
   std::vector<double> flat;
-  for (const metrics::Metric* m : all_metrics()) {
+  for (const metrics::Metric* m : trackers) {
     local.push_back(m->state());
     flat.insert(flat.end(), local.back().begin(), local.back().end());
   }
   const std::vector<double> total = strategy_->sum(flat);
-  size_t at = 0;
-  for (metrics::Metric* m : all_metrics()) {
-    const size_t n = m->state().size();
-    m->set_state(std::vector<double>(total.begin() + static_cast<std::ptrdiff_t>(at),
-                                     total.begin() + static_cast<std::ptrdiff_t>(at + n)));
+  auto at = total.begin();
+  for (size_t k = 0; k < trackers.size(); ++k) {
+    const auto n = static_cast<std::ptrdiff_t>(local[k].size());
+    trackers[k]->set_state(std::vector<double>(at, at + n));
     at += n;
   }
   auto logs = results();
-  size_t k = 0;
-  for (metrics::Metric* m : all_metrics()) m->set_state(local[k++]);
+  for (size_t k = 0; k < trackers.size(); ++k) trackers[k]->set_state(local[k]);
   return logs;
 }
 
@@ -527,9 +526,7 @@ void Model::train_step(const std::vector<Tensor>& x_global, const std::vector<Te
   if (data_parallel() && x[0].dim(0) == 0) {  // a last batch smaller than the replicas: nothing here
     const auto vars = trainable_weights();
     auto& reducer = strategy_->reducer();
-    std::vector<Shape> shapes;
-    for (const Variable* v : vars) shapes.push_back(v->value().shape());
-    reducer.begin(shapes, 0.f);
+    reducer.begin(vars, 0.f);
     for (size_t i = 0; i < vars.size(); ++i) reducer.ready(i, ops::zeros_like(vars[i]->value()));
     optimizer_->apply_gradients(reducer.finish(), vars);
     apply_constraints();
@@ -544,9 +541,7 @@ void Model::train_step(const std::vector<Tensor>& x_global, const std::vector<Te
   std::vector<Tensor> grads;
   if (data_parallel()) {
     auto& reducer = strategy_->reducer();
-    std::vector<Shape> shapes;
-    for (const Variable* v : vars) shapes.push_back(v->value().shape());
-    reducer.begin(shapes, share);
+    reducer.begin(vars, share);
     tape.on_gradient_ready([&reducer](size_t i, const Tensor& g) { reducer.ready(i, g); });
     tape.gradient(loss, vars);
     grads = reducer.finish();
@@ -620,7 +615,6 @@ History Model::fit(const TensorList& x, const TensorList& y, FitOptions o) {
   if (weights.defined())
     KCPP_CHECK(weights.rank() == 1 && weights.dim(0) >= n, ValueError,
                "fit: sample_weight must have shape ({},), received {}", n, weights.shape().to_string());
-  if (data_parallel()) strategy_->synchronize_random_state();  // the same shuffle on every replica
   data::TensorDataset dataset(x_train, y_train, weights, batch, o.shuffle);
   return fit_dataset(dataset, x_val, y_val, batch, o);
 }
