@@ -196,6 +196,16 @@ void CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t
     fill(y, op == ReduceOp::prod ? 1 : 0);
     return;
   }
+  // Few outputs from long strided columns (a bias gradient): chunked, without a transposed copy.
+  const auto direct = contiguous_reduce_layout(x.shape(), axes);
+  if (direct && direct->inner > 1 && direct->r >= 256 && direct->outer * direct->inner < 16384 &&
+      direct->outer <= 65535) {
+    const auto scratch = allocate(kernels::column_chunks(direct->outer, direct->r, direct->inner).scratch_bytes);
+    kernels::reduce_columns_chunked(static_cast<int>(op), code_of(x.dtype()), x.raw_data(), scratch->data(),
+                                    y.raw_data(), direct->outer, direct->r, direct->inner, stream_);
+    KCPP_LAUNCHED();
+    return;
+  }
   Tensor moved;
   const Layout l = plan(x, axes, moved);
   kernels::reduce(static_cast<int>(op), code_of(x.dtype()), moved.raw_data(), y.raw_data(), l.outer, l.r, l.inner,

@@ -31,7 +31,28 @@ void cast(int from, int to, const void* x, void* y, int64_t n, cudaStream_t stre
 
 /// Reductions over (outer, r, inner) layouts. op: keras::ReduceOp value.
 void reduce(int op, int code, const void* x, void* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t stream);
+/// Columns of (outer, r, inner) reduced over r in row chunks, for few columns over many rows; needs
+/// `column_chunks(...).scratch_bytes` of device scratch.
+struct ColumnChunks {
+  int64_t chunk_rows = 0, chunks = 0;
+  size_t scratch_bytes = 0;
+};
+ColumnChunks column_chunks(int64_t outer, int64_t r, int64_t inner);
+void reduce_columns_chunked(int op, int code, const void* x, void* scratch, void* y, int64_t outer, int64_t r,
+                            int64_t inner, cudaStream_t stream);
 void variance(const float* x, float* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t stream);
+/// Batch normalization of (m, c) float32 channels-last rows; the statistics and backward passes need
+/// batch_norm_scratch_bytes(m, c) of device scratch.
+size_t batch_norm_scratch_bytes(int64_t m, int64_t c);
+/// mean and biased variance of each column.
+void batch_norm_statistics(const float* x, float* mean, float* variance, void* scratch, int64_t m, int64_t c,
+                           float epsilon, cudaStream_t stream);
+/// y = (x - mean) / sqrt(variance + epsilon) * gamma + beta.
+void batch_norm_apply(const float* x, const float* mean, const float* variance, const float* gamma, const float* beta,
+                      float* y, int64_t m, int64_t c, float epsilon, cudaStream_t stream);
+void batch_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
+                         const float* variance, float* dx, float* dgamma, float* dbeta, void* scratch, int64_t m,
+                         int64_t c, float epsilon, cudaStream_t stream);
 void arg_reduce(bool is_max, int code, const void* x, int64_t* y, int64_t outer, int64_t r, int64_t inner,
                 cudaStream_t stream);
 

@@ -149,9 +149,16 @@ TEST_CASE("cuda: reductions match the CPU backend", "[cuda]") {
     check_parity(
         *gpu, [&](auto& v) { return ops::min(v[0], axes); }, {x}, 1e-6f, 1e-6f, false);
   }
-  // Long reductions into few outputs (a bias gradient) take the transposed path.
+  // Long reductions into few outputs (a bias gradient) take the chunked column path.
   check_parity(
       *gpu, [](auto& v) { return ops::sum(v[0], {0}); }, {r(Shape{20000, 3}, 12)}, 1e-3f, 1e-4f, false);
+  const Tensor dy = r(Shape{4, 30, 30, 40}, 14);  // 3,600 rows of 40 channels, chunks of 256 rows
+  check_parity(
+      *gpu, [](auto& v) { return ops::sum(v[0], {0, 1, 2}); }, {dy}, 1e-3f, 1e-4f, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::mean(v[0], {1, 2}); }, {dy}, 1e-5f, 1e-4f, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::max(v[0], {0, 1, 2}); }, {dy}, 0, 0, false);
   check_parity(
       *gpu, [](auto& v) { return ops::argmax(v[0], 0); }, {x}, 0, 0, false);
   check_parity(
@@ -253,6 +260,13 @@ TEST_CASE("cuda: pooling, batch-norm, softmax, cross-entropy and embedding match
   check_parity(
       *gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).y; },
       {r(Shape{100 * 28 * 28, 2}, 95), r(Shape{2}, 96), r(Shape{2}, 97)}, 1e-4f, 1e-3f);
+  // 40 channels (a partial second tile of 32 columns), far from zero mean: statistics in chunks of rows.
+  check_parity(
+      *gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).y; },
+      {r(Shape{16, 9, 9, 40}, 98, 2, 4), r(Shape{40}, 99, 0.5f, 1.5f), r(Shape{40}, 100)}, 1e-4f, 1e-3f);
+  check_parity(
+      *gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).variance; },
+      {r(Shape{16, 9, 9, 40}, 101, 2, 4), r(Shape{40}, 102), r(Shape{40}, 103)}, 1e-5f, 1e-4f, false);
   check_parity(*gpu, [](auto& v) { return ops::softmax(v[0]); }, {r(Shape{5, 7}, 74, -4, 4)});
   check_parity(*gpu, [](auto& v) { return ops::log_softmax(v[0]); }, {r(Shape{5, 1000}, 75, -4, 4)});
   const Tensor labels = Tensor::from_vector<int64_t>({3, 0, 6, 1, 2}, Shape{5});

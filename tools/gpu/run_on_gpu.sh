@@ -27,6 +27,8 @@ timeout 120 "$pack/run.sh" text_classifier 4 > "$out/text_classifier.txt" 2>&1; 
 timeout 120 "$pack/run.sh" bench_gpu cuda > "$out/bench_cuda_tf32.txt" 2>&1
 # Data parallel through NCCL with one rank: backward time, overlap counters, predicted 8-GPU scaling.
 KERASCPP_LOG_LEVEL=warn timeout 120 "$pack/run.sh" bench_data_parallel resnet50 128 10 nccl > "$out/bench_data_parallel.txt" 2>&1
+# Where ResNet50's training step goes, per layer class (no Nsight Systems on that machine).
+KERASCPP_LOG_LEVEL=warn timeout 120 "$pack/run.sh" bench_layer_times resnet50 64 3 > "$out/bench_layer_times.txt" 2>&1
 KERASCPP_TF32=0 timeout 120 "$pack/run.sh" bench_gpu cuda > "$out/bench_cuda_fp32.txt" 2>&1
 if [ -f .gpu/torch_gpu_ref.py ]; then
   # Only the fmnist_cnn reference: the other models need the frontend issues.
@@ -46,4 +48,4 @@ grep -E "Test accuracy|main job" "$out/main_job.txt"
 grep "s/step" "$out/main_job.txt" | tail -2 | cut -c1-160
 grep -E "rc=|loss .* ->|Total params|Test accuracy" "$out/video_qa.txt" "$out/text_classifier.txt"
 grep "s/step" "$out/video_qa.txt" | tail -1 | cut -c1-160
-cat "$out/bench_data_parallel.txt" "$out/bench_cuda_tf32.txt" "$out/bench_cuda_fp32.txt" "$out/torch_ref.txt" 2>/dev/null | grep -v "^\[kerascpp\]" | head -20
+cat "$out/bench_layer_times.txt" "$out/bench_data_parallel.txt" "$out/bench_cuda_tf32.txt" "$out/bench_cuda_fp32.txt" "$out/torch_ref.txt" 2>/dev/null | grep -v "^\[kerascpp\]" | head -20
