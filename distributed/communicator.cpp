@@ -96,8 +96,9 @@ std::shared_ptr<Communicator> make_single_process_communicator(CommunicatorOptio
 std::shared_ptr<Communicator> make_communicator(const std::string& kind, CommunicatorOptions options,
                                                 std::shared_ptr<Communicator> bootstrap) {
   if (kind == "single") return make_single_process_communicator(options);
+  if (kind == "tcp") return make_tcp_communicator(options);
   KCPP_CHECK(kind == "mpi" || kind == "nccl", ValueError,
-             "make_communicator: expected 'single', 'mpi' or 'nccl', received '{}'", kind);
+             "make_communicator: expected 'single', 'tcp', 'mpi' or 'nccl', received '{}'", kind);
   // Plugins stay loaded for the life of the process, as backends do.
   static std::mutex mutex;
   std::lock_guard lock(mutex);

@@ -65,10 +65,16 @@ class KERASCPP_API Communicator {
 /// One process: every collective is the identity (sum, mean, max and min of one value).
 KERASCPP_API std::shared_ptr<Communicator> make_single_process_communicator(CommunicatorOptions options = {});
 
-/// Loads a communicator plugin: "mpi" (CPU tensors, or device tensors staged through the host;
-/// the process must be started by mpirun) or "nccl" (CUDA tensors, ordered on the backend's
-/// stream; ranks exchange NCCL's id through `bootstrap`, usually the MPI communicator).
-/// Throws DistributedError naming the plugin and why it cannot be used.
+/// Ranks started without MPI by a launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
+/// (torchrun's contract): rank 0 listens on MASTER_PORT, the others connect. Collectives go through
+/// rank 0 (simple, for CPU processes on a node and as NCCL's bootstrap). Throws DistributedError
+/// when the ranks cannot meet within the timeout.
+KERASCPP_API std::shared_ptr<Communicator> make_tcp_communicator(CommunicatorOptions options = {});
+
+/// A communicator by kind: "single", "tcp" (built in), or a plugin: "mpi" (CPU tensors, or device tensors staged
+/// through the host; the process must be started by mpirun) or "nccl" (CUDA tensors, ordered on the backend's stream;
+/// ranks exchange NCCL's id through `bootstrap`, usually the MPI communicator). Throws DistributedError naming the
+/// plugin and why it cannot be used.
 KERASCPP_API std::shared_ptr<Communicator> make_communicator(const std::string& kind, CommunicatorOptions options = {},
                                                              std::shared_ptr<Communicator> bootstrap = nullptr);
 

@@ -114,30 +114,30 @@ std::shared_ptr<Communicator> communicator_for(const StrategyOptions& o) {
   co.timeout =
       o.timeout.value_or(std::chrono::milliseconds(static_cast<int64_t>(settings().distributed_timeout_s * 1000.0)));
   for (const std::string& w : settings().warnings) keras::detail::log_warn(w);
-  std::string kind = o.communicator;
   const bool gpu = default_backend().device().type != DeviceType::cpu;
   const int world = settings().world_size;
-  if (kind == "auto") kind = world <= 1 ? "single" : gpu ? "nccl" : "mpi";
-  KCPP_CHECK(kind == "single" || kind == "mpi" || kind == "nccl", ValueError,
-             "MultiWorkerMirroredStrategy: communicator must be 'auto', 'single', 'mpi' or 'nccl', received '{}'",
-             kind);
+  const bool mpi = settings().launched_by_mpi;
+  // Processes meet through MPI under mpirun, else through MASTER_ADDR:MASTER_PORT (tcp).
+  std::string kind = o.communicator;
+  if (kind == "auto") kind = world <= 1 ? "single" : gpu ? "nccl" : mpi ? "mpi" : "tcp";
+  KCPP_CHECK(
+      kind == "single" || kind == "tcp" || kind == "mpi" || kind == "nccl", ValueError,
+      "MultiWorkerMirroredStrategy: communicator must be 'auto', 'single', 'tcp', 'mpi' or 'nccl', received '{}'",
+      kind);
   if (kind == "single") {
     KCPP_CHECK(world <= 1, DistributedError,
                "MultiWorkerMirroredStrategy: communicator 'single' in a job of {} processes (rank {})", world,
                settings().rank);
     return make_single_process_communicator(co);
   }
-  if (kind == "mpi") return make_communicator("mpi", co);
-  // NCCL needs its id shared: through MPI under mpirun, else through the MASTER_ADDR rendezvous.
+  if (kind != "nccl") return make_communicator(kind, co);
   KCPP_CHECK(gpu, DistributedError,
              "MultiWorkerMirroredStrategy: the NCCL communicator needs a GPU backend, but the default backend is {}",
              default_backend().name());
-  std::shared_ptr<Communicator> bootstrap =
-      settings().launched_by_mpi ? make_communicator("mpi", co) : make_single_process_communicator(co);
-  KCPP_CHECK(settings().launched_by_mpi || world <= 1, NotImplementedError,
-             "MultiWorkerMirroredStrategy: NCCL across {} processes needs mpirun to share its id (the "
-             "MASTER_ADDR rendezvous is not built yet)",
-             world);
+  // NCCL's id travels through the bootstrap.
+  std::shared_ptr<Communicator> bootstrap = world <= 1 ? make_single_process_communicator(co)
+                                            : mpi      ? make_communicator("mpi", co)
+                                                       : make_tcp_communicator(co);
   return make_communicator("nccl", co, bootstrap);
 }
 }  // namespace

@@ -22,7 +22,8 @@
 namespace keras::distribute {
 
 struct StrategyOptions {
-  /// "auto" (NCCL when the default backend is a GPU, MPI otherwise), "mpi", "nccl", or "single".
+  /// "auto" (NCCL when the default backend is a GPU; otherwise MPI under mpirun, else tcp), "mpi",
+  /// "tcp", "nccl", or "single".
   std::string communicator = "auto";
   /// Gradients are summed in buckets of about this size, each as soon as it is complete.
   int64_t bucket_bytes = 25 << 20;
@@ -89,8 +90,10 @@ class KERASCPP_API Strategy {
 };
 
 /// One process per device, as tf.distribute.MultiWorkerMirroredStrategy, started by mpirun
-/// (`mpirun -np 8 ./train`, across nodes with a host file). CPU processes all-reduce through MPI;
-/// GPU processes through NCCL (the id shared over MPI), each on the GPU of its local rank.
+/// (`mpirun -np 8 ./train`, across nodes with a host file) or by a launcher that sets RANK,
+/// WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (torchrun's contract). CPU processes
+/// all-reduce through MPI (or tcp without mpirun); GPU processes through NCCL (its id shared over
+/// MPI or tcp), each on the GPU of its local rank.
 /// Started alone, it is a single replica. Throws DistributedError when the communicator cannot run.
 class KERASCPP_API MultiWorkerMirroredStrategy : public Strategy {
  public:

@@ -1,7 +1,8 @@
-// A data-parallel job in which one rank fails, for the fault tests (run under mpirun by CTest):
+// A data-parallel job in which one rank fails, for the fault tests (run by CTest under mpirun, and
+// under launch_local.sh with the tcp communicator):
 //   hang:  rank 1 stops answering; the other ranks must fail with DistributedError within the timeout.
 //   error: rank 1 hits an error and ends the job through Communicator::abort.
-//   kill:  rank 1 dies (SIGKILL); mpirun must end the others.
+//   kill:  rank 1 dies (SIGKILL); mpirun ends the others, or (tcp) they see its connection close.
 // Every rank prints what ended it; CTest matches the expected line.
 #include <signal.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: fault_injection hang|error|kill\n";
     return 2;
   }
-  distribute::MultiWorkerMirroredStrategy strategy({.communicator = "mpi", .timeout = std::chrono::seconds(2)});
+  distribute::MultiWorkerMirroredStrategy strategy({.communicator = "auto", .timeout = std::chrono::seconds(2)});
   const int rank = strategy.replica_id();
   std::vector<float> xs(64 * 4);
   for (size_t i = 0; i < xs.size(); ++i) xs[i] = std::cos(0.1f * static_cast<float>(i));

@@ -1,5 +1,6 @@
-// Run by CTest under `mpirun -np 2` and `-np 3` (see tests/CMakeLists.txt): every rank runs every
-// case in the same order. References are computed independently: sums of known per-rank values,
+// Run by CTest under `mpirun -np 2` and `-np 3`, and under tests/distributed/launch_local.sh (the
+// torchrun-style contract, tcp communicator) with 2 and 3 ranks: every rank runs every case in the
+// same order. References are computed independently: sums of known per-rank values,
 // and the same model trained in one process on the whole global batch.
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -16,7 +17,7 @@ using Reduce = distribute::ReduceOp;
 
 namespace {
 distribute::MultiWorkerMirroredStrategy& strategy() {
-  static distribute::MultiWorkerMirroredStrategy s({.communicator = "mpi", .bucket_bytes = 256});
+  static distribute::MultiWorkerMirroredStrategy s({.communicator = "auto", .bucket_bytes = 256});
   return s;
 }
 std::vector<float> values(const Tensor& t) { return ops::cast(t, DType::float32).to_vector<float>(); }
@@ -55,10 +56,10 @@ Tensor flat_weights(Model& m) {
 }
 }  // namespace
 
-TEST_CASE("MPI communicator: collectives give the sums of each rank's known values", "[mpi]") {
+TEST_CASE("Communicator: collectives give the sums of each rank's known values", "[mpi]") {
   auto& comm = strategy().communicator();
   const int r = comm.rank(), w = comm.world_size();
-  REQUIRE(comm.name() == "mpi");
+  REQUIRE(comm.name() == (settings().launched_by_mpi ? "mpi" : "tcp"));
   REQUIRE(w == settings().world_size);
   REQUIRE(w >= 2);
 

@@ -87,7 +87,7 @@ TEST_CASE("A strategy started alone trains exactly as no strategy", "[cpu][distr
 
 TEST_CASE("Communicator choices fail with clear errors", "[cpu][distributed]") {
   CHECK_THROWS_WITH(distribute::make_communicator("gloo"),
-                    Catch::Contains("expected 'single', 'mpi' or 'nccl', received 'gloo'"));
+                    Catch::Contains("expected 'single', 'tcp', 'mpi' or 'nccl', received 'gloo'"));
   // Not started by mpirun: the MPI plugin refuses and says why.
   CHECK_THROWS_WITH(distribute::make_communicator("mpi"),
                     Catch::Contains("not started by mpirun") || Catch::Contains("no usable mpi communicator plugin"));
