@@ -278,7 +278,6 @@ void Model::compile(CompileOptions o) {
   compile_config_["jit_compile"] = false;
 }
 
-namespace {}  // namespace
 
 void Model::save(const std::string& path) { models::save_model(*this, path); }
 
