@@ -94,8 +94,7 @@ class MpiWork final : public Work {
   void wait() override {
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     while (!test()) {
-      if (std::chrono::steady_clock::now() > deadline)
-        throw timeout_error(what_, rank_, world_, timeout_);
+      if (std::chrono::steady_clock::now() > deadline) throw timeout_error(what_, rank_, world_, timeout_);
       std::this_thread::yield();
     }
   }
@@ -142,6 +141,8 @@ class MpiCommunicator final : public Communicator {
 
   std::unique_ptr<Work> all_reduce_async(Tensor t, ReduceOp op) override {
     const MPI_Datatype type = mpi_type(t.dtype(), "all_reduce");
+    KCPP_CHECK(op != ReduceOp::mean || t.dtype() == DType::float32, TypeError,
+               "MPI communicator: a mean needs float32, received {}", dtype_name(t.dtype()));
     auto buffer = std::make_shared<HostBuffer>(t);
     const int world = world_;
     auto work =

@@ -49,6 +49,12 @@ class TcpCommunicator final : public Communicator {
   int world_size() const override { return world_; }
 
   std::unique_ptr<Work> all_reduce_async(Tensor t, ReduceOp op) override {
+    // Checked before anything is sent, so every rank refuses alike instead of leaving the others waiting.
+    const DType dt = t.dtype();
+    KCPP_CHECK(dt == DType::float32 || dt == DType::int32 || dt == DType::int64 || dt == DType::uint8, TypeError,
+               "tcp communicator: all_reduce supports float32, int32, int64 and uint8, received {}", dtype_name(dt));
+    KCPP_CHECK(op != ReduceOp::mean || dt == DType::float32, TypeError,
+               "tcp communicator: a mean needs float32, received {}", dtype_name(dt));
     Tensor host = to_host(t);
     const std::string what = fmt::format("all_reduce({}) of {}", reduce_op_name(op), t.shape().to_string());
     const size_t bytes = host.num_elements() * dtype_size(host.dtype());
@@ -168,14 +174,10 @@ class TcpCommunicator final : public Communicator {
       case DType::uint8:
         return combine_as(acc.data<uint8_t>(), static_cast<const uint8_t*>(other), n, op);
       default:
-        throw TypeError(
-            fmt::format("tcp communicator: all_reduce supports float32, int32, int64 and uint8, received {}",
-                        dtype_name(acc.dtype())));
+        KCPP_ASSERT(false);  // all_reduce_async checked the dtype
     }
   }
   void finish_mean(Tensor& acc) const {
-    KCPP_CHECK(acc.dtype() == DType::float32, TypeError, "tcp communicator: a mean needs float32, received {}",
-               dtype_name(acc.dtype()));
     float* p = acc.data<float>();
     for (int64_t i = 0; i < acc.num_elements(); ++i) p[i] /= static_cast<float>(world_);
   }

@@ -97,6 +97,9 @@ TEST_CASE("Communicator: collectives give the sums of each rank's known values",
   CHECK_THROWS_WITH(comm.reduce_scatter(
                         Tensor::from_vector(std::vector<float>(static_cast<size_t>(w + 1), 1.f), {w + 1}), Reduce::sum),
                     Catch::Contains("divisible by the " + std::to_string(w) + " ranks"));
+  // Refused alike on every rank before anything is sent (no rank is left waiting).
+  Tensor flags = Tensor::from_vector(std::vector<int32_t>{1, 0}, {2});
+  CHECK_THROWS_AS(comm.all_reduce(flags, Reduce::mean), TypeError);
   comm.barrier();
 }
 
