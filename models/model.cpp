@@ -28,8 +28,13 @@ namespace keras {
 
 OptimizerRef::OptimizerRef(const char* name) : ptr_(optimizers::get(name)) {}
 OptimizerRef::OptimizerRef(const std::string& name) : ptr_(optimizers::get(name)) {}
-LossRef::LossRef(const char* name) : ptr_(losses::get(name)) {}
-LossRef::LossRef(const std::string& name) : ptr_(losses::get(name)) {}
+LossRef::LossRef(const char* name) : ptr_(losses::get(name)), given_name_(name) {}
+LossRef::LossRef(const std::string& name) : ptr_(losses::get(name)), given_name_(name) {}
+Config LossRef::serialized() const {
+  // Keras' full name for one given by name: Keras 3.15 cannot read its own legacy .h5 with "mse".
+  if (!given_name_.empty() && ptr_) return ptr_->name();
+  return ptr_ ? ptr_->serialized() : Config(nullptr);
+}
 
 Model::Model(std::string class_name, std::string name) : Layer(std::move(class_name), std::move(name)) {}
 Model::~Model() = default;
@@ -233,45 +238,106 @@ Layer& Model::get_layer(const std::string& name) const {
 
 // Training ----------------------------------------------------------------------------------------------------
 
+namespace {
+// The output index of a key in one of compile()'s dicts, with Keras' error for a key that is no output.
+size_t output_index(const std::vector<std::string>& names, const std::string& key, const char* argument) {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == key) return i;
+  throw ValueError(fmt::format("In the dict argument `{}`, key '{}' does not correspond to any model output. "
+                               "Expected one of [{}]",
+                               argument, key, fmt::join(names, ", ")));
+}
+}  // namespace
+
 void Model::compile(CompileOptions o) {
-  KCPP_CHECK(!o.loss.items().empty() && o.loss.items()[0].get(), ValueError,
-             "compile: a loss is required (for example .loss = \"sparse_categorical_crossentropy\")");
-  KCPP_CHECK(o.loss.items().size() == 1 || o.loss.items().size() == num_outputs(), ValueError,
-             "compile: expected 1 loss or {} (one per output), received {}", num_outputs(), o.loss.items().size());
-  KCPP_CHECK(o.loss_weights.empty() || o.loss_weights.size() == num_outputs(), ValueError,
-             "compile: expected {} loss_weights (one per output), received {}", num_outputs(), o.loss_weights.size());
+  const size_t n = num_outputs();
+  std::vector<std::string> names;
+  for (size_t i = 0; i < n; ++i) names.push_back(output_name(i));
+  // Losses: one for all, one per output, or per output name (outputs left out get none).
+  losses_.assign(n, nullptr);
+  if (!o.loss.by_output().empty()) {
+    for (const auto& [key, ref] : o.loss.by_output()) losses_[output_index(names, key, "loss")] = ref.get();
+  } else {
+    KCPP_CHECK(!o.loss.items().empty() && o.loss.items()[0].get(), ValueError,
+               "compile: a loss is required (for example .loss = \"sparse_categorical_crossentropy\")");
+    KCPP_CHECK(o.loss.items().size() == 1 || o.loss.items().size() == n, ValueError,
+               "compile: expected 1 loss or {} (one per output), received {}", n, o.loss.items().size());
+    for (size_t i = 0; i < n; ++i) losses_[i] = o.loss.items()[o.loss.items().size() == 1 ? 0 : i].get();
+  }
+  KCPP_CHECK(std::any_of(losses_.begin(), losses_.end(), [](const auto& l) { return l != nullptr; }), ValueError,
+             "compile: a loss is required for at least one output");
+  loss_weights_.assign(n, 1.f);
+  if (!o.loss_weights.by_output().empty()) {
+    for (const auto& [key, w] : o.loss_weights.by_output()) loss_weights_[output_index(names, key, "loss_weights")] = w;
+  } else if (!o.loss_weights.in_order().empty()) {
+    KCPP_CHECK(o.loss_weights.in_order().size() == n, ValueError,
+               "compile: expected {} loss_weights (one per output), received {}", n, o.loss_weights.in_order().size());
+    loss_weights_ = o.loss_weights.in_order();
+  }
   optimizer_ = o.optimizer.get();
-  losses_.clear();
-  for (size_t i = 0; i < num_outputs(); ++i)
-    losses_.push_back(o.loss.items()[o.loss.items().size() == 1 ? 0 : i].get());
   output_loss_trackers_.clear();
-  if (num_outputs() > 1)
-    for (size_t i = 0; i < num_outputs(); ++i)
-      output_loss_trackers_.push_back(std::make_unique<metrics::Mean>(fmt::format("{}_loss", output_name(i))));
-  loss_weights_ = o.loss_weights.empty() ? std::vector<float>(num_outputs(), 1.f) : o.loss_weights;
-  metrics_.assign(num_outputs(), {});
+  if (n > 1)
+    for (size_t i = 0; i < n; ++i)
+      output_loss_trackers_.push_back(
+          losses_[i] ? std::make_unique<metrics::Mean>(fmt::format("{}_loss", output_name(i))) : nullptr);
+  // Metrics: the same list for every output (objects copied for the second and later), or per output name.
+  std::vector<std::vector<MetricRef>> refs(n);
+  for (const auto& [key, list] : o.metrics.by_output()) refs[output_index(names, key, "metrics")] = list;
+  if (!o.metrics.all().empty()) refs.assign(n, o.metrics.all());
+  metrics_.assign(n, {});
   metric_names_.clear();
-  for (size_t i = 0; i < num_outputs(); ++i)
-    for (const auto& m : o.metrics) {
-      metrics_[i].push_back(metrics::get(m, losses_[i]->name()));
+  for (size_t i = 0; i < n; ++i)
+    for (const MetricRef& r : refs[i]) {
+      const std::string loss_name = losses_[i] ? losses_[i]->name() : "";
+      std::shared_ptr<metrics::Metric> m = r.object();
+      if (!m) {
+        m = metrics::get(r.name(), loss_name);
+      } else if (i > 0 && o.metrics.by_output().empty()) {
+        KCPP_CHECK(!m->class_name().empty(), ValueError,
+                   "compile: metric object '{}' is given for {} outputs, but kerascpp can only copy Keras' metric "
+                   "classes; give each output its own object with the dict form",
+                   m->name(), n);
+        m = metrics::deserialize(m->serialized(), loss_name);
+      }
       // Several outputs: Keras prefixes each metric with its output's name.
-      metric_names_.push_back(num_outputs() > 1 ? fmt::format("{}_{}", output_name(i), m) : m);
+      const std::string base = r.object() ? m->name() : r.name();
+      metric_names_.push_back(n > 1 ? fmt::format("{}_{}", output_name(i), base) : base);
+      metrics_[i].push_back(std::move(m));
     }
   loss_tracker_ = std::make_unique<metrics::Mean>("loss");
   strategy_ = distribute::current_strategy();  // compiled inside strategy.scope(...): train with it
   replicas_synced_ = false;
 
+  // compile_config in the form the user gave, as Keras keeps it.
   compile_config_ = Config::object();
   compile_config_["optimizer"] = optimizer_->serialized();
-  if (o.loss.items().size() == 1) {
-    compile_config_["loss"] = losses_[0]->serialized();
+  if (!o.loss.by_output().empty()) {
+    Config dict = Config::object();
+    for (const auto& [key, ref] : o.loss.by_output()) dict[key] = ref.serialized();
+    compile_config_["loss"] = dict;
+  } else if (o.loss.items().size() == 1) {
+    compile_config_["loss"] = o.loss.items()[0].serialized();
   } else {
     Config list = Config::array();
-    for (const auto& l : losses_) list.push_back(l->serialized());
+    for (const auto& ref : o.loss.items()) list.push_back(ref.serialized());
     compile_config_["loss"] = list;
   }
-  compile_config_["loss_weights"] = o.loss_weights.empty() ? Config(nullptr) : Config(o.loss_weights);
-  compile_config_["metrics"] = o.metrics.empty() ? Config(nullptr) : Config(o.metrics);
+  if (!o.loss_weights.by_output().empty())
+    compile_config_["loss_weights"] = Config(o.loss_weights.by_output());
+  else
+    compile_config_["loss_weights"] = o.loss_weights.empty() ? Config(nullptr) : Config(o.loss_weights.in_order());
+  auto metric_list = [](const std::vector<MetricRef>& list) {
+    Config out = Config::array();
+    for (const MetricRef& r : list) out.push_back(r.serialized());
+    return out;
+  };
+  if (!o.metrics.by_output().empty()) {
+    Config dict = Config::object();
+    for (const auto& [key, list] : o.metrics.by_output()) dict[key] = metric_list(list);
+    compile_config_["metrics"] = dict;
+  } else {
+    compile_config_["metrics"] = o.metrics.empty() ? Config(nullptr) : metric_list(o.metrics.all());
+  }
   compile_config_["weighted_metrics"] = nullptr;
   compile_config_["run_eagerly"] = false;
   compile_config_["steps_per_execution"] = 1;
@@ -304,7 +370,7 @@ void Model::require_compiled(const char* what) const {
 std::vector<bool> Model::logits_mask() const {
   std::vector<bool> mask(num_outputs(), false);
   for (size_t i = 0; i < mask.size() && i < losses_.size(); ++i)
-    mask[i] = losses_[i]->accepts_softmax_logits() && output_ends_with_softmax(i);
+    mask[i] = losses_[i] && losses_[i]->accepts_softmax_logits() && output_ends_with_softmax(i);
   return mask;
 }
 
@@ -351,6 +417,7 @@ Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>
   const auto logits = logits_mask();
   Tensor total;
   for (size_t i = 0; i < out.size(); ++i) {
+    if (!losses_[i]) continue;  // an output left out of a loss dict
     const auto& loss = *losses_[i];
     const Folded f = fold_steps(y[i], out[i], w, i < output_masks_.size() ? output_masks_[i] : Tensor());
     const Tensor per_sample =
@@ -382,7 +449,8 @@ void Model::update_metrics(const std::vector<Tensor>& y, const std::vector<Tenso
 
 std::map<std::string, double> Model::results() const {
   std::map<std::string, double> logs{{"loss", loss_tracker_->result()}};
-  for (const auto& t : output_loss_trackers_) logs[t->name()] = t->result();
+  for (const auto& t : output_loss_trackers_)
+    if (t) logs[t->name()] = t->result();
   size_t k = 0;
   for (const auto& per_output : metrics_)
     for (const auto& m : per_output) logs[metric_names_[k++]] = m->result();
@@ -397,7 +465,8 @@ bool Model::is_chief() const { return !strategy_ || strategy_->is_chief(); }
 
 std::vector<metrics::Metric*> Model::all_metrics() const {
   std::vector<metrics::Metric*> out{loss_tracker_.get()};
-  for (const auto& t : output_loss_trackers_) out.push_back(t.get());
+  for (const auto& t : output_loss_trackers_)
+    if (t) out.push_back(t.get());
   for (const auto& per_output : metrics_)
     for (const auto& m : per_output) out.push_back(m.get());
   return out;
@@ -428,7 +497,8 @@ std::map<std::string, double> Model::global_results() {
 
 void Model::reset_metrics() {
   loss_tracker_->reset_state();
-  for (auto& t : output_loss_trackers_) t->reset_state();
+  for (auto& t : output_loss_trackers_)
+    if (t) t->reset_state();
   for (auto& per_output : metrics_)
     for (auto& m : per_output) m->reset_state();
 }
@@ -710,6 +780,7 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
     // steps count their valid steps.
     Tensor per_sample;
     for (size_t i = 0; i < out.size(); ++i) {
+      if (!losses_[i]) continue;  // an output left out of a loss dict
       const Folded f = fold_steps(yb[i], out[i], Tensor(), i < output_masks_.size() ? output_masks_[i] : Tensor());
       Tensor l = logits[i] ? losses_[i]->per_sample_from_logits(f.y_true, f.y_pred)
                            : losses_[i]->per_sample(f.y_true, f.y_pred);

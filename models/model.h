@@ -47,9 +47,52 @@ class KERASCPP_API LossRef {
   LossRef(L&& l) : ptr_(std::make_shared<std::decay_t<L>>(std::move(l))) {}  // NOLINT
   LossRef(std::shared_ptr<losses::Loss> l) : ptr_(std::move(l)) {}           // NOLINT
   const std::shared_ptr<losses::Loss>& get() const { return ptr_; }
+  /// As compile_config keeps it: the loss's name when given by name, else the loss object.
+  Config serialized() const;
 
  private:
   std::shared_ptr<losses::Loss> ptr_;
+  std::string given_name_;
+};
+
+/// A metric by Keras name ("accuracy", resolved by the output's loss) or as an object
+/// (`metrics::AUC(50)`, or a shared_ptr to one's own Metric subclass).
+class KERASCPP_API MetricRef {
+ public:
+  MetricRef(const char* name) : name_(name) {}                // NOLINT
+  MetricRef(std::string name) : name_(std::move(name)) {}     // NOLINT
+  template <typename M, typename = std::enable_if_t<std::is_base_of_v<metrics::Metric, std::decay_t<M>> &&
+                                                    !std::is_lvalue_reference_v<M>>>
+  MetricRef(M&& m) : ptr_(std::make_shared<std::decay_t<M>>(std::move(m))) {}  // NOLINT
+  MetricRef(std::shared_ptr<metrics::Metric> m) : ptr_(std::move(m)) {}        // NOLINT
+  /// The name given, or "" for an object.
+  const std::string& name() const { return name_; }
+  const std::shared_ptr<metrics::Metric>& object() const { return ptr_; }
+  /// As compile_config keeps it: the name, or Keras' serialized object.
+  Config serialized() const { return ptr_ ? ptr_->serialized() : Config(name_); }
+
+ private:
+  std::string name_;
+  std::shared_ptr<metrics::Metric> ptr_;
+};
+
+/// compile()'s metrics: one list for every output (`.metrics = {"accuracy", metrics::AUC()}`), or
+/// Keras' dict form, a list per output name (`.metrics = {{"cls", {"accuracy"}}, {"reg", {"mae"}}}`).
+class KERASCPP_API MetricList {
+ public:
+  using PerOutput = std::map<std::string, std::vector<MetricRef>>;
+  MetricList() = default;
+  MetricList(std::initializer_list<MetricRef> all) : all_(all) {}                              // NOLINT
+  MetricList(std::vector<MetricRef> all) : all_(std::move(all)) {}                             // NOLINT
+  MetricList(std::initializer_list<PerOutput::value_type> by_output) : by_output_(by_output) {}  // NOLINT
+  MetricList(PerOutput by_output) : by_output_(std::move(by_output)) {}                          // NOLINT
+  const std::vector<MetricRef>& all() const { return all_; }
+  const PerOutput& by_output() const { return by_output_; }
+  bool empty() const { return all_.empty() && by_output_.empty(); }
+
+ private:
+  std::vector<MetricRef> all_;
+  PerOutput by_output_;
 };
 
 /// One tensor or several (a model's inputs or targets): fit(x, y) and fit({x1, x2}, y) both read.
@@ -95,18 +138,44 @@ class KERASCPP_API LossList {
   LossList(L&& l) : items_{LossRef(std::forward<L>(l))} {}             // NOLINT
   LossList(std::initializer_list<LossRef> losses) : items_(losses) {}  // NOLINT
   explicit LossList(std::vector<LossRef> losses) : items_(std::move(losses)) {}
+  /// Keras' dict form, a loss per output name: `.loss = {{"cls", "sparse_categorical_crossentropy"},
+  /// {"reg", "mse"}}`. Outputs left out get no loss.
+  LossList(std::initializer_list<std::pair<const std::string, LossRef>> by_output)  // NOLINT
+      : by_output_(by_output) {}
+  explicit LossList(std::map<std::string, LossRef> by_output) : by_output_(std::move(by_output)) {}
   const std::vector<LossRef>& items() const { return items_; }
+  const std::map<std::string, LossRef>& by_output() const { return by_output_; }
+  bool empty() const { return items_.empty() && by_output_.empty(); }
 
  private:
   std::vector<LossRef> items_;
+  std::map<std::string, LossRef> by_output_;
+};
+
+/// compile()'s loss_weights: one per output in order, or per output name (Keras' dict form).
+class KERASCPP_API LossWeights {
+ public:
+  LossWeights() = default;
+  LossWeights(std::initializer_list<float> in_order) : in_order_(in_order) {}         // NOLINT
+  LossWeights(std::vector<float> in_order) : in_order_(std::move(in_order)) {}        // NOLINT
+  LossWeights(std::initializer_list<std::pair<const std::string, float>> by_output)  // NOLINT
+      : by_output_(by_output) {}
+  LossWeights(std::map<std::string, float> by_output) : by_output_(std::move(by_output)) {}  // NOLINT
+  const std::vector<float>& in_order() const { return in_order_; }
+  const std::map<std::string, float>& by_output() const { return by_output_; }
+  bool empty() const { return in_order_.empty() && by_output_.empty(); }
+
+ private:
+  std::vector<float> in_order_;
+  std::map<std::string, float> by_output_;
 };
 
 /// Keras' compile() keyword arguments.
 struct CompileOptions {
   OptimizerRef optimizer = "rmsprop";
-  LossList loss;  // one for all outputs, as Keras does with a single loss, or one per output
-  std::vector<std::string> metrics;
-  std::vector<float> loss_weights;  // one per output; all 1 when empty
+  LossList loss;  // one for all outputs, as Keras does with a single loss, one per output, or per output name
+  MetricList metrics;
+  LossWeights loss_weights;  // one per output or per output name; 1 where not given
 };
 
 /// Keras' fit() keyword arguments and defaults.

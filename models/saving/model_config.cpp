@@ -104,42 +104,69 @@ void Model::compile_from_config(const Config& cc) {
   CompileOptions o;
   if (r.has("optimizer")) o.optimizer = optimizers::deserialize(r.raw("optimizer"));
   KCPP_CHECK(r.has("loss"), ValueError, "compile_config: expected a \"loss\", received {}", cc.dump().substr(0, 200));
+  auto loss_ref = [](const Config& l) {
+    return l.is_string() ? LossRef(l.get<std::string>()) : LossRef(losses::deserialize(l));
+  };
   const Config& loss = r.raw("loss");
   if (loss.is_array()) {
     std::vector<LossRef> refs;
-    for (const auto& l : loss) refs.emplace_back(losses::deserialize(l));
+    for (const auto& l : loss) refs.push_back(loss_ref(l));
     o.loss = LossList(std::move(refs));
-  } else if (loss.is_object() && !loss.contains("class_name")) {
-    throw NotImplementedError("compile_config: a loss per output name (a dict) is not supported yet");
+  } else if (loss.is_object() && !loss.contains("class_name")) {  // Keras' dict: a loss per output name
+    std::map<std::string, LossRef> by_output;
+    for (const auto& [key, l] : loss.items())
+      if (!l.is_null()) by_output.emplace(key, loss_ref(l));
+    o.loss = LossList(std::move(by_output));
   } else {
-    o.loss = LossRef(losses::deserialize(loss));
+    o.loss = loss_ref(loss);
   }
   if (r.has("loss_weights")) {
     const Config& w = r.raw("loss_weights");
-    KCPP_CHECK(w.is_array(), NotImplementedError, "compile_config: \"loss_weights\" must be a list, received {}",
-               w.dump());
-    for (const auto& e : w) {
-      KCPP_CHECK(e.is_number(), ValueError, "compile_config: expected numbers in \"loss_weights\"");
-      o.loss_weights.push_back(e.get<float>());
+    KCPP_CHECK(w.is_array() || w.is_object(), ValueError,
+               "compile_config: \"loss_weights\" must be a list or a dict, received {}", w.dump().substr(0, 200));
+    std::vector<float> in_order;
+    std::map<std::string, float> by_output;
+    for (const auto& [key, e] : w.items()) {
+      KCPP_CHECK(e.is_number(), ValueError, "compile_config: expected numbers in \"loss_weights\", received {}",
+                 e.dump().substr(0, 100));
+      if (w.is_array()) in_order.push_back(e.get<float>());
+      else by_output[key] = e.get<float>();
     }
+    o.loss_weights = w.is_array() ? LossWeights(std::move(in_order)) : LossWeights(std::move(by_output));
   }
   if (r.has("metrics")) {
+    // A list for every output, Keras' dict per output name, or (Keras 2) a list of lists per output.
     const Config& m = r.raw("metrics");
-    // Names, Keras' serialized metric objects, or (Keras 2) a list per output: flattened to names.
-    std::function<void(const Config&)> add = [&](const Config& e) {
-      if (e.is_string()) {
-        if (std::find(o.metrics.begin(), o.metrics.end(), e.get<std::string>()) == o.metrics.end())
-          o.metrics.push_back(e.get<std::string>());
-      } else if (e.is_array()) {
-        for (const auto& x : e) add(x);
-      } else if (e.is_object() && e.contains("config") && e["config"].is_object() && e["config"].contains("name") &&
-                 e["config"]["name"].is_string()) {
-        add(e["config"]["name"]);
-      } else if (!e.is_null()) {
-        throw NotImplementedError(fmt::format("compile_config: metric {} is not supported", e.dump().substr(0, 100)));
-      }
+    auto metric_ref = [](const Config& e) {
+      if (e.is_string()) return MetricRef(e.get<std::string>());
+      return MetricRef(metrics::deserialize(e));
     };
-    add(m);
+    auto metric_list = [&](const Config& list) {
+      std::vector<MetricRef> out;
+      if (list.is_array()) {
+        for (const auto& e : list)
+          if (!e.is_null()) out.push_back(metric_ref(e));
+      } else if (!list.is_null()) {
+        out.push_back(metric_ref(list));
+      }
+      return out;
+    };
+    if (m.is_object() && !m.contains("class_name")) {
+      MetricList::PerOutput by_output;
+      for (const auto& [key, list] : m.items()) by_output[key] = metric_list(list);
+      o.metrics = MetricList(std::move(by_output));
+    } else if (m.is_array() && !m.empty() && std::all_of(m.begin(), m.end(), [](const Config& e) {
+                 return e.is_array() || e.is_null();
+               })) {
+      KCPP_CHECK(m.size() == num_outputs(), ValueError,
+                 "compile_config: \"metrics\" has {} lists, one per output, but the model has {} outputs", m.size(),
+                 num_outputs());
+      MetricList::PerOutput by_output;
+      for (size_t i = 0; i < m.size(); ++i) by_output[output_name(i)] = metric_list(m[i]);
+      o.metrics = MetricList(std::move(by_output));
+    } else {
+      o.metrics = MetricList(metric_list(m));
+    }
   }
   for (const char* k : {"weighted_metrics", "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"})
     if (cc.contains(k)) (void)r.raw(k);

@@ -40,6 +40,30 @@ void Metric::set_state(const std::vector<double>& state) {
   count_ = state[1];
 }
 
+Config Metric::get_config() const { return Config{{"name", name_}, {"dtype", "float32"}}; }
+
+Config Metric::serialized() const {
+  const std::string cls = class_name();
+  if (cls.empty()) return name_;
+  return serialization::keras_object("keras.metrics", cls, get_config());
+}
+
+Config BinaryAccuracy::get_config() const {
+  Config c = Metric::get_config();
+  c["threshold"] = threshold_;
+  return c;
+}
+Config SparseTopKCategoricalAccuracy::get_config() const {
+  Config c = Metric::get_config();
+  c["k"] = k_;
+  return c;
+}
+Config TopKCategoricalAccuracy::get_config() const {
+  Config c = Metric::get_config();
+  c["k"] = k_;
+  return c;
+}
+
 namespace {
 Tensor labels_1d(const Tensor& y) { return y.rank() == 2 && y.dim(1) == 1 ? ops::reshape(y, {y.dim(0)}) : y; }
 }  // namespace
@@ -55,7 +79,7 @@ void CategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pre
 void BinaryAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
   NoGradScope no_grad;
   const Tensor predicted =
-      ops::cast(ops::greater(y_pred, ops::full({}, threshold_, DType::float32, y_pred.backend())), DType::float32);
+      ops::cast(ops::greater(y_pred, ops::full({}, static_cast<float>(threshold_), DType::float32, y_pred.backend())), DType::float32);
   accumulate(ops::equal(predicted, ops::cast(y_true, DType::float32)));
 }
 void Accuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
@@ -132,6 +156,18 @@ void ConfusionMetric::update_state(const Tensor& y_true, const Tensor& y_pred) {
       (positive ? (predicted ? tp_ : fn_) : (predicted ? fp_ : tn_))[t] += 1;
     }
 }
+namespace {
+Config threshold_config(const Metric& m, double threshold) {
+  Config c = m.Metric::get_config();
+  c["thresholds"] = threshold == 0.5 ? Config(nullptr) : Config(threshold);  // Keras writes what it was given
+  c["top_k"] = nullptr;
+  c["class_id"] = nullptr;
+  return c;
+}
+}  // namespace
+Config Precision::get_config() const { return threshold_config(*this, thresholds_[0]); }
+Config Recall::get_config() const { return threshold_config(*this, thresholds_[0]); }
+
 double Precision::result() const { return tp_[0] + fp_[0] > 0 ? tp_[0] / (tp_[0] + fp_[0]) : 0.0; }
 double Recall::result() const { return tp_[0] + fn_[0] > 0 ? tp_[0] / (tp_[0] + fn_[0]) : 0.0; }
 
@@ -145,6 +181,17 @@ std::vector<double> auc_thresholds(int n) {
 }
 }  // namespace
 AUC::AUC(int num_thresholds, std::string name) : ConfusionMetric(std::move(name), auc_thresholds(num_thresholds)) {}
+Config AUC::get_config() const {
+  Config c = Metric::get_config();
+  c["num_thresholds"] = thresholds_.size();
+  c["curve"] = "ROC";
+  c["summation_method"] = "interpolation";
+  c["multi_label"] = false;
+  c["num_labels"] = nullptr;
+  c["label_weights"] = nullptr;
+  c["from_logits"] = false;
+  return c;
+}
 double AUC::result() const {
   // ROC by the trapezoid rule over the thresholds, as Keras' "interpolation" summation for ROC.
   const size_t n = thresholds_.size();
@@ -179,6 +226,83 @@ std::shared_ptr<Metric> get(const std::string& name, const std::string& loss_nam
       fmt::format("unknown metric '{}': expected one of accuracy, sparse_categorical_accuracy, categorical_accuracy, "
                   "binary_accuracy, mean_squared_error (mse), mean_absolute_error (mae)",
                   name));
+}
+
+std::shared_ptr<Metric> deserialize(const Config& config, const std::string& loss_name) {
+  if (config.is_string()) return get(config.get<std::string>(), loss_name);
+  KCPP_CHECK(config.is_object() && config.contains("class_name") && config["class_name"].is_string(), ValueError,
+             "metric config: expected a name or an object with a class_name, received {}",
+             config.dump().substr(0, 200));
+  const std::string cls = config["class_name"].get<std::string>();
+  static const Config empty = Config::object();
+  serialization::ConfigReader r(config.contains("config") && config["config"].is_object() ? config["config"] : empty,
+                                "metric " + cls);
+  r.require("dtype", "float32");
+  auto name = [&](const char* fallback) { return r.string("name", fallback); };
+  // Precision and Recall: one threshold (a number, or a list of one), all classes.
+  auto threshold = [&]() {
+    r.require("top_k", nullptr);
+    r.require("class_id", nullptr);
+    if (!r.has("thresholds")) return 0.5;
+    const Config& t = r.raw("thresholds");
+    if (t.is_number()) return t.get<double>();
+    KCPP_CHECK(t.is_array() && t.size() == 1 && t[0].is_number(), NotImplementedError,
+               "metric {}: kerascpp supports one threshold, received thresholds={}", cls, t.dump());
+    return t[0].get<double>();
+  };
+  std::shared_ptr<Metric> out;
+  if (cls == "MeanMetricWrapper") {  // Keras 2: a metric function by name ("fn") under a display name
+    const std::string n = r.string("name", ""), fn = r.string("fn", "");
+    try {
+      out = get(n, loss_name);
+    } catch (const ValueError&) {
+      out = get(fn, loss_name);
+    }
+  } else if (cls == "Mean") out = std::make_shared<Mean>(name("mean"));
+  else if (cls == "SparseCategoricalAccuracy") out = std::make_shared<SparseCategoricalAccuracy>(name("sparse_categorical_accuracy"));
+  else if (cls == "CategoricalAccuracy") out = std::make_shared<CategoricalAccuracy>(name("categorical_accuracy"));
+  else if (cls == "Accuracy") out = std::make_shared<Accuracy>(name("accuracy"));
+  else if (cls == "MeanSquaredError") out = std::make_shared<MeanSquaredError>(name("mean_squared_error"));
+  else if (cls == "MeanAbsoluteError") out = std::make_shared<MeanAbsoluteError>(name("mean_absolute_error"));
+  else if (cls == "BinaryAccuracy") {
+    const std::string n = name("binary_accuracy");
+    out = std::make_shared<BinaryAccuracy>(n, r.number("threshold", 0.5));
+  } else if (cls == "SparseTopKCategoricalAccuracy" || cls == "TopKCategoricalAccuracy") {
+    r.require("from_sorted_ids", false);
+    const std::string n = name(cls == "TopKCategoricalAccuracy" ? "top_k_categorical_accuracy"
+                                                                 : "sparse_top_k_categorical_accuracy");
+    const int64_t k = r.integer("k", 5);
+    KCPP_CHECK(k >= 1 && k <= 1'000'000, ValueError, "metric {}: expected k >= 1, received {}", cls, k);
+    if (cls == "TopKCategoricalAccuracy") out = std::make_shared<TopKCategoricalAccuracy>(static_cast<int>(k), n);
+    else out = std::make_shared<SparseTopKCategoricalAccuracy>(static_cast<int>(k), n);
+  } else if (cls == "Precision" || cls == "Recall") {
+    const std::string n = name(cls == "Precision" ? "precision" : "recall");
+    const double t = threshold();
+    KCPP_CHECK(t >= 0 && t <= 1, ValueError, "metric {}: expected a threshold in [0, 1], received {}", cls, t);
+    if (cls == "Precision") out = std::make_shared<Precision>(t, n);
+    else out = std::make_shared<Recall>(t, n);
+  } else if (cls == "AUC") {
+    const std::string n = name("auc");
+    const int64_t thresholds = r.integer("num_thresholds", 200);
+    KCPP_CHECK(thresholds > 1 && thresholds <= 1'000'000, ValueError,
+               "metric AUC: expected num_thresholds in (1, 1000000], received {}", thresholds);
+    r.require("curve", "ROC");
+    r.require("summation_method", "interpolation");
+    r.require("multi_label", false);
+    r.require("num_labels", nullptr);
+    r.require("label_weights", nullptr);
+    r.require("thresholds", nullptr);
+    r.require("from_logits", false);
+    out = std::make_shared<AUC>(static_cast<int>(thresholds), n);
+  } else {
+    throw ValueError(fmt::format(
+        "metric config: unknown metric class '{}': expected one of Mean, Accuracy, BinaryAccuracy, "
+        "CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, "
+        "MeanSquaredError, MeanAbsoluteError, Precision, Recall, AUC",
+        cls));
+  }
+  r.finish();
+  return out;
 }
 
 }  // namespace keras::metrics

@@ -27,6 +27,27 @@ def compare(what, model, io):
     print(f"ok   {what}")
 
 
+def compare_compiled(what, model, io):
+    """The compile_config's choices and evaluate() as Keras recorded them for its own file."""
+    global failures
+    config = model.get_compile_config()
+    for key in ("metrics",):
+        if config.get(key) != io["compile_config"][key]:
+            print(f"FAIL {what}: compile_config[{key!r}] is {config.get(key)}, expected {io['compile_config'][key]}")
+            failures += 1
+            return
+    xs = [array(a) for a in io["inputs"]]
+    ys = [array(a) for a in io["targets"]]
+    results = model.evaluate(xs if len(xs) > 1 else xs[0], ys if len(ys) > 1 else ys[0],
+                             batch_size=io["evaluate_batch_size"], verbose=0, return_dict=True)
+    for k, v in io["evaluate"].items():
+        if k not in results or not np.isclose(float(results[k]), v, rtol=1e-4, atol=1e-5):
+            print(f"FAIL {what}: evaluate {k} = {results.get(k)}, expected {v}")
+            failures += 1
+            return
+    print(f"ok   {what}: compile_config and evaluate")
+
+
 for name in names:
     io = json.load(open(os.path.join(fixtures, name + "_io.json")))
     m = keras.saving.load_model(os.path.join(out, name + ".keras"))
@@ -35,6 +56,8 @@ for name in names:
         print(f"FAIL {name}.keras: optimizer iterations {int(m.optimizer.iterations.numpy())}, "
               f"expected {io['optimizer_iterations']}")
         failures += 1
+    if "compile_config" in io:
+        compare_compiled(f"{name}.keras written by kerascpp", m, io)
     compare(f"{name}.h5 written by kerascpp", keras.saving.load_model(os.path.join(out, name + ".h5")), io)
     rebuilt = keras.models.model_from_json(open(os.path.join(fixtures, name + ".json")).read())
     rebuilt.load_weights(os.path.join(out, name + ".weights.h5"))

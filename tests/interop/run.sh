@@ -8,7 +8,7 @@ if [ -z "$python" ] || ! KERAS_BACKEND=jax "$python" -c "import keras, jax, h5py
   exit 77
 fi
 rm -rf "$out" && mkdir -p "$out"
-names=(cnn functional sequence image video_qa)
+names=(cnn functional sequence image video_qa compiled_multi compiled_binary)
 for n in "${names[@]}"; do
   for ext in .keras .h5 .weights.h5; do
     KERASCPP_LOG_LEVEL=warn "$tool" convert "$fixtures/$n.keras" "$out/$n$ext" >/dev/null

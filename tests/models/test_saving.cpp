@@ -204,6 +204,98 @@ TEST_CASE("models saved by kerascpp load back with the same config, weights and 
   }
 }
 
+namespace {
+// evaluate() equals Python Keras' own evaluate() of the same file: every loss and metric by name.
+void check_evaluate(Model& model, const nlohmann::json& io) {
+  const auto results = model.evaluate(list_of(io["inputs"]), list_of(io["targets"]),
+                                      {.batch_size = io["evaluate_batch_size"].get<int64_t>(), .verbose = 0});
+  std::set<std::string> names;
+  for (const auto& [name, value] : results) names.insert(name);
+  std::set<std::string> expected_names;
+  for (const auto& [name, value] : io["evaluate"].items()) {
+    expected_names.insert(name);
+    INFO("metric " << name);
+    REQUIRE(results.count(name) == 1);
+    CHECK(results.at(name) == Approx(value.get<double>()).epsilon(1e-4).margin(1e-5));
+  }
+  CHECK(names == expected_names);
+}
+// The parts of Keras' compile_config a user chose: losses, their weights and metrics, in Keras' forms.
+void check_compile_config(const Config& ours_ordered, const nlohmann::json& keras) {
+  const auto ours = nlohmann::json::parse(ours_ordered.dump());
+  CHECK(ours.at("metrics") == keras.at("metrics"));
+  CHECK(ours.at("loss").is_object() == keras.at("loss").is_object());
+  if (keras.at("loss_weights").is_object())
+    for (const auto& [key, w] : keras.at("loss_weights").items())
+      CHECK(ours.at("loss_weights").at(key).get<double>() == Approx(w.get<double>()));
+  CHECK(ours.at("optimizer").at("class_name") == keras.at("optimizer").at("class_name"));
+}
+}  // namespace
+
+TEST_CASE("compile_config's dict forms and metric objects load from Keras 3 files, evaluate as Keras and save back",
+          "[cpu][saving]") {
+  for (const char* name : {"compiled_multi", "compiled_binary"}) {
+    INFO("model " << name);
+    utils::clear_session();
+    const auto io = read_json(kSaved / (std::string(name) + "_io.json"));
+    for (const char* ext : {".keras", ".h5"}) {
+      INFO("file " << ext);
+      auto model = models::load_model((kSaved / (std::string(name) + ext)).string());
+      REQUIRE(model->compiled());
+      check_compile_config(model->get_compile_config(), io["compile_config"]);
+      check_predictions(*model, io);
+      check_evaluate(*model, io);
+    }
+    // kerascpp writes the same compile_config back, and a reload evaluates the same.
+    auto model = models::load_model((kSaved / (std::string(name) + ".keras")).string());
+    const auto path = fs::temp_directory_path() / (std::string("kerascpp_") + name + std::to_string(::getpid()) + ".keras");
+    model->save(path.string());
+    auto again = models::load_model(path.string());
+    fs::remove(path);
+    check_compile_config(again->get_compile_config(), io["compile_config"]);
+    check_evaluate(*again, io);
+  }
+}
+
+TEST_CASE("compile() takes Keras' dict forms and metric objects, and says which key is no output", "[cpu][training]") {
+  utils::clear_session();
+  auto x = layers::Input({4});
+  auto a = layers::Dense(2, {.activation = "softmax", .name = "a"})(x);
+  auto b = layers::Dense(1, {.name = "b"})(x);
+  Model model(x, {a, b});
+  // Output "b" has no loss: only "a" is trained and logged.
+  model.compile({.optimizer = "sgd",
+                 .loss = {{"a", "sparse_categorical_crossentropy"}},
+                 .metrics = {{"a", {"accuracy", metrics::SparseTopKCategoricalAccuracy(1, "top1")}}, {"b", {"mae"}}}});
+  const Tensor xs = kt::random_tensor(Shape{6, 4}, 5);
+  const Tensor ya = Tensor::from_vector<float>({0, 1, 1, 0, 1, 0}, Shape{6});
+  const Tensor yb = kt::random_tensor(Shape{6, 1}, 6);
+  const auto r = model.evaluate({xs}, {ya, yb}, {.verbose = 0});
+  std::set<std::string> names;
+  for (const auto& [k, v] : r) names.insert(k);
+  CHECK(names == std::set<std::string>{"loss", "a_loss", "a_accuracy", "a_top1", "b_mae"});
+  CHECK(r.at("loss") == Approx(r.at("a_loss")));
+  CHECK(r.at("a_top1") == Approx(r.at("a_accuracy")));  // top-1 is accuracy
+  // The naive mean absolute error of output b.
+  const auto pb = model.predict_all({xs})[1].to_vector<float>();
+  const auto tb = yb.to_vector<float>();
+  double mae = 0;
+  for (size_t i = 0; i < pb.size(); ++i) mae += std::abs(pb[i] - tb[i]) / pb.size();
+  CHECK(r.at("b_mae") == Approx(mae).epsilon(1e-5));
+  kt::require_throws_with<ValueError>(
+      [&] { model.compile({.loss = {{"c", "mse"}}}); },
+      {"In the dict argument `loss`, key 'c' does not correspond to any model output", "[a, b]"});
+  kt::require_throws_with<ValueError>(
+      [&] { model.compile({.loss = "mse", .loss_weights = {{"z", 2.f}}}); }, {"`loss_weights`", "'z'"});
+  // One metric object for two outputs: each output gets its own copy and state.
+  auto c = layers::Dense(1, {.name = "c"})(x);
+  Model two(x, {c, b});
+  two.compile({.optimizer = "sgd", .loss = "mse", .metrics = {metrics::MeanAbsoluteError()}});
+  const auto r2 = two.evaluate({xs}, {yb, yb}, {.verbose = 0});
+  CHECK(r2.at("b_mean_absolute_error") == Approx(mae).epsilon(1e-5));
+  CHECK(r2.at("c_mean_absolute_error") != Approx(mae).epsilon(1e-3));
+}
+
 TEST_CASE("models saved by tf.keras 2 load from full .h5, weights-only .h5 and JSON (Keras 2's dialect)",
           "[cpu][saving]") {
   const fs::path dir = kt::fixture_dir() / "keras2-saved";
