@@ -316,6 +316,22 @@ Tensor Layer::regularization_loss() {
   return total;
 }
 
+namespace {
+thread_local ActivityLossScope* activity_scope = nullptr;
+}  // namespace
+ActivityLossScope::ActivityLossScope() : previous_(activity_scope) { activity_scope = this; }
+ActivityLossScope::~ActivityLossScope() { activity_scope = previous_; }
+ActivityLossScope* ActivityLossScope::current() { return activity_scope; }
+void ActivityLossScope::add(const Tensor& penalty) { total_ = total_.defined() ? total_ + penalty : penalty; }
+
+void Layer::record_activity_loss(const Tensor& output) const {
+  if (!activity_regularizer_ || !activity_scope || !output.defined()) return;
+  Tensor penalty = activity_regularizer_(output);
+  // Keras divides by the batch size (divide_no_nan: an empty batch adds 0).
+  if (output.rank() > 0) penalty = output.dim(0) > 0 ? penalty * (1.f / static_cast<float>(output.dim(0))) : penalty * 0.f;
+  activity_scope->add(penalty);
+}
+
 void Layer::apply_constraints() {
   NoGradScope no_grad;
   for (size_t i = 0; i < weights_.size(); ++i)

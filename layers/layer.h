@@ -103,6 +103,12 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   virtual Tensor regularization_loss();
   /// Projects every constrained weight (after an optimizer step).
   virtual void apply_constraints();
+  /// Keras' activity_regularizer: a penalty on the layer's output, divided by the batch size and
+  /// added to the loss in training and evaluation (see ActivityLossScope). Any layer takes one.
+  void set_activity_regularizer(Regularizer regularizer) { activity_regularizer_ = std::move(regularizer); }
+  const Regularizer& activity_regularizer() const { return activity_regularizer_; }
+  /// Adds the activity penalty of `output` to the ActivityLossScope in scope, if any.
+  void record_activity_loss(const Tensor& output) const;
   /// Copies of the weights' values, and assignment from such a list (shapes must match).
   std::vector<Tensor> get_weights();
   void set_weights(const std::vector<Tensor>& values);
@@ -176,7 +182,27 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   std::vector<bool> declared_trainable_;    // each weight's own flag, restored on unfreezing
   std::vector<Regularizer> regularizers_;   // per weight, possibly empty
   std::vector<Constraint> constraints_;
+  Regularizer activity_regularizer_;
   bool warned_mask_dropped_ = false;
+};
+
+/// Collects the activity penalties (Layer::activity_regularizer) of the layers a model runs on this
+/// thread while it lives: Keras' per-call `losses`, which the training and evaluation loss include.
+class KERASCPP_API ActivityLossScope {
+ public:
+  ActivityLossScope();
+  ~ActivityLossScope();
+  ActivityLossScope(const ActivityLossScope&) = delete;
+  ActivityLossScope& operator=(const ActivityLossScope&) = delete;
+  /// The sum of the penalties recorded; undefined when there were none.
+  const Tensor& total() const { return total_; }
+  void add(const Tensor& penalty);
+  /// The innermost scope on this thread, or null.
+  static ActivityLossScope* current();
+
+ private:
+  Tensor total_;
+  ActivityLossScope* previous_;
 };
 
 namespace detail {

@@ -193,6 +193,9 @@ Config serialize_layer(const Layer& layer) {
     out = keras_object("custom", layer.class_name(), layer.get_config());
     out["registered_name"] = layer.class_name();
   }
+  // Keras' base Layer adds the activity regularizer to every layer's config when one is set.
+  if (layer.activity_regularizer() && out.contains("config") && out["config"].is_object())
+    out["config"]["activity_regularizer"] = layer.activity_regularizer().serialized();
   Config build = layer.get_build_config();
   if (!build.is_null() && layer.class_name() != "InputLayer" && !layer.is_operation())
     out["build_config"] = std::move(build);
@@ -409,6 +412,7 @@ void ConfigReader::finish() {
 
 void ConfigReader::finish(Layer& layer) {
   layer.set_trainable(boolean("trainable", true));
+  layer.set_activity_regularizer(regularizer("activity_regularizer"));
   used_.insert("dtype");
   if (has("dtype")) {
     const Config& d = config_["dtype"];

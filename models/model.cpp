@@ -180,6 +180,8 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
     } else {
       out = layer.call_multi(in, training);  // merges and RNNs with initial states: masks end here
     }
+    if (layer.activity_regularizer())  // on the layer's real output, also where the loss takes logits
+      for (const Tensor& o : out) layer.record_activity_loss(logits_nodes.count(node.get()) ? ops::softmax(o) : o);
     for (size_t k = 0; k < node->outputs.size() && k < out.size(); ++k)
       if (auto impl = node->outputs[k].lock()) {
         values[impl.get()] = out[k];
@@ -602,10 +604,11 @@ void Model::train_step(const std::vector<Tensor>& x_global, const std::vector<Te
     return;
   }
   GradientTape tape;
+  ActivityLossScope activity;
   const std::vector<Tensor> out = forward(x, true, logits_mask());
   Tensor loss = total_loss(y, out, sample_weight);
-  const Tensor penalty = regularization_loss();  // Keras adds the weights' penalties to the loss it reports
-  if (penalty.defined()) loss = loss + penalty;
+  // Keras adds the weights' penalties and the layers' activity penalties to the loss it reports.
+  if (const Tensor extra = additional_losses(activity); extra.defined()) loss = loss + extra;
   const auto vars = trainable_weights();
   std::vector<Tensor> grads;
   if (data_parallel()) {
@@ -631,10 +634,19 @@ std::map<std::string, double> Model::test_on_batch(const TensorList& x, const Te
   reset_metrics();
   NoGradScope no_grad;
   const auto yb = targets_on_device(y.items());
+  ActivityLossScope activity;
   const auto out = forward(device_inputs(x.items()), false, logits_mask());
-  loss_tracker_->update_state(total_loss(yb, out, Tensor()));
+  Tensor loss = total_loss(yb, out, Tensor());
+  if (const Tensor extra = additional_losses(activity); extra.defined()) loss = loss + extra;
+  loss_tracker_->update_state(loss);
   update_metrics(yb, out);
   return results();
+}
+
+Tensor Model::additional_losses(const ActivityLossScope& activity) {
+  Tensor extra = regularization_loss();
+  if (activity.total().defined()) extra = extra.defined() ? extra + activity.total() : activity.total();
+  return extra;
 }
 
 Tensor Model::predict_on_batch(const TensorList& x) {
@@ -775,6 +787,7 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t start = s * batch, count = std::min(batch, n - start);
     const auto yb = targets_on_device(rows(y, start, count));
+    ActivityLossScope activity;
     const auto out = forward(device_inputs(rows(x, start, count)), false, logits);
     // Per-sample losses, so the tracker's mean is over samples whatever the batch sizes; outputs with
     // steps count their valid steps.
@@ -790,6 +803,8 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
       if (l.dim(0) != count) l = ops::full({count}, l.dim(0) ? ops::mean(l).item() : 0.f, DType::float32, l.backend());
       per_sample = per_sample.defined() ? per_sample + l : l;
     }
+    // Keras' evaluation loss includes the weights' and activity penalties too, once per batch.
+    if (const Tensor extra = additional_losses(activity); extra.defined()) per_sample = per_sample + extra;
     loss_tracker_->update_state(per_sample);
     update_metrics(yb, out);
     if (bar && s + 1 < steps) bar->update(s + 1, as_items(results()));

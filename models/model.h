@@ -320,6 +320,8 @@ class KERASCPP_API Model : public Layer {
   Tensor total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& weights);
   void update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out);
   std::vector<bool> logits_mask() const;
+  /// What Keras adds to the compiled loss: the weights' penalties and the activity penalties recorded.
+  Tensor additional_losses(const ActivityLossScope& activity);
   std::map<std::string, double> results() const;
   void reset_metrics();
   std::map<std::string, double> run_evaluation(const std::vector<Tensor>& x, const std::vector<Tensor>& y,

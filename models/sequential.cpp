@@ -1,6 +1,7 @@
 #include "models/sequential.h"
 
 #include "core/check.h"
+#include "core/ops.h"
 
 namespace keras {
 
@@ -72,6 +73,7 @@ std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool trai
       h = std::move(y);
       mask = std::move(m);
     }
+    if (l.activity_regularizer()) l.record_activity_loss(i + 1 == layers_.size() && want_logits ? ops::softmax(h) : h);
   }
   output_masks_ = {mask};
   return {h};

@@ -34,6 +34,7 @@ std::optional<int64_t> conv_output_length(std::optional<int64_t> in, int64_t ker
 
 Conv2D::Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOptions options)
     : Layer("Conv2D", options.name), filters_(filters), kernel_size_(kernel_size), options_(std::move(options)) {
+  set_activity_regularizer(options_.activity_regularizer);
   KCPP_CHECK(filters > 0, ValueError, "Conv2D: expected a positive number of filters, received {}", filters);
   KCPP_CHECK(kernel_size[0] > 0 && kernel_size[1] > 0, ValueError,
              "Conv2D: kernel_size must be positive, received ({}, {})", kernel_size[0], kernel_size[1]);

@@ -8,7 +8,6 @@ template <typename O>
 inline void read_conv_common(serialization::ConfigReader& r, O& o, size_t rank) {
   o.name = r.name();
   r.require("data_format", "channels_last");
-  r.require("activity_regularizer", nullptr);
   r.require("lora_rank", nullptr);
   o.padding = r.string("padding", "valid");
   o.activation = r.activation();

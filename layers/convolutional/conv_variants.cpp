@@ -23,6 +23,7 @@ void check_padding(const std::string& layer, const std::string& p) {
 // Conv1D ---------------------------------------------------------------------------------------------------
 Conv1D::Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions o)
     : Layer("Conv1D", o.name), filters_(filters), kernel_size_(kernel_size), o_(std::move(o)) {
+  set_activity_regularizer(o_.activity_regularizer);
   KCPP_CHECK(filters > 0 && kernel_size > 0, ValueError,
              "Conv1D: filters and kernel_size must be positive, received {} and {}", filters, kernel_size);
   check_padding("Conv1D", o_.padding);
@@ -53,6 +54,7 @@ Tensor Conv1D::call(const Tensor& x, bool training) {
 // Conv2DTranspose --------------------------------------------------------------------------------------------
 Conv2DTranspose::Conv2DTranspose(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOptions o)
     : Layer("Conv2DTranspose", o.name), filters_(filters), kernel_size_(kernel_size), o_(std::move(o)) {
+  set_activity_regularizer(o_.activity_regularizer);
   KCPP_CHECK(filters > 0, ValueError, "Conv2DTranspose: filters must be positive, received {}", filters);
   check_padding("Conv2DTranspose", o_.padding);
   detail::check_conv_geometry("Conv2DTranspose", {kernel_size[0], kernel_size[1]}, {o_.strides[0], o_.strides[1]},
@@ -89,6 +91,7 @@ Tensor Conv2DTranspose::call(const Tensor& x, bool training) {
 // DepthwiseConv2D ---------------------------------------------------------------------------------------------
 DepthwiseConv2D::DepthwiseConv2D(std::array<int64_t, 2> kernel_size, DepthwiseConv2DOptions o)
     : Layer("DepthwiseConv2D", o.name), kernel_size_(kernel_size), o_(std::move(o)) {
+  set_activity_regularizer(o_.activity_regularizer);
   KCPP_CHECK(o_.depth_multiplier > 0, ValueError, "DepthwiseConv2D: depth_multiplier must be positive, received {}",
              o_.depth_multiplier);
   check_padding("DepthwiseConv2D", o_.padding);
@@ -122,6 +125,7 @@ Tensor DepthwiseConv2D::call(const Tensor& x, bool training) {
 // SeparableConv2D ----------------------------------------------------------------------------------------------
 SeparableConv2D::SeparableConv2D(int64_t filters, std::array<int64_t, 2> kernel_size, SeparableConv2DOptions o)
     : Layer("SeparableConv2D", o.name), filters_(filters), kernel_size_(kernel_size), o_(std::move(o)) {
+  set_activity_regularizer(o_.activity_regularizer);
   KCPP_CHECK(filters > 0 && o_.depth_multiplier > 0, ValueError,
              "SeparableConv2D: filters and depth_multiplier must be positive");
   check_padding("SeparableConv2D", o_.padding);

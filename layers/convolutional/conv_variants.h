@@ -17,6 +17,7 @@ struct Conv1DOptions {
   Initializer bias_initializer = "zeros";
   Regularizer kernel_regularizer;
   Regularizer bias_regularizer;
+  Regularizer activity_regularizer;  // a penalty on the output (Layer::set_activity_regularizer)
   Constraint kernel_constraint;
   Constraint bias_constraint;
   std::string name;
@@ -73,6 +74,7 @@ struct DepthwiseConv2DOptions {
   Initializer bias_initializer = "zeros";
   Regularizer depthwise_regularizer;
   Regularizer bias_regularizer;
+  Regularizer activity_regularizer;  // a penalty on the output (Layer::set_activity_regularizer)
   Constraint depthwise_constraint;
   Constraint bias_constraint;
   std::string name;
@@ -110,6 +112,7 @@ struct SeparableConv2DOptions {
   Regularizer depthwise_regularizer;
   Regularizer pointwise_regularizer;
   Regularizer bias_regularizer;
+  Regularizer activity_regularizer;  // a penalty on the output (Layer::set_activity_regularizer)
   Constraint depthwise_constraint;
   Constraint pointwise_constraint;
   Constraint bias_constraint;

@@ -9,6 +9,7 @@ Dense::Dense(int64_t units, DenseOptions options)
     : Layer("Dense", options.name), units_(units), options_(std::move(options)) {
   KCPP_CHECK(units > 0, ValueError, "Dense: expected a positive number of units, received {}", units);
   activations::check_name(options_.activation);
+  set_activity_regularizer(options_.activity_regularizer);
 }
 
 void Dense::check_input(const PartialShape& s) const {
@@ -72,7 +73,6 @@ std::shared_ptr<Layer> Dense::from_config(const Config& config) {
   o.bias_regularizer = r.regularizer("bias_regularizer");
   o.kernel_constraint = r.constraint("kernel_constraint");
   o.bias_constraint = r.constraint("bias_constraint");
-  r.require("activity_regularizer", nullptr);
   r.require("lora_rank", nullptr);
   auto layer = std::make_shared<Dense>(units, std::move(o));
   r.finish(*layer);

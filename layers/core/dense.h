@@ -11,6 +11,7 @@ struct DenseOptions {
   Initializer bias_initializer = "zeros";
   Regularizer kernel_regularizer;
   Regularizer bias_regularizer;
+  Regularizer activity_regularizer;  // a penalty on the output (Layer::set_activity_regularizer)
   Constraint kernel_constraint;
   Constraint bias_constraint;
   std::string name;

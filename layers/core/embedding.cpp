@@ -7,6 +7,7 @@ namespace keras::layers {
 
 Embedding::Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options)
     : Layer("Embedding", options.name), input_dim_(input_dim), output_dim_(output_dim), options_(std::move(options)) {
+  set_activity_regularizer(options_.activity_regularizer);
   KCPP_CHECK(input_dim > 0 && output_dim > 0, ValueError,
              "Embedding: expected positive input_dim and output_dim, received input_dim={}, output_dim={}", input_dim,
              output_dim);
@@ -60,7 +61,6 @@ std::shared_ptr<Layer> Embedding::from_config(const Config& config) {
   o.embeddings_regularizer = r.regularizer("embeddings_regularizer");
   o.embeddings_constraint = r.constraint("embeddings_constraint");
   o.mask_zero = r.boolean("mask_zero", false);
-  r.require("activity_regularizer", nullptr);
   r.require("lora_rank", nullptr);
   r.integer("input_length", 0);  // Keras 2 only; the shape comes from the input
   auto layer = std::make_shared<Embedding>(input_dim, output_dim, std::move(o));

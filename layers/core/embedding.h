@@ -7,6 +7,7 @@ namespace keras::layers {
 struct EmbeddingOptions {
   Initializer embeddings_initializer = "uniform";
   Regularizer embeddings_regularizer;
+  Regularizer activity_regularizer;  // a penalty on the output (Layer::set_activity_regularizer)
   Constraint embeddings_constraint;
   /// Id 0 is padding: the output carries a mask (ids != 0) that RNNs and losses honour.
   bool mask_zero = false;

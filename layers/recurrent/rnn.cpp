@@ -10,6 +10,7 @@ namespace keras::layers {
 RecurrentLayer::RecurrentLayer(std::string class_name, int64_t units, RecurrentOptions options, int64_t gates)
     : Layer(class_name, options.name), units_(units), options_(std::move(options)), gates_(gates),
       seeds_(options_.seed) {
+  set_activity_regularizer(options_.activity_regularizer);
   KCPP_CHECK(units > 0, ValueError, "{}: expected a positive number of units, received {}", class_name, units);
   KCPP_CHECK(options_.dropout >= 0.f && options_.dropout < 1.f && options_.recurrent_dropout >= 0.f &&
                  options_.recurrent_dropout < 1.f,
@@ -295,7 +296,6 @@ RecurrentOptions RecurrentLayer::read_options(serialization::ConfigReader& r, bo
   o.dropout = static_cast<float>(r.number("dropout", 0.0));
   o.recurrent_dropout = static_cast<float>(r.number("recurrent_dropout", 0.0));
   o.seed = r.seed();
-  r.require("activity_regularizer", nullptr);
   r.require("time_major", false);     // Keras 2
   r.integer("implementation", 2);     // Keras' kernel layout choice: the same numbers either way
   return o;

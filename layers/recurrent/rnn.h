@@ -24,6 +24,7 @@ struct RecurrentOptions {
   Regularizer kernel_regularizer;
   Regularizer recurrent_regularizer;
   Regularizer bias_regularizer;
+  Regularizer activity_regularizer;  // a penalty on the output (Layer::set_activity_regularizer)
   Constraint kernel_constraint;
   Constraint recurrent_constraint;
   Constraint bias_constraint;

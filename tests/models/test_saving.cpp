@@ -234,7 +234,7 @@ void check_compile_config(const Config& ours_ordered, const nlohmann::json& kera
 
 TEST_CASE("compile_config's dict forms and metric objects load from Keras 3 files, evaluate as Keras and save back",
           "[cpu][saving]") {
-  for (const char* name : {"compiled_multi", "compiled_binary"}) {
+  for (const char* name : {"compiled_multi", "compiled_binary", "compiled_activity"}) {
     INFO("model " << name);
     utils::clear_session();
     const auto io = read_json(kSaved / (std::string(name) + "_io.json"));
@@ -255,6 +255,37 @@ TEST_CASE("compile_config's dict forms and metric objects load from Keras 3 file
     check_compile_config(again->get_compile_config(), io["compile_config"]);
     check_evaluate(*again, io);
   }
+}
+
+TEST_CASE("activity regularizers load from Keras files and add to the loss as Keras adds them", "[cpu][saving]") {
+  utils::clear_session();
+  const auto io = read_json(kSaved / "compiled_activity_io.json");
+  auto model = models::load_model((kSaved / "compiled_activity.keras").string());
+  CHECK(model->get_layer("activation").activity_regularizer());
+  // Evaluation (two batches of 5) and one training step include the penalties divided by the batch size.
+  check_evaluate(*model, io);
+  const auto logs = model->train_on_batch(list_of(io["inputs"]), list_of(io["targets"]));
+  CHECK(logs.at("loss") == Approx(io["train_on_batch_loss"].get<double>()).epsilon(1e-5));
+  const auto after = model->predict_all(list_of(io["inputs"]));
+  kt::require_close(after[0].to_vector<float>(), floats_of(io["predictions_after_step"][0]), 1e-5f, 1e-4f);
+  // The regularizers are written back in Keras' form.
+  const Config config = serialization::serialize_layer(*model->layers().at(0));
+  CHECK(config["config"]["activity_regularizer"]["class_name"] == "L1");
+
+  // The C++ option: evaluate's loss is the MSE plus 0.1 * sum|h| / batch, computed by hand here.
+  utils::clear_session();
+  auto hidden = std::make_shared<layers::Dense>(3, layers::DenseOptions{.activity_regularizer = regularizers::L1(0.1f)});
+  Sequential seq({layers::Input({4}), hidden, layers::Dense(1)});
+  seq.compile({.optimizer = "sgd", .loss = "mse"});
+  const Tensor x = kt::random_tensor(Shape{6, 4}, 21), y = kt::random_tensor(Shape{6, 1}, 22);
+  const auto h = hidden->call(x, false).to_vector<float>();
+  const auto p = seq.predict(x).to_vector<float>();
+  const auto t = y.to_vector<float>();
+  double mse = 0, l1 = 0;
+  for (size_t i = 0; i < p.size(); ++i) mse += (p[i] - t[i]) * (p[i] - t[i]) / p.size();
+  for (float v : h) l1 += std::abs(v);
+  const auto r = seq.evaluate(x, y, {.verbose = 0});
+  CHECK(r.at("loss") == Approx(mse + 0.1 * l1 / 6).epsilon(1e-5));
 }
 
 TEST_CASE("compile() takes Keras' dict forms and metric objects, and says which key is no output", "[cpu][training]") {
