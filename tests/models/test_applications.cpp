@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/support/test_support.h"
 
 using namespace keras;
@@ -115,4 +117,30 @@ TEST_CASE("ResNet50 has Keras' parameter counts and summary", "[cpu][application
 TEST_CASE("resnet50::preprocess_input is Keras' caffe mode: BGR minus the ImageNet means", "[cpu][applications]") {
   const Tensor y = applications::resnet50::preprocess_input(Tensor::from_vector<float>({10, 20, 30}, Shape{1, 3}));
   kt::require_close(y.to_vector<float>(), {30 - 103.939f, 20 - 116.779f, 10 - 123.68f}, 1e-4f, 0.f);
+}
+
+// Run by the CTest application_weights_in_keras_layout, which has Python Keras write the files into
+// KERAS_HOME first (tests/interop/application_weights.sh); hidden from a plain run.
+TEST_CASE("applications load weight files in the layout of Keras' ImageNet files, by layer order",
+          "[.application-weights]") {
+  const char* home = std::getenv("KERAS_HOME");
+  REQUIRE(home != nullptr);
+  std::ifstream in(std::filesystem::path(home) / "predictions.json");
+  REQUIRE(in.good());
+  const auto expected = nlohmann::json::parse(in);
+  auto check = [&](Model& model, const nlohmann::json& e) {
+    const auto input = e["input"].get<std::vector<float>>();
+    const Tensor x = Tensor::from_vector(input, Shape(e["input_shape"].get<std::vector<int64_t>>()));
+    kt::require_close(model.predict(x).to_vector<float>(), e["prediction"].get<std::vector<float>>(), 2e-5f, 2e-3f);
+  };
+  {
+    utils::clear_session();
+    auto model = applications::InceptionV3({.include_top = false, .input_shape = {75, 75, 3}, .pooling = "avg"});
+    check(*model, expected["inception_v3_notop_75"]);
+  }
+  {
+    utils::clear_session();
+    auto model = applications::ResNet50();
+    check(*model, expected["resnet50_top_224"]);
+  }
 }
