@@ -50,6 +50,7 @@ Settings read_environment() {
   c.log_level = env_or("KERASCPP_LOG_LEVEL", "info");
   const std::string home = env_or("HOME", "");
   c.tf32 = env_or("KERASCPP_TF32", "1") != "0";
+  c.conv_winograd = env_or("KERASCPP_CONV_WINOGRAD", "1") != "0";
   c.datasets_dir = env_or("KERASCPP_DATASETS_DIR", "/usr/share/datasets");
   c.keras_home = env_or("KERAS_HOME", home.empty() ? std::string(".keras") : home + "/.keras");
   // mpirun's variables first, then torchrun-style ones.

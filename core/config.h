@@ -21,6 +21,9 @@ struct KERASCPP_API Settings {
   std::string datasets_dir = "/usr/share/datasets";
   /// KERASCPP_TF32: "0" starts with TensorFloat-32 off.
   bool tf32 = true;
+  /// KERASCPP_CONV_WINOGRAD: "0" keeps inference convolutions on the CPU on the direct kernels
+  /// (Winograd is faster for 3x3 filters, with float32 rounding errors a few times larger).
+  bool conv_winograd = true;
 
   // Multi-process training (distributed/): set by mpirun (OMPI_COMM_WORLD_*) or, as torchrun
   // does, by the launcher (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/backend_plugin.h"
+#include "core/config.h"
 
 namespace keras::cpu {
 
@@ -56,7 +57,7 @@ CachingAllocator::~CachingAllocator() {
 
 // Backend ------------------------------------------------------------------------------------------
 
-CpuBackend::CpuBackend() : engine_(dnnl::engine::kind::cpu, 0) {}
+CpuBackend::CpuBackend() : engine_(dnnl::engine::kind::cpu, 0), winograd_enabled_(settings().conv_winograd) {}
 
 dnnl::stream& CpuBackend::stream() {
   thread_local dnnl::stream s(engine_);  // one backend per process, so one stream per thread
@@ -114,7 +115,6 @@ const CachedPrimitive& CpuBackend::cached(const std::string& key, const std::fun
   return cache_.emplace(key, std::move(p)).first->second;  // unordered_map references are stable
 }
 
-namespace {
 std::string md_key(const dnnl::memory::desc& md) {
   const dnnl_memory_desc_t& d = md.data;
   fmt::memory_buffer k;
@@ -126,10 +126,19 @@ std::string md_key(const dnnl::memory::desc& md) {
     for (int i = 0; i < d.ndims; ++i) fmt::format_to(std::back_inserter(k), "s{}", b.strides[i]);
     for (int i = 0; i < b.inner_nblks; ++i)
       fmt::format_to(std::back_inserter(k), "b{}i{}", b.inner_blks[i], b.inner_idxs[i]);
+  } else if (d.format_kind == dnnl_format_kind_wino) {
+    // Winograd weights come in several layouts (F(2x2,3x3), F(4x4,3x3), ...) of one format kind:
+    // a reorder cached for one must never serve another.
+    const auto& w = d.format_desc.wino_desc;
+    fmt::format_to(std::back_inserter(k), "w{}r{}a{}i{}o{}ib{}ob{}i2{}o2{}s{}z{}", static_cast<int>(w.wino_format), w.r,
+                   w.alpha, w.ic, w.oc, w.ic_block, w.oc_block, w.ic2_block, w.oc2_block, w.adj_scale, w.size);
+  } else if (d.format_kind == dnnl_format_kind_rnn_packed) {
+    const auto& r = d.format_desc.rnn_packed_desc;
+    fmt::format_to(std::back_inserter(k), "p{}n{}ld{}z{}", static_cast<int>(r.format), r.n_parts, r.ldb, r.size);
+    for (int i = 0; i < r.n_parts; ++i) fmt::format_to(std::back_inserter(k), "|{}:{}", r.parts[i], r.part_pack_size[i]);
   }
   return fmt::to_string(k);
 }
-}  // namespace
 
 void CpuBackend::reorder(const dnnl::memory::desc& from, void* src, const dnnl::memory::desc& to, void* dst) {
   const auto& p = cached("reorder|" + md_key(from) + "|" + md_key(to), [&] {

@@ -13,6 +13,9 @@
 
 namespace keras::cpu {
 
+/// A memory descriptor as a cache key: every field that changes the layout.
+std::string md_key(const dnnl::memory::desc& md);
+
 /// Wraps a oneDNN call so a failure names the expression and oneDNN's message.
 #define KCPP_DNNL(expr)                                                                                   \
   [&]() -> decltype(auto) {                                                                               \
@@ -145,11 +148,26 @@ class CpuBackend final : public Backend {
       const Tensor* recurrent_bias, const Tensor& y, const Tensor& h_last, const Tensor* c_last, RnnOperands& o);
   void conv_common(bool transposed, int direction, const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& out,
                    Tensor* dbias, const ConvAttrs& attrs);
+  /// w in the layout `to`, transformed once and reused while w's bytes stay the same.
+  std::shared_ptr<Storage> transformed_weights(const Tensor& w, const dnnl::memory::desc& from,
+                                               const dnnl::memory::desc& to);
+  /// Runs a forward convolution primitive whose operands may want other layouts than ours.
+  void conv_forward_blocked(const CachedPrimitive& p, const dnnl::memory::desc& x_md, const dnnl::memory::desc& w_user,
+                            const dnnl::memory::desc& bias_md, const dnnl::memory::desc& y_md, const Tensor& x,
+                            const Tensor& w, const Tensor* bias, const Tensor& y);
 
   dnnl::engine engine_;
+  bool winograd_enabled_;  // settings().conv_winograd at creation
   CachingAllocator allocator_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, CachedPrimitive> cache_;
+  struct TransformedWeights {
+    std::vector<char> source;  // the weights' bytes when transformed
+    std::shared_ptr<Storage> transformed;
+  };
+  std::mutex weights_mutex_;
+  std::unordered_map<std::string, TransformedWeights> transformed_weights_;
+  size_t transformed_bytes_ = 0;
   std::atomic<int64_t> primitives_created_{0};
   std::atomic<int64_t> cache_hits_{0};
 };

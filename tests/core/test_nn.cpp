@@ -103,6 +103,30 @@ TEST_CASE("matmul matches a naive product with transposes, batches, bias and act
       {"axis -1", "784", "100)"});
 }
 
+TEST_CASE("inference 3x3 convolutions (Winograd on AVX-512) match a naive convolution, and follow weight changes",
+          "[cpu][ops]") {
+  // Outside a tape a convolution runs for inference: 3x3, stride 1, >= 16 channels takes oneDNN's
+  // Winograd kernels where the CPU has them (F(2x2,3x3) for a batch of 1, F(4x4,3x3) for more).
+  Variable w(kt::random_tensor(Shape{3, 3, 32, 24}, 2), "kernel");
+  const Tensor b = kt::random_tensor(Shape{24}, 3);
+  for (const char* padding : {"valid", "same"})
+    for (int64_t n : {1, 3, 1, 5}) {
+      INFO(padding << " batch " << n);
+      const Tensor x = kt::random_tensor(Shape{n, 11, 9, 32}, 10 + n);
+      Shape expected_shape;
+      const auto expected = naive_conv(x, w.value(), b.to_vector<float>(), 1, 1, 1, 1, padding, 1, expected_shape);
+      const Tensor y = ops::conv(x, w.value(), b, {.padding = padding});
+      REQUIRE(y.shape() == expected_shape);
+      kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
+    }
+  // New values in the same variable: the transformed weights are not reused.
+  w.assign(kt::random_tensor(Shape{3, 3, 32, 24}, 4));
+  const Tensor x = kt::random_tensor(Shape{2, 8, 8, 32}, 5);
+  Shape s;
+  kt::require_close(ops::conv(x, w.value(), b, {}).to_vector<float>(),
+                    naive_conv(x, w.value(), b.to_vector<float>(), 1, 1, 1, 1, "valid", 1, s), 1e-4f, 1e-4f);
+}
+
 TEST_CASE("conv2d matches a naive convolution: strides, dilation, padding, groups, odd sizes", "[cpu][ops]") {
   struct Case {
     Shape x, w;

@@ -124,7 +124,10 @@ TEST_CASE("resnet50::preprocess_input is Keras' caffe mode: BGR minus the ImageN
 TEST_CASE("applications load weight files in the layout of Keras' ImageNet files, by layer order",
           "[.application-weights]") {
   const char* home = std::getenv("KERAS_HOME");
-  REQUIRE(home != nullptr);
+  if (home == nullptr) {  // selected by a negated filter outside its CTest
+    WARN("not run: needs the files tests/interop/application_weights.sh writes (ctest -R application_weights)");
+    return;
+  }
   std::ifstream in(std::filesystem::path(home) / "predictions.json");
   REQUIRE(in.good());
   const auto expected = nlohmann::json::parse(in);
