@@ -332,6 +332,13 @@ void Layer::record_activity_loss(const Tensor& output) const {
   activity_scope->add(penalty);
 }
 
+bool Layer::samples_independent() const {
+  if (class_name() == "Lambda" || !serialization::is_builtin(class_name())) return false;
+  for (const Layer* l : sublayers())
+    if (!l->samples_independent()) return false;
+  return true;
+}
+
 void Layer::apply_constraints() {
   NoGradScope no_grad;
   for (size_t i = 0; i < weights_.size(); ++i)

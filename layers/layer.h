@@ -103,6 +103,10 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   virtual Tensor regularization_loss();
   /// Projects every constrained weight (after an optimizer step).
   virtual void apply_constraints();
+  /// Whether in inference each sample's output depends on that sample alone, so a batch may run
+  /// in slices (predict() does on the CPU). kerascpp's layers say so, except Lambda and stateful
+  /// RNNs; a user's class says no unless it overrides this.
+  virtual bool samples_independent() const;
   /// Keras' activity_regularizer: a penalty on the layer's output, divided by the batch size and
   /// added to the loss in training and evaluation (see ActivityLossScope). Any layer takes one.
   void set_activity_regularizer(Regularizer regularizer) { activity_regularizer_ = std::move(regularizer); }

@@ -169,6 +169,12 @@ bool is_registered(const std::string& class_name) {
   return r.factories.count(class_name) > 0;
 }
 
+bool is_builtin(const std::string& class_name) {
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  return r.builtin.count(class_name) > 0;
+}
+
 Config serialize_layer(const Layer& layer) {
   auto& r = registry();
   bool builtin;

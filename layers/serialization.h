@@ -53,6 +53,8 @@ KERASCPP_API Config serialize_layer(const Layer& layer);
 KERASCPP_API std::shared_ptr<Layer> deserialize_layer(const Config& serialized);
 /// The registered name of a class ("Dense"), or empty when `class_name` is not registered.
 KERASCPP_API bool is_registered(const std::string& class_name);
+/// Whether `class_name` is one of kerascpp's own layer classes (not a user's registered one).
+KERASCPP_API bool is_builtin(const std::string& class_name);
 
 /// Reads a config with errors that name the owner, the key, what was expected and what was
 /// received. Keys a layer does not read are logged once as ignored, as newer Keras versions add

@@ -291,6 +291,7 @@ class KERASCPP_API Model : public Layer {
 
   /// The layers(): a model's weights, penalties and random streams are its layers'.
   std::vector<Layer*> sublayers() const override { return layers(); }
+  bool samples_independent() const override;
 
  protected:
   /// For Sequential: a model without a graph.

@@ -75,6 +75,7 @@ class KERASCPP_API RecurrentLayer : public Layer {
   /// step-by-step loop, for performance checks: masks, per-gate recurrent dropout in training and
   /// activations other than tanh and sigmoid need the loop.
   bool last_call_fused() const { return last_call_fused_; }
+  bool samples_independent() const override { return !options_.stateful && Layer::samples_independent(); }
   /// Zeroes the states a stateful layer carries between batches (Keras' reset_states).
   void reset_states();
   /// The carried states of a stateful layer (empty before its first batch).

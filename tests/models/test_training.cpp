@@ -412,3 +412,36 @@ TEST_CASE("to_categorical, normalize and split_dataset behave as Keras' utils", 
   kt::require_throws_with<ValueError>([&] { utils::split_dataset({Tensor::from_vector(ys, Shape{10})}, 1.5); },
                                       {"left_size"});
 }
+
+TEST_CASE("predict runs large batches in slices only where every layer treats samples independently",
+          "[cpu][models]") {
+  utils::clear_session();
+  const Tensor x = kt::random_tensor(Shape{200, 6}, 31);
+  // Per-sample layers: any batch_size gives the rows a naive per-sample product gives.
+  Sequential dense({layers::Input({6}), layers::Dense(3)});
+  CHECK(dense.samples_independent());
+  const auto w = dense.layers()[0]->get_weights();
+  const auto kernel = w[0].to_vector<float>(), bias = w[1].to_vector<float>(), xs = x.to_vector<float>();
+  std::vector<float> expected;
+  for (int64_t i = 0; i < 200; ++i)
+    for (int64_t o = 0; o < 3; ++o) {
+      double s = bias[static_cast<size_t>(o)];
+      for (int64_t k = 0; k < 6; ++k) s += xs[static_cast<size_t>(i * 6 + k)] * kernel[static_cast<size_t>(k * 3 + o)];
+      expected.push_back(static_cast<float>(s));
+    }
+  kt::require_close(dense.predict(x, {.batch_size = 200}).to_vector<float>(), expected, 1e-5f, 1e-5f);
+  // A Lambda may mix samples (here: minus the batch mean), so a batch of 200 stays one batch.
+  Sequential centred({layers::Input({6}), layers::Lambda([](const Tensor& t) { return t - ops::mean(t, {0}, true); })});
+  CHECK_FALSE(centred.samples_independent());
+  std::vector<double> mean(6, 0.0);
+  for (int64_t i = 0; i < 200; ++i)
+    for (int64_t k = 0; k < 6; ++k) mean[static_cast<size_t>(k)] += xs[static_cast<size_t>(i * 6 + k)] / 200.0;
+  std::vector<float> centred_expected;
+  for (int64_t i = 0; i < 200; ++i)
+    for (int64_t k = 0; k < 6; ++k)
+      centred_expected.push_back(static_cast<float>(xs[static_cast<size_t>(i * 6 + k)] - mean[static_cast<size_t>(k)]));
+  kt::require_close(centred.predict(x, {.batch_size = 200}).to_vector<float>(), centred_expected, 1e-5f, 1e-5f);
+  // Stateful RNNs carry state per batch row: not sliced either.
+  Sequential stateful({layers::Input({3, 2}, {.batch_size = 200}), layers::SimpleRNN(2, {.stateful = true})});
+  CHECK_FALSE(stateful.samples_independent());
+}
