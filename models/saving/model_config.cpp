@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/check.h"
+#include "core/logging.h"
 #include "layers/core/input_layer.h"
 #include "models/saving/saving.h"
 #include "models/sequential.h"
@@ -168,6 +169,10 @@ void Model::compile_from_config(const Config& cc) {
       o.metrics = MetricList(metric_list(m));
     }
   }
+  // Metrics weighted by sample_weight are not supported yet: say so rather than drop them quietly.
+  if (r.has("weighted_metrics") && !(r.raw("weighted_metrics").is_array() && r.raw("weighted_metrics").empty()))
+    detail::log_warn(fmt::format("compile_config: weighted_metrics {} are not supported by kerascpp and are left out",
+                                 cc["weighted_metrics"].dump().substr(0, 200)));
   for (const char* k : {"weighted_metrics", "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"})
     if (cc.contains(k)) (void)r.raw(k);
   r.finish();
