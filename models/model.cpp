@@ -992,7 +992,7 @@ std::vector<Model::SummaryRow> Model::summary_rows() const {
     for (const KerasTensor& t : inputs_)
       if (&t.producer() == layer.get()) {
         row.shape = shape_to_string(t.shape());
-        row.connected_to = "-";
+        row.connected_to.assign(1, '-');  // not = "-": GCC 12 warns falsely (-Wrestrict)
       }
     for (const auto& node : nodes_) {
       if (node->layer != layer) continue;

@@ -88,7 +88,7 @@ void write_layer_tree(Layer& layer, h5::Group& group) {
   for (Layer* child : saving_layers(*model)) {
     std::string name = serialization::to_snake_case(child->class_name());
     const int n = used[name]++;
-    if (n > 0) name += "_" + std::to_string(n);
+    if (n > 0) name += fmt::format("_{}", n);
     h5::Group g = layers.create_group(name);
     write_layer_tree(*child, g);
   }
@@ -127,7 +127,7 @@ void read_layer_tree(Layer& layer, const h5::Group& group, PendingAssignments& o
   for (Layer* child : saving_layers(*model)) {
     std::string name = serialization::to_snake_case(child->class_name());
     const int n = used[name]++;
-    if (n > 0) name += "_" + std::to_string(n);
+    if (n > 0) name += fmt::format("_{}", n);
     const bool has_weights = !child->weights().empty();
     if (!layers.has_group(name)) {
       KCPP_CHECK(!has_weights, ValueError, "{}: no group '{}' for layer \"{}\" ({} weights)", layers.path(), name,
@@ -229,7 +229,7 @@ void write_legacy_weights(Model& model, h5::Group& group) {
       // "<layer>/<weight>_<i>": unique within the group even for nested models' repeated names.
       std::string wname = ws[i]->name();
       if (wname.find('/') == std::string::npos) wname = l->name() + "/" + wname;
-      wname += "_" + std::to_string(i);
+      wname += fmt::format("_{}", i);
       const auto slash = wname.rfind('/');
       h5::Group parent = g;
       std::string path;
