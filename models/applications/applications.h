@@ -32,10 +32,26 @@ KERASCPP_API std::shared_ptr<Model> InceptionV3(ApplicationOptions options = {})
 /// the top, 23,587,712 without. Preprocess with resnet50::preprocess_input.
 KERASCPP_API std::shared_ptr<Model> ResNet50(ApplicationOptions options = {});
 
+/// VGG16 (Simonyan and Zisserman 2014). Default input 224x224x3, at least 32x32. 138,357,544
+/// parameters with the top, 14,714,688 without. Preprocess with vgg16::preprocess_input.
+KERASCPP_API std::shared_ptr<Model> VGG16(ApplicationOptions options = {});
+/// VGG19: VGG16 with four convolutions in blocks 3 to 5. 143,667,240 parameters with the top,
+/// 20,024,384 without. Preprocess with vgg19::preprocess_input.
+KERASCPP_API std::shared_ptr<Model> VGG19(ApplicationOptions options = {});
+
 namespace resnet50 {
 /// Keras' "caffe" mode: RGB to BGR and the ImageNet means subtracted, pixels in [0, 255].
 KERASCPP_API Tensor preprocess_input(const Tensor& x);
 }  // namespace resnet50
+
+namespace vgg16 {
+/// Keras' "caffe" mode, as resnet50::preprocess_input.
+KERASCPP_API Tensor preprocess_input(const Tensor& x);
+}  // namespace vgg16
+namespace vgg19 {
+/// Keras' "caffe" mode, as resnet50::preprocess_input.
+KERASCPP_API Tensor preprocess_input(const Tensor& x);
+}  // namespace vgg19
 
 namespace inception_v3 {
 /// Scales pixels in [0, 255] to [-1, 1] (Keras' "tf" mode).

@@ -57,6 +57,9 @@ cases = {
                               (1, 75, 75, 3)),
     "resnet50_top_224": ("resnet50_weights_tf_dim_ordering_tf_kernels.h5",
                          lambda: keras.applications.ResNet50(weights=None), (1, 224, 224, 3)),
+    "vgg16_notop_64": ("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                       lambda: keras.applications.VGG16(include_top=False, weights=None, input_shape=(64, 64, 3),
+                                                        pooling="avg"), (2, 64, 64, 3)),
 }
 record = {}
 for key, (file_name, make, shape) in cases.items():

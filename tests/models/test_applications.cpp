@@ -114,6 +114,26 @@ TEST_CASE("ResNet50 has Keras' parameter counts and summary", "[cpu][application
       {"at least 32x32"});
 }
 
+TEST_CASE("VGG16 and VGG19 have Keras' parameter counts, summaries and shapes", "[cpu][applications]") {
+  utils::clear_session();
+  // keras-reference.md: VGG16 138,357,544 with the top, 14,714,688 without.
+  auto vgg16 = applications::VGG16({.weights = ""});
+  CHECK(vgg16->count_params() == 138357544);
+  CHECK(trimmed(vgg16->summary_string(120)) ==
+        trimmed(read_text(kt::fixture_dir() / "applications" / "vgg16_top_224.txt")));
+  CHECK(applications::VGG16({.include_top = false, .weights = ""})->count_params() == 14714688);
+  utils::clear_session();  // Keras' automatic names start again, as in the fixture script
+  auto vgg19 = applications::VGG19({.include_top = false, .weights = "", .input_shape = {64, 64, 3}, .pooling = "max"});
+  CHECK(trimmed(vgg19->summary_string(120)) ==
+        trimmed(read_text(kt::fixture_dir() / "applications" / "vgg19_notop_max_64.txt")));
+  CHECK(vgg19->predict(kt::random_tensor(Shape{2, 64, 64, 3}, 5)).shape() == Shape({2, 512}));
+  kt::require_throws_with<ValueError>(
+      [] { applications::VGG19({.include_top = false, .weights = "", .input_shape = {31, 64, 3}}); },
+      {"at least 32x32"});
+  const Tensor y = applications::vgg16::preprocess_input(Tensor::from_vector<float>({10, 20, 30}, Shape{1, 3}));
+  kt::require_close(y.to_vector<float>(), {30 - 103.939f, 20 - 116.779f, 10 - 123.68f}, 1e-4f, 0.f);
+}
+
 TEST_CASE("resnet50::preprocess_input is Keras' caffe mode: BGR minus the ImageNet means", "[cpu][applications]") {
   const Tensor y = applications::resnet50::preprocess_input(Tensor::from_vector<float>({10, 20, 30}, Shape{1, 3}));
   kt::require_close(y.to_vector<float>(), {30 - 103.939f, 20 - 116.779f, 10 - 123.68f}, 1e-4f, 0.f);
@@ -145,5 +165,10 @@ TEST_CASE("applications load weight files in the layout of Keras' ImageNet files
     utils::clear_session();
     auto model = applications::ResNet50();
     check(*model, expected["resnet50_top_224"]);
+  }
+  {
+    utils::clear_session();
+    auto model = applications::VGG16({.include_top = false, .input_shape = {64, 64, 3}, .pooling = "avg"});
+    check(*model, expected["vgg16_notop_64"]);
   }
 }
