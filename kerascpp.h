@@ -15,6 +15,7 @@
 #include "core/tensor.h"
 #include "core/variable.h"
 #include "layers/activations.h"
+#include "layers/activations/activation_layers.h"
 #include "layers/convolutional/conv2d.h"
 #include "layers/convolutional/conv_variants.h"
 #include "layers/core/dense.h"

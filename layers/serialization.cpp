@@ -15,6 +15,7 @@
 #include "layers/core/not_equal.h"
 #include "layers/core/input_layer.h"
 #include "layers/core/lambda_rescaling.h"
+#include "layers/activations/activation_layers.h"
 #include "layers/core/simple_layers.h"
 #include "layers/layer.h"
 #include "layers/merging/merge.h"
@@ -47,6 +48,10 @@ LayerRegistry& registry() {
         {"InputLayer", &InputLayer::from_config},
         {"Dense", &Dense::from_config},
         {"Activation", &Activation::from_config},
+        {"ReLU", &ReLU::from_config},
+        {"LeakyReLU", &LeakyReLU::from_config},
+        {"ELU", &ELU::from_config},
+        {"Softmax", &Softmax::from_config},
         {"Dropout", &Dropout::from_config},
         {"Flatten", &Flatten::from_config},
         {"Reshape", &Reshape::from_config},

@@ -224,6 +224,12 @@ TEST_CASE("pooling, reshaping, normalization and regularization layers pass the 
       {.input_shape = Shape{2, 3, 3, 8}, .expected_output = {std::nullopt, 3, 3, 8}, .training_is_random = true});
   kt::run_layer_test([] { return layers::Lambda([](const Tensor& x) { return ops::square(x); }); },
                      {.input_shape = Shape{2, 4}, .expected_output = {std::nullopt, 4}});
+  kt::run_layer_test([] { return layers::ReLU({.max_value = 6.f, .negative_slope = 0.1f, .threshold = 0.5f}); },
+                     {.input_shape = Shape{2, 4}, .expected_output = {std::nullopt, 4}});
+  kt::run_layer_test([] { return layers::LeakyReLU(); }, {.input_shape = Shape{2, 4}, .expected_output = {std::nullopt, 4}});
+  kt::run_layer_test([] { return layers::ELU(0.5f); }, {.input_shape = Shape{2, 4}, .expected_output = {std::nullopt, 4}});
+  kt::run_layer_test([] { return layers::Softmax(1); },
+                     {.input_shape = Shape{2, 3, 4}, .expected_output = {std::nullopt, 3, 4}});
   // SpatialDropout2D drops whole channels: every position of a channel agrees.
   layers::SpatialDropout2D sd(0.5f, 9);
   const auto y = sd(ops::ones(Shape{1, 4, 4, 16}), true).to_vector<float>();
@@ -232,4 +238,39 @@ TEST_CASE("pooling, reshaping, normalization and regularization layers pass the 
   kt::require_throws_with<ValueError>([] { layers::Permute({1, 3}); }, {"consecutive and start from 1"});
   layers::Cropping2D crop({{{2, 2}, {0, 0}}});
   kt::require_throws_with<ValueError>([&] { crop(ops::zeros(Shape{1, 4, 4, 1})); }, {"removes all of axis 1"});
+}
+
+TEST_CASE("ReLU, LeakyReLU, ELU and Softmax layers give Keras' values and read Keras' configs", "[cpu][layers]") {
+  utils::clear_session();
+  const Tensor x = Tensor::from_vector<float>({-2.f, -0.5f, 0.2f, 0.7f, 3.f, 8.f}, Shape{1, 6});
+  // Printed by Python Keras 3.15.1 for the same input.
+  layers::ReLU relu({.max_value = 6.f, .negative_slope = 0.1f, .threshold = 0.5f});
+  kt::require_close(relu(x).to_vector<float>(), {-0.25f, -0.1f, -0.03f, 0.7f, 3.f, 6.f}, 1e-6f, 1e-6f);
+  kt::require_close(layers::LeakyReLU()(x).to_vector<float>(), {-0.6f, -0.15f, 0.2f, 0.7f, 3.f, 8.f}, 1e-6f, 1e-6f);
+  kt::require_close(layers::ELU(0.5f)(x).to_vector<float>(), {-0.43233237f, -0.19673467f, 0.2f, 0.7f, 3.f, 8.f},
+                    1e-6f, 1e-6f);
+  kt::require_close(layers::ReLU({.max_value = 6.f})(x).to_vector<float>(), {0, 0, 0.2f, 0.7f, 3.f, 6.f}, 1e-6f, 0.f);
+  // Softmax over axis 0 of a (2, 3) input, against exp / column sums.
+  const Tensor m = Tensor::from_vector<float>({1.f, 2.f, 3.f, 0.f, 2.f, 5.f}, Shape{2, 3});
+  const auto v = m.to_vector<float>();
+  std::vector<float> expected(6);
+  for (int c = 0; c < 3; ++c) {
+    const double a = std::exp(v[static_cast<size_t>(c)]), b = std::exp(v[static_cast<size_t>(3 + c)]);
+    expected[static_cast<size_t>(c)] = static_cast<float>(a / (a + b));
+    expected[static_cast<size_t>(3 + c)] = static_cast<float>(b / (a + b));
+  }
+  kt::require_close(layers::Softmax(0)(m).to_vector<float>(), expected, 1e-6f, 1e-6f);
+  // Keras' automatic names and configs (serialized by Python Keras 3.15.1).
+  CHECK(relu.name() == "re_lu");
+  utils::clear_session();
+  CHECK(layers::LeakyReLU().name() == "leaky_re_lu");
+  const auto loaded = serialization::deserialize_layer(Config::parse(
+      R"({"module": "keras.layers", "class_name": "ReLU", "config": {"name": "re_lu_1", "trainable": true,
+          "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": null},
+          "max_value": 6.0, "negative_slope": 0.1, "threshold": 0.5}, "registered_name": null})"));
+  kt::require_close((*loaded)(x).to_vector<float>(), {-0.25f, -0.1f, -0.03f, 0.7f, 3.f, 6.f}, 1e-6f, 1e-6f);
+  const auto keras2 = serialization::deserialize_layer(
+      Config::parse(R"({"class_name": "LeakyReLU", "config": {"name": "leaky", "alpha": 0.1}})"));  // Keras 2's key
+  kt::require_close((*keras2)(x).to_vector<float>(), {-0.2f, -0.05f, 0.2f, 0.7f, 3.f, 8.f}, 1e-6f, 1e-6f);
+  kt::require_throws_with<ValueError>([] { layers::LeakyReLU(-1.f); }, {"negative_slope", "-1"});
 }
