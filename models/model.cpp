@@ -139,7 +139,7 @@ void Model::order_layers_as_keras() {
 std::vector<Layer*> Model::layers() const {
   std::vector<Layer*> out;
   for (const auto& l : ordered_layers_)
-    if (!dynamic_cast<const layers::InputLayer*>(l.get()) && !l->is_operation()) out.push_back(l.get());
+    if (!l->is_operation()) out.push_back(l.get());
   return out;
 }
 

@@ -221,7 +221,8 @@ class KERASCPP_API Model : public Layer {
   ~Model() override;
   Model(Model&&) noexcept;
 
-  /// The layers, in order (input layers excluded, as Keras' model.layers).
+  /// The layers in order, the InputLayers first, as Keras 3's model.layers of a functional model
+  /// (Sequential's leaves its InputLayer out, as Keras').
   virtual std::vector<Layer*> layers() const;
   /// Throws ValueError naming the model and the layer names when none is called `name`.
   Layer& get_layer(const std::string& name) const;

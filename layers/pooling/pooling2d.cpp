@@ -35,15 +35,6 @@ Tensor Pooling2D::call(const Tensor& x, bool training) {
   return is_max_ ? ops::max_pool(x, o) : ops::average_pool(x, o);
 }
 
-GlobalAveragePooling2D::GlobalAveragePooling2D(std::string name) : Layer("GlobalAveragePooling2D", std::move(name)) {}
-void GlobalAveragePooling2D::check_input(const PartialShape& s) const {
-  if (s.size() != 4)
-    throw input_error(
-        fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
-}
-Tensor GlobalAveragePooling2D::call(const Tensor& x, bool training) { return ops::mean(x, {1, 2}); }
-
-
 Config Pooling2D::get_config() const {
   Config c = Layer::get_config();
   c["pool_size"] = Config::array({pool_size_[0], pool_size_[1]});
@@ -77,21 +68,6 @@ std::shared_ptr<Layer> MaxPooling2D::from_config(const Config& c) {
 }
 std::shared_ptr<Layer> AveragePooling2D::from_config(const Config& c) {
   return pooling2d_from_config<AveragePooling2D>(c, "AveragePooling2D config");
-}
-
-Config GlobalAveragePooling2D::get_config() const {
-  Config c = Layer::get_config();
-  c["data_format"] = "channels_last";
-  c["keepdims"] = false;
-  return c;
-}
-std::shared_ptr<Layer> GlobalAveragePooling2D::from_config(const Config& config) {
-  serialization::ConfigReader r(config, "GlobalAveragePooling2D config");
-  r.require("data_format", "channels_last");
-  r.require("keepdims", false);
-  auto layer = std::make_shared<GlobalAveragePooling2D>(r.name());
-  r.finish(*layer);
-  return layer;
 }
 
 }  // namespace keras::layers

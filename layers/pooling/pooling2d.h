@@ -44,18 +44,4 @@ class KERASCPP_API AveragePooling2D : public Pooling2D {
       : Pooling2D("AveragePooling2D", false, pool_size, std::move(options)) {}
 };
 
-/// Mean over the spatial axes: (N, H, W, C) -> (N, C).
-class KERASCPP_API GlobalAveragePooling2D : public Layer {
- public:
-  KERASCPP_LAYER(GlobalAveragePooling2D)
-  Config get_config() const override;
-  static std::shared_ptr<Layer> from_config(const Config& config);
-  explicit GlobalAveragePooling2D(std::string name = "");
-  Tensor call(const Tensor& x, bool training) override;
-  PartialShape compute_output_shape(const PartialShape& s) const override { return {s[0], s[3]}; }
-
- protected:
-  void check_input(const PartialShape& input_shape) const override;
-};
-
 }  // namespace keras::layers

@@ -30,8 +30,15 @@ Tensor Pooling1D::call(const Tensor& x, bool training) {
   return is_max_ ? ops::max_pool(x, o) : ops::average_pool(x, o);
 }
 
-GlobalPooling::GlobalPooling(std::string class_name, bool is_max, size_t rank, std::string name)
-    : Layer(std::move(class_name), std::move(name)), is_max_(is_max), rank_(rank) {}
+GlobalPooling::GlobalPooling(std::string class_name, bool is_max, size_t rank, GlobalPoolingOptions o)
+    : Layer(std::move(class_name), std::move(o.name)), is_max_(is_max), rank_(rank), keepdims_(o.keepdims) {}
+PartialShape GlobalPooling::compute_output_shape(const PartialShape& s) const {
+  if (!keepdims_) return {s[0], s.back()};
+  PartialShape out(s.size(), int64_t{1});
+  out.front() = s.front();
+  out.back() = s.back();
+  return out;
+}
 void GlobalPooling::check_input(const PartialShape& s) const {
   if (s.size() != rank_)
     throw input_error(
@@ -40,7 +47,7 @@ void GlobalPooling::check_input(const PartialShape& s) const {
 Tensor GlobalPooling::call(const Tensor& x, bool training) {
   std::vector<int64_t> axes;
   for (size_t i = 1; i + 1 < x.rank(); ++i) axes.push_back(static_cast<int64_t>(i));
-  return is_max_ ? ops::max(x, axes) : ops::mean(x, axes);
+  return is_max_ ? ops::max(x, axes, keepdims_) : ops::mean(x, axes, keepdims_);
 }
 
 
@@ -56,7 +63,7 @@ Config Pooling1D::get_config() const {
 Config GlobalPooling::get_config() const {
   Config c = Layer::get_config();
   c["data_format"] = "channels_last";
-  c["keepdims"] = false;
+  c["keepdims"] = keepdims_;
   return c;
 }
 
@@ -78,8 +85,10 @@ template <typename P>
 std::shared_ptr<Layer> global_from_config(const Config& config, const char* owner) {
   serialization::ConfigReader r(config, owner);
   r.require("data_format", "channels_last");
-  r.require("keepdims", false);
-  auto layer = std::make_shared<P>(r.name());
+  GlobalPoolingOptions o;
+  o.name = r.name();
+  o.keepdims = r.boolean("keepdims", false);
+  auto layer = std::make_shared<P>(std::move(o));
   r.finish(*layer);
   return layer;
 }
@@ -96,6 +105,9 @@ std::shared_ptr<Layer> GlobalAveragePooling1D::from_config(const Config& c) {
 }
 std::shared_ptr<Layer> GlobalMaxPooling1D::from_config(const Config& c) {
   return global_from_config<GlobalMaxPooling1D>(c, "GlobalMaxPooling1D config");
+}
+std::shared_ptr<Layer> GlobalAveragePooling2D::from_config(const Config& c) {
+  return global_from_config<GlobalAveragePooling2D>(c, "GlobalAveragePooling2D config");
 }
 std::shared_ptr<Layer> GlobalMaxPooling2D::from_config(const Config& c) {
   return global_from_config<GlobalMaxPooling2D>(c, "GlobalMaxPooling2D config");

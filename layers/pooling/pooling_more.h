@@ -41,13 +41,19 @@ class KERASCPP_API AveragePooling1D : public Pooling1D {
       : Pooling1D("AveragePooling1D", false, pool_size, std::move(options)) {}
 };
 
-/// Mean or max over every axis between the batch and the channels: (N, ..., C) -> (N, C).
+struct GlobalPoolingOptions {
+  bool keepdims = false;  // keep the pooled axes with length 1, as Keras' keepdims
+  std::string name;
+};
+
+/// Mean or max over every axis between the batch and the channels: (N, ..., C) -> (N, C), or
+/// (N, 1, ..., 1, C) with keepdims.
 class KERASCPP_API GlobalPooling : public Layer {
  public:
-  GlobalPooling(std::string class_name, bool is_max, size_t rank, std::string name);
+  GlobalPooling(std::string class_name, bool is_max, size_t rank, GlobalPoolingOptions options);
   Config get_config() const override;
   Tensor call(const Tensor& x, bool training) override;
-  PartialShape compute_output_shape(const PartialShape& s) const override { return {s[0], s.back()}; }
+  PartialShape compute_output_shape(const PartialShape& s) const override;
 
  protected:
   void check_input(const PartialShape& s) const override;
@@ -55,25 +61,21 @@ class KERASCPP_API GlobalPooling : public Layer {
  private:
   bool is_max_;
   size_t rank_;
+  bool keepdims_;
 };
-class KERASCPP_API GlobalAveragePooling1D : public GlobalPooling {
- public:
-  KERASCPP_LAYER(GlobalAveragePooling1D)
-  static std::shared_ptr<Layer> from_config(const Config& config);
-  explicit GlobalAveragePooling1D(std::string name = "")
-      : GlobalPooling("GlobalAveragePooling1D", false, 3, std::move(name)) {}
-};
-class KERASCPP_API GlobalMaxPooling1D : public GlobalPooling {
- public:
-  KERASCPP_LAYER(GlobalMaxPooling1D)
-  static std::shared_ptr<Layer> from_config(const Config& config);
-  explicit GlobalMaxPooling1D(std::string name = "") : GlobalPooling("GlobalMaxPooling1D", true, 3, std::move(name)) {}
-};
-class KERASCPP_API GlobalMaxPooling2D : public GlobalPooling {
- public:
-  KERASCPP_LAYER(GlobalMaxPooling2D)
-  static std::shared_ptr<Layer> from_config(const Config& config);
-  explicit GlobalMaxPooling2D(std::string name = "") : GlobalPooling("GlobalMaxPooling2D", true, 4, std::move(name)) {}
-};
+
+#define KERASCPP_GLOBAL_POOLING(ClassName, is_max, rank)                                                   \
+  class KERASCPP_API ClassName : public GlobalPooling {                                                   \
+   public:                                                                                                 \
+    KERASCPP_LAYER(ClassName)                                                                              \
+    static std::shared_ptr<Layer> from_config(const Config& config);                                      \
+    explicit ClassName(std::string name = "") : GlobalPooling(#ClassName, is_max, rank, {.name = std::move(name)}) {} \
+    explicit ClassName(GlobalPoolingOptions options) : GlobalPooling(#ClassName, is_max, rank, std::move(options)) {} \
+  };
+KERASCPP_GLOBAL_POOLING(GlobalAveragePooling1D, false, 3)
+KERASCPP_GLOBAL_POOLING(GlobalMaxPooling1D, true, 3)
+KERASCPP_GLOBAL_POOLING(GlobalAveragePooling2D, false, 4)
+KERASCPP_GLOBAL_POOLING(GlobalMaxPooling2D, true, 4)
+#undef KERASCPP_GLOBAL_POOLING
 
 }  // namespace keras::layers

@@ -96,14 +96,7 @@ std::shared_ptr<Model> InceptionV3(ApplicationOptions o) {
     x = concat({branch1x1, branch3x3, branch3x3dbl, branch_pool}, "mixed" + std::to_string(9 + i));
   }
 
-  if (o.include_top) {
-    x = layers::GlobalAveragePooling2D("avg_pool")(x);
-    x = layers::Dense(o.classes, {.activation = o.classifier_activation, .name = "predictions"})(x);
-  } else if (o.pooling == "avg") {
-    x = layers::GlobalAveragePooling2D()(x);
-  } else if (o.pooling == "max") {
-    x = layers::GlobalMaxPooling2D()(x);
-  }
+  x = detail::classifier_top(x, o, "avg_pool", "", "");
   auto model = std::make_shared<Model>(img_input, x, o.name.empty() ? "inception_v3" : o.name);
   detail::load_application_weights(*model, o,
                                    o.include_top ? "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
@@ -112,7 +105,7 @@ std::shared_ptr<Model> InceptionV3(ApplicationOptions o) {
 }
 
 namespace inception_v3 {
-Tensor preprocess_input(const Tensor& x) { return ops::add(ops::multiply(x, 1.f / 127.5f), -1.f); }
+Tensor preprocess_input(const Tensor& x) { return detail::scale_to_unit_range(x, "inception_v3::preprocess_input"); }
 }  // namespace inception_v3
 
 }  // namespace keras::applications

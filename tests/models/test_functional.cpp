@@ -15,7 +15,7 @@ TEST_CASE("Functional models with several inputs and outputs compute what their 
   auto head1 = layers::Dense(2, {.activation = "softmax", .name = "class"})(merged);
   auto head2 = layers::Dense(1, {.name = "value"})(layers::add({(*da)(a), (*db)(b)}));
   Model model({a, b}, {head1, head2}, "two_heads");
-  CHECK(model.layers().size() == 6);  // dense, dense_1, concatenate, class, add, value
+  CHECK(model.layers().size() == 8);  // a, b (InputLayers, as Keras 3), dense, dense_1, concatenate, class, add, value
   CHECK(model.count_params() == (4 * 5 + 5) + (3 * 5 + 5) + (10 * 2 + 2) + (5 + 1));
   const Tensor xa = kt::random_tensor(Shape{7, 4}, 1), xb = kt::random_tensor(Shape{7, 3}, 2);
   const auto out = model.predict_all({xa, xb}, {.batch_size = 3});
