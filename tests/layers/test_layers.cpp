@@ -47,6 +47,17 @@ TEST_CASE("Conv2D, pooling and global pooling pass the layer test", "[cpu][layer
       {.input_shape = Shape{2, 5, 4, 3}, .expected_output = {std::nullopt, 3, 2, 3}});
   kt::run_layer_test([] { return layers::GlobalAveragePooling2D(); },
                      {.input_shape = Shape{2, 3, 4, 5}, .expected_output = {std::nullopt, 5}});
+  // keepdims (MobileNet's top): the pooled axes stay with length 1, in the config too.
+  kt::run_layer_test([] { return layers::GlobalAveragePooling2D({.keepdims = true}); },
+                     {.input_shape = Shape{2, 3, 4, 5}, .expected_output = {std::nullopt, 1, 1, 5}});
+  kt::run_layer_test([] { return layers::GlobalMaxPooling1D({.keepdims = true}); },
+                     {.input_shape = Shape{2, 3, 5}, .expected_output = {std::nullopt, 1, 5}});
+  const Tensor x = kt::random_tensor(Shape{2, 3, 4, 5}, 9);
+  auto pooled = layers::GlobalAveragePooling2D({.keepdims = true});
+  kt::require_close(pooled(x).to_vector<float>(), ops::mean(x, {1, 2}).to_vector<float>(), 1e-6f, 0.f);
+  CHECK(pooled.get_config()["keepdims"].get<bool>());
+  CHECK(serialization::deserialize_layer(serialization::serialize_layer(pooled))->compute_output_shape({std::nullopt, 3, 4, 5}) ==
+        PartialShape{std::nullopt, 1, 1, 5});
 }
 
 TEST_CASE("BatchNormalization passes the layer test and follows Keras' moving averages", "[cpu][layers]") {
