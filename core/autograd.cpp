@@ -25,6 +25,10 @@ bool needs_recording(const std::vector<Tensor>& inputs) {
   return false;
 }
 
+bool needs_grad(const Tensor& t) {
+  return is_recording() && t.defined() && (t.impl()->autograd.requires_grad || t.impl()->autograd.grad_fn);
+}
+
 void record(const char* name, const std::vector<Tensor>& inputs, std::vector<Tensor*> outputs,
             Node::BackwardFn backward) {
   auto node = std::make_shared<Node>();

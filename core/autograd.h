@@ -43,6 +43,10 @@ KERASCPP_API void record(const char* name, const std::vector<Tensor>& inputs, st
 
 /// True when the op with these inputs would be recorded.
 KERASCPP_API bool needs_recording(const std::vector<Tensor>& inputs);
+/// True when a recorded op must produce t's gradient (t requires grad or comes from a recorded
+/// op): a backward rule skips the work for inputs that need none (the input batch of a first
+/// convolution, a frozen kernel).
+KERASCPP_API bool needs_grad(const Tensor& t);
 
 }  // namespace detail
 

@@ -3,6 +3,7 @@
 
 namespace keras::ops {
 using keras::detail::needs_recording;
+using keras::detail::needs_grad;
 using keras::detail::record;
 
 namespace {
@@ -43,25 +44,28 @@ Tensor matmul(const Tensor& a, const Tensor& b, MatmulAttrs attrs) {
   Tensor y = Tensor::empty(Shape(out), a.dtype(), &be);
   be.matmul(a, b, nullptr, y, attrs);
   if (!needs_recording({a, b})) return y;
-  record("matmul", {a, b}, {&y}, [a, b, attrs, yd = detached(y)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
-    Tensor g = detail::activation_grad_from_output(attrs.activation, attrs.activation_attrs, yd, gs[0]);
-    Tensor da, db;
-    const bool ta = attrs.transpose_a, tb = attrs.transpose_b;
-    if (!ta && !tb) {
-      da = matmul(g, b, {.transpose_b = true});
-      db = matmul(a, g, {.transpose_a = true});
-    } else if (!ta && tb) {
-      da = matmul(g, b);
-      db = matmul(g, a, {.transpose_a = true});
-    } else if (ta && !tb) {
-      da = matmul(b, g, {.transpose_b = true});
-      db = matmul(a, g);
-    } else {
-      da = matmul(b, g, {.transpose_a = true, .transpose_b = true});
-      db = matmul(g, a, {.transpose_a = true, .transpose_b = true});
-    }
-    return {detail::reduce_to(da, a.shape()), detail::reduce_to(db, b.shape())};
-  });
+  record("matmul", {a, b}, {&y},
+         [a, b, attrs, yd = detached(y), need_a = needs_grad(a),
+          need_b = needs_grad(b)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+           Tensor g = detail::activation_grad_from_output(attrs.activation, attrs.activation_attrs, yd, gs[0]);
+           Tensor da, db;
+           const bool ta = attrs.transpose_a, tb = attrs.transpose_b;
+           if (need_a) {
+             if (!ta)
+               da = tb ? matmul(g, b) : matmul(g, b, {.transpose_b = true});
+             else
+               da = tb ? matmul(b, g, {.transpose_a = true, .transpose_b = true}) : matmul(b, g, {.transpose_b = true});
+             da = detail::reduce_to(da, a.shape());
+           }
+           if (need_b) {
+             if (!tb)
+               db = ta ? matmul(a, g) : matmul(a, g, {.transpose_a = true});
+             else
+               db = ta ? matmul(g, a, {.transpose_a = true, .transpose_b = true}) : matmul(g, a, {.transpose_a = true});
+             db = detail::reduce_to(db, b.shape());
+           }
+           return {da, db};
+         });
   return y;
 }
 
@@ -87,15 +91,19 @@ Tensor linear(const Tensor& x, const Tensor& kernel, const Tensor& bias, UnaryOp
   y = y.view(Shape(out));
   if (needs_recording({x, kernel, bias})) {
     record("linear", {x, kernel, bias}, {&y},
-           [x2, kernel, bias, fused, yd = detached(y)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+           [x2, kernel, bias, fused, yd = detached(y), need_x = needs_grad(x), need_k = needs_grad(kernel),
+            need_b = needs_grad(bias)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
              Tensor g = detail::activation_grad_from_output(fused, {}, yd, gs[0]);
              g = g.view(Shape{x2.dim(0), kernel.dim(1)});
-             Tensor dx = matmul(g, kernel, {.transpose_b = true});
-             Tensor dk = matmul(x2, g, {.transpose_a = true});
-             Tensor db = bias.defined() ? sum(g, {0}) : Tensor();
-             std::vector<int64_t> xs = yd.shape().dims();
-             xs.back() = kernel.dim(0);
-             return {dx.view(Shape(xs)), dk, db};
+             Tensor dx, dk, db;
+             if (need_x) {
+               std::vector<int64_t> xs = yd.shape().dims();
+               xs.back() = kernel.dim(0);
+               dx = matmul(g, kernel, {.transpose_b = true}).view(Shape(xs));
+             }
+             if (need_k) dk = matmul(x2, g, {.transpose_a = true});
+             if (need_b) db = sum(g, {0});
+             return {dx, dk, db};
            });
   }
   if (fused != activation) y = unary(activation, y);
@@ -221,22 +229,31 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
   y = y.view(p.out);
   if (p.attrs.training) {
     record(op, {x, kernel, bias}, {&y},
-           [p, bias, transposed, fused, yd = detached(y)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+           [p, bias, transposed, fused, yd = detached(y), need_x = needs_grad(x),
+            need_w = needs_grad(kernel) || needs_grad(bias)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
              Tensor g = detail::activation_grad_from_output(fused, {}, yd, gs[0]);
              g = g.view(p.y4);
              Backend& be2 = *g.backend();
-             Tensor dx = Tensor::empty(p.x4.shape(), g.dtype(), &be2);
-             Tensor dw = Tensor::empty(p.w4.shape(), g.dtype(), &be2);
-             Tensor db = bias.defined() ? Tensor::empty(bias.shape(), g.dtype(), &be2) : Tensor();
-             if (transposed) {
-               be2.conv_transpose_backward_data(g, p.w4, dx, p.attrs);
-               be2.conv_transpose_backward_weights(g, p.x4, dw, db.defined() ? &db : nullptr, p.attrs);
-             } else {
-               be2.conv_backward_data(g, p.w4, dx, p.attrs);
-               be2.conv_backward_weights(g, p.x4, dw, db.defined() ? &db : nullptr, p.attrs);
+             const bool rank3 = gs[0].rank() == 3;  // a 1-d convolution, run as a 2-d one of height 1
+             Tensor dx, dw, db;
+             if (need_x) {  // not for the input batch of a first layer
+               dx = Tensor::empty(p.x4.shape(), g.dtype(), &be2);
+               if (transposed)
+                 be2.conv_transpose_backward_data(g, p.w4, dx, p.attrs);
+               else
+                 be2.conv_backward_data(g, p.w4, dx, p.attrs);
+               dx = dx.view(rank3 ? Shape{p.x4.dim(0), p.x4.dim(2), p.x4.dim(3)} : p.x4.shape());
              }
-             return {dx.view(gs[0].rank() == 3 ? Shape{p.x4.dim(0), p.x4.dim(2), p.x4.dim(3)} : p.x4.shape()),
-                     dw.view(gs[0].rank() == 3 ? Shape{p.w4.dim(1), p.w4.dim(2), p.w4.dim(3)} : p.w4.shape()), db};
+             if (need_w) {  // not for a frozen layer
+               dw = Tensor::empty(p.w4.shape(), g.dtype(), &be2);
+               db = bias.defined() ? Tensor::empty(bias.shape(), g.dtype(), &be2) : Tensor();
+               if (transposed)
+                 be2.conv_transpose_backward_weights(g, p.x4, dw, db.defined() ? &db : nullptr, p.attrs);
+               else
+                 be2.conv_backward_weights(g, p.x4, dw, db.defined() ? &db : nullptr, p.attrs);
+               dw = dw.view(rank3 ? Shape{p.w4.dim(1), p.w4.dim(2), p.w4.dim(3)} : p.w4.shape());
+             }
+             return {dx, dw, db};
            });
   }
   if (fused != o.activation) y = unary(o.activation, y);
