@@ -120,3 +120,26 @@ TEST_CASE("a repeated training step creates no oneDNN primitives", "[cpu][regist
   CHECK(after.at("primitive_cache_hits") > before.at("primitive_cache_hits"));
   CHECK(after.at("fresh_allocations") == before.at("fresh_allocations"));  // the caching allocator is warm
 }
+
+TEST_CASE("a convolution's backward pass skips the input gradient of a batch that needs none", "[cpu][autograd]") {
+  Backend& cpu = backend::get_backend("cpu");
+  // A shape used nowhere else, so the primitive cache starts cold for it.
+  Variable kernel(ops::random_normal(Shape{3, 3, 2, 5}, 0.f, 0.1f, 11, &cpu), "kernel");
+  Tensor x = ops::random_uniform(Shape{3, 9, 7, 2}, 0.f, 1.f, 12, &cpu);
+  auto kernel_grad = [&](bool watch_x) {
+    GradientTape tape;
+    if (watch_x) tape.watch(x);
+    const Tensor loss = ops::sum(ops::square(ops::conv(x, kernel.value(), Tensor(), {})));
+    const auto g = tape.gradient(loss, std::vector<Tensor>{kernel.value(), x});
+    if (!watch_x) CHECK(ops::sum(ops::abs(g[1])).item() == 0.0);  // x is no source: zeros, as before
+    return g[0].to_vector<float>();
+  };
+  const auto unwatched = kernel_grad(false);
+  const auto warm = cpu.counters().at("primitives_created");
+  kernel_grad(false);
+  CHECK(cpu.counters().at("primitives_created") == warm);  // forward and backward-weights are cached
+  const auto watched = kernel_grad(true);
+  // Only now a backward-data primitive is made: the unwatched passes never ran one.
+  CHECK(cpu.counters().at("primitives_created") > warm);
+  CHECK(watched == unwatched);  // the kernel's gradient does not depend on it
+}
