@@ -36,6 +36,21 @@ void for_each_row(const Shape& out, const std::vector<int64_t>& src_strides, int
       std::max<int64_t>(1, (1 << 14) / inner));
 }
 
+// Rows for for_each_row when copying the block `part` of a contiguous tensor `whole`: trailing axes
+// the block spans entirely are merged into one contiguous row (a batch of images (n, 28, 28, 1) is
+// one row per image, not per pixel). Returns the merged block shape and the matching strides.
+std::pair<Shape, std::vector<int64_t>> merged_rows(const Shape& part, const Shape& whole) {
+  const auto strides = whole.strides();
+  size_t k = part.rank();
+  while (k > 1 && part[k - 1] == whole[k - 1]) --k;  // axes k.. are spanned entirely
+  if (k == part.rank()) return {part, strides};
+  std::vector<int64_t> dims(part.dims().begin(), part.dims().begin() + static_cast<std::ptrdiff_t>(k));
+  int64_t inner = 1;
+  for (size_t d = k - 1; d < part.rank(); ++d) inner *= part[d];
+  dims.back() = inner;
+  return {Shape(dims), std::vector<int64_t>(strides.begin(), strides.begin() + static_cast<std::ptrdiff_t>(k))};
+}
+
 int64_t offset_of(const std::vector<int64_t>& starts, const std::vector<int64_t>& strides) {
   int64_t off = 0;
   for (size_t i = 0; i < starts.size(); ++i) off += starts[i] * strides[i];
@@ -97,9 +112,10 @@ void CpuBackend::concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor&
 void CpuBackend::slice(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) {
   if (y.num_elements() == 0) return;
   const size_t es = dtype_size(x.dtype());
-  const auto xs = x.shape().strides();
-  const int64_t inner = y.rank() ? y.shape()[y.rank() - 1] : 1;
-  for_each_row(y.shape(), xs, offset_of(starts, xs), [&](int64_t row, int64_t off) {
+  const int64_t base = offset_of(starts, x.shape().strides());
+  const auto [rows, xs] = merged_rows(y.shape(), x.shape());
+  const int64_t inner = rows.rank() ? rows[rows.rank() - 1] : 1;
+  for_each_row(rows, xs, base, [&](int64_t row, int64_t off) {
     std::memcpy(bytes(y) + row * inner * es, bytes(x) + off * es, static_cast<size_t>(inner) * es);
   });
 }
@@ -107,9 +123,10 @@ void CpuBackend::slice(const Tensor& x, const std::vector<int64_t>& starts, Tens
 void CpuBackend::slice_assign(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) {
   if (x.num_elements() == 0) return;
   const size_t es = dtype_size(x.dtype());
-  const auto ys = y.shape().strides();
-  const int64_t inner = x.rank() ? x.shape()[x.rank() - 1] : 1;
-  for_each_row(x.shape(), ys, offset_of(starts, ys), [&](int64_t row, int64_t off) {
+  const int64_t base = offset_of(starts, y.shape().strides());
+  const auto [rows, ys] = merged_rows(x.shape(), y.shape());
+  const int64_t inner = rows.rank() ? rows[rows.rank() - 1] : 1;
+  for_each_row(rows, ys, base, [&](int64_t row, int64_t off) {
     std::memcpy(bytes(y) + off * es, bytes(x) + row * inner * es, static_cast<size_t>(inner) * es);
   });
 }

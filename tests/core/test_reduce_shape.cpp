@@ -111,6 +111,34 @@ TEST_CASE("reshape, transpose, concatenate, split, slice, pad and take match nai
   CHECK(s.shape() == Shape{1, 2, 3});
   CHECK(s.to_vector<float>() == std::vector<float>{17, 18, 19, 21, 22, 23});
   kt::require_throws_with<ValueError>([&] { ops::slice(x, {1, 2, 0}, {1, 2, 4}); }, {"out of range", "axis 1"});
+  {
+    // Blocks whose trailing axes are whole copy as longer rows: check against naive indexing, with
+    // offsets on the partial axes, and the same blocks written back by pad.
+    const Shape big{4, 5, 3, 2};
+    std::vector<float> v(static_cast<size_t>(big.num_elements()));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+    const Tensor t = Tensor::from_vector(v, big);
+    const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> blocks = {
+        {{1, 2, 0, 0}, {2, 3, 3, 2}}, {{2, 0, 0, 0}, {2, 5, 3, 2}}, {{0, 1, 1, 0}, {4, 2, 2, 2}},
+        {{0, 0, 0, 1}, {4, 5, 3, 1}}, {{0, 0, 0, 0}, {4, 5, 3, 2}}};
+    for (const auto& [start, size] : blocks) {
+      std::vector<float> expected;
+      for (int64_t a = start[0]; a < start[0] + size[0]; ++a)
+        for (int64_t b = start[1]; b < start[1] + size[1]; ++b)
+          for (int64_t c = start[2]; c < start[2] + size[2]; ++c)
+            for (int64_t d = start[3]; d < start[3] + size[3]; ++d) expected.push_back(v[static_cast<size_t>(((a * 5 + b) * 3 + c) * 2 + d)]);
+      const Tensor block = ops::slice(t, start, size);
+      CHECK(block.to_vector<float>() == expected);
+      std::vector<std::array<int64_t, 2>> pads;
+      for (size_t k = 0; k < 4; ++k) pads.push_back({start[k], big[k] - start[k] - size[k]});
+      const auto back = ops::pad(block, pads, -1.f).to_vector<float>();
+      const auto again = ops::slice(Tensor::from_vector(back, big), start, size).to_vector<float>();
+      CHECK(again == expected);
+      int64_t padded = 0;
+      for (float f : back) padded += f == -1.f;
+      CHECK(padded == big.num_elements() - block.num_elements());
+    }
+  }
 
   const Tensor p = ops::pad(ops::ones(Shape{1, 2}), {{{0, 1}}, {{2, 0}}}, 5.f);
   CHECK(p.shape() == Shape{2, 4});
