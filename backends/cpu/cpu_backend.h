@@ -152,9 +152,13 @@ class CpuBackend final : public Backend {
   std::shared_ptr<Storage> transformed_weights(const Tensor& w, const dnnl::memory::desc& from,
                                                const dnnl::memory::desc& to);
   /// Runs a forward convolution primitive whose operands may want other layouts than ours.
-  void conv_forward_blocked(const CachedPrimitive& p, const dnnl::memory::desc& x_md, const dnnl::memory::desc& w_user,
-                            const dnnl::memory::desc& bias_md, const dnnl::memory::desc& y_md, const Tensor& x,
-                            const Tensor& w, const Tensor* bias, const Tensor& y);
+  // A convolution's forward or backward-weights pass with activations and weights in the
+  // primitive's (blocked) layouts, reordered from and back to ours; inference reuses the weights'
+  // transform while they are unchanged.
+  void conv_blocked(const CachedPrimitive& p, bool backward_weights, const dnnl::memory::desc& x_md,
+                    const dnnl::memory::desc& w_user, const dnnl::memory::desc& bias_md,
+                    const dnnl::memory::desc& y_md, const Tensor& x, const Tensor& w, const Tensor* bias,
+                    const Tensor& y, bool reuse_weight_transform);
 
   dnnl::engine engine_;
   bool winograd_enabled_;  // settings().conv_winograd at creation

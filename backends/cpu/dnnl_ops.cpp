@@ -140,6 +140,8 @@ CachedPrimitive make_conv_primitive(const dnnl::engine& engine, dnnl::algorithm 
                          : typename W::desc(alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r);
     auto pd = KCPP_DNNL(typename W::primitive_desc(wd, engine, fpd));
     c.weights_md = pd.diff_weights_desc();
+    c.src_md = pd.src_desc();
+    c.dst_md = pd.diff_dst_desc();
     c.primitive = W(pd);
   }
   return c;
@@ -172,27 +174,29 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
                           pl,       pr,
                           has_bias, direction == kForward ? activation_attr(at.activation) : dnnl::primitive_attr(),
                           training};
-  // Inference of a 3x3, stride-1 convolution: Winograd F(4x4, 3x3) where oneDNN has it (AVX-512),
-  // about 2x faster than the direct kernels at Keras' usual channel counts; activations go through
-  // oneDNN's blocked layout and back. Off with KERASCPP_CONV_WINOGRAD=0.
-  // Few channels (a first layer on grey or RGB images) stay direct: Winograd is slower there.
-  if (!transposed && direction == kForward && !training && at.groups == 1 && winograd_enabled_ &&
-      w.dim(0) == 3 && w.dim(1) == 3 && w.dim(2) >= 16 && w.dim(3) >= 16 && strides == dims{1, 1} &&
-      dil == dims{0, 0}) {
+  // A 3x3, stride-1 convolution: Winograd F(4x4, 3x3) where oneDNN has it (AVX-512), about 2x faster
+  // than the direct kernels at Keras' usual channel counts, for the forward pass and the weights'
+  // gradient (its backward-data kernel is no faster: that one stays direct). Activations go through
+  // oneDNN's blocked layout and back. Off with KERASCPP_CONV_WINOGRAD=0. Few channels (a first layer
+  // on grey or RGB images) stay direct: Winograd is slower there.
+  if (!transposed && direction != kBackwardData && at.groups == 1 && winograd_enabled_ && w.dim(0) == 3 &&
+      w.dim(1) == 3 && w.dim(2) >= 16 && w.dim(3) >= 16 && strides == dims{1, 1} && dil == dims{0, 0}) {
     const auto& wp = cached("wino|" + key, [&] {
       CachedPrimitive c;
       const ConvDescriptors any{any_like(x_md), w_any, bias_md, any_like(y_md), strides, dil, pl, pr,
-                                has_bias, d.attr, false};
+                                has_bias, d.attr, training};
       try {
         c = make_conv_primitive<dnnl::convolution_forward, dnnl::convolution_backward_data,
                                 dnnl::convolution_backward_weights>(engine_, dnnl::algorithm::convolution_winograd,
-                                                                    kForward, any);
+                                                                    direction, any);
       } catch (const BackendError&) {
         c = CachedPrimitive{};  // not implemented for this shape or CPU: the direct kernels below
       }
       return c;
     });
-    if (wp.primitive) return conv_forward_blocked(wp, x_md, w_user, bias_md, y_md, x, w, bias, y);
+    if (wp.primitive)
+      return conv_blocked(wp, direction == kBackwardWeights, x_md, w_user, bias_md, y_md, x, w,
+                          direction == kForward ? bias : dbias, y, !training);
   }
   const auto& p = cached(key, [&] {
     if (transposed)
@@ -253,10 +257,10 @@ std::shared_ptr<Storage> CpuBackend::transformed_weights(const Tensor& w, const 
   return (transformed_weights_[key] = std::move(t)).transformed;
 }
 
-void CpuBackend::conv_forward_blocked(const CachedPrimitive& p, const dnnl::memory::desc& x_md,
-                                      const dnnl::memory::desc& w_user, const dnnl::memory::desc& bias_md,
-                                      const dnnl::memory::desc& y_md, const Tensor& x, const Tensor& w,
-                                      const Tensor* bias, const Tensor& y) {
+void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, const dnnl::memory::desc& x_md,
+                              const dnnl::memory::desc& w_user, const dnnl::memory::desc& bias_md,
+                              const dnnl::memory::desc& y_md, const Tensor& x, const Tensor& w, const Tensor* bias,
+                              const Tensor& y, bool reuse_weight_transform) {
   // Each operand in the primitive's layout, through scratch memory where it differs from ours.
   auto operand = [&](const md& ours, const md& theirs, void* data, bool copy_in, std::shared_ptr<Storage>& keep) {
     if (ours == theirs) return data;
@@ -264,17 +268,28 @@ void CpuBackend::conv_forward_blocked(const CachedPrimitive& p, const dnnl::memo
     if (copy_in) reorder(ours, data, theirs, keep->data());
     return keep->data();
   };
-  std::shared_ptr<Storage> xs, ys;
+  std::shared_ptr<Storage> xs, ys, ws;
   void* x_ptr = operand(x_md, p.src_md, ptr(x), true, xs);
-  const std::shared_ptr<Storage> ws = transformed_weights(w, w_user, p.weights_md);
-  void* y_ptr = operand(y_md, p.dst_md, ptr(y), false, ys);
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(p.src_md, engine_, x_ptr)},
-                                             {DNNL_ARG_WEIGHTS, dnnl::memory(p.weights_md, engine_, ws->data())},
-                                             {DNNL_ARG_DST, dnnl::memory(p.dst_md, engine_, y_ptr)}};
-  if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
+  // Forward: y is the output. Backward weights: y is dy (an input), w the weights' gradient.
+  void* y_ptr = operand(y_md, p.dst_md, ptr(y), backward_weights, ys);
+  void* w_ptr = nullptr;
+  if (reuse_weight_transform) {
+    ws = transformed_weights(w, w_user, p.weights_md);  // inference: the same weights, call after call
+    w_ptr = ws->data();
+  } else {
+    w_ptr = operand(w_user, p.weights_md, ptr(w), !backward_weights, ws);
+  }
+  const dnnl::memory xm(p.src_md, engine_, x_ptr), ym(p.dst_md, engine_, y_ptr), wm(p.weights_md, engine_, w_ptr);
+  std::unordered_map<int, dnnl::memory> args;
+  if (backward_weights)
+    args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, ym}, {DNNL_ARG_DIFF_WEIGHTS, wm}};
+  else
+    args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}};
+  if (bias) args.emplace(backward_weights ? DNNL_ARG_DIFF_BIAS : DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
   KCPP_DNNL(p.primitive.execute(stream(), args));
   stream().wait();
-  if (ys) reorder(p.dst_md, y_ptr, y_md, ptr(y));
+  if (backward_weights && ws) reorder(p.weights_md, w_ptr, w_user, ptr(w));
+  if (!backward_weights && ys) reorder(p.dst_md, y_ptr, y_md, ptr(y));
 }
 
 void CpuBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {

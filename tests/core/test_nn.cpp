@@ -127,6 +127,53 @@ TEST_CASE("inference 3x3 convolutions (Winograd on AVX-512) match a naive convol
                     naive_conv(x, w.value(), b.to_vector<float>(), 1, 1, 1, 1, "valid", 1, s), 1e-4f, 1e-4f);
 }
 
+TEST_CASE("training 3x3 convolutions (Winograd forward and kernel gradient) match naive ones", "[cpu][ops]") {
+  // Under a tape, 3x3 stride-1 convolutions with >= 16 channels run Winograd F(4x4,3x3) for the
+  // forward pass and the kernel's gradient on AVX-512 (the input's gradient stays direct).
+  for (const char* padding : {"valid", "same"}) {
+    INFO(padding);
+    const int64_t n = 3, h = 10, wd = 9, c = 16, f = 32;
+    Variable w(kt::random_tensor(Shape{3, 3, c, f}, 21), "kernel");
+    Variable b(kt::random_tensor(Shape{f}, 22), "bias");
+    Tensor x = kt::random_tensor(Shape{n, h, wd, c}, 23);
+    GradientTape tape;
+    tape.watch(x);
+    const Tensor y = ops::conv(x, w.value(), b.value(), {.padding = padding});
+    Shape ys;
+    const auto expected = naive_conv(x, w.value(), b.value().to_vector<float>(), 1, 1, 1, 1, padding, 1, ys);
+    REQUIRE(y.shape() == ys);
+    kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
+    const Tensor probe = kt::random_tensor(ys, 24);
+    const auto g = tape.gradient(ops::sum(ops::multiply(y, probe)), std::vector<Tensor>{w.value(), b.value(), x});
+    // d loss / d kernel[i, j, ci, o] = sum over positions of input patch * probe, by hand.
+    const auto xv = x.to_vector<float>(), pv = probe.to_vector<float>();
+    const int64_t oh = ys[1], ow = ys[2], pad = std::string(padding) == "same" ? 1 : 0;
+    std::vector<float> dw(static_cast<size_t>(9 * c * f)), db(static_cast<size_t>(f)), dx(xv.size());
+    const auto wv = w.value().to_vector<float>();
+    for (int64_t bi = 0; bi < n; ++bi)
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox)
+          for (int64_t o = 0; o < f; ++o) {
+            const float p = pv[static_cast<size_t>(((bi * oh + oy) * ow + ox) * f + o)];
+            db[static_cast<size_t>(o)] += p;
+            for (int64_t i = 0; i < 3; ++i)
+              for (int64_t j = 0; j < 3; ++j) {
+                const int64_t iy = oy + i - pad, ix = ox + j - pad;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                for (int64_t ci = 0; ci < c; ++ci) {
+                  const size_t xi = static_cast<size_t>(((bi * h + iy) * wd + ix) * c + ci);
+                  const size_t wi = static_cast<size_t>(((i * 3 + j) * c + ci) * f + o);
+                  dw[wi] += xv[xi] * p;
+                  dx[xi] += wv[wi] * p;
+                }
+              }
+          }
+    kt::require_close(g[0].to_vector<float>(), dw, 1e-3f, 1e-4f);
+    kt::require_close(g[1].to_vector<float>(), db, 1e-4f, 1e-4f);
+    kt::require_close(g[2].to_vector<float>(), dx, 1e-4f, 1e-4f);
+  }
+}
+
 TEST_CASE("conv2d matches a naive convolution: strides, dilation, padding, groups, odd sizes", "[cpu][ops]") {
   struct Case {
     Shape x, w;
