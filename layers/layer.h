@@ -133,6 +133,11 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   /// The output's mask for input x carrying `mask` (undefined when none). The default passes the
   /// input's mask on; Embedding(mask_zero) and Masking make one, RNNs end it unless return_sequences.
   virtual Tensor compute_mask(const Tensor& x, const Tensor& mask) const { return mask; }
+  /// The output's mask for a layer with several inputs, some carrying masks (undefined for those
+  /// without). The default ends the masks; the merge layers combine them as Keras' do.
+  virtual Tensor compute_mask_multi(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const {
+    return Tensor();
+  }
   /// call() for an input that carries a mask; the default ignores the mask.
   virtual Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) { return call(x, training); }
   /// Builds and checks as operator(), runs with the mask, and returns the output and its mask.

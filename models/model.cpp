@@ -179,7 +179,16 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
       out = {y};
       out_mask = m;
     } else {
-      out = layer.call_multi(in, training);  // merges and RNNs with initial states: masks end here
+      out = layer.call_multi(in, training);
+      // Merges combine their inputs' masks, as Keras'; other layers with several inputs end them.
+      std::vector<Tensor> in_masks;
+      bool any_mask = false;
+      for (const KerasTensor& t : node->inputs) {
+        auto found = masks.find(t.impl().get());
+        in_masks.push_back(found == masks.end() ? Tensor() : found->second);
+        any_mask = any_mask || found != masks.end();
+      }
+      if (any_mask) out_mask = layer.compute_mask_multi(in, in_masks);
     }
     if (layer.activity_regularizer())  // on the layer's real output, also where the loss takes logits
       for (const Tensor& o : out) layer.record_activity_loss(logits_nodes.count(node.get()) ? ops::softmax(o) : o);

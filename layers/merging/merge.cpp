@@ -62,6 +62,13 @@ std::vector<Tensor> Merge::call_multi(const std::vector<Tensor>& inputs, bool tr
   return {merge(inputs)};
 }
 
+Tensor Merge::compute_mask_multi(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const {
+  Tensor kept;
+  for (const Tensor& m : masks)
+    if (m.defined()) kept = kept.defined() ? ops::logical_and(kept, ops::cast(m, DType::bool_)) : ops::cast(m, DType::bool_);
+  return kept;
+}
+
 Tensor Add::merge(const std::vector<Tensor>& in) const {
   Tensor y = in[0];
   for (size_t i = 1; i < in.size(); ++i) y = y + in[i];
@@ -119,6 +126,25 @@ PartialShape Concatenate::merged_shape(const std::vector<PartialShape>& shapes) 
   return out;
 }
 Tensor Concatenate::merge(const std::vector<Tensor>& in) const { return ops::concatenate(in, axis_); }
+
+Tensor Concatenate::compute_mask_multi(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const {
+  bool any_mask = false;
+  for (const Tensor& m : masks) any_mask = any_mask || m.defined();
+  if (!any_mask) return Tensor();
+  std::vector<Tensor> widened;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& x = inputs[i];
+    const Tensor m = i < masks.size() ? masks[i] : Tensor();
+    if (!m.defined()) {
+      widened.push_back(ops::ones(x.shape(), DType::uint8, x.backend()));
+    } else {
+      Tensor w = ops::cast(m, DType::uint8);
+      if (w.rank() < x.rank()) w = ops::broadcast_to(ops::expand_dims(w, -1), x.shape());
+      widened.push_back(w);
+    }
+  }
+  return ops::cast(ops::max(ops::concatenate(widened, axis_), {-1}), DType::bool_);
+}
 
 Dot::Dot(std::array<int64_t, 2> axes, bool normalize, std::string name)
     : Merge("Dot", std::move(name)), axes_(axes), normalize_(normalize) {}

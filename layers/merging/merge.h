@@ -14,6 +14,8 @@ class KERASCPP_API Merge : public Layer {
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
   std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& shapes) const override;
+  /// Keras' Merge.compute_mask: a step is kept where every input that has a mask keeps it.
+  Tensor compute_mask_multi(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override;
 
  protected:
   /// Combines the inputs (already checked).
@@ -87,6 +89,9 @@ class KERASCPP_API Concatenate : public Merge {
   Config get_config() const override;
   static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Concatenate(int64_t axis = -1, std::string name = "");
+  /// Keras' Concatenate.compute_mask: the masks (all-true for inputs without one) widened to the
+  /// inputs' shapes, joined along the axis, and kept where any entry of the last axis is.
+  Tensor compute_mask_multi(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override;
 
  protected:
   Tensor merge(const std::vector<Tensor>& inputs) const override;
@@ -106,6 +111,8 @@ class KERASCPP_API Dot : public Merge {
   static std::shared_ptr<Layer> from_config(const Config& config);
   explicit Dot(std::array<int64_t, 2> axes, bool normalize = false, std::string name = "");
   std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& shapes) const override;
+  /// As Keras' Dot: the masks end here.
+  Tensor compute_mask_multi(const std::vector<Tensor>&, const std::vector<Tensor>&) const override { return Tensor(); }
 
  protected:
   Tensor merge(const std::vector<Tensor>& inputs) const override;

@@ -246,6 +246,54 @@ TEST_CASE("masking a right-padded sequence equals running the unpadded one", "[c
   kt::require_close(padded.to_vector<float>(), plain.to_vector<float>(), 1e-6f, 1e-6f);
 }
 
+TEST_CASE("masks pass through merges as in Keras: Add keeps common steps, Concatenate joins them",
+          "[cpu][recurrent]") {
+  // Two masked id sequences (0 is padding), merged, then an LSTM. The reference runs the same LSTM
+  // on the merged values with the mask Keras' compute_mask gives, spelled out by hand.
+  const Tensor ids_a = Tensor::from_vector<int32_t>({3, 1, 0, 2, 0, 4, 4, 0}, Shape{2, 4});
+  const Tensor ids_b = Tensor::from_vector<int32_t>({5, 0, 2, 2, 1, 1, 3, 0}, Shape{2, 4});
+  auto bools = [](std::vector<float> v, Shape s) { return ops::cast(Tensor::from_vector(v, s), DType::bool_); };
+  auto a = layers::Input({4}, {.dtype = "int32"}), b = layers::Input({4}, {.dtype = "int32"});
+  auto emb = std::make_shared<layers::Embedding>(6, 3, layers::EmbeddingOptions{.mask_zero = true});
+  auto plain_emb = std::make_shared<layers::Embedding>(6, 3);
+  const auto ea = (*emb)(a), eb = (*emb)(b), pb = (*plain_emb)(b);
+  const Tensor va = (*emb)(ids_a), vb = (*emb)(ids_b), vpb = (*plain_emb)(ids_b);
+  auto reference = [&](layers::LSTM& lstm, const Tensor& merged, const Tensor& mask) {
+    return mask.defined() ? lstm.call_with_mask(merged, mask).first : lstm(merged);
+  };
+  {
+    INFO("Add: a step counts where both inputs keep it");
+    auto lstm = std::make_shared<layers::LSTM>(2);
+    Model m({a, b}, (*lstm)(layers::add({ea, eb})));
+    const Tensor both = bools({1, 0, 0, 1, 0, 1, 1, 0}, Shape{2, 4});
+    kt::require_close(m.predict({ids_a, ids_b}).to_vector<float>(), reference(*lstm, va + vb, both).to_vector<float>(),
+                      1e-6f, 1e-6f);
+  }
+  {
+    INFO("Concatenate on the feature axis: a step counts where any input keeps it");
+    auto lstm = std::make_shared<layers::LSTM>(2);
+    Model m({a, b}, (*lstm)(layers::concatenate({ea, eb})));
+    const Tensor any = bools({1, 1, 1, 1, 1, 1, 1, 0}, Shape{2, 4});
+    kt::require_close(m.predict({ids_a, ids_b}).to_vector<float>(),
+                      reference(*lstm, ops::concatenate({va, vb}, -1), any).to_vector<float>(), 1e-6f, 1e-6f);
+  }
+  {
+    INFO("Concatenate with an unmasked input: every step counts, as Keras' ones_like");
+    auto lstm = std::make_shared<layers::LSTM>(2);
+    Model m({a, b}, (*lstm)(layers::concatenate({ea, pb})));
+    kt::require_close(m.predict({ids_a, ids_b}).to_vector<float>(),
+                      reference(*lstm, ops::concatenate({va, vpb}, -1), Tensor()).to_vector<float>(), 1e-6f, 1e-6f);
+  }
+  {
+    INFO("Concatenate along time: the masks are joined");
+    auto lstm = std::make_shared<layers::LSTM>(2);
+    Model m({a, b}, (*lstm)(layers::concatenate({ea, eb}, 1)));
+    const Tensor joined = bools({1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0}, Shape{2, 8});
+    kt::require_close(m.predict({ids_a, ids_b}).to_vector<float>(),
+                      reference(*lstm, ops::concatenate({va, vb}, 1), joined).to_vector<float>(), 1e-6f, 1e-6f);
+  }
+}
+
 TEST_CASE("a stateful layer carries its states to the next batch until reset_states", "[cpu][recurrent]") {
   layers::LSTM whole(4);
   layers::LSTM stateful(4, {.stateful = true});
