@@ -2,6 +2,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <omp.h>
+
 #include "backends/cpu/cpu_backend.h"
 #include "core/random.h"
 
@@ -236,8 +238,9 @@ void CpuBackend::embedding_backward(const Tensor& dy, const Tensor& ids, Tensor&
   const int64_t dim = dtable.dim(1);
   const float* g = static_cast<const float*>(dy.raw_data());
   float* out = static_cast<float*>(dtable.raw_data());
-  // Split the embedding dimension across threads: no two threads touch one element.
-  const int64_t chunks = std::min<int64_t>(dim, 64);
+  // Split the embedding dimension across threads: no two threads touch one element. One chunk per
+  // thread, of at least 16 floats, so each thread's row loop stays long and vectorized.
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(dim / 16, omp_get_max_threads()));
   parallel_for(
       chunks,
       [&](int64_t c) {
