@@ -48,6 +48,10 @@ struct ConvAttrs {
   int64_t groups = 1;
   UnaryOp activation = UnaryOp::identity;  // fused after bias in the forward pass
   bool training = true;  // false when no gradient will be asked for: backends may pick inference kernels
+  /// Inference only, on backends with Capability::fused_conv_affine: a per-output-channel
+  /// y = act((conv + bias) * channel_scale + channel_shift), a BatchNormalization folded into the
+  /// convolution. Undefined: none.
+  Tensor channel_scale, channel_shift;
 };
 
 /// A 2-d pooling over NHWC tensors. Average pooling excludes padding, as Keras does.
@@ -75,7 +79,14 @@ struct AdamAttrs {
 };
 
 /// A family of operations a backend may lack; the frontend then composes others or refuses.
-enum class Capability { fused_matmul_activation, fused_conv_activation, bfloat16, float16, fused_rnn };
+enum class Capability {
+  fused_matmul_activation,
+  fused_conv_activation,
+  bfloat16,
+  float16,
+  fused_rnn,
+  fused_conv_affine,  // ConvAttrs::channel_scale/channel_shift
+};
 
 struct RnnAttrs {
   RnnCell cell = RnnCell::lstm;

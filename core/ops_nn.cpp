@@ -217,6 +217,28 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
     KCPP_CHECK(bias.rank() == 1 && bias.dim(0) == p.y4[3], ShapeError,
                "{}: expected a bias of shape ({},), received {}", op, p.y4[3], bias.shape().to_string());
   }
+  const bool affine = o.channel_scale.defined() || o.channel_shift.defined();
+  if (affine) {
+    KCPP_CHECK(!transposed && o.channel_scale.defined() && o.channel_shift.defined(), ValueError,
+               "{}: channel_scale and channel_shift go together, on a forward convolution", op);
+    for (const Tensor* t : {&o.channel_scale, &o.channel_shift}) {
+      detail::check_float(op, *t, "the channel scale and shift");
+      KCPP_CHECK(t->rank() == 1 && t->dim(0) == p.y4[3], ShapeError,
+                 "{}: expected a channel scale and shift of shape ({},), received {}", op, p.y4[3],
+                 t->shape().to_string());
+    }
+    if (needs_recording({x, kernel, bias, o.channel_scale, o.channel_shift}) ||
+        !be.supports(Capability::fused_conv_affine)) {
+      // Differentiable, or a backend without the fused kernel: the same computation op by op.
+      ConvOptions plain = o;
+      plain.channel_scale = plain.channel_shift = Tensor();
+      plain.activation = UnaryOp::identity;
+      const Tensor z = conv_impl(op, x, kernel, bias, plain, transposed);
+      return unary(o.activation, add(multiply(z, o.channel_scale), o.channel_shift));
+    }
+    p.attrs.channel_scale = o.channel_scale;
+    p.attrs.channel_shift = o.channel_shift;
+  }
   const UnaryOp fused = can_fuse(o.activation) ? o.activation : UnaryOp::identity;
   p.attrs.activation = fused;
   p.attrs.training = needs_recording({x, kernel, bias});

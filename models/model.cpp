@@ -18,7 +18,11 @@
 #include "core/ops.h"
 #include "core/random.h"
 #include "distributed/strategy.h"
+#include "layers/activations/activation_layers.h"
+#include "layers/convolutional/conv2d.h"
 #include "layers/core/input_layer.h"
+#include "layers/core/simple_layers.h"
+#include "layers/normalization/batch_normalization.h"
 #include "models/datasets/dataset.h"
 #include "models/saving/file_io.h"
 #include "models/saving/keras_file.h"
@@ -50,6 +54,45 @@ Model::Model(KerasTensorList inputs, KerasTensorList outputs, std::string name)
       single_input_(inputs.single()),
       single_output_(outputs.single()) {
   build_graph();
+  find_folded_chains();
+}
+
+void Model::find_folded_chains() {
+  // Who reads each symbolic tensor: the nodes, and the model's outputs.
+  std::unordered_map<const detail::KerasTensorImpl*, std::vector<const detail::SymbolicNode*>> readers;
+  std::set<const detail::KerasTensorImpl*> model_outputs;
+  for (const auto& node : nodes_)
+    for (const KerasTensor& t : node->all_inputs()) readers[t.impl().get()].push_back(node.get());
+  for (const KerasTensor& t : outputs_) model_outputs.insert(t.impl().get());
+  // The single node reading `node`'s single output, when nothing else does.
+  auto sole_reader = [&](const detail::SymbolicNode& node) -> const detail::SymbolicNode* {
+    if (node.outputs.size() != 1) return nullptr;
+    const auto out = node.outputs[0].lock();
+    if (!out || model_outputs.count(out.get())) return nullptr;
+    const auto it = readers.find(out.get());
+    if (it == readers.end() || it->second.size() != 1) return nullptr;
+    const detail::SymbolicNode* r = it->second[0];
+    return r->inputs.size() == 1 && !r->mask.defined() && !r->layer->activity_regularizer() ? r : nullptr;
+  };
+  auto is_relu = [](const Layer& l) {
+    if (l.class_name() == "Activation") return l.get_config().value("activation", "") == "relu";
+    if (l.class_name() != "ReLU") return false;
+    const Config c = l.get_config();
+    return c.value("max_value", Config()).is_null() && c.value("negative_slope", 0.0) == 0.0 &&
+           c.value("threshold", 0.0) == 0.0;
+  };
+  for (const auto& node : nodes_) {
+    const auto* conv = dynamic_cast<const layers::Conv2D*>(node->layer.get());
+    if (!conv || node->layer->class_name() != "Conv2D" || !conv->can_fold_channel_affine() ||
+        node->inputs.size() != 1)
+      continue;
+    const detail::SymbolicNode* bn = sole_reader(*node);
+    if (!bn || bn->layer->class_name() != "BatchNormalization" ||
+        !dynamic_cast<const layers::BatchNormalization*>(bn->layer.get()))
+      continue;
+    const detail::SymbolicNode* act = sole_reader(*bn);
+    folded_chains_[node.get()] = {bn, act && is_relu(*act->layer) ? act : nullptr};
+  }
 }
 
 void Model::build_graph() {
@@ -158,10 +201,25 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
     if (i < logits.size() && logits[i]) logits_nodes.insert(outputs_[i].impl()->node.get());
   // Masks (Embedding(mask_zero), Masking) travel beside the values, as Keras' _keras_mask.
   std::unordered_map<const detail::KerasTensorImpl*, Tensor> masks;
+  std::set<const detail::SymbolicNode*> folded;  // batch norms and relus run inside a convolution
   for (const auto& node : nodes_) {
+    if (folded.count(node.get())) continue;
     std::vector<Tensor> in;
     for (const KerasTensor& t : node->inputs) in.push_back(values.at(t.impl().get()));
     Layer& layer = *node->layer;
+    if (const auto chain = folded_chains_.find(node.get()); chain != folded_chains_.end()) {
+      auto& bn = static_cast<layers::BatchNormalization&>(*chain->second.batch_norm->layer);
+      const auto [scale, shift] = bn.uses_moving_statistics(training) ? bn.inference_affine() : std::pair<Tensor, Tensor>();
+      if (scale.defined()) {
+        const detail::SymbolicNode* last = chain->second.relu ? chain->second.relu : chain->second.batch_norm;
+        if (auto out = last->outputs[0].lock())
+          values[out.get()] = static_cast<layers::Conv2D&>(layer).call_with_channel_affine(
+              in.at(0), scale, shift, chain->second.relu ? "relu" : "");
+        folded.insert(chain->second.batch_norm);
+        if (chain->second.relu) folded.insert(chain->second.relu);
+        continue;
+      }
+    }
     std::vector<Tensor> out;
     Tensor out_mask;
     if (logits_nodes.count(node.get())) {

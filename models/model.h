@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../layers/layer.h"
@@ -339,6 +340,15 @@ class KERASCPP_API Model : public Layer {
   /// Every layer once, input layers included, in Keras' order (model.layers, configs, saved files).
   std::vector<std::shared_ptr<Layer>> ordered_layers_;
   void order_layers_as_keras();
+  // Conv2D -> BatchNormalization (-> relu) chains whose inner outputs nothing else reads: where the
+  // batch norm uses its moving statistics, forward() runs each as one convolution with the batch
+  // norm folded in (Conv2D::call_with_channel_affine). Found once; the graph does not change.
+  struct FoldedChain {
+    const detail::SymbolicNode* batch_norm = nullptr;
+    const detail::SymbolicNode* relu = nullptr;  // null when the chain ends at the batch norm
+  };
+  std::unordered_map<const detail::SymbolicNode*, FoldedChain> folded_chains_;
+  void find_folded_chains();
   std::vector<float> loss_weights_;
 
  protected:

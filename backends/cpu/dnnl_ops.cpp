@@ -35,6 +35,20 @@ dnnl::primitive_attr activation_attr(UnaryOp op) {
   return attr;
 }
 
+// A convolution's post-ops: with `affine_channels`, y * scale + shift per output channel (binary
+// post-ops 0 and 1, a folded batch norm), then the activation.
+dnnl::primitive_attr conv_post_ops(UnaryOp op, int64_t affine_channels) {
+  if (affine_channels == 0) return activation_attr(op);
+  dnnl::post_ops po;
+  const md channel({1, affine_channels, 1, 1}, dt::f32, tag::nchw);
+  po.append_binary(dnnl::algorithm::binary_mul, channel);
+  po.append_binary(dnnl::algorithm::binary_add, channel);
+  if (op != UnaryOp::identity) po.append_eltwise(1.f, post_op_algorithm(op), 0.f, op == UnaryOp::relu6 ? 6.f : 0.f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(po);
+  return attr;
+}
+
 std::string key_of(const dims& d) { return fmt::format("{}", fmt::join(d, "x")); }
 
 void* ptr(const Tensor& t) { return t.raw_data(); }
@@ -162,17 +176,21 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
   const dims strides{at.strides[0], at.strides[1]};
   const dims dil{at.dilations[0] - 1, at.dilations[1] - 1};
   const dims pl{at.pad_begin[0], at.pad_begin[1]}, pr{at.pad_end[0], at.pad_end[1]};
-  const std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv",
+  const bool affine = direction == kForward && at.channel_scale.defined();
+  const std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv",
                                       direction, key_of(x_md.dims()), key_of(w_user.dims()), key_of(y_md.dims()),
                                       key_of(strides), key_of(dil), key_of(pl), key_of(pr), has_bias,
-                                      static_cast<int>(at.activation), at.groups, direction != kForward || at.training);
+                                      static_cast<int>(at.activation), at.groups, direction != kForward || at.training,
+                                      affine);
 
   const bool training = direction != kForward || at.training;
   const ConvDescriptors d{x_md,     w_any,
                           bias_md,  y_md,
                           strides,  dil,
                           pl,       pr,
-                          has_bias, direction == kForward ? activation_attr(at.activation) : dnnl::primitive_attr(),
+                          has_bias,
+                          direction == kForward ? conv_post_ops(at.activation, affine ? y.dim(3) : 0)
+                                                : dnnl::primitive_attr(),
                           training};
   // A 3x3, stride-1 convolution: Winograd F(4x4, 3x3) where oneDNN has it (AVX-512), about 2x faster
   // than the direct kernels at Keras' usual channel counts, for the forward pass and the weights'
@@ -183,8 +201,9 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
       w.dim(1) == 3 && w.dim(2) >= 16 && w.dim(3) >= 16 && strides == dims{1, 1} && dil == dims{0, 0}) {
     const auto& wp = cached("wino|" + key, [&] {
       CachedPrimitive c;
+      // Winograd takes no per-channel post-ops: a folded batch norm is applied after it, in one pass.
       const ConvDescriptors any{any_like(x_md), w_any, bias_md, any_like(y_md), strides, dil, pl, pr,
-                                has_bias, d.attr, training};
+                                has_bias, affine ? dnnl::primitive_attr() : d.attr, training};
       try {
         c = make_conv_primitive<dnnl::convolution_forward, dnnl::convolution_backward_data,
                                 dnnl::convolution_backward_weights>(engine_, dnnl::algorithm::convolution_winograd,
@@ -194,9 +213,12 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
       }
       return c;
     });
-    if (wp.primitive)
-      return conv_blocked(wp, direction == kBackwardWeights, x_md, w_user, bias_md, y_md, x, w,
-                          direction == kForward ? bias : dbias, y, !training);
+    if (wp.primitive) {
+      conv_blocked(wp, direction == kBackwardWeights, x_md, w_user, bias_md, y_md, x, w,
+                   direction == kForward ? bias : dbias, y, !training);
+      if (affine) apply_channel_affine(out, at.channel_scale, at.channel_shift, at.activation);
+      return;
+    }
   }
   const auto& p = cached(key, [&] {
     if (transposed)
@@ -222,6 +244,13 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
   if (direction == kForward) {
     args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}};
     if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
+    if (affine) {
+      const md channel({1, y.dim(3), 1, 1}, dt::f32, tag::nchw);
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                   dnnl::memory(channel, engine_, ptr(at.channel_scale)));
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1,
+                   dnnl::memory(channel, engine_, ptr(at.channel_shift)));
+    }
   } else if (direction == kBackwardData) {
     args = {{DNNL_ARG_DIFF_DST, ym}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, xm}};
   } else {
@@ -290,6 +319,25 @@ void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, c
   stream().wait();
   if (backward_weights && ws) reorder(p.weights_md, w_ptr, w_user, ptr(w));
   if (!backward_weights && ys) reorder(p.dst_md, y_ptr, y_md, ptr(y));
+}
+
+void CpuBackend::apply_channel_affine(Tensor& y, const Tensor& scale, const Tensor& shift, UnaryOp activation) {
+  const int64_t c = y.dim(3), rows = y.num_elements() / c;
+  float* p = static_cast<float*>(y.raw_data());
+  const float* s = static_cast<const float*>(scale.raw_data());
+  const float* t = static_cast<const float*>(shift.raw_data());
+  const bool relu = activation == UnaryOp::relu;
+  parallel_for(
+      rows,
+      [&](int64_t r) {
+        float* row = p + r * c;
+        for (int64_t k = 0; k < c; ++k) {
+          const float v = row[k] * s[k] + t[k];
+          row[k] = relu && v < 0.f ? 0.f : v;
+        }
+      },
+      std::max<int64_t>(1, (1 << 14) / c));
+  if (activation != UnaryOp::identity && !relu) unary(activation, y, y, {});
 }
 
 void CpuBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {

@@ -87,6 +87,26 @@ Tensor Conv2D::call(const Tensor& x, bool training) {
 }
 
 
+bool Conv2D::can_fold_channel_affine() const {
+  return (options_.activation.empty() || options_.activation == "linear") && !activity_regularizer();
+}
+
+Tensor Conv2D::call_with_channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift,
+                                        const std::string& activation) {
+  KCPP_CHECK(can_fold_channel_affine() && (activation.empty() || activation == "relu"), ValueError,
+             "Conv2D \"{}\": a channel affine folds only into a linear convolution, followed by \"\" or \"relu\"",
+             name());
+  prepare(x);
+  return ops::conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
+                   {.strides = {options_.strides[0], options_.strides[1]},
+                    .padding = options_.padding,
+                    .dilation_rate = {options_.dilation_rate[0], options_.dilation_rate[1]},
+                    .groups = options_.groups,
+                    .activation = activation == "relu" ? UnaryOp::relu : UnaryOp::identity,
+                    .channel_scale = scale,
+                    .channel_shift = shift});
+}
+
 Config Conv2D::get_config() const {
   Config c = Layer::get_config();
   c["filters"] = filters_;

@@ -75,6 +75,15 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
   return r.y;
 }
 
+std::pair<Tensor, Tensor> BatchNormalization::inference_affine() const {
+  if (!moving_mean_) return {};
+  Tensor scale = ops::rsqrt(moving_variance_->value() + options_.epsilon);
+  if (gamma_) scale = scale * gamma_->value();
+  Tensor shift = ops::negative(moving_mean_->value() * scale);
+  if (beta_) shift = shift + beta_->value();
+  return {scale, shift};
+}
+
 Config BatchNormalization::get_config() const {
   const auto& o = options_;
   Config c = Layer::get_config();

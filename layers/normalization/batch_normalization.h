@@ -41,6 +41,12 @@ class KERASCPP_API BatchNormalization : public Layer {
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
   bool supports_masking() const override { return true; }
+  /// True when call() uses the moving statistics: outside training, or frozen (as Keras).
+  bool uses_moving_statistics(bool training) const { return !training || !trainable(); }
+  /// The inference transform as y = x * scale + shift per channel (scale = gamma / sqrt(variance +
+  /// epsilon), shift = beta - mean * scale), for folding into the convolution before it; undefined
+  /// tensors before the layer is built.
+  std::pair<Tensor, Tensor> inference_affine() const;
 
  protected:
   void build(const PartialShape& input_shape) override;

@@ -174,6 +174,48 @@ TEST_CASE("training 3x3 convolutions (Winograd forward and kernel gradient) matc
   }
 }
 
+TEST_CASE("a convolution with a per-channel scale and shift (a folded batch norm) matches naive ones",
+          "[cpu][ops]") {
+  // 3x3 with 16 channels (Winograd, the affine applied after it), 1x1 and 5x5 (direct, fused as
+  // post-ops), with and without a bias and a relu, for inference and under a tape.
+  struct Case {
+    int64_t k, c, f;
+    bool bias, relu;
+  };
+  for (const Case& cs : {Case{3, 16, 24, true, true}, Case{1, 8, 12, false, true}, Case{5, 3, 6, true, false},
+                         Case{3, 16, 32, false, false}}) {
+    INFO("kernel " << cs.k << " channels " << cs.c << " -> " << cs.f);
+    const Tensor x = kt::random_tensor(Shape{2, 9, 8, cs.c}, 31);
+    Variable w(kt::random_tensor(Shape{cs.k, cs.k, cs.c, cs.f}, 32), "kernel");
+    const Tensor b = cs.bias ? kt::random_tensor(Shape{cs.f}, 33) : Tensor();
+    const Tensor scale = kt::random_tensor(Shape{cs.f}, 34), shift = kt::random_tensor(Shape{cs.f}, 35);
+    Shape ys;
+    auto expected = naive_conv(x, w.value(), cs.bias ? b.to_vector<float>() : std::vector<float>{}, 1, 1, 1, 1,
+                               "same", 1, ys);
+    const auto sv = scale.to_vector<float>(), tv = shift.to_vector<float>();
+    for (size_t i = 0; i < expected.size(); ++i) {
+      const size_t ch = i % static_cast<size_t>(cs.f);
+      expected[i] = expected[i] * sv[ch] + tv[ch];
+      if (cs.relu) expected[i] = std::max(expected[i], 0.f);
+    }
+    const ops::ConvOptions o{.padding = "same",
+                             .activation = cs.relu ? UnaryOp::relu : UnaryOp::identity,
+                             .channel_scale = scale,
+                             .channel_shift = shift};
+    kt::require_close(ops::conv(x, w.value(), b, o).to_vector<float>(), expected, 1e-4f, 1e-4f);
+    GradientTape tape;  // recorded: the same values, op by op
+    const Tensor y = ops::conv(x, w.value(), b, o);
+    kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
+    CHECK(tape.gradient(ops::sum(y), std::vector<Variable*>{&w})[0].shape() == w.shape());
+  }
+  kt::require_throws_with<ShapeError>(
+      [] {
+        ops::conv(kt::random_tensor(Shape{1, 4, 4, 2}, 1), kt::random_tensor(Shape{1, 1, 2, 3}, 2), Tensor(),
+                  {.channel_scale = ops::ones(Shape{2}), .channel_shift = ops::ones(Shape{2})});
+      },
+      {"channel scale and shift", "(3,)", "(2,)"});
+}
+
 TEST_CASE("conv2d matches a naive convolution: strides, dilation, padding, groups, odd sizes", "[cpu][ops]") {
   struct Case {
     Shape x, w;

@@ -171,3 +171,45 @@ TEST_CASE("each output can have its own loss", "[cpu][models]") {
       },
       {"expected 1 loss or 2", "received 3"});
 }
+
+TEST_CASE("Conv2D -> BatchNormalization -> ReLU chains run folded at inference and give the layers' results",
+          "[cpu][models]") {
+  // A model folds the batch norm (and a following relu) into the convolution where the batch norm
+  // uses its moving statistics; a convolution whose output is read elsewhere is not folded.
+  utils::clear_session();
+  auto x = layers::Input({9, 8, 16});
+  auto conv_a = std::make_shared<layers::Conv2D>(16, std::array<int64_t, 2>{3, 3}, layers::Conv2DOptions{.padding = "same"});
+  auto bn_a = std::make_shared<layers::BatchNormalization>();
+  auto relu_a = std::make_shared<layers::Activation>("relu");
+  auto conv_b = std::make_shared<layers::Conv2D>(8, std::array<int64_t, 2>{1, 1}, layers::Conv2DOptions{.use_bias = false});
+  auto bn_b = std::make_shared<layers::BatchNormalization>(layers::BatchNormalizationOptions{.scale = false});
+  auto conv_c = std::make_shared<layers::Conv2D>(8, std::array<int64_t, 2>{1, 1});
+  auto bn_c = std::make_shared<layers::BatchNormalization>();
+  auto a = (*relu_a)((*bn_a)((*conv_a)(x)));          // folded with the relu
+  auto b = (*bn_b)((*conv_b)(a));                     // folded, no relu
+  auto c_raw = (*conv_c)(a);
+  auto c = layers::add({(*bn_c)(c_raw), c_raw});      // conv_c's output is read twice: not folded
+  Model model(x, layers::concatenate({b, c}));
+  // Statistics far from 0 and 1, so a wrong fold shows.
+  for (auto* bn : {bn_a.get(), bn_b.get(), bn_c.get()}) {
+    auto w = bn->get_weights();
+    for (size_t i = 0; i < w.size(); ++i) w[i] = kt::random_tensor(w[i].shape(), 40 + static_cast<int>(i), 0.5f, 1.5f);
+    bn->set_weights(w);
+  }
+  const Tensor in = kt::random_tensor(Shape{2, 9, 8, 16}, 7);
+  auto layer_by_layer = [&](bool training) {
+    const Tensor ya = (*relu_a)((*bn_a)((*conv_a)(in, training), training), training);
+    const Tensor yb = (*bn_b)((*conv_b)(ya, training), training);
+    const Tensor yc_raw = (*conv_c)(ya, training);
+    return ops::concatenate({yb, (*bn_c)(yc_raw, training) + yc_raw}, -1);
+  };
+  kt::require_close(model.predict(in).to_vector<float>(), layer_by_layer(false).to_vector<float>(), 1e-4f, 1e-4f);
+  kt::require_close(model(in, false).to_vector<float>(), layer_by_layer(false).to_vector<float>(), 1e-4f, 1e-4f);
+  // Frozen batch norms use their moving statistics in training too (Keras), folded or not.
+  for (auto* bn : {bn_a.get(), bn_b.get(), bn_c.get()}) bn->set_trainable(false);
+  kt::require_close(model(in, true).to_vector<float>(), layer_by_layer(true).to_vector<float>(), 1e-4f, 1e-4f);
+  // Gradients still reach the convolutions through a folded chain.
+  GradientTape tape;
+  const auto g = tape.gradient(ops::sum(model(in, true)), conv_a->trainable_weights());
+  CHECK(ops::sum(ops::abs(g[0])).item() > 0.0);
+}
