@@ -57,6 +57,24 @@ Model::Model(KerasTensorList inputs, KerasTensorList outputs, std::string name)
   find_folded_chains();
 }
 
+bool Model::is_plain_relu(const Layer& l) {
+  if (l.class_name() == "Activation") return l.get_config().value("activation", "") == "relu";
+  if (l.class_name() != "ReLU") return false;
+  const Config c = l.get_config();
+  return c.value("max_value", Config()).is_null() && c.value("negative_slope", 0.0) == 0.0 &&
+         c.value("threshold", 0.0) == 0.0;
+}
+
+bool Model::foldable_conv(const Layer& l) {
+  const auto* conv = dynamic_cast<const layers::Conv2D*>(&l);
+  return conv && l.class_name() == "Conv2D" && conv->can_fold_channel_affine();
+}
+
+bool Model::foldable_batch_norm(const Layer& l) {
+  return l.class_name() == "BatchNormalization" && dynamic_cast<const layers::BatchNormalization*>(&l) &&
+         !l.activity_regularizer();
+}
+
 void Model::find_folded_chains() {
   // Who reads each symbolic tensor: the nodes, and the model's outputs.
   std::unordered_map<const detail::KerasTensorImpl*, std::vector<const detail::SymbolicNode*>> readers;
@@ -74,24 +92,12 @@ void Model::find_folded_chains() {
     const detail::SymbolicNode* r = it->second[0];
     return r->inputs.size() == 1 && !r->mask.defined() && !r->layer->activity_regularizer() ? r : nullptr;
   };
-  auto is_relu = [](const Layer& l) {
-    if (l.class_name() == "Activation") return l.get_config().value("activation", "") == "relu";
-    if (l.class_name() != "ReLU") return false;
-    const Config c = l.get_config();
-    return c.value("max_value", Config()).is_null() && c.value("negative_slope", 0.0) == 0.0 &&
-           c.value("threshold", 0.0) == 0.0;
-  };
   for (const auto& node : nodes_) {
-    const auto* conv = dynamic_cast<const layers::Conv2D*>(node->layer.get());
-    if (!conv || node->layer->class_name() != "Conv2D" || !conv->can_fold_channel_affine() ||
-        node->inputs.size() != 1)
-      continue;
+    if (!foldable_conv(*node->layer) || node->inputs.size() != 1) continue;
     const detail::SymbolicNode* bn = sole_reader(*node);
-    if (!bn || bn->layer->class_name() != "BatchNormalization" ||
-        !dynamic_cast<const layers::BatchNormalization*>(bn->layer.get()))
-      continue;
+    if (!bn || !foldable_batch_norm(*bn->layer)) continue;
     const detail::SymbolicNode* act = sole_reader(*bn);
-    folded_chains_[node.get()] = {bn, act && is_relu(*act->layer) ? act : nullptr};
+    folded_chains_[node.get()] = {bn, act && is_plain_relu(*act->layer) ? act : nullptr};
   }
 }
 

@@ -349,6 +349,14 @@ class KERASCPP_API Model : public Layer {
   };
   std::unordered_map<const detail::SymbolicNode*, FoldedChain> folded_chains_;
   void find_folded_chains();
+
+ protected:
+  // The pieces of a foldable chain (Sequential folds the same chains in its layer list).
+  static bool foldable_conv(const Layer& layer);
+  static bool foldable_batch_norm(const Layer& layer);
+  static bool is_plain_relu(const Layer& layer);  // Activation("relu") or ReLU() with Keras' defaults
+
+ private:
   std::vector<float> loss_weights_;
 
  protected:

@@ -2,6 +2,8 @@
 
 #include "core/check.h"
 #include "core/ops.h"
+#include "layers/convolutional/conv2d.h"
+#include "layers/normalization/batch_normalization.h"
 
 namespace keras {
 
@@ -64,6 +66,19 @@ std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool trai
   Tensor h = xs[0], mask;  // the mask travels beside the values (Embedding(mask_zero), Masking)
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = *layers_[i];
+    // Conv2D -> BatchNormalization (-> relu) with the moving statistics: one folded convolution.
+    if (!mask.defined() && i + 1 < layers_.size() && foldable_conv(l) && foldable_batch_norm(*layers_[i + 1]) &&
+        !(want_logits && i + 2 >= layers_.size())) {
+      auto& bn = static_cast<layers::BatchNormalization&>(*layers_[i + 1]);
+      const auto [scale, shift] = bn.uses_moving_statistics(training) ? bn.inference_affine() : std::pair<Tensor, Tensor>();
+      if (scale.defined()) {
+        const bool relu = i + 2 < layers_.size() && is_plain_relu(*layers_[i + 2]) &&
+                          !layers_[i + 2]->activity_regularizer() && !(want_logits && i + 3 >= layers_.size());
+        h = static_cast<layers::Conv2D&>(l).call_with_channel_affine(h, scale, shift, relu ? "relu" : "");
+        i += relu ? 2 : 1;
+        continue;
+      }
+    }
     if (i + 1 == layers_.size() && want_logits) {
       const Tensor in = h;
       h = l.logits(in, training);

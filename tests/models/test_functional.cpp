@@ -212,4 +212,8 @@ TEST_CASE("Conv2D -> BatchNormalization -> ReLU chains run folded at inference a
   GradientTape tape;
   const auto g = tape.gradient(ops::sum(model(in, true)), conv_a->trainable_weights());
   CHECK(ops::sum(ops::abs(g[0])).item() > 0.0);
+  // A Sequential folds the same chains: the same layers, layer by layer.
+  Sequential seq({layers::Input({9, 8, 16}), conv_a, bn_a, relu_a, conv_b, bn_b});
+  const Tensor expected = (*bn_b)((*conv_b)((*relu_a)((*bn_a)((*conv_a)(in, false), false), false), false), false);
+  kt::require_close(seq.predict(in).to_vector<float>(), expected.to_vector<float>(), 1e-4f, 1e-4f);
 }
