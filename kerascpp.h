@@ -34,6 +34,7 @@
 #include "layers/pooling/pooling_more.h"
 #include "layers/recurrent/bidirectional.h"
 #include "layers/recurrent/gru.h"
+#include "layers/recurrent/conv_lstm2d.h"
 #include "layers/recurrent/lstm.h"
 #include "layers/recurrent/rnn.h"
 #include "layers/recurrent/simple_rnn.h"

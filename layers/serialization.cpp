@@ -25,6 +25,7 @@
 #include "layers/pooling/pooling_more.h"
 #include "layers/recurrent/bidirectional.h"
 #include "layers/recurrent/gru.h"
+#include "layers/recurrent/conv_lstm2d.h"
 #include "layers/recurrent/lstm.h"
 #include "layers/recurrent/simple_rnn.h"
 #include "layers/recurrent/time_distributed.h"
@@ -90,6 +91,7 @@ LayerRegistry& registry() {
         {"NotEqual", &NotEqual::from_config},
         {"SimpleRNN", &SimpleRNN::from_config},
         {"LSTM", &LSTM::from_config},
+        {"ConvLSTM2D", &ConvLSTM2D::from_config},
         {"GRU", &GRU::from_config},
         {"Bidirectional", &Bidirectional::from_config},
         {"TimeDistributed", &TimeDistributed::from_config},

@@ -173,6 +173,28 @@ TEST_CASE("a masked Embedding-LSTM model takes Python Keras' Adam step", "[cpu][
   }
 }
 
+TEST_CASE("ConvLSTM2D matches Python Keras: outputs and gradients through time", "[cpu][keras][recurrent]") {
+  layers::ConvLSTM2D plain(3, {3, 3});
+  check_case("conv_lstm2d", plain);
+  layers::ConvLSTM2D same(2, {3, 2}, {.padding = "same", .return_sequences = true, .go_backwards = true});
+  check_case("conv_lstm2d_same_sequences_backwards", same);
+  layers::ConvLSTM2D strided(2, {3, 3}, {.strides = {2, 2}, .return_state = true});
+  check_case("conv_lstm2d_strides_state", strided);
+  // Keras' weight shapes, the forget gate's bias at one, and the config round trip.
+  CHECK(plain.get_weights()[0].shape() == Shape({3, 3, 2, 12}));
+  CHECK(plain.get_weights()[1].shape() == Shape({3, 3, 3, 12}));
+  utils::clear_session();
+  layers::ConvLSTM2D fresh(2, {3, 3});
+  fresh(kt::random_tensor(Shape{1, 2, 5, 5, 1}, 3));
+  CHECK(fresh.name() == "conv_lstm2d");
+  CHECK(fresh.get_weights()[2].to_vector<float>() == std::vector<float>{0, 0, 1, 1, 0, 0, 0, 0});
+  const auto again = serialization::deserialize_layer(serialization::serialize_layer(same));
+  CHECK(again->get_config() == same.get_config());
+  CHECK(again->compute_output_shape({std::nullopt, std::nullopt, 6, 5, 2}) ==
+        PartialShape{std::nullopt, std::nullopt, 6, 5, 2});
+  kt::require_throws_with<ValueError>([&] { plain(kt::random_tensor(Shape{2, 3, 6, 5}, 1)); }, {"ndim=5", "ndim=4"});
+}
+
 TEST_CASE("the recurrent layers and wrappers pass the layer test", "[cpu][layers][recurrent]") {
   using kt::run_layer_test;
   const auto none = std::nullopt;
@@ -183,6 +205,10 @@ TEST_CASE("the recurrent layers and wrappers pass the layer test", "[cpu][layers
                  {.input_shape = Shape{2, 4, 5}, .expected_output = {none, 4, 3}, .trainable_weights = 3, .params = 108});
   run_layer_test([] { return layers::GRU(3); },
                  {.input_shape = Shape{2, 4, 5}, .expected_output = {none, 3}, .trainable_weights = 3, .params = 90});
+  // ConvLSTM2D: 3*3*2*(4*3) kernel + 3*3*3*(4*3) recurrent kernel + 12 bias.
+  run_layer_test([] { return layers::ConvLSTM2D(3, {3, 3}, {.padding = "same"}); },
+                 {.input_shape = Shape{2, 3, 5, 4, 2}, .expected_output = {none, 5, 4, 3}, .trainable_weights = 3,
+                  .params = 216 + 324 + 12});
   run_layer_test([] { return layers::GRU(3, {.reset_after = false, .go_backwards = true}); },
                  {.input_shape = Shape{2, 4, 5}, .expected_output = {none, 3}, .trainable_weights = 3, .params = 81});
   run_layer_test([] { return layers::Bidirectional(layers::LSTM(2, {.return_sequences = true})); },
