@@ -148,4 +148,16 @@ void load_application_weights(Model& model, const ApplicationOptions& o, const s
   model.load_weights(o.weights == "imagenet" ? imagenet_weights_path(file_name, model.name()) : o.weights);
 }
 
+std::shared_ptr<Model> finish_application(const KerasTensor& input, const KerasTensor& output,
+                                          const ApplicationOptions& o, const std::string& default_name,
+                                          const std::string& weights_file) {
+  auto model = std::make_shared<Model>(input, output, o.name.empty() ? default_name : o.name);
+  load_application_weights(*model, o, weights_file);
+  return model;
+}
+
+std::string keras_weights_file(const std::string& stem, bool include_top) {
+  return stem + (include_top ? "_weights_tf_dim_ordering_tf_kernels.h5" : "_weights_tf_dim_ordering_tf_kernels_notop.h5");
+}
+
 }  // namespace keras::applications::detail

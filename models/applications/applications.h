@@ -145,6 +145,12 @@ KerasTensor classifier_top(const KerasTensor& x, const ApplicationOptions& o, co
 Tensor scale_to_unit_range(const Tensor& x, const char* caller);
 /// Loads o.weights into the model: the named file, or Keras' ImageNet file `file_name`.
 void load_application_weights(Model& model, const ApplicationOptions& o, const std::string& file_name);
+/// The model from input to output, named o.name or `default_name`, with o.weights loaded; most
+/// Keras weight files are "<stem>_weights_tf_dim_ordering_tf_kernels[_notop].h5".
+std::shared_ptr<Model> finish_application(const KerasTensor& input, const KerasTensor& output,
+                                          const ApplicationOptions& o, const std::string& default_name,
+                                          const std::string& weights_file);
+std::string keras_weights_file(const std::string& stem, bool include_top);
 }  // namespace detail
 
 }  // namespace keras::applications

@@ -57,11 +57,7 @@ std::shared_ptr<Model> build_densenet(ApplicationOptions o, const std::string& m
   }
   x = bn_relu(x, "bn", "relu");
   x = detail::classifier_top(x, o, "avg_pool", "avg_pool", "max_pool");
-  auto m = std::make_shared<Model>(img_input, x, o.name.empty() ? stem : o.name);
-  detail::load_application_weights(*m, o,
-                                   stem + (o.include_top ? "_weights_tf_dim_ordering_tf_kernels.h5"
-                                                         : "_weights_tf_dim_ordering_tf_kernels_notop.h5"));
-  return m;
+  return detail::finish_application(img_input, x, o, stem, detail::keras_weights_file(stem, o.include_top));
 }
 
 }  // namespace

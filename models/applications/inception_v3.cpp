@@ -97,11 +97,7 @@ std::shared_ptr<Model> InceptionV3(ApplicationOptions o) {
   }
 
   x = detail::classifier_top(x, o, "avg_pool", "", "");
-  auto model = std::make_shared<Model>(img_input, x, o.name.empty() ? "inception_v3" : o.name);
-  detail::load_application_weights(*model, o,
-                                   o.include_top ? "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
-                                                 : "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5");
-  return model;
+  return detail::finish_application(img_input, x, o, "inception_v3", detail::keras_weights_file("inception_v3", o.include_top));
 }
 
 namespace inception_v3 {

@@ -167,12 +167,9 @@ std::shared_ptr<Model> MobileNet(ApplicationOptions o) {
   } else {
     x = detail::classifier_top(x, o, "", "", "");
   }
-  auto model = std::make_shared<Model>(img_input, x,
-                                       o.name.empty() ? fmt::format("mobilenet_{:.2f}_{}", o.alpha, rows) : o.name);
   const std::string file = "mobilenet_" + mobilenet_alpha_text(o.alpha) + "_" + rows +
                            (o.include_top ? "_tf.h5" : "_tf_no_top.h5");
-  detail::load_application_weights(*model, o, file);
-  return model;
+  return detail::finish_application(img_input, x, o, fmt::format("mobilenet_{:.2f}_{}", o.alpha, rows), file);
 }
 
 std::shared_ptr<Model> MobileNetV2(ApplicationOptions o) {
@@ -221,12 +218,9 @@ std::shared_ptr<Model> MobileNetV2(ApplicationOptions o) {
   x = layers::Conv2D(last_filters, {1, 1}, {.use_bias = false, .name = "Conv_1"})(x);
   x = relu6(bn_v2(x, "Conv_1_bn"), "out_relu");
   x = detail::classifier_top(x, o, "", "", "");
-  auto model = std::make_shared<Model>(img_input, x,
-                                       o.name.empty() ? fmt::format("mobilenetv2_{:.2f}_{}", o.alpha, rows) : o.name);
   const std::string file = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_" + python_float(o.alpha) + "_" + rows +
                            (o.include_top ? ".h5" : "_no_top.h5");
-  detail::load_application_weights(*model, o, file);
-  return model;
+  return detail::finish_application(img_input, x, o, fmt::format("mobilenetv2_{:.2f}_{}", o.alpha, rows), file);
 }
 
 Tensor mobilenet::preprocess_input(const Tensor& x) {

@@ -91,11 +91,7 @@ std::shared_ptr<Model> resnet(ApplicationOptions o, const std::string& model, co
   }
   if (preact) x = relu(bn(x, "post_bn"), "post_relu");
   x = detail::classifier_top(x, o, "avg_pool", "avg_pool", "max_pool");
-  auto m = std::make_shared<Model>(img_input, x, o.name.empty() ? weights_name : o.name);
-  detail::load_application_weights(*m, o,
-                                   weights_name + (o.include_top ? "_weights_tf_dim_ordering_tf_kernels.h5"
-                                                                 : "_weights_tf_dim_ordering_tf_kernels_notop.h5"));
-  return m;
+  return detail::finish_application(img_input, x, o, weights_name, detail::keras_weights_file(weights_name, o.include_top));
 }
 
 }  // namespace

@@ -39,11 +39,7 @@ std::shared_ptr<Model> vgg(ApplicationOptions o, const std::string& model, const
   } else if (o.pooling == "max") {
     x = layers::GlobalMaxPooling2D()(x);
   }
-  auto m = std::make_shared<Model>(img_input, x, o.name.empty() ? file_stem : o.name);
-  detail::load_application_weights(*m, o,
-                                   file_stem + (o.include_top ? "_weights_tf_dim_ordering_tf_kernels.h5"
-                                                              : "_weights_tf_dim_ordering_tf_kernels_notop.h5"));
-  return m;
+  return detail::finish_application(img_input, x, o, file_stem, detail::keras_weights_file(file_stem, o.include_top));
 }
 
 }  // namespace

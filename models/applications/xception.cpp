@@ -72,11 +72,7 @@ std::shared_ptr<Model> Xception(ApplicationOptions o) {
   x = relu(bn(sepconv(x, 1536, "block14_sepconv1"), "block14_sepconv1_bn"), "block14_sepconv1_act");
   x = relu(bn(sepconv(x, 2048, "block14_sepconv2"), "block14_sepconv2_bn"), "block14_sepconv2_act");
   x = detail::classifier_top(x, o, "avg_pool", "", "");
-  auto model = std::make_shared<Model>(img_input, x, o.name.empty() ? "xception" : o.name);
-  detail::load_application_weights(*model, o,
-                                   o.include_top ? "xception_weights_tf_dim_ordering_tf_kernels.h5"
-                                                 : "xception_weights_tf_dim_ordering_tf_kernels_notop.h5");
-  return model;
+  return detail::finish_application(img_input, x, o, "xception", detail::keras_weights_file("xception", o.include_top));
 }
 
 Tensor xception::preprocess_input(const Tensor& x) { return detail::scale_to_unit_range(x, "xception::preprocess_input"); }
