@@ -84,8 +84,9 @@ enum class Capability {
   fused_conv_activation,
   bfloat16,
   float16,
-  fused_rnn,
+  fused_rnn,          // rnn_forward/rnn_backward for LSTM and GRU with reset_after (cuDNN's cells)
   fused_conv_affine,  // ConvAttrs::channel_scale/channel_shift
+  fused_gru_reset_before,  // rnn_forward/rnn_backward also for RnnCell::gru
 };
 
 struct RnnAttrs {

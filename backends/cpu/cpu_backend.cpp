@@ -66,7 +66,7 @@ dnnl::stream& CpuBackend::stream() {
 
 bool CpuBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
-         c == Capability::fused_rnn || c == Capability::fused_conv_affine;
+         c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::fused_gru_reset_before;
 }
 
 std::map<std::string, int64_t> CpuBackend::counters() const {

@@ -81,7 +81,8 @@ CudaBackend::~CudaBackend() = default;  // never unloaded (see the registry)
 
 bool CudaBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
-         c == Capability::bfloat16 || c == Capability::float16;
+         c == Capability::bfloat16 || c == Capability::float16 || c == Capability::fused_rnn ||
+         c == Capability::fused_conv_affine;
 }
 
 std::map<std::string, int64_t> CudaBackend::counters() const {

@@ -1,5 +1,5 @@
 #pragma once
-// The CUDA backend: cuDNN for convolutions, batch-norm and softmax, cuBLAS for matrix products,
+// The CUDA backend: cuDNN for convolutions, softmax and the LSTM/GRU recurrences, cuBLAS for matrix products,
 // CUDA kernels (kernels.cu) for the rest. One stream per device; the host waits only where a value
 // is read back or an input must be validated (embedding ids).
 #include <cublas_v2.h>
@@ -121,6 +121,16 @@ class CudaBackend final : public Backend {
   void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer, const SGDAttrs& attrs) override;
   void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,
                    const AdamAttrs& attrs) override;
+
+  // Fused recurrences on cuDNN (rnn.cpp): LSTM and GRU with reset_after.
+  void rnn_forward(const RnnAttrs& attrs, const Tensor& x, const Tensor& h0, const Tensor* c0, const Tensor& kernel,
+                   const Tensor& recurrent_kernel, const Tensor& bias, const Tensor* recurrent_bias, Tensor& y,
+                   Tensor& h_last, Tensor* c_last, Tensor* workspace) override;
+  void rnn_backward(const RnnAttrs& attrs, const Tensor& x, const Tensor& h0, const Tensor* c0, const Tensor& kernel,
+                    const Tensor& recurrent_kernel, const Tensor& bias, const Tensor* recurrent_bias, const Tensor& y,
+                    const Tensor& h_last, const Tensor* c_last, const Tensor& workspace, const Tensor& dy,
+                    const Tensor& dh_last, const Tensor* dc_last, Tensor& dx, Tensor& dh0, Tensor* dc0,
+                    Tensor& dkernel, Tensor& drecurrent_kernel, Tensor& dbias, Tensor* drecurrent_bias) override;
 
   // Shared by this backend's files.
   cudaStream_t stream() const { return stream_; }

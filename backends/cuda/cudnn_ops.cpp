@@ -257,10 +257,13 @@ static void bias_grad(CudaBackend& be, const Tensor& dy, Tensor& dbias) {
 
 void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {
   run_conv(*this, kForward, x, w, y, at);
-  if (bias || at.activation != UnaryOp::identity) {
+  const bool affine = at.channel_scale.defined();  // a folded batch-norm, in the same pass as bias and activation
+  if (bias || affine || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()),
                              bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / y.dim(3),
-                             y.dim(3), static_cast<int>(at.activation), stream_);
+                             y.dim(3), static_cast<int>(at.activation), stream_,
+                             affine ? static_cast<const float*>(at.channel_scale.raw_data()) : nullptr,
+                             affine ? static_cast<const float*>(at.channel_shift.raw_data()) : nullptr);
     KCPP_LAUNCHED();
   }
 }

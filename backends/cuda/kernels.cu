@@ -683,9 +683,12 @@ __global__ void xent_kernel(const float* z, const void* labels, bool sparse, boo
   }
 }
 
-__global__ void bias_act_kernel(float* y, const float* bias, int64_t m, int64_t n, int act) {
+__global__ void bias_act_kernel(float* y, const float* bias, const float* scale, const float* shift, int64_t m,
+                                int64_t n, int act) {
   GRID_STRIDE(i, m * n) {
-    float v = y[i] + (bias ? bias[i % n] : 0.f);
+    const int64_t c = i % n;
+    float v = y[i] + (bias ? bias[c] : 0.f);
+    if (scale) v = v * scale[c] + shift[c];
     y[i] = unary_f(act, v, 0.f, 0.f);
   }
 }
@@ -997,8 +1000,9 @@ void softmax_cross_entropy(const float* logits, const void* labels, bool sparse,
       logits, labels, sparse, labels64, loss, dlogits, n, c);
 }
 
-void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s) {
-  bias_act_kernel<<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, m, n, act);
+void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s, const float* scale,
+                     const float* shift) {
+  bias_act_kernel<<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, m, n, act);
 }
 
 void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaStream_t s) {

@@ -74,8 +74,10 @@ void scatter_add(const float* dy, const void* ids, bool ids64, float* dx, int64_
 /// Per-row softmax cross-entropy; labels int (sparse) or float probabilities.
 void softmax_cross_entropy(const float* logits, const void* labels, bool sparse, bool labels64, float* loss,
                            float* dlogits, int64_t n, int64_t c, cudaStream_t stream);
-/// y (M, N) += bias (N), then the activation (keras::UnaryOp value).
-void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t stream);
+/// y (M, N) += bias (N), then y = y * scale + shift (N each, where scale is given: a folded
+/// batch-norm), then the activation (keras::UnaryOp value).
+void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t stream,
+                     const float* scale = nullptr, const float* shift = nullptr);
 
 /// Counter-based random numbers, bit-compatible with the CPU backend's uniforms.
 void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaStream_t stream);

@@ -170,8 +170,11 @@ std::vector<Tensor> RecurrentLayer::run(const Tensor& x, const Tensor& mask, con
 
   // LSTM and GRU run as one fused op where the backend has it and nothing needs the loop (masks,
   // per-gate recurrent dropout); Keras' cuDNN path has the same conditions.
-  if (const auto cell = fused_cell(); cell && !mask.defined() && !per_gate_recurrent_ &&
-                                      x.dtype() == DType::float32 && x.backend()->supports(Capability::fused_rnn)) {
+  const Backend& be = *x.backend();
+  if (const auto cell = fused_cell();
+      cell && !mask.defined() && !per_gate_recurrent_ && x.dtype() == DType::float32 &&
+      be.supports(Capability::fused_rnn) &&
+      (*cell != RnnCell::gru || be.supports(Capability::fused_gru_reset_before))) {
     const Tensor inputs = input_masks.empty() ? x : ops::multiply(x, input_masks[0]);
     last_call_fused_ = true;
     return run_fused(*cell, inputs, std::move(states));

@@ -221,6 +221,17 @@ TEST_CASE("cuda: convolutions match the CPU backend", "[cuda]") {
   check_parity(
       *gpu, [](auto& v) { return ops::depthwise_conv(v[0], v[1], v[2], {.padding = "same"}); },
       {r(Shape{2, 6, 6, 3}, 47), r(Shape{3, 3, 3, 2}, 48), r(Shape{6}, 49)}, 1e-4f, 1e-4f);
+  // Inference with a folded BatchNormalization: scale, shift and activation in the convolution's pass.
+  REQUIRE(gpu->supports(Capability::fused_conv_affine));
+  check_parity(
+      *gpu,
+      [](auto& v) {
+        return ops::conv(v[0], v[1], v[2],
+                         {.padding = "same", .activation = UnaryOp::relu, .channel_scale = v[3], .channel_shift = v[4]});
+      },
+      {r(Shape{2, 7, 6, 3}, 53), r(Shape{3, 3, 3, 4}, 54), r(Shape{4}, 55), r(Shape{4}, 56, 0.5f, 1.5f),
+       r(Shape{4}, 57)},
+      1e-4f, 1e-4f, false);
   for (const std::string padding : {"valid", "same"}) {
     INFO("conv_transpose " << padding);
     check_parity(
@@ -287,6 +298,41 @@ TEST_CASE("cuda: pooling, batch-norm, softmax, cross-entropy and embedding match
       {"Embedding", "id 5 at position 2", "[0, 5)"});
   kt::require_throws_with<ValueError>(
       [&] { ops::embedding(table, ops::to_backend(Tensor::from_vector<int64_t>({-1}, Shape{1}), *gpu)); }, {"id -1"});
+}
+
+TEST_CASE("cuda: fused LSTM and GRU (cuDNN) match the CPU backend's oneDNN ones, forward and backward", "[cuda]") {
+  Backend* gpu = cuda_or_skip();
+  if (!gpu) return;
+  REQUIRE(gpu->supports(Capability::fused_rnn));
+  struct Size {
+    int64_t n, t, c, u;
+  };
+  for (const RnnCell cell : {RnnCell::lstm, RnnCell::gru_reset_after})
+    for (const Size z : {Size{5, 7, 6, 8}, Size{1, 1, 3, 4}, Size{3, 20, 2, 33}}) {
+      const bool lstm = cell == RnnCell::lstm;
+      const int64_t g = lstm ? 4 : 3;
+      INFO((lstm ? "lstm " : "gru ") << z.n << "x" << z.t << "x" << z.c << " units " << z.u);
+      // Every output in one vector: the sequence, h_last, and c_last for LSTM.
+      const Fn f = [&](const std::vector<Tensor>& v) {
+        const ops::RnnResult res =
+            ops::fused_rnn(cell, v[0], v[1], lstm ? v[2] : Tensor(), v[3], v[4], v[5], lstm ? Tensor() : v[6]);
+        std::vector<Tensor> parts{ops::reshape(res.sequence, {-1}), ops::reshape(res.h, {-1})};
+        if (lstm) parts.push_back(ops::reshape(res.c, {-1}));
+        return ops::concatenate(parts, 0);
+      };
+      check_parity(*gpu, f,
+                   {r(Shape{z.n, z.t, z.c}, 110), r(Shape{z.n, z.u}, 111), r(Shape{z.n, z.u}, 112),
+                    r(Shape{z.c, g * z.u}, 113, -0.5f, 0.5f), r(Shape{z.u, g * z.u}, 114, -0.5f, 0.5f),
+                    r(Shape{g * z.u}, 115), r(Shape{g * z.u}, 116)},
+                   1e-5f, 1e-4f);
+    }
+  // cuDNN has no reset-before GRU: a clear error, and the layer keeps its step loop.
+  CHECK_FALSE(gpu->supports(Capability::fused_gru_reset_before));
+  const Tensor x = ops::to_backend(r(Shape{2, 3, 4}, 117), *gpu), h = ops::zeros(Shape{2, 5}, DType::float32, gpu);
+  const Tensor k = ops::zeros(Shape{4, 15}, DType::float32, gpu), rk = ops::zeros(Shape{5, 15}, DType::float32, gpu),
+               b = ops::zeros(Shape{15}, DType::float32, gpu);
+  kt::require_throws_with<NotImplementedError>([&] { ops::fused_rnn(RnnCell::gru, x, h, Tensor(), k, rk, b, Tensor()); },
+                                               {"reset_after=False"});
 }
 
 TEST_CASE("cuda: data movement, random numbers and optimizer updates match the CPU backend", "[cuda]") {

@@ -532,6 +532,11 @@ TEST_CASE("the fused recurrences give the generic loop's outputs and gradients",
   layers::LSTM hard(3, {.recurrent_activation = "hard_sigmoid"});
   hard(x);
   CHECK_FALSE(hard.last_call_fused());
+  // GRU with reset_after=False is fused only where the backend has that cell (oneDNN, not cuDNN).
+  layers::GRU before(3, {.reset_after = false});
+  before(x);
+  CHECK(before.last_call_fused() == (default_backend().supports(Capability::fused_rnn) &&
+                                     default_backend().supports(Capability::fused_gru_reset_before)));
 }
 
 TEST_CASE("a masked sequence tagger: losses and metrics skip masked steps, as in Python Keras",

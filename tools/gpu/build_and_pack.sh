@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 tools/build.sh
 stage=build/gpu-stage
 rm -rf "$stage" .gpu
-tools/gpu/pack.sh "$stage" build/bin/kerascpp_tests build/bin/bench_gpu build/bin/fit_synthetic build/bin/fashion_mnist build/bin/video_qa build/bin/text_classifier build/bin/bench_data_parallel build/bin/bench_layer_times \
+tools/gpu/pack.sh "$stage" build/bin/kerascpp_tests build/bin/bench_gpu build/bin/fit_synthetic build/bin/fashion_mnist build/bin/video_qa build/bin/text_classifier build/bin/bench_models_gpu build/bin/bench_data_parallel build/bin/bench_layer_times \
   build/lib/libkerascpp.so.0 build/lib/libkerascpp_backend_cpu.so build/lib/libkerascpp_backend_cuda.so \
   build/lib/libkerascpp_comm_nccl.so
 mkdir -p .gpu/data/fashion-mnist

@@ -1,0 +1,134 @@
+// The models of ../shared/bench/torch_gpu_ref.py written with kerascpp's layers and measured its way:
+// the median of per-step times of train_on_batch (which reads the loss back, so every step ends
+// with the device idle, as torch.cuda.synchronize() does there), after warm-up steps. Same batches,
+// shapes and optimizer (Adam). Prints one JSON line per model, in the reference's keys.
+//   bench_models_gpu [fmnist_cnn|imdb_lstm|video_qa|resnet50|resnet50_infer|all]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "kerascpp.h"
+
+using namespace keras;
+
+namespace {
+using clock_type = std::chrono::steady_clock;
+
+double median_step(const std::function<void()>& step, int warm, int n) {
+  for (int i = 0; i < warm; ++i) step();
+  default_backend().synchronize();
+  std::vector<double> ts;
+  for (int i = 0; i < n; ++i) {
+    const auto t = clock_type::now();
+    step();
+    default_backend().synchronize();
+    ts.push_back(std::chrono::duration<double>(clock_type::now() - t).count());
+  }
+  std::sort(ts.begin(), ts.end());
+  return ts[ts.size() / 2];
+}
+
+Tensor random_ids(int64_t n, int64_t len, int64_t vocab, uint64_t seed) {
+  return ops::cast(ops::floor(ops::random_uniform(Shape{n, len}, 0.f, static_cast<float>(vocab) - 0.5f, seed)),
+                   DType::int32);
+}
+Tensor random_labels(int64_t n, int64_t classes, uint64_t seed) {
+  return ops::cast(ops::floor(ops::random_uniform(Shape{n}, 0.f, static_cast<float>(classes) - 0.5f, seed)),
+                   DType::int32);
+}
+
+void report_train(const char* model, int64_t batch, double step, const char* extra = "") {
+  std::printf(
+      "{\"model\": \"%s\", \"framework\": \"kerascpp (%s)\", \"batch\": %ld, \"amp_bf16\": false, "
+      "\"train_samples_per_s\": %.1f, \"step_ms\": %.3f%s}\n",
+      model, backend::backend_name().c_str(), static_cast<long>(batch), static_cast<double>(batch) / step,
+      step * 1e3, extra);
+  std::fflush(stdout);
+}
+
+void fmnist_cnn() {
+  utils::set_random_seed(0);
+  Sequential m({layers::Input({28, 28, 1}), layers::Conv2D(32, {3, 3}, {.activation = "relu"}),
+                layers::MaxPooling2D({2, 2}), layers::Conv2D(64, {3, 3}, {.activation = "relu"}),
+                layers::MaxPooling2D({2, 2}), layers::Flatten(), layers::Dropout(0.5f), layers::Dense(10, {.activation = "softmax"})});
+  m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  const Tensor x = ops::random_uniform(Shape{128, 28, 28, 1}, 0.f, 1.f, 1);
+  const Tensor y = random_labels(128, 10, 2);
+  report_train("fmnist_cnn", 128, median_step([&] { m.train_on_batch({x}, {y}); }, 5, 50));
+}
+
+void imdb_lstm() {
+  utils::set_random_seed(0);
+  Sequential m({layers::Input({200}, {.dtype = "int32"}), layers::Embedding(20000, 128), layers::LSTM(128),
+                layers::Dense(1, {.activation = "sigmoid"})});
+  m.compile({.optimizer = "adam", .loss = "binary_crossentropy"});
+  const Tensor x = random_ids(64, 200, 20000, 3);
+  const Tensor y = ops::floor(ops::random_uniform(Shape{64, 1}, 0.f, 2.f, 4));
+  report_train("imdb_lstm", 64, median_step([&] { m.train_on_batch({x}, {y}); }, 5, 30), ", \"seq\": 200");
+}
+
+void video_qa() {
+  utils::set_random_seed(0);
+  const int64_t frames = 8, size = 150, batch = 16;
+  auto video = layers::Input({frames, size, size, 3});
+  auto cnn = applications::InceptionV3({.include_top = false, .weights = "", .input_shape = {size, size, 3},
+                                        .pooling = "avg"});
+  cnn->set_trainable(false);
+  auto v = layers::LSTM(256)(layers::TimeDistributed(cnn)(video));
+  auto question = layers::Input({20}, {.dtype = "int32"});
+  auto q = layers::LSTM(128)(layers::Embedding(10000, 256)(question));
+  auto h = layers::Dense(128, {.activation = "relu"})(layers::concatenate({v, q}));
+  Model m({video, question}, layers::Dense(1000, {.activation = "softmax"})(h));
+  m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  const Tensor xv = ops::random_uniform(Shape{batch, frames, size, size, 3}, 0.f, 1.f, 5);
+  const Tensor xq = random_ids(batch, 20, 10000, 6);
+  const Tensor y = random_labels(batch, 1000, 7);
+  report_train("video_qa", batch, median_step([&] { m.train_on_batch({xv, xq}, {y}); }, 3, 10),
+               ", \"frames\": 8, \"size\": 150");
+}
+
+void resnet50() {
+  utils::set_random_seed(0);
+  auto m = applications::ResNet50({.weights = ""});
+  m->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  const Tensor x = ops::random_uniform(Shape{128, 224, 224, 3}, 0.f, 1.f, 8);
+  const Tensor y = random_labels(128, 1000, 9);
+  report_train("resnet50", 128, median_step([&] { m->train_on_batch({x}, {y}); }, 5, 15),
+               ", \"channels_last\": true");
+}
+
+void resnet50_infer() {
+  utils::set_random_seed(0);
+  auto m = applications::ResNet50({.weights = ""});
+  const Tensor x = ops::random_uniform(Shape{1, 224, 224, 3}, 0.f, 1.f, 10);
+  const double t = median_step([&] { (*m)(x, false); }, 10, 50);
+  std::printf("{\"model\": \"resnet50_infer\", \"framework\": \"kerascpp (%s)\", \"batch\": 1, \"latency_ms\": %.3f}\n",
+              backend::backend_name().c_str(), t * 1e3);
+  std::fflush(stdout);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* which = argc > 1 ? argv[1] : "all";
+  const bool all = std::strcmp(which, "all") == 0;
+  std::printf("{\"backend\": \"%s\", \"tf32\": %s}\n", backend::backend_name().c_str(),
+              tensor_float_32_execution_enabled() ? "true" : "false");
+  const std::vector<std::pair<const char*, void (*)()>> models{{"fmnist_cnn", fmnist_cnn},
+                                                               {"imdb_lstm", imdb_lstm},
+                                                               {"video_qa", video_qa},
+                                                               {"resnet50", resnet50},
+                                                               {"resnet50_infer", resnet50_infer}};
+  for (const auto& [name, run] : models) {
+    if (!all && std::strcmp(which, name) != 0) continue;
+    try {
+      run();
+    } catch (const std::exception& e) {  // one model failing must not hide the others' figures
+      std::printf("{\"model\": \"%s\", \"error\": \"%s\"}\n", name, e.what());
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
