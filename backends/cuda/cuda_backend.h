@@ -17,6 +17,8 @@
 
 namespace keras::cuda {
 
+struct RnnPlan;
+
 /// Each vendor call is checked where it is made; the error names the expression and the library's text.
 #define KCPP_CUDA(expr)                                                                                  \
   do {                                                                                                   \
@@ -144,6 +146,10 @@ class CudaBackend final : public Backend {
   std::mutex algo_mutex;
   std::unordered_map<std::string, std::pair<int, size_t>> algo_cache;
   std::atomic<int64_t> algorithm_searches{0};
+  /// cuDNN's descriptors for one recurrence problem (rnn.cpp), built once; after_failure drops the
+  /// cached plan for the next algorithm.
+  std::shared_ptr<const RnnPlan> rnn_plan(RnnCell cell, const Tensor& x, const Tensor& recurrent_kernel, bool training,
+                                          bool after_failure);
 
  private:
   int device_;
@@ -151,6 +157,8 @@ class CudaBackend final : public Backend {
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   DeviceAllocator allocator_;
+  std::mutex rnn_mutex_;
+  std::unordered_map<std::string, std::shared_ptr<RnnPlan>> rnn_plans_;
 };
 
 /// The element-type code shared with kernels.cu.

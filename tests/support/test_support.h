@@ -3,7 +3,9 @@
 // and the skip counter (Catch2 v2 has no SKIP()).
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <cstdlib>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,6 +22,30 @@ std::filesystem::path fixture_dir();
 int& skipped_count();
 /// Logs "skipped: <why>" and counts it; the test then returns.
 void skip(const std::string& why);
+
+/// Sets an environment variable for a scope (unsets it for an empty value), then restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const std::string& value) : name_(std::move(name)) {
+    if (const char* old = std::getenv(name_.c_str())) old_ = old;
+    if (value.empty())
+      unsetenv(name_.c_str());
+    else
+      setenv(name_.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      setenv(name_.c_str(), old_->c_str(), 1);
+    else
+      unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
 
 /// Deterministic random floats in [lo, hi).
 std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f);

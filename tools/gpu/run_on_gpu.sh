@@ -10,6 +10,7 @@ pack=/tmp/kerascpp-gpu-pack
 rm -rf "$pack" && mkdir -p "$pack" && xz -dc .gpu/payload.tar.xz | tar -C "$pack" -xf -
 export KERASCPP_DATASETS_DIR="$PWD/.gpu/data"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu.txt" 2>&1
+echo "profilers: $(command -v perf nsys ncu | tr "\n" " ")" >> "$out/gpu.txt"
 stage() { echo "$(date +%T) $*" >> "$out/stages.txt"; }
 stage tests
 { echo "== tests (all but the registry's broken-plugin folder, which lives on the build machine)"
@@ -20,6 +21,10 @@ stage tests
 stage kerascpp models
 KERASCPP_LOG_LEVEL=warn timeout 200 "$pack/run.sh" bench_models_gpu all > "$out/models_kerascpp.txt" 2>&1
 echo "rc=$?" >> "$out/models_kerascpp.txt"
+# The cuDNN RNN algorithms side by side on imdb_lstm (the default tries the persistent kernel first).
+for algo in standard static dynamic; do
+  echo "algorithm $algo: $(KERASCPP_CUDNN_RNN_ALGO=$algo KERASCPP_LOG_LEVEL=warn timeout 60 "$pack/run.sh" bench_models_gpu imdb_lstm 2>&1 | tail -1)"
+done > "$out/rnn_algorithms.txt"
 stage torch models
 if [ -f .gpu/torch_gpu_ref.py ]; then
   (cd .gpu && PYTHONUNBUFFERED=1 timeout 200 python3 torch_gpu_ref.py) > "$out/models_torch.txt" 2>&1
@@ -33,6 +38,9 @@ stage text_classifier
 timeout 90 "$pack/run.sh" text_classifier 4 > "$out/text_classifier.txt" 2>&1; echo "text_classifier rc=$?" >> "$out/text_classifier.txt"
 stage ops bench
 timeout 60 "$pack/run.sh" bench_gpu cuda > "$out/bench_cuda_tf32.txt" 2>&1
+stage layer times
+# Where InceptionV3's (video_qa's frozen CNN) step goes, per layer class.
+KERASCPP_LOG_LEVEL=warn timeout 60 "$pack/run.sh" bench_layer_times inception_v3 64 2 > "$out/layer_times.txt" 2>&1
 stage done
 echo "---- summary"
 cat "$out/gpu.txt" "$out/stages.txt"
@@ -41,6 +49,8 @@ sed -n "/== NCCL, one rank/,/== auto picks/p" "$out/tests.txt" | head -6
 grep -E "Test accuracy|main job" "$out/main_job.txt"
 grep -E "rc=|Test accuracy" "$out/text_classifier.txt"
 grep -v "^\[kerascpp\]" "$out/bench_cuda_tf32.txt" | head -6
+cut -c1-220 "$out/rnn_algorithms.txt"
+grep -v "^\[kerascpp\]" "$out/layer_times.txt" | head -14
 python3 - "$out/models_kerascpp.txt" "$out/models_torch.txt" <<'PY'
 import json, sys
 def rows(path):
