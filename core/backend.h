@@ -87,6 +87,15 @@ enum class Capability {
   fused_rnn,          // rnn_forward/rnn_backward for LSTM and GRU with reset_after (cuDNN's cells)
   fused_conv_affine,  // ConvAttrs::channel_scale/channel_shift
   fused_gru_reset_before,  // rnn_forward/rnn_backward also for RnnCell::gru
+  graph_capture,           // begin_capture/end_capture (CUDA graphs)
+};
+
+/// Device work recorded once (Backend::begin_capture ... end_capture) and replayed as one launch.
+class KERASCPP_API CapturedWork {
+ public:
+  virtual ~CapturedWork();
+  /// Queues the recorded work again; it reads and writes the same device memory as when recorded.
+  virtual void replay() = 0;
 };
 
 struct RnnAttrs {
@@ -218,6 +227,14 @@ class KERASCPP_API Backend {
                             const Tensor& workspace, const Tensor& dy, const Tensor& dh_last, const Tensor* dc_last,
                             Tensor& dx, Tensor& dh0, Tensor* dc0, Tensor& dkernel, Tensor& drecurrent_kernel,
                             Tensor& dbias, Tensor* drecurrent_bias);
+
+  // Graph capture (Capability::graph_capture; the defaults throw NotImplementedError) -------------
+  /// From here on, work queued by this thread is recorded instead of run, and memory allocated is
+  /// kept for the recording (it is reused only by its replays).
+  virtual void begin_capture();
+  /// Ends the recording: the replayable work, or null where it cannot be replayed (an operation
+  /// waited on the device or failed meanwhile); then nothing of it ran and its memory is free again.
+  virtual std::unique_ptr<CapturedWork> end_capture();
 };
 
 /// For backend authors: reductions run as (outer, r, inner) loops, r the reduced extent.

@@ -33,6 +33,13 @@ void Backend::rnn_backward(const RnnAttrs&, const Tensor&, const Tensor&, const 
                            Tensor&, Tensor*) {
   throw NotImplementedError(fmt::format("backend '{}' has no fused recurrences (Capability::fused_rnn)", name()));
 }
+void Backend::begin_capture() {
+  throw NotImplementedError(fmt::format("backend '{}' cannot record graphs (Capability::graph_capture)", name()));
+}
+std::unique_ptr<CapturedWork> Backend::end_capture() {
+  throw NotImplementedError(fmt::format("backend '{}' cannot record graphs (Capability::graph_capture)", name()));
+}
+CapturedWork::~CapturedWork() = default;
 
 namespace backend {
 namespace {

@@ -24,6 +24,7 @@
 #include "layers/core/simple_layers.h"
 #include "layers/normalization/batch_normalization.h"
 #include "models/datasets/dataset.h"
+#include "models/forward_graphs.h"
 #include "models/saving/file_io.h"
 #include "models/saving/keras_file.h"
 #include "models/saving/saving.h"
@@ -277,10 +278,34 @@ std::string Model::output_name(size_t i) const { return outputs_.at(i).producer(
 
 Tensor Model::call(const Tensor& x, bool training) {
   KCPP_CHECK(num_outputs() == 1, ValueError, "Model \"{}\" has {} outputs; call call_multi()", name(), num_outputs());
-  return forward({x}, training, {}).at(0);
+  return training || detail::is_recording() ? forward({x}, training, {}).at(0) : inference_forward({x}).at(0);
 }
 std::vector<Tensor> Model::call_multi(const std::vector<Tensor>& inputs, bool training) {
-  return forward(inputs, training, {});
+  return training || detail::is_recording() ? forward(inputs, training, {}) : inference_forward(inputs);
+}
+
+std::vector<Tensor> Model::inference_forward(const std::vector<Tensor>& x) {
+  if (!graph_safe_) {
+    // A replay runs no host code: layers that change host state per call, or report activity
+    // losses, must run as they are.
+    bool safe = true;
+    for (const auto& layer : layers()) {
+      const Config c = layer->get_config();
+      safe = safe && !layer->activity_regularizer() && !(c.contains("stateful") && c["stateful"].is_boolean() &&
+                                                          c["stateful"].get<bool>());
+    }
+    graph_safe_ = safe;
+  }
+  if (!*graph_safe_ || !detail::ForwardGraphs::enabled()) return forward(x, false, {});
+  if (!graphs_) graphs_ = std::make_unique<detail::ForwardGraphs>();
+  std::vector<const Tensor*> state;
+  for (Variable* v : weights()) state.push_back(&v->value());
+  return graphs_->run(x, state, [this](const std::vector<Tensor>& in) {
+    std::vector<Tensor> out = forward(in, false, {});
+    for (const Tensor& m : output_masks_)  // masks would not be refreshed by a replay
+      KCPP_CHECK(!m.defined(), NotImplementedError, "outputs with masks are not recorded");
+    return out;
+  });
 }
 Tensor Model::call_logits(const Tensor& x, bool training) { return forward({x}, training, {true}).at(0); }
 bool Model::ends_with_softmax() const { return num_outputs() == 1 && output_ends_with_softmax(0); }
@@ -726,7 +751,7 @@ Tensor Model::additional_losses(const ActivityLossScope& activity) {
 Tensor Model::predict_on_batch(const TensorList& x) {
   check_data("predict_on_batch", x, nullptr);
   NoGradScope no_grad;
-  return forward(device_inputs(x.items()), false, {}).at(0);
+  return inference_forward(device_inputs(x.items())).at(0);
 }
 
 History Model::fit(const TensorList& x, const TensorList& y, FitOptions o) {

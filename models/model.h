@@ -16,6 +16,10 @@
 #include "training/optimizers.h"
 #include "training/progbar.h"
 
+namespace keras::detail {
+class ForwardGraphs;
+}  // namespace keras::detail
+
 namespace keras {
 
 namespace distribute {
@@ -349,6 +353,10 @@ class KERASCPP_API Model : public Layer {
   };
   std::unordered_map<const detail::SymbolicNode*, FoldedChain> folded_chains_;
   void find_folded_chains();
+  // Inference calls replayed from recorded device graphs (models/forward_graphs.h).
+  std::unique_ptr<detail::ForwardGraphs> graphs_;
+  std::optional<bool> graph_safe_;  // no stateful layer, no activity regularizer
+  std::vector<Tensor> inference_forward(const std::vector<Tensor>& x);
 
  protected:
   // The pieces of a foldable chain (Sequential folds the same chains in its layer list).

@@ -30,12 +30,15 @@ size_t bucket(size_t n) {
 
 void* DeviceAllocator::allocate(size_t nbytes) {
   const size_t size = bucket(nbytes);
+  std::shared_ptr<GraphPool> pool;
   {
     std::lock_guard lock(mutex_);
-    auto it = free_.find(size);
-    if (it != free_.end()) {
+    pool = recording_;
+    auto& cache = pool ? pool->free : free_;
+    auto it = cache.find(size);
+    if (it != cache.end()) {
       void* p = it->second;
-      free_.erase(it);
+      cache.erase(it);
       return p;
     }
   }
@@ -49,12 +52,42 @@ void* DeviceAllocator::allocate(size_t nbytes) {
       throw BackendError(
           fmt::format("CUDA: out of device memory allocating {} bytes: {}", size, cudaGetErrorString(e)));
   }
+  if (pool) {
+    std::lock_guard lock(mutex_);
+    pool_of_[p] = pool;
+  }
   return p;
 }
 
 void DeviceAllocator::release(void* ptr, size_t nbytes) {
   std::lock_guard lock(mutex_);
+  if (auto it = pool_of_.find(ptr); it != pool_of_.end()) {
+    if (!it->second->closed) {
+      it->second->free.emplace(bucket(nbytes), ptr);
+      return;
+    }
+    pool_of_.erase(it);
+  }
   free_.emplace(bucket(nbytes), ptr);
+}
+
+std::shared_ptr<DeviceAllocator::GraphPool> DeviceAllocator::open_pool() {
+  std::lock_guard lock(mutex_);
+  recording_ = std::make_shared<GraphPool>();
+  return recording_;
+}
+void DeviceAllocator::stop_pool() {
+  std::lock_guard lock(mutex_);
+  recording_.reset();
+}
+void DeviceAllocator::close_pool(const std::shared_ptr<GraphPool>& pool) {
+  std::lock_guard lock(mutex_);
+  pool->closed = true;
+  for (auto& [size, p] : pool->free) {
+    pool_of_.erase(p);
+    free_.emplace(size, p);
+  }
+  pool->free.clear();
 }
 
 void DeviceAllocator::empty_cache() {
@@ -79,14 +112,72 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 
 CudaBackend::~CudaBackend() = default;  // never unloaded (see the registry)
 
+// Graph capture ------------------------------------------------------------------------------------
+
+namespace {
+class CudaGraph final : public CapturedWork {
+ public:
+  CudaGraph(CudaBackend& be, DeviceAllocator& allocator, cudaGraph_t graph, cudaGraphExec_t exec,
+            std::shared_ptr<DeviceAllocator::GraphPool> pool)
+      : be_(be), allocator_(allocator), graph_(graph), exec_(exec), pool_(std::move(pool)) {}
+  ~CudaGraph() override {
+    // Launches in flight still complete; the pool's blocks are reused after them, in stream order.
+    cudaGraphExecDestroy(exec_);
+    cudaGraphDestroy(graph_);
+    allocator_.close_pool(pool_);
+  }
+  void replay() override {
+    KCPP_CUDA(cudaGraphLaunch(exec_, be_.stream()));
+    be_.graph_replays.fetch_add(1);
+  }
+
+ private:
+  CudaBackend& be_;
+  DeviceAllocator& allocator_;
+  cudaGraph_t graph_;
+  cudaGraphExec_t exec_;
+  std::shared_ptr<DeviceAllocator::GraphPool> pool_;
+};
+}  // namespace
+
+void CudaBackend::begin_capture() {
+  KCPP_CHECK(!capture_pool_, ValueError, "cuda backend: a graph is already being recorded");
+  capture_pool_ = allocator_.open_pool();
+  // Relaxed: cudaMalloc stays allowed (new pool blocks); anything that waits on the stream fails.
+  const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed);
+  if (e != cudaSuccess) {
+    allocator_.stop_pool();
+    allocator_.close_pool(capture_pool_);
+    capture_pool_.reset();
+    KCPP_CUDA(e);
+  }
+}
+
+std::unique_ptr<CapturedWork> CudaBackend::end_capture() {
+  KCPP_CHECK(capture_pool_, ValueError, "cuda backend: end_capture without begin_capture");
+  auto pool = std::move(capture_pool_);
+  allocator_.stop_pool();
+  cudaGraph_t graph = nullptr;
+  const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  cudaGraphExec_t exec = nullptr;
+  if (e == cudaSuccess && graph && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess)
+    return std::make_unique<CudaGraph>(*this, allocator_, graph, exec, std::move(pool));
+  (void)cudaGetLastError();  // the failed recording's error is this call's answer, not the next call's
+  if (graph) cudaGraphDestroy(graph);
+  allocator_.close_pool(pool);
+  return nullptr;
+}
+
 bool CudaBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
          c == Capability::bfloat16 || c == Capability::float16 || c == Capability::fused_rnn ||
-         c == Capability::fused_conv_affine;
+         c == Capability::fused_conv_affine || c == Capability::graph_capture;
 }
 
 std::map<std::string, int64_t> CudaBackend::counters() const {
-  return {{"device_mallocs", allocator_.device_mallocs()}, {"algorithm_searches", algorithm_searches.load()}};
+  return {{"device_mallocs", allocator_.device_mallocs()},
+          {"algorithm_searches", algorithm_searches.load()},
+          {"graph_replays", graph_replays.load()}};
 }
 
 std::shared_ptr<Storage> CudaBackend::allocate(size_t nbytes) {

@@ -7,6 +7,7 @@
 #include <cudnn.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -46,17 +47,29 @@ struct RnnPlan;
 /// Blocks are reused in stream order on the backend's single stream, so no event is needed.
 class DeviceAllocator {
  public:
+  /// Blocks allocated while a graph is recorded: reused only by that graph until it is destroyed.
+  struct GraphPool {
+    std::unordered_multimap<size_t, void*> free;
+    bool closed = false;
+  };
   ~DeviceAllocator();
   void* allocate(size_t nbytes);
   void release(void* ptr, size_t nbytes);
   int64_t device_mallocs() const { return mallocs_.load(); }
   /// Frees every cached block (after an out-of-memory, before retrying).
   void empty_cache();
+  /// While a pool is open, allocations come from it (and cudaMalloc), not from the shared cache.
+  std::shared_ptr<GraphPool> open_pool();
+  void stop_pool();
+  /// The pool's free blocks return to the shared cache; its live ones do when released.
+  void close_pool(const std::shared_ptr<GraphPool>& pool);
 
  private:
   std::mutex mutex_;
   std::unordered_multimap<size_t, void*> free_;
   std::atomic<int64_t> mallocs_{0};
+  std::shared_ptr<GraphPool> recording_;
+  std::unordered_map<void*, std::shared_ptr<GraphPool>> pool_of_;
 };
 
 class CudaBackend final : public Backend {
@@ -124,6 +137,9 @@ class CudaBackend final : public Backend {
   void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,
                    const AdamAttrs& attrs) override;
 
+  void begin_capture() override;
+  std::unique_ptr<CapturedWork> end_capture() override;
+
   // Fused recurrences on cuDNN (rnn.cpp): LSTM and GRU with reset_after.
   void rnn_forward(const RnnAttrs& attrs, const Tensor& x, const Tensor& h0, const Tensor* c0, const Tensor& kernel,
                    const Tensor& recurrent_kernel, const Tensor& bias, const Tensor* recurrent_bias, Tensor& y,
@@ -146,6 +162,7 @@ class CudaBackend final : public Backend {
   std::mutex algo_mutex;
   std::unordered_map<std::string, std::pair<int, size_t>> algo_cache;
   std::atomic<int64_t> algorithm_searches{0};
+  std::atomic<int64_t> graph_replays{0};
   /// cuDNN's descriptors for one recurrence problem (rnn.cpp), built once; after_failure drops the
   /// cached plan for the next algorithm.
   std::shared_ptr<const RnnPlan> rnn_plan(RnnCell cell, const Tensor& x, const Tensor& recurrent_kernel, bool training,
@@ -157,6 +174,7 @@ class CudaBackend final : public Backend {
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   DeviceAllocator allocator_;
+  std::shared_ptr<DeviceAllocator::GraphPool> capture_pool_;
   std::mutex rnn_mutex_;
   std::unordered_map<std::string, std::shared_ptr<RnnPlan>> rnn_plans_;
 };

@@ -60,15 +60,23 @@ const char* algo_name(cudnnRNNAlgo_t a) {
 }
 
 // The algorithms to try, best first: KERASCPP_CUDNN_RNN_ALGO names one (standard, static, dynamic,
-// small_h); by default the persistent kernel (one launch for all steps, where the sizes allow it),
-// then the standard one (kernels per step).
+// small_h), with the standard one where cuDNN refuses it for the sizes. By default the standard one: on H200 the persistent kernels trained imdb_lstm (64 x 200
+// steps, 128 units) 2.7x slower (tools/gpu/NOTES.md, run 23).
 std::vector<cudnnRNNAlgo_t> candidate_algos() {
   const char* env = std::getenv("KERASCPP_CUDNN_RNN_ALGO");
   const std::string want = env ? env : "";
   for (const auto a : {CUDNN_RNN_ALGO_STANDARD, CUDNN_RNN_ALGO_PERSIST_STATIC, CUDNN_RNN_ALGO_PERSIST_DYNAMIC,
                        CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H})
-    if (want == algo_name(a)) return {a};
-  return {CUDNN_RNN_ALGO_PERSIST_STATIC, CUDNN_RNN_ALGO_STANDARD};
+    if (want == algo_name(a) && a != CUDNN_RNN_ALGO_STANDARD) return {a, CUDNN_RNN_ALGO_STANDARD};
+  return {CUDNN_RNN_ALGO_STANDARD};
+}
+
+// Sequences go to cuDNN time-major and packed (as PyTorch sends them), transposed on the way in and
+// out, unless KERASCPP_CUDNN_RNN_LAYOUT=batch_major: Keras' (N, T, C) as it lies, which cuDNN takes
+// only as "unpacked" padded data.
+bool seq_major_layout() {
+  const char* env = std::getenv("KERASCPP_CUDNN_RNN_LAYOUT");
+  return !(env && std::string(env) == "batch_major");
 }
 
 }  // namespace
@@ -79,6 +87,7 @@ struct RnnPlan {
   int64_t n, t, c, u, gates;
   bool lstm;
   cudnnRNNAlgo_t algo;
+  bool seq_major;  // x and y as (T, N, features) instead of Keras' (N, T, features)
   DropoutDescriptor dropout;
   RnnDescriptor rnn;
   RnnDataDescriptor x, y;
@@ -90,23 +99,32 @@ struct RnnPlan {
 
   // Throws BackendError where cuDNN refuses the algorithm for these sizes.
   RnnPlan(CudaBackend& be, RnnCell cell, int64_t n_, int64_t t_, int64_t c_, int64_t u_, bool training,
-          cudnnRNNAlgo_t algo_)
-      : n(n_), t(t_), c(c_), u(u_), gates(cell == RnnCell::lstm ? 4 : 3), lstm(cell == RnnCell::lstm), algo(algo_) {
+          cudnnRNNAlgo_t algo_, bool seq_major_)
+      : n(n_),
+        t(t_),
+        c(c_),
+        u(u_),
+        gates(cell == RnnCell::lstm ? 4 : 3),
+        lstm(cell == RnnCell::lstm),
+        algo(algo_),
+        seq_major(seq_major_) {
     KCPP_CUDNN(cudnnSetDropoutDescriptor(dropout.d, be.cudnn(), 0.f, nullptr, 0, 0));
     const bool tf32 = tensor_float_32_execution_enabled();
     KCPP_CUDNN(cudnnSetRNNDescriptor_v8(rnn.d, algo, lstm ? CUDNN_LSTM : CUDNN_GRU, CUDNN_RNN_DOUBLE_BIAS,
                                         CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT,
                                         tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH, static_cast<int32_t>(c),
                                         static_cast<int32_t>(u), static_cast<int32_t>(u), 1, dropout.d,
-                                        CUDNN_RNN_PADDED_IO_ENABLED));
+                                        seq_major ? CUDNN_RNN_PADDED_IO_DISABLED : CUDNN_RNN_PADDED_IO_ENABLED));
     if (algo == CUDNN_RNN_ALGO_PERSIST_DYNAMIC)
       KCPP_CUDNN(cudnnBuildRNNDynamic(be.cudnn(), rnn.d, static_cast<int>(n)));
-    // Keras' (N, T, C) is cuDNN's batch-major unpacked layout, which needs padded IO enabled above.
+    // Batch-major (Keras' (N, T, C) as it lies) is cuDNN's "unpacked" layout: padded IO, enabled above.
     const std::vector<int> lengths(static_cast<size_t>(n), static_cast<int>(t));
-    KCPP_CUDNN(cudnnSetRNNDataDescriptor(x.d, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED,
+    const cudnnRNNDataLayout_t layout =
+        seq_major ? CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED : CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED;
+    KCPP_CUDNN(cudnnSetRNNDataDescriptor(x.d, CUDNN_DATA_FLOAT, layout,
                                          static_cast<int>(t), static_cast<int>(n), static_cast<int>(c), lengths.data(),
                                          nullptr));
-    KCPP_CUDNN(cudnnSetRNNDataDescriptor(y.d, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED,
+    KCPP_CUDNN(cudnnSetRNNDataDescriptor(y.d, CUDNN_DATA_FLOAT, layout,
                                          static_cast<int>(t), static_cast<int>(n), static_cast<int>(u), lengths.data(),
                                          nullptr));
     const int dims[3] = {1, static_cast<int>(n), static_cast<int>(u)};
@@ -193,8 +211,9 @@ std::shared_ptr<const RnnPlan> CudaBackend::rnn_plan(RnnCell cell, const Tensor&
              "cuda backend: cuDNN has no GRU with reset_after=False; the layer runs its step loop instead");
   const int64_t n = x.dim(0), t = x.dim(1), c = x.dim(2), u = recurrent_kernel.dim(0);
   const auto candidates = candidate_algos();
-  const std::string key = fmt::format("{}|{}x{}x{}x{}|{}|{}|{}", static_cast<int>(cell), n, t, c, u, training,
-                                      tensor_float_32_execution_enabled(), algo_name(candidates.front()));
+  const bool seq_major = seq_major_layout();
+  const std::string key = fmt::format("{}|{}x{}x{}x{}|{}|{}|{}|{}", static_cast<int>(cell), n, t, c, u, training,
+                                      tensor_float_32_execution_enabled(), algo_name(candidates.front()), seq_major);
   std::lock_guard lock(rnn_mutex_);
   auto& slot = rnn_plans_[key];
   size_t first = 0;
@@ -206,7 +225,7 @@ std::shared_ptr<const RnnPlan> CudaBackend::rnn_plan(RnnCell cell, const Tensor&
   std::string refused;
   for (size_t i = first; i < candidates.size(); ++i) {
     try {
-      slot = std::make_shared<RnnPlan>(*this, cell, n, t, c, u, training, candidates[i]);
+      slot = std::make_shared<RnnPlan>(*this, cell, n, t, c, u, training, candidates[i], seq_major);
       return slot;
     } catch (const BackendError& e) {
       refused += fmt::format("\n  {}: {}", algo_name(candidates[i]), e.what());
@@ -217,6 +236,22 @@ std::shared_ptr<const RnnPlan> CudaBackend::rnn_plan(RnnCell cell, const Tensor&
 }
 
 namespace {
+// (N, T, F) <-> (T, N, F) where the plan is time-major; else the tensor itself.
+Tensor to_plan_layout(CudaBackend& be, const RnnPlan& p, const Tensor& v) {
+  if (!p.seq_major) return v;
+  Tensor out = Tensor::empty(Shape{v.dim(1), v.dim(0), v.dim(2)}, DType::float32, &be);
+  be.transpose(v, {1, 0, 2}, out);
+  return out;
+}
+Tensor plan_output(CudaBackend& be, const RnnPlan& p, Tensor& keras_layout) {
+  return p.seq_major ? Tensor::empty(Shape{keras_layout.dim(1), keras_layout.dim(0), keras_layout.dim(2)},
+                                     DType::float32, &be)
+                     : keras_layout;
+}
+void from_plan_layout(CudaBackend& be, const RnnPlan& p, const Tensor& v, Tensor& keras_layout) {
+  if (p.seq_major) be.transpose(v, {1, 0, 2}, keras_layout);
+}
+
 // Runs `call` with the cached plan; where cuDNN refuses its algorithm only at run time, once more
 // with the next candidate.
 template <typename Call>
@@ -251,11 +286,15 @@ void CudaBackend::rnn_forward(const RnnAttrs& a, const Tensor& x, const Tensor& 
           Tensor::empty(Shape{static_cast<int64_t>(std::max<size_t>(p.reserve_bytes, 1))}, DType::uint8, this);
       reserve = workspace->raw_data();
     }
-    return cudnnRNNForward(cudnn_, p.rnn.d, training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE,
-                           static_cast<const int32_t*>(p.seq_lengths.raw_data()), p.x.d, x.raw_data(), p.y.d,
-                           y.raw_data(), p.h.d, h0.raw_data(), h_last.raw_data(), p.h.d, c0 ? c0->raw_data() : nullptr,
-                           c_last ? c_last->raw_data() : nullptr, p.weight_bytes, weights->data(), p.work_bytes,
-                           work->data(), training ? p.reserve_bytes : 0, reserve);
+    const Tensor xs = to_plan_layout(*this, p, x);
+    Tensor ys = plan_output(*this, p, y);
+    const cudnnStatus_t status = cudnnRNNForward(
+        cudnn_, p.rnn.d, training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE,
+        static_cast<const int32_t*>(p.seq_lengths.raw_data()), p.x.d, xs.raw_data(), p.y.d, ys.raw_data(), p.h.d,
+        h0.raw_data(), h_last.raw_data(), p.h.d, c0 ? c0->raw_data() : nullptr, c_last ? c_last->raw_data() : nullptr,
+        p.weight_bytes, weights->data(), p.work_bytes, work->data(), training ? p.reserve_bytes : 0, reserve);
+    if (status == CUDNN_STATUS_SUCCESS) from_plan_layout(*this, p, ys, y);
+    return status;
   });
 }
 
@@ -287,7 +326,9 @@ void CudaBackend::rnn_backward(const RnnAttrs& a, const Tensor& x, const Tensor&
                                    "chooses another)",
                                    what, algo_name(p->algo), cudnnGetErrorString(s)));
   };
-  check(cudnnRNNBackwardData_v8(cudnn_, p->rnn.d, lengths, p->y.d, y.raw_data(), dy.raw_data(), p->x.d, dx.raw_data(),
+  const Tensor xs = to_plan_layout(*this, *p, x), ys = to_plan_layout(*this, *p, y), dys = to_plan_layout(*this, *p, dy);
+  Tensor dxs = plan_output(*this, *p, dx);
+  check(cudnnRNNBackwardData_v8(cudnn_, p->rnn.d, lengths, p->y.d, ys.raw_data(), dys.raw_data(), p->x.d, dxs.raw_data(),
                                 p->h.d, h0.raw_data(), dh_last.raw_data(), dh0.raw_data(), p->h.d,
                                 c0 ? c0->raw_data() : nullptr, dc_last ? dc_last->raw_data() : nullptr,
                                 dc0 ? dc0->raw_data() : nullptr, p->weight_bytes, weights->data(), p->work_bytes,
@@ -295,8 +336,9 @@ void CudaBackend::rnn_backward(const RnnAttrs& a, const Tensor& x, const Tensor&
         "cudnnRNNBackwardData_v8");
   auto dweights = scratch(p->weight_bytes);
   KCPP_CUDA(cudaMemsetAsync(dweights->data(), 0, p->weight_bytes, stream_));
-  check(cudnnRNNBackwardWeights_v8(cudnn_, p->rnn.d, CUDNN_WGRAD_MODE_ADD, lengths, p->x.d, x.raw_data(), p->h.d,
-                                   h0.raw_data(), p->y.d, y.raw_data(), p->weight_bytes, dweights->data(),
+  from_plan_layout(*this, *p, dxs, dx);
+  check(cudnnRNNBackwardWeights_v8(cudnn_, p->rnn.d, CUDNN_WGRAD_MODE_ADD, lengths, p->x.d, xs.raw_data(), p->h.d,
+                                   h0.raw_data(), p->y.d, ys.raw_data(), p->weight_bytes, dweights->data(),
                                    p->work_bytes, work->data(), p->reserve_bytes, reserve->data()),
         "cudnnRNNBackwardWeights_v8");
   p->unpack(*this, dweights->data(), dkernel, drecurrent_kernel, dbias, drecurrent_bias);

@@ -307,15 +307,17 @@ TEST_CASE("cuda: fused LSTM and GRU (cuDNN) match the CPU backend's oneDNN ones,
   struct Size {
     int64_t n, t, c, u;
   };
-  // The default (persistent kernels where cuDNN takes them) and the standard algorithm.
-  for (const char* algo : {"", "standard"})
+  // The default (standard algorithm, time-major packed), Keras' batch-major layout as it lies, and a
+  // persistent kernel (or the standard one where cuDNN refuses it).
+  const std::vector<std::pair<const char*, const char*>> settings{{"", ""}, {"", "batch_major"}, {"static", ""}};
+  for (const auto& [algo, layout] : settings)
   for (const RnnCell cell : {RnnCell::lstm, RnnCell::gru_reset_after})
     for (const Size z : {Size{5, 7, 6, 8}, Size{1, 1, 3, 4}, Size{3, 20, 2, 33}, Size{64, 30, 16, 128}}) {
       const bool lstm = cell == RnnCell::lstm;
       const int64_t g = lstm ? 4 : 3;
       INFO((lstm ? "lstm " : "gru ") << z.n << "x" << z.t << "x" << z.c << " units " << z.u << " algorithm '" << algo
-                                     << "'");
-      kt::ScopedEnv choose("KERASCPP_CUDNN_RNN_ALGO", algo);
+                                     << "' layout '" << layout << "'");
+      kt::ScopedEnv choose_algo("KERASCPP_CUDNN_RNN_ALGO", algo), choose_layout("KERASCPP_CUDNN_RNN_LAYOUT", layout);
       // Every output in one vector: the sequence, h_last, and c_last for LSTM.
       const Fn f = [&](const std::vector<Tensor>& v) {
         const ops::RnnResult res =
@@ -422,4 +424,55 @@ TEST_CASE("cuda: a steady training step allocates no device memory and searches 
   CHECK(after.at("device_mallocs") == before.at("device_mallocs"));
   CHECK(after.at("algorithm_searches") == before.at("algorithm_searches"));
   CHECK(losses.back() < losses.front());  // it learns the random labels
+}
+
+TEST_CASE("cuda: repeated inference calls replay a recorded graph with the layer-by-layer results", "[cuda]") {
+  Backend* gpu = cuda_or_skip();
+  if (!gpu) return;
+  if (&default_backend() != gpu) {
+    kt::skip("the default backend is not cuda");
+    return;
+  }
+  utils::set_random_seed(3);
+  // A residual block with a batch norm folded into its convolution, and a nested model.
+  auto inner_in = layers::Input({12, 12, 8});
+  Model inner(inner_in, layers::Conv2D(8, {1, 1}, {.activation = "relu"})(inner_in), "inner");
+  auto in = layers::Input({12, 12, 3});
+  auto a = layers::Activation("relu")(layers::BatchNormalization()(layers::Conv2D(8, {3, 3}, {.padding = "same"})(in)));
+  auto b = layers::Conv2D(8, {1, 1})(in);
+  auto out = layers::Dense(5, {.activation = "softmax"})(
+      layers::GlobalAveragePooling2D()(inner(layers::add({a, b}))));
+  Model m(in, out);
+  auto eager = [&](const Tensor& x) {
+    kt::ScopedEnv off("KERASCPP_CUDA_GRAPHS", "0");
+    return m(x, false);
+  };
+  auto input = [&](uint64_t seed) { return ops::random_uniform(Shape{2, 12, 12, 3}, 0.f, 1.f, seed, gpu); };
+  const int64_t before = gpu->counters().at("graph_replays");
+  std::vector<Tensor> kept;
+  for (uint64_t i = 0; i < 4; ++i) {
+    INFO("call " << i);
+    kept.push_back(m(input(10 + i), false));
+    kt::require_close(as_floats(kept.back()), as_floats(eager(input(10 + i))), 1e-6f, 1e-5f);
+  }
+  // The first call runs layer by layer, the second records and replays, the rest replay.
+  CHECK(gpu->counters().at("graph_replays") - before == 3);
+  // Results handed out earlier are copies: later replays leave them as they were.
+  kt::require_close(as_floats(kept[1]), as_floats(eager(input(11))), 1e-6f, 1e-5f);
+  // New weights are read by the next replay (set_weights writes into the same storage or the
+  // graph is recorded anew).
+  std::vector<Tensor> w = m.get_weights();
+  for (Tensor& t : w) t = t * 0.5f;
+  m.set_weights(w);
+  kt::require_close(as_floats(m(input(20), false)), as_floats(eager(input(20))), 1e-6f, 1e-5f);
+  kt::require_close(as_floats(m(input(21), false)), as_floats(eager(input(21))), 1e-6f, 1e-5f);
+  // A model whose pass reads a value back (embedding ids are checked on the host) cannot be recorded:
+  // it keeps running layer by layer, with the same results.
+  auto ids = layers::Input({4}, {.dtype = "int32"});
+  Model text(ids, layers::Dense(2)(layers::GlobalAveragePooling1D()(layers::Embedding(7, 3)(ids))));
+  const Tensor tokens = ops::to_backend(Tensor::from_vector<int32_t>({1, 2, 3, 4, 5, 6, 0, 1}, Shape{2, 4}), *gpu);
+  const Tensor first = text(tokens, false);
+  const int64_t replays = gpu->counters().at("graph_replays");
+  for (int i = 0; i < 3; ++i) kt::require_close(as_floats(text(tokens, false)), as_floats(first), 0.f, 0.f);
+  CHECK(gpu->counters().at("graph_replays") == replays);
 }

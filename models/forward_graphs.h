@@ -1,0 +1,43 @@
+#pragma once
+// Inference passes replayed from a recorded device graph (CUDA graphs): a model called again and
+// again on inputs of the same shapes (serving, batch-1 latency) queues one launch instead of every
+// layer's kernels, since such calls are bound by the host's queueing, not by the GPU.
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/tensor.h"
+
+namespace keras::detail {
+
+class ForwardGraphs {
+ public:
+  using Forward = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+  /// On by default where the backend records graphs; KERASCPP_CUDA_GRAPHS=0 turns it off.
+  static bool enabled();
+  /// Runs forward(x): the first call per input signature runs it as is (choosing algorithms and
+  /// filling caches), the second records it and every later one replays the recording, while
+  /// `state` (the tensors it reads besides x: the weights) still lies where it did. A pass that
+  /// cannot be recorded (it reads a value back, say) runs as is from then on.
+  std::vector<Tensor> run(const std::vector<Tensor>& x, const std::vector<const Tensor*>& state,
+                          const Forward& forward);
+  /// Recordings made and replays run, for tests and benchmarks.
+  int64_t recordings() const { return recordings_; }
+  int64_t replays() const { return replays_; }
+
+ private:
+  struct Entry {
+    int calls = 0;
+    bool refused = false;
+    std::unique_ptr<CapturedWork> graph;
+    std::vector<Tensor> inputs, outputs;  // where the recording reads x and leaves its results
+    std::vector<const void*> state;
+  };
+  std::map<std::string, Entry> entries_;
+  int64_t recordings_ = 0, replays_ = 0;
+};
+
+}  // namespace keras::detail
