@@ -24,6 +24,12 @@ struct KERASCPP_API Settings {
   /// KERASCPP_CONV_WINOGRAD: "0" keeps inference convolutions on the CPU on the direct kernels
   /// (Winograd is faster for 3x3 filters, with float32 rounding errors a few times larger).
   bool conv_winograd = true;
+  /// KERASCPP_CUDA_GRAPHS: "1" replays repeated inference calls from recorded CUDA graphs.
+  bool cuda_graphs = false;
+  /// KERASCPP_CUDNN_RNN_ALGO: cuDNN's RNN algorithm (standard, static, dynamic, small_h); empty: standard.
+  std::string cudnn_rnn_algo;
+  /// KERASCPP_CUDNN_RNN_LAYOUT: "seq_major" sends sequences to cuDNN time-major and packed.
+  std::string cudnn_rnn_layout;
 
   // Multi-process training (distributed/): set by mpirun (OMPI_COMM_WORLD_*) or, as torchrun
   // does, by the launcher (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).

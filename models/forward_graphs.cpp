@@ -1,10 +1,10 @@
 #include "models/forward_graphs.h"
 
-#include <cstdlib>
 #include <string>
 
 #include <fmt/format.h>
 
+#include "core/config.h"
 #include "core/logging.h"
 #include "core/ops.h"
 
@@ -23,8 +23,7 @@ std::vector<const void*> locations(const std::vector<const Tensor*>& state) {
 }  // namespace
 
 bool ForwardGraphs::enabled() {
-  const char* env = std::getenv("KERASCPP_CUDA_GRAPHS");
-  return !(env && std::string(env) == "0");
+  return settings().cuda_graphs;
 }
 
 std::vector<Tensor> ForwardGraphs::run(const std::vector<Tensor>& x, const std::vector<const Tensor*>& state,

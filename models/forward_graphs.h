@@ -16,7 +16,8 @@ namespace keras::detail {
 class ForwardGraphs {
  public:
   using Forward = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
-  /// On by default where the backend records graphs; KERASCPP_CUDA_GRAPHS=0 turns it off.
+  /// KERASCPP_CUDA_GRAPHS=1 turns it on where the backend records graphs. Off by default until it
+  /// has run on a GPU (tools/gpu/NOTES.md).
   static bool enabled();
   /// Runs forward(x): the first call per input signature runs it as is (choosing algorithms and
   /// filling caches), the second records it and every later one replays the recording, while

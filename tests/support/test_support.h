@@ -23,7 +23,8 @@ int& skipped_count();
 /// Logs "skipped: <why>" and counts it; the test then returns.
 void skip(const std::string& why);
 
-/// Sets an environment variable for a scope (unsets it for an empty value), then restores it.
+/// Sets an environment variable for a scope (unsets it for an empty value), then restores it;
+/// kerascpp's settings are read again each time.
 class ScopedEnv {
  public:
   ScopedEnv(std::string name, const std::string& value) : name_(std::move(name)) {
@@ -32,12 +33,14 @@ class ScopedEnv {
       unsetenv(name_.c_str());
     else
       setenv(name_.c_str(), value.c_str(), 1);
+    keras::reload_settings();
   }
   ~ScopedEnv() {
     if (old_)
       setenv(name_.c_str(), old_->c_str(), 1);
     else
       unsetenv(name_.c_str());
+    keras::reload_settings();
   }
   ScopedEnv(const ScopedEnv&) = delete;
   ScopedEnv& operator=(const ScopedEnv&) = delete;
