@@ -284,6 +284,11 @@ std::vector<Tensor> Model::call_multi(const std::vector<Tensor>& inputs, bool tr
   return training || detail::is_recording() ? forward(inputs, training, {}) : inference_forward(inputs);
 }
 
+void Model::forget_recorded_passes() {
+  graphs_.reset();
+  graph_safe_.reset();
+}
+
 std::vector<Tensor> Model::inference_forward(const std::vector<Tensor>& x) {
   if (!graph_safe_) {
     // A replay runs no host code: layers that change host state per call, or report activity

@@ -363,6 +363,8 @@ class KERASCPP_API Model : public Layer {
   static bool foldable_conv(const Layer& layer);
   static bool foldable_batch_norm(const Layer& layer);
   static bool is_plain_relu(const Layer& layer);  // Activation("relu") or ReLU() with Keras' defaults
+  /// The layers changed (Sequential::add, pop): recorded inference passes no longer apply.
+  void forget_recorded_passes();
 
  private:
   std::vector<float> loss_weights_;

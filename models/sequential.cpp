@@ -14,6 +14,7 @@ Sequential::Sequential(std::vector<LayerRef> layers, std::string name) : Model("
 void Sequential::add(LayerRef ref) {
   const std::shared_ptr<Layer>& layer = ref.get();
   KCPP_CHECK(layer, ValueError, "Sequential \"{}\": cannot add a null layer", name());
+  forget_recorded_passes();
   if (auto input = std::dynamic_pointer_cast<layers::InputLayer>(layer)) {
     KCPP_CHECK(!input_ && layers_.empty(), ValueError,
                "Sequential \"{}\": an Input can only be the first layer, received \"{}\" after {} layer(s)", name(),
@@ -35,6 +36,7 @@ void Sequential::add(LayerRef ref) {
 
 void Sequential::pop() {
   KCPP_CHECK(!layers_.empty(), ValueError, "Sequential \"{}\": there is no layer to remove", name());
+  forget_recorded_passes();
   layers_.pop_back();
   if (!output_shapes_.empty()) output_shapes_.pop_back();
 }
