@@ -59,11 +59,12 @@ Model::Model(KerasTensorList inputs, KerasTensorList outputs, std::string name)
 }
 
 bool Model::is_plain_relu(const Layer& l) {
-  if (l.class_name() == "Activation") return l.get_config().value("activation", "") == "relu";
-  if (l.class_name() != "ReLU") return false;
-  const Config c = l.get_config();
-  return c.value("max_value", Config()).is_null() && c.value("negative_slope", 0.0) == 0.0 &&
-         c.value("threshold", 0.0) == 0.0;
+  // Sequential's forward asks on every call: the layers' own fields, not their configs.
+  if (const auto* a = dynamic_cast<const layers::Activation*>(&l)) return a->activation() == "relu";
+  const auto* r = dynamic_cast<const layers::ReLU*>(&l);
+  if (!r) return false;
+  const layers::ReLUOptions& o = r->options();
+  return !o.max_value && o.negative_slope == 0.f && o.threshold == 0.f;
 }
 
 bool Model::foldable_conv(const Layer& l) {

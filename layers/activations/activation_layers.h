@@ -25,6 +25,7 @@ class KERASCPP_API ReLU : public Layer {
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
   bool supports_masking() const override { return true; }
+  const ReLUOptions& options() const { return o_; }
 
  private:
   ReLUOptions o_;

@@ -19,6 +19,7 @@ class KERASCPP_API Activation : public Layer {
   bool ends_with_softmax() const override { return activation_ == "softmax"; }
   bool supports_masking() const override { return true; }
   Tensor call_logits(const Tensor& x, bool training) override { return x; }
+  const std::string& activation() const { return activation_; }
 
  private:
   std::string activation_;
