@@ -40,6 +40,16 @@ struct RnnPlan;
     if (s_ != CUBLAS_STATUS_SUCCESS)                                                                       \
       throw ::keras::BackendError(fmt::format("cuBLAS: {} failed: {}", #expr, cublasGetStatusString(s_))); \
   } while (0)
+/// Owns one cuDNN descriptor: created with the owner, destroyed with it.
+template <typename T, cudnnStatus_t (*Create)(T*), cudnnStatus_t (*Destroy)(T)>
+struct CudnnDescriptor {
+  T d = nullptr;
+  CudnnDescriptor() { KCPP_CUDNN(Create(&d)); }
+  ~CudnnDescriptor() { Destroy(d); }
+  CudnnDescriptor(const CudnnDescriptor&) = delete;
+  CudnnDescriptor& operator=(const CudnnDescriptor&) = delete;
+};
+
 /// After a kernel launch: launch errors surface here, not at some later call.
 #define KCPP_LAUNCHED() KCPP_CUDA(cudaGetLastError())
 

@@ -15,34 +15,12 @@ namespace keras::cuda {
 
 namespace {
 
-struct RnnDescriptor {
-  cudnnRNNDescriptor_t d = nullptr;
-  RnnDescriptor() { KCPP_CUDNN(cudnnCreateRNNDescriptor(&d)); }
-  ~RnnDescriptor() { cudnnDestroyRNNDescriptor(d); }
-  RnnDescriptor(const RnnDescriptor&) = delete;
-  RnnDescriptor& operator=(const RnnDescriptor&) = delete;
-};
-struct RnnDataDescriptor {
-  cudnnRNNDataDescriptor_t d = nullptr;
-  RnnDataDescriptor() { KCPP_CUDNN(cudnnCreateRNNDataDescriptor(&d)); }
-  ~RnnDataDescriptor() { cudnnDestroyRNNDataDescriptor(d); }
-  RnnDataDescriptor(const RnnDataDescriptor&) = delete;
-  RnnDataDescriptor& operator=(const RnnDataDescriptor&) = delete;
-};
-struct DropoutDescriptor {
-  cudnnDropoutDescriptor_t d = nullptr;
-  DropoutDescriptor() { KCPP_CUDNN(cudnnCreateDropoutDescriptor(&d)); }
-  ~DropoutDescriptor() { cudnnDestroyDropoutDescriptor(d); }
-  DropoutDescriptor(const DropoutDescriptor&) = delete;
-  DropoutDescriptor& operator=(const DropoutDescriptor&) = delete;
-};
-struct PlainDescriptor {
-  cudnnTensorDescriptor_t d = nullptr;
-  PlainDescriptor() { KCPP_CUDNN(cudnnCreateTensorDescriptor(&d)); }
-  ~PlainDescriptor() { cudnnDestroyTensorDescriptor(d); }
-  PlainDescriptor(const PlainDescriptor&) = delete;
-  PlainDescriptor& operator=(const PlainDescriptor&) = delete;
-};
+using RnnDescriptor = CudnnDescriptor<cudnnRNNDescriptor_t, cudnnCreateRNNDescriptor, cudnnDestroyRNNDescriptor>;
+using RnnDataDescriptor =
+    CudnnDescriptor<cudnnRNNDataDescriptor_t, cudnnCreateRNNDataDescriptor, cudnnDestroyRNNDataDescriptor>;
+using DropoutDescriptor =
+    CudnnDescriptor<cudnnDropoutDescriptor_t, cudnnCreateDropoutDescriptor, cudnnDestroyDropoutDescriptor>;
+using PlainDescriptor = CudnnDescriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
 
 // Keras' gate k is cuDNN's linear layer gate_id[k] (input weights; recurrent ones are + gates).
 // LSTM: both i, f, c, o. GRU: Keras z, r, h; cuDNN r, z, h.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kerascpp.h"
+#include "tools/bench/bench_models.h"
 
 using namespace keras;
 
@@ -26,15 +27,10 @@ double median_seconds(F f, int reps) {
   return ts[ts.size() / 2];
 }
 
-Tensor random_ids(int64_t n, int64_t len, int64_t vocab, uint64_t seed) {
-  return ops::cast(ops::floor(ops::random_uniform(Shape{n, len}, 0.f, static_cast<float>(vocab) - 0.5f, seed)),
-                   DType::int32);
-}
-
 void imdb_lstm() {
   utils::set_random_seed(0);
   const int64_t n = 64 * 8;
-  const Tensor x = random_ids(n, 200, 20000, 1);
+  const Tensor x = bench::random_ids(n, 200, 20000, 1);
   const Tensor y = ops::floor(ops::random_uniform(Shape{n, 1}, 0.f, 2.f, 2));
   Sequential m({layers::Input({200}, {.dtype = "int32"}), layers::Embedding(20000, 128), layers::LSTM(128),
                 layers::Dense(1, {.activation = "sigmoid"})});
@@ -52,19 +48,11 @@ void imdb_lstm() {
 
 void video_qa(int64_t frames = 4, int64_t size = 150, int64_t batch = 2) {
   utils::set_random_seed(0);
-  auto video = layers::Input({frames, size, size, 3});
-  auto cnn = applications::InceptionV3({.include_top = false, .weights = "", .input_shape = {size, size, 3},
-                                        .pooling = "avg"});
-  cnn->set_trainable(false);
-  auto v = layers::LSTM(256)(layers::TimeDistributed(cnn)(video));
-  auto question = layers::Input({20}, {.dtype = "int32"});
-  auto q = layers::LSTM(128)(layers::Embedding(10000, 256)(question));
-  auto x = layers::Dense(128, {.activation = "relu"})(layers::concatenate({v, q}));
-  Model m({video, question}, layers::Dense(1000, {.activation = "softmax"})(x));
-  m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  const auto model = bench::video_qa_model(frames, size);
+  Model& m = *model;
   const int64_t n = batch * 6;
   const Tensor xv = ops::random_uniform(Shape{n, frames, size, size, 3}, 0.f, 1.f, 3);
-  const Tensor xq = random_ids(n, 20, 10000, 4);
+  const Tensor xq = bench::random_ids(n, 20, 10000, 4);
   const Tensor y = ops::floor(ops::random_uniform(Shape{n}, 0.f, 999.5f, 5));
   const FitOptions fit{.batch_size = batch, .epochs = 1, .verbose = 0, .shuffle = false};
   m.fit({xv, xq}, y, fit);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kerascpp.h"
+#include "tools/bench/bench_models.h"
 
 using namespace keras;
 
@@ -32,10 +33,6 @@ double median_step(const std::function<void()>& step, int warm, int n) {
   return ts[ts.size() / 2];
 }
 
-Tensor random_ids(int64_t n, int64_t len, int64_t vocab, uint64_t seed) {
-  return ops::cast(ops::floor(ops::random_uniform(Shape{n, len}, 0.f, static_cast<float>(vocab) - 0.5f, seed)),
-                   DType::int32);
-}
 Tensor random_labels(int64_t n, int64_t classes, uint64_t seed) {
   return ops::cast(ops::floor(ops::random_uniform(Shape{n}, 0.f, static_cast<float>(classes) - 0.5f, seed)),
                    DType::int32);
@@ -66,7 +63,7 @@ void imdb_lstm() {
   Sequential m({layers::Input({200}, {.dtype = "int32"}), layers::Embedding(20000, 128), layers::LSTM(128),
                 layers::Dense(1, {.activation = "sigmoid"})});
   m.compile({.optimizer = "adam", .loss = "binary_crossentropy"});
-  const Tensor x = random_ids(64, 200, 20000, 3);
+  const Tensor x = bench::random_ids(64, 200, 20000, 3);
   const Tensor y = ops::floor(ops::random_uniform(Shape{64, 1}, 0.f, 2.f, 4));
   report_train("imdb_lstm", 64, median_step([&] { m.train_on_batch({x}, {y}); }, 5, 30), ", \"seq\": 200");
 }
@@ -74,18 +71,10 @@ void imdb_lstm() {
 void video_qa() {
   utils::set_random_seed(0);
   const int64_t frames = 8, size = 150, batch = 16;
-  auto video = layers::Input({frames, size, size, 3});
-  auto cnn = applications::InceptionV3({.include_top = false, .weights = "", .input_shape = {size, size, 3},
-                                        .pooling = "avg"});
-  cnn->set_trainable(false);
-  auto v = layers::LSTM(256)(layers::TimeDistributed(cnn)(video));
-  auto question = layers::Input({20}, {.dtype = "int32"});
-  auto q = layers::LSTM(128)(layers::Embedding(10000, 256)(question));
-  auto h = layers::Dense(128, {.activation = "relu"})(layers::concatenate({v, q}));
-  Model m({video, question}, layers::Dense(1000, {.activation = "softmax"})(h));
-  m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  const auto model = bench::video_qa_model(frames, size);
+  Model& m = *model;
   const Tensor xv = ops::random_uniform(Shape{batch, frames, size, size, 3}, 0.f, 1.f, 5);
-  const Tensor xq = random_ids(batch, 20, 10000, 6);
+  const Tensor xq = bench::random_ids(batch, 20, 10000, 6);
   const Tensor y = random_labels(batch, 1000, 7);
   report_train("video_qa", batch, median_step([&] { m.train_on_batch({xv, xq}, {y}); }, 3, 10),
                ", \"frames\": 8, \"size\": 150");
