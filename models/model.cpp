@@ -291,18 +291,23 @@ void Model::forget_recorded_passes() {
 }
 
 std::vector<Tensor> Model::inference_forward(const std::vector<Tensor>& x) {
+  if (!detail::ForwardGraphs::enabled()) return forward(x, false, {});
   if (!graph_safe_) {
     // A replay runs no host code: layers that change host state per call, or report activity
     // losses, must run as they are.
     bool safe = true;
-    for (const auto& layer : layers()) {
-      const Config c = layer->get_config();
-      safe = safe && !layer->activity_regularizer() && !(c.contains("stateful") && c["stateful"].is_boolean() &&
-                                                          c["stateful"].get<bool>());
+    try {
+      for (const auto& layer : layers()) {
+        const Config c = layer->get_config();
+        safe = safe && !layer->activity_regularizer() &&
+               !(c.contains("stateful") && c["stateful"].is_boolean() && c["stateful"].get<bool>());
+      }
+    } catch (const std::exception&) {  // a layer without a config: do not guess
+      safe = false;
     }
     graph_safe_ = safe;
   }
-  if (!*graph_safe_ || !detail::ForwardGraphs::enabled()) return forward(x, false, {});
+  if (!*graph_safe_) return forward(x, false, {});
   if (!graphs_) graphs_ = std::make_unique<detail::ForwardGraphs>();
   std::vector<const Tensor*> state;
   for (Variable* v : weights()) state.push_back(&v->value());
