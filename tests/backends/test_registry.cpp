@@ -5,20 +5,6 @@
 
 using namespace keras;
 
-namespace {
-// Points KERASCPP_BACKEND_PATH at the folder of broken test plugins for one test.
-struct TestPluginPath {
-  TestPluginPath() {
-    setenv("KERASCPP_BACKEND_PATH", KERASCPP_TEST_PLUGIN_DIR, 1);
-    reload_settings();
-  }
-  ~TestPluginPath() {
-    unsetenv("KERASCPP_BACKEND_PATH");
-    reload_settings();
-  }
-};
-}  // namespace
-
 TEST_CASE("the registry finds the cpu plugin and auto picks a usable backend", "[cpu][registry]") {
   bool found_cpu = false;
   for (const auto& p : backend::available_backends())
@@ -34,7 +20,7 @@ TEST_CASE("the registry finds the cpu plugin and auto picks a usable backend", "
 }
 
 TEST_CASE("broken plugins are reported with their reasons and never chosen", "[cpu][registry]") {
-  TestPluginPath path;
+  kt::ScopedEnv path("KERASCPP_BACKEND_PATH", KERASCPP_TEST_PLUGIN_DIR);  // the broken test plugins
   std::map<std::string, std::string> reasons;
   for (const auto& p : backend::available_backends()) reasons[p.name] = p.reason;
   CHECK(reasons["badabi"].find("ABI version 999, expected " + std::to_string(KERASCPP_BACKEND_ABI_VERSION)) !=

@@ -21,17 +21,6 @@ std::string trimmed(std::string s) {
   while (!s.empty() && s.back() == '\n') s.pop_back();
   return s;
 }
-// Points KERAS_HOME at `dir` while alive.
-struct KerasHome {
-  explicit KerasHome(const std::string& dir) {
-    setenv("KERAS_HOME", dir.c_str(), 1);
-    reload_settings();
-  }
-  ~KerasHome() {
-    unsetenv("KERAS_HOME");
-    reload_settings();
-  }
-};
 int64_t count_of(const std::vector<Variable*>& vs) {
   int64_t n = 0;
   for (Variable* v : vs) n += v->value().num_elements();
@@ -66,7 +55,7 @@ TEST_CASE("application weights: imagenet from KERAS_HOME with a clear error, or 
   const auto dir = std::filesystem::temp_directory_path() / ("kerascpp_keras_home_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir / "models");
   {
-    KerasHome home(dir.string());
+    kt::ScopedEnv home("KERAS_HOME", dir.string());
     kt::require_throws_with<IOError>(
         [] { applications::InceptionV3({.include_top = false, .input_shape = {75, 75, 3}}); },
         {"inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", (dir / "models").string(), "weights=\"\""});
@@ -221,7 +210,7 @@ TEST_CASE("MobileNet's options and weight files follow Keras", "[cpu][applicatio
   const auto dir = std::filesystem::temp_directory_path() / ("kerascpp_mobilenet_home_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir / "models");
   {
-    KerasHome home(dir.string());
+    kt::ScopedEnv home("KERAS_HOME", dir.string());
     // Keras' file names: alpha and rows in the name; 224 when the size is not one ImageNet was trained at.
     kt::require_throws_with<IOError>([] { applications::MobileNet({.input_shape = {160, 160, 3}, .alpha = 0.75}); },
                                      {"mobilenet_7_5_160_tf.h5"});
@@ -274,7 +263,7 @@ TEST_CASE("preprocess_input: Keras' tf mode for MobileNet, Xception and ResNet V
 TEST_CASE("decode_predictions names the top classes from Keras' imagenet_class_index.json", "[cpu][applications]") {
   const auto dir = std::filesystem::temp_directory_path() / ("kerascpp_class_index_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir / "models");
-  KerasHome home(dir.string());
+  kt::ScopedEnv home("KERAS_HOME", dir.string());
   std::vector<float> scores(2 * 1000, 0.f);
   scores[7] = 0.5f, scores[3] = 0.3f, scores[999] = 0.2f;    // row 0
   scores[1000 + 0] = 0.1f, scores[1000 + 500] = 0.9f;        // row 1
