@@ -110,9 +110,29 @@ const CachedPrimitive& CpuBackend::cached(const std::string& key, const std::fun
     }
   }
   CachedPrimitive p = make();
+  if (p.primitive) {
+    const dnnl_memory_desc_t* pad =
+        dnnl_primitive_desc_query_md(p.primitive.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+    if (pad) p.scratchpad_md = dnnl::memory::desc(*pad);
+  }
   primitives_created_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(cache_mutex_);
   return cache_.emplace(key, std::move(p)).first->second;  // unordered_map references are stable
+}
+
+dnnl::primitive_attr user_scratchpad(dnnl::primitive_attr attr) {
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+void CpuBackend::execute(const CachedPrimitive& p, std::unordered_map<int, dnnl::memory> args) {
+  std::shared_ptr<Storage> pad;
+  if (const size_t bytes = p.scratchpad_md.get_size()) {
+    pad = scratch(bytes);
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(p.scratchpad_md, engine_, pad->data()));
+  }
+  KCPP_DNNL(p.primitive.execute(stream(), args));
+  stream().wait();
 }
 
 std::string md_key(const dnnl::memory::desc& md) {
@@ -143,12 +163,11 @@ std::string md_key(const dnnl::memory::desc& md) {
 void CpuBackend::reorder(const dnnl::memory::desc& from, void* src, const dnnl::memory::desc& to, void* dst) {
   const auto& p = cached("reorder|" + md_key(from) + "|" + md_key(to), [&] {
     CachedPrimitive c;
-    c.primitive = KCPP_DNNL(dnnl::reorder(dnnl::reorder::primitive_desc(engine_, from, engine_, to)));
+    c.primitive = KCPP_DNNL(dnnl::reorder(dnnl::reorder::primitive_desc(engine_, from, engine_, to, user_scratchpad())));
     return c;
   });
   dnnl::memory s(from, engine_, src), d(to, engine_, dst);
-  KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_FROM, s}, {DNNL_ARG_TO, d}}));
-  stream().wait();
+  execute(p, {{DNNL_ARG_FROM, s}, {DNNL_ARG_TO, d}});
 }
 
 std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) {

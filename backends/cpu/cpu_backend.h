@@ -48,11 +48,17 @@ class CachingAllocator {
 struct RnnShapes;    // backends/cpu/rnn.cpp
 struct RnnOperands;
 
+/// `attr` with the scratchpad left to the caller (CpuBackend::execute). oneDNN's own scratchpad
+/// may be shared between primitives, so two threads running primitives at once could overwrite
+/// each other's; every primitive of this backend is created with this.
+dnnl::primitive_attr user_scratchpad(dnnl::primitive_attr attr = {});
+
 /// One cached oneDNN primitive with the descriptors its execution needs.
 struct CachedPrimitive {
   dnnl::primitive primitive;
   dnnl::memory::desc src_md, weights_md, dst_md, workspace_md;  // the primitive's chosen layouts
   dnnl::memory::desc diff_weights_md;
+  dnnl::memory::desc scratchpad_md;  // filled in by CpuBackend::cached
   std::shared_ptr<void> extra;  // e.g. a forward primitive descriptor hint
 };
 
@@ -135,6 +141,9 @@ class CpuBackend final : public Backend {
   dnnl::stream& stream();
   /// The primitive for `key`, created by `make` on first use. A steady training step only hits.
   const CachedPrimitive& cached(const std::string& key, const std::function<CachedPrimitive()>& make);
+  /// Runs `p` on this thread's stream with `args` plus a scratchpad from the caching allocator,
+  /// and waits for it.
+  void execute(const CachedPrimitive& p, std::unordered_map<int, dnnl::memory> args);
   /// Reorders between two layouts (cached), for weights in the primitive's preferred format.
   void reorder(const dnnl::memory::desc& from, void* src, const dnnl::memory::desc& to, void* dst);
   /// Scratch memory from the caching allocator, for a primitive's reordered operands.

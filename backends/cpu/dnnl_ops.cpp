@@ -103,15 +103,14 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Te
   const auto& p = cached(key, [&] {
     CachedPrimitive c;
     auto d = bias ? dnnl::matmul::desc(a_md, b_md, bias_md, y_md) : dnnl::matmul::desc(a_md, b_md, y_md);
-    c.primitive = KCPP_DNNL(dnnl::matmul(dnnl::matmul::primitive_desc(d, activation_attr(at.activation), engine_)));
+    c.primitive = KCPP_DNNL(dnnl::matmul(dnnl::matmul::primitive_desc(d, user_scratchpad(activation_attr(at.activation)), engine_)));
     return c;
   });
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(a_md, engine_, ptr(a))},
                                              {DNNL_ARG_WEIGHTS, dnnl::memory(b_md, engine_, ptr(b))},
                                              {DNNL_ARG_DST, dnnl::memory(y_md, engine_, ptr(y))}};
   if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
-  KCPP_DNNL(p.primitive.execute(stream(), args));
-  stream().wait();
+  execute(p, args);
 }
 
 // Convolution and transposed convolution ---------------------------------------------------------------
@@ -138,7 +137,7 @@ CachedPrimitive make_conv_primitive(const dnnl::engine& engine, dnnl::algorithm 
   auto fd = d.has_bias
                 ? typename F::desc(prop, alg, d.x, d.w_any, d.bias, d.y, d.strides, d.dilations, d.pad_l, d.pad_r)
                 : typename F::desc(prop, alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r);
-  auto fpd = KCPP_DNNL(typename F::primitive_desc(fd, d.attr, engine));
+  auto fpd = KCPP_DNNL(typename F::primitive_desc(fd, user_scratchpad(d.attr), engine));
   if (direction == kForward) {
     c.weights_md = fpd.weights_desc();
     c.src_md = fpd.src_desc();
@@ -146,13 +145,14 @@ CachedPrimitive make_conv_primitive(const dnnl::engine& engine, dnnl::algorithm 
     c.primitive = F(fpd);
   } else if (direction == kBackwardData) {
     auto pd = KCPP_DNNL(typename D::primitive_desc(
-        typename D::desc(alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r), engine, fpd));
+        typename D::desc(alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r), user_scratchpad(),
+        engine, fpd));
     c.weights_md = pd.weights_desc();
     c.primitive = D(pd);
   } else {
     auto wd = d.has_bias ? typename W::desc(alg, d.x, d.w_any, d.bias, d.y, d.strides, d.dilations, d.pad_l, d.pad_r)
                          : typename W::desc(alg, d.x, d.w_any, d.y, d.strides, d.dilations, d.pad_l, d.pad_r);
-    auto pd = KCPP_DNNL(typename W::primitive_desc(wd, engine, fpd));
+    auto pd = KCPP_DNNL(typename W::primitive_desc(wd, user_scratchpad(), engine, fpd));
     c.weights_md = pd.diff_weights_desc();
     c.src_md = pd.src_desc();
     c.dst_md = pd.diff_dst_desc();
@@ -257,8 +257,7 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
     args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, ym}, {DNNL_ARG_DIFF_WEIGHTS, wm}};
     if (dbias) args.emplace(DNNL_ARG_DIFF_BIAS, dnnl::memory(bias_md, engine_, ptr(*dbias)));
   }
-  KCPP_DNNL(p.primitive.execute(stream(), args));
-  stream().wait();
+  execute(p, args);
   if (!same_layout && direction == kBackwardWeights) reorder(p.weights_md, w_ptr, w_user, ptr(w));
 }
 
@@ -315,8 +314,7 @@ void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, c
   else
     args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}};
   if (bias) args.emplace(backward_weights ? DNNL_ARG_DIFF_BIAS : DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
-  KCPP_DNNL(p.primitive.execute(stream(), args));
-  stream().wait();
+  execute(p, args);
   if (backward_weights && ws) reorder(p.weights_md, w_ptr, w_user, ptr(w));
   if (!backward_weights && ys) reorder(p.dst_md, y_ptr, y_md, ptr(y));
 }
@@ -387,7 +385,7 @@ static const CachedPrimitive& pool_forward_primitive(CpuBackend& be, const md& x
     dnnl::pooling_forward::desc d(training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
                                   alg, x_md, y_md, {at.strides[0], at.strides[1]}, {at.window[0], at.window[1]},
                                   {at.pad_begin[0], at.pad_begin[1]}, {at.pad_end[0], at.pad_end[1]});
-    auto pd = KCPP_DNNL(dnnl::pooling_forward::primitive_desc(d, be.engine()));
+    auto pd = KCPP_DNNL(dnnl::pooling_forward::primitive_desc(d, user_scratchpad(), be.engine()));
     c.workspace_md = pd.workspace_desc();
     c.extra = std::make_shared<PoolPds>(PoolPds{pd});
     c.primitive = dnnl::pooling_forward(pd);
@@ -411,8 +409,7 @@ void CpuBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, con
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
                                              {DNNL_ARG_DST, dnnl::memory(y_md, engine_, ptr(y))}};
   if (ws) args.emplace(DNNL_ARG_WORKSPACE, dnnl::memory(p.workspace_md, engine_, ws_ptr));
-  KCPP_DNNL(p.primitive.execute(stream(), args));
-  stream().wait();
+  execute(p, args);
 }
 
 void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
@@ -426,7 +423,7 @@ void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* 
     dnnl::pooling_backward::desc d(alg, x_md, y_md, {at.strides[0], at.strides[1]}, {at.window[0], at.window[1]},
                                    {at.pad_begin[0], at.pad_begin[1]}, {at.pad_end[0], at.pad_end[1]});
     auto hint = std::static_pointer_cast<PoolPds>(fwd.extra)->fwd;
-    c.primitive = KCPP_DNNL(dnnl::pooling_backward(dnnl::pooling_backward::primitive_desc(d, engine_, hint)));
+    c.primitive = KCPP_DNNL(dnnl::pooling_backward(dnnl::pooling_backward::primitive_desc(d, user_scratchpad(), engine_, hint)));
     return c;
   });
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DIFF_DST, dnnl::memory(y_md, engine_, ptr(dy))},
@@ -435,8 +432,7 @@ void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* 
     KCPP_CHECK(workspace, ValueError, "pool_backward: max pooling needs the forward pass's workspace");
     args.emplace(DNNL_ARG_WORKSPACE, dnnl::memory(fwd.workspace_md, engine_, ptr(*workspace)));
   }
-  KCPP_DNNL(p.primitive.execute(stream(), args));
-  stream().wait();
+  execute(p, args);
 }
 
 // Batch normalization over (M, C) ------------------------------------------------------------------------
@@ -464,18 +460,17 @@ void CpuBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const 
     CachedPrimitive c;
     dnnl::batch_normalization_forward::desc d(
         training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, x_md, epsilon, flags);
-    auto pd = KCPP_DNNL(dnnl::batch_normalization_forward::primitive_desc(d, engine_));
+    auto pd = KCPP_DNNL(dnnl::batch_normalization_forward::primitive_desc(d, user_scratchpad(), engine_));
     c.extra = std::make_shared<BnPds>(BnPds{pd});
     c.primitive = dnnl::batch_normalization_forward(pd);
     return c;
   });
-  KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+  execute(p, {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
                                            {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))},
                                            {DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(gamma))},
                                            {DNNL_ARG_SHIFT, dnnl::memory(c_md, engine_, ptr(beta))},
                                            {DNNL_ARG_MEAN, dnnl::memory(c_md, engine_, ptr(mean))},
-                                           {DNNL_ARG_VARIANCE, dnnl::memory(c_md, engine_, ptr(variance))}}));
-  stream().wait();
+                                           {DNNL_ARG_VARIANCE, dnnl::memory(c_md, engine_, ptr(variance))}});
 }
 
 void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
@@ -487,7 +482,7 @@ void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Te
   const auto& fwd = cached(fmt::format("bnfwd|{}|{}|{}", key_of(x_md.dims()), epsilon, true), [&] {
     CachedPrimitive c;
     dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_training, x_md, epsilon, kScaleShift);
-    auto pd = KCPP_DNNL(dnnl::batch_normalization_forward::primitive_desc(d, engine_));
+    auto pd = KCPP_DNNL(dnnl::batch_normalization_forward::primitive_desc(d, user_scratchpad(), engine_));
     c.extra = std::make_shared<BnPds>(BnPds{pd});
     c.primitive = dnnl::batch_normalization_forward(pd);
     return c;
@@ -497,10 +492,10 @@ void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Te
     dnnl::batch_normalization_backward::desc d(dnnl::prop_kind::backward, x_md, x_md, epsilon, kScaleShift);
     auto hint = std::static_pointer_cast<BnPds>(fwd.extra)->fwd;
     c.primitive = KCPP_DNNL(
-        dnnl::batch_normalization_backward(dnnl::batch_normalization_backward::primitive_desc(d, engine_, hint)));
+        dnnl::batch_normalization_backward(dnnl::batch_normalization_backward::primitive_desc(d, user_scratchpad(), engine_, hint)));
     return c;
   });
-  KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+  execute(p, {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
                                            {DNNL_ARG_DIFF_DST, dnnl::memory(x_md, engine_, ptr(dy))},
                                            {DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(gamma))},
                                            // oneDNN 2.6 asks for the shift although it does not affect
@@ -510,8 +505,7 @@ void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Te
                                            {DNNL_ARG_VARIANCE, dnnl::memory(c_md, engine_, ptr(v))},
                                            {DNNL_ARG_DIFF_SRC, dnnl::memory(x_md, engine_, ptr(dx))},
                                            {DNNL_ARG_DIFF_SCALE, dnnl::memory(c_md, engine_, ptr(dgamma))},
-                                           {DNNL_ARG_DIFF_SHIFT, dnnl::memory(c_md, engine_, ptr(dbeta))}}));
-  stream().wait();
+                                           {DNNL_ARG_DIFF_SHIFT, dnnl::memory(c_md, engine_, ptr(dbeta))}});
 }
 
 // Softmax over the last axis of (rows, C) ------------------------------------------------------------------
@@ -523,12 +517,11 @@ void CpuBackend::softmax(const Tensor& x, Tensor& y, bool log) {
     dnnl::softmax_v2_forward::desc d(dnnl::prop_kind::forward_inference,
                                      log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate, x_md, x_md,
                                      1);
-    c.primitive = KCPP_DNNL(dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(d, engine_)));
+    c.primitive = KCPP_DNNL(dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(d, user_scratchpad(), engine_)));
     return c;
   });
-  KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
-                                           {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))}}));
-  stream().wait();
+  execute(p, {{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+                                           {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))}});
 }
 
 }  // namespace keras::cpu

@@ -339,12 +339,11 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs&
       const auto& p = cached(key, [&] {
         CachedPrimitive c;
         auto d = dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, algorithm, md, alpha, beta);
-        c.primitive = KCPP_DNNL(dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(d, engine_)));
+        c.primitive = KCPP_DNNL(dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(d, user_scratchpad(), engine_)));
         return c;
       });
       dnnl::memory src(md, engine_, const_cast<float*>(px)), dst(md, engine_, py);
-      KCPP_DNNL(p.primitive.execute(stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}));
-      stream().wait();
+      execute(p, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
       return;
     }
   }

@@ -64,14 +64,6 @@ struct RnnForward {
   }
 };
 
-// The scratchpad (gates of every step: large) comes from the backend's caching allocator instead of
-// being allocated, and zeroed by the kernel, at every call.
-dnnl::primitive_attr user_scratchpad() {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attr;
-}
-
 std::shared_ptr<RnnForward> forward_pd(const dnnl::engine& engine, RnnCell cell, bool training, const RnnShapes& s) {
   auto f = std::make_shared<RnnForward>();
   f->cell = cell;

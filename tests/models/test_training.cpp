@@ -372,6 +372,40 @@ TEST_CASE("fit reads a user Dataset on a background thread and propagates its er
                                       {"validation_data"});
 }
 
+TEST_CASE("predict runs from several threads at once and gives each the results of a lone call", "[cpu][models]") {
+  // A server answers requests on several threads with one model. The 3x3 convolution with 16
+  // channels takes the CPU's Winograd path, whose oneDNN scratchpad was shared between threads
+  // and crashed such callers before every primitive got its own.
+  utils::clear_session();
+  utils::set_random_seed(3);
+  Sequential model({layers::Input({10, 10, 16}), layers::Conv2D(16, {3, 3}, {.activation = "relu"}),
+                    layers::MaxPooling2D({2, 2}), layers::BatchNormalization(), layers::Flatten(),
+                    layers::Dense(5, {.activation = "softmax"})});
+  constexpr int kThreads = 4;
+  std::vector<Tensor> inputs, alone;
+  for (int t = 0; t < kThreads; ++t) {
+    inputs.push_back(ops::random_uniform({24, 10, 10, 16}, 0.f, 1.f, 100 + t));
+    alone.push_back(model.predict(inputs.back(), {.batch_size = 8}));
+  }
+  std::vector<std::vector<float>> together(kThreads);
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      try {
+        for (int rep = 0; rep < 20; ++rep) together[t] = model.predict(inputs[t], {.batch_size = 8}).to_vector<float>();
+      } catch (const std::exception& e) {
+        errors[t] = e.what();
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    INFO("thread " << t);
+    CHECK(errors[t].empty());
+    kt::require_close(together[t], alone[t].to_vector<float>(), 1e-6f, 1e-6f);
+  }
+}
+
 TEST_CASE("to_categorical, normalize and split_dataset behave as Keras' utils", "[cpu][datasets]") {
   // to_categorical([[1], [0], [3]]) in Keras: shape (3, 4) with ones at 1, 0, 3.
   const Tensor labels = Tensor::from_vector(std::vector<int32_t>{1, 0, 3}, Shape{3, 1});
