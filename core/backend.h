@@ -88,6 +88,7 @@ enum class Capability {
   fused_conv_affine,  // ConvAttrs::channel_scale/channel_shift
   fused_gru_reset_before,  // rnn_forward/rnn_backward also for RnnCell::gru
   graph_capture,           // begin_capture/end_capture (CUDA graphs)
+  fused_conv_max_pool,     // conv_max_pool_forward
 };
 
 /// Device work recorded once (Backend::begin_capture ... end_capture) and replayed as one launch.
@@ -166,6 +167,11 @@ class KERASCPP_API Backend {
   virtual void pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, const PoolAttrs& attrs) = 0;
   virtual void pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
                              const PoolAttrs& attrs) = 0;
+  /// Inference only (Capability::fused_conv_max_pool; the default throws NotImplementedError):
+  /// y = max_pool(act(conv(x, w) + bias)) without writing the convolution's output, an
+  /// inference fusion of Conv2D -> MaxPooling2D. `pool.mode` is max; y has the pooled shape.
+  virtual void conv_max_pool_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                                     const ConvAttrs& conv, const PoolAttrs& pool);
   /// Normalizes over all axes but the last. Training writes the batch mean and (biased) variance.
   virtual void batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean,
                                   Tensor& variance, Tensor& y, float epsilon, bool training) = 0;

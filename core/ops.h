@@ -160,6 +160,11 @@ struct PoolOptions {
 /// x (N, W, C) or (N, H, W, C).
 KERASCPP_API Tensor max_pool(const Tensor& x, const PoolOptions& options = {});
 KERASCPP_API Tensor average_pool(const Tensor& x, const PoolOptions& options = {});
+/// max_pool(conv(x, kernel, bias, conv_options), pool_options) for 2-d images. Where nothing is
+/// differentiated and the backend has Capability::fused_conv_max_pool, one pass that never writes
+/// the convolution's output (the inference fusion of Conv2D -> MaxPooling2D); otherwise the two ops.
+KERASCPP_API Tensor conv_max_pool(const Tensor& x, const Tensor& kernel, const Tensor& bias,
+                                  const ConvOptions& conv_options, const PoolOptions& pool_options = {});
 
 /// Training-mode batch normalization over all axes but the last: returns y, batch mean and batch
 /// (biased) variance.

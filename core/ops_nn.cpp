@@ -309,6 +309,19 @@ Tensor conv_transpose(const Tensor& x, const Tensor& kernel, const Tensor& bias,
 }
 
 namespace {
+// Pool attributes and the output's (height, width) for an NHWC input of shape x4.
+PoolAttrs plan_pool(const char* op, PoolMode mode, const Shape& x4, const PoolOptions& o, size_t spatial_axes,
+                    const Shape& x_for_errors, int64_t out[2]) {
+  PoolAttrs attrs;
+  attrs.mode = mode;
+  attrs.window = spatial(op, o.pool_size, spatial_axes, "pool_size");
+  attrs.strides = o.strides.empty() ? attrs.window : spatial(op, o.strides, spatial_axes, "strides");
+  for (int i = 0; i < 2; ++i)
+    axis_geometry(op, o.padding, x4[1 + i], attrs.window[i], attrs.strides[i], 1, out[i], attrs.pad_begin[i],
+                  attrs.pad_end[i], x_for_errors);
+  return attrs;
+}
+
 Tensor pool_impl(PoolMode mode, const Tensor& x, const PoolOptions& o) {
   const char* op = mode == PoolMode::max ? "max_pool" : "average_pool";
   detail::check_float(op, x, "the input");
@@ -316,15 +329,9 @@ Tensor pool_impl(PoolMode mode, const Tensor& x, const PoolOptions& o) {
              "{}: expected an input of rank 3 (N, W, C) or 4 (N, H, W, C), received shape {}", op,
              x.shape().to_string());
   const size_t n = x.rank() - 2;
-  PoolAttrs attrs;
-  attrs.mode = mode;
-  attrs.window = spatial(op, o.pool_size, n, "pool_size");
-  attrs.strides = o.strides.empty() ? attrs.window : spatial(op, o.strides, n, "strides");
   const Tensor x4 = n == 1 ? x.view(Shape{x.dim(0), 1, x.dim(1), x.dim(2)}) : x;
   int64_t out[2];
-  for (int i = 0; i < 2; ++i)
-    axis_geometry(op, o.padding, x4.dim(1 + i), attrs.window[i], attrs.strides[i], 1, out[i], attrs.pad_begin[i],
-                  attrs.pad_end[i], x.shape());
+  const PoolAttrs attrs = plan_pool(op, mode, x4.shape(), o, n, x.shape(), out);
   const Shape y4{x4.dim(0), out[0], out[1], x4.dim(3)};
   Backend& be = *x.backend();
   Tensor y = Tensor::empty(y4, x.dtype(), &be);
@@ -347,6 +354,31 @@ Tensor pool_impl(PoolMode mode, const Tensor& x, const PoolOptions& o) {
 
 Tensor max_pool(const Tensor& x, const PoolOptions& options) { return pool_impl(PoolMode::max, x, options); }
 Tensor average_pool(const Tensor& x, const PoolOptions& options) { return pool_impl(PoolMode::average, x, options); }
+
+Tensor conv_max_pool(const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& conv_options,
+                     const PoolOptions& pool_options) {
+  // One pass where the backend has it and nothing is differentiated; otherwise the two ops, which
+  // also give every error its usual text.
+  const bool plain = !conv_options.channel_scale.defined() && !conv_options.channel_shift.defined() &&
+                     (conv_options.activation == UnaryOp::relu || conv_options.activation == UnaryOp::identity);
+  if (!plain || !x.defined() || x.rank() != 4 || !x.backend()->supports(Capability::fused_conv_max_pool) ||
+      needs_recording({x, kernel, bias}))
+    return max_pool(conv(x, kernel, bias, conv_options), pool_options);
+  ConvPlan p = plan_conv("conv", x, kernel, conv_options, false);
+  Backend& be = detail::common_backend("conv", {&x, &kernel, &bias});
+  if (bias.defined()) {
+    detail::check_float("conv", bias, "the bias");
+    KCPP_CHECK(bias.rank() == 1 && bias.dim(0) == p.y4[3], ShapeError, "conv: expected a bias of shape ({},), received {}",
+               p.y4[3], bias.shape().to_string());
+  }
+  int64_t out[2];
+  const PoolAttrs pool = plan_pool("max_pool", PoolMode::max, p.y4, pool_options, 2, p.y4, out);
+  p.attrs.activation = conv_options.activation;
+  p.attrs.training = false;
+  Tensor y = Tensor::empty(Shape{p.y4[0], out[0], out[1], p.y4[3]}, x.dtype(), &be);
+  be.conv_max_pool_forward(p.x4, p.w4, bias.defined() ? &bias : nullptr, y, p.attrs, pool);
+  return y;
+}
 
 namespace {
 void check_bn(const char* op, const Tensor& x, std::initializer_list<const Tensor*> params) {

@@ -23,6 +23,11 @@ namespace keras {
 
 Backend::~Backend() = default;
 
+void Backend::conv_max_pool_forward(const Tensor&, const Tensor&, const Tensor*, Tensor&, const ConvAttrs&,
+                                    const PoolAttrs&) {
+  throw NotImplementedError(
+      fmt::format("backend '{}' has no fused convolution and max pooling (Capability::fused_conv_max_pool)", name()));
+}
 void Backend::rnn_forward(const RnnAttrs&, const Tensor&, const Tensor&, const Tensor*, const Tensor&, const Tensor&,
                           const Tensor&, const Tensor*, Tensor&, Tensor&, Tensor*, Tensor*) {
   throw NotImplementedError(fmt::format("backend '{}' has no fused recurrences (Capability::fused_rnn)", name()));

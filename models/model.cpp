@@ -20,6 +20,7 @@
 #include "distributed/strategy.h"
 #include "layers/activations/activation_layers.h"
 #include "layers/convolutional/conv2d.h"
+#include "layers/pooling/pooling2d.h"
 #include "layers/core/input_layer.h"
 #include "layers/core/simple_layers.h"
 #include "layers/normalization/batch_normalization.h"
@@ -72,6 +73,12 @@ bool Model::foldable_conv(const Layer& l) {
   return conv && l.class_name() == "Conv2D" && conv->can_fold_channel_affine();
 }
 
+bool Model::foldable_max_pool(const Layer& conv, const Layer& pool) {
+  const auto* c = dynamic_cast<const layers::Conv2D*>(&conv);
+  return c && conv.class_name() == "Conv2D" && c->can_fold_max_pool() && pool.class_name() == "MaxPooling2D" &&
+         dynamic_cast<const layers::Pooling2D*>(&pool) && !pool.activity_regularizer() && pool.built();
+}
+
 bool Model::foldable_batch_norm(const Layer& l) {
   return l.class_name() == "BatchNormalization" && dynamic_cast<const layers::BatchNormalization*>(&l) &&
          !l.activity_regularizer();
@@ -100,6 +107,11 @@ void Model::find_folded_chains() {
     if (!bn || !foldable_batch_norm(*bn->layer)) continue;
     const detail::SymbolicNode* act = sole_reader(*bn);
     folded_chains_[node.get()] = {bn, act && is_plain_relu(*act->layer) ? act : nullptr};
+  }
+  for (const auto& node : nodes_) {
+    if (node->inputs.size() != 1 || folded_chains_.count(node.get())) continue;
+    const detail::SymbolicNode* pool = sole_reader(*node);
+    if (pool && foldable_max_pool(*node->layer, *pool->layer)) pooled_convs_[node.get()] = pool;
   }
 }
 
@@ -209,7 +221,7 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
     if (i < logits.size() && logits[i]) logits_nodes.insert(outputs_[i].impl()->node.get());
   // Masks (Embedding(mask_zero), Masking) travel beside the values, as Keras' _keras_mask.
   std::unordered_map<const detail::KerasTensorImpl*, Tensor> masks;
-  std::set<const detail::SymbolicNode*> folded;  // batch norms and relus run inside a convolution
+  std::set<const detail::SymbolicNode*> folded;  // batch norms, relus and poolings run inside a convolution
   for (const auto& node : nodes_) {
     if (folded.count(node.get())) continue;
     std::vector<Tensor> in;
@@ -227,6 +239,14 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
         if (chain->second.relu) folded.insert(chain->second.relu);
         continue;
       }
+    }
+    if (const auto pooled = pooled_convs_.find(node.get());
+        pooled != pooled_convs_.end() && !logits_nodes.count(pooled->second)) {
+      if (auto out = pooled->second->outputs[0].lock())
+        values[out.get()] = static_cast<layers::Conv2D&>(layer).call_with_max_pool(
+            in.at(0), static_cast<const layers::Pooling2D&>(*pooled->second->layer).pool_options());
+      folded.insert(pooled->second);
+      continue;
     }
     std::vector<Tensor> out;
     Tensor out_mask;

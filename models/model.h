@@ -352,6 +352,8 @@ class KERASCPP_API Model : public Layer {
     const detail::SymbolicNode* relu = nullptr;  // null when the chain ends at the batch norm
   };
   std::unordered_map<const detail::SymbolicNode*, FoldedChain> folded_chains_;
+  // Conv2D -> MaxPooling2D pairs likewise (Conv2D::call_with_max_pool): convolution node -> pooling node.
+  std::unordered_map<const detail::SymbolicNode*, const detail::SymbolicNode*> pooled_convs_;
   void find_folded_chains();
   // Inference calls replayed from recorded device graphs (models/forward_graphs.h).
   std::unique_ptr<detail::ForwardGraphs> graphs_;
@@ -363,6 +365,7 @@ class KERASCPP_API Model : public Layer {
   static bool foldable_conv(const Layer& layer);
   static bool foldable_batch_norm(const Layer& layer);
   static bool is_plain_relu(const Layer& layer);  // Activation("relu") or ReLU() with Keras' defaults
+  static bool foldable_max_pool(const Layer& conv, const Layer& pool);  // Conv2D -> MaxPooling2D
   /// The layers changed (Sequential::add, pop): recorded inference passes no longer apply.
   void forget_recorded_passes();
 

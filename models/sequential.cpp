@@ -3,6 +3,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "layers/convolutional/conv2d.h"
+#include "layers/pooling/pooling2d.h"
 #include "layers/normalization/batch_normalization.h"
 
 namespace keras {
@@ -80,6 +81,15 @@ std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool trai
         i += relu ? 2 : 1;
         continue;
       }
+    }
+    // Conv2D -> MaxPooling2D: one pass that never writes the convolution's output, where nothing
+    // is differentiated (ops::conv_max_pool runs the two ops otherwise).
+    if (!mask.defined() && i + 1 < layers_.size() && foldable_max_pool(l, *layers_[i + 1]) &&
+        !(want_logits && i + 2 >= layers_.size())) {
+      h = static_cast<layers::Conv2D&>(l).call_with_max_pool(
+          h, static_cast<const layers::Pooling2D&>(*layers_[i + 1]).pool_options());
+      ++i;
+      continue;
     }
     if (i + 1 == layers_.size() && want_logits) {
       const Tensor in = h;

@@ -66,13 +66,15 @@ dnnl::stream& CpuBackend::stream() {
 
 bool CpuBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
-         c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::fused_gru_reset_before;
+         c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::fused_gru_reset_before ||
+         c == Capability::fused_conv_max_pool;
 }
 
 std::map<std::string, int64_t> CpuBackend::counters() const {
   return {{"primitives_created", primitives_created_.load()},
           {"primitive_cache_hits", cache_hits_.load()},
-          {"fresh_allocations", allocator_.fresh_allocations()}};
+          {"fresh_allocations", allocator_.fresh_allocations()},
+          {"fused_conv_max_pools", fused_conv_max_pools_.load()}};
 }
 
 std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes) {

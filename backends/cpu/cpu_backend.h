@@ -96,6 +96,8 @@ class CpuBackend final : public Backend {
   void conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& attrs) override;
   void conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
                                        const ConvAttrs& attrs) override;
+  void conv_max_pool_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& conv,
+                             const PoolAttrs& pool) override;
   size_t pool_workspace_bytes(const Tensor& x, const Tensor& y, const PoolAttrs& attrs) override;
   void pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, const PoolAttrs& attrs) override;
   void pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
@@ -186,6 +188,7 @@ class CpuBackend final : public Backend {
   size_t transformed_bytes_ = 0;
   std::atomic<int64_t> primitives_created_{0};
   std::atomic<int64_t> cache_hits_{0};
+  std::atomic<int64_t> fused_conv_max_pools_{0};  // conv_max_pool_forward calls that took the one-pass kernel
 };
 
 /// Calls f(i) for i in [0, n) on OpenMP threads when n is large enough to pay for them.

@@ -107,6 +107,26 @@ Tensor Conv2D::call_with_channel_affine(const Tensor& x, const Tensor& scale, co
                     .channel_shift = shift});
 }
 
+bool Conv2D::can_fold_max_pool() const {
+  const std::string& a = options_.activation;
+  return (a.empty() || a == "linear" || a == "relu") && !activity_regularizer();
+}
+
+Tensor Conv2D::call_with_max_pool(const Tensor& x, const ops::PoolOptions& pool) {
+  KCPP_CHECK(can_fold_max_pool(), ValueError,
+             "Conv2D \"{}\": max pooling folds only into a convolution with activation relu or linear and no "
+             "activity regularizer, received activation \"{}\"",
+             name(), options_.activation);
+  prepare(x);
+  return ops::conv_max_pool(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
+                            {.strides = {options_.strides[0], options_.strides[1]},
+                             .padding = options_.padding,
+                             .dilation_rate = {options_.dilation_rate[0], options_.dilation_rate[1]},
+                             .groups = options_.groups,
+                             .activation = options_.activation == "relu" ? UnaryOp::relu : UnaryOp::identity},
+                            pool);
+}
+
 Config Conv2D::get_config() const {
   Config c = Layer::get_config();
   c["filters"] = filters_;

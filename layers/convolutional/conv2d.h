@@ -1,6 +1,7 @@
 #pragma once
 #include <array>
 
+#include "../../core/ops.h"
 #include "../layer.h"
 
 namespace keras::layers {
@@ -40,6 +41,11 @@ class KERASCPP_API Conv2D : public Layer {
                                   const std::string& activation);
   /// True when call_with_channel_affine() applies: no activation of its own, no activity penalty.
   bool can_fold_channel_affine() const;
+  /// A model's inference fusion: call() followed by max pooling (a MaxPooling2D reading only this
+  /// layer's output), in one pass where the backend fuses it (ops::conv_max_pool).
+  Tensor call_with_max_pool(const Tensor& x, const ops::PoolOptions& pool);
+  /// True when call_with_max_pool() applies: activation relu or linear, no activity penalty.
+  bool can_fold_max_pool() const;
 
  protected:
   void build(const PartialShape& input_shape) override;

@@ -29,10 +29,12 @@ PartialShape Pooling2D::compute_output_shape(const PartialShape& s) const {
           conv_output_length(s[2], pool_size_[1], padding_, strides_[1], 1), s[3]};
 }
 
+ops::PoolOptions Pooling2D::pool_options() const {
+  return {.pool_size = {pool_size_[0], pool_size_[1]}, .strides = {strides_[0], strides_[1]}, .padding = padding_};
+}
+
 Tensor Pooling2D::call(const Tensor& x, bool training) {
-  const ops::PoolOptions o{
-      .pool_size = {pool_size_[0], pool_size_[1]}, .strides = {strides_[0], strides_[1]}, .padding = padding_};
-  return is_max_ ? ops::max_pool(x, o) : ops::average_pool(x, o);
+  return is_max_ ? ops::max_pool(x, pool_options()) : ops::average_pool(x, pool_options());
 }
 
 Config Pooling2D::get_config() const {

@@ -1,6 +1,7 @@
 #pragma once
 #include <array>
 
+#include "../../core/ops.h"
 #include "../layer.h"
 
 namespace keras::layers {
@@ -18,6 +19,9 @@ class KERASCPP_API Pooling2D : public Layer {
   Config get_config() const override;
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;
+  bool is_max() const { return is_max_; }
+  /// What call() passes to ops::max_pool / ops::average_pool.
+  ops::PoolOptions pool_options() const;
 
  protected:
   void check_input(const PartialShape& input_shape) const override;

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <limits>
 
 #include "tests/support/test_support.h"
 
@@ -125,6 +126,85 @@ TEST_CASE("inference 3x3 convolutions (Winograd on AVX-512) match a naive convol
   Shape s;
   kt::require_close(ops::conv(x, w.value(), b, {}).to_vector<float>(),
                     naive_conv(x, w.value(), b.to_vector<float>(), 1, 1, 1, 1, "valid", 1, s), 1e-4f, 1e-4f);
+}
+
+// max_pool(act(conv)) by hand: a naive convolution, then windows of `pool` with stride `pool`
+// (Keras' "valid": a last partial window is dropped).
+std::vector<float> naive_conv_max_pool(const Tensor& x, const Tensor& w, const std::vector<float>& bias,
+                                       const std::string& padding, bool relu, int64_t pool, Shape& out_shape) {
+  Shape conv_shape;
+  const auto z = naive_conv(x, w, bias, 1, 1, 1, 1, padding, 1, conv_shape);
+  const int64_t n = conv_shape[0], oh = conv_shape[1], ow = conv_shape[2], f = conv_shape[3];
+  out_shape = Shape{n, oh / pool, ow / pool, f};
+  std::vector<float> y;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t py = 0; py < oh / pool; ++py)
+      for (int64_t px = 0; px < ow / pool; ++px)
+        for (int64_t o = 0; o < f; ++o) {
+          float m = -std::numeric_limits<float>::infinity();
+          for (int64_t i = 0; i < pool; ++i)
+            for (int64_t j = 0; j < pool; ++j)
+              m = std::max(m, z[static_cast<size_t>(((b * oh + py * pool + i) * ow + px * pool + j) * f + o)]);
+          y.push_back(relu ? std::max(m, 0.f) : m);
+        }
+  return y;
+}
+
+TEST_CASE("conv_max_pool equals a naive convolution then max pooling, fused or not", "[cpu][ops]") {
+  struct Case {
+    int64_t n, h, w, c, k, f;
+    std::string padding;
+    bool relu, bias;
+    int64_t pool;
+    bool fused;  // the one-pass kernel (AVX-512 CPUs); the others run conv then pool
+  };
+  const std::vector<Case> cases = {
+      {5, 28, 28, 1, 3, 32, "valid", true, true, 2, true},    // fmnist_cnn's first layer
+      {3, 11, 9, 3, 3, 16, "same", false, false, 2, true},    // RGB, padded, odd sizes, no bias
+      {2, 12, 12, 2, 5, 48, "valid", true, true, 2, true},    // taps known only at run time
+      {1, 14, 14, 1, 5, 16, "same", true, true, 2, true},     // batch 1
+      {2, 10, 10, 1, 3, 24, "valid", true, true, 2, false},   // filters not a multiple of 16
+      {2, 10, 10, 8, 3, 16, "valid", true, true, 2, false},   // many input channels: oneDNN
+      {2, 13, 13, 1, 3, 16, "valid", true, true, 3, false},   // a 3x3 window
+  };
+  Backend& be = default_backend();
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  for (const Case& c : cases) {
+    INFO("case " << c.h << "x" << c.w << "x" << c.c << " k" << c.k << " f" << c.f << " " << c.padding);
+    const Tensor x = ops::random_uniform({c.n, c.h, c.w, c.c}, -1.f, 1.f, 7);
+    const Tensor w = ops::random_uniform({c.k, c.k, c.c, c.f}, -0.5f, 0.5f, 8);
+    const Tensor b = c.bias ? ops::random_uniform({c.f}, -0.5f, 0.5f, 9) : Tensor();
+    Shape expected_shape;
+    const auto expected = naive_conv_max_pool(x, w, c.bias ? b.to_vector<float>() : std::vector<float>{}, c.padding,
+                                              c.relu, c.pool, expected_shape);
+    const int64_t before = be.counters()["fused_conv_max_pools"];
+    const Tensor y = ops::conv_max_pool(
+        x, w, b, {.padding = c.padding, .activation = c.relu ? UnaryOp::relu : UnaryOp::identity},
+        {.pool_size = {c.pool, c.pool}});
+    REQUIRE(y.shape() == expected_shape);
+    kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
+    if (be.name() == "cpu") CHECK(be.counters()["fused_conv_max_pools"] - before == (c.fused && avx512 ? 1 : 0));
+  }
+}
+
+TEST_CASE("conv_max_pool under a tape is the two ops, with their gradients", "[cpu][ops]") {
+  const Tensor x = ops::random_uniform({2, 8, 8, 1}, -1.f, 1.f, 1);
+  Variable w(ops::random_uniform({3, 3, 1, 16}, -0.5f, 0.5f, 2), "kernel");
+  Variable b(ops::random_uniform({16}, -0.1f, 0.1f, 3), "bias");
+  auto grads = [&](bool fused) {
+    GradientTape tape;
+    const ops::ConvOptions co{.activation = UnaryOp::relu};
+    const Tensor y = fused ? ops::conv_max_pool(x, w.value(), b.value(), co)
+                           : ops::max_pool(ops::conv(x, w.value(), b.value(), co), {});
+    const Tensor loss = ops::sum(ops::multiply(y, y));
+    return tape.gradient(loss, std::vector<Variable*>{&w, &b});
+  };
+  const auto fused = grads(true), separate = grads(false);
+  for (size_t i = 0; i < 2; ++i) {
+    REQUIRE(fused[i].defined());
+    kt::require_close(fused[i].to_vector<float>(), separate[i].to_vector<float>(), 1e-6f, 1e-6f);
+  }
+  CHECK(ops::max(ops::abs(fused[0])).item() > 0);
 }
 
 TEST_CASE("training 3x3 convolutions (Winograd forward and kernel gradient) match naive ones", "[cpu][ops]") {

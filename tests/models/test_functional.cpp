@@ -217,3 +217,43 @@ TEST_CASE("Conv2D -> BatchNormalization -> ReLU chains run folded at inference a
   const Tensor expected = (*bn_b)((*conv_b)((*relu_a)((*bn_a)((*conv_a)(in, false), false), false), false), false);
   kt::require_close(seq.predict(in).to_vector<float>(), expected.to_vector<float>(), 1e-4f, 1e-4f);
 }
+
+TEST_CASE("Conv2D -> MaxPooling2D pairs run in one pass at inference and give the layers' results", "[cpu][models]") {
+  // The first convolution's output is read only by its pooling: folded. The second one's is also
+  // an output of the model: not folded. A Sequential folds its pairs the same way.
+  utils::clear_session();
+  auto x = layers::Input({12, 12, 1});
+  auto conv_a = std::make_shared<layers::Conv2D>(16, std::array<int64_t, 2>{3, 3},
+                                                 layers::Conv2DOptions{.padding = "same", .activation = "relu"});
+  auto pool_a = std::make_shared<layers::MaxPooling2D>();
+  auto conv_b = std::make_shared<layers::Conv2D>(16, std::array<int64_t, 2>{3, 3});
+  auto pool_b = std::make_shared<layers::MaxPooling2D>();
+  auto a = (*pool_a)((*conv_a)(x));
+  auto b_raw = (*conv_b)(a);
+  Model model(x, {(*pool_b)(b_raw), b_raw});
+  const Tensor in = kt::random_tensor(Shape{3, 12, 12, 1}, 11);
+  const Tensor ya = (*pool_a)((*conv_a)(in, false), false);
+  const Tensor yb_raw = (*conv_b)(ya, false);
+  Backend& be = default_backend();
+  const int64_t before = be.counters()["fused_conv_max_pools"];
+  const auto out = model.predict_all(in);
+  kt::require_close(out.at(0).to_vector<float>(), (*pool_b)(yb_raw, false).to_vector<float>(), 1e-4f, 1e-4f);
+  kt::require_close(out.at(1).to_vector<float>(), yb_raw.to_vector<float>(), 1e-4f, 1e-4f);
+  const bool one_pass = be.name() == "cpu" && __builtin_cpu_supports("avx512f");
+  if (one_pass) CHECK(be.counters()["fused_conv_max_pools"] - before == 1);  // conv_a only
+
+  Sequential seq({layers::Input({12, 12, 1}), conv_a, pool_a, conv_b, pool_b, layers::Flatten(), layers::Dense(3)});
+  const Tensor expected = seq.layers()[5]->operator()(
+      seq.layers()[4]->operator()((*pool_b)((*conv_b)(ya, false), false), false), false);
+  const int64_t before_seq = be.counters()["fused_conv_max_pools"];
+  kt::require_close(seq.predict(in).to_vector<float>(), expected.to_vector<float>(), 1e-4f, 1e-4f);
+  if (one_pass) CHECK(be.counters()["fused_conv_max_pools"] - before_seq == 1);
+  // Training differentiates through the two ops (nothing fused) and the loss falls.
+  seq.compile({.optimizer = "sgd", .loss = "mse"});
+  const Tensor target = kt::random_tensor(Shape{3, 3}, 12);
+  const int64_t before_fit = be.counters()["fused_conv_max_pools"];
+  const double first = seq.train_on_batch(in, target).at("loss");
+  for (int i = 0; i < 20; ++i) seq.train_on_batch(in, target);
+  CHECK(be.counters()["fused_conv_max_pools"] == before_fit);
+  CHECK(seq.test_on_batch(in, target).at("loss") < first);
+}
