@@ -125,6 +125,10 @@ class KERASCPP_API Backend {
   virtual void fill(Tensor& y, Scalar value) = 0;
   /// Waits for queued work; a no-op on synchronous backends.
   virtual void synchronize() {}
+  /// How many threads the ops called from the calling thread may use; 0: the backend's default.
+  /// The frontend's helper threads (the Dataset prefetcher) ask for 1, so the training thread
+  /// keeps the cores.
+  virtual void set_thread_parallelism(int threads) { (void)threads; }
   /// The queue this backend's work runs on (a cudaStream_t for CUDA), for collectives that must be
   /// ordered with it (distributed/); null on synchronous backends.
   virtual void* native_stream() const { return nullptr; }

@@ -69,6 +69,7 @@ class CpuBackend final : public Backend {
   Device device() const override { return {DeviceType::cpu, 0}; }
   bool supports(Capability c) const override;
   std::map<std::string, int64_t> counters() const override;
+  void set_thread_parallelism(int threads) override;
 
   std::shared_ptr<Storage> allocate(size_t nbytes) override;
   void deallocate(void* data, size_t nbytes) override;
@@ -175,6 +176,7 @@ class CpuBackend final : public Backend {
                     const Tensor& y, bool reuse_weight_transform);
 
   dnnl::engine engine_;
+  int default_threads_;    // OpenMP's thread count at creation (OMP_NUM_THREADS)
   bool winograd_enabled_;  // settings().conv_winograd at creation
   CachingAllocator allocator_;
   std::mutex cache_mutex_;

@@ -69,6 +69,7 @@ Prefetcher::~Prefetcher() {
 }
 
 void Prefetcher::run() {
+  default_backend().set_thread_parallelism(1);  // the cores belong to the training thread
   const int64_t total = dataset_.num_batches();
   for (int64_t i = 0; i < total; ++i) {
     {

@@ -1,3 +1,4 @@
+#include <omp.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -337,6 +338,7 @@ class LinearData : public data::Dataset {
     {
       std::lock_guard lock(mutex);
       threads.insert(std::this_thread::get_id());
+      omp_threads.insert(omp_get_max_threads());
     }
     if (fail_at == index) throw IOError("batch " + std::to_string(index) + " is unreadable");
     // Heavy enough to run oneDNN primitives on this thread while the model trains on the other.
@@ -350,6 +352,7 @@ class LinearData : public data::Dataset {
   void on_epoch_end() override { ++epochs; }
   std::mutex mutex;
   std::set<std::thread::id> threads;
+  std::set<int> omp_threads;  // OpenMP's thread count where batches are built
   int64_t fail_at = -1;
   int epochs = 0;
 };
@@ -365,6 +368,9 @@ TEST_CASE("fit reads a user Dataset on a background thread and propagates its er
   CHECK(h.history.at("loss").back() < 1e-3);
   CHECK(data.threads.size() >= 1);
   CHECK(data.threads.count(std::this_thread::get_id()) == 0);  // batches were built off the training thread
+  // ... on one OpenMP thread: a second team would make libgomp put the training thread's waiting
+  // workers to sleep between parallel regions.
+  CHECK(data.omp_threads == std::set<int>{1});
   kt::require_close(model.get_weights()[0].to_vector<float>(), {2.f, -1.f}, 2e-2f, 0);
   data.fail_at = 3;
   kt::require_throws_with<IOError>([&] { model.fit(data, {.epochs = 1, .verbose = 0}); }, {"batch 3 is unreadable"});
