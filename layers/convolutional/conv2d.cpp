@@ -74,15 +74,18 @@ PartialShape Conv2D::compute_output_shape(const PartialShape& s) const {
           filters_};
 }
 
+ops::ConvOptions Conv2D::conv_options(UnaryOp activation) const {
+  return {.strides = {options_.strides[0], options_.strides[1]},
+          .padding = options_.padding,
+          .dilation_rate = {options_.dilation_rate[0], options_.dilation_rate[1]},
+          .groups = options_.groups,
+          .activation = activation};
+}
+
 Tensor Conv2D::call(const Tensor& x, bool training) {
   const std::string& a = options_.activation;
   const UnaryOp fused = activations::fusable_op(a);
-  Tensor y = ops::conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
-                       {.strides = {options_.strides[0], options_.strides[1]},
-                        .padding = options_.padding,
-                        .dilation_rate = {options_.dilation_rate[0], options_.dilation_rate[1]},
-                        .groups = options_.groups,
-                        .activation = fused});
+  Tensor y = ops::conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(), conv_options(fused));
   return fused == UnaryOp::identity ? activations::apply(a, y) : y;
 }
 
@@ -97,14 +100,10 @@ Tensor Conv2D::call_with_channel_affine(const Tensor& x, const Tensor& scale, co
              "Conv2D \"{}\": a channel affine folds only into a linear convolution, followed by \"\" or \"relu\"",
              name());
   prepare(x);
-  return ops::conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
-                   {.strides = {options_.strides[0], options_.strides[1]},
-                    .padding = options_.padding,
-                    .dilation_rate = {options_.dilation_rate[0], options_.dilation_rate[1]},
-                    .groups = options_.groups,
-                    .activation = activation == "relu" ? UnaryOp::relu : UnaryOp::identity,
-                    .channel_scale = scale,
-                    .channel_shift = shift});
+  ops::ConvOptions o = conv_options(activation == "relu" ? UnaryOp::relu : UnaryOp::identity);
+  o.channel_scale = scale;
+  o.channel_shift = shift;
+  return ops::conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(), o);
 }
 
 bool Conv2D::can_fold_max_pool() const {
@@ -119,12 +118,7 @@ Tensor Conv2D::call_with_max_pool(const Tensor& x, const ops::PoolOptions& pool)
              name(), options_.activation);
   prepare(x);
   return ops::conv_max_pool(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
-                            {.strides = {options_.strides[0], options_.strides[1]},
-                             .padding = options_.padding,
-                             .dilation_rate = {options_.dilation_rate[0], options_.dilation_rate[1]},
-                             .groups = options_.groups,
-                             .activation = options_.activation == "relu" ? UnaryOp::relu : UnaryOp::identity},
-                            pool);
+                            conv_options(options_.activation == "relu" ? UnaryOp::relu : UnaryOp::identity), pool);
 }
 
 Config Conv2D::get_config() const {

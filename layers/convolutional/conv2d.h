@@ -52,6 +52,7 @@ class KERASCPP_API Conv2D : public Layer {
   void check_input(const PartialShape& input_shape) const override;
 
  private:
+  ops::ConvOptions conv_options(UnaryOp activation) const;  // this layer's geometry for ops::conv
   int64_t filters_;
   std::array<int64_t, 2> kernel_size_;
   Conv2DOptions options_;
