@@ -12,8 +12,10 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#if !defined(__clang__)
 // GCC 12 takes _mm512_max_ps's deliberately undefined pass-through operand for an uninitialized read.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 namespace keras::cpu {
@@ -29,46 +31,51 @@ struct Geometry {
 };
 
 #if defined(__x86_64__)
+// One row of pooled outputs: image n, pooled row oy, all filters.
 // KH, KW, CI > 0: known at compile time (the taps unroll and the kernel's 16 filters stay in
-// registers across a row); 0: read from g.
+// registers across the row); 0: read from g.
 template <int KH, int KW, int CI>
-__attribute__((target("avx512f"))) void conv_max_pool_2x2(const float* x, const float* w, const float* bias, float* y,
-                                                         const Geometry& g) {
+__attribute__((target("avx512f"))) void conv_max_pool_row(const float* x, const float* w, const float* bias, float* y,
+                                                         const Geometry& g, int64_t n, int64_t oy) {
   const int64_t kh = KH ? KH : g.kh, kw = KW ? KW : g.kw, ci = CI ? CI : g.ci;
   const int64_t row = g.w * ci;
   constexpr int kHeld = KH * KW * CI;  // weights kept in registers (0: loaded per tap)
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < g.n; ++n) {
-    for (int64_t oy = 0; oy < g.ph; ++oy) {
-      const float* top = x + (n * g.h + oy * 2) * row;  // the first input row of this output row
-      float* out = y + (n * g.ph + oy) * g.pw * g.f;
-      for (int64_t f0 = 0; f0 < g.f; f0 += 16) {
-        const __m512 b = bias ? _mm512_loadu_ps(bias + f0) : _mm512_set1_ps(0.f);
-        __m512 held[kHeld > 0 ? kHeld : 1];
-        if constexpr (kHeld > 0)
-          for (int t = 0; t < kHeld; ++t) held[t] = _mm512_loadu_ps(w + t * g.f + f0);
-        for (int64_t ox = 0; ox < g.pw; ++ox) {
-          const float* p = top + ox * 2 * ci;
-          // The four convolution outputs (2y, 2x), (2y, 2x+1), (2y+1, 2x), (2y+1, 2x+1).
-          __m512 a0 = b, a1 = b, a2 = b, a3 = b;
-          int64_t t = 0;
-          for (int64_t ky = 0; ky < kh; ++ky) {
-            const float* q = p + ky * row;
-            for (int64_t k = 0; k < kw * ci; ++k, ++t) {
-              const __m512 wv = kHeld > 0 ? held[t] : _mm512_loadu_ps(w + t * g.f + f0);
-              a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[k]), wv, a0);
-              a1 = _mm512_fmadd_ps(_mm512_set1_ps(q[k + ci]), wv, a1);
-              a2 = _mm512_fmadd_ps(_mm512_set1_ps(q[k + row]), wv, a2);
-              a3 = _mm512_fmadd_ps(_mm512_set1_ps(q[k + row + ci]), wv, a3);
-            }
-          }
-          __m512 m = _mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3));
-          if (g.relu) m = _mm512_max_ps(m, _mm512_set1_ps(0.f));  // relu commutes with max
-          _mm512_storeu_ps(out + ox * g.f + f0, m);
+  const float* top = x + (n * g.h + oy * 2) * row;  // the first input row of this output row
+  float* out = y + (n * g.ph + oy) * g.pw * g.f;
+  for (int64_t f0 = 0; f0 < g.f; f0 += 16) {
+    const __m512 b = bias ? _mm512_loadu_ps(bias + f0) : _mm512_set1_ps(0.f);
+    __m512 held[kHeld > 0 ? kHeld : 1];
+    if constexpr (kHeld > 0)
+      for (int t = 0; t < kHeld; ++t) held[t] = _mm512_loadu_ps(w + t * g.f + f0);
+    for (int64_t ox = 0; ox < g.pw; ++ox) {
+      const float* p = top + ox * 2 * ci;
+      // The four convolution outputs (2y, 2x), (2y, 2x+1), (2y+1, 2x), (2y+1, 2x+1).
+      __m512 a0 = b, a1 = b, a2 = b, a3 = b;
+      int64_t t = 0;
+      for (int64_t ky = 0; ky < kh; ++ky) {
+        const float* q = p + ky * row;
+        for (int64_t k = 0; k < kw * ci; ++k, ++t) {
+          const __m512 wv = kHeld > 0 ? held[t] : _mm512_loadu_ps(w + t * g.f + f0);
+          a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[k]), wv, a0);
+          a1 = _mm512_fmadd_ps(_mm512_set1_ps(q[k + ci]), wv, a1);
+          a2 = _mm512_fmadd_ps(_mm512_set1_ps(q[k + row]), wv, a2);
+          a3 = _mm512_fmadd_ps(_mm512_set1_ps(q[k + row + ci]), wv, a3);
         }
       }
+      __m512 m = _mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3));
+      if (g.relu) m = _mm512_max_ps(m, _mm512_set1_ps(0.f));  // relu commutes with max
+      _mm512_storeu_ps(out + ox * g.f + f0, m);
     }
   }
+}
+
+// The parallel loop stays outside the AVX-512 function: clang's outlined OpenMP body would not
+// inherit its target attribute.
+template <int KH, int KW, int CI>
+void conv_max_pool_2x2(const float* x, const float* w, const float* bias, float* y, const Geometry& g) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t oy = 0; oy < g.ph; ++oy) conv_max_pool_row<KH, KW, CI>(x, w, bias, y, g, n, oy);
 }
 
 bool has_avx512() {
@@ -98,8 +105,14 @@ void CpuBackend::conv_max_pool_forward(const Tensor& x, const Tensor& w, const T
     Tensor z = Tensor::empty(Shape{x.dim(0), oh / conv.strides[0] + 1, ow / conv.strides[1] + 1, f}, x.dtype(), this);
     ConvAttrs inference = conv;
     inference.training = false;
-    conv_forward(x, w, bias, z, inference);
-    pool_forward(z, y, nullptr, pool);
+    // A Winograd convolution leaves its output in oneDNN's blocked layout; the pooling reads it
+    // there, and only the pooled quarter is reordered back.
+    BlockedOutput blocked;
+    conv_common(false, kForward, x, w, bias, z, nullptr, inference, &blocked);
+    if (blocked.storage)
+      pool_blocked(blocked, y, pool);
+    else
+      pool_forward(z, y, nullptr, pool);
     return;
   }
 #if defined(__x86_64__)

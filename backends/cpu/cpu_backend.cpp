@@ -87,7 +87,8 @@ std::map<std::string, int64_t> CpuBackend::counters() const {
   return {{"primitives_created", primitives_created_.load()},
           {"primitive_cache_hits", cache_hits_.load()},
           {"fresh_allocations", allocator_.fresh_allocations()},
-          {"fused_conv_max_pools", fused_conv_max_pools_.load()}};
+          {"fused_conv_max_pools", fused_conv_max_pools_.load()},
+          {"blocked_poolings", blocked_poolings_.load()}};
 }
 
 std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes) {

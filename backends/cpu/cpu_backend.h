@@ -45,6 +45,9 @@ class CachingAllocator {
   std::atomic<int64_t> fresh_{0};
 };
 
+/// Which pass of a convolution CpuBackend::conv_common runs.
+enum ConvDirection { kForward = 0, kBackwardData = 1, kBackwardWeights = 2 };
+
 struct RnnShapes;    // backends/cpu/rnn.cpp
 struct RnnOperands;
 
@@ -158,8 +161,17 @@ class CpuBackend final : public Backend {
       const RnnAttrs& a, const RnnShapes& s, const dnnl::rnn_primitive_desc_base& pd, const Tensor& x,
       const Tensor& h0, const Tensor* c0, const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,
       const Tensor* recurrent_bias, const Tensor& y, const Tensor& h_last, const Tensor* c_last, RnnOperands& o);
+  // A forward convolution's output left in the Winograd primitive's blocked layout (conv_common's
+  // keep_blocked), for a pooling that reads it there.
+  struct BlockedOutput {
+    std::shared_ptr<Storage> storage;
+    dnnl::memory::desc md;
+  };
   void conv_common(bool transposed, int direction, const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& out,
-                   Tensor* dbias, const ConvAttrs& attrs);
+                   Tensor* dbias, const ConvAttrs& attrs, BlockedOutput* keep_blocked = nullptr);
+  // Max pooling of a BlockedOutput into y (NHWC): oneDNN's pooling on the blocked layout, then a
+  // reorder of the (smaller) pooled result.
+  void pool_blocked(const BlockedOutput& z, Tensor& y, const PoolAttrs& attrs);
   /// w in the layout `to`, transformed once and reused while w's bytes stay the same.
   std::shared_ptr<Storage> transformed_weights(const Tensor& w, const dnnl::memory::desc& from,
                                                const dnnl::memory::desc& to);
@@ -173,7 +185,7 @@ class CpuBackend final : public Backend {
   void conv_blocked(const CachedPrimitive& p, bool backward_weights, const dnnl::memory::desc& x_md,
                     const dnnl::memory::desc& w_user, const dnnl::memory::desc& bias_md,
                     const dnnl::memory::desc& y_md, const Tensor& x, const Tensor& w, const Tensor* bias,
-                    const Tensor& y, bool reuse_weight_transform);
+                    const Tensor& y, bool reuse_weight_transform, BlockedOutput* keep_blocked = nullptr);
 
   dnnl::engine engine_;
   int default_threads_;    // OpenMP's thread count at creation (OMP_NUM_THREADS)
@@ -191,6 +203,7 @@ class CpuBackend final : public Backend {
   std::atomic<int64_t> primitives_created_{0};
   std::atomic<int64_t> cache_hits_{0};
   std::atomic<int64_t> fused_conv_max_pools_{0};  // conv_max_pool_forward calls that took the one-pass kernel
+  std::atomic<int64_t> blocked_poolings_{0};      // ... that pooled a Winograd output in its blocked layout
 };
 
 /// Calls f(i) for i in [0, n) on OpenMP threads when n is large enough to pay for them.

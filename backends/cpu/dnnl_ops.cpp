@@ -116,7 +116,6 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Te
 // Convolution and transposed convolution ---------------------------------------------------------------
 
 namespace {
-enum Direction { kForward = 0, kBackwardData = 1, kBackwardWeights = 2 };
 
 struct ConvDescriptors {
   md x, w_any, bias, y;
@@ -164,7 +163,7 @@ CachedPrimitive make_conv_primitive(const dnnl::engine& engine, dnnl::algorithm 
 
 // a, b, out by direction: forward (x, w, y); backward data (dy, w, dx); backward weights (dy, x, dw).
 void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, const Tensor& b, const Tensor* bias,
-                             Tensor& out, Tensor* dbias, const ConvAttrs& at) {
+                             Tensor& out, Tensor* dbias, const ConvAttrs& at, BlockedOutput* keep_blocked) {
   const Tensor& x = direction == kForward ? a : direction == kBackwardData ? out : b;
   const Tensor& w = direction == kBackwardWeights ? out : b;
   const Tensor& y = direction == kForward ? out : a;
@@ -215,7 +214,7 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
     });
     if (wp.primitive) {
       conv_blocked(wp, direction == kBackwardWeights, x_md, w_user, bias_md, y_md, x, w,
-                   direction == kForward ? bias : dbias, y, !training);
+                   direction == kForward ? bias : dbias, y, !training, affine ? nullptr : keep_blocked);
       if (affine) apply_channel_affine(out, at.channel_scale, at.channel_shift, at.activation);
       return;
     }
@@ -288,7 +287,7 @@ std::shared_ptr<Storage> CpuBackend::transformed_weights(const Tensor& w, const 
 void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, const dnnl::memory::desc& x_md,
                               const dnnl::memory::desc& w_user, const dnnl::memory::desc& bias_md,
                               const dnnl::memory::desc& y_md, const Tensor& x, const Tensor& w, const Tensor* bias,
-                              const Tensor& y, bool reuse_weight_transform) {
+                              const Tensor& y, bool reuse_weight_transform, BlockedOutput* keep_blocked) {
   // Each operand in the primitive's layout, through scratch memory where it differs from ours.
   auto operand = [&](const md& ours, const md& theirs, void* data, bool copy_in, std::shared_ptr<Storage>& keep) {
     if (ours == theirs) return data;
@@ -316,8 +315,14 @@ void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, c
   if (bias) args.emplace(backward_weights ? DNNL_ARG_DIFF_BIAS : DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
   execute(p, args);
   if (backward_weights && ws) reorder(p.weights_md, w_ptr, w_user, ptr(w));
-  if (!backward_weights && ys) reorder(p.dst_md, y_ptr, y_md, ptr(y));
+  if (!backward_weights && ys) {
+    if (keep_blocked)
+      *keep_blocked = {ys, p.dst_md};  // y is left unwritten: the caller reads the blocked output
+    else
+      reorder(p.dst_md, y_ptr, y_md, ptr(y));
+  }
 }
+
 
 void CpuBackend::apply_channel_affine(Tensor& y, const Tensor& scale, const Tensor& shift, UnaryOp activation) {
   const int64_t c = y.dim(3), rows = y.num_elements() / c;
@@ -433,6 +438,31 @@ void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* 
     args.emplace(DNNL_ARG_WORKSPACE, dnnl::memory(fwd.workspace_md, engine_, ptr(*workspace)));
   }
   execute(p, args);
+}
+
+void CpuBackend::pool_blocked(const BlockedOutput& z, Tensor& y, const PoolAttrs& at) {
+  blocked_poolings_.fetch_add(1, std::memory_order_relaxed);
+  const md y_md = nhwc(y);
+  const md y_any({y.dim(0), y.dim(3), y.dim(1), y.dim(2)}, dt::f32, tag::any);
+  const auto& p = cached("poolblk|" + md_key(z.md) + "|" + pool_key("", z.md, y_md, at), [&] {
+    CachedPrimitive c;
+    dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, z.md, y_any,
+                                  {at.strides[0], at.strides[1]}, {at.window[0], at.window[1]},
+                                  {at.pad_begin[0], at.pad_begin[1]}, {at.pad_end[0], at.pad_end[1]});
+    auto pd = KCPP_DNNL(dnnl::pooling_forward::primitive_desc(d, user_scratchpad(), engine_));
+    c.dst_md = pd.dst_desc();
+    c.primitive = dnnl::pooling_forward(pd);
+    return c;
+  });
+  if (p.dst_md == y_md) {
+    execute(p, {{DNNL_ARG_SRC, dnnl::memory(z.md, engine_, z.storage->data())},
+                {DNNL_ARG_DST, dnnl::memory(y_md, engine_, ptr(y))}});
+    return;
+  }
+  auto pooled = scratch(p.dst_md.get_size());
+  execute(p, {{DNNL_ARG_SRC, dnnl::memory(z.md, engine_, z.storage->data())},
+              {DNNL_ARG_DST, dnnl::memory(p.dst_md, engine_, pooled->data())}});
+  reorder(p.dst_md, pooled->data(), y_md, ptr(y));
 }
 
 // Batch normalization over (M, C) ------------------------------------------------------------------------

@@ -166,6 +166,8 @@ TEST_CASE("conv_max_pool equals a naive convolution then max pooling, fused or n
       {2, 10, 10, 1, 3, 24, "valid", true, true, 2, false},   // filters not a multiple of 16
       {2, 10, 10, 8, 3, 16, "valid", true, true, 2, false},   // many input channels: oneDNN
       {2, 13, 13, 1, 3, 16, "valid", true, true, 3, false},   // a 3x3 window
+      {3, 13, 13, 32, 3, 64, "valid", true, true, 2, false},  // fmnist_cnn's second layer: Winograd
+      {2, 10, 11, 16, 3, 16, "same", false, true, 2, false},  // Winograd, padded, odd width
   };
   Backend& be = default_backend();
   const bool avx512 = __builtin_cpu_supports("avx512f");
@@ -177,13 +179,18 @@ TEST_CASE("conv_max_pool equals a naive convolution then max pooling, fused or n
     Shape expected_shape;
     const auto expected = naive_conv_max_pool(x, w, c.bias ? b.to_vector<float>() : std::vector<float>{}, c.padding,
                                               c.relu, c.pool, expected_shape);
-    const int64_t before = be.counters()["fused_conv_max_pools"];
+    const int64_t before = be.counters()["fused_conv_max_pools"], blocked_before = be.counters()["blocked_poolings"];
     const Tensor y = ops::conv_max_pool(
         x, w, b, {.padding = c.padding, .activation = c.relu ? UnaryOp::relu : UnaryOp::identity},
         {.pool_size = {c.pool, c.pool}});
     REQUIRE(y.shape() == expected_shape);
     kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
-    if (be.name() == "cpu") CHECK(be.counters()["fused_conv_max_pools"] - before == (c.fused && avx512 ? 1 : 0));
+    if (be.name() == "cpu") {
+      CHECK(be.counters()["fused_conv_max_pools"] - before == (c.fused && avx512 ? 1 : 0));
+      // 3x3 convolutions with >= 16 channels run Winograd (AVX-512) and are pooled in its layout.
+      const bool winograd = avx512 && c.k == 3 && c.c >= 16 && c.f >= 16 && settings().conv_winograd;
+      CHECK(be.counters()["blocked_poolings"] - blocked_before == (winograd ? 1 : 0));
+    }
   }
 }
 
