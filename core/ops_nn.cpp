@@ -208,15 +208,19 @@ ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const 
   return p;
 }
 
+// A convolution's bias: undefined, or floating and (filters,).
+void check_conv_bias(const char* op, const Tensor& bias, int64_t filters) {
+  if (!bias.defined()) return;
+  detail::check_float(op, bias, "the bias");
+  KCPP_CHECK(bias.rank() == 1 && bias.dim(0) == filters, ShapeError, "{}: expected a bias of shape ({},), received {}",
+             op, filters, bias.shape().to_string());
+}
+
 Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& o,
                  bool transposed) {
   ConvPlan p = plan_conv(op, x, kernel, o, transposed);
   Backend& be = detail::common_backend(op, {&x, &kernel, &bias});
-  if (bias.defined()) {
-    detail::check_float(op, bias, "the bias");
-    KCPP_CHECK(bias.rank() == 1 && bias.dim(0) == p.y4[3], ShapeError,
-               "{}: expected a bias of shape ({},), received {}", op, p.y4[3], bias.shape().to_string());
-  }
+  check_conv_bias(op, bias, p.y4[3]);
   const bool affine = o.channel_scale.defined() || o.channel_shift.defined();
   if (affine) {
     KCPP_CHECK(!transposed && o.channel_scale.defined() && o.channel_shift.defined(), ValueError,
@@ -366,11 +370,7 @@ Tensor conv_max_pool(const Tensor& x, const Tensor& kernel, const Tensor& bias, 
     return max_pool(conv(x, kernel, bias, conv_options), pool_options);
   ConvPlan p = plan_conv("conv", x, kernel, conv_options, false);
   Backend& be = detail::common_backend("conv", {&x, &kernel, &bias});
-  if (bias.defined()) {
-    detail::check_float("conv", bias, "the bias");
-    KCPP_CHECK(bias.rank() == 1 && bias.dim(0) == p.y4[3], ShapeError, "conv: expected a bias of shape ({},), received {}",
-               p.y4[3], bias.shape().to_string());
-  }
+  check_conv_bias("conv", bias, p.y4[3]);
   int64_t out[2];
   const PoolAttrs pool = plan_pool("max_pool", PoolMode::max, p.y4, pool_options, 2, p.y4, out);
   p.attrs.activation = conv_options.activation;

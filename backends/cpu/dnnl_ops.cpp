@@ -110,7 +110,7 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Te
                                              {DNNL_ARG_WEIGHTS, dnnl::memory(b_md, engine_, ptr(b))},
                                              {DNNL_ARG_DST, dnnl::memory(y_md, engine_, ptr(y))}};
   if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
-  execute(p, args);
+  execute(p, std::move(args));
 }
 
 // Convolution and transposed convolution ---------------------------------------------------------------
@@ -256,7 +256,7 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
     args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, ym}, {DNNL_ARG_DIFF_WEIGHTS, wm}};
     if (dbias) args.emplace(DNNL_ARG_DIFF_BIAS, dnnl::memory(bias_md, engine_, ptr(*dbias)));
   }
-  execute(p, args);
+  execute(p, std::move(args));
   if (!same_layout && direction == kBackwardWeights) reorder(p.weights_md, w_ptr, w_user, ptr(w));
 }
 
@@ -313,7 +313,7 @@ void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, c
   else
     args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}};
   if (bias) args.emplace(backward_weights ? DNNL_ARG_DIFF_BIAS : DNNL_ARG_BIAS, dnnl::memory(bias_md, engine_, ptr(*bias)));
-  execute(p, args);
+  execute(p, std::move(args));
   if (backward_weights && ws) reorder(p.weights_md, w_ptr, w_user, ptr(w));
   if (!backward_weights && ys) {
     if (keep_blocked)
@@ -414,7 +414,7 @@ void CpuBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, con
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
                                              {DNNL_ARG_DST, dnnl::memory(y_md, engine_, ptr(y))}};
   if (ws) args.emplace(DNNL_ARG_WORKSPACE, dnnl::memory(p.workspace_md, engine_, ws_ptr));
-  execute(p, args);
+  execute(p, std::move(args));
 }
 
 void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
@@ -437,7 +437,7 @@ void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* 
     KCPP_CHECK(workspace, ValueError, "pool_backward: max pooling needs the forward pass's workspace");
     args.emplace(DNNL_ARG_WORKSPACE, dnnl::memory(fwd.workspace_md, engine_, ptr(*workspace)));
   }
-  execute(p, args);
+  execute(p, std::move(args));
 }
 
 void CpuBackend::pool_blocked(const BlockedOutput& z, Tensor& y, const PoolAttrs& at) {

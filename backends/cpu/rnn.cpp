@@ -156,15 +156,12 @@ void CpuBackend::rnn_forward(const RnnAttrs& a, const Tensor& x, const Tensor& h
   RnnOperands operands;
   auto& args = bind_rnn_operands(a, s, pd, x, h0, c0, kernel, recurrent_kernel, bias, recurrent_bias, y, h_last, c_last,
                                  operands);
-  auto pad = scratch(pd.scratchpad_desc().get_size());
-  args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(pd.scratchpad_desc(), engine_, pad->data()));
   if (a.training) {
     const md ws = pd.workspace_desc();
     *workspace = Tensor::empty(Shape{static_cast<int64_t>(ws.get_size())}, DType::uint8, this);
     args.emplace(DNNL_ARG_WORKSPACE, dnnl::memory(ws, engine_, workspace->raw_data()));
   }
-  KCPP_DNNL(p.primitive.execute(stream(), args));
-  stream().wait();
+  execute(p, std::move(args));  // with a scratchpad (the gates of every step) from the caching allocator
 }
 
 void CpuBackend::rnn_backward(const RnnAttrs& a, const Tensor& x, const Tensor& h0, const Tensor* c0,
@@ -228,14 +225,11 @@ void CpuBackend::rnn_backward(const RnnAttrs& a, const Tensor& x, const Tensor& 
       {DNNL_ARG_DIFF_WEIGHTS_LAYER, dnnl::memory(dwl, engine_, dwl_buf->data())},
       {DNNL_ARG_DIFF_WEIGHTS_ITER, dnnl::memory(dwi, engine_, dwi_buf->data())},
       {DNNL_ARG_DIFF_BIAS, dnnl::memory(s.bias, engine_, db_buf->data())}});
-  auto pad = scratch(pd.scratchpad_desc().get_size());
-  args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(pd.scratchpad_desc(), engine_, pad->data()));
   if (a.cell == RnnCell::lstm) {
     args.emplace(DNNL_ARG_DIFF_DST_ITER_C, dnnl::memory(s.dst_iter, engine_, dc_last->raw_data()));
     args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, dnnl::memory(s.src_iter, engine_, dc0->raw_data()));
   }
-  KCPP_DNNL(p.primitive.execute(stream(), args));
-  stream().wait();
+  execute(p, std::move(args));  // with a scratchpad (the gates of every step) from the caching allocator
   reorder(dwl, dwl_buf->data(), s.w_layer_user, dkernel.raw_data());
   reorder(dwi, dwi_buf->data(), s.w_iter_user, drecurrent_kernel.raw_data());
   const float* g = static_cast<const float*>(db_buf->data());
