@@ -129,6 +129,9 @@ class KERASCPP_API Backend {
   /// The frontend's helper threads (the Dataset prefetcher) ask for 1, so the training thread
   /// keeps the cores.
   virtual void set_thread_parallelism(int threads) { (void)threads; }
+  /// Makes this backend's device the calling thread's current one (cudaSetDevice), as a thread
+  /// that works on one of several GPUs must before queueing work; a no-op on the CPU.
+  virtual void make_current() {}
   /// The queue this backend's work runs on (a cudaStream_t for CUDA), for collectives that must be
   /// ordered with it (distributed/); null on synchronous backends.
   virtual void* native_stream() const { return nullptr; }

@@ -10,7 +10,7 @@ class Backend;
 }
 
 /// Bumped whenever the Backend class or this descriptor changes; the registry refuses mismatches.
-#define KERASCPP_BACKEND_ABI_VERSION 9u
+#define KERASCPP_BACKEND_ABI_VERSION 10u
 /// The symbol every plugin exports: `const KerascppBackendDescriptor* kerascpp_backend_descriptor()`.
 #define KERASCPP_BACKEND_ENTRY_POINT "kerascpp_backend_descriptor"
 
@@ -21,8 +21,12 @@ struct KerascppBackendDescriptor {
   /// How well the backend can run here: 0 means it cannot (the reason is written to `why`),
   /// higher wins under "auto".
   int (*score)(char* why, size_t why_size);
-  /// Creates the backend; called once, the object lives until the process ends.
-  keras::Backend* (*create)();
+  /// Creates the backend of device `index` (a GPU ordinal; the CPU's logical devices) or, for -1,
+  /// of the device a bare name means (for CUDA, KERASCPP_CUDA_DEVICE or the local rank). Called once
+  /// per device; the objects live until the process ends.
+  keras::Backend* (*create)(int index);
+  /// How many devices it can drive here; -1: any number of logical devices (the CPU).
+  int (*device_count)();
 };
 typedef const KerascppBackendDescriptor* (*KerascppBackendEntryFn)();
 }

@@ -11,7 +11,11 @@ struct Device {
   DeviceType type = DeviceType::cpu;
   int index = 0;
   bool operator==(const Device&) const = default;
-  std::string to_string() const { return type == DeviceType::cpu ? "cpu" : "cuda:" + std::to_string(index); }
+  /// "cpu" (the CPU's logical devices after the first: "cpu:1", ...), "cuda:0", ...
+  std::string to_string() const {
+    if (type == DeviceType::cpu) return index == 0 ? "cpu" : "cpu:" + std::to_string(index);
+    return "cuda:" + std::to_string(index);
+  }
 };
 
 }  // namespace keras

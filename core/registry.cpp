@@ -54,8 +54,11 @@ constexpr const char* kPrefix = "libkerascpp_backend_";
 struct Loaded {
   PluginInfo info;
   const KerascppBackendDescriptor* descriptor = nullptr;
-  Backend* instance = nullptr;  // created on first use, never destroyed (plugins stay loaded)
+  Backend* default_instance = nullptr;  // created on first use, never destroyed (plugins stay loaded)
+  std::map<int, Backend*> by_device;     // device index -> backend, the default one included
 };
+
+thread_local Backend* scoped_backend = nullptr;  // DeviceScope's choice for this thread
 
 struct Registry {
   std::mutex mutex;
@@ -149,13 +152,39 @@ std::string describe(const std::vector<Loaded*>& plugins) {
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 
-Backend& instantiate(Loaded& l) {
-  if (!l.instance) {
-    l.instance = l.descriptor->create();
-    KCPP_CHECK(l.instance, BackendError, "backend plugin {} failed to create its backend", l.info.path);
+// index -1: the device a bare name means.
+Backend& instantiate(Loaded& l, int index) {
+  if (index < 0 && l.default_instance) return *l.default_instance;
+  if (index >= 0)
+    if (auto it = l.by_device.find(index); it != l.by_device.end()) return *it->second;
+  if (index >= 0) {
+    const int count = l.descriptor->device_count ? l.descriptor->device_count() : 1;
+    KCPP_CHECK(count < 0 || index < count, BackendError,
+               "backend '{}': no device {}; this machine has {} (valid: {}:0 to {}:{})", l.info.name, index, count,
+               l.info.name, l.info.name, count - 1);
   }
-  return *l.instance;
+  Backend* created = l.descriptor->create(index);
+  KCPP_CHECK(created, BackendError, "backend plugin {} failed to create its backend for device {}", l.info.path,
+             index);
+  // The default device may already have a backend under its index: one backend per device.
+  Backend*& slot = l.by_device[created->device().index];
+  if (!slot) slot = created;
+  if (index < 0) l.default_instance = slot;
+  return *slot;
 }
+
+// "cuda:1" -> ("cuda", 1); "cuda" -> ("cuda", -1).
+std::pair<std::string, int> split_device(const std::string& choice) {
+  const auto colon = choice.rfind(':');
+  if (colon == std::string::npos) return {choice, -1};
+  const std::string digits = choice.substr(colon + 1);
+  KCPP_CHECK(!digits.empty() && digits.size() < 6 &&
+                 std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }),
+             BackendError, "backend '{}': expected a name or a device such as 'cuda:1', received '{}'", choice, choice);
+  return {choice.substr(0, colon), std::stoi(digits)};
+}
+
+Loaded& find(Registry& r, const std::string& choice, const std::string& name);
 
 Backend& select(Registry& r, const std::string& choice) {
   const bool is_path = choice.find('/') != std::string::npos || fs::path(choice).extension() == ".so";
@@ -163,29 +192,35 @@ Backend& select(Registry& r, const std::string& choice) {
     Loaded& l = load(r, choice);
     KCPP_CHECK(l.info.reason.empty(), BackendError, "KERASCPP_BACKEND='{}': plugin {} is unusable: {}", choice,
                l.info.path, l.info.reason);
-    return instantiate(l);
+    return instantiate(l, -1);
   }
+  const auto [name, index] = split_device(choice);
+  return instantiate(find(r, choice, name), index);
+}
+
+// The plugin a name chooses ("auto": the highest score).
+Loaded& find(Registry& r, const std::string& choice, const std::string& name) {
   std::vector<Loaded*> plugins = scan(r);
   for (const Loaded* l : plugins)
     if (!l->info.reason.empty())
       detail::log_debug(fmt::format("backend candidate {} rejected: {}", l->info.path, l->info.reason));
-  if (choice == "auto") {
+  if (name == "auto") {
     Loaded* best = nullptr;
     for (Loaded* l : plugins)
       if (l->info.reason.empty() && (!best || l->info.score > best->info.score)) best = l;
     KCPP_CHECK(best, BackendError, "KERASCPP_BACKEND=auto: no usable backend; found: {}", describe(plugins));
-    return instantiate(*best);
+    return *best;
   }
   for (Loaded* l : plugins)
-    if (l->info.name == choice) {
+    if (l->info.name == name) {
       KCPP_CHECK(l->info.reason.empty(), BackendError,
-                 "KERASCPP_BACKEND='{}': backend '{}' cannot run here: {}; available: {}", choice, choice,
+                 "KERASCPP_BACKEND='{}': backend '{}' cannot run here: {}; available: {}", choice, name,
                  l->info.reason, describe(plugins));
-      return instantiate(*l);
+      return *l;
     }
   throw BackendError(
       fmt::format("KERASCPP_BACKEND='{}': no backend named '{}'; expected 'auto', a plugin path, or one of: {}", choice,
-                  choice, describe(plugins)));
+                  name, describe(plugins)));
 }
 
 }  // namespace
@@ -212,6 +247,26 @@ Backend& get_backend(const std::string& choice) {
   return select(r, choice);
 }
 
+int device_count(const std::string& name) {
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  const Loaded& l = find(r, name, split_device(name).first);
+  return l.descriptor->device_count ? l.descriptor->device_count() : 1;
+}
+
+DeviceScope::DeviceScope(Backend& backend) : previous_(scoped_backend) {
+  backend.make_current();
+  scoped_backend = &backend;
+}
+DeviceScope::DeviceScope(const std::string& device) : DeviceScope(get_backend(device)) {}
+DeviceScope::~DeviceScope() {
+  scoped_backend = previous_;
+  try {
+    default_backend().make_current();
+  } catch (...) {  // a destructor must not throw; the next call on that device reports the failure
+  }
+}
+
 void set_default_backend(const std::string& choice) {
   Backend& b = get_backend(choice);
   auto& r = registry();
@@ -224,6 +279,7 @@ std::string backend_name() { return default_backend().name(); }
 }  // namespace backend
 
 Backend& default_backend() {
+  if (backend::scoped_backend) return *backend::scoped_backend;
   auto& r = backend::registry();
   if (Backend* b = r.default_backend.load(std::memory_order_acquire)) return *b;
   static std::once_flag once;

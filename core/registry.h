@@ -22,9 +22,29 @@ KERASCPP_API std::vector<std::string> plugin_search_path();
 /// Every plugin in the search path, with its score or the reason it was rejected.
 KERASCPP_API std::vector<PluginInfo> available_backends();
 
-/// A backend by choice: "auto" (the highest score), a name ("cpu", "cuda") or a plugin path.
+/// A backend by choice: "auto" (the highest score), a name ("cpu", "cuda"), a device ("cuda:1";
+/// "cpu:1" is a logical CPU device: a backend of its own on the same processor) or a plugin path.
 /// Throws BackendError naming the choice and what is available when it cannot be had.
 KERASCPP_API Backend& get_backend(const std::string& choice);
+
+/// How many devices the named backend drives here ("cuda": the visible GPUs); -1 for the CPU,
+/// which has as many logical devices as asked. Throws BackendError as get_backend does.
+KERASCPP_API int device_count(const std::string& name);
+
+/// While it lives, the calling thread's new tensors go to `backend` (its default_backend()), and
+/// its device is the current one, as `with tf.device("/GPU:1"):` does. Scopes nest.
+class KERASCPP_API DeviceScope {
+ public:
+  explicit DeviceScope(Backend& backend);
+  /// By device name, as get_backend takes it ("cuda:1", "cpu").
+  explicit DeviceScope(const std::string& device);
+  ~DeviceScope();
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  Backend* previous_;
+};
 
 /// Makes `choice` the default backend for new tensors (KERASCPP_BACKEND does this at start-up).
 KERASCPP_API void set_default_backend(const std::string& choice);

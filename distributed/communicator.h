@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "../core/errors.h"
 #include "../core/export.h"
@@ -35,7 +36,7 @@ struct CommunicatorOptions {
 class KERASCPP_API Communicator {
  public:
   virtual ~Communicator();
-  /// "single", "mpi", "nccl".
+  /// "single", "in_process", "tcp", "mpi", "nccl".
   virtual std::string name() const = 0;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
@@ -64,6 +65,28 @@ class KERASCPP_API Communicator {
 
 /// One process: every collective is the identity (sum, mean, max and min of one value).
 KERASCPP_API std::shared_ptr<Communicator> make_single_process_communicator(CommunicatorOptions options = {});
+
+/// The replicas of one process, one thread each (MirroredStrategy): `size` communicators, rank i
+/// for replica i's thread. Collectives meet in host memory and combine in rank order, so every
+/// replica gets the same bits; tensors may live on any backend (device tensors are staged through
+/// the host). A handle: copies share the group.
+class KERASCPP_API InProcessGroup {
+ public:
+  explicit InProcessGroup(int size, CommunicatorOptions options = {});
+  int size() const;
+  std::shared_ptr<Communicator> member(int rank) const;
+  /// Ends every collective waiting or to come with DistributedError(why): a replica failed, and the
+  /// others must not wait for it.
+  void fail(const std::string& why);
+  /// A fresh start after a failure, once no member is inside a collective any more.
+  void reset();
+
+  struct State;  // distributed/in_process_communicator.cpp
+
+ private:
+  std::shared_ptr<State> state_;
+  std::vector<std::shared_ptr<Communicator>> members_;
+};
 
 /// Ranks started without MPI by a launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
 /// (torchrun's contract): rank 0 listens on MASTER_PORT, the others connect. Collectives go through

@@ -605,7 +605,25 @@ std::vector<metrics::Metric*> Model::all_metrics() const {
 }
 
 std::map<std::string, double> Model::global_results() {
-  if (!data_parallel()) return results();
+  if (mirrored() && !replicas_.empty()) {
+    // The replicas are this process' own: their states are read directly.
+    const auto trackers = all_metrics();
+    std::vector<std::vector<double>> local;
+    for (const metrics::Metric* m : trackers) local.push_back(m->state());
+    for (const auto& r : replicas_) {
+      const auto theirs = r->all_metrics();
+      for (size_t k = 0; k < trackers.size(); ++k) {
+        auto total = trackers[k]->state();
+        const auto add = theirs[k]->state();
+        for (size_t j = 0; j < total.size(); ++j) total[j] += add[j];
+        trackers[k]->set_state(total);
+      }
+    }
+    auto logs = results();
+    for (size_t k = 0; k < trackers.size(); ++k) trackers[k]->set_state(local[k]);
+    return logs;
+  }
+  if (!data_parallel() || mirrored()) return results();
   // Sum every replica's metric state, read the results, then put this replica's own state back so
   // it keeps accumulating only its own batches.
   const auto trackers = all_metrics();
@@ -628,6 +646,7 @@ std::map<std::string, double> Model::global_results() {
 }
 
 void Model::reset_metrics() {
+  for (const auto& r : replicas_) r->reset_metrics();
   loss_tracker_->reset_state();
   for (auto& t : output_loss_trackers_)
     if (t) t->reset_state();
@@ -698,32 +717,39 @@ std::map<std::string, double> Model::train_on_batch(const TensorList& x, const T
   check_data("train_on_batch", x, &y);
   reset_metrics();
   train_step(device_inputs(x.items()), targets_on_device(y.items()), Tensor());
-  return results();
+  return mirrored() ? global_results() : results();
 }
 
 void Model::train_step(const std::vector<Tensor>& x_global, const std::vector<Tensor>& y_global,
                        const Tensor& weights_global) {
+  if (mirrored()) {
+    mirrored_train_step(x_global, y_global, weights_global);
+    return;
+  }
+  if (!data_parallel()) {
+    train_on_shard(x_global, y_global, weights_global, 1.f);
+    return;
+  }
   // Data parallel: this replica trains on its rows of the global batch; gradients are summed across
   // replicas, each scaled by its share, so every replica applies the global batch's gradient.
-  std::vector<Tensor> x = x_global, y = y_global;
-  Tensor sample_weight = weights_global;
-  float share = 1.f;
-  if (data_parallel()) {
-    const int64_t n = x_global[0].dim(0);
-    const auto [begin, end] = strategy_->shard(n);
-    x = rows(x_global, begin, end - begin);
-    y = rows(y_global, begin, end - begin);
-    if (sample_weight.defined()) sample_weight = rows(sample_weight, begin, end - begin);
-    share = static_cast<float>(end - begin) / static_cast<float>(n);
-    if (!replicas_synced_) {
-      if (!built() || trainable_weights().empty()) {
-        NoGradScope no_grad;
-        forward(x, false, {});  // builds the layers, so there are weights to copy
-      }
-      strategy_->broadcast_variables(weights());
-      replicas_synced_ = true;
+  const int64_t n = x_global[0].dim(0);
+  const auto [begin, end] = strategy_->shard(n);
+  const std::vector<Tensor> x = rows(x_global, begin, end - begin);
+  if (!replicas_synced_) {
+    if (!built() || trainable_weights().empty()) {
+      NoGradScope no_grad;
+      forward(x, false, {});  // builds the layers, so there are weights to copy
     }
+    strategy_->broadcast_variables(weights());
+    replicas_synced_ = true;
   }
+  train_on_shard(x, rows(y_global, begin, end - begin),
+                 weights_global.defined() ? rows(weights_global, begin, end - begin) : Tensor(),
+                 static_cast<float>(end - begin) / static_cast<float>(n));
+}
+
+void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight,
+                           float share) {
   if (data_parallel() && x[0].dim(0) == 0) {  // a last batch smaller than the replicas: nothing here
     const auto vars = trainable_weights();
     auto& reducer = strategy_->reducer();
@@ -756,6 +782,139 @@ void Model::train_step(const std::vector<Tensor>& x_global, const std::vector<Te
   // Weighed by the batch's samples, as Keras 3 does, so an uneven last batch counts by its size.
   loss_tracker_->update_state(loss, static_cast<double>(x[0].dim(0)));
   update_metrics(y, out);
+}
+
+// MirroredStrategy -------------------------------------------------------------------------------------
+
+bool Model::mirrored() const { return strategy_ && strategy_->local_replicas() > 1; }
+
+std::vector<Variable*> Model::replica_weights(int i) {
+  if (i == 0) return weights();
+  KCPP_CHECK(mirrored(), ValueError, "replica_weights: model \"{}\" was not compiled in a MirroredStrategy's scope",
+             name());
+  KCPP_CHECK(i > 0 && i < strategy_->local_replicas(), ValueError,
+             "replica_weights: replica must be in [0, {}), received {}", strategy_->local_replicas(), i);
+  KCPP_CHECK(static_cast<size_t>(i) <= replicas_.size(), ValueError,
+             "replica_weights: replica {} of model \"{}\" does not exist before the first training step", i, name());
+  return replica(i).weights();
+}
+
+void Model::compile_as_replica_of(const Model& primary) {
+  losses_ = primary.losses_;  // stateless
+  loss_weights_ = primary.loss_weights_;
+  metric_names_ = primary.metric_names_;
+  compile_config_ = primary.compile_config_;
+  strategy_ = primary.strategy_;
+  const auto copy_metric = [&](const metrics::Metric& m, size_t output) {
+    const std::string loss_name = primary.losses_[output] ? primary.losses_[output]->name() : "";
+    KCPP_CHECK(!m.class_name().empty(), ValueError,
+               "MirroredStrategy: each replica needs its own copy of metric '{}', but kerascpp can only copy Keras' "
+               "metric classes",
+               m.name());
+    return metrics::deserialize(m.serialized(), loss_name);
+  };
+  metrics_.assign(primary.metrics_.size(), {});
+  for (size_t i = 0; i < primary.metrics_.size(); ++i)
+    for (const auto& m : primary.metrics_[i]) metrics_[i].push_back(copy_metric(*m, i));
+  output_loss_trackers_.clear();
+  for (const auto& t : primary.output_loss_trackers_)
+    output_loss_trackers_.push_back(t ? std::make_unique<metrics::Mean>(t->name()) : nullptr);
+  loss_tracker_ = std::make_unique<metrics::Mean>("loss");
+  optimizer_ = optimizers::deserialize(primary.optimizer_->serialized());
+}
+
+void Model::sync_replicas(const std::vector<Tensor>& x_global) {
+  const int n = strategy_->local_replicas();
+  const auto first_rows = [&](int64_t count) {
+    std::vector<Tensor> out;
+    for (const Tensor& t : rows(x_global, 0, std::min<int64_t>(count, x_global[0].dim(0)))) out.push_back(on_device(t));
+    return out;
+  };
+  if (!built() || trainable_weights().empty())
+    strategy_->run_in_replicas([&](int i) {
+      if (i != 0) return;
+      NoGradScope no_grad;
+      forward(first_rows(1), false, {});  // builds the layers, so there are weights to copy
+    });
+  if (replicas_.size() + 1 != static_cast<size_t>(n)) {
+    // Copies made from the config, each on its device by its thread, one at a time (the strategy's
+    // scope is process-wide). Their initial values are overwritten below: the random state is kept.
+    replicas_.assign(static_cast<size_t>(n - 1), nullptr);
+    const Config config = serialization::serialize_layer(*this);
+    const uint64_t random_state = random::global_state();
+    for (int k = 1; k < n; ++k)
+      strategy_->run_in_replicas([&](int i) {
+        if (i != k) return;
+        auto copy = strategy_->scope([&] {
+          std::shared_ptr<Model> m = models::model_from_config(config);
+          m->compile_as_replica_of(*this);
+          return m;
+        });
+        if (!copy->built() || copy->trainable_weights().size() != trainable_weights().size()) {
+          NoGradScope no_grad;
+          copy->forward(first_rows(1), false, {});
+        }
+        KCPP_CHECK(copy->weights().size() == weights().size(), ValueError,
+                   "MirroredStrategy: the copy of model \"{}\" made from its config has {} weights, the model {}",
+                   name(), copy->weights().size(), weights().size());
+        replicas_[static_cast<size_t>(k) - 1] = std::move(copy);
+      });
+    random::set_global_state(random_state);
+  }
+  // Replica 0's weights, optimizer slots and step everywhere: the replicas start identical.
+  if (!optimizer_->built()) optimizer_->build_for(trainable_weights());
+  const int64_t iterations = optimizer_->iterations();
+  const std::vector<float> extra = optimizer_->extra_state();
+  strategy_->run_in_replicas([&](int i) {
+    Model& m = replica(i);
+    strategy_->broadcast_variables(m.weights());
+    if (!m.optimizer_->built()) m.optimizer_->build_for(m.trainable_weights());
+    strategy_->broadcast_variables(m.optimizer_->variables());
+    m.optimizer_->set_iterations(iterations);
+    m.optimizer_->set_extra_state(extra);
+  });
+  seed_replicas();
+  replicas_synced_ = true;
+}
+
+void Model::seed_replicas() {
+  const auto own = seed_generators();
+  for (size_t k = 0; k < replicas_.size(); ++k) {
+    const auto theirs = replicas_[k]->seed_generators();
+    for (size_t g = 0; g < std::min(own.size(), theirs.size()); ++g)
+      theirs[g]->set_state(random::splitmix64(own[g]->state() ^ (0xD15EA5EULL * (k + 2))));
+  }
+}
+
+void Model::mirrored_train_step(const std::vector<Tensor>& x_global, const std::vector<Tensor>& y_global,
+                                const Tensor& weights_global) {
+  if (!replicas_synced_) sync_replicas(x_global);
+  // Callbacks change the rate of this model's optimizer (LearningRateScheduler, ReduceLROnPlateau).
+  if (!optimizer_->has_schedule())
+    for (const auto& r : replicas_)
+      if (r->optimizer_->has_schedule() || r->optimizer_->learning_rate() != optimizer_->learning_rate())
+        r->optimizer_->set_learning_rate(optimizer_->learning_rate());
+  // Each replica's rows are cut here and moved to its device by its thread.
+  const int n = strategy_->local_replicas();
+  const int64_t total = x_global[0].dim(0);
+  std::vector<std::vector<Tensor>> xs(n), ys(n);
+  std::vector<Tensor> ws(n);
+  std::vector<float> shares(n);
+  for (int i = 0; i < n; ++i) {
+    const auto [begin, end] = strategy_->shard(total, i);
+    xs[i] = rows(x_global, begin, end - begin);
+    ys[i] = rows(y_global, begin, end - begin);
+    if (weights_global.defined()) ws[i] = rows(weights_global, begin, end - begin);
+    shares[i] = static_cast<float>(end - begin) / static_cast<float>(total);
+  }
+  strategy_->run_in_replicas([&](int i) {
+    const auto here = [](const std::vector<Tensor>& ts) {
+      std::vector<Tensor> out;
+      for (const Tensor& t : ts) out.push_back(on_device(t));
+      return out;
+    };
+    replica(i).train_on_shard(here(xs[i]), here(ys[i]), ws[i].defined() ? on_device(ws[i]) : Tensor(), shares[i]);
+  });
 }
 
 std::map<std::string, double> Model::test_on_batch(const TensorList& x, const TensorList& y) {
@@ -857,7 +1016,7 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
   callbacks::Logs no_logs;
   stop_training = false;
   resume_epoch.reset();
-  if (data_parallel()) {
+  if (data_parallel() && !mirrored()) {
     // Every replica cuts its part from the same global batches: rank 0's shuffle.
     if (const auto key = dataset.shuffle_key()) dataset.set_shuffle_key(strategy_->broadcast_key(*key));
     strategy_->decorrelate_random_state();  // dropout masks differ per replica
@@ -874,6 +1033,9 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
     if (verbose && o.epochs > 1) std::cout << "Epoch " << epoch + 1 << "/" << o.epochs << std::endl;
     utils::Progbar bar(steps, verbose, std::cout);
     reset_metrics();
+    // Weights set or loaded since (callbacks, BackupAndRestore, the user between fits) reach every
+    // replica: the first step of each epoch copies replica 0's state again.
+    if (mirrored()) replicas_synced_ = false;
     dataset.on_epoch_begin(epoch);
     for (auto& c : cbs) c->on_epoch_begin(epoch, no_logs);
     int64_t steps_done = 0;
@@ -892,13 +1054,17 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
           callbacks::Logs logs = global_results();
           for (auto& c : cbs) c->on_train_batch_end(static_cast<int>(s), logs);
         }
-        if (verbose == 1 && s + 1 < steps) bar.update(s + 1, as_items(results()));  // this replica's
+        // MultiWorker: this process' replica's; Mirrored: every replica's, read in process.
+        if (verbose == 1 && s + 1 < steps) bar.update(s + 1, as_items(mirrored() ? global_results() : results()));
       }
     }
     dataset.on_epoch_end();
     std::map<std::string, double> logs = global_results();
     // Per-replica BatchNormalization statistics: replicas agree on their mean, as tf.keras reads them.
-    if (data_parallel()) strategy_->average_variables(non_trainable_weights());
+    if (mirrored() && !replicas_.empty())
+      strategy_->run_in_replicas([&](int i) { strategy_->average_variables(replica(i).non_trainable_weights()); });
+    else if (data_parallel() && !mirrored())
+      strategy_->average_variables(non_trainable_weights());
     if (!x_val.empty() && !stop_training)
       for (const auto& [k, v] : run_evaluation(x_val, y_val, val_batch, nullptr)) logs[fmt::format("val_{}", k)] = v;
     for (auto& c : cbs) c->on_epoch_end(epoch, logs);

@@ -262,6 +262,9 @@ class KERASCPP_API Model : public Layer {
   /// False on the replicas of a data-parallel job other than rank 0: they neither print nor write files.
   bool is_chief() const;
   optimizers::Optimizer* optimizer() const { return optimizer_.get(); }
+  /// Compiled inside a MirroredStrategy's scope: the weights of its replica `i` (0: this model's
+  /// own; the others appear at the first training step), as Keras' experimental_local_results.
+  std::vector<Variable*> replica_weights(int i);
 
   /// Trains on inputs x (N, ...) and targets y (N, ...), one tensor per model input and output,
   /// held on any backend; batches move to the default backend.
@@ -323,6 +326,9 @@ class KERASCPP_API Model : public Layer {
                       int64_t val_batch, const FitOptions& o);
   /// One optimizer step on a batch already on the device; updates the loss tracker and metrics.
   void train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
+  /// The step on this replica's rows, `share` of the global batch.
+  void train_on_shard(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight,
+                      float share);
   /// The weighted sum over outputs of each output's mean loss.
   Tensor total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& weights);
   void update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out);
@@ -394,6 +400,19 @@ class KERASCPP_API Model : public Layer {
   std::shared_ptr<distribute::Strategy> strategy_;
   bool replicas_synced_ = false;  // rank 0's weights copied to every replica
   bool data_parallel() const;
+  // MirroredStrategy: this model is replica 0; the others are copies on the other devices, each
+  // trained by its device's thread.
+  std::vector<std::shared_ptr<Model>> replicas_;
+  bool mirrored() const;
+  Model& replica(int i) { return i == 0 ? *this : *replicas_.at(static_cast<size_t>(i) - 1); }
+  void mirrored_train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
+  /// Makes the replicas (once) and copies this model's weights and optimizer state to them.
+  void sync_replicas(const std::vector<Tensor>& x);
+  /// A replica's compiled state: this model's losses, fresh copies of its metrics and optimizer.
+  void compile_as_replica_of(const Model& primary);
+  /// Each replica's dropout streams: this model's, moved apart per replica (at every epoch, so a
+  /// resumed run draws what an uninterrupted one does).
+  void seed_replicas();
   /// Every replica's loss and metrics together (collective: every rank calls it at the same point).
   std::map<std::string, double> global_results();
   /// Metric states, in results() order, for summing across replicas.

@@ -59,8 +59,16 @@ CachingAllocator::~CachingAllocator() {
 
 // Backend ------------------------------------------------------------------------------------------
 
-CpuBackend::CpuBackend()
-    : engine_(dnnl::engine::kind::cpu, 0),
+namespace {
+dnnl::engine& shared_engine() {
+  static dnnl::engine* e = new dnnl::engine(dnnl::engine::kind::cpu, 0);  // never destroyed, as the backends
+  return *e;
+}
+}  // namespace
+
+CpuBackend::CpuBackend(int index)
+    : index_(index),
+      engine_(shared_engine()),
       default_threads_(omp_get_max_threads()),
       winograd_enabled_(settings().conv_winograd) {}
 
@@ -73,7 +81,7 @@ void CpuBackend::set_thread_parallelism(int threads) {
 }
 
 dnnl::stream& CpuBackend::stream() {
-  thread_local dnnl::stream s(engine_);  // one backend per process, so one stream per thread
+  thread_local dnnl::stream s(engine_);  // the engine is shared by every CpuBackend: one stream per thread
   return s;
 }
 
@@ -200,8 +208,10 @@ std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) {
 
 namespace {
 int cpu_score(char*, size_t) { return 10; }  // always runs; a GPU backend should outrank it
-keras::Backend* cpu_create() { return new keras::cpu::CpuBackend(); }
-const KerascppBackendDescriptor kDescriptor{KERASCPP_BACKEND_ABI_VERSION, "cpu", &cpu_score, &cpu_create};
+keras::Backend* cpu_create(int index) { return new keras::cpu::CpuBackend(index < 0 ? 0 : index); }
+int cpu_device_count() { return -1; }  // logical devices: as many as asked (data-parallel replicas, tests)
+const KerascppBackendDescriptor kDescriptor{KERASCPP_BACKEND_ABI_VERSION, "cpu", &cpu_score, &cpu_create,
+                                            &cpu_device_count};
 }  // namespace
 
 extern "C" KERASCPP_API const KerascppBackendDescriptor* kerascpp_backend_descriptor() { return &kDescriptor; }

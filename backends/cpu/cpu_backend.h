@@ -67,9 +67,10 @@ struct CachedPrimitive {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend();
+  /// `index`: the logical device (each its own caches; they share the processor and its engine).
+  explicit CpuBackend(int index = 0);
   std::string name() const override { return "cpu"; }
-  Device device() const override { return {DeviceType::cpu, 0}; }
+  Device device() const override { return {DeviceType::cpu, index_}; }
   bool supports(Capability c) const override;
   std::map<std::string, int64_t> counters() const override;
   void set_thread_parallelism(int threads) override;
@@ -187,7 +188,8 @@ class CpuBackend final : public Backend {
                     const dnnl::memory::desc& y_md, const Tensor& x, const Tensor& w, const Tensor* bias,
                     const Tensor& y, bool reuse_weight_transform, BlockedOutput* keep_blocked = nullptr);
 
-  dnnl::engine engine_;
+  int index_;
+  dnnl::engine& engine_;  // one for every logical device, so that each thread's stream fits them all
   int default_threads_;    // OpenMP's thread count at creation (OMP_NUM_THREADS)
   bool winograd_enabled_;  // settings().conv_winograd at creation
   CachingAllocator allocator_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "core/backend_plugin.h"
 #include "core/config.h"
@@ -25,6 +26,28 @@ size_t bucket(size_t n) {
   return s;
 }
 }  // namespace
+
+// With several GPUs in one process, a thread works on one device (DeviceScope makes it current), but
+// any thread may allocate, fill or copy another device's tensors (a replica's weights): those calls
+// switch devices for their duration.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    if (cudaGetDevice(&previous_) == cudaSuccess && previous_ != device) {
+      KCPP_CUDA(cudaSetDevice(device));
+    } else {
+      previous_ = -1;
+    }
+  }
+  ~DeviceGuard() {
+    if (previous_ >= 0) cudaSetDevice(previous_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+};
 
 // Allocator -----------------------------------------------------------------------------------------
 
@@ -101,8 +124,14 @@ DeviceAllocator::~DeviceAllocator() = default;  // the process is ending: the dr
 
 // Backend --------------------------------------------------------------------------------------------
 
-CudaBackend::CudaBackend(int device) : device_(device) {
-  KCPP_CUDA(cudaSetDevice(device_));
+CudaBackend::CudaBackend(int device, bool keep_current) : device_(device) {
+  // The process' own GPU (a bare "cuda") becomes the creating thread's device; another one
+  // ("cuda:1") leaves the thread where it was.
+  std::optional<DeviceGuard> guard;
+  if (keep_current)
+    KCPP_CUDA(cudaSetDevice(device_));
+  else
+    guard.emplace(device_);
   KCPP_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   KCPP_CUDNN(cudnnCreate(&cudnn_));
   KCPP_CUDNN(cudnnSetStream(cudnn_, stream_));
@@ -111,6 +140,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 }
 
 CudaBackend::~CudaBackend() = default;  // never unloaded (see the registry)
+
+void CudaBackend::make_current() { KCPP_CUDA(cudaSetDevice(device_)); }
 
 // Graph capture ------------------------------------------------------------------------------------
 
@@ -182,27 +213,35 @@ std::map<std::string, int64_t> CudaBackend::counters() const {
 
 std::shared_ptr<Storage> CudaBackend::allocate(size_t nbytes) {
   if (nbytes == 0) return std::make_shared<Storage>(nullptr, 0, this);
+  DeviceGuard on(device_);
   return std::make_shared<Storage>(allocator_.allocate(nbytes), nbytes, this);
 }
 void CudaBackend::deallocate(void* data, size_t nbytes) { allocator_.release(data, nbytes); }
 
 void CudaBackend::copy_from_host(void* dst, const void* src, size_t n) {
   // The host buffer may go away when this returns: wait for the copy.
+  DeviceGuard on(device_);
   KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_));
   KCPP_CUDA(cudaStreamSynchronize(stream_));
 }
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t n) {
+  DeviceGuard on(device_);
   KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_));
   KCPP_CUDA(cudaStreamSynchronize(stream_));
 }
 void CudaBackend::copy(void* dst, const void* src, size_t n) {
+  DeviceGuard on(device_);
   KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_));
 }
-void CudaBackend::synchronize() { KCPP_CUDA(cudaStreamSynchronize(stream_)); }
+void CudaBackend::synchronize() {
+  DeviceGuard on(device_);
+  KCPP_CUDA(cudaStreamSynchronize(stream_));
+}
 
 void CudaBackend::fill(Tensor& y, Scalar value) {
   if (!y.num_elements()) return;
   const double v = is_floating(y.dtype()) ? value.to_double() : static_cast<double>(value.to_int());
+  DeviceGuard on(device_);
   kernels::fill(y.raw_data(), code_of(y.dtype()), v, y.num_elements(), stream_);
   KCPP_LAUNCHED();
 }
@@ -521,13 +560,19 @@ int cuda_score(char* why, size_t n) {
   }
   return 100;  // above the CPU backend's 10: "auto" prefers the GPU
 }
-// One process per GPU: each uses KERASCPP_CUDA_DEVICE, else its rank on the node (mpirun, torchrun).
-keras::Backend* cuda_create() {
-  int count = 1;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count < 1) count = 1;
-  return new keras::cuda::CudaBackend(keras::settings().cuda_device % count);
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) count = 0;
+  return count;
 }
-const KerascppBackendDescriptor kDescriptor{KERASCPP_BACKEND_ABI_VERSION, "cuda", &cuda_score, &cuda_create};
+// A bare "cuda": one process per GPU, each on KERASCPP_CUDA_DEVICE, else its rank on the node
+// (mpirun, torchrun). "cuda:1": that GPU (several GPUs in one process, MirroredStrategy).
+keras::Backend* cuda_create(int index) {
+  const int count = std::max(1, cuda_device_count());
+  return new keras::cuda::CudaBackend(index >= 0 ? index : keras::settings().cuda_device % count, index < 0);
+}
+const KerascppBackendDescriptor kDescriptor{KERASCPP_BACKEND_ABI_VERSION, "cuda", &cuda_score, &cuda_create,
+                                            &cuda_device_count};
 }  // namespace
 
 extern "C" KERASCPP_API const KerascppBackendDescriptor* kerascpp_backend_descriptor() { return &kDescriptor; }

@@ -84,7 +84,8 @@ class DeviceAllocator {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device);
+  /// keep_current: leave `device` the creating thread's current device.
+  CudaBackend(int device, bool keep_current);
   ~CudaBackend() override;
   std::string name() const override { return "cuda"; }
   Device device() const override { return {DeviceType::cuda, device_}; }
@@ -163,6 +164,7 @@ class CudaBackend final : public Backend {
   // Shared by this backend's files.
   cudaStream_t stream() const { return stream_; }
   void* native_stream() const override { return stream_; }
+  void make_current() override;
   cudnnHandle_t cudnn() const { return cudnn_; }
   cublasHandle_t cublas() const { return cublas_; }
   std::shared_ptr<Storage> scratch(size_t nbytes) { return allocate(nbytes); }

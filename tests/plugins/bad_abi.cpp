@@ -3,8 +3,9 @@
 
 namespace {
 int score(char*, size_t) { return 100; }
-keras::Backend* create() { return nullptr; }
-const KerascppBackendDescriptor kDescriptor{999, "badabi", &score, &create};
+keras::Backend* create(int) { return nullptr; }
+int count() { return 1; }
+const KerascppBackendDescriptor kDescriptor{999, "badabi", &score, &create, &count};
 }  // namespace
 
 extern "C" KERASCPP_API const KerascppBackendDescriptor* kerascpp_backend_descriptor() { return &kDescriptor; }

@@ -1,0 +1,400 @@
+// Several replicas in one process (MirroredStrategy) on logical CPU devices, as on several GPUs:
+// the in-process collectives against known per-rank values, and training against the same model
+// trained on one device on the whole global batch.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <thread>
+
+#include "core/ops.h"
+#include "core/registry.h"
+#include "distributed/strategy.h"
+#include "kerascpp.h"
+#include "tests/support/test_support.h"
+
+using namespace keras;
+using Reduce = distribute::ReduceOp;
+
+namespace {
+std::vector<float> values(const Tensor& t) { return ops::cast(t, DType::float32).to_vector<float>(); }
+
+Sequential make_mlp() {
+  return Sequential({layers::Input({5}), layers::Dense(16, {.activation = "relu"}),
+                     layers::Dense(8, {.activation = "tanh"}), layers::Dense(3, {.activation = "softmax"})});
+}
+// Deterministic data: n samples of 5 features and labels in [0, 3).
+std::pair<Tensor, Tensor> make_data(int64_t n) {
+  std::vector<float> x(static_cast<size_t>(n * 5));
+  std::vector<int32_t> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < 5; ++j)
+      x[static_cast<size_t>(i * 5 + j)] = std::sin(0.37f * static_cast<float>(i * 5 + j + 1));
+    y[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7) % 3);
+  }
+  return {Tensor::from_vector(x, Shape{n, 5}), Tensor::from_vector(y, Shape{n})};
+}
+std::vector<float> flat(const std::vector<Variable*>& vars) {
+  std::vector<float> out;
+  for (const Variable* v : vars) {
+    const auto part = values(v->value());
+    out.insert(out.end(), part.begin(), part.end());
+  }
+  return out;
+}
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+void copy_weights(Model& from, Model& to) {
+  auto a = from.weights(), b = to.weights();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) b[i]->assign(a[i]->value());
+}
+std::vector<std::string> cpu_devices(int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.push_back("cpu:" + std::to_string(i));
+  return out;
+}
+// Runs fn(rank) on one thread per member of `group` and returns what each threw ("" for none).
+std::vector<std::string> on_threads(const distribute::InProcessGroup& group,
+                                    const std::function<void(distribute::Communicator&)>& fn) {
+  std::vector<std::string> errors(static_cast<size_t>(group.size()));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < group.size(); ++r)
+    threads.emplace_back([&, r] {
+      try {
+        fn(*group.member(r));
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(r)] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  return errors;
+}
+}  // namespace
+
+TEST_CASE("In-process collectives give the reductions of each replica's known values", "[cpu][distributed]") {
+  distribute::InProcessGroup group(3);
+  std::vector<std::vector<float>> sum(3), mean(3), max(3), bcast(3), gathered(3), scattered(3);
+  std::vector<std::vector<int64_t>> isum(3);
+  const auto errors = on_threads(group, [&](distribute::Communicator& c) {
+    const int r = c.rank();
+    REQUIRE(c.world_size() == 3);
+    REQUIRE(c.name() == "in_process");
+    const auto own = [&] {  // rank r holds r * 10 + i
+      return Tensor::from_vector(std::vector<float>{r * 10.f, r * 10.f + 1, r * 10.f + 2, r * 10.f + 3}, Shape{4});
+    };
+    Tensor t = own();
+    auto work = c.all_reduce_async(t, Reduce::sum);
+    work->wait();
+    sum[r] = t.to_vector<float>();
+    t = own();
+    c.all_reduce(t, Reduce::mean);
+    mean[r] = t.to_vector<float>();
+    t = own();
+    c.all_reduce(t, Reduce::max);
+    max[r] = t.to_vector<float>();
+    Tensor ids = Tensor::from_vector(std::vector<int64_t>{r, 1000000000000LL}, Shape{2});
+    c.all_reduce(ids, Reduce::sum);
+    isum[r] = ids.to_vector<int64_t>();
+    t = own();
+    c.broadcast(t, 1);
+    bcast[r] = t.to_vector<float>();
+    const Tensor g = c.all_gather(own().view(Shape{2, 2}));
+    REQUIRE(g.shape() == Shape({3, 2, 2}));
+    gathered[r] = g.to_vector<float>();
+    const Tensor rows6 = Tensor::from_vector(std::vector<float>{1.f * r, 2, 3, 4, 5, 6}, Shape{3, 2});
+    const Tensor part = c.reduce_scatter(rows6, Reduce::sum);
+    REQUIRE(part.shape() == Shape({1, 2}));
+    scattered[r] = part.to_vector<float>();
+    c.barrier();
+  });
+  for (int r = 0; r < 3; ++r) {
+    INFO("rank " << r);
+    CHECK(errors[r].empty());
+    CHECK(sum[r] == std::vector<float>{30, 33, 36, 39});
+    CHECK(mean[r] == std::vector<float>{10, 11, 12, 13});
+    CHECK(max[r] == std::vector<float>{20, 21, 22, 23});
+    CHECK(isum[r] == std::vector<int64_t>{3, 3000000000000LL});
+    CHECK(bcast[r] == std::vector<float>{10, 11, 12, 13});
+    CHECK(gathered[r] == std::vector<float>{0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23});
+  }
+  // Rows {0+1+2, 6}, {9, 12}, {15, 18}: rank r keeps row r.
+  CHECK(scattered[0] == std::vector<float>{3, 6});
+  CHECK(scattered[1] == std::vector<float>{9, 12});
+  CHECK(scattered[2] == std::vector<float>{15, 18});
+}
+
+TEST_CASE("In-process collectives: mismatches, a missing replica and a failed one end in errors", "[cpu][distributed]") {
+  distribute::InProcessGroup group(2, {.timeout = std::chrono::milliseconds(300)});
+  // Shapes that differ: both replicas hear of it, with both shapes.
+  auto errors = on_threads(group, [&](distribute::Communicator& c) {
+    Tensor t = ops::zeros({c.rank() + 2});
+    c.all_reduce(t);
+  });
+  for (const auto& e : errors) {
+    CHECK_THAT(e, Catch::Contains("same shape and dtype"));
+    CHECK_THAT(e, Catch::Contains("(2,)"));
+    CHECK_THAT(e, Catch::Contains("(3,)"));
+  }
+  group.reset();
+  // Rank 1 never comes: rank 0 fails after the timeout instead of hanging.
+  const auto start = std::chrono::steady_clock::now();
+  Tensor t = ops::zeros({2});
+  CHECK_THROWS_WITH(group.member(0)->all_reduce(t), Catch::Contains("did not answer within 0.3 s"));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  group.reset();
+  // A replica that fails wakes the one waiting for it at once, with its reason.
+  std::atomic<bool> waiting{false};
+  std::string seen;
+  std::thread waiter([&] {
+    try {
+      Tensor u = ops::zeros({2});
+      auto work = group.member(0)->all_reduce_async(u, Reduce::sum);
+      waiting = true;
+      work->wait();
+    } catch (const DistributedError& e) {
+      seen = e.what();
+    }
+  });
+  while (!waiting) std::this_thread::yield();
+  group.fail("replica 1 failed: out of memory");
+  waiter.join();
+  CHECK(seen == "replica 1 failed: out of memory");
+  CHECK_THROWS_WITH(group.member(1)->barrier(), Catch::Contains("replica 1 failed"));
+  group.reset();
+  errors = on_threads(group, [&](distribute::Communicator& c) { c.barrier(); });
+  CHECK(errors == std::vector<std::string>{"", ""});
+}
+
+TEST_CASE("Logical CPU devices are backends of their own; DeviceScope places new tensors", "[cpu][distributed]") {
+  Backend& cpu = backend::get_backend("cpu");
+  Backend& cpu0 = backend::get_backend("cpu:0");
+  Backend& cpu1 = backend::get_backend("cpu:1");
+  CHECK(&cpu == &cpu0);
+  CHECK(&cpu1 != &cpu0);
+  CHECK(cpu1.device().index == 1);
+  CHECK(cpu1.device().to_string() == "cpu:1");
+  CHECK(backend::device_count("cpu") == -1);
+  {
+    backend::DeviceScope on1(cpu1);
+    CHECK(Tensor::empty({2}).backend() == &cpu1);
+    {
+      backend::DeviceScope on0("cpu:0");
+      CHECK(Tensor::empty({2}).backend() == &cpu0);
+    }
+    CHECK(ops::ones({3}).backend() == &cpu1);
+    // Ops run on their inputs' device, and work there as anywhere.
+    const Tensor a = Tensor::from_vector(std::vector<float>{1, 2, 3}, Shape{3});
+    CHECK((a * a).to_vector<float>() == std::vector<float>{1, 4, 9});
+  }
+  CHECK(Tensor::empty({2}).backend() == &default_backend());
+  CHECK_THROWS_WITH(backend::get_backend("cpu:x"), Catch::Contains("expected a name or a device such as 'cuda:1'"));
+  CHECK_THROWS_WITH(backend::get_backend("tpu:0"), Catch::Contains("no backend named 'tpu'"));
+}
+
+TEST_CASE("MirroredStrategy: fit on 2 and 3 devices equals one device on the same global batches",
+          "[cpu][distributed]") {
+  for (int replicas : {2, 3}) {
+    INFO(replicas << " replicas");
+    distribute::MirroredStrategy strategy(cpu_devices(replicas), {.bucket_bytes = 256});
+    REQUIRE(strategy.num_replicas_in_sync() == replicas);
+    REQUIRE(strategy.local_replicas() == replicas);
+    // 50 samples in batches of 12: the last batch (2 samples) leaves replica 2 empty.
+    auto [x, y] = make_data(50);
+    utils::set_random_seed(3);
+    Sequential mirrored = strategy.scope([] { return make_mlp(); });
+    strategy.scope([&] {
+      mirrored.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
+                        .loss = "sparse_categorical_crossentropy",
+                        .metrics = {"accuracy"}});
+    });
+    CHECK(mirrored.weights()[0]->value().backend() == &backend::get_backend("cpu:0"));
+    CHECK_THROWS_WITH(mirrored.replica_weights(1), Catch::Contains("does not exist before the first training step"));
+    Sequential single = make_mlp();
+    single.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
+                    .loss = "sparse_categorical_crossentropy",
+                    .metrics = {"accuracy"}});
+    copy_weights(mirrored, single);
+    int batches = 0;
+    auto count = std::make_shared<callbacks::LambdaCallback>(
+        callbacks::LambdaCallbackOptions{.on_train_batch_end = [&](int, callbacks::Logs&) { ++batches; }});
+    utils::set_random_seed(11);  // the same shuffles in both runs
+    const History hm = mirrored.fit(x, y, {.batch_size = 12, .epochs = 3, .verbose = 0, .callbacks = {count}});
+    utils::set_random_seed(11);
+    const History hs = single.fit(x, y, {.batch_size = 12, .epochs = 3, .verbose = 0});
+    CHECK(batches == 15);  // callbacks run once per step, not once per replica
+    CHECK(max_abs_diff(flat(mirrored.weights()), flat(single.weights())) < 2e-5);
+    for (size_t e = 0; e < 3; ++e) {
+      CHECK(hm.history.at("loss")[e] == Approx(hs.history.at("loss")[e]).epsilon(1e-4));
+      CHECK(hm.history.at("accuracy")[e] == Approx(hs.history.at("accuracy")[e]).epsilon(1e-6));
+    }
+    // Every replica holds the same weights, on its own device.
+    for (int r = 1; r < replicas; ++r) {
+      CHECK(max_abs_diff(flat(mirrored.replica_weights(r)), flat(mirrored.weights())) == 0.0);
+      CHECK(mirrored.replica_weights(r)[0]->value().device().index == r);
+    }
+    // Gradients went in several buckets per step, most launched while the backward pass ran.
+    const auto c = strategy.counters();
+    CHECK(c.at("replicas") == replicas);
+    CHECK(c.at("steps") >= 15);
+    CHECK(c.at("buckets") > c.at("steps"));
+    CHECK(c.at("buckets_launched_during_backward") > c.at("buckets") / 2);
+  }
+}
+
+TEST_CASE("MirroredStrategy: a functional model with two inputs and two outputs trains as on one device",
+          "[cpu][distributed]") {
+  distribute::MirroredStrategy strategy(cpu_devices(2));
+  auto make = [] {
+    auto a = layers::Input({5}, {.name = "a"});
+    auto b = layers::Input({2}, {.name = "b"});
+    auto shared = std::make_shared<layers::Dense>(8, layers::DenseOptions{.activation = "tanh", .name = "shared"});
+    auto h = layers::concatenate({(*shared)(a), layers::Dense(4, {.name = "side"})(b)});
+    auto cls = layers::Dense(3, {.activation = "softmax", .name = "cls"})(h);
+    auto reg = layers::Dense(1, {.name = "reg"})((*shared)(a));
+    return Model({a, b}, {cls, reg});
+  };
+  auto [x, y] = make_data(40);
+  const Tensor x2 = ops::slice(x, {0, 0}, {40, 2}) * 2.f;
+  const Tensor y2 = ops::sum(x, {1}, true);
+  const auto compile = [](Model& m) {
+    m.compile({.optimizer = optimizers::Adam({.learning_rate = 0.01f}),
+               .loss = {"sparse_categorical_crossentropy", "mse"},
+               .loss_weights = {1.f, 0.5f}});
+  };
+  utils::set_random_seed(21);
+  Model mirrored = strategy.scope(make);
+  strategy.scope([&] { compile(mirrored); });
+  Model single = make();
+  compile(single);
+  copy_weights(mirrored, single);
+  const History hm = mirrored.fit({x, x2}, {y, y2}, {.batch_size = 10, .epochs = 2, .verbose = 0, .shuffle = false});
+  const History hs = single.fit({x, x2}, {y, y2}, {.batch_size = 10, .epochs = 2, .verbose = 0, .shuffle = false});
+  CHECK(max_abs_diff(flat(mirrored.weights()), flat(single.weights())) < 2e-5);
+  CHECK(hm.history.at("loss")[1] == Approx(hs.history.at("loss")[1]).epsilon(1e-4));
+  CHECK(hm.history.at("reg_loss")[1] == Approx(hs.history.at("reg_loss")[1]).epsilon(1e-4));
+  CHECK(max_abs_diff(flat(mirrored.replica_weights(1)), flat(mirrored.weights())) == 0.0);
+}
+
+TEST_CASE("MirroredStrategy: replicas with dropout and per-replica BatchNormalization stay identical",
+          "[cpu][distributed]") {
+  distribute::MirroredStrategy strategy(cpu_devices(2));
+  auto [x, y] = make_data(96);
+  Sequential model = strategy.scope([] {
+    return Sequential({layers::Input({5}), layers::Dense(32, {.activation = "relu"}), layers::BatchNormalization(),
+                       layers::Dropout(0.3f), layers::Dense(3, {.activation = "softmax"})});
+  });
+  strategy.scope([&] { model.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"}); });
+  const History h = model.fit(x, y, {.batch_size = 16, .epochs = 4, .verbose = 0});  // 24 steps
+  CHECK(h.history.at("loss")[3] < h.history.at("loss")[0]);
+  // Trainable weights by the shared gradients, moving statistics by the averaging at each epoch's end.
+  CHECK(max_abs_diff(flat(model.replica_weights(1)), flat(model.weights())) == 0.0);
+  // The averaged statistics are not replica 0's own: replica 1 saw other samples.
+  const Tensor xs = ops::slice(x, {48, 0}, {48, 5});
+  CHECK(model.predict(xs, {.batch_size = 48}).shape() == Shape({48, 3}));
+}
+
+TEST_CASE("MirroredStrategy: synchronized BatchNormalization equals BatchNormalization on the global batch",
+          "[cpu][distributed]") {
+  distribute::MirroredStrategy strategy(cpu_devices(2));
+  auto [x, y] = make_data(48);
+  auto make = [](bool synchronized) {
+    utils::set_random_seed(17);
+    return Sequential({layers::Input({5}), layers::Dense(12),
+                       layers::BatchNormalization({.synchronized = synchronized}), layers::Activation("relu"),
+                       layers::Dense(3, {.activation = "softmax"})});
+  };
+  Sequential mirrored = strategy.scope([&] { return make(true); });
+  strategy.scope([&] {
+    mirrored.compile({.optimizer = optimizers::SGD({.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
+  });
+  Sequential single = make(false);
+  single.compile({.optimizer = optimizers::SGD({.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
+  copy_weights(mirrored, single);
+  mirrored.fit(x, y, {.batch_size = 24, .epochs = 2, .verbose = 0, .shuffle = false});
+  single.fit(x, y, {.batch_size = 24, .epochs = 2, .verbose = 0, .shuffle = false});
+  CHECK(max_abs_diff(flat(mirrored.weights()), flat(single.weights())) < 5e-5);
+  CHECK(max_abs_diff(flat(mirrored.replica_weights(1)), flat(single.weights())) < 5e-5);
+}
+
+TEST_CASE("MirroredStrategy: learning-rate callbacks and weights loaded between fits reach every replica",
+          "[cpu][distributed]") {
+  distribute::MirroredStrategy strategy(cpu_devices(2));
+  auto [x, y] = make_data(48);
+  utils::set_random_seed(8);
+  Sequential mirrored = strategy.scope([] { return make_mlp(); });
+  strategy.scope([&] { mirrored.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"}); });
+  Sequential single = make_mlp();
+  single.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  copy_weights(mirrored, single);
+  const auto halve = [] { return callbacks::LearningRateScheduler([](int, double lr) { return lr * 0.5; }); };
+  mirrored.fit(x, y, {.batch_size = 16, .epochs = 3, .verbose = 0, .shuffle = false, .callbacks = {halve()}});
+  single.fit(x, y, {.batch_size = 16, .epochs = 3, .verbose = 0, .shuffle = false, .callbacks = {halve()}});
+  CHECK(mirrored.optimizer()->learning_rate() == Approx(0.000125));
+  CHECK(max_abs_diff(flat(mirrored.weights()), flat(single.weights())) < 2e-5);
+  // New weights between fits: the next fit starts every replica from them.
+  Sequential other = make_mlp();
+  copy_weights(other, mirrored);
+  copy_weights(other, single);
+  mirrored.fit(x, y, {.batch_size = 16, .epochs = 1, .verbose = 0, .shuffle = false});
+  single.fit(x, y, {.batch_size = 16, .epochs = 1, .verbose = 0, .shuffle = false});
+  CHECK(max_abs_diff(flat(mirrored.weights()), flat(single.weights())) < 2e-5);
+  CHECK(max_abs_diff(flat(mirrored.replica_weights(1)), flat(mirrored.weights())) == 0.0);
+  // train_on_batch takes the same path and reports the global batch's loss.
+  const Tensor xb = ops::slice(x, {0, 0}, {16, 5}), yb = ops::slice(y, {0}, {16});
+  const auto lm = mirrored.train_on_batch(xb, yb);
+  const auto ls = single.train_on_batch(xb, yb);
+  CHECK(lm.at("loss") == Approx(ls.at("loss")).epsilon(1e-5));
+  CHECK(max_abs_diff(flat(mirrored.weights()), flat(single.weights())) < 2e-5);
+}
+
+TEST_CASE("MirroredStrategy: a replica's error ends fit with that error, and training goes on after it",
+          "[cpu][distributed]") {
+  distribute::MirroredStrategy strategy(cpu_devices(2), {.timeout = std::chrono::milliseconds(20'000)});
+  Sequential model = strategy.scope([] {
+    return Sequential({layers::Input({3}, {.dtype = "int32"}), layers::Embedding(10, 4), layers::Flatten(),
+                       layers::Dense(2, {.activation = "softmax"})});
+  });
+  strategy.scope([&] { model.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy"}); });
+  // Ids of 8 rows; replica 1 (rows 4-7) meets id 12 outside the vocabulary of 10.
+  std::vector<int32_t> ids(24, 1);
+  ids[6 * 3 + 1] = 12;
+  const Tensor bad = Tensor::from_vector(ids, Shape{8, 3});
+  const Tensor labels = Tensor::from_vector(std::vector<int32_t>{0, 1, 0, 1, 0, 1, 0, 1}, Shape{8});
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH(model.fit(bad, labels, {.batch_size = 8, .verbose = 0, .shuffle = false}),
+                    Catch::Contains("12"));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));  // not the 20 s timeout
+  ids[6 * 3 + 1] = 2;
+  const Tensor good = Tensor::from_vector(ids, Shape{8, 3});
+  const History h = model.fit(good, labels, {.batch_size = 8, .epochs = 3, .verbose = 0, .shuffle = false});
+  CHECK(h.history.at("loss").size() == 3);
+  CHECK(max_abs_diff(flat(model.replica_weights(1)), flat(model.weights())) == 0.0);
+}
+
+TEST_CASE("MirroredStrategy: device lists are checked; on the CPU backend the default is one replica",
+          "[cpu][distributed]") {
+  CHECK_THROWS_WITH(distribute::MirroredStrategy(std::vector<std::string>{}),
+                    Catch::Contains("expected at least one device"));
+  CHECK_THROWS_WITH(distribute::MirroredStrategy({"cpu:0", "cpu"}), Catch::Contains("are the same device"));
+  CHECK_THROWS_WITH(distribute::MirroredStrategy({"cpu:0", "cpu:1"}, {.communicator = "mpi"}),
+                    Catch::Contains("must be 'auto', 'in_process' or 'nccl', received 'mpi'"));
+  if (default_backend().device().type == DeviceType::cpu) {
+    distribute::MirroredStrategy one;
+    CHECK(one.num_replicas_in_sync() == 1);
+    CHECK(one.local_replicas() == 1);
+    auto [x, y] = make_data(24);
+    utils::set_random_seed(4);
+    Sequential a = one.scope([] { return make_mlp(); });
+    one.scope([&] { a.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"}); });
+    Sequential b = make_mlp();
+    b.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+    copy_weights(a, b);
+    a.fit(x, y, {.batch_size = 8, .epochs = 2, .verbose = 0, .shuffle = false});
+    b.fit(x, y, {.batch_size = 8, .epochs = 2, .verbose = 0, .shuffle = false});
+    CHECK(max_abs_diff(flat(a.weights()), flat(b.weights())) == 0.0);
+  }
+}
