@@ -823,12 +823,10 @@ void Model::compile_as_replica_of(const Model& primary) {
   optimizer_ = optimizers::deserialize(primary.optimizer_->serialized());
 }
 
-void Model::sync_replicas(const std::vector<Tensor>& x_global) {
+void Model::sync_replicas(const std::vector<Tensor>& x_global, bool for_training) {
   const int n = strategy_->local_replicas();
   const auto first_rows = [&](int64_t count) {
-    std::vector<Tensor> out;
-    for (const Tensor& t : rows(x_global, 0, std::min<int64_t>(count, x_global[0].dim(0)))) out.push_back(on_device(t));
-    return out;
+    return device_inputs(rows(x_global, 0, std::min<int64_t>(count, x_global[0].dim(0))));
   };
   if (!built() || trainable_weights().empty())
     strategy_->run_in_replicas([&](int i) {
@@ -861,6 +859,10 @@ void Model::sync_replicas(const std::vector<Tensor>& x_global) {
       });
     random::set_global_state(random_state);
   }
+  if (!for_training) {  // inference: the weights are all it needs
+    strategy_->run_in_replicas([&](int i) { strategy_->broadcast_variables(replica(i).weights()); });
+    return;
+  }
   // Replica 0's weights, optimizer slots and step everywhere: the replicas start identical.
   if (!optimizer_->built()) optimizer_->build_for(trainable_weights());
   const int64_t iterations = optimizer_->iterations();
@@ -888,7 +890,7 @@ void Model::seed_replicas() {
 
 void Model::mirrored_train_step(const std::vector<Tensor>& x_global, const std::vector<Tensor>& y_global,
                                 const Tensor& weights_global) {
-  if (!replicas_synced_) sync_replicas(x_global);
+  if (!replicas_synced_) sync_replicas(x_global, true);
   // Callbacks change the rate of this model's optimizer (LearningRateScheduler, ReduceLROnPlateau).
   if (!optimizer_->has_schedule())
     for (const auto& r : replicas_)
@@ -1076,38 +1078,55 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
 
 std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
                                                     int64_t batch, utils::Progbar* bar) {
-  NoGradScope no_grad;
-  const auto logits = logits_mask();
   reset_metrics();
+  // MirroredStrategy: each replica evaluates its rows of every batch on its device.
+  const bool sharded = mirrored();
+  if (sharded) sync_replicas(x, false);
   const int64_t n = x[0].dim(0), steps = (n + batch - 1) / batch;
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t start = s * batch, count = std::min(batch, n - start);
-    const auto yb = targets_on_device(rows(y, start, count));
-    ActivityLossScope activity;
-    const auto out = forward(device_inputs(rows(x, start, count)), false, logits);
-    // Per-sample losses, so the tracker's mean is over samples whatever the batch sizes; outputs with
-    // steps count their valid steps.
-    Tensor per_sample;
-    for (size_t i = 0; i < out.size(); ++i) {
-      if (!losses_[i]) continue;  // an output left out of a loss dict
-      const Folded f = fold_steps(yb[i], out[i], Tensor(), i < output_masks_.size() ? output_masks_[i] : Tensor());
-      Tensor l = logits[i] ? losses_[i]->per_sample_from_logits(f.y_true, f.y_pred)
-                           : losses_[i]->per_sample(f.y_true, f.y_pred);
-      if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);
-      if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
-      // Keras weighs each batch's loss by its number of samples, whatever its steps and masks.
-      if (l.dim(0) != count) l = ops::full({count}, l.dim(0) ? ops::mean(l).item() : 0.f, DType::float32, l.backend());
-      per_sample = per_sample.defined() ? per_sample + l : l;
+    if (sharded) {
+      strategy_->run_in_replicas([&](int i) {
+        const auto [begin, end] = strategy_->shard(count, i);
+        if (begin == end) return;
+        Model& m = replica(i);
+        m.evaluate_batch(m.device_inputs(rows(x, start + begin, end - begin)),
+                         targets_on_device(rows(y, start + begin, end - begin)));
+      });
+    } else {
+      evaluate_batch(device_inputs(rows(x, start, count)), targets_on_device(rows(y, start, count)));
     }
-    // Keras' evaluation loss includes the weights' and activity penalties too, once per batch.
-    if (const Tensor extra = additional_losses(activity); extra.defined()) per_sample = per_sample + extra;
-    loss_tracker_->update_state(per_sample);
-    update_metrics(yb, out);
-    if (bar && s + 1 < steps) bar->update(s + 1, as_items(results()));
+    if (bar && s + 1 < steps) bar->update(s + 1, as_items(sharded ? global_results() : results()));
   }
-  auto logs = results();
+  auto logs = sharded ? global_results() : results();
   if (bar) bar->update(steps, as_items(logs), true);
   return logs;
+}
+
+void Model::evaluate_batch(const std::vector<Tensor>& xb, const std::vector<Tensor>& yb) {
+  NoGradScope no_grad;
+  const auto logits = logits_mask();
+  const int64_t count = xb[0].dim(0);
+  ActivityLossScope activity;
+  const auto out = forward(xb, false, logits);
+  // Per-sample losses, so the tracker's mean is over samples whatever the batch sizes; outputs with
+  // steps count their valid steps.
+  Tensor per_sample;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!losses_[i]) continue;  // an output left out of a loss dict
+    const Folded f = fold_steps(yb[i], out[i], Tensor(), i < output_masks_.size() ? output_masks_[i] : Tensor());
+    Tensor l = logits[i] ? losses_[i]->per_sample_from_logits(f.y_true, f.y_pred)
+                         : losses_[i]->per_sample(f.y_true, f.y_pred);
+    if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);
+    if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
+    // Keras weighs each batch's loss by its number of samples, whatever its steps and masks.
+    if (l.dim(0) != count) l = ops::full({count}, l.dim(0) ? ops::mean(l).item() : 0.f, DType::float32, l.backend());
+    per_sample = per_sample.defined() ? per_sample + l : l;
+  }
+  // Keras' evaluation loss includes the weights' and activity penalties too, once per batch.
+  if (const Tensor extra = additional_losses(activity); extra.defined()) per_sample = per_sample + extra;
+  loss_tracker_->update_state(per_sample);
+  update_metrics(yb, out);
 }
 
 std::map<std::string, double> Model::evaluate(const TensorList& x, const TensorList& y, EvaluateOptions o) {
@@ -1132,7 +1151,28 @@ std::vector<Tensor> Model::predict_all(const TensorList& x, PredictOptions o) {
   const int64_t step =
       backend::backend_name() == "cpu" && samples_independent() ? std::min<int64_t>(batch, 64) : batch;
   std::vector<std::vector<Tensor>> parts;
-  for (int64_t start = 0; start < n; start += step) {
+  if (mirrored()) {
+    // MirroredStrategy: each replica predicts its rows of every batch on its device.
+    sync_replicas(x.items(), false);
+    const int replicas = strategy_->local_replicas();
+    for (int64_t start = 0; start < n; start += batch) {
+      const int64_t count = std::min(batch, n - start);
+      std::vector<std::vector<Tensor>> outs(static_cast<size_t>(replicas));
+      strategy_->run_in_replicas([&](int i) {
+        const auto [begin, end] = strategy_->shard(count, i);
+        if (begin == end) return;
+        NoGradScope no_grad_here;
+        Model& m = replica(i);
+        outs[i] = m.forward(m.device_inputs(rows(x.items(), start + begin, end - begin)), false, {});
+      });
+      for (const auto& out : outs) {
+        if (out.empty()) continue;
+        if (parts.empty()) parts.resize(out.size());
+        for (size_t k = 0; k < out.size(); ++k) parts[k].push_back(ops::to_backend(out[k], default_backend()));
+      }
+    }
+  }
+  for (int64_t start = parts.empty() ? 0 : n; start < n; start += step) {
     const auto out = forward(device_inputs(rows(x.items(), start, std::min(step, n - start))), false, {});
     if (parts.empty()) parts.resize(out.size());
     for (size_t i = 0; i < out.size(); ++i) parts[i].push_back(out[i]);

@@ -339,6 +339,8 @@ class KERASCPP_API Model : public Layer {
   void reset_metrics();
   std::map<std::string, double> run_evaluation(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
                                                int64_t batch_size, utils::Progbar* bar);
+  /// Loss and metrics of one batch already on the device, added to the trackers.
+  void evaluate_batch(const std::vector<Tensor>& x, const std::vector<Tensor>& y);
   void require_compiled(const char* what) const;
   void check_data(const char* what, const TensorList& x, const TensorList* y) const;
   void build_graph();
@@ -406,8 +408,9 @@ class KERASCPP_API Model : public Layer {
   bool mirrored() const;
   Model& replica(int i) { return i == 0 ? *this : *replicas_.at(static_cast<size_t>(i) - 1); }
   void mirrored_train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
-  /// Makes the replicas (once) and copies this model's weights and optimizer state to them.
-  void sync_replicas(const std::vector<Tensor>& x);
+  /// Makes the replicas (once) and copies this model's weights to them; for_training also the
+  /// optimizer's state and the dropout streams.
+  void sync_replicas(const std::vector<Tensor>& x, bool for_training);
   /// A replica's compiled state: this model's losses, fresh copies of its metrics and optimizer.
   void compile_as_replica_of(const Model& primary);
   /// Each replica's dropout streams: this model's, moved apart per replica (at every epoch, so a

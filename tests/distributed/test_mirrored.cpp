@@ -245,6 +245,40 @@ TEST_CASE("MirroredStrategy: fit on 2 and 3 devices equals one device on the sam
   }
 }
 
+TEST_CASE("MirroredStrategy: evaluate and predict split each batch across replicas, in order", "[cpu][distributed]") {
+  distribute::MirroredStrategy strategy(cpu_devices(3));
+  auto [x, y] = make_data(20);
+  utils::set_random_seed(6);
+  Sequential mirrored = strategy.scope([] { return make_mlp(); });
+  strategy.scope([&] {
+    mirrored.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+  });
+  Sequential single = make_mlp();
+  single.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+  copy_weights(mirrored, single);
+  // Before any training the replicas are made for it; batches of 7 and of 2 (one replica empty).
+  for (int64_t batch : {7, 2}) {
+    INFO("batch_size " << batch);
+    const auto em = mirrored.evaluate(x, y, {.batch_size = batch, .verbose = 0});
+    const auto es = single.evaluate(x, y, {.batch_size = batch, .verbose = 0});
+    CHECK(em.at("loss") == Approx(es.at("loss")).epsilon(1e-6));
+    CHECK(em.at("accuracy") == Approx(es.at("accuracy")).epsilon(1e-9));
+    const Tensor pm = mirrored.predict(x, {.batch_size = batch});
+    REQUIRE(pm.shape() == Shape({20, 3}));
+    CHECK(pm.backend() == &default_backend());
+    CHECK(max_abs_diff(values(pm), values(single.predict(x, {.batch_size = batch}))) < 1e-6);
+  }
+  CHECK(mirrored.replica_weights(2)[0]->value().device().index == 2);
+  // New weights set on the model reach the replicas before the next evaluation.
+  Sequential other = make_mlp();
+  copy_weights(other, mirrored);
+  copy_weights(other, single);
+  CHECK(max_abs_diff(values(mirrored.predict(x, {.batch_size = 7})), values(single.predict(x, {.batch_size = 7}))) <
+        1e-6);
+  const auto em = mirrored.evaluate(x, y, {.batch_size = 7, .verbose = 0});
+  CHECK(em.at("loss") == Approx(single.evaluate(x, y, {.batch_size = 7, .verbose = 0}).at("loss")).epsilon(1e-6));
+}
+
 TEST_CASE("MirroredStrategy: a functional model with two inputs and two outputs trains as on one device",
           "[cpu][distributed]") {
   distribute::MirroredStrategy strategy(cpu_devices(2));
