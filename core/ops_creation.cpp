@@ -164,6 +164,10 @@ void copy_into(const Tensor& src, Tensor& dst) {
     if (src.nbytes()) dst.backend()->copy(dst.raw_data(), src.raw_data(), src.nbytes());
     return;
   }
+  if (src.device().type == DeviceType::cpu) {  // host memory already (logical CPU devices): one copy
+    if (src.nbytes()) dst.backend()->copy_from_host(dst.raw_data(), src.raw_data(), src.nbytes());
+    return;
+  }
   std::vector<char> host(src.nbytes());
   src.backend()->copy_to_host(host.data(), src.raw_data(), src.nbytes());
   dst.backend()->copy_from_host(dst.raw_data(), host.data(), src.nbytes());

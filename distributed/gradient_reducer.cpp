@@ -84,11 +84,17 @@ std::vector<Tensor> GradientReducer::finish() {
   std::vector<Tensor> out(grads_.size());
   for (auto& b : buckets_) {
     b.work->wait();
-    int64_t offset = 0;
+    // Each gradient is a view into the bucket (no copy): its storage, at the gradient's offset.
+    const size_t elem = dtype_size(b.buffer.dtype());
+    size_t offset = b.buffer.impl()->offset;
     for (size_t k : b.members) {
-      const int64_t n = shapes_[k].num_elements();
-      out[k] = ops::reshape(ops::slice(b.buffer, {offset}, {n}), shapes_[k].dims());
-      offset += n;
+      auto view = std::make_shared<detail::TensorImpl>();
+      view->shape = shapes_[k];
+      view->dtype = b.buffer.dtype();
+      view->storage = b.buffer.impl()->storage;
+      view->offset = offset;
+      out[k] = Tensor(std::move(view));
+      offset += static_cast<size_t>(shapes_[k].num_elements()) * elem;
     }
     b.work.reset();
     b.buffer = Tensor();

@@ -2,6 +2,7 @@
 // fills with its tensor; the last to arrive combines them (in rank order, so the result has the same
 // bits everywhere) and writes every member's result, then wakes the others.
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -31,6 +32,9 @@ const char* kind_name(Kind k) {
   return "?";
 }
 
+void combine_range(DType dtype, const std::vector<const char*>& srcs, int64_t begin, int64_t end, ReduceOp op,
+                   char* out);
+
 struct Slot {
   Kind kind;
   ReduceOp op = ReduceOp::sum;
@@ -39,7 +43,43 @@ struct Slot {
   int arrived = 0;
   bool done = false;
   std::string error;  // set when the members' tensors disagree
+  // An all-reduce of CPU tensors is shared out in chunks among the members that are there: the last
+  // to arrive starts, and each that waits joins in.
+  bool chunked = false;
+  int64_t chunks = 0, chunk_elements = 0;
+  std::atomic<int64_t> next_chunk{0}, chunks_done{0};
 };
+
+constexpr int64_t kChunkBytes = 256 << 10;
+
+// An all-reduce the members can share: CPU tensors of one shape and a dtype it adds.
+bool can_chunk(const Slot& s) {
+  if (s.kind != Kind::all_reduce) return false;
+  const Tensor& first = s.inputs[0];
+  if (first.dtype() != DType::float32 && first.dtype() != DType::int32 && first.dtype() != DType::int64) return false;
+  for (const Tensor& t : s.inputs)
+    if (t.device().type != DeviceType::cpu || t.shape() != first.shape() || t.dtype() != first.dtype()) return false;
+  return first.num_elements() > 0;
+}
+
+// Claims chunks until none is left; true for the caller that finished the last one.
+bool reduce_chunks(Slot& s) {
+  const Tensor& first = s.inputs[0];
+  const DType dtype = first.dtype();
+  const size_t elem = dtype_size(dtype);
+  std::vector<const char*> srcs;
+  for (const Tensor& t : s.inputs) srcs.push_back(static_cast<const char*>(t.raw_data()));
+  std::vector<char> buffer(static_cast<size_t>(s.chunk_elements) * elem);
+  bool last = false;
+  for (int64_t c; (c = s.next_chunk.fetch_add(1)) < s.chunks;) {
+    const int64_t begin = c * s.chunk_elements, end = std::min(first.num_elements(), begin + s.chunk_elements);
+    combine_range(dtype, srcs, begin, end, s.op, buffer.data());
+    for (const Tensor& t : s.inputs)
+      std::memcpy(static_cast<char*>(t.raw_data()) + begin * elem, buffer.data(), static_cast<size_t>(end - begin) * elem);
+    last = s.chunks_done.fetch_add(1) + 1 == s.chunks;
+  }
+  return last;
+}
 
 // A tensor's bytes readable on the host: its own memory on the CPU, else a staged copy.
 class HostView {
@@ -66,50 +106,61 @@ void write(Tensor& t, const void* src) {
   if (t.nbytes()) t.backend()->copy_from_host(t.raw_data(), src, t.nbytes());
 }
 
+// out[i - begin] = srcs[0][i] op srcs[1][i] op ... for i in [begin, end), in rank order.
 template <typename T>
-void combine(const std::vector<HostView>& views, int64_t n, ReduceOp op, std::vector<char>& out) {
-  out.resize(static_cast<size_t>(n) * sizeof(T));
-  T* acc = reinterpret_cast<T*>(out.data());
-  std::memcpy(acc, views[0].data(), out.size());
-  for (size_t r = 1; r < views.size(); ++r) {
-    const T* v = reinterpret_cast<const T*>(views[r].data());
+void combine(const std::vector<const char*>& srcs, int64_t begin, int64_t end, ReduceOp op, T* out) {
+  const int64_t n = end - begin;
+  std::memcpy(out, reinterpret_cast<const T*>(srcs[0]) + begin, static_cast<size_t>(n) * sizeof(T));
+  for (size_t r = 1; r < srcs.size(); ++r) {
+    const T* v = reinterpret_cast<const T*>(srcs[r]) + begin;
     switch (op) {
       case ReduceOp::sum:
       case ReduceOp::mean:
-        for (int64_t i = 0; i < n; ++i) acc[i] += v[i];
+        for (int64_t i = 0; i < n; ++i) out[i] += v[i];
         break;
       case ReduceOp::max:
-        for (int64_t i = 0; i < n; ++i) acc[i] = std::max(acc[i], v[i]);
+        for (int64_t i = 0; i < n; ++i) out[i] = std::max(out[i], v[i]);
         break;
       case ReduceOp::min:
-        for (int64_t i = 0; i < n; ++i) acc[i] = std::min(acc[i], v[i]);
+        for (int64_t i = 0; i < n; ++i) out[i] = std::min(out[i], v[i]);
         break;
     }
   }
   if (op == ReduceOp::mean)
-    for (int64_t i = 0; i < n; ++i) acc[i] = static_cast<T>(acc[i] / static_cast<T>(views.size()));
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(out[i] / static_cast<T>(srcs.size()));
+}
+
+void check_reducible(DType dtype, ReduceOp op) {
+  KCPP_CHECK(dtype == DType::float32 || dtype == DType::int32 || dtype == DType::int64, TypeError,
+             "in-process {}: float32, int32 or int64 tensors expected, received {}", reduce_op_name(op),
+             dtype_name(dtype));
+}
+
+// Elements [begin, end) of the reduction of `srcs` (of `dtype`) into `out`.
+void combine_range(DType dtype, const std::vector<const char*>& srcs, int64_t begin, int64_t end, ReduceOp op,
+                   char* out) {
+  switch (dtype) {
+    case DType::float32:
+      combine(srcs, begin, end, op, reinterpret_cast<float*>(out));
+      break;
+    case DType::int32:
+      combine(srcs, begin, end, op, reinterpret_cast<int32_t*>(out));
+      break;
+    default:
+      combine(srcs, begin, end, op, reinterpret_cast<int64_t*>(out));
+      break;
+  }
 }
 
 // The members' tensors reduced elementwise, in rank order, into host bytes.
 std::vector<char> reduce(const std::vector<Tensor>& inputs, ReduceOp op) {
+  check_reducible(inputs[0].dtype(), op);
   std::vector<HostView> views;
+  std::vector<const char*> srcs;
   for (const Tensor& t : inputs) views.emplace_back(t);
-  std::vector<char> out;
-  const int64_t n = inputs[0].num_elements();
-  switch (inputs[0].dtype()) {
-    case DType::float32:
-      combine<float>(views, n, op, out);
-      break;
-    case DType::int32:
-      combine<int32_t>(views, n, op, out);
-      break;
-    case DType::int64:
-      combine<int64_t>(views, n, op, out);
-      break;
-    default:
-      throw TypeError(fmt::format("in-process {}: float32, int32 or int64 tensors expected, received {}",
-                                  reduce_op_name(op), dtype_name(inputs[0].dtype())));
-  }
+  for (const HostView& v : views) srcs.push_back(v.data());
+  std::vector<char> out(inputs[0].nbytes());
+  combine_range(inputs[0].dtype(), srcs, 0, inputs[0].num_elements(), op, out.data());
   return out;
 }
 
@@ -204,6 +255,15 @@ struct InProcessGroup::State {
     s->inputs[rank] = std::move(t);
     if (++s->arrived < size) return s;
     open.erase(seq);
+    if (can_chunk(*s)) {
+      s->chunk_elements = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(dtype_size(s->inputs[0].dtype())));
+      s->chunks = (s->inputs[0].num_elements() + s->chunk_elements - 1) / s->chunk_elements;
+      s->chunked = true;  // members waiting now join in
+      cv.notify_all();
+      lock.unlock();
+      share_chunks(*s);
+      return s;
+    }
     lock.unlock();
     try {
       complete(*s);
@@ -216,14 +276,28 @@ struct InProcessGroup::State {
     return s;
   }
 
+  // Works on a chunked all-reduce's remaining chunks; the one that ends it wakes everyone.
+  void share_chunks(Slot& s) {
+    if (!reduce_chunks(s)) return;
+    std::lock_guard lock(mutex);
+    s.done = true;
+    cv.notify_all();
+  }
+
   bool finished(const Slot& s) {
     std::lock_guard lock(mutex);
     return s.done || !failed.empty();
   }
 
-  void wait(int rank, const Slot& s) {
+  void wait(int rank, Slot& s) {
     std::unique_lock lock(mutex);
     const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    const auto woken = [&] { return s.done || !failed.empty() || (s.chunked && s.next_chunk.load() < s.chunks); };
+    if (cv.wait_until(lock, deadline, woken) && !s.done && failed.empty()) {
+      lock.unlock();
+      share_chunks(s);
+      lock.lock();
+    }
     if (!cv.wait_until(lock, deadline, [&] { return s.done || !failed.empty(); })) {
       const DistributedError e = timeout_error(kind_name(s.kind), rank, size, options.timeout);
       failed = e.what();

@@ -769,9 +769,11 @@ void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tenso
   std::vector<Tensor> grads;
   if (data_parallel()) {
     auto& reducer = strategy_->reducer();
-    reducer.begin(vars, share);
+    reducer.begin(vars, 1.f);
     tape.on_gradient_ready([&reducer](size_t i, const Tensor& g) { reducer.ready(i, g); });
-    tape.gradient(loss, vars);
+    // The gradients of this replica's share of the global batch's loss: scaling the loss is free,
+    // scaling the gradients a pass over them.
+    tape.gradient(share == 1.f ? loss : loss * share, vars);
     grads = reducer.finish();
   } else {
     grads = tape.gradient(loss, vars);
@@ -896,26 +898,25 @@ void Model::mirrored_train_step(const std::vector<Tensor>& x_global, const std::
     for (const auto& r : replicas_)
       if (r->optimizer_->has_schedule() || r->optimizer_->learning_rate() != optimizer_->learning_rate())
         r->optimizer_->set_learning_rate(optimizer_->learning_rate());
-  // Each replica's rows are cut here and moved to its device by its thread.
-  const int n = strategy_->local_replicas();
-  const int64_t total = x_global[0].dim(0);
-  std::vector<std::vector<Tensor>> xs(n), ys(n);
-  std::vector<Tensor> ws(n);
-  std::vector<float> shares(n);
-  for (int i = 0; i < n; ++i) {
-    const auto [begin, end] = strategy_->shard(total, i);
-    xs[i] = rows(x_global, begin, end - begin);
-    ys[i] = rows(y_global, begin, end - begin);
-    if (weights_global.defined()) ws[i] = rows(weights_global, begin, end - begin);
-    shares[i] = static_cast<float>(end - begin) / static_cast<float>(total);
-  }
+  // Each replica cuts its rows from the batch in host memory and moves them to its device: the
+  // host's cores slice for every replica at once, and a GPU's batch never goes through another GPU.
+  const auto on_host = [](const std::vector<Tensor>& ts) {
+    std::vector<Tensor> out;
+    for (const Tensor& t : ts)
+      out.push_back(t.device().type == DeviceType::cpu ? t : ops::to_backend(t, backend::get_backend("cpu")));
+    return out;
+  };
+  const std::vector<Tensor> x = on_host(x_global), y = on_host(y_global);
+  const Tensor w = weights_global.defined() ? on_host({weights_global})[0] : Tensor();
+  const int64_t total = x[0].dim(0);
   strategy_->run_in_replicas([&](int i) {
-    const auto here = [](const std::vector<Tensor>& ts) {
-      std::vector<Tensor> out;
-      for (const Tensor& t : ts) out.push_back(on_device(t));
-      return out;
-    };
-    replica(i).train_on_shard(here(xs[i]), here(ys[i]), ws[i].defined() ? on_device(ws[i]) : Tensor(), shares[i]);
+    const auto [begin, end] = strategy_->shard(total, i);
+    std::vector<Tensor> ys;
+    for (const Tensor& t : rows(y, begin, end - begin)) ys.push_back(on_device(t));
+    Model& m = replica(i);
+    m.train_on_shard(m.device_inputs(rows(x, begin, end - begin)), ys,
+                     w.defined() ? on_device(rows(w, begin, end - begin)) : Tensor(),
+                     static_cast<float>(end - begin) / static_cast<float>(total));
   });
 }
 
@@ -1049,8 +1050,11 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
         KCPP_CHECK(b.y.size() == std::max<size_t>(num_outputs(), 1), ValueError,
                    "fit: batch {} holds {} target(s), the model has {} output(s)", s, b.y.size(),
                    std::max<size_t>(num_outputs(), 1));
-        train_step(device_inputs(b.x), targets_on_device(b.y),
-                   b.sample_weight.defined() ? on_device(b.sample_weight) : Tensor());
+        if (mirrored())  // the replicas move their rows to their devices themselves
+          train_step(b.x, b.y, b.sample_weight);
+        else
+          train_step(device_inputs(b.x), targets_on_device(b.y),
+                     b.sample_weight.defined() ? on_device(b.sample_weight) : Tensor());
         steps_done = s + 1;
         if (batch_logs) {
           callbacks::Logs logs = global_results();

@@ -1,9 +1,11 @@
 // Data-parallel training measured on one device, and the scaling it predicts for a node.
 //
-//   bench_data_parallel [resnet50|mlp] [batch per replica] [steps] [communicator]
+//   bench_data_parallel [resnet50|mlp] [batch per replica] [steps] [communicator] [--busbw GB/s]
+//                       [--mirrored cuda:0,cuda:1 | cpu:0,cpu:1 | all]
 //
-// Trains through MultiWorkerMirroredStrategy (the real reducer path: buckets all-reduced while the
-// backward pass runs) and prints, as JSON: the step time, the backward time, how long the step
+// Trains through MultiWorkerMirroredStrategy, or with --mirrored a MirroredStrategy over those
+// devices in this process (the real reducer path: buckets all-reduced while the backward pass
+// runs), and prints, as JSON: the step time, the backward time, how long the step
 // waited for all-reduces after the backward pass, and the gradient bytes. From those and an
 // all-reduce bus bandwidth (--busbw GB/s, NCCL's ring), it predicts the efficiency on N GPUs:
 //   ring all-reduce time  T_ar = 2 (N - 1) / N * bytes / busbw
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,10 +33,26 @@ int main(int argc, char** argv) {
   const int steps = argc > 3 ? std::atoi(argv[3]) : 10;
   const std::string comm = argc > 4 ? argv[4] : "auto";
   double busbw_gbs = 300;  // conservative for 8x H100 SXM (NVLink 4): nccl-tests report 360-480 GB/s
-  for (int i = 5; i + 1 < argc; ++i)
+  std::vector<std::string> devices;
+  for (int i = 5; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--busbw") busbw_gbs = std::atof(argv[i + 1]);
-
-  distribute::MultiWorkerMirroredStrategy strategy({.communicator = comm});
+    if (std::string(argv[i]) == "--mirrored") {
+      std::string list = argv[i + 1];
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        devices.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+      }
+    }
+  }
+  std::unique_ptr<distribute::Strategy> owned;
+  if (devices == std::vector<std::string>{"all"})
+    owned = std::make_unique<distribute::MirroredStrategy>(distribute::StrategyOptions{.communicator = comm});
+  else if (!devices.empty())
+    owned = std::make_unique<distribute::MirroredStrategy>(devices, distribute::StrategyOptions{.communicator = comm});
+  else
+    owned = std::make_unique<distribute::MultiWorkerMirroredStrategy>(distribute::StrategyOptions{.communicator = comm});
+  distribute::Strategy& strategy = *owned;
   const int world = strategy.num_replicas_in_sync();
   std::shared_ptr<Model> model = strategy.scope([&]() -> std::shared_ptr<Model> {
     if (model_name == "resnet50")
@@ -93,7 +112,7 @@ int main(int argc, char** argv) {
       model_name.c_str(), default_backend().name().c_str(), strategy.communicator().name().c_str(), world,
       static_cast<long long>(batch), step_ms, forward_ms, backward_ms, backward_host_ms, wait_ms, buckets, overlapped,
       bytes / 1e6, 1000.0 * static_cast<double>(batch * world) / step_ms);
-  if (world == 1) {
+  if (world == 1 && strategy.local_replicas() == 1) {
     const double bucket_bytes = std::min<double>(bytes, strategy.options().bucket_bytes);
     for (int gpus : {2, 4, 8}) {
       const double ring = 2.0 * (gpus - 1) / gpus;
