@@ -255,6 +255,10 @@ struct InProcessGroup::State {
     s->inputs[rank] = std::move(t);
     if (++s->arrived < size) return s;
     open.erase(seq);
+    if (size == 1 && kind != Kind::all_gather && kind != Kind::reduce_scatter) {  // one replica: its own values
+      s->done = true;
+      return s;
+    }
     if (can_chunk(*s)) {
       s->chunk_elements = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(dtype_size(s->inputs[0].dtype())));
       s->chunks = (s->inputs[0].num_elements() + s->chunk_elements - 1) / s->chunk_elements;

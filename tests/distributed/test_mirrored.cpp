@@ -432,3 +432,44 @@ TEST_CASE("MirroredStrategy: device lists are checked; on the CPU backend the de
     CHECK(max_abs_diff(flat(a.weights()), flat(b.weights())) == 0.0);
   }
 }
+
+namespace {
+// The GPUs this machine has (0 without a usable CUDA backend).
+int cuda_devices() {
+  for (const auto& p : backend::available_backends())
+    if (p.name == "cuda" && p.reason.empty()) return backend::device_count("cuda");
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("cuda: MirroredStrategy over every GPU trains as one GPU on the same global batches", "[cuda]") {
+  const int gpus = cuda_devices();
+  if (gpus == 0) return kt::skip("no cuda device");
+  // "cuda" and "cuda:<its index>" are one backend, so tensors of either go together.
+  Backend& gpu = backend::get_backend("cuda");
+  CHECK(&backend::get_backend(gpu.device().to_string()) == &gpu);
+  CHECK_THROWS_WITH(backend::get_backend("cuda:" + std::to_string(gpus)), Catch::Contains("no device"));
+  enable_tensor_float_32_execution(false);
+  std::vector<std::string> devices;
+  for (int i = 0; i < gpus; ++i) devices.push_back("cuda:" + std::to_string(i));
+  backend::DeviceScope on_first(devices[0]);
+  distribute::MirroredStrategy strategy(devices, {.bucket_bytes = 256});
+  CHECK(strategy.num_replicas_in_sync() == gpus);
+  auto [x, y] = make_data(50);
+  utils::set_random_seed(3);
+  Sequential mirrored = strategy.scope([] { return make_mlp(); });
+  strategy.scope([&] { mirrored.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"}); });
+  Sequential single = make_mlp();
+  single.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  copy_weights(mirrored, single);
+  mirrored.fit(x, y, {.batch_size = 12, .epochs = 2, .verbose = 0, .shuffle = false});
+  single.fit(x, y, {.batch_size = 12, .epochs = 2, .verbose = 0, .shuffle = false});
+  CHECK(max_abs_diff(flat(mirrored.weights()), flat(single.weights())) < 1e-4);
+  for (int r = 1; r < gpus; ++r) {
+    CHECK(max_abs_diff(flat(mirrored.replica_weights(r)), flat(mirrored.weights())) == 0.0);
+    CHECK(mirrored.replica_weights(r)[0]->value().device().to_string() == devices[r]);
+  }
+  CHECK(max_abs_diff(values(mirrored.predict(x, {.batch_size = 7})), values(single.predict(x, {.batch_size = 7}))) <
+        1e-4);
+  enable_tensor_float_32_execution(true);
+}

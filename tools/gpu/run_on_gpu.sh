@@ -42,6 +42,13 @@ timeout 60 "$pack/run.sh" bench_gpu cuda > "$out/bench_cuda_tf32.txt" 2>&1
 stage layer times
 # Where InceptionV3's (video_qa's frozen CNN) step goes, per layer class.
 KERASCPP_LOG_LEVEL=warn timeout 60 "$pack/run.sh" bench_layer_times inception_v3 64 2 > "$out/layer_times.txt" 2>&1
+stage data parallel
+# One GPU: the NCCL reducer's step and the scaling it predicts. Several: MirroredStrategy over all of them.
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU")
+{ KERASCPP_LOG_LEVEL=warn timeout 60 "$pack/run.sh" bench_data_parallel resnet50 64 10
+  if [ "$gpus" -ge 2 ]; then
+    KERASCPP_LOG_LEVEL=warn timeout 90 "$pack/run.sh" bench_data_parallel resnet50 64 10 auto --mirrored all
+  fi; } > "$out/data_parallel.txt" 2>&1
 stage done
 echo "---- summary"
 cat "$out/gpu.txt" "$out/stages.txt"
@@ -52,6 +59,8 @@ grep -E "rc=|Test accuracy" "$out/text_classifier.txt"
 grep -v "^\[kerascpp\]" "$out/bench_cuda_tf32.txt" | head -6
 cut -c1-220 "$out/rnn_algorithms.txt"
 grep -v "^\[kerascpp\]" "$out/layer_times.txt" | head -14
+grep -E "mirrored|MirroredStrategy" "$out/tests.txt" | head -4
+grep "^{" "$out/data_parallel.txt" | cut -c1-240
 python3 - "$out/models_kerascpp.txt" "$out/models_torch.txt" <<'PY'
 import json, sys
 def rows(path):
