@@ -4,7 +4,10 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
 #include <thread>
+
+#include <unistd.h>
 
 #include "core/ops.h"
 #include "core/registry.h"
@@ -383,6 +386,52 @@ TEST_CASE("MirroredStrategy: learning-rate callbacks and weights loaded between 
   const auto ls = single.train_on_batch(xb, yb);
   CHECK(lm.at("loss") == Approx(ls.at("loss")).epsilon(1e-5));
   CHECK(max_abs_diff(flat(mirrored.weights()), flat(single.weights())) < 2e-5);
+}
+
+TEST_CASE("MirroredStrategy: an interrupted fit resumed by BackupAndRestore ends with the same weights",
+          "[cpu][distributed]") {
+  distribute::MirroredStrategy strategy(cpu_devices(2));
+  // Dropout on both replicas, shuffling and Adam's state all matter: the resumed run restores each.
+  auto make = [&] {
+    utils::set_random_seed(42);
+    utils::clear_session();
+    auto m = strategy.scope([] {
+      return std::make_shared<Sequential>(std::vector<LayerRef>{
+          layers::Input({5}), layers::Dense(12, {.activation = "relu"}), layers::Dropout(0.3),
+          layers::Dense(3, {.activation = "softmax"})});
+    });
+    strategy.scope([&] {
+      m->compile({.optimizer = optimizers::Adam({.learning_rate = 0.01f}), .loss = "sparse_categorical_crossentropy"});
+    });
+    return m;
+  };
+  auto [x, y] = make_data(40);
+  const FitOptions base{.batch_size = 8, .epochs = 5, .verbose = 0};
+  auto uninterrupted = make();
+  const History full = uninterrupted->fit(x, y, base);
+
+  const auto dir = std::filesystem::temp_directory_path() / ("kerascpp_mirrored_backup_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  const std::string backup = (dir / "backup").string();
+  struct Interrupt {};
+  {
+    auto m = make();
+    FitOptions o = base;
+    o.callbacks = {callbacks::BackupAndRestore(backup),
+                   callbacks::LambdaCallback({.on_epoch_end = [](int epoch, callbacks::Logs&) {
+                     if (epoch == 2) throw Interrupt{};  // a crash after epoch 3's backup
+                   }})};
+    CHECK_THROWS_AS(m->fit(x, y, o), Interrupt);
+  }
+  auto resumed = make();
+  FitOptions o = base;
+  o.callbacks = {callbacks::BackupAndRestore(backup)};
+  const History rest = resumed->fit(x, y, o);
+  CHECK(rest.epoch == std::vector<int>{3, 4});
+  CHECK(max_abs_diff(flat(resumed->weights()), flat(uninterrupted->weights())) == 0.0);
+  CHECK(max_abs_diff(flat(resumed->replica_weights(1)), flat(uninterrupted->replica_weights(1))) == 0.0);
+  CHECK(rest.history.at("loss").back() == full.history.at("loss").back());
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("MirroredStrategy: a replica's error ends fit with that error, and training goes on after it",
