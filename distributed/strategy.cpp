@@ -231,9 +231,20 @@ uint64_t Strategy::broadcast_key(uint64_t key) const {
   return static_cast<uint64_t>(t.to_vector<int64_t>()[0]);
 }
 
-void Strategy::decorrelate_random_state() const {
+void Strategy::spread_random_streams(const std::vector<random::SeedGenerator*>& generators) const {
   if (num_replicas_in_sync() == 1) return;
-  random::set_global_state(random::splitmix64(random::global_state() ^ (0xD15EA5EULL * (replica_id() + 1))));
+  std::vector<int64_t> states{static_cast<int64_t>(random::global_state())};
+  for (const random::SeedGenerator* g : generators) states.push_back(static_cast<int64_t>(g->state()));
+  Tensor t = Tensor::from_vector(states, Shape{static_cast<int64_t>(states.size())}, &cpu());
+  communicator().broadcast(t, 0);
+  const auto root = t.to_vector<int64_t>();
+  const int r = replica_id();
+  const auto mine = [&](size_t k) {
+    const auto s = static_cast<uint64_t>(root[k]);
+    return r == 0 ? s : random::splitmix64(s ^ (0xD15EA5EULL * static_cast<uint64_t>(r + 1)));
+  };
+  random::set_global_state(mine(0));
+  for (size_t k = 0; k < generators.size(); ++k) generators[k]->set_state(mine(k + 1));
 }
 
 std::vector<double> Strategy::sum(const std::vector<double>& values) const {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../core/export.h"
+#include "../core/random.h"
 #include "../core/registry.h"
 #include "../core/variable.h"
 #include "communicator.h"
@@ -81,8 +82,10 @@ class KERASCPP_API Strategy {
   void average_variables(const std::vector<Variable*>& variables) const;
   /// Rank 0's `key` on every rank (a dataset's shuffle key).
   uint64_t broadcast_key(uint64_t key) const;
-  /// Makes the global random state differ per rank again (dropout masks per replica).
-  void decorrelate_random_state() const;
+  /// Every replica's random streams from replica 0's: the global generator and `generators` take
+  /// rank 0's states, moved apart per rank (dropout masks differ per replica), so a run resumed from
+  /// rank 0's backup draws what the uninterrupted run drew. Collective.
+  void spread_random_streams(const std::vector<random::SeedGenerator*>& generators) const;
   /// Sums `values` across replicas (metric states).
   std::vector<double> sum(const std::vector<double>& values) const;
   /// The calling replica's gradient reducer.

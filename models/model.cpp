@@ -1022,7 +1022,6 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
   if (data_parallel() && !mirrored()) {
     // Every replica cuts its part from the same global batches: rank 0's shuffle.
     if (const auto key = dataset.shuffle_key()) dataset.set_shuffle_key(strategy_->broadcast_key(*key));
-    strategy_->decorrelate_random_state();  // dropout masks differ per replica
   }
   const int verbose = is_chief() ? o.verbose : 0;
   auto history = std::make_shared<History>();  // Keras' History callback, last so it sees final logs
@@ -1039,6 +1038,8 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
     // Weights set or loaded since (callbacks, BackupAndRestore, the user between fits) reach every
     // replica: the first step of each epoch copies replica 0's state again.
     if (mirrored()) replicas_synced_ = false;
+    // Processes: each replica's dropout streams from rank 0's, per epoch (what a backup restores).
+    if (data_parallel() && !mirrored()) strategy_->spread_random_streams(seed_generators());
     dataset.on_epoch_begin(epoch);
     for (auto& c : cbs) c->on_epoch_begin(epoch, no_logs);
     int64_t steps_done = 0;
