@@ -71,6 +71,13 @@ LayerRegistry& registry() {
         {"GlobalAveragePooling2D", &GlobalAveragePooling2D::from_config},
         {"GlobalMaxPooling2D", &GlobalMaxPooling2D::from_config},
         {"BatchNormalization", &BatchNormalization::from_config},
+        // tf.keras 2's layers.experimental.SyncBatchNormalization: Keras 3's synchronized=True.
+        {"SyncBatchNormalization",
+         [](const Config& config) {
+           Config c = config;
+           c["synchronized"] = true;
+           return BatchNormalization::from_config(c);
+         }},
         {"LayerNormalization", &LayerNormalization::from_config},
         {"SpatialDropout2D", &SpatialDropout2D::from_config},
         {"ZeroPadding2D", &ZeroPadding2D::from_config},

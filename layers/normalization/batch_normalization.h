@@ -58,4 +58,10 @@ class KERASCPP_API BatchNormalization : public Layer {
   Variable *gamma_ = nullptr, *beta_ = nullptr, *moving_mean_ = nullptr, *moving_variance_ = nullptr;
 };
 
+/// tf.keras 2's SyncBatchNormalization: a BatchNormalization with synchronized statistics.
+inline BatchNormalization SyncBatchNormalization(BatchNormalizationOptions options = {}) {
+  options.synchronized = true;
+  return BatchNormalization(std::move(options));
+}
+
 }  // namespace keras::layers

@@ -341,9 +341,15 @@ TEST_CASE("MirroredStrategy: synchronized BatchNormalization equals BatchNormali
   auto make = [](bool synchronized) {
     utils::set_random_seed(17);
     return Sequential({layers::Input({5}), layers::Dense(12),
-                       layers::BatchNormalization({.synchronized = synchronized}), layers::Activation("relu"),
-                       layers::Dense(3, {.activation = "softmax"})});
+                       synchronized ? layers::SyncBatchNormalization() : layers::BatchNormalization(),
+                       layers::Activation("relu"), layers::Dense(3, {.activation = "softmax"})});
   };
+  // tf.keras 2's class name reads as Keras 3's synchronized BatchNormalization.
+  const auto legacy = serialization::deserialize_layer(Config::parse(
+      R"({"class_name": "SyncBatchNormalization", "config": {"name": "sbn", "axis": -1, "momentum": 0.9}})"));
+  CHECK(legacy->class_name() == "BatchNormalization");
+  CHECK(legacy->get_config()["synchronized"] == true);
+  CHECK(legacy->get_config()["momentum"] == Approx(0.9));
   Sequential mirrored = strategy.scope([&] { return make(true); });
   strategy.scope([&] {
     mirrored.compile({.optimizer = optimizers::SGD({.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
