@@ -13,48 +13,15 @@
 #include "core/registry.h"
 #include "distributed/strategy.h"
 #include "kerascpp.h"
+#include "tests/distributed/data_parallel_support.h"
 #include "tests/support/test_support.h"
 
 using namespace keras;
 using Reduce = distribute::ReduceOp;
 
 namespace {
-std::vector<float> values(const Tensor& t) { return ops::cast(t, DType::float32).to_vector<float>(); }
+using namespace dp_test;
 
-Sequential make_mlp() {
-  return Sequential({layers::Input({5}), layers::Dense(16, {.activation = "relu"}),
-                     layers::Dense(8, {.activation = "tanh"}), layers::Dense(3, {.activation = "softmax"})});
-}
-// Deterministic data: n samples of 5 features and labels in [0, 3).
-std::pair<Tensor, Tensor> make_data(int64_t n) {
-  std::vector<float> x(static_cast<size_t>(n * 5));
-  std::vector<int32_t> y(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < 5; ++j)
-      x[static_cast<size_t>(i * 5 + j)] = std::sin(0.37f * static_cast<float>(i * 5 + j + 1));
-    y[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7) % 3);
-  }
-  return {Tensor::from_vector(x, Shape{n, 5}), Tensor::from_vector(y, Shape{n})};
-}
-std::vector<float> flat(const std::vector<Variable*>& vars) {
-  std::vector<float> out;
-  for (const Variable* v : vars) {
-    const auto part = values(v->value());
-    out.insert(out.end(), part.begin(), part.end());
-  }
-  return out;
-}
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
-  return m;
-}
-void copy_weights(Model& from, Model& to) {
-  auto a = from.weights(), b = to.weights();
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) b[i]->assign(a[i]->value());
-}
 std::vector<std::string> cpu_devices(int n) {
   std::vector<std::string> out;
   for (int i = 0; i < n; ++i) out.push_back("cpu:" + std::to_string(i));
@@ -207,20 +174,13 @@ TEST_CASE("MirroredStrategy: fit on 2 and 3 devices equals one device on the sam
     REQUIRE(strategy.local_replicas() == replicas);
     // 50 samples in batches of 12: the last batch (2 samples) leaves replica 2 empty.
     auto [x, y] = make_data(50);
-    utils::set_random_seed(3);
-    Sequential mirrored = strategy.scope([] { return make_mlp(); });
-    strategy.scope([&] {
-      mirrored.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
-                        .loss = "sparse_categorical_crossentropy",
-                        .metrics = {"accuracy"}});
+    auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
+      m.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
+                 .loss = "sparse_categorical_crossentropy",
+                 .metrics = {"accuracy"}});
     });
     CHECK(mirrored.weights()[0]->value().backend() == &backend::get_backend("cpu:0"));
     CHECK_THROWS_WITH(mirrored.replica_weights(1), Catch::Contains("does not exist before the first training step"));
-    Sequential single = make_mlp();
-    single.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
-                    .loss = "sparse_categorical_crossentropy",
-                    .metrics = {"accuracy"}});
-    copy_weights(mirrored, single);
     int batches = 0;
     auto count = std::make_shared<callbacks::LambdaCallback>(
         callbacks::LambdaCallbackOptions{.on_train_batch_end = [&](int, callbacks::Logs&) { ++batches; }});
@@ -251,14 +211,9 @@ TEST_CASE("MirroredStrategy: fit on 2 and 3 devices equals one device on the sam
 TEST_CASE("MirroredStrategy: evaluate and predict split each batch across replicas, in order", "[cpu][distributed]") {
   distribute::MirroredStrategy strategy(cpu_devices(3));
   auto [x, y] = make_data(20);
-  utils::set_random_seed(6);
-  Sequential mirrored = strategy.scope([] { return make_mlp(); });
-  strategy.scope([&] {
-    mirrored.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+  auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
+    m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
   });
-  Sequential single = make_mlp();
-  single.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
-  copy_weights(mirrored, single);
   // Before any training the replicas are made for it; batches of 7 and of 2 (one replica empty).
   for (int64_t batch : {7, 2}) {
     INFO("batch_size " << batch);
@@ -367,12 +322,9 @@ TEST_CASE("MirroredStrategy: learning-rate callbacks and weights loaded between 
           "[cpu][distributed]") {
   distribute::MirroredStrategy strategy(cpu_devices(2));
   auto [x, y] = make_data(48);
-  utils::set_random_seed(8);
-  Sequential mirrored = strategy.scope([] { return make_mlp(); });
-  strategy.scope([&] { mirrored.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"}); });
-  Sequential single = make_mlp();
-  single.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
-  copy_weights(mirrored, single);
+  auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
+    m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  });
   const auto halve = [] { return callbacks::LearningRateScheduler([](int, double lr) { return lr * 0.5; }); };
   mirrored.fit(x, y, {.batch_size = 16, .epochs = 3, .verbose = 0, .shuffle = false, .callbacks = {halve()}});
   single.fit(x, y, {.batch_size = 16, .epochs = 3, .verbose = 0, .shuffle = false, .callbacks = {halve()}});
@@ -398,19 +350,7 @@ TEST_CASE("MirroredStrategy: an interrupted fit resumed by BackupAndRestore ends
           "[cpu][distributed]") {
   distribute::MirroredStrategy strategy(cpu_devices(2));
   // Dropout on both replicas, shuffling and Adam's state all matter: the resumed run restores each.
-  auto make = [&] {
-    utils::set_random_seed(42);
-    utils::clear_session();
-    auto m = strategy.scope([] {
-      return std::make_shared<Sequential>(std::vector<LayerRef>{
-          layers::Input({5}), layers::Dense(12, {.activation = "relu"}), layers::Dropout(0.3),
-          layers::Dense(3, {.activation = "softmax"})});
-    });
-    strategy.scope([&] {
-      m->compile({.optimizer = optimizers::Adam({.learning_rate = 0.01f}), .loss = "sparse_categorical_crossentropy"});
-    });
-    return m;
-  };
+  auto make = [&] { return make_dropout_classifier(strategy); };
   auto [x, y] = make_data(40);
   const FitOptions base{.batch_size = 8, .epochs = 5, .verbose = 0};
   auto uninterrupted = make();
@@ -476,12 +416,9 @@ TEST_CASE("MirroredStrategy: device lists are checked; on the CPU backend the de
     CHECK(one.num_replicas_in_sync() == 1);
     CHECK(one.local_replicas() == 1);
     auto [x, y] = make_data(24);
-    utils::set_random_seed(4);
-    Sequential a = one.scope([] { return make_mlp(); });
-    one.scope([&] { a.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"}); });
-    Sequential b = make_mlp();
-    b.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
-    copy_weights(a, b);
+    auto [a, b] = twins(one, make_mlp, [](Model& m) {
+      m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+    });
     a.fit(x, y, {.batch_size = 8, .epochs = 2, .verbose = 0, .shuffle = false});
     b.fit(x, y, {.batch_size = 8, .epochs = 2, .verbose = 0, .shuffle = false});
     CHECK(max_abs_diff(flat(a.weights()), flat(b.weights())) == 0.0);
@@ -511,12 +448,9 @@ TEST_CASE("cuda: MirroredStrategy over every GPU trains as one GPU on the same g
   distribute::MirroredStrategy strategy(devices, {.bucket_bytes = 256});
   CHECK(strategy.num_replicas_in_sync() == gpus);
   auto [x, y] = make_data(50);
-  utils::set_random_seed(3);
-  Sequential mirrored = strategy.scope([] { return make_mlp(); });
-  strategy.scope([&] { mirrored.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"}); });
-  Sequential single = make_mlp();
-  single.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
-  copy_weights(mirrored, single);
+  auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
+    m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  });
   mirrored.fit(x, y, {.batch_size = 12, .epochs = 2, .verbose = 0, .shuffle = false});
   single.fit(x, y, {.batch_size = 12, .epochs = 2, .verbose = 0, .shuffle = false});
   CHECK(max_abs_diff(flat(mirrored.weights()), flat(single.weights())) < 1e-4);

@@ -13,49 +13,18 @@
 #include "core/random.h"
 #include "distributed/strategy.h"
 #include "kerascpp.h"
+#include "tests/distributed/data_parallel_support.h"
 #include "tests/support/test_support.h"
 
 using namespace keras;
 using Reduce = distribute::ReduceOp;
 
+using namespace dp_test;
+
 namespace {
 distribute::MultiWorkerMirroredStrategy& strategy() {
   static distribute::MultiWorkerMirroredStrategy s({.communicator = "auto", .bucket_bytes = 256});
   return s;
-}
-std::vector<float> values(const Tensor& t) { return ops::cast(t, DType::float32).to_vector<float>(); }
-
-// A small classifier; the same initial weights on every rank (seeded), replaced by rank 0's anyway.
-Sequential make_mlp() {
-  return Sequential({layers::Input({5}), layers::Dense(16, {.activation = "relu"}),
-                     layers::Dense(8, {.activation = "tanh"}), layers::Dense(3, {.activation = "softmax"})});
-}
-// Deterministic data: n samples of 5 features and labels in [0, 3).
-std::pair<Tensor, Tensor> make_data(int64_t n) {
-  std::vector<float> x(static_cast<size_t>(n * 5));
-  std::vector<int32_t> y(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < 5; ++j)
-      x[static_cast<size_t>(i * 5 + j)] = std::sin(0.37f * static_cast<float>(i * 5 + j + 1));
-    y[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7) % 3);
-  }
-  return {Tensor::from_vector(x, Shape{n, 5}), Tensor::from_vector(y, Shape{n})};
-}
-void copy_weights(Model& from, Model& to) {
-  auto a = from.weights(), b = to.weights();
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) b[i]->assign(a[i]->value());
-}
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
-  return m;
-}
-Tensor flat_weights(Model& m) {
-  std::vector<Tensor> parts;
-  for (Variable* v : m.weights()) parts.push_back(ops::reshape(ops::cast(v->value(), DType::float32), {-1}));
-  return ops::concatenate(parts, 0);
 }
 }  // namespace
 
@@ -214,19 +183,7 @@ TEST_CASE("fit(Dataset) under a strategy: every replica cuts its part from rank 
 
 TEST_CASE("BackupAndRestore resumes a data-parallel run with the same weights", "[mpi]") {
   // Dropout on every rank, shuffles and Adam's state: rank 0's backup restores each rank's streams.
-  auto make = [] {
-    utils::set_random_seed(42);
-    utils::clear_session();
-    auto m = strategy().scope([] {
-      return std::make_shared<Sequential>(std::vector<LayerRef>{
-          layers::Input({5}), layers::Dense(12, {.activation = "relu"}), layers::Dropout(0.3),
-          layers::Dense(3, {.activation = "softmax"})});
-    });
-    strategy().scope([&] {
-      m->compile({.optimizer = optimizers::Adam({.learning_rate = 0.01f}), .loss = "sparse_categorical_crossentropy"});
-    });
-    return m;
-  };
+  auto make = [] { return make_dropout_classifier(strategy()); };
   auto [x, y] = make_data(48);
   const FitOptions base{.batch_size = 12, .epochs = 4, .verbose = 0};
   auto uninterrupted = make();
