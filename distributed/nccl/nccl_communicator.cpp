@@ -113,6 +113,12 @@ class NcclCommunicator final : public Communicator {
   int world_size() const override { return world_; }
 
   std::unique_ptr<Work> all_reduce_async(Tensor t, ReduceOp op) override {
+    if (on_host(t)) {  // a strategy's host values (metric sums): through this rank's GPU, at once
+      Tensor d = to_gpu(t);
+      all_reduce_async(d, op)->wait();
+      ops::copy_into(d, t);
+      return std::make_unique<FinishedWork>();
+    }
     cudaStream_t s = stream_of(t, "all_reduce");
     KCPP_NCCL(ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.num_elements()),
                             nccl_type(t.dtype(), "all_reduce"), nccl_op(op), comm_, s));
@@ -122,12 +128,19 @@ class NcclCommunicator final : public Communicator {
   void broadcast(Tensor& t, int root) override {
     KCPP_CHECK(root >= 0 && root < world_, ValueError, "broadcast: root must be a rank in [0, {}), received {}", world_,
                root);
+    if (on_host(t)) {  // a strategy's host values (shuffle keys, random states)
+      Tensor d = to_gpu(t);
+      broadcast(d, root);
+      ops::copy_into(d, t);
+      return;
+    }
     cudaStream_t s = stream_of(t, "broadcast");
     KCPP_NCCL(ncclBroadcast(t.raw_data(), t.raw_data(), static_cast<size_t>(t.num_elements()),
                             nccl_type(t.dtype(), "broadcast"), root, comm_, s));
     NcclWork(this, fmt::format("broadcast of {} from rank {}", t.shape().to_string(), root), s, t).wait();
   }
   Tensor all_gather(const Tensor& t) override {
+    if (on_host(t)) return ops::to_backend(all_gather(to_gpu(t)), *t.backend());
     cudaStream_t s = stream_of(t, "all_gather");
     std::vector<int64_t> dims{world_};
     for (int64_t d : t.shape().dims()) dims.push_back(d);
@@ -141,6 +154,7 @@ class NcclCommunicator final : public Communicator {
     KCPP_CHECK(t.rank() >= 1 && t.dim(0) % world_ == 0, ShapeError,
                "reduce_scatter: expected a first dimension divisible by the {} ranks, received shape {}", world_,
                t.shape().to_string());
+    if (on_host(t)) return ops::to_backend(reduce_scatter(to_gpu(t), op), *t.backend());
     cudaStream_t s = stream_of(t, "reduce_scatter");
     std::vector<int64_t> dims = t.shape().dims();
     dims[0] /= world_;
@@ -177,6 +191,14 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
+  struct FinishedWork final : Work {
+    bool test() override { return true; }
+    void wait() override {}
+  };
+  static bool on_host(const Tensor& t) { return t.defined() && t.device().type == DeviceType::cpu; }
+  Tensor to_gpu(const Tensor& t) const {
+    return ops::to_backend(t, backend::get_backend(fmt::format("cuda:{}", device_)));
+  }
   cudaStream_t stream_of(const Tensor& t, const char* what) const {
     KCPP_CHECK(t.defined() && t.backend()->device().type == DeviceType::cuda, DistributedError,
                "NCCL communicator: {} needs a tensor on the CUDA backend, received one on {}", what,

@@ -112,6 +112,13 @@ TEST_CASE("NCCL with one rank: collectives and a data-parallel fit match one dev
   CHECK(t.to_vector<float>() == std::vector<float>{1, 2, 3});
   CHECK(comm->all_gather(t).shape() == Shape{1, 3});
   comm->barrier();
+  // Host values (a strategy's metric sums, keys, random states) travel through the GPU and come back.
+  Tensor host = Tensor::from_vector(std::vector<int64_t>{7, -3}, {2}, &backend::get_backend("cpu"));
+  comm->broadcast(host, 0);
+  comm->all_reduce(host, distribute::ReduceOp::max);
+  CHECK(host.backend() == &backend::get_backend("cpu"));
+  CHECK(host.to_vector<int64_t>() == std::vector<int64_t>{7, -3});
+  CHECK(comm->all_gather(host).backend() == &backend::get_backend("cpu"));
 
   distribute::MultiWorkerMirroredStrategy strategy({.communicator = "nccl", .bucket_bytes = 1024});
   const Tensor x = kt::random_tensor({64, 6}, 4);
