@@ -167,6 +167,7 @@ TEST_CASE("Logical CPU devices are backends of their own; DeviceScope places new
 
 TEST_CASE("MirroredStrategy: fit on 2 and 3 devices equals one device on the same global batches",
           "[cpu][distributed]") {
+  const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   for (int replicas : {2, 3}) {
     INFO(replicas << " replicas");
     distribute::MirroredStrategy strategy(cpu_devices(replicas), {.bucket_bytes = 256});
@@ -209,6 +210,7 @@ TEST_CASE("MirroredStrategy: fit on 2 and 3 devices equals one device on the sam
 }
 
 TEST_CASE("MirroredStrategy: evaluate and predict split each batch across replicas, in order", "[cpu][distributed]") {
+  const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(3));
   auto [x, y] = make_data(20);
   auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
@@ -239,6 +241,7 @@ TEST_CASE("MirroredStrategy: evaluate and predict split each batch across replic
 
 TEST_CASE("MirroredStrategy: a functional model with two inputs and two outputs trains as on one device",
           "[cpu][distributed]") {
+  const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(2));
   auto make = [] {
     auto a = layers::Input({5}, {.name = "a"});
@@ -273,6 +276,7 @@ TEST_CASE("MirroredStrategy: a functional model with two inputs and two outputs 
 
 TEST_CASE("MirroredStrategy: replicas with dropout and per-replica BatchNormalization stay identical",
           "[cpu][distributed]") {
+  const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(2));
   auto [x, y] = make_data(96);
   Sequential model = strategy.scope([] {
@@ -291,6 +295,7 @@ TEST_CASE("MirroredStrategy: replicas with dropout and per-replica BatchNormaliz
 
 TEST_CASE("MirroredStrategy: synchronized BatchNormalization equals BatchNormalization on the global batch",
           "[cpu][distributed]") {
+  const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(2));
   auto [x, y] = make_data(48);
   auto make = [](bool synchronized) {
@@ -320,6 +325,7 @@ TEST_CASE("MirroredStrategy: synchronized BatchNormalization equals BatchNormali
 
 TEST_CASE("MirroredStrategy: learning-rate callbacks and weights loaded between fits reach every replica",
           "[cpu][distributed]") {
+  const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(2));
   auto [x, y] = make_data(48);
   auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
@@ -348,6 +354,7 @@ TEST_CASE("MirroredStrategy: learning-rate callbacks and weights loaded between 
 
 TEST_CASE("MirroredStrategy: an interrupted fit resumed by BackupAndRestore ends with the same weights",
           "[cpu][distributed]") {
+  const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(2));
   // Dropout on both replicas, shuffling and Adam's state all matter: the resumed run restores each.
   auto make = [&] { return make_dropout_classifier(strategy); };
@@ -382,6 +389,7 @@ TEST_CASE("MirroredStrategy: an interrupted fit resumed by BackupAndRestore ends
 
 TEST_CASE("MirroredStrategy: a replica's error ends fit with that error, and training goes on after it",
           "[cpu][distributed]") {
+  const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(2), {.timeout = std::chrono::milliseconds(20'000)});
   Sequential model = strategy.scope([] {
     return Sequential({layers::Input({3}, {.dtype = "int32"}), layers::Embedding(10, 4), layers::Flatten(),
@@ -406,6 +414,7 @@ TEST_CASE("MirroredStrategy: a replica's error ends fit with that error, and tra
 
 TEST_CASE("MirroredStrategy: device lists are checked; on the CPU backend the default is one replica",
           "[cpu][distributed]") {
+  const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   CHECK_THROWS_WITH(distribute::MirroredStrategy(std::vector<std::string>{}),
                     Catch::Contains("expected at least one device"));
   CHECK_THROWS_WITH(distribute::MirroredStrategy({"cpu:0", "cpu"}), Catch::Contains("are the same device"));
