@@ -46,6 +46,7 @@ struct Strategy::State {
     std::function<void()> task;
   };
   std::vector<Worker> workers;
+  std::mutex run_mutex;  // one run_in_replicas at a time
   std::mutex mutex;
   std::condition_variable wake, finished;
   uint64_t generation = 0;
@@ -160,6 +161,7 @@ void Strategy::run_in_replicas(const std::function<void(int)>& fn) const {
     fn(0);
     return;
   }
+  std::lock_guard run(st.run_mutex);
   const int n = local_replicas();
   std::vector<std::exception_ptr> errors(n);
   std::vector<std::chrono::steady_clock::time_point> when(n);

@@ -892,6 +892,7 @@ void Model::seed_replicas() {
 
 void Model::mirrored_train_step(const std::vector<Tensor>& x_global, const std::vector<Tensor>& y_global,
                                 const Tensor& weights_global) {
+  std::lock_guard lock(*replicas_mutex_);
   if (!replicas_synced_) sync_replicas(x_global, true);
   // Callbacks change the rate of this model's optimizer (LearningRateScheduler, ReduceLROnPlateau).
   if (!optimizer_->has_schedule())
@@ -1086,7 +1087,11 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
   reset_metrics();
   // MirroredStrategy: each replica evaluates its rows of every batch on its device.
   const bool sharded = mirrored();
-  if (sharded) sync_replicas(x, false);
+  std::unique_lock<std::mutex> lock;
+  if (sharded) {
+    lock = std::unique_lock(*replicas_mutex_);
+    sync_replicas(x, false);
+  }
   const int64_t n = x[0].dim(0), steps = (n + batch - 1) / batch;
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t start = s * batch, count = std::min(batch, n - start);
@@ -1158,6 +1163,7 @@ std::vector<Tensor> Model::predict_all(const TensorList& x, PredictOptions o) {
   std::vector<std::vector<Tensor>> parts;
   if (mirrored()) {
     // MirroredStrategy: each replica predicts its rows of every batch on its device.
+    std::lock_guard lock(*replicas_mutex_);
     sync_replicas(x.items(), false);
     const int replicas = strategy_->local_replicas();
     for (int64_t start = 0; start < n; start += batch) {

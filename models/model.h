@@ -3,6 +3,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -405,6 +406,7 @@ class KERASCPP_API Model : public Layer {
   // MirroredStrategy: this model is replica 0; the others are copies on the other devices, each
   // trained by its device's thread.
   std::vector<std::shared_ptr<Model>> replicas_;
+  std::shared_ptr<std::mutex> replicas_mutex_ = std::make_shared<std::mutex>();  // calls from several threads
   bool mirrored() const;
   Model& replica(int i) { return i == 0 ? *this : *replicas_.at(static_cast<size_t>(i) - 1); }
   void mirrored_train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);

@@ -175,6 +175,7 @@ TEST_CASE("MirroredStrategy: fit on 2 and 3 devices equals one device on the sam
     REQUIRE(strategy.local_replicas() == replicas);
     // 50 samples in batches of 12: the last batch (2 samples) leaves replica 2 empty.
     auto [x, y] = make_data(50);
+    utils::set_random_seed(31);  // the same starting weights every run
     auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
       m.compile({.optimizer = optimizers::SGD({.learning_rate = 0.2f, .momentum = 0.9f}),
                  .loss = "sparse_categorical_crossentropy",
@@ -213,6 +214,7 @@ TEST_CASE("MirroredStrategy: evaluate and predict split each batch across replic
   const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(3));
   auto [x, y] = make_data(20);
+  utils::set_random_seed(32);  // the same starting weights every run
   auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
     m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
   });
@@ -278,19 +280,42 @@ TEST_CASE("MirroredStrategy: replicas with dropout and per-replica BatchNormaliz
           "[cpu][distributed]") {
   const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(2));
-  auto [x, y] = make_data(96);
+  utils::set_random_seed(12);
+  auto [x, y] = make_data(64);
   Sequential model = strategy.scope([] {
-    return Sequential({layers::Input({5}), layers::Dense(32, {.activation = "relu"}), layers::BatchNormalization(),
-                       layers::Dropout(0.3f), layers::Dense(3, {.activation = "softmax"})});
+    return Sequential({layers::Input({5}), layers::Dense(6, {.activation = "relu", .name = "d"}),
+                       layers::BatchNormalization({.momentum = 0.9f, .name = "bn"}), layers::Dropout(0.3f),
+                       layers::Dense(3, {.activation = "softmax"})});
   });
-  strategy.scope([&] { model.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"}); });
-  const History h = model.fit(x, y, {.batch_size = 16, .epochs = 4, .verbose = 0});  // 24 steps
-  CHECK(h.history.at("loss")[3] < h.history.at("loss")[0]);
-  // Trainable weights by the shared gradients, moving statistics by the averaging at each epoch's end.
+  // A learning rate of 0: the weights stay, so each replica's batch statistics can be computed here.
+  strategy.scope([&] {
+    model.compile({.optimizer = optimizers::SGD({.learning_rate = 0.f}), .loss = "sparse_categorical_crossentropy"});
+  });
+  model.fit(x, y, {.batch_size = 16, .epochs = 1, .verbose = 0, .shuffle = false});  // 4 steps, 8 rows each
+  // Every weight, the moving statistics included, is the same on both replicas.
   CHECK(max_abs_diff(flat(model.replica_weights(1)), flat(model.weights())) == 0.0);
-  // The averaged statistics are not replica 0's own: replica 1 saw other samples.
-  const Tensor xs = ops::slice(x, {48, 0}, {48, 5});
-  CHECK(model.predict(xs, {.batch_size = 48}).shape() == Shape({48, 3}));
+  // Each replica kept its own moving mean of relu(x W + b) over its rows (per-replica BatchNormalization);
+  // the epoch's end averaged the two.
+  const auto w = values(model.get_layer("d").weights()[0]->value()), b = values(model.get_layer("d").weights()[1]->value());
+  const auto xv = values(x);
+  std::vector<double> expected(6, 0.0);
+  for (int r = 0; r < 2; ++r) {
+    std::vector<double> moving(6, 0.0);
+    for (int step = 0; step < 4; ++step) {
+      std::vector<double> mean(6, 0.0);
+      for (int row = step * 16 + r * 8; row < step * 16 + r * 8 + 8; ++row)
+        for (int j = 0; j < 6; ++j) {
+          double h = b[j];
+          for (int k = 0; k < 5; ++k) h += xv[row * 5 + k] * w[k * 6 + j];
+          mean[j] += std::max(h, 0.0) / 8.0;
+        }
+      for (int j = 0; j < 6; ++j) moving[j] = 0.9 * moving[j] + 0.1 * mean[j];
+    }
+    for (int j = 0; j < 6; ++j) expected[j] += moving[j] / 2.0;
+  }
+  const auto got = values(model.get_layer("bn").weights()[2]->value());  // gamma, beta, moving_mean, ...
+  REQUIRE(got.size() == 6);
+  for (int j = 0; j < 6; ++j) CHECK(got[j] == Approx(expected[j]).margin(1e-5));
 }
 
 TEST_CASE("MirroredStrategy: synchronized BatchNormalization equals BatchNormalization on the global batch",
@@ -328,6 +353,7 @@ TEST_CASE("MirroredStrategy: learning-rate callbacks and weights loaded between 
   const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(2));
   auto [x, y] = make_data(48);
+  utils::set_random_seed(33);  // the same starting weights every run
   auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
     m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
   });
@@ -425,6 +451,7 @@ TEST_CASE("MirroredStrategy: device lists are checked; on the CPU backend the de
     CHECK(one.num_replicas_in_sync() == 1);
     CHECK(one.local_replicas() == 1);
     auto [x, y] = make_data(24);
+    utils::set_random_seed(34);  // the same starting weights every run
     auto [a, b] = twins(one, make_mlp, [](Model& m) {
       m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
     });
@@ -457,6 +484,7 @@ TEST_CASE("cuda: MirroredStrategy over every GPU trains as one GPU on the same g
   distribute::MirroredStrategy strategy(devices, {.bucket_bytes = 256});
   CHECK(strategy.num_replicas_in_sync() == gpus);
   auto [x, y] = make_data(50);
+  utils::set_random_seed(35);  // the same starting weights every run
   auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
     m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
   });
