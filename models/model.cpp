@@ -667,6 +667,15 @@ std::vector<Tensor> rows(const std::vector<Tensor>& ts, int64_t start, int64_t c
   return out;
 }
 Tensor on_device(const Tensor& t) { return ops::to_backend(t, default_backend()); }
+// In host memory: what a MirroredStrategy's replica threads cut their rows from (slicing a tensor
+// of another GPU would queue work on that GPU from the wrong thread).
+std::vector<Tensor> on_host(const std::vector<Tensor>& ts) {
+  std::vector<Tensor> out;
+  for (const Tensor& t : ts)
+    out.push_back(!t.defined() || t.device().type == DeviceType::cpu ? t
+                                                                      : ops::to_backend(t, backend::get_backend("cpu")));
+  return out;
+}
 // Integer inputs (uint8 images) become float32, as Keras' data adapters do, except where a layer
 // reads ids (the model's input is declared int, as for Embedding).
 Tensor as_input(const Tensor& t, bool keep_dtype) {
@@ -716,8 +725,12 @@ std::map<std::string, double> Model::train_on_batch(const TensorList& x, const T
   require_compiled("train_on_batch");
   check_data("train_on_batch", x, &y);
   reset_metrics();
+  if (mirrored()) {  // the replicas move their rows to their devices themselves
+    train_step(x.items(), y.items(), Tensor());
+    return global_results();
+  }
   train_step(device_inputs(x.items()), targets_on_device(y.items()), Tensor());
-  return mirrored() ? global_results() : results();
+  return results();
 }
 
 void Model::train_step(const std::vector<Tensor>& x_global, const std::vector<Tensor>& y_global,
@@ -827,8 +840,9 @@ void Model::compile_as_replica_of(const Model& primary) {
 
 void Model::sync_replicas(const std::vector<Tensor>& x_global, bool for_training) {
   const int n = strategy_->local_replicas();
+  const std::vector<Tensor> x_host = on_host(x_global);
   const auto first_rows = [&](int64_t count) {
-    return device_inputs(rows(x_global, 0, std::min<int64_t>(count, x_global[0].dim(0))));
+    return device_inputs(rows(x_host, 0, std::min<int64_t>(count, x_host[0].dim(0))));
   };
   if (!built() || trainable_weights().empty())
     strategy_->run_in_replicas([&](int i) {
@@ -901,14 +915,8 @@ void Model::mirrored_train_step(const std::vector<Tensor>& x_global, const std::
         r->optimizer_->set_learning_rate(optimizer_->learning_rate());
   // Each replica cuts its rows from the batch in host memory and moves them to its device: the
   // host's cores slice for every replica at once, and a GPU's batch never goes through another GPU.
-  const auto on_host = [](const std::vector<Tensor>& ts) {
-    std::vector<Tensor> out;
-    for (const Tensor& t : ts)
-      out.push_back(t.device().type == DeviceType::cpu ? t : ops::to_backend(t, backend::get_backend("cpu")));
-    return out;
-  };
   const std::vector<Tensor> x = on_host(x_global), y = on_host(y_global);
-  const Tensor w = weights_global.defined() ? on_host({weights_global})[0] : Tensor();
+  const Tensor w = on_host({weights_global})[0];
   const int64_t total = x[0].dim(0);
   strategy_->run_in_replicas([&](int i) {
     const auto [begin, end] = strategy_->shard(total, i);
@@ -1088,9 +1096,12 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
   // MirroredStrategy: each replica evaluates its rows of every batch on its device.
   const bool sharded = mirrored();
   std::unique_lock<std::mutex> lock;
+  std::vector<Tensor> x_host, y_host;
   if (sharded) {
     lock = std::unique_lock(*replicas_mutex_);
     sync_replicas(x, false);
+    x_host = on_host(x);
+    y_host = on_host(y);
   }
   const int64_t n = x[0].dim(0), steps = (n + batch - 1) / batch;
   for (int64_t s = 0; s < steps; ++s) {
@@ -1100,8 +1111,8 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
         const auto [begin, end] = strategy_->shard(count, i);
         if (begin == end) return;
         Model& m = replica(i);
-        m.evaluate_batch(m.device_inputs(rows(x, start + begin, end - begin)),
-                         targets_on_device(rows(y, start + begin, end - begin)));
+        m.evaluate_batch(m.device_inputs(rows(x_host, start + begin, end - begin)),
+                         targets_on_device(rows(y_host, start + begin, end - begin)));
       });
     } else {
       evaluate_batch(device_inputs(rows(x, start, count)), targets_on_device(rows(y, start, count)));
@@ -1165,6 +1176,7 @@ std::vector<Tensor> Model::predict_all(const TensorList& x, PredictOptions o) {
     // MirroredStrategy: each replica predicts its rows of every batch on its device.
     std::lock_guard lock(*replicas_mutex_);
     sync_replicas(x.items(), false);
+    const std::vector<Tensor> x_host = on_host(x.items());
     const int replicas = strategy_->local_replicas();
     for (int64_t start = 0; start < n; start += batch) {
       const int64_t count = std::min(batch, n - start);
@@ -1174,7 +1186,7 @@ std::vector<Tensor> Model::predict_all(const TensorList& x, PredictOptions o) {
         if (begin == end) return;
         NoGradScope no_grad_here;
         Model& m = replica(i);
-        outs[i] = m.forward(m.device_inputs(rows(x.items(), start + begin, end - begin)), false, {});
+        outs[i] = m.forward(m.device_inputs(rows(x_host, start + begin, end - begin)), false, {});
       });
       for (const auto& out : outs) {
         if (out.empty()) continue;
