@@ -446,6 +446,12 @@ TEST_CASE("MirroredStrategy: device lists are checked; on the CPU backend the de
   CHECK_THROWS_WITH(distribute::MirroredStrategy({"cpu:0", "cpu"}), Catch::Contains("are the same device"));
   CHECK_THROWS_WITH(distribute::MirroredStrategy({"cpu:0", "cpu:1"}, {.communicator = "mpi"}),
                     Catch::Contains("must be 'auto', 'in_process' or 'nccl', received 'mpi'"));
+  CHECK_THROWS_WITH(distribute::MirroredStrategy({"cpu:0", "cpu:1"}, {.communicator = "nccl"}),
+                    Catch::Contains("the NCCL communicator needs GPUs"));
+  bool cuda_usable = false;
+  for (const auto& p : backend::available_backends()) cuda_usable |= p.name == "cuda" && p.reason.empty();
+  if (!cuda_usable)  // GPUs named on a machine without them: the registry says why
+    CHECK_THROWS_AS(distribute::MirroredStrategy({"cuda:0", "cuda:1"}), BackendError);
   if (default_backend().device().type == DeviceType::cpu) {
     distribute::MirroredStrategy one;
     CHECK(one.num_replicas_in_sync() == 1);
