@@ -853,17 +853,28 @@ void Model::sync_replicas(const std::vector<Tensor>& x_global, bool for_training
   if (replicas_.size() + 1 != static_cast<size_t>(n)) {
     // Copies made from the config, each on its device by its thread, one at a time (the strategy's
     // scope is process-wide). Their initial values are overwritten below: the random state is kept.
-    replicas_.assign(static_cast<size_t>(n - 1), nullptr);
+    std::vector<std::shared_ptr<Model>> made(static_cast<size_t>(n - 1));  // kept only if every copy is made
     const Config config = serialization::serialize_layer(*this);
-    const uint64_t random_state = random::global_state();
+    struct KeepRandomState {  // also when a copy fails
+      uint64_t state = random::global_state();
+      ~KeepRandomState() { random::set_global_state(state); }
+    } keep;
     for (int k = 1; k < n; ++k)
       strategy_->run_in_replicas([&](int i) {
         if (i != k) return;
-        auto copy = strategy_->scope([&] {
-          std::shared_ptr<Model> m = models::model_from_config(config);
-          m->compile_as_replica_of(*this);
-          return m;
-        });
+        std::shared_ptr<Model> copy;
+        try {
+          copy = strategy_->scope([&] {
+            std::shared_ptr<Model> m = models::model_from_config(config);
+            m->compile_as_replica_of(*this);
+            return m;
+          });
+        } catch (const std::exception& e) {
+          throw ValueError(fmt::format(
+              "MirroredStrategy: model \"{}\" could not be copied to {} from its config (custom layers must be "
+              "registered with keras::register_layer_class, as for clone_model): {}",
+              name(), strategy_->replica_device(k).device().to_string(), e.what()));
+        }
         if (!copy->built() || copy->trainable_weights().size() != trainable_weights().size()) {
           NoGradScope no_grad;
           copy->forward(first_rows(1), false, {});
@@ -871,9 +882,9 @@ void Model::sync_replicas(const std::vector<Tensor>& x_global, bool for_training
         KCPP_CHECK(copy->weights().size() == weights().size(), ValueError,
                    "MirroredStrategy: the copy of model \"{}\" made from its config has {} weights, the model {}",
                    name(), copy->weights().size(), weights().size());
-        replicas_[static_cast<size_t>(k) - 1] = std::move(copy);
+        made[static_cast<size_t>(k) - 1] = std::move(copy);
       });
-    random::set_global_state(random_state);
+    replicas_ = std::move(made);
   }
   if (!for_training) {  // inference: the weights are all it needs
     strategy_->run_in_replicas([&](int i) { strategy_->broadcast_variables(replica(i).weights()); });

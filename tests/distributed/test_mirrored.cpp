@@ -438,6 +438,35 @@ TEST_CASE("MirroredStrategy: a replica's error ends fit with that error, and tra
   CHECK(max_abs_diff(flat(model.replica_weights(1)), flat(model.weights())) == 0.0);
 }
 
+namespace {
+// A user's layer that nobody registered: its model cannot be copied from its config.
+class DoubleIt : public Layer {
+ public:
+  KERASCPP_LAYER(DoubleIt)
+  DoubleIt() : Layer("DoubleItUnregistered", "") {}
+  Tensor call(const Tensor& x, bool) override { return x * 2.f; }
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+};
+}  // namespace
+
+TEST_CASE("MirroredStrategy: a model that cannot be copied is refused by name, and replicas are made once it can",
+          "[cpu][distributed]") {
+  const backend::DeviceScope on_cpu("cpu");
+  distribute::MirroredStrategy strategy(cpu_devices(2));
+  utils::set_random_seed(5);
+  Sequential model = strategy.scope([] {
+    return Sequential({layers::Input({5}), layers::Dense(4), LayerRef(std::make_shared<DoubleIt>()),
+                       layers::Dense(3, {.activation = "softmax"})});
+  });
+  strategy.scope([&] { model.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy"}); });
+  auto [x, y] = make_data(16);
+  CHECK_THROWS_WITH(model.fit(x, y, {.batch_size = 8, .verbose = 0}),
+                    Catch::Contains("could not be copied to cpu:1") && Catch::Contains("DoubleItUnregistered"));
+  register_layer_class("DoubleItUnregistered", [](const Config&) { return std::make_shared<DoubleIt>(); });
+  model.fit(x, y, {.batch_size = 8, .epochs = 2, .verbose = 0});
+  CHECK(max_abs_diff(flat(model.replica_weights(1)), flat(model.weights())) == 0.0);
+}
+
 TEST_CASE("MirroredStrategy: device lists are checked; on the CPU backend the default is one replica",
           "[cpu][distributed]") {
   const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
