@@ -14,6 +14,7 @@
 #include "core/shape.h"
 #include "core/tensor.h"
 #include "core/variable.h"
+#include "distributed/strategy.h"
 #include "layers/activations.h"
 #include "layers/activations/activation_layers.h"
 #include "layers/convolutional/conv2d.h"

@@ -14,6 +14,8 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/layers/ DESTINATION ${CMAKE_INSTALL_INCL
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/models/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kerascpp/models
   FILES_MATCHING PATTERN "*.h" PATTERN "h5_file.h" EXCLUDE PATTERN "zip_archive.h" EXCLUDE PATTERN "file_io.h" EXCLUDE
   PATTERN "keras_file.h" EXCLUDE)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/distributed/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kerascpp/distributed
+  FILES_MATCHING PATTERN "*.h" PATTERN "communicator_plugin.h" EXCLUDE)
 
 install(EXPORT kerascppTargets NAMESPACE kerascpp:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/kerascpp)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/kerascppConfig.cmake.in

@@ -431,7 +431,9 @@ void ConfigReader::finish() {
 }
 
 void ConfigReader::finish(Layer& layer) {
-  layer.set_trainable(boolean("trainable", true));
+  // As Keras' constructors: "trainable": true leaves the layers inside as their own configs said (a
+  // frozen model inside a TimeDistributed stays frozen); false freezes the whole layer.
+  if (!boolean("trainable", true)) layer.set_trainable(false);
   layer.set_activity_regularizer(regularizer("activity_regularizer"));
   used_.insert("dtype");
   if (has("dtype")) {

@@ -879,9 +879,18 @@ void Model::sync_replicas(const std::vector<Tensor>& x_global, bool for_training
           NoGradScope no_grad;
           copy->forward(first_rows(1), false, {});
         }
-        KCPP_CHECK(copy->weights().size() == weights().size(), ValueError,
+        const auto mine = weights(), theirs = copy->weights();
+        KCPP_CHECK(theirs.size() == mine.size(), ValueError,
                    "MirroredStrategy: the copy of model \"{}\" made from its config has {} weights, the model {}",
-                   name(), copy->weights().size(), weights().size());
+                   name(), theirs.size(), mine.size());
+        for (size_t w = 0; w < mine.size(); ++w)
+          KCPP_CHECK(theirs[w]->shape() == mine[w]->shape() && theirs[w]->trainable() == mine[w]->trainable(),
+                     ValueError,
+                     "MirroredStrategy: the copy of model \"{}\" made from its config differs at weight {} ('{}'): "
+                     "shape {}{} there, {}{} in the model",
+                     name(), w, mine[w]->name(), theirs[w]->shape().to_string(),
+                     theirs[w]->trainable() ? "" : " (frozen)", mine[w]->shape().to_string(),
+                     mine[w]->trainable() ? "" : " (frozen)");
         made[static_cast<size_t>(k) - 1] = std::move(copy);
       });
     replicas_ = std::move(made);

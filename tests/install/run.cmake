@@ -6,7 +6,7 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefi
 if(rc)
   message(FATAL_ERROR "cmake --install failed: ${rc}")
 endif()
-foreach(f include/kerascpp/kerascpp.h include/kerascpp/core/tensor.h lib/libkerascpp.so
+foreach(f include/kerascpp/kerascpp.h include/kerascpp/core/tensor.h include/kerascpp/distributed/strategy.h lib/libkerascpp.so
           lib/kerascpp/libkerascpp_backend_cpu.so lib/cmake/kerascpp/kerascppConfig.cmake lib/pkgconfig/kerascpp.pc)
   if(NOT EXISTS ${prefix}/${f})
     message(FATAL_ERROR "missing from the install: ${f}")
@@ -30,7 +30,7 @@ execute_process(COMMAND ${CMAKE_COMMAND} -E env KERASCPP_BACKEND_PATH=${prefix}/
                         LD_LIBRARY_PATH=${prefix}/lib ${WORK_DIR}/build/consumer
                 OUTPUT_VARIABLE out RESULT_VARIABLE rc)
 message(STATUS "consumer printed: ${out}")
-if(rc OR NOT out MATCHES "sum = 10")
+if(rc OR NOT out MATCHES "sum = 10" OR NOT out MATCHES "replicas = 2")
   message(FATAL_ERROR "the consumer did not run correctly (${rc})")
 endif()
 # pkg-config describes the same library.

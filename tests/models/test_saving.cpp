@@ -544,3 +544,27 @@ TEST_CASE("load_weights of legacy .h5 files: by_name matches layers by name, ski
   // By order, the layer counts differ: a clear error.
   kt::require_throws_with<ValueError>([&] { model.load_weights(k2.string()); }, {"Layer count mismatch"});
 }
+
+TEST_CASE("a frozen model inside TimeDistributed stays frozen through its config, as in Keras", "[cpu][saving]") {
+  // video_qa's shape: a frozen CNN applied to every frame. Keras' constructors leave the layers
+  // inside a wrapper as their own configs say; only "trainable": false freezes a whole layer.
+  auto video = layers::Input({std::nullopt, 8, 8, 3});
+  auto cnn = std::make_shared<Sequential>(std::vector<LayerRef>{
+      layers::Input({8, 8, 3}), layers::Conv2D(4, {3, 3}), layers::GlobalAveragePooling2D()});
+  cnn->set_trainable(false);
+  auto encoded = layers::LSTM(5)(layers::TimeDistributed(cnn)(video));
+  auto frozen_head = std::make_shared<layers::Dense>(2, layers::DenseOptions{.name = "frozen_head"});
+  frozen_head->set_trainable(false);
+  Model model(video, (*frozen_head)(layers::Dense(3)(encoded)));
+  const auto copy = models::model_from_config(serialization::serialize_layer(model));
+  // Trainable: the LSTM (3) and the Dense (2); frozen: the conv (2) and the head (2).
+  REQUIRE(model.trainable_weights().size() == 5);
+  CHECK(copy->trainable_weights().size() == 5);
+  CHECK(copy->non_trainable_weights().size() == 4);
+  const auto a = model.weights(), b = copy->weights();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i]->shape() == b[i]->shape());
+    CHECK(a[i]->trainable() == b[i]->trainable());
+  }
+}
