@@ -221,6 +221,21 @@ void Variable::set_trainable(bool trainable) {
   if (is_floating(value_.dtype())) value_.set_requires_grad(trainable);
 }
 
+namespace {
+thread_local std::optional<DType> autocast_dtype;
+}  // namespace
+
+AutocastScope::AutocastScope(std::optional<DType> dtype) : previous_(autocast_dtype) { autocast_dtype = dtype; }
+AutocastScope::~AutocastScope() { autocast_dtype = previous_; }
+std::optional<DType> AutocastScope::current() { return autocast_dtype; }
+
+Tensor Variable::value() const {
+  if (autocast_dtype && autocast_ && value_.defined() && is_floating(value_.dtype()) &&
+      value_.dtype() != *autocast_dtype)
+    return ops::cast(value_, *autocast_dtype);
+  return value_;
+}
+
 void Variable::assign(const Tensor& new_value) {
   KCPP_CHECK(new_value.shape() == value_.shape(), ShapeError,
              "Variable '{}': cannot assign a value of shape {} to a variable of shape {}", name_,

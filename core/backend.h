@@ -82,6 +82,8 @@ struct AdamAttrs {
 enum class Capability {
   fused_matmul_activation,
   fused_conv_activation,
+  // Every op computes this dtype natively. Without it, mixed precision runs each op on float32
+  // copies and rounds the result back (ops_util.h: emulated_dtype).
   bfloat16,
   float16,
   fused_rnn,          // rnn_forward/rnn_backward for LSTM and GRU with reset_after (cuDNN's cells)

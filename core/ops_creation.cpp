@@ -226,7 +226,7 @@ Tensor dropout(const Tensor& x, float rate, std::optional<uint64_t> seed) {
   if (rate == 0.f) return x;
   Tensor mask = Tensor::empty(x.shape(), DType::float32, x.backend());
   x.backend()->dropout_mask(rate, random::make_key(seed), mask);
-  return multiply(x, mask);
+  return multiply(x, cast(mask, x.dtype()));
 }
 
 void sgd_update(Variable& variable, const Tensor& gradient, Variable* momentum, const SGDAttrs& attrs) {

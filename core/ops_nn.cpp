@@ -22,6 +22,7 @@ bool can_fuse(UnaryOp act) {
 Tensor matmul(const Tensor& a, const Tensor& b, MatmulAttrs attrs) {
   detail::check_float("matmul", a, "the first operand");
   detail::check_float("matmul", b, "the second operand");
+  if (auto low = detail::emulated_dtype({&a, &b})) return detail::narrow(matmul(detail::widen(a), detail::widen(b), attrs), *low);
   Backend& be = detail::common_backend("matmul", {&a, &b});
   KCPP_CHECK(a.rank() >= 2 && b.rank() >= 2, ShapeError,
              "matmul: expected operands of rank >= 2, received shapes {} and {}", a.shape().to_string(),
@@ -82,6 +83,8 @@ Tensor linear(const Tensor& x, const Tensor& kernel, const Tensor& bias, UnaryOp
                "linear: expected a bias of shape ({},), received {}", kernel.dim(1), bias.shape().to_string());
   }
   Backend& be = detail::common_backend("linear", {&x, &kernel, &bias});
+  if (auto low = detail::emulated_dtype({&x, &kernel, &bias}))
+    return detail::narrow(linear(detail::widen(x), detail::widen(kernel), detail::widen(bias), activation), *low);
   const UnaryOp fused = can_fuse(activation) ? activation : UnaryOp::identity;
   std::vector<int64_t> out = x.shape().dims();
   out.back() = kernel.dim(1);
@@ -221,6 +224,12 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
   ConvPlan p = plan_conv(op, x, kernel, o, transposed);
   Backend& be = detail::common_backend(op, {&x, &kernel, &bias});
   check_conv_bias(op, bias, p.y4[3]);
+  if (auto low = detail::emulated_dtype({&x, &kernel, &bias, &o.channel_scale, &o.channel_shift})) {
+    ConvOptions wide = o;
+    wide.channel_scale = detail::widen(o.channel_scale);
+    wide.channel_shift = detail::widen(o.channel_shift);
+    return detail::narrow(conv_impl(op, detail::widen(x), detail::widen(kernel), detail::widen(bias), wide, transposed), *low);
+  }
   const bool affine = o.channel_scale.defined() || o.channel_shift.defined();
   if (affine) {
     KCPP_CHECK(!transposed && o.channel_scale.defined() && o.channel_shift.defined(), ValueError,
@@ -329,6 +338,7 @@ PoolAttrs plan_pool(const char* op, PoolMode mode, const Shape& x4, const PoolOp
 Tensor pool_impl(PoolMode mode, const Tensor& x, const PoolOptions& o) {
   const char* op = mode == PoolMode::max ? "max_pool" : "average_pool";
   detail::check_float(op, x, "the input");
+  if (auto low = detail::emulated_dtype({&x})) return detail::narrow(pool_impl(mode, detail::widen(x), o), *low);
   KCPP_CHECK(x.rank() == 3 || x.rank() == 4, ShapeError,
              "{}: expected an input of rank 3 (N, W, C) or 4 (N, H, W, C), received shape {}", op,
              x.shape().to_string());
@@ -366,7 +376,7 @@ Tensor conv_max_pool(const Tensor& x, const Tensor& kernel, const Tensor& bias, 
   const bool plain = !conv_options.channel_scale.defined() && !conv_options.channel_shift.defined() &&
                      (conv_options.activation == UnaryOp::relu || conv_options.activation == UnaryOp::identity);
   if (!plain || !x.defined() || x.rank() != 4 || !x.backend()->supports(Capability::fused_conv_max_pool) ||
-      needs_recording({x, kernel, bias}))
+      needs_recording({x, kernel, bias}) || detail::emulated_dtype({&x, &kernel, &bias}))
     return max_pool(conv(x, kernel, bias, conv_options), pool_options);
   ConvPlan p = plan_conv("conv", x, kernel, conv_options, false);
   Backend& be = detail::common_backend("conv", {&x, &kernel, &bias});
@@ -397,6 +407,10 @@ void check_bn(const char* op, const Tensor& x, std::initializer_list<const Tenso
 
 RnnResult fused_rnn(RnnCell cell, const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& kernel,
                     const Tensor& recurrent_kernel, const Tensor& bias, const Tensor& recurrent_bias) {
+  if (auto low = detail::emulated_dtype({&x, &h0, &c0, &kernel, &recurrent_kernel, &bias, &recurrent_bias})) {
+    RnnResult r = fused_rnn(cell, detail::widen(x), detail::widen(h0), detail::widen(c0), detail::widen(kernel), detail::widen(recurrent_kernel), detail::widen(bias), detail::widen(recurrent_bias));
+    return {detail::narrow(r.sequence, *low), detail::narrow(r.h, *low), detail::narrow(r.c, *low)};
+  }
   const bool lstm = cell == RnnCell::lstm, reset_after = cell == RnnCell::gru_reset_after;
   const int64_t gates = lstm ? 4 : 3;
   KCPP_CHECK(x.rank() == 3 && recurrent_kernel.rank() == 2, ShapeError,
@@ -458,6 +472,11 @@ RnnResult fused_rnn(RnnCell cell, const Tensor& x, const Tensor& h0, const Tenso
 
 BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon) {
   check_bn("batch_norm_training", x, {&gamma, &beta});
+  if (auto low = detail::emulated_dtype({&x, &gamma, &beta})) {
+    BatchNormResult r = batch_norm_training(detail::widen(x), detail::widen(gamma), detail::widen(beta), epsilon);
+    r.y = detail::narrow(r.y, *low);  // the statistics stay float32, as the moving averages they feed
+    return r;
+  }
   KCPP_CHECK(x.num_elements() > 0, ValueError, "batch_norm_training: received an empty input {}",
              x.shape().to_string());
   const int64_t c = x.dim(-1);
@@ -487,6 +506,8 @@ BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma, const 
 Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
                             const Tensor& variance, float epsilon) {
   check_bn("batch_norm_inference", x, {&gamma, &beta, &mean, &variance});
+  if (auto low = detail::emulated_dtype({&x, &gamma, &beta, &mean, &variance}))
+    return detail::narrow(batch_norm_inference(detail::widen(x), detail::widen(gamma), detail::widen(beta), detail::widen(mean), detail::widen(variance), epsilon), *low);
   if (needs_recording({x, gamma, beta})) {
     // Differentiable composition (fine-tuning through a frozen layer needs dx).
     Tensor inv = rsqrt(variance + epsilon);
@@ -504,6 +525,7 @@ namespace {
 Tensor softmax_impl(const Tensor& x, int64_t axis, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
   detail::check_float(op, x, "the input");
+  if (auto low = detail::emulated_dtype({&x})) return detail::narrow(softmax_impl(detail::widen(x), axis, log), *low);
   KCPP_CHECK(x.rank() >= 1, ShapeError, "{}: expected a tensor of rank >= 1, received a scalar", op);
   const size_t a = x.shape().normalize_axis(axis);
   if (a != x.rank() - 1) {
@@ -547,6 +569,9 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sp
                "{}: expected labels of shape {} (the logits' shape), received {}", op, logits.shape().to_string(),
                labels.shape().to_string());
   }
+  // Losses are float32 in Keras whatever the compute dtype: no rounding back.
+  if (detail::emulated_dtype({&logits, &labels}))
+    return softmax_cross_entropy(detail::widen(logits), detail::widen(labels), sparse);
   Backend& be = *logits.backend();
   Tensor loss = Tensor::empty(Shape{logits.dim(0)}, DType::float32, &be);
   const bool rec = needs_recording({logits, labels});
@@ -571,6 +596,7 @@ Tensor embedding(const Tensor& table, const Tensor& ids) {
   detail::common_backend(op, {&table, &ids});
   KCPP_CHECK(ids.dtype() == DType::int32 || ids.dtype() == DType::int64, TypeError,
              "{}: expected int32 or int64 ids, received dtype {}", op, dtype_name(ids.dtype()));
+  if (auto low = detail::emulated_dtype({&table})) return detail::narrow(embedding(detail::widen(table), ids), *low);
   std::vector<int64_t> out = ids.shape().dims();
   out.push_back(table.dim(1));
   Tensor y = Tensor::empty(Shape{ids.num_elements(), table.dim(1)}, DType::float32, table.backend());

@@ -47,6 +47,8 @@ Plan plan_reduction(const char* op, const Tensor& x, std::vector<int64_t> axes, 
 Tensor reduce_impl(ReduceOp op, const char* name, const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
   detail::check_defined(name, x, "the input");
   KCPP_CHECK(x.dtype() != DType::bool_, TypeError, "{}: cannot reduce a bool tensor; cast it first", name);
+  if (auto low = detail::emulated_dtype({&x}))
+    return detail::narrow(reduce_impl(op, name, detail::widen(x), std::move(axes), keepdims), *low);
   const Plan p = plan_reduction(name, x, std::move(axes), keepdims);
   KCPP_CHECK(x.num_elements() > 0 || op == ReduceOp::sum || op == ReduceOp::prod, ValueError,
              "{}: cannot reduce an empty tensor of shape {}", name, x.shape().to_string());
@@ -98,6 +100,7 @@ Tensor prod(const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
 
 Tensor var(const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
   detail::check_float("var", x, "the input");
+  if (auto low = detail::emulated_dtype({&x})) return detail::narrow(var(detail::widen(x), std::move(axes), keepdims), *low);
   const Plan p = plan_reduction("var", x, std::move(axes), keepdims);
   KCPP_CHECK(x.num_elements() > 0, ValueError, "var: cannot reduce an empty tensor of shape {}", x.shape().to_string());
   Tensor y = Tensor::empty(p.kept, x.dtype(), x.backend());
@@ -117,6 +120,7 @@ Tensor arg_impl(bool is_max, const Tensor& x, int64_t axis, bool keepdims) {
   const char* name = is_max ? "argmax" : "argmin";
   detail::check_defined(name, x, "the input");
   KCPP_CHECK(x.rank() > 0, ShapeError, "{}: expected a tensor of rank >= 1, received a scalar", name);
+  if (detail::emulated_dtype({&x})) return arg_impl(is_max, detail::widen(x), axis, keepdims);
   const Plan p = plan_reduction(name, x, {axis}, keepdims);
   KCPP_CHECK(x.num_elements() > 0, ValueError, "{}: cannot reduce an empty tensor of shape {}", name,
              x.shape().to_string());

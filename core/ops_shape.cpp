@@ -100,6 +100,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   KCPP_CHECK(broadcast_shapes(x.shape(), shape) == shape, ShapeError, "broadcast_to: cannot broadcast shape {} to {}",
              x.shape().to_string(), shape.to_string());
   if (x.shape() == shape) return x;
+  if (auto low = detail::emulated_dtype({&x})) return detail::narrow(broadcast_to(detail::widen(x), shape), *low);
   // x + 0 written straight into an output of the target shape: the binary kernel broadcasts.
   Tensor y = Tensor::empty(shape, x.dtype(), x.backend());
   x.backend()->binary(x.dtype() == DType::bool_ ? BinaryOp::logical_or : BinaryOp::add, x,
@@ -214,6 +215,7 @@ Tensor take(const Tensor& x, const Tensor& indices, int64_t axis) {
   detail::common_backend("take", {&x, &indices});
   KCPP_CHECK(indices.dtype() == DType::int32 || indices.dtype() == DType::int64, TypeError,
              "take: expected int32 or int64 indices, received dtype {}", dtype_name(indices.dtype()));
+  if (auto low = detail::emulated_dtype({&x})) return detail::narrow(take(detail::widen(x), indices, axis), *low);
   const size_t a = x.shape().normalize_axis(axis);
   std::vector<int64_t> out(x.shape().dims().begin(), x.shape().dims().begin() + static_cast<int64_t>(a));
   for (int64_t d : indices.shape().dims()) out.push_back(d);

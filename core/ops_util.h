@@ -1,6 +1,7 @@
 #pragma once
 // Internal helpers shared by the ops_*.cpp files. Not installed.
 #include <initializer_list>
+#include <optional>
 
 #include "core/autograd.h"
 #include "core/check.h"
@@ -25,10 +26,48 @@ inline void check_defined(const char* op, const Tensor& t, const char* what) {
   KCPP_CHECK(t.defined(), ValueError, "{}: {} is undefined", op, what);
 }
 
+/// A floating-point tensor: float32, or float16/bfloat16 under mixed precision.
 inline void check_float(const char* op, const Tensor& t, const char* what) {
   check_defined(op, t, what);
-  KCPP_CHECK(t.dtype() == DType::float32, TypeError, "{}: expected {} of dtype float32, received dtype {} (shape {})",
-             op, what, dtype_name(t.dtype()), t.shape().to_string());
+  KCPP_CHECK(is_floating(t.dtype()), TypeError,
+             "{}: expected {} of a floating dtype (float32, float16, bfloat16), received dtype {} (shape {})", op, what,
+             dtype_name(t.dtype()), t.shape().to_string());
+}
+
+inline bool is_low_precision(DType d) { return d == DType::float16 || d == DType::bfloat16; }
+
+/// Mixed precision on a backend that computes only float32 (it lacks Capability::float16 or
+/// bfloat16): an op whose floating inputs include float16/bfloat16 runs on float32 copies and rounds
+/// its floating result back, which is what native kernels accumulating in float32 give. Inputs of
+/// different floating dtypes also take this path, and the result is then float32 (Keras' type
+/// promotion: bfloat16 with float32 gives float32). Returns the result's dtype when the op must take
+/// the path, else nullopt.
+inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> inputs) {
+  std::optional<DType> common;
+  bool low = false, mixed = false;
+  Backend* backend = nullptr;
+  for (const Tensor* t : inputs) {
+    if (!t || !t->defined() || !is_floating(t->dtype())) continue;
+    low = low || is_low_precision(t->dtype());
+    if (common && *common != t->dtype()) mixed = true;
+    common = t->dtype();
+    backend = t->backend();
+  }
+  if (!low) return std::nullopt;
+  if (mixed) return DType::float32;
+  const Capability native = *common == DType::float16 ? Capability::float16 : Capability::bfloat16;
+  if (backend->supports(native)) return std::nullopt;
+  return common;
+}
+
+/// `t` as float32 when it is float16 or bfloat16 (a recorded cast, so gradients flow back), else `t`.
+inline Tensor widen(const Tensor& t) {
+  return t.defined() && is_low_precision(t.dtype()) ? cast(t, DType::float32) : t;
+}
+
+/// `y` cast to `dtype` when `y` is floating, else `y` (comparisons and indices keep their dtype).
+inline Tensor narrow(const Tensor& y, DType dtype) {
+  return y.defined() && is_floating(y.dtype()) ? cast(y, dtype) : y;
 }
 
 inline void check_rank(const char* op, const Tensor& t, const char* what, size_t rank) {

@@ -87,13 +87,32 @@ void Layer::prepare(const Tensor& x) {
   build_for(shape);
 }
 
-Tensor Layer::operator()(const Tensor& x, bool training) {
-  prepare(x);
-  return call(x, training);
+Tensor Layer::autocast_input(const Tensor& x) const {
+  if (!autocast_ || !x.defined() || !is_floating(x.dtype()) || x.dtype() == compute_dtype()) return x;
+  return ops::cast(x, compute_dtype());
 }
 
-std::pair<Tensor, Tensor> Layer::call_with_mask(const Tensor& x, const Tensor& mask, bool training) {
-  prepare(x);
+AutocastScope Layer::autocast_scope() const {
+  return AutocastScope(autocast_ ? std::optional<DType>(compute_dtype()) : std::nullopt);
+}
+
+Tensor Layer::operator()(const Tensor& input, bool training) {
+  prepare(input);
+  const AutocastScope scope = autocast_scope();
+  return call(autocast_input(input), training);
+}
+
+std::vector<Tensor> Layer::invoke_multi(const std::vector<Tensor>& inputs, bool training) {
+  const AutocastScope scope = autocast_scope();
+  std::vector<Tensor> cast;
+  for (const Tensor& t : inputs) cast.push_back(autocast_input(t));
+  return call_multi(cast, training);
+}
+
+std::pair<Tensor, Tensor> Layer::call_with_mask(const Tensor& input, const Tensor& mask, bool training) {
+  prepare(input);
+  const AutocastScope scope = autocast_scope();
+  const Tensor x = autocast_input(input);
   if (!mask.defined()) {
     Tensor y = call(x, training);
     return {y, supports_masking() ? compute_mask(x, mask) : Tensor()};
@@ -114,11 +133,12 @@ std::pair<Tensor, Tensor> Layer::call_with_mask(const Tensor& x, const Tensor& m
 
 Tensor Layer::logits(const Tensor& x, bool training) {
   prepare(x);
-  return call_logits(x, training);
+  const AutocastScope scope = autocast_scope();
+  return call_logits(autocast_input(x), training);
 }
 
 Config Layer::get_config() const {
-  return Config{{"name", name_}, {"trainable", trainable_}, {"dtype", serialization::dtype_policy()}};
+  return Config{{"name", name_}, {"trainable", trainable_}, {"dtype", dtype_policy_.get_config()}};
 }
 
 Config Layer::get_build_config() const {

@@ -10,6 +10,7 @@
 #include "../core/random.h"
 #include "../core/tensor.h"
 #include "../core/variable.h"
+#include "dtype_policy.h"
 #include "initializers.h"
 #include "keras_tensor.h"
 #include "regularizers.h"
@@ -57,6 +58,15 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   bool trainable() const { return trainable_; }
   virtual void set_trainable(bool trainable);
 
+  /// Keras' dtype_policy: the global policy when the layer was made, unless set. Under a mixed
+  /// policy the layer casts floating inputs to the compute dtype and reads its variables (kept in
+  /// float32) in it; set "float32" on a model's last layer to keep its outputs and loss in float32.
+  const mixed_precision::DTypePolicy& dtype_policy() const { return dtype_policy_; }
+  virtual void set_dtype_policy(const mixed_precision::DTypePolicy& policy) { dtype_policy_ = policy; }
+  DType compute_dtype() const { return dtype_policy_.compute_dtype(); }
+  /// Keras' layer.autocast: whether inputs and variables are cast to the compute dtype.
+  bool autocast() const { return autocast_; }
+
   /// Builds the layer for x's shape on first use, checks the input, then runs call().
   Tensor operator()(const Tensor& x, bool training = false);
   /// Functional API: records a call on symbolic tensors, checking shapes now, so a mismatch fails
@@ -71,6 +81,8 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   KerasTensor operator()(const KerasTensor& x, const KerasTensor& mask) &&;
   /// Several inputs: the default takes exactly one and runs call().
   virtual std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training);
+  /// call_multi() with the layer's autocasting, as models run a node with several inputs.
+  std::vector<Tensor> invoke_multi(const std::vector<Tensor>& inputs, bool training);
   virtual std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const;
   /// Builds for several input shapes (merges); returns the output shapes.
   std::vector<PartialShape> build_for_multi(const std::vector<PartialShape>& input_shapes);
@@ -168,6 +180,12 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
  protected:
   /// Creates the weights for `input_shape`; called once, before the first call().
   virtual void build(const PartialShape& input_shape) {}
+  /// Embedding and the models turn autocasting off, as in Keras.
+  void set_autocast(bool autocast) { autocast_ = autocast; }
+  /// x cast to the compute dtype when the layer autocasts and x is floating of another dtype.
+  Tensor autocast_input(const Tensor& x) const;
+  /// The AutocastScope a call of this layer runs in (the compute dtype, or none without autocast).
+  AutocastScope autocast_scope() const;
   /// Multi-input layers build from every input's shape; the default builds from the only one.
   virtual void build_multi(const std::vector<PartialShape>& input_shapes);
   /// Checks the input shape before build and call; throw input_error() on mismatch.
@@ -186,6 +204,8 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   std::string class_name_, name_;
   bool trainable_ = true;
   bool built_ = false;
+  mixed_precision::DTypePolicy dtype_policy_ = mixed_precision::global_policy();
+  bool autocast_ = true;
   std::vector<PartialShape> build_shapes_;  // what the layer was built for (several for merges)
   std::deque<Variable> weights_;            // deque: stable addresses for Variable* handles
   std::vector<bool> declared_trainable_;    // each weight's own flag, restored on unfreezing

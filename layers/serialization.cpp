@@ -1,5 +1,7 @@
 #include "layers/serialization.h"
 
+#include "layers/dtype_policy.h"
+
 #include <map>
 #include <mutex>
 #include <regex>
@@ -436,16 +438,14 @@ void ConfigReader::finish(Layer& layer) {
   if (!boolean("trainable", true)) layer.set_trainable(false);
   layer.set_activity_regularizer(regularizer("activity_regularizer"));
   used_.insert("dtype");
-  if (has("dtype")) {
-    const Config& d = config_["dtype"];
-    std::string policy;
-    if (d.is_string()) policy = d.get<std::string>();
-    if (d.is_object() && d.contains("config") && d["config"].is_object() && d["config"].contains("name") &&
-        d["config"]["name"].is_string())
-      policy = d["config"]["name"].get<std::string>();
-    if (policy != "float32")
-      detail::log_warn(fmt::format("{}: dtype policy '{}' runs as float32 in kerascpp (mixed precision is not supported yet)",
-                                   owner_, policy.empty() ? d.dump() : policy));
+  if (has("dtype") && !config_["dtype"].is_null()) {
+    try {
+      layer.set_dtype_policy(mixed_precision::DTypePolicy::from_config(config_["dtype"]));
+    } catch (const ValueError& e) {
+      // A float64 or pure float16 model still loads, computing in float32, as it always did here.
+      detail::log_warn(fmt::format("{}: {}; the layer runs as float32", owner_, e.what()));
+      layer.set_dtype_policy(mixed_precision::DTypePolicy("float32"));
+    }
   }
   // Keys Keras writes that change nothing here.
   for (const char* k : {"batch_input_shape", "batch_shape", "input_dim", "input_shape", "sparse", "ragged", "optional",

@@ -43,7 +43,10 @@ Config LossRef::serialized() const {
   return ptr_ ? ptr_->serialized() : Config(nullptr);
 }
 
-Model::Model(std::string class_name, std::string name) : Layer(std::move(class_name), std::move(name)) {}
+// A model leaves casting to its layers, each by its own policy (Keras' Functional does not convert inputs).
+Model::Model(std::string class_name, std::string name) : Layer(std::move(class_name), std::move(name)) {
+  set_autocast(false);
+}
 Model::~Model() = default;
 Model::Model(Model&&) noexcept = default;
 
@@ -55,6 +58,7 @@ Model::Model(KerasTensorList inputs, KerasTensorList outputs, std::string name)
       outputs_(outputs.items()),
       single_input_(inputs.single()),
       single_output_(outputs.single()) {
+  set_autocast(false);
   build_graph();
   find_folded_chains();
 }
@@ -265,7 +269,7 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
       out = {y};
       out_mask = m;
     } else {
-      out = layer.call_multi(in, training);
+      out = layer.invoke_multi(in, training);
       // Merges combine their inputs' masks, as Keras'; other layers with several inputs end them.
       std::vector<Tensor> in_masks;
       bool any_mask = false;
@@ -330,7 +334,7 @@ std::vector<Tensor> Model::inference_forward(const std::vector<Tensor>& x) {
   if (!*graph_safe_) return forward(x, false, {});
   if (!graphs_) graphs_ = std::make_unique<detail::ForwardGraphs>();
   std::vector<const Tensor*> state;
-  for (Variable* v : weights()) state.push_back(&v->value());
+  for (Variable* v : weights()) state.push_back(&v->stored());
   return graphs_->run(x, state, [this](const std::vector<Tensor>& in) {
     std::vector<Tensor> out = forward(in, false, {});
     for (const Tensor& m : output_masks_)  // masks would not be refreshed by a replay
@@ -407,6 +411,10 @@ void Model::compile(CompileOptions o) {
     loss_weights_ = o.loss_weights.in_order();
   }
   optimizer_ = o.optimizer.get();
+  // Keras: under mixed_float16 the optimizer is wrapped so small float16 gradients survive.
+  if (o.auto_scale_loss && dtype_policy().name() == "mixed_float16" && optimizer_ &&
+      !dynamic_cast<optimizers::LossScaleOptimizer*>(optimizer_.get()))
+    optimizer_ = std::make_shared<optimizers::LossScaleOptimizer>(optimizer_);
   output_loss_trackers_.clear();
   if (n > 1)
     for (size_t i = 0; i < n; ++i)
@@ -442,7 +450,7 @@ void Model::compile(CompileOptions o) {
 
   // compile_config in the form the user gave, as Keras keeps it.
   compile_config_ = Config::object();
-  compile_config_["optimizer"] = optimizer_->serialized();
+  compile_config_["optimizer"] = o.optimizer.get()->serialized();  // as passed, before any loss-scale wrap (Keras)
   if (!o.loss.by_output().empty()) {
     Config dict = Config::object();
     for (const auto& [key, ref] : o.loss.by_output()) dict[key] = ref.serialized();
@@ -512,7 +520,9 @@ namespace {
 struct Folded {
   Tensor y_true, y_pred, weights;
 };
-Folded fold_steps(const Tensor& y_true, const Tensor& y_pred, const Tensor& weights, const Tensor& mask) {
+Folded fold_steps(const Tensor& y_true, const Tensor& y_pred_in, const Tensor& weights, const Tensor& mask) {
+  // Losses compute in float32 whatever the layers' compute dtype, as Keras' Loss converts y_pred.
+  const Tensor y_pred = is_floating(y_pred_in.dtype()) ? ops::cast(y_pred_in, DType::float32) : y_pred_in;
   if (y_pred.rank() < 3) return {y_true, y_pred, weights};
   const int64_t n = y_pred.dim(0), rows = y_pred.num_elements() / y_pred.dim(-1);
   Tensor yt;
@@ -786,10 +796,12 @@ void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tenso
     tape.on_gradient_ready([&reducer](size_t i, const Tensor& g) { reducer.ready(i, g); });
     // The gradients of this replica's share of the global batch's loss: scaling the loss is free,
     // scaling the gradients a pass over them.
-    tape.gradient(share == 1.f ? loss : loss * share, vars);
+    const float factor = share * optimizer_->loss_scale();
+    tape.gradient(factor == 1.f ? loss : loss * factor, vars);
     grads = reducer.finish();
   } else {
-    grads = tape.gradient(loss, vars);
+    const float factor = optimizer_->loss_scale();  // LossScaleOptimizer: unscaled in apply_gradients
+    grads = tape.gradient(factor == 1.f ? loss : loss * factor, vars);
   }
   tape.stop_recording();
   optimizer_->apply_gradients(grads, vars);
@@ -903,6 +915,7 @@ void Model::sync_replicas(const std::vector<Tensor>& x_global, bool for_training
   if (!optimizer_->built()) optimizer_->build_for(trainable_weights());
   const int64_t iterations = optimizer_->iterations();
   const std::vector<float> extra = optimizer_->extra_state();
+  const auto* scaled = dynamic_cast<const optimizers::LossScaleOptimizer*>(optimizer_.get());
   strategy_->run_in_replicas([&](int i) {
     Model& m = replica(i);
     strategy_->broadcast_variables(m.weights());
@@ -910,6 +923,9 @@ void Model::sync_replicas(const std::vector<Tensor>& x_global, bool for_training
     strategy_->broadcast_variables(m.optimizer_->variables());
     m.optimizer_->set_iterations(iterations);
     m.optimizer_->set_extra_state(extra);
+    if (scaled)
+      static_cast<optimizers::LossScaleOptimizer&>(*m.optimizer_).set_scale_state(scaled->loss_scale(),
+                                                                                    scaled->step_counter());
   });
   seed_replicas();
   replicas_synced_ = true;

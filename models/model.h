@@ -182,6 +182,8 @@ struct CompileOptions {
   LossList loss;  // one for all outputs, as Keras does with a single loss, one per output, or per output name
   MetricList metrics;
   LossWeights loss_weights;  // one per output or per output name; 1 where not given
+  /// Under the "mixed_float16" policy, wrap the optimizer in a LossScaleOptimizer (Keras' default).
+  bool auto_scale_loss = true;
 };
 
 /// Keras' fit() keyword arguments and defaults.

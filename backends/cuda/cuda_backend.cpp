@@ -201,7 +201,7 @@ std::unique_ptr<CapturedWork> CudaBackend::end_capture() {
 
 bool CudaBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
-         c == Capability::bfloat16 || c == Capability::float16 || c == Capability::fused_rnn ||
+         c == Capability::fused_rnn ||
          c == Capability::fused_conv_affine || c == Capability::graph_capture;
 }
 

@@ -16,7 +16,7 @@ Tensor ReLU::call(const Tensor& x, bool) {
   const bool plain = o_.negative_slope == 0.f && o_.threshold == 0.f;
   if (plain && !o_.max_value) return ops::relu(x);
   if (plain && *o_.max_value == 6.f) return ops::relu6(x);
-  auto scalar = [&](float v) { return ops::full({}, v, DType::float32, x.backend()); };
+  auto scalar = [&](float v) { return ops::full({}, v, x.dtype(), x.backend()); };
   const Tensor th = scalar(o_.threshold);
   Tensor y = ops::where(ops::greater_equal(x, th), x, (x - th) * o_.negative_slope);
   if (o_.max_value) y = ops::minimum(y, scalar(*o_.max_value));

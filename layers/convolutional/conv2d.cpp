@@ -100,10 +100,13 @@ Tensor Conv2D::call_with_channel_affine(const Tensor& x, const Tensor& scale, co
              "Conv2D \"{}\": a channel affine folds only into a linear convolution, followed by \"\" or \"relu\"",
              name());
   prepare(x);
+  const AutocastScope scope = autocast_scope();
   ops::ConvOptions o = conv_options(activation == "relu" ? UnaryOp::relu : UnaryOp::identity);
   o.channel_scale = scale;
   o.channel_shift = shift;
-  return ops::conv(x, kernel_->value(), bias_ ? bias_->value() : Tensor(), o);
+  // The folded BatchNormalization's float32 scale makes the result float32: back to the compute dtype.
+  return ops::cast(ops::conv(autocast_input(x), kernel_->value(), bias_ ? bias_->value() : Tensor(), o),
+                   compute_dtype());
 }
 
 bool Conv2D::can_fold_max_pool() const {
@@ -117,7 +120,8 @@ Tensor Conv2D::call_with_max_pool(const Tensor& x, const ops::PoolOptions& pool)
              "activity regularizer, received activation \"{}\"",
              name(), options_.activation);
   prepare(x);
-  return ops::conv_max_pool(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
+  const AutocastScope scope = autocast_scope();
+  return ops::conv_max_pool(autocast_input(x), kernel_->value(), bias_ ? bias_->value() : Tensor(),
                             conv_options(options_.activation == "relu" ? UnaryOp::relu : UnaryOp::identity), pool);
 }
 

@@ -8,6 +8,7 @@ namespace keras::layers {
 Embedding::Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options)
     : Layer("Embedding", options.name), input_dim_(input_dim), output_dim_(output_dim), options_(std::move(options)) {
   set_activity_regularizer(options_.activity_regularizer);
+  set_autocast(false);  // as Keras: the float32 table is gathered, then the rows are cast
   KCPP_CHECK(input_dim > 0 && output_dim > 0, ValueError,
              "Embedding: expected positive input_dim and output_dim, received input_dim={}, output_dim={}", input_dim,
              output_dim);
@@ -31,7 +32,9 @@ Tensor as_ids(const Tensor& x) {
 }
 }  // namespace
 
-Tensor Embedding::call(const Tensor& x, bool) { return ops::embedding(embeddings_->value(), as_ids(x)); }
+Tensor Embedding::call(const Tensor& x, bool) {
+  return ops::cast(ops::embedding(embeddings_->value(), as_ids(x)), compute_dtype());
+}
 
 Tensor Embedding::compute_mask(const Tensor& x, const Tensor&) const {
   if (!options_.mask_zero) return {};

@@ -184,7 +184,7 @@ Tensor Dot::merge(const std::vector<Tensor>& in) const {
   const auto ax = resolved({in[0].rank(), in[1].rank()});
   auto l2 = [&](const Tensor& x, int64_t axis) {
     return normalize_ ? x * ops::rsqrt(ops::maximum(ops::sum(ops::square(x), {axis}, true),
-                                                    ops::full({}, 1e-12f, DType::float32, x.backend())))
+                                                    ops::full({}, 1e-12f, x.dtype(), x.backend())))
                       : x;
   };
   const Tensor a = l2(in[0], ax[0]), b = l2(in[1], ax[1]);

@@ -31,6 +31,8 @@ void BatchNormalization::build(const PartialShape& s) {
   if (o.center) beta_ = &add_weight("beta", c, o.beta_initializer, true, o.beta_regularizer, o.beta_constraint);
   moving_mean_ = &add_weight("moving_mean", c, o.moving_mean_initializer, false);
   moving_variance_ = &add_weight("moving_variance", c, o.moving_variance_initializer, false);
+  for (Variable* v : {gamma_, beta_, moving_mean_, moving_variance_})
+    if (v) v->set_autocast(false);  // statistics and affine stay float32 under mixed precision, as in Keras
 }
 
 namespace {
@@ -55,7 +57,12 @@ ops::BatchNormResult synchronized_batch_norm(distribute::Communicator& comm, con
 }
 }  // namespace
 
-Tensor BatchNormalization::call(const Tensor& x, bool training) {
+Tensor BatchNormalization::call(const Tensor& input, bool training) {
+  // float16/bfloat16 inputs overflow in the statistics: Keras computes in float32 and casts back.
+  return ops::cast(normalize(ops::cast(input, DType::float32), training), compute_dtype());
+}
+
+Tensor BatchNormalization::normalize(const Tensor& x, bool training) {
   Backend* be = x.backend();
   const Shape c = moving_mean_->shape();
   const Tensor gamma = gamma_ ? gamma_->value() : ops::ones(c, DType::float32, be);

@@ -39,6 +39,8 @@ class KERASCPP_API BatchNormalization : public Layer {
   static std::shared_ptr<Layer> from_config(const Config& config);
   explicit BatchNormalization(BatchNormalizationOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
+  /// The float32 computation call() wraps.
+  Tensor normalize(const Tensor& x, bool training);
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
   bool supports_masking() const override { return true; }
   /// True when call() uses the moving statistics: outside training, or frozen (as Keras).

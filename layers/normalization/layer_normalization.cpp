@@ -8,6 +8,7 @@ namespace keras::layers {
 LayerNormalization::LayerNormalization(LayerNormalizationOptions o)
     : Layer("LayerNormalization", o.name), o_(std::move(o)) {
   KCPP_CHECK(o_.epsilon > 0, ValueError, "LayerNormalization: epsilon must be positive, received {}", o_.epsilon);
+  set_autocast(false);  // as Keras: the input's own dtype, float32 weights, the result in the compute dtype
 }
 void LayerNormalization::check_input(const PartialShape& s) const {
   if (s.size() < 2)
@@ -23,7 +24,7 @@ Tensor LayerNormalization::call(const Tensor& x, bool training) {
   Tensor y = (x - ops::mean(x, {-1}, true)) * ops::rsqrt(ops::var(x, {-1}, true) + o_.epsilon);
   if (gamma_) y = y * gamma_->value();
   if (beta_) y = y + beta_->value();
-  return y;
+  return ops::cast(y, compute_dtype());
 }
 
 

@@ -79,7 +79,7 @@ std::vector<Tensor> ConvLSTM2D::run(const Tensor& x) {
                                 .dilation_rate = {o_.dilation_rate[0], o_.dilation_rate[1]}});
   const int64_t rows = projected.dim(1), cols = projected.dim(2);
   projected = ops::reshape(projected, {n, t, rows, cols, 4 * f});
-  Tensor h = ops::zeros(Shape{n, rows, cols, f}, DType::float32, x.backend()), c = h;
+  Tensor h = ops::zeros(Shape{n, rows, cols, f}, projected.dtype(), x.backend()), c = h;
   std::vector<Tensor> outputs;
   for (int64_t k = 0; k < t; ++k) {
     const int64_t step = o_.go_backwards ? t - 1 - k : k;

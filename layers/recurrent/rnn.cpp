@@ -172,7 +172,7 @@ std::vector<Tensor> RecurrentLayer::run(const Tensor& x, const Tensor& mask, con
   // per-gate recurrent dropout); Keras' cuDNN path has the same conditions.
   const Backend& be = *x.backend();
   if (const auto cell = fused_cell();
-      cell && !mask.defined() && !per_gate_recurrent_ && x.dtype() == DType::float32 &&
+      cell && !mask.defined() && !per_gate_recurrent_ && is_floating(x.dtype()) &&
       be.supports(Capability::fused_rnn) &&
       (*cell != RnnCell::gru || be.supports(Capability::fused_gru_reset_before))) {
     const Tensor inputs = input_masks.empty() ? x : ops::multiply(x, input_masks[0]);
@@ -228,7 +228,7 @@ Tensor reverse_time(const Tensor& x) {
 std::vector<Tensor> RecurrentLayer::run_fused(RnnCell cell, const Tensor& inputs, std::vector<Tensor> states) {
   // Reversed in time, the forward recurrence returns its outputs in processing order, as Keras.
   const Tensor seq = options_.go_backwards ? detail::reverse_time(inputs) : inputs;
-  const Tensor zeros = bias_ ? Tensor() : ops::zeros({gates_ * units_}, DType::float32, inputs.backend());
+  const Tensor zeros = bias_ ? Tensor() : ops::zeros({gates_ * units_}, inputs.dtype(), inputs.backend());
   const Tensor b = bias_ ? input_bias() : zeros;
   const Tensor rb = cell == RnnCell::gru_reset_after ? (bias_ ? recurrent_bias() : zeros) : Tensor();
   const ops::RnnResult r = ops::fused_rnn(cell, seq, states[0], cell == RnnCell::lstm ? states[1] : Tensor(),

@@ -61,6 +61,13 @@ Config Optimizer::get_config() const {
 
 Config Optimizer::serialized() const { return serialization::keras_object("keras.optimizers", name_, get_config()); }
 
+Config LossScaleOptimizer::get_config() const {
+  return Config{{"name", options_.name},
+                {"inner_optimizer", inner_->serialized()},
+                {"initial_scale", options_.initial_scale},
+                {"dynamic_growth_steps", options_.dynamic_growth_steps}};
+}
+
 Config SGD::get_config() const {
   Config c = Optimizer::get_config();
   c["momentum"] = options_.momentum;
@@ -192,6 +199,17 @@ std::shared_ptr<Optimizer> deserialize(const Config& config) {
   static const Config empty = Config::object();
   serialization::ConfigReader r(config.contains("config") ? config["config"] : empty, "optimizer " + cls);
   std::shared_ptr<Optimizer> out;
+  if (cls == "LossScaleOptimizer") {
+    KCPP_CHECK(r.has("inner_optimizer"), ValueError, "optimizer LossScaleOptimizer: the config has no inner_optimizer");
+    LossScaleOptions o;
+    o.name = r.string("name", "loss_scale_optimizer");
+    o.initial_scale = f(r, "initial_scale", 32768.0);
+    o.dynamic_growth_steps = r.integer("dynamic_growth_steps", 2000);
+    r.require("dynamic", true);  // tf.keras 2 wrote it; a fixed scale is not Keras 3's
+    out = std::make_shared<LossScaleOptimizer>(deserialize(r.raw("inner_optimizer")), std::move(o));
+    r.finish();
+    return out;
+  }
   if (cls == "SGD") {
     out = std::make_shared<SGD>(SGDOptions{.learning_rate = read_learning_rate(r, 0.01f),
                                            .momentum = f(r, "momentum", 0.0),

@@ -128,6 +128,56 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& gradients, const std:
   for (size_t i = 0; i < variables.size(); ++i) update(i, *variables[i], grads[i]);
 }
 
+LossScaleOptimizer::LossScaleOptimizer(std::shared_ptr<Optimizer> inner, LossScaleOptions options)
+    : Optimizer("LossScaleOptimizer", 0.f, {}), inner_(std::move(inner)), options_(std::move(options)),
+      scale_(options_.initial_scale) {
+  KCPP_CHECK(inner_ != nullptr, ValueError, "LossScaleOptimizer: expected an inner optimizer, received none");
+  KCPP_CHECK(dynamic_cast<LossScaleOptimizer*>(inner_.get()) == nullptr, ValueError,
+             "LossScaleOptimizer: the inner optimizer is already a LossScaleOptimizer");
+  KCPP_CHECK(options_.initial_scale > 0 && std::isfinite(options_.initial_scale), ValueError,
+             "LossScaleOptimizer: expected a positive finite initial_scale, received {}", options_.initial_scale);
+  KCPP_CHECK(options_.dynamic_growth_steps >= 1, ValueError,
+             "LossScaleOptimizer: expected dynamic_growth_steps >= 1, received {}", options_.dynamic_growth_steps);
+}
+
+void LossScaleOptimizer::set_scale_state(float scale, int64_t step_counter) {
+  KCPP_CHECK(scale > 0 && std::isfinite(scale) && step_counter >= 0, ValueError,
+             "LossScaleOptimizer: expected a positive finite scale and a counter >= 0, received {} and {}", scale,
+             step_counter);
+  scale_ = scale;
+  step_counter_ = step_counter;
+}
+
+void LossScaleOptimizer::apply_gradients(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables) {
+  KCPP_CHECK(gradients.size() == variables.size(), ValueError, "{}: received {} gradients for {} variables",
+             options_.name, gradients.size(), variables.size());
+  NoGradScope no_grad;
+  inner_->build_for(variables);
+  // g * 0 is 0 for finite g and NaN for inf or NaN: one read of the host tells whether all are finite.
+  Tensor probe;
+  for (const Tensor& g : gradients) {
+    if (!g.defined()) continue;
+    const Tensor z = ops::sum(ops::cast(g, DType::float32) * 0.f);
+    probe = probe.defined() ? probe + z : z;
+  }
+  const bool finite = !probe.defined() || std::isfinite(probe.item());
+  if (!finite) {
+    step_counter_ = 0;
+    scale_ /= 2.f;
+    return;
+  }
+  std::vector<Tensor> unscaled;
+  unscaled.reserve(gradients.size());
+  for (const Tensor& g : gradients) unscaled.push_back(g.defined() ? g * (1.f / scale_) : g);
+  inner_->apply_gradients(unscaled, variables);
+  if (step_counter_ == options_.dynamic_growth_steps - 1) {
+    step_counter_ = 0;
+    scale_ *= 2.f;
+  } else {
+    ++step_counter_;
+  }
+}
+
 SGD::SGD(SGDOptions o) : Optimizer("SGD", o.learning_rate, o.common), options_(o) {
   KCPP_CHECK(o.momentum >= 0 && o.momentum <= 1, ValueError, "SGD: momentum must be in [0, 1], received {}",
              o.momentum);

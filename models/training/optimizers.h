@@ -103,17 +103,20 @@ class KERASCPP_API Optimizer {
   Optimizer(Optimizer&&) noexcept = default;
   Optimizer& operator=(Optimizer&&) noexcept = default;
   /// One step: clips, then updates every variable in place; throws ValueError when the lists differ.
-  void apply_gradients(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables);
-  int64_t iterations() const { return iterations_; }
+  virtual void apply_gradients(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables);
+  virtual int64_t iterations() const { return iterations_; }
   /// The rate of the coming step (a schedule's value at iterations()).
-  float learning_rate() const;
+  virtual float learning_rate() const;
   /// Whether a schedule computes the rate (Keras then keeps no learning_rate variable).
-  bool has_schedule() const { return schedule_ != nullptr; }
+  virtual bool has_schedule() const { return schedule_ != nullptr; }
   /// Replaces the rate (and any schedule) with a fixed one, as callbacks do.
-  void set_learning_rate(float lr);
+  virtual void set_learning_rate(float lr);
   const std::string& name() const { return name_; }
+  /// The factor the training step multiplies the loss by before differentiating (1 except under
+  /// a LossScaleOptimizer); apply_gradients then receives gradients scaled by it.
+  virtual float loss_scale() const { return 1.f; }
   /// Slot variables (Keras' optimizer variables after iteration and learning rate).
-  std::vector<Variable*> variables();
+  virtual std::vector<Variable*> variables();
   /// Keras' optimizer config (name, learning_rate, clipping, weight_decay, then the optimizer's own keys).
   virtual Config get_config() const;
   /// {"module": "keras.optimizers", "class_name": "Adam", "config": get_config(), ...}.
@@ -122,10 +125,10 @@ class KERASCPP_API Optimizer {
   virtual std::vector<float> extra_state() const { return {}; }
   virtual void set_extra_state(const std::vector<float>& values) {}
   /// Restores the step count (loading a saved optimizer state).
-  void set_iterations(int64_t iterations) { iterations_ = iterations; }
+  virtual void set_iterations(int64_t iterations) { iterations_ = iterations; }
   /// Creates the slot variables for `variables` now (before the first step), so a saved state can be loaded.
-  void build_for(const std::vector<Variable*>& variables);
-  bool built() const { return built_; }
+  virtual void build_for(const std::vector<Variable*>& variables);
+  virtual bool built() const { return built_; }
 
  protected:
   virtual void build(const std::vector<Variable*>& variables) = 0;
@@ -325,6 +328,58 @@ class KERASCPP_API Nadam : public Optimizer {
 /// By Keras name ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam"), with
 /// Keras' defaults; throws ValueError otherwise.
 KERASCPP_API std::shared_ptr<Optimizer> get(const std::string& name);
+
+struct LossScaleOptions {
+  float initial_scale = 32768.f;      // 2^15, Keras' default
+  int64_t dynamic_growth_steps = 2000;
+  std::string name = "loss_scale_optimizer";
+};
+/// Keras' LossScaleOptimizer, for mixed_float16 (compile wraps the optimizer in one under that
+/// policy): the loss is multiplied by a dynamic scale before differentiating, so small float16
+/// gradients do not flush to zero, and the gradients are divided by it before the inner update.
+/// A step whose gradients hold an inf or NaN is skipped and halves the scale; after
+/// dynamic_growth_steps finite steps in a row the scale doubles. iterations(), the learning rate
+/// and the slots are the inner optimizer's.
+class KERASCPP_API LossScaleOptimizer : public Optimizer {
+ public:
+  explicit LossScaleOptimizer(std::shared_ptr<Optimizer> inner, LossScaleOptions options = {});
+  template <typename O, typename = std::enable_if_t<std::is_base_of_v<Optimizer, std::decay_t<O>> &&
+                                                    !std::is_lvalue_reference_v<O>>>
+  explicit LossScaleOptimizer(O&& inner, LossScaleOptions options = {})
+      : LossScaleOptimizer(std::make_shared<std::decay_t<O>>(std::move(inner)), std::move(options)) {}
+
+  void apply_gradients(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables) override;
+  float loss_scale() const override { return scale_; }
+  /// The finite steps since the scale last changed (Keras' step_counter).
+  int64_t step_counter() const { return step_counter_; }
+  /// Restores the scale and counter (loading a saved state).
+  void set_scale_state(float scale, int64_t step_counter);
+  Optimizer& inner_optimizer() const { return *inner_; }
+  const LossScaleOptions& options() const { return options_; }
+
+  int64_t iterations() const override { return inner_->iterations(); }
+  float learning_rate() const override { return inner_->learning_rate(); }
+  bool has_schedule() const override { return inner_->has_schedule(); }
+  void set_learning_rate(float lr) override { inner_->set_learning_rate(lr); }
+  std::vector<Variable*> variables() override { return inner_->variables(); }
+  std::vector<float> extra_state() const override { return inner_->extra_state(); }
+  void set_extra_state(const std::vector<float>& values) override { inner_->set_extra_state(values); }
+  void set_iterations(int64_t iterations) override { inner_->set_iterations(iterations); }
+  void build_for(const std::vector<Variable*>& variables) override { inner_->build_for(variables); }
+  bool built() const override { return inner_->built(); }
+  /// {"name", "inner_optimizer": serialized, "initial_scale", "dynamic_growth_steps"}, as Keras 3.
+  Config get_config() const override;
+
+ protected:
+  void build(const std::vector<Variable*>&) override {}
+  void update(size_t, Variable&, const Tensor&) override {}
+
+ private:
+  std::shared_ptr<Optimizer> inner_;
+  LossScaleOptions options_;
+  float scale_;
+  int64_t step_counter_ = 0;
+};
 /// From a name or Keras' serialized optimizer (Keras 2 or 3); throws ValueError on unknown classes.
 KERASCPP_API std::shared_ptr<Optimizer> deserialize(const Config& config);
 
