@@ -10,6 +10,7 @@ Dense::Dense(int64_t units, DenseOptions options)
   KCPP_CHECK(units > 0, ValueError, "Dense: expected a positive number of units, received {}", units);
   activations::check_name(options_.activation);
   set_activity_regularizer(options_.activity_regularizer);
+  if (!options_.dtype.empty()) set_dtype_policy(options_.dtype);
 }
 
 void Dense::check_input(const PartialShape& s) const {

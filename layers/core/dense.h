@@ -15,6 +15,7 @@ struct DenseOptions {
   Constraint kernel_constraint;
   Constraint bias_constraint;
   std::string name;
+  std::string dtype;  // a DTypePolicy name ("float32" on a mixed model's output layer); empty: the global policy
 };
 
 /// output = activation(dot(input, kernel) + bias); kernel (input_dim, units). Inputs of rank > 2
