@@ -2,8 +2,10 @@
 // .weights.h5 of Keras 3, and the legacy HDF5 files of Keras 2, tf.keras and Keras 3 (full models
 // and weights only, such as keras.applications downloads).
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <map>
+#include <optional>
 
 #include "core/check.h"
 #include "core/logging.h"
@@ -138,16 +140,40 @@ void read_layer_tree(Layer& layer, const h5::Group& group, PendingAssignments& o
   }
 }
 
+// An optimizer's variables in Keras' order: iteration, learning rate (unless a schedule computes
+// it), the slots, then extra state (Nadam). A LossScaleOptimizer's own come first: its iteration
+// and learning rate (0, unused), step_counter and dynamic_scale, then the inner optimizer's.
+void write_optimizer_vars(optimizers::Optimizer& opt, h5::Group& vars) {
+  int i = 0;
+  auto write_plain = [&](optimizers::Optimizer& o) {
+    vars.write_int64_scalar(std::to_string(i++), o.iterations());
+    if (!o.has_schedule()) vars.write_float_scalar(std::to_string(i++), o.learning_rate());
+    for (Variable* slot : o.variables()) vars.write_floats(std::to_string(i++), slot->shape(), host_floats(*slot));
+    for (float extra : o.extra_state()) vars.write_float_scalar(std::to_string(i++), extra);
+  };
+  if (auto* scaled = dynamic_cast<optimizers::LossScaleOptimizer*>(&opt)) {
+    vars.write_int64_scalar(std::to_string(i++), 0);
+    vars.write_float_scalar(std::to_string(i++), 0.f);
+    vars.write_int64_scalar(std::to_string(i++), scaled->step_counter());
+    vars.write_float_scalar(std::to_string(i++), scaled->loss_scale());
+    write_plain(scaled->inner_optimizer());
+  } else {
+    write_plain(opt);
+  }
+}
+
 void write_optimizer(Model& model, h5::Group& root) {
   optimizers::Optimizer* opt = model.optimizer();
   if (!opt) return;
   opt->build_for(model.trainable_weights());
-  h5::Group vars = root.create_group("optimizer").create_group("vars");
-  int i = 0;
-  vars.write_int64_scalar(std::to_string(i++), opt->iterations());
-  if (!opt->has_schedule()) vars.write_float_scalar(std::to_string(i++), opt->learning_rate());
-  for (Variable* slot : opt->variables()) vars.write_floats(std::to_string(i++), slot->shape(), host_floats(*slot));
-  for (float extra : opt->extra_state()) vars.write_float_scalar(std::to_string(i++), extra);
+  h5::Group group = root.create_group("optimizer");
+  h5::Group vars = group.create_group("vars");
+  write_optimizer_vars(*opt, vars);
+  // Keras also writes the wrapped optimizer's own variables in a group of their own.
+  if (auto* scaled = dynamic_cast<optimizers::LossScaleOptimizer*>(opt)) {
+    h5::Group inner = group.create_group("inner_optimizer").create_group("vars");
+    write_optimizer_vars(scaled->inner_optimizer(), inner);
+  }
 }
 
 // Restores the optimizer state when the file's matches the compiled optimizer, else warns as Keras.
@@ -161,10 +187,13 @@ void read_optimizer(Model& model, const h5::Group& root, PendingAssignments& out
     return;
   }
   opt->build_for(model.trainable_weights());
-  const bool has_lr = !opt->has_schedule();
-  const auto slots = opt->variables();
-  const auto extra = opt->extra_state();
-  const size_t expected = 1 + (has_lr ? 1 : 0) + slots.size() + extra.size();
+  auto* scaled = dynamic_cast<optimizers::LossScaleOptimizer*>(opt);
+  optimizers::Optimizer& plain = scaled ? scaled->inner_optimizer() : *opt;
+  const bool has_lr = !plain.has_schedule();
+  const auto slots = plain.variables();
+  const auto extra = plain.extra_state();
+  const size_t own = scaled ? 4 : 0;
+  const size_t expected = own + 1 + (has_lr ? 1 : 0) + slots.size() + extra.size();
   if (stored != expected) {
     detail::log_warn(fmt::format(
         "Skipping variable loading for optimizer '{}', because it has {} variables whereas the saved optimizer has {} "
@@ -173,6 +202,16 @@ void read_optimizer(Model& model, const h5::Group& root, PendingAssignments& out
     return;
   }
   size_t i = 0;
+  std::optional<std::pair<float, int64_t>> scale_state;
+  if (scaled) {
+    i = 2;  // the wrapper's own iteration and learning rate are unused
+    const int64_t counter = vars.read_int_scalar(std::to_string(i++));
+    const float scale = vars.read_floats(std::to_string(i++), Shape{})[0];
+    KCPP_CHECK(counter >= 0 && scale > 0 && std::isfinite(scale), ValueError,
+               "{}: expected a loss-scale step_counter >= 0 and a positive finite dynamic_scale, received {} and {}",
+               vars.path(), counter, scale);
+    scale_state = {scale, counter};
+  }
   const int64_t iterations = vars.read_int_scalar(std::to_string(i++));
   KCPP_CHECK(iterations >= 0, ValueError, "{}: a negative iteration count {}", vars.path(), iterations);
   std::optional<float> lr;
@@ -180,10 +219,11 @@ void read_optimizer(Model& model, const h5::Group& root, PendingAssignments& out
   for (Variable* slot : slots) out.add(slot, vars.read_floats(std::to_string(i++), slot->shape()));
   std::vector<float> extras;
   for (size_t k = 0; k < extra.size(); ++k) extras.push_back(vars.read_floats(std::to_string(i++), Shape{})[0]);
-  after = [opt, iterations, lr, extras] {
-    opt->set_iterations(iterations);
-    if (lr) opt->set_learning_rate(*lr);
-    if (!extras.empty()) opt->set_extra_state(extras);
+  after = [target = &plain, scaled, scale_state, iterations, lr, extras] {
+    target->set_iterations(iterations);
+    if (lr) target->set_learning_rate(*lr);
+    if (!extras.empty()) target->set_extra_state(extras);
+    if (scale_state) scaled->set_scale_state(scale_state->first, scale_state->second);
   };
 }
 
