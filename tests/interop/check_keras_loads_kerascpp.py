@@ -62,4 +62,22 @@ for name in names:
     rebuilt = keras.models.model_from_json(open(os.path.join(fixtures, name + ".json")).read())
     rebuilt.load_weights(os.path.join(out, name + ".weights.h5"))
     compare(f"{name}.weights.h5 written by kerascpp", rebuilt, io)
+mixed_path = os.path.join(out, "mixed_float16.keras")
+if os.path.exists(mixed_path):
+    io = json.load(open(os.path.join(fixtures, "mixed_float16_io.json")))
+    m = keras.saving.load_model(mixed_path)
+    policies = {l.name: l.dtype_policy.name for l in m.layers}
+    opt = m.optimizer
+    state = {"dynamic_scale": float(opt.dynamic_scale.numpy()), "step_counter": int(opt.step_counter.numpy()),
+             "iterations": int(opt.iterations.numpy())}
+    preds = m.predict(array(io["inputs"][0]), verbose=0)
+    if policies != io["policies"] or state != io["loss_scale"]:
+        print(f"FAIL mixed_float16.keras written by kerascpp: policies {policies}, loss scale {state}")
+        failures += 1
+    elif not np.allclose(preds, array(io["predictions"][0]), atol=2e-3):
+        print(f"FAIL mixed_float16.keras written by kerascpp: predictions differ by "
+              f"{np.max(np.abs(preds - array(io['predictions'][0])))}")
+        failures += 1
+    else:
+        print("ok   mixed_float16.keras written by kerascpp: policies, loss scale and predictions")
 sys.exit(1 if failures else 0)

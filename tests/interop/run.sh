@@ -14,4 +14,6 @@ for n in "${names[@]}"; do
     KERASCPP_LOG_LEVEL=warn "$tool" convert "$fixtures/$n.keras" "$out/$n$ext" >/dev/null
   done
 done
+# A mixed_float16 model with its LossScaleOptimizer state.
+KERASCPP_LOG_LEVEL=warn "$tool" convert "$fixtures/mixed_float16.keras" "$out/mixed_float16.keras" >/dev/null
 KERAS_BACKEND=jax JAX_PLATFORMS=cpu "$python" "$(dirname "$0")/check_keras_loads_kerascpp.py" "$fixtures" "$out" "${names[@]}"
