@@ -91,6 +91,10 @@ enum class Capability {
   fused_gru_reset_before,  // rnn_forward/rnn_backward also for RnnCell::gru
   graph_capture,           // begin_capture/end_capture (CUDA graphs)
   fused_conv_max_pool,     // conv_max_pool_forward
+  // matmul (and so linear and their gradients) takes bfloat16 / float16 operands of one dtype,
+  // writes that dtype and accumulates in float32 (bias: the operands' dtype).
+  bfloat16_matmul,
+  float16_matmul,
 };
 
 /// Device work recorded once (Backend::begin_capture ... end_capture) and replayed as one launch.

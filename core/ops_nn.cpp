@@ -22,7 +22,7 @@ bool can_fuse(UnaryOp act) {
 Tensor matmul(const Tensor& a, const Tensor& b, MatmulAttrs attrs) {
   detail::check_float("matmul", a, "the first operand");
   detail::check_float("matmul", b, "the second operand");
-  if (auto low = detail::emulated_dtype({&a, &b})) return detail::narrow(matmul(detail::widen(a), detail::widen(b), attrs), *low);
+  if (auto low = detail::emulated_dtype({&a, &b}, true)) return detail::narrow(matmul(detail::widen(a), detail::widen(b), attrs), *low);
   Backend& be = detail::common_backend("matmul", {&a, &b});
   KCPP_CHECK(a.rank() >= 2 && b.rank() >= 2, ShapeError,
              "matmul: expected operands of rank >= 2, received shapes {} and {}", a.shape().to_string(),
@@ -83,7 +83,7 @@ Tensor linear(const Tensor& x, const Tensor& kernel, const Tensor& bias, UnaryOp
                "linear: expected a bias of shape ({},), received {}", kernel.dim(1), bias.shape().to_string());
   }
   Backend& be = detail::common_backend("linear", {&x, &kernel, &bias});
-  if (auto low = detail::emulated_dtype({&x, &kernel, &bias}))
+  if (auto low = detail::emulated_dtype({&x, &kernel, &bias}, true))
     return detail::narrow(linear(detail::widen(x), detail::widen(kernel), detail::widen(bias), activation), *low);
   const UnaryOp fused = can_fuse(activation) ? activation : UnaryOp::identity;
   std::vector<int64_t> out = x.shape().dims();

@@ -42,7 +42,8 @@ inline bool is_low_precision(DType d) { return d == DType::float16 || d == DType
 /// different floating dtypes also take this path, and the result is then float32 (Keras' type
 /// promotion: bfloat16 with float32 gives float32). Returns the result's dtype when the op must take
 /// the path, else nullopt.
-inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> inputs) {
+/// `matmul_family`: the op is a matmul, so Capability::bfloat16_matmul / float16_matmul also count.
+inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> inputs, bool matmul_family = false) {
   std::optional<DType> common;
   bool low = false, mixed = false;
   Backend* backend = nullptr;
@@ -55,8 +56,10 @@ inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> 
   }
   if (!low) return std::nullopt;
   if (mixed) return DType::float32;
-  const Capability native = *common == DType::float16 ? Capability::float16 : Capability::bfloat16;
-  if (backend->supports(native)) return std::nullopt;
+  const bool half = *common == DType::float16;
+  if (backend->supports(half ? Capability::float16 : Capability::bfloat16)) return std::nullopt;
+  if (matmul_family && backend->supports(half ? Capability::float16_matmul : Capability::bfloat16_matmul))
+    return std::nullopt;
   return common;
 }
 

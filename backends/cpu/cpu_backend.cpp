@@ -70,7 +70,8 @@ CpuBackend::CpuBackend(int index)
     : index_(index),
       engine_(shared_engine()),
       default_threads_(omp_get_max_threads()),
-      winograd_enabled_(settings().conv_winograd) {}
+      winograd_enabled_(settings().conv_winograd),
+      bf16_matmul_(probe_bf16_matmul(engine_)) {}
 
 void CpuBackend::set_thread_parallelism(int threads) {
   // OpenMP's setting is per calling thread. It matters beyond the helper's own speed: every thread
@@ -88,7 +89,7 @@ dnnl::stream& CpuBackend::stream() {
 bool CpuBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
          c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::fused_gru_reset_before ||
-         c == Capability::fused_conv_max_pool;
+         c == Capability::fused_conv_max_pool || (c == Capability::bfloat16_matmul && bf16_matmul_);
 }
 
 std::map<std::string, int64_t> CpuBackend::counters() const {

@@ -73,6 +73,21 @@ md any_like(const md& m) { return md(m.dims(), dt::f32, tag::any); }
 
 // Matmul ------------------------------------------------------------------------------------------
 
+bool probe_bf16_matmul(const dnnl::engine& engine) {
+  try {
+    const md a({4, 4}, dt::bf16, dnnl::memory::format_tag::ab);
+    dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, a, a), engine);
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+namespace {
+// oneDNN's data type of a tensor the matmul reads or writes: float32, or bfloat16 (mixed precision).
+dt matmul_type(const Tensor& t) { return t.dtype() == DType::bfloat16 ? dt::bf16 : dt::f32; }
+}  // namespace
+
 void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y, const MatmulAttrs& at) {
   const size_t nd = y.rank();
   // Pad batch dimensions with leading ones; describe transposes with strides.
@@ -94,12 +109,14 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Te
   const auto [ad, as] = describe(a, at.transpose_a);
   const auto [bd, bs] = describe(b, at.transpose_b);
   const dims yd(y.shape().dims().begin(), y.shape().dims().end());
-  const std::string key = fmt::format("matmul|{}|{}|{}|{}|{}|{}|{}", key_of(ad), key_of(as), key_of(bd), key_of(bs),
-                                      key_of(yd), bias != nullptr, static_cast<int>(at.activation));
-  const md a_md(ad, dt::f32, as), b_md(bd, dt::f32, bs), y_md(yd, dt::f32, y.shape().strides());
+  const dt type = matmul_type(y);
+  const std::string key = fmt::format("matmul|{}|{}|{}|{}|{}|{}|{}|{}", key_of(ad), key_of(as), key_of(bd),
+                                      key_of(bs), key_of(yd), bias != nullptr, static_cast<int>(at.activation),
+                                      static_cast<int>(type));
+  const md a_md(ad, matmul_type(a), as), b_md(bd, matmul_type(b), bs), y_md(yd, type, y.shape().strides());
   dims bias_dims(nd, 1);
   bias_dims[nd - 1] = y.dim(-1);
-  const md bias_md(bias_dims, dt::f32, Shape(bias_dims).strides());
+  const md bias_md(bias_dims, bias ? matmul_type(*bias) : dt::f32, Shape(bias_dims).strides());
   const auto& p = cached(key, [&] {
     CachedPrimitive c;
     auto d = bias ? dnnl::matmul::desc(a_md, b_md, bias_md, y_md) : dnnl::matmul::desc(a_md, b_md, y_md);

@@ -290,3 +290,36 @@ TEST_CASE("a model's dtype policies survive its config", "[cpu][mixed][saving]")
   restored->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
   CHECK(dynamic_cast<optimizers::LossScaleOptimizer*>(restored->optimizer()) != nullptr);
 }
+
+TEST_CASE("a native bfloat16 matmul equals the float32 emulation within a rounding step", "[cpu][mixed]") {
+  // Where the backend multiplies bfloat16 itself (oneDNN on AVX-512 processors), it must agree with
+  // the path every other backend takes: float32 products of the rounded operands, rounded once.
+  Backend& be = default_backend();
+  if (!be.supports(Capability::bfloat16_matmul)) {
+    kt::skip("no native bfloat16 matmul on this backend; the emulated path is what runs");
+    return;
+  }
+  const Tensor a = ops::cast(kt::random_tensor(Shape{3, 17, 300}, 21), DType::bfloat16);
+  const Tensor b = ops::cast(kt::random_tensor(Shape{300, 9}, 22), DType::bfloat16);
+  const Tensor native = ops::matmul(a, b);
+  REQUIRE(native.dtype() == DType::bfloat16);
+  const Tensor emulated = ops::matmul(ops::cast(a, DType::float32), ops::cast(b, DType::float32));
+  std::vector<float> expected = emulated.to_vector<float>();
+  for (float& v : expected) v = round_bf16(v);
+  require_bf16_close(as_floats(native), expected);
+  // A transposed operand and a bias through linear().
+  const Tensor x = ops::cast(kt::random_tensor(Shape{5, 300}, 23), DType::bfloat16);
+  const Tensor bias = ops::cast(kt::random_tensor(Shape{9}, 24), DType::bfloat16);
+  const Tensor y = ops::linear(x, b, bias, UnaryOp::relu);
+  std::vector<float> ref = ops::relu(ops::linear(ops::cast(x, DType::float32), ops::cast(b, DType::float32),
+                                                 ops::cast(bias, DType::float32)))
+                               .to_vector<float>();
+  for (float& v : ref) v = round_bf16(v);
+  require_bf16_close(as_floats(y), ref);
+  const Tensor t = ops::matmul(b, x, {.transpose_a = true, .transpose_b = true});  // (9, 5)
+  std::vector<float> tref = ops::matmul(ops::cast(b, DType::float32), ops::cast(x, DType::float32),
+                                        {.transpose_a = true, .transpose_b = true})
+                                .to_vector<float>();
+  for (float& v : tref) v = round_bf16(v);
+  require_bf16_close(as_floats(t), tref);
+}
