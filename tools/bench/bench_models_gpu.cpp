@@ -2,7 +2,8 @@
 // the median of per-step times of train_on_batch (which reads the loss back, so every step ends
 // with the device idle, as torch.cuda.synchronize() does there), after warm-up steps. Same batches,
 // shapes and optimizer (Adam). Prints one JSON line per model, in the reference's keys.
-//   bench_models_gpu [fmnist_cnn|imdb_lstm|video_qa|resnet50|resnet50_infer|all]
+//   bench_models_gpu [fmnist_cnn|imdb_lstm|video_qa|video_qa_bf16|resnet50|resnet50_bf16|inception_v3_bf16|
+//                     resnet50_infer|all|mixed]   (all: the float32 cases; mixed: the mixed_bfloat16 ones)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,12 +39,14 @@ Tensor random_labels(int64_t n, int64_t classes, uint64_t seed) {
                    DType::int32);
 }
 
+// amp_bf16: the model was made under the mixed_bfloat16 policy (the rival's bfloat16 autocast).
 void report_train(const char* model, int64_t batch, double step, const char* extra = "") {
+  const bool bf16 = mixed_precision::global_policy().name() == "mixed_bfloat16";
   std::printf(
-      "{\"model\": \"%s\", \"framework\": \"kerascpp (%s)\", \"batch\": %ld, \"amp_bf16\": false, "
+      "{\"model\": \"%s\", \"framework\": \"kerascpp (%s)\", \"batch\": %ld, \"amp_bf16\": %s, "
       "\"train_samples_per_s\": %.1f, \"step_ms\": %.3f%s}\n",
-      model, backend::backend_name().c_str(), static_cast<long>(batch), static_cast<double>(batch) / step,
-      step * 1e3, extra);
+      model, backend::backend_name().c_str(), static_cast<long>(batch), bf16 ? "true" : "false",
+      static_cast<double>(batch) / step, step * 1e3, extra);
   std::fflush(stdout);
 }
 
@@ -80,13 +83,32 @@ void video_qa() {
                ", \"frames\": 8, \"size\": 150");
 }
 
-void resnet50() {
+void resnet50_at(int64_t batch) {
   utils::set_random_seed(0);
   auto m = applications::ResNet50({.weights = ""});
   m->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
-  const Tensor x = ops::random_uniform(Shape{128, 224, 224, 3}, 0.f, 1.f, 8);
-  const Tensor y = random_labels(128, 1000, 9);
-  report_train("resnet50", 128, median_step([&] { m->train_on_batch({x}, {y}); }, 5, 15),
+  const Tensor x = ops::random_uniform(Shape{batch, 224, 224, 3}, 0.f, 1.f, 8);
+  const Tensor y = random_labels(batch, 1000, 9);
+  report_train("resnet50", batch, median_step([&] { m->train_on_batch({x}, {y}); }, 5, 15),
+               ", \"channels_last\": true");
+}
+void resnet50() { resnet50_at(128); }
+
+// The rival's mixed-precision cases: its bfloat16 autocast is Keras' mixed_bfloat16 policy here.
+template <void (*Run)()>
+void under_mixed_bfloat16() {
+  mixed_precision::PolicyScope policy("mixed_bfloat16");
+  Run();
+}
+void resnet50_256() { resnet50_at(256); }
+
+void inception_v3() {
+  utils::set_random_seed(0);
+  auto m = applications::InceptionV3({.weights = ""});
+  m->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  const Tensor x = ops::random_uniform(Shape{128, 299, 299, 3}, 0.f, 1.f, 11);
+  const Tensor y = random_labels(128, 1000, 12);
+  report_train("inception_v3", 128, median_step([&] { m->train_on_batch({x}, {y}); }, 5, 10),
                ", \"channels_last\": true");
 }
 
@@ -122,17 +144,22 @@ void resnet50_infer() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // "all": the float32 cases; "mixed": the mixed_bfloat16 ones (a separate run, timed apart).
   const char* which = argc > 1 ? argv[1] : "all";
-  const bool all = std::strcmp(which, "all") == 0;
+  const bool all = std::strcmp(which, "all") == 0, mixed = std::strcmp(which, "mixed") == 0;
   std::printf("{\"backend\": \"%s\", \"tf32\": %s}\n", backend::backend_name().c_str(),
               tensor_float_32_execution_enabled() ? "true" : "false");
   const std::vector<std::pair<const char*, void (*)()>> models{{"fmnist_cnn", fmnist_cnn},
                                                                {"imdb_lstm", imdb_lstm},
                                                                {"video_qa", video_qa},
+                                                               {"video_qa_bf16", under_mixed_bfloat16<video_qa>},
                                                                {"resnet50", resnet50},
+                                                               {"resnet50_bf16", under_mixed_bfloat16<resnet50_256>},
+                                                               {"inception_v3_bf16", under_mixed_bfloat16<inception_v3>},
                                                                {"resnet50_infer", resnet50_infer}};
   for (const auto& [name, run] : models) {
-    if (!all && std::strcmp(which, name) != 0) continue;
+    const bool bf16 = std::strstr(name, "_bf16") != nullptr;
+    if (!(all && !bf16) && !(mixed && bf16) && std::strcmp(which, name) != 0) continue;
     try {
       run();
     } catch (const std::exception& e) {  // one model failing must not hide the others' figures

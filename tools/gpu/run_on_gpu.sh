@@ -21,6 +21,9 @@ stage tests
 stage kerascpp models
 KERASCPP_LOG_LEVEL=warn timeout 200 "$pack/run.sh" bench_models_gpu all > "$out/models_kerascpp.txt" 2>&1
 echo "rc=$?" >> "$out/models_kerascpp.txt"
+stage kerascpp mixed_bfloat16 models
+KERASCPP_LOG_LEVEL=warn timeout 120 "$pack/run.sh" bench_models_gpu mixed >> "$out/models_kerascpp.txt" 2>&1
+echo "mixed rc=$?" >> "$out/models_kerascpp.txt"
 # cuDNN RNN settings side by side on imdb_lstm (the default: standard algorithm, batch-major).
 for setting in "standard batch_major" "standard seq_major" "static batch_major"; do
   set -- $setting
