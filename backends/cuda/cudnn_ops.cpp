@@ -15,12 +15,18 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, T
   const int64_t batch = y.num_elements() / std::max<int64_t>(m * n, 1);
   if (y.num_elements() == 0) return;
   const float one = 1.f, zero = 0.f;
+  // float32, or bfloat16 / float16 operands under mixed precision (accumulated in float32).
+  const cudaDataType_t type = y.dtype() == DType::bfloat16 ? CUDA_R_16BF
+                              : y.dtype() == DType::float16 ? CUDA_R_16F
+                                                            : CUDA_R_32F;
+  const bool low = type != CUDA_R_32F;
+  const size_t es = dtype_size(y.dtype());
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   const cublasOperation_t op_a = at.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = at.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const int64_t lda = a.dim(-1), ldb = b.dim(-1);
   const cublasComputeType_t compute =
-      tensor_float_32_execution_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+      !low && tensor_float_32_execution_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   const int64_t a_mat = a.dim(-1) * a.dim(-2), b_mat = b.dim(-1) * b.dim(-2);
   const int64_t a_batch = a.num_elements() / std::max<int64_t>(a_mat, 1);
   const int64_t b_batch = b.num_elements() / std::max<int64_t>(b_mat, 1);
@@ -28,9 +34,9 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, T
     fill(y, 0);
   } else if ((a_batch == batch || a_batch == 1) && (b_batch == batch || b_batch == 1)) {
     KCPP_CUBLAS(cublasGemmStridedBatchedEx(
-        cublas_, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one, b.raw_data(),
-        CUDA_R_32F, static_cast<int>(ldb), b_batch == 1 ? 0 : b_mat, a.raw_data(), CUDA_R_32F, static_cast<int>(lda),
-        a_batch == 1 ? 0 : a_mat, &zero, y.raw_data(), CUDA_R_32F, static_cast<int>(n), m * n, static_cast<int>(batch),
+        cublas_, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one, b.raw_data(), type,
+        static_cast<int>(ldb), b_batch == 1 ? 0 : b_mat, a.raw_data(), type, static_cast<int>(lda),
+        a_batch == 1 ? 0 : a_mat, &zero, y.raw_data(), type, static_cast<int>(n), m * n, static_cast<int>(batch),
         compute, CUBLAS_GEMM_DEFAULT));
   } else {
     // Batch dimensions that broadcast against each other: one product per output matrix.
@@ -46,14 +52,19 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, T
         ia += idx * ix.strides[0][d];
         ib += idx * ix.strides[1][d];
       }
+      const auto* bp = static_cast<const char*>(b.raw_data()) + ib * b_mat * static_cast<int64_t>(es);
+      const auto* ap = static_cast<const char*>(a.raw_data()) + ia * a_mat * static_cast<int64_t>(es);
+      auto* yp = static_cast<char*>(y.raw_data()) + i * m * n * static_cast<int64_t>(es);
       KCPP_CUBLAS(cublasGemmEx(cublas_, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one,
-                               static_cast<const float*>(b.raw_data()) + ib * b_mat, CUDA_R_32F, static_cast<int>(ldb),
-                               static_cast<const float*>(a.raw_data()) + ia * a_mat, CUDA_R_32F, static_cast<int>(lda),
-                               &zero, static_cast<float*>(y.raw_data()) + i * m * n, CUDA_R_32F, static_cast<int>(n),
-                               compute, CUBLAS_GEMM_DEFAULT));
+                               bp, type, static_cast<int>(ldb), ap, type, static_cast<int>(lda), &zero, yp, type,
+                               static_cast<int>(n), compute, CUBLAS_GEMM_DEFAULT));
     }
   }
-  if (bias || at.activation != UnaryOp::identity) {
+  if (low && (bias || at.activation != UnaryOp::identity)) {
+    kernels::bias_activation_low(y.raw_data(), bias ? bias->raw_data() : nullptr, y.num_elements() / n, n,
+                                 static_cast<int>(at.activation), type == CUDA_R_16BF, stream_);
+    KCPP_LAUNCHED();
+  } else if (bias || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()),
                              bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / n, n,
                              static_cast<int>(at.activation), stream_);

@@ -693,6 +693,15 @@ __global__ void bias_act_kernel(float* y, const float* bias, const float* scale,
   }
 }
 
+// The same for a bfloat16 / float16 product: float arithmetic, one rounding on the way out.
+template <typename T>
+__global__ void bias_act_low_kernel(T* y, const T* bias, int64_t m, int64_t n, int act) {
+  GRID_STRIDE(i, m * n) {
+    const float v = static_cast<float>(y[i]) + (bias ? static_cast<float>(bias[i % n]) : 0.f);
+    y[i] = static_cast<T>(unary_f(act, v, 0.f, 0.f));
+  }
+}
+
 __device__ inline uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -1003,6 +1012,15 @@ void softmax_cross_entropy(const float* logits, const void* labels, bool sparse,
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s, const float* scale,
                      const float* shift) {
   bias_act_kernel<<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, m, n, act);
+}
+
+void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int act, bool bf16, cudaStream_t s) {
+  if (bf16)
+    bias_act_low_kernel<<<blocks_for(m * n), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(y),
+                                                              static_cast<const __nv_bfloat16*>(bias), m, n, act);
+  else
+    bias_act_low_kernel<<<blocks_for(m * n), kThreads, 0, s>>>(static_cast<__half*>(y), static_cast<const __half*>(bias),
+                                                              m, n, act);
 }
 
 void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaStream_t s) {

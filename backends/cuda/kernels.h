@@ -79,6 +79,9 @@ void softmax_cross_entropy(const float* logits, const void* labels, bool sparse,
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t stream,
                      const float* scale = nullptr, const float* shift = nullptr);
 
+/// bias_activation for a bfloat16 (bf16) or float16 product and bias, computed in float.
+void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int act, bool bf16, cudaStream_t stream);
+
 /// Counter-based random numbers, bit-compatible with the CPU backend's uniforms.
 void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaStream_t stream);
 void dropout_mask(float rate, uint64_t key, float* y, int64_t n, cudaStream_t stream);
