@@ -95,6 +95,10 @@ enum class Capability {
   // writes that dtype and accumulates in float32 (bias: the operands' dtype).
   bfloat16_matmul,
   float16_matmul,
+  // The same for conv_forward / backward (not the channel affine): operands, bias and outputs
+  // of one low-precision dtype, float32 accumulation.
+  bfloat16_conv,
+  float16_conv,
 };
 
 /// Device work recorded once (Backend::begin_capture ... end_capture) and replayed as one launch.

@@ -22,7 +22,7 @@ bool can_fuse(UnaryOp act) {
 Tensor matmul(const Tensor& a, const Tensor& b, MatmulAttrs attrs) {
   detail::check_float("matmul", a, "the first operand");
   detail::check_float("matmul", b, "the second operand");
-  if (auto low = detail::emulated_dtype({&a, &b}, true)) return detail::narrow(matmul(detail::widen(a), detail::widen(b), attrs), *low);
+  if (auto low = detail::emulated_dtype({&a, &b}, detail::NativeFamily::matmul)) return detail::narrow(matmul(detail::widen(a), detail::widen(b), attrs), *low);
   Backend& be = detail::common_backend("matmul", {&a, &b});
   KCPP_CHECK(a.rank() >= 2 && b.rank() >= 2, ShapeError,
              "matmul: expected operands of rank >= 2, received shapes {} and {}", a.shape().to_string(),
@@ -83,7 +83,7 @@ Tensor linear(const Tensor& x, const Tensor& kernel, const Tensor& bias, UnaryOp
                "linear: expected a bias of shape ({},), received {}", kernel.dim(1), bias.shape().to_string());
   }
   Backend& be = detail::common_backend("linear", {&x, &kernel, &bias});
-  if (auto low = detail::emulated_dtype({&x, &kernel, &bias}, true))
+  if (auto low = detail::emulated_dtype({&x, &kernel, &bias}, detail::NativeFamily::matmul))
     return detail::narrow(linear(detail::widen(x), detail::widen(kernel), detail::widen(bias), activation), *low);
   const UnaryOp fused = can_fuse(activation) ? activation : UnaryOp::identity;
   std::vector<int64_t> out = x.shape().dims();
@@ -224,7 +224,10 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
   ConvPlan p = plan_conv(op, x, kernel, o, transposed);
   Backend& be = detail::common_backend(op, {&x, &kernel, &bias});
   check_conv_bias(op, bias, p.y4[3]);
-  if (auto low = detail::emulated_dtype({&x, &kernel, &bias, &o.channel_scale, &o.channel_shift})) {
+  // A folded channel affine always runs in float32 (its scale and shift are BatchNormalization's).
+  const bool has_affine = o.channel_scale.defined() || o.channel_shift.defined();
+  if (auto low = detail::emulated_dtype({&x, &kernel, &bias, &o.channel_scale, &o.channel_shift},
+                                        has_affine ? detail::NativeFamily::none : detail::NativeFamily::conv)) {
     ConvOptions wide = o;
     wide.channel_scale = detail::widen(o.channel_scale);
     wide.channel_shift = detail::widen(o.channel_shift);

@@ -42,8 +42,12 @@ inline bool is_low_precision(DType d) { return d == DType::float16 || d == DType
 /// different floating dtypes also take this path, and the result is then float32 (Keras' type
 /// promotion: bfloat16 with float32 gives float32). Returns the result's dtype when the op must take
 /// the path, else nullopt.
-/// `matmul_family`: the op is a matmul, so Capability::bfloat16_matmul / float16_matmul also count.
-inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> inputs, bool matmul_family = false) {
+/// Ops a backend may compute in low precision without claiming every op (Capability::*_matmul, *_conv).
+enum class NativeFamily { none, matmul, conv };
+
+/// `family`: the op's family, whose own capability also counts.
+inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> inputs,
+                                           NativeFamily family = NativeFamily::none) {
   std::optional<DType> common;
   bool low = false, mixed = false;
   Backend* backend = nullptr;
@@ -58,7 +62,10 @@ inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> 
   if (mixed) return DType::float32;
   const bool half = *common == DType::float16;
   if (backend->supports(half ? Capability::float16 : Capability::bfloat16)) return std::nullopt;
-  if (matmul_family && backend->supports(half ? Capability::float16_matmul : Capability::bfloat16_matmul))
+  if (family == NativeFamily::matmul &&
+      backend->supports(half ? Capability::float16_matmul : Capability::bfloat16_matmul))
+    return std::nullopt;
+  if (family == NativeFamily::conv && backend->supports(half ? Capability::float16_conv : Capability::bfloat16_conv))
     return std::nullopt;
   return common;
 }

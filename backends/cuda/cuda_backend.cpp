@@ -202,7 +202,8 @@ std::unique_ptr<CapturedWork> CudaBackend::end_capture() {
 bool CudaBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
          c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::graph_capture ||
-         c == Capability::bfloat16_matmul || c == Capability::float16_matmul;
+         c == Capability::bfloat16_matmul || c == Capability::float16_matmul || c == Capability::bfloat16_conv ||
+         c == Capability::float16_conv;
 }
 
 std::map<std::string, int64_t> CudaBackend::counters() const {

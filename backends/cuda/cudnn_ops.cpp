@@ -81,8 +81,12 @@ using FilterDesc = CudnnDescriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDes
 using ConvDesc =
     CudnnDescriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor, cudnnDestroyConvolutionDescriptor>;
 
-void set_nhwc(TensorDesc& t, int64_t n, int64_t h, int64_t w, int64_t c) {
-  KCPP_CUDNN(cudnnSetTensor4dDescriptor(t.d, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, static_cast<int>(n),
+cudnnDataType_t cudnn_type(DType d) {
+  return d == DType::bfloat16 ? CUDNN_DATA_BFLOAT16 : d == DType::float16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+}
+
+void set_nhwc(TensorDesc& t, int64_t n, int64_t h, int64_t w, int64_t c, DType dtype = DType::float32) {
+  KCPP_CUDNN(cudnnSetTensor4dDescriptor(t.d, CUDNN_TENSOR_NHWC, cudnn_type(dtype), static_cast<int>(n),
                                         static_cast<int>(c), static_cast<int>(h), static_cast<int>(w)));
 }
 
@@ -95,11 +99,12 @@ struct ConvProblem {
   std::string key;
 };
 
+// dtype: float32, or bfloat16 / float16 data with float32 accumulation (cuDNN's "pseudo" configs).
 void describe(ConvProblem& p, const Shape& xs, const Shape& ys, int64_t k, int64_t c, int64_t r, int64_t s,
-              const ConvAttrs& at, int64_t pad_h, int64_t pad_w) {
-  set_nhwc(p.x, xs[0], xs[1], xs[2], xs[3]);
-  set_nhwc(p.y, ys[0], ys[1], ys[2], ys[3]);
-  KCPP_CUDNN(cudnnSetFilter4dDescriptor(p.w.d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, static_cast<int>(k),
+              const ConvAttrs& at, int64_t pad_h, int64_t pad_w, DType dtype) {
+  set_nhwc(p.x, xs[0], xs[1], xs[2], xs[3], dtype);
+  set_nhwc(p.y, ys[0], ys[1], ys[2], ys[3], dtype);
+  KCPP_CUDNN(cudnnSetFilter4dDescriptor(p.w.d, cudnn_type(dtype), CUDNN_TENSOR_NHWC, static_cast<int>(k),
                                         static_cast<int>(c), static_cast<int>(r), static_cast<int>(s)));
   KCPP_CUDNN(cudnnSetConvolution2dDescriptor(p.conv.d, static_cast<int>(pad_h), static_cast<int>(pad_w),
                                              static_cast<int>(at.strides[0]), static_cast<int>(at.strides[1]),
@@ -107,9 +112,12 @@ void describe(ConvProblem& p, const Shape& xs, const Shape& ys, int64_t k, int64
                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   KCPP_CUDNN(cudnnSetConvolutionGroupCount(p.conv.d, static_cast<int>(at.groups)));
   const bool tf32 = tensor_float_32_execution_enabled();
-  KCPP_CUDNN(cudnnSetConvolutionMathType(p.conv.d, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
-  p.key = fmt::format("{}|{}|{}x{}x{}x{}|{}x{}|{}x{}|{}x{}|{}|{}", xs.to_string(), ys.to_string(), k, c, r, s, pad_h,
-                      pad_w, at.strides[0], at.strides[1], at.dilations[0], at.dilations[1], at.groups, tf32);
+  const bool low = dtype != DType::float32;
+  KCPP_CUDNN(cudnnSetConvolutionMathType(p.conv.d, low ? CUDNN_TENSOR_OP_MATH
+                                                   : (tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH)));
+  p.key = fmt::format("{}|{}|{}x{}x{}x{}|{}x{}|{}x{}|{}x{}|{}|{}|{}", xs.to_string(), ys.to_string(), k, c, r, s, pad_h,
+                      pad_w, at.strides[0], at.strides[1], at.dilations[0], at.dilations[1], at.groups, tf32,
+                      dtype_name(dtype));
 }
 
 }  // namespace
@@ -181,13 +189,6 @@ std::pair<int, size_t> choose(CudaBackend& be, Direction dir, const ConvProblem&
   return best;
 }
 
-// Keras (kh, kw, ci, co) <-> cuDNN KRSC (co, kh, kw, ci).
-Tensor to_krsc(CudaBackend& be, const Tensor& w) {
-  Tensor t = Tensor::empty(Shape{w.dim(3), w.dim(0), w.dim(1), w.dim(2)}, DType::float32, &be);
-  be.transpose(w, {3, 0, 1, 2}, t);
-  return t;
-}
-
 }  // namespace
 
 // The forward convolution x (N,H,W,Ci) * w (Keras layout, out channels co) -> y, and its two
@@ -195,11 +196,12 @@ Tensor to_krsc(CudaBackend& be, const Tensor& w) {
 static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tensor& w_keras, const Tensor& y,
                      const ConvAttrs& at) {
   const Geometry g = geometry_of(x.shape(), at);
+  const DType dtype = x.dtype();
   // Filter KRSC: k = forward output channels, c = forward input channels per group.
   const int64_t r = w_keras.dim(0), s = w_keras.dim(1);
   const int64_t k = y.dim(3), c = x.dim(3) / at.groups;
   ConvProblem p;
-  describe(p, g.padded, y.shape(), k, c, r, s, at, g.pad_h, g.pad_w);
+  describe(p, g.padded, y.shape(), k, c, r, s, at, g.pad_h, g.pad_w, dtype);
   const auto [algo, ws_bytes] = choose(be, dir, p);
   auto ws = be.scratch(ws_bytes);
   const float one = 1.f, zero = 0.f;
@@ -209,11 +211,11 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
   const Shape krsc{k, r, s, c};
   Tensor xp = x;
   if (g.explicit_pad && dir != kBackwardData) {
-    xp = Tensor::empty(g.padded, DType::float32, &be);
+    xp = Tensor::empty(g.padded, dtype, &be);
     be.pad(x, {{{0, 0}}, {{at.pad_begin[0], at.pad_end[0]}}, {{at.pad_begin[1], at.pad_end[1]}}, {{0, 0}}}, 0, xp);
   }
   if (dir == kForward || dir == kBackwardData) {
-    Tensor wt = Tensor::empty(krsc, DType::float32, &be);
+    Tensor wt = Tensor::empty(krsc, dtype, &be);
     be.transpose(w_keras, perm, wt);
     if (dir == kForward) {
       KCPP_CUDNN(cudnnConvolutionForward(be.cudnn(), &one, p.x.d, xp.raw_data(), p.w.d, wt.raw_data(), p.conv.d,
@@ -221,7 +223,7 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
                                          ws_bytes, &zero, p.y.d, y.raw_data()));
     } else {
       // x is the output here (dx); with explicit padding, compute the padded dx and crop it.
-      Tensor dxp = g.explicit_pad ? Tensor::empty(g.padded, DType::float32, &be) : x;
+      Tensor dxp = g.explicit_pad ? Tensor::empty(g.padded, dtype, &be) : x;
       KCPP_CUDNN(cudnnConvolutionBackwardData(be.cudnn(), &one, p.w.d, wt.raw_data(), p.y.d, y.raw_data(), p.conv.d,
                                               static_cast<cudnnConvolutionBwdDataAlgo_t>(algo),
                                               ws ? ws->data() : nullptr, ws_bytes, &zero, p.x.d, dxp.raw_data()));
@@ -231,7 +233,7 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
       }
     }
   } else {
-    Tensor dwt = Tensor::empty(krsc, DType::float32, &be);
+    Tensor dwt = Tensor::empty(krsc, dtype, &be);
     KCPP_CUDNN(cudnnConvolutionBackwardFilter(be.cudnn(), &one, p.x.d, xp.raw_data(), p.y.d, y.raw_data(), p.conv.d,
                                               static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo),
                                               ws ? ws->data() : nullptr, ws_bytes, &zero, p.w.d, dwt.raw_data()));
@@ -243,15 +245,62 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
   }
 }
 
+// A low-precision convolution cuDNN has no algorithm for (an odd channel count, say) runs on
+// float32 copies and rounds its result back, as the frontend does for backends without one.
+static void run_conv_any(CudaBackend& be, Direction dir, const Tensor& x, const Tensor& w_keras, const Tensor& y,
+                         const ConvAttrs& at) {
+  if (x.dtype() == DType::float32) return run_conv(be, dir, x, w_keras, y, at);
+  try {
+    run_conv(be, dir, x, w_keras, y, at);
+    return;
+  } catch (const BackendError&) {
+  }
+  auto wide = [&](const Tensor& t) {
+    Tensor f = Tensor::empty(t.shape(), DType::float32, &be);
+    be.cast(t, f);
+    return f;
+  };
+  const Tensor xf = wide(x), wf = wide(w_keras), yf = wide(y);
+  run_conv(be, dir, xf, wf, yf, at);
+  // The output: y forward, x (dx) backward to the data, the kernel backward to the filter.
+  const Tensor& out = dir == kForward ? y : dir == kBackwardData ? x : w_keras;
+  const Tensor& out_f = dir == kForward ? yf : dir == kBackwardData ? xf : wf;
+  Tensor target = out;
+  be.cast(out_f, target);
+}
+
 static void bias_grad(CudaBackend& be, const Tensor& dy, Tensor& dbias) {
-  // Sum over N, H, W of an NHWC tensor: a (M, C) column reduction.
+  // Sum over N, H, W of an NHWC tensor: a (M, C) column reduction, in float32 for low precision.
   const int64_t c = dy.dim(3);
-  be.reduce(ReduceOp::sum, dy.view(Shape{dy.num_elements() / c, c}), {0}, dbias);
+  if (dy.dtype() == DType::float32) {
+    be.reduce(ReduceOp::sum, dy.view(Shape{dy.num_elements() / c, c}), {0}, dbias);
+    return;
+  }
+  Tensor wide = Tensor::empty(Shape{dy.num_elements() / c, c}, DType::float32, &be);
+  be.cast(dy.view(wide.shape()), wide);
+  Tensor sum = Tensor::empty(dbias.shape(), DType::float32, &be);
+  be.reduce(ReduceOp::sum, wide, {0}, sum);
+  be.cast(sum, dbias);
+}
+
+// y += bias, then the activation, for a low-precision output (no channel affine: see ops::conv).
+static void low_bias_activation(CudaBackend& be, Tensor& y, const Tensor* bias, UnaryOp act, cudaStream_t stream) {
+  kernels::bias_activation_low(y.raw_data(), bias ? bias->raw_data() : nullptr, y.num_elements() / y.dim(3), y.dim(3),
+                               static_cast<int>(act), y.dtype() == DType::bfloat16, stream);
 }
 
 void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {
-  run_conv(*this, kForward, x, w, y, at);
+  run_conv_any(*this, kForward, x, w, y, at);
   const bool affine = at.channel_scale.defined();  // a folded batch-norm, in the same pass as bias and activation
+  if (y.dtype() != DType::float32) {
+    KCPP_CHECK(!affine, BackendError, "cuda conv_forward: a channel affine runs in float32, received dtype {}",
+               dtype_name(y.dtype()));
+    if (bias || at.activation != UnaryOp::identity) {
+      low_bias_activation(*this, y, bias, at.activation, stream_);
+      KCPP_LAUNCHED();
+    }
+    return;
+  }
   if (bias || affine || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()),
                              bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / y.dim(3),
@@ -262,11 +311,11 @@ void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* b
   }
 }
 void CudaBackend::conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& at) {
-  run_conv(*this, kBackwardData, dx, w, dy, at);
+  run_conv_any(*this, kBackwardData, dx, w, dy, at);
 }
 void CudaBackend::conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
                                         const ConvAttrs& at) {
-  run_conv(*this, kBackwardFilter, x, dw, dy, at);
+  run_conv_any(*this, kBackwardFilter, x, dw, dy, at);
   if (dbias) bias_grad(*this, dy, *dbias);
 }
 
@@ -274,7 +323,14 @@ void CudaBackend::conv_backward_weights(const Tensor& dy, const Tensor& x, Tenso
 // filter, in Keras' conv layout, is the transposed-conv kernel (kh, kw, F, C).
 void CudaBackend::conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
                                          const ConvAttrs& at) {
-  run_conv(*this, kBackwardData, y, w, x, at);
+  run_conv_any(*this, kBackwardData, y, w, x, at);
+  if (y.dtype() != DType::float32) {
+    if (bias || at.activation != UnaryOp::identity) {
+      low_bias_activation(*this, y, bias, at.activation, stream_);
+      KCPP_LAUNCHED();
+    }
+    return;
+  }
   if (bias || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()),
                              bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / y.dim(3),
@@ -283,11 +339,11 @@ void CudaBackend::conv_transpose_forward(const Tensor& x, const Tensor& w, const
   }
 }
 void CudaBackend::conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& at) {
-  run_conv(*this, kForward, dy, w, dx, at);
+  run_conv_any(*this, kForward, dy, w, dx, at);
 }
 void CudaBackend::conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
                                                   const ConvAttrs& at) {
-  run_conv(*this, kBackwardFilter, dy, dw, x, at);
+  run_conv_any(*this, kBackwardFilter, dy, dw, x, at);
   if (dbias) bias_grad(*this, dy, *dbias);
 }
 

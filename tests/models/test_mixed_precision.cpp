@@ -291,35 +291,70 @@ TEST_CASE("a model's dtype policies survive its config", "[cpu][mixed][saving]")
   CHECK(dynamic_cast<optimizers::LossScaleOptimizer*>(restored->optimizer()) != nullptr);
 }
 
-TEST_CASE("a native bfloat16 matmul equals the float32 emulation within a rounding step", "[cpu][mixed]") {
-  // Where the backend multiplies bfloat16 itself (oneDNN on AVX-512 processors), it must agree with
-  // the path every other backend takes: float32 products of the rounded operands, rounded once.
+TEST_CASE("native low-precision matmuls and convolutions equal the float32 emulation within a rounding step",
+          "[cpu][mixed]") {
+  // Where a backend computes bfloat16 / float16 itself (oneDNN's bfloat16 matmul on AVX-512, cuBLAS
+  // and cuDNN), it must agree with the path every other backend takes: float32 products of the
+  // rounded operands, rounded once. Each case skips where the backend has no native kernel.
   Backend& be = default_backend();
-  if (!be.supports(Capability::bfloat16_matmul)) {
-    kt::skip("no native bfloat16 matmul on this backend; the emulated path is what runs");
-    return;
+  // The rounding step of the reference: through float16/bfloat16 and back on the CPU backend.
+  auto rounded = [](const Tensor& f32, DType low) {
+    return ops::cast(ops::cast(ops::to_backend(f32, backend::get_backend("cpu")), low), DType::float32)
+        .to_vector<float>();
+  };
+  auto close = [](const Tensor& actual, const std::vector<float>& expected, DType low) {
+    // One step of the format: 2^-7 relative for bfloat16, 2^-10 for float16.
+    const std::vector<float> got = ops::cast(actual, DType::float32).to_vector<float>();
+    REQUIRE(got.size() == expected.size());
+    const int bits = low == DType::bfloat16 ? 7 : 10;
+    for (size_t i = 0; i < got.size(); ++i) {
+      INFO("index " << i << ": " << got[i] << " vs " << expected[i]);
+      REQUIRE(std::fabs(got[i] - expected[i]) <= std::ldexp(std::fabs(expected[i]), -bits) + 1e-5f);
+    }
+  };
+  for (const DType low : {DType::bfloat16, DType::float16}) {
+    INFO("dtype " << dtype_name(low));
+    const auto lowered = [&](const Tensor& t) { return ops::cast(ops::to_backend(t, be), low); };
+    const auto wide = [](const Tensor& t) { return ops::cast(t, DType::float32); };
+    if (be.supports(low == DType::bfloat16 ? Capability::bfloat16_matmul : Capability::float16_matmul)) {
+      const Tensor a = lowered(kt::random_tensor(Shape{3, 17, 300}, 21));
+      const Tensor b = lowered(kt::random_tensor(Shape{300, 9}, 22));
+      const Tensor native = ops::matmul(a, b);
+      REQUIRE(native.dtype() == low);
+      close(native, rounded(ops::matmul(wide(a), wide(b)), low), low);
+      // A transposed operand, and a bias with a fused activation through linear().
+      const Tensor x = lowered(kt::random_tensor(Shape{5, 300}, 23));
+      const Tensor bias = lowered(kt::random_tensor(Shape{9}, 24));
+      close(ops::linear(x, b, bias, UnaryOp::relu),
+            rounded(ops::relu(ops::linear(wide(x), wide(b), wide(bias))), low), low);
+      close(ops::matmul(b, x, {.transpose_a = true, .transpose_b = true}),
+            rounded(ops::matmul(wide(b), wide(x), {.transpose_a = true, .transpose_b = true}), low), low);
+    } else {
+      kt::skip("no native " + dtype_name(low) + " matmul on backend '" + be.name() + "'; the emulation runs");
+    }
+    if (be.supports(low == DType::bfloat16 ? Capability::bfloat16_conv : Capability::float16_conv)) {
+      // Forward with bias and relu, "same" padding (odd and even), and both gradients.
+      const Tensor x = lowered(kt::random_tensor(Shape{2, 9, 8, 16}, 25));
+      const Tensor k = lowered(kt::random_tensor(Shape{3, 3, 16, 8}, 26, -0.2f, 0.2f));
+      const Tensor bias = lowered(kt::random_tensor(Shape{8}, 27));
+      const ops::ConvOptions o{.strides = {2, 2}, .padding = "same", .activation = UnaryOp::relu};
+      close(ops::conv(x, k, bias, o), rounded(ops::conv(wide(x), wide(k), wide(bias), o), low), low);
+      Tensor xw = x, kw = k;
+      GradientTape tape;
+      tape.watch(xw);
+      tape.watch(kw);
+      const Tensor y = ops::conv(xw, kw, Tensor(), {.padding = "same"});
+      const auto g = tape.gradient(ops::sum(ops::cast(y, DType::float32)), std::vector<Tensor>{xw, kw});
+      Tensor xf = wide(x), kf = wide(k);
+      GradientTape tape32;
+      tape32.watch(xf);
+      tape32.watch(kf);
+      const auto g32 = tape32.gradient(ops::sum(ops::conv(xf, kf, Tensor(), {.padding = "same"})),
+                                       std::vector<Tensor>{xf, kf});
+      close(g[0], rounded(g32[0], low), low);
+      close(g[1], rounded(g32[1], low), low);
+    } else {
+      kt::skip("no native " + dtype_name(low) + " convolution on backend '" + be.name() + "'; the emulation runs");
+    }
   }
-  const Tensor a = ops::cast(kt::random_tensor(Shape{3, 17, 300}, 21), DType::bfloat16);
-  const Tensor b = ops::cast(kt::random_tensor(Shape{300, 9}, 22), DType::bfloat16);
-  const Tensor native = ops::matmul(a, b);
-  REQUIRE(native.dtype() == DType::bfloat16);
-  const Tensor emulated = ops::matmul(ops::cast(a, DType::float32), ops::cast(b, DType::float32));
-  std::vector<float> expected = emulated.to_vector<float>();
-  for (float& v : expected) v = round_bf16(v);
-  require_bf16_close(as_floats(native), expected);
-  // A transposed operand and a bias through linear().
-  const Tensor x = ops::cast(kt::random_tensor(Shape{5, 300}, 23), DType::bfloat16);
-  const Tensor bias = ops::cast(kt::random_tensor(Shape{9}, 24), DType::bfloat16);
-  const Tensor y = ops::linear(x, b, bias, UnaryOp::relu);
-  std::vector<float> ref = ops::relu(ops::linear(ops::cast(x, DType::float32), ops::cast(b, DType::float32),
-                                                 ops::cast(bias, DType::float32)))
-                               .to_vector<float>();
-  for (float& v : ref) v = round_bf16(v);
-  require_bf16_close(as_floats(y), ref);
-  const Tensor t = ops::matmul(b, x, {.transpose_a = true, .transpose_b = true});  // (9, 5)
-  std::vector<float> tref = ops::matmul(ops::cast(b, DType::float32), ops::cast(x, DType::float32),
-                                        {.transpose_a = true, .transpose_b = true})
-                                .to_vector<float>();
-  for (float& v : tref) v = round_bf16(v);
-  require_bf16_close(as_floats(t), tref);
 }
