@@ -95,7 +95,7 @@ enum class Capability {
   // writes that dtype and accumulates in float32 (bias: the operands' dtype).
   bfloat16_matmul,
   float16_matmul,
-  // The same for conv_forward / backward (not the channel affine): operands, bias and outputs
+  // The same for conv_forward / backward (neither transposed nor with a channel affine): operands, bias and outputs
   // of one low-precision dtype, float32 accumulation.
   bfloat16_conv,
   float16_conv,

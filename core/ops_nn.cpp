@@ -227,7 +227,8 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
   // A folded channel affine always runs in float32 (its scale and shift are BatchNormalization's).
   const bool has_affine = o.channel_scale.defined() || o.channel_shift.defined();
   if (auto low = detail::emulated_dtype({&x, &kernel, &bias, &o.channel_scale, &o.channel_shift},
-                                        has_affine ? detail::NativeFamily::none : detail::NativeFamily::conv)) {
+                                        has_affine || transposed ? detail::NativeFamily::none
+                                                                 : detail::NativeFamily::conv)) {
     ConvOptions wide = o;
     wide.channel_scale = detail::widen(o.channel_scale);
     wide.channel_shift = detail::widen(o.channel_shift);

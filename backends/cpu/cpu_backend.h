@@ -193,6 +193,7 @@ class CpuBackend final : public Backend {
   int default_threads_;    // OpenMP's thread count at creation (OMP_NUM_THREADS)
   bool winograd_enabled_;  // settings().conv_winograd at creation
   bool bf16_matmul_;       // oneDNN has a bfloat16 matmul for this processor (AVX-512 and later)
+  bool bf16_conv_;         // and bfloat16 convolutions
   CachingAllocator allocator_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, CachedPrimitive> cache_;
@@ -247,6 +248,8 @@ inline void dispatch_dtype(DType dtype, const char* op, F&& f) {
 
 /// Whether oneDNN can make a bfloat16 matmul here (it needs AVX-512; native on AVX512_BF16 / AMX).
 bool probe_bf16_matmul(const dnnl::engine& engine);
+/// The same for convolutions (forward and both backward passes).
+bool probe_bf16_conv(const dnnl::engine& engine);
 
 /// Broadcast strides of `s` against `out` (0 where broadcast), in elements.
 std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out);

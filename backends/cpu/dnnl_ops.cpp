@@ -53,21 +53,24 @@ std::string key_of(const dims& d) { return fmt::format("{}", fmt::join(d, "x"));
 
 void* ptr(const Tensor& t) { return t.raw_data(); }
 
-md nhwc(const Tensor& t) { return md({t.dim(0), t.dim(3), t.dim(1), t.dim(2)}, dt::f32, tag::nhwc); }
+// oneDNN's data type of a tensor: float32, or bfloat16 under mixed precision.
+dt onednn_type(const Tensor& t) { return t.dtype() == DType::bfloat16 ? dt::bf16 : dt::f32; }
+
+md nhwc(const Tensor& t) { return md({t.dim(0), t.dim(3), t.dim(1), t.dim(2)}, onednn_type(t), tag::nhwc); }
 
 // Keras' kernel layouts as oneDNN weights descriptors (dims in oneDNN's logical order, strides
 // describing the Keras memory layout).
 md keras_conv_weights(const Tensor& w, int64_t groups) {
   const int64_t kh = w.dim(0), kw = w.dim(1), ig = w.dim(2), o = w.dim(3);
-  if (groups == 1) return md({o, ig, kh, kw}, dt::f32, dims{1, o, kw * ig * o, ig * o});
+  if (groups == 1) return md({o, ig, kh, kw}, onednn_type(w), dims{1, o, kw * ig * o, ig * o});
   const int64_t og = o / groups;
-  return md({groups, og, ig, kh, kw}, dt::f32, dims{og, 1, o, kw * ig * o, ig * o});
+  return md({groups, og, ig, kh, kw}, onednn_type(w), dims{og, 1, o, kw * ig * o, ig * o});
 }
 md keras_deconv_weights(const Tensor& w) {
   const int64_t kh = w.dim(0), kw = w.dim(1), o = w.dim(2), i = w.dim(3);
-  return md({o, i, kh, kw}, dt::f32, dims{i, 1, kw * o * i, o * i});
+  return md({o, i, kh, kw}, onednn_type(w), dims{i, 1, kw * o * i, o * i});
 }
-md any_like(const md& m) { return md(m.dims(), dt::f32, tag::any); }
+md any_like(const md& m) { return md(m.dims(), m.data_type(), tag::any); }
 
 }  // namespace
 
@@ -83,9 +86,29 @@ bool probe_bf16_matmul(const dnnl::engine& engine) {
   }
 }
 
+bool probe_bf16_conv(const dnnl::engine& engine) {
+  try {
+    const md x({1, 16, 4, 4}, dt::bf16, tag::nhwc), w({16, 16, 3, 3}, dt::bf16, tag::any),
+        y({1, 16, 2, 2}, dt::bf16, tag::nhwc);
+    const dims one{1, 1}, zero{0, 0};
+    const auto fwd = dnnl::convolution_forward::primitive_desc(
+        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, x, w,
+                                        y, one, zero, zero),
+        engine);
+    dnnl::convolution_backward_data::primitive_desc(
+        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, x, w, y, one, zero, zero), engine,
+        fwd);
+    dnnl::convolution_backward_weights::primitive_desc(
+        dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, x, w, y, one, zero, zero),
+        engine, fwd);
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
 namespace {
-// oneDNN's data type of a tensor the matmul reads or writes: float32, or bfloat16 (mixed precision).
-dt matmul_type(const Tensor& t) { return t.dtype() == DType::bfloat16 ? dt::bf16 : dt::f32; }
+dt matmul_type(const Tensor& t) { return onednn_type(t); }
 }  // namespace
 
 void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y, const MatmulAttrs& at) {
@@ -188,16 +211,17 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
   const md w_user = transposed ? keras_deconv_weights(w) : keras_conv_weights(w, at.groups);
   const md w_any = any_like(w_user);
   const bool has_bias = direction == kForward ? bias != nullptr : dbias != nullptr;
-  const md bias_md({y.dim(3)}, dt::f32, tag::a);
+  const Tensor* bias_tensor = direction == kForward ? bias : dbias;
+  const md bias_md({y.dim(3)}, bias_tensor ? onednn_type(*bias_tensor) : dt::f32, tag::a);
   const dims strides{at.strides[0], at.strides[1]};
   const dims dil{at.dilations[0] - 1, at.dilations[1] - 1};
   const dims pl{at.pad_begin[0], at.pad_begin[1]}, pr{at.pad_end[0], at.pad_end[1]};
   const bool affine = direction == kForward && at.channel_scale.defined();
-  const std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv",
+  const std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv",
                                       direction, key_of(x_md.dims()), key_of(w_user.dims()), key_of(y_md.dims()),
                                       key_of(strides), key_of(dil), key_of(pl), key_of(pr), has_bias,
                                       static_cast<int>(at.activation), at.groups, direction != kForward || at.training,
-                                      affine);
+                                      affine, static_cast<int>(x_md.data_type()));
 
   const bool training = direction != kForward || at.training;
   const ConvDescriptors d{x_md,     w_any,
@@ -213,7 +237,8 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
   // gradient (its backward-data kernel is no faster: that one stays direct). Activations go through
   // oneDNN's blocked layout and back. Off with KERASCPP_CONV_WINOGRAD=0. Few channels (a first layer
   // on grey or RGB images) stay direct: Winograd is slower there.
-  if (!transposed && direction != kBackwardData && at.groups == 1 && winograd_enabled_ && w.dim(0) == 3 &&
+  if (!transposed && direction != kBackwardData && at.groups == 1 && winograd_enabled_ && x.dtype() == DType::float32 &&
+      w.dim(0) == 3 &&
       w.dim(1) == 3 && w.dim(2) >= 16 && w.dim(3) >= 16 && strides == dims{1, 1} && dil == dims{0, 0}) {
     const auto& wp = cached("wino|" + key, [&] {
       CachedPrimitive c;

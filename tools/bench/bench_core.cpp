@@ -86,6 +86,25 @@ int main() {
       const Tensor y = ops::cast(ops::floor(ops::random_uniform(Shape{256}, 0, 9.99f, 4)), DType::int32);
       return median_seconds([&] { m.train_on_batch(x, y); }, 15);
     };
+    {  // conv2d (128, 28, 28, 32) -> 64 3x3, forward and both gradients, bfloat16 against float32
+      auto step = [](DType dtype) {
+        const Tensor x = ops::cast(ops::random_uniform(Shape{128, 28, 28, 32}, -1, 1, 3), dtype);
+        const Tensor k = ops::cast(ops::random_uniform(Shape{3, 3, 32, 64}, -0.1f, 0.1f, 4), dtype);
+        const Tensor up = ops::cast(ops::random_uniform(Shape{128, 26, 26, 64}, -1, 1, 5), dtype);
+        return median_seconds(
+            [&] {
+              Tensor xw = x, kw = k;
+              GradientTape tape;
+              tape.watch(xw);
+              tape.watch(kw);
+              tape.gradient(ops::conv(xw, kw, Tensor()), std::vector<Tensor>{xw, kw}, up);
+            },
+            7);
+      };
+      const double c16 = step(DType::bfloat16), c32 = step(DType::float32);
+      std::printf("%-44s %12.2f %12.2f %8.2f\n", "conv2d fwd+bwd 128x28x28x32->64 3x3 (ms)", c16 * 1e3, c32 * 1e3,
+                  c32 / c16);
+    }
     const double mlp16 = mlp_step("mixed_bfloat16"), mlp32 = mlp_step("float32");
     std::printf("%-44s %12.2f %12.2f %8.2f\n", "MLP 784-1024-1024-10 train step, batch 256 (ms)", mlp16 * 1e3,
                 mlp32 * 1e3, mlp32 / mlp16);
