@@ -210,6 +210,35 @@ TEST_CASE("MirroredStrategy: fit on 2 and 3 devices equals one device on the sam
   }
 }
 
+TEST_CASE("MirroredStrategy: a mixed_float16 model trains on its replicas as on one device, loss scale included",
+          "[cpu][distributed][mixed]") {
+  const backend::DeviceScope on_cpu("cpu");
+  distribute::MirroredStrategy strategy(cpu_devices(2));
+  auto [x, y] = make_data(48);
+  mixed_precision::PolicyScope policy("mixed_float16");
+  utils::set_random_seed(31);
+  auto [mirrored, single] = twins(strategy, make_mlp, [](Model& m) {
+    m.compile({.optimizer = optimizers::SGD({.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
+  });
+  utils::set_random_seed(11);
+  const History hm = mirrored.fit(x, y, {.batch_size = 16, .epochs = 2, .verbose = 0});
+  utils::set_random_seed(11);
+  const History hs = single.fit(x, y, {.batch_size = 16, .epochs = 2, .verbose = 0});
+  // Each replica rounds its half-batch gradients to float16 before they are summed in float32, one
+  // device its whole batch's: the runs agree to float16's precision, not bitwise.
+  CHECK(max_abs_diff(flat(mirrored.weights()), flat(single.weights())) < 2e-3);
+  for (size_t e = 0; e < 2; ++e) CHECK(hm.history.at("loss")[e] == Approx(hs.history.at("loss")[e]).epsilon(2e-3));
+  CHECK(max_abs_diff(flat(mirrored.replica_weights(1)), flat(mirrored.weights())) == 0.0);
+  CHECK(mirrored.replica_weights(1)[0]->value().dtype() == DType::float32);
+  // Both wrapped their optimizer; six finite steps moved neither scale.
+  auto* scaled = dynamic_cast<optimizers::LossScaleOptimizer*>(mirrored.optimizer());
+  REQUIRE(scaled);
+  CHECK(scaled->iterations() == 6);
+  CHECK(scaled->step_counter() == 6);
+  CHECK(scaled->loss_scale() == 32768.f);
+  CHECK(mirrored.layers()[0]->compute_dtype() == DType::float16);
+}
+
 TEST_CASE("MirroredStrategy: evaluate and predict split each batch across replicas, in order", "[cpu][distributed]") {
   const backend::DeviceScope on_cpu("cpu");  // the reference models too, whatever the default backend
   distribute::MirroredStrategy strategy(cpu_devices(3));
