@@ -1463,6 +1463,8 @@ std::string Model::summary_string(int line_length, int console_width) {
     for (Variable* v : optimizer_->variables()) optimizer_params += v->value().num_elements();
     optimizer_params +=
         1 + (optimizer_->has_schedule() ? 0 : 1) + static_cast<int64_t>(optimizer_->extra_state().size());
+    // A LossScaleOptimizer's own: its iteration and learning rate, step_counter and dynamic_scale.
+    if (dynamic_cast<const optimizers::LossScaleOptimizer*>(optimizer_.get())) optimizer_params += 4;
   }
   const int64_t total = trainable + frozen + optimizer_params;
   s << " Total params: " << thousands(total) << " (" << readable_size(4.0 * static_cast<double>(total)) << ")\n";

@@ -580,6 +580,11 @@ TEST_CASE("a model Python Keras trained under mixed_float16 loads with its polic
   CHECK(scaled->loss_scale() == io["loss_scale"]["dynamic_scale"].get<float>());
   CHECK(scaled->step_counter() == io["loss_scale"]["step_counter"].get<int64_t>());
   CHECK(model->optimizer()->iterations() == io["loss_scale"]["iterations"].get<int64_t>());
+  // Keras' summary, its optimizer parameters counting the wrapper's four variables.
+  std::string expected_summary = io["summary_90"].get<std::string>(), summary = model->summary_string(90);
+  while (!expected_summary.empty() && expected_summary.back() == '\n') expected_summary.pop_back();
+  while (!summary.empty() && summary.back() == '\n') summary.pop_back();
+  CHECK(summary == expected_summary);
   // float16 hidden layers: Keras (XLA) and kerascpp round at the same op boundaries, not always alike.
   const Tensor probs = model->predict(list_of(io["inputs"]).items()[0]);
   CHECK(probs.dtype() == DType::float32);
