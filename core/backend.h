@@ -99,6 +99,9 @@ enum class Capability {
   // of one low-precision dtype, float32 accumulation.
   bfloat16_conv,
   float16_conv,
+  // unary, binary and where on operands of one low-precision dtype (computed in float32, rounded once).
+  bfloat16_elementwise,
+  float16_elementwise,
 };
 
 /// Device work recorded once (Backend::begin_capture ... end_capture) and replayed as one launch.

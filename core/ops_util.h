@@ -43,7 +43,7 @@ inline bool is_low_precision(DType d) { return d == DType::float16 || d == DType
 /// promotion: bfloat16 with float32 gives float32). Returns the result's dtype when the op must take
 /// the path, else nullopt.
 /// Ops a backend may compute in low precision without claiming every op (Capability::*_matmul, *_conv).
-enum class NativeFamily { none, matmul, conv };
+enum class NativeFamily { none, matmul, conv, elementwise };
 
 /// `family`: the op's family, whose own capability also counts.
 inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> inputs,
@@ -66,6 +66,9 @@ inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> 
       backend->supports(half ? Capability::float16_matmul : Capability::bfloat16_matmul))
     return std::nullopt;
   if (family == NativeFamily::conv && backend->supports(half ? Capability::float16_conv : Capability::bfloat16_conv))
+    return std::nullopt;
+  if (family == NativeFamily::elementwise &&
+      backend->supports(half ? Capability::float16_elementwise : Capability::bfloat16_elementwise))
     return std::nullopt;
   return common;
 }

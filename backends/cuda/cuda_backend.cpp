@@ -203,7 +203,8 @@ bool CudaBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
          c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::graph_capture ||
          c == Capability::bfloat16_matmul || c == Capability::float16_matmul || c == Capability::bfloat16_conv ||
-         c == Capability::float16_conv;
+         c == Capability::float16_conv || c == Capability::bfloat16_elementwise ||
+         c == Capability::float16_elementwise;
 }
 
 std::map<std::string, int64_t> CudaBackend::counters() const {
@@ -265,9 +266,6 @@ kernels::Indexer make_indexer(const Shape& out, std::initializer_list<const Shap
 
 void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs& at) {
   if (!x.num_elements()) return;
-  KCPP_CHECK(x.dtype() != DType::float16 && x.dtype() != DType::bfloat16, NotImplementedError,
-             "cuda backend: {} on {} tensors is not supported yet; cast to float32", unary_op_name(op),
-             dtype_name(x.dtype()));
   kernels::unary(static_cast<int>(op), code_of(x.dtype()), x.raw_data(), y.raw_data(), x.num_elements(), at.alpha,
                  at.beta, stream_);
   KCPP_LAUNCHED();

@@ -194,6 +194,23 @@ __global__ void binary_kernel(int op, const T* a, const T* b, R* y, int64_t n, I
   }
 }
 
+// bfloat16 / float16 elementwise ops: read as float, computed as float, rounded once on the way out.
+template <typename T>
+__global__ void unary_low_kernel(int op, const T* x, T* y, int64_t n, float alpha, float beta) {
+  GRID_STRIDE(i, n) { y[i] = static_cast<T>(unary_f(op, static_cast<float>(x[i]), alpha, beta)); }
+}
+
+template <typename T, typename R>
+__global__ void binary_low_kernel(int op, const T* a, const T* b, R* y, int64_t n, Indexer ix, bool same) {
+  GRID_STRIDE(i, n) {
+    const int64_t ia = same ? i : offset_of(ix, 0, i), ib = same ? i : offset_of(ix, 1, i);
+    if constexpr (std::is_same_v<R, uint8_t>)
+      y[i] = binary_op<float, uint8_t>(op, static_cast<float>(a[ia]), static_cast<float>(b[ib]));
+    else
+      y[i] = static_cast<R>(binary_op<float, float>(op, static_cast<float>(a[ia]), static_cast<float>(b[ib])));
+  }
+}
+
 template <typename T>
 __global__ void where_kernel(const uint8_t* c, const T* a, const T* b, T* y, int64_t n, Indexer ix) {
   GRID_STRIDE(i, n) { y[i] = c[offset_of(ix, 0, i)] ? a[offset_of(ix, 1, i)] : b[offset_of(ix, 2, i)]; }
@@ -848,6 +865,16 @@ void fill(void* y, int code, double value, int64_t n, cudaStream_t s) {
 }
 
 void unary(int op, int code, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t s) {
+  if (code == bf16) {
+    unary_low_kernel<<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const __nv_bfloat16*>(x),
+                                                        static_cast<__nv_bfloat16*>(y), n, alpha, beta);
+    return;
+  }
+  if (code == f16) {
+    unary_low_kernel<<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const __half*>(x), static_cast<__half*>(y), n,
+                                                        alpha, beta);
+    return;
+  }
   dispatch(code, [&](auto t) {
     using T = decltype(t);
     unary_kernel<T>
@@ -858,6 +885,22 @@ void unary(int op, int code, const void* x, void* y, int64_t n, float alpha, flo
 void binary(int op, int code, const void* a, const void* b, void* y, int64_t n, const Indexer& ix, bool same,
             cudaStream_t s) {
   const bool to_bool = binary_returns_bool(static_cast<BinaryOp>(op));
+  if (code == bf16 || code == f16) {
+    auto launch = [&](auto t) {
+      using T = decltype(t);
+      if (to_bool)
+        binary_low_kernel<T, uint8_t><<<blocks_for(n), kThreads, 0, s>>>(
+            op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<uint8_t*>(y), n, ix, same);
+      else
+        binary_low_kernel<T, T><<<blocks_for(n), kThreads, 0, s>>>(
+            op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(y), n, ix, same);
+    };
+    if (code == bf16)
+      launch(__nv_bfloat16{});
+    else
+      launch(__half{});
+    return;
+  }
   dispatch(code, [&](auto t) {
     using T = decltype(t);
     if (to_bool)
@@ -871,6 +914,12 @@ void binary(int op, int code, const void* a, const void* b, void* y, int64_t n, 
 
 void where(int code, const uint8_t* c, const void* a, const void* b, void* y, int64_t n, const Indexer& ix,
            cudaStream_t s) {
+  if (code == bf16 || code == f16) {  // a selection: the bits move as they are
+    where_kernel<uint16_t><<<blocks_for(n), kThreads, 0, s>>>(c, static_cast<const uint16_t*>(a),
+                                                              static_cast<const uint16_t*>(b),
+                                                              static_cast<uint16_t*>(y), n, ix);
+    return;
+  }
   dispatch(code, [&](auto t) {
     using T = decltype(t);
     where_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(c, static_cast<const T*>(a), static_cast<const T*>(b),

@@ -332,6 +332,25 @@ TEST_CASE("native low-precision matmuls and convolutions equal the float32 emula
     } else {
       kt::skip("no native " + dtype_name(low) + " matmul on backend '" + be.name() + "'; the emulation runs");
     }
+    if (be.supports(low == DType::bfloat16 ? Capability::bfloat16_elementwise : Capability::float16_elementwise)) {
+      const Tensor a = lowered(kt::random_tensor(Shape{4, 33}, 28, -3.f, 3.f));
+      const Tensor b = lowered(kt::random_tensor(Shape{33}, 29, 0.5f, 2.f));  // broadcast along rows
+      for (const UnaryOp op : {UnaryOp::tanh, UnaryOp::sigmoid, UnaryOp::relu, UnaryOp::exp, UnaryOp::negative}) {
+        INFO("unary " << unary_op_name(op));
+        close(ops::unary(op, a), rounded(ops::unary(op, wide(a)), low), low);
+      }
+      for (const BinaryOp op : {BinaryOp::add, BinaryOp::multiply, BinaryOp::divide, BinaryOp::maximum}) {
+        INFO("binary " << binary_op_name(op));
+        close(ops::binary(op, a, b), rounded(ops::binary(op, wide(a), wide(b)), low), low);
+      }
+      const Tensor gt = ops::greater(a, b);
+      REQUIRE(gt.dtype() == DType::bool_);
+      CHECK(ops::cast(gt, DType::int32).to_vector<int32_t>() ==
+            ops::cast(ops::greater(wide(a), wide(b)), DType::int32).to_vector<int32_t>());
+      close(ops::where(gt, a, ops::broadcast_to(b, a.shape())), rounded(ops::where(gt, wide(a), ops::broadcast_to(wide(b), a.shape())), low), low);
+    } else {
+      kt::skip("no native " + dtype_name(low) + " elementwise ops on backend '" + be.name() + "'; the emulation runs");
+    }
     if (be.supports(low == DType::bfloat16 ? Capability::bfloat16_conv : Capability::float16_conv)) {
       // Forward with bias and relu, "same" padding (odd and even), and both gradients.
       const Tensor x = lowered(kt::random_tensor(Shape{2, 9, 8, 16}, 25));
