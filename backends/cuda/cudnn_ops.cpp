@@ -158,7 +158,11 @@ std::pair<int, size_t> choose(CudaBackend& be, Direction dir, const ConvProblem&
   {
     std::lock_guard lock(be.algo_mutex);
     auto it = be.algo_cache.find(key);
-    if (it != be.algo_cache.end()) return it->second;
+    if (it != be.algo_cache.end()) {
+      // -1: searched before and nothing fits (a low-precision shape then takes the float32 fallback).
+      KCPP_CHECK(it->second.first >= 0, BackendError, "cuDNN: no algorithm supports the convolution {}", p.key);
+      return it->second;
+    }
   }
   be.algorithm_searches.fetch_add(1);
   int returned = 0;
@@ -183,9 +187,11 @@ std::pair<int, size_t> choose(CudaBackend& be, Direction dir, const ConvProblem&
     for (int i = 0; i < returned && best.first < 0; ++i)
       if (perf[i].status == CUDNN_STATUS_SUCCESS) best = {static_cast<int>(perf[i].algo), perf[i].memory};
   }
+  {
+    std::lock_guard lock(be.algo_mutex);
+    be.algo_cache[key] = best;  // a failed search is remembered too
+  }
   KCPP_CHECK(best.first >= 0, BackendError, "cuDNN: no algorithm supports the convolution {}", p.key);
-  std::lock_guard lock(be.algo_mutex);
-  be.algo_cache[key] = best;
   return best;
 }
 
