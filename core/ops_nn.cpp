@@ -224,17 +224,16 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
   ConvPlan p = plan_conv(op, x, kernel, o, transposed);
   Backend& be = detail::common_backend(op, {&x, &kernel, &bias});
   check_conv_bias(op, bias, p.y4[3]);
+  const bool affine = o.channel_scale.defined() || o.channel_shift.defined();
   // A folded channel affine always runs in float32 (its scale and shift are BatchNormalization's).
-  const bool has_affine = o.channel_scale.defined() || o.channel_shift.defined();
   if (auto low = detail::emulated_dtype({&x, &kernel, &bias, &o.channel_scale, &o.channel_shift},
-                                        has_affine || transposed ? detail::NativeFamily::none
-                                                                 : detail::NativeFamily::conv)) {
+                                        affine || transposed ? detail::NativeFamily::none
+                                                             : detail::NativeFamily::conv)) {
     ConvOptions wide = o;
     wide.channel_scale = detail::widen(o.channel_scale);
     wide.channel_shift = detail::widen(o.channel_shift);
     return detail::narrow(conv_impl(op, detail::widen(x), detail::widen(kernel), detail::widen(bias), wide, transposed), *low);
   }
-  const bool affine = o.channel_scale.defined() || o.channel_shift.defined();
   if (affine) {
     KCPP_CHECK(!transposed && o.channel_scale.defined() && o.channel_shift.defined(), ValueError,
                "{}: channel_scale and channel_shift go together, on a forward convolution", op);

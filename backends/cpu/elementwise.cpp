@@ -295,6 +295,14 @@ float half_to_float(uint16_t h) {
   return sign ? -f : f;
 }
 
+// y[i] = f(x[i]) over storage of the given element types.
+template <typename From, typename To, typename F>
+void convert(const Tensor& x, Tensor& y, F f) {
+  const From* px = static_cast<const From*>(x.raw_data());
+  To* py = static_cast<To*>(y.raw_data());
+  parallel_for(x.num_elements(), [&](int64_t i) { py[i] = f(px[i]); }, 1 << 15);
+}
+
 }  // namespace
 
 void CpuBackend::fill(Tensor& y, Scalar value) {
@@ -448,27 +456,14 @@ void CpuBackend::cast(const Tensor& x, Tensor& y) {
     return 0;
   };
   // Mixed precision casts every layer's inputs and variables: tight loops the compiler vectorizes.
-  if ((from == DType::float32) != (to == DType::float32) &&
-      (from == DType::bfloat16 || from == DType::float16 || to == DType::bfloat16 || to == DType::float16) &&
-      (from == DType::float32 || to == DType::float32)) {
-    constexpr int64_t grain = 1 << 15;
-    if (from == DType::float32) {
-      const float* px = static_cast<const float*>(x.raw_data());
-      uint16_t* py = static_cast<uint16_t*>(y.raw_data());
-      if (to == DType::bfloat16)
-        parallel_for(n, [&](int64_t i) { py[i] = float_to_bf16(px[i]); }, grain);
-      else
-        parallel_for(n, [&](int64_t i) { py[i] = float_to_half(px[i]); }, grain);
-    } else {
-      const uint16_t* px = static_cast<const uint16_t*>(x.raw_data());
-      float* py = static_cast<float*>(y.raw_data());
-      if (from == DType::bfloat16)
-        parallel_for(n, [&](int64_t i) { py[i] = bf16_to_float(px[i]); }, grain);
-      else
-        parallel_for(n, [&](int64_t i) { py[i] = half_to_float(px[i]); }, grain);
-    }
-    return;
-  }
+  if (from == DType::float32 && to == DType::bfloat16)
+    return convert<float, uint16_t>(x, y, [](float v) { return float_to_bf16(v); });
+  if (from == DType::float32 && to == DType::float16)
+    return convert<float, uint16_t>(x, y, [](float v) { return float_to_half(v); });
+  if (from == DType::bfloat16 && to == DType::float32)
+    return convert<uint16_t, float>(x, y, [](uint16_t v) { return bf16_to_float(v); });
+  if (from == DType::float16 && to == DType::float32)
+    return convert<uint16_t, float>(x, y, [](uint16_t v) { return half_to_float(v); });
   if (from == DType::int64 && to == DType::int32) {  // exact integer path, no double round trip
     const int64_t* px = static_cast<const int64_t*>(x.raw_data());
     int32_t* py = static_cast<int32_t*>(y.raw_data());
