@@ -2,9 +2,11 @@
 # Installs everything kerascpp needs to build and test on Debian 12, from Debian's registry.
 # The CUDA toolkit (for the optional GPU plugin) is not a Debian package here: where
 # /usr/local/cuda exists it is used, elsewhere the CUDA plugin is skipped.
+# ocl-icd-opencl-dev: Debian's oneDNN CMake package requires OpenCL (its GPU runtime), and apt
+# only recommends it, so --no-install-recommends leaves it out.
 set -euo pipefail
 packages=(build-essential cmake pkg-config git
-          libdnnl-dev libspdlog-dev libfmt-dev catch2 libhdf5-dev nlohmann-json3-dev libzip-dev
+          libdnnl-dev ocl-icd-opencl-dev libspdlog-dev libfmt-dev catch2 libhdf5-dev nlohmann-json3-dev libzip-dev
           libopenmpi-dev openmpi-bin zlib1g-dev time dataset-fashion-mnist python3-venv
           clang libclang-rt-14-dev)
 sudo=""
