@@ -82,26 +82,25 @@ struct AdamAttrs {
 enum class Capability {
   fused_matmul_activation,
   fused_conv_activation,
-  // Every op computes this dtype natively. Without it, mixed precision runs each op on float32
-  // copies and rounds the result back (ops_util.h: emulated_dtype).
-  bfloat16,
-  float16,
   fused_rnn,          // rnn_forward/rnn_backward for LSTM and GRU with reset_after (cuDNN's cells)
   fused_conv_affine,  // ConvAttrs::channel_scale/channel_shift
   fused_gru_reset_before,  // rnn_forward/rnn_backward also for RnnCell::gru
   graph_capture,           // begin_capture/end_capture (CUDA graphs)
   fused_conv_max_pool,     // conv_max_pool_forward
-  // matmul (and so linear and their gradients) takes bfloat16 / float16 operands of one dtype,
-  // writes that dtype and accumulates in float32 (bias: the operands' dtype).
-  bfloat16_matmul,
-  float16_matmul,
-  // The same for conv_forward / backward (neither transposed nor with a channel affine): operands, bias and outputs
-  // of one low-precision dtype, float32 accumulation.
-  bfloat16_conv,
-  float16_conv,
-  // unary, binary and where on operands of one low-precision dtype (computed in float32, rounded once).
-  bfloat16_elementwise,
-  float16_elementwise,
+};
+
+/// Families of ops a backend may compute in bfloat16 / float16 itself (Backend::computes_low_precision):
+/// the data of one low-precision dtype in and out, float32 arithmetic inside, one rounding of each
+/// result. Every other op, and every family a backend does not claim, runs on float32 copies that
+/// are rounded back (ops_util.h: emulated_dtype), which gives the same numbers more slowly.
+enum class OpFamily {
+  matmul,       // matmul, so linear and its gradients; bias of the operands' dtype
+  conv,         // conv_forward / backward, neither transposed nor with a channel affine; bias likewise
+  elementwise,  // unary, binary (comparisons write bool) and where
+  reduce,       // reduce (sum, mean, max, ...): float32 accumulation
+  pool,         // pool_forward / pool_backward
+  batch_norm,   // batch_norm_forward / backward: x, y, dy, dx low; gamma, beta, statistics float32
+  softmax,      // softmax and log-softmax
 };
 
 /// Device work recorded once (Backend::begin_capture ... end_capture) and replayed as one launch.
@@ -126,6 +125,12 @@ class KERASCPP_API Backend {
   virtual std::string name() const = 0;
   virtual Device device() const = 0;
   virtual bool supports(Capability capability) const = 0;
+  /// Whether ops of `family` compute `dtype` (float16 or bfloat16) natively (see OpFamily).
+  virtual bool computes_low_precision(OpFamily family, DType dtype) const {
+    (void)family;
+    (void)dtype;
+    return false;
+  }
 
   // Memory and copies ---------------------------------------------------------------------------
   virtual std::shared_ptr<Storage> allocate(size_t nbytes) = 0;

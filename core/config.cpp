@@ -51,6 +51,7 @@ Settings read_environment() {
   const std::string home = env_or("HOME", "");
   c.tf32 = env_or("KERASCPP_TF32", "1") != "0";
   c.conv_winograd = env_or("KERASCPP_CONV_WINOGRAD", "1") != "0";
+  c.native_low_precision = env_or("KERASCPP_NATIVE_LOW_PRECISION", "1") != "0";
   c.cuda_graphs = env_or("KERASCPP_CUDA_GRAPHS", "0") == "1";
   c.cudnn_rnn_algo = env_or("KERASCPP_CUDNN_RNN_ALGO", "");
   c.cudnn_rnn_layout = env_or("KERASCPP_CUDNN_RNN_LAYOUT", "");

@@ -24,6 +24,9 @@ struct KERASCPP_API Settings {
   /// KERASCPP_CONV_WINOGRAD: "0" keeps inference convolutions on the CPU on the direct kernels
   /// (Winograd is faster for 3x3 filters, with float32 rounding errors a few times larger).
   bool conv_winograd = true;
+  /// KERASCPP_NATIVE_LOW_PRECISION: "0" makes backends created afterwards claim no float16/bfloat16
+  /// kernels, so mixed precision runs every op on float32 copies (to compare, or to rule a kernel out).
+  bool native_low_precision = true;
   /// KERASCPP_CUDA_GRAPHS: "1" replays repeated inference calls from recorded CUDA graphs.
   bool cuda_graphs = false;
   /// KERASCPP_CUDNN_RNN_ALGO: cuDNN's RNN algorithm (standard, static, dynamic, small_h); empty: standard.

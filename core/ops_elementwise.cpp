@@ -44,7 +44,7 @@ Tensor activation_grad_from_output(UnaryOp op, const UnaryAttrs& attrs, const Te
 
 Tensor unary(UnaryOp op, const Tensor& x, UnaryAttrs attrs) {
   detail::check_defined(unary_op_name(op), x, "the input");
-  if (auto low = detail::emulated_dtype({&x}, detail::NativeFamily::elementwise))
+  if (auto low = detail::emulated_dtype({&x}, OpFamily::elementwise))
     return detail::narrow(unary(op, detail::widen(x), attrs), *low);
   if (op == UnaryOp::logical_not) {
     KCPP_CHECK(x.dtype() == DType::bool_, TypeError, "logical_not: expected a bool tensor, received dtype {}",
@@ -190,7 +190,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   detail::check_defined(name, a, "the first operand");
   detail::check_defined(name, b, "the second operand");
   Backend& be = detail::common_backend(name, {&a, &b});
-  if (auto low = detail::emulated_dtype({&a, &b}, detail::NativeFamily::elementwise);
+  if (auto low = detail::emulated_dtype({&a, &b}, OpFamily::elementwise);
       low && is_floating(a.dtype()) && is_floating(b.dtype()))
     return detail::narrow(binary(op, detail::widen(a), detail::widen(b)), *low);
   KCPP_CHECK(a.dtype() == b.dtype(), TypeError, "{}: operands must share a dtype, received {} {} and {} {}", name,
@@ -288,7 +288,7 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   Backend& be = detail::common_backend("where", {&condition, &a, &b});
   KCPP_CHECK(condition.dtype() == DType::bool_, TypeError, "where: expected a bool condition, received dtype {}",
              dtype_name(condition.dtype()));
-  if (auto low = detail::emulated_dtype({&a, &b}, detail::NativeFamily::elementwise);
+  if (auto low = detail::emulated_dtype({&a, &b}, OpFamily::elementwise);
       low && is_floating(a.dtype()) && is_floating(b.dtype()))
     return detail::narrow(where(condition, detail::widen(a), detail::widen(b)), *low);
   KCPP_CHECK(a.dtype() == b.dtype(), TypeError, "where: operands must share a dtype, received {} and {}",

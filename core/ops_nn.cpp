@@ -22,7 +22,7 @@ bool can_fuse(UnaryOp act) {
 Tensor matmul(const Tensor& a, const Tensor& b, MatmulAttrs attrs) {
   detail::check_float("matmul", a, "the first operand");
   detail::check_float("matmul", b, "the second operand");
-  if (auto low = detail::emulated_dtype({&a, &b}, detail::NativeFamily::matmul)) return detail::narrow(matmul(detail::widen(a), detail::widen(b), attrs), *low);
+  if (auto low = detail::emulated_dtype({&a, &b}, OpFamily::matmul)) return detail::narrow(matmul(detail::widen(a), detail::widen(b), attrs), *low);
   Backend& be = detail::common_backend("matmul", {&a, &b});
   KCPP_CHECK(a.rank() >= 2 && b.rank() >= 2, ShapeError,
              "matmul: expected operands of rank >= 2, received shapes {} and {}", a.shape().to_string(),
@@ -83,7 +83,7 @@ Tensor linear(const Tensor& x, const Tensor& kernel, const Tensor& bias, UnaryOp
                "linear: expected a bias of shape ({},), received {}", kernel.dim(1), bias.shape().to_string());
   }
   Backend& be = detail::common_backend("linear", {&x, &kernel, &bias});
-  if (auto low = detail::emulated_dtype({&x, &kernel, &bias}, detail::NativeFamily::matmul))
+  if (auto low = detail::emulated_dtype({&x, &kernel, &bias}, OpFamily::matmul))
     return detail::narrow(linear(detail::widen(x), detail::widen(kernel), detail::widen(bias), activation), *low);
   const UnaryOp fused = can_fuse(activation) ? activation : UnaryOp::identity;
   std::vector<int64_t> out = x.shape().dims();
@@ -227,8 +227,8 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
   const bool affine = o.channel_scale.defined() || o.channel_shift.defined();
   // A folded channel affine always runs in float32 (its scale and shift are BatchNormalization's).
   if (auto low = detail::emulated_dtype({&x, &kernel, &bias, &o.channel_scale, &o.channel_shift},
-                                        affine || transposed ? detail::NativeFamily::none
-                                                             : detail::NativeFamily::conv)) {
+                                        affine || transposed ? std::optional<OpFamily>()
+                                                             : OpFamily::conv)) {
     ConvOptions wide = o;
     wide.channel_scale = detail::widen(o.channel_scale);
     wide.channel_shift = detail::widen(o.channel_shift);
@@ -341,7 +341,8 @@ PoolAttrs plan_pool(const char* op, PoolMode mode, const Shape& x4, const PoolOp
 Tensor pool_impl(PoolMode mode, const Tensor& x, const PoolOptions& o) {
   const char* op = mode == PoolMode::max ? "max_pool" : "average_pool";
   detail::check_float(op, x, "the input");
-  if (auto low = detail::emulated_dtype({&x})) return detail::narrow(pool_impl(mode, detail::widen(x), o), *low);
+  if (auto low = detail::emulated_dtype({&x}, OpFamily::pool))
+    return detail::narrow(pool_impl(mode, detail::widen(x), o), *low);
   KCPP_CHECK(x.rank() == 3 || x.rank() == 4, ShapeError,
              "{}: expected an input of rank 3 (N, W, C) or 4 (N, H, W, C), received shape {}", op,
              x.shape().to_string());
@@ -473,11 +474,21 @@ RnnResult fused_rnn(RnnCell cell, const Tensor& x, const Tensor& h0, const Tenso
   return r;
 }
 
-BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon) {
-  check_bn("batch_norm_training", x, {&gamma, &beta});
-  if (auto low = detail::emulated_dtype({&x, &gamma, &beta})) {
-    BatchNormResult r = batch_norm_training(detail::widen(x), detail::widen(gamma), detail::widen(beta), epsilon);
-    r.y = detail::narrow(r.y, *low);  // the statistics stay float32, as the moving averages they feed
+// Batch normalization computes in float32 whatever the data's dtype, as Keras' layer does: gamma, beta
+// and the statistics are float32, and float16/bfloat16 data is read as float32 and rounded back once,
+// by the backend (OpFamily::batch_norm) or through float32 copies.
+namespace {
+bool native_low_bn(const Tensor& x) {
+  return detail::is_low_precision(x.dtype()) && x.backend()->computes_low_precision(OpFamily::batch_norm, x.dtype());
+}
+}  // namespace
+
+BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma_in, const Tensor& beta_in, float epsilon) {
+  check_bn("batch_norm_training", x, {&gamma_in, &beta_in});
+  const Tensor gamma = detail::widen(gamma_in), beta = detail::widen(beta_in);
+  if (detail::is_low_precision(x.dtype()) && !native_low_bn(x)) {
+    BatchNormResult r = batch_norm_training(detail::widen(x), gamma, beta, epsilon);
+    r.y = detail::narrow(r.y, x.dtype());  // the statistics stay float32, as the moving averages they feed
     return r;
   }
   KCPP_CHECK(x.num_elements() > 0, ValueError, "batch_norm_training: received an empty input {}",
@@ -488,7 +499,7 @@ BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma, const 
   BatchNormResult r;
   r.mean = Tensor::empty(Shape{c}, DType::float32, &be);
   r.variance = Tensor::empty(Shape{c}, DType::float32, &be);
-  Tensor y2 = Tensor::empty(x2.shape(), DType::float32, &be);
+  Tensor y2 = Tensor::empty(x2.shape(), x.dtype(), &be);
   be.batch_norm_forward(x2, gamma, beta, r.mean, r.variance, y2, epsilon, true);
   r.y = y2.view(x.shape());
   if (needs_recording({x, gamma, beta})) {
@@ -496,29 +507,33 @@ BatchNormResult batch_norm_training(const Tensor& x, const Tensor& gamma, const 
            [x2, gamma, mean = r.mean, var = r.variance, epsilon,
             shape = x.shape()](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
              Backend& b = *gs[0].backend();
-             Tensor dx = Tensor::empty(x2.shape(), DType::float32, &b);
+             const Tensor dy = gs[0].dtype() == x2.dtype() ? gs[0] : cast(gs[0], x2.dtype());
+             Tensor dx = Tensor::empty(x2.shape(), x2.dtype(), &b);
              Tensor dgamma = Tensor::empty(gamma.shape(), DType::float32, &b);
              Tensor dbeta = Tensor::empty(gamma.shape(), DType::float32, &b);
-             b.batch_norm_backward(gs[0].view(x2.shape()), x2, gamma, mean, var, dx, dgamma, dbeta, epsilon);
+             b.batch_norm_backward(dy.view(x2.shape()), x2, gamma, mean, var, dx, dgamma, dbeta, epsilon);
              return {dx.view(shape), dgamma, dbeta};
            });
   }
   return r;
 }
 
-Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
-                            const Tensor& variance, float epsilon) {
-  check_bn("batch_norm_inference", x, {&gamma, &beta, &mean, &variance});
-  if (auto low = detail::emulated_dtype({&x, &gamma, &beta, &mean, &variance}))
-    return detail::narrow(batch_norm_inference(detail::widen(x), detail::widen(gamma), detail::widen(beta), detail::widen(mean), detail::widen(variance), epsilon), *low);
-  if (needs_recording({x, gamma, beta})) {
+Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma_in, const Tensor& beta_in, const Tensor& mean_in,
+                            const Tensor& variance_in, float epsilon) {
+  check_bn("batch_norm_inference", x, {&gamma_in, &beta_in, &mean_in, &variance_in});
+  const Tensor gamma = detail::widen(gamma_in), beta = detail::widen(beta_in), mean = detail::widen(mean_in),
+               variance = detail::widen(variance_in);
+  const bool recording = needs_recording({x, gamma, beta});
+  if (detail::is_low_precision(x.dtype()) && (recording || !native_low_bn(x)))
+    return detail::narrow(batch_norm_inference(detail::widen(x), gamma, beta, mean, variance, epsilon), x.dtype());
+  if (recording) {
     // Differentiable composition (fine-tuning through a frozen layer needs dx).
     Tensor inv = rsqrt(variance + epsilon);
     return (x - mean) * (inv * gamma) + beta;
   }
   const int64_t c = x.dim(-1);
   const Tensor x2 = x.view(Shape{x.num_elements() / std::max<int64_t>(c, 1), c});
-  Tensor y2 = Tensor::empty(x2.shape(), DType::float32, x.backend());
+  Tensor y2 = Tensor::empty(x2.shape(), x.dtype(), x.backend());
   Tensor m = mean, v = variance;
   x.backend()->batch_norm_forward(x2, gamma, beta, m, v, y2, epsilon, false);
   return y2.view(x.shape());
@@ -528,7 +543,8 @@ namespace {
 Tensor softmax_impl(const Tensor& x, int64_t axis, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
   detail::check_float(op, x, "the input");
-  if (auto low = detail::emulated_dtype({&x})) return detail::narrow(softmax_impl(detail::widen(x), axis, log), *low);
+  if (auto low = detail::emulated_dtype({&x}, OpFamily::softmax))
+    return detail::narrow(softmax_impl(detail::widen(x), axis, log), *low);
   KCPP_CHECK(x.rank() >= 1, ShapeError, "{}: expected a tensor of rank >= 1, received a scalar", op);
   const size_t a = x.shape().normalize_axis(axis);
   if (a != x.rank() - 1) {
@@ -538,7 +554,7 @@ Tensor softmax_impl(const Tensor& x, int64_t axis, bool log) {
     return transpose(softmax_impl(transpose(x, perm), -1, log), perm);
   }
   const int64_t c = x.dim(-1);
-  Tensor y = Tensor::empty(x.shape(), DType::float32, x.backend());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.backend());
   if (x.num_elements() > 0) x.backend()->softmax(x.view(Shape{x.num_elements() / c, c}), y, log);
   if (needs_recording({x})) {
     record(op, {x}, {&y}, [log, yd = detached(y)](const std::vector<Tensor>& gs) -> std::vector<Tensor> {

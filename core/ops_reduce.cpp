@@ -47,7 +47,7 @@ Plan plan_reduction(const char* op, const Tensor& x, std::vector<int64_t> axes, 
 Tensor reduce_impl(ReduceOp op, const char* name, const Tensor& x, std::vector<int64_t> axes, bool keepdims) {
   detail::check_defined(name, x, "the input");
   KCPP_CHECK(x.dtype() != DType::bool_, TypeError, "{}: cannot reduce a bool tensor; cast it first", name);
-  if (auto low = detail::emulated_dtype({&x}))
+  if (auto low = detail::emulated_dtype({&x}, OpFamily::reduce))
     return detail::narrow(reduce_impl(op, name, detail::widen(x), std::move(axes), keepdims), *low);
   const Plan p = plan_reduction(name, x, std::move(axes), keepdims);
   KCPP_CHECK(x.num_elements() > 0 || op == ReduceOp::sum || op == ReduceOp::prod, ValueError,

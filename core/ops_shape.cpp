@@ -100,7 +100,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   KCPP_CHECK(broadcast_shapes(x.shape(), shape) == shape, ShapeError, "broadcast_to: cannot broadcast shape {} to {}",
              x.shape().to_string(), shape.to_string());
   if (x.shape() == shape) return x;
-  if (auto low = detail::emulated_dtype({&x}, detail::NativeFamily::elementwise))
+  if (auto low = detail::emulated_dtype({&x}, OpFamily::elementwise))
     return detail::narrow(broadcast_to(detail::widen(x), shape), *low);
   // x + 0 written straight into an output of the target shape: the binary kernel broadcasts.
   Tensor y = Tensor::empty(shape, x.dtype(), x.backend());

@@ -36,18 +36,15 @@ inline void check_float(const char* op, const Tensor& t, const char* what) {
 
 inline bool is_low_precision(DType d) { return d == DType::float16 || d == DType::bfloat16; }
 
-/// Mixed precision on a backend that computes only float32 (it lacks Capability::float16 or
-/// bfloat16): an op whose floating inputs include float16/bfloat16 runs on float32 copies and rounds
-/// its floating result back, which is what native kernels accumulating in float32 give. Inputs of
-/// different floating dtypes also take this path, and the result is then float32 (Keras' type
-/// promotion: bfloat16 with float32 gives float32). Returns the result's dtype when the op must take
-/// the path, else nullopt.
-/// Ops a backend may compute in low precision without claiming every op (Capability::*_matmul, *_conv).
-enum class NativeFamily { none, matmul, conv, elementwise };
-
-/// `family`: the op's family, whose own capability also counts.
+/// Mixed precision where the backend lacks a native kernel: an op whose floating inputs include
+/// float16/bfloat16 runs on float32 copies and rounds its floating result back, which is what a
+/// native kernel accumulating in float32 gives. Inputs of different floating dtypes also take this
+/// path, and the result is then float32 (Keras' type promotion: bfloat16 with float32 gives
+/// float32). Returns the result's dtype when the op must take the path, else nullopt.
+/// `family`: the op's family, which the backend may compute natively (Backend::computes_low_precision);
+/// none for ops that always take the path.
 inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> inputs,
-                                           NativeFamily family = NativeFamily::none) {
+                                           std::optional<OpFamily> family = std::nullopt) {
   std::optional<DType> common;
   bool low = false, mixed = false;
   Backend* backend = nullptr;
@@ -60,16 +57,7 @@ inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> 
   }
   if (!low) return std::nullopt;
   if (mixed) return DType::float32;
-  const bool half = *common == DType::float16;
-  if (backend->supports(half ? Capability::float16 : Capability::bfloat16)) return std::nullopt;
-  if (family == NativeFamily::matmul &&
-      backend->supports(half ? Capability::float16_matmul : Capability::bfloat16_matmul))
-    return std::nullopt;
-  if (family == NativeFamily::conv && backend->supports(half ? Capability::float16_conv : Capability::bfloat16_conv))
-    return std::nullopt;
-  if (family == NativeFamily::elementwise &&
-      backend->supports(half ? Capability::float16_elementwise : Capability::bfloat16_elementwise))
-    return std::nullopt;
+  if (family && backend->computes_low_precision(*family, *common)) return std::nullopt;
   return common;
 }
 

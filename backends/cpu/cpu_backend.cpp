@@ -71,8 +71,7 @@ CpuBackend::CpuBackend(int index)
       engine_(shared_engine()),
       default_threads_(omp_get_max_threads()),
       winograd_enabled_(settings().conv_winograd),
-      bf16_matmul_(probe_bf16_matmul(engine_)),
-      bf16_conv_(probe_bf16_conv(engine_)) {}
+      bf16_families_(settings().native_low_precision ? probe_bf16_families(engine_) : 0u) {}
 
 void CpuBackend::set_thread_parallelism(int threads) {
   // OpenMP's setting is per calling thread. It matters beyond the helper's own speed: every thread
@@ -90,8 +89,11 @@ dnnl::stream& CpuBackend::stream() {
 bool CpuBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
          c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::fused_gru_reset_before ||
-         c == Capability::fused_conv_max_pool || (c == Capability::bfloat16_matmul && bf16_matmul_) ||
-         (c == Capability::bfloat16_conv && bf16_conv_);
+         c == Capability::fused_conv_max_pool;
+}
+
+bool CpuBackend::computes_low_precision(OpFamily family, DType dtype) const {
+  return dtype == DType::bfloat16 && (bf16_families_ >> static_cast<int>(family) & 1u);
 }
 
 std::map<std::string, int64_t> CpuBackend::counters() const {

@@ -72,6 +72,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   Device device() const override { return {DeviceType::cpu, index_}; }
   bool supports(Capability c) const override;
+  bool computes_low_precision(OpFamily family, DType dtype) const override;
   std::map<std::string, int64_t> counters() const override;
   void set_thread_parallelism(int threads) override;
 
@@ -192,8 +193,7 @@ class CpuBackend final : public Backend {
   dnnl::engine& engine_;  // one for every logical device, so that each thread's stream fits them all
   int default_threads_;    // OpenMP's thread count at creation (OMP_NUM_THREADS)
   bool winograd_enabled_;  // settings().conv_winograd at creation
-  bool bf16_matmul_;       // oneDNN has a bfloat16 matmul for this processor (AVX-512 and later)
-  bool bf16_conv_;         // and bfloat16 convolutions
+  uint32_t bf16_families_;  // bit per OpFamily that oneDNN computes in bfloat16 on this processor
   CachingAllocator allocator_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, CachedPrimitive> cache_;
@@ -246,10 +246,9 @@ inline void dispatch_dtype(DType dtype, const char* op, F&& f) {
   }
 }
 
-/// Whether oneDNN can make a bfloat16 matmul here (it needs AVX-512; native on AVX512_BF16 / AMX).
-bool probe_bf16_matmul(const dnnl::engine& engine);
-/// The same for convolutions (forward and both backward passes).
-bool probe_bf16_conv(const dnnl::engine& engine);
+/// The OpFamily values (as bits) for which oneDNN has optimized bfloat16 kernels on this processor:
+/// it needs AVX-512 (native on AVX512_BF16 and AMX); a family with only a reference kernel is left out.
+uint32_t probe_bf16_families(const dnnl::engine& engine);
 
 /// Broadcast strides of `s` against `out` (0 where broadcast), in elements.
 std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out);

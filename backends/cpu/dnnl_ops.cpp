@@ -76,35 +76,74 @@ md any_like(const md& m) { return md(m.dims(), m.data_type(), tag::any); }
 
 // Matmul ------------------------------------------------------------------------------------------
 
-bool probe_bf16_matmul(const dnnl::engine& engine) {
+namespace {
+// A reference kernel in bfloat16 is slower than the float32 emulation: only optimized ones count.
+template <typename Pd>
+bool optimized(const Pd& pd) {
+  return std::string(pd.impl_info_str()).rfind("ref", 0) != 0;
+}
+template <typename F>
+bool probe(F&& make) {
   try {
-    const md a({4, 4}, dt::bf16, dnnl::memory::format_tag::ab);
-    dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, a, a), engine);
-    return true;
+    return make();
   } catch (const dnnl::error&) {
     return false;
   }
 }
+}  // namespace
 
-bool probe_bf16_conv(const dnnl::engine& engine) {
-  try {
-    const md x({1, 16, 4, 4}, dt::bf16, tag::nhwc), w({16, 16, 3, 3}, dt::bf16, tag::any),
-        y({1, 16, 2, 2}, dt::bf16, tag::nhwc);
-    const dims one{1, 1}, zero{0, 0};
+uint32_t probe_bf16_families(const dnnl::engine& engine) {
+  const dims one{1, 1}, zero{0, 0};
+  const md x({1, 16, 4, 4}, dt::bf16, tag::nhwc);
+  const bool matmul = probe([&] {
+    const md a({4, 4}, dt::bf16, tag::ab);
+    return optimized(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, a, a), engine));
+  });
+  const bool conv = probe([&] {
+    const md w({16, 16, 3, 3}, dt::bf16, tag::any), y({1, 16, 2, 2}, dt::bf16, tag::nhwc);
     const auto fwd = dnnl::convolution_forward::primitive_desc(
         dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, x, w,
                                         y, one, zero, zero),
         engine);
-    dnnl::convolution_backward_data::primitive_desc(
-        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, x, w, y, one, zero, zero), engine,
-        fwd);
-    dnnl::convolution_backward_weights::primitive_desc(
-        dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, x, w, y, one, zero, zero),
-        engine, fwd);
-    return true;
-  } catch (const dnnl::error&) {
-    return false;
-  }
+    return optimized(fwd) &&
+           optimized(dnnl::convolution_backward_data::primitive_desc(
+               dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, x, w, y, one, zero, zero),
+               engine, fwd)) &&
+           optimized(dnnl::convolution_backward_weights::primitive_desc(
+               dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, x, w, y, one, zero, zero),
+               engine, fwd));
+  });
+  const bool pool = probe([&] {
+    const md y({1, 16, 2, 2}, dt::bf16, tag::nhwc);
+    const dims two{2, 2};
+    bool all = true;
+    for (const auto alg : {dnnl::algorithm::pooling_max, dnnl::algorithm::pooling_avg_exclude_padding}) {
+      const auto fwd = dnnl::pooling_forward::primitive_desc(
+          dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, alg, x, y, two, two, zero, zero), engine);
+      all = all && optimized(fwd) &&
+            optimized(dnnl::pooling_backward::primitive_desc(
+                dnnl::pooling_backward::desc(alg, x, y, two, two, zero, zero), engine, fwd));
+    }
+    return all;
+  });
+  const bool batch_norm = probe([&] {
+    const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+    const auto fwd = dnnl::batch_normalization_forward::primitive_desc(
+        dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, x, 1e-3f, flags), engine);
+    return optimized(fwd) &&
+           optimized(dnnl::batch_normalization_backward::primitive_desc(
+               dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, x, x, 1e-3f, flags), engine, fwd));
+  });
+  const bool softmax = probe([&] {
+    const md rows({4, 16}, dt::bf16, tag::nc);
+    return optimized(dnnl::softmax_v2_forward::primitive_desc(
+        dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::softmax_accurate, rows,
+                                       rows, 1),
+        engine));
+  });
+  auto bit = [](bool on, OpFamily f) { return on ? 1u << static_cast<int>(f) : 0u; };
+  return bit(matmul, OpFamily::matmul) | bit(conv, OpFamily::conv) | bit(pool, OpFamily::pool) |
+         bit(batch_norm, OpFamily::batch_norm) | bit(softmax, OpFamily::softmax);
 }
 
 namespace {
@@ -415,9 +454,10 @@ struct PoolPds {
 };
 
 std::string pool_key(const char* what, const md& x_md, const md& y_md, const PoolAttrs& at) {
-  return fmt::format("{}|{}|{}|{}|{}x{}|{}x{}|{}x{}|{}x{}", what, static_cast<int>(at.mode), key_of(x_md.dims()),
-                     key_of(y_md.dims()), at.window[0], at.window[1], at.strides[0], at.strides[1], at.pad_begin[0],
-                     at.pad_begin[1], at.pad_end[0], at.pad_end[1]);
+  return fmt::format("{}|{}|{}|{}|{}|{}x{}|{}x{}|{}x{}|{}x{}", what, static_cast<int>(at.mode),
+                     static_cast<int>(x_md.data_type()), key_of(x_md.dims()), key_of(y_md.dims()), at.window[0],
+                     at.window[1], at.strides[0], at.strides[1], at.pad_begin[0], at.pad_begin[1], at.pad_end[0],
+                     at.pad_end[1]);
 }
 }  // namespace
 
@@ -461,6 +501,23 @@ void CpuBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, con
 
 void CpuBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
                                const PoolAttrs& at) {
+  const bool overlapping = at.strides[0] < at.window[0] || at.strides[1] < at.window[1];
+  if (dy.dtype() == DType::bfloat16 && overlapping) {
+    // oneDNN's bfloat16 kernel adds the gradients of overlapping windows in bfloat16 (2 steps off
+    // float32 sums in a 3x3/2 max pooling). The float32 kernel's sums are rounded once instead; max
+    // pooling's workspace (the window offset of each maximum) is the same for both dtypes.
+    Tensor dy32 = Tensor::empty(dy.shape(), DType::float32, this), dx32 = Tensor::empty(dx.shape(), DType::float32, this);
+    const Tensor x32 = Tensor::empty(x.shape(), DType::float32, this);  // its shape only
+    const bool same_workspace =
+        at.mode != PoolMode::max || pool_forward_primitive(*this, nhwc(x32), nhwc(dy32), at).workspace_md ==
+                                        pool_forward_primitive(*this, nhwc(x), nhwc(dy), at).workspace_md;
+    if (same_workspace) {
+      cast(dy, dy32);
+      pool_backward(dy32, x32, workspace, dx32, at);
+      cast(dx32, dx);
+      return;
+    }
+  }
   const md x_md = nhwc(x), y_md = nhwc(dy);
   const auto& fwd = pool_forward_primitive(*this, x_md, y_md, at);
   const auto& p = cached(pool_key("poolbwd", x_md, y_md, at), [&] {
@@ -519,7 +576,12 @@ const auto kScaleShift = dnnl::normalization_flags::use_scale | dnnl::normalizat
 namespace {
 // (M, C) described as an NHWC image of height M, so oneDNN picks its channels-last kernel; as a
 // plain 2-d "nc" tensor it takes a much slower planar path.
-md bn_data_md(const Tensor& x) { return md({1, x.dim(1), x.dim(0), 1}, dt::f32, tag::nhwc); }
+md bn_data_md(const Tensor& x) { return md({1, x.dim(1), x.dim(0), 1}, onednn_type(x), tag::nhwc); }
+// Batch-norm primitives by shape, epsilon, training and the data's dtype (float32 or bfloat16).
+std::string bn_key(const char* what, const md& x_md, float epsilon, bool training) {
+  return fmt::format("{}|{}|{}|{}|{}", what, static_cast<int>(x_md.data_type()), key_of(x_md.dims()), epsilon,
+                     training);
+}
 }  // namespace
 
 void CpuBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean,
@@ -527,8 +589,7 @@ void CpuBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const 
   const md x_md = bn_data_md(x);
   const md c_md({x.dim(1)}, dt::f32, tag::a);
   const auto flags = training ? kScaleShift : kScaleShift | dnnl::normalization_flags::use_global_stats;
-  const std::string key = fmt::format("bnfwd|{}|{}|{}", key_of(x_md.dims()), epsilon, training);
-  const auto& p = cached(key, [&] {
+  const auto& p = cached(bn_key("bnfwd", x_md, epsilon, training), [&] {
     CachedPrimitive c;
     dnnl::batch_normalization_forward::desc d(
         training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, x_md, epsilon, flags);
@@ -551,7 +612,7 @@ void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Te
   const md c_md({x.dim(1)}, dt::f32, tag::a);
   Tensor m = mean, v = variance;
   // The forward primitive (training) is the backward's hint; it is cached already in a training step.
-  const auto& fwd = cached(fmt::format("bnfwd|{}|{}|{}", key_of(x_md.dims()), epsilon, true), [&] {
+  const auto& fwd = cached(bn_key("bnfwd", x_md, epsilon, true), [&] {
     CachedPrimitive c;
     dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_training, x_md, epsilon, kScaleShift);
     auto pd = KCPP_DNNL(dnnl::batch_normalization_forward::primitive_desc(d, user_scratchpad(), engine_));
@@ -559,7 +620,7 @@ void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Te
     c.primitive = dnnl::batch_normalization_forward(pd);
     return c;
   });
-  const auto& p = cached(fmt::format("bnbwd|{}|{}", key_of(x_md.dims()), epsilon), [&] {
+  const auto& p = cached(bn_key("bnbwd", x_md, epsilon, true), [&] {
     CachedPrimitive c;
     dnnl::batch_normalization_backward::desc d(dnnl::prop_kind::backward, x_md, x_md, epsilon, kScaleShift);
     auto hint = std::static_pointer_cast<BnPds>(fwd.extra)->fwd;
@@ -583,8 +644,8 @@ void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Te
 // Softmax over the last axis of (rows, C) ------------------------------------------------------------------
 
 void CpuBackend::softmax(const Tensor& x, Tensor& y, bool log) {
-  const md x_md({x.dim(0), x.dim(1)}, dt::f32, tag::nc);
-  const auto& p = cached(fmt::format("softmax|{}|{}", key_of(x_md.dims()), log), [&] {
+  const md x_md({x.dim(0), x.dim(1)}, onednn_type(x), tag::nc);
+  const auto& p = cached(fmt::format("softmax|{}|{}|{}", static_cast<int>(x_md.data_type()), key_of(x_md.dims()), log), [&] {
     CachedPrimitive c;
     dnnl::softmax_v2_forward::desc d(dnnl::prop_kind::forward_inference,
                                      log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate, x_md, x_md,

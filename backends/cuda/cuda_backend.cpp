@@ -201,10 +201,15 @@ std::unique_ptr<CapturedWork> CudaBackend::end_capture() {
 
 bool CudaBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
-         c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::graph_capture ||
-         c == Capability::bfloat16_matmul || c == Capability::float16_matmul || c == Capability::bfloat16_conv ||
-         c == Capability::float16_conv || c == Capability::bfloat16_elementwise ||
-         c == Capability::float16_elementwise;
+         c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::graph_capture;
+}
+
+bool CudaBackend::computes_low_precision(OpFamily family, DType dtype) const {
+  // cuBLAS and cuDNN in float16/bfloat16 with float32 compute, and the kernels of kernels.cu. Softmax
+  // (cuDNN) and the recurrences still run on float32 copies.
+  (void)dtype;
+  return native_low_precision_ && (family == OpFamily::matmul || family == OpFamily::conv || family == OpFamily::elementwise ||
+         family == OpFamily::reduce || family == OpFamily::pool || family == OpFamily::batch_norm);
 }
 
 std::map<std::string, int64_t> CudaBackend::counters() const {

@@ -15,6 +15,7 @@
 #include "backends/cuda/kernels.h"
 #include "core/backend.h"
 #include "core/check.h"
+#include "core/config.h"
 
 namespace keras::cuda {
 
@@ -90,6 +91,7 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   Device device() const override { return {DeviceType::cuda, device_}; }
   bool supports(Capability c) const override;
+  bool computes_low_precision(OpFamily family, DType dtype) const override;
   std::map<std::string, int64_t> counters() const override;
 
   std::shared_ptr<Storage> allocate(size_t nbytes) override;
@@ -182,6 +184,7 @@ class CudaBackend final : public Backend {
 
  private:
   int device_;
+  bool native_low_precision_ = settings().native_low_precision;  // read once, at creation
   cudaStream_t stream_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

@@ -276,17 +276,9 @@ static void run_conv_any(CudaBackend& be, Direction dir, const Tensor& x, const 
 }
 
 static void bias_grad(CudaBackend& be, const Tensor& dy, Tensor& dbias) {
-  // Sum over N, H, W of an NHWC tensor: a (M, C) column reduction, in float32 for low precision.
+  // Sum over N, H, W of an NHWC tensor: a (M, C) column reduction (accumulated in double for every dtype).
   const int64_t c = dy.dim(3);
-  if (dy.dtype() == DType::float32) {
-    be.reduce(ReduceOp::sum, dy.view(Shape{dy.num_elements() / c, c}), {0}, dbias);
-    return;
-  }
-  Tensor wide = Tensor::empty(Shape{dy.num_elements() / c, c}, DType::float32, &be);
-  be.cast(dy.view(wide.shape()), wide);
-  Tensor sum = Tensor::empty(dbias.shape(), DType::float32, &be);
-  be.reduce(ReduceOp::sum, wide, {0}, sum);
-  be.cast(sum, dbias);
+  be.reduce(ReduceOp::sum, dy.view(Shape{dy.num_elements() / c, c}), {0}, dbias);
 }
 
 // y += bias, then the activation, for a low-precision output (no channel affine: see ops::conv).
@@ -370,9 +362,9 @@ void CudaBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, co
   KCPP_CHECK(x.num_elements() < (int64_t{1} << 31), NotImplementedError,
              "cuda backend: pooling inputs over 2^31 elements are not supported, received {}", x.shape().to_string());
   if (!y.num_elements()) return;
-  kernels::pool_forward(
-      at.mode == PoolMode::max, static_cast<const float*>(x.raw_data()), static_cast<float*>(y.raw_data()),
-      workspace ? static_cast<int32_t*>(workspace->raw_data()) : nullptr, pool_geometry(x, y, at), stream_);
+  kernels::pool_forward(at.mode == PoolMode::max, code_of(x.dtype()), x.raw_data(), y.raw_data(),
+                        workspace ? static_cast<int32_t*>(workspace->raw_data()) : nullptr, pool_geometry(x, y, at),
+                        stream_);
   KCPP_LAUNCHED();
 }
 
@@ -380,12 +372,16 @@ void CudaBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor*
                                 const PoolAttrs& at) {
   KCPP_CHECK(at.mode != PoolMode::max || workspace, ValueError,
              "pool_backward: max pooling needs the forward workspace");
-  fill(dx, 0);
-  if (!dy.num_elements()) return;
-  kernels::pool_backward(at.mode == PoolMode::max, static_cast<const float*>(dy.raw_data()),
-                         workspace ? static_cast<const int32_t*>(workspace->raw_data()) : nullptr,
-                         static_cast<float*>(dx.raw_data()), pool_geometry(x, dy, at), stream_);
-  KCPP_LAUNCHED();
+  // Overlapping windows add up in float32; a float16/bfloat16 gradient is rounded once at the end.
+  Tensor sums = dx.dtype() == DType::float32 ? dx : Tensor::empty(dx.shape(), DType::float32, this);
+  fill(sums, 0);
+  if (dy.num_elements()) {
+    kernels::pool_backward(at.mode == PoolMode::max, code_of(dy.dtype()), dy.raw_data(),
+                           workspace ? static_cast<const int32_t*>(workspace->raw_data()) : nullptr,
+                           sums.data<float>(), pool_geometry(x, dy, at), stream_);
+    KCPP_LAUNCHED();
+  }
+  if (dx.dtype() != DType::float32) cast(sums, dx);
 }
 
 // Batch normalization over (M, C) channels-last rows ------------------------------------------------------------
@@ -398,11 +394,11 @@ void CudaBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const
   KCPP_CHECK(epsilon > 0, ValueError, "batch normalization: epsilon must be positive, received {}", epsilon);
   if (training) {
     const auto scratch = allocate(kernels::batch_norm_scratch_bytes(m, c));
-    kernels::batch_norm_statistics(x.data<float>(), mean.data<float>(), variance.data<float>(), scratch->data(), m, c,
+    kernels::batch_norm_statistics(code_of(x.dtype()), x.raw_data(), mean.data<float>(), variance.data<float>(), scratch->data(), m, c,
                                    epsilon, stream_);
   }
-  kernels::batch_norm_apply(x.data<float>(), mean.data<float>(), variance.data<float>(), gamma.data<float>(),
-                            beta.data<float>(), y.data<float>(), m, c, epsilon, stream_);
+  kernels::batch_norm_apply(code_of(x.dtype()), x.raw_data(), mean.data<float>(), variance.data<float>(),
+                            gamma.data<float>(), beta.data<float>(), y.raw_data(), m, c, epsilon, stream_);
   KCPP_LAUNCHED();
 }
 
@@ -411,8 +407,8 @@ void CudaBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const T
                                       float epsilon) {
   const int64_t m = x.dim(0), c = x.dim(1);
   const auto scratch = allocate(kernels::batch_norm_scratch_bytes(m, c));
-  kernels::batch_norm_backward(dy.data<float>(), x.data<float>(), gamma.data<float>(), mean.data<float>(),
-                               variance.data<float>(), dx.data<float>(), dgamma.data<float>(), dbeta.data<float>(),
+  kernels::batch_norm_backward(code_of(x.dtype()), dy.raw_data(), x.raw_data(), gamma.data<float>(),
+                               mean.data<float>(), variance.data<float>(), dx.raw_data(), dgamma.data<float>(), dbeta.data<float>(),
                                scratch->data(), m, c, epsilon, stream_);
   KCPP_LAUNCHED();
 }

@@ -33,6 +33,26 @@ __device__ inline int64_t offset_of(const Indexer& ix, int which, int64_t flat) 
   return off;
 }
 
+// float16 / bfloat16 are read as float and written from float: one rounding per result.
+template <typename T>
+constexpr bool is_low_v = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
+template <typename T>
+constexpr bool is_float_like_v = std::is_floating_point_v<T> || is_low_v<T>;
+template <typename A, typename T>
+__device__ inline A load_as(T v) {
+  if constexpr (is_low_v<T>)
+    return static_cast<A>(static_cast<float>(v));
+  else
+    return static_cast<A>(v);
+}
+template <typename T, typename A>
+__device__ inline T store_as(A v) {
+  if constexpr (is_low_v<T>)
+    return T(static_cast<float>(v));
+  else
+    return static_cast<T>(v);
+}
+
 // Elementwise math ----------------------------------------------------------------------------------
 
 __device__ inline float unary_f(int op, float x, float alpha, float beta) {
@@ -234,6 +254,26 @@ void dispatch(int code, F&& f) {
   }
 }
 
+// The floating dtypes: float32, float16, bfloat16.
+template <typename F>
+void dispatch_float(int code, F&& f) {
+  if (code == f16)
+    f(__half{});
+  else if (code == bf16)
+    f(__nv_bfloat16{});
+  else
+    f(float{});
+}
+
+// Every dtype, float16 and bfloat16 included.
+template <typename F>
+void dispatch_all(int code, F&& f) {
+  if (code == f16 || code == bf16)
+    dispatch_float(code, f);
+  else
+    dispatch(code, f);
+}
+
 // Casts go through double for exactness on integers.
 __device__ inline double read_as_double(int code, const void* x, int64_t i) {
   switch (code) {
@@ -338,12 +378,12 @@ __device__ inline A identity_of(int op) {
     case ReduceOp::prod:
       return A(1);
     case ReduceOp::max:
-      if constexpr (std::is_floating_point_v<T>)
+      if constexpr (is_float_like_v<T>)
         return A(-INFINITY);
       else
         return A(sizeof(T) == 1 ? 0 : (sizeof(T) == 4 ? INT_MIN : LLONG_MIN));
     case ReduceOp::min:
-      if constexpr (std::is_floating_point_v<T>)
+      if constexpr (is_float_like_v<T>)
         return A(INFINITY);
       else
         return A(sizeof(T) == 1 ? 255 : (sizeof(T) == 4 ? INT_MAX : LLONG_MAX));
@@ -359,7 +399,7 @@ __global__ void reduce_rows(int op, const T* x, T* y, int64_t outer, int64_t r) 
   __shared__ A partial[kThreads];
   for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
     A acc = identity_of<T, A>(op);
-    for (int64_t k = threadIdx.x; k < r; k += blockDim.x) acc = combine<A>(op, acc, static_cast<A>(x[row * r + k]));
+    for (int64_t k = threadIdx.x; k < r; k += blockDim.x) acc = combine<A>(op, acc, load_as<A>(x[row * r + k]));
     partial[threadIdx.x] = acc;
     __syncthreads();
     for (int s = blockDim.x / 2; s > 0; s >>= 1) {
@@ -370,7 +410,7 @@ __global__ void reduce_rows(int op, const T* x, T* y, int64_t outer, int64_t r) 
       A v = partial[0];
       if (static_cast<ReduceOp>(op) == ReduceOp::mean)
         v = static_cast<A>(static_cast<double>(v) / static_cast<double>(r));
-      y[row] = static_cast<T>(v);
+      y[row] = store_as<T>(v);
     }
     __syncthreads();
   }
@@ -383,10 +423,10 @@ __global__ void reduce_columns(int op, const T* x, T* y, int64_t outer, int64_t 
   GRID_STRIDE(oi, outer * inner) {
     const int64_t o = oi / inner, j = oi % inner;
     A acc = identity_of<T, A>(op);
-    for (int64_t k = 0; k < r; ++k) acc = combine<A>(op, acc, static_cast<A>(x[(o * r + k) * inner + j]));
+    for (int64_t k = 0; k < r; ++k) acc = combine<A>(op, acc, load_as<A>(x[(o * r + k) * inner + j]));
     if (static_cast<ReduceOp>(op) == ReduceOp::mean)
       acc = static_cast<A>(static_cast<double>(acc) / static_cast<double>(r));
-    y[oi] = static_cast<T>(acc);
+    y[oi] = store_as<T>(acc);
   }
 }
 
@@ -405,7 +445,7 @@ __global__ void reduce_column_chunks(int op, const T* x, typename Acc<T>::type* 
   if (j < inner) {
     const int64_t end = (c + 1) * chunk_rows < r ? (c + 1) * chunk_rows : r;
     for (int64_t k = c * chunk_rows + threadIdx.y; k < end; k += kRowLanes)
-      acc = combine<A>(op, acc, static_cast<A>(x[(o * r + k) * inner + j]));
+      acc = combine<A>(op, acc, load_as<A>(x[(o * r + k) * inner + j]));
   }
   lanes[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
@@ -425,7 +465,7 @@ __global__ void finish_column_chunks(int op, const typename Acc<T>::type* partia
     for (int64_t c = 0; c < chunks; ++c) acc = combine<A>(op, acc, partial[(o * chunks + c) * inner + j]);
     if (static_cast<ReduceOp>(op) == ReduceOp::mean)
       acc = static_cast<A>(static_cast<double>(acc) / static_cast<double>(r));
-    y[oi] = static_cast<T>(acc);
+    y[oi] = store_as<T>(acc);
   }
 }
 
@@ -433,8 +473,9 @@ __global__ void finish_column_chunks(int op, const typename Acc<T>::type* partia
 // few percent of memory bandwidth on H100 (8 ms forward, 16 ms backward for 64x112x112x64, run 16),
 // so the statistics are column sums in row chunks (as reduce_column_chunks, in double) and the rest
 // is elementwise.
-__global__ void bn_partial_sums(const float* x, const float* dy, const float* mean, const float* inv_std,
-                                double* partial, int64_t m, int64_t c, int64_t chunk_rows, int64_t chunks) {
+template <typename T>
+__global__ void bn_partial_sums(const T* x, const T* dy, const float* mean, const float* inv_std, double* partial,
+                                int64_t m, int64_t c, int64_t chunk_rows, int64_t chunks) {
   // Forward (dy null): sums of x and x^2. Backward: sums of dy and dy * xhat.
   __shared__ double lanes[2][kRowLanes][kColumnTile];
   const int64_t chunk = blockIdx.y, j = blockIdx.x * kColumnTile + threadIdx.x;
@@ -443,16 +484,16 @@ __global__ void bn_partial_sums(const float* x, const float* dy, const float* me
     const int64_t end = (chunk + 1) * chunk_rows < m ? (chunk + 1) * chunk_rows : m;
     if (!dy) {
       for (int64_t k = chunk * chunk_rows + threadIdx.y; k < end; k += kRowLanes) {
-        const double v = x[k * c + j];
+        const double v = load_as<float>(x[k * c + j]);
         a += v;
         b += v * v;
       }
     } else {
       const float mu = mean[j], is = inv_std[j];
       for (int64_t k = chunk * chunk_rows + threadIdx.y; k < end; k += kRowLanes) {
-        const float g = dy[k * c + j];
+        const float g = load_as<float>(dy[k * c + j]);
         a += g;
-        b += static_cast<double>(g) * ((x[k * c + j] - mu) * is);
+        b += static_cast<double>(g) * ((load_as<float>(x[k * c + j]) - mu) * is);
       }
     }
   }
@@ -495,23 +536,24 @@ __global__ void unary_inv_std(const float* variance, float* inv_std, int64_t c, 
   GRID_STRIDE(j, c) { inv_std[j] = rsqrtf(variance[j] + epsilon); }
 }
 
-__global__ void bn_apply(const float* x, const float* mean, const float* variance, const float* gamma,
-                         const float* beta, float* y, int64_t n, int64_t c, float epsilon) {
+template <typename T>
+__global__ void bn_apply(const T* x, const float* mean, const float* variance, const float* gamma, const float* beta,
+                         T* y, int64_t n, int64_t c, float epsilon) {
   GRID_STRIDE(i, n) {
     const int64_t j = i % c;
-    y[i] = (x[i] - mean[j]) * rsqrtf(variance[j] + epsilon) * gamma[j] + beta[j];
+    y[i] = store_as<T>((load_as<float>(x[i]) - mean[j]) * rsqrtf(variance[j] + epsilon) * gamma[j] + beta[j]);
   }
 }
 
 // dx = gamma * inv_std / m * (m * dy - dbeta - xhat * dgamma)
-__global__ void bn_backward_apply(const float* dy, const float* x, const float* gamma, const float* mean,
-                                  const float* inv_std, const float* dgamma, const float* dbeta, float* dx, int64_t n,
-                                  int64_t m, int64_t c) {
+template <typename T>
+__global__ void bn_backward_apply(const T* dy, const T* x, const float* gamma, const float* mean, const float* inv_std,
+                                  const float* dgamma, const float* dbeta, T* dx, int64_t n, int64_t m, int64_t c) {
   GRID_STRIDE(i, n) {
     const int64_t j = i % c;
-    const float xhat = (x[i] - mean[j]) * inv_std[j];
+    const float xhat = (load_as<float>(x[i]) - mean[j]) * inv_std[j];
     const float fm = static_cast<float>(m);
-    dx[i] = gamma[j] * inv_std[j] / fm * (fm * dy[i] - dbeta[j] - xhat * dgamma[j]);
+    dx[i] = store_as<T>(gamma[j] * inv_std[j] / fm * (fm * load_as<float>(dy[i]) - dbeta[j] - xhat * dgamma[j]));
   }
 }
 
@@ -788,7 +830,8 @@ __global__ void adam_kernel(float* w, const float* g, float* m, float* v, float*
   }
 }
 
-__global__ void pool_fwd_kernel(bool is_max, const float* x, float* y, int32_t* argmax, PoolGeometry g) {
+template <typename T>
+__global__ void pool_fwd_kernel(bool is_max, const T* x, T* y, int32_t* argmax, PoolGeometry g) {
   GRID_STRIDE(i, g.n * g.oh * g.ow * g.c) {
     const int64_t ch = i % g.c, ox = (i / g.c) % g.ow, oy = (i / (g.c * g.ow)) % g.oh, b = i / (g.c * g.ow * g.oh);
     float best = -INFINITY, sum = 0.f;
@@ -800,7 +843,7 @@ __global__ void pool_fwd_kernel(bool is_max, const float* x, float* y, int32_t* 
         const int64_t ix = ox * g.sw - g.pw + kx;
         if (ix < 0 || ix >= g.w) continue;
         const int64_t idx = ((b * g.h + iy) * g.w + ix) * g.c + ch;
-        const float v = x[idx];
+        const float v = load_as<float>(x[idx]);
         if (best_index < 0 || v > best || v != v) {
           best = v;
           best_index = idx;
@@ -810,18 +853,20 @@ __global__ void pool_fwd_kernel(bool is_max, const float* x, float* y, int32_t* 
       }
     }
     if (is_max) {
-      y[i] = best;
+      y[i] = store_as<T>(best);
       if (argmax) argmax[i] = static_cast<int32_t>(best_index);
     } else {
-      y[i] = count ? sum / static_cast<float>(count) : 0.f;
+      y[i] = store_as<T>(count ? sum / static_cast<float>(count) : 0.f);
     }
   }
 }
 
-__global__ void pool_bwd_kernel(bool is_max, const float* dy, const int32_t* argmax, float* dx, PoolGeometry g) {
+// dx is float32 for every T: the window overlaps add up there, and the caller rounds once.
+template <typename T>
+__global__ void pool_bwd_kernel(bool is_max, const T* dy, const int32_t* argmax, float* dx, PoolGeometry g) {
   GRID_STRIDE(i, g.n * g.oh * g.ow * g.c) {
     if (is_max) {
-      if (argmax[i] >= 0) atomicAdd(dx + argmax[i], dy[i]);
+      if (argmax[i] >= 0) atomicAdd(dx + argmax[i], load_as<float>(dy[i]));
       continue;
     }
     const int64_t ch = i % g.c, ox = (i / g.c) % g.ow, oy = (i / (g.c * g.ow)) % g.oh, b = i / (g.c * g.ow * g.oh);
@@ -829,7 +874,7 @@ __global__ void pool_bwd_kernel(bool is_max, const float* dy, const int32_t* arg
     const int64_t y1 = min(y0 + g.kh, g.h), x1 = min(x0 + g.kw, g.w);
     y0 = max(y0, int64_t(0));
     x0 = max(x0, int64_t(0));
-    const float share = dy[i] / static_cast<float>((y1 - y0) * (x1 - x0));
+    const float share = load_as<float>(dy[i]) / static_cast<float>((y1 - y0) * (x1 - x0));
     for (int64_t iy = y0; iy < y1; ++iy)
       for (int64_t ix = x0; ix < x1; ++ix) atomicAdd(dx + ((b * g.h + iy) * g.w + ix) * g.c + ch, share);
   }
@@ -932,7 +977,7 @@ void cast(int from, int to, const void* x, void* y, int64_t n, cudaStream_t s) {
 }
 
 void reduce(int op, int code, const void* x, void* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t s) {
-  dispatch(code, [&](auto t) {
+  dispatch_all(code, [&](auto t) {
     using T = decltype(t);
     if (inner == 1)
       reduce_rows<T><<<static_cast<unsigned>(outer < 65535 ? outer : 65535), kThreads, 0, s>>>(
@@ -954,7 +999,7 @@ ColumnChunks column_chunks(int64_t outer, int64_t r, int64_t inner) {
 void reduce_columns_chunked(int op, int code, const void* x, void* scratch, void* y, int64_t outer, int64_t r,
                             int64_t inner, cudaStream_t s) {
   const ColumnChunks c = column_chunks(outer, r, inner);
-  dispatch(code, [&](auto t) {
+  dispatch_all(code, [&](auto t) {
     using T = decltype(t);
     using A = typename Acc<T>::type;
     static_assert(sizeof(A) == 8);
@@ -972,35 +1017,46 @@ size_t batch_norm_scratch_bytes(int64_t m, int64_t c) {
   return static_cast<size_t>(2 * k.chunks * c) * sizeof(double) + static_cast<size_t>(c) * sizeof(float);
 }
 
-void batch_norm_statistics(const float* x, float* mean, float* variance, void* scratch, int64_t m, int64_t c,
+void batch_norm_statistics(int code, const void* x, float* mean, float* variance, void* scratch, int64_t m, int64_t c,
                            float epsilon, cudaStream_t s) {
   const ColumnChunks k = column_chunks(1, m, c);
   auto* partial = static_cast<double*>(scratch);
   auto* inv_std = reinterpret_cast<float*>(partial + 2 * k.chunks * c);
   const dim3 grid(static_cast<unsigned>((c + kColumnTile - 1) / kColumnTile), static_cast<unsigned>(k.chunks));
-  bn_partial_sums<<<grid, dim3(kColumnTile, kRowLanes), 0, s>>>(x, nullptr, nullptr, nullptr, partial, m, c,
-                                                                k.chunk_rows, k.chunks);
+  dispatch_float(code, [&](auto t) {
+    using T = decltype(t);
+    bn_partial_sums<T><<<grid, dim3(kColumnTile, kRowLanes), 0, s>>>(static_cast<const T*>(x), nullptr, nullptr,
+                                                                     nullptr, partial, m, c, k.chunk_rows, k.chunks);
+  });
   bn_finish_sums<<<blocks_for(c), kThreads, 0, s>>>(partial, m, c, k.chunks, epsilon, false, mean, variance, inv_std);
 }
 
-void batch_norm_apply(const float* x, const float* mean, const float* variance, const float* gamma, const float* beta,
-                      float* y, int64_t m, int64_t c, float epsilon, cudaStream_t s) {
-  bn_apply<<<blocks_for(m * c), kThreads, 0, s>>>(x, mean, variance, gamma, beta, y, m * c, c, epsilon);
+void batch_norm_apply(int code, const void* x, const float* mean, const float* variance, const float* gamma,
+                      const float* beta, void* y, int64_t m, int64_t c, float epsilon, cudaStream_t s) {
+  dispatch_float(code, [&](auto t) {
+    using T = decltype(t);
+    bn_apply<T><<<blocks_for(m * c), kThreads, 0, s>>>(static_cast<const T*>(x), mean, variance, gamma, beta,
+                                                       static_cast<T*>(y), m * c, c, epsilon);
+  });
 }
 
-void batch_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
-                         const float* variance, float* dx, float* dgamma, float* dbeta, void* scratch, int64_t m,
+void batch_norm_backward(int code, const void* dy, const void* x, const float* gamma, const float* mean,
+                         const float* variance, void* dx, float* dgamma, float* dbeta, void* scratch, int64_t m,
                          int64_t c, float epsilon, cudaStream_t s) {
   const ColumnChunks k = column_chunks(1, m, c);
   auto* partial = static_cast<double*>(scratch);
   auto* inv_std = reinterpret_cast<float*>(partial + 2 * k.chunks * c);
   unary_inv_std<<<blocks_for(c), kThreads, 0, s>>>(variance, inv_std, c, epsilon);
   const dim3 grid(static_cast<unsigned>((c + kColumnTile - 1) / kColumnTile), static_cast<unsigned>(k.chunks));
-  bn_partial_sums<<<grid, dim3(kColumnTile, kRowLanes), 0, s>>>(x, dy, mean, inv_std, partial, m, c, k.chunk_rows,
-                                                                k.chunks);
-  bn_finish_sums<<<blocks_for(c), kThreads, 0, s>>>(partial, m, c, k.chunks, epsilon, true, dbeta, dgamma, nullptr);
-  bn_backward_apply<<<blocks_for(m * c), kThreads, 0, s>>>(dy, x, gamma, mean, inv_std, dgamma, dbeta, dx, m * c, m,
-                                                           c);
+  dispatch_float(code, [&](auto t) {
+    using T = decltype(t);
+    bn_partial_sums<T><<<grid, dim3(kColumnTile, kRowLanes), 0, s>>>(
+        static_cast<const T*>(x), static_cast<const T*>(dy), mean, inv_std, partial, m, c, k.chunk_rows, k.chunks);
+    bn_finish_sums<<<blocks_for(c), kThreads, 0, s>>>(partial, m, c, k.chunks, epsilon, true, dbeta, dgamma, nullptr);
+    bn_backward_apply<T><<<blocks_for(m * c), kThreads, 0, s>>>(static_cast<const T*>(dy), static_cast<const T*>(x),
+                                                                gamma, mean, inv_std, dgamma, dbeta,
+                                                                static_cast<T*>(dx), m * c, m, c);
+  });
 }
 
 void variance(const float* x, float* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t s) {
@@ -1090,13 +1146,22 @@ void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int6
   adam_kernel<<<blocks_for(n), kThreads, 0, s>>>(w, g, m, v, vhat, n, alpha, b1, b2, eps);
 }
 
-void pool_forward(bool is_max, const float* x, float* y, int32_t* argmax, const PoolGeometry& g, cudaStream_t s) {
-  pool_fwd_kernel<<<blocks_for(g.n * g.oh * g.ow * g.c), kThreads, 0, s>>>(is_max, x, y, argmax, g);
+void pool_forward(bool is_max, int code, const void* x, void* y, int32_t* argmax, const PoolGeometry& g,
+                  cudaStream_t s) {
+  dispatch_float(code, [&](auto t) {
+    using T = decltype(t);
+    pool_fwd_kernel<T><<<blocks_for(g.n * g.oh * g.ow * g.c), kThreads, 0, s>>>(
+        is_max, static_cast<const T*>(x), static_cast<T*>(y), argmax, g);
+  });
 }
 
-void pool_backward(bool is_max, const float* dy, const int32_t* argmax, float* dx, const PoolGeometry& g,
+void pool_backward(bool is_max, int code, const void* dy, const int32_t* argmax, float* dx, const PoolGeometry& g,
                    cudaStream_t s) {
-  pool_bwd_kernel<<<blocks_for(g.n * g.oh * g.ow * g.c), kThreads, 0, s>>>(is_max, dy, argmax, dx, g);
+  dispatch_float(code, [&](auto t) {
+    using T = decltype(t);
+    pool_bwd_kernel<T><<<blocks_for(g.n * g.oh * g.ow * g.c), kThreads, 0, s>>>(is_max, static_cast<const T*>(dy),
+                                                                               argmax, dx, g);
+  });
 }
 
 }  // namespace keras::cuda::kernels

@@ -29,7 +29,8 @@ void where(int code, const uint8_t* c, const void* a, const void* b, void* y, in
            cudaStream_t stream);
 void cast(int from, int to, const void* x, void* y, int64_t n, cudaStream_t stream);
 
-/// Reductions over (outer, r, inner) layouts. op: keras::ReduceOp value.
+/// Reductions over (outer, r, inner) layouts, every dtype (float16 and bfloat16 accumulate in double,
+/// as float32 does). op: keras::ReduceOp value.
 void reduce(int op, int code, const void* x, void* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t stream);
 /// Columns of (outer, r, inner) reduced over r in row chunks, for few columns over many rows; needs
 /// `column_chunks(...).scratch_bytes` of device scratch.
@@ -41,17 +42,18 @@ ColumnChunks column_chunks(int64_t outer, int64_t r, int64_t inner);
 void reduce_columns_chunked(int op, int code, const void* x, void* scratch, void* y, int64_t outer, int64_t r,
                             int64_t inner, cudaStream_t stream);
 void variance(const float* x, float* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t stream);
-/// Batch normalization of (m, c) float32 channels-last rows; the statistics and backward passes need
-/// batch_norm_scratch_bytes(m, c) of device scratch.
+/// Batch normalization of (m, c) channels-last rows: data (x, y, dy, dx) of dtype `code` (float32,
+/// float16 or bfloat16, computed in float), parameters and statistics float32. The statistics and
+/// backward passes need batch_norm_scratch_bytes(m, c) of device scratch.
 size_t batch_norm_scratch_bytes(int64_t m, int64_t c);
 /// mean and biased variance of each column.
-void batch_norm_statistics(const float* x, float* mean, float* variance, void* scratch, int64_t m, int64_t c,
+void batch_norm_statistics(int code, const void* x, float* mean, float* variance, void* scratch, int64_t m, int64_t c,
                            float epsilon, cudaStream_t stream);
 /// y = (x - mean) / sqrt(variance + epsilon) * gamma + beta.
-void batch_norm_apply(const float* x, const float* mean, const float* variance, const float* gamma, const float* beta,
-                      float* y, int64_t m, int64_t c, float epsilon, cudaStream_t stream);
-void batch_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
-                         const float* variance, float* dx, float* dgamma, float* dbeta, void* scratch, int64_t m,
+void batch_norm_apply(int code, const void* x, const float* mean, const float* variance, const float* gamma,
+                      const float* beta, void* y, int64_t m, int64_t c, float epsilon, cudaStream_t stream);
+void batch_norm_backward(int code, const void* dy, const void* x, const float* gamma, const float* mean,
+                         const float* variance, void* dx, float* dgamma, float* dbeta, void* scratch, int64_t m,
                          int64_t c, float epsilon, cudaStream_t stream);
 void arg_reduce(bool is_max, int code, const void* x, int64_t* y, int64_t outer, int64_t r, int64_t inner,
                 cudaStream_t stream);
@@ -96,13 +98,15 @@ void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int6
 namespace keras::cuda::kernels {
 
 /// Pooling over NHWC with explicit pads; padded positions never contribute (average excludes
-/// them, as Keras). Max pooling records the flat input index of each maximum in `argmax`.
+/// them, as Keras). Max pooling records the flat input index of each maximum in `argmax`. x, y and
+/// dy have dtype `code` (float32, float16 or bfloat16); dx is float32 whatever the dtype.
 struct PoolGeometry {
   int64_t n, h, w, c, oh, ow, kh, kw, sh, sw, ph, pw;
 };
-void pool_forward(bool is_max, const float* x, float* y, int32_t* argmax, const PoolGeometry& g, cudaStream_t stream);
+void pool_forward(bool is_max, int code, const void* x, void* y, int32_t* argmax, const PoolGeometry& g,
+                  cudaStream_t stream);
 /// dx must be zeroed first.
-void pool_backward(bool is_max, const float* dy, const int32_t* argmax, float* dx, const PoolGeometry& g,
+void pool_backward(bool is_max, int code, const void* dy, const int32_t* argmax, float* dx, const PoolGeometry& g,
                    cudaStream_t stream);
 
 }  // namespace keras::cuda::kernels

@@ -58,8 +58,12 @@ ops::BatchNormResult synchronized_batch_norm(distribute::Communicator& comm, con
 }  // namespace
 
 Tensor BatchNormalization::call(const Tensor& input, bool training) {
-  // float16/bfloat16 inputs overflow in the statistics: Keras computes in float32 and casts back.
-  return ops::cast(normalize(ops::cast(input, DType::float32), training), compute_dtype());
+  // float16/bfloat16 inputs would overflow in the statistics: Keras computes in float32 and casts
+  // back. The batch-norm ops do so themselves (natively where the backend can); the synchronized
+  // statistics are composed here, so they get float32 data.
+  const bool synchronized = training && trainable() && strategy_ && strategy_->communicator().name() != "single";
+  const Tensor x = synchronized ? ops::cast(input, DType::float32) : input;
+  return ops::cast(normalize(x, training), compute_dtype());
 }
 
 Tensor BatchNormalization::normalize(const Tensor& x, bool training) {

@@ -1,8 +1,11 @@
 // Mixed precision as Keras does it: DTypePolicy, autocasting layers, float32 losses and the
 // LossScaleOptimizer. References are computed here from bfloat16-rounded operands in double, or by
 // hand from Keras' update rules (keras/src/optimizers/loss_scale_optimizer.py).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
+#include <random>
 
 #include "tests/support/test_support.h"
 
@@ -291,8 +294,7 @@ TEST_CASE("a model's dtype policies survive its config", "[cpu][mixed][saving]")
   CHECK(dynamic_cast<optimizers::LossScaleOptimizer*>(restored->optimizer()) != nullptr);
 }
 
-TEST_CASE("native low-precision matmuls and convolutions equal the float32 emulation within a rounding step",
-          "[cpu][mixed]") {
+TEST_CASE("native low-precision ops equal the float32 emulation within a rounding step", "[cpu][mixed]") {
   // Where a backend computes bfloat16 / float16 itself (oneDNN's bfloat16 matmul on AVX-512, cuBLAS
   // and cuDNN), it must agree with the path every other backend takes: float32 products of the
   // rounded operands, rounded once. Each case skips where the backend has no native kernel.
@@ -316,7 +318,7 @@ TEST_CASE("native low-precision matmuls and convolutions equal the float32 emula
     INFO("dtype " << dtype_name(low));
     const auto lowered = [&](const Tensor& t) { return ops::cast(ops::to_backend(t, be), low); };
     const auto wide = [](const Tensor& t) { return ops::cast(t, DType::float32); };
-    if (be.supports(low == DType::bfloat16 ? Capability::bfloat16_matmul : Capability::float16_matmul)) {
+    if (be.computes_low_precision(OpFamily::matmul, low)) {
       const Tensor a = lowered(kt::random_tensor(Shape{3, 17, 300}, 21));
       const Tensor b = lowered(kt::random_tensor(Shape{300, 9}, 22));
       const Tensor native = ops::matmul(a, b);
@@ -332,7 +334,7 @@ TEST_CASE("native low-precision matmuls and convolutions equal the float32 emula
     } else {
       kt::skip("no native " + dtype_name(low) + " matmul on backend '" + be.name() + "'; the emulation runs");
     }
-    if (be.supports(low == DType::bfloat16 ? Capability::bfloat16_elementwise : Capability::float16_elementwise)) {
+    if (be.computes_low_precision(OpFamily::elementwise, low)) {
       const Tensor a = lowered(kt::random_tensor(Shape{4, 33}, 28, -3.f, 3.f));
       const Tensor b = lowered(kt::random_tensor(Shape{33}, 29, 0.5f, 2.f));  // broadcast along rows
       for (const UnaryOp op : {UnaryOp::tanh, UnaryOp::sigmoid, UnaryOp::relu, UnaryOp::exp, UnaryOp::negative}) {
@@ -351,7 +353,7 @@ TEST_CASE("native low-precision matmuls and convolutions equal the float32 emula
     } else {
       kt::skip("no native " + dtype_name(low) + " elementwise ops on backend '" + be.name() + "'; the emulation runs");
     }
-    if (be.supports(low == DType::bfloat16 ? Capability::bfloat16_conv : Capability::float16_conv)) {
+    if (be.computes_low_precision(OpFamily::conv, low)) {
       // Forward with bias and relu, "same" padding (odd and even), and both gradients.
       const Tensor x = lowered(kt::random_tensor(Shape{2, 9, 8, 16}, 25));
       const Tensor k = lowered(kt::random_tensor(Shape{3, 3, 16, 8}, 26, -0.2f, 0.2f));
@@ -375,5 +377,106 @@ TEST_CASE("native low-precision matmuls and convolutions equal the float32 emula
     } else {
       kt::skip("no native " + dtype_name(low) + " convolution on backend '" + be.name() + "'; the emulation runs");
     }
+    // Gradients of sum(y * w) with w representable in `low`, so the native path's gradient (cast to
+    // `low` on its way back) and the float32 reference's start from the same numbers.
+    const auto grads = [&](auto&& f, const std::vector<Tensor>& inputs, const Tensor& w) {
+      std::vector<Tensor> xs = inputs;
+      GradientTape tape;
+      for (Tensor& x : xs) tape.watch(x);
+      const Tensor y = f(xs);
+      return tape.gradient(ops::sum(ops::cast(y, DType::float32) * w), xs);
+    };
+    if (be.computes_low_precision(OpFamily::reduce, low)) {
+      const Tensor x = lowered(kt::random_tensor(Shape{37, 300}, 30, -2.f, 2.f));
+      for (const int64_t axis : {0, 1}) {
+        INFO("axis " << axis);
+        close(ops::sum(x, {axis}), rounded(ops::sum(wide(x), {axis}), low), low);
+        close(ops::mean(x, {axis}), rounded(ops::mean(wide(x), {axis}), low), low);
+        close(ops::max(x, {axis}), rounded(ops::max(wide(x), {axis}), low), low);
+      }
+    } else {
+      kt::skip("no native " + dtype_name(low) + " reductions on backend '" + be.name() + "'; the emulation runs");
+    }
+    if (be.computes_low_precision(OpFamily::pool, low)) {
+      // Distinct values in every (image, channel) plane: a tie in a window could route a max-pooling
+      // gradient either way. Multiples of 1/16 below 5 are exact in float16 and bfloat16.
+      std::vector<float> values(2 * 9 * 8 * 16);
+      std::mt19937 rng(31);
+      for (int64_t b = 0; b < 2; ++b)
+        for (int64_t c = 0; c < 16; ++c) {
+          std::vector<int> order(72);
+          std::iota(order.begin(), order.end(), 0);
+          std::shuffle(order.begin(), order.end(), rng);
+          for (int64_t p = 0; p < 72; ++p) values[static_cast<size_t>((b * 72 + p) * 16 + c)] = (order[p] - 36) / 16.f;
+        }
+      const Tensor x = lowered(Tensor::from_vector(values, Shape{2, 9, 8, 16}));
+      const Tensor w = ops::to_backend(ops::cast(lowered(kt::random_tensor(Shape{2, 5, 4, 16}, 32)), DType::float32), be);
+      const ops::PoolOptions o{.pool_size = {3, 3}, .strides = {2, 2}, .padding = "same"};
+      for (const bool is_max : {true, false}) {
+        INFO((is_max ? "max pooling" : "average pooling"));
+        const auto pool = [&](const std::vector<Tensor>& xs) {
+          return is_max ? ops::max_pool(xs[0], o) : ops::average_pool(xs[0], o);
+        };
+        const Tensor y = pool({x});
+        REQUIRE(y.dtype() == low);
+        close(y, rounded(pool({wide(x)}), low), low);
+        close(grads(pool, {x}, w)[0], rounded(grads(pool, {wide(x)}, w)[0], low), low);
+      }
+    } else {
+      kt::skip("no native " + dtype_name(low) + " pooling on backend '" + be.name() + "'; the emulation runs");
+    }
+    if (be.computes_low_precision(OpFamily::batch_norm, low)) {
+      // Channels far from zero mean, as after a convolution; float32 parameters, as the layer keeps them.
+      const Tensor x = lowered(kt::random_tensor(Shape{4, 5, 6, 24}, 33, 1.f, 5.f));
+      const Tensor gamma = ops::to_backend(kt::random_tensor(Shape{24}, 34, 0.5f, 1.5f), be);
+      const Tensor beta = ops::to_backend(kt::random_tensor(Shape{24}, 35), be);
+      const Tensor w = ops::to_backend(ops::cast(lowered(kt::random_tensor(x.shape(), 36)), DType::float32), be);
+      const auto native = ops::batch_norm_training(x, gamma, beta, 1e-3f);
+      const auto ref = ops::batch_norm_training(wide(x), gamma, beta, 1e-3f);
+      REQUIRE(native.y.dtype() == low);
+      REQUIRE(native.mean.dtype() == DType::float32);
+      close(native.y, rounded(ref.y, low), low);
+      kt::require_close(native.mean.to_vector<float>(), ref.mean.to_vector<float>(), 1e-5f, 1e-5f);
+      kt::require_close(native.variance.to_vector<float>(), ref.variance.to_vector<float>(), 1e-5f, 1e-4f);
+      const auto bn = [](const std::vector<Tensor>& xs) { return ops::batch_norm_training(xs[0], xs[1], xs[2], 1e-3f).y; };
+      const auto g = grads(bn, {x, gamma, beta}, w);
+      const auto g32 = grads(bn, {wide(x), gamma, beta}, w);
+      REQUIRE(g[0].dtype() == low);
+      close(g[0], rounded(g32[0], low), low);
+      kt::require_close(g[1].to_vector<float>(), g32[1].to_vector<float>(), 1e-3f, 1e-4f);
+      kt::require_close(g[2].to_vector<float>(), g32[2].to_vector<float>(), 1e-3f, 1e-4f);
+      close(ops::batch_norm_inference(x, gamma, beta, ref.mean, ref.variance, 1e-3f),
+            rounded(ops::batch_norm_inference(wide(x), gamma, beta, ref.mean, ref.variance, 1e-3f), low), low);
+    } else {
+      kt::skip("no native " + dtype_name(low) + " batch normalization on backend '" + be.name() + "'; the emulation runs");
+    }
+    if (be.computes_low_precision(OpFamily::softmax, low)) {
+      const Tensor x = lowered(kt::random_tensor(Shape{7, 50}, 37, -4.f, 4.f));
+      close(ops::softmax(x), rounded(ops::softmax(wide(x)), low), low);
+      close(ops::log_softmax(x), rounded(ops::log_softmax(wide(x)), low), low);
+    } else {
+      kt::skip("no native " + dtype_name(low) + " softmax on backend '" + be.name() + "'; the emulation runs");
+    }
   }
+}
+
+TEST_CASE("KERASCPP_NATIVE_LOW_PRECISION=0 makes a new backend emulate every low-precision op", "[cpu][mixed]") {
+  Backend* plain = nullptr;
+  {
+    kt::ScopedEnv env("KERASCPP_NATIVE_LOW_PRECISION", "0");
+    plain = &backend::get_backend("cpu:6");  // a logical device made under the setting
+  }
+  for (const OpFamily f : {OpFamily::matmul, OpFamily::conv, OpFamily::elementwise, OpFamily::reduce, OpFamily::pool,
+                           OpFamily::batch_norm, OpFamily::softmax}) {
+    CHECK_FALSE(plain->computes_low_precision(f, DType::bfloat16));
+    CHECK_FALSE(plain->computes_low_precision(f, DType::float16));
+  }
+  // Its results are still bfloat16, equal to float32 rounded once (the emulation).
+  const Tensor x = ops::cast(ops::to_backend(kt::random_tensor(Shape{3, 4, 5, 8}, 40, 1.f, 3.f), *plain), DType::bfloat16);
+  const Tensor gamma = ops::ones(Shape{8}, DType::float32, plain), beta = ops::zeros(Shape{8}, DType::float32, plain);
+  const auto r = ops::batch_norm_training(x, gamma, beta, 1e-3f);
+  REQUIRE(r.y.dtype() == DType::bfloat16);
+  const auto ref = ops::batch_norm_training(ops::cast(x, DType::float32), gamma, beta, 1e-3f);
+  CHECK(ops::cast(r.y, DType::float32).to_vector<float>() ==
+        ops::cast(ops::cast(ref.y, DType::bfloat16), DType::float32).to_vector<float>());
 }

@@ -108,6 +108,22 @@ int main() {
     const double mlp16 = mlp_step("mixed_bfloat16"), mlp32 = mlp_step("float32");
     std::printf("%-44s %12.2f %12.2f %8.2f\n", "MLP 784-1024-1024-10 train step, batch 256 (ms)", mlp16 * 1e3,
                 mlp32 * 1e3, mlp32 / mlp16);
+    // A convolutional block: convolutions, batch norms, pooling and a global average, as in ResNets.
+    auto cnn_step = [](const char* policy) {
+      mixed_precision::PolicyScope scope(policy);
+      Sequential m({layers::Input({32, 32, 16}), layers::Conv2D(32, {3, 3}, {.padding = "same"}),
+                    layers::BatchNormalization(), layers::Activation("relu"), layers::MaxPooling2D({2, 2}),
+                    layers::Conv2D(64, {3, 3}, {.padding = "same"}), layers::BatchNormalization(),
+                    layers::Activation("relu"), layers::GlobalAveragePooling2D(),
+                    layers::Dense(10, {.activation = "softmax", .dtype = "float32"})});
+      m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+      const Tensor x = ops::random_uniform(Shape{64, 32, 32, 16}, 0, 1, 6);
+      const Tensor y = ops::cast(ops::floor(ops::random_uniform(Shape{64}, 0, 9.99f, 7)), DType::int32);
+      return median_seconds([&] { m.train_on_batch(x, y); }, 15);
+    };
+    const double cnn16 = cnn_step("mixed_bfloat16"), cnn32 = cnn_step("float32");
+    std::printf("%-44s %12.2f %12.2f %8.2f\n", "conv-BN-relu-pool block train step, b64 (ms)", cnn16 * 1e3,
+                cnn32 * 1e3, cnn32 / cnn16);
   }
 
   {  // Dispatch: one small add, without and with recording.
