@@ -51,7 +51,14 @@ Settings read_environment() {
   const std::string home = env_or("HOME", "");
   c.tf32 = env_or("KERASCPP_TF32", "1") != "0";
   c.conv_winograd = env_or("KERASCPP_CONV_WINOGRAD", "1") != "0";
-  c.native_low_precision = env_or("KERASCPP_NATIVE_LOW_PRECISION", "1") != "0";
+  const std::string low = env_or("KERASCPP_NATIVE_LOW_PRECISION", "auto");
+  if (low == "0")
+    c.native_low_precision = Settings::LowPrecisionKernels::none;
+  else if (low == "all")
+    c.native_low_precision = Settings::LowPrecisionKernels::all;
+  else if (low != "auto" && low != "1")
+    c.warnings.push_back(
+        fmt::format("KERASCPP_NATIVE_LOW_PRECISION={} is not one of 0, auto, all; using auto", low));
   c.cuda_graphs = env_or("KERASCPP_CUDA_GRAPHS", "0") == "1";
   c.cudnn_rnn_algo = env_or("KERASCPP_CUDNN_RNN_ALGO", "");
   c.cudnn_rnn_layout = env_or("KERASCPP_CUDNN_RNN_LAYOUT", "");

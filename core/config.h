@@ -24,9 +24,14 @@ struct KERASCPP_API Settings {
   /// KERASCPP_CONV_WINOGRAD: "0" keeps inference convolutions on the CPU on the direct kernels
   /// (Winograd is faster for 3x3 filters, with float32 rounding errors a few times larger).
   bool conv_winograd = true;
-  /// KERASCPP_NATIVE_LOW_PRECISION: "0" makes backends created afterwards claim no float16/bfloat16
-  /// kernels, so mixed precision runs every op on float32 copies (to compare, or to rule a kernel out).
-  bool native_low_precision = true;
+  /// KERASCPP_NATIVE_LOW_PRECISION, read by backends when they are created: which float16/bfloat16
+  /// kernels they use; the other ops run on float32 copies rounded back.
+  enum class LowPrecisionKernels {
+    none,  // "0": every op on float32 copies (to compare, or to rule a kernel out)
+    fast,  // "auto" (default): the kernels faster than the copies on this hardware
+    all,   // "all": every kernel the hardware can run, even slowly (to test them)
+  };
+  LowPrecisionKernels native_low_precision = LowPrecisionKernels::fast;
   /// KERASCPP_CUDA_GRAPHS: "1" replays repeated inference calls from recorded CUDA graphs.
   bool cuda_graphs = false;
   /// KERASCPP_CUDNN_RNN_ALGO: cuDNN's RNN algorithm (standard, static, dynamic, small_h); empty: standard.

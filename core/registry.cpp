@@ -284,6 +284,8 @@ Backend& default_backend() {
   if (Backend* b = r.default_backend.load(std::memory_order_acquire)) return *b;
   static std::once_flag once;
   std::call_once(once, [] {
+    // The first use of a backend: settings that could not be read are reported here, once.
+    for (const std::string& w : settings().warnings) detail::log_warn(w);
     if (!backend::registry().default_backend.load()) backend::set_default_backend(settings().backend);
   });
   return *r.default_backend.load();

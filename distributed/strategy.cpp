@@ -278,7 +278,6 @@ std::shared_ptr<Communicator> communicator_for(const StrategyOptions& o) {
   CommunicatorOptions co;
   co.timeout =
       o.timeout.value_or(std::chrono::milliseconds(static_cast<int64_t>(settings().distributed_timeout_s * 1000.0)));
-  for (const std::string& w : settings().warnings) keras::detail::log_warn(w);
   const bool gpu = default_backend().device().type != DeviceType::cpu;
   const int world = settings().world_size;
   const bool mpi = settings().launched_by_mpi;

@@ -71,7 +71,10 @@ CpuBackend::CpuBackend(int index)
       engine_(shared_engine()),
       default_threads_(omp_get_max_threads()),
       winograd_enabled_(settings().conv_winograd),
-      bf16_families_(settings().native_low_precision ? probe_bf16_families(engine_) : 0u) {}
+      bf16_families_(settings().native_low_precision == Settings::LowPrecisionKernels::none
+                         ? 0u
+                         : probe_bf16_families(engine_, settings().native_low_precision ==
+                                                            Settings::LowPrecisionKernels::fast)) {}
 
 void CpuBackend::set_thread_parallelism(int threads) {
   // OpenMP's setting is per calling thread. It matters beyond the helper's own speed: every thread

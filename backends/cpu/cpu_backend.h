@@ -246,9 +246,9 @@ inline void dispatch_dtype(DType dtype, const char* op, F&& f) {
   }
 }
 
-/// The OpFamily values (as bits) for which oneDNN has optimized bfloat16 kernels on this processor:
-/// it needs AVX-512 (native on AVX512_BF16 and AMX); a family with only a reference kernel is left out.
-uint32_t probe_bf16_families(const dnnl::engine& engine);
+/// The OpFamily values (as bits) for which oneDNN has optimized bfloat16 kernels on this processor;
+/// a family with only a reference kernel is left out. only_fast: none without AVX512_BF16 or AMX.
+uint32_t probe_bf16_families(const dnnl::engine& engine, bool only_fast);
 
 /// Broadcast strides of `s` against `out` (0 where broadcast), in elements.
 std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out);

@@ -184,7 +184,8 @@ class CudaBackend final : public Backend {
 
  private:
   int device_;
-  bool native_low_precision_ = settings().native_low_precision;  // read once, at creation
+  // Read once, at creation.
+  bool native_low_precision_ = settings().native_low_precision != Settings::LowPrecisionKernels::none;
   cudaStream_t stream_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

@@ -294,11 +294,11 @@ TEST_CASE("a model's dtype policies survive its config", "[cpu][mixed][saving]")
   CHECK(dynamic_cast<optimizers::LossScaleOptimizer*>(restored->optimizer()) != nullptr);
 }
 
-TEST_CASE("native low-precision ops equal the float32 emulation within a rounding step", "[cpu][mixed]") {
-  // Where a backend computes bfloat16 / float16 itself (oneDNN's bfloat16 matmul on AVX-512, cuBLAS
-  // and cuDNN), it must agree with the path every other backend takes: float32 products of the
-  // rounded operands, rounded once. Each case skips where the backend has no native kernel.
-  Backend& be = default_backend();
+namespace {
+// Where a backend computes bfloat16 / float16 itself (oneDNN on AVX-512, cuBLAS, cuDNN, kernels.cu),
+// it must agree with the path every other backend takes: float32 arithmetic on the rounded
+// operands, rounded once. Each family skips where the backend has no native kernel.
+void check_native_low_precision(Backend& be) {
   // The rounding step of the reference: through float16/bfloat16 and back on the CPU backend.
   auto rounded = [](const Tensor& f32, DType low) {
     return ops::cast(ops::cast(ops::to_backend(f32, backend::get_backend("cpu")), low), DType::float32)
@@ -459,12 +459,42 @@ TEST_CASE("native low-precision ops equal the float32 emulation within a roundin
     }
   }
 }
+}  // namespace
+
+TEST_CASE("native low-precision ops equal the float32 emulation within a rounding step", "[cpu][mixed]") {
+  check_native_low_precision(default_backend());
+}
+
+TEST_CASE("oneDNN's bfloat16 kernels equal the float32 emulation, also where they are not the default",
+          "[cpu][mixed]") {
+  // Without AVX512_BF16 the CPU backend emulates bfloat16 (it is faster); "all" claims every oneDNN
+  // bfloat16 kernel the processor can run at all (AVX-512), so they are checked on such machines too.
+  Backend* all = nullptr;
+  {
+    kt::ScopedEnv env("KERASCPP_NATIVE_LOW_PRECISION", "all");
+    all = &backend::get_backend("cpu:7");
+  }
+  if (!all->computes_low_precision(OpFamily::matmul, DType::bfloat16)) {
+    kt::skip("oneDNN runs no bfloat16 kernel on this processor (it needs AVX-512)");
+    return;
+  }
+  for (const OpFamily f : {OpFamily::conv, OpFamily::pool, OpFamily::batch_norm, OpFamily::softmax})
+    CHECK(all->computes_low_precision(f, DType::bfloat16));
+  check_native_low_precision(*all);
+}
 
 TEST_CASE("KERASCPP_NATIVE_LOW_PRECISION=0 makes a new backend emulate every low-precision op", "[cpu][mixed]") {
   Backend* plain = nullptr;
   {
     kt::ScopedEnv env("KERASCPP_NATIVE_LOW_PRECISION", "0");
+    CHECK(settings().native_low_precision == Settings::LowPrecisionKernels::none);
     plain = &backend::get_backend("cpu:6");  // a logical device made under the setting
+  }
+  {
+    kt::ScopedEnv env("KERASCPP_NATIVE_LOW_PRECISION", "fastest");
+    CHECK(settings().native_low_precision == Settings::LowPrecisionKernels::fast);
+    REQUIRE(settings().warnings.size() == 1);
+    CHECK(settings().warnings[0] == "KERASCPP_NATIVE_LOW_PRECISION=fastest is not one of 0, auto, all; using auto");
   }
   for (const OpFamily f : {OpFamily::matmul, OpFamily::conv, OpFamily::elementwise, OpFamily::reduce, OpFamily::pool,
                            OpFamily::batch_norm, OpFamily::softmax}) {
