@@ -742,22 +742,15 @@ __global__ void xent_kernel(const float* z, const void* labels, bool sparse, boo
   }
 }
 
-__global__ void bias_act_kernel(float* y, const float* bias, const float* scale, const float* shift, int64_t m,
-                                int64_t n, int act) {
+// float arithmetic for every T: a bfloat16 / float16 product is rounded once, on the way out.
+template <typename T>
+__global__ void bias_act_kernel(T* y, const T* bias, const float* scale, const float* shift, int64_t m, int64_t n,
+                                int act) {
   GRID_STRIDE(i, m * n) {
     const int64_t c = i % n;
-    float v = y[i] + (bias ? bias[c] : 0.f);
+    float v = load_as<float>(y[i]) + (bias ? load_as<float>(bias[c]) : 0.f);
     if (scale) v = v * scale[c] + shift[c];
-    y[i] = unary_f(act, v, 0.f, 0.f);
-  }
-}
-
-// The same for a bfloat16 / float16 product: float arithmetic, one rounding on the way out.
-template <typename T>
-__global__ void bias_act_low_kernel(T* y, const T* bias, int64_t m, int64_t n, int act) {
-  GRID_STRIDE(i, m * n) {
-    const float v = static_cast<float>(y[i]) + (bias ? static_cast<float>(bias[i % n]) : 0.f);
-    y[i] = static_cast<T>(unary_f(act, v, 0.f, 0.f));
+    y[i] = store_as<T>(unary_f(act, v, 0.f, 0.f));
   }
 }
 
@@ -1116,16 +1109,15 @@ void softmax_cross_entropy(const float* logits, const void* labels, bool sparse,
 
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s, const float* scale,
                      const float* shift) {
-  bias_act_kernel<<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, m, n, act);
+  bias_act_kernel<float><<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, m, n, act);
 }
 
 void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int act, bool bf16, cudaStream_t s) {
-  if (bf16)
-    bias_act_low_kernel<<<blocks_for(m * n), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(y),
-                                                              static_cast<const __nv_bfloat16*>(bias), m, n, act);
-  else
-    bias_act_low_kernel<<<blocks_for(m * n), kThreads, 0, s>>>(static_cast<__half*>(y), static_cast<const __half*>(bias),
-                                                              m, n, act);
+  dispatch_float(bf16 ? kernels::bf16 : kernels::f16, [&](auto t) {
+    using T = decltype(t);
+    bias_act_kernel<T><<<blocks_for(m * n), kThreads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(bias), nullptr,
+                                                             nullptr, m, n, act);
+  });
 }
 
 void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaStream_t s) {
