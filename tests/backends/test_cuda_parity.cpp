@@ -1,5 +1,6 @@
 // The CUDA backend against the CPU backend: every op forward and, where differentiable, backward,
 // on the same random inputs. Without a usable CUDA device each case reports itself skipped.
+#include <algorithm>
 #include <cmath>
 
 #include "tests/support/test_support.h"
@@ -63,7 +64,119 @@ void check_parity(Backend& gpu, const Fn& f, const std::vector<Tensor>& inputs, 
 
 Tensor r(const Shape& s, uint32_t seed, float lo = -1.f, float hi = 1.f) { return kt::random_tensor(s, seed, lo, hi); }
 
+// check_parity in float16 / bfloat16: the floating inputs rounded to `low` (except those listed in
+// `keep_float32`, such as batch-norm parameters) on both backends. Each backend computes in float32
+// and rounds once, by its own kernels or through float32 copies, so outputs agree within two steps
+// of the format (each is within one of the exact value); gradients, which pass through several
+// rounded intermediates, within four steps of their largest magnitude.
+void check_parity_low(Backend& other, DType low, const Fn& f, const std::vector<Tensor>& inputs,
+                      const std::vector<size_t>& keep_float32 = {}) {
+  const int bits = low == DType::bfloat16 ? 8 : 11;  // significand bits, the implicit one included
+  auto lowered = [&](const std::vector<Tensor>& xs, Backend& be) {
+    std::vector<Tensor> out;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const bool keep = std::find(keep_float32.begin(), keep_float32.end(), i) != keep_float32.end();
+      const Tensor t = ops::to_backend(xs[i], be);
+      out.push_back(is_floating(t.dtype()) && !keep ? ops::cast(t, low) : t);
+    }
+    return out;
+  };
+  auto run = [&](std::vector<Tensor> xs) {
+    std::vector<Tensor> watched;
+    GradientTape tape;
+    for (Tensor& x : xs)
+      if (is_floating(x.dtype())) {
+        tape.watch(x);
+        watched.push_back(x);
+      }
+    const Tensor y = f(xs);
+    std::vector<Tensor> out{y};
+    if (is_floating(y.dtype())) {
+      const Tensor probe = ops::to_backend(kt::random_tensor(y.shape(), 99, 0.5f, 1.5f), *y.backend());
+      for (const Tensor& g : tape.gradient(ops::sum(ops::cast(y, DType::float32) * probe), watched)) out.push_back(g);
+    }
+    return out;
+  };
+  const auto expected = run(lowered(inputs, cpu()));
+  const auto actual = run(lowered(inputs, other));
+  REQUIRE(actual.size() == expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    INFO((i == 0 ? "output" : "gradient " + std::to_string(i - 1)) << " " << expected[i].shape().to_string() << " in "
+                                                                     << dtype_name(low));
+    REQUIRE(actual[i].shape() == expected[i].shape());
+    REQUIRE(actual[i].dtype() == expected[i].dtype());
+    const std::vector<float> a = as_floats(actual[i]), e = as_floats(expected[i]);
+    float largest = 0;
+    for (float v : e) largest = std::max(largest, std::fabs(v));
+    for (size_t k = 0; k < e.size(); ++k) {
+      const float allowed = i == 0 ? std::ldexp(std::fabs(e[k]), 2 - bits) + std::ldexp(largest, -2 * bits)
+                                   : std::ldexp(largest, 3 - bits);
+      INFO("element " << k << ": " << a[k] << " vs " << e[k]);
+      REQUIRE(std::fabs(a[k] - e[k]) <= allowed);
+    }
+  }
+}
+
+// The low-precision ops of a model under mixed precision, on `other` against the CPU backend.
+void check_low_precision_ops(Backend& other) {
+  for (const DType low : {DType::bfloat16, DType::float16}) {
+    INFO(dtype_name(low));
+    for (const UnaryOp op : {UnaryOp::relu, UnaryOp::tanh, UnaryOp::sigmoid, UnaryOp::exp}) {
+      INFO(unary_op_name(op));
+      check_parity_low(other, low, [op](auto& v) { return ops::unary(op, v[0]); }, {r(Shape{7, 33}, 201, -2, 2)});
+    }
+    check_parity_low(other, low, [](auto& v) { return ops::add(v[0], v[1]) * v[0]; },
+                     {r(Shape{7, 33}, 202), r(Shape{33}, 203)});
+    check_parity_low(other, low, [](auto& v) { return ops::divide(v[0], v[1]); },
+                     {r(Shape{7, 33}, 204), r(Shape{7, 33}, 205, 0.5f, 2.f)});
+    check_parity_low(other, low, [](auto& v) { return ops::matmul(v[0], v[1]); },
+                     {r(Shape{3, 17, 64}, 206), r(Shape{64, 9}, 207)});
+    check_parity_low(other, low, [](auto& v) { return ops::linear(v[0], v[1], v[2], UnaryOp::relu); },
+                     {r(Shape{16, 64}, 208), r(Shape{64, 24}, 209), r(Shape{24}, 210)});
+    check_parity_low(other, low,
+                     [](auto& v) { return ops::conv(v[0], v[1], v[2], {.strides = {2, 2}, .padding = "same"}); },
+                     {r(Shape{2, 9, 8, 16}, 211), r(Shape{3, 3, 16, 8}, 212, -0.2f, 0.2f), r(Shape{8}, 213)});
+    check_parity_low(other, low,
+                     [](auto& v) { return ops::average_pool(v[0], {.pool_size = {3, 3}, .strides = {2, 2}, .padding = "same"}); },
+                     {r(Shape{2, 9, 8, 16}, 214)});
+    // 2x2 windows of distinct values: max pooling has no ties to route differently.
+    check_parity_low(other, low, [](auto& v) { return ops::max_pool(v[0], {.pool_size = {2, 2}}); },
+                     {ops::reshape(ops::arange(2 * 8 * 8 * 4, DType::float32), {2, 8, 8, 4}) * (1.f / 512.f)});
+    check_parity_low(other, low, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).y; },
+                     {r(Shape{4, 6, 6, 40}, 215, 1, 3), r(Shape{40}, 216, 0.5f, 1.5f), r(Shape{40}, 217)}, {1, 2});
+    check_parity_low(
+        other, low, [](auto& v) { return ops::batch_norm_inference(v[0], v[1], v[2], v[3], ops::abs(v[4]) + 0.1f); },
+        {r(Shape{6, 40}, 218), r(Shape{40}, 219), r(Shape{40}, 220), r(Shape{40}, 221), r(Shape{40}, 222)},
+        {1, 2, 3, 4});
+    check_parity_low(other, low, [](auto& v) { return ops::softmax(v[0]); }, {r(Shape{5, 70}, 223, -4, 4)});
+    check_parity_low(other, low, [](auto& v) { return ops::sum(v[0], {1}); }, {r(Shape{6, 300}, 224)});
+    check_parity_low(other, low, [](auto& v) { return ops::mean(v[0], {1, 2}); }, {r(Shape{2, 7, 7, 40}, 225)});
+    check_parity_low(other, low, [](auto& v) { return ops::max(v[0], {0}); }, {r(Shape{300, 6}, 226)});
+  }
+}
+
 }  // namespace
+
+TEST_CASE("cuda: float16 and bfloat16 ops match the CPU backend within their rounding", "[cuda][mixed]") {
+  Backend* gpu = cuda_or_skip();
+  if (!gpu) return;
+  check_low_precision_ops(*gpu);
+}
+
+TEST_CASE("the low-precision parity checks hold between the CPU's native and emulated bfloat16", "[cpu][mixed]") {
+  // The CUDA case's checks, run where they can run without a GPU: oneDNN's bfloat16 kernels (claimed
+  // by a CPU device made under KERASCPP_NATIVE_LOW_PRECISION=all) against the float32 copies.
+  Backend* all = nullptr;
+  {
+    kt::ScopedEnv env("KERASCPP_NATIVE_LOW_PRECISION", "all");
+    all = &backend::get_backend("cpu:5");
+  }
+  if (!all->computes_low_precision(OpFamily::matmul, DType::bfloat16)) {
+    kt::skip("oneDNN runs no bfloat16 kernel on this processor (it needs AVX-512)");
+    return;
+  }
+  check_low_precision_ops(*all);
+}
 
 TEST_CASE("cuda: elementwise ops match the CPU backend", "[cuda]") {
   Backend* gpu = cuda_or_skip();
