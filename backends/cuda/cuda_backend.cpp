@@ -205,11 +205,20 @@ bool CudaBackend::supports(Capability c) const {
 }
 
 bool CudaBackend::computes_low_precision(OpFamily family, DType dtype) const {
-  // cuBLAS and cuDNN in float16/bfloat16 with float32 compute, and the kernels of kernels.cu. Softmax
-  // (cuDNN) and the recurrences still run on float32 copies.
+  // cuBLAS and cuDNN in float16/bfloat16 with float32 compute, and the kernels of kernels.cu. The
+  // recurrences (cuDNN) run on float32 copies.
   (void)dtype;
-  return native_low_precision_ && (family == OpFamily::matmul || family == OpFamily::conv || family == OpFamily::elementwise ||
-         family == OpFamily::reduce || family == OpFamily::pool || family == OpFamily::batch_norm);
+  switch (family) {
+    case OpFamily::matmul:
+    case OpFamily::conv:
+    case OpFamily::elementwise:
+    case OpFamily::reduce:
+    case OpFamily::pool:
+    case OpFamily::batch_norm:
+    case OpFamily::softmax:
+      return native_low_precision_;
+  }
+  return false;
 }
 
 std::map<std::string, int64_t> CudaBackend::counters() const {

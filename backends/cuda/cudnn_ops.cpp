@@ -414,6 +414,11 @@ void CudaBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const T
 }
 
 void CudaBackend::softmax(const Tensor& x, Tensor& y, bool log) {
+  if (x.dtype() != DType::float32) {  // float16 / bfloat16: kernels.cu, in float
+    kernels::softmax_rows(code_of(x.dtype()), x.raw_data(), y.raw_data(), x.dim(0), x.dim(1), log, stream_);
+    KCPP_LAUNCHED();
+    return;
+  }
   TensorDesc d;
   KCPP_CUDNN(cudnnSetTensor4dDescriptor(d.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, static_cast<int>(x.dim(0)),
                                         static_cast<int>(x.dim(1)), 1, 1));

@@ -742,6 +742,41 @@ __global__ void xent_kernel(const float* z, const void* labels, bool sparse, boo
   }
 }
 
+// Softmax (or log-softmax) of each row of c values, for float16 / bfloat16 data (float32 goes to
+// cuDNN): one block per row, max and sum of exponentials in float, each result rounded once.
+template <typename T>
+__global__ void softmax_rows_kernel(const T* x, T* y, int64_t rows, int64_t c, bool log) {
+  __shared__ float partial[kThreads];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* in = x + row * c;
+    float m = -INFINITY;
+    for (int64_t k = threadIdx.x; k < c; k += blockDim.x) m = fmaxf(m, load_as<float>(in[k]));
+    partial[threadIdx.x] = m;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+      if (threadIdx.x < s) partial[threadIdx.x] = fmaxf(partial[threadIdx.x], partial[threadIdx.x + s]);
+      __syncthreads();
+    }
+    m = partial[0];
+    __syncthreads();
+    float sum = 0.f;
+    for (int64_t k = threadIdx.x; k < c; k += blockDim.x) sum += expf(load_as<float>(in[k]) - m);
+    partial[threadIdx.x] = sum;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+      if (threadIdx.x < s) partial[threadIdx.x] += partial[threadIdx.x + s];
+      __syncthreads();
+    }
+    sum = partial[0];
+    __syncthreads();
+    const float log_sum = logf(sum);
+    for (int64_t k = threadIdx.x; k < c; k += blockDim.x) {
+      const float z = load_as<float>(in[k]) - m;
+      y[row * c + k] = store_as<T>(log ? z - log_sum : expf(z) / sum);
+    }
+  }
+}
+
 // float arithmetic for every T: a bfloat16 / float16 product is rounded once, on the way out.
 template <typename T>
 __global__ void bias_act_kernel(T* y, const T* bias, const float* scale, const float* shift, int64_t m, int64_t n,
@@ -1105,6 +1140,14 @@ void softmax_cross_entropy(const float* logits, const void* labels, bool sparse,
                            float* dlogits, int64_t n, int64_t c, cudaStream_t s) {
   xent_kernel<<<static_cast<unsigned>(n < 65535 ? (n < 1 ? 1 : n) : 65535), kThreads, 0, s>>>(
       logits, labels, sparse, labels64, loss, dlogits, n, c);
+}
+
+void softmax_rows(int code, const void* x, void* y, int64_t rows, int64_t c, bool log, cudaStream_t s) {
+  dispatch_float(code, [&](auto t) {
+    using T = decltype(t);
+    softmax_rows_kernel<T><<<static_cast<unsigned>(rows < 65535 ? (rows < 1 ? 1 : rows) : 65535), kThreads, 0, s>>>(
+        static_cast<const T*>(x), static_cast<T*>(y), rows, c, log);
+  });
 }
 
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s, const float* scale,

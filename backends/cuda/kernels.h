@@ -73,6 +73,8 @@ void gather(int elem_bytes, const void* x, const void* ids, bool ids64, void* y,
 void scatter_add(const float* dy, const void* ids, bool ids64, float* dx, int64_t outer, int64_t d, int64_t n,
                  int64_t inner, cudaStream_t stream);
 
+/// Softmax (log: log-softmax) of each row of (rows, c), computed in float; any floating dtype `code`.
+void softmax_rows(int code, const void* x, void* y, int64_t rows, int64_t c, bool log, cudaStream_t stream);
 /// Per-row softmax cross-entropy; labels int (sparse) or float probabilities.
 void softmax_cross_entropy(const float* logits, const void* labels, bool sparse, bool labels64, float* loss,
                            float* dlogits, int64_t n, int64_t c, cudaStream_t stream);
