@@ -38,6 +38,10 @@ KERASCPP_API void set_global_policy(const DTypePolicy& policy);
 /// The policy new layers take ("float32" until set).
 KERASCPP_API DTypePolicy global_policy();
 
+/// Keras 3's other names for them (keras.mixed_precision.set_dtype_policy / dtype_policy, also in keras.config).
+inline void set_dtype_policy(const DTypePolicy& policy) { set_global_policy(policy); }
+inline DTypePolicy dtype_policy() { return global_policy(); }
+
 /// Sets the global policy for its lifetime, then restores the previous one (tests, scoped code).
 class KERASCPP_API PolicyScope {
  public:

@@ -70,6 +70,12 @@ TEST_CASE("DTypePolicy has Keras' names and dtypes, and the global policy applie
   }
   CHECK(mixed_precision::global_policy().name() == "float32");
   CHECK(layers::Dense(3).compute_dtype() == DType::float32);
+  // Keras 3's other names for the same setting.
+  mixed_precision::set_dtype_policy("mixed_float16");
+  CHECK(mixed_precision::global_policy() == fp16);
+  CHECK(layers::Dense(3).compute_dtype() == DType::float16);
+  mixed_precision::set_global_policy("float32");
+  CHECK(mixed_precision::dtype_policy() == fp32);
 }
 
 TEST_CASE("a Dense layer under mixed_bfloat16 computes in bfloat16 from float32 variables", "[cpu][mixed]") {
