@@ -167,7 +167,8 @@ KERASCPP_API Tensor conv_max_pool(const Tensor& x, const Tensor& kernel, const T
                                   const ConvOptions& conv_options, const PoolOptions& pool_options = {});
 
 /// Training-mode batch normalization over all axes but the last: returns y, batch mean and batch
-/// (biased) variance.
+/// (biased) variance. Computed in float32 for float16/bfloat16 x too (as Keras' layer): y keeps x's
+/// dtype; the statistics, and the gradients of gamma and beta, are float32.
 struct BatchNormResult {
   Tensor y, mean, variance;
 };
