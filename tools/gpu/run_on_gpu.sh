@@ -47,6 +47,15 @@ timeout 60 "$pack/run.sh" bench_gpu cuda > "$out/bench_cuda_tf32.txt" 2>&1
 stage layer times
 # Where InceptionV3's (video_qa's frozen CNN) step goes, per layer class.
 KERASCPP_LOG_LEVEL=warn timeout 60 "$pack/run.sh" bench_layer_times inception_v3 64 2 > "$out/layer_times.txt" 2>&1
+stage ncu
+# How close ResNet50's batch-norm, pooling and elementwise kernels come to the memory bandwidth
+# (bench_layer_times says batch norm takes 3x what the bandwidth allows); needs counter access.
+if command -v ncu >/dev/null; then
+  KERASCPP_LOG_LEVEL=warn timeout 150 ncu --target-processes all --kernel-name "regex:bn_|pool_|unary|binary|bias_act|reduce_" \
+    --launch-skip 400 --launch-count 60 --section SpeedOfLight --csv \
+    "$pack/run.sh" bench_layer_times resnet50 64 1 > "$out/ncu_resnet50.csv" 2> "$out/ncu_resnet50.err"
+  echo "ncu rc=$?" >> "$out/ncu_resnet50.err"
+fi
 stage data parallel
 # One GPU: the NCCL reducer's step and the scaling it predicts. Several: MirroredStrategy over all of them.
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU")
@@ -67,6 +76,21 @@ cut -c1-220 "$out/mixed_emulated.txt"
 grep -v "^\[kerascpp\]" "$out/layer_times.txt" | head -14
 grep -E "mirrored|MirroredStrategy" "$out/tests.txt" | head -4
 grep "^{" "$out/data_parallel.txt" | cut -c1-240
+tail -2 "$out/ncu_resnet50.err" 2>/dev/null
+python3 - "$out/ncu_resnet50.csv" <<'PY'
+import csv, sys, collections
+try: rows = list(csv.DictReader(l for l in open(sys.argv[1]) if l.startswith('"')))
+except Exception as e: print("ncu:", e); sys.exit()
+k = collections.defaultdict(lambda: collections.defaultdict(list))
+for r in rows:
+    scale = {"nsecond": 1e-3, "msecond": 1e3}.get(r["Metric Unit"], 1.0)  # durations in us
+    name = r["Kernel Name"].replace("(anonymous namespace)::", "").replace("keras::cuda::kernels::", "")
+    k[name.replace("void ", "").split("(")[0][:60]][r["Metric Name"]].append(scale * float(r["Metric Value"].replace(",", "") or 0))
+print(f"{'ncu kernel':60} {'n':>3} {'us avg':>8} {'mem %':>6} {'sm %':>6}")
+for name, m in sorted(k.items(), key=lambda kv: -sum(kv[1].get("Duration", [0]))):
+    d, mem, sm = m.get("Duration", [0]), m.get("Memory Throughput", [0]), m.get("Compute (SM) Throughput", [0])
+    print(f"{name:60} {len(d):3} {sum(d) / len(d):8.1f} {sum(mem) / len(mem):6.1f} {sum(sm) / len(sm):6.1f}")
+PY
 python3 - "$out/models_kerascpp.txt" "$out/models_torch.txt" <<'PY'
 import json, sys
 def rows(path):
