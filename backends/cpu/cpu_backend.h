@@ -247,7 +247,8 @@ inline void dispatch_dtype(DType dtype, const char* op, F&& f) {
 }
 
 /// The OpFamily values (as bits) for which oneDNN has optimized bfloat16 kernels on this processor;
-/// a family with only a reference kernel is left out. only_fast: none without AVX512_BF16 or AMX.
+/// a family with only a reference kernel is left out. only_fast: no matmul or convolution without
+/// AVX512_BF16 or AMX, where oneDNN's are slower than float32 ones.
 uint32_t probe_bf16_families(const dnnl::engine& engine, bool only_fast);
 
 /// Broadcast strides of `s` against `out` (0 where broadcast), in elements.
