@@ -164,18 +164,9 @@ TEST_CASE("cuda: float16 and bfloat16 ops match the CPU backend within their rou
 }
 
 TEST_CASE("the low-precision parity checks hold between the CPU's native and emulated bfloat16", "[cpu][mixed]") {
-  // The CUDA case's checks, run where they can run without a GPU: oneDNN's bfloat16 kernels (claimed
-  // by a CPU device made under KERASCPP_NATIVE_LOW_PRECISION=all) against the float32 copies.
-  Backend* all = nullptr;
-  {
-    kt::ScopedEnv env("KERASCPP_NATIVE_LOW_PRECISION", "all");
-    all = &backend::get_backend("cpu:5");
-  }
-  if (!all->computes_low_precision(OpFamily::matmul, DType::bfloat16)) {
-    kt::skip("oneDNN runs no bfloat16 kernel on this processor (it needs AVX-512)");
-    return;
-  }
-  check_low_precision_ops(*all);
+  // The CUDA case's checks, run where they can run without a GPU: oneDNN's bfloat16 kernels against
+  // the float32 copies of the default CPU device.
+  if (Backend* all = kt::cpu_with_every_bfloat16_kernel("cpu:5")) check_low_precision_ops(*all);
 }
 
 TEST_CASE("cuda: elementwise ops match the CPU backend", "[cuda]") {

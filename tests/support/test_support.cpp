@@ -94,4 +94,17 @@ double max_abs_diff(const keras::Tensor& a, const keras::Tensor& b) {
   return m;
 }
 
+keras::Backend* cpu_with_every_bfloat16_kernel(const std::string& device) {
+  keras::Backend* all = nullptr;
+  {
+    ScopedEnv env("KERASCPP_NATIVE_LOW_PRECISION", "all");
+    all = &keras::backend::get_backend(device);
+  }
+  if (!all->computes_low_precision(keras::OpFamily::matmul, keras::DType::bfloat16)) {
+    skip("oneDNN runs no bfloat16 kernel on this processor (it needs AVX-512)");
+    return nullptr;
+  }
+  return all;
+}
+
 }  // namespace kt

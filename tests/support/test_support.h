@@ -23,6 +23,11 @@ int& skipped_count();
 /// Logs "skipped: <why>" and counts it; the test then returns.
 void skip(const std::string& why);
 
+/// A logical CPU device (`device`, such as "cpu:5") made under KERASCPP_NATIVE_LOW_PRECISION=all: it
+/// claims every oneDNN bfloat16 kernel the processor can run, also those slower than float32 copies,
+/// so tests check them on any AVX-512 machine. Null (after kt::skip) where oneDNN runs none.
+keras::Backend* cpu_with_every_bfloat16_kernel(const std::string& device);
+
 /// Sets an environment variable for a scope (unsets it for an empty value), then restores it;
 /// kerascpp's settings are read again each time.
 class ScopedEnv {
