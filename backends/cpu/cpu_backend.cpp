@@ -74,7 +74,8 @@ CpuBackend::CpuBackend(int index)
       bf16_families_(settings().native_low_precision == Settings::LowPrecisionKernels::none
                          ? 0u
                          : probe_bf16_families(engine_, settings().native_low_precision ==
-                                                            Settings::LowPrecisionKernels::fast)) {}
+                                                            Settings::LowPrecisionKernels::fast)),
+      bf16_eltwise_(probe_bf16_eltwise(engine_)) {}
 
 void CpuBackend::set_thread_parallelism(int threads) {
   // OpenMP's setting is per calling thread. It matters beyond the helper's own speed: every thread

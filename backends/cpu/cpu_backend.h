@@ -1,6 +1,7 @@
 #pragma once
 // The CPU backend: oneDNN primitives for the NN operations, OpenMP loops for the rest.
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -193,7 +194,8 @@ class CpuBackend final : public Backend {
   dnnl::engine& engine_;  // one for every logical device, so that each thread's stream fits them all
   int default_threads_;    // OpenMP's thread count at creation (OMP_NUM_THREADS)
   bool winograd_enabled_;  // settings().conv_winograd at creation
-  uint32_t bf16_families_;  // bit per OpFamily that oneDNN computes in bfloat16 on this processor
+  uint32_t bf16_families_;  // bit per OpFamily computed in bfloat16 here (probe_bf16_families)
+  bool bf16_eltwise_;       // oneDNN has an optimized bfloat16 eltwise (large unary ops use it)
   CachingAllocator allocator_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, CachedPrimitive> cache_;
@@ -246,10 +248,38 @@ inline void dispatch_dtype(DType dtype, const char* op, F&& f) {
   }
 }
 
-/// The OpFamily values (as bits) for which oneDNN has optimized bfloat16 kernels on this processor;
-/// a family with only a reference kernel is left out. only_fast: no matmul or convolution without
-/// AVX512_BF16 or AMX, where oneDNN's are slower than float32 ones.
+/// bfloat16 from float, rounding to nearest even (NaN stays NaN), and back.
+inline uint16_t float_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffff) > 0x7f800000) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fff + ((u >> 16) & 1);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float bf16_to_float(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+/// A bfloat16 element that computes as float: arithmetic converts both sides to float and a result
+/// stored back is rounded once, which is what float32 copies rounded back give. Lets the typed
+/// elementwise and reduction loops run on bfloat16 storage.
+struct BFloat16 {
+  uint16_t bits;
+  BFloat16() = default;
+  BFloat16(float f) : bits(float_to_bf16(f)) {}             // NOLINT: implicit, as float results store back
+  operator float() const { return bf16_to_float(bits); }  // NOLINT
+};
+
+/// The OpFamily values (as bits) this backend computes in bfloat16: elementwise ops and reductions
+/// (its own loops) everywhere, and those for which oneDNN has optimized bfloat16 kernels on this
+/// processor (a family with only a reference kernel is left out). only_fast: no matmul or
+/// convolution without AVX512_BF16 or AMX, where oneDNN's are slower than float32 ones.
 uint32_t probe_bf16_families(const dnnl::engine& engine, bool only_fast);
+/// Whether oneDNN has an optimized bfloat16 eltwise primitive here (AVX-512).
+bool probe_bf16_eltwise(const dnnl::engine& engine);
 
 /// Broadcast strides of `s` against `out` (0 where broadcast), in elements.
 std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out);

@@ -150,7 +150,17 @@ uint32_t probe_bf16_families(const dnnl::engine& engine, bool only_fast) {
   });
   auto bit = [](bool on, OpFamily f) { return on ? 1u << static_cast<int>(f) : 0u; };
   return bit(matmul, OpFamily::matmul) | bit(conv, OpFamily::conv) | bit(pool, OpFamily::pool) |
-         bit(batch_norm, OpFamily::batch_norm) | bit(softmax, OpFamily::softmax);
+         bit(batch_norm, OpFamily::batch_norm) | bit(softmax, OpFamily::softmax) |
+         bit(true, OpFamily::elementwise) | bit(true, OpFamily::reduce);
+}
+
+bool probe_bf16_eltwise(const dnnl::engine& engine) {
+  return probe([&] {
+    const md v({64}, dt::bf16, tag::a);
+    return optimized(dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_tanh, v, 0.f, 0.f),
+        engine));
+  });
 }
 
 namespace {

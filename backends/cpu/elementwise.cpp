@@ -250,20 +250,7 @@ void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) {
   }
 }
 
-// IEEE half and bfloat16 conversions, round to nearest even.
-uint16_t float_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffff) > 0x7f800000) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN stays NaN
-  u += 0x7fff + ((u >> 16) & 1);
-  return static_cast<uint16_t>(u >> 16);
-}
-float bf16_to_float(uint16_t h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+// IEEE half conversions, round to nearest even (bfloat16's are in cpu_backend.h).
 uint16_t float_to_half(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
@@ -327,6 +314,29 @@ void CpuBackend::fill(Tensor& y, Scalar value) {
 
 void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs& attrs) {
   const int64_t n = x.num_elements();
+  if (x.dtype() == DType::bfloat16) {
+    const auto* px = static_cast<const BFloat16*>(x.raw_data());
+    auto* py = static_cast<BFloat16*>(y.raw_data());
+    // Large tensors through oneDNN's bfloat16 eltwise (it computes in float, as the loop does).
+    if (auto alg = dnnl_eltwise(op, attrs); alg && n >= kEltwiseThreshold && bf16_eltwise_) {
+      const auto algorithm = std::get<0>(*alg);
+      const float alpha = std::get<1>(*alg), beta = std::get<2>(*alg);
+      const dnnl::memory::desc md({n}, dnnl::memory::data_type::bf16, dnnl::memory::format_tag::a);
+      const std::string key = fmt::format("eltwise_bf16|{}|{}|{}|{}", static_cast<int>(algorithm), alpha, beta, n);
+      const auto& p = cached(key, [&] {
+        CachedPrimitive c;
+        auto d = dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, algorithm, md, alpha, beta);
+        c.primitive = KCPP_DNNL(dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(d, user_scratchpad(), engine_)));
+        return c;
+      });
+      execute(p, {{DNNL_ARG_SRC, dnnl::memory(md, engine_, const_cast<BFloat16*>(px))},
+                  {DNNL_ARG_DST, dnnl::memory(md, engine_, py)}});
+      return;
+    }
+    parallel_for(
+        n, [&](int64_t i) { py[i] = unary_scalar(op, px[i], attrs); }, 1 << 12);
+    return;
+  }
   if (x.dtype() != DType::float32) {
     dispatch_dtype(x.dtype(), unary_op_name(op), [&]<typename T>() {
       const T* px = static_cast<const T*>(x.raw_data());
@@ -360,76 +370,86 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs&
 }
 
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) {
+  if (a.dtype() == DType::bfloat16) return binary_typed<BFloat16>(op, a, b, y);
   dispatch_dtype(a.dtype(), binary_op_name(op), [&]<typename T>() { binary_typed<T>(op, a, b, y); });
 }
 
-void CpuBackend::where(const Tensor& condition, const Tensor& a, const Tensor& b, Tensor& y) {
+namespace {
+// y = condition ? a : b over elements of type T, with broadcasting.
+template <typename T>
+void where_typed(const Tensor& condition, const Tensor& a, const Tensor& b, Tensor& y) {
   const Shape& ys = y.shape();
   const int64_t n = ys.num_elements();
-  if (n == 0) return;
   const uint8_t* pc = static_cast<const uint8_t*>(condition.raw_data());
-  dispatch_dtype(a.dtype(), "where", [&]<typename T>() {
-    const T* pa = static_cast<const T*>(a.raw_data());
-    const T* pb = static_cast<const T*>(b.raw_data());
-    T* py = static_cast<T*>(y.raw_data());
-    // Fast path: every operand is either full-size or a single value (relu's gradient, clipping).
-    auto step = [&](const Tensor& t) -> int64_t { return t.shape() == ys ? 1 : (t.num_elements() == 1 ? 0 : -1); };
-    const int64_t sc = step(condition), sa = step(a), sb = step(b);
-    if (sc >= 0 && sa >= 0 && sb >= 0) {
-      // Strides known at compile time, so the loop vectorizes (relu's gradient: full, full, scalar).
-      auto run = [&]<int64_t C, int64_t A, int64_t B>() {
-        parallel_for(n, [&](int64_t i) { py[i] = pc[i * C] ? pa[i * A] : pb[i * B]; });
-      };
-      switch (sc * 4 + sa * 2 + sb) {
-        case 0:
-          run.template operator()<0, 0, 0>();
-          break;
-        case 1:
-          run.template operator()<0, 0, 1>();
-          break;
-        case 2:
-          run.template operator()<0, 1, 0>();
-          break;
-        case 3:
-          run.template operator()<0, 1, 1>();
-          break;
-        case 4:
-          run.template operator()<1, 0, 0>();
-          break;
-        case 5:
-          run.template operator()<1, 0, 1>();
-          break;
-        case 6:
-          run.template operator()<1, 1, 0>();
-          break;
-        default:
-          run.template operator()<1, 1, 1>();
-          break;
-      }
-      return;
+  const T* pa = static_cast<const T*>(a.raw_data());
+  const T* pb = static_cast<const T*>(b.raw_data());
+  T* py = static_cast<T*>(y.raw_data());
+  // Fast path: every operand is either full-size or a single value (relu's gradient, clipping).
+  auto step = [&](const Tensor& t) -> int64_t { return t.shape() == ys ? 1 : (t.num_elements() == 1 ? 0 : -1); };
+  const int64_t sc = step(condition), sa = step(a), sb = step(b);
+  if (sc >= 0 && sa >= 0 && sb >= 0) {
+    // Strides known at compile time, so the loop vectorizes (relu's gradient: full, full, scalar).
+    auto run = [&]<int64_t C, int64_t A, int64_t B>() {
+      parallel_for(n, [&](int64_t i) { py[i] = pc[i * C] ? pa[i * A] : pb[i * B]; });
+    };
+    switch (sc * 4 + sa * 2 + sb) {
+      case 0:
+        run.template operator()<0, 0, 0>();
+        break;
+      case 1:
+        run.template operator()<0, 0, 1>();
+        break;
+      case 2:
+        run.template operator()<0, 1, 0>();
+        break;
+      case 3:
+        run.template operator()<0, 1, 1>();
+        break;
+      case 4:
+        run.template operator()<1, 0, 0>();
+        break;
+      case 5:
+        run.template operator()<1, 0, 1>();
+        break;
+      case 6:
+        run.template operator()<1, 1, 0>();
+        break;
+      default:
+        run.template operator()<1, 1, 1>();
+        break;
     }
-    // General broadcasting: rows of the innermost axis, as broadcast_apply.
-    const size_t r = ys.rank();
-    const auto stc = broadcast_strides(condition.shape(), ys), sta = broadcast_strides(a.shape(), ys),
-               stb = broadcast_strides(b.shape(), ys);
-    const int64_t inner = ys[r - 1], outer = n / inner;
-    parallel_for(
-        outer,
-        [&](int64_t o) {
-          int64_t oc = 0, oa = 0, ob = 0, rest = o;
-          for (size_t d = r - 1; d-- > 0;) {
-            const int64_t idx = rest % ys[d];
-            rest /= ys[d];
-            oc += idx * stc[d];
-            oa += idx * sta[d];
-            ob += idx * stb[d];
-          }
-          T* out = py + o * inner;
-          for (int64_t i = 0; i < inner; ++i)
-            out[i] = pc[oc + i * stc[r - 1]] ? pa[oa + i * sta[r - 1]] : pb[ob + i * stb[r - 1]];
-        },
-        std::max<int64_t>(1, (1 << 14) / inner));
-  });
+    return;
+  }
+  // General broadcasting: rows of the innermost axis, as broadcast_apply.
+  const size_t r = ys.rank();
+  const auto stc = broadcast_strides(condition.shape(), ys), sta = broadcast_strides(a.shape(), ys),
+             stb = broadcast_strides(b.shape(), ys);
+  const int64_t inner = ys[r - 1], outer = n / inner;
+  parallel_for(
+      outer,
+      [&](int64_t o) {
+        int64_t oc = 0, oa = 0, ob = 0, rest = o;
+        for (size_t d = r - 1; d-- > 0;) {
+          const int64_t idx = rest % ys[d];
+          rest /= ys[d];
+          oc += idx * stc[d];
+          oa += idx * sta[d];
+          ob += idx * stb[d];
+        }
+        T* out = py + o * inner;
+        for (int64_t i = 0; i < inner; ++i)
+          out[i] = pc[oc + i * stc[r - 1]] ? pa[oa + i * sta[r - 1]] : pb[ob + i * stb[r - 1]];
+      },
+      std::max<int64_t>(1, (1 << 14) / inner));
+}
+
+}  // namespace
+
+void CpuBackend::where(const Tensor& condition, const Tensor& a, const Tensor& b, Tensor& y) {
+  if (y.shape().num_elements() == 0) return;
+  // Selection moves bits: bfloat16 and float16 travel as 16-bit integers.
+  if (a.dtype() == DType::bfloat16 || a.dtype() == DType::float16) return where_typed<uint16_t>(condition, a, b, y);
+  dispatch_dtype(a.dtype(), "where", [&]<typename T>() { where_typed<T>(condition, a, b, y); });
 }
 
 void CpuBackend::cast(const Tensor& x, Tensor& y) {

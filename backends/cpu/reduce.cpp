@@ -48,9 +48,41 @@ void reduce_loop(const T* x, T* y, const Layout& l, Init init, Step step, Finish
 
 }  // namespace
 
+namespace {
+// bfloat16 read as float: sums in double, as float32's; each result rounded once.
+void reduce_bf16(ReduceOp op, const Tensor& moved, Tensor& y, const Layout& l) {
+  const auto* px = static_cast<const BFloat16*>(moved.raw_data());
+  auto* py = static_cast<BFloat16*>(y.raw_data());
+  const auto out = [](double a) { return BFloat16(static_cast<float>(a)); };
+  switch (op) {
+    case ReduceOp::sum:
+      return reduce_loop<BFloat16, double>(
+          px, py, l, [] { return 0.0; }, [](double a, BFloat16 v) { return a + float(v); }, out);
+    case ReduceOp::mean: {
+      const double count = static_cast<double>(l.r);
+      return reduce_loop<BFloat16, double>(
+          px, py, l, [] { return 0.0; }, [](double a, BFloat16 v) { return a + float(v); },
+          [count](double a) { return BFloat16(static_cast<float>(a / count)); });
+    }
+    case ReduceOp::prod:
+      return reduce_loop<BFloat16, double>(
+          px, py, l, [] { return 1.0; }, [](double a, BFloat16 v) { return a * float(v); }, out);
+    case ReduceOp::max:
+      return reduce_loop<BFloat16, float>(
+          px, py, l, [] { return -INFINITY; },
+          [](float a, BFloat16 v) { return (float(v) > a || v != v) ? float(v) : a; }, [](float a) { return BFloat16(a); });
+    case ReduceOp::min:
+      return reduce_loop<BFloat16, float>(
+          px, py, l, [] { return INFINITY; },
+          [](float a, BFloat16 v) { return (float(v) < a || v != v) ? float(v) : a; }, [](float a) { return BFloat16(a); });
+  }
+}
+}  // namespace
+
 void CpuBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) {
   Tensor moved;
   const Layout l = plan(x, axes, moved);
+  if (x.dtype() == DType::bfloat16) return reduce_bf16(op, moved, y, l);
   dispatch_dtype(x.dtype(), "reduce", [&]<typename T>() {
     using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
     const T* px = static_cast<const T*>(moved.raw_data());

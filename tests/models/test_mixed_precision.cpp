@@ -351,6 +351,12 @@ void check_native_low_precision(Backend& be) {
         INFO("binary " << binary_op_name(op));
         close(ops::binary(op, a, b), rounded(ops::binary(op, wide(a), wide(b)), low), low);
       }
+      // Large enough for a backend's vectorized path (the CPU's oneDNN eltwise from 2^15 elements).
+      const Tensor big = lowered(kt::random_tensor(Shape{300, 200}, 38, -3.f, 3.f));
+      for (const UnaryOp op : {UnaryOp::tanh, UnaryOp::relu, UnaryOp::exp, UnaryOp::gelu}) {
+        INFO("large unary " << unary_op_name(op));
+        close(ops::unary(op, big), rounded(ops::unary(op, wide(big)), low), low);
+      }
       const Tensor gt = ops::greater(a, b);
       REQUIRE(gt.dtype() == DType::bool_);
       CHECK(ops::cast(gt, DType::int32).to_vector<int32_t>() ==
