@@ -314,30 +314,8 @@ void CpuBackend::fill(Tensor& y, Scalar value) {
 
 void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs& attrs) {
   const int64_t n = x.num_elements();
-  if (x.dtype() == DType::bfloat16) {
-    const auto* px = static_cast<const BFloat16*>(x.raw_data());
-    auto* py = static_cast<BFloat16*>(y.raw_data());
-    // Large tensors through oneDNN's bfloat16 eltwise (it computes in float, as the loop does).
-    if (auto alg = dnnl_eltwise(op, attrs); alg && n >= kEltwiseThreshold && bf16_eltwise_) {
-      const auto algorithm = std::get<0>(*alg);
-      const float alpha = std::get<1>(*alg), beta = std::get<2>(*alg);
-      const dnnl::memory::desc md({n}, dnnl::memory::data_type::bf16, dnnl::memory::format_tag::a);
-      const std::string key = fmt::format("eltwise_bf16|{}|{}|{}|{}", static_cast<int>(algorithm), alpha, beta, n);
-      const auto& p = cached(key, [&] {
-        CachedPrimitive c;
-        auto d = dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, algorithm, md, alpha, beta);
-        c.primitive = KCPP_DNNL(dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(d, user_scratchpad(), engine_)));
-        return c;
-      });
-      execute(p, {{DNNL_ARG_SRC, dnnl::memory(md, engine_, const_cast<BFloat16*>(px))},
-                  {DNNL_ARG_DST, dnnl::memory(md, engine_, py)}});
-      return;
-    }
-    parallel_for(
-        n, [&](int64_t i) { py[i] = unary_scalar(op, px[i], attrs); }, 1 << 12);
-    return;
-  }
-  if (x.dtype() != DType::float32) {
+  const bool bf16 = x.dtype() == DType::bfloat16;
+  if (x.dtype() != DType::float32 && !bf16) {
     dispatch_dtype(x.dtype(), unary_op_name(op), [&]<typename T>() {
       const T* px = static_cast<const T*>(x.raw_data());
       T* py = static_cast<T*>(y.raw_data());
@@ -345,28 +323,37 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs&
     });
     return;
   }
-  const float* px = static_cast<const float*>(x.raw_data());
-  float* py = static_cast<float*>(y.raw_data());
-  if (n >= kEltwiseThreshold) {
+  // Large float32 / bfloat16 tensors through oneDNN's eltwise (it computes in float, as the loop does).
+  if (n >= kEltwiseThreshold && (!bf16 || bf16_eltwise_)) {
     if (auto alg = dnnl_eltwise(op, attrs)) {
       // Plain locals, not structured bindings: clang 14 cannot capture bindings in the lambda below.
       const auto algorithm = std::get<0>(*alg);
       const float alpha = std::get<1>(*alg), beta = std::get<2>(*alg);
-      const dnnl::memory::desc md({n}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a);
-      const std::string key = fmt::format("eltwise|{}|{}|{}|{}", static_cast<int>(algorithm), alpha, beta, n);
+      const auto type = bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
+      const dnnl::memory::desc md({n}, type, dnnl::memory::format_tag::a);
+      const std::string key = fmt::format("eltwise|{}|{}|{}|{}|{}", static_cast<int>(type), static_cast<int>(algorithm),
+                                          alpha, beta, n);
       const auto& p = cached(key, [&] {
         CachedPrimitive c;
         auto d = dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, algorithm, md, alpha, beta);
         c.primitive = KCPP_DNNL(dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(d, user_scratchpad(), engine_)));
         return c;
       });
-      dnnl::memory src(md, engine_, const_cast<float*>(px)), dst(md, engine_, py);
-      execute(p, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      execute(p, {{DNNL_ARG_SRC, dnnl::memory(md, engine_, x.raw_data())},
+                  {DNNL_ARG_DST, dnnl::memory(md, engine_, y.raw_data())}});
       return;
     }
   }
-  parallel_for(
-      n, [&](int64_t i) { py[i] = unary_scalar(op, px[i], attrs); }, 1 << 12);
+  auto loop = [&]<typename T>() {  // float, or BFloat16 computing as float
+    const T* px = static_cast<const T*>(x.raw_data());
+    T* py = static_cast<T*>(y.raw_data());
+    parallel_for(
+        n, [&](int64_t i) { py[i] = unary_scalar(op, px[i], attrs); }, 1 << 12);
+  };
+  if (bf16)
+    loop.template operator()<BFloat16>();
+  else
+    loop.template operator()<float>();
 }
 
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) {
