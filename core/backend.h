@@ -68,6 +68,9 @@ struct SGDAttrs {
   float learning_rate = 0.01f;
   float momentum = 0.f;
   bool nesterov = false;
+  /// Defined: a float32 scalar on the variable's device holding the rate, read when the update runs
+  /// (a recorded step then replays with each step's rate); learning_rate is unused.
+  Tensor learning_rate_on_device;
 };
 struct AdamAttrs {
   float learning_rate = 0.001f;
@@ -76,6 +79,19 @@ struct AdamAttrs {
   float epsilon = 1e-7f;
   int64_t step = 1;  // iterations + 1
   bool amsgrad = false;
+  /// Defined: a float32 scalar on the variable's device holding the step size
+  /// learning_rate * sqrt(1 - beta_2^step) / (1 - beta_1^step), read when the update runs;
+  /// learning_rate and step are unused.
+  Tensor step_size_on_device;
+};
+
+/// The key of a random op (see random.h): a value, or, when `on_device` is defined, an int64 scalar
+/// on the op's device holding the key's bits, read when the op runs (a recorded step then replays
+/// with new keys).
+struct RandomKey {
+  RandomKey(uint64_t v = 0) : value(v) {}  // NOLINT: a plain key converts
+  uint64_t value = 0;
+  Tensor on_device;
 };
 
 /// A family of operations a backend may lack; the frontend then composes others or refuses.
@@ -231,7 +247,7 @@ class KERASCPP_API Backend {
   // Random: counter-based from a 64-bit key (see random.h), so every backend draws the same values
   virtual void random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) = 0;
   /// Writes 0 or 1 / (1 - rate) per element: dropout's scaled keep mask.
-  virtual void dropout_mask(float rate, uint64_t key, Tensor& mask) = 0;
+  virtual void dropout_mask(float rate, const RandomKey& key, Tensor& mask) = 0;
 
   // Optimizer updates, in place -------------------------------------------------------------------
   /// Keras SGD: m = momentum * m - lr * g; w += m (nesterov: w += momentum * m - lr * g).

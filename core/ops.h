@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "export.h"
+#include "random.h"
 #include "scalar.h"
 #include "tensor.h"
 
@@ -198,6 +199,9 @@ KERASCPP_API RnnResult fused_rnn(RnnCell cell, const Tensor& x, const Tensor& h0
                                  const Tensor& recurrent_bias = Tensor());
 /// x * keep-mask / (1 - rate); the identity when rate is 0.
 KERASCPP_API Tensor dropout(const Tensor& x, float rate, std::optional<uint64_t> seed = std::nullopt);
+/// Dropout keyed by the next key of `seeds` (a layer's generator). In a recorded step the key is
+/// drawn before each replay, so replays drop what steps run one by one would.
+KERASCPP_API Tensor dropout(const Tensor& x, float rate, random::SeedGenerator& seeds);
 
 // Random ---------------------------------------------------------------------------------------------
 KERASCPP_API Tensor random_uniform(const Shape& shape, float minval = 0.f, float maxval = 1.f,

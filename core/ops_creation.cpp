@@ -1,6 +1,7 @@
 // Creation, conversion, random and dropout ops.
 #include "core/ops_util.h"
 #include "core/random.h"
+#include "core/step_recording.h"
 #include "core/variable.h"
 
 namespace keras {
@@ -220,13 +221,44 @@ Tensor truncated_normal(const Shape& shape, float mean, float stddev, std::optio
   return random_tensor("truncated_normal", RandomDistribution::truncated_normal, shape, mean, stddev, seed, backend);
 }
 
-Tensor dropout(const Tensor& x, float rate, std::optional<uint64_t> seed) {
+namespace {
+Tensor dropout_with_key(const Tensor& x, float rate, const RandomKey& key) {
+  Tensor mask = Tensor::empty(x.shape(), DType::float32, x.backend());
+  x.backend()->dropout_mask(rate, key, mask);
+  return multiply(x, cast(mask, x.dtype()));
+}
+void check_dropout(const Tensor& x, float rate) {
   detail::check_float("dropout", x, "the input");
   KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "dropout: expected a rate in [0, 1), received {}", rate);
+}
+
+// A float32 (or int64) scalar on `backend` that a recorded update reads when it runs.
+void check_on_device(const char* op, const std::string& variable, const Tensor& t, DType dtype, const Tensor& w,
+                     const char* what) {
+  KCPP_CHECK(t.num_elements() == 1 && t.dtype() == dtype && t.backend() == w.backend(), ValueError,
+             "{} '{}': {} must be one {} element on {}, received {} on {}", op, variable, what, dtype_name(dtype),
+             w.backend()->name(), t.to_string(), t.backend()->name());
+}
+}  // namespace
+
+Tensor dropout(const Tensor& x, float rate, std::optional<uint64_t> seed) {
+  check_dropout(x, rate);
   if (rate == 0.f) return x;
-  Tensor mask = Tensor::empty(x.shape(), DType::float32, x.backend());
-  x.backend()->dropout_mask(rate, random::make_key(seed), mask);
-  return multiply(x, cast(mask, x.dtype()));
+  return dropout_with_key(x, rate, random::make_key(seed));
+}
+
+Tensor dropout(const Tensor& x, float rate, random::SeedGenerator& seeds) {
+  check_dropout(x, rate);
+  if (rate == 0.f) return x;
+  if (!keras::detail::recording_step()) return dropout_with_key(x, rate, random::make_key(seeds.next()));
+  // Recorded: the mask's key lives on the device and is drawn anew before each replay, the same
+  // keys in the same order as steps run one by one.
+  RandomKey key;
+  key.on_device = Tensor::empty(Shape{}, DType::int64, x.backend());
+  keras::detail::each_step([&seeds, on_device = key.on_device]() mutable {
+    on_device.backend()->fill(on_device, static_cast<int64_t>(random::make_key(seeds.next())));
+  });
+  return dropout_with_key(x, rate, key);
 }
 
 void sgd_update(Variable& variable, const Tensor& gradient, Variable* momentum, const SGDAttrs& attrs) {
@@ -243,6 +275,9 @@ void sgd_update(Variable& variable, const Tensor& gradient, Variable* momentum, 
     m = momentum->value();
   }
   detail::common_backend("sgd_update", {&w, &gradient, &m});
+  if (attrs.learning_rate_on_device.defined())
+    check_on_device("sgd_update", variable.name(), attrs.learning_rate_on_device, DType::float32, w,
+                    "learning_rate_on_device");
   w.backend()->sgd_update(w, gradient, m.defined() ? &m : nullptr, attrs);
 }
 
@@ -261,6 +296,9 @@ void adam_update(Variable& variable, const Tensor& gradient, Variable& m, Variab
              attrs.step);
   Tensor mt = m.value(), vt = v.value(), vh = vhat ? vhat->value() : Tensor();
   detail::common_backend("adam_update", {&w, &gradient, &mt, &vt, &vh});
+  if (attrs.step_size_on_device.defined())
+    check_on_device("adam_update", variable.name(), attrs.step_size_on_device, DType::float32, w,
+                    "step_size_on_device");
   w.backend()->adam_update(w, gradient, mt, vt, vh.defined() ? &vh : nullptr, attrs);
 }
 

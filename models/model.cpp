@@ -25,7 +25,7 @@
 #include "layers/core/simple_layers.h"
 #include "layers/normalization/batch_normalization.h"
 #include "models/datasets/dataset.h"
-#include "models/forward_graphs.h"
+#include "models/step_graphs.h"
 #include "models/saving/file_io.h"
 #include "models/saving/keras_file.h"
 #include "models/saving/saving.h"
@@ -310,12 +310,12 @@ std::vector<Tensor> Model::call_multi(const std::vector<Tensor>& inputs, bool tr
 }
 
 void Model::forget_recorded_passes() {
-  graphs_.reset();
+  inference_graphs_.reset();
+  train_graphs_.reset();
   graph_safe_.reset();
 }
 
-std::vector<Tensor> Model::inference_forward(const std::vector<Tensor>& x) {
-  if (!detail::ForwardGraphs::enabled()) return forward(x, false, {});
+bool Model::graph_safe() {
   if (!graph_safe_) {
     // A replay runs no host code: layers that change host state per call, or report activity
     // losses, must run as they are.
@@ -331,11 +331,15 @@ std::vector<Tensor> Model::inference_forward(const std::vector<Tensor>& x) {
     }
     graph_safe_ = safe;
   }
-  if (!*graph_safe_) return forward(x, false, {});
-  if (!graphs_) graphs_ = std::make_unique<detail::ForwardGraphs>();
+  return *graph_safe_;
+}
+
+std::vector<Tensor> Model::inference_forward(const std::vector<Tensor>& x) {
+  if (!detail::StepGraphs::enabled() || !graph_safe()) return forward(x, false, {});
+  if (!inference_graphs_) inference_graphs_ = std::make_unique<detail::StepGraphs>();
   std::vector<const Tensor*> state;
   for (Variable* v : weights()) state.push_back(&v->stored());
-  return graphs_->run(x, state, [this](const std::vector<Tensor>& in) {
+  return inference_graphs_->run(x, state, [this](const std::vector<Tensor>& in) {
     std::vector<Tensor> out = forward(in, false, {});
     for (const Tensor& m : output_masks_)  // masks would not be refreshed by a replay
       KCPP_CHECK(!m.defined(), NotImplementedError, "outputs with masks are not recorded");
@@ -386,6 +390,7 @@ size_t output_index(const std::vector<std::string>& names, const std::string& ke
 }  // namespace
 
 void Model::compile(CompileOptions o) {
+  train_graphs_.reset();  // recorded steps use the old optimizer and metrics
   const size_t n = num_outputs();
   std::vector<std::string> names;
   for (size_t i = 0; i < n; ++i) names.push_back(output_name(i));
@@ -750,7 +755,27 @@ void Model::train_step(const std::vector<Tensor>& x_global, const std::vector<Te
     return;
   }
   if (!data_parallel()) {
-    train_on_shard(x_global, y_global, weights_global, 1.f);
+    if (!detail::StepGraphs::enabled() || !graph_safe()) {
+      train_on_shard(x_global, y_global, weights_global, 1.f);
+      return;
+    }
+    // A recorded step: x, y and the sample weights are its inputs; the weights, the optimizer's
+    // slots and the metrics' sums are updated in place, so it returns nothing.
+    if (!train_graphs_) train_graphs_ = std::make_unique<detail::StepGraphs>();
+    std::vector<Tensor> inputs = x_global;
+    inputs.insert(inputs.end(), y_global.begin(), y_global.end());
+    inputs.push_back(weights_global);
+    std::vector<const Tensor*> state;
+    for (Variable* v : weights()) state.push_back(&v->stored());
+    if (optimizer_->built())
+      for (Variable* v : optimizer_->variables()) state.push_back(&v->stored());
+    const size_t nx = x_global.size(), ny = y_global.size();
+    train_graphs_->run(inputs, state, [&](const std::vector<Tensor>& in) {
+      train_on_shard({in.begin(), in.begin() + static_cast<std::ptrdiff_t>(nx)},
+                     {in.begin() + static_cast<std::ptrdiff_t>(nx), in.begin() + static_cast<std::ptrdiff_t>(nx + ny)},
+                     in.back(), 1.f);
+      return std::vector<Tensor>{};
+    });
     return;
   }
   // Data parallel: this replica trains on its rows of the global batch; gradients are summed across

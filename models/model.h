@@ -18,7 +18,7 @@
 #include "training/progbar.h"
 
 namespace keras::detail {
-class ForwardGraphs;
+class StepGraphs;
 }  // namespace keras::detail
 
 namespace keras {
@@ -366,9 +366,10 @@ class KERASCPP_API Model : public Layer {
   // Conv2D -> MaxPooling2D pairs likewise (Conv2D::call_with_max_pool): convolution node -> pooling node.
   std::unordered_map<const detail::SymbolicNode*, const detail::SymbolicNode*> pooled_convs_;
   void find_folded_chains();
-  // Inference calls replayed from recorded device graphs (models/forward_graphs.h).
-  std::unique_ptr<detail::ForwardGraphs> graphs_;
+  // Inference calls and training steps replayed from recorded device graphs (models/step_graphs.h).
+  std::unique_ptr<detail::StepGraphs> inference_graphs_, train_graphs_;
   std::optional<bool> graph_safe_;  // no stateful layer, no activity regularizer
+  bool graph_safe();
   std::vector<Tensor> inference_forward(const std::vector<Tensor>& x);
 
  protected:

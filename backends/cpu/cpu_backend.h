@@ -128,7 +128,7 @@ class CpuBackend final : public Backend {
   void scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) override;
 
   void random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) override;
-  void dropout_mask(float rate, uint64_t key, Tensor& mask) override;
+  void dropout_mask(float rate, const RandomKey& key, Tensor& mask) override;
 
   void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer, const SGDAttrs& attrs) override;
   void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,

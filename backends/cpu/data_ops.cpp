@@ -325,7 +325,9 @@ __attribute__((target_clones("default", "arch=x86-64-v4"))) void dropout_mask_ra
 }
 }  // namespace
 
-void CpuBackend::dropout_mask(float rate, uint64_t key, Tensor& mask) {
+void CpuBackend::dropout_mask(float rate, const RandomKey& random_key, Tensor& mask) {
+  const uint64_t key =
+      random_key.on_device.defined() ? *static_cast<const uint64_t*>(random_key.on_device.raw_data()) : random_key.value;
   float* p = static_cast<float*>(mask.raw_data());
   const float keep = 1.f / (1.f - rate);
   const int64_t n = mask.num_elements(), chunk = 4096, chunks = (n + chunk - 1) / chunk;
@@ -338,7 +340,9 @@ void CpuBackend::sgd_update(Tensor& variable, const Tensor& gradient, Tensor* mo
   float* w = static_cast<float*>(variable.raw_data());
   const float* g = static_cast<const float*>(gradient.raw_data());
   const int64_t n = variable.num_elements();
-  const float lr = at.learning_rate, mu = at.momentum;
+  const float lr = at.learning_rate_on_device.defined() ? *static_cast<const float*>(at.learning_rate_on_device.raw_data())
+                                                         : at.learning_rate;
+  const float mu = at.momentum;
   if (!momentum_buffer) {
     parallel_for(n, [&](int64_t i) { w[i] -= lr * g[i]; });
     return;
@@ -359,7 +363,9 @@ void CpuBackend::adam_update(Tensor& variable, const Tensor& gradient, Tensor& m
   float* vh = vhat_t ? static_cast<float*>(vhat_t->raw_data()) : nullptr;
   const double t = static_cast<double>(at.step);
   const float alpha =
-      static_cast<float>(at.learning_rate * std::sqrt(1.0 - std::pow(at.beta_2, t)) / (1.0 - std::pow(at.beta_1, t)));
+      at.step_size_on_device.defined()
+          ? *static_cast<const float*>(at.step_size_on_device.raw_data())
+          : static_cast<float>(at.learning_rate * std::sqrt(1.0 - std::pow(at.beta_2, t)) / (1.0 - std::pow(at.beta_1, t)));
   const float b1 = 1.f - at.beta_1, b2 = 1.f - at.beta_2, eps = at.epsilon;
   parallel_for(variable.num_elements(), [&](int64_t i) {
     m[i] += (g[i] - m[i]) * b1;

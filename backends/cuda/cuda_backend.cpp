@@ -56,7 +56,7 @@ void* DeviceAllocator::allocate(size_t nbytes) {
   std::shared_ptr<GraphPool> pool;
   {
     std::lock_guard lock(mutex_);
-    pool = recording_;
+    if (recording_ && std::this_thread::get_id() == recording_thread_) pool = recording_;
     auto& cache = pool ? pool->free : free_;
     auto it = cache.find(size);
     if (it != cache.end()) {
@@ -97,6 +97,7 @@ void DeviceAllocator::release(void* ptr, size_t nbytes) {
 std::shared_ptr<DeviceAllocator::GraphPool> DeviceAllocator::open_pool() {
   std::lock_guard lock(mutex_);
   recording_ = std::make_shared<GraphPool>();
+  recording_thread_ = std::this_thread::get_id();
   return recording_;
 }
 void DeviceAllocator::stop_pool() {
@@ -149,52 +150,85 @@ namespace {
 class CudaGraph final : public CapturedWork {
  public:
   CudaGraph(CudaBackend& be, DeviceAllocator& allocator, cudaGraph_t graph, cudaGraphExec_t exec,
-            std::shared_ptr<DeviceAllocator::GraphPool> pool)
-      : be_(be), allocator_(allocator), graph_(graph), exec_(exec), pool_(std::move(pool)) {}
+            std::shared_ptr<DeviceAllocator::GraphPool> pool, std::vector<CudaBackend::RecordedCheck> checks)
+      : be_(be), allocator_(allocator), graph_(graph), exec_(exec), pool_(std::move(pool)), checks_(std::move(checks)) {}
   ~CudaGraph() override {
     // Launches in flight still complete; the pool's blocks are reused after them, in stream order.
     cudaGraphExecDestroy(exec_);
     cudaGraphDestroy(graph_);
+    checks_.clear();  // their slots go back to the pool before it closes
     allocator_.close_pool(pool_);
   }
   void replay() override {
-    KCPP_CUDA(cudaGraphLaunch(exec_, be_.stream()));
+    KCPP_CUDA(cudaGraphLaunch(exec_, be_.main_stream()));
     be_.graph_replays.fetch_add(1);
+    if (checks_.empty()) return;
+    // Recorded id checks: one wait for all of them, as a step run op by op would wait for each.
+    std::vector<int64_t> bad(checks_.size());
+    for (size_t i = 0; i < checks_.size(); ++i)
+      KCPP_CUDA(cudaMemcpyAsync(&bad[i], checks_[i].slot->data(), sizeof(int64_t), cudaMemcpyDeviceToHost,
+                                be_.main_stream()));
+    KCPP_CUDA(cudaStreamSynchronize(be_.main_stream()));
+    for (size_t i = 0; i < checks_.size(); ++i) {
+      const RecordedCheck& c = checks_[i];
+      if (bad[i] >= c.ids.num_elements()) continue;
+      int64_t id = 0;
+      const size_t es = dtype_size(c.ids.dtype());
+      KCPP_CUDA(cudaMemcpy(&id, static_cast<const char*>(c.ids.raw_data()) + static_cast<size_t>(bad[i]) * es, es,
+                           cudaMemcpyDeviceToHost));
+      if (es == 4) id = static_cast<int32_t>(id & 0xffffffff);
+      throw ValueError(fmt::format("{}: {} {} at position {} is out of range [0, {})", c.op, c.what, id, bad[i],
+                                   c.limit));
+    }
   }
 
  private:
+  using RecordedCheck = CudaBackend::RecordedCheck;
   CudaBackend& be_;
   DeviceAllocator& allocator_;
   cudaGraph_t graph_;
   cudaGraphExec_t exec_;
   std::shared_ptr<DeviceAllocator::GraphPool> pool_;
+  std::vector<RecordedCheck> checks_;
 };
 }  // namespace
 
 void CudaBackend::begin_capture() {
   KCPP_CHECK(!capture_pool_, ValueError, "cuda backend: a graph is already being recorded");
-  capture_pool_ = allocator_.open_pool();
-  // Relaxed: cudaMalloc stays allowed (new pool blocks); anything that waits on the stream fails.
-  const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed);
-  if (e != cudaSuccess) {
-    allocator_.stop_pool();
-    allocator_.close_pool(capture_pool_);
-    capture_pool_.reset();
-    KCPP_CUDA(e);
+  DeviceGuard on(device_);
+  if (!capture_stream_) {  // the recording thread's own stream and handles, made once
+    KCPP_CUDA(cudaStreamCreateWithFlags(&capture_stream_, cudaStreamNonBlocking));
+    KCPP_CUDNN(cudnnCreate(&capture_cudnn_));
+    KCPP_CUDNN(cudnnSetStream(capture_cudnn_, capture_stream_));
+    KCPP_CUBLAS(cublasCreate(&capture_cublas_));
+    KCPP_CUBLAS(cublasSetStream(capture_cublas_, capture_stream_));
   }
+  // The recording reads what earlier work on the main stream wrote only when it is replayed there.
+  // Relaxed: cudaMalloc stays allowed (new pool blocks); anything that waits on the stream fails.
+  const cudaError_t e = cudaStreamBeginCapture(capture_stream_, cudaStreamCaptureModeRelaxed);
+  if (e != cudaSuccess) KCPP_CUDA(e);
+  recorded_checks_.clear();
+  capture_pool_ = allocator_.open_pool();
+  capturing_thread_.store(std::this_thread::get_id());
 }
 
 std::unique_ptr<CapturedWork> CudaBackend::end_capture() {
-  KCPP_CHECK(capture_pool_, ValueError, "cuda backend: end_capture without begin_capture");
+  KCPP_CHECK(capture_pool_ && capturing_here(), ValueError,
+             "cuda backend: end_capture without begin_capture on this thread");
   auto pool = std::move(capture_pool_);
+  capture_pool_.reset();
+  capturing_thread_.store(std::thread::id{});
   allocator_.stop_pool();
+  std::vector<RecordedCheck> checks = std::move(recorded_checks_);
+  recorded_checks_.clear();
   cudaGraph_t graph = nullptr;
-  const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  const cudaError_t e = cudaStreamEndCapture(capture_stream_, &graph);
   cudaGraphExec_t exec = nullptr;
   if (e == cudaSuccess && graph && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess)
-    return std::make_unique<CudaGraph>(*this, allocator_, graph, exec, std::move(pool));
+    return std::make_unique<CudaGraph>(*this, allocator_, graph, exec, std::move(pool), std::move(checks));
   (void)cudaGetLastError();  // the failed recording's error is this call's answer, not the next call's
   if (graph) cudaGraphDestroy(graph);
+  checks.clear();
   allocator_.close_pool(pool);
   return nullptr;
 }
@@ -237,28 +271,27 @@ void CudaBackend::deallocate(void* data, size_t nbytes) { allocator_.release(dat
 void CudaBackend::copy_from_host(void* dst, const void* src, size_t n) {
   // The host buffer may go away when this returns: wait for the copy.
   DeviceGuard on(device_);
-  KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_));
-  KCPP_CUDA(cudaStreamSynchronize(stream_));
+  KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream()));
+  KCPP_CUDA(cudaStreamSynchronize(stream()));
 }
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t n) {
   DeviceGuard on(device_);
-  KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_));
-  KCPP_CUDA(cudaStreamSynchronize(stream_));
+  KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream()));
+  KCPP_CUDA(cudaStreamSynchronize(stream()));
 }
 void CudaBackend::copy(void* dst, const void* src, size_t n) {
   DeviceGuard on(device_);
-  KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_));
+  KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream()));
 }
 void CudaBackend::synchronize() {
   DeviceGuard on(device_);
-  KCPP_CUDA(cudaStreamSynchronize(stream_));
+  KCPP_CUDA(cudaStreamSynchronize(stream()));
 }
 
 void CudaBackend::fill(Tensor& y, Scalar value) {
   if (!y.num_elements()) return;
-  const double v = is_floating(y.dtype()) ? value.to_double() : static_cast<double>(value.to_int());
   DeviceGuard on(device_);
-  kernels::fill(y.raw_data(), code_of(y.dtype()), v, y.num_elements(), stream_);
+  kernels::fill(y.raw_data(), code_of(y.dtype()), value.to_double(), value.to_int(), y.num_elements(), stream());
   KCPP_LAUNCHED();
 }
 
@@ -281,7 +314,7 @@ kernels::Indexer make_indexer(const Shape& out, std::initializer_list<const Shap
 void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs& at) {
   if (!x.num_elements()) return;
   kernels::unary(static_cast<int>(op), code_of(x.dtype()), x.raw_data(), y.raw_data(), x.num_elements(), at.alpha,
-                 at.beta, stream_);
+                 at.beta, stream());
   KCPP_LAUNCHED();
 }
 
@@ -299,7 +332,7 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& 
   const bool same = a.shape() == y.shape() && b.shape() == y.shape();
   const auto ix = make_indexer(y.shape(), {&a.shape(), &b.shape()});
   kernels::binary(static_cast<int>(op), code_of(a.dtype()), a.raw_data(), b.raw_data(), y.raw_data(), y.num_elements(),
-                  ix, same, stream_);
+                  ix, same, stream());
   KCPP_LAUNCHED();
 }
 
@@ -307,13 +340,13 @@ void CudaBackend::where(const Tensor& c, const Tensor& a, const Tensor& b, Tenso
   if (!y.num_elements()) return;
   const auto ix = make_indexer(y.shape(), {&c.shape(), &a.shape(), &b.shape()});
   kernels::where(code_of(a.dtype()), static_cast<const uint8_t*>(c.raw_data()), a.raw_data(), b.raw_data(),
-                 y.raw_data(), y.num_elements(), ix, stream_);
+                 y.raw_data(), y.num_elements(), ix, stream());
   KCPP_LAUNCHED();
 }
 
 void CudaBackend::cast(const Tensor& x, Tensor& y) {
   if (!x.num_elements()) return;
-  kernels::cast(code_of(x.dtype()), code_of(y.dtype()), x.raw_data(), y.raw_data(), x.num_elements(), stream_);
+  kernels::cast(code_of(x.dtype()), code_of(y.dtype()), x.raw_data(), y.raw_data(), x.num_elements(), stream());
   KCPP_LAUNCHED();
 }
 
@@ -346,14 +379,14 @@ void CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t
       direct->outer <= 65535) {
     const auto scratch = allocate(kernels::column_chunks(direct->outer, direct->r, direct->inner).scratch_bytes);
     kernels::reduce_columns_chunked(static_cast<int>(op), code_of(x.dtype()), x.raw_data(), scratch->data(),
-                                    y.raw_data(), direct->outer, direct->r, direct->inner, stream_);
+                                    y.raw_data(), direct->outer, direct->r, direct->inner, stream());
     KCPP_LAUNCHED();
     return;
   }
   Tensor moved;
   const Layout l = plan(x, axes, moved);
   kernels::reduce(static_cast<int>(op), code_of(x.dtype()), moved.raw_data(), y.raw_data(), l.outer, l.r, l.inner,
-                  stream_);
+                  stream());
   KCPP_LAUNCHED();
 }
 
@@ -361,7 +394,7 @@ void CudaBackend::variance(const Tensor& x, const std::vector<int64_t>& axes, Te
   Tensor moved;
   const Layout l = plan(x, axes, moved);
   kernels::variance(static_cast<const float*>(moved.raw_data()), static_cast<float*>(y.raw_data()), l.outer, l.r,
-                    l.inner, stream_);
+                    l.inner, stream());
   KCPP_LAUNCHED();
 }
 
@@ -372,7 +405,7 @@ void CudaBackend::arg_reduce(bool is_max, const Tensor& x, int64_t axis, Tensor&
     if (i > axis) inner *= x.shape()[static_cast<size_t>(i)];
   }
   kernels::arg_reduce(is_max, code_of(x.dtype()), x.raw_data(), static_cast<int64_t*>(y.raw_data()), outer,
-                      x.shape()[static_cast<size_t>(axis)], inner, stream_);
+                      x.shape()[static_cast<size_t>(axis)], inner, stream());
   KCPP_LAUNCHED();
 }
 
@@ -404,7 +437,7 @@ void CudaBackend::concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor
     if (t.num_elements()) {
       kernels::strided_scatter(static_cast<int>(dtype_size(t.dtype())), t.raw_data(), y.raw_data(),
                                strided(t.shape(), ys), start * ys[static_cast<size_t>(axis)], t.num_elements(),
-                               stream_);
+                               stream());
       KCPP_LAUNCHED();
     }
     start += t.shape()[static_cast<size_t>(axis)];
@@ -415,7 +448,7 @@ void CudaBackend::slice(const Tensor& x, const std::vector<int64_t>& starts, Ten
   if (!y.num_elements()) return;
   const auto xs = x.shape().strides();
   kernels::strided_copy(static_cast<int>(dtype_size(x.dtype())), x.raw_data(), y.raw_data(), strided(y.shape(), xs),
-                        dot(starts, xs), y.num_elements(), stream_);
+                        dot(starts, xs), y.num_elements(), stream());
   KCPP_LAUNCHED();
 }
 
@@ -423,7 +456,7 @@ void CudaBackend::slice_assign(const Tensor& x, const std::vector<int64_t>& star
   if (!x.num_elements()) return;
   const auto ys = y.shape().strides();
   kernels::strided_scatter(static_cast<int>(dtype_size(x.dtype())), x.raw_data(), y.raw_data(), strided(x.shape(), ys),
-                           dot(starts, ys), x.num_elements(), stream_);
+                           dot(starts, ys), x.num_elements(), stream());
   KCPP_LAUNCHED();
 }
 
@@ -440,7 +473,7 @@ void CudaBackend::transpose(const Tensor& x, const std::vector<int64_t>& perm, T
   std::vector<int64_t> src(perm.size());
   for (size_t i = 0; i < perm.size(); ++i) src[i] = xs[static_cast<size_t>(perm[i])];
   kernels::strided_copy(static_cast<int>(dtype_size(x.dtype())), x.raw_data(), y.raw_data(), strided(y.shape(), src), 0,
-                        y.num_elements(), stream_);
+                        y.num_elements(), stream());
   KCPP_LAUNCHED();
 }
 
@@ -450,12 +483,16 @@ void CudaBackend::check_ids(const Tensor& ids, int64_t limit, const char* op, co
   // Scratch per call: a Dataset's background thread may check ids while the model trains.
   auto slot = scratch(sizeof(int64_t));
   auto* bad_index = static_cast<int64_t*>(slot->data());
-  KCPP_CUDA(cudaMemcpyAsync(bad_index, &n, sizeof n, cudaMemcpyHostToDevice, stream_));
-  kernels::check_ids(ids.raw_data(), ids.dtype() == DType::int64, n, limit, bad_index, stream_);
+  kernels::fill(bad_index, code_of(DType::int64), 0.0, n, 1, stream());
+  kernels::check_ids(ids.raw_data(), ids.dtype() == DType::int64, n, limit, bad_index, stream());
   KCPP_LAUNCHED();
+  if (capturing_here()) {  // read after each replay (CudaGraph::replay)
+    recorded_checks_.push_back({std::move(slot), ids, limit, op, what});
+    return;
+  }
   int64_t bad = n;
-  KCPP_CUDA(cudaMemcpyAsync(&bad, bad_index, sizeof bad, cudaMemcpyDeviceToHost, stream_));
-  KCPP_CUDA(cudaStreamSynchronize(stream_));
+  KCPP_CUDA(cudaMemcpyAsync(&bad, bad_index, sizeof bad, cudaMemcpyDeviceToHost, stream()));
+  KCPP_CUDA(cudaStreamSynchronize(stream()));
   if (bad >= n) return;
   int64_t id = 0;
   const size_t es = dtype_size(ids.dtype());
@@ -475,7 +512,7 @@ void CudaBackend::gather(const Tensor& x, const Tensor& indices, int64_t axis, T
     if (i > axis) inner *= x.shape()[static_cast<size_t>(i)];
   }
   kernels::gather(static_cast<int>(dtype_size(x.dtype())), x.raw_data(), indices.raw_data(),
-                  indices.dtype() == DType::int64, y.raw_data(), outer, d, indices.num_elements(), inner, stream_);
+                  indices.dtype() == DType::int64, y.raw_data(), outer, d, indices.num_elements(), inner, stream());
   KCPP_LAUNCHED();
 }
 
@@ -492,7 +529,7 @@ void CudaBackend::scatter_add(const Tensor& dy, const Tensor& indices, int64_t a
     if (i > axis) inner *= dx.shape()[static_cast<size_t>(i)];
   }
   kernels::scatter_add(static_cast<const float*>(dy.raw_data()), indices.raw_data(), indices.dtype() == DType::int64,
-                       static_cast<float*>(dx.raw_data()), outer, d, indices.num_elements(), inner, stream_);
+                       static_cast<float*>(dx.raw_data()), outer, d, indices.num_elements(), inner, stream());
   KCPP_LAUNCHED();
 }
 
@@ -500,7 +537,7 @@ void CudaBackend::embedding_forward(const Tensor& table, const Tensor& ids, Tens
   check_ids(ids, table.dim(0), "Embedding", "id");
   if (!y.num_elements()) return;
   kernels::gather(4, table.raw_data(), ids.raw_data(), ids.dtype() == DType::int64, y.raw_data(), 1, table.dim(0),
-                  ids.num_elements(), table.dim(1), stream_);
+                  ids.num_elements(), table.dim(1), stream());
   KCPP_LAUNCHED();
 }
 
@@ -510,7 +547,7 @@ void CudaBackend::embedding_backward(const Tensor& dy, const Tensor& ids, Tensor
   if (!dy.num_elements()) return;
   kernels::scatter_add(static_cast<const float*>(dy.raw_data()), ids.raw_data(), ids.dtype() == DType::int64,
                        static_cast<float*>(dtable.raw_data()), 1, dtable.dim(0), ids.num_elements(), dtable.dim(1),
-                       stream_);
+                       stream());
   KCPP_LAUNCHED();
 }
 
@@ -521,7 +558,7 @@ void CudaBackend::softmax_cross_entropy(const Tensor& logits, const Tensor& labe
   kernels::softmax_cross_entropy(static_cast<const float*>(logits.raw_data()), labels.raw_data(), sparse,
                                  labels.dtype() == DType::int64, static_cast<float*>(loss.raw_data()),
                                  dlogits ? static_cast<float*>(dlogits->raw_data()) : nullptr, logits.dim(0),
-                                 logits.dim(1), stream_);
+                                 logits.dim(1), stream());
   KCPP_LAUNCHED();
 }
 
@@ -529,21 +566,26 @@ void CudaBackend::softmax_cross_entropy(const Tensor& logits, const Tensor& labe
 
 void CudaBackend::random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) {
   if (!y.num_elements()) return;
-  kernels::random(static_cast<int>(dist), key, a, b, static_cast<float*>(y.raw_data()), y.num_elements(), stream_);
+  kernels::random(static_cast<int>(dist), key, a, b, static_cast<float*>(y.raw_data()), y.num_elements(), stream());
   KCPP_LAUNCHED();
 }
 
-void CudaBackend::dropout_mask(float rate, uint64_t key, Tensor& mask) {
+void CudaBackend::dropout_mask(float rate, const RandomKey& key, Tensor& mask) {
   if (!mask.num_elements()) return;
-  kernels::dropout_mask(rate, key, static_cast<float*>(mask.raw_data()), mask.num_elements(), stream_);
+  kernels::dropout_mask(rate, key.value,
+                        key.on_device.defined() ? static_cast<const uint64_t*>(key.on_device.raw_data()) : nullptr,
+                        static_cast<float*>(mask.raw_data()), mask.num_elements(), stream());
   KCPP_LAUNCHED();
 }
 
 void CudaBackend::sgd_update(Tensor& w, const Tensor& g, Tensor* m, const SGDAttrs& at) {
   if (!w.num_elements()) return;
   kernels::sgd_update(static_cast<float*>(w.raw_data()), static_cast<const float*>(g.raw_data()),
-                      m ? static_cast<float*>(m->raw_data()) : nullptr, w.num_elements(), at.learning_rate, at.momentum,
-                      at.nesterov, stream_);
+                      m ? static_cast<float*>(m->raw_data()) : nullptr, w.num_elements(), at.learning_rate,
+                      at.learning_rate_on_device.defined()
+                          ? static_cast<const float*>(at.learning_rate_on_device.raw_data())
+                          : nullptr,
+                      at.momentum, at.nesterov, stream());
   KCPP_LAUNCHED();
 }
 
@@ -554,8 +596,10 @@ void CudaBackend::adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, 
       static_cast<float>(at.learning_rate * std::sqrt(1.0 - std::pow(at.beta_2, t)) / (1.0 - std::pow(at.beta_1, t)));
   kernels::adam_update(static_cast<float*>(w.raw_data()), static_cast<const float*>(g.raw_data()),
                        static_cast<float*>(m.raw_data()), static_cast<float*>(v.raw_data()),
-                       vhat ? static_cast<float*>(vhat->raw_data()) : nullptr, w.num_elements(), alpha, 1.f - at.beta_1,
-                       1.f - at.beta_2, at.epsilon, stream_);
+                       vhat ? static_cast<float*>(vhat->raw_data()) : nullptr, w.num_elements(), alpha,
+                       at.step_size_on_device.defined() ? static_cast<const float*>(at.step_size_on_device.raw_data())
+                                                        : nullptr,
+                       1.f - at.beta_1, 1.f - at.beta_2, at.epsilon, stream());
   KCPP_LAUNCHED();
 }
 

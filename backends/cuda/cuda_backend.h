@@ -10,7 +10,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "backends/cuda/kernels.h"
 #include "core/backend.h"
@@ -69,7 +71,8 @@ class DeviceAllocator {
   int64_t device_mallocs() const { return mallocs_.load(); }
   /// Frees every cached block (after an out-of-memory, before retrying).
   void empty_cache();
-  /// While a pool is open, allocations come from it (and cudaMalloc), not from the shared cache.
+  /// While a pool is open, the calling thread's allocations come from it (and cudaMalloc), not
+  /// from the shared cache; other threads' still come from the cache.
   std::shared_ptr<GraphPool> open_pool();
   void stop_pool();
   /// The pool's free blocks return to the shared cache; its live ones do when released.
@@ -80,6 +83,7 @@ class DeviceAllocator {
   std::unordered_multimap<size_t, void*> free_;
   std::atomic<int64_t> mallocs_{0};
   std::shared_ptr<GraphPool> recording_;
+  std::thread::id recording_thread_;
   std::unordered_map<void*, std::shared_ptr<GraphPool>> pool_of_;
 };
 
@@ -144,7 +148,7 @@ class CudaBackend final : public Backend {
   void scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) override;
 
   void random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) override;
-  void dropout_mask(float rate, uint64_t key, Tensor& mask) override;
+  void dropout_mask(float rate, const RandomKey& key, Tensor& mask) override;
 
   void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer, const SGDAttrs& attrs) override;
   void adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,
@@ -164,14 +168,27 @@ class CudaBackend final : public Backend {
                     Tensor& dkernel, Tensor& drecurrent_kernel, Tensor& dbias, Tensor* drecurrent_bias) override;
 
   // Shared by this backend's files.
-  cudaStream_t stream() const { return stream_; }
+  /// The calling thread's stream and handles. A thread recording a graph queues on a stream (and
+  /// handles) of its own, so what other threads queue meanwhile (a Dataset's next batch) runs as
+  /// usual and stays out of the graph.
+  cudaStream_t stream() const { return capturing_here() ? capture_stream_ : stream_; }
+  cudnnHandle_t cudnn() const { return capturing_here() ? capture_cudnn_ : cudnn_; }
+  cublasHandle_t cublas() const { return capturing_here() ? capture_cublas_ : cublas_; }
+  /// The stream every thread but a recording one uses, and replays run on.
+  cudaStream_t main_stream() const { return stream_; }
   void* native_stream() const override { return stream_; }
   void make_current() override;
-  cudnnHandle_t cudnn() const { return cudnn_; }
-  cublasHandle_t cublas() const { return cublas_; }
   std::shared_ptr<Storage> scratch(size_t nbytes) { return allocate(nbytes); }
-  /// Throws ValueError naming the first id outside [0, limit) (waits for the device).
+  /// Throws ValueError naming the first id outside [0, limit) (waits for the device). While a
+  /// graph is recorded, the check is recorded too and read after each replay.
   void check_ids(const Tensor& ids, int64_t limit, const char* op, const char* what);
+  /// A check_ids recorded in a graph: the slot holds the position of the first bad id (or more).
+  struct RecordedCheck {
+    std::shared_ptr<Storage> slot;
+    Tensor ids;
+    int64_t limit;
+    std::string op, what;
+  };
   /// Cached algorithm choices, keyed by problem; values are algorithm enums and workspace bytes.
   std::mutex algo_mutex;
   std::unordered_map<std::string, std::pair<int, size_t>> algo_cache;
@@ -186,11 +203,18 @@ class CudaBackend final : public Backend {
   int device_;
   // Read once, at creation.
   bool native_low_precision_ = settings().native_low_precision != Settings::LowPrecisionKernels::none;
+  bool capturing_here() const { return capturing_thread_.load() == std::this_thread::get_id(); }
   cudaStream_t stream_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   DeviceAllocator allocator_;
+  // Recording (begin_capture ... end_capture): one thread at a time, on its own stream and handles.
   std::shared_ptr<DeviceAllocator::GraphPool> capture_pool_;
+  std::atomic<std::thread::id> capturing_thread_{};
+  cudaStream_t capture_stream_ = nullptr;
+  cudnnHandle_t capture_cudnn_ = nullptr;
+  cublasHandle_t capture_cublas_ = nullptr;
+  std::vector<RecordedCheck> recorded_checks_;
   std::mutex rnn_mutex_;
   std::unordered_map<std::string, std::shared_ptr<RnnPlan>> rnn_plans_;
 };

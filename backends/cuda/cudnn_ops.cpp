@@ -34,7 +34,7 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, T
     fill(y, 0);
   } else if ((a_batch == batch || a_batch == 1) && (b_batch == batch || b_batch == 1)) {
     KCPP_CUBLAS(cublasGemmStridedBatchedEx(
-        cublas_, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one, b.raw_data(), type,
+        cublas(), op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one, b.raw_data(), type,
         static_cast<int>(ldb), b_batch == 1 ? 0 : b_mat, a.raw_data(), type, static_cast<int>(lda),
         a_batch == 1 ? 0 : a_mat, &zero, y.raw_data(), type, static_cast<int>(n), m * n, static_cast<int>(batch),
         compute, CUBLAS_GEMM_DEFAULT));
@@ -55,19 +55,19 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, T
       const auto* bp = static_cast<const char*>(b.raw_data()) + ib * b_mat * static_cast<int64_t>(es);
       const auto* ap = static_cast<const char*>(a.raw_data()) + ia * a_mat * static_cast<int64_t>(es);
       auto* yp = static_cast<char*>(y.raw_data()) + i * m * n * static_cast<int64_t>(es);
-      KCPP_CUBLAS(cublasGemmEx(cublas_, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one,
+      KCPP_CUBLAS(cublasGemmEx(cublas(), op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one,
                                bp, type, static_cast<int>(ldb), ap, type, static_cast<int>(lda), &zero, yp, type,
                                static_cast<int>(n), compute, CUBLAS_GEMM_DEFAULT));
     }
   }
   if (low && (bias || at.activation != UnaryOp::identity)) {
     kernels::bias_activation_low(y.raw_data(), bias ? bias->raw_data() : nullptr, y.num_elements() / n, n,
-                                 static_cast<int>(at.activation), type == CUDA_R_16BF, stream_);
+                                 static_cast<int>(at.activation), type == CUDA_R_16BF, stream());
     KCPP_LAUNCHED();
   } else if (bias || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()),
                              bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / n, n,
-                             static_cast<int>(at.activation), stream_);
+                             static_cast<int>(at.activation), stream());
     KCPP_LAUNCHED();
   }
 }
@@ -294,7 +294,7 @@ void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* b
     KCPP_CHECK(!affine, BackendError, "cuda conv_forward: a channel affine runs in float32, received dtype {}",
                dtype_name(y.dtype()));
     if (bias || at.activation != UnaryOp::identity) {
-      low_bias_activation(*this, y, bias, at.activation, stream_);
+      low_bias_activation(*this, y, bias, at.activation, stream());
       KCPP_LAUNCHED();
     }
     return;
@@ -302,7 +302,7 @@ void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* b
   if (bias || affine || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()),
                              bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / y.dim(3),
-                             y.dim(3), static_cast<int>(at.activation), stream_,
+                             y.dim(3), static_cast<int>(at.activation), stream(),
                              affine ? static_cast<const float*>(at.channel_scale.raw_data()) : nullptr,
                              affine ? static_cast<const float*>(at.channel_shift.raw_data()) : nullptr);
     KCPP_LAUNCHED();
@@ -324,7 +324,7 @@ void CudaBackend::conv_transpose_forward(const Tensor& x, const Tensor& w, const
   run_conv_any(*this, kBackwardData, y, w, x, at);
   if (y.dtype() != DType::float32) {
     if (bias || at.activation != UnaryOp::identity) {
-      low_bias_activation(*this, y, bias, at.activation, stream_);
+      low_bias_activation(*this, y, bias, at.activation, stream());
       KCPP_LAUNCHED();
     }
     return;
@@ -332,7 +332,7 @@ void CudaBackend::conv_transpose_forward(const Tensor& x, const Tensor& w, const
   if (bias || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()),
                              bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / y.dim(3),
-                             y.dim(3), static_cast<int>(at.activation), stream_);
+                             y.dim(3), static_cast<int>(at.activation), stream());
     KCPP_LAUNCHED();
   }
 }
@@ -364,7 +364,7 @@ void CudaBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, co
   if (!y.num_elements()) return;
   kernels::pool_forward(at.mode == PoolMode::max, code_of(x.dtype()), x.raw_data(), y.raw_data(),
                         workspace ? static_cast<int32_t*>(workspace->raw_data()) : nullptr, pool_geometry(x, y, at),
-                        stream_);
+                        stream());
   KCPP_LAUNCHED();
 }
 
@@ -378,7 +378,7 @@ void CudaBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor*
   if (dy.num_elements()) {
     kernels::pool_backward(at.mode == PoolMode::max, code_of(dy.dtype()), dy.raw_data(),
                            workspace ? static_cast<const int32_t*>(workspace->raw_data()) : nullptr,
-                           sums.data<float>(), pool_geometry(x, dy, at), stream_);
+                           sums.data<float>(), pool_geometry(x, dy, at), stream());
     KCPP_LAUNCHED();
   }
   if (dx.dtype() != DType::float32) cast(sums, dx);
@@ -395,10 +395,10 @@ void CudaBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const
   if (training) {
     const auto scratch = allocate(kernels::batch_norm_scratch_bytes(m, c));
     kernels::batch_norm_statistics(code_of(x.dtype()), x.raw_data(), mean.data<float>(), variance.data<float>(), scratch->data(), m, c,
-                                   epsilon, stream_);
+                                   epsilon, stream());
   }
   kernels::batch_norm_apply(code_of(x.dtype()), x.raw_data(), mean.data<float>(), variance.data<float>(),
-                            gamma.data<float>(), beta.data<float>(), y.raw_data(), m, c, epsilon, stream_);
+                            gamma.data<float>(), beta.data<float>(), y.raw_data(), m, c, epsilon, stream());
   KCPP_LAUNCHED();
 }
 
@@ -409,13 +409,13 @@ void CudaBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const T
   const auto scratch = allocate(kernels::batch_norm_scratch_bytes(m, c));
   kernels::batch_norm_backward(code_of(x.dtype()), dy.raw_data(), x.raw_data(), gamma.data<float>(),
                                mean.data<float>(), variance.data<float>(), dx.raw_data(), dgamma.data<float>(), dbeta.data<float>(),
-                               scratch->data(), m, c, epsilon, stream_);
+                               scratch->data(), m, c, epsilon, stream());
   KCPP_LAUNCHED();
 }
 
 void CudaBackend::softmax(const Tensor& x, Tensor& y, bool log) {
   if (x.dtype() != DType::float32) {  // float16 / bfloat16: kernels.cu, in float
-    kernels::softmax_rows(code_of(x.dtype()), x.raw_data(), y.raw_data(), x.dim(0), x.dim(1), log, stream_);
+    kernels::softmax_rows(code_of(x.dtype()), x.raw_data(), y.raw_data(), x.dim(0), x.dim(1), log, stream());
     KCPP_LAUNCHED();
     return;
   }
@@ -423,7 +423,7 @@ void CudaBackend::softmax(const Tensor& x, Tensor& y, bool log) {
   KCPP_CUDNN(cudnnSetTensor4dDescriptor(d.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, static_cast<int>(x.dim(0)),
                                         static_cast<int>(x.dim(1)), 1, 1));
   const float one = 1.f, zero = 0.f;
-  KCPP_CUDNN(cudnnSoftmaxForward(cudnn_, log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_INSTANCE,
+  KCPP_CUDNN(cudnnSoftmaxForward(cudnn(), log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_INSTANCE,
                                  &one, d.d, x.raw_data(), &zero, d.d, y.raw_data()));
 }
 

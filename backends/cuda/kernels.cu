@@ -828,12 +828,15 @@ __global__ void random_kernel(int dist, uint64_t key, float a, float b, float* y
   }
 }
 
-__global__ void dropout_kernel(float rate, uint64_t key, float* y, int64_t n) {
+__global__ void dropout_kernel(float rate, uint64_t key_value, const uint64_t* key_on_device, float* y, int64_t n) {
+  const uint64_t key = key_on_device ? *key_on_device : key_value;
   const float keep = 1.f / (1.f - rate);
   GRID_STRIDE(i, n) { y[i] = uniform01(key, static_cast<uint64_t>(i)) < rate ? 0.f : keep; }
 }
 
-__global__ void sgd_kernel(float* w, const float* g, float* m, int64_t n, float lr, float mu, bool nesterov) {
+__global__ void sgd_kernel(float* w, const float* g, float* m, int64_t n, float lr_value, const float* lr_on_device,
+                           float mu, bool nesterov) {
+  const float lr = lr_on_device ? *lr_on_device : lr_value;
   GRID_STRIDE(i, n) {
     if (!m) {
       w[i] -= lr * g[i];
@@ -844,8 +847,9 @@ __global__ void sgd_kernel(float* w, const float* g, float* m, int64_t n, float 
   }
 }
 
-__global__ void adam_kernel(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha, float b1,
-                            float b2, float eps) {
+__global__ void adam_kernel(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha_value,
+                            const float* alpha_on_device, float b1, float b2, float eps) {
+  const float alpha = alpha_on_device ? *alpha_on_device : alpha_value;
   GRID_STRIDE(i, n) {
     m[i] += (g[i] - m[i]) * b1;
     v[i] += (g[i] * g[i] - v[i]) * b2;
@@ -912,7 +916,7 @@ __global__ void pool_bwd_kernel(bool is_max, const T* dy, const int32_t* argmax,
 
 // Launchers ------------------------------------------------------------------------------------------------
 
-void fill(void* y, int code, double value, int64_t n, cudaStream_t s) {
+void fill(void* y, int code, double value, int64_t int_value, int64_t n, cudaStream_t s) {
   switch (code) {
     case f32:
       fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<float*>(y), static_cast<float>(value), n);
@@ -926,13 +930,13 @@ void fill(void* y, int code, double value, int64_t n, cudaStream_t s) {
                                                      __float2bfloat16_rn(static_cast<float>(value)), n);
       break;
     case i32:
-      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int32_t*>(y), static_cast<int32_t>(value), n);
+      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int32_t*>(y), static_cast<int32_t>(int_value), n);
       break;
     case i64:
-      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int64_t*>(y), static_cast<int64_t>(value), n);
+      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int64_t*>(y), int_value, n);
       break;
     default:
-      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<uint8_t*>(y), static_cast<uint8_t>(value), n);
+      fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<uint8_t*>(y), static_cast<uint8_t>(int_value), n);
       break;
   }
 }
@@ -1167,18 +1171,18 @@ void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaS
   random_kernel<<<blocks_for(n), kThreads, 0, s>>>(dist, key, a, b, y, n);
 }
 
-void dropout_mask(float rate, uint64_t key, float* y, int64_t n, cudaStream_t s) {
-  dropout_kernel<<<blocks_for(n), kThreads, 0, s>>>(rate, key, y, n);
+void dropout_mask(float rate, uint64_t key, const uint64_t* key_on_device, float* y, int64_t n, cudaStream_t s) {
+  dropout_kernel<<<blocks_for(n), kThreads, 0, s>>>(rate, key, key_on_device, y, n);
 }
 
-void sgd_update(float* w, const float* g, float* m, int64_t n, float lr, float momentum, bool nesterov,
-                cudaStream_t s) {
-  sgd_kernel<<<blocks_for(n), kThreads, 0, s>>>(w, g, m, n, lr, momentum, nesterov);
+void sgd_update(float* w, const float* g, float* m, int64_t n, float lr, const float* lr_on_device, float momentum,
+                bool nesterov, cudaStream_t s) {
+  sgd_kernel<<<blocks_for(n), kThreads, 0, s>>>(w, g, m, n, lr, lr_on_device, momentum, nesterov);
 }
 
-void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha, float b1, float b2,
-                 float eps, cudaStream_t s) {
-  adam_kernel<<<blocks_for(n), kThreads, 0, s>>>(w, g, m, v, vhat, n, alpha, b1, b2, eps);
+void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha,
+                 const float* alpha_on_device, float b1, float b2, float eps, cudaStream_t s) {
+  adam_kernel<<<blocks_for(n), kThreads, 0, s>>>(w, g, m, v, vhat, n, alpha, alpha_on_device, b1, b2, eps);
 }
 
 void pool_forward(bool is_max, int code, const void* x, void* y, int32_t* argmax, const PoolGeometry& g,

@@ -19,7 +19,8 @@ struct Indexer {
 // dtype codes shared with the host (values of keras::DType).
 enum Code : int { f32 = 0, f16 = 1, bf16 = 2, i32 = 3, i64 = 4, u8 = 5, b8 = 6 };
 
-void fill(void* y, int code, double value, int64_t n, cudaStream_t stream);
+/// Integer dtypes take int_value (every int64 exactly), the others value.
+void fill(void* y, int code, double value, int64_t int_value, int64_t n, cudaStream_t stream);
 /// op: keras::UnaryOp value.
 void unary(int op, int code, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t stream);
 /// op: keras::BinaryOp value; a and b share `code`; y is bool for comparisons. `same` means no broadcasting.
@@ -88,12 +89,14 @@ void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int ac
 
 /// Counter-based random numbers, bit-compatible with the CPU backend's uniforms.
 void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaStream_t stream);
-void dropout_mask(float rate, uint64_t key, float* y, int64_t n, cudaStream_t stream);
+/// key_on_device (may be null) replaces `key` with the value it holds when the kernel runs; likewise
+/// lr_on_device and alpha_on_device below (recorded steps replay with new values).
+void dropout_mask(float rate, uint64_t key, const uint64_t* key_on_device, float* y, int64_t n, cudaStream_t stream);
 
-void sgd_update(float* w, const float* g, float* m, int64_t n, float lr, float momentum, bool nesterov,
-                cudaStream_t stream);
-void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha, float b1, float b2,
-                 float eps, cudaStream_t stream);
+void sgd_update(float* w, const float* g, float* m, int64_t n, float lr, const float* lr_on_device, float momentum,
+                bool nesterov, cudaStream_t stream);
+void adam_update(float* w, const float* g, float* m, float* v, float* vhat, int64_t n, float alpha,
+                 const float* alpha_on_device, float b1, float b2, float eps, cudaStream_t stream);
 
 }  // namespace keras::cuda::kernels
 

@@ -265,7 +265,7 @@ void CudaBackend::rnn_forward(const RnnAttrs& a, const Tensor& x, const Tensor& 
     const Tensor xs = to_plan_layout(*this, p, x);
     Tensor ys = plan_output(*this, p, y);
     const cudnnStatus_t status = cudnnRNNForward(
-        cudnn_, p.rnn.d, training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE,
+        cudnn(), p.rnn.d, training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE,
         static_cast<const int32_t*>(p.seq_lengths.raw_data()), p.x.d, xs.raw_data(), p.y.d, ys.raw_data(), p.h.d,
         h0.raw_data(), h_last.raw_data(), p.h.d, c0 ? c0->raw_data() : nullptr, c_last ? c_last->raw_data() : nullptr,
         p.weight_bytes, weights->data(), p.work_bytes, work->data(), training ? p.reserve_bytes : 0, reserve);
@@ -304,16 +304,16 @@ void CudaBackend::rnn_backward(const RnnAttrs& a, const Tensor& x, const Tensor&
   };
   const Tensor xs = to_plan_layout(*this, *p, x), ys = to_plan_layout(*this, *p, y), dys = to_plan_layout(*this, *p, dy);
   Tensor dxs = plan_output(*this, *p, dx);
-  check(cudnnRNNBackwardData_v8(cudnn_, p->rnn.d, lengths, p->y.d, ys.raw_data(), dys.raw_data(), p->x.d, dxs.raw_data(),
+  check(cudnnRNNBackwardData_v8(cudnn(), p->rnn.d, lengths, p->y.d, ys.raw_data(), dys.raw_data(), p->x.d, dxs.raw_data(),
                                 p->h.d, h0.raw_data(), dh_last.raw_data(), dh0.raw_data(), p->h.d,
                                 c0 ? c0->raw_data() : nullptr, dc_last ? dc_last->raw_data() : nullptr,
                                 dc0 ? dc0->raw_data() : nullptr, p->weight_bytes, weights->data(), p->work_bytes,
                                 work->data(), p->reserve_bytes, reserve->data()),
         "cudnnRNNBackwardData_v8");
   auto dweights = scratch(p->weight_bytes);
-  KCPP_CUDA(cudaMemsetAsync(dweights->data(), 0, p->weight_bytes, stream_));
+  KCPP_CUDA(cudaMemsetAsync(dweights->data(), 0, p->weight_bytes, stream()));
   from_plan_layout(*this, *p, dxs, dx);
-  check(cudnnRNNBackwardWeights_v8(cudnn_, p->rnn.d, CUDNN_WGRAD_MODE_ADD, lengths, p->x.d, xs.raw_data(), p->h.d,
+  check(cudnnRNNBackwardWeights_v8(cudnn(), p->rnn.d, CUDNN_WGRAD_MODE_ADD, lengths, p->x.d, xs.raw_data(), p->h.d,
                                    h0.raw_data(), p->y.d, ys.raw_data(), p->weight_bytes, dweights->data(),
                                    p->work_bytes, work->data(), p->reserve_bytes, reserve->data()),
         "cudnnRNNBackwardWeights_v8");

@@ -18,7 +18,7 @@ Dropout::Dropout(float rate, DropoutOptions options)
 }
 Tensor Dropout::call(const Tensor& x, bool training) {
   if (!training || rate_ == 0.f) return x;
-  return ops::dropout(x, rate_, seeds_.next());
+  return ops::dropout(x, rate_, seeds_);
 }
 
 Flatten::Flatten(std::string name) : Layer("Flatten", std::move(name)) {}

@@ -160,7 +160,7 @@ std::vector<Tensor> RecurrentLayer::run(const Tensor& x, const Tensor& mask, con
   per_gate_recurrent_ = training && options_.recurrent_dropout > 0.f;
   const size_t mask_count = per_gate_recurrent_ ? static_cast<size_t>(gates_) : 1;
   const auto draw = [&](const Shape& shape, float rate) {
-    return ops::dropout(ops::ones(shape, x.dtype(), x.backend()), rate, seeds_.next());
+    return ops::dropout(ops::ones(shape, x.dtype(), x.backend()), rate, seeds_);
   };
   std::vector<Tensor> input_masks, recurrent_masks;
   if (drop_inputs)

@@ -18,7 +18,7 @@ Tensor SpatialDropout2D::call(const Tensor& x, bool training) {
   if (!training || rate_ == 0.f) return x;
   // One mask value per (sample, channel), broadcast over height and width.
   const Tensor mask =
-      ops::dropout(ops::ones(Shape{x.dim(0), 1, 1, x.dim(3)}, x.dtype(), x.backend()), rate_, seeds_.next());
+      ops::dropout(ops::ones(Shape{x.dim(0), 1, 1, x.dim(3)}, x.dtype(), x.backend()), rate_, seeds_);
   return x * mask;
 }
 

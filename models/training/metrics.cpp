@@ -3,31 +3,38 @@
 #include "core/autograd.h"
 #include "core/check.h"
 #include "core/ops.h"
+#include "core/step_recording.h"
 
 namespace keras::metrics {
 
 Metric::~Metric() = default;
 
+void Metric::add_to_total(const Tensor& s, double count) {
+  // In place once the sum exists, so a recorded training step keeps adding to the same buffer.
+  if (total_.defined() && total_.backend() == s.backend())
+    ops::copy_into(total_ + s, total_);
+  else
+    total_ = ops::copy(s);
+  detail::each_step([this, count] { count_ += count; });
+}
+
 void Metric::accumulate(const Tensor& values) {
   NoGradScope no_grad;
-  const Tensor s = ops::sum(ops::cast(values, DType::float32));
-  total_ = total_.defined() && total_.backend() == s.backend() ? total_ + s : s;
-  count_ += static_cast<double>(values.num_elements());
+  add_to_total(ops::sum(ops::cast(values, DType::float32)), static_cast<double>(values.num_elements()));
 }
 
 void Metric::accumulate(const Tensor& value, double weight) {
   NoGradScope no_grad;
   KCPP_CHECK(value.num_elements() == 1, ShapeError, "{}: expected a scalar to weigh, received shape {}", name(),
              value.shape().to_string());
-  const Tensor s = ops::reshape(ops::cast(value, DType::float32), std::vector<int64_t>{}) * static_cast<float>(weight);
-  total_ = total_.defined() && total_.backend() == s.backend() ? total_ + s : s;
-  count_ += weight;
+  add_to_total(ops::reshape(ops::cast(value, DType::float32), std::vector<int64_t>{}) * static_cast<float>(weight),
+               weight);
 }
 
 double Metric::result() const { return count_ > 0 && total_.defined() ? total_.item() / count_ : 0.0; }
 
 void Metric::reset_state() {
-  total_ = Tensor();
+  if (total_.defined()) total_.backend()->fill(total_, 0);
   count_ = 0;
 }
 
@@ -36,7 +43,10 @@ std::vector<double> Metric::state() const { return {total_.defined() ? total_.it
 void Metric::set_state(const std::vector<double>& state) {
   KCPP_CHECK(state.size() == 2, ValueError, "{}: expected a state of 2 numbers (total, count), received {}", name(),
              state.size());
-  total_ = Tensor::scalar(static_cast<float>(state[0]), total_.defined() ? total_.backend() : nullptr);
+  if (total_.defined())
+    total_.backend()->fill(total_, static_cast<float>(state[0]));
+  else
+    total_ = Tensor::scalar(static_cast<float>(state[0]));
   count_ = state[1];
 }
 

@@ -38,6 +38,7 @@ class KERASCPP_API Metric {
   void accumulate(const Tensor& value, double weight);
 
  private:
+  void add_to_total(const Tensor& sum, double count);
   std::string name_;
   Tensor total_;
   double count_ = 0;

@@ -5,6 +5,7 @@
 #include "core/autograd.h"
 #include "core/check.h"
 #include "core/ops.h"
+#include "core/step_recording.h"
 
 namespace keras::optimizers {
 
@@ -96,6 +97,11 @@ void Optimizer::build_for(const std::vector<Variable*>& variables) {
     built_for_ = ids;
     built_ = true;
   }
+  if (on_device_.empty() && !variables.empty()) {
+    Backend* device = variables[0]->value().backend();
+    for (size_t i = 0; i < 2 + step_values().size(); ++i)
+      on_device_.push_back(ops::zeros(Shape{}, DType::float32, device));
+  }
   KCPP_CHECK(ids == built_for_, ValueError,
              "{}: apply_gradients received a different list of variables than the one it was built for", name_);
 }
@@ -105,27 +111,36 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& gradients, const std:
              gradients.size(), variables.size());
   NoGradScope no_grad;
   build_for(variables);
+  // Clipping as Keras does it, on the device: g * c / max(norm, c) leaves g as it is below c.
   std::vector<Tensor> grads = gradients;
   if (common_.clipvalue)
     for (auto& g : grads) g = ops::clip(g, -*common_.clipvalue, *common_.clipvalue);
+  const auto clip_to = [](const Tensor& squares, float limit, Backend* device) {
+    const Tensor c = ops::full({}, limit, DType::float32, device);
+    return c / ops::maximum(ops::sqrt(squares), c);
+  };
   if (common_.clipnorm)
-    for (auto& g : grads) {
-      const float norm = static_cast<float>(std::sqrt(ops::sum(ops::square(g)).item()));
-      if (norm > *common_.clipnorm) g = g * (*common_.clipnorm / norm);
-    }
-  if (common_.global_clipnorm) {
-    double total = 0;
-    for (const auto& g : grads) total += ops::sum(ops::square(g)).item();
-    const float norm = static_cast<float>(std::sqrt(total));
-    if (norm > *common_.global_clipnorm)
-      for (auto& g : grads) g = g * (*common_.global_clipnorm / norm);
+    for (auto& g : grads) g = g * clip_to(ops::sum(ops::square(g)), *common_.clipnorm, g.backend());
+  if (common_.global_clipnorm && !grads.empty()) {
+    Tensor total;
+    for (const auto& g : grads) total = total.defined() ? total + ops::sum(ops::square(g)) : ops::sum(ops::square(g));
+    const Tensor factor = clip_to(total, *common_.global_clipnorm, total.backend());
+    for (auto& g : grads) g = g * factor;
   }
-  step_lr_ = learning_rate();  // a schedule's value at the step being taken
+  detail::each_step([this] { prepare_step(); });
   if (common_.weight_decay && *common_.weight_decay != 0.f)
-    for (Variable* v : variables) v->assign(v->value() - v->value() * (*common_.weight_decay * step_lr_));
+    for (Variable* v : variables) v->assign(v->value() - v->value() * on_device_.at(1));
+  for (size_t i = 0; i < variables.size(); ++i) update(i, *variables[i], grads[i]);
+}
+
+void Optimizer::prepare_step() {
+  step_lr_ = learning_rate();  // a schedule's value at the step being taken
   ++iterations_;
   before_updates();
-  for (size_t i = 0; i < variables.size(); ++i) update(i, *variables[i], grads[i]);
+  std::vector<double> values{step_lr_, common_.weight_decay ? *common_.weight_decay * step_lr_ : 0.0};
+  for (double v : step_values()) values.push_back(v);
+  for (size_t i = 0; i < on_device_.size() && i < values.size(); ++i)
+    on_device_[i].backend()->fill(on_device_[i], static_cast<float>(values[i]));
 }
 
 LossScaleOptimizer::LossScaleOptimizer(std::shared_ptr<Optimizer> inner, LossScaleOptions options)
@@ -187,7 +202,8 @@ void SGD::build(const std::vector<Variable*>& vars) {
     for (Variable* v : vars) momentums_.push_back(&add_slot(*v, "momentum"));
 }
 void SGD::update(size_t i, Variable& var, const Tensor& g) {
-  SGDAttrs a{.learning_rate = step_learning_rate(), .momentum = options_.momentum, .nesterov = options_.nesterov};
+  SGDAttrs a{.momentum = options_.momentum, .nesterov = options_.nesterov};
+  a.learning_rate_on_device = learning_rate_on_device();
   ops::sgd_update(var, g, momentums_.empty() ? nullptr : momentums_[i], a);
 }
 
@@ -203,13 +219,15 @@ void Adam::build(const std::vector<Variable*>& vars) {
   if (options_.amsgrad)
     for (Variable* v : vars) vhat_.push_back(&add_slot(*v, "vhat"));
 }
+std::vector<double> Adam::step_values() const {
+  // The step size lr * sqrt(1 - beta_2^t) / (1 - beta_1^t), in double as the backends compute it.
+  const double t = static_cast<double>(std::max<int64_t>(iterations(), 1));
+  return {step_learning_rate() * std::sqrt(1.0 - std::pow(options_.beta_2, t)) / (1.0 - std::pow(options_.beta_1, t))};
+}
 void Adam::update(size_t i, Variable& var, const Tensor& g) {
-  AdamAttrs a{.learning_rate = step_learning_rate(),
-              .beta_1 = options_.beta_1,
-              .beta_2 = options_.beta_2,
-              .epsilon = options_.epsilon,
-              .step = iterations(),
+  AdamAttrs a{.beta_1 = options_.beta_1, .beta_2 = options_.beta_2, .epsilon = options_.epsilon,
               .amsgrad = options_.amsgrad};
+  a.step_size_on_device = step_value(0);
   ops::adam_update(var, g, *m_[i], *v_[i], vhat_.empty() ? nullptr : vhat_[i], a);
 }
 
@@ -231,7 +249,7 @@ void RMSprop::update(size_t i, Variable& var, const Tensor& g) {
     avg.assign(avg.value() * rho + g * (1.f - rho));
     denominator = denominator - ops::square(avg.value());
   }
-  const Tensor increment = g * ops::rsqrt(denominator + options_.epsilon) * step_learning_rate();
+  const Tensor increment = g * ops::rsqrt(denominator + options_.epsilon) * learning_rate_on_device();
   if (options_.momentum > 0) {
     Variable& m = *momentums_[i];
     m.assign(m.value() * options_.momentum + increment);
@@ -263,7 +281,7 @@ void Adagrad::build(const std::vector<Variable*>& vars) {
 void Adagrad::update(size_t i, Variable& var, const Tensor& g) {
   Variable& acc = *accumulators_[i];
   acc.assign(acc.value() + ops::square(g));
-  var.assign(var.value() - g * ops::rsqrt(acc.value() + options_.epsilon) * step_learning_rate());
+  var.assign(var.value() - g * ops::rsqrt(acc.value() + options_.epsilon) * learning_rate_on_device());
 }
 
 Adadelta::Adadelta(AdadeltaOptions o) : Optimizer("Adadelta", o.learning_rate, o.common), options_(o) {}
@@ -280,7 +298,7 @@ void Adadelta::update(size_t i, Variable& var, const Tensor& g) {
   ag.assign(ag.value() * rho + ops::square(g) * (1.f - rho));
   const Tensor delta = ops::negative(ops::sqrt(ad.value() + eps) * ops::rsqrt(ag.value() + eps) * g);
   ad.assign(ad.value() * rho + ops::square(delta) * (1.f - rho));
-  var.assign(var.value() + delta * step_learning_rate());
+  var.assign(var.value() + delta * learning_rate_on_device());
 }
 
 Adamax::Adamax(AdamaxOptions o) : Optimizer("Adamax", o.learning_rate, o.common), options_(o) {}
@@ -290,13 +308,15 @@ void Adamax::build(const std::vector<Variable*>& vars) {
     u_.push_back(&add_slot(*v, "norm"));
   }
 }
+std::vector<double> Adamax::step_values() const {
+  const double t = static_cast<double>(std::max<int64_t>(iterations(), 1));
+  return {step_learning_rate() / (1.0 - std::pow(options_.beta_1, t))};
+}
 void Adamax::update(size_t i, Variable& var, const Tensor& g) {
   Variable &m = *m_[i], &u = *u_[i];
-  const double t = static_cast<double>(iterations());
   m.assign(m.value() + (g - m.value()) * (1.f - options_.beta_1));
   u.assign(ops::maximum(u.value() * options_.beta_2, ops::abs(g)));
-  const float scale = static_cast<float>(step_learning_rate() / (1.0 - std::pow(options_.beta_1, t)));
-  var.assign(var.value() - m.value() * scale / (u.value() + options_.epsilon));
+  var.assign(var.value() - m.value() * step_value(0) / (u.value() + options_.epsilon));
 }
 
 Nadam::Nadam(NadamOptions o) : Optimizer("Nadam", o.learning_rate, o.common), options_(o) {}
@@ -310,18 +330,22 @@ void Nadam::before_updates() {
   // Keras' momentum schedule: the running product of u_t, advanced once per step.
   u_product_ *= options_.beta_1 * (1.0 - 0.5 * std::pow(0.96, static_cast<double>(iterations())));
 }
-void Nadam::update(size_t i, Variable& var, const Tensor& g) {
-  const double t = static_cast<double>(iterations()), b1 = options_.beta_1, b2 = options_.beta_2;
+std::vector<double> Nadam::step_values() const {
+  // {m's factor, g's factor, v's factor} of Keras' update at step t (u_product_ already includes u_t).
+  const double t = static_cast<double>(std::max<int64_t>(iterations(), 1)), b1 = options_.beta_1,
+               b2 = options_.beta_2;
   const double u_t = b1 * (1.0 - 0.5 * std::pow(0.96, t));
   const double u_t_1 = b1 * (1.0 - 0.5 * std::pow(0.96, t + 1));
   const double u_product_t_1 = u_product_ * u_t_1;
+  return {u_t_1 / (1.0 - u_product_t_1), (1.0 - u_t) / (1.0 - u_product_), 1.0 / (1.0 - std::pow(b2, t))};
+}
+void Nadam::update(size_t i, Variable& var, const Tensor& g) {
   Variable &m = *m_[i], &v = *v_[i];
   m.assign(m.value() + (g - m.value()) * (1.f - options_.beta_1));
   v.assign(v.value() + (ops::square(g) - v.value()) * (1.f - options_.beta_2));
-  const Tensor m_hat = m.value() * static_cast<float>(u_t_1 / (1.0 - u_product_t_1)) +
-                       g * static_cast<float>((1.0 - u_t) / (1.0 - u_product_));
-  const Tensor v_hat = v.value() * static_cast<float>(1.0 / (1.0 - std::pow(b2, t)));
-  var.assign(var.value() - m_hat * step_learning_rate() / (ops::sqrt(v_hat) + options_.epsilon));
+  const Tensor m_hat = m.value() * step_value(0) + g * step_value(1);
+  const Tensor v_hat = v.value() * step_value(2);
+  var.assign(var.value() - m_hat * learning_rate_on_device() / (ops::sqrt(v_hat) + options_.epsilon));
 }
 
 std::shared_ptr<Optimizer> get(const std::string& name) {

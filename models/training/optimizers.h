@@ -132,20 +132,33 @@ class KERASCPP_API Optimizer {
 
  protected:
   virtual void build(const std::vector<Variable*>& variables) = 0;
+  /// Updates one variable with device work only: the step's numbers come from step_value() and
+  /// learning_rate_on_device(), so a recorded step replays correctly.
   virtual void update(size_t index, Variable& variable, const Tensor& gradient) = 0;
-  /// Once per step, before the per-variable updates (Nadam's momentum product).
+  /// Once per step, on the host, before step_values() (Nadam's momentum product).
   virtual void before_updates() {}
+  /// The host-computed numbers of the step being applied that update() reads (bias corrections,
+  /// step sizes), in an order of the optimizer's choosing; iterations() has already advanced.
+  virtual std::vector<double> step_values() const { return {}; }
   Variable& add_slot(const Variable& like, const std::string& slot_name);
-  /// The rate used by the step being applied (iterations() has already advanced).
+  /// The rate of the step being applied (iterations() has already advanced), on the host.
   float step_learning_rate() const { return step_lr_; }
+  /// That rate, and step_values()[i], as float32 scalars on the variables' device, written before
+  /// each step's updates run.
+  const Tensor& learning_rate_on_device() const { return on_device_.at(0); }
+  const Tensor& step_value(size_t i) const { return on_device_.at(2 + i); }
 
  private:
+  /// The host part of a step: advances iterations, computes the step's numbers and fills them into
+  /// on_device_. Kept for each replay when the step is being recorded (core/step_recording.h).
+  void prepare_step();
   std::string name_;
   float learning_rate_;
   std::shared_ptr<schedules::LearningRateSchedule> schedule_;
   CommonOptions common_;
   int64_t iterations_ = 0;
   float step_lr_ = 0.f;
+  std::vector<Tensor> on_device_;  // the rate, the weight-decay factor, then step_values()
   bool built_ = false;
   std::vector<const Variable*> built_for_;
   std::vector<std::unique_ptr<Variable>> slots_;
@@ -190,6 +203,7 @@ class KERASCPP_API Adam : public Optimizer {
   Adam(std::string class_name, AdamOptions options);
   void build(const std::vector<Variable*>& variables) override;
   void update(size_t index, Variable& variable, const Tensor& gradient) override;
+  std::vector<double> step_values() const override;
 
  private:
   AdamOptions options_;
@@ -295,6 +309,7 @@ class KERASCPP_API Adamax : public Optimizer {
   void update(size_t index, Variable& variable, const Tensor& gradient) override;
 
  private:
+  std::vector<double> step_values() const override;
   AdamaxOptions options_;
   std::vector<Variable*> m_, u_;
 };
@@ -317,6 +332,7 @@ class KERASCPP_API Nadam : public Optimizer {
  protected:
   void build(const std::vector<Variable*>& variables) override;
   void before_updates() override;
+  std::vector<double> step_values() const override;
   void update(size_t index, Variable& variable, const Tensor& gradient) override;
 
  private:

@@ -1,0 +1,88 @@
+#include "models/step_graphs.h"
+
+#include <string>
+
+#include <fmt/format.h>
+
+#include "core/config.h"
+#include "core/logging.h"
+#include "core/ops.h"
+#include "core/step_recording.h"
+
+namespace keras::detail {
+
+namespace {
+std::vector<const void*> locations(const std::vector<const Tensor*>& state) {
+  std::vector<const void*> out;
+  out.reserve(state.size());
+  for (const Tensor* t : state) out.push_back(t->raw_data());
+  return out;
+}
+}  // namespace
+
+bool StepGraphs::enabled() {
+  return settings().cuda_graphs;
+}
+
+std::vector<Tensor> StepGraphs::run(const std::vector<Tensor>& x, const std::vector<const Tensor*>& state,
+                                    const Step& step) {
+  // A model called inside another's recording (a nested model) is part of that recording.
+  if (x.empty() || !x[0].defined() || recording_step() || !enabled()) return step(x);
+  Backend& be = *x[0].backend();
+  if (!be.supports(Capability::graph_capture)) return step(x);
+  std::string key = be.name();
+  for (const Tensor& t : x) {
+    if (!t.defined()) {
+      key += "|-";
+      continue;
+    }
+    if (t.backend() != &be) return step(x);
+    key += fmt::format("|{}{}", t.shape().to_string(), dtype_name(t.dtype()));
+  }
+  Entry& e = entries_[key];
+  if (e.refused) return step(x);
+  if (e.graph && locations(state) != e.state) {  // weights were replaced (loading, a new optimizer): record anew
+    e = Entry{};
+  }
+  if (!e.graph) {
+    if (++e.calls < 2) return step(x);
+    e.inputs.clear();
+    for (const Tensor& t : x) e.inputs.push_back(t.defined() ? ops::copy(t) : Tensor());
+    std::vector<Tensor> outputs;
+    std::vector<std::function<void()>> host_work;
+    be.begin_capture();
+    try {
+      StepRecordingScope recording;
+      outputs = step(e.inputs);
+      host_work = recording.take_host_work();
+    } catch (const std::exception& error) {
+      be.end_capture();
+      e = Entry{};
+      e.refused = true;
+      ++refusals_;
+      log_debug(fmt::format("step not recorded ({}); it runs op by op", error.what()));
+      return step(x);
+    }
+    e.graph = be.end_capture();
+    if (!e.graph) {
+      e = Entry{};
+      e.refused = true;
+      ++refusals_;
+      return step(x);
+    }
+    e.outputs = std::move(outputs);
+    e.host_work = std::move(host_work);
+    e.state = locations(state);
+    ++recordings_;
+  }
+  for (const auto& work : e.host_work) work();
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i].defined()) be.copy(e.inputs[i].raw_data(), x[i].raw_data(), x[i].nbytes());
+  e.graph->replay();
+  ++replays_;
+  std::vector<Tensor> out;
+  for (const Tensor& t : e.outputs) out.push_back(ops::copy(t));  // the next replay overwrites e.outputs
+  return out;
+}
+
+}  // namespace keras::detail

@@ -1,0 +1,50 @@
+#pragma once
+// Model steps replayed from a recorded device graph (CUDA graphs): a model called again and again
+// on inputs of the same shapes (serving, batch-1 latency, every training step of an epoch) queues
+// one launch instead of every layer's kernels, since such steps are bound by the host's queueing,
+// not by the GPU.
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/tensor.h"
+
+namespace keras::detail {
+
+class StepGraphs {
+ public:
+  using Step = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+  /// KERASCPP_CUDA_GRAPHS=1 turns it on where the backend records graphs. Off by default until it
+  /// has run on a GPU (tools/gpu/NOTES.md).
+  static bool enabled();
+  /// Runs step(x): the first call per input signature runs it as is (choosing algorithms, building
+  /// optimizer slots, filling caches), the second records it and every later one replays the
+  /// recording, while `state` (the tensors it reads and writes besides x: weights, optimizer
+  /// slots) still lies where it did. The host work a step registers with each_step
+  /// (core/step_recording.h) runs before each replay. A step that cannot be recorded (it reads a
+  /// value back, say) runs as is from then on. Undefined tensors of x are allowed (an absent
+  /// sample weight) and are part of the signature.
+  std::vector<Tensor> run(const std::vector<Tensor>& x, const std::vector<const Tensor*>& state, const Step& step);
+  /// Recordings made and replays run, for tests and benchmarks.
+  int64_t recordings() const { return recordings_; }
+  int64_t replays() const { return replays_; }
+  /// Signatures that could not be recorded.
+  int64_t refusals() const { return refusals_; }
+
+ private:
+  struct Entry {
+    int calls = 0;
+    bool refused = false;
+    std::unique_ptr<CapturedWork> graph;
+    std::vector<Tensor> inputs, outputs;  // where the recording reads x and leaves its results
+    std::vector<const void*> state;
+    std::vector<std::function<void()>> host_work;  // run before each replay
+  };
+  std::map<std::string, Entry> entries_;
+  int64_t recordings_ = 0, replays_ = 0, refusals_ = 0;
+};
+
+}  // namespace keras::detail
