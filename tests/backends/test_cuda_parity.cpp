@@ -541,12 +541,12 @@ TEST_CASE("cuda: repeated inference calls replay a recorded graph with the layer
   utils::set_random_seed(3);
   // A residual block with a batch norm folded into its convolution, and a nested model.
   auto inner_in = layers::Input({12, 12, 8});
-  Model inner(inner_in, layers::Conv2D(8, {1, 1}, {.activation = "relu"})(inner_in), "inner");
+  auto inner = std::make_shared<Model>(inner_in, layers::Conv2D(8, {1, 1}, {.activation = "relu"})(inner_in), "inner");
   auto in = layers::Input({12, 12, 3});
   auto a = layers::Activation("relu")(layers::BatchNormalization()(layers::Conv2D(8, {3, 3}, {.padding = "same"})(in)));
   auto b = layers::Conv2D(8, {1, 1})(in);
   auto out = layers::Dense(5, {.activation = "softmax"})(
-      layers::GlobalAveragePooling2D()(inner(layers::add({a, b}))));
+      layers::GlobalAveragePooling2D()((*inner)(layers::add({a, b}))));
   Model m(in, out);
   auto eager = [&](const Tensor& x) {
     kt::ScopedEnv off("KERASCPP_CUDA_GRAPHS", "0");
@@ -571,13 +571,19 @@ TEST_CASE("cuda: repeated inference calls replay a recorded graph with the layer
   m.set_weights(w);
   kt::require_close(as_floats(m(input(20), false)), as_floats(eager(input(20))), 1e-6f, 1e-5f);
   kt::require_close(as_floats(m(input(21), false)), as_floats(eager(input(21))), 1e-6f, 1e-5f);
-  // A model whose pass reads a value back (embedding ids are checked on the host) cannot be recorded:
-  // it keeps running layer by layer, with the same results.
+  // Embedding ids are checked by a recorded kernel and read after each replay: a text model is
+  // recorded too, and a bad id in a replayed call is an error naming it, as op by op.
   auto ids = layers::Input({4}, {.dtype = "int32"});
   Model text(ids, layers::Dense(2)(layers::GlobalAveragePooling1D()(layers::Embedding(7, 3)(ids))));
-  const Tensor tokens = ops::to_backend(Tensor::from_vector<int32_t>({1, 2, 3, 4, 5, 6, 0, 1}, Shape{2, 4}), *gpu);
-  const Tensor first = text(tokens, false);
+  const auto tokens = [&](std::vector<int32_t> v) {
+    return ops::to_backend(Tensor::from_vector<int32_t>(v, Shape{2, 4}), *gpu);
+  };
+  const Tensor first = text(tokens({1, 2, 3, 4, 5, 6, 0, 1}), false);
   const int64_t replays = gpu->counters().at("graph_replays");
-  for (int i = 0; i < 3; ++i) kt::require_close(as_floats(text(tokens, false)), as_floats(first), 0.f, 0.f);
-  CHECK(gpu->counters().at("graph_replays") == replays);
+  for (int i = 0; i < 3; ++i)
+    kt::require_close(as_floats(text(tokens({1, 2, 3, 4, 5, 6, 0, 1}), false)), as_floats(first), 0.f, 0.f);
+  CHECK(gpu->counters().at("graph_replays") - replays == 3);
+  kt::require_throws_with<ValueError>([&] { text(tokens({1, 2, 3, 4, 5, 9, 0, 1}), false); },
+                                      {"id 9 at position 5", "[0, 7)"});
+  kt::require_close(as_floats(text(tokens({1, 2, 3, 4, 5, 6, 0, 1}), false)), as_floats(first), 0.f, 0.f);
 }

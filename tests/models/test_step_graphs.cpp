@@ -1,0 +1,195 @@
+// Recorded steps (models/step_graphs.h) on the CPU, through kt::RecordingBackend, which records the
+// way CUDA graphs do: each recorded step must replay what the step run op by op computes, so every
+// host value a step changes (rates, step sizes, dropout keys, metric counts) must reach the device
+// before the replay. The CUDA twin of the inference case is in tests/backends/test_cuda_parity.cpp.
+#include "tests/support/recording_backend.h"
+#include "tests/support/test_support.h"
+
+using namespace keras;
+
+namespace {
+kt::RecordingBackend& recorder() {
+  static kt::RecordingBackend be(backend::get_backend("cpu"));
+  return be;
+}
+int64_t counter(const char* name) { return recorder().counters().at(name); }
+std::vector<float> floats(const Tensor& t) { return ops::cast(t, DType::float32).to_vector<float>(); }
+
+// A model whose training step has everything a replay must refresh: dropout (keys), batch norm
+// (moving statistics in place), softmax cross-entropy on sparse labels and an accuracy metric.
+std::shared_ptr<Sequential> small_classifier(uint64_t seed) {
+  utils::set_random_seed(seed);
+  return std::make_shared<Sequential>(std::vector<LayerRef>{
+      layers::Input({6}), layers::Dense(16, {.activation = "relu"}), layers::BatchNormalization(),
+      layers::Dropout(0.3f, {.seed = 11}), layers::Dense(4, {.activation = "softmax"})});
+}
+
+struct Batch {
+  Tensor x, y;
+};
+Batch batch(uint64_t seed, int64_t n = 8) {
+  return {ops::random_normal(Shape{n, 6}, 0.f, 1.f, seed, &backend::get_backend("cpu")),
+          ops::cast(ops::floor(ops::random_uniform(Shape{n}, 0.f, 4.f, seed + 100, &backend::get_backend("cpu"))),
+                    DType::int32)};
+}
+}  // namespace
+
+TEST_CASE("recorded inference passes replay the layer-by-layer results (CPU recorder)", "[cpu][graphs]") {
+  kt::ScopedEnv graphs("KERASCPP_CUDA_GRAPHS", "1");
+  backend::DeviceScope on(recorder());
+  utils::set_random_seed(3);
+  // A residual block with a batch norm folded into its convolution, and a nested model.
+  auto inner_in = layers::Input({12, 12, 8});
+  auto inner = std::make_shared<Model>(inner_in, layers::Conv2D(8, {1, 1}, {.activation = "relu"})(inner_in), "inner");
+  auto in = layers::Input({12, 12, 3});
+  auto a = layers::Activation("relu")(layers::BatchNormalization()(layers::Conv2D(8, {3, 3}, {.padding = "same"})(in)));
+  auto b = layers::Conv2D(8, {1, 1})(in);
+  auto out =
+      layers::Dense(5, {.activation = "softmax"})(layers::GlobalAveragePooling2D()((*inner)(layers::add({a, b}))));
+  Model m(in, out);
+  auto eager = [&](const Tensor& x) {
+    kt::ScopedEnv off("KERASCPP_CUDA_GRAPHS", "0");
+    return floats(m(x, false));
+  };
+  auto input = [&](uint64_t seed) { return ops::random_uniform(Shape{2, 12, 12, 3}, 0.f, 1.f, seed, &recorder()); };
+  const int64_t recordings = counter("recordings"), replays = counter("replays");
+  std::vector<Tensor> kept;
+  for (uint64_t i = 0; i < 4; ++i) {
+    INFO("call " << i);
+    kept.push_back(m(input(10 + i), false));
+    CHECK(floats(kept.back()) == eager(input(10 + i)));
+  }
+  // The first call runs layer by layer, the second records and replays, the rest replay.
+  CHECK(counter("recordings") - recordings == 1);
+  CHECK(counter("replays") - replays == 3);
+  CHECK(floats(kept[1]) == eager(input(11)));  // results handed out are copies
+  // New weights are read by the next replay.
+  std::vector<Tensor> w = m.get_weights();
+  for (Tensor& t : w) t = t * 0.5f;
+  m.set_weights(w);
+  CHECK(floats(m(input(20), false)) == eager(input(20)));
+  CHECK(floats(m(input(21), false)) == eager(input(21)));
+
+  // Embedding ids are checked as the replay runs (on CUDA: read after it), so a text model is
+  // recorded too, and a bad id in a replayed call is still an error naming it.
+  auto ids = layers::Input({4}, {.dtype = "int32"});
+  Model text(ids, layers::Dense(2)(layers::GlobalAveragePooling1D()(layers::Embedding(7, 3)(ids))));
+  const auto tokens = [](std::vector<int32_t> v) {
+    return ops::to_backend(Tensor::from_vector<int32_t>(v, Shape{2, 4}), recorder());
+  };
+  const std::vector<float> first = floats(text(tokens({1, 2, 3, 4, 5, 6, 0, 1}), false));
+  const int64_t before = counter("replays");
+  for (int i = 0; i < 3; ++i) CHECK(floats(text(tokens({1, 2, 3, 4, 5, 6, 0, 1}), false)) == first);
+  CHECK(counter("replays") - before == 3);
+  kt::require_throws_with<ValueError>([&] { text(tokens({1, 2, 3, 4, 5, 9, 0, 1}), false); },
+                                      {"id 9 at position 5", "[0, 7)"});
+  CHECK(floats(text(tokens({1, 2, 3, 4, 5, 6, 0, 1}), false)) == first);
+}
+
+TEST_CASE("recorded training steps replay what steps run op by op compute, for every optimizer (CPU recorder)",
+          "[cpu][graphs]") {
+  using namespace optimizers;
+  struct Case {
+    const char* name;
+    std::function<OptimizerRef()> make;
+  };
+  // Rates from schedules, bias corrections, clipping and weight decay: each a per-step host value.
+  const std::vector<Case> cases = {
+      {"Adam, decaying rate, clipnorm",
+       [] {
+         return OptimizerRef(Adam(
+             {.learning_rate = schedules::ExponentialDecay(0.05, 2, 0.7), .common = {.clipnorm = 0.5f}}));
+       }},
+      {"SGD, nesterov, global_clipnorm, weight decay",
+       [] {
+         return OptimizerRef(SGD({.learning_rate = schedules::PiecewiseConstantDecay({2, 4}, {0.1, 0.05, 0.01}),
+                                  .momentum = 0.9f,
+                                  .nesterov = true,
+                                  .common = {.global_clipnorm = 0.3f, .weight_decay = 0.01f}}));
+       }},
+      {"AdamW, amsgrad", [] { return OptimizerRef(AdamW({.learning_rate = 0.02f, .amsgrad = true})); }},
+      {"Nadam", [] { return OptimizerRef(Nadam({.learning_rate = 0.02f})); }},
+      {"Adamax, cosine decay", [] { return OptimizerRef(Adamax({.learning_rate = schedules::CosineDecay(0.05, 5)})); }},
+      {"RMSprop, centered, momentum",
+       [] { return OptimizerRef(RMSprop({.learning_rate = 0.01f, .momentum = 0.5f, .centered = true})); }},
+      {"Adagrad", [] { return OptimizerRef(Adagrad({.learning_rate = 0.1f})); }},
+      {"Adadelta", [] { return OptimizerRef(Adadelta({.learning_rate = 1.f})); }},
+  };
+  backend::DeviceScope on(recorder());
+  for (const Case& c : cases) {
+    INFO(c.name);
+    auto recorded = small_classifier(5), eager = small_classifier(5);
+    recorded->compile({.optimizer = c.make(), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+    eager->compile({.optimizer = c.make(), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+    const int64_t recordings = counter("recordings"), replays = counter("replays");
+    for (uint64_t step = 0; step < 6; ++step) {
+      INFO("step " << step);
+      const Batch b = batch(40 + step);
+      std::map<std::string, double> logs_recorded, logs_eager;
+      {
+        kt::ScopedEnv graphs("KERASCPP_CUDA_GRAPHS", "1");
+        logs_recorded = recorded->train_on_batch(b.x, b.y);
+      }
+      logs_eager = eager->train_on_batch(b.x, b.y);
+      CHECK(logs_recorded == logs_eager);
+    }
+    // Step 1 runs op by op, step 2 is recorded and replayed, steps 3-6 replay.
+    CHECK(counter("recordings") - recordings == 1);
+    CHECK(counter("replays") - replays == 5);
+    CHECK(recorded->optimizer()->iterations() == 6);
+    const auto wr = recorded->get_weights(), we = eager->get_weights();
+    REQUIRE(wr.size() == we.size());
+    for (size_t i = 0; i < wr.size(); ++i) CHECK(floats(wr[i]) == floats(we[i]));  // moving statistics included
+    const auto sr = recorded->optimizer()->variables(), se = eager->optimizer()->variables();
+    REQUIRE(sr.size() == se.size());
+    for (size_t i = 0; i < sr.size(); ++i) CHECK(floats(sr[i]->value()) == floats(se[i]->value()));
+  }
+}
+
+TEST_CASE("fit with recorded steps matches fit step by step, and unrecordable steps run as they are (CPU recorder)",
+          "[cpu][graphs]") {
+  backend::DeviceScope on(recorder());
+  // 44 samples in batches of 8: five full batches (recorded) and a last one of 4 (its own signature).
+  const Batch data = batch(7, 44);
+  auto fit = [&](bool graphs, OptimizerRef opt) {
+    kt::ScopedEnv env("KERASCPP_CUDA_GRAPHS", graphs ? "1" : "0");
+    auto m = small_classifier(9);
+    m->compile({.optimizer = std::move(opt), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+    const History h = m->fit(data.x, data.y, {.batch_size = 8, .epochs = 3, .verbose = 0, .shuffle = true});
+    return std::make_pair(m, h);
+  };
+  const int64_t recordings = counter("recordings"), replays = counter("replays");
+  const auto [recorded, h_recorded] = fit(true, "adam");
+  // Full batches: 15 steps, the first op by op, the other 14 replayed (the second one recorded);
+  // the last batch: op by op in epoch 1, recorded and replayed in epoch 2, replayed in epoch 3.
+  CHECK(counter("recordings") - recordings == 2);
+  CHECK(counter("replays") - replays == 16);
+  const auto [eager, h_eager] = fit(false, "adam");
+  CHECK(h_recorded.history == h_eager.history);
+  for (size_t i = 0; i < eager->get_weights().size(); ++i)
+    CHECK(floats(recorded->get_weights()[i]) == floats(eager->get_weights()[i]));
+
+  // A LossScaleOptimizer reads whether the gradients are finite: the step cannot be recorded, is
+  // refused once and runs op by op, with the same results.
+  const int64_t refused = counter("refused"), replays2 = counter("replays");
+  const auto [scaled, h_scaled] = fit(true, optimizers::LossScaleOptimizer(optimizers::SGD()));
+  CHECK(counter("refused") - refused == 2);  // the full batches' and the last batch's signatures
+  CHECK(counter("replays") == replays2);
+  const auto [scaled_eager, h_scaled_eager] = fit(false, optimizers::LossScaleOptimizer(optimizers::SGD()));
+  CHECK(h_scaled.history == h_scaled_eager.history);
+}
+
+TEST_CASE("a bad label in a replayed training step is an error naming it (CPU recorder)", "[cpu][graphs]") {
+  kt::ScopedEnv graphs("KERASCPP_CUDA_GRAPHS", "1");
+  backend::DeviceScope on(recorder());
+  auto m = small_classifier(2);
+  m->compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy"});
+  const int64_t replays = counter("replays");
+  for (uint64_t step = 0; step < 3; ++step) m->train_on_batch(batch(step).x, batch(step).y);
+  REQUIRE(counter("replays") - replays == 2);
+  Batch bad = batch(5);
+  std::vector<int32_t> labels = bad.y.to_vector<int32_t>();
+  labels[3] = 4;
+  bad.y = Tensor::from_vector(labels, Shape{8});
+  kt::require_throws_with<ValueError>([&] { m->train_on_batch(bad.x, bad.y); }, {"label 4 at position 3", "[0, 4)"});
+}

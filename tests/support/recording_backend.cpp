@@ -1,0 +1,261 @@
+#include "tests/support/recording_backend.h"
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace kt {
+
+using namespace keras;
+
+namespace {
+Tensor value_of(const Tensor* t) { return t ? *t : Tensor(); }
+Tensor* pointer_to(Tensor& t) { return t.defined() ? &t : nullptr; }
+}  // namespace
+
+class RecordingBackend::Recording final : public CapturedWork {
+ public:
+  Recording(RecordingBackend& be, std::vector<std::function<void()>> ops, std::shared_ptr<Pool> pool)
+      : be_(be), ops_(std::move(ops)), pool_(std::move(pool)) {}
+  ~Recording() override { be_.release_pool(pool_); }
+  void replay() override {
+    for (const auto& op : ops_) op();
+    be_.replays_.fetch_add(1);
+  }
+
+ private:
+  RecordingBackend& be_;
+  std::vector<std::function<void()>> ops_;
+  std::shared_ptr<Pool> pool_;
+};
+
+RecordingBackend::RecordingBackend(Backend& inner) : inner_(inner) {}
+RecordingBackend::~RecordingBackend() = default;
+
+bool RecordingBackend::supports(Capability c) const {
+  if (c == Capability::graph_capture) return true;
+  if (c == Capability::fused_rnn || c == Capability::fused_gru_reset_before) return false;
+  return inner_.supports(c);
+}
+
+std::map<std::string, int64_t> RecordingBackend::counters() const {
+  auto c = inner_.counters();
+  c["recordings"] = recordings_.load();
+  c["refused"] = refused_.load();
+  c["replays"] = replays_.load();
+  return c;
+}
+
+std::shared_ptr<Storage> RecordingBackend::allocate(size_t nbytes) {
+  if (nbytes == 0) return std::make_shared<Storage>(nullptr, 0, this);
+  void* p = std::aligned_alloc(64, (nbytes + 63) / 64 * 64);
+  if (!p) throw std::bad_alloc();
+  if (recording_here()) {
+    std::lock_guard lock(mutex_);
+    pool_of_[p] = pool_;
+  }
+  return std::make_shared<Storage>(p, nbytes, this);
+}
+
+void RecordingBackend::deallocate(void* data, size_t nbytes) {
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = pool_of_.find(data); it != pool_of_.end()) {
+      if (!it->second->closed) {  // the recording's replays still use it
+        it->second->released.emplace_back(data, nbytes);
+        return;
+      }
+      pool_of_.erase(it);
+    }
+  }
+  std::free(data);
+}
+
+void RecordingBackend::release_pool(const std::shared_ptr<Pool>& pool) {
+  std::vector<std::pair<void*, size_t>> released;
+  {
+    std::lock_guard lock(mutex_);
+    pool->closed = true;
+    released.swap(pool->released);
+    for (const auto& [p, n] : released) pool_of_.erase(p);
+  }
+  for (const auto& [p, n] : released) std::free(p);
+}
+
+void RecordingBackend::run(std::function<void()> op) {
+  if (recording_here())
+    ops_.push_back(std::move(op));
+  else
+    op();
+}
+
+void RecordingBackend::refuse_while_recording(const char* what) {
+  if (!recording_here()) return;
+  broken_ = true;
+  throw BackendError(std::string("recording-cpu: ") + what + " while a step is being recorded");
+}
+
+void RecordingBackend::copy_from_host(void* dst, const void* src, size_t nbytes) {
+  refuse_while_recording("a copy from the host (it waits for the device)");
+  inner_.copy_from_host(dst, src, nbytes);
+}
+void RecordingBackend::copy_to_host(void* dst, const void* src, size_t nbytes) {
+  refuse_while_recording("a read of the device");
+  inner_.copy_to_host(dst, src, nbytes);
+}
+void RecordingBackend::synchronize() { refuse_while_recording("a wait for the device"); }
+void RecordingBackend::copy(void* dst, const void* src, size_t nbytes) {
+  run([this, dst, src, nbytes] { inner_.copy(dst, src, nbytes); });
+}
+void RecordingBackend::fill(Tensor& y, Scalar value) {
+  run([this, y, value]() mutable { inner_.fill(y, value); });
+}
+
+void RecordingBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs& attrs) {
+  run([=, this]() mutable { inner_.unary(op, x, y, attrs); });
+}
+void RecordingBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y) {
+  run([=, this]() mutable { inner_.binary(op, a, b, y); });
+}
+void RecordingBackend::where(const Tensor& c, const Tensor& a, const Tensor& b, Tensor& y) {
+  run([=, this]() mutable { inner_.where(c, a, b, y); });
+}
+void RecordingBackend::cast(const Tensor& x, Tensor& y) {
+  run([=, this]() mutable { inner_.cast(x, y); });
+}
+void RecordingBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) {
+  run([=, this]() mutable { inner_.reduce(op, x, axes, y); });
+}
+void RecordingBackend::variance(const Tensor& x, const std::vector<int64_t>& axes, Tensor& y) {
+  run([=, this]() mutable { inner_.variance(x, axes, y); });
+}
+void RecordingBackend::arg_reduce(bool is_max, const Tensor& x, int64_t axis, Tensor& y) {
+  run([=, this]() mutable { inner_.arg_reduce(is_max, x, axis, y); });
+}
+void RecordingBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bias, Tensor& y,
+                              const MatmulAttrs& attrs) {
+  run([=, this, bias = value_of(bias)]() mutable { inner_.matmul(a, b, pointer_to(bias), y, attrs); });
+}
+void RecordingBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                                    const ConvAttrs& attrs) {
+  run([=, this, bias = value_of(bias)]() mutable { inner_.conv_forward(x, w, pointer_to(bias), y, attrs); });
+}
+void RecordingBackend::conv_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvAttrs& attrs) {
+  run([=, this]() mutable { inner_.conv_backward_data(dy, w, dx, attrs); });
+}
+void RecordingBackend::conv_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                                             const ConvAttrs& attrs) {
+  run([=, this, dbias = value_of(dbias)]() mutable {
+    inner_.conv_backward_weights(dy, x, dw, pointer_to(dbias), attrs);
+  });
+}
+void RecordingBackend::conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                                              const ConvAttrs& attrs) {
+  run([=, this, bias = value_of(bias)]() mutable { inner_.conv_transpose_forward(x, w, pointer_to(bias), y, attrs); });
+}
+void RecordingBackend::conv_transpose_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx,
+                                                    const ConvAttrs& attrs) {
+  run([=, this]() mutable { inner_.conv_transpose_backward_data(dy, w, dx, attrs); });
+}
+void RecordingBackend::conv_transpose_backward_weights(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor* dbias,
+                                                       const ConvAttrs& attrs) {
+  run([=, this, dbias = value_of(dbias)]() mutable {
+    inner_.conv_transpose_backward_weights(dy, x, dw, pointer_to(dbias), attrs);
+  });
+}
+void RecordingBackend::pool_forward(const Tensor& x, Tensor& y, Tensor* workspace, const PoolAttrs& attrs) {
+  run([=, this, ws = value_of(workspace)]() mutable { inner_.pool_forward(x, y, pointer_to(ws), attrs); });
+}
+void RecordingBackend::pool_backward(const Tensor& dy, const Tensor& x, const Tensor* workspace, Tensor& dx,
+                                     const PoolAttrs& attrs) {
+  run([=, this, ws = value_of(workspace)]() mutable { inner_.pool_backward(dy, x, pointer_to(ws), dx, attrs); });
+}
+void RecordingBackend::conv_max_pool_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                                             const ConvAttrs& conv, const PoolAttrs& pool) {
+  run([=, this, bias = value_of(bias)]() mutable { inner_.conv_max_pool_forward(x, w, pointer_to(bias), y, conv, pool); });
+}
+void RecordingBackend::batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& mean,
+                                          Tensor& variance, Tensor& y, float epsilon, bool training) {
+  run([=, this]() mutable { inner_.batch_norm_forward(x, gamma, beta, mean, variance, y, epsilon, training); });
+}
+void RecordingBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                           const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                                           float epsilon) {
+  run([=, this]() mutable { inner_.batch_norm_backward(dy, x, gamma, mean, variance, dx, dgamma, dbeta, epsilon); });
+}
+void RecordingBackend::softmax(const Tensor& x, Tensor& y, bool log) {
+  run([=, this]() mutable { inner_.softmax(x, y, log); });
+}
+void RecordingBackend::softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse, Tensor& loss,
+                                             Tensor* dlogits) {
+  // The CPU checks sparse labels as it computes: in a replay, as CUDA's recorded check does.
+  run([=, this, d = value_of(dlogits)]() mutable {
+    inner_.softmax_cross_entropy(logits, labels, sparse, loss, pointer_to(d));
+  });
+}
+void RecordingBackend::embedding_forward(const Tensor& table, const Tensor& ids, Tensor& y) {
+  run([=, this]() mutable { inner_.embedding_forward(table, ids, y); });
+}
+void RecordingBackend::embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) {
+  run([=, this]() mutable { inner_.embedding_backward(dy, ids, dtable); });
+}
+void RecordingBackend::concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor& y) {
+  run([=, this]() mutable { inner_.concat(inputs, axis, y); });
+}
+void RecordingBackend::slice(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) {
+  run([=, this]() mutable { inner_.slice(x, starts, y); });
+}
+void RecordingBackend::slice_assign(const Tensor& x, const std::vector<int64_t>& starts, Tensor& y) {
+  run([=, this]() mutable { inner_.slice_assign(x, starts, y); });
+}
+void RecordingBackend::pad(const Tensor& x, const std::vector<std::array<int64_t, 2>>& pads, Scalar value,
+                           Tensor& y) {
+  run([=, this]() mutable { inner_.pad(x, pads, value, y); });
+}
+void RecordingBackend::transpose(const Tensor& x, const std::vector<int64_t>& perm, Tensor& y) {
+  run([=, this]() mutable { inner_.transpose(x, perm, y); });
+}
+void RecordingBackend::gather(const Tensor& x, const Tensor& indices, int64_t axis, Tensor& y) {
+  run([=, this]() mutable { inner_.gather(x, indices, axis, y); });
+}
+void RecordingBackend::scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) {
+  run([=, this]() mutable { inner_.scatter_add(dy, indices, axis, dx); });
+}
+void RecordingBackend::random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) {
+  run([=, this]() mutable { inner_.random(dist, key, a, b, y); });
+}
+void RecordingBackend::dropout_mask(float rate, const RandomKey& key, Tensor& mask) {
+  run([=, this]() mutable { inner_.dropout_mask(rate, key, mask); });
+}
+void RecordingBackend::sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum, const SGDAttrs& attrs) {
+  run([=, this, m = value_of(momentum)]() mutable { inner_.sgd_update(variable, gradient, pointer_to(m), attrs); });
+}
+void RecordingBackend::adam_update(Tensor& variable, const Tensor& gradient, Tensor& m, Tensor& v, Tensor* vhat,
+                                   const AdamAttrs& attrs) {
+  run([=, this, vh = value_of(vhat)]() mutable { inner_.adam_update(variable, gradient, m, v, pointer_to(vh), attrs); });
+}
+
+void RecordingBackend::begin_capture() {
+  if (recording_thread_.load() != std::thread::id{})
+    throw ValueError("recording-cpu: a step is already being recorded");
+  ops_.clear();
+  broken_ = false;
+  pool_ = std::make_shared<Pool>();
+  recording_thread_.store(std::this_thread::get_id());
+}
+
+std::unique_ptr<CapturedWork> RecordingBackend::end_capture() {
+  if (!recording_here()) throw ValueError("recording-cpu: end_capture without begin_capture on this thread");
+  recording_thread_.store(std::thread::id{});
+  auto ops = std::move(ops_);
+  ops_.clear();
+  auto pool = std::move(pool_);
+  if (broken_) {  // as CUDA: nothing of it ran, its memory is free again
+    refused_.fetch_add(1);
+    release_pool(pool);
+    return nullptr;
+  }
+  recordings_.fetch_add(1);
+  return std::make_unique<Recording>(*this, std::move(ops), std::move(pool));
+}
+
+}  // namespace kt
