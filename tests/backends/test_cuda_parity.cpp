@@ -587,3 +587,46 @@ TEST_CASE("cuda: repeated inference calls replay a recorded graph with the layer
                                       {"id 9 at position 5", "[0, 7)"});
   kt::require_close(as_floats(text(tokens({1, 2, 3, 4, 5, 6, 0, 1}), false)), as_floats(first), 0.f, 0.f);
 }
+
+TEST_CASE("cuda: recorded training steps and fit match steps run op by op", "[cuda]") {
+  Backend* gpu = cuda_or_skip();
+  if (!gpu) return;
+  backend::DeviceScope on(*gpu);
+  // Dropout keys, an Adam step size from a decaying rate, batch norm statistics, a metric count
+  // and sparse labels checked by a recorded kernel: all refreshed before or read after each replay.
+  auto make = [] {
+    utils::set_random_seed(5);
+    auto m = std::make_shared<Sequential>(std::vector<LayerRef>{
+        layers::Input({6}), layers::Dense(16, {.activation = "relu"}), layers::BatchNormalization(),
+        layers::Dropout(0.3f, {.seed = 11}), layers::Dense(4, {.activation = "softmax"})});
+    m->compile({.optimizer = optimizers::Adam({.learning_rate = optimizers::schedules::ExponentialDecay(0.05, 2, 0.7)}),
+                .loss = "sparse_categorical_crossentropy",
+                .metrics = {"accuracy"}});
+    return m;
+  };
+  Backend& cpu = backend::get_backend("cpu");
+  const Tensor x = ops::random_normal(Shape{44, 6}, 0.f, 1.f, 7, &cpu);
+  const Tensor y = ops::cast(ops::floor(ops::random_uniform(Shape{44}, 0.f, 4.f, 8, &cpu)), DType::int32);
+  auto fit = [&](bool graphs) {
+    kt::ScopedEnv env("KERASCPP_CUDA_GRAPHS", graphs ? "1" : "0");
+    auto m = make();
+    const History h = m->fit(x, y, {.batch_size = 8, .epochs = 3, .verbose = 0});  // a Dataset thread meanwhile
+    return std::make_pair(m, h);
+  };
+  const int64_t before = gpu->counters().at("graph_replays");
+  const auto [recorded, h_recorded] = fit(true);
+  CHECK(gpu->counters().at("graph_replays") - before == 16);  // as the CPU recorder's test counts
+  const auto [eager, h_eager] = fit(false);
+  for (const auto& [key, values] : h_eager.history)
+    kt::require_close(std::vector<float>(h_recorded.history.at(key).begin(), h_recorded.history.at(key).end()),
+                      std::vector<float>(values.begin(), values.end()), 1e-5f, 1e-4f);
+  for (size_t i = 0; i < eager->get_weights().size(); ++i)
+    kt::require_close(as_floats(recorded->get_weights()[i]), as_floats(eager->get_weights()[i]), 1e-5f, 1e-4f);
+  // A bad label in a replayed step is an error naming it.
+  std::vector<int32_t> bad(8, 1);
+  bad[3] = 4;
+  kt::ScopedEnv env("KERASCPP_CUDA_GRAPHS", "1");
+  kt::require_throws_with<ValueError>(
+      [&] { recorded->train_on_batch(ops::slice(x, {0, 0}, {8, 6}), Tensor::from_vector(bad, Shape{8})); },
+      {"label 4 at position 3", "[0, 4)"});
+}

@@ -26,6 +26,10 @@ KERASCPP_LOG_LEVEL=warn timeout 120 "$pack/run.sh" bench_models_gpu mixed >> "$o
 echo "mixed rc=$?" >> "$out/models_kerascpp.txt"
 # What the native float16/bfloat16 kernels bring: ResNet50 under mixed_bfloat16 with every op on float32 copies.
 echo "resnet50_bf16 with KERASCPP_NATIVE_LOW_PRECISION=0: $(KERASCPP_NATIVE_LOW_PRECISION=0 KERASCPP_LOG_LEVEL=warn timeout 60 "$pack/run.sh" bench_models_gpu resnet50_bf16 2>&1 | tail -1)" > "$out/mixed_emulated.txt"
+# Recorded steps (KERASCPP_CUDA_GRAPHS=1): training steps and inference calls replayed as one launch.
+for model in fmnist_cnn imdb_lstm video_qa resnet50_infer; do
+  echo "$model graphs: $(KERASCPP_CUDA_GRAPHS=1 KERASCPP_LOG_LEVEL=warn timeout 60 "$pack/run.sh" bench_models_gpu $model 2>&1 | tail -1)"
+done > "$out/graphs.txt"
 # cuDNN RNN settings side by side on imdb_lstm (the default: standard algorithm, batch-major).
 for setting in "standard batch_major" "standard seq_major" "static batch_major"; do
   set -- $setting
@@ -73,6 +77,7 @@ grep -E "Test accuracy|main job" "$out/main_job.txt"
 grep -E "rc=|Test accuracy" "$out/text_classifier.txt"
 grep -v "^\[kerascpp\]" "$out/bench_cuda_tf32.txt" | head -6
 cut -c1-220 "$out/rnn_algorithms.txt"
+cut -c1-220 "$out/graphs.txt"
 cut -c1-220 "$out/mixed_emulated.txt"
 grep -v "^\[kerascpp\]" "$out/layer_times.txt" | head -14
 grep -E "mirrored|MirroredStrategy" "$out/tests.txt" | head -4
