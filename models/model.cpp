@@ -312,6 +312,7 @@ std::vector<Tensor> Model::call_multi(const std::vector<Tensor>& inputs, bool tr
 void Model::forget_recorded_passes() {
   inference_graphs_.reset();
   train_graphs_.reset();
+  evaluate_graphs_.reset();
   graph_safe_.reset();
 }
 
@@ -391,6 +392,7 @@ size_t output_index(const std::vector<std::string>& names, const std::string& ke
 
 void Model::compile(CompileOptions o) {
   train_graphs_.reset();  // recorded steps use the old optimizer and metrics
+  evaluate_graphs_.reset();
   const size_t n = num_outputs();
   std::vector<std::string> names;
   for (size_t i = 0; i < n; ++i) names.push_back(output_name(i));
@@ -1176,13 +1178,31 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
                          targets_on_device(rows(y_host, start + begin, end - begin)));
       });
     } else {
-      evaluate_batch(device_inputs(rows(x, start, count)), targets_on_device(rows(y, start, count)));
+      evaluate_step(device_inputs(rows(x, start, count)), targets_on_device(rows(y, start, count)));
     }
     if (bar && s + 1 < steps) bar->update(s + 1, as_items(sharded ? global_results() : results()));
   }
   auto logs = sharded ? global_results() : results();
   if (bar) bar->update(steps, as_items(logs), true);
   return logs;
+}
+
+void Model::evaluate_step(const std::vector<Tensor>& xb, const std::vector<Tensor>& yb) {
+  if (!detail::StepGraphs::enabled() || !graph_safe()) {
+    evaluate_batch(xb, yb);
+    return;
+  }
+  // Recorded like a training step: the metrics' sums are updated in place.
+  if (!evaluate_graphs_) evaluate_graphs_ = std::make_unique<detail::StepGraphs>();
+  std::vector<Tensor> inputs = xb;
+  inputs.insert(inputs.end(), yb.begin(), yb.end());
+  std::vector<const Tensor*> state;
+  for (Variable* v : weights()) state.push_back(&v->stored());
+  const auto nx = static_cast<std::ptrdiff_t>(xb.size());
+  evaluate_graphs_->run(inputs, state, [&](const std::vector<Tensor>& in) {
+    evaluate_batch({in.begin(), in.begin() + nx}, {in.begin() + nx, in.end()});
+    return std::vector<Tensor>{};
+  });
 }
 
 void Model::evaluate_batch(const std::vector<Tensor>& xb, const std::vector<Tensor>& yb) {

@@ -344,6 +344,8 @@ class KERASCPP_API Model : public Layer {
                                                int64_t batch_size, utils::Progbar* bar);
   /// Loss and metrics of one batch already on the device, added to the trackers.
   void evaluate_batch(const std::vector<Tensor>& x, const std::vector<Tensor>& y);
+  /// evaluate_batch, replayed from a recorded graph where StepGraphs is on.
+  void evaluate_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y);
   void require_compiled(const char* what) const;
   void check_data(const char* what, const TensorList& x, const TensorList* y) const;
   void build_graph();
@@ -367,7 +369,7 @@ class KERASCPP_API Model : public Layer {
   std::unordered_map<const detail::SymbolicNode*, const detail::SymbolicNode*> pooled_convs_;
   void find_folded_chains();
   // Inference calls and training steps replayed from recorded device graphs (models/step_graphs.h).
-  std::unique_ptr<detail::StepGraphs> inference_graphs_, train_graphs_;
+  std::unique_ptr<detail::StepGraphs> inference_graphs_, train_graphs_, evaluate_graphs_;
   std::optional<bool> graph_safe_;  // no stateful layer, no activity regularizer
   bool graph_safe();
   std::vector<Tensor> inference_forward(const std::vector<Tensor>& x);

@@ -169,6 +169,20 @@ TEST_CASE("fit with recorded steps matches fit step by step, and unrecordable st
   for (size_t i = 0; i < eager->get_weights().size(); ++i)
     CHECK(floats(recorded->get_weights()[i]) == floats(eager->get_weights()[i]));
 
+  // evaluate (and fit's validation) records its steps too: loss and metric sums in place.
+  const int64_t evaluations = counter("replays");
+  for (int round = 0; round < 2; ++round) {
+    std::map<std::string, double> on, off;
+    {
+      kt::ScopedEnv env("KERASCPP_CUDA_GRAPHS", "1");
+      on = recorded->evaluate(data.x, data.y, {.batch_size = 8, .verbose = 0});
+    }
+    off = recorded->evaluate(data.x, data.y, {.batch_size = 8, .verbose = 0});
+    CHECK(on == off);
+  }
+  // Full batches: 4 replays in round 1 (the first runs op by op), 5 in round 2; the last batch: 0, then 1.
+  CHECK(counter("replays") - evaluations == 10);
+
   // A LossScaleOptimizer reads whether the gradients are finite: the step cannot be recorded, is
   // refused once and runs op by op, with the same results.
   const int64_t refused = counter("refused"), replays2 = counter("replays");
