@@ -10,11 +10,12 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/export.h"
 #include "core/tensor.h"
 
 namespace keras::detail {
 
-class StepGraphs {
+class KERASCPP_API StepGraphs {
  public:
   using Step = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
   /// KERASCPP_CUDA_GRAPHS=1 turns it on where the backend records graphs. Off by default until it

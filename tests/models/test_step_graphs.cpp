@@ -2,6 +2,7 @@
 // way CUDA graphs do: each recorded step must replay what the step run op by op computes, so every
 // host value a step changes (rates, step sizes, dropout keys, metric counts) must reach the device
 // before the replay. The CUDA twin of the inference case is in tests/backends/test_cuda_parity.cpp.
+#include "models/step_graphs.h"
 #include "tests/support/recording_backend.h"
 #include "tests/support/test_support.h"
 
@@ -206,4 +207,65 @@ TEST_CASE("a bad label in a replayed training step is an error naming it (CPU re
   labels[3] = 4;
   bad.y = Tensor::from_vector(labels, Shape{8});
   kt::require_throws_with<ValueError>([&] { m->train_on_batch(bad.x, bad.y); }, {"label 4 at position 3", "[0, 4)"});
+}
+
+TEST_CASE("the CPU recorder catches a replay that reads memory freed since the recording", "[cpu][graphs]") {
+  // What the recorder guards against: on CUDA the replay would read a block reused by then.
+  kt::ScopedEnv graphs("KERASCPP_CUDA_GRAPHS", "1");
+  detail::StepGraphs steps;
+  Tensor held = ops::full({3}, 2.f, DType::float32, &recorder());
+  const auto step = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] * held}; };
+  const auto x = [](float v) { return ops::full({3}, v, DType::float32, &recorder()); };
+  CHECK(floats(steps.run({x(1.f)}, {}, step)[0]) == std::vector<float>{2.f, 2.f, 2.f});
+  CHECK(floats(steps.run({x(3.f)}, {}, step)[0]) == std::vector<float>{6.f, 6.f, 6.f});  // recorded
+  CHECK(steps.recordings() == 1);
+  held = ops::full({3}, 5.f, DType::float32, &recorder());  // the recorded one is freed
+  CHECK_THROWS_WITH(steps.run({x(1.f)}, {}, step), Catch::Contains("freed since"));
+}
+
+TEST_CASE("recorded training of a CNN and of an Embedding-LSTM model equals op-by-op training (CPU recorder)",
+          "[cpu][graphs]") {
+  backend::DeviceScope on(recorder());
+  Backend& cpu = backend::get_backend("cpu");
+  struct Net {
+    const char* name;
+    std::function<std::shared_ptr<Sequential>()> make;
+    Tensor x;
+  };
+  const std::vector<Net> nets = {
+      {"CNN",
+       [] {
+         return std::make_shared<Sequential>(std::vector<LayerRef>{
+             layers::Input({10, 10, 2}), layers::Conv2D(6, {3, 3}, {.padding = "same", .activation = "relu"}),
+             layers::BatchNormalization(), layers::MaxPooling2D({2, 2}), layers::SpatialDropout2D(0.2f),
+             layers::Flatten(), layers::Dropout(0.25f), layers::Dense(4, {.activation = "softmax"})});
+       },
+       ops::random_uniform(Shape{32, 10, 10, 2}, 0.f, 1.f, 3, &cpu)},
+      {"Embedding-LSTM",
+       [] {
+         return std::make_shared<Sequential>(std::vector<LayerRef>{
+             layers::Input({7}, {.dtype = "int32"}), layers::Embedding(20, 5),
+             layers::LSTM(6, {.dropout = 0.2f, .recurrent_dropout = 0.1f}), layers::Dense(4, {.activation = "softmax"})});
+       },
+       ops::cast(ops::floor(ops::random_uniform(Shape{32, 7}, 0.f, 20.f, 4, &cpu)), DType::int32)},
+  };
+  const Tensor y = ops::cast(ops::floor(ops::random_uniform(Shape{32}, 0.f, 4.f, 5, &cpu)), DType::int32);
+  for (const Net& net : nets) {
+    INFO(net.name);
+    auto fit = [&](bool graphs) {
+      kt::ScopedEnv env("KERASCPP_CUDA_GRAPHS", graphs ? "1" : "0");
+      utils::set_random_seed(21);
+      auto m = net.make();
+      m->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+      const History h = m->fit(net.x, y, {.batch_size = 8, .epochs = 2, .verbose = 0});
+      return std::make_pair(m, h);
+    };
+    const int64_t replays = counter("replays");
+    const auto [recorded, h_recorded] = fit(true);
+    CHECK(counter("replays") - replays == 7);  // 8 steps of one signature
+    const auto [eager, h_eager] = fit(false);
+    CHECK(h_recorded.history == h_eager.history);
+    for (size_t i = 0; i < eager->get_weights().size(); ++i)
+      CHECK(floats(recorded->get_weights()[i]) == floats(eager->get_weights()[i]));
+  }
 }

@@ -5,7 +5,9 @@
 // for it fails the recording (as cudaStreamSynchronize does during a CUDA capture); memory
 // allocated meanwhile stays the recording's until it is destroyed; other threads' ops run as
 // usual. A replay runs the kept ops again on the same memory, with the same arguments: a host
-// value baked into a step shows as a replay that differs from the step run op by op.
+// value baked into a step shows as a replay that differs from the step run op by op. Memory from
+// before the recording is not kept alive by it (as on CUDA): a replay after the program freed such
+// memory throws std::logic_error.
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -108,6 +110,13 @@ class RecordingBackend final : public keras::Backend {
     bool closed = false;
   };
   class Recording;
+  struct Outside {  // memory a recording uses but did not allocate
+    std::weak_ptr<keras::Storage> storage;
+    std::string what;
+  };
+  /// The tensor a kept op holds: itself, or, for memory allocated before the recording, an alias
+  /// that does not keep it alive (remembered in outside_, checked before each replay).
+  keras::Tensor keep(const keras::Tensor& t);
   bool recording_here() const { return recording_thread_.load() == std::this_thread::get_id(); }
   /// Runs `op` now, or keeps it when the calling thread records.
   void run(std::function<void()> op);
@@ -119,6 +128,7 @@ class RecordingBackend final : public keras::Backend {
   std::mutex mutex_;
   std::atomic<std::thread::id> recording_thread_{};
   std::vector<std::function<void()>> ops_;
+  std::vector<Outside> outside_;
   bool broken_ = false;
   std::shared_ptr<Pool> pool_;
   std::unordered_map<void*, std::shared_ptr<Pool>> pool_of_;
