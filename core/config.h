@@ -32,8 +32,14 @@ struct KERASCPP_API Settings {
     all,   // "all": every kernel the hardware can run, even slowly (to test them)
   };
   LowPrecisionKernels native_low_precision = LowPrecisionKernels::fast;
-  /// KERASCPP_CUDA_GRAPHS: "1" replays repeated inference calls from recorded CUDA graphs.
-  bool cuda_graphs = false;
+  /// KERASCPP_CUDA_GRAPHS: whether repeated model steps replay recorded device graphs
+  /// (models/step_graphs.h).
+  enum class StepRecording {
+    off,     // "0" (default until measured on a GPU): every step runs op by op
+    on,      // "1": every step that can be recorded is
+    measure, // "auto": a recorded step is kept where its replay was faster than the step op by op
+  };
+  StepRecording cuda_graphs = StepRecording::off;
   /// KERASCPP_CUDNN_RNN_ALGO: cuDNN's RNN algorithm (standard, static, dynamic, small_h); empty: standard.
   std::string cudnn_rnn_algo;
   /// KERASCPP_CUDNN_RNN_LAYOUT: "seq_major" sends sequences to cuDNN time-major and packed.

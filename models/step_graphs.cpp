@@ -1,5 +1,6 @@
 #include "models/step_graphs.h"
 
+#include <chrono>
 #include <string>
 
 #include <fmt/format.h>
@@ -21,8 +22,20 @@ std::vector<const void*> locations(const std::vector<const Tensor*>& state) {
 }  // namespace
 
 bool StepGraphs::enabled() {
-  return settings().cuda_graphs;
+  return settings().cuda_graphs != Settings::StepRecording::off;
 }
+
+namespace {
+// Wall seconds of `f`, with the device idle before and done after.
+template <typename F>
+double timed(Backend& be, F&& f) {
+  be.synchronize();
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  be.synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+}  // namespace
 
 std::vector<Tensor> StepGraphs::run(const std::vector<Tensor>& x, const std::vector<const Tensor*>& state,
                                     const Step& step) {
@@ -44,13 +57,25 @@ std::vector<Tensor> StepGraphs::run(const std::vector<Tensor>& x, const std::vec
   if (e.graph && locations(state) != e.state) {  // weights were replaced (loading, a new optimizer): record anew
     e = Entry{};
   }
+  const bool measure = settings().cuda_graphs == Settings::StepRecording::measure;
   if (!e.graph) {
-    if (++e.calls < 2) return step(x);
+    if (++e.calls < 2) return step(x);  // first: algorithms chosen, caches and optimizer slots filled
+    if (measure && e.op_by_op_seconds < 0) {  // then, to compare with a replay: one step op by op, timed
+      std::vector<Tensor> out;
+      e.op_by_op_seconds = timed(be, [&] { out = step(x); });
+      return out;
+    }
     e.inputs.clear();
     for (const Tensor& t : x) e.inputs.push_back(t.defined() ? ops::copy(t) : Tensor());
     std::vector<Tensor> outputs;
     std::vector<std::function<void()>> host_work;
-    be.begin_capture();
+    try {
+      be.begin_capture();
+    } catch (const std::exception& error) {  // another thread records on this device now: try next time
+      log_debug(fmt::format("step not recorded now ({})", error.what()));
+      --e.calls;
+      return step(x);
+    }
     try {
       StepRecordingScope recording;
       outputs = step(e.inputs);
@@ -78,7 +103,23 @@ std::vector<Tensor> StepGraphs::run(const std::vector<Tensor>& x, const std::vec
   for (const auto& work : e.host_work) work();
   for (size_t i = 0; i < x.size(); ++i)
     if (x[i].defined()) be.copy(e.inputs[i].raw_data(), x[i].raw_data(), x[i].nbytes());
-  e.graph->replay();
+  if (measure && !e.measured) {
+    const double seconds = timed(be, [&] { e.graph->replay(); });
+    e.measured = true;
+    if (seconds > e.op_by_op_seconds) {  // this step is not bound by queueing: op by op from now on
+      log_debug(fmt::format("a replayed step took {:.3g} ms, op by op {:.3g} ms: not replayed", seconds * 1e3,
+                            e.op_by_op_seconds * 1e3));
+      std::vector<Tensor> out;
+      for (const Tensor& t : e.outputs) out.push_back(ops::copy(t));
+      e = Entry{};
+      e.refused = true;
+      ++slower_;
+      ++replays_;
+      return out;
+    }
+  } else {
+    e.graph->replay();
+  }
   ++replays_;
   std::vector<Tensor> out;
   for (const Tensor& t : e.outputs) out.push_back(ops::copy(t));  // the next replay overwrites e.outputs

@@ -18,8 +18,8 @@ namespace keras::detail {
 class KERASCPP_API StepGraphs {
  public:
   using Step = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
-  /// KERASCPP_CUDA_GRAPHS=1 turns it on where the backend records graphs. Off by default until it
-  /// has run on a GPU (tools/gpu/NOTES.md).
+  /// KERASCPP_CUDA_GRAPHS=1 or auto turns it on where the backend records graphs. Off by default
+  /// until it has run on a GPU (tools/gpu/NOTES.md).
   static bool enabled();
   /// Runs step(x): the first call per input signature runs it as is (choosing algorithms, building
   /// optimizer slots, filling caches), the second records it and every later one replays the
@@ -28,24 +28,30 @@ class KERASCPP_API StepGraphs {
   /// (core/step_recording.h) runs before each replay. A step that cannot be recorded (it reads a
   /// value back, say) runs as is from then on. Undefined tensors of x are allowed (an absent
   /// sample weight) and are part of the signature.
+  /// Under KERASCPP_CUDA_GRAPHS=auto, the second call runs op by op and timed, the third records,
+  /// and its replay is timed too: a recording no faster is dropped (a step bound by the device, not
+  /// by queueing, gains nothing and would hold its memory).
   std::vector<Tensor> run(const std::vector<Tensor>& x, const std::vector<const Tensor*>& state, const Step& step);
   /// Recordings made and replays run, for tests and benchmarks.
   int64_t recordings() const { return recordings_; }
   int64_t replays() const { return replays_; }
-  /// Signatures that could not be recorded.
+  /// Signatures that could not be recorded, and recordings dropped as slower (auto).
   int64_t refusals() const { return refusals_; }
+  int64_t dropped_as_slower() const { return slower_; }
 
  private:
   struct Entry {
     int calls = 0;
     bool refused = false;
+    double op_by_op_seconds = -1;  // auto: a step op by op, timed
+    bool measured = false;         // auto: the first replay was timed
     std::unique_ptr<CapturedWork> graph;
     std::vector<Tensor> inputs, outputs;  // where the recording reads x and leaves its results
     std::vector<const void*> state;
     std::vector<std::function<void()>> host_work;  // run before each replay
   };
   std::map<std::string, Entry> entries_;
-  int64_t recordings_ = 0, replays_ = 0, refusals_ = 0;
+  int64_t recordings_ = 0, replays_ = 0, refusals_ = 0, slower_ = 0;
 };
 
 }  // namespace keras::detail

@@ -539,15 +539,8 @@ TEST_CASE("cuda: repeated inference calls replay a recorded graph with the layer
   }
   kt::ScopedEnv graphs("KERASCPP_CUDA_GRAPHS", "1");
   utils::set_random_seed(3);
-  // A residual block with a batch norm folded into its convolution, and a nested model.
-  auto inner_in = layers::Input({12, 12, 8});
-  auto inner = std::make_shared<Model>(inner_in, layers::Conv2D(8, {1, 1}, {.activation = "relu"})(inner_in), "inner");
-  auto in = layers::Input({12, 12, 3});
-  auto a = layers::Activation("relu")(layers::BatchNormalization()(layers::Conv2D(8, {3, 3}, {.padding = "same"})(in)));
-  auto b = layers::Conv2D(8, {1, 1})(in);
-  auto out = layers::Dense(5, {.activation = "softmax"})(
-      layers::GlobalAveragePooling2D()((*inner)(layers::add({a, b}))));
-  Model m(in, out);
+  const auto model = kt::residual_model_for_graphs();
+  Model& m = *model;
   auto eager = [&](const Tensor& x) {
     kt::ScopedEnv off("KERASCPP_CUDA_GRAPHS", "0");
     return m(x, false);

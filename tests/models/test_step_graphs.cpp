@@ -39,15 +39,8 @@ TEST_CASE("recorded inference passes replay the layer-by-layer results (CPU reco
   kt::ScopedEnv graphs("KERASCPP_CUDA_GRAPHS", "1");
   backend::DeviceScope on(recorder());
   utils::set_random_seed(3);
-  // A residual block with a batch norm folded into its convolution, and a nested model.
-  auto inner_in = layers::Input({12, 12, 8});
-  auto inner = std::make_shared<Model>(inner_in, layers::Conv2D(8, {1, 1}, {.activation = "relu"})(inner_in), "inner");
-  auto in = layers::Input({12, 12, 3});
-  auto a = layers::Activation("relu")(layers::BatchNormalization()(layers::Conv2D(8, {3, 3}, {.padding = "same"})(in)));
-  auto b = layers::Conv2D(8, {1, 1})(in);
-  auto out =
-      layers::Dense(5, {.activation = "softmax"})(layers::GlobalAveragePooling2D()((*inner)(layers::add({a, b}))));
-  Model m(in, out);
+  const auto model = kt::residual_model_for_graphs();
+  Model& m = *model;
   auto eager = [&](const Tensor& x) {
     kt::ScopedEnv off("KERASCPP_CUDA_GRAPHS", "0");
     return floats(m(x, false));
@@ -268,4 +261,35 @@ TEST_CASE("recorded training of a CNN and of an Embedding-LSTM model equals op-b
     for (size_t i = 0; i < eager->get_weights().size(); ++i)
       CHECK(floats(recorded->get_weights()[i]) == floats(eager->get_weights()[i]));
   }
+}
+
+TEST_CASE("KERASCPP_CUDA_GRAPHS=auto keeps a recording only where its replay was faster (CPU recorder)",
+          "[cpu][graphs]") {
+  kt::ScopedEnv graphs("KERASCPP_CUDA_GRAPHS", "auto");
+  const auto x = [](float v) { return ops::full({3}, v, DType::float32, &recorder()); };
+  Tensor w = ops::full({3}, 2.f, DType::float32, &recorder());
+  // Host work a replay skips, as a step bound by queueing many kernels: the replay is faster.
+  const auto queueing_bound = [&](const std::vector<Tensor>& in) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    return std::vector<Tensor>{in[0] * w};
+  };
+  detail::StepGraphs kept;
+  for (int i = 0; i < 5; ++i) CHECK(floats(kept.run({x(float(i))}, {}, queueing_bound)[0]) == floats(x(2.f * i)));
+  CHECK(kept.recordings() == 1);
+  CHECK(kept.replays() == 3);  // calls 3 (recorded), 4 and 5
+  CHECK(kept.dropped_as_slower() == 0);
+  // A replay slower than the step op by op: dropped after its first replay.
+  recorder().set_replay_delay(std::chrono::milliseconds(60));
+  const auto device_bound = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] * w}; };
+  detail::StepGraphs dropped;
+  for (int i = 0; i < 5; ++i) CHECK(floats(dropped.run({x(float(i))}, {}, device_bound)[0]) == floats(x(2.f * i)));
+  recorder().set_replay_delay(std::chrono::milliseconds(0));
+  CHECK(dropped.recordings() == 1);
+  CHECK(dropped.replays() == 1);
+  CHECK(dropped.dropped_as_slower() == 1);
+  // A bad value is named and ignored.
+  kt::ScopedEnv bad("KERASCPP_CUDA_GRAPHS", "yes");
+  CHECK(settings().cuda_graphs == Settings::StepRecording::off);
+  REQUIRE(settings().warnings.size() == 1);
+  CHECK(settings().warnings[0] == "KERASCPP_CUDA_GRAPHS=yes is not one of 0, 1, auto; using 0");
 }

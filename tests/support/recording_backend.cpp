@@ -25,6 +25,7 @@ class RecordingBackend::Recording final : public CapturedWork {
         throw std::logic_error("recording-cpu: a replay reads a " + o.what +
                                " tensor allocated before the recording and freed since");
     for (const auto& op : ops_) op();
+    if (be_.replay_delay_.count()) std::this_thread::sleep_for(be_.replay_delay_);
     be_.replays_.fetch_add(1);
   }
 

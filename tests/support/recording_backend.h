@@ -9,6 +9,7 @@
 // before the recording is not kept alive by it (as on CUDA): a replay after the program freed such
 // memory throws std::logic_error.
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -36,6 +37,8 @@ class RecordingBackend final : public keras::Backend {
   /// The inner backend's, with "recordings" (finished ones), "refused" and "replays".
   std::map<std::string, int64_t> counters() const override;
   void set_thread_parallelism(int threads) override { inner_.set_thread_parallelism(threads); }
+  /// Makes each replay take this much longer (to test choices made by timing replays).
+  void set_replay_delay(std::chrono::milliseconds delay) { replay_delay_ = delay; }
 
   std::shared_ptr<keras::Storage> allocate(size_t nbytes) override;
   void deallocate(void* data, size_t nbytes) override;
@@ -133,6 +136,7 @@ class RecordingBackend final : public keras::Backend {
   std::shared_ptr<Pool> pool_;
   std::unordered_map<void*, std::shared_ptr<Pool>> pool_of_;
   std::atomic<int64_t> recordings_{0}, refused_{0}, replays_{0};
+  std::chrono::milliseconds replay_delay_{0};
 };
 
 }  // namespace kt

@@ -94,6 +94,18 @@ double max_abs_diff(const keras::Tensor& a, const keras::Tensor& b) {
   return m;
 }
 
+std::shared_ptr<keras::Model> residual_model_for_graphs() {
+  using namespace keras;
+  auto inner_in = layers::Input({12, 12, 8});
+  auto inner = std::make_shared<Model>(inner_in, layers::Conv2D(8, {1, 1}, {.activation = "relu"})(inner_in), "inner");
+  auto in = layers::Input({12, 12, 3});
+  auto a = layers::Activation("relu")(layers::BatchNormalization()(layers::Conv2D(8, {3, 3}, {.padding = "same"})(in)));
+  auto b = layers::Conv2D(8, {1, 1})(in);
+  auto out =
+      layers::Dense(5, {.activation = "softmax"})(layers::GlobalAveragePooling2D()((*inner)(layers::add({a, b}))));
+  return std::make_shared<Model>(in, out);
+}
+
 keras::Backend* cpu_with_every_bfloat16_kernel(const std::string& device) {
   keras::Backend* all = nullptr;
   {

@@ -28,6 +28,10 @@ void skip(const std::string& why);
 /// so tests check them on any AVX-512 machine. Null (after kt::skip) where oneDNN runs none.
 keras::Backend* cpu_with_every_bfloat16_kernel(const std::string& device);
 
+/// A residual block with a batch norm the inference pass folds into its convolution, and a nested
+/// model, on (2, 12, 12, 3) images: what the recorded-inference tests replay.
+std::shared_ptr<keras::Model> residual_model_for_graphs();
+
 /// Sets an environment variable for a scope (unsets it for an empty value), then restores it;
 /// kerascpp's settings are read again each time.
 class ScopedEnv {
