@@ -30,6 +30,10 @@ echo "resnet50_bf16 with KERASCPP_NATIVE_LOW_PRECISION=0: $(KERASCPP_NATIVE_LOW_
 for model in fmnist_cnn imdb_lstm video_qa resnet50_infer; do
   echo "$model graphs: $(KERASCPP_CUDA_GRAPHS=1 KERASCPP_LOG_LEVEL=warn timeout 60 "$pack/run.sh" bench_models_gpu $model 2>&1 | tail -1)"
 done > "$out/graphs.txt"
+# auto: kept where the first replay beat a step op by op (fmnist should keep it, resnet50 b128 may not).
+for model in fmnist_cnn resnet50; do
+  echo "$model graphs=auto: $(KERASCPP_CUDA_GRAPHS=auto KERASCPP_LOG_LEVEL=debug timeout 60 "$pack/run.sh" bench_models_gpu $model 2>&1 | grep -E "not replayed|^\{" | tail -2 | tr '\n' ' ')"
+done >> "$out/graphs.txt"
 # cuDNN RNN settings side by side on imdb_lstm (the default: standard algorithm, batch-major).
 for setting in "standard batch_major" "standard seq_major" "static batch_major"; do
   set -- $setting
