@@ -17,6 +17,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/random.h"
+#include "core/step_recording.h"
 #include "distributed/strategy.h"
 #include "layers/activations/activation_layers.h"
 #include "layers/convolutional/conv2d.h"
@@ -335,15 +336,23 @@ bool Model::graph_safe() {
   return *graph_safe_;
 }
 
-std::vector<Tensor> Model::inference_forward(const std::vector<Tensor>& x) {
-  if (!detail::StepGraphs::enabled() || !graph_safe()) return forward(x, false, {});
-  if (!inference_graphs_) inference_graphs_ = std::make_unique<detail::StepGraphs>();
+std::vector<Tensor> Model::run_recorded(std::unique_ptr<detail::StepGraphs>& graphs, const std::vector<Tensor>& inputs,
+                                        bool with_optimizer, const RecordedStep& step) {
+  if (!detail::StepGraphs::enabled() || !graph_safe()) return step(inputs);
+  if (!graphs) graphs = std::make_unique<detail::StepGraphs>();
+  // What the step reads and updates in place besides its inputs.
   std::vector<const Tensor*> state;
   for (Variable* v : weights()) state.push_back(&v->stored());
-  return inference_graphs_->run(x, state, [this](const std::vector<Tensor>& in) {
+  if (with_optimizer && optimizer_->built())
+    for (Variable* v : optimizer_->variables()) state.push_back(&v->stored());
+  return graphs->run(inputs, state, step);
+}
+
+std::vector<Tensor> Model::inference_forward(const std::vector<Tensor>& x) {
+  return run_recorded(inference_graphs_, x, false, [this](const std::vector<Tensor>& in) {
     std::vector<Tensor> out = forward(in, false, {});
-    for (const Tensor& m : output_masks_)  // masks would not be refreshed by a replay
-      KCPP_CHECK(!m.defined(), NotImplementedError, "outputs with masks are not recorded");
+    for (const Tensor& m : output_masks_)  // masks would not be refreshed by a replay: not recorded
+      KCPP_CHECK(!detail::recording_step() || !m.defined(), NotImplementedError, "outputs with masks are not recorded");
     return out;
   });
 }
@@ -757,25 +766,14 @@ void Model::train_step(const std::vector<Tensor>& x_global, const std::vector<Te
     return;
   }
   if (!data_parallel()) {
-    if (!detail::StepGraphs::enabled() || !graph_safe()) {
-      train_on_shard(x_global, y_global, weights_global, 1.f);
-      return;
-    }
-    // A recorded step: x, y and the sample weights are its inputs; the weights, the optimizer's
-    // slots and the metrics' sums are updated in place, so it returns nothing.
-    if (!train_graphs_) train_graphs_ = std::make_unique<detail::StepGraphs>();
+    // x, y and the sample weights are the step's inputs; the weights, the optimizer's slots and
+    // the metrics' sums are updated in place, so it returns nothing.
     std::vector<Tensor> inputs = x_global;
     inputs.insert(inputs.end(), y_global.begin(), y_global.end());
     inputs.push_back(weights_global);
-    std::vector<const Tensor*> state;
-    for (Variable* v : weights()) state.push_back(&v->stored());
-    if (optimizer_->built())
-      for (Variable* v : optimizer_->variables()) state.push_back(&v->stored());
-    const size_t nx = x_global.size(), ny = y_global.size();
-    train_graphs_->run(inputs, state, [&](const std::vector<Tensor>& in) {
-      train_on_shard({in.begin(), in.begin() + static_cast<std::ptrdiff_t>(nx)},
-                     {in.begin() + static_cast<std::ptrdiff_t>(nx), in.begin() + static_cast<std::ptrdiff_t>(nx + ny)},
-                     in.back(), 1.f);
+    const auto nx = static_cast<std::ptrdiff_t>(x_global.size()), ny = static_cast<std::ptrdiff_t>(y_global.size());
+    run_recorded(train_graphs_, inputs, true, [&](const std::vector<Tensor>& in) {
+      train_on_shard({in.begin(), in.begin() + nx}, {in.begin() + nx, in.begin() + nx + ny}, in.back(), 1.f);
       return std::vector<Tensor>{};
     });
     return;
@@ -1188,18 +1186,11 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
 }
 
 void Model::evaluate_step(const std::vector<Tensor>& xb, const std::vector<Tensor>& yb) {
-  if (!detail::StepGraphs::enabled() || !graph_safe()) {
-    evaluate_batch(xb, yb);
-    return;
-  }
-  // Recorded like a training step: the metrics' sums are updated in place.
-  if (!evaluate_graphs_) evaluate_graphs_ = std::make_unique<detail::StepGraphs>();
+  // Like a training step: the metrics' sums are updated in place.
   std::vector<Tensor> inputs = xb;
   inputs.insert(inputs.end(), yb.begin(), yb.end());
-  std::vector<const Tensor*> state;
-  for (Variable* v : weights()) state.push_back(&v->stored());
   const auto nx = static_cast<std::ptrdiff_t>(xb.size());
-  evaluate_graphs_->run(inputs, state, [&](const std::vector<Tensor>& in) {
+  run_recorded(evaluate_graphs_, inputs, false, [&](const std::vector<Tensor>& in) {
     evaluate_batch({in.begin(), in.begin() + nx}, {in.begin() + nx, in.end()});
     return std::vector<Tensor>{};
   });

@@ -372,6 +372,11 @@ class KERASCPP_API Model : public Layer {
   std::unique_ptr<detail::StepGraphs> inference_graphs_, train_graphs_, evaluate_graphs_;
   std::optional<bool> graph_safe_;  // no stateful layer, no activity regularizer
   bool graph_safe();
+  using RecordedStep = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+  /// step(inputs), replayed from `graphs` where recording is on and the model allows it
+  /// (models/step_graphs.h); the weights (and the optimizer's slots) are the state it reads.
+  std::vector<Tensor> run_recorded(std::unique_ptr<detail::StepGraphs>& graphs, const std::vector<Tensor>& inputs,
+                                   bool with_optimizer, const RecordedStep& step);
   std::vector<Tensor> inference_forward(const std::vector<Tensor>& x);
 
  protected:

@@ -293,3 +293,22 @@ TEST_CASE("KERASCPP_CUDA_GRAPHS=auto keeps a recording only where its replay was
   REQUIRE(settings().warnings.size() == 1);
   CHECK(settings().warnings[0] == "KERASCPP_CUDA_GRAPHS=yes is not one of 0, 1, auto; using 0");
 }
+
+TEST_CASE("a model whose output carries a mask is not recorded and runs as it is, graphs on or not", "[cpu][graphs]") {
+  kt::ScopedEnv graphs("KERASCPP_CUDA_GRAPHS", "1");
+  const auto run_on = [&](Backend& be) {
+    backend::DeviceScope on(be);
+    utils::set_random_seed(4);
+    auto ids = layers::Input({5}, {.dtype = "int32"});
+    Model m(ids, layers::LSTM(3, {.return_sequences = true})(layers::Embedding(9, 4, {.mask_zero = true})(ids)));
+    const Tensor tokens = ops::to_backend(Tensor::from_vector<int32_t>({3, 1, 4, 0, 0, 2, 7, 1, 8, 0}, Shape{2, 5}), be);
+    std::vector<std::vector<float>> out;
+    for (int i = 0; i < 3; ++i) out.push_back(floats(m(tokens, false)));
+    return out;
+  };
+  const auto plain = run_on(backend::get_backend("cpu"));  // no recording there: the mask is no obstacle
+  const int64_t replays = counter("replays");
+  const auto recorded = run_on(recorder());
+  CHECK(counter("replays") == replays);  // the recording was given up: layer by layer
+  CHECK(recorded == plain);
+}
