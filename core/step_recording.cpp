@@ -13,6 +13,13 @@ void each_step(std::function<void()> work) {
     work();
 }
 
+void after_each_step(std::function<void()> work) {
+  if (current_recording)
+    current_recording->after_work_.push_back(std::move(work));
+  else
+    work();
+}
+
 bool recording_step() { return current_recording != nullptr; }
 
 StepRecordingScope::StepRecordingScope() : previous_(current_recording) { current_recording = this; }

@@ -314,6 +314,7 @@ void Model::forget_recorded_passes() {
   inference_graphs_.reset();
   train_graphs_.reset();
   evaluate_graphs_.reset();
+  test_graphs_.reset();
   graph_safe_.reset();
 }
 
@@ -825,8 +826,7 @@ void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tenso
     tape.gradient(factor == 1.f ? loss : loss * factor, vars);
     grads = reducer.finish();
   } else {
-    const float factor = optimizer_->loss_scale();  // LossScaleOptimizer: unscaled in apply_gradients
-    grads = tape.gradient(factor == 1.f ? loss : loss * factor, vars);
+    grads = tape.gradient(optimizer_->scale_loss(loss), vars);  // LossScaleOptimizer: unscaled in apply_gradients
   }
   tape.stop_recording();
   optimizer_->apply_gradients(grads, vars);
@@ -994,14 +994,21 @@ std::map<std::string, double> Model::test_on_batch(const TensorList& x, const Te
   require_compiled("test_on_batch");
   check_data("test_on_batch", x, &y);
   reset_metrics();
-  NoGradScope no_grad;
-  const auto yb = targets_on_device(y.items());
-  ActivityLossScope activity;
-  const auto out = forward(device_inputs(x.items()), false, logits_mask());
-  Tensor loss = total_loss(yb, out, Tensor());
-  if (const Tensor extra = additional_losses(activity); extra.defined()) loss = loss + extra;
-  loss_tracker_->update_state(loss);
-  update_metrics(yb, out);
+  // Recorded like an evaluation step: the metrics' sums are updated in place.
+  std::vector<Tensor> inputs = device_inputs(x.items());
+  const auto nx = static_cast<std::ptrdiff_t>(inputs.size());
+  for (const Tensor& t : targets_on_device(y.items())) inputs.push_back(t);
+  run_recorded(test_graphs_, inputs, false, [&](const std::vector<Tensor>& in) {
+    NoGradScope no_grad;
+    const std::vector<Tensor> xb(in.begin(), in.begin() + nx), yb(in.begin() + nx, in.end());
+    ActivityLossScope activity;
+    const auto out = forward(xb, false, logits_mask());
+    Tensor loss = total_loss(yb, out, Tensor());
+    if (const Tensor extra = additional_losses(activity); extra.defined()) loss = loss + extra;
+    loss_tracker_->update_state(loss);
+    update_metrics(yb, out);
+    return std::vector<Tensor>{};
+  });
   return results();
 }
 

@@ -369,7 +369,7 @@ class KERASCPP_API Model : public Layer {
   std::unordered_map<const detail::SymbolicNode*, const detail::SymbolicNode*> pooled_convs_;
   void find_folded_chains();
   // Inference calls and training steps replayed from recorded device graphs (models/step_graphs.h).
-  std::unique_ptr<detail::StepGraphs> inference_graphs_, train_graphs_, evaluate_graphs_;
+  std::unique_ptr<detail::StepGraphs> inference_graphs_, train_graphs_, evaluate_graphs_, test_graphs_;
   std::optional<bool> graph_safe_;  // no stateful layer, no activity regularizer
   bool graph_safe();
   using RecordedStep = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;

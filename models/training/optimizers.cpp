@@ -167,7 +167,11 @@ void LossScaleOptimizer::apply_gradients(const std::vector<Tensor>& gradients, c
   KCPP_CHECK(gradients.size() == variables.size(), ValueError, "{}: received {} gradients for {} variables",
              options_.name, gradients.size(), variables.size());
   NoGradScope no_grad;
-  inner_->build_for(variables);
+  build_for(variables);
+  if (detail::recording_step()) {
+    apply_recorded(gradients, variables);
+    return;
+  }
   // g * 0 is 0 for finite g and NaN for inf or NaN: one read of the host tells whether all are finite.
   Tensor probe;
   for (const Tensor& g : gradients) {
@@ -176,21 +180,79 @@ void LossScaleOptimizer::apply_gradients(const std::vector<Tensor>& gradients, c
     probe = probe.defined() ? probe + z : z;
   }
   const bool finite = !probe.defined() || std::isfinite(probe.item());
+  if (finite) {
+    std::vector<Tensor> unscaled;
+    unscaled.reserve(gradients.size());
+    for (const Tensor& g : gradients) unscaled.push_back(g.defined() ? g * (1.f / scale_) : g);
+    inner_->apply_gradients(unscaled, variables);
+  }
+  count_step(finite);
+}
+
+void LossScaleOptimizer::count_step(bool finite) {
   if (!finite) {
     step_counter_ = 0;
     scale_ /= 2.f;
-    return;
-  }
-  std::vector<Tensor> unscaled;
-  unscaled.reserve(gradients.size());
-  for (const Tensor& g : gradients) unscaled.push_back(g.defined() ? g * (1.f / scale_) : g);
-  inner_->apply_gradients(unscaled, variables);
-  if (step_counter_ == options_.dynamic_growth_steps - 1) {
+  } else if (step_counter_ == options_.dynamic_growth_steps - 1) {
     step_counter_ = 0;
     scale_ *= 2.f;
   } else {
     ++step_counter_;
   }
+}
+
+void LossScaleOptimizer::build_for(const std::vector<Variable*>& variables) {
+  inner_->build_for(variables);
+  // Made here, in a step run op by op: made while recording, their zero fill would be recorded too.
+  if (!scale_on_device_.defined() && !variables.empty()) {
+    scale_on_device_ = ops::zeros(Shape{}, DType::float32, variables[0]->value().backend());
+    inverse_on_device_ = ops::zeros(Shape{}, DType::float32, variables[0]->value().backend());
+  }
+}
+
+Tensor LossScaleOptimizer::scale_loss(const Tensor& loss) {
+  if (!detail::recording_step()) return loss * scale_;
+  KCPP_CHECK(scale_on_device_.defined(), ValueError,
+             "{}: a step is being recorded before the optimizer was built (the first step of a signature runs op "
+             "by op)",
+             options_.name);
+  detail::each_step([this] {
+    scale_on_device_.backend()->fill(scale_on_device_, scale_);
+    inverse_on_device_.backend()->fill(inverse_on_device_, 1.f / scale_);
+  });
+  return loss * ops::cast(scale_on_device_, loss.dtype());
+}
+
+void LossScaleOptimizer::apply_recorded(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables) {
+  Tensor probe;  // 0 where every gradient is finite, NaN otherwise (inf * 0 and NaN * 0 are NaN)
+  for (const Tensor& g : gradients) {
+    if (!g.defined()) continue;
+    const Tensor z = ops::sum(ops::cast(g, DType::float32) * 0.f);
+    probe = probe.defined() ? probe + z : z;
+  }
+  if (!probe.defined()) {  // no gradients: nothing can be non-finite
+    inner_->apply_gradients(gradients, variables);
+    detail::after_each_step([this] { count_step(true); });
+    return;
+  }
+  const Tensor finite = ops::equal(probe, probe);
+  detail::each_step([this] { before_step_ = inner_->host_step_state(); });
+  // The update runs whatever the gradients; where they were not finite it is undone.
+  std::vector<Variable*> touched = variables;
+  for (Variable* slot : inner_->variables()) touched.push_back(slot);
+  std::vector<Tensor> before;
+  before.reserve(touched.size());
+  for (Variable* v : touched) before.push_back(ops::copy(v->stored()));
+  std::vector<Tensor> unscaled;
+  unscaled.reserve(gradients.size());
+  for (const Tensor& g : gradients) unscaled.push_back(g.defined() ? g * ops::cast(inverse_on_device_, g.dtype()) : g);
+  inner_->apply_gradients(unscaled, variables);
+  for (size_t i = 0; i < touched.size(); ++i) touched[i]->assign(ops::where(finite, touched[i]->stored(), before[i]));
+  detail::after_each_step([this, finite] {
+    const bool ok = ops::cast(finite, DType::float32).item() != 0.f;
+    if (!ok) inner_->restore_host_step_state(before_step_);
+    count_step(ok);
+  });
 }
 
 SGD::SGD(SGDOptions o) : Optimizer("SGD", o.learning_rate, o.common), options_(o) {

@@ -115,6 +115,21 @@ class KERASCPP_API Optimizer {
   /// The factor the training step multiplies the loss by before differentiating (1 except under
   /// a LossScaleOptimizer); apply_gradients then receives gradients scaled by it.
   virtual float loss_scale() const { return 1.f; }
+  /// The loss times loss_scale(), as the training step differentiates it (in a recorded step the
+  /// factor is read from the device, so each replay uses the scale of its own step).
+  virtual Tensor scale_loss(const Tensor& loss) { return loss; }
+  /// What a step changes on the host: the step count, and state such as Nadam's momentum product.
+  struct HostStepState {
+    int64_t iterations = 0;
+    std::vector<double> extra;
+  };
+  HostStepState host_step_state() const { return {iterations_, host_extra()}; }
+  /// Takes back a step that was skipped on the device (a recorded loss-scaled step whose gradients
+  /// were not finite): the host's state returns to `state`.
+  void restore_host_step_state(const HostStepState& state) {
+    iterations_ = state.iterations;
+    set_host_extra(state.extra);
+  }
   /// Slot variables (Keras' optimizer variables after iteration and learning rate).
   virtual std::vector<Variable*> variables();
   /// Keras' optimizer config (name, learning_rate, clipping, weight_decay, then the optimizer's own keys).
@@ -137,6 +152,9 @@ class KERASCPP_API Optimizer {
   virtual void update(size_t index, Variable& variable, const Tensor& gradient) = 0;
   /// Once per step, on the host, before step_values() (Nadam's momentum product).
   virtual void before_updates() {}
+  /// The host state before_updates() changes, exactly, for host_step_state().
+  virtual std::vector<double> host_extra() const { return {}; }
+  virtual void set_host_extra(const std::vector<double>&) {}
   /// The host-computed numbers of the step being applied that update() reads (bias corrections,
   /// step sizes), in an order of the optimizer's choosing; iterations() has already advanced.
   virtual std::vector<double> step_values() const { return {}; }
@@ -332,6 +350,8 @@ class KERASCPP_API Nadam : public Optimizer {
  protected:
   void build(const std::vector<Variable*>& variables) override;
   void before_updates() override;
+  std::vector<double> host_extra() const override { return {u_product_}; }
+  void set_host_extra(const std::vector<double>& values) override { u_product_ = values.at(0); }
   std::vector<double> step_values() const override;
   void update(size_t index, Variable& variable, const Tensor& gradient) override;
 
@@ -356,6 +376,10 @@ struct LossScaleOptions {
 /// A step whose gradients hold an inf or NaN is skipped and halves the scale; after
 /// dynamic_growth_steps finite steps in a row the scale doubles. iterations(), the learning rate
 /// and the slots are the inner optimizer's.
+/// In a recorded step (models/step_graphs.h) the scale is read from the device, the update is
+/// applied and then undone on the device where the gradients were not finite (the weights and
+/// slots are copied before it: one copy and one select each per step), and the host reads the
+/// verdict after the replay, taking the inner optimizer's step back if it was skipped.
 class KERASCPP_API LossScaleOptimizer : public Optimizer {
  public:
   explicit LossScaleOptimizer(std::shared_ptr<Optimizer> inner, LossScaleOptions options = {});
@@ -366,6 +390,7 @@ class KERASCPP_API LossScaleOptimizer : public Optimizer {
 
   void apply_gradients(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables) override;
   float loss_scale() const override { return scale_; }
+  Tensor scale_loss(const Tensor& loss) override;
   /// The finite steps since the scale last changed (Keras' step_counter).
   int64_t step_counter() const { return step_counter_; }
   /// Restores the scale and counter (loading a saved state).
@@ -381,7 +406,7 @@ class KERASCPP_API LossScaleOptimizer : public Optimizer {
   std::vector<float> extra_state() const override { return inner_->extra_state(); }
   void set_extra_state(const std::vector<float>& values) override { inner_->set_extra_state(values); }
   void set_iterations(int64_t iterations) override { inner_->set_iterations(iterations); }
-  void build_for(const std::vector<Variable*>& variables) override { inner_->build_for(variables); }
+  void build_for(const std::vector<Variable*>& variables) override;
   bool built() const override { return inner_->built(); }
   /// {"name", "inner_optimizer": serialized, "initial_scale", "dynamic_growth_steps"}, as Keras 3.
   Config get_config() const override;
@@ -391,10 +416,16 @@ class KERASCPP_API LossScaleOptimizer : public Optimizer {
   void update(size_t, Variable&, const Tensor&) override {}
 
  private:
+  /// A step being recorded: every tensor it reads comes from the device.
+  void apply_recorded(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables);
+  /// The scale's bookkeeping once a step's gradients are known to be finite or not.
+  void count_step(bool finite);
   std::shared_ptr<Optimizer> inner_;
   LossScaleOptions options_;
   float scale_;
   int64_t step_counter_ = 0;
+  Tensor scale_on_device_, inverse_on_device_;  // filled before each recorded step's replay
+  HostStepState before_step_;                    // the inner optimizer's, kept by a recorded step
 };
 /// From a name or Keras' serialized optimizer (Keras 2 or 3); throws ValueError on unknown classes.
 KERASCPP_API std::shared_ptr<Optimizer> deserialize(const Config& config);
