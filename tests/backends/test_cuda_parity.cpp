@@ -623,3 +623,43 @@ TEST_CASE("cuda: recorded training steps and fit match steps run op by op", "[cu
       [&] { recorded->train_on_batch(ops::slice(x, {0, 0}, {8, 6}), Tensor::from_vector(bad, Shape{8})); },
       {"label 4 at position 3", "[0, 4)"});
 }
+
+TEST_CASE("cuda: recorded mixed_float16 steps skip and take back the steps op by op skips", "[cuda][mixed]") {
+  Backend* gpu = cuda_or_skip();
+  if (!gpu) return;
+  backend::DeviceScope on(*gpu);
+  // A scale of 2^24 overflows the float16 gradients: the first steps are skipped on the device and
+  // taken back on the host after the replay; the CPU recorder's twin is in test_step_graphs.cpp.
+  Backend& cpu = backend::get_backend("cpu");
+  const Tensor x = ops::random_normal(Shape{44, 6}, 0.f, 1.f, 17, &cpu);
+  const Tensor y = ops::cast(ops::floor(ops::random_uniform(Shape{44}, 0.f, 4.f, 18, &cpu)), DType::int32);
+  auto fit = [&](bool graphs) {
+    kt::ScopedEnv env("KERASCPP_CUDA_GRAPHS", graphs ? "1" : "0");
+    mixed_precision::PolicyScope policy("mixed_float16");
+    utils::set_random_seed(4);
+    auto m = std::make_shared<Sequential>(std::vector<LayerRef>{
+        layers::Input({6}), layers::Dense(16, {.activation = "relu"}), layers::BatchNormalization(),
+        layers::Dense(4, {.activation = "softmax", .dtype = "float32"})});
+    m->compile({.optimizer = optimizers::LossScaleOptimizer(optimizers::Nadam({.learning_rate = 0.01f}),
+                                                            {.initial_scale = 16777216.f, .dynamic_growth_steps = 2}),
+                .loss = "sparse_categorical_crossentropy"});
+    const History h = m->fit(x, y, {.batch_size = 8, .epochs = 3, .verbose = 0, .shuffle = false});
+    return std::make_pair(m, h);
+  };
+  const int64_t before = gpu->counters().at("graph_replays");
+  const auto [recorded, h_recorded] = fit(true);
+  CHECK(gpu->counters().at("graph_replays") - before == 16);
+  const auto [eager, h_eager] = fit(false);
+  const auto& r = dynamic_cast<const optimizers::LossScaleOptimizer&>(*recorded->optimizer());
+  const auto& e = dynamic_cast<const optimizers::LossScaleOptimizer&>(*eager->optimizer());
+  INFO("inner steps " << e.iterations() << " of 18, scale " << e.loss_scale());
+  CHECK(e.iterations() < 18);
+  CHECK(r.iterations() == e.iterations());
+  CHECK(r.loss_scale() == e.loss_scale());
+  CHECK(r.step_counter() == e.step_counter());
+  kt::require_close(std::vector<float>(h_recorded.history.at("loss").begin(), h_recorded.history.at("loss").end()),
+                    std::vector<float>(h_eager.history.at("loss").begin(), h_eager.history.at("loss").end()), 1e-3f,
+                    1e-3f);
+  for (size_t i = 0; i < eager->get_weights().size(); ++i)
+    kt::require_close(as_floats(recorded->get_weights()[i]), as_floats(eager->get_weights()[i]), 1e-3f, 1e-3f);
+}
