@@ -7,6 +7,7 @@
 #include <climits>
 #include <type_traits>
 
+#include "backends/cuda/index_math.h"
 #include "backends/cuda/kernels.h"
 #include "core/op_kinds.h"
 
@@ -22,16 +23,6 @@ inline unsigned blocks_for(int64_t n) {
 
 #define GRID_STRIDE(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
-
-__device__ inline int64_t offset_of(const Indexer& ix, int which, int64_t flat) {
-  int64_t off = 0;
-  for (int d = ix.rank - 1; d >= 0; --d) {
-    const int64_t idx = flat % ix.dims[d];
-    flat /= ix.dims[d];
-    off += idx * ix.strides[which][d];
-  }
-  return off;
-}
 
 // float16 / bfloat16 are read as float and written from float: one rounding per result.
 template <typename T>
@@ -207,7 +198,7 @@ __device__ inline R binary_op(int op, T a, T b) {
 }
 
 template <typename T, typename R>
-__global__ void binary_kernel(int op, const T* a, const T* b, R* y, int64_t n, Indexer ix, bool same) {
+__global__ void binary_kernel(int op, const T* a, const T* b, R* y, int64_t n, FastIndexer ix, bool same) {
   GRID_STRIDE(i, n) {
     const int64_t ia = same ? i : offset_of(ix, 0, i), ib = same ? i : offset_of(ix, 1, i);
     y[i] = binary_op<T, R>(op, a[ia], b[ib]);
@@ -221,7 +212,7 @@ __global__ void unary_low_kernel(int op, const T* x, T* y, int64_t n, float alph
 }
 
 template <typename T, typename R>
-__global__ void binary_low_kernel(int op, const T* a, const T* b, R* y, int64_t n, Indexer ix, bool same) {
+__global__ void binary_low_kernel(int op, const T* a, const T* b, R* y, int64_t n, FastIndexer ix, bool same) {
   GRID_STRIDE(i, n) {
     const int64_t ia = same ? i : offset_of(ix, 0, i), ib = same ? i : offset_of(ix, 1, i);
     if constexpr (std::is_same_v<R, uint8_t>)
@@ -232,7 +223,7 @@ __global__ void binary_low_kernel(int op, const T* a, const T* b, R* y, int64_t 
 }
 
 template <typename T>
-__global__ void where_kernel(const uint8_t* c, const T* a, const T* b, T* y, int64_t n, Indexer ix) {
+__global__ void where_kernel(const uint8_t* c, const T* a, const T* b, T* y, int64_t n, FastIndexer ix) {
   GRID_STRIDE(i, n) { y[i] = c[offset_of(ix, 0, i)] ? a[offset_of(ix, 1, i)] : b[offset_of(ix, 2, i)]; }
 }
 
@@ -538,9 +529,9 @@ __global__ void unary_inv_std(const float* variance, float* inv_std, int64_t c, 
 
 template <typename T>
 __global__ void bn_apply(const T* x, const float* mean, const float* variance, const float* gamma, const float* beta,
-                         T* y, int64_t n, int64_t c, float epsilon) {
+                         T* y, int64_t n, ColumnIndex column, float epsilon) {
   GRID_STRIDE(i, n) {
-    const int64_t j = i % c;
+    const int64_t j = column(i);
     y[i] = store_as<T>((load_as<float>(x[i]) - mean[j]) * rsqrtf(variance[j] + epsilon) * gamma[j] + beta[j]);
   }
 }
@@ -548,9 +539,10 @@ __global__ void bn_apply(const T* x, const float* mean, const float* variance, c
 // dx = gamma * inv_std / m * (m * dy - dbeta - xhat * dgamma)
 template <typename T>
 __global__ void bn_backward_apply(const T* dy, const T* x, const float* gamma, const float* mean, const float* inv_std,
-                                  const float* dgamma, const float* dbeta, T* dx, int64_t n, int64_t m, int64_t c) {
+                                  const float* dgamma, const float* dbeta, T* dx, int64_t n, int64_t m,
+                                  ColumnIndex column) {
   GRID_STRIDE(i, n) {
-    const int64_t j = i % c;
+    const int64_t j = column(i);
     const float xhat = (load_as<float>(x[i]) - mean[j]) * inv_std[j];
     const float fm = static_cast<float>(m);
     dx[i] = store_as<T>(gamma[j] * inv_std[j] / fm * (fm * load_as<float>(dy[i]) - dbeta[j] - xhat * dgamma[j]));
@@ -624,11 +616,11 @@ __global__ void arg_kernel(bool is_max, const T* x, int64_t* y, int64_t outer, i
 // Data movement ----------------------------------------------------------------------------------------
 
 template <typename T>
-__global__ void strided_copy_kernel(const T* x, T* y, Indexer ix, int64_t base, int64_t n) {
+__global__ void strided_copy_kernel(const T* x, T* y, FastIndexer ix, int64_t base, int64_t n) {
   GRID_STRIDE(i, n) { y[i] = x[base + offset_of(ix, 0, i)]; }
 }
 template <typename T>
-__global__ void strided_scatter_kernel(const T* x, T* y, Indexer ix, int64_t base, int64_t n) {
+__global__ void strided_scatter_kernel(const T* x, T* y, FastIndexer ix, int64_t base, int64_t n) {
   GRID_STRIDE(i, n) { y[base + offset_of(ix, 0, i)] = x[i]; }
 }
 
@@ -780,9 +772,9 @@ __global__ void softmax_rows_kernel(const T* x, T* y, int64_t rows, int64_t c, b
 // float arithmetic for every T: a bfloat16 / float16 product is rounded once, on the way out.
 template <typename T>
 __global__ void bias_act_kernel(T* y, const T* bias, const float* scale, const float* shift, int64_t m, int64_t n,
-                                int act) {
+                                ColumnIndex column, int act) {
   GRID_STRIDE(i, m * n) {
-    const int64_t c = i % n;
+    const int64_t c = column(i);
     float v = load_as<float>(y[i]) + (bias ? load_as<float>(bias[c]) : 0.f);
     if (scale) v = v * scale[c] + shift[c];
     y[i] = store_as<T>(unary_f(act, v, 0.f, 0.f));
@@ -863,9 +855,10 @@ __global__ void adam_kernel(float* w, const float* g, float* m, float* v, float*
 }
 
 template <typename T>
-__global__ void pool_fwd_kernel(bool is_max, const T* x, T* y, int32_t* argmax, PoolGeometry g) {
+__global__ void pool_fwd_kernel(bool is_max, const T* x, T* y, int32_t* argmax, PoolGeometry g, NhwcIndex out) {
   GRID_STRIDE(i, g.n * g.oh * g.ow * g.c) {
-    const int64_t ch = i % g.c, ox = (i / g.c) % g.ow, oy = (i / (g.c * g.ow)) % g.oh, b = i / (g.c * g.ow * g.oh);
+    int64_t b, oy, ox, ch;
+    out.split(i, b, oy, ox, ch);
     float best = -INFINITY, sum = 0.f;
     int64_t best_index = -1, count = 0;
     for (int64_t ky = 0; ky < g.kh; ++ky) {
@@ -895,13 +888,15 @@ __global__ void pool_fwd_kernel(bool is_max, const T* x, T* y, int32_t* argmax, 
 
 // dx is float32 for every T: the window overlaps add up there, and the caller rounds once.
 template <typename T>
-__global__ void pool_bwd_kernel(bool is_max, const T* dy, const int32_t* argmax, float* dx, PoolGeometry g) {
+__global__ void pool_bwd_kernel(bool is_max, const T* dy, const int32_t* argmax, float* dx, PoolGeometry g,
+                                NhwcIndex out) {
   GRID_STRIDE(i, g.n * g.oh * g.ow * g.c) {
     if (is_max) {
       if (argmax[i] >= 0) atomicAdd(dx + argmax[i], load_as<float>(dy[i]));
       continue;
     }
-    const int64_t ch = i % g.c, ox = (i / g.c) % g.ow, oy = (i / (g.c * g.ow)) % g.oh, b = i / (g.c * g.ow * g.oh);
+    int64_t b, oy, ox, ch;
+    out.split(i, b, oy, ox, ch);
     int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
     const int64_t y1 = min(y0 + g.kh, g.h), x1 = min(x0 + g.kw, g.w);
     y0 = max(y0, int64_t(0));
@@ -959,8 +954,9 @@ void unary(int op, int code, const void* x, void* y, int64_t n, float alpha, flo
   });
 }
 
-void binary(int op, int code, const void* a, const void* b, void* y, int64_t n, const Indexer& ix, bool same,
+void binary(int op, int code, const void* a, const void* b, void* y, int64_t n, const Indexer& plain, bool same,
             cudaStream_t s) {
+  const FastIndexer ix = fast_indexer(same ? Indexer{} : plain, n);
   const bool to_bool = binary_returns_bool(static_cast<BinaryOp>(op));
   if (code == bf16 || code == f16) {
     auto launch = [&](auto t) {
@@ -989,12 +985,12 @@ void binary(int op, int code, const void* a, const void* b, void* y, int64_t n, 
   });
 }
 
-void where(int code, const uint8_t* c, const void* a, const void* b, void* y, int64_t n, const Indexer& ix,
+void where(int code, const uint8_t* c, const void* a, const void* b, void* y, int64_t n, const Indexer& plain,
            cudaStream_t s) {
+  const FastIndexer ix = fast_indexer(plain, n);
   if (code == bf16 || code == f16) {  // a selection: the bits move as they are
-    where_kernel<uint16_t><<<blocks_for(n), kThreads, 0, s>>>(c, static_cast<const uint16_t*>(a),
-                                                              static_cast<const uint16_t*>(b),
-                                                              static_cast<uint16_t*>(y), n, ix);
+    where_kernel<uint16_t><<<blocks_for(n), kThreads, 0, s>>>(
+        c, static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(b), static_cast<uint16_t*>(y), n, ix);
     return;
   }
   dispatch(code, [&](auto t) {
@@ -1039,8 +1035,8 @@ void reduce_columns_chunked(int op, int code, const void* x, void* scratch, void
                     static_cast<unsigned>(outer));
     reduce_column_chunks<T><<<grid, dim3(kColumnTile, kRowLanes), 0, s>>>(
         op, static_cast<const T*>(x), static_cast<A*>(scratch), r, inner, c.chunk_rows, c.chunks);
-    finish_column_chunks<T><<<blocks_for(outer * inner), kThreads, 0, s>>>(op, static_cast<const A*>(scratch),
-                                                                         static_cast<T*>(y), outer, c.chunks, inner, r);
+    finish_column_chunks<T><<<blocks_for(outer * inner), kThreads, 0, s>>>(
+        op, static_cast<const A*>(scratch), static_cast<T*>(y), outer, c.chunks, inner, r);
   });
 }
 
@@ -1068,7 +1064,7 @@ void batch_norm_apply(int code, const void* x, const float* mean, const float* v
   dispatch_float(code, [&](auto t) {
     using T = decltype(t);
     bn_apply<T><<<blocks_for(m * c), kThreads, 0, s>>>(static_cast<const T*>(x), mean, variance, gamma, beta,
-                                                       static_cast<T*>(y), m * c, c, epsilon);
+                                                       static_cast<T*>(y), m * c, ColumnIndex(m, c), epsilon);
   });
 }
 
@@ -1087,7 +1083,7 @@ void batch_norm_backward(int code, const void* dy, const void* x, const float* g
     bn_finish_sums<<<blocks_for(c), kThreads, 0, s>>>(partial, m, c, k.chunks, epsilon, true, dbeta, dgamma, nullptr);
     bn_backward_apply<T><<<blocks_for(m * c), kThreads, 0, s>>>(static_cast<const T*>(dy), static_cast<const T*>(x),
                                                                 gamma, mean, inv_std, dgamma, dbeta,
-                                                                static_cast<T*>(dx), m * c, m, c);
+                                                                static_cast<T*>(dx), m * c, m, ColumnIndex(m, c));
   });
 }
 
@@ -1106,7 +1102,8 @@ void arg_reduce(bool is_max, int code, const void* x, int64_t* y, int64_t outer,
   });
 }
 
-void strided_copy(int bytes, const void* x, void* y, const Indexer& ix, int64_t base, int64_t n, cudaStream_t s) {
+void strided_copy(int bytes, const void* x, void* y, const Indexer& plain, int64_t base, int64_t n, cudaStream_t s) {
+  const FastIndexer ix = fast_indexer(plain, n);
   by_size(bytes, [&](auto t) {
     using T = decltype(t);
     strided_copy_kernel<T>
@@ -1114,7 +1111,8 @@ void strided_copy(int bytes, const void* x, void* y, const Indexer& ix, int64_t 
   });
 }
 
-void strided_scatter(int bytes, const void* x, void* y, const Indexer& ix, int64_t base, int64_t n, cudaStream_t s) {
+void strided_scatter(int bytes, const void* x, void* y, const Indexer& plain, int64_t base, int64_t n, cudaStream_t s) {
+  const FastIndexer ix = fast_indexer(plain, n);
   by_size(bytes, [&](auto t) {
     using T = decltype(t);
     strided_scatter_kernel<T>
@@ -1156,14 +1154,14 @@ void softmax_rows(int code, const void* x, void* y, int64_t rows, int64_t c, boo
 
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s, const float* scale,
                      const float* shift) {
-  bias_act_kernel<float><<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, m, n, act);
+  bias_act_kernel<float><<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, m, n, ColumnIndex(m, n), act);
 }
 
 void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int act, bool bf16, cudaStream_t s) {
   dispatch_float(bf16 ? kernels::bf16 : kernels::f16, [&](auto t) {
     using T = decltype(t);
     bias_act_kernel<T><<<blocks_for(m * n), kThreads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(bias), nullptr,
-                                                             nullptr, m, n, act);
+                                                              nullptr, m, n, ColumnIndex(m, n), act);
   });
 }
 
@@ -1190,7 +1188,7 @@ void pool_forward(bool is_max, int code, const void* x, void* y, int32_t* argmax
   dispatch_float(code, [&](auto t) {
     using T = decltype(t);
     pool_fwd_kernel<T><<<blocks_for(g.n * g.oh * g.ow * g.c), kThreads, 0, s>>>(
-        is_max, static_cast<const T*>(x), static_cast<T*>(y), argmax, g);
+        is_max, static_cast<const T*>(x), static_cast<T*>(y), argmax, g, NhwcIndex(g.n, g.oh, g.ow, g.c));
   });
 }
 
@@ -1198,8 +1196,8 @@ void pool_backward(bool is_max, int code, const void* dy, const int32_t* argmax,
                    cudaStream_t s) {
   dispatch_float(code, [&](auto t) {
     using T = decltype(t);
-    pool_bwd_kernel<T><<<blocks_for(g.n * g.oh * g.ow * g.c), kThreads, 0, s>>>(is_max, static_cast<const T*>(dy),
-                                                                               argmax, dx, g);
+    pool_bwd_kernel<T><<<blocks_for(g.n * g.oh * g.ow * g.c), kThreads, 0, s>>>(
+        is_max, static_cast<const T*>(dy), argmax, dx, g, NhwcIndex(g.n, g.oh, g.ow, g.c));
   });
 }
 

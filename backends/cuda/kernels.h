@@ -5,16 +5,9 @@
 
 #include <cstdint>
 
+#include "backends/cuda/index_math.h"  // Indexer, kMaxRank
+
 namespace keras::cuda::kernels {
-
-constexpr int kMaxRank = 8;
-
-/// Shape and per-input strides (0 where broadcast) for broadcasting kernels.
-struct Indexer {
-  int rank = 0;
-  int64_t dims[kMaxRank] = {};
-  int64_t strides[3][kMaxRank] = {};  // up to three inputs
-};
 
 // dtype codes shared with the host (values of keras::DType).
 enum Code : int { f32 = 0, f16 = 1, bf16 = 2, i32 = 3, i64 = 4, u8 = 5, b8 = 6 };
