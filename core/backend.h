@@ -166,8 +166,9 @@ class KERASCPP_API Backend {
   /// Makes this backend's device the calling thread's current one (cudaSetDevice), as a thread
   /// that works on one of several GPUs must before queueing work; a no-op on the CPU.
   virtual void make_current() {}
-  /// The queue this backend's work runs on (a cudaStream_t for CUDA), for collectives that must be
-  /// ordered with it (distributed/); null on synchronous backends.
+  /// The queue the calling thread's work on this backend runs on (a cudaStream_t for CUDA; a thread
+  /// recording a step has one of its own), for collectives that must be ordered with it
+  /// (distributed/); null on synchronous backends.
   virtual void* native_stream() const { return nullptr; }
   /// Counters for tests and benchmarks: "primitives_created", "allocations", ...
   virtual std::map<std::string, int64_t> counters() const { return {}; }

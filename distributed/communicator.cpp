@@ -63,6 +63,7 @@ class SingleProcessCommunicator final : public Communicator {
   }
   Tensor reduce_scatter(const Tensor& t, ReduceOp) override { return ops::copy(t); }
   void barrier() override {}
+  bool records_in_step_graphs() const override { return true; }  // identities, or device copies
   [[noreturn]] void abort(const std::string& why) override {
     keras::detail::log(LogLevel::error, "aborting: " + why);
     std::abort();

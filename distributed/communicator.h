@@ -58,6 +58,15 @@ class KERASCPP_API Communicator {
   /// for it. Does not return.
   [[noreturn]] virtual void abort(const std::string& why) = 0;
 
+  /// Whether its collectives on device tensors may be recorded into a training step's device graph
+  /// (models/step_graphs.h): they are queued on the device's stream and never touch the host
+  /// (NCCL; a single process' identity). Host-side ones (MPI, tcp, in process) are not.
+  virtual bool records_in_step_graphs() const { return false; }
+  /// After a replayed step, whose collectives were queued without the host: waits for `device`'s
+  /// queued work, failing as a collective does when the other ranks do not answer within the
+  /// timeout, so a failed rank cannot hang this one.
+  virtual void wait_for_recorded_collectives(Backend& device) { (void)device; }
+
  protected:
   explicit Communicator(CommunicatorOptions options) : options_(options) {}
   CommunicatorOptions options_;

@@ -7,7 +7,7 @@
 #include "communicator.h"
 
 /// Bumped whenever Communicator or this entry point changes; the loader refuses mismatches.
-#define KERASCPP_COMM_ABI_VERSION 1u
+#define KERASCPP_COMM_ABI_VERSION 2u
 /// `keras::distribute::Communicator* kerascpp_communicator_create(uint32_t abi, const CommunicatorOptions*,
 ///  Communicator* bootstrap, char* why, size_t why_size)`: null with `why` filled when it cannot run.
 #define KERASCPP_COMM_ENTRY_POINT "kerascpp_communicator_create"

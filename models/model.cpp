@@ -783,18 +783,39 @@ void Model::train_step(const std::vector<Tensor>& x_global, const std::vector<Te
   // replicas, each scaled by its share, so every replica applies the global batch's gradient.
   const int64_t n = x_global[0].dim(0);
   const auto [begin, end] = strategy_->shard(n);
-  const std::vector<Tensor> x = rows(x_global, begin, end - begin);
   if (!replicas_synced_) {
     if (!built() || trainable_weights().empty()) {
       NoGradScope no_grad;
-      forward(x, false, {});  // builds the layers, so there are weights to copy
+      forward(rows(x_global, begin, end - begin), false, {});  // builds the layers, so there are weights to copy
     }
     strategy_->broadcast_variables(weights());
     replicas_synced_ = true;
   }
-  train_on_shard(x, rows(y_global, begin, end - begin),
-                 weights_global.defined() ? rows(weights_global, begin, end - begin) : Tensor(),
-                 static_cast<float>(end - begin) / static_cast<float>(n));
+  const auto shard_step = [&, begin = begin, end = end](const std::vector<Tensor>& xg, const std::vector<Tensor>& yg,
+                                                        const Tensor& wg) {
+    train_on_shard(rows(xg, begin, end - begin), rows(yg, begin, end - begin),
+                   wg.defined() ? rows(wg, begin, end - begin) : Tensor(),
+                   static_cast<float>(end - begin) / static_cast<float>(n));
+  };
+  distribute::Communicator& comm = strategy_->communicator();
+  if (!comm.records_in_step_graphs()) {  // collectives through the host: op by op
+    shard_step(x_global, y_global, weights_global);
+    return;
+  }
+  // Collectives queued on the device (NCCL) are recorded with the step; after each replay the host
+  // waits for them within the communicator's timeout, so a failed rank cannot hang this one.
+  std::vector<Tensor> inputs = x_global;
+  inputs.insert(inputs.end(), y_global.begin(), y_global.end());
+  inputs.push_back(weights_global);
+  const auto nx = static_cast<std::ptrdiff_t>(x_global.size()), ny = static_cast<std::ptrdiff_t>(y_global.size());
+  run_recorded(train_graphs_, inputs, true, [&](const std::vector<Tensor>& in) {
+    shard_step({in.begin(), in.begin() + nx}, {in.begin() + nx, in.begin() + nx + ny}, in.back());
+    if (detail::recording_step()) {
+      Backend* device = in[0].backend();
+      detail::after_each_step([&comm, device] { comm.wait_for_recorded_collectives(*device); });
+    }
+    return std::vector<Tensor>{};
+  });
 }
 
 void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight,

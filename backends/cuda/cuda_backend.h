@@ -176,7 +176,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas() const { return capturing_here() ? capture_cublas_ : cublas_; }
   /// The stream every thread but a recording one uses, and replays run on.
   cudaStream_t main_stream() const { return stream_; }
-  void* native_stream() const override { return stream_; }
+  void* native_stream() const override { return stream(); }  // the capture stream while this thread records
   void make_current() override;
   std::shared_ptr<Storage> scratch(size_t nbytes) { return allocate(nbytes); }
   /// Throws ValueError naming the first id outside [0, limit) (waits for the device). While a

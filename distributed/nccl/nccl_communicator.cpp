@@ -68,10 +68,15 @@ ncclRedOp_t nccl_op(ReduceOp op) {
 
 class NcclCommunicator;
 
+// A collective queued on `stream`. Queued while the stream records a step graph, it runs only in
+// the graph's replays: nothing to wait for now (later work on the stream is ordered after it), and
+// the host may not query the stream while it records.
 class NcclWork final : public Work {
  public:
   NcclWork(NcclCommunicator* owner, std::string what, cudaStream_t stream, Tensor keep_alive);
-  ~NcclWork() override { cudaEventDestroy(event_); }
+  ~NcclWork() override {
+    if (event_) cudaEventDestroy(event_);
+  }
   bool test() override;
   void wait() override;
 
@@ -168,6 +173,13 @@ class NcclCommunicator final : public Communicator {
     Tensor one = Tensor::from_vector(std::vector<float>{1.f}, Shape{1}, &default_backend());
     all_reduce_async(one, ReduceOp::sum)->wait();
   }
+  bool records_in_step_graphs() const override { return true; }
+  void wait_for_recorded_collectives(Backend& device) override {
+    KCPP_CHECK(!aborted_, DistributedError, "NCCL communicator: a replayed step after the communicator was aborted");
+    NcclWork(this, "a replayed training step's collectives", static_cast<cudaStream_t>(device.native_stream()),
+             Tensor())
+        .wait();
+  }
   [[noreturn]] void abort(const std::string& why) override {
     abort_nccl();
     if (bootstrap_ && bootstrap_->world_size() > 1) bootstrap_->abort(why);
@@ -219,6 +231,13 @@ class NcclCommunicator final : public Communicator {
 
 NcclWork::NcclWork(NcclCommunicator* owner, std::string what, cudaStream_t stream, Tensor keep_alive)
     : owner_(owner), what_(std::move(what)), keep_alive_(std::move(keep_alive)) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  KCPP_NCCL_CUDA(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) {
+    done_ = true;
+    keep_alive_ = Tensor();
+    return;
+  }
   KCPP_NCCL_CUDA(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
   KCPP_NCCL_CUDA(cudaEventRecord(event_, stream));
 }

@@ -136,4 +136,16 @@ TEST_CASE("NCCL with one rank: collectives and a data-parallel fit match one dev
   const auto a = plain.weights(), b = mirrored.weights();
   for (size_t i = 0; i < a.size(); ++i) CHECK(kt::max_abs_diff(a[i]->value(), b[i]->value()) < 1e-5);
   CHECK(strategy.counters().at("buckets") >= 8);  // the NCCL path really ran, in buckets
+
+  // Recorded steps: NCCL's all-reduces are recorded into the graph, and each replay runs them.
+  const int64_t replays = default_backend().counters().at("graph_replays");
+  Sequential recorded = strategy.scope(make);
+  {
+    kt::ScopedEnv graphs("KERASCPP_CUDA_GRAPHS", "1");
+    strategy.scope([&] { recorded.compile({.optimizer = "adam", .loss = "mse"}); });
+    recorded.fit(x, y, {.batch_size = 16, .epochs = 2, .verbose = 0, .shuffle = false});
+  }
+  CHECK(default_backend().counters().at("graph_replays") - replays == 7);  // 8 steps: 1 op by op, 7 replayed
+  const auto c = recorded.weights();
+  for (size_t i = 0; i < a.size(); ++i) CHECK(kt::max_abs_diff(a[i]->value(), c[i]->value()) < 1e-5);
 }

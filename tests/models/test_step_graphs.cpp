@@ -2,6 +2,7 @@
 // way CUDA graphs do: each recorded step must replay what the step run op by op computes, so every
 // host value a step changes (rates, step sizes, dropout keys, metric counts) must reach the device
 // before the replay. The CUDA twin of the inference case is in tests/backends/test_cuda_parity.cpp.
+#include "distributed/strategy.h"
 #include "models/step_graphs.h"
 #include "tests/support/recording_backend.h"
 #include "tests/support/test_support.h"
@@ -223,6 +224,90 @@ TEST_CASE("mixed_float16 training with recorded steps skips and takes back the s
   const auto sr = recorded->optimizer()->variables(), se = eager->optimizer()->variables();
   REQUIRE(sr.size() == se.size());
   for (size_t i = 0; i < sr.size(); ++i) CHECK(floats(sr[i]->value()) == floats(se[i]->value()));
+}
+
+namespace {
+// A data-parallel job of one rank: a world of one's collectives (identities), under a name other
+// than "single", so models take their data-parallel path. `recordable` says whether they may be
+// recorded into step graphs, as NCCL's may and MPI's may not.
+class IdentityCommunicator final : public distribute::Communicator {
+ public:
+  explicit IdentityCommunicator(bool recordable) : Communicator({}), recordable_(recordable) {}
+  std::string name() const override { return "identity"; }
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  std::unique_ptr<distribute::Work> all_reduce_async(Tensor, distribute::ReduceOp) override {
+    ++all_reduces;
+    return std::make_unique<Done>();
+  }
+  void broadcast(Tensor&, int) override {}
+  Tensor all_gather(const Tensor& t) override {
+    std::vector<int64_t> dims{1};
+    for (int64_t d : t.shape().dims()) dims.push_back(d);
+    return ops::reshape(ops::copy(t), dims);
+  }
+  Tensor reduce_scatter(const Tensor& t, distribute::ReduceOp) override { return ops::copy(t); }
+  void barrier() override {}
+  [[noreturn]] void abort(const std::string&) override { std::abort(); }
+  bool records_in_step_graphs() const override { return recordable_; }
+  void wait_for_recorded_collectives(Backend&) override { ++waits; }
+  int all_reduces = 0, waits = 0;
+
+ private:
+  struct Done final : distribute::Work {
+    bool test() override { return true; }
+    void wait() override {}
+  };
+  bool recordable_;
+};
+class OneRankStrategy : public distribute::Strategy {
+ public:
+  explicit OneRankStrategy(std::shared_ptr<distribute::Communicator> comm)
+      : Strategy(std::move(comm), {.bucket_bytes = 256}) {}
+};
+}  // namespace
+
+TEST_CASE("data-parallel steps are recorded with their collectives where the communicator queues them on the device "
+          "(CPU recorder)",
+          "[cpu][graphs][distributed]") {
+  backend::DeviceScope on(recorder());
+  const Batch data = batch(23, 44);
+  struct Run {
+    std::shared_ptr<Sequential> model;
+    History history;
+    std::shared_ptr<IdentityCommunicator> comm;
+  };
+  auto fit = [&](bool graphs, bool recordable) {
+    kt::ScopedEnv env("KERASCPP_CUDA_GRAPHS", graphs ? "1" : "0");
+    auto comm = std::make_shared<IdentityCommunicator>(recordable);
+    OneRankStrategy strategy(comm);
+    auto m = strategy.scope([] { return small_classifier(12); });
+    strategy.scope([&] {
+      m->compile({.optimizer = "nadam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+    });
+    const History h = m->fit(data.x, data.y, {.batch_size = 8, .epochs = 3, .verbose = 0, .shuffle = true});
+    return Run{m, h, comm};
+  };
+  const int64_t recordings = counter("recordings"), replays = counter("replays");
+  const Run recorded = fit(true, true);
+  CHECK(counter("recordings") - recordings == 2);  // the full batches' and the last batch's signatures
+  CHECK(counter("replays") - replays == 16);
+  CHECK(recorded.comm->waits == 16);  // the host waited for each replay's collectives
+  const Run eager = fit(false, true);
+  CHECK(eager.comm->waits == 0);
+  // The replays all-reduced their gradients: the buckets of 18 steps were queued in 2 recordings
+  // and 2 steps run op by op, so the host saw 4 steps' all-reduces; the results equal 18 steps op by op.
+  CHECK(recorded.comm->all_reduces < eager.comm->all_reduces);
+  CHECK(recorded.history.history == eager.history.history);
+  for (size_t i = 0; i < eager.model->get_weights().size(); ++i)
+    CHECK(floats(recorded.model->get_weights()[i]) == floats(eager.model->get_weights()[i]));
+  // Collectives through the host (MPI, tcp, in process) are not recorded: steps run op by op.
+  const int64_t recordings2 = counter("recordings"), replays2 = counter("replays");
+  const Run host_side = fit(true, false);
+  CHECK(counter("recordings") == recordings2);
+  CHECK(counter("replays") == replays2);
+  CHECK(host_side.comm->all_reduces == eager.comm->all_reduces);
+  CHECK(host_side.history.history == eager.history.history);
 }
 
 TEST_CASE("test_on_batch replays its recorded step with the results of op by op (CPU recorder)", "[cpu][graphs]") {
