@@ -236,28 +236,24 @@ class IdentityCommunicator final : public distribute::Communicator {
   std::string name() const override { return "identity"; }
   int rank() const override { return 0; }
   int world_size() const override { return 1; }
-  std::unique_ptr<distribute::Work> all_reduce_async(Tensor, distribute::ReduceOp) override {
+  std::unique_ptr<distribute::Work> all_reduce_async(Tensor t, distribute::ReduceOp op) override {
     ++all_reduces;
-    return std::make_unique<Done>();
+    return one_->all_reduce_async(std::move(t), op);
   }
-  void broadcast(Tensor&, int) override {}
-  Tensor all_gather(const Tensor& t) override {
-    std::vector<int64_t> dims{1};
-    for (int64_t d : t.shape().dims()) dims.push_back(d);
-    return ops::reshape(ops::copy(t), dims);
-  }
-  Tensor reduce_scatter(const Tensor& t, distribute::ReduceOp) override { return ops::copy(t); }
+  void broadcast(Tensor& t, int root) override { one_->broadcast(t, root); }
+  Tensor all_gather(const Tensor& t) override { return one_->all_gather(t); }
+  Tensor reduce_scatter(const Tensor& t, distribute::ReduceOp op) override { return one_->reduce_scatter(t, op); }
   void barrier() override {}
-  [[noreturn]] void abort(const std::string&) override { std::abort(); }
+  [[noreturn]] void abort(const std::string& why) override {
+    one_->abort(why);
+    std::abort();  // not reached: the inner one does not return
+  }
   bool records_in_step_graphs() const override { return recordable_; }
   void wait_for_recorded_collectives(Backend&) override { ++waits; }
   int all_reduces = 0, waits = 0;
 
  private:
-  struct Done final : distribute::Work {
-    bool test() override { return true; }
-    void wait() override {}
-  };
+  std::shared_ptr<distribute::Communicator> one_ = distribute::make_single_process_communicator();
   bool recordable_;
 };
 class OneRankStrategy : public distribute::Strategy {
