@@ -843,8 +843,7 @@ void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tenso
     tape.on_gradient_ready([&reducer](size_t i, const Tensor& g) { reducer.ready(i, g); });
     // The gradients of this replica's share of the global batch's loss: scaling the loss is free,
     // scaling the gradients a pass over them.
-    const float factor = share * optimizer_->loss_scale();
-    tape.gradient(factor == 1.f ? loss : loss * factor, vars);
+    tape.gradient(optimizer_->scale_loss(share == 1.f ? loss : loss * share), vars);
     grads = reducer.finish();
   } else {
     grads = tape.gradient(optimizer_->scale_loss(loss), vars);  // LossScaleOptimizer: unscaled in apply_gradients

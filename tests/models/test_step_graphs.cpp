@@ -2,6 +2,8 @@
 // way CUDA graphs do: each recorded step must replay what the step run op by op computes, so every
 // host value a step changes (rates, step sizes, dropout keys, metric counts) must reach the device
 // before the replay. The CUDA twin of the inference case is in tests/backends/test_cuda_parity.cpp.
+#include <optional>
+
 #include "distributed/strategy.h"
 #include "models/step_graphs.h"
 #include "tests/support/recording_backend.h"
@@ -273,13 +275,18 @@ TEST_CASE("data-parallel steps are recorded with their collectives where the com
     History history;
     std::shared_ptr<IdentityCommunicator> comm;
   };
-  auto fit = [&](bool graphs, bool recordable) {
+  auto fit = [&](bool graphs, bool recordable, bool loss_scaled = false) {
     kt::ScopedEnv env("KERASCPP_CUDA_GRAPHS", graphs ? "1" : "0");
     auto comm = std::make_shared<IdentityCommunicator>(recordable);
     OneRankStrategy strategy(comm);
+    std::optional<mixed_precision::PolicyScope> policy;
+    if (loss_scaled) policy.emplace("mixed_float16");  // float16 gradients, which 2^24 overflows
     auto m = strategy.scope([] { return small_classifier(12); });
+    OptimizerRef opt = loss_scaled ? OptimizerRef(optimizers::LossScaleOptimizer(
+                                         optimizers::Nadam(), {.initial_scale = 16777216.f, .dynamic_growth_steps = 2}))
+                                   : OptimizerRef("nadam");
     strategy.scope([&] {
-      m->compile({.optimizer = "nadam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+      m->compile({.optimizer = opt, .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
     });
     const History h = m->fit(data.x, data.y, {.batch_size = 8, .epochs = 3, .verbose = 0, .shuffle = true});
     return Run{m, h, comm};
@@ -304,6 +311,15 @@ TEST_CASE("data-parallel steps are recorded with their collectives where the com
   CHECK(counter("replays") == replays2);
   CHECK(host_side.comm->all_reduces == eager.comm->all_reduces);
   CHECK(host_side.history.history == eager.history.history);
+
+  // A loss-scaled step (its scale read from the device) under the strategy: skipped steps included.
+  const Run scaled = fit(true, true, true), scaled_eager = fit(false, true, true);
+  const auto& lso = dynamic_cast<const optimizers::LossScaleOptimizer&>(*scaled_eager.model->optimizer());
+  CHECK(lso.iterations() < 18);  // some steps overflowed and were skipped
+  CHECK(scaled.model->optimizer()->iterations() == lso.iterations());
+  CHECK(scaled.history.history == scaled_eager.history.history);
+  for (size_t i = 0; i < scaled_eager.model->get_weights().size(); ++i)
+    CHECK(floats(scaled.model->get_weights()[i]) == floats(scaled_eager.model->get_weights()[i]));
 }
 
 TEST_CASE("test_on_batch replays its recorded step with the results of op by op (CPU recorder)", "[cpu][graphs]") {
