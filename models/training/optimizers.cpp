@@ -143,6 +143,20 @@ void Optimizer::prepare_step() {
     on_device_[i].backend()->fill(on_device_[i], static_cast<float>(values[i]));
 }
 
+namespace {
+// A float32 scalar on the device: 0 where every gradient is finite, NaN otherwise (g * 0 is 0 for
+// finite g, NaN for inf or NaN); undefined without gradients.
+Tensor nonfinite_probe(const std::vector<Tensor>& gradients) {
+  Tensor probe;
+  for (const Tensor& g : gradients) {
+    if (!g.defined()) continue;
+    const Tensor z = ops::sum(ops::cast(g, DType::float32) * 0.f);
+    probe = probe.defined() ? probe + z : z;
+  }
+  return probe;
+}
+}  // namespace
+
 LossScaleOptimizer::LossScaleOptimizer(std::shared_ptr<Optimizer> inner, LossScaleOptions options)
     : Optimizer("LossScaleOptimizer", 0.f, {}), inner_(std::move(inner)), options_(std::move(options)),
       scale_(options_.initial_scale) {
@@ -172,13 +186,7 @@ void LossScaleOptimizer::apply_gradients(const std::vector<Tensor>& gradients, c
     apply_recorded(gradients, variables);
     return;
   }
-  // g * 0 is 0 for finite g and NaN for inf or NaN: one read of the host tells whether all are finite.
-  Tensor probe;
-  for (const Tensor& g : gradients) {
-    if (!g.defined()) continue;
-    const Tensor z = ops::sum(ops::cast(g, DType::float32) * 0.f);
-    probe = probe.defined() ? probe + z : z;
-  }
+  const Tensor probe = nonfinite_probe(gradients);  // one read of the host tells whether all are finite
   const bool finite = !probe.defined() || std::isfinite(probe.item());
   if (finite) {
     std::vector<Tensor> unscaled;
@@ -224,12 +232,7 @@ Tensor LossScaleOptimizer::scale_loss(const Tensor& loss) {
 }
 
 void LossScaleOptimizer::apply_recorded(const std::vector<Tensor>& gradients, const std::vector<Variable*>& variables) {
-  Tensor probe;  // 0 where every gradient is finite, NaN otherwise (inf * 0 and NaN * 0 are NaN)
-  for (const Tensor& g : gradients) {
-    if (!g.defined()) continue;
-    const Tensor z = ops::sum(ops::cast(g, DType::float32) * 0.f);
-    probe = probe.defined() ? probe + z : z;
-  }
+  const Tensor probe = nonfinite_probe(gradients);
   if (!probe.defined()) {  // no gradients: nothing can be non-finite
     inner_->apply_gradients(gradients, variables);
     detail::after_each_step([this] { count_step(true); });
