@@ -283,6 +283,13 @@ class KERASCPP_API Backend {
   /// Ends the recording: the replayable work, or null where it cannot be replayed (an operation
   /// waited on the device or failed meanwhile); then nothing of it ran and its memory is free again.
   virtual std::unique_ptr<CapturedWork> end_capture();
+  /// While this thread records: the work it queues until end_guarded_by_checks runs in each replay
+  /// only where every id and label check recorded before begin_guarded_by_checks passed. A replay
+  /// with a bad label then changes no weight before its error is thrown, as a step run op by op,
+  /// whose check throws before the update is queued. Outside a recording they do nothing; they
+  /// nest. Backends that record must implement both (the defaults do nothing).
+  virtual void begin_guarded_by_checks();
+  virtual void end_guarded_by_checks();
 };
 
 /// For backend authors: reductions run as (outer, r, inner) loops, r the reduced extent.

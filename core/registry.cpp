@@ -44,6 +44,8 @@ void Backend::begin_capture() {
 std::unique_ptr<CapturedWork> Backend::end_capture() {
   throw NotImplementedError(fmt::format("backend '{}' cannot record graphs (Capability::graph_capture)", name()));
 }
+void Backend::begin_guarded_by_checks() {}
+void Backend::end_guarded_by_checks() {}
 CapturedWork::~CapturedWork() = default;
 
 namespace backend {

@@ -570,11 +570,13 @@ Folded fold_steps(const Tensor& y_true, const Tensor& y_pred_in, const Tensor& w
 }
 }  // namespace
 
-Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& w) {
+Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& w,
+                         std::vector<Tensor>& per_output) {
   KCPP_CHECK(y.size() == out.size(), ValueError, "Model \"{}\" has {} output(s) but received {} target(s)", name(),
              out.size(), y.size());
   const auto logits = logits_mask();
   Tensor total;
+  per_output.assign(out.size(), Tensor());
   for (size_t i = 0; i < out.size(); ++i) {
     if (!losses_[i]) continue;  // an output left out of a loss dict
     const auto& loss = *losses_[i];
@@ -588,15 +590,18 @@ Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>
     const float count = static_cast<float>(std::max<int64_t>(per_sample.dim(0), 1));
     Tensor l =
         f.weights.defined() ? ops::sum(per_sample * f.weights) * (1.f / count) : ops::sum(per_sample) * (1.f / count);
-    if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);  // unweighted, as Keras logs it
+    per_output[i] = l;  // unweighted, as Keras logs it
     if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
     total = total.defined() ? total + l : l;
   }
   return total;
 }
 
-void Model::update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out) {
+void Model::update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out,
+                           const std::vector<Tensor>& per_output_losses) {
   NoGradScope no_grad;
+  for (size_t i = 0; i < per_output_losses.size() && i < output_loss_trackers_.size(); ++i)
+    if (per_output_losses[i].defined()) output_loss_trackers_[i]->update_state(per_output_losses[i]);
   const auto logits = logits_mask();
   for (size_t i = 0; i < out.size(); ++i) {
     const Folded f = fold_steps(y[i], out[i], Tensor(), i < output_masks_.size() ? output_masks_[i] : Tensor());
@@ -831,8 +836,10 @@ void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tenso
   }
   GradientTape tape;
   ActivityLossScope activity;
+  detail::HeldStateUpdates layer_state;  // moving statistics: applied with the update below
   const std::vector<Tensor> out = forward(x, true, logits_mask());
-  Tensor loss = total_loss(y, out, sample_weight);
+  std::vector<Tensor> per_output;
+  Tensor loss = total_loss(y, out, sample_weight, per_output);
   // Keras adds the weights' penalties and the layers' activity penalties to the loss it reports.
   if (const Tensor extra = additional_losses(activity); extra.defined()) loss = loss + extra;
   const auto vars = trainable_weights();
@@ -849,11 +856,14 @@ void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tenso
     grads = tape.gradient(optimizer_->scale_loss(loss), vars);  // LossScaleOptimizer: unscaled in apply_gradients
   }
   tape.stop_recording();
+  // Recorded, what follows changes the model only where the step's id and label checks passed.
+  detail::GuardedByChecks guard(loss.backend());
+  layer_state.apply();
   optimizer_->apply_gradients(grads, vars);
   apply_constraints();
   // Weighed by the batch's samples, as Keras 3 does, so an uneven last batch counts by its size.
   loss_tracker_->update_state(loss, static_cast<double>(x[0].dim(0)));
-  update_metrics(y, out);
+  update_metrics(y, out, per_output);
 }
 
 // MirroredStrategy -------------------------------------------------------------------------------------
@@ -1023,10 +1033,12 @@ std::map<std::string, double> Model::test_on_batch(const TensorList& x, const Te
     const std::vector<Tensor> xb(in.begin(), in.begin() + nx), yb(in.begin() + nx, in.end());
     ActivityLossScope activity;
     const auto out = forward(xb, false, logits_mask());
-    Tensor loss = total_loss(yb, out, Tensor());
+    std::vector<Tensor> per_output;
+    Tensor loss = total_loss(yb, out, Tensor(), per_output);
     if (const Tensor extra = additional_losses(activity); extra.defined()) loss = loss + extra;
+    detail::GuardedByChecks guard(loss.backend());
     loss_tracker_->update_state(loss);
-    update_metrics(yb, out);
+    update_metrics(yb, out, per_output);
     return std::vector<Tensor>{};
   });
   return results();
@@ -1232,12 +1244,13 @@ void Model::evaluate_batch(const std::vector<Tensor>& xb, const std::vector<Tens
   // Per-sample losses, so the tracker's mean is over samples whatever the batch sizes; outputs with
   // steps count their valid steps.
   Tensor per_sample;
+  std::vector<Tensor> per_output(out.size());
   for (size_t i = 0; i < out.size(); ++i) {
     if (!losses_[i]) continue;  // an output left out of a loss dict
     const Folded f = fold_steps(yb[i], out[i], Tensor(), i < output_masks_.size() ? output_masks_[i] : Tensor());
     Tensor l = logits[i] ? losses_[i]->per_sample_from_logits(f.y_true, f.y_pred)
                          : losses_[i]->per_sample(f.y_true, f.y_pred);
-    if (!output_loss_trackers_.empty()) output_loss_trackers_[i]->update_state(l);
+    per_output[i] = l;
     if (loss_weights_[i] != 1.f) l = l * loss_weights_[i];
     // Keras weighs each batch's loss by its number of samples, whatever its steps and masks.
     if (l.dim(0) != count) l = ops::full({count}, l.dim(0) ? ops::mean(l).item() : 0.f, DType::float32, l.backend());
@@ -1245,8 +1258,9 @@ void Model::evaluate_batch(const std::vector<Tensor>& xb, const std::vector<Tens
   }
   // Keras' evaluation loss includes the weights' and activity penalties too, once per batch.
   if (const Tensor extra = additional_losses(activity); extra.defined()) per_sample = per_sample + extra;
+  detail::GuardedByChecks guard(xb[0].backend());
   loss_tracker_->update_state(per_sample);
-  update_metrics(yb, out);
+  update_metrics(yb, out, per_output);
 }
 
 std::map<std::string, double> Model::evaluate(const TensorList& x, const TensorList& y, EvaluateOptions o) {

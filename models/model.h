@@ -332,9 +332,14 @@ class KERASCPP_API Model : public Layer {
   /// The step on this replica's rows, `share` of the global batch.
   void train_on_shard(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight,
                       float share);
-  /// The weighted sum over outputs of each output's mean loss.
-  Tensor total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& weights);
-  void update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out);
+  /// The weighted sum over outputs of each output's mean loss; `per_output` receives each output's
+  /// unweighted loss (undefined where an output has none), for the per-output trackers.
+  Tensor total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& weights,
+                    std::vector<Tensor>& per_output);
+  /// Adds a step to the per-output loss trackers (from total_loss) and the metrics. Called after
+  /// everything that checks labels, so a recorded step can guard it (detail::GuardedByChecks).
+  void update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out,
+                      const std::vector<Tensor>& per_output_losses = {});
   std::vector<bool> logits_mask() const;
   /// What Keras adds to the compiled loss: the weights' penalties and the activity penalties recorded.
   Tensor additional_losses(const ActivityLossScope& activity);

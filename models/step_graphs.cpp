@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/config.h"
+#include "core/errors.h"
 #include "core/logging.h"
 #include "core/ops.h"
 #include "core/step_recording.h"
@@ -68,7 +69,7 @@ std::vector<Tensor> StepGraphs::run(const std::vector<Tensor>& x, const std::vec
     e.inputs.clear();
     for (const Tensor& t : x) e.inputs.push_back(t.defined() ? ops::copy(t) : Tensor());
     std::vector<Tensor> outputs;
-    std::vector<std::function<void()>> host_work, after_work;
+    std::vector<std::function<void()>> host_work, after_work, failed_work;
     try {
       be.begin_capture();
     } catch (const std::exception& error) {  // another thread records on this device now: try next time
@@ -81,6 +82,7 @@ std::vector<Tensor> StepGraphs::run(const std::vector<Tensor>& x, const std::vec
       outputs = step(e.inputs);
       host_work = recording.take_host_work();
       after_work = recording.take_after_work();
+      failed_work = recording.take_failed_work();
     } catch (const std::exception& error) {
       be.end_capture();
       e = Entry{};
@@ -99,14 +101,25 @@ std::vector<Tensor> StepGraphs::run(const std::vector<Tensor>& x, const std::vec
     e.outputs = std::move(outputs);
     e.host_work = std::move(host_work);
     e.after_work = std::move(after_work);
+    e.failed_work = std::move(failed_work);
     e.state = locations(state);
     ++recordings_;
   }
   for (const auto& work : e.host_work) work();
   for (size_t i = 0; i < x.size(); ++i)
     if (x[i].defined()) be.copy(e.inputs[i].raw_data(), x[i].raw_data(), x[i].nbytes());
+  // A failed check: the guarded device work did not run (Backend::begin_guarded_by_checks); the
+  // host work is taken back too, so a caller that skips the batch finds the model as before it.
+  const auto replay = [&] {
+    try {
+      e.graph->replay();
+    } catch (const ValueError&) {
+      for (auto it = e.failed_work.rbegin(); it != e.failed_work.rend(); ++it) (*it)();
+      throw;
+    }
+  };
   if (measure && !e.measured) {
-    const double seconds = timed(be, [&] { e.graph->replay(); });
+    const double seconds = timed(be, replay);
     for (const auto& work : e.after_work) work();
     e.measured = true;
     if (seconds > e.op_by_op_seconds) {  // this step is not bound by queueing: op by op from now on
@@ -121,7 +134,7 @@ std::vector<Tensor> StepGraphs::run(const std::vector<Tensor>& x, const std::vec
       return out;
     }
   } else {
-    e.graph->replay();
+    replay();
     for (const auto& work : e.after_work) work();
   }
   ++replays_;

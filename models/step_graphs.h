@@ -26,7 +26,8 @@ class KERASCPP_API StepGraphs {
   /// recording, while `state` (the tensors it reads and writes besides x: weights, optimizer
   /// slots) still lies where it did. The host work a step registers with each_step
   /// (core/step_recording.h) runs before each replay, and what it registers with after_each_step
-  /// after it. A step that cannot be recorded (it reads a
+  /// after it. A replay whose id or label checks fail throws their error after running the undo
+  /// work the step registered with on_failed_step. A step that cannot be recorded (it reads a
   /// value back, say) runs as is from then on. Undefined tensors of x are allowed (an absent
   /// sample weight) and are part of the signature.
   /// Under KERASCPP_CUDA_GRAPHS=auto, the second call runs op by op and timed, the third records,
@@ -51,6 +52,7 @@ class KERASCPP_API StepGraphs {
     std::vector<const void*> state;
     std::vector<std::function<void()>> host_work;   // run before each replay
     std::vector<std::function<void()>> after_work;  // and after it
+    std::vector<std::function<void()>> failed_work;  // when a replay fails: undoes host_work
   };
   std::map<std::string, Entry> entries_;
   int64_t recordings_ = 0, replays_ = 0, refusals_ = 0, slower_ = 0;

@@ -3,6 +3,7 @@
 #include "core/autograd.h"
 #include "core/check.h"
 #include "core/ops.h"
+#include "core/step_recording.h"
 #include "distributed/strategy.h"
 
 namespace keras::layers {
@@ -77,12 +78,13 @@ Tensor BatchNormalization::normalize(const Tensor& x, bool training) {
   auto r = strategy_ && strategy_->communicator().name() != "single"
                ? synchronized_batch_norm(strategy_->communicator(), x, gamma, beta, options_.epsilon)
                : ops::batch_norm_training(x, gamma, beta, options_.epsilon);
-  {
+  // Held by a training step until its labels were checked (a failed step leaves them as they were).
+  detail::update_layer_state([this, mean = r.mean, variance = r.variance] {
     NoGradScope no_grad;
     const float m = options_.momentum;
-    moving_mean_->assign(moving_mean_->value() * m + r.mean * (1.f - m));
-    moving_variance_->assign(moving_variance_->value() * m + r.variance * (1.f - m));
-  }
+    moving_mean_->assign(moving_mean_->value() * m + mean * (1.f - m));
+    moving_variance_->assign(moving_variance_->value() * m + variance * (1.f - m));
+  });
   return r.y;
 }
 

@@ -16,6 +16,7 @@ void Metric::add_to_total(const Tensor& s, double count) {
   else
     total_ = ops::copy(s);
   detail::each_step([this, count] { count_ += count; });
+  detail::on_failed_step([this, count] { count_ -= count; });
 }
 
 void Metric::accumulate(const Tensor& values) {

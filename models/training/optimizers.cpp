@@ -1,6 +1,7 @@
 #include "models/training/optimizers.h"
 
 #include <cmath>
+#include <memory>
 
 #include "core/autograd.h"
 #include "core/check.h"
@@ -127,7 +128,16 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& gradients, const std:
     const Tensor factor = clip_to(total, *common_.global_clipnorm, total.backend());
     for (auto& g : grads) g = g * factor;
   }
-  detail::each_step([this] { prepare_step(); });
+  if (detail::recording_step()) {  // a replay that fails its checks takes the step back on the host too
+    auto before = std::make_shared<HostStepState>();
+    detail::each_step([this, before] {
+      *before = host_step_state();
+      prepare_step();
+    });
+    detail::on_failed_step([this, before] { restore_host_step_state(*before); });
+  } else {
+    prepare_step();
+  }
   if (common_.weight_decay && *common_.weight_decay != 0.f)
     for (Variable* v : variables) v->assign(v->value() - v->value() * on_device_.at(1));
   for (size_t i = 0; i < variables.size(); ++i) update(i, *variables[i], grads[i]);

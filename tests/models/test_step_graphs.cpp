@@ -343,19 +343,83 @@ TEST_CASE("test_on_batch replays its recorded step with the results of op by op 
   CHECK(counter("replays") - replays == 3);
 }
 
-TEST_CASE("a bad label in a replayed training step is an error naming it (CPU recorder)", "[cpu][graphs]") {
-  kt::ScopedEnv graphs("KERASCPP_CUDA_GRAPHS", "1");
-  backend::DeviceScope on(recorder());
-  auto m = small_classifier(2);
-  m->compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy"});
-  const int64_t replays = counter("replays");
-  for (uint64_t step = 0; step < 3; ++step) m->train_on_batch(batch(step).x, batch(step).y);
-  REQUIRE(counter("replays") - replays == 2);
-  Batch bad = batch(5);
-  std::vector<int32_t> labels = bad.y.to_vector<int32_t>();
-  labels[3] = 4;
-  bad.y = Tensor::from_vector(labels, Shape{8});
-  kt::require_throws_with<ValueError>([&] { m->train_on_batch(bad.x, bad.y); }, {"label 4 at position 3", "[0, 4)"});
+TEST_CASE("a replayed step whose label or id check fails throws and changes nothing (CPU recorder)",
+          "[cpu][graphs]") {
+  // The recorder runs a failed check's replay to its end, as CUDA does (it reads the checks after
+  // the graph); the update, the metric sums and the host state must then be as before the step,
+  // as op by op, where the check throws before anything is updated.
+  Backend& cpu = backend::get_backend("cpu");
+  struct Case {
+    const char* name;
+    std::function<std::shared_ptr<Sequential>()> make;
+    std::function<Tensor(uint64_t)> x;
+    std::function<void(Batch&)> spoil;
+    std::vector<std::string> error;
+  };
+  const auto ids = [&cpu](uint64_t seed) {
+    return ops::cast(ops::floor(ops::random_uniform(Shape{8, 5}, 0.f, 12.f, seed, &cpu)), DType::int32);
+  };
+  const std::vector<Case> cases = {
+      {"label", [] { return small_classifier(2); }, [](uint64_t seed) { return batch(seed).x; },
+       [](Batch& b) {
+         std::vector<int32_t> labels = b.y.to_vector<int32_t>();
+         labels[3] = 4;
+         b.y = Tensor::from_vector(labels, Shape{8});
+       },
+       {"label 4 at position 3", "[0, 4)"}},
+      {"Embedding id",
+       [] {
+         utils::set_random_seed(5);
+         return std::make_shared<Sequential>(std::vector<LayerRef>{
+             layers::Input({5}, {.dtype = "int32"}), layers::Embedding(12, 3), layers::Flatten(),
+             layers::Dense(4, {.activation = "softmax"})});
+       },
+       ids,
+       [](Batch& b) {
+         std::vector<int32_t> v = b.x.to_vector<int32_t>();
+         v[7] = 12;
+         b.x = Tensor::from_vector(v, Shape{8, 5});
+       },
+       {"id 12 at position 7", "[0, 12)"}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    // Six steps of one signature, the fourth spoiled; returns the weights and slots at the end.
+    auto train = [&](bool graphs) {
+      kt::ScopedEnv env("KERASCPP_CUDA_GRAPHS", graphs ? "1" : "0");
+      backend::DeviceScope on(recorder());
+      auto m = c.make();
+      m->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+      const auto state = [&] {
+        std::vector<std::vector<float>> out;
+        for (const Tensor& w : m->get_weights()) out.push_back(floats(w));
+        for (Variable* v : m->optimizer()->variables()) out.push_back(floats(v->value()));
+        return out;
+      };
+      std::vector<std::map<std::string, double>> logs;
+      for (uint64_t step = 0; step < 6; ++step) {
+        Batch b{c.x(step), batch(step).y};
+        if (step != 3) {
+          logs.push_back(m->train_on_batch(b.x, b.y));
+          continue;
+        }
+        c.spoil(b);
+        const auto before = state();
+        const int64_t iterations = m->optimizer()->iterations();
+        kt::require_throws_with<ValueError>([&] { m->train_on_batch(b.x, b.y); }, c.error);
+        CHECK(state() == before);
+        CHECK(m->optimizer()->iterations() == iterations);
+      }
+      CHECK(m->optimizer()->iterations() == 5);
+      return std::make_pair(state(), logs);
+    };
+    const int64_t replays = counter("replays");
+    const auto [recorded, recorded_logs] = train(true);
+    CHECK(counter("replays") - replays == 5);  // steps 2 to 6 (the fourth failed) were replays
+    const auto [eager, eager_logs] = train(false);
+    CHECK(recorded == eager);
+    CHECK(recorded_logs == eager_logs);
+  }
 }
 
 TEST_CASE("the CPU recorder catches a replay that reads memory freed since the recording", "[cpu][graphs]") {

@@ -14,8 +14,7 @@ Tensor* pointer_to(Tensor& t) { return t.defined() ? &t : nullptr; }
 
 class RecordingBackend::Recording final : public CapturedWork {
  public:
-  Recording(RecordingBackend& be, std::vector<std::function<void()>> ops, std::shared_ptr<Pool> pool,
-            std::vector<Outside> outside)
+  Recording(RecordingBackend& be, std::vector<Kept> ops, std::shared_ptr<Pool> pool, std::vector<Outside> outside)
       : be_(be), ops_(std::move(ops)), pool_(std::move(pool)), outside_(std::move(outside)) {}
   ~Recording() override { be_.release_pool(pool_); }
   void replay() override {
@@ -24,14 +23,40 @@ class RecordingBackend::Recording final : public CapturedWork {
       if (o.storage.expired())
         throw std::logic_error("recording-cpu: a replay reads a " + o.what +
                                " tensor allocated before the recording and freed since");
-    for (const auto& op : ops_) op();
+    // As CUDA: a failed check does not stop the replay; guarded work is skipped where a check
+    // before it failed; the first failure is thrown at the end.
+    std::exception_ptr failed;
+    int depth = 0;
+    bool skipping = false;
+    for (const Kept& k : ops_) {
+      switch (k.kind) {
+        case Kept::guard_begin:
+          if (depth++ == 0) skipping = failed != nullptr;
+          break;
+        case Kept::guard_end:
+          if (--depth == 0) skipping = false;
+          break;
+        case Kept::plain:
+          if (!skipping) k.op();
+          break;
+        case Kept::checked:
+          if (skipping) break;
+          try {
+            k.op();
+          } catch (const ValueError&) {
+            if (!failed) failed = std::current_exception();
+          }
+          break;
+      }
+    }
     if (be_.replay_delay_.count()) std::this_thread::sleep_for(be_.replay_delay_);
     be_.replays_.fetch_add(1);
+    if (failed) std::rethrow_exception(failed);
   }
 
  private:
   RecordingBackend& be_;
-  std::vector<std::function<void()>> ops_;
+  std::vector<Kept> ops_;
   std::shared_ptr<Pool> pool_;
   std::vector<Outside> outside_;
 };
@@ -106,11 +131,18 @@ Tensor RecordingBackend::keep(const Tensor& t) {
   return Tensor(alias);
 }
 
-void RecordingBackend::run(std::function<void()> op) {
+void RecordingBackend::run(std::function<void()> op, Kept::Kind kind) {
   if (recording_here())
-    ops_.push_back(std::move(op));
+    ops_.push_back({std::move(op), kind});
   else
     op();
+}
+
+void RecordingBackend::begin_guarded_by_checks() {
+  if (recording_here()) ops_.push_back({nullptr, Kept::guard_begin});
+}
+void RecordingBackend::end_guarded_by_checks() {
+  if (recording_here()) ops_.push_back({nullptr, Kept::guard_end});
 }
 
 void RecordingBackend::refuse_while_recording(const char* what) {
@@ -289,19 +321,19 @@ void RecordingBackend::softmax_cross_entropy(const Tensor& logits, const Tensor&
   // The CPU checks sparse labels as it computes: in a replay, as CUDA's recorded check does.
   run([this, sparse, logits = logits_kept, labels = labels_kept, loss = loss_kept, d = dlogits_kept]() mutable {
     inner_.softmax_cross_entropy(logits, labels, sparse, loss, pointer_to(d));
-  });
+  }, Kept::checked);
 }
 void RecordingBackend::embedding_forward(const Tensor& table, const Tensor& ids, Tensor& y) {
   const Tensor table_kept = keep(table);
   const Tensor ids_kept = keep(ids);
   const Tensor y_kept = keep(y);
-  run([this, table = table_kept, ids = ids_kept, y = y_kept]() mutable { inner_.embedding_forward(table, ids, y); });
+  run([this, table = table_kept, ids = ids_kept, y = y_kept]() mutable { inner_.embedding_forward(table, ids, y); }, Kept::checked);
 }
 void RecordingBackend::embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) {
   const Tensor dy_kept = keep(dy);
   const Tensor ids_kept = keep(ids);
   const Tensor dtable_kept = keep(dtable);
-  run([this, dy = dy_kept, ids = ids_kept, dtable = dtable_kept]() mutable { inner_.embedding_backward(dy, ids, dtable); });
+  run([this, dy = dy_kept, ids = ids_kept, dtable = dtable_kept]() mutable { inner_.embedding_backward(dy, ids, dtable); }, Kept::checked);
 }
 void RecordingBackend::concat(const std::vector<Tensor>& inputs, int64_t axis, Tensor& y) {
   std::vector<Tensor> inputs_kept;
@@ -334,13 +366,13 @@ void RecordingBackend::gather(const Tensor& x, const Tensor& indices, int64_t ax
   const Tensor x_kept = keep(x);
   const Tensor indices_kept = keep(indices);
   const Tensor y_kept = keep(y);
-  run([this, axis, x = x_kept, indices = indices_kept, y = y_kept]() mutable { inner_.gather(x, indices, axis, y); });
+  run([this, axis, x = x_kept, indices = indices_kept, y = y_kept]() mutable { inner_.gather(x, indices, axis, y); }, Kept::checked);
 }
 void RecordingBackend::scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) {
   const Tensor dy_kept = keep(dy);
   const Tensor indices_kept = keep(indices);
   const Tensor dx_kept = keep(dx);
-  run([this, axis, dy = dy_kept, indices = indices_kept, dx = dx_kept]() mutable { inner_.scatter_add(dy, indices, axis, dx); });
+  run([this, axis, dy = dy_kept, indices = indices_kept, dx = dx_kept]() mutable { inner_.scatter_add(dy, indices, axis, dx); }, Kept::checked);
 }
 void RecordingBackend::random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) {
   const Tensor y_kept = keep(y);

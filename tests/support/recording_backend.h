@@ -5,7 +5,9 @@
 // for it fails the recording (as cudaStreamSynchronize does during a CUDA capture); memory
 // allocated meanwhile stays the recording's until it is destroyed; other threads' ops run as
 // usual. A replay runs the kept ops again on the same memory, with the same arguments: a host
-// value baked into a step shows as a replay that differs from the step run op by op. Memory from
+// value baked into a step shows as a replay that differs from the step run op by op. A failed id
+// or label check does not stop a replay (CUDA reads its checks after the graph ran): work guarded
+// by begin_guarded_by_checks is skipped and the check's error thrown at the end. Memory from
 // before the recording is not kept alive by it (as on CUDA): a replay after the program freed such
 // memory throws std::logic_error.
 #include <atomic>
@@ -106,6 +108,8 @@ class RecordingBackend final : public keras::Backend {
 
   void begin_capture() override;
   std::unique_ptr<keras::CapturedWork> end_capture() override;
+  void begin_guarded_by_checks() override;
+  void end_guarded_by_checks() override;
 
  private:
   struct Pool {  // the memory of one recording
@@ -113,6 +117,10 @@ class RecordingBackend final : public keras::Backend {
     bool closed = false;
   };
   class Recording;
+  struct Kept {  // an op of a recording, or a mark of a guarded section
+    std::function<void()> op;
+    enum Kind { plain, checked, guard_begin, guard_end } kind = plain;  // checked: checks ids or labels
+  };
   struct Outside {  // memory a recording uses but did not allocate
     std::weak_ptr<keras::Storage> storage;
     std::string what;
@@ -122,7 +130,7 @@ class RecordingBackend final : public keras::Backend {
   keras::Tensor keep(const keras::Tensor& t);
   bool recording_here() const { return recording_thread_.load() == std::this_thread::get_id(); }
   /// Runs `op` now, or keeps it when the calling thread records.
-  void run(std::function<void()> op);
+  void run(std::function<void()> op, Kept::Kind kind = Kept::plain);
   /// A read of the device or a wait: fails the recording, as it does on CUDA.
   void refuse_while_recording(const char* what);
   void release_pool(const std::shared_ptr<Pool>& pool);
@@ -130,7 +138,7 @@ class RecordingBackend final : public keras::Backend {
   keras::Backend& inner_;
   std::mutex mutex_;
   std::atomic<std::thread::id> recording_thread_{};
-  std::vector<std::function<void()>> ops_;
+  std::vector<Kept> ops_;
   std::vector<Outside> outside_;
   bool broken_ = false;
   std::shared_ptr<Pool> pool_;
