@@ -7,6 +7,7 @@
 
 #include "core/backend_plugin.h"
 #include "core/config.h"
+#include "core/logging.h"
 
 namespace keras::cuda {
 
@@ -150,13 +151,21 @@ namespace {
 class CudaGraph final : public CapturedWork {
  public:
   CudaGraph(CudaBackend& be, DeviceAllocator& allocator, cudaGraph_t graph, cudaGraphExec_t exec,
-            std::shared_ptr<DeviceAllocator::GraphPool> pool, std::vector<CudaBackend::RecordedCheck> checks)
-      : be_(be), allocator_(allocator), graph_(graph), exec_(exec), pool_(std::move(pool)), checks_(std::move(checks)) {}
+            std::shared_ptr<DeviceAllocator::GraphPool> pool, std::vector<CudaBackend::RecordedCheck> checks,
+            std::shared_ptr<Storage> failed_flag)
+      : be_(be),
+        allocator_(allocator),
+        graph_(graph),
+        exec_(exec),
+        pool_(std::move(pool)),
+        checks_(std::move(checks)),
+        failed_flag_(std::move(failed_flag)) {}
   ~CudaGraph() override {
     // Launches in flight still complete; the pool's blocks are reused after them, in stream order.
     cudaGraphExecDestroy(exec_);
     cudaGraphDestroy(graph_);
     checks_.clear();  // their slots go back to the pool before it closes
+    failed_flag_.reset();
     allocator_.close_pool(pool_);
   }
   void replay() override {
@@ -190,6 +199,7 @@ class CudaGraph final : public CapturedWork {
   cudaGraphExec_t exec_;
   std::shared_ptr<DeviceAllocator::GraphPool> pool_;
   std::vector<RecordedCheck> checks_;
+  std::shared_ptr<Storage> failed_flag_;
 };
 }  // namespace
 
@@ -202,12 +212,17 @@ void CudaBackend::begin_capture() {
     KCPP_CUDNN(cudnnSetStream(capture_cudnn_, capture_stream_));
     KCPP_CUBLAS(cublasCreate(&capture_cublas_));
     KCPP_CUBLAS(cublasSetStream(capture_cublas_, capture_stream_));
+    KCPP_CUDA(cudaStreamCreateWithFlags(&guard_stream_, cudaStreamNonBlocking));
   }
   // The recording reads what earlier work on the main stream wrote only when it is replayed there.
   // Relaxed: cudaMalloc stays allowed (new pool blocks); anything that waits on the stream fails.
   const cudaError_t e = cudaStreamBeginCapture(capture_stream_, cudaStreamCaptureModeRelaxed);
   if (e != cudaSuccess) KCPP_CUDA(e);
   recorded_checks_.clear();
+  capture_failed_.reset();
+  guard_depth_ = 0;
+  guarding_ = false;
+  capture_broken_ = false;
   capture_pool_ = allocator_.open_pool();
   capturing_thread_.store(std::this_thread::get_id());
 }
@@ -215,22 +230,84 @@ void CudaBackend::begin_capture() {
 std::unique_ptr<CapturedWork> CudaBackend::end_capture() {
   KCPP_CHECK(capture_pool_ && capturing_here(), ValueError,
              "cuda backend: end_capture without begin_capture on this thread");
+  if (guarding_) {  // a step that threw inside its guarded section: close the body's capture
+    guard_depth_ = 1;
+    end_guarded_by_checks();
+  }
   auto pool = std::move(capture_pool_);
   capture_pool_.reset();
   capturing_thread_.store(std::thread::id{});
   allocator_.stop_pool();
   std::vector<RecordedCheck> checks = std::move(recorded_checks_);
   recorded_checks_.clear();
+  std::shared_ptr<Storage> failed_flag = std::move(capture_failed_);
+  capture_failed_.reset();
   cudaGraph_t graph = nullptr;
   const cudaError_t e = cudaStreamEndCapture(capture_stream_, &graph);
   cudaGraphExec_t exec = nullptr;
-  if (e == cudaSuccess && graph && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess)
-    return std::make_unique<CudaGraph>(*this, allocator_, graph, exec, std::move(pool), std::move(checks));
+  if (e == cudaSuccess && graph && !capture_broken_ && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess)
+    return std::make_unique<CudaGraph>(*this, allocator_, graph, exec, std::move(pool), std::move(checks),
+                                       std::move(failed_flag));
   (void)cudaGetLastError();  // the failed recording's error is this call's answer, not the next call's
   if (graph) cudaGraphDestroy(graph);
   checks.clear();
+  failed_flag.reset();
   allocator_.close_pool(pool);
   return nullptr;
+}
+
+void CudaBackend::break_capture(const char* what, cudaError_t error) {
+  detail::log_debug(fmt::format("cuda backend: {} failed ({}); the step is not recorded", what, cudaGetErrorString(error)));
+  (void)cudaGetLastError();
+  capture_broken_ = true;
+}
+
+void CudaBackend::begin_guarded_by_checks() {
+  // Nothing to guard before the first check; nested sections are part of the outer one.
+  if (!capturing_here() || guard_depth_++ > 0 || !capture_failed_ || capture_broken_) return;
+  DeviceGuard on(device_);
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  cudaGraph_t graph = nullptr;
+  cudaError_t e = cudaStreamGetCaptureInfo(capture_stream_, &status, nullptr, &graph);
+  if (e != cudaSuccess || status != cudaStreamCaptureStatusActive) return break_capture("cudaStreamGetCaptureInfo", e);
+  cudaGraphConditionalHandle handle = 0;
+  e = cudaGraphConditionalHandleCreate(&handle, graph, 0, cudaGraphCondAssignDefault);
+  if (e != cudaSuccess) return break_capture("cudaGraphConditionalHandleCreate", e);
+  kernels::set_conditional_if_passed(static_cast<const int*>(capture_failed_->data()), handle, capture_stream_);
+  if ((e = cudaGetLastError()) != cudaSuccess) return break_capture("the guard kernel", e);
+  // The conditional node goes after what the capture has queued so far, and what follows after it.
+  const cudaGraphNode_t* deps = nullptr;
+  const cudaGraphEdgeData* edges = nullptr;
+  size_t count = 0;
+  e = cudaStreamGetCaptureInfo(capture_stream_, &status, nullptr, &graph, &deps, &edges, &count);
+  if (e != cudaSuccess) return break_capture("cudaStreamGetCaptureInfo", e);
+  cudaGraphNodeParams params{};
+  params.type = cudaGraphNodeTypeConditional;
+  params.conditional.handle = handle;
+  params.conditional.type = cudaGraphCondTypeIf;
+  params.conditional.size = 1;
+  cudaGraphNode_t node = nullptr;
+  if ((e = cudaGraphAddNode(&node, graph, deps, edges, count, &params)) != cudaSuccess)
+    return break_capture("cudaGraphAddNode (conditional)", e);
+  e = cudaStreamUpdateCaptureDependencies(capture_stream_, &node, nullptr, 1, cudaStreamSetCaptureDependencies);
+  if (e != cudaSuccess) return break_capture("cudaStreamUpdateCaptureDependencies", e);
+  e = cudaStreamBeginCaptureToGraph(guard_stream_, params.conditional.phGraph_out[0], nullptr, nullptr, 0,
+                                    cudaStreamCaptureModeRelaxed);
+  if (e != cudaSuccess) return break_capture("cudaStreamBeginCaptureToGraph", e);
+  guarding_ = true;  // stream() is guard_stream_ from here
+  cudnnSetStream(capture_cudnn_, guard_stream_);
+  cublasSetStream(capture_cublas_, guard_stream_);
+}
+
+void CudaBackend::end_guarded_by_checks() {
+  if (!capturing_here() || guard_depth_ == 0 || --guard_depth_ > 0 || !guarding_) return;
+  DeviceGuard on(device_);
+  guarding_ = false;
+  cudnnSetStream(capture_cudnn_, capture_stream_);
+  cublasSetStream(capture_cublas_, capture_stream_);
+  cudaGraph_t body = nullptr;
+  const cudaError_t e = cudaStreamEndCapture(guard_stream_, &body);
+  if (e != cudaSuccess) break_capture("the guarded section's capture", e);
 }
 
 bool CudaBackend::supports(Capability c) const {
@@ -484,7 +561,15 @@ void CudaBackend::check_ids(const Tensor& ids, int64_t limit, const char* op, co
   auto slot = scratch(sizeof(int64_t));
   auto* bad_index = static_cast<int64_t*>(slot->data());
   kernels::fill(bad_index, code_of(DType::int64), 0.0, n, 1, stream());
-  kernels::check_ids(ids.raw_data(), ids.dtype() == DType::int64, n, limit, bad_index, stream());
+  int* any_failed = nullptr;
+  if (capturing_here()) {  // the flag a guarded section reads (begin_guarded_by_checks), cleared by each replay
+    if (!capture_failed_) {
+      capture_failed_ = scratch(sizeof(int));
+      kernels::fill(capture_failed_->data(), code_of(DType::int32), 0.0, 0, 1, stream());
+    }
+    any_failed = static_cast<int*>(capture_failed_->data());
+  }
+  kernels::check_ids(ids.raw_data(), ids.dtype() == DType::int64, n, limit, bad_index, any_failed, stream());
   KCPP_LAUNCHED();
   if (capturing_here()) {  // read after each replay (CudaGraph::replay)
     recorded_checks_.push_back({std::move(slot), ids, limit, op, what});

@@ -156,6 +156,11 @@ class CudaBackend final : public Backend {
 
   void begin_capture() override;
   std::unique_ptr<CapturedWork> end_capture() override;
+  /// A conditional node (CUDA 12.3+) whose body is the guarded work, run where a kernel found the
+  /// recording's failure flag (set by every recorded check_ids) clear. Where the graph API refuses,
+  /// the recording is given up (the step runs op by op).
+  void begin_guarded_by_checks() override;
+  void end_guarded_by_checks() override;
 
   // Fused recurrences on cuDNN (rnn.cpp): LSTM and GRU with reset_after.
   void rnn_forward(const RnnAttrs& attrs, const Tensor& x, const Tensor& h0, const Tensor* c0, const Tensor& kernel,
@@ -171,7 +176,7 @@ class CudaBackend final : public Backend {
   /// The calling thread's stream and handles. A thread recording a graph queues on a stream (and
   /// handles) of its own, so what other threads queue meanwhile (a Dataset's next batch) runs as
   /// usual and stays out of the graph.
-  cudaStream_t stream() const { return capturing_here() ? capture_stream_ : stream_; }
+  cudaStream_t stream() const { return capturing_here() ? (guarding_ ? guard_stream_ : capture_stream_) : stream_; }
   cudnnHandle_t cudnn() const { return capturing_here() ? capture_cudnn_ : cudnn_; }
   cublasHandle_t cublas() const { return capturing_here() ? capture_cublas_ : cublas_; }
   /// The stream every thread but a recording one uses, and replays run on.
@@ -215,6 +220,16 @@ class CudaBackend final : public Backend {
   cudnnHandle_t capture_cudnn_ = nullptr;
   cublasHandle_t capture_cublas_ = nullptr;
   std::vector<RecordedCheck> recorded_checks_;
+  // The recording thread's only: an int32 every recorded check sets to 1 where it fails (made at
+  // the first check), the guarded section's depth, whether its work goes to a conditional body
+  // (on guard_stream_) now, and whether the graph API refused (the recording is then given up).
+  std::shared_ptr<Storage> capture_failed_;
+  int guard_depth_ = 0;
+  bool guarding_ = false;
+  bool capture_broken_ = false;
+  cudaStream_t guard_stream_ = nullptr;
+  /// Gives the recording up: logs `what` and clears the error it left.
+  void break_capture(const char* what, cudaError_t error);
   std::mutex rnn_mutex_;
   std::unordered_map<std::string, std::shared_ptr<RnnPlan>> rnn_plans_;
 };

@@ -646,20 +646,25 @@ __device__ inline int64_t read_id(const void* ids, bool ids64, int64_t i) {
   return ids64 ? static_cast<const int64_t*>(ids)[i] : static_cast<const int32_t*>(ids)[i];
 }
 
-__global__ void check_ids_kernel(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad) {
+__global__ void check_ids_kernel(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad,
+                                 int* any_failed) {
   GRID_STRIDE(i, n) {
     const int64_t id = read_id(ids, ids64, i);
-    if (id < 0 || id >= limit)
+    if (id < 0 || id >= limit) {
       atomicMin(reinterpret_cast<unsigned long long*>(bad), static_cast<unsigned long long>(i));
+      if (any_failed) *any_failed = 1;
+    }
   }
 }
 
+// Ids out of range are caught by check_ids; here they only must not reach memory outside x.
 template <typename T>
 __global__ void gather_kernel(const T* x, const void* ids, bool ids64, T* y, int64_t outer, int64_t d, int64_t n,
                               int64_t inner) {
   GRID_STRIDE(i, outer * n * inner) {
     const int64_t k = i % inner, j = (i / inner) % n, o = i / (inner * n);
-    y[i] = x[(o * d + read_id(ids, ids64, j)) * inner + k];
+    const int64_t id = read_id(ids, ids64, j);
+    y[i] = id >= 0 && id < d ? x[(o * d + id) * inner + k] : T{};  // zero bits: 0 in every dtype
   }
 }
 
@@ -667,7 +672,8 @@ __global__ void scatter_add_kernel(const float* dy, const void* ids, bool ids64,
                                    int64_t n, int64_t inner) {
   GRID_STRIDE(i, outer * n * inner) {
     const int64_t k = i % inner, j = (i / inner) % n, o = i / (inner * n);
-    atomicAdd(dx + (o * d + read_id(ids, ids64, j)) * inner + k, dy[i]);
+    const int64_t id = read_id(ids, ids64, j);
+    if (id >= 0 && id < d) atomicAdd(dx + (o * d + id) * inner + k, dy[i]);
   }
 }
 
@@ -701,10 +707,11 @@ __global__ void xent_kernel(const float* z, const void* labels, bool sparse, boo
     __syncthreads();
     if (sparse) {
       const int64_t y = read_id(labels, labels64, row);
-      if (threadIdx.x == 0) loss[row] = lse - zr[y];
+      const bool valid = y >= 0 && y < c;  // else caught by check_ids; nothing read outside the row
+      if (threadIdx.x == 0) loss[row] = valid ? lse - zr[y] : 0.f;
       if (dz)
         for (int64_t k = threadIdx.x; k < c; k += blockDim.x)
-          dz[row * c + k] = expf(zr[k] - lse) - (k == y ? 1.f : 0.f);
+          dz[row * c + k] = valid ? expf(zr[k] - lse) - (k == y ? 1.f : 0.f) : 0.f;
     } else {
       const float* t = static_cast<const float*>(labels) + row * c;
       double acc = 0, ts = 0;
@@ -1120,8 +1127,8 @@ void strided_scatter(int bytes, const void* x, void* y, const Indexer& plain, in
   });
 }
 
-void check_ids(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad, cudaStream_t s) {
-  check_ids_kernel<<<blocks_for(n), kThreads, 0, s>>>(ids, ids64, n, limit, bad);
+void check_ids(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad, int* any_failed, cudaStream_t s) {
+  check_ids_kernel<<<blocks_for(n), kThreads, 0, s>>>(ids, ids64, n, limit, bad, any_failed);
 }
 
 void gather(int bytes, const void* x, const void* ids, bool ids64, void* y, int64_t outer, int64_t d, int64_t n,

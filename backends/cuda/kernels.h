@@ -60,8 +60,12 @@ void strided_scatter(int elem_bytes, const void* x, void* y, const Indexer& ix, 
                      cudaStream_t stream);
 
 /// Index checking for gathers: records the first position whose id is outside [0, limit) in
-/// *bad_position (initialised to n by the caller) and the id there in *bad_id.
-void check_ids(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad_position, cudaStream_t stream);
+/// *bad_position (initialised to n by the caller) and, where any_failed is given, sets it to 1.
+void check_ids(const void* ids, bool ids64, int64_t n, int64_t limit, int64_t* bad_position, int* any_failed,
+               cudaStream_t stream);
+/// gather and scatter_add (and sparse cross-entropy) read no memory outside x for an id out of
+/// range: a recorded step runs them before its checks are read. gather writes 0 there,
+/// scatter_add skips it, cross-entropy gives such a row loss 0 and gradient 0.
 void gather(int elem_bytes, const void* x, const void* ids, bool ids64, void* y, int64_t outer, int64_t d, int64_t n,
             int64_t inner, cudaStream_t stream);
 void scatter_add(const float* dy, const void* ids, bool ids64, float* dx, int64_t outer, int64_t d, int64_t n,
@@ -106,5 +110,9 @@ void pool_forward(bool is_max, int code, const void* x, void* y, int32_t* argmax
 /// dx must be zeroed first.
 void pool_backward(bool is_max, int code, const void* dy, const int32_t* argmax, float* dx, const PoolGeometry& g,
                    cudaStream_t stream);
+
+// graph_guard.cu (a module of its own: the only kernel that sets a graph's conditional node)
+/// Sets the conditional `handle` (cudaGraphConditionalHandle) to 1 where *any_failed is 0.
+void set_conditional_if_passed(const int* any_failed, unsigned long long handle, cudaStream_t stream);
 
 }  // namespace keras::cuda::kernels
