@@ -28,7 +28,8 @@ echo "mixed rc=$?" >> "$out/models_kerascpp.txt"
 echo "resnet50_bf16 with KERASCPP_NATIVE_LOW_PRECISION=0: $(KERASCPP_NATIVE_LOW_PRECISION=0 KERASCPP_LOG_LEVEL=warn timeout 60 "$pack/run.sh" bench_models_gpu resnet50_bf16 2>&1 | tail -1)" > "$out/mixed_emulated.txt"
 # Recorded steps (KERASCPP_CUDA_GRAPHS=1): training steps and inference calls replayed as one launch.
 for model in fmnist_cnn imdb_lstm video_qa resnet50_infer; do
-  echo "$model graphs: $(KERASCPP_CUDA_GRAPHS=1 KERASCPP_LOG_LEVEL=warn timeout 60 "$pack/run.sh" bench_models_gpu $model 2>&1 | tail -1)"
+  # debug: a refused recording says why (a conditional node the driver refused, a read mid-step).
+  echo "$model graphs: $(KERASCPP_CUDA_GRAPHS=1 KERASCPP_LOG_LEVEL=debug timeout 60 "$pack/run.sh" bench_models_gpu $model 2>&1 | grep -E "not recorded|not replayed|^\{" | sort -u | tail -3 | tr '\n' ' ')"
 done > "$out/graphs.txt"
 # auto: kept where the first replay beat a step op by op (fmnist should keep it, resnet50 b128 may not).
 for model in fmnist_cnn resnet50; do
