@@ -101,6 +101,34 @@ struct ColumnIndex {
   }
 };
 
+/// (o, j, k) of an element of an (outer, n, inner) gather or scatter: o before the axis, j the
+/// position in the ids, k after the axis.
+struct GatherIndex {
+  int64_t n, inner;
+  FastDivider ndiv, idiv;
+  bool narrow;
+  GatherIndex(int64_t outer, int64_t n_, int64_t inner_)
+      : n(n_),
+        inner(inner_),
+        ndiv(static_cast<uint32_t>(n_)),
+        idiv(static_cast<uint32_t>(inner_)),
+        narrow(narrow_indices(outer * n_ * inner_)) {}
+  KCPP_HOST_DEVICE void split(int64_t i, int64_t& o, int64_t& j, int64_t& k) const {
+    if (narrow) {
+      const auto r = static_cast<uint32_t>(i);
+      const uint32_t q = idiv.div(r);
+      k = r - q * idiv.d;
+      const uint32_t p = ndiv.div(q);
+      j = q - p * ndiv.d;
+      o = p;
+      return;
+    }
+    k = i % inner;
+    j = (i / inner) % n;
+    o = i / (inner * n);
+  }
+};
+
 /// (batch, row, column, channel) of an element of an (n, h, w, c) tensor.
 struct NhwcIndex {
   int64_t h, w, c;

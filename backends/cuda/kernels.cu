@@ -660,18 +660,20 @@ __global__ void check_ids_kernel(const void* ids, bool ids64, int64_t n, int64_t
 // Ids out of range are caught by check_ids; here they only must not reach memory outside x.
 template <typename T>
 __global__ void gather_kernel(const T* x, const void* ids, bool ids64, T* y, int64_t outer, int64_t d, int64_t n,
-                              int64_t inner) {
+                              int64_t inner, GatherIndex at) {
   GRID_STRIDE(i, outer * n * inner) {
-    const int64_t k = i % inner, j = (i / inner) % n, o = i / (inner * n);
+    int64_t o, j, k;
+    at.split(i, o, j, k);
     const int64_t id = read_id(ids, ids64, j);
     y[i] = id >= 0 && id < d ? x[(o * d + id) * inner + k] : T{};  // zero bits: 0 in every dtype
   }
 }
 
 __global__ void scatter_add_kernel(const float* dy, const void* ids, bool ids64, float* dx, int64_t outer, int64_t d,
-                                   int64_t n, int64_t inner) {
+                                   int64_t n, int64_t inner, GatherIndex at) {
   GRID_STRIDE(i, outer * n * inner) {
-    const int64_t k = i % inner, j = (i / inner) % n, o = i / (inner * n);
+    int64_t o, j, k;
+    at.split(i, o, j, k);
     const int64_t id = read_id(ids, ids64, j);
     if (id >= 0 && id < d) atomicAdd(dx + (o * d + id) * inner + k, dy[i]);
   }
@@ -1135,14 +1137,15 @@ void gather(int bytes, const void* x, const void* ids, bool ids64, void* y, int6
             int64_t inner, cudaStream_t s) {
   by_size(bytes, [&](auto t) {
     using T = decltype(t);
-    gather_kernel<T><<<blocks_for(outer * n * inner), kThreads, 0, s>>>(static_cast<const T*>(x), ids, ids64,
-                                                                        static_cast<T*>(y), outer, d, n, inner);
+    gather_kernel<T><<<blocks_for(outer * n * inner), kThreads, 0, s>>>(
+        static_cast<const T*>(x), ids, ids64, static_cast<T*>(y), outer, d, n, inner, GatherIndex(outer, n, inner));
   });
 }
 
 void scatter_add(const float* dy, const void* ids, bool ids64, float* dx, int64_t outer, int64_t d, int64_t n,
                  int64_t inner, cudaStream_t s) {
-  scatter_add_kernel<<<blocks_for(outer * n * inner), kThreads, 0, s>>>(dy, ids, ids64, dx, outer, d, n, inner);
+  scatter_add_kernel<<<blocks_for(outer * n * inner), kThreads, 0, s>>>(dy, ids, ids64, dx, outer, d, n, inner,
+                                                                        GatherIndex(outer, n, inner));
 }
 
 void softmax_cross_entropy(const float* logits, const void* labels, bool sparse, bool labels64, float* loss,

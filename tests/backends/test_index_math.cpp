@@ -126,3 +126,25 @@ TEST_CASE("Broadcast offsets, batch-norm columns and NHWC coordinates match 64-b
     }
   }
 }
+
+TEST_CASE("Gather coordinates (outer, position, inner) match 64-bit index arithmetic", "[cpu][cuda-index]") {
+  std::mt19937_64 rng(9);
+  // Embedding (outer 1), take along a middle axis, a single id, and one past 2^32 elements.
+  for (const auto& s : std::vector<std::array<int64_t, 3>>{
+           {1, 12800, 128}, {6, 5, 7}, {1, 1, 1}, {3, 1, 100000}, {70000, 3, 65537}, {1, 4095, 1048577}, {1, 4096, 1048577}}) {
+    const GatherIndex index(s[0], s[1], s[2]);
+    const int64_t total = s[0] * s[1] * s[2];
+    CHECK(index.narrow == (total <= 0xffffffffLL));
+    for (int t = 0; t < 10000; ++t) {
+      const int64_t i = t == 0 ? total - 1 : static_cast<int64_t>(rng() % static_cast<uint64_t>(total));
+      int64_t o, j, k;
+      index.split(i, o, j, k);
+      if ((o * s[1] + j) * s[2] + k != i || o >= s[0] || j >= s[1] || k >= s[2]) {
+        INFO("shape " << s[0] << "x" << s[1] << "x" << s[2] << ", index " << i);
+        CHECK((o * s[1] + j) * s[2] + k == i);
+        CHECK(j < s[1]);
+        CHECK(k < s[2]);
+      }
+    }
+  }
+}
