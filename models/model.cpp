@@ -857,7 +857,7 @@ void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tenso
   }
   tape.stop_recording();
   // Recorded, what follows changes the model only where the step's id and label checks passed.
-  detail::GuardedByChecks guard(loss.backend());
+  detail::GuardedByChecks guard(x[0].backend());
   layer_state.apply();
   optimizer_->apply_gradients(grads, vars);
   apply_constraints();
@@ -1036,7 +1036,7 @@ std::map<std::string, double> Model::test_on_batch(const TensorList& x, const Te
     std::vector<Tensor> per_output;
     Tensor loss = total_loss(yb, out, Tensor(), per_output);
     if (const Tensor extra = additional_losses(activity); extra.defined()) loss = loss + extra;
-    detail::GuardedByChecks guard(loss.backend());
+    detail::GuardedByChecks guard(xb[0].backend());
     loss_tracker_->update_state(loss);
     update_metrics(yb, out, per_output);
     return std::vector<Tensor>{};
