@@ -290,6 +290,13 @@ class KERASCPP_API Backend {
   /// nest. Backends that record must implement both (the defaults do nothing).
   virtual void begin_guarded_by_checks();
   virtual void end_guarded_by_checks();
+  /// From here until the next begin_guarded_by_checks on this thread, a backend whose checks wait
+  /// for the device may leave them unread (the ops they guard read no memory outside their inputs)
+  /// and throw the first failure there, before anything is updated: one wait per step instead of
+  /// one per check, and none while the forward pass is queued. end_deferring_checks drops what was
+  /// not read (the step failed otherwise). The defaults do nothing: checks throw where they run.
+  virtual void begin_deferring_checks();
+  virtual void end_deferring_checks();
 };
 
 /// For backend authors: reductions run as (outer, r, inner) loops, r the reduced extent.

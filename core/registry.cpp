@@ -46,6 +46,8 @@ std::unique_ptr<CapturedWork> Backend::end_capture() {
 }
 void Backend::begin_guarded_by_checks() {}
 void Backend::end_guarded_by_checks() {}
+void Backend::begin_deferring_checks() {}
+void Backend::end_deferring_checks() {}
 CapturedWork::~CapturedWork() = default;
 
 namespace backend {

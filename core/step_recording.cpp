@@ -47,7 +47,14 @@ void on_failed_step(std::function<void()> undo) {
 
 bool recording_step() { return current_recording != nullptr; }
 
-GuardedByChecks::GuardedByChecks(Backend* device) : device_(current_recording ? device : nullptr) {
+DeferredChecks::DeferredChecks(Backend* device) : device_(device) {
+  if (device_) device_->begin_deferring_checks();
+}
+DeferredChecks::~DeferredChecks() {
+  if (device_) device_->end_deferring_checks();
+}
+
+GuardedByChecks::GuardedByChecks(Backend* device) : device_(device) {
   if (device_) device_->begin_guarded_by_checks();
 }
 GuardedByChecks::~GuardedByChecks() {

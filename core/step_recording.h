@@ -78,10 +78,24 @@ class KERASCPP_API HeldStateUpdates {
   HeldStateUpdates* previous_;
 };
 
+/// While it lives, the calling thread's id and label checks on `device` may be read only where a
+/// GuardedByChecks begins (Backend::begin_deferring_checks): a step made of a forward pass,
+/// gradients, then a guarded update waits for the device once, not at each check.
+class KERASCPP_API DeferredChecks {
+ public:
+  explicit DeferredChecks(Backend* device);
+  ~DeferredChecks();
+  DeferredChecks(const DeferredChecks&) = delete;
+  DeferredChecks& operator=(const DeferredChecks&) = delete;
+
+ private:
+  Backend* device_;
+};
+
 /// While it lives, the work the calling thread queues on `device` in a recorded step runs in a
 /// replay only where the step's id and label checks passed (Backend::begin_guarded_by_checks):
-/// it wraps what a step changes (weights, optimizer slots, metric sums). Outside a recording,
-/// nothing.
+/// it wraps what a step changes (weights, optimizer slots, metric sums). Op by op, its
+/// constructor throws the first failed check a DeferredChecks left unread.
 class KERASCPP_API GuardedByChecks {
  public:
   explicit GuardedByChecks(Backend* device);

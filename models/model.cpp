@@ -836,7 +836,8 @@ void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tenso
   }
   GradientTape tape;
   ActivityLossScope activity;
-  detail::HeldStateUpdates layer_state;  // moving statistics: applied with the update below
+  detail::DeferredChecks checks(x[0].backend());  // ids and labels: read once, before the update
+  detail::HeldStateUpdates layer_state;           // moving statistics: applied with the update
   const std::vector<Tensor> out = forward(x, true, logits_mask());
   std::vector<Tensor> per_output;
   Tensor loss = total_loss(y, out, sample_weight, per_output);
@@ -1032,6 +1033,7 @@ std::map<std::string, double> Model::test_on_batch(const TensorList& x, const Te
     NoGradScope no_grad;
     const std::vector<Tensor> xb(in.begin(), in.begin() + nx), yb(in.begin() + nx, in.end());
     ActivityLossScope activity;
+    detail::DeferredChecks checks(xb[0].backend());
     const auto out = forward(xb, false, logits_mask());
     std::vector<Tensor> per_output;
     Tensor loss = total_loss(yb, out, Tensor(), per_output);
@@ -1240,6 +1242,7 @@ void Model::evaluate_batch(const std::vector<Tensor>& xb, const std::vector<Tens
   const auto logits = logits_mask();
   const int64_t count = xb[0].dim(0);
   ActivityLossScope activity;
+  detail::DeferredChecks checks(xb[0].backend());
   const auto out = forward(xb, false, logits);
   // Per-sample losses, so the tracker's mean is over samples whatever the batch sizes; outputs with
   // steps count their valid steps.

@@ -148,6 +148,37 @@ void CudaBackend::make_current() { KCPP_CUDA(cudaSetDevice(device_)); }
 // Graph capture ------------------------------------------------------------------------------------
 
 namespace {
+// Waits once for the checks' slots on `stream` and throws the first failed one's error, naming
+// the id (read back from the device) and its position.
+void raise_failed_checks(const std::vector<CudaBackend::RecordedCheck>& checks, cudaStream_t stream) {
+  if (checks.empty()) return;
+  std::vector<int64_t> bad(checks.size());
+  for (size_t i = 0; i < checks.size(); ++i)
+    KCPP_CUDA(cudaMemcpyAsync(&bad[i], checks[i].slot->data(), sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
+  KCPP_CUDA(cudaStreamSynchronize(stream));
+  for (size_t i = 0; i < checks.size(); ++i) {
+    const CudaBackend::RecordedCheck& c = checks[i];
+    if (bad[i] >= c.ids.num_elements()) continue;
+    int64_t id = 0;
+    const size_t es = dtype_size(c.ids.dtype());
+    KCPP_CUDA(cudaMemcpy(&id, static_cast<const char*>(c.ids.raw_data()) + static_cast<size_t>(bad[i]) * es, es,
+                         cudaMemcpyDeviceToHost));
+    if (es == 4) id = static_cast<int32_t>(id & 0xffffffff);
+    throw ValueError(fmt::format("{}: {} {} at position {} is out of range [0, {})", c.op, c.what, id, bad[i],
+                                 c.limit));
+  }
+}
+
+// Checks deferred op by op (begin_deferring_checks), per thread: a replica's thread, the training
+// thread and a Dataset's thread each keep their own.
+struct DeferredChecks {
+  const CudaBackend* owner = nullptr;
+  int depth = 0;
+  bool settled = false;  // read at the guard: checks after it are read where they run
+  std::vector<CudaBackend::RecordedCheck> pending;
+};
+thread_local DeferredChecks deferred;
+
 class CudaGraph final : public CapturedWork {
  public:
   CudaGraph(CudaBackend& be, DeviceAllocator& allocator, cudaGraph_t graph, cudaGraphExec_t exec,
@@ -171,24 +202,8 @@ class CudaGraph final : public CapturedWork {
   void replay() override {
     KCPP_CUDA(cudaGraphLaunch(exec_, be_.main_stream()));
     be_.graph_replays.fetch_add(1);
-    if (checks_.empty()) return;
     // Recorded id checks: one wait for all of them, as a step run op by op would wait for each.
-    std::vector<int64_t> bad(checks_.size());
-    for (size_t i = 0; i < checks_.size(); ++i)
-      KCPP_CUDA(cudaMemcpyAsync(&bad[i], checks_[i].slot->data(), sizeof(int64_t), cudaMemcpyDeviceToHost,
-                                be_.main_stream()));
-    KCPP_CUDA(cudaStreamSynchronize(be_.main_stream()));
-    for (size_t i = 0; i < checks_.size(); ++i) {
-      const RecordedCheck& c = checks_[i];
-      if (bad[i] >= c.ids.num_elements()) continue;
-      int64_t id = 0;
-      const size_t es = dtype_size(c.ids.dtype());
-      KCPP_CUDA(cudaMemcpy(&id, static_cast<const char*>(c.ids.raw_data()) + static_cast<size_t>(bad[i]) * es, es,
-                           cudaMemcpyDeviceToHost));
-      if (es == 4) id = static_cast<int32_t>(id & 0xffffffff);
-      throw ValueError(fmt::format("{}: {} {} at position {} is out of range [0, {})", c.op, c.what, id, bad[i],
-                                   c.limit));
-    }
+    raise_failed_checks(checks_, be_.main_stream());
   }
 
  private:
@@ -262,9 +277,29 @@ void CudaBackend::break_capture(const char* what, cudaError_t error) {
   capture_broken_ = true;
 }
 
+void CudaBackend::begin_deferring_checks() {
+  if (deferred.owner && deferred.owner != this) return;  // another device's step on this thread
+  deferred.owner = this;
+  ++deferred.depth;
+}
+
+void CudaBackend::end_deferring_checks() {
+  if (deferred.owner != this || --deferred.depth > 0) return;
+  deferred = DeferredChecks{};  // unread checks of a step that failed otherwise: their slots are freed in stream order
+}
+
 void CudaBackend::begin_guarded_by_checks() {
+  if (!capturing_here()) {  // op by op: the step's deferred checks, read with one wait
+    if (deferred.owner != this || deferred.settled) return;
+    deferred.settled = true;
+    std::vector<RecordedCheck> pending = std::move(deferred.pending);
+    deferred.pending.clear();
+    DeviceGuard on(device_);
+    raise_failed_checks(pending, stream());
+    return;
+  }
   // Nothing to guard before the first check; nested sections are part of the outer one.
-  if (!capturing_here() || guard_depth_++ > 0 || !capture_failed_ || capture_broken_) return;
+  if (guard_depth_++ > 0 || !capture_failed_ || capture_broken_) return;
   DeviceGuard on(device_);
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   cudaGraph_t graph = nullptr;
@@ -575,16 +610,11 @@ void CudaBackend::check_ids(const Tensor& ids, int64_t limit, const char* op, co
     recorded_checks_.push_back({std::move(slot), ids, limit, op, what});
     return;
   }
-  int64_t bad = n;
-  KCPP_CUDA(cudaMemcpyAsync(&bad, bad_index, sizeof bad, cudaMemcpyDeviceToHost, stream()));
-  KCPP_CUDA(cudaStreamSynchronize(stream()));
-  if (bad >= n) return;
-  int64_t id = 0;
-  const size_t es = dtype_size(ids.dtype());
-  KCPP_CUDA(cudaMemcpy(&id, static_cast<const char*>(ids.raw_data()) + static_cast<size_t>(bad) * es, es,
-                       cudaMemcpyDeviceToHost));
-  if (es == 4) id = static_cast<int32_t>(id & 0xffffffff);
-  throw ValueError(fmt::format("{}: {} {} at position {} is out of range [0, {})", op, what, id, bad, limit));
+  if (deferred.owner == this && !deferred.settled) {  // read at the step's guard (begin_guarded_by_checks)
+    deferred.pending.push_back({std::move(slot), ids, limit, op, what});
+    return;
+  }
+  raise_failed_checks({{std::move(slot), ids, limit, op, what}}, stream());
 }
 
 void CudaBackend::gather(const Tensor& x, const Tensor& indices, int64_t axis, Tensor& y) {

@@ -161,6 +161,9 @@ class CudaBackend final : public Backend {
   /// the recording is given up (the step runs op by op).
   void begin_guarded_by_checks() override;
   void end_guarded_by_checks() override;
+  /// Op by op, checks then queue their kernel and are read (one wait) at the guard.
+  void begin_deferring_checks() override;
+  void end_deferring_checks() override;
 
   // Fused recurrences on cuDNN (rnn.cpp): LSTM and GRU with reset_after.
   void rnn_forward(const RnnAttrs& attrs, const Tensor& x, const Tensor& h0, const Tensor* c0, const Tensor& kernel,
@@ -185,7 +188,8 @@ class CudaBackend final : public Backend {
   void make_current() override;
   std::shared_ptr<Storage> scratch(size_t nbytes) { return allocate(nbytes); }
   /// Throws ValueError naming the first id outside [0, limit) (waits for the device). While a
-  /// graph is recorded, the check is recorded too and read after each replay.
+  /// graph is recorded, the check is recorded too and read after each replay; while this thread
+  /// defers its checks (begin_deferring_checks), it is read at the step's guard.
   void check_ids(const Tensor& ids, int64_t limit, const char* op, const char* what);
   /// A check_ids recorded in a graph: the slot holds the position of the first bad id (or more).
   struct RecordedCheck {

@@ -346,8 +346,8 @@ TEST_CASE("test_on_batch replays its recorded step with the results of op by op 
 TEST_CASE("a replayed step whose label or id check fails throws and changes nothing (CPU recorder)",
           "[cpu][graphs]") {
   // The recorder runs a failed check's replay to its end, as CUDA does (it reads the checks after
-  // the graph); the update, the metric sums and the host state must then be as before the step,
-  // as op by op, where the check throws before anything is updated.
+  // the graph); the update, the metric sums and the host state must then be as before the step.
+  // Op by op, the step's checks are read once, where its update begins, as CUDA does too.
   Backend& cpu = backend::get_backend("cpu");
   struct Case {
     const char* name;
@@ -406,7 +406,11 @@ TEST_CASE("a replayed step whose label or id check fails throws and changes noth
         c.spoil(b);
         const auto before = state();
         const int64_t iterations = m->optimizer()->iterations();
+        const int64_t deferred = counter("deferred_check_failures");
         kt::require_throws_with<ValueError>([&] { m->train_on_batch(b.x, b.y); }, c.error);
+        // Op by op the check is read where the update begins (one wait per step on CUDA); a
+        // replay reads it after the graph.
+        CHECK(counter("deferred_check_failures") - deferred == (graphs ? 0 : 1));
         CHECK(state() == before);
         CHECK(m->optimizer()->iterations() == iterations);
       }

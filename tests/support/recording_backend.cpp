@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <stdexcept>
+#include <utility>
 
 namespace kt {
 
@@ -10,6 +11,15 @@ using namespace keras;
 namespace {
 Tensor value_of(const Tensor* t) { return t ? *t : Tensor(); }
 Tensor* pointer_to(Tensor& t) { return t.defined() ? &t : nullptr; }
+
+// Checks deferred op by op (begin_deferring_checks), per thread, as the CUDA backend keeps them.
+struct Deferral {
+  const void* owner = nullptr;
+  int depth = 0;
+  bool settled = false;  // read at the guard: checks after it throw where they run
+  std::exception_ptr failed;
+};
+thread_local Deferral deferral;
 }  // namespace
 
 class RecordingBackend::Recording final : public CapturedWork {
@@ -75,6 +85,7 @@ std::map<std::string, int64_t> RecordingBackend::counters() const {
   c["recordings"] = recordings_.load();
   c["refused"] = refused_.load();
   c["replays"] = replays_.load();
+  c["deferred_check_failures"] = deferred_failures_.load();
   return c;
 }
 
@@ -132,14 +143,42 @@ Tensor RecordingBackend::keep(const Tensor& t) {
 }
 
 void RecordingBackend::run(std::function<void()> op, Kept::Kind kind) {
-  if (recording_here())
+  if (recording_here()) {
     ops_.push_back({std::move(op), kind});
-  else
+    return;
+  }
+  if (kind != Kept::checked || deferral.owner != this || deferral.settled) {
     op();
+    return;
+  }
+  try {  // a deferred check: the op's output is left as it was, the error kept for the guard
+    op();
+  } catch (const ValueError&) {
+    if (!deferral.failed) deferral.failed = std::current_exception();
+  }
 }
 
 void RecordingBackend::begin_guarded_by_checks() {
-  if (recording_here()) ops_.push_back({nullptr, Kept::guard_begin});
+  if (recording_here()) {
+    ops_.push_back({nullptr, Kept::guard_begin});
+    return;
+  }
+  if (deferral.owner != this || deferral.settled) return;
+  deferral.settled = true;
+  if (std::exception_ptr failed = std::exchange(deferral.failed, nullptr)) {
+    deferred_failures_.fetch_add(1);
+    std::rethrow_exception(failed);
+  }
+}
+
+void RecordingBackend::begin_deferring_checks() {
+  if (deferral.owner && deferral.owner != this) return;  // another backend's step on this thread
+  deferral.owner = this;
+  ++deferral.depth;
+}
+void RecordingBackend::end_deferring_checks() {
+  if (deferral.owner != this || --deferral.depth > 0) return;
+  deferral = Deferral{};
 }
 void RecordingBackend::end_guarded_by_checks() {
   if (recording_here()) ops_.push_back({nullptr, Kept::guard_end});

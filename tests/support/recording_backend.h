@@ -7,7 +7,8 @@
 // usual. A replay runs the kept ops again on the same memory, with the same arguments: a host
 // value baked into a step shows as a replay that differs from the step run op by op. A failed id
 // or label check does not stop a replay (CUDA reads its checks after the graph ran): work guarded
-// by begin_guarded_by_checks is skipped and the check's error thrown at the end. Memory from
+// by begin_guarded_by_checks is skipped and the check's error thrown at the end. Op by op, checks
+// deferred by begin_deferring_checks throw at the next begin_guarded_by_checks. Memory from
 // before the recording is not kept alive by it (as on CUDA): a replay after the program freed such
 // memory throws std::logic_error.
 #include <atomic>
@@ -36,7 +37,8 @@ class RecordingBackend final : public keras::Backend {
   bool computes_low_precision(keras::OpFamily family, keras::DType dtype) const override {
     return inner_.computes_low_precision(family, dtype);
   }
-  /// The inner backend's, with "recordings" (finished ones), "refused" and "replays".
+  /// The inner backend's, with "recordings" (finished ones), "refused", "replays" and
+  /// "deferred_check_failures" (thrown at a guard, op by op).
   std::map<std::string, int64_t> counters() const override;
   void set_thread_parallelism(int threads) override { inner_.set_thread_parallelism(threads); }
   /// Makes each replay take this much longer (to test choices made by timing replays).
@@ -110,6 +112,8 @@ class RecordingBackend final : public keras::Backend {
   std::unique_ptr<keras::CapturedWork> end_capture() override;
   void begin_guarded_by_checks() override;
   void end_guarded_by_checks() override;
+  void begin_deferring_checks() override;
+  void end_deferring_checks() override;
 
  private:
   struct Pool {  // the memory of one recording
@@ -143,7 +147,7 @@ class RecordingBackend final : public keras::Backend {
   bool broken_ = false;
   std::shared_ptr<Pool> pool_;
   std::unordered_map<void*, std::shared_ptr<Pool>> pool_of_;
-  std::atomic<int64_t> recordings_{0}, refused_{0}, replays_{0};
+  std::atomic<int64_t> recordings_{0}, refused_{0}, replays_{0}, deferred_failures_{0};
   std::chrono::milliseconds replay_delay_{0};
 };
 
