@@ -1173,7 +1173,8 @@ History Model::fit_dataset(data::Dataset& dataset, const std::vector<Tensor>& x_
           for (auto& c : cbs) c->on_train_batch_end(static_cast<int>(s), logs);
         }
         // MultiWorker: this process' replica's; Mirrored: every replica's, read in process.
-        if (verbose == 1 && s + 1 < steps) bar.update(s + 1, as_items(mirrored() ? global_results() : results()));
+        if (verbose == 1 && s + 1 < steps)
+          bar.update_reading(s + 1, [&] { return as_items(mirrored() ? global_results() : results()); });
       }
     }
     dataset.on_epoch_end();
@@ -1219,7 +1220,7 @@ std::map<std::string, double> Model::run_evaluation(const std::vector<Tensor>& x
     } else {
       evaluate_step(device_inputs(rows(x, start, count)), targets_on_device(rows(y, start, count)));
     }
-    if (bar && s + 1 < steps) bar->update(s + 1, as_items(sharded ? global_results() : results()));
+    if (bar && s + 1 < steps) bar->update_reading(s + 1, [&] { return as_items(sharded ? global_results() : results()); });
   }
   auto logs = sharded ? global_results() : results();
   if (bar) bar->update(steps, as_items(logs), true);

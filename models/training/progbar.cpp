@@ -44,7 +44,11 @@ std::string Progbar::format_eta(double eta) {
   return fmt::format("{}s", e);
 }
 
-void Progbar::update(int64_t current, const std::vector<std::pair<std::string, double>>& values, bool finalize) {
+void Progbar::update(int64_t current, const Values& values, bool finalize) {
+  update_reading(current, [&values] { return values; }, finalize);
+}
+
+void Progbar::update_reading(int64_t current, const std::function<Values()>& read_values, bool finalize) {
   if (verbose_ == 0) return;
   const double t = now();
   // Time per step leaves out the first step, which carries start-up costs.
@@ -55,14 +59,18 @@ void Progbar::update(int64_t current, const std::vector<std::pair<std::string, d
     if (current == 1) after_first_step_ = t;
   }
   const bool known = target_ && *target_ > 0;
-  std::string metrics;
-  for (const auto& [k, v] : values) metrics += " - " + k + ": " + format_value(v);
+  // Read only for a line that is printed: each value read from a GPU is a wait for it.
+  const auto metrics = [&] {
+    std::string m;
+    for (const auto& [k, v] : read_values()) m += " - " + k + ": " + format_value(v);
+    return m;
+  };
 
   if (verbose_ == 2) {
     if (finalize && known) {
       const int digits = static_cast<int>(std::log10(static_cast<double>(*target_))) + 1;
       out_ << fmt::format("{:>{}}/{} - {:.0f}s -{}{}\n", current, digits, *target_, t, format_time_per_step(per_step),
-                          metrics);
+                          metrics());
       out_.flush();
     }
     return;
@@ -89,9 +97,10 @@ void Progbar::update(int64_t current, const std::vector<std::pair<std::string, d
   }
   const std::string when =
       known && !finalize ? format_eta(per_step * static_cast<double>(*target_ - current)) : fmt::format("{:.0f}s", t);
-  const std::string info_plain = " " + when + format_time_per_step(per_step) + metrics;
+  const std::string shown = metrics();
+  const std::string info_plain = " " + when + format_time_per_step(per_step) + shown;
   const std::string info =
-      terminal_ ? " \x1b[1m" + when + "\x1b[0m" + format_time_per_step(per_step) + metrics : info_plain;
+      terminal_ ? " \x1b[1m" + when + "\x1b[0m" + format_time_per_step(per_step) + shown : info_plain;
   // Visible width: the bar characters are one column each.
   const size_t width = current >= 0 ? (plain.size() - (known ? 2 * 20 : 0)) + info_plain.size() : 0;
   std::string line = terminal_ ? "\r" + bar + info : bar + info;

@@ -1,5 +1,6 @@
 #pragma once
 #include <chrono>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -17,8 +18,12 @@ class KERASCPP_API Progbar {
  public:
   /// `target`: total steps, or nullopt when unknown. `terminal`: nullopt asks whether stdout is one.
   Progbar(std::optional<int64_t> target, int verbose, std::ostream& out, std::optional<bool> terminal = std::nullopt);
+  using Values = std::vector<std::pair<std::string, double>>;
   /// `values` are shown as given (already averaged by the metrics), in the order given.
-  void update(int64_t current, const std::vector<std::pair<std::string, double>>& values, bool finalize = false);
+  void update(int64_t current, const Values& values, bool finalize = false);
+  /// As update, calling `read_values` only where a line is printed now (on a terminal at most every
+  /// 50 ms, elsewhere at the end): fit reads the metrics from the device only for those.
+  void update_reading(int64_t current, const std::function<Values()>& read_values, bool finalize = false);
   /// For tests: replaces the clock's readings (seconds since the bar started).
   void set_clock_for_testing(std::vector<double> times);
 

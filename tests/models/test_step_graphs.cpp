@@ -4,6 +4,8 @@
 // before the replay. The CUDA twin of the inference case is in tests/backends/test_cuda_parity.cpp.
 #include <optional>
 
+#include <unistd.h>
+
 #include "distributed/strategy.h"
 #include "models/step_graphs.h"
 #include "tests/support/recording_backend.h"
@@ -535,4 +537,25 @@ TEST_CASE("a model whose output carries a mask is not recorded and runs as it is
   const auto recorded = run_on(recorder());
   CHECK(counter("replays") == replays);  // the recording was given up: layer by layer
   CHECK(recorded == plain);
+}
+
+TEST_CASE("fit's progress bar reads the metrics from the device only for the lines it prints", "[cpu][graphs]") {
+  // Off a terminal only each epoch's final line is printed, so verbose=1 reads the device as often
+  // as verbose=0 (before: every metric after every step, a wait for the GPU each).
+  if (isatty(STDOUT_FILENO)) {
+    WARN("stdout is a terminal: the progress bar redraws every 50 ms; run off a terminal to check");
+    return;
+  }
+  backend::DeviceScope on(recorder());
+  const Batch data = batch(3, 64);
+  const auto reads = [&](int verbose) {
+    auto m = small_classifier(6);
+    m->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+    const int64_t before = counter("host_reads");
+    m->fit(data.x, data.y, {.batch_size = 8, .epochs = 2, .verbose = verbose});
+    return counter("host_reads") - before;
+  };
+  const int64_t quiet = reads(0), shown = reads(1);
+  INFO("verbose=0: " << quiet << " reads, verbose=1: " << shown);
+  CHECK(shown == quiet);
 }

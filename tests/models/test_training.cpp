@@ -49,6 +49,43 @@ TEST_CASE("the progress bar prints Keras 3's final line", "[cpu][models]") {
   CHECK(utils::Progbar::format_value(-0.5) == "-0.5000");
 }
 
+TEST_CASE("the progress bar reads its values only for the lines it prints", "[cpu][models]") {
+  // fit reads the metrics from the device (one wait each on a GPU) only where a line is printed.
+  int reads = 0;
+  const auto values = [&reads] {
+    ++reads;
+    return utils::Progbar::Values{{"loss", 0.25}};
+  };
+  std::ostringstream off;  // off a terminal: the final line only
+  utils::Progbar plain(100, 1, off, false);
+  plain.set_clock_for_testing({0.1, 0.2, 0.3, 0.4});
+  for (int64_t s = 1; s <= 3; ++s) plain.update_reading(s, values);
+  CHECK(reads == 0);
+  plain.update_reading(100, values, true);
+  CHECK(reads == 1);
+  // 3 ms per step after step 1 ((0.4 - 0.1) / 99): step 1 was timed though nothing was printed.
+  CHECK(off.str() == "100/100 ━━━━━━━━━━━━━━━━━━━━ 0s 3ms/step - loss: 0.2500\n");
+
+  reads = 0;
+  std::ostringstream on;  // a terminal: redrawn at most every 50 ms
+  utils::Progbar live(100, 1, on, true);
+  live.set_clock_for_testing({0.00, 0.01, 0.02, 0.10, 0.11, 0.2});
+  for (int64_t s = 1; s <= 5; ++s) live.update_reading(s, values);
+  CHECK(reads == 2);  // at 0.00 and 0.10 s
+  live.update_reading(100, values, true);
+  CHECK(reads == 3);
+
+  reads = 0;
+  std::ostringstream v2;  // verbose 2: the final line only
+  utils::Progbar brief(100, 2, v2, true);
+  brief.set_clock_for_testing({0.1, 0.2, 0.3});
+  brief.update_reading(1, values);
+  brief.update_reading(2, values);
+  CHECK(reads == 0);
+  brief.update_reading(100, values, true);
+  CHECK(reads == 1);
+}
+
 TEST_CASE("optimizers apply Keras' update rules", "[cpu][optim]") {
   auto one_var = [](std::vector<float> v) {
     return std::make_unique<Variable>(Tensor::from_vector(v, Shape{static_cast<int64_t>(v.size())}), "w");

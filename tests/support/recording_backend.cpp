@@ -86,6 +86,7 @@ std::map<std::string, int64_t> RecordingBackend::counters() const {
   c["refused"] = refused_.load();
   c["replays"] = replays_.load();
   c["deferred_check_failures"] = deferred_failures_.load();
+  c["host_reads"] = host_reads_.load();
   return c;
 }
 
@@ -196,6 +197,7 @@ void RecordingBackend::copy_from_host(void* dst, const void* src, size_t nbytes)
 }
 void RecordingBackend::copy_to_host(void* dst, const void* src, size_t nbytes) {
   refuse_while_recording("a read of the device");
+  host_reads_.fetch_add(1);
   inner_.copy_to_host(dst, src, nbytes);
 }
 void RecordingBackend::synchronize() { refuse_while_recording("a wait for the device"); }
