@@ -1,7 +1,6 @@
 #include "models/training/optimizers.h"
 
 #include <cmath>
-#include <memory>
 
 #include "core/autograd.h"
 #include "core/check.h"
@@ -129,12 +128,11 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& gradients, const std:
     for (auto& g : grads) g = g * factor;
   }
   if (detail::recording_step()) {  // a replay that fails its checks takes the step back on the host too
-    auto before = std::make_shared<HostStepState>();
-    detail::each_step([this, before] {
-      *before = host_step_state();
+    detail::each_step([this] {
+      step_start_ = {iterations_, host_extra()};
       prepare_step();
     });
-    detail::on_failed_step([this, before] { restore_host_step_state(*before); });
+    detail::on_failed_step([this] { take_back_recorded_step(); });
   } else {
     prepare_step();
   }
@@ -249,7 +247,6 @@ void LossScaleOptimizer::apply_recorded(const std::vector<Tensor>& gradients, co
     return;
   }
   const Tensor finite = ops::equal(probe, probe);
-  detail::each_step([this] { before_step_ = inner_->host_step_state(); });
   // The update runs whatever the gradients; where they were not finite it is undone.
   std::vector<Variable*> touched = variables;
   for (Variable* slot : inner_->variables()) touched.push_back(slot);
@@ -263,7 +260,7 @@ void LossScaleOptimizer::apply_recorded(const std::vector<Tensor>& gradients, co
   for (size_t i = 0; i < touched.size(); ++i) touched[i]->assign(ops::where(finite, touched[i]->stored(), before[i]));
   detail::after_each_step([this, finite] {
     const bool ok = ops::cast(finite, DType::float32).item() != 0.f;
-    if (!ok) inner_->restore_host_step_state(before_step_);
+    if (!ok) inner_->take_back_recorded_step();
     count_step(ok);
   });
 }

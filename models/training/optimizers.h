@@ -118,17 +118,13 @@ class KERASCPP_API Optimizer {
   /// The loss times loss_scale(), as the training step differentiates it (in a recorded step the
   /// factor is read from the device, so each replay uses the scale of its own step).
   virtual Tensor scale_loss(const Tensor& loss) { return loss; }
-  /// What a step changes on the host: the step count, and state such as Nadam's momentum product.
-  struct HostStepState {
-    int64_t iterations = 0;
-    std::vector<double> extra;
-  };
-  HostStepState host_step_state() const { return {iterations_, host_extra()}; }
-  /// Takes back a step that was skipped on the device (a recorded loss-scaled step whose gradients
-  /// were not finite): the host's state returns to `state`.
-  void restore_host_step_state(const HostStepState& state) {
-    iterations_ = state.iterations;
-    set_host_extra(state.extra);
+  /// Takes back, on the host, the step a replay of a recorded step just took: the step count and
+  /// state such as Nadam's momentum product return to where the step started. For replays whose
+  /// update did not happen on the device (a failed id or label check, a loss-scaled step whose
+  /// gradients were not finite).
+  void take_back_recorded_step() {
+    iterations_ = step_start_.iterations;
+    set_host_extra(step_start_.extra);
   }
   /// Slot variables (Keras' optimizer variables after iteration and learning rate).
   virtual std::vector<Variable*> variables();
@@ -152,7 +148,7 @@ class KERASCPP_API Optimizer {
   virtual void update(size_t index, Variable& variable, const Tensor& gradient) = 0;
   /// Once per step, on the host, before step_values() (Nadam's momentum product).
   virtual void before_updates() {}
-  /// The host state before_updates() changes, exactly, for host_step_state().
+  /// The host state before_updates() changes, exactly, for take_back_recorded_step().
   virtual std::vector<double> host_extra() const { return {}; }
   virtual void set_host_extra(const std::vector<double>&) {}
   /// The host-computed numbers of the step being applied that update() reads (bias corrections,
@@ -176,6 +172,11 @@ class KERASCPP_API Optimizer {
   CommonOptions common_;
   int64_t iterations_ = 0;
   float step_lr_ = 0.f;
+  struct HostStepState {  // what a step changes on the host
+    int64_t iterations = 0;
+    std::vector<double> extra;
+  };
+  HostStepState step_start_;  // before the step a replay is taking (recorded steps only)
   std::vector<Tensor> on_device_;  // the rate, the weight-decay factor, then step_values()
   bool built_ = false;
   std::vector<const Variable*> built_for_;
@@ -425,7 +426,6 @@ class KERASCPP_API LossScaleOptimizer : public Optimizer {
   float scale_;
   int64_t step_counter_ = 0;
   Tensor scale_on_device_, inverse_on_device_;  // filled before each recorded step's replay
-  HostStepState before_step_;                    // the inner optimizer's, kept by a recorded step
 };
 /// From a name or Keras' serialized optimizer (Keras 2 or 3); throws ValueError on unknown classes.
 KERASCPP_API std::shared_ptr<Optimizer> deserialize(const Config& config);
