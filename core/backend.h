@@ -37,6 +37,18 @@ struct MatmulAttrs {
   UnaryAttrs activation_attrs;
 };
 
+/// A BatchNormalization in inference mode, folded into the convolution before it: per output
+/// channel, y = act((conv + bias) * scale + shift) with Keras' scale = gamma / sqrt(variance +
+/// epsilon) and shift = beta - mean * scale, computed by the backend from the layer's own weights
+/// (so a model's inference pass queues no op for it). gamma and beta may be undefined (1 and 0);
+/// an undefined mean means no batch norm.
+struct FoldedBatchNorm {
+  Tensor mean, variance, gamma, beta;
+  float epsilon = 1e-3f;
+  bool defined() const { return mean.defined(); }
+  bool empty() const { return !mean.defined() && !variance.defined() && !gamma.defined() && !beta.defined(); }
+};
+
 /// A 2-d convolution over NHWC tensors; 1-d convolutions use height 1. Kernels are Keras'
 /// (kh, kw, in / groups, out) for conv, (kh, kw, out, in) for transposed conv. Pads are explicit:
 /// the frontend turns "same"/"valid" into numbers.
@@ -48,10 +60,8 @@ struct ConvAttrs {
   int64_t groups = 1;
   UnaryOp activation = UnaryOp::identity;  // fused after bias in the forward pass
   bool training = true;  // false when no gradient will be asked for: backends may pick inference kernels
-  /// Inference only, on backends with Capability::fused_conv_affine: a per-output-channel
-  /// y = act((conv + bias) * channel_scale + channel_shift), a BatchNormalization folded into the
-  /// convolution. Undefined: none.
-  Tensor channel_scale, channel_shift;
+  /// Inference only, forward only, on backends with Capability::fused_conv_affine.
+  FoldedBatchNorm batch_norm;
 };
 
 /// A 2-d pooling over NHWC tensors. Average pooling excludes padding, as Keras does.
@@ -99,7 +109,7 @@ enum class Capability {
   fused_matmul_activation,
   fused_conv_activation,
   fused_rnn,          // rnn_forward/rnn_backward for LSTM and GRU with reset_after (cuDNN's cells)
-  fused_conv_affine,  // ConvAttrs::channel_scale/channel_shift
+  fused_conv_affine,  // ConvAttrs::batch_norm
   fused_gru_reset_before,  // rnn_forward/rnn_backward also for RnnCell::gru
   graph_capture,           // begin_capture/end_capture (CUDA graphs)
   fused_conv_max_pool,     // conv_max_pool_forward

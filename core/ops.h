@@ -138,10 +138,10 @@ struct ConvOptions {
   std::vector<int64_t> dilation_rate = {1};
   int64_t groups = 1;
   UnaryOp activation = UnaryOp::identity;
-  /// Per output channel, before the activation: y = act((conv + bias) * channel_scale +
-  /// channel_shift), both (F,) or undefined. An inference-mode BatchNormalization folded into the
-  /// convolution; one pass with the convolution where the backend fuses it.
-  Tensor channel_scale, channel_shift;
+  /// An inference-mode BatchNormalization applied to (conv + bias), before the activation: its
+  /// moving mean and variance, gamma and beta, all (F,) (gamma and beta may be undefined). One pass
+  /// with the convolution where the backend fuses it (FoldedBatchNorm), with no op of its own.
+  FoldedBatchNorm batch_norm;
 };
 /// channels_last convolution: x (N, W, C) with kernel (kw, C / groups, F), or x (N, H, W, C) with
 /// kernel (kh, kw, C / groups, F); bias (F,) or undefined.

@@ -224,36 +224,43 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
   ConvPlan p = plan_conv(op, x, kernel, o, transposed);
   Backend& be = detail::common_backend(op, {&x, &kernel, &bias});
   check_conv_bias(op, bias, p.y4[3]);
-  const bool affine = o.channel_scale.defined() || o.channel_shift.defined();
-  // A folded channel affine always runs in float32 (its scale and shift are BatchNormalization's).
-  if (auto low = detail::emulated_dtype({&x, &kernel, &bias, &o.channel_scale, &o.channel_shift},
+  const FoldedBatchNorm& bn = o.batch_norm;
+  const bool affine = !bn.empty();
+  // A folded batch norm always runs in float32 (BatchNormalization's weights are float32).
+  if (auto low = detail::emulated_dtype({&x, &kernel, &bias, &bn.mean, &bn.variance, &bn.gamma, &bn.beta},
                                         affine || transposed ? std::optional<OpFamily>()
                                                              : OpFamily::conv)) {
     ConvOptions wide = o;
-    wide.channel_scale = detail::widen(o.channel_scale);
-    wide.channel_shift = detail::widen(o.channel_shift);
+    wide.batch_norm = {detail::widen(bn.mean), detail::widen(bn.variance), detail::widen(bn.gamma),
+                       detail::widen(bn.beta), bn.epsilon};
     return detail::narrow(conv_impl(op, detail::widen(x), detail::widen(kernel), detail::widen(bias), wide, transposed), *low);
   }
   if (affine) {
-    KCPP_CHECK(!transposed && o.channel_scale.defined() && o.channel_shift.defined(), ValueError,
-               "{}: channel_scale and channel_shift go together, on a forward convolution", op);
-    for (const Tensor* t : {&o.channel_scale, &o.channel_shift}) {
-      detail::check_float(op, *t, "the channel scale and shift");
+    KCPP_CHECK(!transposed && bn.mean.defined() && bn.variance.defined(), ValueError,
+               "{}: a folded batch norm needs its mean and variance, on a forward convolution", op);
+    for (const Tensor* t : {&bn.mean, &bn.variance, &bn.gamma, &bn.beta}) {
+      if (!t->defined()) continue;
+      detail::check_float(op, *t, "the folded batch norm's weights");
       KCPP_CHECK(t->rank() == 1 && t->dim(0) == p.y4[3], ShapeError,
-                 "{}: expected a channel scale and shift of shape ({},), received {}", op, p.y4[3],
-                 t->shape().to_string());
+                 "{}: expected the folded batch norm's mean, variance, gamma and beta of shape ({},), received {}", op,
+                 p.y4[3], t->shape().to_string());
     }
-    if (needs_recording({x, kernel, bias, o.channel_scale, o.channel_shift}) ||
+    KCPP_CHECK(bn.epsilon >= 0.f, ValueError, "{}: expected a folded batch norm epsilon >= 0, received {}", op,
+               bn.epsilon);
+    if (needs_recording({x, kernel, bias, bn.mean, bn.variance, bn.gamma, bn.beta}) ||
         !be.supports(Capability::fused_conv_affine)) {
-      // Differentiable, or a backend without the fused kernel: the same computation op by op.
+      // Differentiable, or a backend without the fused kernel: Keras' formula op by op.
       ConvOptions plain = o;
-      plain.channel_scale = plain.channel_shift = Tensor();
+      plain.batch_norm = {};
       plain.activation = UnaryOp::identity;
       const Tensor z = conv_impl(op, x, kernel, bias, plain, transposed);
-      return unary(o.activation, add(multiply(z, o.channel_scale), o.channel_shift));
+      Tensor scale = rsqrt(add(bn.variance, Scalar(bn.epsilon)));
+      if (bn.gamma.defined()) scale = multiply(scale, bn.gamma);
+      Tensor shift = negative(multiply(bn.mean, scale));
+      if (bn.beta.defined()) shift = add(shift, bn.beta);
+      return unary(o.activation, add(multiply(z, scale), shift));
     }
-    p.attrs.channel_scale = o.channel_scale;
-    p.attrs.channel_shift = o.channel_shift;
+    p.attrs.batch_norm = bn;
   }
   const UnaryOp fused = can_fuse(o.activation) ? o.activation : UnaryOp::identity;
   p.attrs.activation = fused;
@@ -377,7 +384,7 @@ Tensor conv_max_pool(const Tensor& x, const Tensor& kernel, const Tensor& bias, 
                      const PoolOptions& pool_options) {
   // One pass where the backend has it and nothing is differentiated; otherwise the two ops, which
   // also give every error its usual text.
-  const bool plain = !conv_options.channel_scale.defined() && !conv_options.channel_shift.defined() &&
+  const bool plain = conv_options.batch_norm.empty() &&
                      (conv_options.activation == UnaryOp::relu || conv_options.activation == UnaryOp::identity);
   if (!plain || !x.defined() || x.rank() != 4 || !x.backend()->supports(Capability::fused_conv_max_pool) ||
       needs_recording({x, kernel, bias}) || detail::emulated_dtype({&x, &kernel, &bias}))

@@ -234,12 +234,12 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
     Layer& layer = *node->layer;
     if (const auto chain = folded_chains_.find(node.get()); chain != folded_chains_.end()) {
       auto& bn = static_cast<layers::BatchNormalization&>(*chain->second.batch_norm->layer);
-      const auto [scale, shift] = bn.uses_moving_statistics(training) ? bn.inference_affine() : std::pair<Tensor, Tensor>();
-      if (scale.defined()) {
+      const FoldedBatchNorm fold = bn.uses_moving_statistics(training) ? bn.inference_fold() : FoldedBatchNorm();
+      if (fold.defined()) {
         const detail::SymbolicNode* last = chain->second.relu ? chain->second.relu : chain->second.batch_norm;
         if (auto out = last->outputs[0].lock())
-          values[out.get()] = static_cast<layers::Conv2D&>(layer).call_with_channel_affine(
-              in.at(0), scale, shift, chain->second.relu ? "relu" : "");
+          values[out.get()] = static_cast<layers::Conv2D&>(layer).call_with_batch_norm(
+              in.at(0), fold, chain->second.relu ? "relu" : "");
         folded.insert(chain->second.batch_norm);
         if (chain->second.relu) folded.insert(chain->second.relu);
         continue;

@@ -364,7 +364,7 @@ class KERASCPP_API Model : public Layer {
   void order_layers_as_keras();
   // Conv2D -> BatchNormalization (-> relu) chains whose inner outputs nothing else reads: where the
   // batch norm uses its moving statistics, forward() runs each as one convolution with the batch
-  // norm folded in (Conv2D::call_with_channel_affine). Found once; the graph does not change.
+  // norm folded in (Conv2D::call_with_batch_norm). Found once; the graph does not change.
   struct FoldedChain {
     const detail::SymbolicNode* batch_norm = nullptr;
     const detail::SymbolicNode* relu = nullptr;  // null when the chain ends at the batch norm

@@ -73,11 +73,11 @@ std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool trai
     if (!mask.defined() && i + 1 < layers_.size() && foldable_conv(l) && foldable_batch_norm(*layers_[i + 1]) &&
         !(want_logits && i + 2 >= layers_.size())) {
       auto& bn = static_cast<layers::BatchNormalization&>(*layers_[i + 1]);
-      const auto [scale, shift] = bn.uses_moving_statistics(training) ? bn.inference_affine() : std::pair<Tensor, Tensor>();
-      if (scale.defined()) {
+      const FoldedBatchNorm fold = bn.uses_moving_statistics(training) ? bn.inference_fold() : FoldedBatchNorm();
+      if (fold.defined()) {
         const bool relu = i + 2 < layers_.size() && is_plain_relu(*layers_[i + 2]) &&
                           !layers_[i + 2]->activity_regularizer() && !(want_logits && i + 3 >= layers_.size());
-        h = static_cast<layers::Conv2D&>(l).call_with_channel_affine(h, scale, shift, relu ? "relu" : "");
+        h = static_cast<layers::Conv2D&>(l).call_with_batch_norm(h, fold, relu ? "relu" : "");
         i += relu ? 2 : 1;
         continue;
       }

@@ -97,7 +97,7 @@ void CpuBackend::conv_max_pool_forward(const Tensor& x, const Tensor& w, const T
                     conv.groups == 1 && conv.strides == std::array<int64_t, 2>{1, 1} &&
                     conv.dilations == std::array<int64_t, 2>{1, 1} && ci <= kMaxChannels && f % 16 == 0 &&
                     (conv.activation == UnaryOp::relu || conv.activation == UnaryOp::identity) &&
-                    !conv.channel_scale.defined();
+                    !conv.batch_norm.defined();
   if (!fast) {
     // oneDNN's two primitives; the convolution's output lives only until the pooling has read it.
     const int64_t oh = x.dim(1) + conv.pad_begin[0] + conv.pad_end[0] - ((w.dim(0) - 1) * conv.dilations[0] + 1);

@@ -181,7 +181,7 @@ class CpuBackend final : public Backend {
   /// Runs a forward convolution primitive whose operands may want other layouts than ours.
   // y = act(y * scale + shift) per channel of an NHWC tensor: a folded batch norm after a kernel
   // that takes no per-channel post-ops.
-  void apply_channel_affine(Tensor& y, const Tensor& scale, const Tensor& shift, UnaryOp activation);
+  void apply_channel_affine(Tensor& y, const float* scale, const float* shift, UnaryOp activation);
   // A convolution's forward or backward-weights pass with activations and weights in the
   // primitive's (blocked) layouts, reordered from and back to ours; inference reuses the weights'
   // transform while they are unchanged.

@@ -257,6 +257,24 @@ CachedPrimitive make_conv_primitive(const dnnl::engine& engine, dnnl::algorithm 
 }
 }  // namespace
 
+// The per-channel y * scale + shift of a folded batch norm (FoldedBatchNorm).
+static void channel_affine_of(const FoldedBatchNorm& bn, std::vector<float>& scale, std::vector<float>& shift) {
+  // Keras' formula, in the frontend's order of float operations (ops::conv without the fused pass).
+  const auto n = static_cast<size_t>(bn.mean.num_elements());
+  const auto* mean = static_cast<const float*>(bn.mean.raw_data());
+  const auto* variance = static_cast<const float*>(bn.variance.raw_data());
+  const auto* gamma = bn.gamma.defined() ? static_cast<const float*>(bn.gamma.raw_data()) : nullptr;
+  const auto* beta = bn.beta.defined() ? static_cast<const float*>(bn.beta.raw_data()) : nullptr;
+  scale.resize(n);
+  shift.resize(n);
+  for (size_t k = 0; k < n; ++k) {
+    scale[k] = 1.f / std::sqrt(variance[k] + bn.epsilon);
+    if (gamma) scale[k] *= gamma[k];
+    shift[k] = -(mean[k] * scale[k]);
+    if (beta) shift[k] += beta[k];
+  }
+}
+
 // a, b, out by direction: forward (x, w, y); backward data (dy, w, dx); backward weights (dy, x, dw).
 void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, const Tensor& b, const Tensor* bias,
                              Tensor& out, Tensor* dbias, const ConvAttrs& at, BlockedOutput* keep_blocked) {
@@ -272,7 +290,9 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
   const dims strides{at.strides[0], at.strides[1]};
   const dims dil{at.dilations[0] - 1, at.dilations[1] - 1};
   const dims pl{at.pad_begin[0], at.pad_begin[1]}, pr{at.pad_end[0], at.pad_end[1]};
-  const bool affine = direction == kForward && at.channel_scale.defined();
+  const bool affine = direction == kForward && at.batch_norm.defined();
+  std::vector<float> scale, shift;  // the folded batch norm's per-channel transform
+  if (affine) channel_affine_of(at.batch_norm, scale, shift);
   const std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv",
                                       direction, key_of(x_md.dims()), key_of(w_user.dims()), key_of(y_md.dims()),
                                       key_of(strides), key_of(dil), key_of(pl), key_of(pr), has_bias,
@@ -313,7 +333,7 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
     if (wp.primitive) {
       conv_blocked(wp, direction == kBackwardWeights, x_md, w_user, bias_md, y_md, x, w,
                    direction == kForward ? bias : dbias, y, !training, affine ? nullptr : keep_blocked);
-      if (affine) apply_channel_affine(out, at.channel_scale, at.channel_shift, at.activation);
+      if (affine) apply_channel_affine(out, scale.data(), shift.data(), at.activation);
       return;
     }
   }
@@ -344,9 +364,9 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
     if (affine) {
       const md channel({1, y.dim(3), 1, 1}, dt::f32, tag::nchw);
       args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                   dnnl::memory(channel, engine_, ptr(at.channel_scale)));
+                   dnnl::memory(channel, engine_, scale.data()));
       args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1,
-                   dnnl::memory(channel, engine_, ptr(at.channel_shift)));
+                   dnnl::memory(channel, engine_, shift.data()));
     }
   } else if (direction == kBackwardData) {
     args = {{DNNL_ARG_DIFF_DST, ym}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, xm}};
@@ -422,11 +442,9 @@ void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, c
 }
 
 
-void CpuBackend::apply_channel_affine(Tensor& y, const Tensor& scale, const Tensor& shift, UnaryOp activation) {
+void CpuBackend::apply_channel_affine(Tensor& y, const float* s, const float* t, UnaryOp activation) {
   const int64_t c = y.dim(3), rows = y.num_elements() / c;
   float* p = static_cast<float*>(y.raw_data());
-  const float* s = static_cast<const float*>(scale.raw_data());
-  const float* t = static_cast<const float*>(shift.raw_data());
   const bool relu = activation == UnaryOp::relu;
   parallel_for(
       rows,

@@ -289,9 +289,9 @@ static void low_bias_activation(CudaBackend& be, Tensor& y, const Tensor* bias, 
 
 void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {
   run_conv_any(*this, kForward, x, w, y, at);
-  const bool affine = at.channel_scale.defined();  // a folded batch-norm, in the same pass as bias and activation
+  const bool affine = at.batch_norm.defined();  // a folded batch-norm, in the same pass as bias and activation
   if (y.dtype() != DType::float32) {
-    KCPP_CHECK(!affine, BackendError, "cuda conv_forward: a channel affine runs in float32, received dtype {}",
+    KCPP_CHECK(!affine, BackendError, "cuda conv_forward: a folded batch norm runs in float32, received dtype {}",
                dtype_name(y.dtype()));
     if (bias || at.activation != UnaryOp::identity) {
       low_bias_activation(*this, y, bias, at.activation, stream());
@@ -299,12 +299,24 @@ void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* b
     }
     return;
   }
+  std::shared_ptr<Storage> affine_space;  // scale then shift: freed in stream order, after the kernels
+  const float *scale = nullptr, *shift = nullptr;
+  if (affine) {
+    const FoldedBatchNorm& bn = at.batch_norm;
+    const int64_t c = y.dim(3);
+    affine_space = scratch(static_cast<size_t>(2 * c) * sizeof(float));
+    auto* space = static_cast<float*>(affine_space->data());
+    auto data = [](const Tensor& t) { return t.defined() ? static_cast<const float*>(t.raw_data()) : nullptr; };
+    kernels::fold_batch_norm(data(bn.mean), data(bn.variance), data(bn.gamma), data(bn.beta), bn.epsilon, space,
+                             space + c, c, stream());
+    KCPP_LAUNCHED();
+    scale = space;
+    shift = space + c;
+  }
   if (bias || affine || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()),
                              bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / y.dim(3),
-                             y.dim(3), static_cast<int>(at.activation), stream(),
-                             affine ? static_cast<const float*>(at.channel_scale.raw_data()) : nullptr,
-                             affine ? static_cast<const float*>(at.channel_shift.raw_data()) : nullptr);
+                             y.dim(3), static_cast<int>(at.activation), stream(), scale, shift);
     KCPP_LAUNCHED();
   }
 }

@@ -790,6 +790,19 @@ __global__ void bias_act_kernel(T* y, const T* bias, const float* scale, const f
   }
 }
 
+// IEEE division and square root (nvcc's defaults), as the CPU backend's channel_affine_of.
+__global__ void fold_batch_norm_kernel(const float* mean, const float* variance, const float* gamma, const float* beta,
+                                       float epsilon, float* scale, float* shift, int64_t c) {
+  GRID_STRIDE(k, c) {
+    float s = 1.f / sqrtf(variance[k] + epsilon);
+    if (gamma) s *= gamma[k];
+    float t = -__fmul_rn(mean[k], s);  // not contracted into an fma with + beta
+    if (beta) t += beta[k];
+    scale[k] = s;
+    shift[k] = t;
+  }
+}
+
 __device__ inline uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -1165,6 +1178,11 @@ void softmax_rows(int code, const void* x, void* y, int64_t rows, int64_t c, boo
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s, const float* scale,
                      const float* shift) {
   bias_act_kernel<float><<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, m, n, ColumnIndex(m, n), act);
+}
+
+void fold_batch_norm(const float* mean, const float* variance, const float* gamma, const float* beta, float epsilon,
+                     float* scale, float* shift, int64_t c, cudaStream_t s) {
+  fold_batch_norm_kernel<<<blocks_for(c), kThreads, 0, s>>>(mean, variance, gamma, beta, epsilon, scale, shift, c);
 }
 
 void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int act, bool bf16, cudaStream_t s) {

@@ -81,6 +81,11 @@ void softmax_cross_entropy(const float* logits, const void* labels, bool sparse,
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t stream,
                      const float* scale = nullptr, const float* shift = nullptr);
 
+/// A folded batch norm's per-channel scale = gamma / sqrt(variance + epsilon) and shift = beta -
+/// mean * scale (c each; gamma and beta may be null: 1 and 0), in the CPU backend's float order.
+void fold_batch_norm(const float* mean, const float* variance, const float* gamma, const float* beta, float epsilon,
+                     float* scale, float* shift, int64_t c, cudaStream_t stream);
+
 /// bias_activation for a bfloat16 (bf16) or float16 product and bias, computed in float.
 void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int act, bool bf16, cudaStream_t stream);
 

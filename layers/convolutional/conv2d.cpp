@@ -94,17 +94,15 @@ bool Conv2D::can_fold_channel_affine() const {
   return (options_.activation.empty() || options_.activation == "linear") && !activity_regularizer();
 }
 
-Tensor Conv2D::call_with_channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift,
-                                        const std::string& activation) {
+Tensor Conv2D::call_with_batch_norm(const Tensor& x, const FoldedBatchNorm& batch_norm, const std::string& activation) {
   KCPP_CHECK(can_fold_channel_affine() && (activation.empty() || activation == "relu"), ValueError,
              "Conv2D \"{}\": a channel affine folds only into a linear convolution, followed by \"\" or \"relu\"",
              name());
   prepare(x);
   const AutocastScope scope = autocast_scope();
   ops::ConvOptions o = conv_options(activation == "relu" ? UnaryOp::relu : UnaryOp::identity);
-  o.channel_scale = scale;
-  o.channel_shift = shift;
-  // The folded BatchNormalization's float32 scale makes the result float32: back to the compute dtype.
+  o.batch_norm = batch_norm;
+  // The folded BatchNormalization's float32 weights make the result float32: back to the compute dtype.
   return ops::cast(ops::conv(autocast_input(x), kernel_->value(), bias_ ? bias_->value() : Tensor(), o),
                    compute_dtype());
 }

@@ -34,12 +34,11 @@ class KERASCPP_API Conv2D : public Layer {
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;
   bool ends_with_softmax() const override { return options_.activation == "softmax"; }
-  /// A model's inference fusion: call() (with no activation of its own) followed by a per-channel
-  /// y * scale + shift (a folded BatchNormalization) and `activation` ("" or "relu"), in one pass
-  /// where the backend fuses it.
-  Tensor call_with_channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift,
-                                  const std::string& activation);
-  /// True when call_with_channel_affine() applies: no activation of its own, no activity penalty.
+  /// A model's inference fusion: call() (with no activation of its own) followed by an
+  /// inference-mode BatchNormalization and `activation` ("" or "relu"), in one pass where the
+  /// backend fuses it.
+  Tensor call_with_batch_norm(const Tensor& x, const FoldedBatchNorm& batch_norm, const std::string& activation);
+  /// True when call_with_batch_norm() applies: no activation of its own, no activity penalty.
   bool can_fold_channel_affine() const;
   /// A model's inference fusion: call() followed by max pooling (a MaxPooling2D reading only this
   /// layer's output), in one pass where the backend fuses it (ops::conv_max_pool).

@@ -88,13 +88,10 @@ Tensor BatchNormalization::normalize(const Tensor& x, bool training) {
   return r.y;
 }
 
-std::pair<Tensor, Tensor> BatchNormalization::inference_affine() const {
+FoldedBatchNorm BatchNormalization::inference_fold() const {
   if (!moving_mean_) return {};
-  Tensor scale = ops::rsqrt(moving_variance_->value() + options_.epsilon);
-  if (gamma_) scale = scale * gamma_->value();
-  Tensor shift = ops::negative(moving_mean_->value() * scale);
-  if (beta_) shift = shift + beta_->value();
-  return {scale, shift};
+  return {moving_mean_->value(), moving_variance_->value(), gamma_ ? gamma_->value() : Tensor(),
+          beta_ ? beta_->value() : Tensor(), options_.epsilon};
 }
 
 Config BatchNormalization::get_config() const {

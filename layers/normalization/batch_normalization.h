@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "../layer.h"
+#include "../../core/backend.h"
 
 namespace keras::distribute {
 class Strategy;
@@ -45,10 +46,9 @@ class KERASCPP_API BatchNormalization : public Layer {
   bool supports_masking() const override { return true; }
   /// True when call() uses the moving statistics: outside training, or frozen (as Keras).
   bool uses_moving_statistics(bool training) const { return !training || !trainable(); }
-  /// The inference transform as y = x * scale + shift per channel (scale = gamma / sqrt(variance +
-  /// epsilon), shift = beta - mean * scale), for folding into the convolution before it; undefined
-  /// tensors before the layer is built.
-  std::pair<Tensor, Tensor> inference_affine() const;
+  /// The inference transform (moving statistics, gamma, beta, epsilon) for folding into the
+  /// convolution before it, which computes it in its own pass; undefined before the layer is built.
+  FoldedBatchNorm inference_fold() const;
 
  protected:
   void build(const PartialShape& input_shape) override;

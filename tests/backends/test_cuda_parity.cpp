@@ -325,17 +325,22 @@ TEST_CASE("cuda: convolutions match the CPU backend", "[cuda]") {
   check_parity(
       *gpu, [](auto& v) { return ops::depthwise_conv(v[0], v[1], v[2], {.padding = "same"}); },
       {r(Shape{2, 6, 6, 3}, 47), r(Shape{3, 3, 3, 2}, 48), r(Shape{6}, 49)}, 1e-4f, 1e-4f);
-  // Inference with a folded BatchNormalization: scale, shift and activation in the convolution's pass.
+  // Inference with a folded BatchNormalization (its scale and shift computed on the device), and
+  // the activation, in the convolution's pass; with and without gamma and beta.
   REQUIRE(gpu->supports(Capability::fused_conv_affine));
   check_parity(
       *gpu,
       [](auto& v) {
         return ops::conv(v[0], v[1], v[2],
-                         {.padding = "same", .activation = UnaryOp::relu, .channel_scale = v[3], .channel_shift = v[4]});
+                         {.padding = "same", .activation = UnaryOp::relu, .batch_norm = {v[3], v[4], v[5], v[6], 1e-3f}});
       },
-      {r(Shape{2, 7, 6, 3}, 53), r(Shape{3, 3, 3, 4}, 54), r(Shape{4}, 55), r(Shape{4}, 56, 0.5f, 1.5f),
-       r(Shape{4}, 57)},
+      {r(Shape{2, 7, 6, 3}, 53), r(Shape{3, 3, 3, 4}, 54), r(Shape{4}, 55), r(Shape{4}, 56), r(Shape{4}, 57, 0.5f, 1.5f),
+       r(Shape{4}, 58, 0.5f, 1.5f), r(Shape{4}, 59)},
       1e-4f, 1e-4f, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::conv(v[0], v[1], Tensor(), {.batch_norm = {v[2], v[3], {}, {}, 0.01f}}); },
+      {r(Shape{2, 5, 5, 3}, 60), r(Shape{1, 1, 3, 4}, 61), r(Shape{4}, 62), r(Shape{4}, 63, 0.5f, 1.5f)}, 1e-4f, 1e-4f,
+      false);
   for (const std::string padding : {"valid", "same"}) {
     INFO("conv_transpose " << padding);
     check_parity(

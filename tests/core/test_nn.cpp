@@ -261,46 +261,52 @@ TEST_CASE("training 3x3 convolutions (Winograd forward and kernel gradient) matc
   }
 }
 
-TEST_CASE("a convolution with a per-channel scale and shift (a folded batch norm) matches naive ones",
+TEST_CASE("a convolution with a folded batch norm matches a naive convolution and Keras' batch norm formula",
           "[cpu][ops]") {
-  // 3x3 with 16 channels (Winograd, the affine applied after it), 1x1 and 5x5 (direct, fused as
-  // post-ops), with and without a bias and a relu, for inference and under a tape.
+  // 3x3 with 16 channels (Winograd, the batch norm applied after it), 1x1 and 5x5 (direct, fused as
+  // post-ops), with and without a bias, a relu, gamma and beta, for inference and under a tape.
   struct Case {
     int64_t k, c, f;
-    bool bias, relu;
+    bool bias, relu, gamma_beta;
   };
-  for (const Case& cs : {Case{3, 16, 24, true, true}, Case{1, 8, 12, false, true}, Case{5, 3, 6, true, false},
-                         Case{3, 16, 32, false, false}}) {
-    INFO("kernel " << cs.k << " channels " << cs.c << " -> " << cs.f);
+  for (const Case& cs : {Case{3, 16, 24, true, true, true}, Case{1, 8, 12, false, true, true},
+                         Case{5, 3, 6, true, false, false}, Case{3, 16, 32, false, false, true}}) {
+    INFO("kernel " << cs.k << " channels " << cs.c << " -> " << cs.f << " gamma and beta " << cs.gamma_beta);
     const Tensor x = kt::random_tensor(Shape{2, 9, 8, cs.c}, 31);
     Variable w(kt::random_tensor(Shape{cs.k, cs.k, cs.c, cs.f}, 32), "kernel");
     const Tensor b = cs.bias ? kt::random_tensor(Shape{cs.f}, 33) : Tensor();
-    const Tensor scale = kt::random_tensor(Shape{cs.f}, 34), shift = kt::random_tensor(Shape{cs.f}, 35);
+    const float epsilon = 0.01f;
+    const FoldedBatchNorm bn{kt::random_tensor(Shape{cs.f}, 34), kt::random_tensor(Shape{cs.f}, 35, 0.2f, 2.f),
+                             cs.gamma_beta ? kt::random_tensor(Shape{cs.f}, 36) : Tensor(),
+                             cs.gamma_beta ? kt::random_tensor(Shape{cs.f}, 37) : Tensor(), epsilon};
     Shape ys;
     auto expected = naive_conv(x, w.value(), cs.bias ? b.to_vector<float>() : std::vector<float>{}, 1, 1, 1, 1,
                                "same", 1, ys);
-    const auto sv = scale.to_vector<float>(), tv = shift.to_vector<float>();
+    const auto mean = bn.mean.to_vector<float>(), var = bn.variance.to_vector<float>();
+    const auto gamma = cs.gamma_beta ? bn.gamma.to_vector<float>() : std::vector<float>(static_cast<size_t>(cs.f), 1.f);
+    const auto beta = cs.gamma_beta ? bn.beta.to_vector<float>() : std::vector<float>(static_cast<size_t>(cs.f), 0.f);
     for (size_t i = 0; i < expected.size(); ++i) {
       const size_t ch = i % static_cast<size_t>(cs.f);
-      expected[i] = expected[i] * sv[ch] + tv[ch];
-      if (cs.relu) expected[i] = std::max(expected[i], 0.f);
+      const double v = (expected[i] - mean[ch]) / std::sqrt(static_cast<double>(var[ch]) + epsilon) * gamma[ch] + beta[ch];
+      expected[i] = static_cast<float>(cs.relu ? std::max(v, 0.0) : v);
     }
-    const ops::ConvOptions o{.padding = "same",
-                             .activation = cs.relu ? UnaryOp::relu : UnaryOp::identity,
-                             .channel_scale = scale,
-                             .channel_shift = shift};
+    const ops::ConvOptions o{.padding = "same", .activation = cs.relu ? UnaryOp::relu : UnaryOp::identity, .batch_norm = bn};
     kt::require_close(ops::conv(x, w.value(), b, o).to_vector<float>(), expected, 1e-4f, 1e-4f);
     GradientTape tape;  // recorded: the same values, op by op
     const Tensor y = ops::conv(x, w.value(), b, o);
     kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
     CHECK(tape.gradient(ops::sum(y), std::vector<Variable*>{&w})[0].shape() == w.shape());
   }
+  const Tensor x = kt::random_tensor(Shape{1, 4, 4, 2}, 1), w = kt::random_tensor(Shape{1, 1, 2, 3}, 2);
   kt::require_throws_with<ShapeError>(
-      [] {
-        ops::conv(kt::random_tensor(Shape{1, 4, 4, 2}, 1), kt::random_tensor(Shape{1, 1, 2, 3}, 2), Tensor(),
-                  {.channel_scale = ops::ones(Shape{2}), .channel_shift = ops::ones(Shape{2})});
-      },
-      {"channel scale and shift", "(3,)", "(2,)"});
+      [&] { ops::conv(x, w, Tensor(), {.batch_norm = {ops::ones(Shape{3}), ops::ones(Shape{2})}}); },
+      {"folded batch norm", "(3,)", "(2,)"});
+  kt::require_throws_with<ValueError>(
+      [&] { ops::conv(x, w, Tensor(), {.batch_norm = {ops::ones(Shape{3}), Tensor(), ops::ones(Shape{3})}}); },
+      {"folded batch norm needs its mean and variance"});
+  kt::require_throws_with<ValueError>(
+      [&] { ops::conv(x, w, Tensor(), {.batch_norm = {ops::ones(Shape{3}), ops::ones(Shape{3}), {}, {}, -1.f}}); },
+      {"epsilon >= 0", "-1"});
 }
 
 TEST_CASE("conv2d matches a naive convolution: strides, dilation, padding, groups, odd sizes", "[cpu][ops]") {

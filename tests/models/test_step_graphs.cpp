@@ -85,6 +85,43 @@ TEST_CASE("recorded inference passes replay the layer-by-layer results (CPU reco
   CHECK(floats(text(tokens({1, 2, 3, 4, 5, 6, 0, 1}), false)) == first);
 }
 
+TEST_CASE("an inference pass queues no op for a folded batch norm: Conv2D, BatchNormalization and ReLU cost one "
+          "Conv2D's ops (CPU recorder)",
+          "[cpu][graphs]") {
+  // Each queued op is a kernel launch or more on CUDA (its host time), and a node of a recorded
+  // pass. The batch norm's scale and shift are computed in the convolution's own pass from the
+  // layer's weights, so the chain queues what a Conv2D with a relu of its own queues.
+  backend::DeviceScope on(recorder());
+  utils::set_random_seed(5);
+  auto conv = [] { return layers::Conv2D(8, {3, 3}, {.padding = "same"}); };
+  Sequential folded({layers::Input({9, 9, 3}), conv(), layers::BatchNormalization(), layers::ReLU()});
+  Sequential bare({layers::Input({9, 9, 3}), layers::Conv2D(8, {3, 3}, {.padding = "same", .activation = "relu"})});
+  auto& bn = *folded.layers()[1];
+  std::vector<Tensor> w = bn.get_weights();  // gamma, beta, moving mean, moving variance: far from 1 and 0
+  for (size_t i = 0; i < w.size(); ++i) w[i] = ops::to_backend(kt::random_tensor(w[i].shape(), 60 + static_cast<uint32_t>(i), 0.5f, 1.5f), recorder());
+  bn.set_weights(w);
+  const Tensor x = ops::random_uniform(Shape{2, 9, 9, 3}, 0.f, 1.f, 7, &recorder());
+  auto queued = [&](Model& m) {
+    (void)m(x, false);  // first calls build and warm up
+    const int64_t before = counter("queued_ops");
+    const Tensor y = m(x, false);
+    return std::pair{counter("queued_ops") - before, floats(y)};
+  };
+  const auto [ops_folded, y] = queued(folded);
+  const auto [ops_bare, unused] = queued(bare);
+  CHECK(ops_folded == ops_bare);
+  CHECK(ops_folded == 1);  // the convolution alone (before: 8, the batch norm's 7 small ops besides it)
+  // The values: Keras' formula by hand, on the convolution's own output.
+  const std::vector<float> z = floats((*folded.layers()[0])(x, false));
+  std::vector<float> expected(z.size());
+  const auto g = floats(w[0]), b = floats(w[1]), mean = floats(w[2]), var = floats(w[3]);
+  for (size_t i = 0; i < z.size(); ++i) {
+    const size_t c = i % 8;
+    expected[i] = std::max(0.f, static_cast<float>((z[i] - mean[c]) / std::sqrt(var[c] + 1e-3) * g[c] + b[c]));
+  }
+  kt::require_close(y, expected, 1e-5f, 1e-5f);
+}
+
 TEST_CASE("recorded training steps replay what steps run op by op compute, for every optimizer (CPU recorder)",
           "[cpu][graphs]") {
   using namespace optimizers;

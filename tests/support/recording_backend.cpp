@@ -87,6 +87,7 @@ std::map<std::string, int64_t> RecordingBackend::counters() const {
   c["replays"] = replays_.load();
   c["deferred_check_failures"] = deferred_failures_.load();
   c["host_reads"] = host_reads_.load();
+  c["queued_ops"] = queued_.load();
   return c;
 }
 
@@ -144,6 +145,7 @@ Tensor RecordingBackend::keep(const Tensor& t) {
 }
 
 void RecordingBackend::run(std::function<void()> op, Kept::Kind kind) {
+  queued_.fetch_add(1);
   if (recording_here()) {
     ops_.push_back({std::move(op), kind});
     return;
@@ -255,7 +257,10 @@ void RecordingBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bi
   run([this, attrs, a = a_kept, b = b_kept, bias = bias_kept, y = y_kept]() mutable { inner_.matmul(a, b, pointer_to(bias), y, attrs); });
 }
 void RecordingBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
-                                    const ConvAttrs& attrs) {
+                                    const ConvAttrs& conv_attrs) {
+  ConvAttrs attrs = conv_attrs;  // a folded batch norm's weights are read by address, as on CUDA
+  for (Tensor* t : {&attrs.batch_norm.mean, &attrs.batch_norm.variance, &attrs.batch_norm.gamma, &attrs.batch_norm.beta})
+    *t = keep(*t);
   const Tensor x_kept = keep(x);
   const Tensor w_kept = keep(w);
   const Tensor bias_kept = keep(value_of(bias));

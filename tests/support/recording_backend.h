@@ -38,7 +38,8 @@ class RecordingBackend final : public keras::Backend {
     return inner_.computes_low_precision(family, dtype);
   }
   /// The inner backend's, with "recordings" (finished ones), "refused", "replays" and
-  /// "deferred_check_failures" (thrown at a guard, op by op) and "host_reads" (copies to the host).
+  /// "deferred_check_failures" (thrown at a guard, op by op), "host_reads" (copies to the host) and
+  /// "queued_ops" (ops the frontend queued, run or recorded: on CUDA, a kernel launch or more each).
   std::map<std::string, int64_t> counters() const override;
   void set_thread_parallelism(int threads) override { inner_.set_thread_parallelism(threads); }
   /// Makes each replay take this much longer (to test choices made by timing replays).
@@ -147,7 +148,7 @@ class RecordingBackend final : public keras::Backend {
   bool broken_ = false;
   std::shared_ptr<Pool> pool_;
   std::unordered_map<void*, std::shared_ptr<Pool>> pool_of_;
-  std::atomic<int64_t> recordings_{0}, refused_{0}, replays_{0}, deferred_failures_{0}, host_reads_{0};
+  std::atomic<int64_t> recordings_{0}, refused_{0}, replays_{0}, deferred_failures_{0}, host_reads_{0}, queued_{0};
   std::chrono::milliseconds replay_delay_{0};
 };
 
