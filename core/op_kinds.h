@@ -38,7 +38,11 @@ enum class UnaryOp {
   ceil,
   round,
   logical_not,
-  clip /*alpha = min, beta = max*/
+  clip /*alpha = min, beta = max*/,
+  /// alpha * x + beta: a tensor-scalar add (alpha 1), multiply (beta -0, which adds nothing, so the
+  /// product is exact even for -0) or subtraction from a scalar (alpha -1) in one op, each rounded
+  /// as the binary op with a scalar tensor would be.
+  affine
 };
 /// Elementwise functions of two tensors, with NumPy broadcasting. Comparisons return bool.
 enum class BinaryOp {

@@ -74,6 +74,8 @@ const char* unary_op_name(UnaryOp op) {
       return "logical_not";
     case UnaryOp::clip:
       return "clip";
+    case UnaryOp::affine:
+      return "affine";
   }
   return "unary";
 }

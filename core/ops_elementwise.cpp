@@ -21,20 +21,20 @@ Tensor reduce_to(const Tensor& g, const Shape& shape) {
 }
 
 Tensor activation_grad_from_output(UnaryOp op, const UnaryAttrs& attrs, const Tensor& y, const Tensor& g) {
-  const Tensor zero = zeros({}, y.dtype(), y.backend());
+  const auto zero = [&] { return zeros({}, y.dtype(), y.backend()); };  // made only by the rules that use it
   switch (op) {
     case UnaryOp::identity:
       return g;
     case UnaryOp::relu:
       return binary(BinaryOp::relu_grad, g, y);
     case UnaryOp::relu6:
-      return where(logical_and(greater(y, zero), less(y, full({}, 6.f, y.dtype(), y.backend()))), g, zero);
+      return where(logical_and(greater(y, zero()), less(y, full({}, 6.f, y.dtype(), y.backend()))), g, zero());
     case UnaryOp::sigmoid:
       return g * y * (1.f - y);
     case UnaryOp::tanh:
       return g * (1.f - square(y));
     case UnaryOp::elu:
-      return where(greater(y, zero), g, g * (y + attrs.alpha));
+      return where(greater(y, zero()), g, g * (y + attrs.alpha));
     default:
       return Tensor();
   }
@@ -61,7 +61,7 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryAttrs attrs) {
   // Each rule is written from x alone; keeping y here would make a reference cycle.
   record(unary_op_name(op), {x}, {&y}, [op, attrs, x](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
     const Tensor& g = gs[0];
-    const Tensor zero = zeros({}, x.dtype(), x.backend());
+    const auto zero = [&] { return zeros({}, x.dtype(), x.backend()); };  // made only by the rules that use it
     switch (op) {
       case UnaryOp::identity:
         return {g};
@@ -104,14 +104,14 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryAttrs attrs) {
       case UnaryOp::relu:
         return {binary(BinaryOp::relu_grad, g, x)};
       case UnaryOp::relu6:
-        return {where(logical_and(greater(x, zero), less(x, full({}, 6.f, x.dtype(), x.backend()))), g, zero)};
+        return {where(logical_and(greater(x, zero()), less(x, full({}, 6.f, x.dtype(), x.backend()))), g, zero())};
       case UnaryOp::leaky_relu:
-        return {where(greater(x, zero), g, g * attrs.alpha)};
+        return {where(greater(x, zero()), g, g * attrs.alpha)};
       case UnaryOp::elu:
-        return {where(greater(x, zero), g, g * exp(x) * attrs.alpha)};
+        return {where(greater(x, zero()), g, g * exp(x) * attrs.alpha)};
       case UnaryOp::selu: {
         constexpr float alpha = 1.6732632423543772f, scale = 1.0507009873554805f;
-        return {where(greater(x, zero), g * scale, g * exp(x) * (alpha * scale))};
+        return {where(greater(x, zero()), g * scale, g * exp(x) * (alpha * scale))};
       }
       case UnaryOp::gelu: {
         // d/dx x*Phi(x) = Phi(x) + x*phi(x)
@@ -139,13 +139,15 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryAttrs attrs) {
       case UnaryOp::hard_sigmoid:
         return {where(logical_and(greater(x, full({}, -3.f, x.dtype(), x.backend())),
                                   less(x, full({}, 3.f, x.dtype(), x.backend()))),
-                      g * (1.f / 6.f), zero)};
+                      g * (1.f / 6.f), zero())};
       case UnaryOp::erf:
         return {g * exp(negative(square(x))) * (2.f / std::sqrt(std::numbers::pi_v<float>))};
+      case UnaryOp::affine:
+        return {multiply(g, Scalar(attrs.alpha))};
       case UnaryOp::clip:
         return {where(logical_and(greater_equal(x, full({}, attrs.alpha, x.dtype(), x.backend())),
                                   less_equal(x, full({}, attrs.beta, x.dtype(), x.backend()))),
-                      g, zero)};
+                      g, zero())};
     }
     return {Tensor()};
   });
@@ -278,8 +280,15 @@ Tensor greater_equal(const Tensor& a, const Tensor& b) { return binary(BinaryOp:
 Tensor less_equal(const Tensor& a, const Tensor& b) { return binary(BinaryOp::less_equal, a, b); }
 Tensor logical_and(const Tensor& a, const Tensor& b) { return binary(BinaryOp::logical_and, a, b); }
 Tensor logical_or(const Tensor& a, const Tensor& b) { return binary(BinaryOp::logical_or, a, b); }
-Tensor add(const Tensor& a, Scalar b) { return add(a, full({}, b, a.dtype(), a.backend())); }
-Tensor multiply(const Tensor& a, Scalar b) { return multiply(a, full({}, b, a.dtype(), a.backend())); }
+// float32 and a scalar: one op (UnaryOp::affine), not a fill and a binary op.
+Tensor add(const Tensor& a, Scalar b) {
+  if (a.defined() && a.dtype() == DType::float32) return unary(UnaryOp::affine, a, {1.f, b.to_float()});
+  return add(a, full({}, b, a.dtype(), a.backend()));
+}
+Tensor multiply(const Tensor& a, Scalar b) {
+  if (a.defined() && a.dtype() == DType::float32) return unary(UnaryOp::affine, a, {b.to_float(), -0.f});
+  return multiply(a, full({}, b, a.dtype(), a.backend()));
+}
 
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   detail::check_defined("where", condition, "the condition");
@@ -318,5 +327,8 @@ Tensor operator*(float a, const Tensor& b) { return ops::multiply(b, a); }
 Tensor operator+(const Tensor& a, float b) { return ops::add(a, b); }
 Tensor operator+(float a, const Tensor& b) { return ops::add(b, a); }
 Tensor operator-(const Tensor& a, float b) { return ops::add(a, -b); }
-Tensor operator-(float a, const Tensor& b) { return ops::add(ops::negative(b), a); }
+Tensor operator-(float a, const Tensor& b) {
+  if (b.defined() && b.dtype() == DType::float32) return ops::unary(UnaryOp::affine, b, {-1.f, a});
+  return ops::add(ops::negative(b), a);
+}
 }  // namespace keras

@@ -120,6 +120,8 @@ float unary_scalar(UnaryOp op, float x, const UnaryAttrs& at) {
       return std::nearbyint(x);  // half to even, as numpy.round
     case UnaryOp::clip:
       return std::min(std::max(x, at.alpha), at.beta);
+    case UnaryOp::affine:
+      return at.alpha * x + at.beta;
     case UnaryOp::logical_not:
       return x == 0.f ? 1.f : 0.f;
   }

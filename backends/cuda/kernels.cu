@@ -114,6 +114,8 @@ __device__ inline float unary_f(int op, float x, float alpha, float beta) {
       return x == 0.f ? 1.f : 0.f;
     case UnaryOp::clip:
       return fminf(fmaxf(x, alpha), beta);
+    case UnaryOp::affine:
+      return alpha * x + beta;
   }
   return x;
 }

@@ -199,7 +199,8 @@ TEST_CASE("cuda: elementwise ops match the CPU backend", "[cuda]") {
       {"erf", [](auto& v) { return ops::erf(v[0]); }, -2, 2},
       {"floor", [](auto& v) { return ops::floor(v[0]); }, -3, 3},
       {"round", [](auto& v) { return ops::round(v[0]); }, -3, 3},
-      {"clip", [](auto& v) { return ops::clip(v[0], -0.3f, 0.4f); }, -1, 1}};
+      {"clip", [](auto& v) { return ops::clip(v[0], -0.3f, 0.4f); }, -1, 1},
+      {"scalar ops (affine)", [](auto& v) { return 1.5f - (v[0] * 3.f + 0.25f); }, -2, 2}};
   for (const auto& [name, f, lo, hi] : unary) {
     INFO(name);
     check_parity(*gpu, f, {r(Shape{3, 37}, 1, lo, hi)}, 1e-5f, 1e-5f);

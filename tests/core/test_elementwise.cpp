@@ -1,4 +1,7 @@
+#include <bit>
 #include <cmath>
+#include <functional>
+#include <limits>
 
 #include "tests/support/test_support.h"
 
@@ -66,6 +69,44 @@ TEST_CASE("unary ops match the C library on small and large tensors", "[cpu][ops
       kt::require_close(y.to_vector<float>(), expected, 2e-5f, 2e-5f);
     }
   }
+}
+
+TEST_CASE("float32 tensor-scalar ops run as one op, rounded as the host rounds, signed zeros included",
+          "[cpu][ops]") {
+  // x + s, x * s, x - s and s - x are one UnaryOp::affine each (not a fill and a binary op): the
+  // same float as the host's own arithmetic, bit for bit, and the same gradients.
+  std::vector<float> xs = kt::random_values(1000, 17, -3.f, 3.f);
+  xs.insert(xs.end(), {0.f, -0.f, 1e-40f, -1e-40f, 3e38f, std::numeric_limits<float>::infinity()});
+  const Tensor x = Tensor::from_vector(xs, Shape{static_cast<int64_t>(xs.size())});
+  auto bits = [](float v) { return std::bit_cast<uint32_t>(v); };
+  struct Case {
+    const char* name;
+    std::function<Tensor(const Tensor&)> op;
+    std::function<float(float)> host;
+    float slope;
+  };
+  const float s = 0.3f;
+  for (const Case& c : {Case{"x + s", [&](const Tensor& t) { return t + s; }, [&](float v) { return v + s; }, 1.f},
+                        Case{"x * s", [&](const Tensor& t) { return t * s; }, [&](float v) { return v * s; }, s},
+                        Case{"x * -2", [&](const Tensor& t) { return t * -2.f; }, [](float v) { return v * -2.f; }, -2.f},
+                        Case{"x * 0", [&](const Tensor& t) { return t * 0.f; }, [](float v) { return v * 0.f; }, 0.f},
+                        Case{"x - s", [&](const Tensor& t) { return t - s; }, [&](float v) { return v - s; }, 1.f},
+                        Case{"s - x", [&](const Tensor& t) { return s - t; }, [&](float v) { return s - v; }, -1.f},
+                        Case{"0 - x", [&](const Tensor& t) { return 0.f - t; }, [](float v) { return 0.f - v; }, -1.f}}) {
+    INFO(c.name);
+    const auto y = c.op(x).to_vector<float>();
+    size_t mismatches = 0;
+    for (size_t i = 0; i < xs.size(); ++i) mismatches += bits(y[i]) != bits(c.host(xs[i]));
+    CHECK(mismatches == 0);
+    Variable v(x, "v");
+    GradientTape tape;
+    const auto g = tape.gradient(ops::sum(c.op(v.value())), std::vector<Variable*>{&v})[0].to_vector<float>();
+    CHECK(g == std::vector<float>(xs.size(), c.slope));
+  }
+  // Other dtypes keep the binary op: exact integers.
+  const Tensor ints = Tensor::from_vector<int32_t>({1, -2, 2147483600}, Shape{3});
+  CHECK(ops::add(ints, 7).to_vector<int32_t>() == std::vector<int32_t>{8, 5, 2147483607});
+  CHECK(ops::multiply(ints, -1).to_vector<int32_t>() == std::vector<int32_t>{-1, 2, -2147483600});
 }
 
 TEST_CASE("binary ops broadcast like NumPy", "[cpu][ops]") {
