@@ -163,6 +163,7 @@ void copy_into(const Tensor& src, Tensor& dst) {
   KCPP_CHECK(src.shape() == dst.shape() && src.dtype() == dst.dtype(), ShapeError,
              "copy_into: expected a source of shape {} and dtype {}, received shape {} and dtype {}",
              dst.shape().to_string(), dtype_name(dst.dtype()), src.shape().to_string(), dtype_name(src.dtype()));
+  dst.mark_modified();  // first: a copy that throws may have written part of dst
   if (src.backend() == dst.backend()) {
     if (src.nbytes()) dst.backend()->copy(dst.raw_data(), src.raw_data(), src.nbytes());
     return;
@@ -280,6 +281,8 @@ void sgd_update(Variable& variable, const Tensor& gradient, Variable* momentum, 
   if (attrs.learning_rate_on_device.defined())
     check_on_device("sgd_update", variable.name(), attrs.learning_rate_on_device, DType::float32, w,
                     "learning_rate_on_device");
+  for (const Tensor* t : {&w, &m})
+    if (t->defined()) t->mark_modified();
   w.backend()->sgd_update(w, gradient, m.defined() ? &m : nullptr, attrs);
 }
 
@@ -301,6 +304,8 @@ void adam_update(Variable& variable, const Tensor& gradient, Variable& m, Variab
   if (attrs.step_size_on_device.defined())
     check_on_device("adam_update", variable.name(), attrs.step_size_on_device, DType::float32, w,
                     "step_size_on_device");
+  for (const Tensor* t : {&w, &mt, &vt, &vh})
+    if (t->defined()) t->mark_modified();
   w.backend()->adam_update(w, gradient, mt, vt, vh.defined() ? &vh : nullptr, attrs);
 }
 

@@ -11,6 +11,16 @@ Storage::~Storage() {
   if (owner_ && data_) owner_->deallocate(data_, nbytes_);
 }
 
+uint64_t Storage::next_version() {
+  static std::atomic<uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+void Tensor::mark_modified() const {
+  KCPP_CHECK(impl_, ValueError, "the tensor is undefined (default-constructed)");
+  impl_->storage->mark_modified();
+}
+
 Tensor Tensor::empty(const Shape& shape, DType dtype, Backend* backend) {
   Backend& b = backend ? *backend : default_backend();
   auto impl = std::make_shared<detail::TensorImpl>();
@@ -54,6 +64,7 @@ void Tensor::copy_from_host(const void* src, int64_t count) {
   KCPP_CHECK(count == num_elements(), ShapeError, "from_vector: shape {} needs {} values, received {}",
              shape().to_string(), num_elements(), count);
   if (count) backend()->copy_from_host(raw_data(), src, nbytes());
+  mark_modified();
 }
 
 template <typename T>

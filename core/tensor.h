@@ -1,4 +1,5 @@
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,20 +19,30 @@ struct Node;
 }
 
 /// A block of memory owned by a backend's allocator; returned to it when the last user lets go.
+/// Its version changes with every write the frontend makes into existing memory (a variable's
+/// assign, an optimizer update, a replayed step), so backends may keep work derived from the
+/// contents, such as reordered convolution weights, while the version stays the same.
 class KERASCPP_API Storage {
  public:
-  Storage(void* data, size_t nbytes, Backend* owner) : data_(data), nbytes_(nbytes), owner_(owner) {}
+  Storage(void* data, size_t nbytes, Backend* owner)
+      : data_(data), nbytes_(nbytes), owner_(owner), version_(next_version()) {}
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
   Backend* owner() const { return owner_; }
+  /// Never repeats across storages, so (storage, version) names one content even after an
+  /// address is reused.
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  void mark_modified() { version_.store(next_version(), std::memory_order_release); }
 
  private:
+  static uint64_t next_version();
   void* data_;
   size_t nbytes_;
   Backend* owner_;
+  std::atomic<uint64_t> version_;
 };
 
 namespace detail {
@@ -82,6 +93,10 @@ class KERASCPP_API Tensor {
   /// Typed pointer; throws TypeError when T does not match dtype().
   template <typename T>
   T* data() const;
+  /// Call after writing into an existing tensor's memory yourself (through data() or raw_data()):
+  /// backends reuse work derived from a variable's contents until its storage is marked modified.
+  /// Writes through ops, Variable::assign and optimizers mark it already.
+  void mark_modified() const;
 
   /// Copies the elements to the host; throws TypeError when T does not match dtype().
   template <typename T>

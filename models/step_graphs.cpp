@@ -110,6 +110,8 @@ std::vector<Tensor> StepGraphs::run(const std::vector<Tensor>& x, const std::vec
     if (x[i].defined()) be.copy(e.inputs[i].raw_data(), x[i].raw_data(), x[i].nbytes());
   // A failed check: the guarded device work did not run (Backend::begin_guarded_by_checks); the
   // host work is taken back too, so a caller that skips the batch finds the model as before it.
+  // The replay writes the state (weights, slots, statistics) behind the frontend's back.
+  for (const Tensor* t : state) t->mark_modified();
   const auto replay = [&] {
     try {
       e.graph->replay();

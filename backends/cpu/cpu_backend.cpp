@@ -105,7 +105,9 @@ std::map<std::string, int64_t> CpuBackend::counters() const {
           {"primitive_cache_hits", cache_hits_.load()},
           {"fresh_allocations", allocator_.fresh_allocations()},
           {"fused_conv_max_pools", fused_conv_max_pools_.load()},
-          {"blocked_poolings", blocked_poolings_.load()}};
+          {"blocked_poolings", blocked_poolings_.load()},
+          {"weight_reorders", weight_reorders_.load()},
+          {"weight_reuses", weight_reuses_.load()}};
 }
 
 std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes) {

@@ -175,9 +175,10 @@ class CpuBackend final : public Backend {
   // Max pooling of a BlockedOutput into y (NHWC): oneDNN's pooling on the blocked layout, then a
   // reorder of the (smaller) pooled result.
   void pool_blocked(const BlockedOutput& z, Tensor& y, const PoolAttrs& attrs);
-  /// w in the layout `to`, transformed once and reused while w's bytes stay the same.
-  std::shared_ptr<Storage> transformed_weights(const Tensor& w, const dnnl::memory::desc& from,
-                                               const dnnl::memory::desc& to);
+  /// Inference weights in the layout `to` (a blocked layout, Winograd's transform), reordered once and
+  /// reused while w's storage keeps its version; the weights themselves where `to` is their layout.
+  std::shared_ptr<Storage> reordered_weights(const Tensor& w, const dnnl::memory::desc& from,
+                                             const dnnl::memory::desc& to);
   /// Runs a forward convolution primitive whose operands may want other layouts than ours.
   // y = act(y * scale + shift) per channel of an NHWC tensor: a folded batch norm after a kernel
   // that takes no per-channel post-ops.
@@ -199,13 +200,16 @@ class CpuBackend final : public Backend {
   CachingAllocator allocator_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, CachedPrimitive> cache_;
-  struct TransformedWeights {
-    std::vector<char> source;  // the weights' bytes when transformed
-    std::shared_ptr<Storage> transformed;
+  struct ReorderedWeights {
+    std::weak_ptr<Storage> source;  // expired: the weights are gone, the entry is only memory
+    uint64_t version = 0;           // the source's version when reordered
+    std::shared_ptr<Storage> reordered;
   };
   std::mutex weights_mutex_;
-  std::unordered_map<std::string, TransformedWeights> transformed_weights_;
-  size_t transformed_bytes_ = 0;
+  std::unordered_map<std::string, ReorderedWeights> reordered_weights_;
+  size_t reordered_bytes_ = 0;
+  std::atomic<int64_t> weight_reorders_{0};  // inference weights reordered (a miss of reordered_weights_)
+  std::atomic<int64_t> weight_reuses_{0};    // ... reused unchanged
   std::atomic<int64_t> primitives_created_{0};
   std::atomic<int64_t> cache_hits_{0};
   std::atomic<int64_t> fused_conv_max_pools_{0};  // conv_max_pool_forward calls that took the one-pass kernel

@@ -347,14 +347,19 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
                                                                    direction, d);
   });
 
-  // Weights in the primitive's preferred layout: reordered from (or back to) Keras' layout.
+  // Weights in the primitive's preferred layout: reordered from (or back to) Keras' layout, once
+  // for inference.
   const bool same_layout = p.weights_md == w_user;
   std::shared_ptr<Storage> w_scratch;
   void* w_ptr = ptr(w);
   if (!same_layout) {
-    w_scratch = scratch(p.weights_md.get_size());
+    if (!training) {
+      w_scratch = reordered_weights(w, w_user, p.weights_md);
+    } else {
+      w_scratch = scratch(p.weights_md.get_size());
+      if (direction != kBackwardWeights) reorder(w_user, ptr(w), p.weights_md, w_scratch->data());
+    }
     w_ptr = w_scratch->data();
-    if (direction != kBackwardWeights) reorder(w_user, ptr(w), p.weights_md, w_ptr);
   }
   dnnl::memory xm(x_md, engine_, ptr(x)), ym(y_md, engine_, ptr(y)), wm(p.weights_md, engine_, w_ptr);
   std::unordered_map<int, dnnl::memory> args;
@@ -378,28 +383,43 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
   if (!same_layout && direction == kBackwardWeights) reorder(p.weights_md, w_ptr, w_user, ptr(w));
 }
 
-std::shared_ptr<Storage> CpuBackend::transformed_weights(const Tensor& w, const md& from, const md& to) {
-  // Winograd's weight transform costs more than a small batch's convolution, and predict() runs
-  // the same weights many times: the transform is kept beside a copy of the weights it came from,
-  // and reused while they are byte for byte the same (a copy compares in microseconds).
-  const size_t bytes = from.get_size();
-  const std::string key = fmt::format("{}|{}", ptr(w), md_key(to));
-  std::lock_guard lock(weights_mutex_);
-  auto it = transformed_weights_.find(key);
-  if (it != transformed_weights_.end() && it->second.source.size() == bytes &&
-      std::memcmp(it->second.source.data(), ptr(w), bytes) == 0)
-    return it->second.transformed;
-  if (transformed_bytes_ > (256 << 20)) {  // many different weights: start over
-    transformed_weights_.clear();
-    transformed_bytes_ = 0;
+std::shared_ptr<Storage> CpuBackend::reordered_weights(const Tensor& w, const md& from, const md& to) {
+  // predict() runs the same weights call after call, and reordering them costs as much as a small
+  // batch's convolution (ResNet50 at batch 1: a fifth of the pass). The reorder is kept per storage
+  // and layout, and redone when the frontend marks the storage modified (assign, optimizer update,
+  // replay). Memory of another owner (a recorder's alias of a graph's buffer) is never kept.
+  const std::shared_ptr<Storage>& source = w.impl()->storage;
+  const bool keepable = source->owner() == this;
+  const uint64_t version = source->version();
+  const std::string key = fmt::format("{}|{}|{}", static_cast<const void*>(source.get()), w.impl()->offset, md_key(to));
+  if (keepable) {
+    std::lock_guard lock(weights_mutex_);
+    auto it = reordered_weights_.find(key);
+    if (it != reordered_weights_.end() && it->second.version == version && it->second.source.lock() == source) {
+      weight_reuses_.fetch_add(1);
+      return it->second.reordered;
+    }
   }
-  TransformedWeights t;
-  t.source.resize(bytes);
-  std::memcpy(t.source.data(), ptr(w), bytes);
-  t.transformed = scratch(to.get_size());
-  reorder(from, ptr(w), to, t.transformed->data());
-  transformed_bytes_ += bytes + to.get_size();
-  return (transformed_weights_[key] = std::move(t)).transformed;
+  // Reordered outside the lock into new memory: another thread may still be reading the old.
+  auto reordered = scratch(to.get_size());
+  reorder(from, ptr(w), to, reordered->data());
+  weight_reorders_.fetch_add(1);
+  if (!keepable || source->version() != version) return reordered;  // written meanwhile: not kept
+  std::lock_guard lock(weights_mutex_);
+  if (reordered_bytes_ > (512u << 20)) {  // many weights: drop those of freed tensors, else start over
+    std::erase_if(reordered_weights_, [](const auto& e) { return e.second.source.expired(); });
+    reordered_bytes_ = 0;
+    for (const auto& [k, e] : reordered_weights_) reordered_bytes_ += e.reordered->nbytes();
+    if (reordered_bytes_ > (256u << 20)) {
+      reordered_weights_.clear();
+      reordered_bytes_ = 0;
+    }
+  }
+  ReorderedWeights& e = reordered_weights_[key];
+  if (e.reordered) reordered_bytes_ -= e.reordered->nbytes();
+  e = {source, version, reordered};
+  reordered_bytes_ += reordered->nbytes();
+  return reordered;
 }
 
 void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, const dnnl::memory::desc& x_md,
@@ -419,7 +439,7 @@ void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, c
   void* y_ptr = operand(y_md, p.dst_md, ptr(y), backward_weights, ys);
   void* w_ptr = nullptr;
   if (reuse_weight_transform) {
-    ws = transformed_weights(w, w_user, p.weights_md);  // inference: the same weights, call after call
+    ws = reordered_weights(w, w_user, p.weights_md);  // inference: the same weights, call after call
     w_ptr = ws->data();
   } else {
     w_ptr = operand(w_user, p.weights_md, ptr(w), !backward_weights, ws);

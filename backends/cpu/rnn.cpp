@@ -125,12 +125,17 @@ std::unordered_map<int, dnnl::memory>& CpuBackend::bind_rnn_operands(
     const Tensor* c0, const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,
     const Tensor* recurrent_bias, const Tensor& y, const Tensor& h_last, const Tensor* c_last, RnnOperands& o) {
   const md wl = pd.weights_layer_desc(), wi = pd.weights_iter_desc();
-  o.buffers = {scratch(wl.get_size()), scratch(wi.get_size()), scratch(s.bias.get_size())};
+  if (a.training) {
+    o.buffers = {scratch(wl.get_size()), scratch(wi.get_size())};
+    reorder(s.w_layer_user, kernel.raw_data(), wl, o.buffers[0]->data());
+    reorder(s.w_iter_user, recurrent_kernel.raw_data(), wi, o.buffers[1]->data());
+  } else {  // inference: reordered once while the weights are unchanged
+    o.buffers = {reordered_weights(kernel, s.w_layer_user, wl), reordered_weights(recurrent_kernel, s.w_iter_user, wi)};
+  }
+  o.buffers.push_back(scratch(s.bias.get_size()));
   void* wl_buf = o.buffers[0]->data();
   void* wi_buf = o.buffers[1]->data();
   void* b_buf = o.buffers[2]->data();
-  reorder(s.w_layer_user, kernel.raw_data(), wl, wl_buf);
-  reorder(s.w_iter_user, recurrent_kernel.raw_data(), wi, wi_buf);
   onednn_bias(a.cell, bias, recurrent_bias, s.u, static_cast<float*>(b_buf));
   o.args = {{DNNL_ARG_SRC_LAYER, dnnl::memory(s.src_layer, engine_, x.raw_data())},
             {DNNL_ARG_SRC_ITER, dnnl::memory(s.src_iter, engine_, h0.raw_data())},

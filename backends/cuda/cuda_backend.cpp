@@ -370,7 +370,44 @@ bool CudaBackend::computes_low_precision(OpFamily family, DType dtype) const {
 std::map<std::string, int64_t> CudaBackend::counters() const {
   return {{"device_mallocs", allocator_.device_mallocs()},
           {"algorithm_searches", algorithm_searches.load()},
-          {"graph_replays", graph_replays.load()}};
+          {"graph_replays", graph_replays.load()},
+          {"weight_reorders", weight_reorders_.load()},
+          {"weight_reuses", weight_reuses_.load()}};
+}
+
+std::shared_ptr<Storage> CudaBackend::inference_weights(const Tensor& w, const std::string& layout, size_t nbytes,
+                                                        const std::function<void(const std::shared_ptr<Storage>&)>& fill) {
+  const std::shared_ptr<Storage>& source = w.impl()->storage;
+  const bool keepable = !capturing_here() && source->owner() == this;
+  const uint64_t version = source->version();
+  const std::string key = fmt::format("{}|{}|{}", static_cast<const void*>(source.get()), w.impl()->offset, layout);
+  if (keepable) {
+    std::lock_guard lock(weights_mutex_);
+    auto it = kept_weights_.find(key);
+    if (it != kept_weights_.end() && it->second.version == version && it->second.source.lock() == source) {
+      weight_reuses_.fetch_add(1);
+      return it->second.kept;
+    }
+  }
+  auto kept = allocate(nbytes);  // new memory: queued work may still read the old
+  fill(kept);
+  weight_reorders_.fetch_add(1);
+  if (!keepable || source->version() != version) return kept;
+  std::lock_guard lock(weights_mutex_);
+  if (kept_bytes_ > (256u << 20)) {  // drop the weights of freed tensors, else start over
+    std::erase_if(kept_weights_, [](const auto& e) { return e.second.source.expired(); });
+    kept_bytes_ = 0;
+    for (const auto& [k, e] : kept_weights_) kept_bytes_ += e.kept->nbytes();
+    if (kept_bytes_ > (128u << 20)) {
+      kept_weights_.clear();
+      kept_bytes_ = 0;
+    }
+  }
+  KeptWeights& e = kept_weights_[key];
+  if (e.kept) kept_bytes_ -= e.kept->nbytes();
+  e = {source, version, kept};
+  kept_bytes_ += kept->nbytes();
+  return kept;
 }
 
 std::shared_ptr<Storage> CudaBackend::allocate(size_t nbytes) {

@@ -7,6 +7,7 @@
 #include <cudnn.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -203,6 +204,11 @@ class CudaBackend final : public Backend {
   std::unordered_map<std::string, std::pair<int, size_t>> algo_cache;
   std::atomic<int64_t> algorithm_searches{0};
   std::atomic<int64_t> graph_replays{0};
+  /// Inference weights in another layout (`layout` names it; `fill` writes it into the storage it is
+  /// given), kept per storage and reused while the storage's version is the same. Not while this
+  /// thread records: a replay must read the weights as they are then.
+  std::shared_ptr<Storage> inference_weights(const Tensor& w, const std::string& layout, size_t nbytes,
+                                             const std::function<void(const std::shared_ptr<Storage>&)>& fill);
   /// cuDNN's descriptors for one recurrence problem (rnn.cpp), built once; after_failure drops the
   /// cached plan for the next algorithm.
   std::shared_ptr<const RnnPlan> rnn_plan(RnnCell cell, const Tensor& x, const Tensor& recurrent_kernel, bool training,
@@ -236,6 +242,15 @@ class CudaBackend final : public Backend {
   void break_capture(const char* what, cudaError_t error);
   std::mutex rnn_mutex_;
   std::unordered_map<std::string, std::shared_ptr<RnnPlan>> rnn_plans_;
+  struct KeptWeights {
+    std::weak_ptr<Storage> source;
+    uint64_t version = 0;
+    std::shared_ptr<Storage> kept;
+  };
+  std::mutex weights_mutex_;
+  std::unordered_map<std::string, KeptWeights> kept_weights_;
+  size_t kept_bytes_ = 0;
+  std::atomic<int64_t> weight_reorders_{0}, weight_reuses_{0};
 };
 
 /// The element-type code shared with kernels.cu.

@@ -221,16 +221,32 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
     be.pad(x, {{{0, 0}}, {{at.pad_begin[0], at.pad_end[0]}}, {{at.pad_begin[1], at.pad_end[1]}}, {{0, 0}}}, 0, xp);
   }
   if (dir == kForward || dir == kBackwardData) {
-    Tensor wt = Tensor::empty(krsc, dtype, &be);
-    be.transpose(w_keras, perm, wt);
+    Tensor wt;
+    std::shared_ptr<Storage> kept;  // inference: transposed once while the weights are unchanged
+    const auto transpose_into = [&](const std::shared_ptr<Storage>& storage) {
+      auto impl = std::make_shared<keras::detail::TensorImpl>();
+      impl->shape = krsc;
+      impl->dtype = dtype;
+      impl->storage = storage;
+      Tensor out(impl);
+      be.transpose(w_keras, perm, out);
+    };
+    if (dir == kForward && !at.training) {
+      kept = be.inference_weights(w_keras, "krsc", static_cast<size_t>(krsc.num_elements()) * dtype_size(dtype),
+                                  transpose_into);
+    } else {
+      wt = Tensor::empty(krsc, dtype, &be);
+      be.transpose(w_keras, perm, wt);
+    }
+    const void* w_data = kept ? kept->data() : wt.raw_data();
     if (dir == kForward) {
-      KCPP_CUDNN(cudnnConvolutionForward(be.cudnn(), &one, p.x.d, xp.raw_data(), p.w.d, wt.raw_data(), p.conv.d,
+      KCPP_CUDNN(cudnnConvolutionForward(be.cudnn(), &one, p.x.d, xp.raw_data(), p.w.d, w_data, p.conv.d,
                                          static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws ? ws->data() : nullptr,
                                          ws_bytes, &zero, p.y.d, y.raw_data()));
     } else {
       // x is the output here (dx); with explicit padding, compute the padded dx and crop it.
       Tensor dxp = g.explicit_pad ? Tensor::empty(g.padded, dtype, &be) : x;
-      KCPP_CUDNN(cudnnConvolutionBackwardData(be.cudnn(), &one, p.w.d, wt.raw_data(), p.y.d, y.raw_data(), p.conv.d,
+      KCPP_CUDNN(cudnnConvolutionBackwardData(be.cudnn(), &one, p.w.d, w_data, p.y.d, y.raw_data(), p.conv.d,
                                               static_cast<cudnnConvolutionBwdDataAlgo_t>(algo),
                                               ws ? ws->data() : nullptr, ws_bytes, &zero, p.x.d, dxp.raw_data()));
       if (g.explicit_pad) {

@@ -350,6 +350,30 @@ TEST_CASE("cuda: convolutions match the CPU backend", "[cuda]") {
   }
 }
 
+TEST_CASE("cuda: inference convolutions keep their transposed weights until the weights are written", "[cuda]") {
+  Backend* gpu = cuda_or_skip();
+  if (!gpu) return;
+  const Tensor x_cpu = r(Shape{2, 6, 6, 8}, 70), b_cpu = r(Shape{5}, 71);
+  const Tensor x = ops::to_backend(x_cpu, *gpu), b = ops::to_backend(b_cpu, *gpu);
+  Variable w(ops::to_backend(r(Shape{3, 3, 8, 5}, 72), *gpu), "kernel");
+  const auto same_as_cpu = [&](const char* after) {
+    INFO("after " << after);
+    const Tensor expected = ops::conv(x_cpu, ops::to_backend(w.value(), cpu()), b_cpu, {.padding = "same"});
+    kt::require_close(as_floats(ops::conv(x, w.value(), b, {.padding = "same"})), expected.to_vector<float>(), 1e-4f,
+                      1e-4f);
+  };
+  const int64_t reorders = gpu->counters()["weight_reorders"], reuses = gpu->counters()["weight_reuses"];
+  same_as_cpu("creation");
+  same_as_cpu("nothing");
+  CHECK(gpu->counters()["weight_reorders"] - reorders == 1);
+  CHECK(gpu->counters()["weight_reuses"] - reuses == 1);
+  w.assign(ops::to_backend(r(Shape{3, 3, 8, 5}, 73), *gpu));
+  same_as_cpu("assign");
+  ops::sgd_update(w, ops::to_backend(r(Shape{3, 3, 8, 5}, 74), *gpu), nullptr, {.learning_rate = 0.5f});
+  same_as_cpu("an SGD update");
+  CHECK(gpu->counters()["weight_reorders"] - reorders == 3);
+}
+
 TEST_CASE("cuda: pooling, batch-norm, softmax, cross-entropy and embedding match the CPU backend", "[cuda]") {
   Backend* gpu = cuda_or_skip();
   if (!gpu) return;
