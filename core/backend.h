@@ -62,6 +62,10 @@ struct ConvAttrs {
   bool training = true;  // false when no gradient will be asked for: backends may pick inference kernels
   /// Inference only, forward only, on backends with Capability::fused_conv_affine.
   FoldedBatchNorm batch_norm;
+  /// Inference only, forward only, float32, on backends with Capability::fused_conv_residual: a tensor
+  /// of y's shape added after the bias and batch norm, before the activation (a residual block's
+  /// Add, so y = act(bn(conv(x) + bias) + residual)). Undefined: none.
+  Tensor residual;
 };
 
 /// A 2-d pooling over NHWC tensors. Average pooling excludes padding, as Keras does.
@@ -113,6 +117,7 @@ enum class Capability {
   fused_gru_reset_before,  // rnn_forward/rnn_backward also for RnnCell::gru
   graph_capture,           // begin_capture/end_capture (CUDA graphs)
   fused_conv_max_pool,     // conv_max_pool_forward
+  fused_conv_residual,     // ConvAttrs::residual
 };
 
 /// Families of ops a backend may compute in bfloat16 / float16 itself (Backend::computes_low_precision):

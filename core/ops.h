@@ -142,6 +142,10 @@ struct ConvOptions {
   /// moving mean and variance, gamma and beta, all (F,) (gamma and beta may be undefined). One pass
   /// with the convolution where the backend fuses it (FoldedBatchNorm), with no op of its own.
   FoldedBatchNorm batch_norm;
+  /// A residual block's shortcut, of the output's shape: added after the bias and batch norm, before
+  /// the activation (Keras' Conv2D -> BatchNormalization -> Add -> ReLU). One pass with the
+  /// convolution at inference where the backend fuses it; op by op otherwise.
+  Tensor residual;
 };
 /// channels_last convolution: x (N, W, C) with kernel (kw, C / groups, F), or x (N, H, W, C) with
 /// kernel (kh, kw, C / groups, F); bias (F,) or undefined.

@@ -222,10 +222,25 @@ void check_conv_bias(const char* op, const Tensor& bias, int64_t filters) {
 Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& o,
                  bool transposed) {
   ConvPlan p = plan_conv(op, x, kernel, o, transposed);
-  Backend& be = detail::common_backend(op, {&x, &kernel, &bias});
+  Backend& be = detail::common_backend(op, {&x, &kernel, &bias, &o.residual});
   check_conv_bias(op, bias, p.y4[3]);
   const FoldedBatchNorm& bn = o.batch_norm;
   const bool affine = !bn.empty();
+  if (const Tensor& residual = o.residual; residual.defined()) {
+    KCPP_CHECK(!transposed, ValueError, "{}: a residual is added to forward convolutions only", op);
+    KCPP_CHECK(residual.shape() == p.out && residual.dtype() == x.dtype(), ShapeError,
+               "{}: expected a residual of the output's shape {} and dtype {}, received shape {} and dtype {}", op,
+               p.out.to_string(), dtype_name(x.dtype()), residual.shape().to_string(), dtype_name(residual.dtype()));
+    if (x.dtype() != DType::float32 || !be.supports(Capability::fused_conv_residual) ||
+        needs_recording({x, kernel, bias, residual, bn.mean, bn.variance, bn.gamma, bn.beta})) {
+      // Differentiable, low precision or a backend without the fused kernel: Keras' Add, then the activation.
+      ConvOptions plain = o;
+      plain.residual = {};
+      plain.activation = UnaryOp::identity;
+      const Tensor sum = add(conv_impl(op, x, kernel, bias, plain, transposed), residual);
+      return o.activation == UnaryOp::identity ? sum : unary(o.activation, sum);
+    }
+  }
   // A folded batch norm always runs in float32 (BatchNormalization's weights are float32).
   if (auto low = detail::emulated_dtype({&x, &kernel, &bias, &bn.mean, &bn.variance, &bn.gamma, &bn.beta},
                                         affine || transposed ? std::optional<OpFamily>()
@@ -265,6 +280,7 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Te
   const UnaryOp fused = can_fuse(o.activation) ? o.activation : UnaryOp::identity;
   p.attrs.activation = fused;
   p.attrs.training = needs_recording({x, kernel, bias});
+  if (o.residual.defined()) p.attrs.residual = o.residual.view(p.y4);
   Tensor y = Tensor::empty(p.y4, x.dtype(), &be);
   const Tensor* b = bias.defined() ? &bias : nullptr;
   if (transposed)

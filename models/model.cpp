@@ -106,12 +106,32 @@ void Model::find_folded_chains() {
     const detail::SymbolicNode* r = it->second[0];
     return r->inputs.size() == 1 && !r->mask.defined() && !r->layer->activity_regularizer() ? r : nullptr;
   };
+  // The Add of two tensors that alone reads `node`'s single output (a residual block's sum).
+  auto sole_add_reader = [&](const detail::SymbolicNode& node) -> const detail::SymbolicNode* {
+    if (node.outputs.size() != 1) return nullptr;
+    const auto out = node.outputs[0].lock();
+    if (!out || model_outputs.count(out.get())) return nullptr;
+    const auto it = readers.find(out.get());
+    if (it == readers.end() || it->second.size() != 1) return nullptr;
+    const detail::SymbolicNode* r = it->second[0];
+    return r->layer->class_name() == "Add" && r->inputs.size() == 2 && r->outputs.size() == 1 && !r->mask.defined() &&
+                   !r->layer->activity_regularizer()
+               ? r
+               : nullptr;
+  };
   for (const auto& node : nodes_) {
     if (!foldable_conv(*node->layer) || node->inputs.size() != 1) continue;
     const detail::SymbolicNode* bn = sole_reader(*node);
     if (!bn || !foldable_batch_norm(*bn->layer)) continue;
     const detail::SymbolicNode* act = sole_reader(*bn);
-    folded_chains_[node.get()] = {bn, act && is_plain_relu(*act->layer) ? act : nullptr};
+    FoldedChain chain{bn, act && is_plain_relu(*act->layer) ? act : nullptr};
+    if (const detail::SymbolicNode* add = sole_add_reader(*bn)) {
+      chain.add = add;
+      chain.shortcut = add->inputs[0].impl() == bn->outputs[0].lock() ? 1 : 0;
+      const detail::SymbolicNode* after = sole_reader(*add);
+      chain.add_relu = after && is_plain_relu(*after->layer) ? after : nullptr;
+    }
+    folded_chains_[node.get()] = chain;
   }
   for (const auto& node : nodes_) {
     if (node->inputs.size() != 1 || folded_chains_.count(node.get())) continue;
@@ -236,12 +256,23 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
       auto& bn = static_cast<layers::BatchNormalization&>(*chain->second.batch_norm->layer);
       const FoldedBatchNorm fold = bn.uses_moving_statistics(training) ? bn.inference_fold() : FoldedBatchNorm();
       if (fold.defined()) {
-        const detail::SymbolicNode* last = chain->second.relu ? chain->second.relu : chain->second.batch_norm;
+        const FoldedChain& c = chain->second;
+        // The shortcut of a residual block, where it is computed already, float32 and without a mask.
+        Tensor shortcut;
+        if (c.add && layer.compute_dtype() == DType::float32 && c.add->layer->compute_dtype() == DType::float32 &&
+            (!c.add_relu || c.add_relu->layer->compute_dtype() == DType::float32)) {
+          const auto* s = c.add->inputs[c.shortcut].impl().get();
+          if (auto v = values.find(s); v != values.end() && v->second.dtype() == DType::float32 && !masks.count(s))
+            shortcut = v->second;
+        }
+        const detail::SymbolicNode* relu = shortcut.defined() ? c.add_relu : c.relu;
+        const detail::SymbolicNode* last = relu ? relu : shortcut.defined() ? c.add : c.batch_norm;
         if (auto out = last->outputs[0].lock())
-          values[out.get()] = static_cast<layers::Conv2D&>(layer).call_with_batch_norm(
-              in.at(0), fold, chain->second.relu ? "relu" : "");
-        folded.insert(chain->second.batch_norm);
-        if (chain->second.relu) folded.insert(chain->second.relu);
+          values[out.get()] = static_cast<layers::Conv2D&>(layer).call_with_batch_norm(in.at(0), fold,
+                                                                                       relu ? "relu" : "", shortcut);
+        folded.insert(c.batch_norm);
+        if (shortcut.defined()) folded.insert(c.add);
+        if (relu) folded.insert(relu);
         continue;
       }
     }

@@ -368,6 +368,11 @@ class KERASCPP_API Model : public Layer {
   struct FoldedChain {
     const detail::SymbolicNode* batch_norm = nullptr;
     const detail::SymbolicNode* relu = nullptr;  // null when the chain ends at the batch norm
+    // A residual block: Add(batch norm, shortcut), then maybe a relu. The shortcut is added in the
+    // convolution's pass where its value is at hand (computed before) and float32.
+    const detail::SymbolicNode* add = nullptr;
+    size_t shortcut = 0;  // which of the Add's inputs
+    const detail::SymbolicNode* add_relu = nullptr;
   };
   std::unordered_map<const detail::SymbolicNode*, FoldedChain> folded_chains_;
   // Conv2D -> MaxPooling2D pairs likewise (Conv2D::call_with_max_pool): convolution node -> pooling node.

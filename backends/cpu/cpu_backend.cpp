@@ -92,7 +92,8 @@ dnnl::stream& CpuBackend::stream() {
 
 bool CpuBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
-         c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::fused_gru_reset_before ||
+         c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::fused_conv_residual ||
+         c == Capability::fused_gru_reset_before ||
          c == Capability::fused_conv_max_pool;
 }
 

@@ -180,9 +180,11 @@ class CpuBackend final : public Backend {
   std::shared_ptr<Storage> reordered_weights(const Tensor& w, const dnnl::memory::desc& from,
                                              const dnnl::memory::desc& to);
   /// Runs a forward convolution primitive whose operands may want other layouts than ours.
-  // y = act(y * scale + shift) per channel of an NHWC tensor: a folded batch norm after a kernel
-  // that takes no per-channel post-ops.
-  void apply_channel_affine(Tensor& y, const float* scale, const float* shift, UnaryOp activation);
+  // y = act(y * scale + shift + residual) per channel of an NHWC tensor (scale and shift, or the
+  // residual of y's shape, may be null): a folded batch norm and a residual block's Add after a
+  // kernel that takes no binary post-ops.
+  void apply_channel_affine(Tensor& y, const float* scale, const float* shift, const float* residual,
+                            UnaryOp activation);
   // A convolution's forward or backward-weights pass with activations and weights in the
   // primitive's (blocked) layouts, reordered from and back to ours; inference reuses the weights'
   // transform while they are unchanged.

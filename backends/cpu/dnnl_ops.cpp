@@ -37,12 +37,17 @@ dnnl::primitive_attr activation_attr(UnaryOp op) {
 
 // A convolution's post-ops: with `affine_channels`, y * scale + shift per output channel (binary
 // post-ops 0 and 1, a folded batch norm), then the activation.
-dnnl::primitive_attr conv_post_ops(UnaryOp op, int64_t affine_channels) {
-  if (affine_channels == 0) return activation_attr(op);
+// A forward convolution's post-ops, in Keras' order: the folded batch norm's scale and shift per
+// channel (affine_channels > 0), the residual (a tensor of the output's layout), the activation.
+dnnl::primitive_attr conv_post_ops(UnaryOp op, int64_t affine_channels, const md* residual = nullptr) {
+  if (affine_channels == 0 && !residual) return activation_attr(op);
   dnnl::post_ops po;
-  const md channel({1, affine_channels, 1, 1}, dt::f32, tag::nchw);
-  po.append_binary(dnnl::algorithm::binary_mul, channel);
-  po.append_binary(dnnl::algorithm::binary_add, channel);
+  if (affine_channels > 0) {
+    const md channel({1, affine_channels, 1, 1}, dt::f32, tag::nchw);
+    po.append_binary(dnnl::algorithm::binary_mul, channel);
+    po.append_binary(dnnl::algorithm::binary_add, channel);
+  }
+  if (residual) po.append_binary(dnnl::algorithm::binary_add, *residual);
   if (op != UnaryOp::identity) po.append_eltwise(1.f, post_op_algorithm(op), 0.f, op == UnaryOp::relu6 ? 6.f : 0.f);
   dnnl::primitive_attr attr;
   attr.set_post_ops(po);
@@ -293,11 +298,17 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
   const bool affine = direction == kForward && at.batch_norm.defined();
   std::vector<float> scale, shift;  // the folded batch norm's per-channel transform
   if (affine) channel_affine_of(at.batch_norm, scale, shift);
-  const std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv",
+  const bool residual = direction == kForward && at.residual.defined();
+  KCPP_CHECK(!residual || (at.residual.shape() == y.shape() && at.residual.dtype() == DType::float32 &&
+                           y.dtype() == DType::float32),
+             BackendError, "cpu conv_forward: expected a float32 residual of shape {}, received {}",
+             y.shape().to_string(), at.residual.to_string());
+  const md residual_md = y_md;
+  const std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", transposed ? "deconv" : "conv",
                                       direction, key_of(x_md.dims()), key_of(w_user.dims()), key_of(y_md.dims()),
                                       key_of(strides), key_of(dil), key_of(pl), key_of(pr), has_bias,
                                       static_cast<int>(at.activation), at.groups, direction != kForward || at.training,
-                                      affine, static_cast<int>(x_md.data_type()));
+                                      affine, residual, static_cast<int>(x_md.data_type()));
 
   const bool training = direction != kForward || at.training;
   const ConvDescriptors d{x_md,     w_any,
@@ -305,7 +316,8 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
                           strides,  dil,
                           pl,       pr,
                           has_bias,
-                          direction == kForward ? conv_post_ops(at.activation, affine ? y.dim(3) : 0)
+                          direction == kForward ? conv_post_ops(at.activation, affine ? y.dim(3) : 0,
+                                                                residual ? &residual_md : nullptr)
                                                 : dnnl::primitive_attr(),
                           training};
   // A 3x3, stride-1 convolution: Winograd F(4x4, 3x3) where oneDNN has it (AVX-512), about 2x faster
@@ -318,9 +330,10 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
       w.dim(1) == 3 && w.dim(2) >= 16 && w.dim(3) >= 16 && strides == dims{1, 1} && dil == dims{0, 0}) {
     const auto& wp = cached("wino|" + key, [&] {
       CachedPrimitive c;
-      // Winograd takes no per-channel post-ops: a folded batch norm is applied after it, in one pass.
+      // Winograd takes no binary post-ops: a folded batch norm and a residual are applied after it,
+      // in one pass.
       const ConvDescriptors any{any_like(x_md), w_any, bias_md, any_like(y_md), strides, dil, pl, pr,
-                                has_bias, affine ? dnnl::primitive_attr() : d.attr, training};
+                                has_bias, affine || residual ? dnnl::primitive_attr() : d.attr, training};
       try {
         c = make_conv_primitive<dnnl::convolution_forward, dnnl::convolution_backward_data,
                                 dnnl::convolution_backward_weights>(engine_, dnnl::algorithm::convolution_winograd,
@@ -332,8 +345,10 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
     });
     if (wp.primitive) {
       conv_blocked(wp, direction == kBackwardWeights, x_md, w_user, bias_md, y_md, x, w,
-                   direction == kForward ? bias : dbias, y, !training, affine ? nullptr : keep_blocked);
-      if (affine) apply_channel_affine(out, scale.data(), shift.data(), at.activation);
+                   direction == kForward ? bias : dbias, y, !training, affine || residual ? nullptr : keep_blocked);
+      if (affine || residual)
+        apply_channel_affine(out, affine ? scale.data() : nullptr, affine ? shift.data() : nullptr,
+                             residual ? static_cast<const float*>(at.residual.raw_data()) : nullptr, at.activation);
       return;
     }
   }
@@ -373,6 +388,9 @@ void CpuBackend::conv_common(bool transposed, int direction, const Tensor& a, co
       args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1,
                    dnnl::memory(channel, engine_, shift.data()));
     }
+    if (residual)
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(affine ? 2 : 0) | DNNL_ARG_SRC_1,
+                   dnnl::memory(residual_md, engine_, ptr(at.residual)));
   } else if (direction == kBackwardData) {
     args = {{DNNL_ARG_DIFF_DST, ym}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, xm}};
   } else {
@@ -462,7 +480,8 @@ void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, c
 }
 
 
-void CpuBackend::apply_channel_affine(Tensor& y, const float* s, const float* t, UnaryOp activation) {
+void CpuBackend::apply_channel_affine(Tensor& y, const float* s, const float* t, const float* residual,
+                                      UnaryOp activation) {
   const int64_t c = y.dim(3), rows = y.num_elements() / c;
   float* p = static_cast<float*>(y.raw_data());
   const bool relu = activation == UnaryOp::relu;
@@ -470,8 +489,10 @@ void CpuBackend::apply_channel_affine(Tensor& y, const float* s, const float* t,
       rows,
       [&](int64_t r) {
         float* row = p + r * c;
+        const float* add = residual ? residual + r * c : nullptr;
         for (int64_t k = 0; k < c; ++k) {
-          const float v = row[k] * s[k] + t[k];
+          float v = s ? row[k] * s[k] + t[k] : row[k];
+          if (add) v += add[k];
           row[k] = relu && v < 0.f ? 0.f : v;
         }
       },

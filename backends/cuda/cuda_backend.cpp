@@ -347,7 +347,8 @@ void CudaBackend::end_guarded_by_checks() {
 
 bool CudaBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
-         c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::graph_capture;
+         c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::fused_conv_residual ||
+         c == Capability::graph_capture;
 }
 
 bool CudaBackend::computes_low_precision(OpFamily family, DType dtype) const {

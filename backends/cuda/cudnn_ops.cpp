@@ -306,8 +306,13 @@ static void low_bias_activation(CudaBackend& be, Tensor& y, const Tensor* bias, 
 void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {
   run_conv_any(*this, kForward, x, w, y, at);
   const bool affine = at.batch_norm.defined();  // a folded batch-norm, in the same pass as bias and activation
+  const bool residual = at.residual.defined();   // a residual block's Add, likewise
+  KCPP_CHECK(!residual || (at.residual.shape() == y.shape() && at.residual.dtype() == y.dtype()), BackendError,
+             "cuda conv_forward: expected a residual of shape {}, received {}", y.shape().to_string(),
+             at.residual.to_string());
   if (y.dtype() != DType::float32) {
-    KCPP_CHECK(!affine, BackendError, "cuda conv_forward: a folded batch norm runs in float32, received dtype {}",
+    KCPP_CHECK(!affine && !residual, BackendError,
+               "cuda conv_forward: a folded batch norm or a residual runs in float32, received dtype {}",
                dtype_name(y.dtype()));
     if (bias || at.activation != UnaryOp::identity) {
       low_bias_activation(*this, y, bias, at.activation, stream());
@@ -329,10 +334,11 @@ void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* b
     scale = space;
     shift = space + c;
   }
-  if (bias || affine || at.activation != UnaryOp::identity) {
+  if (bias || affine || residual || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()),
                              bias ? static_cast<const float*>(bias->raw_data()) : nullptr, y.num_elements() / y.dim(3),
-                             y.dim(3), static_cast<int>(at.activation), stream(), scale, shift);
+                             y.dim(3), static_cast<int>(at.activation), stream(), scale, shift,
+                             residual ? static_cast<const float*>(at.residual.raw_data()) : nullptr);
     KCPP_LAUNCHED();
   }
 }

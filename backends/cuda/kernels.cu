@@ -782,12 +782,13 @@ __global__ void softmax_rows_kernel(const T* x, T* y, int64_t rows, int64_t c, b
 
 // float arithmetic for every T: a bfloat16 / float16 product is rounded once, on the way out.
 template <typename T>
-__global__ void bias_act_kernel(T* y, const T* bias, const float* scale, const float* shift, int64_t m, int64_t n,
-                                ColumnIndex column, int act) {
+__global__ void bias_act_kernel(T* y, const T* bias, const float* scale, const float* shift, const float* residual,
+                                int64_t m, int64_t n, ColumnIndex column, int act) {
   GRID_STRIDE(i, m * n) {
     const int64_t c = column(i);
     float v = load_as<float>(y[i]) + (bias ? load_as<float>(bias[c]) : 0.f);
     if (scale) v = v * scale[c] + shift[c];
+    if (residual) v += residual[i];
     y[i] = store_as<T>(unary_f(act, v, 0.f, 0.f));
   }
 }
@@ -1178,8 +1179,9 @@ void softmax_rows(int code, const void* x, void* y, int64_t rows, int64_t c, boo
 }
 
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s, const float* scale,
-                     const float* shift) {
-  bias_act_kernel<float><<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, m, n, ColumnIndex(m, n), act);
+                     const float* shift, const float* residual) {
+  bias_act_kernel<float>
+      <<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, residual, m, n, ColumnIndex(m, n), act);
 }
 
 void fold_batch_norm(const float* mean, const float* variance, const float* gamma, const float* beta, float epsilon,
@@ -1191,7 +1193,7 @@ void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int ac
   dispatch_float(bf16 ? kernels::bf16 : kernels::f16, [&](auto t) {
     using T = decltype(t);
     bias_act_kernel<T><<<blocks_for(m * n), kThreads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(bias), nullptr,
-                                                              nullptr, m, n, ColumnIndex(m, n), act);
+                                                              nullptr, nullptr, m, n, ColumnIndex(m, n), act);
   });
 }
 

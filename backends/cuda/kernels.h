@@ -77,9 +77,9 @@ void softmax_rows(int code, const void* x, void* y, int64_t rows, int64_t c, boo
 void softmax_cross_entropy(const float* logits, const void* labels, bool sparse, bool labels64, float* loss,
                            float* dlogits, int64_t n, int64_t c, cudaStream_t stream);
 /// y (M, N) += bias (N), then y = y * scale + shift (N each, where scale is given: a folded
-/// batch-norm), then the activation (keras::UnaryOp value).
+/// batch-norm), then y += residual (M, N, where given), then the activation (keras::UnaryOp value).
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t stream,
-                     const float* scale = nullptr, const float* shift = nullptr);
+                     const float* scale = nullptr, const float* shift = nullptr, const float* residual = nullptr);
 
 /// A folded batch norm's per-channel scale = gamma / sqrt(variance + epsilon) and shift = beta -
 /// mean * scale (c each; gamma and beta may be null: 1 and 0), in the CPU backend's float order.

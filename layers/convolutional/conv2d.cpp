@@ -94,7 +94,8 @@ bool Conv2D::can_fold_channel_affine() const {
   return (options_.activation.empty() || options_.activation == "linear") && !activity_regularizer();
 }
 
-Tensor Conv2D::call_with_batch_norm(const Tensor& x, const FoldedBatchNorm& batch_norm, const std::string& activation) {
+Tensor Conv2D::call_with_batch_norm(const Tensor& x, const FoldedBatchNorm& batch_norm, const std::string& activation,
+                                    const Tensor& residual) {
   KCPP_CHECK(can_fold_channel_affine() && (activation.empty() || activation == "relu"), ValueError,
              "Conv2D \"{}\": a channel affine folds only into a linear convolution, followed by \"\" or \"relu\"",
              name());
@@ -102,6 +103,7 @@ Tensor Conv2D::call_with_batch_norm(const Tensor& x, const FoldedBatchNorm& batc
   const AutocastScope scope = autocast_scope();
   ops::ConvOptions o = conv_options(activation == "relu" ? UnaryOp::relu : UnaryOp::identity);
   o.batch_norm = batch_norm;
+  o.residual = residual;
   // The folded BatchNormalization's float32 weights make the result float32: back to the compute dtype.
   return ops::cast(ops::conv(autocast_input(x), kernel_->value(), bias_ ? bias_->value() : Tensor(), o),
                    compute_dtype());

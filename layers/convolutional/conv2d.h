@@ -35,9 +35,10 @@ class KERASCPP_API Conv2D : public Layer {
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;
   bool ends_with_softmax() const override { return options_.activation == "softmax"; }
   /// A model's inference fusion: call() (with no activation of its own) followed by an
-  /// inference-mode BatchNormalization and `activation` ("" or "relu"), in one pass where the
-  /// backend fuses it.
-  Tensor call_with_batch_norm(const Tensor& x, const FoldedBatchNorm& batch_norm, const std::string& activation);
+  /// inference-mode BatchNormalization, a residual block's Add of `residual` (when defined, of the
+  /// output's shape) and `activation` ("" or "relu"), in one pass where the backend fuses it.
+  Tensor call_with_batch_norm(const Tensor& x, const FoldedBatchNorm& batch_norm, const std::string& activation,
+                              const Tensor& residual = Tensor());
   /// True when call_with_batch_norm() applies: no activation of its own, no activity penalty.
   bool can_fold_channel_affine() const;
   /// A model's inference fusion: call() followed by max pooling (a MaxPooling2D reading only this

@@ -342,6 +342,23 @@ TEST_CASE("cuda: convolutions match the CPU backend", "[cuda]") {
       *gpu, [](auto& v) { return ops::conv(v[0], v[1], Tensor(), {.batch_norm = {v[2], v[3], {}, {}, 0.01f}}); },
       {r(Shape{2, 5, 5, 3}, 60), r(Shape{1, 1, 3, 4}, 61), r(Shape{4}, 62), r(Shape{4}, 63, 0.5f, 1.5f)}, 1e-4f, 1e-4f,
       false);
+  // A residual block's Add in the same pass (with a folded batch norm and relu, and alone).
+  REQUIRE(gpu->supports(Capability::fused_conv_residual));
+  check_parity(
+      *gpu,
+      [](auto& v) {
+        return ops::conv(v[0], v[1], v[2],
+                         {.padding = "same",
+                          .activation = UnaryOp::relu,
+                          .batch_norm = {v[3], v[4], v[5], v[6], 1e-3f},
+                          .residual = v[7]});
+      },
+      {r(Shape{2, 7, 6, 3}, 64), r(Shape{3, 3, 3, 4}, 65), r(Shape{4}, 66), r(Shape{4}, 67), r(Shape{4}, 68, 0.5f, 1.5f),
+       r(Shape{4}, 69, 0.5f, 1.5f), r(Shape{4}, 75), r(Shape{2, 7, 6, 4}, 76)},
+      1e-4f, 1e-4f, false);
+  check_parity(
+      *gpu, [](auto& v) { return ops::conv(v[0], v[1], Tensor(), {.residual = v[2]}); },
+      {r(Shape{2, 5, 5, 3}, 77), r(Shape{1, 1, 3, 4}, 78), r(Shape{2, 5, 5, 4}, 79)}, 1e-4f, 1e-4f, false);
   for (const std::string padding : {"valid", "same"}) {
     INFO("conv_transpose " << padding);
     check_parity(

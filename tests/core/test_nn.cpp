@@ -377,6 +377,72 @@ TEST_CASE("a convolution with a folded batch norm matches a naive convolution an
       {"epsilon >= 0", "-1"});
 }
 
+TEST_CASE("a convolution with a residual matches a naive convolution, Keras' batch norm, the Add and the activation",
+          "[cpu][ops]") {
+  // 3x3 with 16 channels (Winograd: the residual added after it, in one pass), 1x1 (direct: a
+  // binary post-op), with and without a folded batch norm; relu, none, and a non-fused activation.
+  struct Case {
+    int64_t k, f;
+    bool batch_norm;
+    UnaryOp activation;
+  };
+  for (const Case& cs : {Case{3, 16, true, UnaryOp::relu}, Case{3, 24, false, UnaryOp::identity},
+                         Case{1, 24, true, UnaryOp::relu}, Case{1, 8, false, UnaryOp::relu},
+                         Case{1, 8, true, UnaryOp::tanh}}) {
+    INFO("kernel " << cs.k << " filters " << cs.f << " batch norm " << cs.batch_norm << " activation "
+                   << static_cast<int>(cs.activation));
+    const Tensor x = kt::random_tensor(Shape{2, 6, 7, 16}, 41);
+    Variable w(kt::random_tensor(Shape{cs.k, cs.k, 16, cs.f}, 42), "kernel");
+    const Tensor b = kt::random_tensor(Shape{cs.f}, 43);
+    Tensor r = kt::random_tensor(Shape{2, 6, 7, cs.f}, 44);
+    const FoldedBatchNorm bn = cs.batch_norm ? FoldedBatchNorm{kt::random_tensor(Shape{cs.f}, 45),
+                                                               kt::random_tensor(Shape{cs.f}, 46, 0.2f, 2.f),
+                                                               kt::random_tensor(Shape{cs.f}, 47),
+                                                               kt::random_tensor(Shape{cs.f}, 48), 1e-3f}
+                                             : FoldedBatchNorm{};
+    Shape ys;
+    auto expected = naive_conv(x, w.value(), b.to_vector<float>(), 1, 1, 1, 1, "same", 1, ys);
+    const auto rv = r.to_vector<float>();
+    std::vector<float> pre(expected.size());  // before the activation
+    for (size_t i = 0; i < expected.size(); ++i) {
+      double v = expected[i];
+      if (cs.batch_norm) {
+        const auto ch = static_cast<int64_t>(i % static_cast<size_t>(cs.f));
+        v = (v - bn.mean.to_vector<float>()[ch]) / std::sqrt(bn.variance.to_vector<float>()[ch] + 1e-3) *
+                bn.gamma.to_vector<float>()[ch] +
+            bn.beta.to_vector<float>()[ch];
+      }
+      v += rv[i];
+      pre[i] = static_cast<float>(v);
+      expected[i] = static_cast<float>(cs.activation == UnaryOp::relu   ? std::max(v, 0.0)
+                                       : cs.activation == UnaryOp::tanh ? std::tanh(v)
+                                                                        : v);
+    }
+    const ops::ConvOptions o{.padding = "same", .activation = cs.activation, .batch_norm = bn, .residual = r};
+    kt::require_close(ops::conv(x, w.value(), b, o).to_vector<float>(), expected, 1e-4f, 1e-4f);
+    // Under a tape: op by op, and the shortcut's gradient is the activation's, by hand.
+    GradientTape tape;
+    tape.watch(r);
+    const Tensor y = ops::conv(x, w.value(), b, o);
+    kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
+    const Tensor probe = kt::random_tensor(ys, 49);
+    const auto g = tape.gradient(ops::sum(ops::multiply(y, probe)), std::vector<Tensor>{r});
+    const auto pv = probe.to_vector<float>();
+    std::vector<float> dr(pv.size());
+    for (size_t i = 0; i < pv.size(); ++i)
+      dr[i] = cs.activation == UnaryOp::relu   ? (pre[i] > 0.f ? pv[i] : 0.f)
+              : cs.activation == UnaryOp::tanh ? pv[i] * (1.f - expected[i] * expected[i])
+                                               : pv[i];
+    kt::require_close(g[0].to_vector<float>(), dr, 1e-4f, 1e-4f);
+  }
+  const Tensor x = kt::random_tensor(Shape{1, 4, 4, 2}, 1), w = kt::random_tensor(Shape{1, 1, 2, 3}, 2);
+  kt::require_throws_with<ShapeError>([&] { ops::conv(x, w, Tensor(), {.residual = ops::ones(Shape{1, 4, 4, 2})}); },
+                                      {"residual", "(1, 4, 4, 3)", "(1, 4, 4, 2)"});
+  kt::require_throws_with<ValueError>(
+      [&] { ops::conv_transpose(x, kt::random_tensor(Shape{1, 1, 3, 2}, 3), Tensor(), {.residual = ops::ones(Shape{1, 4, 4, 3})}); },
+      {"residual", "forward convolutions"});
+}
+
 TEST_CASE("conv2d matches a naive convolution: strides, dilation, padding, groups, odd sizes", "[cpu][ops]") {
   struct Case {
     Shape x, w;

@@ -218,6 +218,56 @@ TEST_CASE("Conv2D -> BatchNormalization -> ReLU chains run folded at inference a
   kt::require_close(seq.predict(in).to_vector<float>(), expected.to_vector<float>(), 1e-4f, 1e-4f);
 }
 
+TEST_CASE("residual blocks (Conv2D -> BatchNormalization -> Add -> ReLU) run in the convolution's pass at inference "
+          "and give the layers' results",
+          "[cpu][models]") {
+  // The shortcut is added in the convolution's pass where it is computed before the convolution
+  // (ResNet's order); where it comes after, the chain folds only its batch norm.
+  utils::clear_session();
+  using layers::Conv2D, layers::Conv2DOptions, layers::BatchNormalization, layers::Activation;
+  const auto conv = [](int64_t f, int64_t k) {
+    return std::make_shared<Conv2D>(f, std::array<int64_t, 2>{k, k}, Conv2DOptions{.padding = "same"});
+  };
+  auto x = layers::Input({8, 8, 16});
+  auto conv1 = conv(16, 3), conv_s = conv(24, 1), conv2 = conv(24, 1), conv3 = conv(24, 3), conv_s3 = conv(24, 1);
+  auto bn1 = std::make_shared<BatchNormalization>(), bn_s = std::make_shared<BatchNormalization>(),
+       bn2 = std::make_shared<BatchNormalization>(), bn3 = std::make_shared<BatchNormalization>();
+  auto relu1 = std::make_shared<Activation>("relu"), relu2 = std::make_shared<Activation>("relu");
+  auto r1 = (*relu1)(layers::add({(*bn1)((*conv1)(x)), x}));             // identity shortcut (Winograd)
+  auto s = (*bn_s)((*conv_s)(r1));                                        // projection shortcut, computed first
+  auto r2 = (*relu2)(layers::add({s, (*bn2)((*conv2)(r1))}));
+  auto out = layers::add({(*bn3)((*conv3)(r2)), (*conv_s3)(r2)});         // shortcut computed after: no relu
+  Model model(x, out);
+  for (auto* bn : {bn1.get(), bn_s.get(), bn2.get(), bn3.get()}) {
+    auto w = bn->get_weights();
+    for (size_t i = 0; i < w.size(); ++i) w[i] = kt::random_tensor(w[i].shape(), 70 + static_cast<int>(i), 0.5f, 1.5f);
+    bn->set_weights(w);
+  }
+  const Tensor in = kt::random_tensor(Shape{2, 8, 8, 16}, 8);
+  auto layer_by_layer = [&](bool training) {
+    const Tensor y1 = (*relu1)((*bn1)((*conv1)(in, training), training) + in, training);
+    const Tensor ys = (*bn_s)((*conv_s)(y1, training), training);
+    const Tensor y2 = (*relu2)(ys + (*bn2)((*conv2)(y1, training), training), training);
+    return (*bn3)((*conv3)(y2, training), training) + (*conv_s3)(y2, training);
+  };
+  kt::require_close(model.predict(in).to_vector<float>(), layer_by_layer(false).to_vector<float>(), 1e-4f, 1e-4f);
+  kt::require_close(model(in, false).to_vector<float>(), layer_by_layer(false).to_vector<float>(), 1e-4f, 1e-4f);
+  // Frozen batch norms in training: the chains run op by op under the tape, with the same gradients.
+  for (auto* bn : {bn1.get(), bn_s.get(), bn2.get(), bn3.get()}) bn->set_trainable(false);
+  std::vector<Variable*> weights;
+  for (auto* c : {conv1.get(), conv_s.get(), conv2.get()})
+    for (Variable* v : c->trainable_weights()) weights.push_back(v);
+  GradientTape tape_model;
+  const auto g_model = tape_model.gradient(ops::sum(ops::square(model(in, true))), weights);
+  GradientTape tape_layers;
+  const auto g_layers = tape_layers.gradient(ops::sum(ops::square(layer_by_layer(true))), weights);
+  REQUIRE(g_model.size() == g_layers.size());
+  for (size_t i = 0; i < g_model.size(); ++i) {
+    INFO("gradient " << i);
+    kt::require_close(g_model[i].to_vector<float>(), g_layers[i].to_vector<float>(), 1e-3f, 1e-4f);
+  }
+}
+
 TEST_CASE("Conv2D -> MaxPooling2D pairs run in one pass at inference and give the layers' results", "[cpu][models]") {
   // The first convolution's output is read only by its pooling: folded. The second one's is also
   // an output of the model: not folded. A Sequential folds its pairs the same way.

@@ -122,6 +122,37 @@ TEST_CASE("an inference pass queues no op for a folded batch norm: Conv2D, Batch
   kt::require_close(y, expected, 1e-5f, 1e-5f);
 }
 
+TEST_CASE("a residual block's batch norm, Add and ReLU queue no op of their own at inference (CPU recorder)",
+          "[cpu][graphs]") {
+  // ResNet50 has 16 such blocks: each Add and ReLU was an op (a launch on CUDA) of its own.
+  backend::DeviceScope on(recorder());
+  utils::set_random_seed(6);
+  auto x = layers::Input({7, 7, 8});
+  auto conv = std::make_shared<layers::Conv2D>(8, std::array<int64_t, 2>{1, 1});
+  auto bn = std::make_shared<layers::BatchNormalization>();
+  auto relu = std::make_shared<layers::ReLU>();
+  Model block(x, (*relu)(layers::add({(*bn)((*conv)(x)), x})));
+  std::vector<Tensor> w = bn->get_weights();
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = ops::to_backend(kt::random_tensor(w[i].shape(), 80 + static_cast<uint32_t>(i), 0.5f, 1.5f), recorder());
+  bn->set_weights(w);
+  const Tensor in = ops::random_uniform(Shape{2, 7, 7, 8}, -1.f, 1.f, 9, &recorder());
+  (void)block(in, false);
+  const int64_t before = counter("queued_ops");
+  const std::vector<float> y = floats(block(in, false));
+  CHECK(counter("queued_ops") - before == 1);  // the convolution alone (unfused: 3, with the Add and the ReLU)
+  // Keras' formula by hand on the convolution's own output, then the shortcut and the relu.
+  const std::vector<float> z = floats((*conv)(in, false)), shortcut = floats(in);
+  const auto g = floats(w[0]), b = floats(w[1]), mean = floats(w[2]), var = floats(w[3]);
+  std::vector<float> expected(z.size());
+  for (size_t i = 0; i < z.size(); ++i) {
+    const size_t c = i % 8;
+    const double bn_out = (z[i] - mean[c]) / std::sqrt(var[c] + 1e-3) * g[c] + b[c];
+    expected[i] = std::max(0.f, static_cast<float>(bn_out + shortcut[i]));
+  }
+  kt::require_close(y, expected, 1e-5f, 1e-5f);
+}
+
 TEST_CASE("recorded training steps replay what steps run op by op compute, for every optimizer (CPU recorder)",
           "[cpu][graphs]") {
   using namespace optimizers;

@@ -259,7 +259,8 @@ void RecordingBackend::matmul(const Tensor& a, const Tensor& b, const Tensor* bi
 void RecordingBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
                                     const ConvAttrs& conv_attrs) {
   ConvAttrs attrs = conv_attrs;  // a folded batch norm's weights are read by address, as on CUDA
-  for (Tensor* t : {&attrs.batch_norm.mean, &attrs.batch_norm.variance, &attrs.batch_norm.gamma, &attrs.batch_norm.beta})
+  for (Tensor* t : {&attrs.batch_norm.mean, &attrs.batch_norm.variance, &attrs.batch_norm.gamma, &attrs.batch_norm.beta,
+                    &attrs.residual})
     *t = keep(*t);
   const Tensor x_kept = keep(x);
   const Tensor w_kept = keep(w);
