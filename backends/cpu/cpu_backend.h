@@ -207,7 +207,7 @@ class CpuBackend final : public Backend {
     uint64_t version = 0;           // the source's version when reordered
     std::shared_ptr<Storage> reordered;
   };
-  std::mutex weights_mutex_;
+  mutable std::mutex weights_mutex_;
   std::unordered_map<std::string, ReorderedWeights> reordered_weights_;
   size_t reordered_bytes_ = 0;
   std::atomic<int64_t> weight_reorders_{0};  // inference weights reordered (a miss of reordered_weights_)

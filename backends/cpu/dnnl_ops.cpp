@@ -424,11 +424,11 @@ std::shared_ptr<Storage> CpuBackend::reordered_weights(const Tensor& w, const md
   weight_reorders_.fetch_add(1);
   if (!keepable || source->version() != version) return reordered;  // written meanwhile: not kept
   std::lock_guard lock(weights_mutex_);
-  if (reordered_bytes_ > (512u << 20)) {  // many weights: drop those of freed tensors, else start over
+  if (!reordered_weights_.count(key)) {  // a new entry: first drop those of freed weights (per-call casts leave many)
     std::erase_if(reordered_weights_, [](const auto& e) { return e.second.source.expired(); });
     reordered_bytes_ = 0;
     for (const auto& [k, e] : reordered_weights_) reordered_bytes_ += e.reordered->nbytes();
-    if (reordered_bytes_ > (256u << 20)) {
+    if (reordered_bytes_ > (1024u << 20)) {  // many live weights: start over
       reordered_weights_.clear();
       reordered_bytes_ = 0;
     }

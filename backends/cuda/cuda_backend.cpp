@@ -395,11 +395,11 @@ std::shared_ptr<Storage> CudaBackend::inference_weights(const Tensor& w, const s
   weight_reorders_.fetch_add(1);
   if (!keepable || source->version() != version) return kept;
   std::lock_guard lock(weights_mutex_);
-  if (kept_bytes_ > (256u << 20)) {  // drop the weights of freed tensors, else start over
+  if (!kept_weights_.count(key)) {  // a new entry: first drop those of freed weights (per-call casts leave many)
     std::erase_if(kept_weights_, [](const auto& e) { return e.second.source.expired(); });
     kept_bytes_ = 0;
     for (const auto& [k, e] : kept_weights_) kept_bytes_ += e.kept->nbytes();
-    if (kept_bytes_ > (128u << 20)) {
+    if (kept_bytes_ > (1024u << 20)) {  // many live weights: start over
       kept_weights_.clear();
       kept_bytes_ = 0;
     }
