@@ -2,6 +2,8 @@
 // Every primitive is cached by its shapes and attributes, so a steady training step creates none.
 #include "backends/cpu/cpu_backend.h"
 
+#include <limits>
+
 namespace keras::cpu {
 namespace {
 
@@ -480,23 +482,37 @@ void CpuBackend::conv_blocked(const CachedPrimitive& p, bool backward_weights, c
 }
 
 
+namespace {
+// Rows [r0, r1) of y (c channels each): y = y * s + t (s null: none), + the residual's row (null:
+// none), then relu. Each case is its own loop, so that each vectorizes (AVX-512 where the CPU has it).
+__attribute__((target_clones("default", "arch=x86-64-v4"))) void channel_affine_rows(
+    float* y, const float* s, const float* t, const float* residual, bool relu, int64_t c, int64_t r0, int64_t r1) {
+  const float floor = relu ? 0.f : -std::numeric_limits<float>::infinity();
+  for (int64_t r = r0; r < r1; ++r) {
+    float* __restrict__ row = y + r * c;
+    const float* __restrict__ add = residual ? residual + r * c : nullptr;
+    if (s && add) {
+      for (int64_t k = 0; k < c; ++k) row[k] = std::max(row[k] * s[k] + t[k] + add[k], floor);
+    } else if (s) {
+      for (int64_t k = 0; k < c; ++k) row[k] = std::max(row[k] * s[k] + t[k], floor);
+    } else if (add) {
+      for (int64_t k = 0; k < c; ++k) row[k] = std::max(row[k] + add[k], floor);
+    } else {
+      for (int64_t k = 0; k < c; ++k) row[k] = std::max(row[k], floor);
+    }
+  }
+}
+}  // namespace
+
 void CpuBackend::apply_channel_affine(Tensor& y, const float* s, const float* t, const float* residual,
                                       UnaryOp activation) {
   const int64_t c = y.dim(3), rows = y.num_elements() / c;
   float* p = static_cast<float*>(y.raw_data());
   const bool relu = activation == UnaryOp::relu;
-  parallel_for(
-      rows,
-      [&](int64_t r) {
-        float* row = p + r * c;
-        const float* add = residual ? residual + r * c : nullptr;
-        for (int64_t k = 0; k < c; ++k) {
-          float v = s ? row[k] * s[k] + t[k] : row[k];
-          if (add) v += add[k];
-          row[k] = relu && v < 0.f ? 0.f : v;
-        }
-      },
-      std::max<int64_t>(1, (1 << 14) / c));
+  const int64_t grain = std::max<int64_t>(1, (1 << 14) / c);
+  parallel_for((rows + grain - 1) / grain, [&](int64_t block) {
+    channel_affine_rows(p, s, t, residual, relu, c, block * grain, std::min(rows, (block + 1) * grain));
+  }, 2);
   if (activation != UnaryOp::identity && !relu) unary(activation, y, y, {});
 }
 
