@@ -153,6 +153,28 @@ TEST_CASE("a residual block's batch norm, Add and ReLU queue no op of their own 
   kt::require_close(y, expected, 1e-5f, 1e-5f);
 }
 
+TEST_CASE("ResNet50's inference pass queues one op per convolution and per other layer: every batch norm, "
+          "residual Add and ReLU runs inside a convolution (CPU recorder)",
+          "[cpu][graphs]") {
+  // Keras' ResNet50 graph as built by applications::ResNet50 (shortcut before the main path).
+  backend::DeviceScope on(recorder());
+  utils::set_random_seed(7);
+  auto model = applications::ResNet50({.weights = "", .input_shape = {64, 64, 3}});
+  std::map<std::string, int64_t> layers;
+  for (Layer* l : model->layers()) ++layers[l->class_name()];
+  REQUIRE(layers["Conv2D"] == 53);
+  REQUIRE(layers["BatchNormalization"] == 53);
+  REQUIRE(layers["Add"] == 16);
+  const Tensor x = ops::random_uniform(Shape{1, 64, 64, 3}, 0.f, 1.f, 8, &recorder());
+  (void)(*model)(x, false);
+  const int64_t before = counter("queued_ops");
+  (void)(*model)(x, false);
+  // Left: the convolutions, the two paddings, the max pooling, the global pooling and the Dense
+  // head with its softmax (a matmul and a softmax).
+  const int64_t others = layers["ZeroPadding2D"] + layers["MaxPooling2D"] + layers["GlobalAveragePooling2D"] + 2;
+  CHECK(counter("queued_ops") - before == layers["Conv2D"] + others);
+}
+
 TEST_CASE("recorded training steps replay what steps run op by op compute, for every optimizer (CPU recorder)",
           "[cpu][graphs]") {
   using namespace optimizers;
