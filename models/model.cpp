@@ -75,7 +75,7 @@ bool Model::is_plain_relu(const Layer& l) {
 
 bool Model::foldable_conv(const Layer& l) {
   const auto* conv = dynamic_cast<const layers::Conv2D*>(&l);
-  return conv && l.class_name() == "Conv2D" && conv->can_fold_channel_affine();
+  return conv && l.class_name() == "Conv2D" && conv->can_fold_batch_norm();
 }
 
 bool Model::foldable_max_pool(const Layer& conv, const Layer& pool) {

@@ -297,7 +297,7 @@ static void bias_grad(CudaBackend& be, const Tensor& dy, Tensor& dbias) {
   be.reduce(ReduceOp::sum, dy.view(Shape{dy.num_elements() / c, c}), {0}, dbias);
 }
 
-// y += bias, then the activation, for a low-precision output (no channel affine: see ops::conv).
+// y += bias, then the activation, for a low-precision output (no folded batch norm or residual: see ops::conv).
 static void low_bias_activation(CudaBackend& be, Tensor& y, const Tensor* bias, UnaryOp act, cudaStream_t stream) {
   kernels::bias_activation_low(y.raw_data(), bias ? bias->raw_data() : nullptr, y.num_elements() / y.dim(3), y.dim(3),
                                static_cast<int>(act), y.dtype() == DType::bfloat16, stream);

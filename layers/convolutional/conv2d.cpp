@@ -90,14 +90,14 @@ Tensor Conv2D::call(const Tensor& x, bool training) {
 }
 
 
-bool Conv2D::can_fold_channel_affine() const {
+bool Conv2D::can_fold_batch_norm() const {
   return (options_.activation.empty() || options_.activation == "linear") && !activity_regularizer();
 }
 
 Tensor Conv2D::call_with_batch_norm(const Tensor& x, const FoldedBatchNorm& batch_norm, const std::string& activation,
                                     const Tensor& residual) {
-  KCPP_CHECK(can_fold_channel_affine() && (activation.empty() || activation == "relu"), ValueError,
-             "Conv2D \"{}\": a channel affine folds only into a linear convolution, followed by \"\" or \"relu\"",
+  KCPP_CHECK(can_fold_batch_norm() && (activation.empty() || activation == "relu"), ValueError,
+             "Conv2D \"{}\": a batch norm folds only into a linear convolution, followed by \"\" or \"relu\"",
              name());
   prepare(x);
   const AutocastScope scope = autocast_scope();

@@ -40,7 +40,7 @@ class KERASCPP_API Conv2D : public Layer {
   Tensor call_with_batch_norm(const Tensor& x, const FoldedBatchNorm& batch_norm, const std::string& activation,
                               const Tensor& residual = Tensor());
   /// True when call_with_batch_norm() applies: no activation of its own, no activity penalty.
-  bool can_fold_channel_affine() const;
+  bool can_fold_batch_norm() const;
   /// A model's inference fusion: call() followed by max pooling (a MaxPooling2D reading only this
   /// layer's output), in one pass where the backend fuses it (ops::conv_max_pool).
   Tensor call_with_max_pool(const Tensor& x, const ops::PoolOptions& pool);
