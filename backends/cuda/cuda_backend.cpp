@@ -376,16 +376,38 @@ std::map<std::string, int64_t> CudaBackend::counters() const {
           {"weight_reuses", weight_reuses_.load()}};
 }
 
-std::shared_ptr<Storage> CudaBackend::inference_weights(const Tensor& w, const std::string& layout, size_t nbytes,
+bool CudaBackend::KeptWeights::expired() const {
+  return std::any_of(sources.begin(), sources.end(), [](const auto& s) { return s.expired(); });
+}
+
+std::shared_ptr<Storage> CudaBackend::inference_weights(const std::vector<const Tensor*>& sources,
+                                                        const std::string& what, size_t nbytes,
                                                         const std::function<void(const std::shared_ptr<Storage>&)>& fill) {
-  const std::shared_ptr<Storage>& source = w.impl()->storage;
-  const bool keepable = !capturing_here() && source->owner() == this;
-  const uint64_t version = source->version();
-  const std::string key = fmt::format("{}|{}|{}", static_cast<const void*>(source.get()), w.impl()->offset, layout);
+  std::vector<std::shared_ptr<Storage>> storages;
+  std::vector<uint64_t> versions;
+  std::string key = what;
+  bool keepable = !capturing_here();
+  for (const Tensor* t : sources) {
+    if (!t->defined()) {
+      key += "|-";
+      continue;
+    }
+    const std::shared_ptr<Storage>& s = t->impl()->storage;
+    keepable = keepable && s->owner() == this;
+    storages.push_back(s);
+    versions.push_back(s->version());
+    key += fmt::format("|{}+{}", static_cast<const void*>(s.get()), t->impl()->offset);
+  }
+  const auto unchanged = [&](const KeptWeights& e) {
+    if (e.versions != versions || e.sources.size() != storages.size()) return false;
+    for (size_t i = 0; i < storages.size(); ++i)
+      if (e.sources[i].lock() != storages[i]) return false;
+    return true;
+  };
   if (keepable) {
     std::lock_guard lock(weights_mutex_);
     auto it = kept_weights_.find(key);
-    if (it != kept_weights_.end() && it->second.version == version && it->second.source.lock() == source) {
+    if (it != kept_weights_.end() && unchanged(it->second)) {
       weight_reuses_.fetch_add(1);
       return it->second.kept;
     }
@@ -393,10 +415,11 @@ std::shared_ptr<Storage> CudaBackend::inference_weights(const Tensor& w, const s
   auto kept = allocate(nbytes);  // new memory: queued work may still read the old
   fill(kept);
   weight_reorders_.fetch_add(1);
-  if (!keepable || source->version() != version) return kept;
+  for (size_t i = 0; i < storages.size(); ++i) keepable = keepable && storages[i]->version() == versions[i];
+  if (!keepable) return kept;  // written meanwhile, or recorded: not kept
   std::lock_guard lock(weights_mutex_);
   if (!kept_weights_.count(key)) {  // a new entry: first drop those of freed weights (per-call casts leave many)
-    std::erase_if(kept_weights_, [](const auto& e) { return e.second.source.expired(); });
+    std::erase_if(kept_weights_, [](const auto& e) { return e.second.expired(); });
     kept_bytes_ = 0;
     for (const auto& [k, e] : kept_weights_) kept_bytes_ += e.kept->nbytes();
     if (kept_bytes_ > (1024u << 20)) {  // many live weights: start over
@@ -406,7 +429,7 @@ std::shared_ptr<Storage> CudaBackend::inference_weights(const Tensor& w, const s
   }
   KeptWeights& e = kept_weights_[key];
   if (e.kept) kept_bytes_ -= e.kept->nbytes();
-  e = {source, version, kept};
+  e = {std::vector<std::weak_ptr<Storage>>(storages.begin(), storages.end()), versions, kept};
   kept_bytes_ += kept->nbytes();
   return kept;
 }

@@ -204,10 +204,12 @@ class CudaBackend final : public Backend {
   std::unordered_map<std::string, std::pair<int, size_t>> algo_cache;
   std::atomic<int64_t> algorithm_searches{0};
   std::atomic<int64_t> graph_replays{0};
-  /// Inference weights in another layout (`layout` names it; `fill` writes it into the storage it is
-  /// given), kept per storage and reused while the storage's version is the same. Not while this
+  /// Inference data derived from weights (`what` names it: a kernel's KRSC layout, a folded batch
+  /// norm's scale and shift; `fill` writes it into the storage it is given), kept per set of source
+  /// storages and reused while each keeps its version. Undefined sources are skipped. Not while this
   /// thread records: a replay must read the weights as they are then.
-  std::shared_ptr<Storage> inference_weights(const Tensor& w, const std::string& layout, size_t nbytes,
+  std::shared_ptr<Storage> inference_weights(const std::vector<const Tensor*>& sources, const std::string& what,
+                                             size_t nbytes,
                                              const std::function<void(const std::shared_ptr<Storage>&)>& fill);
   /// cuDNN's descriptors for one recurrence problem (rnn.cpp), built once; after_failure drops the
   /// cached plan for the next algorithm.
@@ -243,9 +245,10 @@ class CudaBackend final : public Backend {
   std::mutex rnn_mutex_;
   std::unordered_map<std::string, std::shared_ptr<RnnPlan>> rnn_plans_;
   struct KeptWeights {
-    std::weak_ptr<Storage> source;
-    uint64_t version = 0;
+    std::vector<std::weak_ptr<Storage>> sources;
+    std::vector<uint64_t> versions;  // each source's when kept
     std::shared_ptr<Storage> kept;
+    bool expired() const;
   };
   std::mutex weights_mutex_;
   std::unordered_map<std::string, KeptWeights> kept_weights_;

@@ -232,7 +232,7 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
       be.transpose(w_keras, perm, out);
     };
     if (dir == kForward && !at.training) {
-      kept = be.inference_weights(w_keras, "krsc", static_cast<size_t>(krsc.num_elements()) * dtype_size(dtype),
+      kept = be.inference_weights({&w_keras}, "krsc", static_cast<size_t>(krsc.num_elements()) * dtype_size(dtype),
                                   transpose_into);
     } else {
       wt = Tensor::empty(krsc, dtype, &be);
@@ -323,16 +323,20 @@ void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* b
   std::shared_ptr<Storage> affine_space;  // scale then shift: freed in stream order, after the kernels
   const float *scale = nullptr, *shift = nullptr;
   if (affine) {
+    // Computed once while the batch norm's weights are unchanged (at inference, outside recordings).
     const FoldedBatchNorm& bn = at.batch_norm;
     const int64_t c = y.dim(3);
-    affine_space = scratch(static_cast<size_t>(2 * c) * sizeof(float));
-    auto* space = static_cast<float*>(affine_space->data());
     auto data = [](const Tensor& t) { return t.defined() ? static_cast<const float*>(t.raw_data()) : nullptr; };
-    kernels::fold_batch_norm(data(bn.mean), data(bn.variance), data(bn.gamma), data(bn.beta), bn.epsilon, space,
-                             space + c, c, stream());
-    KCPP_LAUNCHED();
-    scale = space;
-    shift = space + c;
+    affine_space = inference_weights(
+        {&bn.mean, &bn.variance, &bn.gamma, &bn.beta}, fmt::format("fold|{}", bn.epsilon),
+        static_cast<size_t>(2 * c) * sizeof(float), [&](const std::shared_ptr<Storage>& storage) {
+          auto* space = static_cast<float*>(storage->data());
+          kernels::fold_batch_norm(data(bn.mean), data(bn.variance), data(bn.gamma), data(bn.beta), bn.epsilon, space,
+                                   space + c, c, stream());
+          KCPP_LAUNCHED();
+        });
+    scale = static_cast<const float*>(affine_space->data());
+    shift = scale + c;
   }
   if (bias || affine || residual || at.activation != UnaryOp::identity) {
     kernels::bias_activation(static_cast<float*>(y.raw_data()),

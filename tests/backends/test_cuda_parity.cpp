@@ -389,6 +389,23 @@ TEST_CASE("cuda: inference convolutions keep their transposed weights until the 
   ops::sgd_update(w, ops::to_backend(r(Shape{3, 3, 8, 5}, 74), *gpu), nullptr, {.learning_rate = 0.5f});
   same_as_cpu("an SGD update");
   CHECK(gpu->counters()["weight_reorders"] - reorders == 3);
+  // A folded batch norm's scale and shift likewise, recomputed when its moving statistics move.
+  Variable mean(ops::to_backend(r(Shape{5}, 80), *gpu), "moving_mean"),
+      variance(ops::to_backend(r(Shape{5}, 81, 0.5f, 1.5f), *gpu), "moving_variance");
+  const auto folded_as_cpu = [&](const char* after) {
+    INFO("folded, after " << after);
+    const auto on = [](const Variable& v) { return ops::to_backend(v.value(), cpu()); };
+    const Tensor expected = ops::conv(x_cpu, on(w), b_cpu, {.padding = "same", .batch_norm = {on(mean), on(variance)}});
+    kt::require_close(
+        as_floats(ops::conv(x, w.value(), b, {.padding = "same", .batch_norm = {mean.value(), variance.value()}})),
+        expected.to_vector<float>(), 1e-4f, 1e-4f);
+  };
+  folded_as_cpu("creation");
+  const int64_t reuses_before = gpu->counters()["weight_reuses"];
+  folded_as_cpu("nothing");
+  CHECK(gpu->counters()["weight_reuses"] - reuses_before == 2);  // the kernel's layout and the fold
+  mean.assign(ops::to_backend(r(Shape{5}, 82), *gpu));
+  folded_as_cpu("a new moving mean");
 }
 
 TEST_CASE("cuda: pooling, batch-norm, softmax, cross-entropy and embedding match the CPU backend", "[cuda]") {
