@@ -1,6 +1,9 @@
 // Matrix products (cuBLAS), convolutions, batch-norm and softmax (cuDNN), pooling (kernels.cu).
 #include <algorithm>
+#include <array>
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include "backends/cuda/cuda_backend.h"
 #include "core/config.h"
@@ -120,13 +123,34 @@ void describe(ConvProblem& p, const Shape& xs, const Shape& ys, int64_t k, int64
                       dtype_name(dtype));
 }
 
+// The descriptors of one problem, built once: at batch 1 a convolution's host time is the latency.
+// Descriptors belong to no handle or device, so one cache serves every backend.
+std::shared_ptr<const ConvProblem> problem_of(const Shape& xs, const Shape& ys, int64_t k, int64_t c, int64_t r,
+                                              int64_t s, const ConvAttrs& at, int64_t pad_h, int64_t pad_w,
+                                              DType dtype) {
+  using Key = std::array<int64_t, 19>;
+  const Key key{xs[0], xs[1], xs[2], xs[3], ys[0], ys[1], ys[2], ys[3], k, c, r, s, pad_h, pad_w,
+                at.strides[0] * 65536 + at.strides[1], at.dilations[0] * 65536 + at.dilations[1], at.groups,
+                tensor_float_32_execution_enabled() ? 1 : 0, static_cast<int64_t>(dtype)};
+  static std::mutex mutex;
+  static std::map<Key, std::shared_ptr<const ConvProblem>> problems;
+  std::lock_guard lock(mutex);
+  auto& p = problems[key];
+  if (!p) {
+    auto made = std::make_shared<ConvProblem>();
+    describe(*made, xs, ys, k, c, r, s, at, pad_h, pad_w, dtype);
+    p = std::move(made);
+  }
+  return p;
+}
+
 }  // namespace
 
 // Convolutions -----------------------------------------------------------------------------------------------
 //
 // cuDNN pads symmetrically; Keras' "same" can pad one more at the end. Such inputs are padded
 // explicitly (zeros) and the convolution then runs unpadded. Keras kernels (kh, kw, in, out) are
-// transposed to cuDNN's KRSC layout per call (kernels are small next to activations).
+// transposed to cuDNN's KRSC layout: per call in training, once per weights' version at inference.
 
 namespace {
 
@@ -206,8 +230,8 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
   // Filter KRSC: k = forward output channels, c = forward input channels per group.
   const int64_t r = w_keras.dim(0), s = w_keras.dim(1);
   const int64_t k = y.dim(3), c = x.dim(3) / at.groups;
-  ConvProblem p;
-  describe(p, g.padded, y.shape(), k, c, r, s, at, g.pad_h, g.pad_w, dtype);
+  const std::shared_ptr<const ConvProblem> problem = problem_of(g.padded, y.shape(), k, c, r, s, at, g.pad_h, g.pad_w, dtype);
+  const ConvProblem& p = *problem;
   const auto [algo, ws_bytes] = choose(be, dir, p);
   auto ws = be.scratch(ws_bytes);
   const float one = 1.f, zero = 0.f;
