@@ -96,28 +96,18 @@ void Model::find_folded_chains() {
   for (const auto& node : nodes_)
     for (const KerasTensor& t : node->all_inputs()) readers[t.impl().get()].push_back(node.get());
   for (const KerasTensor& t : outputs_) model_outputs.insert(t.impl().get());
-  // The single node reading `node`'s single output, when nothing else does.
-  auto sole_reader = [&](const detail::SymbolicNode& node) -> const detail::SymbolicNode* {
+  // The single node reading `node`'s single output, when nothing else does: one with a single
+  // input, or (`add`) the Add of two tensors, a residual block's sum.
+  auto sole_reader = [&](const detail::SymbolicNode& node, bool add = false) -> const detail::SymbolicNode* {
     if (node.outputs.size() != 1) return nullptr;
     const auto out = node.outputs[0].lock();
     if (!out || model_outputs.count(out.get())) return nullptr;
     const auto it = readers.find(out.get());
     if (it == readers.end() || it->second.size() != 1) return nullptr;
     const detail::SymbolicNode* r = it->second[0];
-    return r->inputs.size() == 1 && !r->mask.defined() && !r->layer->activity_regularizer() ? r : nullptr;
-  };
-  // The Add of two tensors that alone reads `node`'s single output (a residual block's sum).
-  auto sole_add_reader = [&](const detail::SymbolicNode& node) -> const detail::SymbolicNode* {
-    if (node.outputs.size() != 1) return nullptr;
-    const auto out = node.outputs[0].lock();
-    if (!out || model_outputs.count(out.get())) return nullptr;
-    const auto it = readers.find(out.get());
-    if (it == readers.end() || it->second.size() != 1) return nullptr;
-    const detail::SymbolicNode* r = it->second[0];
-    return r->layer->class_name() == "Add" && r->inputs.size() == 2 && r->outputs.size() == 1 && !r->mask.defined() &&
-                   !r->layer->activity_regularizer()
-               ? r
-               : nullptr;
+    const bool shape = add ? r->layer->class_name() == "Add" && r->inputs.size() == 2 && r->outputs.size() == 1
+                           : r->inputs.size() == 1;
+    return shape && !r->mask.defined() && !r->layer->activity_regularizer() ? r : nullptr;
   };
   for (const auto& node : nodes_) {
     if (!foldable_conv(*node->layer) || node->inputs.size() != 1) continue;
@@ -125,7 +115,7 @@ void Model::find_folded_chains() {
     if (!bn || !foldable_batch_norm(*bn->layer)) continue;
     const detail::SymbolicNode* act = sole_reader(*bn);
     FoldedChain chain{bn, act && is_plain_relu(*act->layer) ? act : nullptr};
-    if (const detail::SymbolicNode* add = sole_add_reader(*bn)) {
+    if (const detail::SymbolicNode* add = sole_reader(*bn, true)) {
       chain.add = add;
       chain.shortcut = add->inputs[0].impl() == bn->outputs[0].lock() ? 1 : 0;
       const detail::SymbolicNode* after = sole_reader(*add);

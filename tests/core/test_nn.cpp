@@ -178,21 +178,17 @@ TEST_CASE("inference convolutions reorder their weights once, and again after ea
     check("an Adam update");
     ops::copy_into(kt::random_tensor(c.kernel, 27), v);
     check("copy_into");
-    {
-      // New weights at the address of freed ones (the allocator reuses it): not the old reorder.
-      Variable other(kt::random_tensor(c.kernel, 28), "other");
+    const auto check_new_weights = [&](uint32_t seed) {
+      Variable other(kt::random_tensor(c.kernel, seed), "other");
       Shape s;
       kt::require_close(ops::conv(x, other.value(), b, {.strides = {c.stride, c.stride}, .padding = c.padding})
                             .to_vector<float>(),
                         naive_conv(x, other.value(), b.to_vector<float>(), c.stride, c.stride, 1, 1, c.padding, 1, s),
                         1e-4f, 1e-4f);
-    }
-    Variable again(kt::random_tensor(c.kernel, 29), "again");
-    Shape s;
-    kt::require_close(ops::conv(x, again.value(), b, {.strides = {c.stride, c.stride}, .padding = c.padding})
-                          .to_vector<float>(),
-                      naive_conv(x, again.value(), b.to_vector<float>(), c.stride, c.stride, 1, 1, c.padding, 1, s),
-                      1e-4f, 1e-4f);
+    };
+    // New weights at the address of freed ones (the allocator reuses it): not the old reorder.
+    check_new_weights(28);
+    check_new_weights(29);
     // Weights made per call (a mixed policy's casts) leave no growing pile of kept layouts behind.
     const int64_t kept = count("weights_kept");
     for (uint32_t i = 0; i < 20; ++i)
