@@ -102,13 +102,8 @@ bool CpuBackend::computes_low_precision(OpFamily family, DType dtype) const {
 }
 
 std::map<std::string, int64_t> CpuBackend::counters() const {
-  int64_t weights_kept = 0;
-  {
-    std::lock_guard lock(weights_mutex_);
-    weights_kept = static_cast<int64_t>(reordered_weights_.size());
-  }
   return {{"primitives_created", primitives_created_.load()},
-          {"weights_kept", weights_kept},
+          {"weights_kept", static_cast<int64_t>(reordered_weights_.size())},
           {"primitive_cache_hits", cache_hits_.load()},
           {"fresh_allocations", allocator_.fresh_allocations()},
           {"fused_conv_max_pools", fused_conv_max_pools_.load()},

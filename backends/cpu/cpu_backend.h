@@ -11,6 +11,7 @@
 
 #include "core/backend.h"
 #include "core/check.h"
+#include "core/derived_cache.h"
 
 namespace keras::cpu {
 
@@ -202,14 +203,7 @@ class CpuBackend final : public Backend {
   CachingAllocator allocator_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, CachedPrimitive> cache_;
-  struct ReorderedWeights {
-    std::weak_ptr<Storage> source;  // expired: the weights are gone, the entry is only memory
-    uint64_t version = 0;           // the source's version when reordered
-    std::shared_ptr<Storage> reordered;
-  };
-  mutable std::mutex weights_mutex_;
-  std::unordered_map<std::string, ReorderedWeights> reordered_weights_;
-  size_t reordered_bytes_ = 0;
+  DerivedCache reordered_weights_{size_t{1} << 30};
   std::atomic<int64_t> weight_reorders_{0};  // inference weights reordered (a miss of reordered_weights_)
   std::atomic<int64_t> weight_reuses_{0};    // ... reused unchanged
   std::atomic<int64_t> primitives_created_{0};

@@ -408,37 +408,18 @@ std::shared_ptr<Storage> CpuBackend::reordered_weights(const Tensor& w, const md
   // batch's convolution (ResNet50 at batch 1: a fifth of the pass). The reorder is kept per storage
   // and layout, and redone when the frontend marks the storage modified (assign, optimizer update,
   // replay). Memory of another owner (a recorder's alias of a graph's buffer) is never kept.
-  const std::shared_ptr<Storage>& source = w.impl()->storage;
-  const bool keepable = source->owner() == this;
-  const uint64_t version = source->version();
-  const std::string key = fmt::format("{}|{}|{}", static_cast<const void*>(source.get()), w.impl()->offset, md_key(to));
-  if (keepable) {
-    std::lock_guard lock(weights_mutex_);
-    auto it = reordered_weights_.find(key);
-    if (it != reordered_weights_.end() && it->second.version == version && it->second.source.lock() == source) {
+  const DerivedCache::Lookup sources = DerivedCache::describe({&w}, md_key(to));
+  const bool keepable = w.impl()->storage->owner() == this;
+  if (keepable)
+    if (auto kept = reordered_weights_.find(sources)) {
       weight_reuses_.fetch_add(1);
-      return it->second.reordered;
+      return kept;
     }
-  }
-  // Reordered outside the lock into new memory: another thread may still be reading the old.
+  // Into new memory: another thread may still be reading the old.
   auto reordered = scratch(to.get_size());
   reorder(from, ptr(w), to, reordered->data());
   weight_reorders_.fetch_add(1);
-  if (!keepable || source->version() != version) return reordered;  // written meanwhile: not kept
-  std::lock_guard lock(weights_mutex_);
-  if (!reordered_weights_.count(key)) {  // a new entry: first drop those of freed weights (per-call casts leave many)
-    std::erase_if(reordered_weights_, [](const auto& e) { return e.second.source.expired(); });
-    reordered_bytes_ = 0;
-    for (const auto& [k, e] : reordered_weights_) reordered_bytes_ += e.reordered->nbytes();
-    if (reordered_bytes_ > (1024u << 20)) {  // many live weights: start over
-      reordered_weights_.clear();
-      reordered_bytes_ = 0;
-    }
-  }
-  ReorderedWeights& e = reordered_weights_[key];
-  if (e.reordered) reordered_bytes_ -= e.reordered->nbytes();
-  e = {source, version, reordered};
-  reordered_bytes_ += reordered->nbytes();
+  if (keepable) reordered_weights_.keep(sources, reordered);
   return reordered;
 }
 

@@ -376,61 +376,22 @@ std::map<std::string, int64_t> CudaBackend::counters() const {
           {"weight_reuses", weight_reuses_.load()}};
 }
 
-bool CudaBackend::KeptWeights::expired() const {
-  return std::any_of(sources.begin(), sources.end(), [](const auto& s) { return s.expired(); });
-}
-
 std::shared_ptr<Storage> CudaBackend::inference_weights(const std::vector<const Tensor*>& sources,
                                                         const std::string& what, size_t nbytes,
                                                         const std::function<void(const std::shared_ptr<Storage>&)>& fill) {
-  std::vector<std::shared_ptr<Storage>> storages;
-  std::vector<uint64_t> versions;
-  std::string key = what;
-  bool keepable = !capturing_here();
-  for (const Tensor* t : sources) {
-    if (!t->defined()) {
-      key += "|-";
-      continue;
-    }
-    const std::shared_ptr<Storage>& s = t->impl()->storage;
-    keepable = keepable && s->owner() == this;
-    storages.push_back(s);
-    versions.push_back(s->version());
-    key += fmt::format("|{}+{}", static_cast<const void*>(s.get()), t->impl()->offset);
-  }
-  const auto unchanged = [&](const KeptWeights& e) {
-    if (e.versions != versions || e.sources.size() != storages.size()) return false;
-    for (size_t i = 0; i < storages.size(); ++i)
-      if (e.sources[i].lock() != storages[i]) return false;
-    return true;
-  };
-  if (keepable) {
-    std::lock_guard lock(weights_mutex_);
-    auto it = kept_weights_.find(key);
-    if (it != kept_weights_.end() && unchanged(it->second)) {
+  const DerivedCache::Lookup l = DerivedCache::describe(sources, what);
+  const bool keepable = !capturing_here() && std::all_of(l.storages.begin(), l.storages.end(), [this](const auto& s) {
+    return s->owner() == this;
+  });
+  if (keepable)
+    if (auto kept = kept_weights_.find(l)) {
       weight_reuses_.fetch_add(1);
-      return it->second.kept;
+      return kept;
     }
-  }
   auto kept = allocate(nbytes);  // new memory: queued work may still read the old
   fill(kept);
   weight_reorders_.fetch_add(1);
-  for (size_t i = 0; i < storages.size(); ++i) keepable = keepable && storages[i]->version() == versions[i];
-  if (!keepable) return kept;  // written meanwhile, or recorded: not kept
-  std::lock_guard lock(weights_mutex_);
-  if (!kept_weights_.count(key)) {  // a new entry: first drop those of freed weights (per-call casts leave many)
-    std::erase_if(kept_weights_, [](const auto& e) { return e.second.expired(); });
-    kept_bytes_ = 0;
-    for (const auto& [k, e] : kept_weights_) kept_bytes_ += e.kept->nbytes();
-    if (kept_bytes_ > (1024u << 20)) {  // many live weights: start over
-      kept_weights_.clear();
-      kept_bytes_ = 0;
-    }
-  }
-  KeptWeights& e = kept_weights_[key];
-  if (e.kept) kept_bytes_ -= e.kept->nbytes();
-  e = {std::vector<std::weak_ptr<Storage>>(storages.begin(), storages.end()), versions, kept};
-  kept_bytes_ += kept->nbytes();
+  if (keepable) kept_weights_.keep(l, kept);
   return kept;
 }
 

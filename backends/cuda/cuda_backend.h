@@ -19,6 +19,7 @@
 #include "core/backend.h"
 #include "core/check.h"
 #include "core/config.h"
+#include "core/derived_cache.h"
 
 namespace keras::cuda {
 
@@ -244,15 +245,7 @@ class CudaBackend final : public Backend {
   void break_capture(const char* what, cudaError_t error);
   std::mutex rnn_mutex_;
   std::unordered_map<std::string, std::shared_ptr<RnnPlan>> rnn_plans_;
-  struct KeptWeights {
-    std::vector<std::weak_ptr<Storage>> sources;
-    std::vector<uint64_t> versions;  // each source's when kept
-    std::shared_ptr<Storage> kept;
-    bool expired() const;
-  };
-  std::mutex weights_mutex_;
-  std::unordered_map<std::string, KeptWeights> kept_weights_;
-  size_t kept_bytes_ = 0;
+  DerivedCache kept_weights_{size_t{1} << 30};
   std::atomic<int64_t> weight_reorders_{0}, weight_reuses_{0};
 };
 
