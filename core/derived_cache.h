@@ -16,61 +16,67 @@
 
 namespace keras {
 
+/// Tensors some data is derived from, as they are now, and a key naming them and `what` (undefined
+/// tensors are skipped).
+struct DerivedSources {
+  std::string key;
+  std::vector<std::shared_ptr<Storage>> storages;
+  std::vector<uint64_t> versions;
+};
+inline DerivedSources derived_sources(const std::vector<const Tensor*>& sources, const std::string& what) {
+  DerivedSources l{what, {}, {}};
+  for (const Tensor* t : sources) {
+    if (!t->defined()) {
+      l.key += "|-";
+      continue;
+    }
+    const std::shared_ptr<Storage>& s = t->impl()->storage;
+    l.storages.push_back(s);
+    l.versions.push_back(s->version());
+    l.key += fmt::format("|{}+{}", static_cast<const void*>(s.get()), t->impl()->offset);
+  }
+  return l;
+}
+
+inline size_t derived_bytes(const std::shared_ptr<Storage>& s) { return s ? s->nbytes() : 0; }
+inline size_t derived_bytes(const Tensor& t) { return t.defined() ? t.nbytes() : 0; }
+
+/// `Derived`: a block of memory (std::shared_ptr<Storage>) or a Tensor.
+template <typename Derived>
 class DerivedCache {
  public:
   /// Above `max_bytes` of derived data for live sources, everything is dropped and kept anew.
   explicit DerivedCache(size_t max_bytes) : max_bytes_(max_bytes) {}
 
-  /// The sources as they are now, and a key naming them and `what` (undefined sources are skipped).
-  struct Lookup {
-    std::string key;
-    std::vector<std::shared_ptr<Storage>> storages;
-    std::vector<uint64_t> versions;
-  };
-  static Lookup describe(const std::vector<const Tensor*>& sources, const std::string& what) {
-    Lookup l{what, {}, {}};
-    for (const Tensor* t : sources) {
-      if (!t->defined()) {
-        l.key += "|-";
-        continue;
-      }
-      const std::shared_ptr<Storage>& s = t->impl()->storage;
-      l.storages.push_back(s);
-      l.versions.push_back(s->version());
-      l.key += fmt::format("|{}+{}", static_cast<const void*>(s.get()), t->impl()->offset);
-    }
-    return l;
-  }
-
-  /// What was kept for these sources at these versions, or null.
-  std::shared_ptr<Storage> find(const Lookup& l) const {
+  /// What was kept for these sources at these versions, or nothing (a null or undefined Derived).
+  Derived find(const DerivedSources& l) const {
     std::lock_guard lock(mutex_);
     const auto it = entries_.find(l.key);
-    if (it == entries_.end() || it->second.versions != l.versions) return nullptr;
+    if (it == entries_.end() || it->second.versions != l.versions) return {};
     for (size_t i = 0; i < l.storages.size(); ++i)
-      if (it->second.sources[i].lock() != l.storages[i]) return nullptr;
+      if (it->second.sources[i].lock() != l.storages[i]) return {};
     return it->second.derived;
   }
 
   /// Keeps `derived` for the sources, unless one was written since `l` was described. A new entry
   /// first drops those whose sources are gone (per-call casts would otherwise pile up).
-  void keep(const Lookup& l, std::shared_ptr<Storage> derived) {
+  void keep(const DerivedSources& l, Derived derived) {
     for (size_t i = 0; i < l.storages.size(); ++i)
       if (l.storages[i]->version() != l.versions[i]) return;
     std::lock_guard lock(mutex_);
     if (!entries_.count(l.key)) {
       std::erase_if(entries_, [](const auto& e) { return e.second.expired(); });
       bytes_ = 0;
-      for (const auto& [k, e] : entries_) bytes_ += e.derived->nbytes();
+      for (const auto& [k, e] : entries_) bytes_ += derived_bytes(e.derived);
       if (bytes_ > max_bytes_) {
         entries_.clear();
         bytes_ = 0;
       }
     }
     Entry& e = entries_[l.key];
-    if (e.derived) bytes_ -= e.derived->nbytes();
+    bytes_ -= derived_bytes(e.derived);
     e = {std::vector<std::weak_ptr<Storage>>(l.storages.begin(), l.storages.end()), l.versions, std::move(derived)};
-    bytes_ += e.derived->nbytes();
+    bytes_ += derived_bytes(e.derived);
   }
 
   size_t size() const {
@@ -82,7 +88,7 @@ class DerivedCache {
   struct Entry {
     std::vector<std::weak_ptr<Storage>> sources;
     std::vector<uint64_t> versions;  // each source's when kept
-    std::shared_ptr<Storage> derived;
+    Derived derived;
     bool expired() const {
       return std::any_of(sources.begin(), sources.end(), [](const auto& s) { return s.expired(); });
     }

@@ -203,7 +203,7 @@ class CpuBackend final : public Backend {
   CachingAllocator allocator_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, CachedPrimitive> cache_;
-  DerivedCache reordered_weights_{size_t{1} << 30};
+  DerivedCache<std::shared_ptr<Storage>> reordered_weights_{size_t{1} << 30};
   std::atomic<int64_t> weight_reorders_{0};  // inference weights reordered (a miss of reordered_weights_)
   std::atomic<int64_t> weight_reuses_{0};    // ... reused unchanged
   std::atomic<int64_t> primitives_created_{0};

@@ -408,7 +408,7 @@ std::shared_ptr<Storage> CpuBackend::reordered_weights(const Tensor& w, const md
   // batch's convolution (ResNet50 at batch 1: a fifth of the pass). The reorder is kept per storage
   // and layout, and redone when the frontend marks the storage modified (assign, optimizer update,
   // replay). Memory of another owner (a recorder's alias of a graph's buffer) is never kept.
-  const DerivedCache::Lookup sources = DerivedCache::describe({&w}, md_key(to));
+  const DerivedSources sources = derived_sources({&w}, md_key(to));
   const bool keepable = w.impl()->storage->owner() == this;
   if (keepable)
     if (auto kept = reordered_weights_.find(sources)) {

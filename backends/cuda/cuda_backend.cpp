@@ -376,23 +376,21 @@ std::map<std::string, int64_t> CudaBackend::counters() const {
           {"weight_reuses", weight_reuses_.load()}};
 }
 
-std::shared_ptr<Storage> CudaBackend::inference_weights(const std::vector<const Tensor*>& sources,
-                                                        const std::string& what, size_t nbytes,
-                                                        const std::function<void(const std::shared_ptr<Storage>&)>& fill) {
-  const DerivedCache::Lookup l = DerivedCache::describe(sources, what);
+Tensor CudaBackend::inference_weights(const std::vector<const Tensor*>& sources, const std::string& what,
+                                      const std::function<Tensor()>& make) {
+  const DerivedSources l = derived_sources(sources, what);
   const bool keepable = !capturing_here() && std::all_of(l.storages.begin(), l.storages.end(), [this](const auto& s) {
     return s->owner() == this;
   });
   if (keepable)
-    if (auto kept = kept_weights_.find(l)) {
+    if (Tensor kept = kept_weights_.find(l); kept.defined()) {
       weight_reuses_.fetch_add(1);
       return kept;
     }
-  auto kept = allocate(nbytes);  // new memory: queued work may still read the old
-  fill(kept);
+  Tensor made = make();  // new memory: queued work may still read the old
   weight_reorders_.fetch_add(1);
-  if (keepable) kept_weights_.keep(l, kept);
-  return kept;
+  if (keepable) kept_weights_.keep(l, made);
+  return made;
 }
 
 std::shared_ptr<Storage> CudaBackend::allocate(size_t nbytes) {

@@ -206,12 +206,11 @@ class CudaBackend final : public Backend {
   std::atomic<int64_t> algorithm_searches{0};
   std::atomic<int64_t> graph_replays{0};
   /// Inference data derived from weights (`what` names it: a kernel's KRSC layout, a folded batch
-  /// norm's scale and shift; `fill` writes it into the storage it is given), kept per set of source
-  /// storages and reused while each keeps its version. Undefined sources are skipped. Not while this
-  /// thread records: a replay must read the weights as they are then.
-  std::shared_ptr<Storage> inference_weights(const std::vector<const Tensor*>& sources, const std::string& what,
-                                             size_t nbytes,
-                                             const std::function<void(const std::shared_ptr<Storage>&)>& fill);
+  /// norm's scale and shift), made by `make` and kept per set of source storages, reused while each
+  /// keeps its version. Undefined sources are skipped. Not kept while this thread records: a replay
+  /// must read the weights as they are then.
+  Tensor inference_weights(const std::vector<const Tensor*>& sources, const std::string& what,
+                           const std::function<Tensor()>& make);
   /// cuDNN's descriptors for one recurrence problem (rnn.cpp), built once; after_failure drops the
   /// cached plan for the next algorithm.
   std::shared_ptr<const RnnPlan> rnn_plan(RnnCell cell, const Tensor& x, const Tensor& recurrent_kernel, bool training,
@@ -245,7 +244,7 @@ class CudaBackend final : public Backend {
   void break_capture(const char* what, cudaError_t error);
   std::mutex rnn_mutex_;
   std::unordered_map<std::string, std::shared_ptr<RnnPlan>> rnn_plans_;
-  DerivedCache kept_weights_{size_t{1} << 30};
+  DerivedCache<Tensor> kept_weights_{size_t{1} << 30};
   std::atomic<int64_t> weight_reorders_{0}, weight_reuses_{0};
 };
 

@@ -128,9 +128,10 @@ void describe(ConvProblem& p, const Shape& xs, const Shape& ys, int64_t k, int64
 std::shared_ptr<const ConvProblem> problem_of(const Shape& xs, const Shape& ys, int64_t k, int64_t c, int64_t r,
                                               int64_t s, const ConvAttrs& at, int64_t pad_h, int64_t pad_w,
                                               DType dtype) {
-  using Key = std::array<int64_t, 19>;
-  const Key key{xs[0], xs[1], xs[2], xs[3], ys[0], ys[1], ys[2], ys[3], k, c, r, s, pad_h, pad_w,
-                at.strides[0] * 65536 + at.strides[1], at.dilations[0] * 65536 + at.dilations[1], at.groups,
+  using Key = std::array<int64_t, 21>;
+  const Key key{xs[0],          xs[1],          xs[2],           xs[3],           ys[0],     ys[1], ys[2],
+                ys[3],          k,              c,               r,               s,         pad_h, pad_w,
+                at.strides[0], at.strides[1], at.dilations[0], at.dilations[1], at.groups,
                 tensor_float_32_execution_enabled() ? 1 : 0, static_cast<int64_t>(dtype)};
   static std::mutex mutex;
   static std::map<Key, std::shared_ptr<const ConvProblem>> problems;
@@ -245,24 +246,15 @@ static void run_conv(CudaBackend& be, Direction dir, const Tensor& x, const Tens
     be.pad(x, {{{0, 0}}, {{at.pad_begin[0], at.pad_end[0]}}, {{at.pad_begin[1], at.pad_end[1]}}, {{0, 0}}}, 0, xp);
   }
   if (dir == kForward || dir == kBackwardData) {
-    Tensor wt;
-    std::shared_ptr<Storage> kept;  // inference: transposed once while the weights are unchanged
-    const auto transpose_into = [&](const std::shared_ptr<Storage>& storage) {
-      auto impl = std::make_shared<keras::detail::TensorImpl>();
-      impl->shape = krsc;
-      impl->dtype = dtype;
-      impl->storage = storage;
-      Tensor out(impl);
-      be.transpose(w_keras, perm, out);
-    };
-    if (dir == kForward && !at.training) {
-      kept = be.inference_weights({&w_keras}, "krsc", static_cast<size_t>(krsc.num_elements()) * dtype_size(dtype),
-                                  transpose_into);
-    } else {
-      wt = Tensor::empty(krsc, dtype, &be);
+    const auto transposed = [&] {
+      Tensor wt = Tensor::empty(krsc, dtype, &be);
       be.transpose(w_keras, perm, wt);
-    }
-    const void* w_data = kept ? kept->data() : wt.raw_data();
+      return wt;
+    };
+    // Inference: transposed once while the weights are unchanged.
+    const Tensor wt = dir == kForward && !at.training ? be.inference_weights({&w_keras}, "krsc", transposed)
+                                                      : transposed();
+    const void* w_data = wt.raw_data();
     if (dir == kForward) {
       KCPP_CUDNN(cudnnConvolutionForward(be.cudnn(), &one, p.x.d, xp.raw_data(), p.w.d, w_data, p.conv.d,
                                          static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws ? ws->data() : nullptr,
@@ -328,12 +320,12 @@ static void low_bias_activation(CudaBackend& be, Tensor& y, const Tensor* bias, 
 }
 
 void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const ConvAttrs& at) {
-  run_conv_any(*this, kForward, x, w, y, at);
   const bool affine = at.batch_norm.defined();  // a folded batch-norm, in the same pass as bias and activation
   const bool residual = at.residual.defined();   // a residual block's Add, likewise
   KCPP_CHECK(!residual || (at.residual.shape() == y.shape() && at.residual.dtype() == y.dtype()), BackendError,
              "cuda conv_forward: expected a residual of shape {}, received {}", y.shape().to_string(),
              at.residual.to_string());
+  run_conv_any(*this, kForward, x, w, y, at);
   if (y.dtype() != DType::float32) {
     KCPP_CHECK(!affine && !residual, BackendError,
                "cuda conv_forward: a folded batch norm or a residual runs in float32, received dtype {}",
@@ -344,22 +336,23 @@ void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const Tensor* b
     }
     return;
   }
-  std::shared_ptr<Storage> affine_space;  // scale then shift: freed in stream order, after the kernels
+  Tensor affine_space;  // scale then shift: freed in stream order, after the kernels
   const float *scale = nullptr, *shift = nullptr;
   if (affine) {
     // Computed once while the batch norm's weights are unchanged (at inference, outside recordings).
     const FoldedBatchNorm& bn = at.batch_norm;
     const int64_t c = y.dim(3);
     auto data = [](const Tensor& t) { return t.defined() ? static_cast<const float*>(t.raw_data()) : nullptr; };
-    affine_space = inference_weights(
-        {&bn.mean, &bn.variance, &bn.gamma, &bn.beta}, fmt::format("fold|{}", bn.epsilon),
-        static_cast<size_t>(2 * c) * sizeof(float), [&](const std::shared_ptr<Storage>& storage) {
-          auto* space = static_cast<float*>(storage->data());
-          kernels::fold_batch_norm(data(bn.mean), data(bn.variance), data(bn.gamma), data(bn.beta), bn.epsilon, space,
-                                   space + c, c, stream());
-          KCPP_LAUNCHED();
-        });
-    scale = static_cast<const float*>(affine_space->data());
+    affine_space = inference_weights({&bn.mean, &bn.variance, &bn.gamma, &bn.beta}, fmt::format("fold|{}", bn.epsilon),
+                                     [&] {
+                                       Tensor space = Tensor::empty(Shape{2 * c}, DType::float32, this);
+                                       auto* p = static_cast<float*>(space.raw_data());
+                                       kernels::fold_batch_norm(data(bn.mean), data(bn.variance), data(bn.gamma),
+                                                                data(bn.beta), bn.epsilon, p, p + c, c, stream());
+                                       KCPP_LAUNCHED();
+                                       return space;
+                                     });
+    scale = static_cast<const float*>(affine_space.raw_data());
     shift = scale + c;
   }
   if (bias || affine || residual || at.activation != UnaryOp::identity) {
