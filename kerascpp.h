@@ -24,7 +24,7 @@
 #include "layers/core/input_layer.h"
 #include "layers/core/lambda_rescaling.h"
 #include "layers/core/masking.h"
-#include "layers/core/not_equal.h"
+#include "layers/core/graph_ops.h"
 #include "layers/core/simple_layers.h"
 #include "layers/initializers.h"
 #include "layers/layer.h"

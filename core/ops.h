@@ -134,8 +134,11 @@ KERASCPP_API Tensor linear(const Tensor& x, const Tensor& kernel, const Tensor& 
 /// Convolution options in Keras' terms.
 struct ConvOptions {
   std::vector<int64_t> strides = {1};  // one value for every spatial axis, or one per axis
-  std::string padding = "valid";       // "valid" or "same"
+  std::string padding = "valid";       // "valid" or "same" ("causal" too for 1-d convolutions)
   std::vector<int64_t> dilation_rate = {1};
+  /// Transposed convolutions: Keras' output_padding, extra rows (and columns) at the end of the
+  /// output, each smaller than its stride. Empty: Keras' None.
+  std::vector<int64_t> output_padding;
   int64_t groups = 1;
   UnaryOp activation = UnaryOp::identity;
   /// An inference-mode BatchNormalization applied to (conv + bias), before the activation: its
@@ -153,9 +156,17 @@ KERASCPP_API Tensor conv(const Tensor& x, const Tensor& kernel, const Tensor& bi
 /// Depthwise convolution: kernel (kh, kw, C, depth_multiplier); output channels C * multiplier.
 KERASCPP_API Tensor depthwise_conv(const Tensor& x, const Tensor& kernel, const Tensor& bias,
                                    const ConvOptions& options = {});
-/// Transposed convolution: kernel (kh, kw, F, C) as Keras' Conv2DTranspose.
+/// Transposed convolution: kernel (kh, kw, F, C) as Keras' Conv2DTranspose, with its output sizes
+/// (conv_transpose_output_size).
 KERASCPP_API Tensor conv_transpose(const Tensor& x, const Tensor& kernel, const Tensor& bias,
                                    const ConvOptions& options = {});
+/// Keras' output length of a transposed convolution along one axis (deconv_output_length):
+/// "valid" (in - 1) * stride + max(extent, stride), "same" in * stride, where extent is the dilated
+/// kernel; with an output_padding p, (in - 1) * stride + extent - 2 * (extent / 2) + p for "same"
+/// and (in - 1) * stride + extent + p for "valid".
+KERASCPP_API int64_t conv_transpose_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
+                                                const std::string& padding,
+                                                std::optional<int64_t> output_padding = std::nullopt);
 
 struct PoolOptions {
   std::vector<int64_t> pool_size = {2};

@@ -144,9 +144,39 @@ void axis_geometry(const char* op, const std::string& padding, int64_t in, int64
     const int64_t total = std::max<int64_t>((out - 1) * s + eff - in, 0);
     pb = total / 2;
     pe = total - pb;
+  } else if (padding == "causal") {  // Conv1D's: each output sees only its own and earlier steps
+    out = (in - 1) / s + 1;
+    pb = eff - 1;
+    pe = 0;
+  } else {
+    throw ValueError(fmt::format("{}: expected padding 'valid', 'same' or 'causal', received '{}'", op, padding));
+  }
+}
+
+// A transposed convolution's output size and crops of one spatial axis, as Keras computes them
+// (backend_utils' padding for JAX, with output_padding): pb and pe are cut from the full output
+// (in - 1) * s + eff; pe < 0 where Keras' output reaches past it (strides beyond the kernel, or an
+// output_padding), rows that hold the bias alone (conv_transpose adds them).
+void transposed_axis_geometry(const char* op, const std::string& padding, std::optional<int64_t> extra, int64_t in,
+                              int64_t k, int64_t s, int64_t d, int64_t& out, int64_t& pb, int64_t& pe) {
+  const int64_t eff = (k - 1) * d + 1;
+  KCPP_CHECK(!extra || (*extra >= 0 && *extra < s), ValueError,
+             "{}: expected an output_padding >= 0 and smaller than the strides, received output_padding {} with strides {}",
+             op, extra.value_or(0), s);
+  int64_t left, right;  // zeros around the stride-dilated input, as JAX's conv_transpose takes them
+  if (padding == "valid") {
+    left = eff - 1;
+    right = eff - 1 + extra.value_or(std::max(eff, s) - eff);
+  } else if (padding == "same") {
+    const int64_t total = extra ? eff + eff % 2 - 2 + *extra : s + eff - 2;
+    left = std::min(total / 2 + total % 2, eff - 1);
+    right = total - left;
   } else {
     throw ValueError(fmt::format("{}: expected padding 'valid' or 'same', received '{}'", op, padding));
   }
+  pb = eff - 1 - left;
+  pe = eff - 1 - right;
+  out = (in - 1) * s + eff - pb - pe;
 }
 
 ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const ConvOptions& o, bool transposed) {
@@ -159,6 +189,9 @@ ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const 
              "{}: expected a kernel of rank {} for input shape {}, received kernel shape {}", op, x.rank(),
              x.shape().to_string(), kernel.shape().to_string());
   const size_t n = x.rank() - 2;
+  KCPP_CHECK(o.padding != "causal" || (n == 1 && !transposed), ValueError,
+             "{}: padding 'causal' is for 1-d convolutions (Conv1D), received an input of shape {}", op,
+             x.shape().to_string());
   ConvPlan p;
   p.attrs.strides = spatial(op, o.strides, n, "strides");
   p.attrs.dilations = spatial(op, o.dilation_rate, n, "dilation_rate");
@@ -180,6 +213,15 @@ ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const 
              "{}: expected a kernel for {} input channels{}, received input shape {} and kernel shape {}", op, c,
              o.groups > 1 ? fmt::format(" in {} groups", o.groups) : "", x.shape().to_string(),
              kernel.shape().to_string());
+  // Keras' output_padding (transposed only): none, one value for every spatial axis, or one per axis.
+  std::optional<std::array<int64_t, 2>> output_padding;
+  if (!o.output_padding.empty()) {
+    KCPP_CHECK(transposed, ValueError, "{}: output_padding is for transposed convolutions", op);
+    KCPP_CHECK(o.output_padding.size() == 1 || o.output_padding.size() == n, ValueError,
+               "{}: expected output_padding to have 1 or {} values, received {}", op, n, o.output_padding.size());
+    const auto& v = o.output_padding;
+    output_padding = n == 1 ? std::array<int64_t, 2>{0, v[0]} : std::array<int64_t, 2>{v[0], v.back()};
+  }
   int64_t oh = 0, ow = 0;
   for (int i = 0; i < 2; ++i) {
     const int64_t in = p.x4.dim(1 + i), k = p.w4.dim(i);
@@ -187,20 +229,9 @@ ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const 
     if (!transposed) {
       axis_geometry(op, o.padding, in, k, p.attrs.strides[i], p.attrs.dilations[i], out, pb, pe, x.shape());
     } else {
-      const int64_t s = p.attrs.strides[i], eff = (k - 1) * p.attrs.dilations[i] + 1;
-      if (o.padding == "valid") {
-        out = (in - 1) * s + eff;
-        pb = pe = 0;
-      } else if (o.padding == "same") {
-        out = in * s;
-        const int64_t total = (in - 1) * s + eff - out;
-        KCPP_CHECK(total >= 0, NotImplementedError,
-                   "{}: padding 'same' with strides {} larger than the kernel extent {} is not supported", op, s, eff);
-        pb = total / 2;
-        pe = total - pb;
-      } else {
-        throw ValueError(fmt::format("{}: expected padding 'valid' or 'same', received '{}'", op, o.padding));
-      }
+      const std::optional<int64_t> extra =
+          output_padding ? std::optional<int64_t>((*output_padding)[static_cast<size_t>(i)]) : std::nullopt;
+      transposed_axis_geometry(op, o.padding, extra, in, k, p.attrs.strides[i], p.attrs.dilations[i], out, pb, pe);
     }
     p.attrs.pad_begin[i] = pb;
     p.attrs.pad_end[i] = pe;
@@ -344,7 +375,37 @@ Tensor depthwise_conv(const Tensor& x, const Tensor& kernel, const Tensor& bias,
 
 Tensor conv_transpose(const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& options) {
   KCPP_CHECK(options.groups == 1, NotImplementedError, "conv_transpose: groups > 1 is not supported");
-  return conv_impl("conv_transpose", x, kernel, bias, options, true);
+  const ConvPlan p = plan_conv("conv_transpose", x, kernel, options, true);
+  if (p.attrs.pad_end[0] >= 0 && p.attrs.pad_end[1] >= 0) return conv_impl("conv_transpose", x, kernel, bias, options, true);
+  // Keras' output reaches past the full transposed convolution (strides beyond the kernel, or an
+  // output_padding): the full one, cut and extended with zeros per axis (its crop at the start is
+  // then 0), then the bias and the activation.
+  ConvOptions full = options;
+  full.padding = "valid";
+  full.output_padding = {0};
+  full.activation = UnaryOp::identity;
+  Tensor y = conv_impl("conv_transpose", x, kernel, Tensor(), full, true);
+  const int64_t first = x.rank() == 3 ? 1 : 0;  // a 1-d convolution has its one spatial axis at index 1 of the plan
+  std::vector<int64_t> starts(y.rank(), 0), sizes = y.shape().dims();
+  std::vector<std::array<int64_t, 2>> pads(y.rank(), {0, 0});
+  for (int64_t i = first; i < 2; ++i) {
+    const size_t axis = static_cast<size_t>(1 + i - first);
+    const int64_t pb = p.attrs.pad_begin[static_cast<size_t>(i)], pe = p.attrs.pad_end[static_cast<size_t>(i)];
+    starts[axis] = pb;
+    sizes[axis] -= pb + std::max<int64_t>(pe, 0);
+    pads[axis][1] = std::max<int64_t>(-pe, 0);
+  }
+  if (sizes != y.shape().dims()) y = slice(y, starts, sizes);
+  y = pad(y, pads);
+  if (bias.defined()) y = add(y, bias);
+  return options.activation == UnaryOp::identity ? y : unary(options.activation, y);
+}
+
+int64_t conv_transpose_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
+                                   const std::string& padding, std::optional<int64_t> output_padding) {
+  int64_t out, pb, pe;
+  transposed_axis_geometry("conv_transpose", padding, output_padding, in, kernel, stride, dilation, out, pb, pe);
+  return out;
 }
 
 namespace {

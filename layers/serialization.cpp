@@ -14,7 +14,7 @@
 #include "layers/core/dense.h"
 #include "layers/core/embedding.h"
 #include "layers/core/masking.h"
-#include "layers/core/not_equal.h"
+#include "layers/core/graph_ops.h"
 #include "layers/core/input_layer.h"
 #include "layers/core/lambda_rescaling.h"
 #include "layers/activations/activation_layers.h"
@@ -98,6 +98,8 @@ LayerRegistry& registry() {
         {"Embedding", &Embedding::from_config},
         {"Masking", &Masking::from_config},
         {"NotEqual", &NotEqual::from_config},
+        {"Any", &BoolReduction::any_from_config},
+        {"All", &BoolReduction::all_from_config},
         {"SimpleRNN", &SimpleRNN::from_config},
         {"LSTM", &LSTM::from_config},
         {"ConvLSTM2D", &ConvLSTM2D::from_config},

@@ -28,7 +28,7 @@ std::optional<int64_t> conv_output_length(std::optional<int64_t> in, int64_t ker
                                           int64_t stride, int64_t dilation) {
   if (!in) return std::nullopt;
   const int64_t eff = (kernel - 1) * dilation + 1;
-  if (padding == "same") return (*in + stride - 1) / stride;
+  if (padding == "same" || padding == "causal") return (*in + stride - 1) / stride;
   return std::max<int64_t>(0, (*in - eff) / stride + 1 - (*in < eff ? 1 : 0));
 }
 
@@ -40,6 +40,7 @@ Conv2D::Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, Conv2DOption
              "Conv2D: kernel_size must be positive, received ({}, {})", kernel_size[0], kernel_size[1]);
   KCPP_CHECK(options_.padding == "valid" || options_.padding == "same", ValueError,
              "Conv2D: padding must be 'valid' or 'same', received '{}'", options_.padding);
+  KCPP_CHECK(!options_.output_padding, ValueError, "Conv2D: output_padding is an option of Conv2DTranspose");
   detail::check_conv_geometry("Conv2D", {kernel_size[0], kernel_size[1]}, {options_.strides[0], options_.strides[1]},
                               {options_.dilation_rate[0], options_.dilation_rate[1]}, options_.groups);
   KCPP_CHECK(filters % options_.groups == 0, ValueError, "Conv2D: filters {} must be divisible by groups {}", filters,

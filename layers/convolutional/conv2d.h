@@ -1,5 +1,6 @@
 #pragma once
 #include <array>
+#include <optional>
 
 #include "../../core/ops.h"
 #include "../layer.h"
@@ -12,6 +13,8 @@ struct Conv2DOptions {
   std::string padding = "valid";
   std::array<int64_t, 2> dilation_rate{1, 1};
   int64_t groups = 1;
+  /// Conv2DTranspose only: Keras' output_padding (each smaller than its stride); none: Keras' None.
+  std::optional<std::array<int64_t, 2>> output_padding;
   std::string activation;
   bool use_bias = true;
   Initializer kernel_initializer = "glorot_uniform";

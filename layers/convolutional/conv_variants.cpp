@@ -15,8 +15,9 @@ void check_rank(const PartialShape& s, size_t rank, const std::function<ValueErr
         fmt::format("expected ndim={}, found ndim={}. Full shape received: {}", rank, s.size(), shape_to_string(s)));
   if (!s.back()) throw err("the channel axis must be known, received shape " + shape_to_string(s));
 }
-void check_padding(const std::string& layer, const std::string& p) {
-  KCPP_CHECK(p == "valid" || p == "same", ValueError, "{}: padding must be 'valid' or 'same', received '{}'", layer, p);
+void check_padding(const std::string& layer, const std::string& p, bool causal = false) {
+  KCPP_CHECK(p == "valid" || p == "same" || (causal && p == "causal"), ValueError,
+             "{}: padding must be 'valid'{}, received '{}'", layer, causal ? ", 'same' or 'causal'" : " or 'same'", p);
 }
 }  // namespace
 
@@ -26,7 +27,7 @@ Conv1D::Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions o)
   set_activity_regularizer(o_.activity_regularizer);
   KCPP_CHECK(filters > 0 && kernel_size > 0, ValueError,
              "Conv1D: filters and kernel_size must be positive, received {} and {}", filters, kernel_size);
-  check_padding("Conv1D", o_.padding);
+  check_padding("Conv1D", o_.padding, true);
   detail::check_conv_geometry("Conv1D", {kernel_size}, {o_.strides}, {o_.dilation_rate}, o_.groups);
   KCPP_CHECK(filters % o_.groups == 0, ValueError, "Conv1D: filters {} must be divisible by groups {}", filters,
              o_.groups);
@@ -60,6 +61,11 @@ Conv2DTranspose::Conv2DTranspose(int64_t filters, std::array<int64_t, 2> kernel_
   detail::check_conv_geometry("Conv2DTranspose", {kernel_size[0], kernel_size[1]}, {o_.strides[0], o_.strides[1]},
                               {o_.dilation_rate[0], o_.dilation_rate[1]}, o_.groups);
   KCPP_CHECK(o_.groups == 1, NotImplementedError, "Conv2DTranspose: groups > 1 is not supported");
+  if (o_.output_padding)
+    for (size_t i = 0; i < 2; ++i)
+      KCPP_CHECK((*o_.output_padding)[i] >= 0 && (*o_.output_padding)[i] < o_.strides[i], ValueError,
+                 "Conv2DTranspose: expected output_padding >= 0 and smaller than the strides ({}, {}), received ({}, {})",
+                 o_.strides[0], o_.strides[1], (*o_.output_padding)[0], (*o_.output_padding)[1]);
   activations::check_name(o_.activation);
 }
 void Conv2DTranspose::check_input(const PartialShape& s) const {
@@ -74,9 +80,10 @@ void Conv2DTranspose::build(const PartialShape& s) {
 PartialShape Conv2DTranspose::compute_output_shape(const PartialShape& s) const {
   auto len = [&](std::optional<int64_t> in, int i) -> std::optional<int64_t> {
     if (!in) return std::nullopt;
-    const int64_t eff = (kernel_size_[static_cast<size_t>(i)] - 1) * o_.dilation_rate[static_cast<size_t>(i)] + 1;
-    return o_.padding == "same" ? *in * o_.strides[static_cast<size_t>(i)]
-                                : (*in - 1) * o_.strides[static_cast<size_t>(i)] + eff;
+    const auto a = static_cast<size_t>(i);
+    return ops::conv_transpose_output_size(*in, kernel_size_[a], o_.strides[a], o_.dilation_rate[a], o_.padding,
+                                           o_.output_padding ? std::optional<int64_t>((*o_.output_padding)[a])
+                                                             : std::nullopt);
   };
   return {s[0], len(s[1], 0), len(s[2], 1), filters_};
 }
@@ -84,7 +91,10 @@ Tensor Conv2DTranspose::call(const Tensor& x, bool training) {
   const Tensor y = ops::conv_transpose(x, kernel_->value(), bias_ ? bias_->value() : Tensor(),
                                        {.strides = {o_.strides[0], o_.strides[1]},
                                         .padding = o_.padding,
-                                        .dilation_rate = {o_.dilation_rate[0], o_.dilation_rate[1]}});
+                                        .dilation_rate = {o_.dilation_rate[0], o_.dilation_rate[1]},
+                                        .output_padding = o_.output_padding ? std::vector<int64_t>(o_.output_padding->begin(),
+                                                                                                   o_.output_padding->end())
+                                                                            : std::vector<int64_t>{}});
   return activations::apply(o_.activation, y);
 }
 
@@ -183,7 +193,7 @@ Config Conv2DTranspose::get_config() const {
   c["filters"] = filters_;
   c["kernel_size"] = detail::kernel_array(kernel_size_);
   detail::write_conv_common(c, o_, true);
-  c["output_padding"] = nullptr;  // Keras' Conv2DTranspose takes no "groups"
+  c["output_padding"] = o_.output_padding ? Config(*o_.output_padding) : Config(nullptr);  // and no "groups"
   detail::write_kernel_bias(c, o_);
   return c;
 }
@@ -192,7 +202,10 @@ std::shared_ptr<Layer> Conv2DTranspose::from_config(const Config& config) {
   Conv2DOptions o;
   detail::read_conv_common(r, o, 2);
   o.groups = r.integer("groups", 1);
-  r.require("output_padding", nullptr);
+  if (r.has("output_padding")) {
+    const auto v = r.ints("output_padding", 2);
+    o.output_padding = std::array<int64_t, 2>{v[0], v[1]};
+  }
   detail::read_kernel(r, o);
   const auto k = r.ints("kernel_size", 2);
   auto layer =

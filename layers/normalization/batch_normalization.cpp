@@ -15,18 +15,26 @@ BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
   if (options_.synchronized) strategy_ = distribute::current_strategy();
 }
 
+size_t BatchNormalization::axis_for(size_t rank) const {
+  const auto r = static_cast<int64_t>(rank), a = options_.axis;
+  if (a < -r || a >= r)
+    throw input_error(fmt::format("expected an axis within the input's rank {}, received axis {}", rank, a));
+  return static_cast<size_t>(a < 0 ? a + r : a);
+}
+
 void BatchNormalization::check_input(const PartialShape& s) const {
   if (s.size() < 2)
     throw input_error(
         fmt::format("expected min_ndim=2, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
-  if (!s.back()) throw input_error("the normalized axis must be known, received shape " + shape_to_string(s));
-  if (moving_mean_ && *s.back() != moving_mean_->shape()[0])
-    throw input_error(fmt::format("expected axis -1 of input shape to have value {}, but received input with shape {}",
-                                  moving_mean_->shape()[0], shape_to_string(s)));
+  const size_t a = axis_for(s.size());
+  if (!s[a]) throw input_error("the normalized axis must be known, received shape " + shape_to_string(s));
+  if (moving_mean_ && *s[a] != moving_mean_->shape()[0])
+    throw input_error(fmt::format("expected axis {} of input shape to have value {}, but received input with shape {}",
+                                  options_.axis, moving_mean_->shape()[0], shape_to_string(s)));
 }
 
 void BatchNormalization::build(const PartialShape& s) {
-  const Shape c{*s.back()};
+  const Shape c{*s[axis_for(s.size())]};
   const auto& o = options_;
   if (o.scale) gamma_ = &add_weight("gamma", c, o.gamma_initializer, true, o.gamma_regularizer, o.gamma_constraint);
   if (o.center) beta_ = &add_weight("beta", c, o.beta_initializer, true, o.beta_regularizer, o.beta_constraint);
@@ -64,7 +72,15 @@ Tensor BatchNormalization::call(const Tensor& input, bool training) {
   // statistics are composed here, so they get float32 data.
   const bool synchronized = training && trainable() && strategy_ && strategy_->communicator().name() != "single";
   const Tensor x = synchronized ? ops::cast(input, DType::float32) : input;
-  return ops::cast(normalize(x, training), compute_dtype());
+  const size_t a = axis_for(x.rank());
+  if (a + 1 == x.rank()) return ops::cast(normalize(x, training), compute_dtype());
+  // Another axis than the last (channels_first): normalized as the last one, moved there and back.
+  std::vector<int64_t> to_last, back(x.rank());
+  for (size_t i = 0; i < x.rank(); ++i)
+    if (i != a) to_last.push_back(static_cast<int64_t>(i));
+  to_last.push_back(static_cast<int64_t>(a));
+  for (size_t i = 0; i < x.rank(); ++i) back[static_cast<size_t>(to_last[i])] = static_cast<int64_t>(i);
+  return ops::cast(ops::transpose(normalize(ops::transpose(x, to_last), training), back), compute_dtype());
 }
 
 Tensor BatchNormalization::normalize(const Tensor& x, bool training) {
@@ -89,7 +105,7 @@ Tensor BatchNormalization::normalize(const Tensor& x, bool training) {
 }
 
 FoldedBatchNorm BatchNormalization::inference_fold() const {
-  if (!moving_mean_) return {};
+  if (!moving_mean_ || (options_.axis != -1 && options_.axis != 3)) return {};  // a Conv2D output's channels
   return {moving_mean_->value(), moving_variance_->value(), gamma_ ? gamma_->value() : Tensor(),
           beta_ ? beta_->value() : Tensor(), options_.epsilon};
 }
@@ -97,7 +113,7 @@ FoldedBatchNorm BatchNormalization::inference_fold() const {
 Config BatchNormalization::get_config() const {
   const auto& o = options_;
   Config c = Layer::get_config();
-  c["axis"] = -1;
+  c["axis"] = o.axis;
   c["momentum"] = o.momentum;
   c["epsilon"] = o.epsilon;
   c["center"] = o.center;
@@ -118,17 +134,16 @@ std::shared_ptr<Layer> BatchNormalization::from_config(const Config& config) {
   serialization::ConfigReader r(config, "BatchNormalization config");
   BatchNormalizationOptions o;
   o.name = r.name();
-  // channels_last: the last axis, which Keras 2 files may also write as [3] for 4-d inputs.
+  // An int, or a list of one (Keras 2 files write [3] for 4-d inputs).
   if (r.has("axis")) {
-    const Config& axis = r.raw("axis");
-    const bool last = (axis.is_number_integer() && axis.get<int64_t>() == -1) ||
-                      (axis.is_array() && axis.size() == 1 && axis[0].is_number_integer() &&
-                       (axis[0].get<int64_t>() == -1 || axis[0].get<int64_t>() == 3));
-    const bool three = axis.is_number_integer() && axis.get<int64_t>() == 3;
-    if (!last && !three)
-      throw NotImplementedError(fmt::format(
-          "BatchNormalization config: only the last axis (channels_last) is supported, received \"axis\": {}",
-          axis.dump()));
+    if (r.raw("axis").is_array()) {
+      const auto axes = r.int_list("axis");
+      KCPP_CHECK(axes.size() == 1, NotImplementedError,
+                 "BatchNormalization config: expected one axis, received \"axis\": {}", r.raw("axis").dump());
+      o.axis = axes[0];
+    } else {
+      o.axis = r.integer("axis");
+    }
   }
   o.momentum = static_cast<float>(r.number("momentum", 0.99));
   o.epsilon = static_cast<float>(r.number("epsilon", 1e-3));

@@ -12,6 +12,8 @@ namespace keras::layers {
 
 /// Keras' defaults: axis -1, momentum 0.99, epsilon 1e-3, center, scale.
 struct BatchNormalizationOptions {
+  /// The features axis, kept apart (negative counts from the end; 1 for channels_first images).
+  int64_t axis = -1;
   float momentum = 0.99f;
   float epsilon = 1e-3f;
   bool center = true;
@@ -30,7 +32,7 @@ struct BatchNormalizationOptions {
   std::string name;
 };
 
-/// Normalizes over all axes but the last. In training, batch statistics are used and the moving
+/// Normalizes over all axes but `axis` (the last by default). In training, batch statistics are used and the moving
 /// ones updated (moving = momentum * moving + (1 - momentum) * batch); otherwise, and whenever the
 /// layer is frozen (trainable false, as in Keras), the moving statistics are used.
 class KERASCPP_API BatchNormalization : public Layer {
@@ -47,7 +49,8 @@ class KERASCPP_API BatchNormalization : public Layer {
   /// True when call() uses the moving statistics: outside training, or frozen (as Keras).
   bool uses_moving_statistics(bool training) const { return !training || !trainable(); }
   /// The inference transform (moving statistics, gamma, beta, epsilon) for folding into the
-  /// convolution before it, which computes it in its own pass; undefined before the layer is built.
+  /// convolution before it, which computes it in its own pass; undefined before the layer is built
+  /// and where the layer normalizes another axis than a Conv2D output's channels.
   FoldedBatchNorm inference_fold() const;
 
  protected:
@@ -55,6 +58,7 @@ class KERASCPP_API BatchNormalization : public Layer {
   void check_input(const PartialShape& input_shape) const override;
 
  private:
+  size_t axis_for(size_t rank) const;
   BatchNormalizationOptions options_;
   std::shared_ptr<distribute::Strategy> strategy_;  // synchronized: the scope it was created in
   Variable *gamma_ = nullptr, *beta_ = nullptr, *moving_mean_ = nullptr, *moving_variance_ = nullptr;

@@ -1,5 +1,7 @@
 #include "layers/normalization/layer_normalization.h"
 
+#include <algorithm>
+
 #include "core/check.h"
 #include "core/ops.h"
 
@@ -8,38 +10,69 @@ namespace keras::layers {
 LayerNormalization::LayerNormalization(LayerNormalizationOptions o)
     : Layer("LayerNormalization", o.name), o_(std::move(o)) {
   KCPP_CHECK(o_.epsilon > 0, ValueError, "LayerNormalization: epsilon must be positive, received {}", o_.epsilon);
+  KCPP_CHECK(!o_.axis.empty(), ValueError, "LayerNormalization: expected at least one axis, received none");
   set_autocast(false);  // as Keras: the input's own dtype, float32 weights, the result in the compute dtype
 }
+
+std::vector<int64_t> LayerNormalization::axes_for(size_t rank) const {
+  const auto r = static_cast<int64_t>(rank);
+  std::vector<int64_t> axes;
+  for (int64_t a : o_.axis) {
+    if (a < -r + 1 || a >= r || a == 0 || a == -r)
+      throw input_error(fmt::format("expected axes within the non-batch axes of an input of rank {}, received axis {}",
+                                    rank, a));
+    const int64_t n = a < 0 ? a + r : a;
+    if (std::find(axes.begin(), axes.end(), n) != axes.end())
+      throw input_error(fmt::format("axis {} is listed twice", a));
+    axes.push_back(n);
+  }
+  return axes;
+}
+
 void LayerNormalization::check_input(const PartialShape& s) const {
   if (s.size() < 2)
     throw input_error(
         fmt::format("expected min_ndim=2, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
-  if (!s.back()) throw input_error("the normalized axis must be known, received shape " + shape_to_string(s));
+  for (int64_t a : axes_for(s.size()))
+    if (!s[static_cast<size_t>(a)])
+      throw input_error(fmt::format("the normalized axis {} must be known, received shape {}", a, shape_to_string(s)));
 }
+
 void LayerNormalization::build(const PartialShape& s) {
-  if (o_.scale) gamma_ = &add_weight("gamma", Shape{*s.back()}, "ones");
-  if (o_.center) beta_ = &add_weight("beta", Shape{*s.back()}, "zeros");
+  std::vector<int64_t> param;  // the normalized axes' sizes, in the order given (Keras' param_shape)
+  for (int64_t a : axes_for(s.size())) param.push_back(*s[static_cast<size_t>(a)]);
+  if (o_.scale)
+    gamma_ = &add_weight("gamma", Shape(param), o_.gamma_initializer, true, o_.gamma_regularizer, o_.gamma_constraint);
+  if (o_.center && !o_.rms_scaling)
+    beta_ = &add_weight("beta", Shape(param), o_.beta_initializer, true, o_.beta_regularizer, o_.beta_constraint);
 }
-Tensor LayerNormalization::call(const Tensor& x, bool training) {
-  Tensor y = (x - ops::mean(x, {-1}, true)) * ops::rsqrt(ops::var(x, {-1}, true) + o_.epsilon);
-  if (gamma_) y = y * gamma_->value();
-  if (beta_) y = y + beta_->value();
+
+Tensor LayerNormalization::call(const Tensor& x, bool) {
+  const auto axes = axes_for(x.rank());
+  // gamma and beta reshaped onto the input's rank (Keras reshapes their data in the order given).
+  std::vector<int64_t> broadcast(x.rank(), 1);
+  for (int64_t a : axes) broadcast[static_cast<size_t>(a)] = x.dim(a);
+  auto onto = [&](const Variable* v) { return ops::reshape(v->value(), broadcast); };
+  const Tensor inv = ops::rsqrt(ops::var(x, axes, true) + o_.epsilon);
+  Tensor y = o_.rms_scaling ? x * inv : (x - ops::mean(x, axes, true)) * inv;
+  if (gamma_) y = y * onto(gamma_);
+  if (beta_) y = y + onto(beta_);
   return ops::cast(y, compute_dtype());
 }
 
-
 Config LayerNormalization::get_config() const {
   Config c = Layer::get_config();
-  c["axis"] = -1;
+  c["axis"] = o_.axis.size() == 1 ? Config(o_.axis[0]) : Config(o_.axis);
   c["epsilon"] = o_.epsilon;
   c["center"] = o_.center;
   c["scale"] = o_.scale;
-  c["beta_initializer"] = initializers::Zeros().serialized();
-  c["gamma_initializer"] = initializers::Ones().serialized();
-  c["beta_regularizer"] = nullptr;
-  c["gamma_regularizer"] = nullptr;
-  c["beta_constraint"] = nullptr;
-  c["gamma_constraint"] = nullptr;
+  c["rms_scaling"] = o_.rms_scaling;
+  c["beta_initializer"] = o_.beta_initializer.serialized();
+  c["gamma_initializer"] = o_.gamma_initializer.serialized();
+  c["beta_regularizer"] = o_.beta_regularizer.serialized();
+  c["gamma_regularizer"] = o_.gamma_regularizer.serialized();
+  c["beta_constraint"] = o_.beta_constraint.serialized();
+  c["gamma_constraint"] = o_.gamma_constraint.serialized();
   return c;
 }
 
@@ -47,27 +80,17 @@ std::shared_ptr<Layer> LayerNormalization::from_config(const Config& config) {
   serialization::ConfigReader r(config, "LayerNormalization config");
   LayerNormalizationOptions o;
   o.name = r.name();
-  if (r.has("axis")) {
-    const Config& axis = r.raw("axis");
-    const bool last = (axis.is_number_integer() && axis.get<int64_t>() == -1) ||
-                      (axis.is_array() && axis.size() == 1 && axis[0] == -1);
-    if (!last)
-      throw NotImplementedError(fmt::format(
-          "LayerNormalization config: only the last axis is supported, received \"axis\": {}", axis.dump()));
-  }
+  if (r.has("axis")) o.axis = r.raw("axis").is_array() ? r.int_list("axis") : std::vector<int64_t>{r.integer("axis")};
   o.epsilon = static_cast<float>(r.number("epsilon", 1e-3));
   o.center = r.boolean("center", true);
   o.scale = r.boolean("scale", true);
-  // kerascpp's LayerNormalization starts from Keras' default gamma = 1, beta = 0.
-  const std::string beta_init = r.initializer("beta_initializer", "zeros").serialized()["class_name"];
-  const std::string gamma_init = r.initializer("gamma_initializer", "ones").serialized()["class_name"];
-  KCPP_CHECK(beta_init == "Zeros" && gamma_init == "Ones", NotImplementedError,
-             "LayerNormalization config: only the Zeros beta and Ones gamma initializers are supported, received {} "
-             "and {}",
-             beta_init, gamma_init);
-  r.require("beta_regularizer", nullptr);
-  r.require("gamma_regularizer", nullptr);
-  r.require("rms_scaling", false);
+  o.rms_scaling = r.boolean("rms_scaling", false);
+  o.beta_initializer = r.initializer("beta_initializer", "zeros");
+  o.gamma_initializer = r.initializer("gamma_initializer", "ones");
+  o.beta_regularizer = r.regularizer("beta_regularizer");
+  o.gamma_regularizer = r.regularizer("gamma_regularizer");
+  o.beta_constraint = r.constraint("beta_constraint");
+  o.gamma_constraint = r.constraint("gamma_constraint");
   auto layer = std::make_shared<LayerNormalization>(o);
   r.finish(*layer);
   return layer;

@@ -1,5 +1,7 @@
 #include "layers/reshaping/reshaping.h"
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "core/check.h"
@@ -59,10 +61,12 @@ Tensor Cropping2D::call(const Tensor& x, bool training) {
       {-1, x.dim(1) - cropping_[0][0] - cropping_[0][1], x.dim(2) - cropping_[1][0] - cropping_[1][1], -1});
 }
 
-UpSampling2D::UpSampling2D(std::array<int64_t, 2> size, std::string name)
-    : Layer("UpSampling2D", std::move(name)), size_(size) {
+UpSampling2D::UpSampling2D(std::array<int64_t, 2> size, std::string interpolation, std::string name)
+    : Layer("UpSampling2D", std::move(name)), size_(size), interpolation_(std::move(interpolation)) {
   KCPP_CHECK(size[0] > 0 && size[1] > 0, ValueError, "UpSampling2D: size must be positive, received ({}, {})", size[0],
              size[1]);
+  KCPP_CHECK(interpolation_ == "nearest" || interpolation_ == "bilinear", NotImplementedError,
+             "UpSampling2D: expected interpolation 'nearest' or 'bilinear', received '{}'", interpolation_);
 }
 void UpSampling2D::check_input(const PartialShape& s) const {
   if (s.size() != 4) throw input_error(ndim_error(4, s));
@@ -71,13 +75,35 @@ PartialShape UpSampling2D::compute_output_shape(const PartialShape& s) const {
   return {s[0], times(s[1], size_[0]), times(s[2], size_[1]), s[3]};
 }
 Tensor UpSampling2D::call(const Tensor& x, bool training) {
-  // Nearest neighbour: gather row i / size and column j / size (differentiable through take).
-  auto repeat = [&](int64_t n, int64_t k) {
-    std::vector<int64_t> idx(static_cast<size_t>(n * k));
-    for (int64_t i = 0; i < n * k; ++i) idx[static_cast<size_t>(i)] = i / k;
-    return Tensor::from_vector(idx, Shape{n * k}, x.backend());
+  // One axis at a time, gathering rows (or columns): differentiable through take.
+  auto indices = [&](const std::vector<int64_t>& idx) {
+    return Tensor::from_vector(idx, Shape{static_cast<int64_t>(idx.size())}, x.backend());
   };
-  return ops::take(ops::take(x, repeat(x.dim(1), size_[0]), 1), repeat(x.dim(2), size_[1]), 2);
+  auto scale_axis = [&](const Tensor& t, int64_t axis, int64_t k) {
+    const int64_t n = t.dim(axis);
+    std::vector<int64_t> lo(static_cast<size_t>(n * k)), hi(lo.size());
+    std::vector<float> w(lo.size());
+    for (int64_t o = 0; o < n * k; ++o) {
+      const auto i = static_cast<size_t>(o);
+      if (interpolation_ == "nearest") {
+        lo[i] = o / k;
+        continue;
+      }
+      // Half-pixel centers: output o samples input (o + 0.5) / k - 0.5, clamped to the edge pixels.
+      const double src = std::clamp((static_cast<double>(o) + 0.5) / static_cast<double>(k) - 0.5, 0.0,
+                                    static_cast<double>(n - 1));
+      lo[i] = static_cast<int64_t>(std::floor(src));
+      hi[i] = std::min(lo[i] + 1, n - 1);
+      w[i] = static_cast<float>(src - std::floor(src));
+    }
+    const Tensor a = ops::take(t, indices(lo), axis);
+    if (interpolation_ == "nearest") return a;
+    std::vector<int64_t> ws(t.rank(), 1);
+    ws[static_cast<size_t>(axis)] = n * k;
+    const Tensor weight = ops::cast(Tensor::from_vector(w, Shape(ws), x.backend()), t.dtype());
+    return a + (ops::take(t, indices(hi), axis) - a) * weight;
+  };
+  return scale_axis(scale_axis(x, 1, size_[0]), 2, size_[1]);
 }
 
 Permute::Permute(std::vector<int64_t> dims, std::string name)
@@ -181,16 +207,16 @@ Config UpSampling2D::get_config() const {
   Config c = Layer::get_config();
   c["size"] = Config::array({size_[0], size_[1]});
   c["data_format"] = "channels_last";
-  c["interpolation"] = "nearest";
+  c["interpolation"] = interpolation_;
   return c;
 }
 std::shared_ptr<Layer> UpSampling2D::from_config(const Config& config) {
   serialization::ConfigReader r(config, "UpSampling2D config");
   r.require("data_format", "channels_last");
-  r.require("interpolation", "nearest");
+  const std::string interpolation = r.string("interpolation", "nearest");
   const std::string name = r.name();
   const auto size = r.has("size") ? r.ints("size", 2) : std::vector<int64_t>{2, 2};
-  auto layer = std::make_shared<UpSampling2D>(std::array<int64_t, 2>{size[0], size[1]}, name);
+  auto layer = std::make_shared<UpSampling2D>(std::array<int64_t, 2>{size[0], size[1]}, interpolation, name);
   r.finish(*layer);
   return layer;
 }

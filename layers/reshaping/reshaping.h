@@ -40,13 +40,15 @@ class KERASCPP_API Cropping2D : public Layer {
   std::array<std::array<int64_t, 2>, 2> cropping_;
 };
 
-/// Repeats each row and column (nearest-neighbour upsampling).
+/// Scales rows and columns up by `size`: "nearest" repeats them, "bilinear" interpolates with half-pixel
+/// centers and clamped edges (Keras' image resize).
 class KERASCPP_API UpSampling2D : public Layer {
  public:
   KERASCPP_LAYER(UpSampling2D)
   Config get_config() const override;
   static std::shared_ptr<Layer> from_config(const Config& config);
-  explicit UpSampling2D(std::array<int64_t, 2> size = {2, 2}, std::string name = "");
+  explicit UpSampling2D(std::array<int64_t, 2> size = {2, 2}, std::string interpolation = "nearest",
+                        std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   PartialShape compute_output_shape(const PartialShape& s) const override;
 
@@ -55,6 +57,7 @@ class KERASCPP_API UpSampling2D : public Layer {
 
  private:
   std::array<int64_t, 2> size_;
+  std::string interpolation_;
 };
 
 /// Permutes the non-batch axes; `dims` counts from 1, as Keras.

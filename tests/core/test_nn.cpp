@@ -550,7 +550,7 @@ TEST_CASE("convolutions refuse mismatched kernels and tiny inputs", "[cpu][ops]"
       [] {
         ops::conv(ops::zeros(Shape{1, 5, 5, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor(), {.padding = "full"});
       },
-      {"'valid' or 'same'", "'full'"});
+      {"'valid', 'same' or 'causal'", "'full'"});
   kt::require_throws_with<ValueError>(
       [] {
         ops::conv(ops::zeros(Shape{1, 5, 5, 1}), ops::zeros(Shape{3, 3, 1, 1}), Tensor(), {.strides = {0}});

@@ -198,6 +198,53 @@ TEST_CASE("the convolution variants pass the layer test", "[cpu][layers]") {
        .params = 9 * 2 + 2 * 4 + 4});
 }
 
+// Options the differential check against Python Keras found missing; their values and one training
+// step against Keras are in test_saving.cpp (keras-compat fixtures).
+TEST_CASE("Keras' transposed strides beyond the kernel, output_padding, causal, other axes and bilinear pass the layer test",
+          "[cpu][layers]") {
+  // Keras: "valid" gives (in - 1) * s + max(k, s): 3 * 3 = 9 rows (the last hold the bias alone), 4 * 2 = 8 columns.
+  kt::run_layer_test([] { return layers::Conv2DTranspose(3, {2, 1}, {.strides = {3, 2}}); },
+                     {.input_shape = Shape{1, 3, 4, 2},
+                      .expected_output = {std::nullopt, 9, 8, 3},
+                      .trainable_weights = 2,
+                      .params = 2 * 1 * 3 * 2 + 3});
+  // "same" with output_padding p: (in - 1) * s + k - 2 * (k / 2) + p.
+  kt::run_layer_test(
+      [] {
+        return layers::Conv2DTranspose(2, {3, 3}, {.strides = {2, 3}, .padding = "same", .output_padding = {{1, 2}}});
+      },
+      {.input_shape = Shape{1, 3, 4, 2},
+       .expected_output = {std::nullopt, 2 * 2 + 1 + 1, 3 * 3 + 1 + 2, 2},
+       .trainable_weights = 2,
+       .params = 9 * 2 * 2 + 2});
+  CHECK_THROWS_WITH(layers::Conv2DTranspose(2, {3, 3}, {.strides = {2, 2}, .output_padding = {{2, 0}}}),
+                    Catch::Contains("output_padding") && Catch::Contains("received (2, 0)"));
+  kt::run_layer_test([] { return layers::Conv1D(2, 3, {.padding = "causal", .dilation_rate = 2}); },
+                     {.input_shape = Shape{2, 6, 3},
+                      .expected_output = {std::nullopt, 6, 2},
+                      .trainable_weights = 2,
+                      .params = 3 * 3 * 2 + 2});
+  CHECK_THROWS_WITH(layers::Conv2D(2, {3, 3}, {.padding = "causal"}), Catch::Contains("'valid' or 'same'"));
+  kt::run_layer_test([] { return layers::LayerNormalization({.axis = {1, 2}}); },
+                     {.input_shape = Shape{2, 3, 4},
+                      .expected_output = {std::nullopt, 3, 4},
+                      .trainable_weights = 2,
+                      .params = 2 * 12});
+  kt::run_layer_test([] { return layers::BatchNormalization({.axis = 1}); },
+                     {.input_shape = Shape{4, 3, 5},
+                      .expected_output = {std::nullopt, 3, 5},
+                      .trainable_weights = 2,
+                      .non_trainable_weights = 2,
+                      .params = 4 * 3});
+  kt::run_layer_test([] { return layers::UpSampling2D({2, 3}, "bilinear"); },
+                     {.input_shape = Shape{1, 2, 3, 2}, .expected_output = {std::nullopt, 4, 9, 2}});
+  // Half-pixel centers, clamped: a row [0, 4] doubled is [0, 1, 3, 4].
+  layers::UpSampling2D up({1, 2}, "bilinear");
+  kt::require_close(up(Tensor::from_vector<float>({0, 4}, Shape{1, 1, 2, 1}), false).to_vector<float>(), {0, 1, 3, 4},
+                    0.f, 1e-6f);
+  CHECK_THROWS_WITH(layers::UpSampling2D({2, 2}, "bicubic"), Catch::Contains("received 'bicubic'"));
+}
+
 TEST_CASE("pooling, reshaping, normalization and regularization layers pass the layer test", "[cpu][layers]") {
   // Max-based layers: near-ties in random inputs defeat finite differences; their gradients are
   // checked against Python Keras in test_keras_fixtures.cpp instead.

@@ -617,3 +617,37 @@ TEST_CASE("a model Python Keras trained under mixed_float16 loads with its polic
   kt::require_close(again->predict(list_of(io["inputs"]).items()[0]).to_vector<float>(),
                     model->predict(list_of(io["inputs"]).items()[0]).to_vector<float>(), 0.f, 0.f);
 }
+
+// tests/fixtures/keras-compat (tools/fixtures/make_compat_fixtures.py): options the random
+// differential check against Python Keras (tools/keras_diff) found refused or wrong.
+TEST_CASE("Keras options found missing by the differential check load, predict and train one step as Keras",
+          "[cpu][saving]") {
+  const fs::path dir = kt::fixture_dir() / "keras-compat";
+  Scratch scratch("compat");
+  for (const char* name : {"masking_lstm", "conv_transpose_strides", "conv_transpose_output_padding", "conv1d_causal",
+                           "layer_norm_axes", "batch_norm_axis", "upsampling_bilinear", "activations"}) {
+    INFO("model " << name);
+    utils::clear_session();
+    const auto io = read_json(dir / (std::string(name) + "_io.json"));
+    auto model = models::load_model((dir / (std::string(name) + ".keras")).string());
+    check_predictions(*model, io);
+
+    // Saved by kerascpp and read back: the same config and predictions.
+    model->save(scratch / (std::string(name) + ".keras"));
+    auto again = models::load_model(scratch / (std::string(name) + ".keras"));
+    CHECK(again->get_config() == model->get_config());
+    check_predictions(*again, io);
+
+    // One SGD step on Keras' targets: the gradients of every new path against Keras'.
+    model->train_on_batch(list_of(io["inputs"]), list_of(io["targets"]));
+    for (const auto& [layer_name, expected] : io["weights_after_step"].items()) {
+      INFO("layer " << layer_name);
+      Layer& layer = model->get_layer(layer_name);
+      auto vars = layer.variables_in_saving_order();
+      if (vars.empty()) vars = layer.weights();
+      REQUIRE(vars.size() == expected.size());
+      for (size_t i = 0; i < vars.size(); ++i)
+        kt::require_close(vars[i]->value().to_vector<float>(), floats_of(expected[i]), 3e-5f, 3e-4f);
+    }
+  }
+}

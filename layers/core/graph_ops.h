@@ -23,3 +23,29 @@ class KERASCPP_API NotEqual : public Layer {
 };
 
 }  // namespace keras::layers
+
+namespace keras::layers {
+
+/// keras.ops.any / keras.ops.all recorded in a Functional graph: Keras 3 writes
+/// NotEqual(x, mask_value) -> Any(axis=-1) into every config with a Masking layer and passes the
+/// result as `mask=` to the next masked call. `axis` empty: every axis.
+class KERASCPP_API BoolReduction : public Layer {
+ public:
+  KERASCPP_LAYER(BoolReduction)
+  enum class Kind { any, all };
+  BoolReduction(Kind kind, std::vector<int64_t> axes, bool keepdims, std::string name = "");
+  Config get_config() const override;
+  static std::shared_ptr<Layer> any_from_config(const Config& config);
+  static std::shared_ptr<Layer> all_from_config(const Config& config);
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override;
+  bool is_operation() const override { return true; }
+
+ private:
+  std::vector<int64_t> normalized_axes(size_t rank) const;
+  Kind kind_;
+  std::vector<int64_t> axes_;
+  bool keepdims_;
+};
+
+}  // namespace keras::layers

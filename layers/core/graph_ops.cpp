@@ -1,0 +1,105 @@
+#include "layers/core/graph_ops.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+#include "layers/serialization.h"
+#include "core/ops.h"
+
+namespace keras::layers {
+
+NotEqual::NotEqual(double operand, std::string name) : Layer("NotEqual", std::move(name)), operand_(operand) {}
+
+Tensor NotEqual::call(const Tensor& x, bool) {
+  return ops::not_equal(x, ops::full({}, operand_, x.dtype(), x.backend()));
+}
+
+void NotEqual::set_call_constants(const Config& constants) {
+  KCPP_CHECK(constants.is_array() && constants.size() == 1 && constants[0].is_number(), NotImplementedError,
+             "NotEqual \"{}\": expected one number to compare with, received {}", name(), constants.dump());
+  operand_ = constants[0].get<double>();
+}
+
+std::shared_ptr<Layer> NotEqual::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "NotEqual config");
+  auto layer = std::make_shared<NotEqual>(0.0, r.name());
+  r.finish(*layer);
+  return layer;
+}
+
+}  // namespace keras::layers
+
+namespace keras::layers {
+
+BoolReduction::BoolReduction(Kind kind, std::vector<int64_t> axes, bool keepdims, std::string name)
+    : Layer(kind == Kind::any ? "Any" : "All", std::move(name)), kind_(kind), axes_(std::move(axes)),
+      keepdims_(keepdims) {}
+
+std::vector<int64_t> BoolReduction::normalized_axes(size_t rank) const {
+  std::vector<int64_t> out;
+  if (axes_.empty())
+    for (size_t i = 0; i < rank; ++i) out.push_back(static_cast<int64_t>(i));
+  for (int64_t a : axes_) {
+    const int64_t r = static_cast<int64_t>(rank);
+    KCPP_CHECK(a >= -r && a < r, ValueError, "{} \"{}\": expected axes in [-{}, {}) for an input of rank {}, received {}",
+               class_name(), name(), r, r, r, a);
+    out.push_back(a < 0 ? a + r : a);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Tensor BoolReduction::call(const Tensor& x, bool) {
+  // any: the largest of the 0/1 values is 1; all: the smallest.
+  const Tensor ones = ops::cast(ops::not_equal(x, ops::zeros({}, x.dtype(), x.backend())), DType::float32);
+  const auto axes = normalized_axes(x.rank());
+  const Tensor r = kind_ == Kind::any ? ops::max(ones, axes, keepdims_) : ops::min(ones, axes, keepdims_);
+  return ops::not_equal(r, ops::zeros({}, DType::float32, r.backend()));
+}
+
+PartialShape BoolReduction::compute_output_shape(const PartialShape& s) const {
+  const auto axes = normalized_axes(s.size());
+  PartialShape dims;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool reduced = std::find(axes.begin(), axes.end(), static_cast<int64_t>(i)) != axes.end();
+    if (!reduced)
+      dims.push_back(s[i]);
+    else if (keepdims_)
+      dims.push_back(1);
+  }
+  return dims;
+}
+
+Config BoolReduction::get_config() const {
+  Config axis = nullptr;
+  if (axes_.size() == 1) axis = axes_[0];
+  if (axes_.size() > 1) axis = Config(axes_);
+  return Config{{"name", name()}, {"axis", axis}, {"keepdims", keepdims_}};
+}
+
+namespace {
+std::shared_ptr<Layer> bool_reduction_from_config(BoolReduction::Kind kind, const Config& config) {
+  const char* cls = kind == BoolReduction::Kind::any ? "Any" : "All";
+  serialization::ConfigReader r(config, fmt::format("{} config", cls));
+  std::vector<int64_t> axes;
+  if (r.has("axis")) {
+    if (r.raw("axis").is_array())
+      axes = r.int_list("axis");
+    else
+      axes = {r.integer("axis")};
+  }
+  auto layer = std::make_shared<BoolReduction>(kind, axes, r.boolean("keepdims", false), r.name());
+  r.finish(*layer);
+  return layer;
+}
+}  // namespace
+
+std::shared_ptr<Layer> BoolReduction::any_from_config(const Config& config) {
+  return bool_reduction_from_config(Kind::any, config);
+}
+std::shared_ptr<Layer> BoolReduction::all_from_config(const Config& config) {
+  return bool_reduction_from_config(Kind::all, config);
+}
+
+}  // namespace keras::layers

@@ -1,0 +1,181 @@
+"""Random small Keras models (one layer kind each, with random options, weights and inputs),
+saved by Python Keras 3 with Keras' predictions, for the differential check of run.sh.
+    generate.py COUNT OUT_DIR [SEED]
+Models Keras itself refuses are skipped. Add a layer kind or option here when kerascpp gains one."""
+import json, os, sys, random, traceback
+import numpy as np
+os.environ.setdefault("KERAS_BACKEND", "jax")
+import keras
+from keras import layers
+
+n, out = int(sys.argv[1]), sys.argv[2]
+seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+os.makedirs(out, exist_ok=True)
+R = random.Random(seed)
+np.random.seed(seed)
+keras.utils.set_random_seed(seed)
+ACTS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "hard_sigmoid", "tanh", "softmax",
+        "log_softmax", "softplus", "softsign", "swish", "silu", "exponential", "linear", "mish", "hard_silu", "celu",
+        "glu", "hard_shrink", "hard_tanh", "log_sigmoid", "soft_shrink", "sparse_plus", "sparse_sigmoid", "squareplus",
+        "tanh_shrink"]
+def act(): return R.choice(ACTS)
+def pick(*a): return R.choice(a)
+
+def image_case():
+    h, w, c = R.randint(5, 12), R.randint(5, 12), R.randint(1, 6)
+    kind = pick("conv", "convT", "dw", "sep", "pool", "gpool", "bn", "ln", "pad", "crop", "up", "misc")
+    if kind == "conv":
+        groups = pick(1, 1, c) if c > 1 else 1
+        filt = groups * R.randint(1, 3)
+        strides = (R.randint(1, 3), R.randint(1, 3)); dil = (1, 1)
+        if R.random() < 0.3: strides = (1, 1); dil = (R.randint(1, 2), R.randint(1, 2))
+        L = layers.Conv2D(filt, (R.randint(1, 4), R.randint(1, 4)), strides=strides, dilation_rate=dil,
+                          padding=pick("valid", "same"), groups=groups, use_bias=R.random() < 0.7, activation=act())
+    elif kind == "convT":
+        strides = (R.randint(1, 3), R.randint(1, 3))
+        extra = None
+        if R.random() < 0.3: extra = (R.randint(0, strides[0] - 1), R.randint(0, strides[1] - 1))
+        L = layers.Conv2DTranspose(R.randint(1, 5), (R.randint(1, 4), R.randint(1, 4)), strides=strides,
+                                   padding=pick("valid", "same"), output_padding=extra, use_bias=R.random() < 0.7,
+                                   activation=act())
+    elif kind == "dw":
+        L = layers.DepthwiseConv2D((R.randint(1, 4), R.randint(1, 4)), strides=R.randint(1, 2), padding=pick("valid", "same"),
+                                   depth_multiplier=R.randint(1, 3), use_bias=R.random() < 0.7, activation=act())
+    elif kind == "sep":
+        L = layers.SeparableConv2D(R.randint(1, 5), (R.randint(1, 3), R.randint(1, 3)), strides=R.randint(1, 2),
+                                   padding=pick("valid", "same"), depth_multiplier=R.randint(1, 2), activation=act())
+    elif kind == "pool":
+        ps = (R.randint(1, 3), R.randint(1, 3))
+        st = pick(None, (R.randint(1, 3), R.randint(1, 3)))
+        L = pick(layers.MaxPooling2D, layers.AveragePooling2D)(ps, strides=st, padding=pick("valid", "same"))
+    elif kind == "gpool":
+        L = pick(layers.GlobalMaxPooling2D, layers.GlobalAveragePooling2D)(keepdims=R.random() < 0.5)
+    elif kind == "bn":
+        L = layers.BatchNormalization(axis=pick(-1, -1, 1, 2, 3), center=R.random() < 0.8, scale=R.random() < 0.8,
+                                      epsilon=pick(1e-3, 1e-5, 0.1))
+    elif kind == "ln":
+        L = layers.LayerNormalization(axis=pick(-1, [1, 2], [1, 2, 3], 2, [2, 3]), center=R.random() < 0.8,
+                                      scale=R.random() < 0.8, epsilon=pick(1e-3, 1e-6), rms_scaling=R.random() < 0.2)
+    elif kind == "pad":
+        L = layers.ZeroPadding2D(pick(1, (1, 2), ((0, 1), (2, 0))))
+    elif kind == "crop":
+        L = layers.Cropping2D(pick(1, (1, 2), ((0, 1), (2, 0))))
+    elif kind == "up":
+        L = layers.UpSampling2D(pick(2, (1, 3), (2, 2)), interpolation=pick("nearest", "bilinear", "nearest"))
+    else:
+        L = pick(layers.Flatten(), layers.Permute(pick((2, 1, 3), (3, 1, 2), (1, 3, 2))), layers.SpatialDropout2D(0.3),
+                 layers.Rescaling(pick(0.5, 2.0), offset=pick(0.0, -1.0)), layers.Dense(R.randint(1, 5), activation=act()),
+                 layers.Softmax(axis=pick(-1, 1, 2)), layers.ReLU(max_value=pick(None, 0.5), negative_slope=pick(0.0, 0.1),
+                 threshold=pick(0.0, 0.2)), layers.LeakyReLU(negative_slope=pick(0.3, 0.01)), layers.ELU(alpha=pick(1.0, 0.5)),
+                 layers.Activation(act()))
+    return (h, w, c), L
+
+def seq_case():
+    t, f = R.randint(2, 7), R.randint(1, 6)
+    kind = pick("rnn", "rnn", "bi", "conv1", "pool1", "gpool1", "misc1", "masked")
+    if kind in ("rnn", "bi", "masked"):
+        cls = pick(layers.SimpleRNN, layers.LSTM, layers.GRU)
+        kw = dict(return_sequences=R.random() < 0.5, go_backwards=R.random() < 0.3, use_bias=R.random() < 0.8)
+        if cls is not layers.SimpleRNN and R.random() < 0.3: kw["activation"] = pick("relu", "sigmoid")
+        if cls is not layers.SimpleRNN and R.random() < 0.3: kw["recurrent_activation"] = pick("hard_sigmoid", "tanh")
+        if cls is layers.GRU: kw["reset_after"] = R.random() < 0.6
+        if cls is layers.LSTM: kw["unit_forget_bias"] = R.random() < 0.5
+        L = cls(R.randint(1, 5), **kw)
+        if kind == "bi":
+            L = layers.Bidirectional(L, merge_mode=pick("concat", "sum", "mul", "ave"))
+        if kind == "masked":
+            return (t, f), [layers.Masking(0.0), L]
+    elif kind == "conv1":
+        st = R.randint(1, 3); dil = 1
+        if st == 1 and R.random() < 0.4: dil = 2
+        L = layers.Conv1D(R.randint(1, 5), R.randint(1, 4), strides=st, dilation_rate=dil,
+                          padding=pick("valid", "same", "causal"), use_bias=R.random() < 0.7, activation=act())
+    elif kind == "pool1":
+        L = pick(layers.MaxPooling1D, layers.AveragePooling1D)(R.randint(1, 3), strides=pick(None, 1, 2),
+                                                               padding=pick("valid", "same"))
+    elif kind == "gpool1":
+        L = pick(layers.GlobalMaxPooling1D, layers.GlobalAveragePooling1D)(keepdims=R.random() < 0.5)
+    else:
+        L = pick(layers.Dense(R.randint(1, 4), activation=act()), layers.Flatten(),
+                 layers.Reshape((-1,)), layers.Permute((2, 1)), layers.LayerNormalization(axis=pick(-1, 1, [1, 2])),
+                 layers.TimeDistributed(layers.Dense(R.randint(1, 4), activation=act())))
+    return (t, f), L
+
+def merge_case():
+    shape = (R.randint(1, 4), R.randint(1, 5))
+    a, b = keras.Input(shape), keras.Input(shape)
+    kind = pick("add", "sub", "mul", "avg", "max", "min", "cat", "dot")
+    if kind == "cat":
+        y = layers.Concatenate(axis=pick(-1, 1, 2))([a, b])
+    elif kind == "dot":
+        y = layers.Dot(axes=pick(1, 2, (1, 1), (2, 2)), normalize=R.random() < 0.5)([a, b])
+    else:
+        cls = dict(add=layers.Add, sub=layers.Subtract, mul=layers.Multiply, avg=layers.Average, max=layers.Maximum,
+                   min=layers.Minimum)[kind]
+        y = cls()([a, b])
+    return keras.Model([a, b], y)
+
+def embed_case():
+    vocab = R.randint(3, 10)
+    x = keras.Input((R.randint(2, 6),), dtype="int32")
+    mz = R.random() < 0.5
+    e = layers.Embedding(vocab, R.randint(1, 4), mask_zero=mz)(x)
+    cls = pick(layers.LSTM, layers.GRU, layers.SimpleRNN)
+    y = cls(R.randint(1, 4), return_sequences=R.random() < 0.5, go_backwards=R.random() < 0.3)(e)
+    if R.random() < 0.5: y = layers.Dense(2)(y)
+    return keras.Model(x, y), vocab
+
+def randomize(model):
+    ws = []
+    for w in model.weights:
+        v = np.random.uniform(-1, 1, w.shape).astype("float32")
+        if "variance" in w.path: v = np.abs(v) + 0.1
+        ws.append(v)
+    model.set_weights(ws)
+
+manifest = []
+for i in range(n):
+    name = f"m{seed}_{i:04d}"
+    try:
+        r = R.random()
+        vocab = None
+        if r < 0.45:
+            shape, L = image_case()
+            x = keras.Input(shape); y = x
+            for l in (L if isinstance(L, list) else [L]): y = l(y)
+            model = keras.Model(x, y)
+        elif r < 0.8:
+            shape, L = seq_case()
+            x = keras.Input(shape); y = x
+            for l in (L if isinstance(L, list) else [L]): y = l(y)
+            model = keras.Model(x, y)
+        elif r < 0.9:
+            model = merge_case()
+        else:
+            model, vocab = embed_case()
+        randomize(model)
+        batch = R.randint(1, 3)
+        xs = []
+        for inp in model.inputs:
+            shp = (batch,) + tuple(inp.shape[1:])
+            if vocab:  # ids, zeros (masked with mask_zero) anywhere
+                xs.append(np.random.randint(0, vocab, shp).astype("int32"))
+            else:
+                v = np.random.uniform(-1, 1, shp).astype("float32")
+                if R.random() < 0.3 and len(shp) == 3:  # a masked last step (for Masking)
+                    v[:, -1, :] = 0
+                xs.append(v)
+        preds = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+        if any(not np.all(np.isfinite(p)) for p in (preds if isinstance(preds, list) else [preds])):
+            continue  # an overflowing activation (exponential): nothing to compare
+        preds = preds if isinstance(preds, list) else [preds]
+        model.save(os.path.join(out, name + ".keras"))
+        rec = {"inputs": [{"shape": list(x.shape), "dtype": str(x.dtype), "values": x.ravel().tolist()} for x in xs],
+               "predictions": [{"shape": list(p.shape), "values": np.asarray(p, "float32").ravel().tolist()} for p in preds],
+               "layers": [l.__class__.__name__ for l in model.layers]}
+        with open(os.path.join(out, name + "_io.json"), "w") as f: json.dump(rec, f)
+        manifest.append(name)
+    except Exception as e:
+        print(name, "keras refused:", type(e).__name__, str(e)[:120], file=sys.stderr)
+with open(os.path.join(out, "manifest.txt"), "w") as f: f.write("\n".join(manifest) + "\n")
+print(len(manifest), "models")
