@@ -41,7 +41,7 @@ void LayerNormalization::check_input(const PartialShape& s) const {
 void LayerNormalization::build(const PartialShape& s) {
   std::vector<int64_t> param;  // the normalized axes' sizes, in the order given (Keras' param_shape)
   for (int64_t a : axes_for(s.size())) param.push_back(*s[static_cast<size_t>(a)]);
-  if (o_.scale)
+  if (o_.scale || o_.rms_scaling)  // Keras gives rms_scaling a gamma even without scale
     gamma_ = &add_weight("gamma", Shape(param), o_.gamma_initializer, true, o_.gamma_regularizer, o_.gamma_constraint);
   if (o_.center && !o_.rms_scaling)
     beta_ = &add_weight("beta", Shape(param), o_.beta_initializer, true, o_.beta_regularizer, o_.beta_constraint);

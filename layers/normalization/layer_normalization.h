@@ -11,7 +11,8 @@ struct LayerNormalizationOptions {
   float epsilon = 1e-3f;  // Keras' default
   bool center = true;
   bool scale = true;
-  /// Keras' (deprecated) rms_scaling: x / sqrt(var + epsilon) * gamma, no centering and no beta.
+  /// Keras' (deprecated) rms_scaling: x / sqrt(var + epsilon) * gamma (gamma even without `scale`),
+  /// no centering and no beta.
   bool rms_scaling = false;
   Initializer beta_initializer = "zeros";
   Initializer gamma_initializer = "ones";

@@ -23,14 +23,15 @@ def pick(*a): return R.choice(a)
 
 def image_case():
     h, w, c = R.randint(5, 12), R.randint(5, 12), R.randint(1, 6)
-    kind = pick("conv", "convT", "dw", "sep", "pool", "gpool", "bn", "ln", "pad", "crop", "up", "misc")
+    kind = pick("conv", "convT", "dw", "sep", "pool", "gpool", "bn", "ln", "pad", "crop", "up", "misc", "block")
     if kind == "conv":
         groups = pick(1, 1, c) if c > 1 else 1
         filt = groups * R.randint(1, 3)
         strides = (R.randint(1, 3), R.randint(1, 3)); dil = (1, 1)
         if R.random() < 0.3: strides = (1, 1); dil = (R.randint(1, 2), R.randint(1, 2))
         L = layers.Conv2D(filt, (R.randint(1, 4), R.randint(1, 4)), strides=strides, dilation_rate=dil,
-                          padding=pick("valid", "same"), groups=groups, use_bias=R.random() < 0.7, activation=act())
+                          padding=pick("valid", "same"), groups=groups, use_bias=R.random() < 0.7, activation=act(),
+                          kernel_regularizer=reg())
     elif kind == "convT":
         strides = (R.randint(1, 3), R.randint(1, 3))
         extra = None
@@ -39,8 +40,10 @@ def image_case():
                                    padding=pick("valid", "same"), output_padding=extra, use_bias=R.random() < 0.7,
                                    activation=act())
     elif kind == "dw":
-        L = layers.DepthwiseConv2D((R.randint(1, 4), R.randint(1, 4)), strides=R.randint(1, 2), padding=pick("valid", "same"),
-                                   depth_multiplier=R.randint(1, 3), use_bias=R.random() < 0.7, activation=act())
+        st = R.randint(1, 2)
+        L = layers.DepthwiseConv2D((R.randint(1, 4), R.randint(1, 4)), strides=st, padding=pick("valid", "same"),
+                                   dilation_rate=1 if st > 1 else R.randint(1, 2), depth_multiplier=R.randint(1, 3),
+                                   use_bias=R.random() < 0.7, activation=act())
     elif kind == "sep":
         L = layers.SeparableConv2D(R.randint(1, 5), (R.randint(1, 3), R.randint(1, 3)), strides=R.randint(1, 2),
                                    padding=pick("valid", "same"), depth_multiplier=R.randint(1, 2), activation=act())
@@ -56,6 +59,17 @@ def image_case():
     elif kind == "ln":
         L = layers.LayerNormalization(axis=pick(-1, [1, 2], [1, 2, 3], 2, [2, 3]), center=R.random() < 0.8,
                                       scale=R.random() < 0.8, epsilon=pick(1e-3, 1e-6), rms_scaling=R.random() < 0.2)
+    elif kind == "block":  # a conv -> batch norm -> (add) -> activation block, as ResNet's
+        f = c
+        x = keras.Input((h, w, c))
+        # No bias before the batch norm: its gradient is zero up to rounding, which Adam-like
+        # optimizers would turn into full steps of either sign.
+        y = layers.Conv2D(f, pick(1, 3), padding="same", use_bias=False)(x)
+        y = layers.BatchNormalization(epsilon=pick(1e-3, 1.001e-5))(y)
+        if R.random() < 0.6: y = layers.Add()([y, x])
+        y = layers.Activation(pick("relu", "tanh", "linear"))(y)
+        if R.random() < 0.5: y = layers.MaxPooling2D(2, padding=pick("valid", "same"))(y)
+        return (h, w, c), keras.Model(x, y, name=f"block_{R.randint(0, 10**6)}")
     elif kind == "pad":
         L = layers.ZeroPadding2D(pick(1, (1, 2), ((0, 1), (2, 0))))
     elif kind == "crop":
@@ -72,7 +86,7 @@ def image_case():
 
 def seq_case():
     t, f = R.randint(2, 7), R.randint(1, 6)
-    kind = pick("rnn", "rnn", "bi", "conv1", "pool1", "gpool1", "misc1", "masked")
+    kind = pick("rnn", "rnn", "bi", "conv1", "pool1", "gpool1", "misc1", "masked", "convlstm", "td")
     if kind in ("rnn", "bi", "masked"):
         cls = pick(layers.SimpleRNN, layers.LSTM, layers.GRU)
         kw = dict(return_sequences=R.random() < 0.5, go_backwards=R.random() < 0.3, use_bias=R.random() < 0.8)
@@ -85,18 +99,28 @@ def seq_case():
             L = layers.Bidirectional(L, merge_mode=pick("concat", "sum", "mul", "ave"))
         if kind == "masked":
             return (t, f), [layers.Masking(0.0), L]
+    elif kind == "convlstm":
+        return (t, R.randint(3, 5), R.randint(3, 5), f), layers.ConvLSTM2D(
+            R.randint(1, 3), (R.randint(1, 3), R.randint(1, 3)), padding=pick("valid", "same"),
+            return_sequences=R.random() < 0.5, go_backwards=R.random() < 0.3)
+    elif kind == "td":
+        return (t, R.randint(3, 6), R.randint(3, 6), f), [
+            layers.TimeDistributed(layers.Conv2D(R.randint(1, 3), 2, activation=act())),
+            layers.TimeDistributed(pick(layers.GlobalAveragePooling2D(), layers.Flatten())),
+            pick(layers.LSTM, layers.GRU)(R.randint(1, 3))]
     elif kind == "conv1":
         st = R.randint(1, 3); dil = 1
         if st == 1 and R.random() < 0.4: dil = 2
         L = layers.Conv1D(R.randint(1, 5), R.randint(1, 4), strides=st, dilation_rate=dil,
-                          padding=pick("valid", "same", "causal"), use_bias=R.random() < 0.7, activation=act())
+                          padding=pick("valid", "same", "causal"), use_bias=R.random() < 0.7, activation=act(),
+                          kernel_regularizer=reg())
     elif kind == "pool1":
         L = pick(layers.MaxPooling1D, layers.AveragePooling1D)(R.randint(1, 3), strides=pick(None, 1, 2),
                                                                padding=pick("valid", "same"))
     elif kind == "gpool1":
         L = pick(layers.GlobalMaxPooling1D, layers.GlobalAveragePooling1D)(keepdims=R.random() < 0.5)
     else:
-        L = pick(layers.Dense(R.randint(1, 4), activation=act()), layers.Flatten(),
+        L = pick(layers.Dense(R.randint(1, 4), activation=act(), kernel_regularizer=reg()), layers.Flatten(),
                  layers.Reshape((-1,)), layers.Permute((2, 1)), layers.LayerNormalization(axis=pick(-1, 1, [1, 2])),
                  layers.TimeDistributed(layers.Dense(R.randint(1, 4), activation=act())))
     return (t, f), L
@@ -125,6 +149,24 @@ def embed_case():
     if R.random() < 0.5: y = layers.Dense(2)(y)
     return keras.Model(x, y), vocab
 
+def optimizer():
+    kind = pick("sgd", "sgd_m", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam")
+    lr = pick(0.1, 0.01)
+    o = keras.optimizers
+    if kind == "sgd": return o.SGD(lr)
+    if kind == "sgd_m": return o.SGD(lr, momentum=0.9, nesterov=R.random() < 0.5)
+    if kind == "adam": return o.Adam(lr, amsgrad=R.random() < 0.3)
+    if kind == "adamw": return o.AdamW(lr, weight_decay=pick(0.004, 0.1))
+    if kind == "rmsprop": return o.RMSprop(lr, momentum=pick(0.0, 0.5), centered=R.random() < 0.5)
+    if kind == "adagrad": return o.Adagrad(lr)
+    if kind == "adadelta": return o.Adadelta(1.0)
+    if kind == "adamax": return o.Adamax(lr)
+    return o.Nadam(lr)
+
+def reg():
+    """Sometimes an L1/L2 kernel penalty (the training steps then include its gradient)."""
+    return pick(None, None, keras.regularizers.L2(0.05), keras.regularizers.L1L2(l1=0.01, l2=0.01))
+
 def randomize(model):
     ws = []
     for w in model.weights:
@@ -142,7 +184,7 @@ for i in range(n):
         if r < 0.45:
             shape, L = image_case()
             x = keras.Input(shape); y = x
-            for l in (L if isinstance(L, list) else [L]): y = l(y)
+            for l in (L if isinstance(L, list) else [L]): y = l(y)  # a nested model for "block"
             model = keras.Model(x, y)
         elif r < 0.8:
             shape, L = seq_case()
@@ -169,10 +211,27 @@ for i in range(n):
         if any(not np.all(np.isfinite(p)) for p in (preds if isinstance(preds, list) else [preds])):
             continue  # an overflowing activation (exponential): nothing to compare
         preds = preds if isinstance(preds, list) else [preds]
+        random_in_training = any(isinstance(l, (layers.Dropout, layers.SpatialDropout2D)) for l in model.layers)
+        if model.trainable_weights and not random_in_training:
+            model.compile(optimizer=optimizer(), loss=pick("mse", "mae", "huber", "log_cosh"))
         model.save(os.path.join(out, name + ".keras"))
         rec = {"inputs": [{"shape": list(x.shape), "dtype": str(x.dtype), "values": x.ravel().tolist()} for x in xs],
                "predictions": [{"shape": list(p.shape), "values": np.asarray(p, "float32").ravel().tolist()} for p in preds],
                "layers": [l.__class__.__name__ for l in model.layers]}
+        if model.compiled:
+            # Two steps on random targets (the second with the optimizer's state): every weight after
+            # them, by layer (nested models' included).
+            ys = [np.random.uniform(-1, 1, p.shape).astype("float32") for p in preds]
+            for _ in range(2):
+                model.train_on_batch(xs if len(xs) > 1 else xs[0], ys if len(ys) > 1 else ys[0])
+            after = {}
+            def collect(m):
+                for l in m.layers:
+                    if isinstance(l, keras.Model): collect(l)
+                    elif l.weights: after[l.name] = [np.asarray(v.numpy(), "float32").ravel().tolist() for v in l.weights]
+            collect(model)
+            rec["targets"] = [{"shape": list(y.shape), "dtype": "float32", "values": y.ravel().tolist()} for y in ys]
+            rec["weights_after_step"] = after
         with open(os.path.join(out, name + "_io.json"), "w") as f: json.dump(rec, f)
         manifest.append(name)
     except Exception as e:
