@@ -25,6 +25,8 @@
 #include "layers/core/lambda_rescaling.h"
 #include "layers/core/masking.h"
 #include "layers/core/graph_ops.h"
+#include "layers/normalization/normalization_more.h"
+#include "layers/reshaping/reshaping_1d.h"
 #include "layers/core/simple_layers.h"
 #include "layers/initializers.h"
 #include "layers/layer.h"

@@ -15,6 +15,8 @@
 #include "layers/core/embedding.h"
 #include "layers/core/masking.h"
 #include "layers/core/graph_ops.h"
+#include "layers/normalization/normalization_more.h"
+#include "layers/reshaping/reshaping_1d.h"
 #include "layers/core/input_layer.h"
 #include "layers/core/lambda_rescaling.h"
 #include "layers/activations/activation_layers.h"
@@ -81,6 +83,16 @@ LayerRegistry& registry() {
            return BatchNormalization::from_config(c);
          }},
         {"LayerNormalization", &LayerNormalization::from_config},
+        {"GroupNormalization", &GroupNormalization::from_config},
+        {"UnitNormalization", &UnitNormalization::from_config},
+        {"RMSNormalization", &RMSNormalization::from_config},
+        {"SpatialDropout1D", &SpatialDropout1D::from_config},
+        {"ZeroPadding1D", &ZeroPadding1D::from_config},
+        {"Cropping1D", &Cropping1D::from_config},
+        {"UpSampling1D", &UpSampling1D::from_config},
+        {"PReLU", &PReLU::from_config},
+        {"Identity", &Identity::from_config},
+        {"ActivityRegularization", &ActivityRegularization::from_config},
         {"SpatialDropout2D", &SpatialDropout2D::from_config},
         {"ZeroPadding2D", &ZeroPadding2D::from_config},
         {"Cropping2D", &Cropping2D::from_config},
@@ -217,8 +229,10 @@ Config serialize_layer(const Layer& layer) {
     out = keras_object("custom", layer.class_name(), layer.get_config());
     out["registered_name"] = layer.class_name();
   }
-  // Keras' base Layer adds the activity regularizer to every layer's config when one is set.
-  if (layer.activity_regularizer() && out.contains("config") && out["config"].is_object())
+  // Keras' base Layer adds the activity regularizer to every layer's config when one is set (but
+  // ActivityRegularization's, which its l1 and l2 describe).
+  if (layer.activity_regularizer() && layer.class_name() != "ActivityRegularization" && out.contains("config") &&
+      out["config"].is_object())
     out["config"]["activity_regularizer"] = layer.activity_regularizer().serialized();
   Config build = layer.get_build_config();
   if (!build.is_null() && layer.class_name() != "InputLayer" && !layer.is_operation())
@@ -438,7 +452,8 @@ void ConfigReader::finish(Layer& layer) {
   // As Keras' constructors: "trainable": true leaves the layers inside as their own configs said (a
   // frozen model inside a TimeDistributed stays frozen); false freezes the whole layer.
   if (!boolean("trainable", true)) layer.set_trainable(false);
-  layer.set_activity_regularizer(regularizer("activity_regularizer"));
+  if (has("activity_regularizer")) layer.set_activity_regularizer(regularizer("activity_regularizer"));
+  used_.insert("activity_regularizer");
   used_.insert("dtype");
   if (has("dtype") && !config_["dtype"].is_null()) {
     try {

@@ -1,5 +1,7 @@
 #include "layers/activations/activation_layers.h"
 
+#include <algorithm>
+
 #include "core/check.h"
 #include "core/ops.h"
 
@@ -97,6 +99,54 @@ std::shared_ptr<Layer> Softmax::from_config(const Config& config) {
   KCPP_CHECK(!r.has("axis") || r.raw("axis").is_number_integer(), NotImplementedError,
              "Softmax config: kerascpp supports one axis, received axis={}", config["axis"].dump());
   auto layer = std::make_shared<Softmax>(r.integer("axis", -1), name);
+  r.finish(*layer);
+  return layer;
+}
+
+PReLU::PReLU(PReLUOptions o) : Layer("PReLU", o.name), o_(std::move(o)) {
+  for (int64_t a : o_.shared_axes)
+    KCPP_CHECK(a >= 1, ValueError, "PReLU: shared_axes count from 1 (the batch axis is 0), received {}", a);
+}
+void PReLU::check_input(const PartialShape& s) const {
+  for (size_t i = 1; i < s.size(); ++i) {
+    const bool shared = std::find(o_.shared_axes.begin(), o_.shared_axes.end(), static_cast<int64_t>(i)) !=
+                        o_.shared_axes.end();
+    if (!shared && !s[i])
+      throw input_error(fmt::format("axis {} must be known or shared, received shape {}", i, shape_to_string(s)));
+  }
+  for (int64_t a : o_.shared_axes)
+    if (a >= static_cast<int64_t>(s.size()))
+      throw input_error(fmt::format("shared axis {} is beyond an input of shape {}", a, shape_to_string(s)));
+}
+void PReLU::build(const PartialShape& s) {
+  std::vector<int64_t> shape;  // the input's shape without the batch axis, 1 along the shared axes
+  for (size_t i = 1; i < s.size(); ++i) {
+    const bool shared = std::find(o_.shared_axes.begin(), o_.shared_axes.end(), static_cast<int64_t>(i)) !=
+                        o_.shared_axes.end();
+    shape.push_back(shared ? 1 : *s[i]);
+  }
+  alpha_ = &add_weight("alpha", Shape(shape), o_.alpha_initializer, true, o_.alpha_regularizer, o_.alpha_constraint);
+}
+Tensor PReLU::call(const Tensor& x, bool) { return ops::relu(x) - alpha_->value() * ops::relu(-x); }
+Config PReLU::get_config() const {
+  Config c = Layer::get_config();
+  c["alpha_initializer"] = o_.alpha_initializer.serialized();
+  c["alpha_regularizer"] = o_.alpha_regularizer.serialized();
+  c["alpha_constraint"] = o_.alpha_constraint.serialized();
+  c["shared_axes"] = o_.shared_axes.empty() ? Config(nullptr) : Config(o_.shared_axes);
+  return c;
+}
+std::shared_ptr<Layer> PReLU::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "PReLU config");
+  PReLUOptions o;
+  o.name = r.name();
+  o.alpha_initializer = r.initializer("alpha_initializer", "zeros");
+  o.alpha_regularizer = r.regularizer("alpha_regularizer");
+  o.alpha_constraint = r.constraint("alpha_constraint");
+  if (r.has("shared_axes"))
+    o.shared_axes = r.raw("shared_axes").is_array() ? r.int_list("shared_axes")
+                                                    : std::vector<int64_t>{r.integer("shared_axes")};
+  auto layer = std::make_shared<PReLU>(o);
   r.finish(*layer);
   return layer;
 }

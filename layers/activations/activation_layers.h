@@ -1,9 +1,11 @@
 #pragma once
-// Keras' activation layers with options (keras.layers.activations): ReLU, LeakyReLU, ELU, Softmax.
+// Keras' activation layers with options (keras.layers.activations): ReLU, LeakyReLU, ELU, Softmax, PReLU.
 // Activation("name") covers the rest.
 #include <optional>
 
+#include "../initializers.h"
 #include "../layer.h"
+#include "../regularizers.h"
 
 namespace keras::layers {
 
@@ -79,6 +81,34 @@ class KERASCPP_API Softmax : public Layer {
 
  private:
   int64_t axis_;
+};
+
+/// relu(x) - alpha * relu(-x) with a learned alpha per input position (shared along `shared_axes`,
+/// counted from 1 as Keras), as keras.layers.PReLU.
+struct PReLUOptions {
+  Initializer alpha_initializer = "zeros";
+  Regularizer alpha_regularizer;
+  Constraint alpha_constraint;
+  std::vector<int64_t> shared_axes;
+  std::string name;
+};
+class KERASCPP_API PReLU : public Layer {
+ public:
+  KERASCPP_LAYER(PReLU)
+  explicit PReLU(PReLUOptions options = {});
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool supports_masking() const override { return true; }
+
+ protected:
+  void build(const PartialShape& s) override;
+  void check_input(const PartialShape& s) const override;
+
+ private:
+  PReLUOptions o_;
+  Variable* alpha_ = nullptr;
 };
 
 }  // namespace keras::layers

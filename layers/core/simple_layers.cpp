@@ -139,3 +139,36 @@ std::shared_ptr<Layer> Reshape::from_config(const Config& config) {
 }
 
 }  // namespace keras::layers
+
+namespace keras::layers {
+
+std::shared_ptr<Layer> Identity::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "Identity config");
+  auto layer = std::make_shared<Identity>(r.name());
+  r.finish(*layer);
+  return layer;
+}
+
+ActivityRegularization::ActivityRegularization(float l1, float l2, std::string name)
+    : Layer("ActivityRegularization", std::move(name)), l1_(l1), l2_(l2) {
+  KCPP_CHECK(l1 >= 0.f && l2 >= 0.f, ValueError,
+             "ActivityRegularization: expected l1 and l2 >= 0, received l1={} and l2={}", l1, l2);
+  set_activity_regularizer(regularizers::L1L2(l1, l2));
+}
+Config ActivityRegularization::get_config() const {
+  Config c = Layer::get_config();
+  c["l1"] = l1_;
+  c["l2"] = l2_;
+  return c;
+}
+std::shared_ptr<Layer> ActivityRegularization::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "ActivityRegularization config");
+  const std::string name = r.name();
+  r.require("activity_regularizer", nullptr);  // Keras writes its own L1L2 as l1 and l2
+  auto layer = std::make_shared<ActivityRegularization>(static_cast<float>(r.number("l1", 0.0)),
+                                                        static_cast<float>(r.number("l2", 0.0)), name);
+  r.finish(*layer);
+  return layer;
+}
+
+}  // namespace keras::layers

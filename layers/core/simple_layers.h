@@ -74,4 +74,31 @@ class KERASCPP_API Reshape : public Layer {
   std::vector<int64_t> target_;
 };
 
+/// Returns its input (keras.layers.Identity: a placeholder in a graph).
+class KERASCPP_API Identity : public Layer {
+ public:
+  KERASCPP_LAYER(Identity)
+  explicit Identity(std::string name = "") : Layer("Identity", std::move(name)) {}
+  static std::shared_ptr<Layer> from_config(const Config& config);
+  Tensor call(const Tensor& x, bool) override { return x; }
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool supports_masking() const override { return true; }
+};
+
+/// Returns its input and adds l1 * sum(|x|) + l2 * sum(x^2) of it (divided by the batch size) to
+/// the loss, as keras.layers.ActivityRegularization.
+class KERASCPP_API ActivityRegularization : public Layer {
+ public:
+  KERASCPP_LAYER(ActivityRegularization)
+  explicit ActivityRegularization(float l1 = 0.f, float l2 = 0.f, std::string name = "");
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
+  Tensor call(const Tensor& x, bool) override { return x; }
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool supports_masking() const override { return true; }
+
+ private:
+  float l1_, l2_;
+};
+
 }  // namespace keras::layers

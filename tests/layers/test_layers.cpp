@@ -245,6 +245,45 @@ TEST_CASE("Keras' transposed strides beyond the kernel, output_padding, causal, 
   CHECK_THROWS_WITH(layers::UpSampling2D({2, 2}, "bicubic"), Catch::Contains("received 'bicubic'"));
 }
 
+TEST_CASE("GroupNormalization, UnitNormalization, RMSNormalization, PReLU and the 1-d reshaping layers pass the layer test",
+          "[cpu][layers]") {
+  kt::run_layer_test([] { return layers::GroupNormalization({.groups = 2}); },
+                     {.input_shape = Shape{2, 3, 3, 4},
+                      .expected_output = {std::nullopt, 3, 3, 4},
+                      .trainable_weights = 2,
+                      .params = 8});
+  // Groups of 2 channels over 2 positions: sample [1, 3, 5, 7] in group 0, by hand.
+  layers::GroupNormalization gn({.groups = 2, .epsilon = 1e-6f});
+  const Tensor g = gn(Tensor::from_vector<float>({1, 3, 0, 0, 5, 7, 0, 0}, Shape{1, 2, 4}), false);
+  const float inv = 1.f / std::sqrt(5.f + 1e-6f);  // mean 4, variance 5
+  kt::require_close(g.to_vector<float>(), {-3 * inv, -1 * inv, 0, 0, 1 * inv, 3 * inv, 0, 0}, 1e-5f, 1e-5f);
+  CHECK_THROWS_WITH(gn(ops::ones(Shape{1, 2, 3}), false), Catch::Contains("must divide the channels (3)"));
+
+  kt::run_layer_test([] { return layers::UnitNormalization(); },
+                     {.input_shape = Shape{2, 5}, .expected_output = {std::nullopt, 5}});
+  kt::require_close(layers::UnitNormalization()(Tensor::from_vector<float>({3, 4}, Shape{1, 2}), false).to_vector<float>(),
+                    {0.6f, 0.8f}, 1e-6f, 1e-6f);
+  kt::run_layer_test([] { return layers::RMSNormalization(); },
+                     {.input_shape = Shape{2, 5}, .expected_output = {std::nullopt, 5}, .trainable_weights = 1, .params = 5});
+  kt::require_close(layers::RMSNormalization(1e-6f)(Tensor::from_vector<float>({3, 4}, Shape{1, 2}), false).to_vector<float>(),
+                    {3.f / std::sqrt(12.5f), 4.f / std::sqrt(12.5f)}, 1e-5f, 1e-5f);
+  kt::run_layer_test([] { return layers::PReLU({.alpha_initializer = "random_uniform", .shared_axes = {1}}); },
+                     {.input_shape = Shape{2, 3, 4},
+                      .expected_output = {std::nullopt, 3, 4},
+                      .trainable_weights = 1,
+                      .params = 4});
+  kt::run_layer_test([] { return layers::ZeroPadding1D({1, 2}); },
+                     {.input_shape = Shape{2, 3, 2}, .expected_output = {std::nullopt, 6, 2}});
+  kt::run_layer_test([] { return layers::Cropping1D({1, 0}); },
+                     {.input_shape = Shape{2, 3, 2}, .expected_output = {std::nullopt, 2, 2}});
+  kt::run_layer_test([] { return layers::UpSampling1D(3); },
+                     {.input_shape = Shape{2, 2, 2}, .expected_output = {std::nullopt, 6, 2}});
+  kt::require_close(layers::UpSampling1D(2)(Tensor::from_vector<float>({1, 2}, Shape{1, 2, 1}), false).to_vector<float>(),
+                    {1, 1, 2, 2}, 0.f, 0.f);
+  kt::run_layer_test([] { return layers::SpatialDropout1D(0.5f, 3); },
+                     {.input_shape = Shape{2, 4, 8}, .expected_output = {std::nullopt, 4, 8}, .training_is_random = true});
+}
+
 TEST_CASE("pooling, reshaping, normalization and regularization layers pass the layer test", "[cpu][layers]") {
   // Max-based layers: near-ties in random inputs defeat finite differences; their gradients are
   // checked against Python Keras in test_keras_fixtures.cpp instead.

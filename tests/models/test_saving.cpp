@@ -625,7 +625,8 @@ TEST_CASE("Keras options found missing by the differential check load, predict a
   const fs::path dir = kt::fixture_dir() / "keras-compat";
   Scratch scratch("compat");
   for (const char* name : {"masking_lstm", "conv_transpose_strides", "conv_transpose_output_padding", "conv1d_causal",
-                           "layer_norm_axes", "batch_norm_axis", "upsampling_bilinear", "activations"}) {
+                           "layer_norm_axes", "batch_norm_axis", "upsampling_bilinear", "activations",
+                           "more_normalization", "sequence_1d"}) {
     INFO("model " << name);
     utils::clear_session();
     const auto io = read_json(dir / (std::string(name) + "_io.json"));

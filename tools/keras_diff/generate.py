@@ -81,7 +81,9 @@ def image_case():
                  layers.Rescaling(pick(0.5, 2.0), offset=pick(0.0, -1.0)), layers.Dense(R.randint(1, 5), activation=act()),
                  layers.Softmax(axis=pick(-1, 1, 2)), layers.ReLU(max_value=pick(None, 0.5), negative_slope=pick(0.0, 0.1),
                  threshold=pick(0.0, 0.2)), layers.LeakyReLU(negative_slope=pick(0.3, 0.01)), layers.ELU(alpha=pick(1.0, 0.5)),
-                 layers.Activation(act()))
+                 layers.Activation(act()), layers.PReLU(shared_axes=pick(None, [1, 2], [3])),
+                 layers.GroupNormalization(groups=pick(1, c), epsilon=pick(1e-3, 1e-5)), layers.UnitNormalization(),
+                 layers.RMSNormalization(), layers.Identity(), layers.ActivityRegularization(l1=0.01, l2=0.02))
     return (h, w, c), L
 
 def seq_case():
@@ -122,7 +124,9 @@ def seq_case():
     else:
         L = pick(layers.Dense(R.randint(1, 4), activation=act(), kernel_regularizer=reg()), layers.Flatten(),
                  layers.Reshape((-1,)), layers.Permute((2, 1)), layers.LayerNormalization(axis=pick(-1, 1, [1, 2])),
-                 layers.TimeDistributed(layers.Dense(R.randint(1, 4), activation=act())))
+                 layers.TimeDistributed(layers.Dense(R.randint(1, 4), activation=act())),
+                 layers.ZeroPadding1D(pick(1, (0, 2))), layers.Cropping1D((R.randint(0, 1), R.randint(0, 1))),
+                 layers.UpSampling1D(R.randint(1, 3)), layers.SpatialDropout1D(0.3), layers.PReLU(shared_axes=pick(None, [1])))
     return (t, f), L
 
 def merge_case():
@@ -211,7 +215,8 @@ for i in range(n):
         if any(not np.all(np.isfinite(p)) for p in (preds if isinstance(preds, list) else [preds])):
             continue  # an overflowing activation (exponential): nothing to compare
         preds = preds if isinstance(preds, list) else [preds]
-        random_in_training = any(isinstance(l, (layers.Dropout, layers.SpatialDropout2D)) for l in model.layers)
+        random_in_training = any(isinstance(l, (layers.Dropout, layers.SpatialDropout1D, layers.SpatialDropout2D))
+                                 for l in model.layers)
         if model.trainable_weights and not random_in_training:
             model.compile(optimizer=optimizer(), loss=pick("mse", "mae", "huber", "log_cosh"))
         model.save(os.path.join(out, name + ".keras"))
