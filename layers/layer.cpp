@@ -102,11 +102,11 @@ Tensor Layer::operator()(const Tensor& input, bool training) {
   return call(autocast_input(input), training);
 }
 
-std::vector<Tensor> Layer::invoke_multi(const std::vector<Tensor>& inputs, bool training) {
+std::vector<Tensor> Layer::invoke_multi(const std::vector<Tensor>& inputs, bool training, const Tensor& mask) {
   const AutocastScope scope = autocast_scope();
   std::vector<Tensor> cast;
   for (const Tensor& t : inputs) cast.push_back(autocast_input(t));
-  return call_multi(cast, training);
+  return mask.defined() && supports_masking() ? call_multi_masked(cast, mask, training) : call_multi(cast, training);
 }
 
 std::pair<Tensor, Tensor> Layer::call_with_mask(const Tensor& input, const Tensor& mask, bool training) {

@@ -81,8 +81,14 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   KerasTensor operator()(const KerasTensor& x, const KerasTensor& mask) &&;
   /// Several inputs: the default takes exactly one and runs call().
   virtual std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training);
-  /// call_multi() with the layer's autocasting, as models run a node with several inputs.
-  std::vector<Tensor> invoke_multi(const std::vector<Tensor>& inputs, bool training);
+  /// call_multi() where the first input carries a mask (an RNN with return_state or initial_state);
+  /// the default ignores the mask.
+  virtual std::vector<Tensor> call_multi_masked(const std::vector<Tensor>& inputs, const Tensor& mask, bool training) {
+    return call_multi(inputs, training);
+  }
+  /// call_multi() with the layer's autocasting, as models run a node with several inputs (or
+  /// several outputs); `mask`, the first input's, reaches layers that support masking.
+  std::vector<Tensor> invoke_multi(const std::vector<Tensor>& inputs, bool training, const Tensor& mask = Tensor());
   virtual std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const;
   /// Builds for several input shapes (merges); returns the output shapes.
   std::vector<PartialShape> build_for_multi(const std::vector<PartialShape>& input_shapes);

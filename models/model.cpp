@@ -291,7 +291,15 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
       out = {y};
       out_mask = m;
     } else {
-      out = layer.invoke_multi(in, training);
+      // The call's explicit mask, or the input's where there is one input (an RNN returning its
+      // states). As Keras 3, a call given initial states along with its sequence gets no implicit mask.
+      Tensor first_mask;
+      if (node->mask.defined()) {
+        first_mask = values.at(node->mask.impl().get());
+      } else if (auto found = masks.find(node->inputs[0].impl().get()); in.size() == 1 && found != masks.end()) {
+        first_mask = found->second;
+      }
+      out = layer.invoke_multi(in, training, first_mask);
       // Merges combine their inputs' masks, as Keras'; other layers with several inputs end them.
       std::vector<Tensor> in_masks;
       bool any_mask = false;

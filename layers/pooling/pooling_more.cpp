@@ -49,6 +49,13 @@ Tensor GlobalPooling::call(const Tensor& x, bool training) {
   for (size_t i = 1; i + 1 < x.rank(); ++i) axes.push_back(static_cast<int64_t>(i));
   return is_max_ ? ops::max(x, axes, keepdims_) : ops::mean(x, axes, keepdims_);
 }
+Tensor GlobalPooling::call_masked(const Tensor& x, const Tensor& mask, bool training) {
+  if (!mask.defined() || !supports_masking()) return call(x, training);
+  // The sum of the unmasked steps over their count (a sequence with none gives 0 / 0, as Keras).
+  const Tensor keep = ops::expand_dims(mask, 2);
+  const Tensor summed = ops::sum(ops::where(keep, x, ops::zeros_like(x)), {1}, keepdims_);
+  return summed / ops::sum(ops::cast(keep, x.dtype()), {1}, keepdims_);
+}
 
 
 Config Pooling1D::get_config() const {

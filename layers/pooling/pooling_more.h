@@ -47,12 +47,16 @@ struct GlobalPoolingOptions {
 };
 
 /// Mean or max over every axis between the batch and the channels: (N, ..., C) -> (N, C), or
-/// (N, 1, ..., 1, C) with keepdims.
+/// (N, 1, ..., 1, C) with keepdims. GlobalAveragePooling1D averages the unmasked steps of a masked
+/// sequence, as Keras' (the others take no mask, as Keras').
 class KERASCPP_API GlobalPooling : public Layer {
  public:
   GlobalPooling(std::string class_name, bool is_max, size_t rank, GlobalPoolingOptions options);
   Config get_config() const override;
   Tensor call(const Tensor& x, bool training) override;
+  bool supports_masking() const override { return !is_max_ && rank_ == 3; }
+  Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
+  Tensor compute_mask(const Tensor&, const Tensor&) const override { return {}; }
   PartialShape compute_output_shape(const PartialShape& s) const override;
 
  protected:

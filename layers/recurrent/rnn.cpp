@@ -107,13 +107,13 @@ Tensor RecurrentLayer::call_masked(const Tensor& x, const Tensor& mask, bool tra
   return run(x, mask, {}, training).at(0);
 }
 std::vector<Tensor> RecurrentLayer::call_multi(const std::vector<Tensor>& inputs, bool training) {
+  return call_multi_masked(inputs, Tensor(), training);
+}
+std::vector<Tensor> RecurrentLayer::call_multi_masked(const std::vector<Tensor>& inputs, const Tensor& mask,
+                                                      bool training) {
   KCPP_CHECK(!inputs.empty(), ValueError, "Layer \"{}\" received no inputs", name());
-  if (inputs.size() == 1) {
-    prepare(inputs[0]);
-    return run(inputs[0], Tensor(), {}, training);
-  }
   prepare(inputs[0]);
-  return run(inputs[0], Tensor(), std::vector<Tensor>(inputs.begin() + 1, inputs.end()), training);
+  return run(inputs[0], mask, std::vector<Tensor>(inputs.begin() + 1, inputs.end()), training);
 }
 
 void RecurrentLayer::reset_states() {

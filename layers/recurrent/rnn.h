@@ -59,6 +59,7 @@ class KERASCPP_API RecurrentLayer : public Layer {
   Tensor call(const Tensor& x, bool training) override;
   Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
   std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> call_multi_masked(const std::vector<Tensor>& inputs, const Tensor& mask, bool training) override;
   /// The outputs for x (and initial states), with x's mask: the layer's whole computation.
   std::vector<Tensor> run(const Tensor& x, const Tensor& mask, const std::vector<Tensor>& initial_state,
                           bool training);
@@ -66,6 +67,11 @@ class KERASCPP_API RecurrentLayer : public Layer {
   std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const override;
   bool supports_masking() const override { return true; }
   Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
+  /// With initial states: the sequence's mask, as for one input (Keras 3 marks the output with it
+  /// even where the call itself got none).
+  Tensor compute_mask_multi(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override {
+    return masks.empty() ? Tensor() : compute_mask(inputs.at(0), masks[0]);
+  }
   std::vector<random::SeedGenerator*> seed_generators() override { return {&seeds_}; }
   std::string variables_subgroup() const override { return "cell"; }
   /// Masked steps output zeros instead of the previous output (Bidirectional sets it with

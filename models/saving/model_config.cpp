@@ -236,6 +236,19 @@ NodeSpec parse_node(const Config& node, const std::string& what) {
                  node["kwargs"]["mask"].dump().substr(0, 200));
       out.mask = mask[0];
     }
+    if (node.contains("kwargs") && node["kwargs"].is_object())
+      for (const auto& [key, value] : node["kwargs"].items()) {
+        if (key == "mask" || key == "training" || value.is_null()) continue;
+        std::vector<TensorRef> tensors;
+        collect_keras3_tensors(value, what, tensors);
+        if (key == "initial_state") {  // an RNN's: its states follow the sequence among the call's inputs
+          out.inputs.insert(out.inputs.end(), tensors.begin(), tensors.end());
+          continue;
+        }
+        // Anything else would be dropped silently and change what the model computes.
+        KCPP_CHECK(tensors.empty() && value.is_boolean() && !value.get<bool>(), NotImplementedError,
+                   "{}: the call argument \"{}\" ({}) is not supported", what, key, value.dump().substr(0, 200));
+      }
   } else if (node.is_array()) {
     for (const auto& e : node) out.inputs.push_back(parse_history(e, what));
   } else {

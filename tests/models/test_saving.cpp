@@ -83,6 +83,11 @@ nlohmann::json read_json(const fs::path& p) {
 }
 Tensor tensor_of(const nlohmann::json& a) {
   std::vector<int64_t> dims = a["shape"].get<std::vector<int64_t>>();
+  if (a.value("dtype", "") == "int32") {
+    std::vector<int32_t> ids;
+    for (double v : a["values"].get<std::vector<double>>()) ids.push_back(static_cast<int32_t>(v));
+    return Tensor::from_vector(ids, Shape(dims));
+  }
   std::vector<float> values;
   for (double v : a["values"].get<std::vector<double>>()) values.push_back(static_cast<float>(v));
   return Tensor::from_vector(values, Shape(dims));
@@ -626,7 +631,7 @@ TEST_CASE("Keras options found missing by the differential check load, predict a
   Scratch scratch("compat");
   for (const char* name : {"masking_lstm", "conv_transpose_strides", "conv_transpose_output_padding", "conv1d_causal",
                            "layer_norm_axes", "batch_norm_axis", "upsampling_bilinear", "activations",
-                           "more_normalization", "sequence_1d"}) {
+                           "more_normalization", "sequence_1d", "masked_states"}) {
     INFO("model " << name);
     utils::clear_session();
     const auto io = read_json(dir / (std::string(name) + "_io.json"));

@@ -1,6 +1,6 @@
 """Random small Keras models (one layer kind each, with random options, weights and inputs),
 saved by Python Keras 3 with Keras' predictions, for the differential check of run.sh.
-    generate.py COUNT OUT_DIR [SEED]
+    generate.py COUNT OUT_DIR [SEED]       (KERAS_DIFF_ONLY=image|sequence|merge|embed|graph: one family)
 Models Keras itself refuses are skipped. Add a layer kind or option here when kerascpp gains one."""
 import json, os, sys, random, traceback
 import numpy as np
@@ -171,6 +171,47 @@ def reg():
     """Sometimes an L1/L2 kernel penalty (the training steps then include its gradient)."""
     return pick(None, None, keras.regularizers.L2(0.05), keras.regularizers.L1L2(l1=0.01, l2=0.01))
 
+def graph_case():
+    """Functional wiring: masks through wrappers and pooling, RNN states, shared and nested models."""
+    kind = pick("bi_mask_pool", "seq_mask_td", "states", "initial_state", "shared", "nested_seq", "masked_states")
+    t, f, u = R.randint(2, 6), R.randint(1, 4), R.randint(1, 4)
+    if kind in ("bi_mask_pool", "seq_mask_td"):
+        vocab = R.randint(3, 8)
+        x = keras.Input((t,), dtype="int32")
+        e = layers.Embedding(vocab, f, mask_zero=True)(x)
+        if kind == "bi_mask_pool":
+            y = layers.Bidirectional(pick(layers.LSTM, layers.GRU)(u, return_sequences=True),
+                                     merge_mode=pick("concat", "sum", "ave"))(e)
+            y = pick(layers.GlobalAveragePooling1D, layers.GlobalMaxPooling1D)()(y)
+        else:
+            y = pick(layers.LSTM, layers.GRU, layers.SimpleRNN)(u, return_sequences=True)(e)
+            y = layers.TimeDistributed(layers.Dense(2))(y)
+        return keras.Model(x, y), vocab
+    if kind == "masked_states":  # a seq2seq encoder: the states of the unmasked steps, then a decoder from them
+        vocab = R.randint(3, 8)
+        x = keras.Input((t,), dtype="int32")
+        e = layers.Embedding(vocab, f, mask_zero=True)(x)
+        _, h, c = layers.LSTM(u, return_state=True, go_backwards=R.random() < 0.3)(e)
+        y = layers.LSTM(u, return_sequences=True)(e, initial_state=[h, c])
+        return keras.Model(x, layers.Dense(2)(y)), vocab
+    x = keras.Input((t, f))
+    if kind == "states":
+        outs = layers.LSTM(u, return_state=True, return_sequences=R.random() < 0.5)(x)
+        y = layers.Concatenate()([layers.Flatten()(outs[0]), outs[1], outs[2]])
+        return keras.Model(x, layers.Dense(2)(y)), None
+    if kind == "initial_state":
+        h = keras.Input((u,))
+        cell = pick(layers.GRU, layers.SimpleRNN)
+        y = cell(u)(x, initial_state=[h])
+        return keras.Model([x, h], y), None
+    if kind == "shared":
+        x2 = keras.Input((t, f))
+        d = layers.Dense(u, activation="tanh")
+        y = layers.Add()([d(x), d(x2)])
+        return keras.Model([x, x2], y), None
+    inner = keras.Sequential([layers.Dense(u, activation="relu"), layers.Dense(2)])
+    return keras.Model(x, inner(layers.LayerNormalization()(x))), None
+
 def randomize(model):
     ws = []
     for w in model.weights:
@@ -184,6 +225,8 @@ for i in range(n):
     name = f"m{seed}_{i:04d}"
     try:
         r = R.random()
+        only = os.environ.get("KERAS_DIFF_ONLY")
+        if only: r = {"image": 0.1, "sequence": 0.5, "merge": 0.82, "embed": 0.9, "graph": 0.95}[only]
         vocab = None
         if r < 0.45:
             shape, L = image_case()
@@ -195,10 +238,12 @@ for i in range(n):
             x = keras.Input(shape); y = x
             for l in (L if isinstance(L, list) else [L]): y = l(y)
             model = keras.Model(x, y)
-        elif r < 0.9:
+        elif r < 0.85:
             model = merge_case()
-        else:
+        elif r < 0.92:
             model, vocab = embed_case()
+        else:
+            model, vocab = graph_case()
         randomize(model)
         batch = R.randint(1, 3)
         xs = []
