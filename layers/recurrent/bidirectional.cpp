@@ -133,9 +133,13 @@ Tensor Bidirectional::call_masked(const Tensor& x, const Tensor& mask, bool trai
   return run(x, mask, {}, training).at(0);
 }
 std::vector<Tensor> Bidirectional::call_multi(const std::vector<Tensor>& inputs, bool training) {
+  return call_multi_masked(inputs, Tensor(), training);
+}
+std::vector<Tensor> Bidirectional::call_multi_masked(const std::vector<Tensor>& inputs, const Tensor& mask,
+                                                     bool training) {
   KCPP_CHECK(!inputs.empty(), ValueError, "Layer \"{}\" received no inputs", name());
   prepare(inputs[0]);
-  return run(inputs[0], Tensor(), std::vector<Tensor>(inputs.begin() + 1, inputs.end()), training);
+  return run(inputs[0], mask, std::vector<Tensor>(inputs.begin() + 1, inputs.end()), training);
 }
 
 Config Bidirectional::get_config() const {

@@ -27,6 +27,10 @@ class KERASCPP_API Bidirectional : public Wrapper {
   Tensor call(const Tensor& x, bool training) override;
   Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
   std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> call_multi_masked(const std::vector<Tensor>& inputs, const Tensor& mask, bool training) override;
+  Tensor compute_mask_multi(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override {
+    return masks.empty() ? Tensor() : compute_mask(inputs.at(0), masks[0]);
+  }
   PartialShape compute_output_shape(const PartialShape& input_shape) const override;
   std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const override;
   bool supports_masking() const override { return true; }

@@ -191,8 +191,12 @@ def graph_case():
         vocab = R.randint(3, 8)
         x = keras.Input((t,), dtype="int32")
         e = layers.Embedding(vocab, f, mask_zero=True)(x)
-        _, h, c = layers.LSTM(u, return_state=True, go_backwards=R.random() < 0.3)(e)
-        y = layers.LSTM(u, return_sequences=True)(e, initial_state=[h, c])
+        if R.random() < 0.5:
+            _, h, c = layers.LSTM(u, return_state=True, go_backwards=R.random() < 0.3)(e)
+            y = layers.LSTM(u, return_sequences=True)(e, initial_state=[h, c])
+        else:  # bidirectional: forward and backward states
+            outs = layers.Bidirectional(layers.GRU(u, return_state=True, return_sequences=R.random() < 0.5))(e)
+            y = layers.Concatenate()([layers.Flatten()(outs[0])] + list(outs[1:]))
         return keras.Model(x, layers.Dense(2)(y)), vocab
     x = keras.Input((t, f))
     if kind == "states":
