@@ -3,6 +3,7 @@
 #include "core/autograd.h"
 #include "core/check.h"
 #include "core/ops.h"
+#include "layers/normalization/beta_gamma.h"
 #include "core/step_recording.h"
 #include "distributed/strategy.h"
 
@@ -95,7 +96,7 @@ Tensor BatchNormalization::normalize(const Tensor& x, bool training) {
                ? synchronized_batch_norm(strategy_->communicator(), x, gamma, beta, options_.epsilon)
                : ops::batch_norm_training(x, gamma, beta, options_.epsilon);
   // Held by a training step until its labels were checked (a failed step leaves them as they were).
-  detail::update_layer_state([this, mean = r.mean, variance = r.variance] {
+  keras::detail::update_layer_state([this, mean = r.mean, variance = r.variance] {
     NoGradScope no_grad;
     const float m = options_.momentum;
     moving_mean_->assign(moving_mean_->value() * m + mean * (1.f - m));
@@ -116,16 +117,9 @@ Config BatchNormalization::get_config() const {
   c["axis"] = o.axis;
   c["momentum"] = o.momentum;
   c["epsilon"] = o.epsilon;
-  c["center"] = o.center;
-  c["scale"] = o.scale;
-  c["beta_initializer"] = o.beta_initializer.serialized();
-  c["gamma_initializer"] = o.gamma_initializer.serialized();
+  detail::write_beta_gamma(c, o);
   c["moving_mean_initializer"] = o.moving_mean_initializer.serialized();
   c["moving_variance_initializer"] = o.moving_variance_initializer.serialized();
-  c["beta_regularizer"] = o.beta_regularizer.serialized();
-  c["gamma_regularizer"] = o.gamma_regularizer.serialized();
-  c["beta_constraint"] = o.beta_constraint.serialized();
-  c["gamma_constraint"] = o.gamma_constraint.serialized();
   c["synchronized"] = o.synchronized;
   return c;
 }
@@ -147,16 +141,9 @@ std::shared_ptr<Layer> BatchNormalization::from_config(const Config& config) {
   }
   o.momentum = static_cast<float>(r.number("momentum", 0.99));
   o.epsilon = static_cast<float>(r.number("epsilon", 1e-3));
-  o.center = r.boolean("center", true);
-  o.scale = r.boolean("scale", true);
-  o.beta_initializer = r.initializer("beta_initializer", "zeros");
-  o.gamma_initializer = r.initializer("gamma_initializer", "ones");
+  detail::read_beta_gamma(r, o);
   o.moving_mean_initializer = r.initializer("moving_mean_initializer", "zeros");
   o.moving_variance_initializer = r.initializer("moving_variance_initializer", "ones");
-  o.beta_regularizer = r.regularizer("beta_regularizer");
-  o.gamma_regularizer = r.regularizer("gamma_regularizer");
-  o.beta_constraint = r.constraint("beta_constraint");
-  o.gamma_constraint = r.constraint("gamma_constraint");
   o.synchronized = r.boolean("synchronized", false);
   r.require("renorm", false);
   auto layer = std::make_shared<BatchNormalization>(std::move(o));

@@ -4,6 +4,7 @@
 
 #include "core/check.h"
 #include "core/ops.h"
+#include "layers/normalization/beta_gamma.h"
 
 namespace keras::layers {
 
@@ -64,15 +65,8 @@ Config LayerNormalization::get_config() const {
   Config c = Layer::get_config();
   c["axis"] = o_.axis.size() == 1 ? Config(o_.axis[0]) : Config(o_.axis);
   c["epsilon"] = o_.epsilon;
-  c["center"] = o_.center;
-  c["scale"] = o_.scale;
   c["rms_scaling"] = o_.rms_scaling;
-  c["beta_initializer"] = o_.beta_initializer.serialized();
-  c["gamma_initializer"] = o_.gamma_initializer.serialized();
-  c["beta_regularizer"] = o_.beta_regularizer.serialized();
-  c["gamma_regularizer"] = o_.gamma_regularizer.serialized();
-  c["beta_constraint"] = o_.beta_constraint.serialized();
-  c["gamma_constraint"] = o_.gamma_constraint.serialized();
+  detail::write_beta_gamma(c, o_);
   return c;
 }
 
@@ -82,15 +76,8 @@ std::shared_ptr<Layer> LayerNormalization::from_config(const Config& config) {
   o.name = r.name();
   if (r.has("axis")) o.axis = r.raw("axis").is_array() ? r.int_list("axis") : std::vector<int64_t>{r.integer("axis")};
   o.epsilon = static_cast<float>(r.number("epsilon", 1e-3));
-  o.center = r.boolean("center", true);
-  o.scale = r.boolean("scale", true);
   o.rms_scaling = r.boolean("rms_scaling", false);
-  o.beta_initializer = r.initializer("beta_initializer", "zeros");
-  o.gamma_initializer = r.initializer("gamma_initializer", "ones");
-  o.beta_regularizer = r.regularizer("beta_regularizer");
-  o.gamma_regularizer = r.regularizer("gamma_regularizer");
-  o.beta_constraint = r.constraint("beta_constraint");
-  o.gamma_constraint = r.constraint("gamma_constraint");
+  detail::read_beta_gamma(r, o);
   auto layer = std::make_shared<LayerNormalization>(o);
   r.finish(*layer);
   return layer;

@@ -2,6 +2,7 @@
 
 #include "core/check.h"
 #include "core/ops.h"
+#include "layers/normalization/beta_gamma.h"
 
 namespace keras::layers {
 namespace {
@@ -54,14 +55,7 @@ Config GroupNormalization::get_config() const {
   c["groups"] = o_.groups;
   c["axis"] = -1;
   c["epsilon"] = o_.epsilon;
-  c["center"] = o_.center;
-  c["scale"] = o_.scale;
-  c["beta_initializer"] = o_.beta_initializer.serialized();
-  c["gamma_initializer"] = o_.gamma_initializer.serialized();
-  c["beta_regularizer"] = o_.beta_regularizer.serialized();
-  c["gamma_regularizer"] = o_.gamma_regularizer.serialized();
-  c["beta_constraint"] = o_.beta_constraint.serialized();
-  c["gamma_constraint"] = o_.gamma_constraint.serialized();
+  detail::write_beta_gamma(c, o_);
   return c;
 }
 std::shared_ptr<Layer> GroupNormalization::from_config(const Config& config) {
@@ -71,14 +65,7 @@ std::shared_ptr<Layer> GroupNormalization::from_config(const Config& config) {
   require_last_axis(r, "GroupNormalization");
   o.groups = r.integer("groups", 32);
   o.epsilon = static_cast<float>(r.number("epsilon", 1e-3));
-  o.center = r.boolean("center", true);
-  o.scale = r.boolean("scale", true);
-  o.beta_initializer = r.initializer("beta_initializer", "zeros");
-  o.gamma_initializer = r.initializer("gamma_initializer", "ones");
-  o.beta_regularizer = r.regularizer("beta_regularizer");
-  o.gamma_regularizer = r.regularizer("gamma_regularizer");
-  o.beta_constraint = r.constraint("beta_constraint");
-  o.gamma_constraint = r.constraint("gamma_constraint");
+  detail::read_beta_gamma(r, o);
   auto layer = std::make_shared<GroupNormalization>(o);
   r.finish(*layer);
   return layer;

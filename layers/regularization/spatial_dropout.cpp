@@ -5,72 +5,48 @@
 
 namespace keras::layers {
 
-SpatialDropout2D::SpatialDropout2D(float rate, std::optional<uint64_t> seed, std::string name)
-    : Layer("SpatialDropout2D", std::move(name)), rate_(rate), seed_(seed), seeds_(seed) {
-  KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "SpatialDropout2D: the rate must be in [0, 1), received {}", rate);
+SpatialDropout::SpatialDropout(std::string class_name, size_t rank, float rate, std::optional<uint64_t> seed,
+                               std::string name)
+    : Layer(std::move(class_name), std::move(name)), rank_(rank), rate_(rate), seed_(seed), seeds_(seed) {
+  KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "{}: the rate must be in [0, 1), received {}", this->class_name(),
+             rate);
 }
-void SpatialDropout2D::check_input(const PartialShape& s) const {
-  if (s.size() != 4)
+void SpatialDropout::check_input(const PartialShape& s) const {
+  if (s.size() != rank_)
     throw input_error(
-        fmt::format("expected ndim=4, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
+        fmt::format("expected ndim={}, found ndim={}. Full shape received: {}", rank_, s.size(), shape_to_string(s)));
 }
-Tensor SpatialDropout2D::call(const Tensor& x, bool training) {
+Tensor SpatialDropout::call(const Tensor& x, bool training) {
   if (!training || rate_ == 0.f) return x;
-  // One mask value per (sample, channel), broadcast over height and width.
-  const Tensor mask =
-      ops::dropout(ops::ones(Shape{x.dim(0), 1, 1, x.dim(3)}, x.dtype(), x.backend()), rate_, seeds_);
-  return x * mask;
+  // One mask value per (sample, channel), broadcast over the positions.
+  std::vector<int64_t> mask_shape(x.rank(), 1);
+  mask_shape.front() = x.dim(0);
+  mask_shape.back() = x.dim(-1);
+  return x * ops::dropout(ops::ones(Shape(mask_shape), x.dtype(), x.backend()), rate_, seeds_);
 }
 
-
-Config SpatialDropout2D::get_config() const {
-  // Keras' SpatialDropout2D takes no "trainable" or "noise_shape" argument.
+Config SpatialDropout::get_config() const {
+  // Keras' spatial dropouts take no "trainable" or "noise_shape" argument.
   Config c = Layer::get_config();
   c.erase("trainable");
   c["rate"] = rate_;
   c["seed"] = seed_ ? Config(*seed_) : Config(nullptr);
-  c["data_format"] = "channels_last";
+  if (rank_ == 4) c["data_format"] = "channels_last";
   return c;
 }
-std::shared_ptr<Layer> SpatialDropout2D::from_config(const Config& config) {
-  serialization::ConfigReader r(config, "SpatialDropout2D config");
+template <typename L>
+std::shared_ptr<Layer> SpatialDropout::read_config(const Config& config) {
+  const bool images = std::is_same_v<L, SpatialDropout2D>;
+  serialization::ConfigReader r(config, images ? "SpatialDropout2D config" : "SpatialDropout1D config");
   const std::string name = r.name();
-  r.require("data_format", "channels_last");
+  if (images) r.require("data_format", "channels_last");
   r.require("noise_shape", nullptr);
   auto seed = r.seed();
-  auto layer = std::make_shared<SpatialDropout2D>(static_cast<float>(r.number("rate")), seed, name);
+  auto layer = std::make_shared<L>(static_cast<float>(r.number("rate")), seed, name);
   r.finish(*layer);
   return layer;
 }
-
-SpatialDropout1D::SpatialDropout1D(float rate, std::optional<uint64_t> seed, std::string name)
-    : Layer("SpatialDropout1D", std::move(name)), rate_(rate), seed_(seed), seeds_(seed) {
-  KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "SpatialDropout1D: the rate must be in [0, 1), received {}", rate);
-}
-void SpatialDropout1D::check_input(const PartialShape& s) const {
-  if (s.size() != 3)
-    throw input_error(
-        fmt::format("expected ndim=3, found ndim={}. Full shape received: {}", s.size(), shape_to_string(s)));
-}
-Tensor SpatialDropout1D::call(const Tensor& x, bool training) {
-  if (!training || rate_ == 0.f) return x;
-  return x * ops::dropout(ops::ones(Shape{x.dim(0), 1, x.dim(2)}, x.dtype(), x.backend()), rate_, seeds_);
-}
-Config SpatialDropout1D::get_config() const {
-  Config c = Layer::get_config();
-  c.erase("trainable");
-  c["rate"] = rate_;
-  c["seed"] = seed_ ? Config(*seed_) : Config(nullptr);
-  return c;
-}
-std::shared_ptr<Layer> SpatialDropout1D::from_config(const Config& config) {
-  serialization::ConfigReader r(config, "SpatialDropout1D config");
-  const std::string name = r.name();
-  r.require("noise_shape", nullptr);
-  auto seed = r.seed();
-  auto layer = std::make_shared<SpatialDropout1D>(static_cast<float>(r.number("rate")), seed, name);
-  r.finish(*layer);
-  return layer;
-}
+std::shared_ptr<Layer> SpatialDropout1D::from_config(const Config& config) { return read_config<SpatialDropout1D>(config); }
+std::shared_ptr<Layer> SpatialDropout2D::from_config(const Config& config) { return read_config<SpatialDropout2D>(config); }
 
 }  // namespace keras::layers
