@@ -140,7 +140,9 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   /// so files naming the layer load.
   virtual Config get_config() const;
   /// {"input_shape": ...} once built (a list of shapes for layers built from several inputs), else null.
-  Config get_build_config() const;
+  virtual Config get_build_config() const;
+  /// The input shapes the layer was built for (several for merges), empty before.
+  const std::vector<PartialShape>& build_shapes() const { return build_shapes_; }
   /// Builds from a build_config written by get_build_config() or Keras.
   void build_from_config(const Config& build_config);
 

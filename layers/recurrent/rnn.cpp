@@ -116,6 +116,15 @@ std::vector<Tensor> RecurrentLayer::call_multi_masked(const std::vector<Tensor>&
   return run(inputs[0], mask, std::vector<Tensor>(inputs.begin() + 1, inputs.end()), training);
 }
 
+Config RecurrentLayer::get_build_config() const {
+  const auto& shapes = build_shapes();
+  if (shapes.size() < 2) return Layer::get_build_config();
+  Config states = Config::array();
+  for (size_t i = 1; i < shapes.size(); ++i) states.push_back(serialization::shape_to_config(shapes[i]));
+  return Config{{"shapes_dict", {{"sequences_shape", serialization::shape_to_config(shapes[0])},
+                                 {"initial_state_shape", states}}}};
+}
+
 void RecurrentLayer::reset_states() {
   NoGradScope no_grad;
   for (Tensor& s : states_) s = ops::zeros_like(s);

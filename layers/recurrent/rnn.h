@@ -67,6 +67,8 @@ class KERASCPP_API RecurrentLayer : public Layer {
   std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const override;
   bool supports_masking() const override { return true; }
   Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
+  /// Built with initial states: Keras' {"shapes_dict": {"sequences_shape", "initial_state_shape"}}.
+  Config get_build_config() const override;
   /// With initial states: the sequence's mask, as for one input (Keras 3 marks the output with it
   /// even where the call itself got none).
   Tensor compute_mask_multi(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override {

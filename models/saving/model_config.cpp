@@ -8,6 +8,8 @@
 #include "core/check.h"
 #include "core/logging.h"
 #include "layers/core/input_layer.h"
+#include "layers/recurrent/bidirectional.h"
+#include "layers/recurrent/rnn.h"
 #include "models/saving/saving.h"
 #include "models/sequential.h"
 
@@ -54,16 +56,23 @@ Config Model::get_config() const {
     Config inbound = Config::array();
     for (const detail::SymbolicNode* node : nodes_of[layer.get()]) {
       if (node->inputs.empty()) continue;  // an input layer's own node
+      // An RNN's inputs after its sequence are its initial states: Keras' initial_state argument.
+      const bool states = node->inputs.size() > 1 && (dynamic_cast<const layers::RecurrentLayer*>(layer.get()) ||
+                                                       dynamic_cast<const layers::Bidirectional*>(layer.get()));
       Config arg;
-      if (node->inputs.size() == 1) {
+      Config kwargs = Config::object();
+      if (node->inputs.size() == 1 || states) {
         arg = keras_tensor(node->inputs[0]);
       } else {
         arg = Config::array();
         for (const auto& in : node->inputs) arg.push_back(keras_tensor(in));
       }
+      if (states) {
+        kwargs["initial_state"] = Config::array();
+        for (size_t i = 1; i < node->inputs.size(); ++i) kwargs["initial_state"].push_back(keras_tensor(node->inputs[i]));
+      }
       Config args = Config::array({arg});
       for (const auto& constant : layer->call_constants()) args.push_back(constant);  // NotEqual's operand
-      Config kwargs = Config::object();
       if (node->mask.defined()) kwargs["mask"] = keras_tensor(node->mask);
       inbound.push_back(Config{{"args", args}, {"kwargs", kwargs}});
     }

@@ -62,6 +62,14 @@ for name in names:
     rebuilt = keras.models.model_from_json(open(os.path.join(fixtures, name + ".json")).read())
     rebuilt.load_weights(os.path.join(out, name + ".weights.h5"))
     compare(f"{name}.weights.h5 written by kerascpp", rebuilt, io)
+compat = os.environ.get("KERASCPP_COMPAT_FIXTURES")
+if compat:  # tests/fixtures/keras-compat, converted by kerascpp: the predictions Keras recorded
+    for path in sorted(os.listdir(compat)):
+        if path.endswith(".keras"):
+            name = path[:-len(".keras")]
+            io = json.load(open(os.path.join(compat, name + "_io.json")))
+            m = keras.saving.load_model(os.path.join(os.environ["KERASCPP_COMPAT_OUT"], path))
+            compare(f"keras-compat {name}.keras written by kerascpp", m, io)
 mixed_path = os.path.join(out, "mixed_float16.keras")
 if os.path.exists(mixed_path):
     io = json.load(open(os.path.join(fixtures, "mixed_float16_io.json")))
