@@ -214,13 +214,13 @@ ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const 
              o.groups > 1 ? fmt::format(" in {} groups", o.groups) : "", x.shape().to_string(),
              kernel.shape().to_string());
   // Keras' output_padding (transposed only): none, one value for every spatial axis, or one per axis.
-  std::optional<std::array<int64_t, 2>> output_padding;
+  std::array<std::optional<int64_t>, 2> output_padding;  // per axis of the 4-d view
   if (!o.output_padding.empty()) {
     KCPP_CHECK(transposed, ValueError, "{}: output_padding is for transposed convolutions", op);
     KCPP_CHECK(o.output_padding.size() == 1 || o.output_padding.size() == n, ValueError,
                "{}: expected output_padding to have 1 or {} values, received {}", op, n, o.output_padding.size());
     const auto& v = o.output_padding;
-    output_padding = n == 1 ? std::array<int64_t, 2>{0, v[0]} : std::array<int64_t, 2>{v[0], v.back()};
+    output_padding = {n == 1 ? int64_t{0} : v[0], v.back()};
   }
   int64_t oh = 0, ow = 0;
   for (int i = 0; i < 2; ++i) {
@@ -229,9 +229,8 @@ ConvPlan plan_conv(const char* op, const Tensor& x, const Tensor& kernel, const 
     if (!transposed) {
       axis_geometry(op, o.padding, in, k, p.attrs.strides[i], p.attrs.dilations[i], out, pb, pe, x.shape());
     } else {
-      const std::optional<int64_t> extra =
-          output_padding ? std::optional<int64_t>((*output_padding)[static_cast<size_t>(i)]) : std::nullopt;
-      transposed_axis_geometry(op, o.padding, extra, in, k, p.attrs.strides[i], p.attrs.dilations[i], out, pb, pe);
+      transposed_axis_geometry(op, o.padding, output_padding[static_cast<size_t>(i)], in, k, p.attrs.strides[i],
+                               p.attrs.dilations[i], out, pb, pe);
     }
     p.attrs.pad_begin[i] = pb;
     p.attrs.pad_end[i] = pe;
@@ -251,8 +250,39 @@ void check_conv_bias(const char* op, const Tensor& bias, int64_t filters) {
 }
 
 Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& o,
+                 bool transposed);
+
+// Keras' output reaches past the full transposed convolution (strides beyond the kernel, or an
+// output_padding): the full one, cut and extended with zeros per axis (its crop at the start is then
+// 0), then the bias and the activation. `p` is the plan of the call, with pad_end < 0 somewhere.
+Tensor extended_conv_transpose(const char* op, const ConvPlan& p, const Tensor& x, const Tensor& kernel,
+                               const Tensor& bias, const ConvOptions& options) {
+  ConvOptions full = options;
+  full.padding = "valid";
+  full.output_padding = {0};
+  full.activation = UnaryOp::identity;
+  Tensor y = conv_impl(op, x, kernel, Tensor(), full, true);
+  const int64_t first = x.rank() == 3 ? 1 : 0;  // a 1-d convolution has its one spatial axis at index 1 of the plan
+  std::vector<int64_t> starts(y.rank(), 0), sizes = y.shape().dims();
+  std::vector<std::array<int64_t, 2>> pads(y.rank(), {0, 0});
+  for (int64_t i = first; i < 2; ++i) {
+    const size_t axis = static_cast<size_t>(1 + i - first);
+    const int64_t pb = p.attrs.pad_begin[static_cast<size_t>(i)], pe = p.attrs.pad_end[static_cast<size_t>(i)];
+    starts[axis] = pb;
+    sizes[axis] -= pb + std::max<int64_t>(pe, 0);
+    pads[axis][1] = std::max<int64_t>(-pe, 0);
+  }
+  if (sizes != y.shape().dims()) y = slice(y, starts, sizes);
+  y = pad(y, pads);
+  if (bias.defined()) y = add(y, bias);
+  return options.activation == UnaryOp::identity ? y : unary(options.activation, y);
+}
+
+Tensor conv_impl(const char* op, const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& o,
                  bool transposed) {
   ConvPlan p = plan_conv(op, x, kernel, o, transposed);
+  if (transposed && (p.attrs.pad_end[0] < 0 || p.attrs.pad_end[1] < 0))
+    return extended_conv_transpose(op, p, x, kernel, bias, o);
   Backend& be = detail::common_backend(op, {&x, &kernel, &bias, &o.residual});
   check_conv_bias(op, bias, p.y4[3]);
   const FoldedBatchNorm& bn = o.batch_norm;
@@ -375,30 +405,7 @@ Tensor depthwise_conv(const Tensor& x, const Tensor& kernel, const Tensor& bias,
 
 Tensor conv_transpose(const Tensor& x, const Tensor& kernel, const Tensor& bias, const ConvOptions& options) {
   KCPP_CHECK(options.groups == 1, NotImplementedError, "conv_transpose: groups > 1 is not supported");
-  const ConvPlan p = plan_conv("conv_transpose", x, kernel, options, true);
-  if (p.attrs.pad_end[0] >= 0 && p.attrs.pad_end[1] >= 0) return conv_impl("conv_transpose", x, kernel, bias, options, true);
-  // Keras' output reaches past the full transposed convolution (strides beyond the kernel, or an
-  // output_padding): the full one, cut and extended with zeros per axis (its crop at the start is
-  // then 0), then the bias and the activation.
-  ConvOptions full = options;
-  full.padding = "valid";
-  full.output_padding = {0};
-  full.activation = UnaryOp::identity;
-  Tensor y = conv_impl("conv_transpose", x, kernel, Tensor(), full, true);
-  const int64_t first = x.rank() == 3 ? 1 : 0;  // a 1-d convolution has its one spatial axis at index 1 of the plan
-  std::vector<int64_t> starts(y.rank(), 0), sizes = y.shape().dims();
-  std::vector<std::array<int64_t, 2>> pads(y.rank(), {0, 0});
-  for (int64_t i = first; i < 2; ++i) {
-    const size_t axis = static_cast<size_t>(1 + i - first);
-    const int64_t pb = p.attrs.pad_begin[static_cast<size_t>(i)], pe = p.attrs.pad_end[static_cast<size_t>(i)];
-    starts[axis] = pb;
-    sizes[axis] -= pb + std::max<int64_t>(pe, 0);
-    pads[axis][1] = std::max<int64_t>(-pe, 0);
-  }
-  if (sizes != y.shape().dims()) y = slice(y, starts, sizes);
-  y = pad(y, pads);
-  if (bias.defined()) y = add(y, bias);
-  return options.activation == UnaryOp::identity ? y : unary(options.activation, y);
+  return conv_impl("conv_transpose", x, kernel, bias, options, true);
 }
 
 int64_t conv_transpose_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
