@@ -17,6 +17,8 @@
 #include "distributed/strategy.h"
 #include "layers/activations.h"
 #include "layers/activations/activation_layers.h"
+#include "layers/attention/attention.h"
+#include "layers/attention/multi_head_attention.h"
 #include "layers/convolutional/conv2d.h"
 #include "layers/convolutional/conv_variants.h"
 #include "layers/core/dense.h"

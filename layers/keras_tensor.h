@@ -1,4 +1,5 @@
 #pragma once
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +47,20 @@ class KERASCPP_API KerasTensor {
   std::shared_ptr<detail::KerasTensorImpl> impl_;
 };
 
+/// Keyword arguments of one layer call beyond its positional tensors, as Keras writes them in a
+/// config's "kwargs" (MultiHeadAttention's key, attention_mask, use_causal_mask).
+struct KERASCPP_API CallArguments {
+  /// One entry per input of the call: "" for a positional input, else the keyword that passed it.
+  std::vector<std::string> input_keywords;
+  /// The boolean keyword arguments given to the call.
+  std::map<std::string, bool> flags;
+  /// Whether the flag `name` was given as true.
+  bool flag(const std::string& name) const;
+  /// The position among the call's inputs of the one passed as `keyword`, or -1.
+  int index_of(const std::string& keyword) const;
+  bool empty() const { return input_keywords.empty() && flags.empty(); }
+};
+
 namespace detail {
 /// One layer call in a Functional graph.
 struct SymbolicNode {
@@ -55,6 +70,8 @@ struct SymbolicNode {
   /// A mask passed explicitly (Keras 3 configs write `mask=` for every masked call); when
   /// undefined, the input's own mask travels implicitly.
   KerasTensor mask;
+  /// The keyword arguments of a layer that takes them (Layer::call_signature).
+  CallArguments arguments;
   /// The inputs, then the explicit mask: every tensor the call reads.
   std::vector<KerasTensor> all_inputs() const {
     std::vector<KerasTensor> all = inputs;

@@ -211,6 +211,76 @@ std::vector<PartialShape> Layer::build_for_multi(const std::vector<PartialShape>
   return compute_output_shapes(shapes);
 }
 
+// Keyword arguments ----------------------------------------------------------------------------------
+
+bool CallArguments::flag(const std::string& name) const {
+  auto it = flags.find(name);
+  return it != flags.end() && it->second;
+}
+
+int CallArguments::index_of(const std::string& keyword) const {
+  for (size_t i = 0; i < input_keywords.size(); ++i)
+    if (input_keywords[i] == keyword) return static_cast<int>(i);
+  return -1;
+}
+
+void Layer::check_call_arguments(size_t num_inputs, const CallArguments& args) const {
+  const auto signature = call_signature();
+  KCPP_CHECK(signature, ValueError, "layer \"{}\" ({}) takes no keyword arguments", name_, class_name_);
+  KCPP_CHECK(args.input_keywords.size() == num_inputs, ValueError,
+             "layer \"{}\": {} input keyword(s) for {} input(s)", name_, args.input_keywords.size(), num_inputs);
+  auto known = [](const std::vector<std::string>& list, const std::string& name) {
+    return std::find(list.begin(), list.end(), name) != list.end();
+  };
+  for (size_t i = 0; i < num_inputs; ++i) {
+    const std::string& k = args.input_keywords[i];
+    KCPP_CHECK(k.empty() || known(signature->tensor_keywords, k), ValueError,
+               "layer \"{}\" ({}): expected a tensor argument among [{}], received \"{}\"", name_, class_name_,
+               fmt::join(signature->tensor_keywords, ", "), k);
+    KCPP_CHECK(k.empty() || args.index_of(k) == static_cast<int>(i), ValueError,
+               "layer \"{}\": the argument \"{}\" is given twice", name_, k);
+  }
+  for (const auto& [flag, value] : args.flags)
+    KCPP_CHECK(known(signature->flags, flag), ValueError,
+               "layer \"{}\" ({}): expected a flag among [{}], received \"{}\"", name_, class_name_,
+               fmt::join(signature->flags, ", "), flag);
+}
+
+std::vector<PartialShape> Layer::build_for_call(const std::vector<PartialShape>& shapes, const CallArguments& args) {
+  if (!built_) {
+    build_for_arguments(shapes, args);
+    built_ = true;
+    build_shapes_ = shapes;
+  }
+  return compute_output_shapes_for(shapes, args);
+}
+
+std::vector<Tensor> Layer::call_with_arguments(const std::vector<Tensor>&, const std::vector<Tensor>&,
+                                               const CallArguments&, bool) {
+  throw NotImplementedError(
+      fmt::format("layer \"{}\" ({}) declares keyword arguments but does not implement call_with_arguments()", name_,
+                  class_name_));
+}
+
+std::vector<Tensor> Layer::invoke_with_arguments(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                                 const CallArguments& args, bool training) {
+  check_call_arguments(inputs.size(), args);
+  KCPP_CHECK(masks.size() == inputs.size(), ValueError, "layer \"{}\": {} mask(s) for {} input(s)", name_,
+             masks.size(), inputs.size());
+  std::vector<PartialShape> shapes;
+  for (const Tensor& t : inputs) {
+    KCPP_CHECK(t.defined(), ValueError, "layer \"{}\": an input tensor is undefined", name_);
+    PartialShape shape = partial_shape_of(t);
+    if (!shape.empty()) shape[0] = std::nullopt;
+    shapes.push_back(shape);
+  }
+  build_for_call(shapes, args);
+  const AutocastScope scope = autocast_scope();
+  std::vector<Tensor> cast;
+  for (const Tensor& t : inputs) cast.push_back(autocast_input(t));
+  return call_with_arguments(cast, masks, args, training);
+}
+
 std::shared_ptr<Layer> Layer::into_shared() && {
   throw NotImplementedError(
       fmt::format("layer \"{}\" ({}) cannot be moved into a Functional graph: add KERASCPP_LAYER({}) to its class, or "
@@ -220,17 +290,28 @@ std::shared_ptr<Layer> Layer::into_shared() && {
 }
 
 KerasTensor Layer::record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs,
-                          const KerasTensor& mask) {
+                          const KerasTensor& mask, const CallArguments* args) {
   KCPP_CHECK(!inputs.empty(), ValueError, "layer \"{}\": called on no symbolic tensors", name_);
   std::vector<PartialShape> shapes;
   for (const KerasTensor& t : inputs) {
     KCPP_CHECK(t.defined(), ValueError, "layer \"{}\": called on an undefined KerasTensor", name_);
     shapes.push_back(t.shape());
   }
-  const auto out_shapes = build_for_multi(shapes);  // shape errors surface on the calling line
+  CallArguments arguments;
+  if (call_signature()) {
+    arguments = args ? *args : CallArguments{std::vector<std::string>(inputs.size()), {}};
+    check_call_arguments(inputs.size(), arguments);
+    KCPP_CHECK(!mask.defined(), NotImplementedError,
+               "layer \"{}\" reads its inputs' own masks: an explicit mask argument is not supported", name_);
+  } else {
+    KCPP_CHECK(!args || args->empty(), ValueError, "layer \"{}\" ({}) takes no keyword arguments", name_, class_name_);
+  }
+  // Shape errors surface on the calling line.
+  const auto out_shapes = call_signature() ? build_for_call(shapes, arguments) : build_for_multi(shapes);
   auto node = std::make_shared<detail::SymbolicNode>();
   node->layer = std::move(self);
   node->inputs = inputs;
+  node->arguments = std::move(arguments);
   if (mask.defined()) {
     KCPP_CHECK(inputs.size() == 1 && mask.shape().size() >= 2 && mask.shape().size() < inputs[0].shape().size(),
                ValueError,
@@ -277,6 +358,9 @@ std::shared_ptr<Layer> owned(Layer& layer) {
 }
 }  // namespace
 
+KerasTensor Layer::call_symbolic(const std::vector<KerasTensor>& inputs, const CallArguments& args) {
+  return record(owned(*this), inputs, KerasTensor(), &args);
+}
 KerasTensor Layer::operator()(const KerasTensor& x) & { return record(owned(*this), {x}); }
 KerasTensor Layer::operator()(const KerasTensor& x, const KerasTensor& mask) & {
   return record(owned(*this), {x}, mask);

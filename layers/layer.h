@@ -178,6 +178,36 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   /// "forward_layer", TimeDistributed's "layer"); their variables are saved in those groups.
   virtual std::vector<std::pair<std::string, Layer*>> wrapped_layers() { return {}; }
 
+  /// What a call takes beyond positional tensors: Keras' keyword arguments, as
+  /// `call(query, value, key=None, attention_mask=None, use_causal_mask=False)`.
+  struct CallSignature {
+    std::vector<std::string> positional;       // the names of the positional tensor arguments ("query", "value")
+    std::vector<std::string> tensor_keywords;  // optional tensors passed by keyword
+    std::vector<std::string> flags;            // boolean keyword arguments
+    bool inputs_as_list = false;               // Keras' call([query, value]) rather than call(query, value)
+    /// Keras' MultiHeadAttention removes the masks of the tensors it reads when it runs: readers
+    /// of those tensors that run after it see none.
+    bool consumes_input_masks = false;
+  };
+  /// A layer that takes keyword arguments says which; it then runs through call_with_arguments(),
+  /// with every input's mask. std::nullopt (the default): a plain call.
+  virtual std::optional<CallSignature> call_signature() const { return std::nullopt; }
+  /// The call of such a layer: `masks` holds each input's mask (undefined where it has none).
+  virtual std::vector<Tensor> call_with_arguments(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                                  const CallArguments& args, bool training);
+  /// The output shapes of such a call (return_attention_scores adds one); the default ignores `args`.
+  virtual std::vector<PartialShape> compute_output_shapes_for(const std::vector<PartialShape>& input_shapes,
+                                                              const CallArguments& args) const {
+    return compute_output_shapes(input_shapes);
+  }
+  /// Builds for the inputs (the batch axis unknown), then runs call_with_arguments() with the
+  /// layer's autocasting, as models run such a layer's node.
+  std::vector<Tensor> invoke_with_arguments(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                            const CallArguments& args, bool training);
+  /// Functional API for such a layer: records a call with its keyword arguments (the layer's own
+  /// operator() overloads and model loading use it). Returns output 0; all_outputs() gives the rest.
+  KerasTensor call_symbolic(const std::vector<KerasTensor>& inputs, const CallArguments& args);
+
   /// When the layer's last step is a softmax, the output before it: losses on probabilities then
   /// run as a fused, stable cross-entropy on logits (as Keras does with `_keras_logits`).
   virtual bool ends_with_softmax() const { return false; }
@@ -196,6 +226,10 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   AutocastScope autocast_scope() const;
   /// Multi-input layers build from every input's shape; the default builds from the only one.
   virtual void build_multi(const std::vector<PartialShape>& input_shapes);
+  /// Builds a layer that takes keyword arguments; the default builds from the shapes alone.
+  virtual void build_for_arguments(const std::vector<PartialShape>& input_shapes, const CallArguments& args) {
+    build_multi(input_shapes);
+  }
   /// Checks the input shape before build and call; throw input_error() on mismatch.
   virtual void check_input(const PartialShape& input_shape) const {}
   /// Creates a weight on the default backend, initialized by `initializer`.
@@ -206,7 +240,11 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   /// Builds for x's shape (batch axis unknown) and checks it.
   void prepare(const Tensor& x);
   KerasTensor record(std::shared_ptr<Layer> self, const std::vector<KerasTensor>& inputs,
-                     const KerasTensor& mask = KerasTensor());
+                     const KerasTensor& mask = KerasTensor(), const CallArguments* args = nullptr);
+  /// Checks the keywords and flags of a call against call_signature(); throws ValueError naming them.
+  void check_call_arguments(size_t num_inputs, const CallArguments& args) const;
+  /// Builds once for a call with keyword arguments and returns its output shapes.
+  std::vector<PartialShape> build_for_call(const std::vector<PartialShape>& input_shapes, const CallArguments& args);
 
  private:
   std::string class_name_, name_;

@@ -9,6 +9,8 @@
 #include "core/check.h"
 #include "core/logging.h"
 #include "layers/activations.h"
+#include "layers/attention/attention.h"
+#include "layers/attention/multi_head_attention.h"
 #include "layers/convolutional/conv2d.h"
 #include "layers/convolutional/conv_variants.h"
 #include "layers/core/dense.h"
@@ -84,6 +86,9 @@ LayerRegistry& registry() {
          }},
         {"LayerNormalization", &LayerNormalization::from_config},
         {"GroupNormalization", &GroupNormalization::from_config},
+        {"MultiHeadAttention", &MultiHeadAttention::from_config},
+        {"Attention", &Attention::from_config},
+        {"AdditiveAttention", &AdditiveAttention::from_config},
         {"UnitNormalization", &UnitNormalization::from_config},
         {"RMSNormalization", &RMSNormalization::from_config},
         {"SpatialDropout1D", &SpatialDropout1D::from_config},
@@ -111,6 +116,8 @@ LayerRegistry& registry() {
         {"Masking", &Masking::from_config},
         {"NotEqual", &NotEqual::from_config},
         {"Any", &BoolReduction::any_from_config},
+        {"LogicalOr", &LogicalBinary::or_from_config},
+        {"LogicalAnd", &LogicalBinary::and_from_config},
         {"All", &BoolReduction::all_from_config},
         {"SimpleRNN", &SimpleRNN::from_config},
         {"LSTM", &LSTM::from_config},

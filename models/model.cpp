@@ -280,6 +280,19 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
       out = {layer.logits(in.at(0), training)};
       auto found = masks.find(node->inputs[0].impl().get());
       if (found != masks.end() && layer.supports_masking()) out_mask = layer.compute_mask(in[0], found->second);
+    } else if (layer.call_signature()) {
+      // Layers with keyword arguments (attention) read every input's mask.
+      std::vector<Tensor> in_masks;
+      bool any_mask = false;
+      for (const KerasTensor& t : node->inputs) {
+        auto found = masks.find(t.impl().get());
+        in_masks.push_back(found == masks.end() ? Tensor() : found->second);
+        any_mask = any_mask || found != masks.end();
+      }
+      out = layer.invoke_with_arguments(in, in_masks, node->arguments, training);
+      if (any_mask) out_mask = layer.compute_mask_multi(in, in_masks);
+      if (layer.call_signature()->consumes_input_masks)
+        for (const KerasTensor& t : node->inputs) masks.erase(t.impl().get());
     } else if (in.size() == 1 && node->outputs.size() == 1) {
       Tensor mask;
       if (node->mask.defined()) {

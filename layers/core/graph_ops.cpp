@@ -103,3 +103,53 @@ std::shared_ptr<Layer> BoolReduction::all_from_config(const Config& config) {
 }
 
 }  // namespace keras::layers
+
+namespace keras::layers {
+
+LogicalBinary::LogicalBinary(Kind kind, std::string name)
+    : Layer(kind == Kind::logical_or ? "LogicalOr" : "LogicalAnd", std::move(name)), kind_(kind) {}
+
+std::vector<PartialShape> LogicalBinary::compute_output_shapes(const std::vector<PartialShape>& shapes) const {
+  KCPP_CHECK(shapes.size() == 2, ValueError, "{} \"{}\": expected 2 inputs, received {}", class_name(), name(),
+             shapes.size());
+  // NumPy broadcasting, unknown dimensions kept unknown.
+  const PartialShape& a = shapes[0];
+  const PartialShape& b = shapes[1];
+  PartialShape out(std::max(a.size(), b.size()));
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto da = i < a.size() ? a[a.size() - 1 - i] : std::optional<int64_t>(1);
+    const auto db = i < b.size() ? b[b.size() - 1 - i] : std::optional<int64_t>(1);
+    KCPP_CHECK(!da || !db || *da == *db || *da == 1 || *db == 1, ValueError,
+               "{} \"{}\": shapes {} and {} do not broadcast", class_name(), name(), shape_to_string(a),
+               shape_to_string(b));
+    out[out.size() - 1 - i] = da && *da == 1 ? db : db && *db == 1 ? da : da ? da : db;
+  }
+  return {out};
+}
+
+std::vector<Tensor> LogicalBinary::call_multi(const std::vector<Tensor>& inputs, bool) {
+  KCPP_CHECK(inputs.size() == 2, ValueError, "{} \"{}\": expected 2 inputs, received {}", class_name(), name(),
+             inputs.size());
+  auto as_bool = [](const Tensor& t) { return t.dtype() == DType::bool_ ? t : ops::cast(t, DType::bool_); };
+  const Tensor a = as_bool(inputs[0]), b = as_bool(inputs[1]);
+  return {kind_ == Kind::logical_or ? ops::logical_or(a, b) : ops::logical_and(a, b)};
+}
+
+Tensor LogicalBinary::call(const Tensor&, bool) {
+  throw ValueError(fmt::format("{} \"{}\": expected 2 inputs, received 1", class_name(), name()));
+}
+
+std::shared_ptr<Layer> LogicalBinary::or_from_config(const Config& config) {
+  serialization::ConfigReader r(config, "LogicalOr config");
+  auto layer = std::make_shared<LogicalBinary>(Kind::logical_or, r.name());
+  r.finish(*layer);
+  return layer;
+}
+std::shared_ptr<Layer> LogicalBinary::and_from_config(const Config& config) {
+  serialization::ConfigReader r(config, "LogicalAnd config");
+  auto layer = std::make_shared<LogicalBinary>(Kind::logical_and, r.name());
+  r.finish(*layer);
+  return layer;
+}
+
+}  // namespace keras::layers

@@ -49,3 +49,33 @@ class KERASCPP_API BoolReduction : public Layer {
 };
 
 }  // namespace keras::layers
+
+namespace keras::layers {
+
+/// keras.ops.logical_or / logical_and recorded in a Functional graph: Keras 3 writes LogicalOr
+/// where a merge (Add, Concatenate) combines its inputs' masks and passes the result as `mask=`.
+class KERASCPP_API LogicalBinary : public Layer {
+ public:
+  KERASCPP_LAYER(LogicalBinary)
+  enum class Kind { logical_or, logical_and };
+  explicit LogicalBinary(Kind kind, std::string name = "");
+  Config get_config() const override { return Config{{"name", name()}}; }
+  static std::shared_ptr<Layer> or_from_config(const Config& config);
+  static std::shared_ptr<Layer> and_from_config(const Config& config);
+  std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const override;
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool is_operation() const override { return true; }
+  /// Keras writes the operands as two arguments (x1, x2), not a list.
+  std::optional<CallSignature> call_signature() const override { return CallSignature{{"x1", "x2"}, {}, {}}; }
+  std::vector<Tensor> call_with_arguments(const std::vector<Tensor>& inputs, const std::vector<Tensor>&,
+                                          const CallArguments&, bool training) override {
+    return call_multi(inputs, training);
+  }
+
+ private:
+  Kind kind_;
+};
+
+}  // namespace keras::layers

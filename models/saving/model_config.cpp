@@ -59,6 +59,20 @@ Config Model::get_config() const {
       // An RNN's inputs after its sequence are its initial states: Keras' initial_state argument.
       const bool states = node->inputs.size() > 1 && (dynamic_cast<const layers::RecurrentLayer*>(layer.get()) ||
                                                        dynamic_cast<const layers::Bidirectional*>(layer.get()));
+      if (const auto signature = layer->call_signature()) {  // positional tensors, then keywords and flags
+        Config positional = Config::array(), kwargs = Config::object();
+        for (size_t i = 0; i < node->inputs.size(); ++i) {
+          const std::string& keyword = node->arguments.input_keywords.at(i);
+          if (keyword.empty())
+            positional.push_back(keras_tensor(node->inputs[i]));
+          else
+            kwargs[keyword] = keras_tensor(node->inputs[i]);
+        }
+        for (const auto& [flag, value] : node->arguments.flags) kwargs[flag] = value;
+        inbound.push_back(
+            Config{{"args", signature->inputs_as_list ? Config::array({positional}) : positional}, {"kwargs", kwargs}});
+        continue;
+      }
       Config arg;
       Config kwargs = Config::object();
       if (node->inputs.size() == 1 || states) {
@@ -223,6 +237,11 @@ struct NodeSpec {
   std::vector<TensorRef> inputs;
   std::optional<TensorRef> mask;
   Config constants = Config::array();
+  // Other keyword arguments, for layers that take them (Layer::call_signature): tensors by keyword,
+  // boolean flags, anything else by its text (refused where the layer is known).
+  std::vector<std::pair<std::string, std::vector<TensorRef>>> keyword_tensors;
+  std::map<std::string, bool> flags;
+  std::vector<std::pair<std::string, std::string>> other_kwargs;
 };
 
 NodeSpec parse_node(const Config& node, const std::string& what) {
@@ -254,17 +273,63 @@ NodeSpec parse_node(const Config& node, const std::string& what) {
           out.inputs.insert(out.inputs.end(), tensors.begin(), tensors.end());
           continue;
         }
-        // Anything else would be dropped silently and change what the model computes.
-        KCPP_CHECK(tensors.empty() && value.is_boolean() && !value.get<bool>(), NotImplementedError,
-                   "{}: the call argument \"{}\" ({}) is not supported", what, key, value.dump().substr(0, 200));
+        if (!tensors.empty())
+          out.keyword_tensors.emplace_back(key, tensors);
+        else if (value.is_boolean())
+          out.flags[key] = value.get<bool>();
+        else
+          out.other_kwargs.emplace_back(key, value.dump().substr(0, 200));
       }
   } else if (node.is_array()) {
     for (const auto& e : node) out.inputs.push_back(parse_history(e, what));
   } else {
     throw ValueError(fmt::format("{}: unexpected inbound node {}", what, node.dump().substr(0, 200)));
   }
-  KCPP_CHECK(!out.inputs.empty(), ValueError, "{}: an inbound node without input tensors", what);
+  KCPP_CHECK(!out.inputs.empty() || !out.keyword_tensors.empty(), ValueError,
+             "{}: an inbound node without input tensors", what);
   return out;
+}
+
+// A call's inputs in the order kerascpp records them: the positional ones (Keras may pass them by
+// name, as `mha(query=q, value=v)`), then the keyword tensors.
+std::vector<TensorRef> ordered_inputs(const NodeSpec& spec, const Layer::CallSignature& signature) {
+  std::vector<TensorRef> out = spec.inputs;
+  for (const std::string& name : signature.positional)
+    for (const auto& [key, tensors] : spec.keyword_tensors)
+      if (key == name) out.insert(out.end(), tensors.begin(), tensors.end());
+  for (const auto& [key, tensors] : spec.keyword_tensors)
+    if (std::find(signature.positional.begin(), signature.positional.end(), key) == signature.positional.end())
+      out.insert(out.end(), tensors.begin(), tensors.end());
+  return out;
+}
+
+// The keyword arguments of a call, checked against what its layer takes: any other would be
+// dropped silently and change what the model computes.
+CallArguments call_arguments_of(const NodeSpec& spec, const Layer& layer, const std::string& what) {
+  for (const auto& [key, text] : spec.other_kwargs)
+    throw NotImplementedError(fmt::format("{}: the call argument \"{}\" ({}) is not supported", what, key, text));
+  CallArguments args;
+  const auto signature = layer.call_signature();
+  if (!signature) {
+    for (const auto& [key, tensors] : spec.keyword_tensors)
+      throw NotImplementedError(fmt::format("{}: the call argument \"{}\" (a tensor) is not supported", what, key));
+    for (const auto& [key, value] : spec.flags)
+      KCPP_CHECK(!value, NotImplementedError, "{}: the call argument \"{}\" (true) is not supported", what, key);
+    return args;
+  }
+  const auto& positional = signature->positional;
+  args.input_keywords.assign(spec.inputs.size(), "");
+  for (const std::string& name : positional)  // positional arguments passed by name
+    for (const auto& [key, tensors] : spec.keyword_tensors)
+      if (key == name) args.input_keywords.insert(args.input_keywords.end(), tensors.size(), "");
+  for (const auto& [key, tensors] : spec.keyword_tensors) {
+    if (std::find(positional.begin(), positional.end(), key) != positional.end()) continue;
+    KCPP_CHECK(tensors.size() == 1, NotImplementedError, "{}: expected one tensor for the call argument \"{}\", received {}",
+               what, key, tensors.size());
+    args.input_keywords.push_back(key);
+  }
+  args.flags = spec.flags;
+  return args;
 }
 
 std::vector<TensorRef> parse_endpoints(const Config& v, const std::string& what) {
@@ -342,7 +407,11 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
       Pending& p = pending[i];
       while (p.done < p.nodes.size()) {
         const NodeSpec& spec = p.nodes[p.done];
+        const std::string what = fmt::format("Functional config, layer \"{}\"", p.name);
+        const CallArguments args = call_arguments_of(spec, *p.layer, what);
         std::vector<TensorRef> refs = spec.inputs;
+        for (const auto& [key, tensors] : spec.keyword_tensors) refs.insert(refs.end(), tensors.begin(), tensors.end());
+        if (p.layer->call_signature()) refs = ordered_inputs(spec, *p.layer->call_signature());
         if (spec.mask) refs.push_back(*spec.mask);
         std::vector<KerasTensor> ins;
         for (const TensorRef& ref : refs) {
@@ -360,7 +429,10 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
           ins.pop_back();
         }
         if (!spec.constants.empty()) p.layer->set_call_constants(spec.constants);
-        KerasTensor out = mask.defined() ? (*p.layer)(ins.at(0), mask) : ins.size() == 1 ? (*p.layer)(ins[0]) : (*p.layer)(ins);
+        KerasTensor out = p.layer->call_signature() ? p.layer->call_symbolic(ins, args)
+                          : mask.defined()          ? (*p.layer)(ins.at(0), mask)
+                          : ins.size() == 1         ? (*p.layer)(ins[0])
+                                                    : (*p.layer)(ins);
         outputs[{p.name, static_cast<int64_t>(p.done)}] = out.all_outputs();
         ++p.done;
         progress = true;

@@ -90,6 +90,7 @@ Tensor tensor_of(const nlohmann::json& a) {
   }
   std::vector<float> values;
   for (double v : a["values"].get<std::vector<double>>()) values.push_back(static_cast<float>(v));
+  if (a.value("dtype", "") == "bool") return ops::cast(Tensor::from_vector(values, Shape(dims)), DType::bool_);
   return Tensor::from_vector(values, Shape(dims));
 }
 std::vector<float> floats_of(const nlohmann::json& a) {
@@ -631,7 +632,8 @@ TEST_CASE("Keras options found missing by the differential check load, predict a
   Scratch scratch("compat");
   for (const char* name : {"masking_lstm", "conv_transpose_strides", "conv_transpose_output_padding", "conv1d_causal",
                            "layer_norm_axes", "batch_norm_axis", "upsampling_bilinear", "activations",
-                           "more_normalization", "sequence_1d", "masked_states"}) {
+                           "more_normalization", "sequence_1d", "masked_states", "multi_head_attention", "attention_axes",
+                           "luong_bahdanau"}) {
     INFO("model " << name);
     utils::clear_session();
     const auto io = read_json(dir / (std::string(name) + "_io.json"));

@@ -1,6 +1,6 @@
 """Random small Keras models (one layer kind each, with random options, weights and inputs),
 saved by Python Keras 3 with Keras' predictions, for the differential check of run.sh.
-    generate.py COUNT OUT_DIR [SEED]       (KERAS_DIFF_ONLY=image|sequence|merge|embed|graph: one family)
+    generate.py COUNT OUT_DIR [SEED]       (KERAS_DIFF_ONLY=image|sequence|merge|embed|graph|attention: one family)
 Models Keras itself refuses are skipped. Add a layer kind or option here when kerascpp gains one."""
 import json, os, sys, random, traceback
 import numpy as np
@@ -216,6 +216,54 @@ def graph_case():
     inner = keras.Sequential([layers.Dense(u, activation="relu"), layers.Dense(2)])
     return keras.Model(x, inner(layers.LayerNormalization()(x))), None
 
+def attention_case():
+    """MultiHeadAttention (self and cross, masks, causal, keys, scores, other axes), Attention and
+    AdditiveAttention."""
+    kind = pick("mha", "mha_masked", "mha_cross", "mha_axes", "luong", "bahdanau")
+    t, f = R.randint(2, 6), R.randint(1, 5)
+    heads, key_dim = R.randint(1, 3), R.randint(1, 4)
+    mha_options = dict(value_dim=pick(None, R.randint(1, 4)), use_bias=R.random() < 0.7,
+                       output_shape=pick(None, R.randint(1, 4)), kernel_regularizer=reg())
+    if R.random() < 0.3: mha_options["sliding_window"] = R.randint(1, 3)
+    if kind in ("mha_masked", "luong", "bahdanau"):
+        vocab = R.randint(3, 8)
+        x = keras.Input((t,), dtype="int32")
+        e = layers.Embedding(vocab, f, mask_zero=True)(x)
+        if kind == "mha_masked":
+            y = layers.MultiHeadAttention(heads, key_dim, **mha_options)(e, e, use_causal_mask=R.random() < 0.5)
+        else:
+            v = layers.Embedding(vocab, f, mask_zero=True)(x)
+            inputs = [e, v] + ([layers.Dense(f)(e)] if R.random() < 0.5 else [])
+            causal = R.random() < 0.5
+            if kind == "luong":
+                layer = layers.Attention(use_scale=R.random() < 0.5, score_mode=pick("dot", "concat"))
+            else:
+                layer = layers.AdditiveAttention(use_scale=R.random() < 0.7)
+            if R.random() < 0.3:  # the scores as a second output (their mask ended by a Flatten)
+                y, scores = layer(inputs, use_causal_mask=causal, return_attention_scores=True)
+                return keras.Model(x, [layers.Dense(2)(y), layers.Flatten()(scores)]), vocab
+            y = layer(inputs, use_causal_mask=causal)
+        return keras.Model(x, layers.Dense(2)(y)), vocab
+    if kind == "mha_axes":
+        x = keras.Input((R.randint(2, 4), R.randint(2, 4), f))
+        axes = pick(None, (1,), (2,), (1, 2))
+        y = layers.MultiHeadAttention(heads, key_dim, attention_axes=axes, **mha_options)(x, x)
+        return keras.Model(x, y), None
+    x = keras.Input((t, f))
+    if kind == "mha_cross":
+        # Keras gives the scores the shape (batch, heads, T, T): the memory is as long as the query.
+        m = keras.Input((t, R.randint(1, 5)))
+        k = keras.Input((t, R.randint(1, 5))) if R.random() < 0.5 else None
+        layer = layers.MultiHeadAttention(heads, key_dim, **mha_options)
+        if R.random() < 0.4:
+            y, scores = layer(x, m, key=k, return_attention_scores=True)
+            y = layers.Concatenate()([layers.Flatten()(y), layers.Flatten()(scores)])
+        else:
+            y = layer(x, m, key=k, use_causal_mask=R.random() < 0.5)
+        return keras.Model([x, m] + ([k] if k is not None else []), y), None
+    y = layers.MultiHeadAttention(heads, key_dim, **mha_options)(x, x, use_causal_mask=R.random() < 0.5)
+    return keras.Model(x, y), None
+
 def randomize(model):
     ws = []
     for w in model.weights:
@@ -230,7 +278,7 @@ for i in range(n):
     try:
         r = R.random()
         only = os.environ.get("KERAS_DIFF_ONLY")
-        if only: r = {"image": 0.1, "sequence": 0.5, "merge": 0.82, "embed": 0.9, "graph": 0.95}[only]
+        if only: r = {"image": 0.1, "sequence": 0.5, "merge": 0.82, "embed": 0.9, "graph": 0.93, "attention": 0.97}[only]
         vocab = None
         if r < 0.45:
             shape, L = image_case()
@@ -246,8 +294,10 @@ for i in range(n):
             model = merge_case()
         elif r < 0.92:
             model, vocab = embed_case()
-        else:
+        elif r < 0.95:
             model, vocab = graph_case()
+        else:
+            model, vocab = attention_case()
         randomize(model)
         batch = R.randint(1, 3)
         xs = []
