@@ -72,6 +72,8 @@ struct SymbolicNode {
   KerasTensor mask;
   /// The keyword arguments of a layer that takes them (Layer::call_signature).
   CallArguments arguments;
+  /// Read from a tf.keras 2 file: an RNN given initial states still gets its sequence's mask.
+  bool keras2_masks = false;
   /// The inputs, then the explicit mask: every tensor the call reads.
   std::vector<KerasTensor> all_inputs() const {
     std::vector<KerasTensor> all = inputs;

@@ -151,6 +151,7 @@ Config Layer::get_build_config() const {
 
 void Layer::build_from_config(const Config& build_config) {
   if (built_ || !build_config.is_object() || !build_config.contains("input_shape")) return;
+  if (call_signature()) return;  // built at its call, which says which input is which (tf.keras writes the query's)
   const Config& shape = build_config["input_shape"];
   if (shape.is_null()) return;
   const std::string what = fmt::format("build_config of layer \"{}\"", name_);

@@ -276,19 +276,23 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
     }
     std::vector<Tensor> out;
     Tensor out_mask;
+    // Each input's mask (undefined where none), and whether there is any.
+    auto input_masks = [&] {
+      std::pair<std::vector<Tensor>, bool> result{{}, false};
+      for (const KerasTensor& t : node->inputs) {
+        auto found = masks.find(t.impl().get());
+        result.first.push_back(found == masks.end() ? Tensor() : found->second);
+        result.second = result.second || found != masks.end();
+      }
+      return result;
+    };
     if (logits_nodes.count(node.get())) {
       out = {layer.logits(in.at(0), training)};
       auto found = masks.find(node->inputs[0].impl().get());
       if (found != masks.end() && layer.supports_masking()) out_mask = layer.compute_mask(in[0], found->second);
     } else if (layer.call_signature()) {
       // Layers with keyword arguments (attention) read every input's mask.
-      std::vector<Tensor> in_masks;
-      bool any_mask = false;
-      for (const KerasTensor& t : node->inputs) {
-        auto found = masks.find(t.impl().get());
-        in_masks.push_back(found == masks.end() ? Tensor() : found->second);
-        any_mask = any_mask || found != masks.end();
-      }
+      const auto [in_masks, any_mask] = input_masks();
       out = layer.invoke_with_arguments(in, in_masks, node->arguments, training);
       if (any_mask) out_mask = layer.compute_mask_multi(in, in_masks);
       if (layer.call_signature()->consumes_input_masks)
@@ -305,22 +309,18 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
       out_mask = m;
     } else {
       // The call's explicit mask, or the input's where there is one input (an RNN returning its
-      // states). As Keras 3, a call given initial states along with its sequence gets no implicit mask.
+      // states). As Keras 3, a call given initial states along with its sequence gets no implicit
+      // mask; as tf.keras 2, it does.
       Tensor first_mask;
       if (node->mask.defined()) {
         first_mask = values.at(node->mask.impl().get());
-      } else if (auto found = masks.find(node->inputs[0].impl().get()); in.size() == 1 && found != masks.end()) {
+      } else if (auto found = masks.find(node->inputs[0].impl().get());
+                 (in.size() == 1 || node->keras2_masks) && found != masks.end()) {
         first_mask = found->second;
       }
       out = layer.invoke_multi(in, training, first_mask);
       // Merges combine their inputs' masks, as Keras'; other layers with several inputs end them.
-      std::vector<Tensor> in_masks;
-      bool any_mask = false;
-      for (const KerasTensor& t : node->inputs) {
-        auto found = masks.find(t.impl().get());
-        in_masks.push_back(found == masks.end() ? Tensor() : found->second);
-        any_mask = any_mask || found != masks.end();
-      }
+      const auto [in_masks, any_mask] = input_masks();
       if (any_mask) out_mask = layer.compute_mask_multi(in, in_masks);
     }
     if (layer.activity_regularizer())  // on the layer's real output, also where the loss takes logits

@@ -93,7 +93,7 @@ std::optional<Layer::CallSignature> MultiHeadAttention::call_signature() const {
                        {"key", "attention_mask", "value_mask", "key_mask"},
                        {"use_causal_mask", "return_attention_scores"},
                        false,
-                       true};
+                       !options_.softmax_robust_masking.has_value()};
 }
 
 MultiHeadAttention::Roles MultiHeadAttention::roles(const CallArguments& args) const {
@@ -260,7 +260,9 @@ std::vector<Tensor> MultiHeadAttention::call_with_arguments(const std::vector<Te
   const std::vector<int64_t> flat_shape = scores.shape().dims();
   // Keras takes jax's fused dot_product_attention when it can: fully masked rows become uniform
   // there, and zero in the Softmax layer of its other path.
-  const bool fused_path = options_.dropout == 0 && !want_scores && query.rank() == 3;
+  // tf.keras 2 had its Softmax add -1e9 to masked scores (softmax_robust_masking false) or replace them.
+  const auto& tf_keras = options_.softmax_robust_masking;
+  const bool fused_path = tf_keras ? *tf_keras : options_.dropout == 0 && !want_scores && query.rank() == 3;
   Tensor full_mask;
   if (mask.defined()) {
     // Keras inserts the head axis (and others) before the attention axes.
@@ -268,10 +270,13 @@ std::vector<Tensor> MultiHeadAttention::call_with_arguments(const std::vector<Te
     while (full_mask.rank() < static_cast<int64_t>(full_shape.size()))
       full_mask = ops::expand_dims(full_mask, -2 * static_cast<int64_t>(axes_.size()) - 1);
     const Tensor neg = ops::full({}, masked_logit(scores.dtype(), fused_path), scores.dtype(), backend);
-    scores = ops::reshape(ops::where(full_mask, ops::reshape(scores, full_shape), neg), flat_shape);
+    const Tensor shaped = ops::reshape(scores, full_shape);
+    scores = ops::reshape(tf_keras && !*tf_keras ? ops::where(full_mask, shaped, ops::add(shaped, neg))
+                                                 : ops::where(full_mask, shaped, neg),
+                          flat_shape);
   }
   Tensor probs = ops::softmax(scores, -1);
-  if (mask.defined() && !fused_path)
+  if (mask.defined() && !fused_path && !tf_keras)
     probs = ops::reshape(ops::where(full_mask, ops::reshape(probs, full_shape), ops::zeros_like(ops::reshape(probs, full_shape))),
                          flat_shape);
   const Tensor returned_scores = want_scores ? ops::reshape(probs, full_shape) : Tensor();
@@ -291,43 +296,34 @@ std::vector<Tensor> MultiHeadAttention::call_with_arguments(const std::vector<Te
   return {out};
 }
 
-std::vector<Tensor> MultiHeadAttention::operator()(const Tensor& query, const Tensor& value,
-                                                   const AttentionArguments<Tensor>& args, bool training) {
-  std::vector<Tensor> inputs{query, value};
+namespace {
+// The call's inputs (query, value, then the keyword tensors given) and their keywords and flags.
+template <typename T>
+CallArguments arguments_of(const T& query, const T& value, const AttentionArguments<T>& args, std::vector<T>& inputs) {
+  inputs = {query, value};
   CallArguments call{{"", ""}, {}};
-  for (const auto& [keyword, t] : {std::pair<const char*, const Tensor*>{"key", &args.key}, {"attention_mask", &args.attention_mask}})
+  for (const auto& [keyword, t] : {std::pair<const char*, const T*>{"key", &args.key}, {"attention_mask", &args.attention_mask}})
     if (t->defined()) {
       inputs.push_back(*t);
       call.input_keywords.push_back(keyword);
     }
   if (args.use_causal_mask) call.flags["use_causal_mask"] = true;
   if (args.return_attention_scores) call.flags["return_attention_scores"] = true;
-  return invoke_with_arguments(inputs, std::vector<Tensor>(inputs.size()), call, training);
-}
-
-namespace {
-CallArguments symbolic_arguments(const KerasTensor& query, const KerasTensor& value,
-                                 const AttentionArguments<KerasTensor>& args, std::vector<KerasTensor>& inputs) {
-  inputs = {query, value};
-  CallArguments call{{"", ""}, {}};
-  if (args.key.defined()) {
-    inputs.push_back(args.key);
-    call.input_keywords.push_back("key");
-  }
-  if (args.attention_mask.defined()) {
-    inputs.push_back(args.attention_mask);
-    call.input_keywords.push_back("attention_mask");
-  }
-  if (args.use_causal_mask) call.flags["use_causal_mask"] = true;
-  if (args.return_attention_scores) call.flags["return_attention_scores"] = true;
   return call;
 }
 }  // namespace
 
+std::vector<Tensor> MultiHeadAttention::operator()(const Tensor& query, const Tensor& value,
+                                                   const AttentionArguments<Tensor>& args, bool training) {
+  std::vector<Tensor> inputs;
+  const CallArguments call = arguments_of(query, value, args, inputs);
+  return invoke_with_arguments(inputs, std::vector<Tensor>(inputs.size()), call, training);
+}
+
 KerasTensor MultiHeadAttention::operator()(const KerasTensor& query, const KerasTensor& value,
                                            const AttentionArguments<KerasTensor>& args) & {
   std::vector<KerasTensor> inputs;
-  const CallArguments call = symbolic_arguments(query, value, args, inputs);
+  const CallArguments call = arguments_of(query, value, args, inputs);
   return call_symbolic(inputs, call);
 }
 
@@ -418,6 +414,9 @@ std::shared_ptr<Layer> MultiHeadAttention::from_config(const Config& config) {
   o.seed = r.seed();
   r.require("use_gate", false);
   r.require("flash_attention", nullptr);
+  if (r.has("softmax_robust_masking")) o.softmax_robust_masking = r.boolean("softmax_robust_masking", false);
+  for (const char* key : {"query_shape", "key_shape", "value_shape"})  // tf.keras 2's build shapes
+    if (r.has(key)) r.raw(key);
   auto layer = std::make_shared<MultiHeadAttention>(heads, key_dim, std::move(o));
   r.finish(*layer);
   // The projections carry the penalty, not the layer's output (Keras).

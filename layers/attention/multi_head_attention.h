@@ -33,6 +33,10 @@ struct MultiHeadAttentionOptions {
   std::optional<uint64_t> seed;
   std::string name;
   std::string dtype;
+  /// tf.keras 2's option, set when its files are read: masked scores get -1e9 added (false) or are
+  /// replaced (true), fully masked rows are never zeroed, and the layer leaves its inputs' masks in
+  /// place. std::nullopt: Keras 3's rules. Not written to files (Keras 3 has no such option).
+  std::optional<bool> softmax_robust_masking;
 };
 
 /// Keras' MultiHeadAttention: query, key and value projected to `num_heads` heads, scaled

@@ -62,12 +62,15 @@ std::vector<Tensor> Merge::call_multi(const std::vector<Tensor>& inputs, bool tr
   return {merge(inputs)};
 }
 
-// Keras 3.15: a step counts where any input keeps it; an input without a mask ends the mask.
 Tensor Merge::compute_mask_multi(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const {
   Tensor kept;
   for (const Tensor& m : masks) {
-    if (!m.defined()) return Tensor();
-    kept = kept.defined() ? ops::logical_or(kept, ops::cast(m, DType::bool_)) : ops::cast(m, DType::bool_);
+    if (!m.defined()) {
+      if (keras2_mask_rule_) continue;
+      return Tensor();
+    }
+    const Tensor b = ops::cast(m, DType::bool_);
+    kept = !kept.defined() ? b : keras2_mask_rule_ ? ops::logical_and(kept, b) : ops::logical_or(kept, b);
   }
   return kept;
 }

@@ -14,8 +14,12 @@ class KERASCPP_API Merge : public Layer {
   PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
   std::vector<Tensor> call_multi(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& shapes) const override;
-  /// Keras' Merge.compute_mask: a step is kept where every input that has a mask keeps it.
+  /// Keras 3.15's Merge.compute_mask: a step is kept where any input keeps it, and an input
+  /// without a mask ends the mask. With the Keras 2 rule (tf.keras, and files it wrote): a step is
+  /// kept where every input that has a mask keeps it.
   Tensor compute_mask_multi(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override;
+  /// Combines masks as tf.keras 2 did (set when a Keras 2 file is read).
+  void use_keras2_mask_rule(bool keras2) { keras2_mask_rule_ = keras2; }
 
  protected:
   /// Combines the inputs (already checked).
@@ -23,6 +27,7 @@ class KERASCPP_API Merge : public Layer {
   /// The elementwise merges broadcast non-batch axes, as Keras; Concatenate overrides this.
   virtual PartialShape merged_shape(const std::vector<PartialShape>& shapes) const;
   size_t min_inputs_ = 2;
+  bool keras2_mask_rule_ = false;
 };
 
 /// Elementwise sum, difference (exactly two inputs), product, mean, maximum or minimum.

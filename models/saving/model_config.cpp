@@ -8,6 +8,7 @@
 #include "core/check.h"
 #include "core/logging.h"
 #include "layers/core/input_layer.h"
+#include "layers/merging/merge.h"
 #include "layers/recurrent/bidirectional.h"
 #include "layers/recurrent/rnn.h"
 #include "models/saving/saving.h"
@@ -244,6 +245,42 @@ struct NodeSpec {
   std::vector<std::pair<std::string, std::string>> other_kwargs;
 };
 
+// Keras 2 writes a tensor as [layer name, node index, tensor index] (in call arguments too).
+void collect_keras2_tensors(const Config& v, const std::string& what, std::vector<TensorRef>& out) {
+  if (!v.is_array()) return;
+  if (v.size() >= 3 && v[0].is_string() && v[1].is_number_integer() && v[2].is_number_integer()) {
+    out.push_back(parse_history(v, what));
+    return;
+  }
+  for (const auto& e : v) collect_keras2_tensors(e, what, out);
+}
+
+using TensorCollector = void (*)(const Config&, const std::string&, std::vector<TensorRef>&);
+
+// The keyword arguments of a call: its explicit mask, an RNN's initial states (inputs after its
+// sequence), other tensors by keyword, boolean flags, and anything else by its text.
+void read_kwargs(const Config& kwargs, TensorCollector collect, const std::string& what, NodeSpec& out) {
+  if (!kwargs.is_object()) return;
+  for (const auto& [key, value] : kwargs.items()) {
+    if (key == "training" || value.is_null()) continue;
+    std::vector<TensorRef> tensors;
+    collect(value, what, tensors);
+    if (key == "mask") {
+      KCPP_CHECK(tensors.size() == 1, NotImplementedError, "{}: expected one mask tensor, received {}", what,
+                 value.dump().substr(0, 200));
+      out.mask = tensors[0];
+    } else if (key == "initial_state") {  // an RNN's: its states follow the sequence among the call's inputs
+      out.inputs.insert(out.inputs.end(), tensors.begin(), tensors.end());
+    } else if (!tensors.empty()) {
+      out.keyword_tensors.emplace_back(key, tensors);
+    } else if (value.is_boolean()) {
+      out.flags[key] = value.get<bool>();
+    } else {
+      out.other_kwargs.emplace_back(key, value.dump().substr(0, 200));
+    }
+  }
+}
+
 NodeSpec parse_node(const Config& node, const std::string& what) {
   NodeSpec out;
   if (node.is_object()) {
@@ -256,32 +293,13 @@ NodeSpec parse_node(const Config& node, const std::string& what) {
       else
         out.constants.push_back(arg);
     }
-    if (node.contains("kwargs") && node["kwargs"].is_object() && node["kwargs"].contains("mask") &&
-        !node["kwargs"]["mask"].is_null()) {
-      std::vector<TensorRef> mask;
-      collect_keras3_tensors(node["kwargs"]["mask"], what, mask);
-      KCPP_CHECK(mask.size() == 1, NotImplementedError, "{}: expected one mask tensor, received {}", what,
-                 node["kwargs"]["mask"].dump().substr(0, 200));
-      out.mask = mask[0];
-    }
-    if (node.contains("kwargs") && node["kwargs"].is_object())
-      for (const auto& [key, value] : node["kwargs"].items()) {
-        if (key == "mask" || key == "training" || value.is_null()) continue;
-        std::vector<TensorRef> tensors;
-        collect_keras3_tensors(value, what, tensors);
-        if (key == "initial_state") {  // an RNN's: its states follow the sequence among the call's inputs
-          out.inputs.insert(out.inputs.end(), tensors.begin(), tensors.end());
-          continue;
-        }
-        if (!tensors.empty())
-          out.keyword_tensors.emplace_back(key, tensors);
-        else if (value.is_boolean())
-          out.flags[key] = value.get<bool>();
-        else
-          out.other_kwargs.emplace_back(key, value.dump().substr(0, 200));
-      }
+    if (node.contains("kwargs")) read_kwargs(node["kwargs"], &collect_keras3_tensors, what, out);
   } else if (node.is_array()) {
+    // Keras 2: one [layer, node, index, kwargs] per tensor of the first argument; the other
+    // arguments (a MultiHeadAttention's value, an RNN's initial_state) are in kwargs, the same in each.
     for (const auto& e : node) out.inputs.push_back(parse_history(e, what));
+    if (!node.empty() && node[0].is_array() && node[0].size() >= 4)
+      read_kwargs(node[0][3], &collect_keras2_tensors, what, out);
   } else {
     throw ValueError(fmt::format("{}: unexpected inbound node {}", what, node.dump().substr(0, 200)));
   }
@@ -381,6 +399,10 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
     if (entry.is_object() && entry.contains("inbound_nodes") && entry["inbound_nodes"].is_array() &&
         !entry["inbound_nodes"].empty() && entry["inbound_nodes"][0].is_array())
       keras2 = true;
+  // Files from tf.keras 2 combine masks in merges as it did.
+  if (keras2)
+    for (const Pending& p : pending)
+      if (auto merge = std::dynamic_pointer_cast<layers::Merge>(p.layer)) merge->use_keras2_mask_rule(true);
   auto offset_of = [&](const Layer& layer) -> int64_t {
     if (layer.class_name() == "Functional") return 1;
     if (const auto* seq = dynamic_cast<const Sequential*>(&layer); seq && keras2 && seq->input_layer()) return 1;
@@ -433,6 +455,7 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
                           : mask.defined()          ? (*p.layer)(ins.at(0), mask)
                           : ins.size() == 1         ? (*p.layer)(ins[0])
                                                     : (*p.layer)(ins);
+        if (keras2) out.impl()->node->keras2_masks = true;
         outputs[{p.name, static_cast<int64_t>(p.done)}] = out.all_outputs();
         ++p.done;
         progress = true;

@@ -336,7 +336,7 @@ TEST_CASE("compile() takes Keras' dict forms and metric objects, and says which 
 TEST_CASE("models saved by tf.keras 2 load from full .h5, weights-only .h5 and JSON (Keras 2's dialect)",
           "[cpu][saving]") {
   const fs::path dir = kt::fixture_dir() / "keras2-saved";
-  for (const char* name : {"k2_cnn", "k2_functional"}) {
+  for (const char* name : {"k2_cnn", "k2_functional", "k2_attention"}) {
     INFO("model " << name);
     utils::clear_session();
     const auto io = read_json(dir / (std::string(name) + "_io.json"));
