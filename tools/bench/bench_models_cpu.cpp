@@ -1,7 +1,7 @@
 // imdb_lstm, video_qa and resnet50_infer of ../shared/bench, measured the way keras_ref.py measures
 // Keras: samples per second of fit() after one warm-up pass (median of three, two for video_qa) and
 // of predict(); ResNet50's batch-1 latency as the median of eight calls. Prints one JSON line per
-// model.   bench_models_cpu [imdb_lstm|video_qa|resnet50_infer|all]
+// model.   bench_models_cpu [imdb_lstm|video_qa|resnet50_infer|transformer|all]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -63,6 +63,34 @@ void video_qa(int64_t frames = 4, int64_t size = 150, int64_t batch = 2) {
       backend::backend_name().c_str(), static_cast<long>(batch), static_cast<long>(frames), static_cast<long>(size),
       n / train);
 }
+// A Transformer encoder block classifying sequences (Keras' "text classification with
+// Transformer" example, with key_dim 16 so its attention matches PyTorch's nn.MultiheadAttention
+// of width 32): tools/bench/transformer_ref.py has the same model in Keras and PyTorch.
+void transformer() {
+  utils::set_random_seed(0);
+  const int64_t n = 32 * 16, seq = 200, vocab = 20000, width = 32;
+  const Tensor x = bench::random_ids(n, seq, vocab, 7);
+  const Tensor y = ops::floor(ops::random_uniform(Shape{n, 1}, 0.f, 2.f, 8));
+  auto tokens = layers::Input({seq}, {.dtype = "int32"});
+  auto e = layers::Embedding(vocab, width)(tokens);
+  auto h = layers::LayerNormalization({.epsilon = 1e-6f})(
+      layers::add({e, layers::MultiHeadAttention(2, width / 2)(e, e)}));
+  auto ff = layers::Dense(width)(layers::Dense(width, {.activation = "relu"})(h));
+  h = layers::LayerNormalization({.epsilon = 1e-6f})(layers::add({h, ff}));
+  auto pooled = layers::Dense(20, {.activation = "relu"})(layers::GlobalAveragePooling1D()(h));
+  Model m(tokens, layers::Dense(1, {.activation = "sigmoid"})(pooled));
+  m.compile({.optimizer = "adam", .loss = "binary_crossentropy"});
+  const FitOptions fit{.batch_size = 32, .epochs = 1, .verbose = 0, .shuffle = false};
+  m.fit(x, y, fit);
+  const double train = median_seconds([&] { m.fit(x, y, fit); }, 3);
+  m.predict(x, {.batch_size = 32});
+  const double infer = median_seconds([&] { m.predict(x, {.batch_size = 32}); }, 3);
+  std::printf(
+      "{\"model\": \"transformer\", \"framework\": \"kerascpp (%s)\", \"batch\": 32, \"seq\": 200, "
+      "\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f}\n",
+      backend::backend_name().c_str(), n / train, n / infer);
+}
+
 void resnet50_infer() {
   utils::set_random_seed(0);
   auto m = applications::ResNet50({.weights = ""});
@@ -83,5 +111,6 @@ int main(int argc, char** argv) {
   if (all || std::strcmp(which, "imdb_lstm") == 0) imdb_lstm();
   if (all || std::strcmp(which, "video_qa") == 0) video_qa();
   if (all || std::strcmp(which, "resnet50_infer") == 0) resnet50_infer();
+  if (all || std::strcmp(which, "transformer") == 0) transformer();
   return 0;
 }

@@ -2,7 +2,7 @@
 # One benchmark model on the CPU, side by side in one run: kerascpp, Python Keras 3 (JAX) and PyTorch,
 # newest from PyPI in a virtual environment this script makes, all on 2 threads. Prints each
 # framework's JSON line, then the ratios. The reference scripts come from ../shared/bench.
-#   tools/bench/run_cpu_rivals.sh [fmnist_cnn (default) | imdb_lstm | video_qa | resnet50_infer]
+#   tools/bench/run_cpu_rivals.sh [fmnist_cnn (default) | imdb_lstm | video_qa | resnet50_infer | transformer]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv="${KERASCPP_BENCH_VENV:-.venv-bench}"
@@ -12,18 +12,24 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install -q keras jax jaxlib torch torchvision
 fi
 model="${1:-fmnist_cnn}"
+# The rivals: ../shared/bench's scripts, or ours for the models they lack (transformer).
+keras_ref=("$refs/keras_ref.py" "$model") torch_ref=("$refs/torch_cpu_ref.py" "$model")
 case "$model" in
   fmnist_cnn) kcpp=(build/bin/bench_fmnist_cpu) ;;
   imdb_lstm | video_qa | resnet50_infer) kcpp=(build/bin/bench_models_cpu "$model") ;;
-  *) echo "unknown model '$model': expected fmnist_cnn, imdb_lstm, video_qa or resnet50_infer" >&2; exit 2 ;;
+  transformer)
+    kcpp=(build/bin/bench_models_cpu transformer)
+    keras_ref=(tools/bench/transformer_ref.py keras) torch_ref=(tools/bench/transformer_ref.py torch) ;;
+  *) echo "unknown model '$model': expected fmnist_cnn, imdb_lstm, video_qa, resnet50_infer or transformer" >&2
+     exit 2 ;;
 esac
 threads=2
 out=$(mktemp -d)
 # /usr/bin/time reports each process's peak resident memory.
 OMP_NUM_THREADS=$threads /usr/bin/time -f '%M' -o "$out/kcpp.mem" "${kcpp[@]}" 2>/dev/null | tee "$out/kcpp.json"
 XLA_FLAGS="--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=$threads" KERAS_BACKEND=jax \
-  /usr/bin/time -f '%M' -o "$out/keras.mem" taskset -c 0,1 "$venv/bin/python" "$refs/keras_ref.py" "$model" 2>/dev/null | tee "$out/keras.json"
-OMP_NUM_THREADS=$threads /usr/bin/time -f '%M' -o "$out/torch.mem" "$venv/bin/python" "$refs/torch_cpu_ref.py" "$model" --threads $threads 2>/dev/null | tee "$out/torch.json"
+  /usr/bin/time -f '%M' -o "$out/keras.mem" taskset -c 0,1 "$venv/bin/python" "${keras_ref[@]}" 2>/dev/null | tee "$out/keras.json"
+OMP_NUM_THREADS=$threads /usr/bin/time -f '%M' -o "$out/torch.mem" "$venv/bin/python" "${torch_ref[@]}" --threads $threads 2>/dev/null | tee "$out/torch.json"
 "$venv/bin/python" - "$out" <<'PY'
 import json, sys, os
 d = sys.argv[1]
