@@ -189,8 +189,18 @@ PartialShape MultiHeadAttention::scores_shape(const PartialShape& q, const Parti
   return out;
 }
 
+void MultiHeadAttention::check_step_masks(const CallArguments& args) const {
+  // Keras builds the causal and sliding-window masks from axis 1 of the query and value.
+  KCPP_CHECK((!args.flag("use_causal_mask") && !options_.sliding_window) || axes_ == std::vector<int64_t>{1},
+             NotImplementedError,
+             "MultiHeadAttention \"{}\": use_causal_mask and sliding_window need attention over axis 1 alone, "
+             "received attention_axes [{}]",
+             name(), fmt::join(axes_, ", "));
+}
+
 std::vector<PartialShape> MultiHeadAttention::compute_output_shapes_for(const std::vector<PartialShape>& shapes,
                                                                         const CallArguments& args) const {
+  check_step_masks(args);
   const Roles r = roles(args);
   const PartialShape& q = shapes.at(r.query);
   PartialShape out(q.begin(), q.end() - 1);
@@ -205,6 +215,7 @@ std::vector<PartialShape> MultiHeadAttention::compute_output_shapes_for(const st
 std::vector<Tensor> MultiHeadAttention::call_with_arguments(const std::vector<Tensor>& inputs,
                                                             const std::vector<Tensor>& masks,
                                                             const CallArguments& args, bool training) {
+  check_step_masks(args);
   const Roles r = roles(args);
   const Tensor& query = inputs.at(r.query);
   const Tensor& value = inputs.at(r.value);

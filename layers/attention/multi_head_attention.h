@@ -91,6 +91,7 @@ class KERASCPP_API MultiHeadAttention : public Layer {
   };
   Roles roles(const CallArguments& args) const;
   PartialShape scores_shape(const PartialShape& query, const PartialShape& key) const;
+  void check_step_masks(const CallArguments& args) const;
 
   int64_t num_heads_, key_dim_, value_dim_;
   MultiHeadAttentionOptions options_;

@@ -205,6 +205,10 @@ TEST_CASE("attention layers refuse bad options and inputs with clear errors", "[
                                       {"value and key", "(None, 5, 6)", "(None, 3, 6)"});
   kt::require_throws_with<ValueError>([&] { layers::MultiHeadAttention(2, 4, {.attention_axes = {3}})(q, v); },
                                       {"attention_axes", "received 3"});
+  const auto image = layers::Input({3, 4, 8});
+  kt::require_throws_with<NotImplementedError>(
+      [&] { layers::MultiHeadAttention(2, 4, {.attention_axes = {2}})(image, image, {.use_causal_mask = true}); },
+      {"use_causal_mask", "attention_axes [2]"});
   kt::require_throws_with<ValueError>([&] { layers::Attention()({q}); }, {"length 2 or 3", "1"});
   kt::require_throws_with<ValueError>([&] { layers::Attention()({q, v}); }, {"query and key", "(None, 4, 8)"});
   kt::require_throws_with<ValueError>(
