@@ -186,7 +186,17 @@ void broadcast_apply(const Tensor& a, const Tensor& b, Tensor& y, F f) {
           ob += idx * sb[d];
         }
         R* out = py + o * inner;
-        for (int64_t i = 0; i < inner; ++i) out[i] = f(pa[oa + i * ia], pb[ob + i * ib]);
+        const T* ra = pa + oa;
+        const T* rb = pb + ob;
+        // Unit or zero strides get loops of their own, which the compiler vectorizes.
+        if (ia == 1 && ib == 1)
+          for (int64_t i = 0; i < inner; ++i) out[i] = f(ra[i], rb[i]);
+        else if (ia == 1 && ib == 0)
+          for (int64_t i = 0; i < inner; ++i) out[i] = f(ra[i], rb[0]);
+        else if (ia == 0 && ib == 1)
+          for (int64_t i = 0; i < inner; ++i) out[i] = f(ra[0], rb[i]);
+        else
+          for (int64_t i = 0; i < inner; ++i) out[i] = f(ra[i * ia], rb[i * ib]);
       },
       std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(inner, 1)));
 }
