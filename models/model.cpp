@@ -290,12 +290,12 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
       out = {layer.logits(in.at(0), training)};
       auto found = masks.find(node->inputs[0].impl().get());
       if (found != masks.end() && layer.supports_masking()) out_mask = layer.compute_mask(in[0], found->second);
-    } else if (layer.call_signature()) {
+    } else if (const auto signature = layer.call_signature()) {
       // Layers with keyword arguments (attention) read every input's mask.
       const auto [in_masks, any_mask] = input_masks();
       out = layer.invoke_with_arguments(in, in_masks, node->arguments, training);
       if (any_mask) out_mask = layer.compute_mask_multi(in, in_masks);
-      if (layer.call_signature()->consumes_input_masks)
+      if (signature->consumes_input_masks)
         for (const KerasTensor& t : node->inputs) masks.erase(t.impl().get());
     } else if (in.size() == 1 && node->outputs.size() == 1) {
       Tensor mask;

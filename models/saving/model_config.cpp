@@ -308,46 +308,42 @@ NodeSpec parse_node(const Config& node, const std::string& what) {
   return out;
 }
 
-// A call's inputs in the order kerascpp records them: the positional ones (Keras may pass them by
-// name, as `mha(query=q, value=v)`), then the keyword tensors.
-std::vector<TensorRef> ordered_inputs(const NodeSpec& spec, const Layer::CallSignature& signature) {
-  std::vector<TensorRef> out = spec.inputs;
-  for (const std::string& name : signature.positional)
-    for (const auto& [key, tensors] : spec.keyword_tensors)
-      if (key == name) out.insert(out.end(), tensors.begin(), tensors.end());
-  for (const auto& [key, tensors] : spec.keyword_tensors)
-    if (std::find(signature.positional.begin(), signature.positional.end(), key) == signature.positional.end())
-      out.insert(out.end(), tensors.begin(), tensors.end());
-  return out;
-}
-
-// The keyword arguments of a call, checked against what its layer takes: any other would be
-// dropped silently and change what the model computes.
-CallArguments call_arguments_of(const NodeSpec& spec, const Layer& layer, const std::string& what) {
+// A call's inputs in the order kerascpp records them (the positional ones, which Keras may pass by
+// name as `mha(query=q, value=v)`, then the keyword tensors) with their keywords, checked against
+// what its layer takes: any other argument would be dropped silently and change what the model computes.
+struct OrderedCall {
+  std::vector<TensorRef> inputs;
+  CallArguments args;
+};
+OrderedCall order_call(const NodeSpec& spec, const Layer& layer, const std::string& what) {
   for (const auto& [key, text] : spec.other_kwargs)
     throw NotImplementedError(fmt::format("{}: the call argument \"{}\" ({}) is not supported", what, key, text));
-  CallArguments args;
+  OrderedCall out{spec.inputs, {}};
   const auto signature = layer.call_signature();
   if (!signature) {
     for (const auto& [key, tensors] : spec.keyword_tensors)
       throw NotImplementedError(fmt::format("{}: the call argument \"{}\" (a tensor) is not supported", what, key));
     for (const auto& [key, value] : spec.flags)
       KCPP_CHECK(!value, NotImplementedError, "{}: the call argument \"{}\" (true) is not supported", what, key);
-    return args;
+    return out;
   }
   const auto& positional = signature->positional;
-  args.input_keywords.assign(spec.inputs.size(), "");
-  for (const std::string& name : positional)  // positional arguments passed by name
+  auto add = [&](const std::vector<TensorRef>& tensors, const std::string& keyword) {
+    out.inputs.insert(out.inputs.end(), tensors.begin(), tensors.end());
+    out.args.input_keywords.insert(out.args.input_keywords.end(), tensors.size(), keyword);
+  };
+  out.args.input_keywords.assign(spec.inputs.size(), "");
+  for (const std::string& name : positional)
     for (const auto& [key, tensors] : spec.keyword_tensors)
-      if (key == name) args.input_keywords.insert(args.input_keywords.end(), tensors.size(), "");
+      if (key == name) add(tensors, "");
   for (const auto& [key, tensors] : spec.keyword_tensors) {
     if (std::find(positional.begin(), positional.end(), key) != positional.end()) continue;
     KCPP_CHECK(tensors.size() == 1, NotImplementedError, "{}: expected one tensor for the call argument \"{}\", received {}",
                what, key, tensors.size());
-    args.input_keywords.push_back(key);
+    add(tensors, key);
   }
-  args.flags = spec.flags;
-  return args;
+  out.args.flags = spec.flags;
+  return out;
 }
 
 std::vector<TensorRef> parse_endpoints(const Config& v, const std::string& what) {
@@ -430,10 +426,8 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
       while (p.done < p.nodes.size()) {
         const NodeSpec& spec = p.nodes[p.done];
         const std::string what = fmt::format("Functional config, layer \"{}\"", p.name);
-        const CallArguments args = call_arguments_of(spec, *p.layer, what);
-        std::vector<TensorRef> refs = spec.inputs;
-        for (const auto& [key, tensors] : spec.keyword_tensors) refs.insert(refs.end(), tensors.begin(), tensors.end());
-        if (p.layer->call_signature()) refs = ordered_inputs(spec, *p.layer->call_signature());
+        const auto [ordered, args] = order_call(spec, *p.layer, what);
+        std::vector<TensorRef> refs = ordered;
         if (spec.mask) refs.push_back(*spec.mask);
         std::vector<KerasTensor> ins;
         for (const TensorRef& ref : refs) {
