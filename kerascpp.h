@@ -45,6 +45,7 @@
 #include "layers/recurrent/simple_rnn.h"
 #include "layers/preprocessing/text_vectorization.h"
 #include "layers/recurrent/time_distributed.h"
+#include "layers/regularization/noise.h"
 #include "layers/regularization/spatial_dropout.h"
 #include "layers/regularizers.h"
 #include "layers/reshaping/reshaping.h"

@@ -118,6 +118,7 @@ enum class Capability {
   graph_capture,           // begin_capture/end_capture (CUDA graphs)
   fused_conv_max_pool,     // conv_max_pool_forward
   fused_conv_residual,     // ConvAttrs::residual
+  fused_layer_norm,        // layer_norm_forward / layer_norm_backward
 };
 
 /// Families of ops a backend may compute in bfloat16 / float16 itself (Backend::computes_low_precision):
@@ -235,6 +236,15 @@ class KERASCPP_API Backend {
   virtual void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
                                    float epsilon) = 0;
+  /// Layer normalization of each row of x (rows, cols), float32 (Capability::fused_layer_norm; the
+  /// defaults throw NotImplementedError): y = (x - mean) / sqrt(variance + epsilon) * gamma + beta
+  /// with the row's mean and population variance. gamma and beta (cols,) may be null (1 and 0).
+  /// mean and variance (rows,), when not null, get the statistics layer_norm_backward reads.
+  virtual void layer_norm_forward(const Tensor& x, const Tensor* gamma, const Tensor* beta, Tensor& y, Tensor* mean,
+                                  Tensor* variance, float epsilon);
+  /// dx from dy; dgamma and dbeta (cols,) are written when not null.
+  virtual void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor* gamma, const Tensor& mean,
+                                   const Tensor& variance, Tensor& dx, Tensor* dgamma, Tensor* dbeta, float epsilon);
   /// Softmax (or log-softmax) along the last axis.
   virtual void softmax(const Tensor& x, Tensor& y, bool log) = 0;
   /// Per-row loss of softmax cross-entropy on logits (N, C); labels are int class ids (N,)
@@ -261,7 +271,7 @@ class KERASCPP_API Backend {
   virtual void scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) = 0;
 
   // Random: counter-based from a 64-bit key (see random.h), so every backend draws the same values
-  virtual void random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) = 0;
+  virtual void random(RandomDistribution dist, const RandomKey& key, float a, float b, Tensor& y) = 0;
   /// Writes 0 or 1 / (1 - rate) per element: dropout's scaled keep mask.
   virtual void dropout_mask(float rate, const RandomKey& key, Tensor& mask) = 0;
 

@@ -194,6 +194,14 @@ KERASCPP_API BatchNormResult batch_norm_training(const Tensor& x, const Tensor& 
 KERASCPP_API Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
                                          const Tensor& variance, float epsilon = 1e-3f);
 
+/// Layer normalization over x's axes from `first_axis` to the last: (x - mean) / sqrt(variance +
+/// epsilon) * gamma + beta, with each sample's mean and population variance over those axes. gamma
+/// and beta are undefined (1 and 0) or of the normalized axes' shape. Computed in float32 for
+/// float16/bfloat16 x too, as Keras' ops.layer_normalization; y keeps x's dtype. One fused op, forward
+/// and backward, on backends with Capability::fused_layer_norm; composed of others elsewhere.
+KERASCPP_API Tensor layer_normalization(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                        int64_t first_axis = -1, float epsilon = 1e-3f);
+
 KERASCPP_API Tensor softmax(const Tensor& x, int64_t axis = -1);
 KERASCPP_API Tensor log_softmax(const Tensor& x, int64_t axis = -1);
 /// Per-sample cross-entropy of softmax(logits) (N, C) against int labels (N,) when sparse, or
@@ -223,6 +231,11 @@ KERASCPP_API Tensor random_uniform(const Shape& shape, float minval = 0.f, float
                                    std::optional<uint64_t> seed = std::nullopt, Backend* backend = nullptr);
 KERASCPP_API Tensor random_normal(const Shape& shape, float mean = 0.f, float stddev = 1.f,
                                   std::optional<uint64_t> seed = std::nullopt, Backend* backend = nullptr);
+/// Keyed by the next key of `seeds` (a layer's generator), recording-safe as dropout: GaussianNoise and the like.
+KERASCPP_API Tensor random_uniform(const Shape& shape, float minval, float maxval, random::SeedGenerator& seeds,
+                                   Backend* backend = nullptr);
+KERASCPP_API Tensor random_normal(const Shape& shape, float mean, float stddev, random::SeedGenerator& seeds,
+                                  Backend* backend = nullptr);
 /// Normal values redrawn when more than two standard deviations from the mean, as Keras.
 KERASCPP_API Tensor truncated_normal(const Shape& shape, float mean = 0.f, float stddev = 1.f,
                                      std::optional<uint64_t> seed = std::nullopt, Backend* backend = nullptr);

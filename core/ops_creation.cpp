@@ -199,29 +199,53 @@ Tensor cast(const Tensor& x, DType dtype) {
 }
 
 namespace {
-Tensor random_tensor(const char* op, RandomDistribution dist, const Shape& shape, float a, float b,
-                     std::optional<uint64_t> seed, Backend* backend) {
+Tensor random_tensor(RandomDistribution dist, const Shape& shape, float a, float b, const RandomKey& key,
+                     Backend* backend) {
   Tensor y = Tensor::empty(shape, DType::float32, backend);
-  y.backend()->random(dist, random::make_key(seed), a, b, y);
-  (void)op;
+  y.backend()->random(dist, key, a, b, y);
   return y;
+}
+
+// The next key of a layer's generator. In a recorded step it lives on the device and is drawn anew
+// before each replay: the same keys in the same order as steps run one by one.
+RandomKey next_key(random::SeedGenerator& seeds, Backend* backend) {
+  if (!keras::detail::recording_step()) return random::make_key(seeds.next());
+  RandomKey key;
+  key.on_device = Tensor::empty(Shape{}, DType::int64, backend);
+  keras::detail::each_step([&seeds, on_device = key.on_device]() mutable {
+    on_device.backend()->fill(on_device, static_cast<int64_t>(random::make_key(seeds.next())));
+  });
+  return key;
 }
 }  // namespace
 
 Tensor random_uniform(const Shape& shape, float minval, float maxval, std::optional<uint64_t> seed, Backend* backend) {
   KCPP_CHECK(minval < maxval, ValueError, "random_uniform: expected minval < maxval, received minval={} and maxval={}",
              minval, maxval);
-  return random_tensor("random_uniform", RandomDistribution::uniform, shape, minval, maxval, seed, backend);
+  return random_tensor(RandomDistribution::uniform, shape, minval, maxval, random::make_key(seed), backend);
+}
+
+Tensor random_uniform(const Shape& shape, float minval, float maxval, random::SeedGenerator& seeds, Backend* backend) {
+  KCPP_CHECK(minval < maxval, ValueError, "random_uniform: expected minval < maxval, received minval={} and maxval={}",
+             minval, maxval);
+  Backend* be = backend ? backend : &default_backend();
+  return random_tensor(RandomDistribution::uniform, shape, minval, maxval, next_key(seeds, be), be);
 }
 
 Tensor random_normal(const Shape& shape, float mean, float stddev, std::optional<uint64_t> seed, Backend* backend) {
   KCPP_CHECK(stddev >= 0, ValueError, "random_normal: expected stddev >= 0, received {}", stddev);
-  return random_tensor("random_normal", RandomDistribution::normal, shape, mean, stddev, seed, backend);
+  return random_tensor(RandomDistribution::normal, shape, mean, stddev, random::make_key(seed), backend);
+}
+
+Tensor random_normal(const Shape& shape, float mean, float stddev, random::SeedGenerator& seeds, Backend* backend) {
+  KCPP_CHECK(stddev >= 0, ValueError, "random_normal: expected stddev >= 0, received {}", stddev);
+  Backend* be = backend ? backend : &default_backend();
+  return random_tensor(RandomDistribution::normal, shape, mean, stddev, next_key(seeds, be), be);
 }
 
 Tensor truncated_normal(const Shape& shape, float mean, float stddev, std::optional<uint64_t> seed, Backend* backend) {
   KCPP_CHECK(stddev >= 0, ValueError, "truncated_normal: expected stddev >= 0, received {}", stddev);
-  return random_tensor("truncated_normal", RandomDistribution::truncated_normal, shape, mean, stddev, seed, backend);
+  return random_tensor(RandomDistribution::truncated_normal, shape, mean, stddev, random::make_key(seed), backend);
 }
 
 namespace {
@@ -253,15 +277,7 @@ Tensor dropout(const Tensor& x, float rate, std::optional<uint64_t> seed) {
 Tensor dropout(const Tensor& x, float rate, random::SeedGenerator& seeds) {
   check_dropout(x, rate);
   if (rate == 0.f) return x;
-  if (!keras::detail::recording_step()) return dropout_with_key(x, rate, random::make_key(seeds.next()));
-  // Recorded: the mask's key lives on the device and is drawn anew before each replay, the same
-  // keys in the same order as steps run one by one.
-  RandomKey key;
-  key.on_device = Tensor::empty(Shape{}, DType::int64, x.backend());
-  keras::detail::each_step([&seeds, on_device = key.on_device]() mutable {
-    on_device.backend()->fill(on_device, static_cast<int64_t>(random::make_key(seeds.next())));
-  });
-  return dropout_with_key(x, rate, key);
+  return dropout_with_key(x, rate, next_key(seeds, x.backend()));
 }
 
 void sgd_update(Variable& variable, const Tensor& gradient, Variable* momentum, const SGDAttrs& attrs) {

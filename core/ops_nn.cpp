@@ -630,6 +630,74 @@ Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma_in, const Tenso
   return y2.view(x.shape());
 }
 
+Tensor layer_normalization(const Tensor& x, const Tensor& gamma_in, const Tensor& beta_in, int64_t first_axis,
+                           float epsilon) {
+  const char* op = "layer_normalization";
+  detail::check_float(op, x, "the input");
+  KCPP_CHECK(x.rank() >= 1, ShapeError, "{}: expected a tensor of rank >= 1, received a scalar", op);
+  KCPP_CHECK(epsilon > 0, ValueError, "{}: epsilon must be positive, received {}", op, epsilon);
+  const size_t first = x.shape().normalize_axis(first_axis);
+  const std::vector<int64_t> normalized(x.shape().dims().begin() + static_cast<std::ptrdiff_t>(first),
+                                        x.shape().dims().end());
+  for (const Tensor* p : {&gamma_in, &beta_in}) {
+    if (!p->defined()) continue;
+    detail::check_float(op, *p, p == &gamma_in ? "gamma" : "beta");
+    KCPP_CHECK(p->shape() == Shape(normalized), ShapeError,
+               "{}: expected {} of the normalized axes' shape {} (input {}), received {}", op,
+               p == &gamma_in ? "gamma" : "beta", Shape(normalized).to_string(), x.shape().to_string(),
+               p->shape().to_string());
+    detail::common_backend(op, {&x, p});
+  }
+  const Tensor gamma = detail::widen(gamma_in), beta = detail::widen(beta_in);
+  if (detail::is_low_precision(x.dtype()))
+    return detail::narrow(layer_normalization(detail::widen(x), gamma, beta, first_axis, epsilon), x.dtype());
+  Backend& be = *x.backend();
+  if (!be.supports(Capability::fused_layer_norm) || x.num_elements() == 0) {
+    std::vector<int64_t> axes;
+    for (size_t a = first; a < x.rank(); ++a) axes.push_back(static_cast<int64_t>(a));
+    Tensor y = (x - mean(x, axes, true)) * rsqrt(var(x, axes, true) + epsilon);
+    if (gamma.defined()) y = y * gamma;
+    if (beta.defined()) y = y + beta;
+    return y;
+  }
+  const int64_t cols = Shape(normalized).num_elements(), rows = x.num_elements() / cols;
+  const Tensor x2 = x.view(Shape{rows, cols});
+  const Tensor g2 = gamma.defined() ? gamma.view(Shape{cols}) : Tensor();
+  const Tensor b2 = beta.defined() ? beta.view(Shape{cols}) : Tensor();
+  std::vector<Tensor> inputs{x};
+  if (gamma.defined()) inputs.push_back(gamma);
+  if (beta.defined()) inputs.push_back(beta);
+  const bool recording = needs_recording(inputs);
+  Tensor mean_rows, variance_rows;
+  if (recording) {
+    mean_rows = Tensor::empty(Shape{rows}, DType::float32, &be);
+    variance_rows = Tensor::empty(Shape{rows}, DType::float32, &be);
+  }
+  Tensor y2 = Tensor::empty(x2.shape(), x.dtype(), &be);
+  be.layer_norm_forward(x2, g2.defined() ? &g2 : nullptr, b2.defined() ? &b2 : nullptr, y2,
+                        recording ? &mean_rows : nullptr, recording ? &variance_rows : nullptr, epsilon);
+  Tensor y = y2.view(x.shape());
+  if (recording) {
+    record("layer_normalization", inputs, {&y},
+           [x2, g2, b2, mean_rows, variance_rows, epsilon, shape = x.shape(), param_shape = Shape(normalized)](
+               const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+             Backend& b = *gs[0].backend();
+             const Tensor dy = (gs[0].dtype() == x2.dtype() ? gs[0] : cast(gs[0], x2.dtype())).view(x2.shape());
+             Tensor dx = Tensor::empty(x2.shape(), x2.dtype(), &b);
+             Tensor dgamma, dbeta;
+             if (g2.defined()) dgamma = Tensor::empty(g2.shape(), DType::float32, &b);
+             if (b2.defined()) dbeta = Tensor::empty(b2.shape(), DType::float32, &b);
+             b.layer_norm_backward(dy, x2, g2.defined() ? &g2 : nullptr, mean_rows, variance_rows, dx,
+                                   g2.defined() ? &dgamma : nullptr, b2.defined() ? &dbeta : nullptr, epsilon);
+             std::vector<Tensor> grads{dx.view(shape)};
+             if (g2.defined()) grads.push_back(dgamma.view(param_shape));
+             if (b2.defined()) grads.push_back(dbeta.view(param_shape));
+             return grads;
+           });
+  }
+  return y;
+}
+
 namespace {
 Tensor softmax_impl(const Tensor& x, int64_t axis, bool log) {
   const char* op = log ? "log_softmax" : "softmax";

@@ -38,6 +38,13 @@ void Backend::rnn_backward(const RnnAttrs&, const Tensor&, const Tensor&, const 
                            Tensor&, Tensor*) {
   throw NotImplementedError(fmt::format("backend '{}' has no fused recurrences (Capability::fused_rnn)", name()));
 }
+void Backend::layer_norm_forward(const Tensor&, const Tensor*, const Tensor*, Tensor&, Tensor*, Tensor*, float) {
+  throw NotImplementedError(fmt::format("backend '{}' has no fused layer normalization (Capability::fused_layer_norm)", name()));
+}
+void Backend::layer_norm_backward(const Tensor&, const Tensor&, const Tensor*, const Tensor&, const Tensor&, Tensor&,
+                                  Tensor*, Tensor*, float) {
+  throw NotImplementedError(fmt::format("backend '{}' has no fused layer normalization (Capability::fused_layer_norm)", name()));
+}
 void Backend::begin_capture() {
   throw NotImplementedError(fmt::format("backend '{}' cannot record graphs (Capability::graph_capture)", name()));
 }

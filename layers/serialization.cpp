@@ -35,6 +35,7 @@
 #include "layers/recurrent/lstm.h"
 #include "layers/recurrent/simple_rnn.h"
 #include "layers/recurrent/time_distributed.h"
+#include "layers/regularization/noise.h"
 #include "layers/regularization/spatial_dropout.h"
 #include "layers/reshaping/reshaping.h"
 
@@ -92,6 +93,9 @@ LayerRegistry& registry() {
         {"UnitNormalization", &UnitNormalization::from_config},
         {"RMSNormalization", &RMSNormalization::from_config},
         {"SpatialDropout1D", &SpatialDropout1D::from_config},
+        {"GaussianNoise", &GaussianNoise::from_config},
+        {"GaussianDropout", &GaussianDropout::from_config},
+        {"AlphaDropout", &AlphaDropout::from_config},
         {"ZeroPadding1D", &ZeroPadding1D::from_config},
         {"Cropping1D", &Cropping1D::from_config},
         {"UpSampling1D", &UpSampling1D::from_config},

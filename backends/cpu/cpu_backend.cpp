@@ -94,7 +94,7 @@ bool CpuBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
          c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::fused_conv_residual ||
          c == Capability::fused_gru_reset_before ||
-         c == Capability::fused_conv_max_pool;
+         c == Capability::fused_conv_max_pool || c == Capability::fused_layer_norm;
 }
 
 bool CpuBackend::computes_low_precision(OpFamily family, DType dtype) const {

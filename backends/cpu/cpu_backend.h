@@ -114,6 +114,10 @@ class CpuBackend final : public Backend {
                           Tensor& y, float epsilon, bool training) override;
   void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
                            const Tensor& variance, Tensor& dx, Tensor& dgamma, Tensor& dbeta, float epsilon) override;
+  void layer_norm_forward(const Tensor& x, const Tensor* gamma, const Tensor* beta, Tensor& y, Tensor* mean,
+                          Tensor* variance, float epsilon) override;
+  void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor* gamma, const Tensor& mean,
+                           const Tensor& variance, Tensor& dx, Tensor* dgamma, Tensor* dbeta, float epsilon) override;
   void softmax(const Tensor& x, Tensor& y, bool log) override;
   void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, bool sparse, Tensor& loss,
                              Tensor* dlogits) override;
@@ -128,7 +132,7 @@ class CpuBackend final : public Backend {
   void gather(const Tensor& x, const Tensor& indices, int64_t axis, Tensor& y) override;
   void scatter_add(const Tensor& dy, const Tensor& indices, int64_t axis, Tensor& dx) override;
 
-  void random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) override;
+  void random(RandomDistribution dist, const RandomKey& random_key, float a, float b, Tensor& y) override;
   void dropout_mask(float rate, const RandomKey& key, Tensor& mask) override;
 
   void sgd_update(Tensor& variable, const Tensor& gradient, Tensor* momentum_buffer, const SGDAttrs& attrs) override;

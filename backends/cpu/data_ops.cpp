@@ -291,7 +291,9 @@ void CpuBackend::softmax_cross_entropy(const Tensor& logits, const Tensor& label
       64);
 }
 
-void CpuBackend::random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) {
+void CpuBackend::random(RandomDistribution dist, const RandomKey& random_key, float a, float b, Tensor& y) {
+  const uint64_t key =
+      random_key.on_device.defined() ? *static_cast<const uint64_t*>(random_key.on_device.raw_data()) : random_key.value;
   float* p = static_cast<float*>(y.raw_data());
   const int64_t n = y.num_elements();
   switch (dist) {

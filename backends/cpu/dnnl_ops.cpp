@@ -714,6 +714,95 @@ void CpuBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const Te
                                            {DNNL_ARG_DIFF_SHIFT, dnnl::memory(c_md, engine_, ptr(dbeta))}});
 }
 
+// Layer normalization of the rows of (rows, cols) ---------------------------------------------------------
+
+namespace {
+struct LnPds {
+  dnnl::layer_normalization_forward::primitive_desc fwd;
+};
+dnnl::normalization_flags ln_flags(bool scale, bool shift) {
+  auto f = dnnl::normalization_flags::none;
+  if (scale) f = f | dnnl::normalization_flags::use_scale;
+  if (shift) f = f | dnnl::normalization_flags::use_shift;
+  return f;
+}
+// Layer-norm primitives by shape, epsilon, which parameters there are and the propagation.
+std::string ln_key(const char* what, const Tensor& x, float epsilon, dnnl::normalization_flags flags) {
+  return fmt::format("{}|{}|{}|{}|{}", what, x.dim(0), x.dim(1), epsilon, static_cast<unsigned>(flags));
+}
+}  // namespace
+
+void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor* gamma, const Tensor* beta, Tensor& y, Tensor* mean,
+                                    Tensor* variance, float epsilon) {
+  const md x_md({x.dim(0), x.dim(1)}, dt::f32, tag::ab);
+  const md stat_md({x.dim(0)}, dt::f32, tag::a);
+  const md c_md({x.dim(1)}, dt::f32, tag::a);
+  const auto flags = ln_flags(gamma != nullptr, beta != nullptr);
+  const bool training = mean != nullptr;
+  const auto& p = cached(ln_key(training ? "lnfwd_train" : "lnfwd", x, epsilon, flags), [&] {
+    CachedPrimitive c;
+    dnnl::layer_normalization_forward::desc d(
+        training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, x_md, stat_md, epsilon,
+        flags);
+    auto pd = KCPP_DNNL(dnnl::layer_normalization_forward::primitive_desc(d, user_scratchpad(), engine_));
+    c.extra = std::make_shared<LnPds>(LnPds{pd});
+    c.primitive = dnnl::layer_normalization_forward(pd);
+    return c;
+  });
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+                                             {DNNL_ARG_DST, dnnl::memory(x_md, engine_, ptr(y))}};
+  if (gamma) args.emplace(DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(*gamma)));
+  if (beta) args.emplace(DNNL_ARG_SHIFT, dnnl::memory(c_md, engine_, ptr(*beta)));
+  if (training) {
+    args.emplace(DNNL_ARG_MEAN, dnnl::memory(stat_md, engine_, ptr(*mean)));
+    args.emplace(DNNL_ARG_VARIANCE, dnnl::memory(stat_md, engine_, ptr(*variance)));
+  }
+  execute(p, std::move(args));
+}
+
+void CpuBackend::layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor* gamma, const Tensor& mean,
+                                     const Tensor& variance, Tensor& dx, Tensor* dgamma, Tensor* dbeta, float epsilon) {
+  const md x_md({x.dim(0), x.dim(1)}, dt::f32, tag::ab);
+  const md stat_md({x.dim(0)}, dt::f32, tag::a);
+  const md c_md({x.dim(1)}, dt::f32, tag::a);
+  const auto flags = ln_flags(gamma != nullptr, dbeta != nullptr);
+  const bool parameters = gamma != nullptr || dbeta != nullptr;
+  Tensor m = mean, v = variance;
+  // The training forward is the backward's hint; it is cached already in a training step.
+  const auto& fwd = cached(ln_key("lnfwd_train", x, epsilon, flags), [&] {
+    CachedPrimitive c;
+    dnnl::layer_normalization_forward::desc d(dnnl::prop_kind::forward_training, x_md, stat_md, epsilon, flags);
+    auto pd = KCPP_DNNL(dnnl::layer_normalization_forward::primitive_desc(d, user_scratchpad(), engine_));
+    c.extra = std::make_shared<LnPds>(LnPds{pd});
+    c.primitive = dnnl::layer_normalization_forward(pd);
+    return c;
+  });
+  const auto& p = cached(ln_key("lnbwd", x, epsilon, flags), [&] {
+    CachedPrimitive c;
+    // prop_kind::backward also writes the parameters' gradients; backward_data only dx.
+    dnnl::layer_normalization_backward::desc d(parameters ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data,
+                                               x_md, x_md, stat_md, epsilon, flags);
+    auto hint = std::static_pointer_cast<LnPds>(fwd.extra)->fwd;
+    c.primitive = KCPP_DNNL(dnnl::layer_normalization_backward(
+        dnnl::layer_normalization_backward::primitive_desc(d, user_scratchpad(), engine_, hint)));
+    return c;
+  });
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(x_md, engine_, ptr(x))},
+                                             {DNNL_ARG_DIFF_DST, dnnl::memory(x_md, engine_, ptr(dy))},
+                                             {DNNL_ARG_MEAN, dnnl::memory(stat_md, engine_, ptr(m))},
+                                             {DNNL_ARG_VARIANCE, dnnl::memory(stat_md, engine_, ptr(v))},
+                                             {DNNL_ARG_DIFF_SRC, dnnl::memory(x_md, engine_, ptr(dx))}};
+  if (gamma) args.emplace(DNNL_ARG_SCALE, dnnl::memory(c_md, engine_, ptr(*gamma)));
+  if (dgamma) args.emplace(DNNL_ARG_DIFF_SCALE, dnnl::memory(c_md, engine_, ptr(*dgamma)));
+  if (dbeta) {
+    args.emplace(DNNL_ARG_DIFF_SHIFT, dnnl::memory(c_md, engine_, ptr(*dbeta)));
+    // oneDNN 2.6 asks for the shift although the gradients do not read it (as in batch norm);
+    // dbeta's buffer stands in.
+    args.emplace(DNNL_ARG_SHIFT, dnnl::memory(c_md, engine_, ptr(*dbeta)));
+  }
+  execute(p, std::move(args));
+}
+
 // Softmax over the last axis of (rows, C) ------------------------------------------------------------------
 
 void CpuBackend::softmax(const Tensor& x, Tensor& y, bool log) {

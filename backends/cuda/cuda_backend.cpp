@@ -348,7 +348,7 @@ void CudaBackend::end_guarded_by_checks() {
 bool CudaBackend::supports(Capability c) const {
   return c == Capability::fused_matmul_activation || c == Capability::fused_conv_activation ||
          c == Capability::fused_rnn || c == Capability::fused_conv_affine || c == Capability::fused_conv_residual ||
-         c == Capability::graph_capture;
+         c == Capability::graph_capture || c == Capability::fused_layer_norm;
 }
 
 bool CudaBackend::computes_low_precision(OpFamily family, DType dtype) const {
@@ -699,9 +699,11 @@ void CudaBackend::softmax_cross_entropy(const Tensor& logits, const Tensor& labe
 
 // Random and optimizers -------------------------------------------------------------------------------------
 
-void CudaBackend::random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) {
+void CudaBackend::random(RandomDistribution dist, const RandomKey& key, float a, float b, Tensor& y) {
   if (!y.num_elements()) return;
-  kernels::random(static_cast<int>(dist), key, a, b, static_cast<float*>(y.raw_data()), y.num_elements(), stream());
+  kernels::random(static_cast<int>(dist), key.value,
+                  key.on_device.defined() ? static_cast<const uint64_t*>(key.on_device.raw_data()) : nullptr, a, b,
+                  static_cast<float*>(y.raw_data()), y.num_elements(), stream());
   KCPP_LAUNCHED();
 }
 

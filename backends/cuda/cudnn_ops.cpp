@@ -468,6 +468,32 @@ void CudaBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, const T
   KCPP_LAUNCHED();
 }
 
+// Layer normalization: kernels.cu (cuDNN 9's layer norm is a graph-API fusion for a later step).
+void CudaBackend::layer_norm_forward(const Tensor& x, const Tensor* gamma, const Tensor* beta, Tensor& y, Tensor* mean,
+                                     Tensor* variance, float epsilon) {
+  KCPP_CHECK(x.dtype() == DType::float32, TypeError, "layer_norm_forward: expected float32 data, received {}",
+             dtype_name(x.dtype()));
+  auto f = [](const Tensor* t) { return t ? t->data<float>() : nullptr; };
+  auto w = [](Tensor* t) { return t ? t->data<float>() : nullptr; };
+  kernels::layer_norm_forward(x.data<float>(), f(gamma), f(beta), y.data<float>(), w(mean), w(variance), x.dim(0),
+                              x.dim(1), epsilon, stream());
+  KCPP_LAUNCHED();
+}
+
+void CudaBackend::layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor* gamma, const Tensor& mean,
+                                      const Tensor& variance, Tensor& dx, Tensor* dgamma, Tensor* dbeta,
+                                      float epsilon) {
+  KCPP_CHECK(x.dtype() == DType::float32 && dy.dtype() == DType::float32, TypeError,
+             "layer_norm_backward: expected float32 data, received {} and {}", dtype_name(x.dtype()),
+             dtype_name(dy.dtype()));
+  const auto scratch = allocate(kernels::layer_norm_scratch_bytes(x.dim(0), x.dim(1)));
+  kernels::layer_norm_backward(dy.data<float>(), x.data<float>(), gamma ? gamma->data<float>() : nullptr,
+                               mean.data<float>(), variance.data<float>(), dx.data<float>(),
+                               dgamma ? dgamma->data<float>() : nullptr, dbeta ? dbeta->data<float>() : nullptr,
+                               scratch->data(), x.dim(0), x.dim(1), epsilon, stream());
+  KCPP_LAUNCHED();
+}
+
 void CudaBackend::softmax(const Tensor& x, Tensor& y, bool log) {
   if (x.dtype() != DType::float32) {  // float16 / bfloat16: kernels.cu, in float
     kernels::softmax_rows(code_of(x.dtype()), x.raw_data(), y.raw_data(), x.dim(0), x.dim(1), log, stream());

@@ -551,6 +551,95 @@ __global__ void bn_backward_apply(const T* dy, const T* x, const float* gamma, c
   }
 }
 
+// Layer normalization: a warp per row (the rows of a Transformer are short: 64 to a few thousand
+// values), two passes for the statistics as the CPU backend's oneDNN, float throughout.
+constexpr int kWarp = 32;
+
+__device__ inline float warp_sum(float v) {
+  for (int offset = kWarp / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+__global__ void ln_forward_kernel(const float* x, const float* gamma, const float* beta, float* y, float* mean_out,
+                                  float* variance_out, int64_t rows, int64_t c, float epsilon) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarp);
+  for (int64_t row = blockIdx.x * int64_t(blockDim.x / kWarp) + threadIdx.x / kWarp; row < rows; row += warps) {
+    const float* in = x + row * c;
+    float sum = 0.f;
+    for (int64_t k = lane; k < c; k += kWarp) sum += in[k];
+    const float mean = warp_sum(sum) / static_cast<float>(c);
+    float squares = 0.f;
+    for (int64_t k = lane; k < c; k += kWarp) {
+      const float d = in[k] - mean;
+      squares += d * d;
+    }
+    const float variance = warp_sum(squares) / static_cast<float>(c);
+    const float inv = rsqrtf(variance + epsilon);
+    for (int64_t k = lane; k < c; k += kWarp) {
+      float v = (in[k] - mean) * inv;
+      if (gamma) v *= gamma[k];
+      if (beta) v += beta[k];
+      y[row * c + k] = v;
+    }
+    if (lane == 0 && mean_out) {
+      mean_out[row] = mean;
+      variance_out[row] = variance;
+    }
+  }
+}
+
+// dx = inv * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.
+__global__ void ln_backward_kernel(const float* dy, const float* x, const float* gamma, const float* mean,
+                                   const float* variance, float* dx, int64_t rows, int64_t c, float epsilon) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarp);
+  for (int64_t row = blockIdx.x * int64_t(blockDim.x / kWarp) + threadIdx.x / kWarp; row < rows; row += warps) {
+    const float* in = x + row * c;
+    const float* d = dy + row * c;
+    const float mu = mean[row], inv = rsqrtf(variance[row] + epsilon);
+    float a = 0.f, b = 0.f;
+    for (int64_t k = lane; k < c; k += kWarp) {
+      const float g = gamma ? d[k] * gamma[k] : d[k];
+      a += g;
+      b += g * (in[k] - mu) * inv;
+    }
+    a = warp_sum(a) / static_cast<float>(c);
+    b = warp_sum(b) / static_cast<float>(c);
+    for (int64_t k = lane; k < c; k += kWarp) {
+      const float g = gamma ? d[k] * gamma[k] : d[k];
+      dx[row * c + k] = inv * (g - a - (in[k] - mu) * inv * b);
+    }
+  }
+}
+
+// Column sums of dy and dy * xhat in row chunks (as bn_partial_sums, with each row's statistics).
+__global__ void ln_param_partial_sums(const float* dy, const float* x, const float* mean, const float* variance,
+                                      double* partial, int64_t rows, int64_t c, int64_t chunk_rows, float epsilon) {
+  __shared__ double lanes[2][kRowLanes][kColumnTile];
+  const int64_t chunk = blockIdx.y, j = blockIdx.x * kColumnTile + threadIdx.x;
+  double a = 0, b = 0;
+  if (j < c) {
+    const int64_t end = (chunk + 1) * chunk_rows < rows ? (chunk + 1) * chunk_rows : rows;
+    for (int64_t k = chunk * chunk_rows + threadIdx.y; k < end; k += kRowLanes) {
+      const float g = dy[k * c + j];
+      a += g;
+      b += static_cast<double>(g) * ((x[k * c + j] - mean[k]) * rsqrtf(variance[k] + epsilon));
+    }
+  }
+  lanes[0][threadIdx.y][threadIdx.x] = a;
+  lanes[1][threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < c) {
+    for (int t = 1; t < kRowLanes; ++t) {
+      a += lanes[0][t][threadIdx.x];
+      b += lanes[1][t][threadIdx.x];
+    }
+    partial[(2 * chunk) * c + j] = a;
+    partial[(2 * chunk + 1) * c + j] = b;
+  }
+}
+
 __global__ void variance_kernel(const float* x, float* y, int64_t outer, int64_t r, int64_t inner) {
   GRID_STRIDE(oi, outer * inner) {
     const int64_t o = oi / inner, j = oi % inner;
@@ -821,7 +910,9 @@ __device__ inline float normal01(uint64_t key, uint64_t counter) {
   return sqrtf(-2.f * logf(u1)) * cosf(6.2831853071795865f * u2);
 }
 
-__global__ void random_kernel(int dist, uint64_t key, float a, float b, float* y, int64_t n) {
+__global__ void random_kernel(int dist, uint64_t key_value, const uint64_t* key_on_device, float a, float b, float* y,
+                              int64_t n) {
+  const uint64_t key = key_on_device ? *key_on_device : key_value;
   GRID_STRIDE(i, n) {
     const uint64_t c = static_cast<uint64_t>(i);
     switch (static_cast<RandomDistribution>(dist)) {
@@ -1112,6 +1203,38 @@ void batch_norm_backward(int code, const void* dy, const void* x, const float* g
   });
 }
 
+namespace {
+unsigned row_warp_blocks(int64_t rows) {
+  const int64_t b = (rows + kThreads / kWarp - 1) / (kThreads / kWarp);
+  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 ? 65535 : b));
+}
+}  // namespace
+
+void layer_norm_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* variance,
+                        int64_t rows, int64_t c, float epsilon, cudaStream_t s) {
+  ln_forward_kernel<<<row_warp_blocks(rows), kThreads, 0, s>>>(x, gamma, beta, y, mean, variance, rows, c, epsilon);
+}
+
+size_t layer_norm_scratch_bytes(int64_t rows, int64_t c) {
+  const ColumnChunks k = column_chunks(1, rows, c);
+  return static_cast<size_t>(2 * k.chunks * c) * sizeof(double) + static_cast<size_t>(2 * c) * sizeof(float);
+}
+
+void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean, const float* variance,
+                         float* dx, float* dgamma, float* dbeta, void* scratch, int64_t rows, int64_t c, float epsilon,
+                         cudaStream_t s) {
+  ln_backward_kernel<<<row_warp_blocks(rows), kThreads, 0, s>>>(dy, x, gamma, mean, variance, dx, rows, c, epsilon);
+  if (!dgamma && !dbeta) return;
+  const ColumnChunks k = column_chunks(1, rows, c);
+  auto* partial = static_cast<double*>(scratch);
+  auto* unused = reinterpret_cast<float*>(partial + 2 * k.chunks * c);  // where a gradient not asked for goes
+  const dim3 grid(static_cast<unsigned>((c + kColumnTile - 1) / kColumnTile), static_cast<unsigned>(k.chunks));
+  ln_param_partial_sums<<<grid, dim3(kColumnTile, kRowLanes), 0, s>>>(dy, x, mean, variance, partial, rows, c,
+                                                                      k.chunk_rows, epsilon);
+  bn_finish_sums<<<blocks_for(c), kThreads, 0, s>>>(partial, rows, c, k.chunks, epsilon, true,
+                                                    dbeta ? dbeta : unused, dgamma ? dgamma : unused + c, nullptr);
+}
+
 void variance(const float* x, float* y, int64_t outer, int64_t r, int64_t inner, cudaStream_t s) {
   if (inner == 1)
     variance_rows<<<static_cast<unsigned>(outer < 65535 ? outer : 65535), kThreads, 0, s>>>(x, y, outer, r);
@@ -1197,8 +1320,9 @@ void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int ac
   });
 }
 
-void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaStream_t s) {
-  random_kernel<<<blocks_for(n), kThreads, 0, s>>>(dist, key, a, b, y, n);
+void random(int dist, uint64_t key, const uint64_t* key_on_device, float a, float b, float* y, int64_t n,
+            cudaStream_t s) {
+  random_kernel<<<blocks_for(n), kThreads, 0, s>>>(dist, key, key_on_device, a, b, y, n);
 }
 
 void dropout_mask(float rate, uint64_t key, const uint64_t* key_on_device, float* y, int64_t n, cudaStream_t s) {

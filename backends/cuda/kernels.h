@@ -49,6 +49,17 @@ void batch_norm_apply(int code, const void* x, const float* mean, const float* v
 void batch_norm_backward(int code, const void* dy, const void* x, const float* gamma, const float* mean,
                          const float* variance, void* dx, float* dgamma, float* dbeta, void* scratch, int64_t m,
                          int64_t c, float epsilon, cudaStream_t stream);
+/// Layer normalization of the rows of float32 (rows, c): y = (x - mean) / sqrt(variance + epsilon) *
+/// gamma + beta (gamma, beta null: 1 and 0); mean and variance (rows, null: not kept) get each row's
+/// statistics.
+void layer_norm_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* variance,
+                        int64_t rows, int64_t c, float epsilon, cudaStream_t stream);
+/// dx, and dgamma = sum(dy * xhat), dbeta = sum(dy) over the rows where not null; needs
+/// layer_norm_scratch_bytes(rows, c) of device scratch.
+size_t layer_norm_scratch_bytes(int64_t rows, int64_t c);
+void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean, const float* variance,
+                         float* dx, float* dgamma, float* dbeta, void* scratch, int64_t rows, int64_t c, float epsilon,
+                         cudaStream_t stream);
 void arg_reduce(bool is_max, int code, const void* x, int64_t* y, int64_t outer, int64_t r, int64_t inner,
                 cudaStream_t stream);
 
@@ -90,7 +101,8 @@ void fold_batch_norm(const float* mean, const float* variance, const float* gamm
 void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int act, bool bf16, cudaStream_t stream);
 
 /// Counter-based random numbers, bit-compatible with the CPU backend's uniforms.
-void random(int dist, uint64_t key, float a, float b, float* y, int64_t n, cudaStream_t stream);
+void random(int dist, uint64_t key, const uint64_t* key_on_device, float a, float b, float* y, int64_t n,
+            cudaStream_t stream);
 /// key_on_device (may be null) replaces `key` with the value it holds when the kernel runs; likewise
 /// lr_on_device and alpha_on_device below (recorded steps replay with new values).
 void dropout_mask(float rate, uint64_t key, const uint64_t* key_on_device, float* y, int64_t n, cudaStream_t stream);

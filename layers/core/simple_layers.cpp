@@ -3,6 +3,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "layers/activations.h"
+#include "layers/regularization/noise.h"
 
 namespace keras::layers {
 
@@ -13,12 +14,18 @@ Activation::Activation(std::string activation, std::string name)
 Tensor Activation::call(const Tensor& x, bool training) { return activations::apply(activation_, x); }
 
 Dropout::Dropout(float rate, DropoutOptions options)
-    : Layer("Dropout", options.name), rate_(rate), seed_(options.seed), seeds_(options.seed) {
+    : Layer("Dropout", options.name),
+      rate_(rate),
+      seed_(options.seed),
+      noise_shape_(std::move(options.noise_shape)),
+      seeds_(options.seed) {
   KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "Dropout: the rate must be in [0, 1), received {}", rate);
 }
 Tensor Dropout::call(const Tensor& x, bool training) {
   if (!training || rate_ == 0.f) return x;
-  return ops::dropout(x, rate_, seeds_);
+  if (!noise_shape_) return ops::dropout(x, rate_, seeds_);
+  const Shape noise = detail::concrete_noise_shape("Dropout", *noise_shape_, x);
+  return x * ops::dropout(ops::ones(noise, x.dtype(), x.backend()), rate_, seeds_);
 }
 
 Flatten::Flatten(std::string name) : Layer("Flatten", std::move(name)) {}
@@ -98,7 +105,7 @@ Config Dropout::get_config() const {
   Config c = Layer::get_config();
   c["rate"] = rate_;
   c["seed"] = seed_ ? Config(*seed_) : Config(nullptr);
-  c["noise_shape"] = nullptr;
+  c["noise_shape"] = noise_shape_ ? serialization::shape_to_config(*noise_shape_) : Config(nullptr);
   return c;
 }
 std::shared_ptr<Layer> Dropout::from_config(const Config& config) {
@@ -106,7 +113,7 @@ std::shared_ptr<Layer> Dropout::from_config(const Config& config) {
   DropoutOptions o;
   o.name = r.name();
   o.seed = r.seed();
-  r.require("noise_shape", nullptr);
+  if (r.has("noise_shape")) o.noise_shape = r.shape("noise_shape");
   auto layer = std::make_shared<Dropout>(static_cast<float>(r.number("rate")), o);
   r.finish(*layer);
   return layer;

@@ -27,6 +27,9 @@ class KERASCPP_API Activation : public Layer {
 
 struct DropoutOptions {
   std::optional<uint64_t> seed;
+  /// The shape of the keep mask, broadcast over the input (null entries: the input's size), as Keras:
+  /// {std::nullopt, 1, std::nullopt} drops the same features at every step of a sequence.
+  std::optional<PartialShape> noise_shape;
   std::string name;
 };
 
@@ -46,6 +49,7 @@ class KERASCPP_API Dropout : public Layer {
  private:
   float rate_;
   std::optional<uint64_t> seed_;
+  std::optional<PartialShape> noise_shape_;
   random::SeedGenerator seeds_;
 };
 

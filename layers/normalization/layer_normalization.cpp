@@ -50,6 +50,13 @@ void LayerNormalization::build(const PartialShape& s) {
 
 Tensor LayerNormalization::call(const Tensor& x, bool) {
   const auto axes = axes_for(x.rank());
+  const auto rank = static_cast<int64_t>(x.rank()), n = static_cast<int64_t>(axes.size());
+  bool trailing = !o_.rms_scaling;  // the last axes, in order: one fused op where the backend has it
+  for (int64_t i = 0; i < n && trailing; ++i) trailing = axes[static_cast<size_t>(i)] == rank - n + i;
+  if (trailing)
+    return ops::cast(ops::layer_normalization(x, gamma_ ? gamma_->value() : Tensor(), beta_ ? beta_->value() : Tensor(),
+                                              rank - n, o_.epsilon),
+                     compute_dtype());
   // gamma and beta reshaped onto the input's rank (Keras reshapes their data in the order given).
   std::vector<int64_t> broadcast(x.rank(), 1);
   for (int64_t a : axes) broadcast[static_cast<size_t>(a)] = x.dim(a);

@@ -446,6 +446,18 @@ TEST_CASE("cuda: pooling, batch-norm, softmax, cross-entropy and embedding match
   check_parity(
       *gpu, [](auto& v) { return ops::batch_norm_training(v[0], v[1], v[2]).variance; },
       {r(Shape{16, 9, 9, 40}, 101, 2, 4), r(Shape{40}, 102), r(Shape{40}, 103)}, 1e-5f, 1e-4f, false);
+  // Layer normalization (kernels.cu, a warp per row; parameter gradients in row chunks): rows shorter
+  // and longer than a warp, far from zero mean, without parameters, over two axes, 70,000 rows.
+  check_parity(*gpu, [](auto& v) { return ops::layer_normalization(v[0], v[1], v[2]); },
+               {r(Shape{10, 7}, 104, -2, 2), r(Shape{7}, 105, 0.5f, 1.5f), r(Shape{7}, 106)}, 1e-4f, 1e-3f);
+  check_parity(*gpu, [](auto& v) { return ops::layer_normalization(v[0], v[1], v[2]); },
+               {r(Shape{4, 9, 300}, 107, 99, 101), r(Shape{300}, 108), r(Shape{300}, 109)}, 1e-4f, 1e-3f);
+  check_parity(*gpu, [](auto& v) { return ops::layer_normalization(v[0], v[1], Tensor(), 1); },
+               {r(Shape{3, 5, 8}, 110), r(Shape{5, 8}, 111)}, 1e-4f, 1e-3f);
+  check_parity(*gpu, [](auto& v) { return ops::layer_normalization(v[0], Tensor(), Tensor()); },
+               {r(Shape{6, 40}, 112)}, 1e-4f, 1e-3f);
+  check_parity(*gpu, [](auto& v) { return ops::layer_normalization(v[0], v[1], v[2]); },
+               {r(Shape{70000, 16}, 113), r(Shape{16}, 114), r(Shape{16}, 115)}, 1e-4f, 2e-3f);
   check_parity(*gpu, [](auto& v) { return ops::softmax(v[0]); }, {r(Shape{5, 7}, 74, -4, 4)});
   check_parity(*gpu, [](auto& v) { return ops::log_softmax(v[0]); }, {r(Shape{5, 1000}, 75, -4, 4)});
   const Tensor labels = Tensor::from_vector<int64_t>({3, 0, 6, 1, 2}, Shape{5});

@@ -141,6 +141,16 @@ TEST_CASE("pooling, batch-norm, softmax, cross-entropy and embedding gradients m
   kt::check_gradients(
       [](auto& v) { return ops::batch_norm_inference(v[0], v[1], v[2], v[3], ops::abs(v[4])); },
       {r(Shape{4, 3}, 96), r(Shape{3}, 97), r(Shape{3}, 98), r(Shape{3}, 99), r(Shape{3}, 100, 0.5f, 1.f)});
+  // Layer normalization (the CPU backend's fused op, its backward pass): with and without parameters.
+  kt::check_gradients([](auto& v) { return ops::layer_normalization(v[0], v[1], v[2]); },
+                      {r(Shape{3, 6}, 108, -2.f, 2.f), r(Shape{6}, 109, 0.5f, 1.5f), r(Shape{6}, 110)}, 1e-2f, 5e-3f,
+                      5e-2f);
+  kt::check_gradients([](auto& v) { return ops::layer_normalization(v[0], v[1], Tensor(), 1); },
+                      {r(Shape{2, 3, 4}, 111, -2.f, 2.f), r(Shape{3, 4}, 112, 0.5f, 1.5f)}, 1e-2f, 5e-3f, 5e-2f);
+  kt::check_gradients([](auto& v) { return ops::layer_normalization(v[0], Tensor(), v[1]); },
+                      {r(Shape{4, 5}, 113, -2.f, 2.f), r(Shape{5}, 114)}, 1e-2f, 5e-3f, 5e-2f);
+  kt::check_gradients([](auto& v) { return ops::layer_normalization(v[0], Tensor(), Tensor()); },
+                      {r(Shape{4, 5}, 115, -2.f, 2.f)}, 1e-2f, 5e-3f, 5e-2f);
   kt::check_gradients([](auto& v) { return ops::softmax(v[0]); }, {r(Shape{3, 4}, 101)});
   kt::check_gradients([](auto& v) { return ops::softmax(v[0], 0); }, {r(Shape{3, 4}, 102)});
   kt::check_gradients([](auto& v) { return ops::log_softmax(v[0]); }, {r(Shape{3, 4}, 103)});

@@ -611,6 +611,68 @@ TEST_CASE("batch normalization matches the textbook formula", "[cpu][ops]") {
                                       {"(5,)", "(4,)"});
 }
 
+TEST_CASE("layer normalization matches the textbook formula, fused or composed", "[cpu][ops]") {
+  REQUIRE(default_backend().supports(Capability::fused_layer_norm));  // the CPU backend's oneDNN primitive
+  struct Case {
+    Shape shape;
+    int64_t first_axis;
+    bool gamma, beta;
+    float lo, hi;
+  };
+  // Far from zero mean too (1000 +- 1): a one-pass variance would lose the digits there.
+  for (const Case& cs : {Case{Shape{6, 16}, -1, true, true, -2.f, 3.f}, Case{Shape{2, 3, 4, 5}, 2, true, false, -1.f, 1.f},
+                         Case{Shape{3, 7}, 1, false, true, 999.f, 1001.f}, Case{Shape{5, 33}, -1, false, false, -1.f, 1.f},
+                         Case{Shape{4, 6}, 0, true, true, -1.f, 1.f}}) {
+    INFO("shape " << cs.shape.to_string() << " from axis " << cs.first_axis << " gamma " << cs.gamma << " beta "
+                  << cs.beta);
+    const Tensor x = kt::random_tensor(cs.shape, 15, cs.lo, cs.hi);
+    const size_t first = cs.shape.normalize_axis(cs.first_axis);
+    const Shape params(std::vector<int64_t>(cs.shape.dims().begin() + static_cast<std::ptrdiff_t>(first),
+                                            cs.shape.dims().end()));
+    const Tensor gamma = cs.gamma ? kt::random_tensor(params, 16, 0.5f, 1.5f) : Tensor();
+    const Tensor beta = cs.beta ? kt::random_tensor(params, 17) : Tensor();
+    const auto xv = x.to_vector<float>();
+    const auto cols = static_cast<size_t>(params.num_elements());
+    std::vector<float> expected(xv.size());
+    for (size_t row = 0; row < xv.size() / cols; ++row) {
+      double mean = 0, var = 0;
+      for (size_t k = 0; k < cols; ++k) mean += xv[row * cols + k] / static_cast<double>(cols);
+      for (size_t k = 0; k < cols; ++k) {
+        const double d = xv[row * cols + k] - mean;
+        var += d * d / static_cast<double>(cols);
+      }
+      for (size_t k = 0; k < cols; ++k) {
+        double v = (xv[row * cols + k] - mean) / std::sqrt(var + 1e-3);
+        if (cs.gamma) v *= gamma.to_vector<float>()[k];
+        if (cs.beta) v += beta.to_vector<float>()[k];
+        expected[row * cols + k] = static_cast<float>(v);
+      }
+    }
+    const Tensor y = ops::layer_normalization(x, gamma, beta, cs.first_axis, 1e-3f);
+    REQUIRE(y.shape() == cs.shape);
+    kt::require_close(y.to_vector<float>(), expected, 1e-4f, 1e-4f);
+    // Under a tape the forward pass also keeps the statistics: the same numbers.
+    Tensor watched = x;
+    GradientTape tape;
+    tape.watch(watched);
+    kt::require_close(ops::layer_normalization(watched, gamma, beta, cs.first_axis, 1e-3f).to_vector<float>(),
+                      expected, 1e-4f, 1e-4f);
+    // bfloat16 data is normalized in float32 and rounded once (Keras computes the layer in float32).
+    const Tensor low = ops::layer_normalization(ops::cast(x, DType::bfloat16), gamma, beta, cs.first_axis, 1e-3f);
+    REQUIRE(low.dtype() == DType::bfloat16);
+    if (cs.hi < 10.f) kt::require_close(ops::cast(low, DType::float32).to_vector<float>(), expected, 3e-2f, 2e-2f);
+  }
+  const Tensor x = kt::random_tensor(Shape{4, 5}, 18);
+  kt::require_throws_with<ShapeError>([&] { ops::layer_normalization(x, ops::ones(Shape{4}), Tensor()); },
+                                      {"gamma", "(5,)", "(4,)"});
+  kt::require_throws_with<ShapeError>([&] { ops::layer_normalization(x, Tensor(), ops::ones(Shape{4, 5}), -1); },
+                                      {"beta", "(5,)", "(4, 5)"});
+  kt::require_throws_with<ValueError>([&] { ops::layer_normalization(x, Tensor(), Tensor(), -1, 0.f); },
+                                      {"epsilon", "0"});
+  kt::require_throws_with<TypeError>(
+      [&] { ops::layer_normalization(ops::cast(x, DType::int32), Tensor(), Tensor()); }, {"floating", "int32"});
+}
+
 TEST_CASE("softmax, log_softmax and fused cross-entropy match direct formulas", "[cpu][ops]") {
   const Tensor z = kt::random_tensor(Shape{3, 4}, 15, -5.f, 5.f);
   const auto zv = z.to_vector<float>();

@@ -2,8 +2,10 @@
 // .weights.h5, optimizer state, and hostile files.
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "tests/support/test_support.h"
 
@@ -624,8 +626,9 @@ TEST_CASE("a model Python Keras trained under mixed_float16 loads with its polic
                     model->predict(list_of(io["inputs"]).items()[0]).to_vector<float>(), 0.f, 0.f);
 }
 
-// tests/fixtures/keras-compat (tools/fixtures/make_compat_fixtures.py): options the random
-// differential check against Python Keras (tools/keras_diff) found refused or wrong.
+// tests/fixtures/keras-compat (tools/fixtures/make_compat_fixtures.py and the make_*_fixtures.py
+// beside it): options the random differential check against Python Keras (tools/keras_diff) found
+// refused or wrong, and layers added since (attention, noise).
 TEST_CASE("Keras options found missing by the differential check load, predict and train one step as Keras",
           "[cpu][saving]") {
   const fs::path dir = kt::fixture_dir() / "keras-compat";
@@ -633,7 +636,7 @@ TEST_CASE("Keras options found missing by the differential check load, predict a
   for (const char* name : {"masking_lstm", "conv_transpose_strides", "conv_transpose_output_padding", "conv1d_causal",
                            "layer_norm_axes", "batch_norm_axis", "upsampling_bilinear", "activations",
                            "more_normalization", "sequence_1d", "masked_states", "multi_head_attention", "attention_axes",
-                           "luong_bahdanau"}) {
+                           "luong_bahdanau", "noise"}) {
     INFO("model " << name);
     utils::clear_session();
     const auto io = read_json(dir / (std::string(name) + "_io.json"));
@@ -646,6 +649,22 @@ TEST_CASE("Keras options found missing by the differential check load, predict a
     CHECK(again->get_config() == model->get_config());
     check_predictions(*again, io);
 
+    if (io.contains("alpha_dropout_on_zeros")) {
+      // Keras' AlphaDropout on zeros gives its two constants (kept, dropped); kerascpp's the same.
+      const auto& a = io["alpha_dropout_on_zeros"];
+      const auto keras_values = floats_of(a["values"]);
+      REQUIRE(keras_values.size() == 2);
+      const auto ours = layers::AlphaDropout(a["rate"].get<float>())(ops::zeros(Shape{100, 40}), true).to_vector<float>();
+      std::set<int> seen;
+      for (float v : ours) {
+        const int which = std::abs(v - keras_values[0]) < 1e-6f ? 0 : std::abs(v - keras_values[1]) < 1e-6f ? 1 : -1;
+        REQUIRE(which >= 0);
+        seen.insert(which);
+      }
+      CHECK(seen.size() == 2);
+    }
+    // Layers drawing noise in training: no step to compare.
+    if (!io.contains("weights_after_step")) continue;
     // One SGD step on Keras' targets: the gradients of every new path against Keras'.
     model->train_on_batch(list_of(io["inputs"]), list_of(io["targets"]));
     for (const auto& [layer_name, expected] : io["weights_after_step"].items()) {

@@ -557,6 +557,16 @@ TEST_CASE("recorded training of a CNN and of an Embedding-LSTM model equals op-b
              layers::LSTM(6, {.dropout = 0.2f, .recurrent_dropout = 0.1f}), layers::Dense(4, {.activation = "softmax"})});
        },
        ops::cast(ops::floor(ops::random_uniform(Shape{32, 7}, 0.f, 20.f, 4, &cpu)), DType::int32)},
+      // Noise drawn from the layers' generators: each replay must draw what its step would (a key
+      // fixed at the recording would repeat the first step's noise); LayerNormalization's fused op.
+      {"noise layers",
+       [] {
+         return std::make_shared<Sequential>(std::vector<LayerRef>{
+             layers::Input({6}), layers::GaussianNoise(0.3f), layers::Dense(16, {.activation = "selu"}),
+             layers::AlphaDropout(0.2f), layers::LayerNormalization(), layers::GaussianDropout(0.3f, {.seed = 2}),
+             layers::Dense(4, {.activation = "softmax"})});
+       },
+       ops::random_normal(Shape{32, 6}, 0.f, 1.f, 6, &cpu)},
   };
   const Tensor y = ops::cast(ops::floor(ops::random_uniform(Shape{32}, 0.f, 4.f, 5, &cpu)), DType::int32);
   for (const Net& net : nets) {

@@ -354,6 +354,28 @@ void RecordingBackend::batch_norm_backward(const Tensor& dy, const Tensor& x, co
   const Tensor dbeta_kept = keep(dbeta);
   run([this, epsilon, dy = dy_kept, x = x_kept, gamma = gamma_kept, mean = mean_kept, variance = variance_kept, dx = dx_kept, dgamma = dgamma_kept, dbeta = dbeta_kept]() mutable { inner_.batch_norm_backward(dy, x, gamma, mean, variance, dx, dgamma, dbeta, epsilon); });
 }
+void RecordingBackend::layer_norm_forward(const Tensor& x, const Tensor* gamma, const Tensor* beta, Tensor& y,
+                                          Tensor* mean, Tensor* variance, float epsilon) {
+  const Tensor x_kept = keep(x), gamma_kept = keep(value_of(gamma)), beta_kept = keep(value_of(beta));
+  const Tensor y_kept = keep(y), mean_kept = keep(value_of(mean)), variance_kept = keep(value_of(variance));
+  run([this, epsilon, x = x_kept, gamma = gamma_kept, beta = beta_kept, y = y_kept, mean = mean_kept,
+       variance = variance_kept]() mutable {
+    inner_.layer_norm_forward(x, pointer_to(gamma), pointer_to(beta), y, pointer_to(mean), pointer_to(variance),
+                              epsilon);
+  });
+}
+void RecordingBackend::layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor* gamma, const Tensor& mean,
+                                           const Tensor& variance, Tensor& dx, Tensor* dgamma, Tensor* dbeta,
+                                           float epsilon) {
+  const Tensor dy_kept = keep(dy), x_kept = keep(x), gamma_kept = keep(value_of(gamma)), mean_kept = keep(mean);
+  const Tensor variance_kept = keep(variance), dx_kept = keep(dx), dgamma_kept = keep(value_of(dgamma)),
+               dbeta_kept = keep(value_of(dbeta));
+  run([this, epsilon, dy = dy_kept, x = x_kept, gamma = gamma_kept, mean = mean_kept, variance = variance_kept,
+       dx = dx_kept, dgamma = dgamma_kept, dbeta = dbeta_kept]() mutable {
+    inner_.layer_norm_backward(dy, x, pointer_to(gamma), mean, variance, dx, pointer_to(dgamma), pointer_to(dbeta),
+                               epsilon);
+  });
+}
 void RecordingBackend::softmax(const Tensor& x, Tensor& y, bool log) {
   const Tensor x_kept = keep(x);
   const Tensor y_kept = keep(y);
@@ -421,7 +443,7 @@ void RecordingBackend::scatter_add(const Tensor& dy, const Tensor& indices, int6
   const Tensor dx_kept = keep(dx);
   run([this, axis, dy = dy_kept, indices = indices_kept, dx = dx_kept]() mutable { inner_.scatter_add(dy, indices, axis, dx); }, Kept::checked);
 }
-void RecordingBackend::random(RandomDistribution dist, uint64_t key, float a, float b, Tensor& y) {
+void RecordingBackend::random(RandomDistribution dist, const RandomKey& key, float a, float b, Tensor& y) {
   const Tensor y_kept = keep(y);
   run([this, dist, key, a, b, y = y_kept]() mutable { inner_.random(dist, key, a, b, y); });
 }

@@ -86,6 +86,11 @@ class RecordingBackend final : public keras::Backend {
   void batch_norm_forward(const keras::Tensor& x, const keras::Tensor& gamma, const keras::Tensor& beta,
                           keras::Tensor& mean, keras::Tensor& variance, keras::Tensor& y, float epsilon,
                           bool training) override;
+  void layer_norm_forward(const keras::Tensor& x, const keras::Tensor* gamma, const keras::Tensor* beta,
+                          keras::Tensor& y, keras::Tensor* mean, keras::Tensor* variance, float epsilon) override;
+  void layer_norm_backward(const keras::Tensor& dy, const keras::Tensor& x, const keras::Tensor* gamma,
+                           const keras::Tensor& mean, const keras::Tensor& variance, keras::Tensor& dx,
+                           keras::Tensor* dgamma, keras::Tensor* dbeta, float epsilon) override;
   void batch_norm_backward(const keras::Tensor& dy, const keras::Tensor& x, const keras::Tensor& gamma,
                            const keras::Tensor& mean, const keras::Tensor& variance, keras::Tensor& dx,
                            keras::Tensor& dgamma, keras::Tensor& dbeta, float epsilon) override;
@@ -102,7 +107,7 @@ class RecordingBackend final : public keras::Backend {
   void transpose(const keras::Tensor& x, const std::vector<int64_t>& perm, keras::Tensor& y) override;
   void gather(const keras::Tensor& x, const keras::Tensor& indices, int64_t axis, keras::Tensor& y) override;
   void scatter_add(const keras::Tensor& dy, const keras::Tensor& indices, int64_t axis, keras::Tensor& dx) override;
-  void random(keras::RandomDistribution dist, uint64_t key, float a, float b, keras::Tensor& y) override;
+  void random(keras::RandomDistribution dist, const keras::RandomKey& key, float a, float b, keras::Tensor& y) override;
   void dropout_mask(float rate, const keras::RandomKey& key, keras::Tensor& mask) override;
   void sgd_update(keras::Tensor& variable, const keras::Tensor& gradient, keras::Tensor* momentum,
                   const keras::SGDAttrs& attrs) override;

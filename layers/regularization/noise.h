@@ -1,0 +1,81 @@
+#pragma once
+// Keras' noise layers: active only in training, the identity in inference; masks pass through.
+#include "../../core/random.h"
+#include "../layer.h"
+
+namespace keras::layers {
+
+struct NoiseOptions {
+  std::optional<uint64_t> seed;
+  std::string name;
+};
+
+/// Adds zero-centred Gaussian noise of standard deviation `stddev` in training.
+class KERASCPP_API GaussianNoise : public Layer {
+ public:
+  KERASCPP_LAYER(GaussianNoise)
+  explicit GaussianNoise(float stddev, NoiseOptions options = {});
+  static std::shared_ptr<Layer> from_config(const Config& config);
+  Config get_config() const override;
+  std::vector<random::SeedGenerator*> seed_generators() override { return {&seeds_}; }
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool supports_masking() const override { return true; }
+
+ private:
+  float stddev_;
+  std::optional<uint64_t> seed_;
+  random::SeedGenerator seeds_;
+};
+
+/// Multiplies by one-centred Gaussian noise of standard deviation sqrt(rate / (1 - rate)) in training.
+class KERASCPP_API GaussianDropout : public Layer {
+ public:
+  KERASCPP_LAYER(GaussianDropout)
+  explicit GaussianDropout(float rate, NoiseOptions options = {});
+  static std::shared_ptr<Layer> from_config(const Config& config);
+  Config get_config() const override;
+  std::vector<random::SeedGenerator*> seed_generators() override { return {&seeds_}; }
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool supports_masking() const override { return true; }
+
+ private:
+  float rate_;
+  std::optional<uint64_t> seed_;
+  random::SeedGenerator seeds_;
+};
+
+struct AlphaDropoutOptions {
+  /// The shape of the keep mask, broadcast over the input (null entries: the input's size), as Keras.
+  std::optional<PartialShape> noise_shape;
+  std::optional<uint64_t> seed;
+  std::string name;
+};
+
+/// Dropout for SELU networks: dropped units take SELU's negative saturation value and an affine map
+/// restores the input's mean and variance (Klambauer et al., 2017), in training.
+class KERASCPP_API AlphaDropout : public Layer {
+ public:
+  KERASCPP_LAYER(AlphaDropout)
+  explicit AlphaDropout(float rate, AlphaDropoutOptions options = {});
+  static std::shared_ptr<Layer> from_config(const Config& config);
+  Config get_config() const override;
+  std::vector<random::SeedGenerator*> seed_generators() override { return {&seeds_}; }
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool supports_masking() const override { return true; }
+
+ private:
+  float rate_;
+  AlphaDropoutOptions o_;
+  random::SeedGenerator seeds_;
+};
+
+namespace detail {
+/// A noise shape with its null entries filled in from x's shape; refuses a shape that does not
+/// broadcast onto x's.
+Shape concrete_noise_shape(const std::string& layer, const PartialShape& noise_shape, const Tensor& x);
+}  // namespace detail
+
+}  // namespace keras::layers
