@@ -18,8 +18,12 @@ int64_t product(const std::vector<int64_t>& dims) {
 class Projection : public Layer {
  public:
   Projection(std::string name, std::vector<int64_t> contracted, std::vector<int64_t> out,
-             const MultiHeadAttentionOptions& o)
-      : Layer("EinsumDense", std::move(name)), contracted_(std::move(contracted)), out_(std::move(out)), options_(o) {
+             const MultiHeadAttentionOptions& o, bool sigmoid = false)
+      : Layer("EinsumDense", std::move(name)),
+        contracted_(std::move(contracted)),
+        out_(std::move(out)),
+        options_(o),
+        sigmoid_(sigmoid) {
     set_activity_regularizer(o.activity_regularizer);
   }
   Tensor call(const Tensor& x, bool) override {
@@ -32,6 +36,7 @@ class Projection : public Layer {
     std::vector<int64_t> shape = lead;
     shape.insert(shape.end(), out_.begin(), out_.end());
     y = ops::reshape(y, shape);
+    if (sigmoid_) y = ops::sigmoid(y);  // the gate's activation, before the activity penalty (Keras)
     record_activity_loss(y);
     return y;
   }
@@ -56,6 +61,7 @@ class Projection : public Layer {
  private:
   std::vector<int64_t> contracted_, out_;
   MultiHeadAttentionOptions options_;
+  bool sigmoid_;
   Variable* kernel_ = nullptr;
   Variable* bias_ = nullptr;
 };
@@ -70,21 +76,33 @@ float masked_logit(DType dtype, bool fused_path) {
 }  // namespace
 
 MultiHeadAttention::MultiHeadAttention(int64_t num_heads, int64_t key_dim, MultiHeadAttentionOptions options)
-    : Layer("MultiHeadAttention", options.name),
+    : MultiHeadAttention("MultiHeadAttention", num_heads, num_heads, key_dim, std::move(options)) {}
+
+MultiHeadAttention::MultiHeadAttention(std::string class_name, int64_t num_heads, int64_t num_key_value_heads,
+                                       int64_t key_dim, MultiHeadAttentionOptions options)
+    : Layer(std::move(class_name), options.name),
+      num_key_value_heads_(num_key_value_heads),
+      options_(std::move(options)),
       num_heads_(num_heads),
       key_dim_(key_dim),
-      value_dim_(options.value_dim.value_or(key_dim)),
-      options_(std::move(options)),
+      value_dim_(options_.value_dim.value_or(key_dim)),
       seeds_(options_.seed) {
-  KCPP_CHECK(num_heads > 0, ValueError, "MultiHeadAttention: expected a positive num_heads, received {}", num_heads);
-  KCPP_CHECK(key_dim > 0, ValueError, "MultiHeadAttention: expected a positive key_dim, received {}", key_dim);
-  KCPP_CHECK(value_dim_ > 0, ValueError, "MultiHeadAttention: expected a positive value_dim, received {}", value_dim_);
+  const std::string& cls = this->class_name();
+  const bool grouped = num_key_value_heads != num_heads || cls != "MultiHeadAttention";
+  KCPP_CHECK(num_heads > 0, ValueError, "{}: expected a positive {}, received {}", cls,
+             grouped ? "num_query_heads" : "num_heads", num_heads);
+  KCPP_CHECK(num_key_value_heads > 0 && num_heads % num_key_value_heads == 0, ValueError,
+             "{}: num_query_heads must be divisible by num_key_value_heads, received {} and {}", cls, num_heads,
+             num_key_value_heads);
+  KCPP_CHECK(key_dim > 0, ValueError, "{}: expected a positive {}, received {}", cls, grouped ? "head_dim" : "key_dim",
+             key_dim);
+  KCPP_CHECK(value_dim_ > 0, ValueError, "{}: expected a positive value_dim, received {}", cls, value_dim_);
   KCPP_CHECK(options_.dropout >= 0 && options_.dropout < 1, ValueError,
-             "MultiHeadAttention: expected a dropout rate in [0, 1), received {}", options_.dropout);
+             "{}: expected a dropout rate in [0, 1), received {}", cls, options_.dropout);
   KCPP_CHECK(!options_.sliding_window || *options_.sliding_window > 0, ValueError,
-             "MultiHeadAttention: expected a positive sliding_window, received {}", options_.sliding_window.value_or(0));
+             "{}: expected a positive sliding_window, received {}", cls, options_.sliding_window.value_or(0));
   for (int64_t d : options_.output_shape)
-    KCPP_CHECK(d > 0, ValueError, "MultiHeadAttention: expected positive output_shape dimensions, received {}", d);
+    KCPP_CHECK(d > 0, ValueError, "{}: expected positive output_shape dimensions, received {}", cls, d);
   if (!options_.dtype.empty()) Layer::set_dtype_policy(options_.dtype);
 }
 
@@ -105,10 +123,10 @@ MultiHeadAttention::Roles MultiHeadAttention::roles(const CallArguments& args) c
       ++positional;
     }
   KCPP_CHECK(positional >= 2 && positional <= 3, ValueError,
-             "MultiHeadAttention \"{}\": expected query, value and an optional key, received {} positional inputs",
-             name(), positional);
+             "{} \"{}\": expected query, value and an optional key, received {} positional inputs",
+             class_name(), name(), positional);
   if (args.index_of("key") >= 0) {
-    KCPP_CHECK(r.key < 0, ValueError, "MultiHeadAttention \"{}\": the key is given twice", name());
+    KCPP_CHECK(r.key < 0, ValueError, "{} \"{}\": the key is given twice", class_name(), name());
     r.key = args.index_of("key");
   }
   r.attention_mask = args.index_of("attention_mask");
@@ -123,16 +141,16 @@ void MultiHeadAttention::build_for_arguments(const std::vector<PartialShape>& sh
   const PartialShape& v = shapes.at(r.value);
   const PartialShape& k = r.key >= 0 ? shapes.at(r.key) : v;
   KCPP_CHECK(q.size() >= 3 && v.size() == q.size() && k.size() == q.size(), ValueError,
-             "MultiHeadAttention \"{}\": expected query, value and key of one rank >= 3, received {}, {} and {}", name(),
+             "{} \"{}\": expected query, value and key of one rank >= 3, received {}, {} and {}", class_name(), name(),
              shape_to_string(q), shape_to_string(v), shape_to_string(k));
   for (const PartialShape* s : {&q, &v, &k})
-    KCPP_CHECK(s->back().has_value(), ValueError, "MultiHeadAttention \"{}\": the last axis must be known, received {}",
-               name(), shape_to_string(*s));
+    KCPP_CHECK(s->back().has_value(), ValueError, "{} \"{}\": the last axis must be known, received {}",
+               class_name(), name(), shape_to_string(*s));
   for (size_t d = 1; d + 1 < v.size(); ++d)
     KCPP_CHECK(!v[d] || !k[d] || *v[d] == *k[d], ValueError,
-               "MultiHeadAttention \"{}\": all dimensions of value and key except the last must be equal, received "
+               "{} \"{}\": all dimensions of value and key except the last must be equal, received "
                "value_shape={} and key_shape={}",
-               name(), shape_to_string(v), shape_to_string(k));
+               class_name(), name(), shape_to_string(v), shape_to_string(k));
   // The attention axes index the projected inputs (batch, ..., heads, features), as Keras'.
   const int64_t rank = static_cast<int64_t>(q.size()) + 1;
   axes_.clear();
@@ -143,9 +161,9 @@ void MultiHeadAttention::build_for_arguments(const std::vector<PartialShape>& sh
       const int64_t axis = a < 0 ? a + rank - 1 : a;
       KCPP_CHECK(axis >= 1 && axis < rank - 2 && std::find(axes_.begin(), axes_.end(), axis) == axes_.end(),
                  ValueError,
-                 "MultiHeadAttention \"{}\": expected distinct attention_axes between 1 and {} for inputs of rank {}, "
+                 "{} \"{}\": expected distinct attention_axes between 1 and {} for inputs of rank {}, "
                  "received {}",
-                 name(), rank - 3, q.size(), a);
+                 class_name(), name(), rank - 3, q.size(), a);
       axes_.push_back(axis);
     }
     std::sort(axes_.begin(), axes_.end());
@@ -153,19 +171,27 @@ void MultiHeadAttention::build_for_arguments(const std::vector<PartialShape>& sh
   for (size_t d = 1; d + 1 < q.size(); ++d)  // the other axes act as batch axes
     if (std::find(axes_.begin(), axes_.end(), static_cast<int64_t>(d)) == axes_.end())
       KCPP_CHECK(!q[d] || !v[d] || *q[d] == *v[d], ValueError,
-                 "MultiHeadAttention \"{}\": axis {} is not attended, so query and value must agree on it, received "
+                 "{} \"{}\": axis {} is not attended, so query and value must agree on it, received "
                  "{} and {}",
-                 name(), d, shape_to_string(q), shape_to_string(v));
+                 class_name(), name(), d, shape_to_string(q), shape_to_string(v));
+  KCPP_CHECK(class_name() != "GroupQueryAttention" || *q.back() == *v.back(), ValueError,
+             "{} \"{}\": the last dimension of the query and the value must be equal, received query {} and value {}",
+             class_name(), name(), shape_to_string(q), shape_to_string(v));
   const std::vector<int64_t> out = options_.output_shape.empty() ? std::vector<int64_t>{*q.back()} : options_.output_shape;
   query_ = std::make_shared<Projection>("query", std::vector<int64_t>{*q.back()},
                                         std::vector<int64_t>{num_heads_, key_dim_}, options_);
-  key_ = std::make_shared<Projection>("key", std::vector<int64_t>{*k.back()}, std::vector<int64_t>{num_heads_, key_dim_},
-                                      options_);
+  key_ = std::make_shared<Projection>("key", std::vector<int64_t>{*k.back()},
+                                      std::vector<int64_t>{num_key_value_heads_, key_dim_}, options_);
   value_ = std::make_shared<Projection>("value", std::vector<int64_t>{*v.back()},
-                                        std::vector<int64_t>{num_heads_, value_dim_}, options_);
+                                        std::vector<int64_t>{num_key_value_heads_, value_dim_}, options_);
+  gate_.reset();
+  if (options_.use_gate)
+    gate_ = std::make_shared<Projection>("gate", std::vector<int64_t>{*q.back()},
+                                         std::vector<int64_t>{num_heads_, value_dim_}, options_, true);
   output_ = std::make_shared<Projection>("attention_output", std::vector<int64_t>{num_heads_, value_dim_}, out, options_);
   for (Layer* l : sublayers()) l->set_dtype_policy(dtype_policy());
   query_->build_for(q);
+  if (gate_) gate_->build_for(q);
   key_->build_for(k);
   value_->build_for(v);
   PartialShape heads(q.begin(), q.end() - 1);
@@ -193,9 +219,9 @@ void MultiHeadAttention::check_step_masks(const CallArguments& args) const {
   // Keras builds the causal and sliding-window masks from axis 1 of the query and value.
   KCPP_CHECK((!args.flag("use_causal_mask") && !options_.sliding_window) || axes_ == std::vector<int64_t>{1},
              NotImplementedError,
-             "MultiHeadAttention \"{}\": use_causal_mask and sliding_window need attention over axis 1 alone, "
+             "{} \"{}\": use_causal_mask and sliding_window need attention over axis 1 alone, "
              "received attention_axes [{}]",
-             name(), fmt::join(axes_, ", "));
+             class_name(), name(), fmt::join(axes_, ", "));
 }
 
 std::vector<PartialShape> MultiHeadAttention::compute_output_shapes_for(const std::vector<PartialShape>& shapes,
@@ -244,8 +270,20 @@ std::vector<Tensor> MultiHeadAttention::call_with_arguments(const std::vector<Te
   if (r.attention_mask >= 0) merge(as_bool(inputs[r.attention_mask]));
 
   const Tensor q = (*query_)(query, training);  // (B, ..., heads, key_dim)
-  const Tensor k = (*key_)(key, training);
-  const Tensor v = (*value_)(value, training);
+  // Grouped heads: each key and value head serves num_heads / num_key_value_heads query heads in a
+  // row (Keras' ops.repeat on the heads axis).
+  auto repeat_heads = [&](const Tensor& x) {
+    if (num_key_value_heads_ == num_heads_) return x;
+    std::vector<int64_t> grouped = x.shape().dims();
+    grouped.insert(grouped.end() - 1, 1);
+    std::vector<int64_t> wide = grouped;
+    wide[wide.size() - 2] = num_heads_ / num_key_value_heads_;
+    std::vector<int64_t> out = x.shape().dims();
+    out[out.size() - 2] = num_heads_;
+    return ops::reshape(ops::broadcast_to(ops::reshape(x, grouped), Shape(wide)), out);
+  };
+  const Tensor k = repeat_heads((*key_)(key, training));
+  const Tensor v = repeat_heads((*value_)(value, training));
   // Move the unattended axes next to the batch and flatten: (B, P, heads, T, features).
   const int64_t rank = q.rank();
   std::vector<int64_t> perm{0}, other;
@@ -302,6 +340,7 @@ std::vector<Tensor> MultiHeadAttention::call_with_arguments(const std::vector<Te
   std::vector<int64_t> inverse(perm.size());
   for (size_t i = 0; i < perm.size(); ++i) inverse[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
   out = ops::transpose(ops::reshape(out, unflat), inverse);
+  if (gate_) out = ops::multiply(out, (*gate_)(query, training));
   out = (*output_)(out, training);
   if (want_scores) return {out, returned_scores};
   return {out};
@@ -346,21 +385,30 @@ KerasTensor MultiHeadAttention::operator()(const KerasTensor& query, const Keras
 }
 
 Tensor MultiHeadAttention::call(const Tensor&, bool) {
-  throw ValueError(fmt::format("MultiHeadAttention \"{}\": call it with a query and a value: mha(query, value)", name()));
+  throw ValueError(fmt::format("{} \"{}\": call it with a query and a value: mha(query, value)", class_name(), name()));
 }
 PartialShape MultiHeadAttention::compute_output_shape(const PartialShape&) const {
-  throw ValueError(fmt::format("MultiHeadAttention \"{}\": expected a query and a value, received one input", name()));
+  throw ValueError(fmt::format("{} \"{}\": expected a query and a value, received one input", class_name(), name()));
 }
 
 std::vector<Layer*> MultiHeadAttention::sublayers() const {
-  if (!query_) return {};
-  return {query_.get(), key_.get(), value_.get(), output_.get()};
+  std::vector<Layer*> out;
+  for (auto& [name, layer] : const_cast<MultiHeadAttention*>(this)->wrapped_layers()) out.push_back(layer);
+  return out;
 }
 
 std::vector<std::pair<std::string, Layer*>> MultiHeadAttention::wrapped_layers() {
   if (!query_) return {};
-  return {{"query_dense", query_.get()}, {"key_dense", key_.get()}, {"value_dense", value_.get()},
-          {"output_dense", output_.get()}};
+  // Keras' order of creation, which its weight lists follow (the gate after the key). Its files
+  // name the groups after its attributes: public properties in MultiHeadAttention (but the gate's),
+  // private ones in GroupQueryAttention.
+  const std::string prefix = class_name() == "GroupQueryAttention" ? "_" : "";
+  std::vector<std::pair<std::string, Layer*>> out{{prefix + "query_dense", query_.get()},
+                                                  {prefix + "key_dense", key_.get()}};
+  if (gate_) out.emplace_back("_gate_dense", gate_.get());
+  out.emplace_back(prefix + "value_dense", value_.get());
+  out.emplace_back(prefix + "output_dense", output_.get());
+  return out;
 }
 
 std::vector<random::SeedGenerator*> MultiHeadAttention::seed_generators() { return {&seeds_}; }
@@ -380,13 +428,18 @@ Config MultiHeadAttention::get_config() const {
   c["num_heads"] = num_heads_;
   c["key_dim"] = key_dim_;
   c["value_dim"] = value_dim_;
-  c["dropout"] = options_.dropout;
-  c["use_bias"] = options_.use_bias;
-  c["use_gate"] = false;
   c["output_shape"] = options_.output_shape.empty() ? Config(nullptr) : Config(options_.output_shape);
   // Keras writes the resolved axes once built.
   const std::vector<int64_t>& axes = built() ? axes_ : options_.attention_axes;
   c["attention_axes"] = axes.empty() ? Config(nullptr) : Config(axes);
+  write_common_config(c);
+  return c;
+}
+
+void MultiHeadAttention::write_common_config(Config& c) const {
+  c["dropout"] = options_.dropout;
+  c["use_bias"] = options_.use_bias;
+  c["use_gate"] = options_.use_gate;
   c["sliding_window"] = options_.sliding_window ? Config(*options_.sliding_window) : Config(nullptr);
   c["kernel_initializer"] = options_.kernel_initializer.serialized();
   c["bias_initializer"] = options_.bias_initializer.serialized();
@@ -396,7 +449,6 @@ Config MultiHeadAttention::get_config() const {
   c["kernel_constraint"] = options_.kernel_constraint.serialized();
   c["bias_constraint"] = options_.bias_constraint.serialized();
   c["seed"] = options_.seed ? Config(*options_.seed) : Config(nullptr);
-  return c;
 }
 
 std::shared_ptr<Layer> MultiHeadAttention::from_config(const Config& config) {
@@ -406,14 +458,27 @@ std::shared_ptr<Layer> MultiHeadAttention::from_config(const Config& config) {
   const int64_t heads = r.integer("num_heads");
   const int64_t key_dim = r.integer("key_dim");
   if (r.has("value_dim") && !r.raw("value_dim").is_null()) o.value_dim = r.integer("value_dim");
-  o.dropout = static_cast<float>(r.number("dropout", 0));
-  o.use_bias = r.boolean("use_bias", true);
   if (r.has("output_shape") && !r.raw("output_shape").is_null())
     o.output_shape = r.raw("output_shape").is_number_integer() ? std::vector<int64_t>{r.integer("output_shape")}
                                                                  : r.int_list("output_shape");
   if (r.has("attention_axes") && !r.raw("attention_axes").is_null())
     o.attention_axes = r.raw("attention_axes").is_number_integer() ? std::vector<int64_t>{r.integer("attention_axes")}
                                                                      : r.int_list("attention_axes");
+  read_common_config(r, o);
+  if (r.has("softmax_robust_masking")) o.softmax_robust_masking = r.boolean("softmax_robust_masking", false);
+  for (const char* key : {"query_shape", "key_shape", "value_shape"})  // tf.keras 2's build shapes
+    if (r.has(key)) r.raw(key);
+  auto layer = std::make_shared<MultiHeadAttention>(heads, key_dim, std::move(o));
+  r.finish(*layer);
+  // The projections carry the penalty, not the layer's output (Keras).
+  layer->set_activity_regularizer({});
+  return layer;
+}
+
+void MultiHeadAttention::read_common_config(serialization::ConfigReader& r, MultiHeadAttentionOptions& o) {
+  o.dropout = static_cast<float>(r.number("dropout", 0));
+  o.use_bias = r.boolean("use_bias", true);
+  o.use_gate = r.boolean("use_gate", false);
   if (r.has("sliding_window") && !r.raw("sliding_window").is_null()) o.sliding_window = r.integer("sliding_window");
   o.kernel_initializer = r.initializer("kernel_initializer", "glorot_uniform");
   o.bias_initializer = r.initializer("bias_initializer", "zeros");
@@ -423,15 +488,49 @@ std::shared_ptr<Layer> MultiHeadAttention::from_config(const Config& config) {
   o.kernel_constraint = r.constraint("kernel_constraint");
   o.bias_constraint = r.constraint("bias_constraint");
   o.seed = r.seed();
-  r.require("use_gate", false);
+  // Flash attention is a way of computing the same numbers; Keras' default (null) is all we read.
   r.require("flash_attention", nullptr);
-  if (r.has("softmax_robust_masking")) o.softmax_robust_masking = r.boolean("softmax_robust_masking", false);
-  for (const char* key : {"query_shape", "key_shape", "value_shape"})  // tf.keras 2's build shapes
-    if (r.has(key)) r.raw(key);
-  auto layer = std::make_shared<MultiHeadAttention>(heads, key_dim, std::move(o));
+}
+
+GroupQueryAttention::GroupQueryAttention(int64_t head_dim, int64_t num_query_heads, int64_t num_key_value_heads,
+                                             MultiHeadAttentionOptions options)
+    : MultiHeadAttention("GroupQueryAttention", num_query_heads, num_key_value_heads, head_dim,
+                         std::move(options)) {
+  KCPP_CHECK(!options_.value_dim && options_.output_shape.empty() && options_.attention_axes.empty() &&
+                 !options_.softmax_robust_masking,
+             ValueError,
+             "GroupQueryAttention: value_dim, output_shape, attention_axes and softmax_robust_masking are "
+             "MultiHeadAttention's options, received value_dim {}, output_shape [{}], attention_axes [{}]",
+             options_.value_dim.value_or(0), fmt::join(options_.output_shape, ", "),
+             fmt::join(options_.attention_axes, ", "));
+}
+
+std::optional<Layer::CallSignature> GroupQueryAttention::call_signature() const {
+  auto s = MultiHeadAttention::call_signature();
+  s->consumes_input_masks = false;  // Keras' GroupQueryAttention leaves its inputs' masks in place
+  return s;
+}
+
+Config GroupQueryAttention::get_config() const {
+  Config c = Layer::get_config();
+  c["head_dim"] = key_dim();
+  c["num_query_heads"] = num_heads();
+  c["num_key_value_heads"] = num_key_value_heads_;
+  write_common_config(c);
+  return c;
+}
+
+std::shared_ptr<Layer> GroupQueryAttention::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "GroupQueryAttention config");
+  MultiHeadAttentionOptions o;
+  o.name = r.name();
+  const int64_t head_dim = r.integer("head_dim");
+  const int64_t query_heads = r.integer("num_query_heads");
+  const int64_t kv_heads = r.integer("num_key_value_heads");
+  read_common_config(r, o);
+  auto layer = std::make_shared<GroupQueryAttention>(head_dim, query_heads, kv_heads, std::move(o));
   r.finish(*layer);
-  // The projections carry the penalty, not the layer's output (Keras).
-  layer->set_activity_regularizer({});
+  layer->set_activity_regularizer({});  // on the projections, as Keras
   return layer;
 }
 

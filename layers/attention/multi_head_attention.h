@@ -23,6 +23,9 @@ struct MultiHeadAttentionOptions {
   std::vector<int64_t> output_shape;    // empty: the query's last dimension
   std::vector<int64_t> attention_axes;  // empty: every axis between the batch and the features
   std::optional<int64_t> sliding_window;  // a query attends to keys less than this many steps away
+  /// Gated attention (Keras 3.15): the heads' outputs times sigmoid(a projection of the query),
+  /// before the output projection.
+  bool use_gate = false;
   Initializer kernel_initializer = "glorot_uniform";
   Initializer bias_initializer = "zeros";
   Regularizer kernel_regularizer;
@@ -83,7 +86,16 @@ class KERASCPP_API MultiHeadAttention : public Layer {
   int64_t value_dim() const { return value_dim_; }
 
  protected:
+  /// For GroupQueryAttention: `num_key_value_heads` key and value heads, each serving
+  /// num_heads / num_key_value_heads query heads.
+  MultiHeadAttention(std::string class_name, int64_t num_heads, int64_t num_key_value_heads, int64_t key_dim,
+                     MultiHeadAttentionOptions options);
   void build_for_arguments(const std::vector<PartialShape>& input_shapes, const CallArguments& args) override;
+  /// The options and call arguments both layers write.
+  void write_common_config(Config& c) const;
+  static void read_common_config(serialization::ConfigReader& r, MultiHeadAttentionOptions& o);
+  int64_t num_key_value_heads_;
+  MultiHeadAttentionOptions options_;
 
  private:
   struct Roles {
@@ -94,11 +106,26 @@ class KERASCPP_API MultiHeadAttention : public Layer {
   void check_step_masks(const CallArguments& args) const;
 
   int64_t num_heads_, key_dim_, value_dim_;
-  MultiHeadAttentionOptions options_;
   std::vector<int64_t> axes_;  // the attention axes of the projected inputs, once built
   random::SeedGenerator seeds_;
-  std::shared_ptr<Layer> query_, key_, value_, output_;
+  std::shared_ptr<Layer> query_, key_, value_, output_, gate_;
   Config shapes_dict_;  // Keras' build config
+};
+
+/// Keras' GroupQueryAttention: `num_query_heads` query heads of `head_dim` share
+/// `num_key_value_heads` key and value heads (as in Llama and Mistral); otherwise MultiHeadAttention's
+/// computation, masks (it leaves its inputs' masks in place), causal and sliding-window masks,
+/// gate and dropout. value_dim, output_shape and attention_axes are MultiHeadAttention's only.
+///     auto y = layers::GroupQueryAttention(16, 8, 2)(x, x, {.use_causal_mask = true});
+class KERASCPP_API GroupQueryAttention : public MultiHeadAttention {
+ public:
+  KERASCPP_LAYER(GroupQueryAttention)
+  GroupQueryAttention(int64_t head_dim, int64_t num_query_heads, int64_t num_key_value_heads,
+                        MultiHeadAttentionOptions options = {});
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
+  std::optional<CallSignature> call_signature() const override;
+  using MultiHeadAttention::operator();
 };
 
 }  // namespace keras::layers

@@ -153,3 +153,54 @@ std::shared_ptr<Layer> LogicalBinary::and_from_config(const Config& config) {
 }
 
 }  // namespace keras::layers
+
+namespace keras::layers {
+
+ExpandDims::ExpandDims(int64_t axis, std::string name) : Layer("ExpandDims", std::move(name)), axis_(axis) {}
+
+int64_t ExpandDims::position(size_t rank) const {
+  // The new axis indexes the output, of rank + 1 axes.
+  const auto r = static_cast<int64_t>(rank) + 1;
+  KCPP_CHECK(axis_ >= -r && axis_ < r, ValueError,
+             "ExpandDims \"{}\": expected an axis in [-{}, {}) for an input of rank {}, received {}", name(), r, r, rank,
+             axis_);
+  return axis_ < 0 ? axis_ + r : axis_;
+}
+Tensor ExpandDims::call(const Tensor& x, bool) { return ops::expand_dims(x, position(x.rank())); }
+PartialShape ExpandDims::compute_output_shape(const PartialShape& s) const {
+  PartialShape out = s;
+  out.insert(out.begin() + position(s.size()), 1);
+  return out;
+}
+std::shared_ptr<Layer> ExpandDims::from_config(const Config& config) {
+  serialization::ConfigReader r(config, "ExpandDims config");
+  const std::string name = r.name();
+  auto layer = std::make_shared<ExpandDims>(r.integer("axis"), name);
+  r.finish(*layer);
+  return layer;
+}
+
+ZerosLike::ZerosLike(std::string dtype, std::string name) : Layer("ZerosLike", std::move(name)), dtype_(std::move(dtype)) {
+  if (!dtype_.empty()) (void)dtype_from_name(dtype_);  // refuses an unknown name here
+}
+Tensor ZerosLike::call(const Tensor& x, bool) {
+  return ops::zeros(x.shape(), dtype_.empty() ? x.dtype() : dtype_from_name(dtype_), x.backend());
+}
+Config ZerosLike::get_config() const {
+  return Config{{"name", name()}, {"dtype", dtype_.empty() ? Config(nullptr) : Config(dtype_)}};
+}
+std::shared_ptr<Layer> ZerosLike::from_config(const Config& config) {
+  // "dtype" is the output's dtype here, not a layer's policy: read before the reader's own check.
+  Config rest = config;
+  std::string dtype;
+  if (rest.contains("dtype") && rest["dtype"].is_string()) dtype = rest["dtype"].get<std::string>();
+  KCPP_CHECK(!rest.contains("dtype") || rest["dtype"].is_null() || rest["dtype"].is_string(), ValueError,
+             "ZerosLike config: expected \"dtype\" to be a dtype name or null, received {}", rest["dtype"].dump());
+  rest.erase("dtype");
+  serialization::ConfigReader r(rest, "ZerosLike config");
+  auto layer = std::make_shared<ZerosLike>(dtype, r.name());
+  r.finish(*layer);
+  return layer;
+}
+
+}  // namespace keras::layers

@@ -79,3 +79,40 @@ class KERASCPP_API LogicalBinary : public Layer {
 };
 
 }  // namespace keras::layers
+
+namespace keras::layers {
+
+/// keras.ops.expand_dims and keras.ops.zeros_like recorded in a Functional graph: Keras 3 writes
+/// them where Concatenate combines its inputs' masks (ExpandDims(mask) or ZerosLike(input, bool),
+/// LogicalOr, Concatenate, Any).
+class KERASCPP_API ExpandDims : public Layer {
+ public:
+  KERASCPP_LAYER(ExpandDims)
+  explicit ExpandDims(int64_t axis, std::string name = "");
+  Config get_config() const override { return Config{{"name", name()}, {"axis", axis_}}; }
+  static std::shared_ptr<Layer> from_config(const Config& config);
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override;
+  bool is_operation() const override { return true; }
+
+ private:
+  int64_t position(size_t rank) const;
+  int64_t axis_;
+};
+
+class KERASCPP_API ZerosLike : public Layer {
+ public:
+  KERASCPP_LAYER(ZerosLike)
+  /// `dtype` empty: the input's.
+  explicit ZerosLike(std::string dtype = "", std::string name = "");
+  Config get_config() const override;
+  static std::shared_ptr<Layer> from_config(const Config& config);
+  Tensor call(const Tensor& x, bool training) override;
+  PartialShape compute_output_shape(const PartialShape& s) const override { return s; }
+  bool is_operation() const override { return true; }
+
+ private:
+  std::string dtype_;
+};
+
+}  // namespace keras::layers

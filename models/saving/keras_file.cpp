@@ -68,6 +68,13 @@ std::vector<Layer*> saving_layers(Model& model) {
   return out;
 }
 
+// Keras names a layer's weights group after its Python class, in snake case: the class behind
+// keras.layers.GroupQueryAttention is GroupedQueryAttention.
+std::string weights_group_of(const Layer& layer) {
+  const std::string& cls = layer.class_name();
+  return serialization::to_snake_case(cls == "GroupQueryAttention" ? "GroupedQueryAttention" : cls);
+}
+
 void write_layer_tree(Layer& layer, h5::Group& group) {
   h5::Group vars = group.create_group("vars");
   auto* model = dynamic_cast<Model*>(&layer);
@@ -88,7 +95,7 @@ void write_layer_tree(Layer& layer, h5::Group& group) {
   h5::Group layers = group.create_group("layers");
   std::map<std::string, int> used;
   for (Layer* child : saving_layers(*model)) {
-    std::string name = serialization::to_snake_case(child->class_name());
+    std::string name = weights_group_of(*child);
     const int n = used[name]++;
     if (n > 0) name += fmt::format("_{}", n);
     h5::Group g = layers.create_group(name);
@@ -127,7 +134,7 @@ void read_layer_tree(Layer& layer, const h5::Group& group, PendingAssignments& o
   const h5::Group layers = group.group("layers");
   std::map<std::string, int> used;
   for (Layer* child : saving_layers(*model)) {
-    std::string name = serialization::to_snake_case(child->class_name());
+    std::string name = weights_group_of(*child);
     const int n = used[name]++;
     if (n > 0) name += fmt::format("_{}", n);
     const bool has_weights = !child->weights().empty();

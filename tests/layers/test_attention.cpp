@@ -265,3 +265,38 @@ TEST_CASE("a Transformer block with MultiHeadAttention trains, summarizes and re
   CHECK(kt::max_abs_diff(again->predict(xs), model.predict(xs)) == 0.0);
   fs::remove_all(dir);
 }
+
+TEST_CASE("GroupQueryAttention shares key and value heads, and refuses what Keras refuses", "[attention]") {
+  // Its numbers against Keras (masks, causal, gate, multi-query, a training step): the keras-compat
+  // "grouped_query_attention" fixture in test_saving.cpp. Here: one key/value head serving every
+  // query head gives the same output as MultiHeadAttention whose key and value heads are copies.
+  auto x = layers::Input({5, 8});
+  auto gqa = std::make_shared<layers::GroupQueryAttention>(3, 4, 1);
+  Model model(x, (*gqa)(x, x, {.use_causal_mask = true}));
+  const Tensor input = kt::random_tensor(Shape{2, 5, 8}, 70);
+  const Tensor y = model.predict(input);
+  auto mha = std::make_shared<layers::MultiHeadAttention>(4, 3);
+  Model reference(x, (*mha)(x, x, {.use_causal_mask = true}));
+  // Weights in Keras' order: query kernel (8, 4, 3), bias (4, 3), key (8, 1, 3), (1, 3), value the
+  // same, output (4, 3, 8), (8); MultiHeadAttention's key and value have 4 heads: repeat the one.
+  const auto w = model.get_weights();
+  REQUIRE(w.size() == 8);
+  CHECK(w[2].shape() == Shape{8, 1, 3});
+  auto repeat = [](const Tensor& t) {
+    std::vector<int64_t> wide = t.shape().dims();
+    wide[wide.size() - 2] = 4;
+    return ops::broadcast_to(t, Shape(wide));
+  };
+  reference.set_weights({w[0], w[1], repeat(w[2]), repeat(w[3]), repeat(w[4]), repeat(w[5]), w[6], w[7]});
+  kt::require_close(y.to_vector<float>(), reference.predict(input).to_vector<float>(), 1e-6f, 1e-5f);
+  CHECK(model.count_params() == 8 * 4 * 3 + 12 + 2 * (8 * 3 + 3) + 4 * 3 * 8 + 8);
+
+  kt::require_throws_with<ValueError>([] { layers::GroupQueryAttention(4, 6, 4); },
+                                      {"num_query_heads must be divisible by num_key_value_heads", "6", "4"});
+  kt::require_throws_with<ValueError>([] { layers::GroupQueryAttention(4, 4, 2, {.value_dim = 3}); },
+                                      {"GroupQueryAttention", "value_dim"});
+  auto narrow = layers::Input({5, 6});
+  kt::require_throws_with<ValueError>(
+      [&] { layers::GroupQueryAttention(4, 4, 2)(x, narrow); },
+      {"GroupQueryAttention", "last dimension of the query and the value", "(None, 5, 8)", "(None, 5, 6)"});
+}
