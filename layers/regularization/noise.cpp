@@ -24,12 +24,28 @@ Shape concrete_noise_shape(const std::string& layer, const PartialShape& noise_s
 }
 }  // namespace detail
 
+Config NoiseLayer::config_with_seed() const {
+  Config c = Layer::get_config();
+  c["seed"] = seed_ ? Config(*seed_) : Config(nullptr);
+  return c;
+}
+
 namespace {
-Config seed_config(const std::optional<uint64_t>& seed) { return seed ? Config(*seed) : Config(nullptr); }
+// GaussianNoise's and GaussianDropout's configs: one number and the seed.
+template <typename L>
+std::shared_ptr<Layer> read_noise_config(const Config& config, const char* owner, const char* key) {
+  serialization::ConfigReader r(config, owner);
+  NoiseOptions o;
+  o.name = r.name();
+  o.seed = r.seed();
+  auto layer = std::make_shared<L>(static_cast<float>(r.number(key)), o);
+  r.finish(*layer);
+  return layer;
+}
 }  // namespace
 
 GaussianNoise::GaussianNoise(float stddev, NoiseOptions o)
-    : Layer("GaussianNoise", o.name), stddev_(stddev), seed_(o.seed), seeds_(o.seed) {
+    : NoiseLayer("GaussianNoise", o.name, o.seed), stddev_(stddev) {
   KCPP_CHECK(stddev >= 0.f && std::isfinite(stddev), ValueError,
              "GaussianNoise: expected a finite stddev >= 0, received {}", stddev);
 }
@@ -38,23 +54,16 @@ Tensor GaussianNoise::call(const Tensor& x, bool training) {
   return x + ops::cast(ops::random_normal(x.shape(), 0.f, stddev_, seeds_, x.backend()), x.dtype());
 }
 Config GaussianNoise::get_config() const {
-  Config c = Layer::get_config();
+  Config c = config_with_seed();
   c["stddev"] = stddev_;
-  c["seed"] = seed_config(seed_);
   return c;
 }
 std::shared_ptr<Layer> GaussianNoise::from_config(const Config& config) {
-  serialization::ConfigReader r(config, "GaussianNoise config");
-  NoiseOptions o;
-  o.name = r.name();
-  o.seed = r.seed();
-  auto layer = std::make_shared<GaussianNoise>(static_cast<float>(r.number("stddev")), o);
-  r.finish(*layer);
-  return layer;
+  return read_noise_config<GaussianNoise>(config, "GaussianNoise config", "stddev");
 }
 
 GaussianDropout::GaussianDropout(float rate, NoiseOptions o)
-    : Layer("GaussianDropout", o.name), rate_(rate), seed_(o.seed), seeds_(o.seed) {
+    : NoiseLayer("GaussianDropout", o.name, o.seed), rate_(rate) {
   KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "GaussianDropout: the rate must be in [0, 1), received {}", rate);
 }
 Tensor GaussianDropout::call(const Tensor& x, bool training) {
@@ -63,28 +72,21 @@ Tensor GaussianDropout::call(const Tensor& x, bool training) {
   return x * ops::cast(ops::random_normal(x.shape(), 1.f, stddev, seeds_, x.backend()), x.dtype());
 }
 Config GaussianDropout::get_config() const {
-  Config c = Layer::get_config();
+  Config c = config_with_seed();
   c["rate"] = rate_;
-  c["seed"] = seed_config(seed_);
   return c;
 }
 std::shared_ptr<Layer> GaussianDropout::from_config(const Config& config) {
-  serialization::ConfigReader r(config, "GaussianDropout config");
-  NoiseOptions o;
-  o.name = r.name();
-  o.seed = r.seed();
-  auto layer = std::make_shared<GaussianDropout>(static_cast<float>(r.number("rate")), o);
-  r.finish(*layer);
-  return layer;
+  return read_noise_config<GaussianDropout>(config, "GaussianDropout config", "rate");
 }
 
 AlphaDropout::AlphaDropout(float rate, AlphaDropoutOptions o)
-    : Layer("AlphaDropout", o.name), rate_(rate), o_(std::move(o)), seeds_(o_.seed) {
+    : NoiseLayer("AlphaDropout", o.name, o.seed), rate_(rate), noise_shape_(std::move(o.noise_shape)) {
   KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "AlphaDropout: the rate must be in [0, 1), received {}", rate);
 }
 Tensor AlphaDropout::call(const Tensor& x, bool training) {
   if (!training || rate_ == 0.f) return x;
-  const Shape noise = o_.noise_shape ? detail::concrete_noise_shape("AlphaDropout", *o_.noise_shape, x) : x.shape();
+  const Shape noise = noise_shape_ ? detail::concrete_noise_shape("AlphaDropout", *noise_shape_, x) : x.shape();
   // SELU's negative saturation -scale * alpha, and the affine map a * x + b that keeps the mean and
   // variance of standardized inputs (the paper's, as Keras computes it).
   const double alpha = 1.6732632423543772848170429916717, scale = 1.0507009873554804934193349852946;
@@ -96,10 +98,9 @@ Tensor AlphaDropout::call(const Tensor& x, bool training) {
   return dropped * static_cast<float>(a) + static_cast<float>(b);
 }
 Config AlphaDropout::get_config() const {
-  Config c = Layer::get_config();
+  Config c = config_with_seed();
   c["rate"] = rate_;
-  c["seed"] = seed_config(o_.seed);
-  c["noise_shape"] = o_.noise_shape ? serialization::shape_to_config(*o_.noise_shape) : Config(nullptr);
+  c["noise_shape"] = noise_shape_ ? serialization::shape_to_config(*noise_shape_) : Config(nullptr);
   return c;
 }
 std::shared_ptr<Layer> AlphaDropout::from_config(const Config& config) {
