@@ -76,11 +76,12 @@ float masked_logit(DType dtype, bool fused_path) {
 }  // namespace
 
 MultiHeadAttention::MultiHeadAttention(int64_t num_heads, int64_t key_dim, MultiHeadAttentionOptions options)
-    : MultiHeadAttention("MultiHeadAttention", num_heads, num_heads, key_dim, std::move(options)) {}
+    : MultiHeadAttention(false, num_heads, num_heads, key_dim, std::move(options)) {}
 
-MultiHeadAttention::MultiHeadAttention(std::string class_name, int64_t num_heads, int64_t num_key_value_heads,
-                                       int64_t key_dim, MultiHeadAttentionOptions options)
-    : Layer(std::move(class_name), options.name),
+MultiHeadAttention::MultiHeadAttention(bool grouped, int64_t num_heads, int64_t num_key_value_heads, int64_t key_dim,
+                                       MultiHeadAttentionOptions options)
+    : Layer(grouped ? "GroupQueryAttention" : "MultiHeadAttention", options.name),
+      grouped_(grouped),
       num_key_value_heads_(num_key_value_heads),
       options_(std::move(options)),
       num_heads_(num_heads),
@@ -88,13 +89,12 @@ MultiHeadAttention::MultiHeadAttention(std::string class_name, int64_t num_heads
       value_dim_(options_.value_dim.value_or(key_dim)),
       seeds_(options_.seed) {
   const std::string& cls = this->class_name();
-  const bool grouped = num_key_value_heads != num_heads || cls != "MultiHeadAttention";
   KCPP_CHECK(num_heads > 0, ValueError, "{}: expected a positive {}, received {}", cls,
-             grouped ? "num_query_heads" : "num_heads", num_heads);
+             grouped_ ? "num_query_heads" : "num_heads", num_heads);
   KCPP_CHECK(num_key_value_heads > 0 && num_heads % num_key_value_heads == 0, ValueError,
              "{}: num_query_heads must be divisible by num_key_value_heads, received {} and {}", cls, num_heads,
              num_key_value_heads);
-  KCPP_CHECK(key_dim > 0, ValueError, "{}: expected a positive {}, received {}", cls, grouped ? "head_dim" : "key_dim",
+  KCPP_CHECK(key_dim > 0, ValueError, "{}: expected a positive {}, received {}", cls, grouped_ ? "head_dim" : "key_dim",
              key_dim);
   KCPP_CHECK(value_dim_ > 0, ValueError, "{}: expected a positive value_dim, received {}", cls, value_dim_);
   KCPP_CHECK(options_.dropout >= 0 && options_.dropout < 1, ValueError,
@@ -174,7 +174,7 @@ void MultiHeadAttention::build_for_arguments(const std::vector<PartialShape>& sh
                  "{} \"{}\": axis {} is not attended, so query and value must agree on it, received "
                  "{} and {}",
                  class_name(), name(), d, shape_to_string(q), shape_to_string(v));
-  KCPP_CHECK(class_name() != "GroupQueryAttention" || *q.back() == *v.back(), ValueError,
+  KCPP_CHECK(!grouped_ || *q.back() == *v.back(), ValueError,
              "{} \"{}\": the last dimension of the query and the value must be equal, received query {} and value {}",
              class_name(), name(), shape_to_string(q), shape_to_string(v));
   const std::vector<int64_t> out = options_.output_shape.empty() ? std::vector<int64_t>{*q.back()} : options_.output_shape;
@@ -316,7 +316,7 @@ std::vector<Tensor> MultiHeadAttention::call_with_arguments(const std::vector<Te
   if (mask.defined()) {
     // Keras inserts the head axis (and others) before the attention axes.
     full_mask = mask;
-    while (full_mask.rank() < static_cast<int64_t>(full_shape.size()))
+    while (full_mask.rank() < full_shape.size())
       full_mask = ops::expand_dims(full_mask, -2 * static_cast<int64_t>(axes_.size()) - 1);
     const Tensor neg = ops::full({}, masked_logit(scores.dtype(), fused_path), scores.dtype(), backend);
     const Tensor shaped = ops::reshape(scores, full_shape);
@@ -391,18 +391,12 @@ PartialShape MultiHeadAttention::compute_output_shape(const PartialShape&) const
   throw ValueError(fmt::format("{} \"{}\": expected a query and a value, received one input", class_name(), name()));
 }
 
-std::vector<Layer*> MultiHeadAttention::sublayers() const {
-  std::vector<Layer*> out;
-  for (auto& [name, layer] : const_cast<MultiHeadAttention*>(this)->wrapped_layers()) out.push_back(layer);
-  return out;
-}
-
-std::vector<std::pair<std::string, Layer*>> MultiHeadAttention::wrapped_layers() {
+std::vector<std::pair<std::string, Layer*>> MultiHeadAttention::projections() const {
   if (!query_) return {};
   // Keras' order of creation, which its weight lists follow (the gate after the key). Its files
   // name the groups after its attributes: public properties in MultiHeadAttention (but the gate's),
   // private ones in GroupQueryAttention.
-  const std::string prefix = class_name() == "GroupQueryAttention" ? "_" : "";
+  const std::string prefix = grouped_ ? "_" : "";
   std::vector<std::pair<std::string, Layer*>> out{{prefix + "query_dense", query_.get()},
                                                   {prefix + "key_dense", key_.get()}};
   if (gate_) out.emplace_back("_gate_dense", gate_.get());
@@ -410,6 +404,14 @@ std::vector<std::pair<std::string, Layer*>> MultiHeadAttention::wrapped_layers()
   out.emplace_back(prefix + "output_dense", output_.get());
   return out;
 }
+
+std::vector<Layer*> MultiHeadAttention::sublayers() const {
+  std::vector<Layer*> out;
+  for (const auto& [name, layer] : projections()) out.push_back(layer);
+  return out;
+}
+
+std::vector<std::pair<std::string, Layer*>> MultiHeadAttention::wrapped_layers() { return projections(); }
 
 std::vector<random::SeedGenerator*> MultiHeadAttention::seed_generators() { return {&seeds_}; }
 
@@ -494,8 +496,7 @@ void MultiHeadAttention::read_common_config(serialization::ConfigReader& r, Mult
 
 GroupQueryAttention::GroupQueryAttention(int64_t head_dim, int64_t num_query_heads, int64_t num_key_value_heads,
                                              MultiHeadAttentionOptions options)
-    : MultiHeadAttention("GroupQueryAttention", num_query_heads, num_key_value_heads, head_dim,
-                         std::move(options)) {
+    : MultiHeadAttention(true, num_query_heads, num_key_value_heads, head_dim, std::move(options)) {
   KCPP_CHECK(!options_.value_dim && options_.output_shape.empty() && options_.attention_axes.empty() &&
                  !options_.softmax_robust_masking,
              ValueError,

@@ -86,18 +86,21 @@ class KERASCPP_API MultiHeadAttention : public Layer {
   int64_t value_dim() const { return value_dim_; }
 
  protected:
-  /// For GroupQueryAttention: `num_key_value_heads` key and value heads, each serving
+  /// GroupQueryAttention's (`grouped`): `num_key_value_heads` key and value heads, each serving
   /// num_heads / num_key_value_heads query heads.
-  MultiHeadAttention(std::string class_name, int64_t num_heads, int64_t num_key_value_heads, int64_t key_dim,
+  MultiHeadAttention(bool grouped, int64_t num_heads, int64_t num_key_value_heads, int64_t key_dim,
                      MultiHeadAttentionOptions options);
   void build_for_arguments(const std::vector<PartialShape>& input_shapes, const CallArguments& args) override;
   /// The options and call arguments both layers write.
   void write_common_config(Config& c) const;
   static void read_common_config(serialization::ConfigReader& r, MultiHeadAttentionOptions& o);
+  bool grouped_;  // GroupQueryAttention: Keras' rules and file layout for that class
   int64_t num_key_value_heads_;
   MultiHeadAttentionOptions options_;
 
  private:
+  /// The projections by the names of Keras' weights groups, in Keras' order (empty until built).
+  std::vector<std::pair<std::string, Layer*>> projections() const;
   struct Roles {
     int query = 0, value = 1, key = -1, attention_mask = -1, value_mask = -1, key_mask = -1;
   };
@@ -121,7 +124,7 @@ class KERASCPP_API GroupQueryAttention : public MultiHeadAttention {
  public:
   KERASCPP_LAYER(GroupQueryAttention)
   GroupQueryAttention(int64_t head_dim, int64_t num_query_heads, int64_t num_key_value_heads,
-                        MultiHeadAttentionOptions options = {});
+                      MultiHeadAttentionOptions options = {});
   Config get_config() const override;
   static std::shared_ptr<Layer> from_config(const Config& config);
   std::optional<CallSignature> call_signature() const override;

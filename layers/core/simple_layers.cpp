@@ -3,9 +3,33 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "layers/activations.h"
-#include "layers/regularization/noise.h"
 
 namespace keras::layers {
+
+namespace detail {
+Shape concrete_noise_shape(const std::string& layer, const PartialShape& noise_shape, const Tensor& x) {
+  KCPP_CHECK(noise_shape.size() == x.rank(), ValueError,
+             "{}: expected a noise_shape of the input's rank {} (input {}), received {}", layer, x.rank(),
+             x.shape().to_string(), shape_to_string(noise_shape));
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < noise_shape.size(); ++i) {
+    const int64_t d = noise_shape[i].value_or(x.dim(static_cast<int64_t>(i)));
+    KCPP_CHECK(d == 1 || d == x.dim(static_cast<int64_t>(i)), ValueError,
+               "{}: noise_shape {} does not broadcast onto the input's shape {} (axis {})", layer,
+               shape_to_string(noise_shape), x.shape().to_string(), i);
+    dims.push_back(d);
+  }
+  return Shape(dims);
+}
+DropoutOptions read_dropout_options(serialization::ConfigReader& r) {
+  DropoutOptions o;
+  o.name = r.name();
+  o.seed = r.seed();
+  if (r.has("noise_shape")) o.noise_shape = r.shape("noise_shape");
+  return o;
+}
+}  // namespace detail
+
 
 Activation::Activation(std::string activation, std::string name)
     : Layer("Activation", std::move(name)), activation_(std::move(activation)) {
@@ -110,10 +134,7 @@ Config Dropout::get_config() const {
 }
 std::shared_ptr<Layer> Dropout::from_config(const Config& config) {
   serialization::ConfigReader r(config, "Dropout config");
-  DropoutOptions o;
-  o.name = r.name();
-  o.seed = r.seed();
-  if (r.has("noise_shape")) o.noise_shape = r.shape("noise_shape");
+  const DropoutOptions o = detail::read_dropout_options(r);
   auto layer = std::make_shared<Dropout>(static_cast<float>(r.number("rate")), o);
   r.finish(*layer);
   return layer;

@@ -33,6 +33,14 @@ struct DropoutOptions {
   std::string name;
 };
 
+namespace detail {
+/// A noise shape with its null entries filled in from x's shape; refuses a shape that does not
+/// broadcast onto x's.
+Shape concrete_noise_shape(const std::string& layer, const PartialShape& noise_shape, const Tensor& x);
+/// Dropout's and AlphaDropout's config keys: name, seed, noise_shape.
+DropoutOptions read_dropout_options(serialization::ConfigReader& r);
+}  // namespace detail
+
 /// In training, zeroes each input unit with probability `rate` and scales the rest by 1 / (1 - rate).
 class KERASCPP_API Dropout : public Layer {
  public:

@@ -7,23 +7,6 @@
 
 namespace keras::layers {
 
-namespace detail {
-Shape concrete_noise_shape(const std::string& layer, const PartialShape& noise_shape, const Tensor& x) {
-  KCPP_CHECK(noise_shape.size() == x.rank(), ValueError,
-             "{}: expected a noise_shape of the input's rank {} (input {}), received {}", layer, x.rank(),
-             x.shape().to_string(), shape_to_string(noise_shape));
-  std::vector<int64_t> dims;
-  for (size_t i = 0; i < noise_shape.size(); ++i) {
-    const int64_t d = noise_shape[i].value_or(x.dim(static_cast<int64_t>(i)));
-    KCPP_CHECK(d == 1 || d == x.dim(static_cast<int64_t>(i)), ValueError,
-               "{}: noise_shape {} does not broadcast onto the input's shape {} (axis {})", layer,
-               shape_to_string(noise_shape), x.shape().to_string(), i);
-    dims.push_back(d);
-  }
-  return Shape(dims);
-}
-}  // namespace detail
-
 Config NoiseLayer::config_with_seed() const {
   Config c = Layer::get_config();
   c["seed"] = seed_ ? Config(*seed_) : Config(nullptr);
@@ -80,7 +63,7 @@ std::shared_ptr<Layer> GaussianDropout::from_config(const Config& config) {
   return read_noise_config<GaussianDropout>(config, "GaussianDropout config", "rate");
 }
 
-AlphaDropout::AlphaDropout(float rate, AlphaDropoutOptions o)
+AlphaDropout::AlphaDropout(float rate, DropoutOptions o)
     : NoiseLayer("AlphaDropout", o.name, o.seed), rate_(rate), noise_shape_(std::move(o.noise_shape)) {
   KCPP_CHECK(rate >= 0.f && rate < 1.f, ValueError, "AlphaDropout: the rate must be in [0, 1), received {}", rate);
 }
@@ -105,10 +88,7 @@ Config AlphaDropout::get_config() const {
 }
 std::shared_ptr<Layer> AlphaDropout::from_config(const Config& config) {
   serialization::ConfigReader r(config, "AlphaDropout config");
-  AlphaDropoutOptions o;
-  o.name = r.name();
-  o.seed = r.seed();
-  if (r.has("noise_shape")) o.noise_shape = r.shape("noise_shape");
+  const DropoutOptions o = detail::read_dropout_options(r);
   auto layer = std::make_shared<AlphaDropout>(static_cast<float>(r.number("rate")), o);
   r.finish(*layer);
   return layer;

@@ -1,6 +1,7 @@
 #pragma once
 // Keras' noise layers: active only in training, the identity in inference; masks pass through.
 #include "../../core/random.h"
+#include "../core/simple_layers.h"
 #include "../layer.h"
 
 namespace keras::layers {
@@ -53,19 +54,13 @@ class KERASCPP_API GaussianDropout : public NoiseLayer {
   float rate_;
 };
 
-struct AlphaDropoutOptions {
-  /// The shape of the keep mask, broadcast over the input (null entries: the input's size), as Keras.
-  std::optional<PartialShape> noise_shape;
-  std::optional<uint64_t> seed;
-  std::string name;
-};
-
 /// Dropout for SELU networks: dropped units take SELU's negative saturation value and an affine map
 /// restores the input's mean and variance (Klambauer et al., 2017), in training.
 class KERASCPP_API AlphaDropout : public NoiseLayer {
  public:
   KERASCPP_LAYER(AlphaDropout)
-  explicit AlphaDropout(float rate, AlphaDropoutOptions options = {});
+  /// DropoutOptions as Dropout's: seed, noise_shape, name.
+  explicit AlphaDropout(float rate, DropoutOptions options = {});
   static std::shared_ptr<Layer> from_config(const Config& config);
   Config get_config() const override;
   Tensor call(const Tensor& x, bool training) override;
@@ -74,11 +69,5 @@ class KERASCPP_API AlphaDropout : public NoiseLayer {
   float rate_;
   std::optional<PartialShape> noise_shape_;
 };
-
-namespace detail {
-/// A noise shape with its null entries filled in from x's shape; refuses a shape that does not
-/// broadcast onto x's.
-Shape concrete_noise_shape(const std::string& layer, const PartialShape& noise_shape, const Tensor& x);
-}  // namespace detail
 
 }  // namespace keras::layers
