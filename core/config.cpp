@@ -59,13 +59,13 @@ Settings read_environment() {
   else if (low != "auto" && low != "1")
     c.warnings.push_back(
         fmt::format("KERASCPP_NATIVE_LOW_PRECISION={} is not one of 0, auto, all; using auto", low));
-  const std::string graphs = env_or("KERASCPP_CUDA_GRAPHS", "0");
+  const std::string graphs = env_or("KERASCPP_CUDA_GRAPHS", "auto");
   if (graphs == "1")
     c.cuda_graphs = Settings::StepRecording::on;
-  else if (graphs == "auto")
-    c.cuda_graphs = Settings::StepRecording::measure;
-  else if (graphs != "0")
-    c.warnings.push_back(fmt::format("KERASCPP_CUDA_GRAPHS={} is not one of 0, 1, auto; using 0", graphs));
+  else if (graphs == "0")
+    c.cuda_graphs = Settings::StepRecording::off;
+  else if (graphs != "auto")
+    c.warnings.push_back(fmt::format("KERASCPP_CUDA_GRAPHS={} is not one of 0, 1, auto; using auto", graphs));
   c.cudnn_rnn_algo = env_or("KERASCPP_CUDNN_RNN_ALGO", "");
   c.cudnn_rnn_layout = env_or("KERASCPP_CUDNN_RNN_LAYOUT", "");
   c.datasets_dir = env_or("KERASCPP_DATASETS_DIR", "/usr/share/datasets");

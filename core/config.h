@@ -35,11 +35,11 @@ struct KERASCPP_API Settings {
   /// KERASCPP_CUDA_GRAPHS: whether repeated model steps replay recorded device graphs
   /// (models/step_graphs.h).
   enum class StepRecording {
-    off,     // "0" (default until measured on a GPU): every step runs op by op
+    off,     // "0": every step runs op by op
     on,      // "1": every step that can be recorded is
-    measure, // "auto": a recorded step is kept where its replay was faster than the step op by op
+    measure, // "auto" (default): a recorded step is kept where its replay was faster than op by op
   };
-  StepRecording cuda_graphs = StepRecording::off;
+  StepRecording cuda_graphs = StepRecording::measure;
   /// KERASCPP_CUDNN_RNN_ALGO: cuDNN's RNN algorithm (standard, static, dynamic, small_h); empty: standard.
   std::string cudnn_rnn_algo;
   /// KERASCPP_CUDNN_RNN_LAYOUT: "seq_major" sends sequences to cuDNN time-major and packed.

@@ -1,4 +1,8 @@
 // Creation, conversion, random and dropout ops.
+#include <map>
+#include <mutex>
+#include <tuple>
+
 #include "core/ops_util.h"
 #include "core/random.h"
 #include "core/step_recording.h"
@@ -140,12 +144,41 @@ Tensor zeros_like(const Tensor& x) { return zeros(x.shape(), x.dtype(), x.backen
 Tensor ones_like(const Tensor& x) { return ones(x.shape(), x.dtype(), x.backend()); }
 Tensor full_like(const Tensor& x, Scalar value) { return full(x.shape(), value, x.dtype(), x.backend()); }
 
+namespace {
+// aranges made from the host, kept per backend, length and dtype. A copy from the host cannot be
+// part of a recorded step (CUDA graphs), and on a GPU it waits for the device: attention's causal
+// masks, sparse cross-entropy on probabilities and the top-k metrics copy a kept one on the device.
+struct KeptAranges {
+  std::mutex mutex;
+  std::map<std::tuple<Backend*, int64_t, DType>, Tensor> by_key;
+};
+KeptAranges& kept_aranges() {
+  static auto* kept = new KeptAranges;  // never destroyed, as the backends whose memory it holds
+  return *kept;
+}
+}  // namespace
+
 Tensor arange(int64_t n, DType dtype, Backend* backend) {
   KCPP_CHECK(n >= 0, ValueError, "arange: expected a non-negative length, received {}", n);
-  std::vector<int64_t> values(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) values[static_cast<size_t>(i)] = i;
-  Tensor t = Tensor::from_vector(values, Shape{n}, backend);
-  return dtype == DType::int64 ? t : cast(t, dtype);
+  Backend* be = backend ? backend : &default_backend();
+  const auto key = std::make_tuple(be, n, dtype);
+  KeptAranges& kept = kept_aranges();
+  Tensor source;
+  {
+    std::lock_guard lock(kept.mutex);
+    if (auto it = kept.by_key.find(key); it != kept.by_key.end()) source = it->second;
+  }
+  if (!source.defined()) {
+    std::vector<int64_t> values(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) values[static_cast<size_t>(i)] = i;
+    NoGradScope no_grad;
+    source = Tensor::from_vector(values, Shape{n}, be);
+    if (dtype != DType::int64) source = cast(source, dtype);
+    std::lock_guard lock(kept.mutex);
+    if (kept.by_key.size() >= 256) kept.by_key.clear();  // lengths are few in practice; this bounds the rest
+    kept.by_key.emplace(key, source);
+  }
+  return copy(source);  // the caller's own tensor: writing into it leaves the kept one as it is
 }
 
 Tensor copy(const Tensor& x) {

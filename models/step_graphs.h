@@ -18,8 +18,8 @@ namespace keras::detail {
 class KERASCPP_API StepGraphs {
  public:
   using Step = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
-  /// KERASCPP_CUDA_GRAPHS=1 or auto turns it on where the backend records graphs. Off by default
-  /// until it has run on a GPU (tools/gpu/NOTES.md).
+  /// KERASCPP_CUDA_GRAPHS=1 or auto (the default) turns it on where the backend records graphs (CUDA);
+  /// 0 turns it off. tools/gpu/NOTES.md has what it brings on an H200.
   static bool enabled();
   /// Runs step(x): the first call per input signature runs it as is (choosing algorithms, building
   /// optimizer slots, filling caches), the second records it and every later one replays the

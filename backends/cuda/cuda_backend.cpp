@@ -18,6 +18,10 @@ static_assert(static_cast<int>(DType::float32) == kernels::f32 && static_cast<in
               "kernels.h dtype codes must follow keras::DType");
 
 namespace {
+// Low-precision products accumulate in float32 throughout, as the CPU backend's and the float32
+// emulation's: by default cuBLAS may sum split-K partial products in the output's bfloat16/float16.
+constexpr cublasMath_t kCublasMath = CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION;
+
 size_t bucket(size_t n) {
   if (n <= 4096) return std::max<size_t>(256, (n + 255) & ~size_t{255});
   size_t p = 4096;
@@ -139,6 +143,7 @@ CudaBackend::CudaBackend(int device, bool keep_current) : device_(device) {
   KCPP_CUDNN(cudnnSetStream(cudnn_, stream_));
   KCPP_CUBLAS(cublasCreate(&cublas_));
   KCPP_CUBLAS(cublasSetStream(cublas_, stream_));
+  KCPP_CUBLAS(cublasSetMathMode(cublas_, kCublasMath));
 }
 
 CudaBackend::~CudaBackend() = default;  // never unloaded (see the registry)
@@ -227,6 +232,7 @@ void CudaBackend::begin_capture() {
     KCPP_CUDNN(cudnnSetStream(capture_cudnn_, capture_stream_));
     KCPP_CUBLAS(cublasCreate(&capture_cublas_));
     KCPP_CUBLAS(cublasSetStream(capture_cublas_, capture_stream_));
+    KCPP_CUBLAS(cublasSetMathMode(capture_cublas_, kCublasMath));
     KCPP_CUDA(cudaStreamCreateWithFlags(&guard_stream_, cudaStreamNonBlocking));
   }
   // The recording reads what earlier work on the main stream wrote only when it is replayed there.
@@ -401,12 +407,16 @@ std::shared_ptr<Storage> CudaBackend::allocate(size_t nbytes) {
 void CudaBackend::deallocate(void* data, size_t nbytes) { allocator_.release(data, nbytes); }
 
 void CudaBackend::copy_from_host(void* dst, const void* src, size_t n) {
-  // The host buffer may go away when this returns: wait for the copy.
+  // The host buffer may go away when this returns: wait for the copy. In a recording that wait is
+  // an error that breaks the capture, and a replay would read a buffer long gone: refuse the step
+  // (it runs op by op), as the CPU recorder of the tests does.
+  KCPP_CHECK(!capturing_here(), BackendError, "cuda backend: a copy from the host while a step is being recorded");
   DeviceGuard on(device_);
   KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream()));
   KCPP_CUDA(cudaStreamSynchronize(stream()));
 }
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t n) {
+  KCPP_CHECK(!capturing_here(), BackendError, "cuda backend: a read of the device while a step is being recorded");
   DeviceGuard on(device_);
   KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream()));
   KCPP_CUDA(cudaStreamSynchronize(stream()));
@@ -416,6 +426,7 @@ void CudaBackend::copy(void* dst, const void* src, size_t n) {
   KCPP_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream()));
 }
 void CudaBackend::synchronize() {
+  KCPP_CHECK(!capturing_here(), BackendError, "cuda backend: a wait for the device while a step is being recorded");
   DeviceGuard on(device_);
   KCPP_CUDA(cudaStreamSynchronize(stream()));
 }

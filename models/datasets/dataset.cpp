@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/random.h"
+#include "core/registry.h"
 
 namespace keras::data {
 
@@ -69,7 +70,15 @@ Prefetcher::~Prefetcher() {
 }
 
 void Prefetcher::run() {
-  default_backend().set_thread_parallelism(1);  // the cores belong to the training thread
+  // The cores belong to the training thread. OpenMP's team size is per thread, and batches are often
+  // built with CPU ops while the model trains on a GPU, so the CPU backend is told too.
+  default_backend().set_thread_parallelism(1);
+  if (default_backend().name() != "cpu") {
+    try {
+      backend::get_backend("cpu").set_thread_parallelism(1);
+    } catch (const Error&) {  // no CPU plugin: no CPU ops on this thread either
+    }
+  }
   const int64_t total = dataset_.num_batches();
   for (int64_t i = 0; i < total; ++i) {
     {

@@ -39,7 +39,7 @@ Tensor SparseCategoricalCrossentropy::per_sample(const Tensor& y_true, const Ten
   const Tensor ids = class_ids(y_true, y_pred, "sparse_categorical_crossentropy");
   // -log(clip(p)) at the label: the one-hot mask picks it.
   const Tensor onehot = ops::cast(ops::equal(ops::expand_dims(ops::cast(ids, DType::int64), -1),
-                                             ops::to_backend(ops::arange(y_pred.dim(1)), *y_pred.backend())),
+                                             ops::arange(y_pred.dim(1), DType::int64, y_pred.backend())),
                                   DType::float32);
   return ops::negative(ops::sum(onehot * ops::log(ops::clip(y_pred, kEpsilon, 1.f - kEpsilon)), {-1}));
 }

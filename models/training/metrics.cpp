@@ -118,7 +118,7 @@ void SparseTopKCategoricalAccuracy::update_state(const Tensor& y_true, const Ten
   NoGradScope no_grad;
   const Tensor ids = ops::cast(labels_1d(y_true), DType::int64);
   const Tensor onehot =
-      ops::cast(ops::equal(ops::expand_dims(ids, -1), ops::to_backend(ops::arange(y_pred.dim(-1)), *y_pred.backend())),
+      ops::cast(ops::equal(ops::expand_dims(ids, -1), ops::arange(y_pred.dim(-1), DType::int64, y_pred.backend())),
                 DType::float32);
   accumulate(in_top_k(ops::sum(y_pred * onehot, {-1}, true), y_pred, k_));
 }
@@ -126,7 +126,7 @@ void TopKCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y
   NoGradScope no_grad;
   const Tensor ids = ops::argmax(y_true, -1);
   const Tensor onehot =
-      ops::cast(ops::equal(ops::expand_dims(ids, -1), ops::to_backend(ops::arange(y_pred.dim(-1)), *y_pred.backend())),
+      ops::cast(ops::equal(ops::expand_dims(ids, -1), ops::arange(y_pred.dim(-1), DType::int64, y_pred.backend())),
                 DType::float32);
   accumulate(in_top_k(ops::sum(y_pred * onehot, {-1}, true), y_pred, k_));
 }

@@ -168,7 +168,10 @@ TEST_CASE("inference convolutions reorder their weights once, and again after ea
     w.assign(kt::random_tensor(c.kernel, 24));
     check("assign");
     Tensor v = w.value();
-    v.data<float>()[5] += 1.f;  // a write of one's own, then said
+    // A write of one's own into the variable's memory (on a GPU through the backend's copy), then said.
+    auto values = v.to_vector<float>();
+    values[5] += 1.f;
+    be.copy_from_host(v.raw_data(), values.data(), v.nbytes());
     v.mark_modified();
     check("a raw write");
     ops::sgd_update(w, kt::random_tensor(c.kernel, 25), nullptr, {.learning_rate = 0.5f});

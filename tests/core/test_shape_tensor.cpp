@@ -60,3 +60,20 @@ TEST_CASE("dtype names match Keras and unknown names are refused", "[cpu][core]"
   CHECK(dtype_size(DType::float16) == 2);
   kt::require_throws_with<ValueError>([] { dtype_from_name("float64x"); }, {"float64x", "float32"});
 }
+
+TEST_CASE("arange counts from 0 in any dtype, and each call's tensor is the caller's own", "[cpu][core]") {
+  CHECK(ops::arange(5).dtype() == DType::int64);
+  CHECK(ops::arange(5).to_vector<int64_t>() == std::vector<int64_t>{0, 1, 2, 3, 4});
+  CHECK(ops::arange(4, DType::float32).to_vector<float>() == std::vector<float>{0, 1, 2, 3});
+  CHECK(ops::arange(3, DType::int32).to_vector<int32_t>() == std::vector<int32_t>{0, 1, 2});
+  CHECK(ops::arange(0).num_elements() == 0);
+  // Writing into one call's result leaves the next call's as it was (the values are kept per length).
+  Tensor first = ops::arange(6, DType::float32);
+  ops::copy_into(ops::zeros(Shape{6}), first);
+  CHECK(ops::arange(6, DType::float32).to_vector<float>() == std::vector<float>{0, 1, 2, 3, 4, 5});
+  CHECK_FALSE(ops::arange(6, DType::float32).is_same(ops::arange(6, DType::float32)));
+  // On the backend asked for.
+  Backend& cpu3 = backend::get_backend("cpu:3");
+  CHECK(ops::arange(3, DType::int64, &cpu3).backend() == &cpu3);
+  kt::require_throws_with<ValueError>([] { ops::arange(-1); }, {"non-negative", "-1"});
+}

@@ -91,6 +91,7 @@ TEST_CASE("an inference pass queues no op for a folded batch norm: Conv2D, Batch
   // Each queued op is a kernel launch or more on CUDA (its host time), and a node of a recorded
   // pass. The batch norm's scale and shift are computed in the convolution's own pass from the
   // layer's weights, so the chain queues what a Conv2D with a relu of its own queues.
+  kt::ScopedEnv op_by_op("KERASCPP_CUDA_GRAPHS", "0");  // ops counted as a pass queues them, not a replay
   backend::DeviceScope on(recorder());
   utils::set_random_seed(5);
   auto conv = [] { return layers::Conv2D(8, {3, 3}, {.padding = "same"}); };
@@ -125,6 +126,7 @@ TEST_CASE("an inference pass queues no op for a folded batch norm: Conv2D, Batch
 TEST_CASE("a residual block's batch norm, Add and ReLU queue no op of their own at inference (CPU recorder)",
           "[cpu][graphs]") {
   // ResNet50 has 16 such blocks: each Add and ReLU was an op (a launch on CUDA) of its own.
+  kt::ScopedEnv op_by_op("KERASCPP_CUDA_GRAPHS", "0");  // ops counted as a pass queues them, not a replay
   backend::DeviceScope on(recorder());
   utils::set_random_seed(6);
   auto x = layers::Input({7, 7, 8});
@@ -157,6 +159,7 @@ TEST_CASE("ResNet50's inference pass queues one op per convolution and per other
           "residual Add and ReLU runs inside a convolution (CPU recorder)",
           "[cpu][graphs]") {
   // Keras' ResNet50 graph as built by applications::ResNet50 (shortcut before the main path).
+  kt::ScopedEnv op_by_op("KERASCPP_CUDA_GRAPHS", "0");  // ops counted as a pass queues them, not a replay
   backend::DeviceScope on(recorder());
   utils::set_random_seed(7);
   auto model = applications::ResNet50({.weights = "", .input_shape = {64, 64, 3}});
@@ -204,6 +207,7 @@ TEST_CASE("recorded training steps replay what steps run op by op compute, for e
       {"Adagrad", [] { return OptimizerRef(Adagrad({.learning_rate = 0.1f})); }},
       {"Adadelta", [] { return OptimizerRef(Adadelta({.learning_rate = 1.f})); }},
   };
+  kt::ScopedEnv op_by_op("KERASCPP_CUDA_GRAPHS", "0");  // outside the scopes of "1" below (auto is the default)
   backend::DeviceScope on(recorder());
   for (const Case& c : cases) {
     INFO(c.name);
@@ -237,6 +241,7 @@ TEST_CASE("recorded training steps replay what steps run op by op compute, for e
 
 TEST_CASE("fit with recorded steps matches fit step by step, and unrecordable steps run as they are (CPU recorder)",
           "[cpu][graphs]") {
+  kt::ScopedEnv op_by_op("KERASCPP_CUDA_GRAPHS", "0");  // outside the scopes of "1" below (auto is the default)
   backend::DeviceScope on(recorder());
   // 44 samples in batches of 8: five full batches (recorded) and a last one of 4 (its own signature).
   const Batch data = batch(7, 44);
@@ -415,6 +420,7 @@ TEST_CASE("data-parallel steps are recorded with their collectives where the com
 }
 
 TEST_CASE("test_on_batch replays its recorded step with the results of op by op (CPU recorder)", "[cpu][graphs]") {
+  kt::ScopedEnv op_by_op("KERASCPP_CUDA_GRAPHS", "0");  // outside the scopes of "1" below (auto is the default)
   backend::DeviceScope on(recorder());
   auto m = small_classifier(6);
   m->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
@@ -613,11 +619,20 @@ TEST_CASE("KERASCPP_CUDA_GRAPHS=auto keeps a recording only where its replay was
   CHECK(dropped.recordings() == 1);
   CHECK(dropped.replays() == 1);
   CHECK(dropped.dropped_as_slower() == 1);
-  // A bad value is named and ignored.
+  // auto is the default; 0 turns recording off; a bad value is named and ignored.
+  {
+    kt::ScopedEnv unset("KERASCPP_CUDA_GRAPHS", "");
+    CHECK(settings().cuda_graphs == Settings::StepRecording::measure);
+  }
+  {
+    kt::ScopedEnv off("KERASCPP_CUDA_GRAPHS", "0");
+    CHECK(settings().cuda_graphs == Settings::StepRecording::off);
+    CHECK_FALSE(detail::StepGraphs::enabled());
+  }
   kt::ScopedEnv bad("KERASCPP_CUDA_GRAPHS", "yes");
-  CHECK(settings().cuda_graphs == Settings::StepRecording::off);
+  CHECK(settings().cuda_graphs == Settings::StepRecording::measure);
   REQUIRE(settings().warnings.size() == 1);
-  CHECK(settings().warnings[0] == "KERASCPP_CUDA_GRAPHS=yes is not one of 0, 1, auto; using 0");
+  CHECK(settings().warnings[0] == "KERASCPP_CUDA_GRAPHS=yes is not one of 0, 1, auto; using auto");
 }
 
 TEST_CASE("a model whose output carries a mask is not recorded and runs as it is, graphs on or not", "[cpu][graphs]") {
@@ -658,4 +673,36 @@ TEST_CASE("fit's progress bar reads the metrics from the device only for the lin
   const int64_t quiet = reads(0), shown = reads(1);
   INFO("verbose=0: " << quiet << " reads, verbose=1: " << shown);
   CHECK(shown == quiet);
+}
+
+TEST_CASE("a Keras file's multi-output model evaluates and predicts the same with recorded steps (CPU recorder)",
+          "[cpu][graphs]") {
+  // Two outputs with losses, weights and metric objects from a dict compile_config (Keras 3's file),
+  // 12 samples in batches of 5: two full batches and a last one of 2, each signature recorded apart.
+  backend::DeviceScope on(recorder());
+  const auto path = kt::fixture_dir() / "keras-saved" / "compiled_multi.keras";
+  auto model = models::load_model(path.string());
+  REQUIRE(model->compiled());
+  const Tensor x = ops::random_normal(Shape{12, 6}, 0.f, 1.f, 5, &backend::get_backend("cpu"));
+  const Tensor labels = ops::cast(ops::floor(ops::random_uniform(Shape{12}, 0.f, 3.f, 6, &backend::get_backend("cpu"))),
+                                  DType::int32);
+  const Tensor values = ops::random_normal(Shape{12, 1}, 0.f, 1.f, 7, &backend::get_backend("cpu"));
+  const auto run = [&](const char* graphs) {
+    kt::ScopedEnv env("KERASCPP_CUDA_GRAPHS", graphs);
+    std::vector<std::map<std::string, double>> results;
+    std::vector<std::vector<float>> predictions;
+    for (int round = 0; round < 3; ++round) {
+      results.push_back(model->evaluate({x}, {labels, values}, {.batch_size = 5, .verbose = 0}));
+      for (const Tensor& p : model->predict_all({x}, {.batch_size = 5})) predictions.push_back(floats(p));
+    }
+    return std::make_pair(results, predictions);
+  };
+  const auto plain = run("0");
+  const int64_t replays = counter("replays"), refused = counter("refused");
+  const auto recorded = run("1");
+  // Recorded, not refused: the top-k metric's arange is a copy on the device, not from the host.
+  CHECK(counter("replays") - replays >= 6);
+  CHECK(counter("refused") == refused);
+  CHECK(recorded.first == plain.first);
+  CHECK(recorded.second == plain.second);
 }

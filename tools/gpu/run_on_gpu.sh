@@ -61,10 +61,26 @@ finish() {
     grep -h -B2 -A12 "FAILED:" "$logs"/tests_*.txt | cut -c1-200 | head -150
     grep -E "Test accuracy|main job" "$logs/main_job.txt" 2>/dev/null
     grep -E "rc=|Test accuracy" "$logs/text_classifier.txt" 2>/dev/null
-    cut -c1-220 "$logs/fit_synthetic.txt" "$logs/rnn_algorithms.txt" "$logs/graphs.txt" "$logs/mixed_emulated.txt" 2>/dev/null
+    cut -c1-220 "$logs/fit_synthetic.txt" "$logs/graphs.txt" "$logs/mixed_emulated.txt" 2>/dev/null
+    echo "op by op (KERASCPP_CUDA_GRAPHS=0):"; grep "^{\"model" "$logs/models_op_by_op.txt" 2>/dev/null | cut -c1-200
     grep -v "^\[kerascpp\]" "$logs/bench_cuda_tf32.txt" 2>/dev/null | head -6
     grep -v "^\[kerascpp\]" "$logs/layer_times.txt" 2>/dev/null | head -14
     grep "^{" "$logs/data_parallel.txt" 2>/dev/null | cut -c1-240
+    tail -2 "$logs/ncu_resnet50.err" 2>/dev/null
+    python3 - "$logs/ncu_resnet50.csv" <<'PY'
+import csv, sys, collections
+try: rows = list(csv.DictReader(l for l in open(sys.argv[1]) if l.startswith('"')))
+except Exception as e: print("ncu:", e); sys.exit()
+k = collections.defaultdict(lambda: collections.defaultdict(list))
+for r in rows:
+    scale = {"nsecond": 1e-3, "msecond": 1e3}.get(r["Metric Unit"], 1.0)  # durations in us
+    name = r["Kernel Name"].replace("(anonymous namespace)::", "").replace("keras::cuda::kernels::", "")
+    k[name.replace("void ", "").split("(")[0][:60]][r["Metric Name"]].append(scale * float(r["Metric Value"].replace(",", "") or 0))
+print(f"{'ncu kernel':60} {'n':>3} {'us avg':>8} {'mem %':>6} {'sm %':>6}")
+for name, m in sorted(k.items(), key=lambda kv: -sum(kv[1].get("Duration", [0]))):
+    d, mem, sm = m.get("Duration", [0]), m.get("Memory Throughput", [0]), m.get("Compute (SM) Throughput", [0])
+    print(f"{name:60} {len(d):3} {sum(d) / len(d):8.1f} {sum(mem) / len(mem):6.1f} {sum(sm) / len(sm):6.1f}")
+PY
     python3 - "$logs/models_kerascpp.txt" "$logs/models_torch.txt" <<'PY'
 import json, sys
 def rows(path):
@@ -110,10 +126,12 @@ run_tests all "~[registry]~[cuda]" 170
 stage auto picks cuda
 KERASCPP_LOG_LEVEL=info bounded 30 "$pack/run.sh" fit_synthetic 2>&1 | tail -3 > "$logs/fit_synthetic.txt"
 
-# 2. The benchmark models, kerascpp then PyTorch (../shared/bench/torch_gpu_ref.py), one after the other.
+# 2. The benchmark models, kerascpp (recorded steps as the default, auto, decides; then op by op) and
+# PyTorch (../shared/bench/torch_gpu_ref.py), one after the other.
 stage kerascpp models
 KERASCPP_LOG_LEVEL=warn bounded 110 "$pack/run.sh" bench_models_gpu all > "$logs/models_kerascpp.txt" 2>&1
 echo "rc=$?" >> "$logs/models_kerascpp.txt"
+KERASCPP_CUDA_GRAPHS=0 KERASCPP_LOG_LEVEL=warn bounded 60 "$pack/run.sh" bench_models_gpu all > "$logs/models_op_by_op.txt" 2>&1
 stage torch models
 if [ -f .gpu/torch_gpu_ref.py ]; then
   (cd .gpu && PYTHONUNBUFFERED=1 bounded 110 python3 torch_gpu_ref.py) > "$logs/models_torch.txt" 2>&1
@@ -127,17 +145,16 @@ echo "main job wall $((SECONDS - start)) s" >> "$logs/main_job.txt"
 
 # 4. Recorded steps (KERASCPP_CUDA_GRAPHS=1): training steps and inference calls replayed as one launch.
 stage graphs
-for model in fmnist_cnn resnet50_infer imdb_lstm video_qa; do
+for model in fmnist_cnn imdb_lstm video_qa resnet50; do
   # debug: a refused recording says why (a conditional node the driver refused, a read mid-step).
   echo "$model graphs: $(KERASCPP_CUDA_GRAPHS=1 KERASCPP_LOG_LEVEL=debug bounded 40 "$pack/run.sh" bench_models_gpu $model 2>&1 | grep -E "not recorded|not replayed|rror|skipped|^\{" | sort -u | tail -3 | tr '\n' ' ')"
 done > "$logs/graphs.txt"
 
-# 5. cuDNN RNN layouts on imdb_lstm (the default: standard algorithm, batch-major).
-stage rnn layouts
-for setting in "standard seq_major" "static batch_major"; do
-  set -- $setting
-  echo "$1 $2: $(KERASCPP_CUDNN_RNN_ALGO=$1 KERASCPP_CUDNN_RNN_LAYOUT=$2 KERASCPP_LOG_LEVEL=warn bounded 30 "$pack/run.sh" bench_models_gpu imdb_lstm 2>&1 | tail -1)"
-done > "$logs/rnn_algorithms.txt"
+# 5. Every test case again with every step recorded that can be (KERASCPP_CUDA_GRAPHS=1): the model
+# tests' expectations were computed op by op. (The cuDNN RNN layouts, compared in run 24, are no
+# longer run: seq_major and batch_major took the same time.)
+stage tests graphs
+KERASCPP_CUDA_GRAPHS=1 run_tests graphs "~[registry]~[cuda]" 90
 
 # 6. Mixed precision, and what the native float16/bfloat16 kernels bring against float32 copies.
 stage kerascpp mixed_bfloat16 models
@@ -155,4 +172,13 @@ stage layer times
 KERASCPP_LOG_LEVEL=warn bounded 40 "$pack/run.sh" bench_layer_times inception_v3 64 2 > "$logs/layer_times.txt" 2>&1
 stage data parallel
 KERASCPP_LOG_LEVEL=warn bounded 40 "$pack/run.sh" bench_data_parallel resnet50 64 10 > "$logs/data_parallel.txt" 2>&1
+# How close ResNet50's batch-norm, pooling and elementwise kernels come to the memory bandwidth
+# (needs counter access; ncu replays each kernel, so only 40 launches after the first 400).
+stage ncu
+if command -v ncu >/dev/null; then
+  KERASCPP_LOG_LEVEL=warn bounded 100 ncu --target-processes all --kernel-name "regex:bn_|pool_|unary|binary|bias_act|reduce_|cast_" \
+    --launch-skip 400 --launch-count 40 --section SpeedOfLight --csv \
+    "$pack/run.sh" bench_layer_times resnet50 64 1 > "$logs/ncu_resnet50.csv" 2> "$logs/ncu_resnet50.err"
+  echo "ncu rc=$?" >> "$logs/ncu_resnet50.err"
+fi
 finish
