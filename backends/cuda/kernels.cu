@@ -21,6 +21,14 @@ inline unsigned blocks_for(int64_t n) {
   return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 16 ? 65535 * 16 : b));
 }
 
+// Whether rows of `columns` values come in fours and every array given starts on a four-element
+// boundary (null ones are absent): then the Four kernels below apply.
+template <typename... P>
+bool in_fours(int64_t columns, const P*... arrays) {
+  return columns % 4 == 0 && ((arrays == nullptr || reinterpret_cast<uintptr_t>(arrays) % (4 * sizeof(P)) == 0) && ...);
+}
+inline dim3 column_tiles(int64_t c) { return dim3(static_cast<unsigned>((c + 31) / 32)); }
+
 #define GRID_STRIDE(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
 
@@ -509,24 +517,35 @@ __global__ void bn_partial_sums(const T* x, const T* dy, const float* mean, cons
 }
 
 // Forward: mean, biased variance and 1/sqrt(var + eps). Backward: dbeta = sum(dy), dgamma = sum(dy * xhat).
+// A block adds up kColumnTile columns' chunks, kRowLanes lanes each (ResNet50 at batch 64 has 784 chunks
+// per column: one thread per column spent 27 us in the loop).
 __global__ void bn_finish_sums(const double* partial, int64_t m, int64_t c, int64_t chunks, float epsilon,
                                bool backward, float* out_a, float* out_b, float* inv_std) {
-  GRID_STRIDE(j, c) {
-    double a = 0, b = 0;
-    for (int64_t k = 0; k < chunks; ++k) {
+  const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
+  double a = 0, b = 0;
+  if (j < c)
+    for (int64_t k = threadIdx.y; k < chunks; k += kRowLanes) {
       a += partial[(2 * k) * c + j];
       b += partial[(2 * k + 1) * c + j];
     }
-    if (backward) {
-      out_a[j] = static_cast<float>(a);
-      out_b[j] = static_cast<float>(b);
-    } else {
-      const double mean = a / static_cast<double>(m);
-      const double var = b / static_cast<double>(m) - mean * mean;
-      out_a[j] = static_cast<float>(mean);
-      out_b[j] = static_cast<float>(var > 0 ? var : 0);
-      inv_std[j] = static_cast<float>(1.0 / sqrt((var > 0 ? var : 0) + epsilon));
-    }
+  __shared__ double lanes[2][kRowLanes][kColumnTile];
+  lanes[0][threadIdx.y][threadIdx.x] = a;
+  lanes[1][threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y != 0 || j >= c) return;
+  for (int t = 1; t < kRowLanes; ++t) {
+    a += lanes[0][t][threadIdx.x];
+    b += lanes[1][t][threadIdx.x];
+  }
+  if (backward) {
+    out_a[j] = static_cast<float>(a);
+    out_b[j] = static_cast<float>(b);
+  } else {
+    const double mean = a / static_cast<double>(m);
+    const double var = b / static_cast<double>(m) - mean * mean;
+    out_a[j] = static_cast<float>(mean);
+    out_b[j] = static_cast<float>(var > 0 ? var : 0);
+    inv_std[j] = static_cast<float>(1.0 / sqrt((var > 0 ? var : 0) + epsilon));
   }
 }
 
@@ -553,6 +572,53 @@ __global__ void bn_backward_apply(const T* dy, const T* x, const float* gamma, c
     const float xhat = (load_as<float>(x[i]) - mean[j]) * inv_std[j];
     const float fm = static_cast<float>(m);
     dx[i] = store_as<T>(gamma[j] * inv_std[j] / fm * (fm * load_as<float>(dy[i]) - dbeta[j] - xhat * dgamma[j]));
+  }
+}
+
+// Four consecutive channels per thread, each array read and written in one access: the per-element
+// kernels above spend their time issuing loads of the per-channel values (ncu, run 25: 19% of the
+// memory bandwidth, 75% of the SM). Used where the channels come in fours and every array is aligned.
+template <typename T>
+struct alignas(4 * sizeof(T)) Four {
+  T v[4];
+};
+template <typename T>
+__device__ inline Four<T> four(const T* p, int64_t i) {
+  return reinterpret_cast<const Four<T>*>(p)[i];
+}
+
+template <typename T>
+__global__ void bn_apply4(const T* x, const float* mean, const float* variance, const float* gamma, const float* beta,
+                          T* y, int64_t n4, ColumnIndex column4, float epsilon) {
+  GRID_STRIDE(i, n4) {
+    const int64_t j4 = column4(i);
+    const Four<T> in = four(x, i);
+    const Four<float> mu = four(mean, j4), var = four(variance, j4), g = four(gamma, j4), b = four(beta, j4);
+    Four<T> out;
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      out.v[k] = store_as<T>((load_as<float>(in.v[k]) - mu.v[k]) * rsqrtf(var.v[k] + epsilon) * g.v[k] + b.v[k]);
+    reinterpret_cast<Four<T>*>(y)[i] = out;
+  }
+}
+
+template <typename T>
+__global__ void bn_backward_apply4(const T* dy, const T* x, const float* gamma, const float* mean,
+                                   const float* inv_std, const float* dgamma, const float* dbeta, T* dx, int64_t n4,
+                                   int64_t m, ColumnIndex column4) {
+  GRID_STRIDE(i, n4) {
+    const int64_t j4 = column4(i);
+    const Four<T> d = four(dy, i), in = four(x, i);
+    const Four<float> g = four(gamma, j4), mu = four(mean, j4), is = four(inv_std, j4), dg = four(dgamma, j4),
+                      db = four(dbeta, j4);
+    const float fm = static_cast<float>(m);
+    Four<T> out;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float xhat = (load_as<float>(in.v[k]) - mu.v[k]) * is.v[k];
+      out.v[k] = store_as<T>(g.v[k] * is.v[k] / fm * (fm * load_as<float>(d.v[k]) - db.v[k] - xhat * dg.v[k]));
+    }
+    reinterpret_cast<Four<T>*>(dx)[i] = out;
   }
 }
 
@@ -876,6 +942,36 @@ __global__ void bias_act_kernel(T* y, const T* bias, const float* scale, const f
   }
 }
 
+template <typename T>
+__global__ void bias_act4(T* y, const T* bias, const float* scale, const float* shift, const float* residual,
+                          int64_t n4, ColumnIndex column4, int act) {
+  GRID_STRIDE(i, n4) {
+    const int64_t j4 = column4(i);
+    Four<T> v = four(y, i);
+    float f[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) f[k] = load_as<float>(v.v[k]);
+    if (bias) {
+      const Four<T> b = four(bias, j4);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f[k] += load_as<float>(b.v[k]);
+    }
+    if (scale) {
+      const Four<float> a = four(scale, j4), b = four(shift, j4);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f[k] = f[k] * a.v[k] + b.v[k];
+    }
+    if (residual) {
+      const Four<float> r = four(residual, i);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f[k] += r.v[k];
+    }
+#pragma unroll
+    for (int k = 0; k < 4; ++k) v.v[k] = store_as<T>(unary_f(act, f[k], 0.f, 0.f));
+    reinterpret_cast<Four<T>*>(y)[i] = v;
+  }
+}
+
 // IEEE division and square root (nvcc's defaults), as the CPU backend's channel_affine_of.
 __global__ void fold_batch_norm_kernel(const float* mean, const float* variance, const float* gamma, const float* beta,
                                        float epsilon, float* scale, float* shift, int64_t c) {
@@ -1166,15 +1262,22 @@ void batch_norm_statistics(int code, const void* x, float* mean, float* variance
     bn_partial_sums<T><<<grid, dim3(kColumnTile, kRowLanes), 0, s>>>(static_cast<const T*>(x), nullptr, nullptr,
                                                                      nullptr, partial, m, c, k.chunk_rows, k.chunks);
   });
-  bn_finish_sums<<<blocks_for(c), kThreads, 0, s>>>(partial, m, c, k.chunks, epsilon, false, mean, variance, inv_std);
+  bn_finish_sums<<<column_tiles(c), dim3(kColumnTile, kRowLanes), 0, s>>>(partial, m, c, k.chunks, epsilon, false, mean,
+                                                                        variance, inv_std);
 }
 
 void batch_norm_apply(int code, const void* x, const float* mean, const float* variance, const float* gamma,
                       const float* beta, void* y, int64_t m, int64_t c, float epsilon, cudaStream_t s) {
   dispatch_float(code, [&](auto t) {
     using T = decltype(t);
-    bn_apply<T><<<blocks_for(m * c), kThreads, 0, s>>>(static_cast<const T*>(x), mean, variance, gamma, beta,
-                                                       static_cast<T*>(y), m * c, ColumnIndex(m, c), epsilon);
+    const auto* xt = static_cast<const T*>(x);
+    auto* yt = static_cast<T*>(y);
+    if (in_fours(c, xt, static_cast<const T*>(yt), mean, variance, gamma, beta))
+      bn_apply4<T><<<blocks_for(m * c / 4), kThreads, 0, s>>>(xt, mean, variance, gamma, beta, yt, m * c / 4,
+                                                              ColumnIndex(m, c / 4), epsilon);
+    else
+      bn_apply<T><<<blocks_for(m * c), kThreads, 0, s>>>(xt, mean, variance, gamma, beta, yt, m * c, ColumnIndex(m, c),
+                                                         epsilon);
   });
 }
 
@@ -1190,10 +1293,17 @@ void batch_norm_backward(int code, const void* dy, const void* x, const float* g
     using T = decltype(t);
     bn_partial_sums<T><<<grid, dim3(kColumnTile, kRowLanes), 0, s>>>(
         static_cast<const T*>(x), static_cast<const T*>(dy), mean, inv_std, partial, m, c, k.chunk_rows, k.chunks);
-    bn_finish_sums<<<blocks_for(c), kThreads, 0, s>>>(partial, m, c, k.chunks, epsilon, true, dbeta, dgamma, nullptr);
-    bn_backward_apply<T><<<blocks_for(m * c), kThreads, 0, s>>>(static_cast<const T*>(dy), static_cast<const T*>(x),
-                                                                gamma, mean, inv_std, dgamma, dbeta,
-                                                                static_cast<T*>(dx), m * c, m, ColumnIndex(m, c));
+    bn_finish_sums<<<column_tiles(c), dim3(kColumnTile, kRowLanes), 0, s>>>(partial, m, c, k.chunks, epsilon, true,
+                                                                          dbeta, dgamma, nullptr);
+    const auto *dyt = static_cast<const T*>(dy), *xt = static_cast<const T*>(x);
+    auto* dxt = static_cast<T*>(dx);
+    if (in_fours(c, dyt, xt, static_cast<const T*>(dxt), gamma, mean, static_cast<const float*>(inv_std),
+                 static_cast<const float*>(dgamma), static_cast<const float*>(dbeta)))
+      bn_backward_apply4<T><<<blocks_for(m * c / 4), kThreads, 0, s>>>(dyt, xt, gamma, mean, inv_std, dgamma, dbeta, dxt,
+                                                                       m * c / 4, m, ColumnIndex(m, c / 4));
+    else
+      bn_backward_apply<T><<<blocks_for(m * c), kThreads, 0, s>>>(dyt, xt, gamma, mean, inv_std, dgamma, dbeta, dxt,
+                                                                  m * c, m, ColumnIndex(m, c));
   });
 }
 
@@ -1225,7 +1335,7 @@ void layer_norm_backward(const float* dy, const float* x, const float* gamma, co
   const dim3 grid(static_cast<unsigned>((c + kColumnTile - 1) / kColumnTile), static_cast<unsigned>(k.chunks));
   ln_param_partial_sums<<<grid, dim3(kColumnTile, kRowLanes), 0, s>>>(dy, x, mean, variance, partial, rows, c,
                                                                       k.chunk_rows, epsilon);
-  bn_finish_sums<<<blocks_for(c), kThreads, 0, s>>>(partial, rows, c, k.chunks, epsilon, true,
+  bn_finish_sums<<<column_tiles(c), dim3(kColumnTile, kRowLanes), 0, s>>>(partial, rows, c, k.chunks, epsilon, true,
                                                     dbeta ? dbeta : unused, dgamma ? dgamma : unused + c, nullptr);
 }
 
@@ -1297,8 +1407,12 @@ void softmax_rows(int code, const void* x, void* y, int64_t rows, int64_t c, boo
 
 void bias_activation(float* y, const float* bias, int64_t m, int64_t n, int act, cudaStream_t s, const float* scale,
                      const float* shift, const float* residual) {
-  bias_act_kernel<float>
-      <<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, residual, m, n, ColumnIndex(m, n), act);
+  if (in_fours(n, static_cast<const float*>(y), bias, scale, shift, residual))
+    bias_act4<float><<<blocks_for(m * n / 4), kThreads, 0, s>>>(y, bias, scale, shift, residual, m * n / 4,
+                                                                ColumnIndex(m, n / 4), act);
+  else
+    bias_act_kernel<float>
+        <<<blocks_for(m * n), kThreads, 0, s>>>(y, bias, scale, shift, residual, m, n, ColumnIndex(m, n), act);
 }
 
 void fold_batch_norm(const float* mean, const float* variance, const float* gamma, const float* beta, float epsilon,
@@ -1309,8 +1423,14 @@ void fold_batch_norm(const float* mean, const float* variance, const float* gamm
 void bias_activation_low(void* y, const void* bias, int64_t m, int64_t n, int act, bool bf16, cudaStream_t s) {
   dispatch_float(bf16 ? kernels::bf16 : kernels::f16, [&](auto t) {
     using T = decltype(t);
-    bias_act_kernel<T><<<blocks_for(m * n), kThreads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(bias), nullptr,
-                                                              nullptr, nullptr, m, n, ColumnIndex(m, n), act);
+    auto* yt = static_cast<T*>(y);
+    const auto* bt = static_cast<const T*>(bias);
+    if (in_fours(n, static_cast<const T*>(yt), bt))
+      bias_act4<T><<<blocks_for(m * n / 4), kThreads, 0, s>>>(yt, bt, nullptr, nullptr, nullptr, m * n / 4,
+                                                              ColumnIndex(m, n / 4), act);
+    else
+      bias_act_kernel<T><<<blocks_for(m * n), kThreads, 0, s>>>(yt, bt, nullptr, nullptr, nullptr, m, n,
+                                                                ColumnIndex(m, n), act);
   });
 }
 

@@ -385,7 +385,8 @@ void check_native_low_precision(Backend& be) {
       const Tensor k = lowered(kt::random_tensor(Shape{3, 3, 16, 8}, 26, -0.2f, 0.2f));
       const Tensor bias = lowered(kt::random_tensor(Shape{8}, 27));
       const ops::ConvOptions o{.strides = {2, 2}, .padding = "same", .activation = UnaryOp::relu};
-      close(ops::conv(x, k, bias, o), rounded(ops::conv(wide(x), wide(k), wide(bias), o), low), low);
+      close(ops::conv(x, k, bias, o), rounded(ops::conv(wide(x), wide(k), wide(bias), o), low), low,
+            ops::conv(wide(x), wide(k), Tensor(), {.strides = {2, 2}, .padding = "same"}).to_vector<float>());
       Tensor xw = x, kw = k;
       GradientTape tape;
       tape.watch(xw);

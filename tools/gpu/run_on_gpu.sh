@@ -17,6 +17,8 @@ export KERASCPP_DATASETS_DIR="$PWD/.gpu/data"
 # Seconds a stage may take: at most $1, and never into the 25 s kept for the summary.
 cap() { local left=$((run_s - SECONDS - 25)); echo $(( $1 < left ? $1 : left )); }
 stage() { echo "$(date +%T) +${SECONDS}s $*" >> "$logs/stages.txt"; }
+# KERASCPP_GPU_SKIP="torch graphs ..." leaves those stages out (a short rerun after a fix).
+skipped() { [[ " ${KERASCPP_GPU_SKIP:-} " == *" $1 "* ]] && echo "$(date +%T) skipped $1" >> "$logs/stages.txt"; }
 # Runs "$@" under a timeout of at most $1 seconds; skipped (and said so) when under 8 s are left.
 bounded() {
   local t; t=$(cap "$1"); shift
@@ -133,19 +135,21 @@ KERASCPP_LOG_LEVEL=warn bounded 110 "$pack/run.sh" bench_models_gpu all > "$logs
 echo "rc=$?" >> "$logs/models_kerascpp.txt"
 KERASCPP_CUDA_GRAPHS=0 KERASCPP_LOG_LEVEL=warn bounded 60 "$pack/run.sh" bench_models_gpu all > "$logs/models_op_by_op.txt" 2>&1
 stage torch models
-if [ -f .gpu/torch_gpu_ref.py ]; then
+if ! skipped torch && [ -f .gpu/torch_gpu_ref.py ]; then
   (cd .gpu && PYTHONUNBUFFERED=1 bounded 110 python3 torch_gpu_ref.py) > "$logs/models_torch.txt" 2>&1
 fi
 
 # 3. The main job on the GPU (auto picks cuda), timed.
 stage main job
+skipped main || {
 start=$SECONDS
 bounded 60 "$pack/run.sh" fashion_mnist 12 > "$logs/main_job.txt" 2>&1; echo "main job rc=$?" >> "$logs/main_job.txt"
 echo "main job wall $((SECONDS - start)) s" >> "$logs/main_job.txt"
+}
 
 # 4. Recorded steps (KERASCPP_CUDA_GRAPHS=1): training steps and inference calls replayed as one launch.
 stage graphs
-for model in fmnist_cnn imdb_lstm video_qa resnet50; do
+skipped graphs || for model in fmnist_cnn imdb_lstm video_qa resnet50; do
   # debug: a refused recording says why (a conditional node the driver refused, a read mid-step).
   echo "$model graphs: $(KERASCPP_CUDA_GRAPHS=1 KERASCPP_LOG_LEVEL=debug bounded 40 "$pack/run.sh" bench_models_gpu $model 2>&1 | grep -E "not recorded|not replayed|rror|skipped|^\{" | sort -u | tail -3 | tr '\n' ' ')"
 done > "$logs/graphs.txt"
@@ -154,7 +158,7 @@ done > "$logs/graphs.txt"
 # tests' expectations were computed op by op. (The cuDNN RNN layouts, compared in run 24, are no
 # longer run: seq_major and batch_major took the same time.)
 stage tests graphs
-KERASCPP_CUDA_GRAPHS=1 run_tests graphs "~[registry]~[cuda]" 90
+skipped tests_graphs || KERASCPP_CUDA_GRAPHS=1 run_tests graphs "~[registry]~[cuda]" 90
 
 # 6. Mixed precision, and what the native float16/bfloat16 kernels bring against float32 copies.
 stage kerascpp mixed_bfloat16 models
@@ -164,18 +168,18 @@ echo "resnet50_bf16 with KERASCPP_NATIVE_LOW_PRECISION=0: $(KERASCPP_NATIVE_LOW_
 
 # 7. Whatever time is left: the text classifier, the op benchmark, per-layer times, data parallel.
 stage text_classifier
-bounded 40 "$pack/run.sh" text_classifier 4 > "$logs/text_classifier.txt" 2>&1; echo "text_classifier rc=$?" >> "$logs/text_classifier.txt"
+skipped text_classifier || bounded 40 "$pack/run.sh" text_classifier 4 > "$logs/text_classifier.txt" 2>&1; echo "text_classifier rc=$?" >> "$logs/text_classifier.txt"
 stage ops bench
-bounded 30 "$pack/run.sh" bench_gpu cuda > "$logs/bench_cuda_tf32.txt" 2>&1
+skipped ops || bounded 30 "$pack/run.sh" bench_gpu cuda > "$logs/bench_cuda_tf32.txt" 2>&1
 stage layer times
 # Where InceptionV3's (video_qa's frozen CNN) step goes, per layer class.
-KERASCPP_LOG_LEVEL=warn bounded 40 "$pack/run.sh" bench_layer_times inception_v3 64 2 > "$logs/layer_times.txt" 2>&1
+skipped layers || KERASCPP_LOG_LEVEL=warn bounded 40 "$pack/run.sh" bench_layer_times inception_v3 64 2 > "$logs/layer_times.txt" 2>&1
 stage data parallel
-KERASCPP_LOG_LEVEL=warn bounded 40 "$pack/run.sh" bench_data_parallel resnet50 64 10 > "$logs/data_parallel.txt" 2>&1
+skipped data_parallel || KERASCPP_LOG_LEVEL=warn bounded 40 "$pack/run.sh" bench_data_parallel resnet50 64 10 > "$logs/data_parallel.txt" 2>&1
 # How close ResNet50's batch-norm, pooling and elementwise kernels come to the memory bandwidth
 # (needs counter access; ncu replays each kernel, so only 40 launches after the first 400).
 stage ncu
-if command -v ncu >/dev/null; then
+if ! skipped ncu && command -v ncu >/dev/null; then
   KERASCPP_LOG_LEVEL=warn bounded 100 ncu --target-processes all --kernel-name "regex:bn_|pool_|unary|binary|bias_act|reduce_|cast_" \
     --launch-skip 400 --launch-count 40 --section SpeedOfLight --csv \
     "$pack/run.sh" bench_layer_times resnet50 64 1 > "$logs/ncu_resnet50.csv" 2> "$logs/ncu_resnet50.err"
