@@ -3,7 +3,7 @@
 // device, and prints the totals per layer class and the slowest layers. A profiler for machines
 // without one (the GPU machine has no Nsight Systems).
 //
-//   bench_layer_times [resnet50|inception_v3] [batch] [repeats]
+//   bench_layer_times [resnet50|inception_v3] [batch] [repeats] [float32|mixed_bfloat16|mixed_float16]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -37,8 +37,12 @@ int main(int argc, char** argv) {
   const std::string name = argc > 1 ? argv[1] : "resnet50";
   const int64_t batch = argc > 2 ? std::atoll(argv[2]) : 32;
   const int repeats = argc > 3 ? std::atoi(argv[3]) : 3;
-  auto model = name == "inception_v3" ? applications::InceptionV3({.weights = ""})
-                                      : applications::ResNet50({.weights = "", .input_shape = {224, 224, 3}});
+  const std::string policy = argc > 4 ? argv[4] : "float32";
+  auto model = [&] {
+    mixed_precision::PolicyScope scope(policy);  // the layers take the policy they are made under
+    return name == "inception_v3" ? applications::InceptionV3({.weights = ""})
+                                  : applications::ResNet50({.weights = "", .input_shape = {224, 224, 3}});
+  }();
   Backend& be = default_backend();
   struct Row {
     std::string layer, cls;
@@ -49,14 +53,19 @@ int main(int argc, char** argv) {
     const auto shapes = input_shapes(*layer, batch);
     if (shapes.empty() || layer->class_name() == "InputLayer") continue;
     std::vector<Tensor> xs;
-    for (const auto& s : shapes) xs.push_back(ops::random_uniform(Shape(s), -1.f, 1.f, 7, &be));
+    for (const auto& s : shapes) {
+      // In the compute dtype, as the layer before hands it over under a mixed policy.
+      const Tensor x = ops::random_uniform(Shape(s), -1.f, 1.f, 7, &be);
+      xs.push_back(layer->autocast() && layer->compute_dtype() != DType::float32 ? ops::cast(x, layer->compute_dtype()) : x);
+    }
     double f_best = 1e30, b_best = 1e30;
     for (int r = 0; r < repeats + 1; ++r) {  // the first run chooses algorithms
       GradientTape tape;
       for (Tensor& x : xs) tape.watch(x);
       be.synchronize();
       auto t0 = Clock::now();
-      const Tensor y = xs.size() == 1 ? layer->call(xs[0], true) : layer->call_multi(xs, true)[0];
+      // operator() reads the variables in the compute dtype; merges have none.
+      const Tensor y = xs.size() == 1 ? (*layer)(xs[0], true) : layer->call_multi(xs, true)[0];
       be.synchronize();
       auto t1 = Clock::now();
       std::vector<Tensor> sources = xs;
@@ -78,8 +87,9 @@ int main(int argc, char** argv) {
     f_total += r.forward_ms;
     b_total += r.backward_ms;
   }
-  std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"batch\": %lld, \"forward_ms\": %.2f, \"backward_ms\": %.2f}\n",
-              name.c_str(), be.name().c_str(), static_cast<long long>(batch), f_total, b_total);
+  std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"policy\": \"%s\", \"batch\": %lld, \"forward_ms\": %.2f, "
+              "\"backward_ms\": %.2f}\n",
+              name.c_str(), be.name().c_str(), policy.c_str(), static_cast<long long>(batch), f_total, b_total);
   for (const auto& [cls, t] : by_class)
     std::printf("{\"class\": \"%s\", \"forward_ms\": %.2f, \"backward_ms\": %.2f}\n", cls.c_str(), t.first, t.second);
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.backward_ms > b.backward_ms; });

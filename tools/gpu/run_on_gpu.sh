@@ -67,6 +67,7 @@ finish() {
     echo "op by op (KERASCPP_CUDA_GRAPHS=0):"; grep "^{\"model" "$logs/models_op_by_op.txt" 2>/dev/null | cut -c1-200
     grep -v "^\[kerascpp\]" "$logs/bench_cuda_tf32.txt" 2>/dev/null | head -6
     grep -v "^\[kerascpp\]" "$logs/layer_times.txt" 2>/dev/null | head -14
+    cat "$logs/layer_times_resnet50.txt" 2>/dev/null
     grep "^{" "$logs/data_parallel.txt" 2>/dev/null | cut -c1-240
     tail -2 "$logs/ncu_resnet50.err" 2>/dev/null
     python3 - "$logs/ncu_resnet50.csv" <<'PY'
@@ -174,6 +175,10 @@ skipped ops || bounded 30 "$pack/run.sh" bench_gpu cuda > "$logs/bench_cuda_tf32
 stage layer times
 # Where InceptionV3's (video_qa's frozen CNN) step goes, per layer class.
 skipped layers || KERASCPP_LOG_LEVEL=warn bounded 40 "$pack/run.sh" bench_layer_times inception_v3 64 2 > "$logs/layer_times.txt" 2>&1
+# ResNet50 per layer class in float32 and under mixed_bfloat16 (run 27: bfloat16 brought kerascpp 1.4x, PyTorch 2.2x).
+skipped layers || for policy in float32 mixed_bfloat16; do
+  KERASCPP_LOG_LEVEL=warn bounded 40 "$pack/run.sh" bench_layer_times resnet50 128 2 $policy | grep -E '"(model|class)"'
+done > "$logs/layer_times_resnet50.txt" 2>&1
 stage data parallel
 skipped data_parallel || KERASCPP_LOG_LEVEL=warn bounded 40 "$pack/run.sh" bench_data_parallel resnet50 64 10 > "$logs/data_parallel.txt" 2>&1
 # How close ResNet50's batch-norm, pooling and elementwise kernels come to the memory bandwidth
