@@ -28,6 +28,7 @@
 #include "layers/normalization/batch_normalization.h"
 #include "layers/normalization/layer_normalization.h"
 #include "layers/pooling/pooling2d.h"
+#include "layers/preprocessing/normalization.h"
 #include "layers/pooling/pooling_more.h"
 #include "layers/recurrent/bidirectional.h"
 #include "layers/recurrent/gru.h"
@@ -64,6 +65,7 @@ LayerRegistry& registry() {
         {"Flatten", &Flatten::from_config},
         {"Reshape", &Reshape::from_config},
         {"Rescaling", &Rescaling::from_config},
+        {"Normalization", &Normalization::from_config},
         {"Conv1D", &Conv1D::from_config},
         {"Conv2D", &Conv2D::from_config},
         {"Conv2DTranspose", &Conv2DTranspose::from_config},

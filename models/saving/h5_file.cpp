@@ -430,16 +430,18 @@ int64_t Group::read_int_scalar(const std::string& name) const {
   return v;
 }
 
-void Group::write_floats(const std::string& name, const Shape& shape, const std::vector<float>& values) {
+void Group::write_floats(const std::string& name, const Shape& shape, const std::vector<float>& values,
+                         bool as_int32) {
   std::lock_guard lock(h5_mutex());
   const std::string where = join(path_, name);
   KCPP_ASSERT(static_cast<int64_t>(values.size()) == shape.num_elements());
   std::vector<hsize_t> dims(shape.dims().begin(), shape.dims().end());
   Id space(dims.empty() ? KCPP_H5(H5Screate(H5S_SCALAR), where)
                         : KCPP_H5(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), where));
-  Id ds(KCPP_H5(H5Dcreate2(id_, name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  Id ds(KCPP_H5(H5Dcreate2(id_, name.c_str(), as_int32 ? H5T_STD_I32LE : H5T_IEEE_F32LE, space.get(), H5P_DEFAULT,
+                           H5P_DEFAULT, H5P_DEFAULT),
                 where));
-  if (!values.empty())
+  if (!values.empty())  // HDF5 converts the floats to the file's type
     KCPP_H5(H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), where);
 }
 

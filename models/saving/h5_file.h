@@ -86,7 +86,9 @@ class Group {
   std::vector<float> read_floats(const std::string& name, const Shape& expected) const;
   /// A scalar integer (or float) dataset.
   int64_t read_int_scalar(const std::string& name) const;
-  void write_floats(const std::string& name, const Shape& shape, const std::vector<float>& values);
+  /// As float32, or as int32 (a layer's int32 variables, Normalization's count) where `as_int32`.
+  void write_floats(const std::string& name, const Shape& shape, const std::vector<float>& values,
+                    bool as_int32 = false);
   void write_int64_scalar(const std::string& name, int64_t value);
   void write_float_scalar(const std::string& name, float value);
 

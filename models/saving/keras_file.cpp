@@ -52,7 +52,8 @@ struct PendingAssignments {
   void add(Variable* v, std::vector<float> values) { items.emplace_back(v, std::move(values)); }
   void commit() {
     for (auto& [v, values] : items)
-      v->assign(ops::to_backend(Tensor::from_vector(values, v->shape()), *v->value().backend()));
+      v->assign(ops::to_backend(ops::cast(Tensor::from_vector(values, v->shape()), v->value().dtype()),
+                                *v->value().backend()));
   }
 };
 
@@ -85,7 +86,8 @@ void write_layer_tree(Layer& layer, h5::Group& group) {
                         ? vars
                         : group.create_group(layer.variables_subgroup()).create_group("vars");
     for (size_t i = 0; i < variables.size(); ++i)
-      own.write_floats(std::to_string(i), variables[i]->shape(), host_floats(*variables[i]));
+      own.write_floats(std::to_string(i), variables[i]->shape(), host_floats(*variables[i]),
+                       variables[i]->value().dtype() == DType::int32);
     for (auto& [name, inner] : layer.wrapped_layers()) {
       h5::Group g = group.create_group(name);
       write_layer_tree(*inner, g);
@@ -287,7 +289,8 @@ void write_legacy_weights(Model& model, h5::Group& group) {
         parent = g.has_group(path) ? g.group(path) : parent.create_group(part);
         start = next + 1;
       }
-      parent.write_floats(wname.substr(slash + 1), ws[i]->shape(), host_floats(*ws[i]));
+      parent.write_floats(wname.substr(slash + 1), ws[i]->shape(), host_floats(*ws[i]),
+                          ws[i]->value().dtype() == DType::int32);
       weight_names.push_back(wname);
     }
     g.write_string_list_attribute("weight_names", weight_names);

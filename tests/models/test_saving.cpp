@@ -180,7 +180,8 @@ TEST_CASE("a .keras file resumes training exactly: one more step equals Python K
       if (vars.empty()) vars = by_name[layer_name]->weights();
       REQUIRE(vars.size() == expected.size());
       for (size_t i = 0; i < vars.size(); ++i)
-        kt::require_close(vars[i]->value().to_vector<float>(), floats_of(expected[i]), 3e-5f, 3e-4f);
+        kt::require_close(ops::cast(vars[i]->value(), DType::float32).to_vector<float>(), floats_of(expected[i]),
+                          3e-5f, 3e-4f);
     }
   }
 }
@@ -628,7 +629,7 @@ TEST_CASE("a model Python Keras trained under mixed_float16 loads with its polic
 
 // tests/fixtures/keras-compat (tools/fixtures/make_compat_fixtures.py and the make_*_fixtures.py
 // beside it): options the random differential check against Python Keras (tools/keras_diff) found
-// refused or wrong, and layers added since (attention, noise).
+// refused or wrong, and layers added since (attention, noise, Normalization).
 TEST_CASE("Keras options found missing by the differential check load, predict and train one step as Keras",
           "[cpu][saving]") {
   const fs::path dir = kt::fixture_dir() / "keras-compat";
@@ -636,7 +637,7 @@ TEST_CASE("Keras options found missing by the differential check load, predict a
   for (const char* name : {"masking_lstm", "conv_transpose_strides", "conv_transpose_output_padding", "conv1d_causal",
                            "layer_norm_axes", "batch_norm_axis", "upsampling_bilinear", "activations",
                            "more_normalization", "sequence_1d", "masked_states", "multi_head_attention", "attention_axes",
-                           "luong_bahdanau", "grouped_query_attention", "noise"}) {
+                           "luong_bahdanau", "grouped_query_attention", "noise", "normalization"}) {
     INFO("model " << name);
     utils::clear_session();
     const auto io = read_json(dir / (std::string(name) + "_io.json"));
@@ -674,7 +675,8 @@ TEST_CASE("Keras options found missing by the differential check load, predict a
       if (vars.empty()) vars = layer.weights();
       REQUIRE(vars.size() == expected.size());
       for (size_t i = 0; i < vars.size(); ++i)
-        kt::require_close(vars[i]->value().to_vector<float>(), floats_of(expected[i]), 3e-5f, 3e-4f);
+        kt::require_close(ops::cast(vars[i]->value(), DType::float32).to_vector<float>(), floats_of(expected[i]),
+                          3e-5f, 3e-4f);
     }
   }
 }
