@@ -171,7 +171,6 @@ Tensor arange(int64_t n, DType dtype, Backend* backend) {
   if (!source.defined()) {
     std::vector<int64_t> values(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) values[static_cast<size_t>(i)] = i;
-    NoGradScope no_grad;
     source = Tensor::from_vector(values, Shape{n}, be);
     if (dtype != DType::int64) source = cast(source, dtype);
     std::lock_guard lock(kept.mutex);

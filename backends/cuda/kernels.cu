@@ -27,7 +27,6 @@ template <typename... P>
 bool in_fours(int64_t columns, const P*... arrays) {
   return columns % 4 == 0 && ((arrays == nullptr || reinterpret_cast<uintptr_t>(arrays) % (4 * sizeof(P)) == 0) && ...);
 }
-inline dim3 column_tiles(int64_t c) { return dim3(static_cast<unsigned>((c + 31) / 32)); }
 
 #define GRID_STRIDE(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
@@ -435,6 +434,7 @@ __global__ void reduce_columns(int op, const T* x, T* y, int64_t outer, int64_t 
 // combines one chunk of rows for 32 columns; then one thread per column combines the chunks in order,
 // so the result does not depend on scheduling.
 constexpr int kColumnTile = 32, kRowLanes = 8;
+inline dim3 column_tiles(int64_t c) { return dim3(static_cast<unsigned>((c + kColumnTile - 1) / kColumnTile)); }
 
 template <typename T>
 __global__ void reduce_column_chunks(int op, const T* x, typename Acc<T>::type* partial, int64_t r, int64_t inner,

@@ -158,16 +158,13 @@ void Normalization::adapt(const std::vector<Tensor>& batches) {
     const Tensor batch_mean = ops::reshape(m, stat_shape.dims());
     int64_t batch_count = 1;
     for (int64_t d : reduce) batch_count *= raw.dim(d);
-    if (batches.size() == 1) {  // Keras' array path: the statistics as they are
+    if (total_count == 0) {  // the first batch (Keras' array path: the only one) as it is
       total_mean = batch_mean;
       total_var = v;
-      break;
+      total_count = batch_count;
+      continue;
     }
     // Keras' dataset path: weighted merge of the running and the batch's statistics.
-    if (total_count == 0) {
-      total_mean = ops::zeros(stat_shape, DType::float32, b.backend());
-      total_var = ops::zeros(stat_shape, DType::float32, b.backend());
-    }
     total_count += batch_count;
     const float batch_weight = static_cast<float>(batch_count) / static_cast<float>(total_count);
     const float existing_weight = 1.f - batch_weight;
