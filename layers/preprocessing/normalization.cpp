@@ -51,6 +51,9 @@ std::vector<int64_t> Normalization::keep_axes(size_t rank) const {
 }
 
 void Normalization::check_input(const PartialShape& s) const {
+  if (built() && s.size() != built_shape_.size())
+    throw input_error(fmt::format("expected an input of rank {} (built for {}), received shape {}", built_shape_.size(),
+                                  shape_to_string(built_shape_), shape_to_string(s)));
   for (int64_t a : keep_axes(s.size())) {
     const auto& d = s[static_cast<size_t>(a)];
     if (!d) throw input_error(fmt::format("the kept axis {} must have a known size, received an unknown one", a));

@@ -149,6 +149,8 @@ TEST_CASE("Normalization refuses what Keras refuses, naming what it expected", "
   adapted.adapt(ops::zeros(Shape{4, 3}));
   kt::require_throws_with<ValueError>([&] { adapted.adapt(ops::zeros(Shape{4, 5})); }, {"(None, 3)", "(4, 5)"});
   kt::require_throws_with<ValueError>([&] { adapted(ops::zeros(Shape{2, 5})); }, {"expected size 3", "received 5"});
+  kt::require_throws_with<ValueError>([&] { adapted(ops::zeros(Shape{2, 4, 3})); },
+                                      {"expected an input of rank 2", "(None, 3)", "(None, 4, 3)"});
   layers::Normalization given({.mean = std::vector<float>{0.f}, .variance = std::vector<float>{1.f}});
   kt::require_throws_with<ValueError>([&] { given.adapt(ops::zeros(Shape{2, 3})); }, {"given its mean and variance"});
   kt::require_throws_with<ValueError>([&] { adapted.adapt(std::vector<Tensor>{}); }, {"at least one batch"});
