@@ -11,12 +11,13 @@
 namespace keras {
 namespace detail {
 namespace {
-thread_local int tape_depth = 0;
+thread_local std::vector<uint64_t> active_tapes;  // ids of this thread's recording tapes
 thread_local int no_grad_depth = 0;
 std::atomic<uint64_t> next_sequence{1};
+std::atomic<uint64_t> next_tape_id{1};
 }  // namespace
 
-bool is_recording() { return tape_depth > 0 && no_grad_depth == 0; }
+bool is_recording() { return !active_tapes.empty() && no_grad_depth == 0; }
 
 bool needs_recording(const std::vector<Tensor>& inputs) {
   if (!is_recording()) return false;
@@ -51,6 +52,7 @@ void record(const char* name, const std::vector<Tensor>& inputs, std::vector<Ten
   }
   node->backward = std::move(backward);
   node->sequence = next_sequence.fetch_add(1, std::memory_order_relaxed);
+  node->tape = active_tapes.size() == 1 ? active_tapes.front() : 0;
   for (uint32_t i = 0; i < outputs.size(); ++i) {
     node->output_shapes.push_back(outputs[i]->shape());
     node->output_dtypes.push_back(outputs[i]->dtype());
@@ -61,12 +63,16 @@ void record(const char* name, const std::vector<Tensor>& inputs, std::vector<Ten
 
 }  // namespace detail
 
-GradientTape::GradientTape() { ++detail::tape_depth; }
+GradientTape::GradientTape(bool persistent)
+    : persistent_(persistent), id_(detail::next_tape_id.fetch_add(1, std::memory_order_relaxed)) {
+  detail::active_tapes.push_back(id_);
+}
 GradientTape::~GradientTape() { stop_recording(); }
 
 void GradientTape::stop_recording() {
   if (active_) {
-    --detail::tape_depth;
+    auto& tapes = detail::active_tapes;  // tapes may stop in any order
+    tapes.erase(std::find(tapes.begin(), tapes.end(), id_));
     active_ = false;
   }
 }
@@ -83,6 +89,9 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
   KCPP_CHECK(is_floating(target.dtype()), TypeError,
              "GradientTape::gradient: the target must be floating-point, received dtype {}",
              dtype_name(target.dtype()));
+  KCPP_CHECK(persistent_ || !used_, ValueError,
+             "GradientTape::gradient: this tape has computed its gradients once and freed what the ops kept for "
+             "them; make it with GradientTape(/*persistent=*/true) to ask for gradients more than once");
   NoGradScope no_grad;  // the backward pass itself is not recorded
 
   // Gradients flowing into each node output, and into each leaf.
@@ -94,6 +103,8 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     KCPP_CHECK(output_gradient.shape() == target.shape() && output_gradient.dtype() == target.dtype(), ShapeError,
                "GradientTape::gradient: output_gradient must match the target {}, received {}", target.to_string(),
                output_gradient.to_string());
+  for (const Tensor& s : sources) KCPP_CHECK(s.defined(), ValueError, "GradientTape::gradient: a source is undefined");
+  used_ = true;  // a call refused above leaves the tape as it was
   const Tensor seed = output_gradient.defined() ? output_gradient : ops::ones_like(target);
   const auto& root = target.impl()->autograd;
   std::vector<std::shared_ptr<Node>> order;
@@ -144,8 +155,11 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     }
   };
 
-  // Which node outputs a source needs, so intermediate tensors can be sources too.
+  // The output gradients of nodes whose outputs are sources (intermediate tensors can be sources
+  // too); every other gradient is freed as soon as its node has run.
   std::unordered_map<Node*, std::vector<Tensor>> kept;
+  for (const Tensor& s : sources)
+    if (s.defined() && s.impl()->autograd.grad_fn) kept.emplace(s.impl()->autograd.grad_fn.get(), std::vector<Tensor>{});
   for (const auto& n : order) {
     auto it = node_grads.find(n.get());
     if (it == node_grads.end()) {
@@ -154,10 +168,14 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     }
     std::vector<Tensor> grads = std::move(it->second);
     node_grads.erase(it);
+    if (!n->backward) {  // freed by another tape's gradient(): nothing flows past it
+      used_once_more(*n);
+      continue;
+    }
     grads.resize(n->output_shapes.size());
     for (size_t i = 0; i < grads.size(); ++i)
       if (!grads[i].defined()) grads[i] = ops::zeros(n->output_shapes[i], n->output_dtypes[i], target.backend());
-    kept[n.get()] = grads;
+    if (auto k = kept.find(n.get()); k != kept.end()) k->second = grads;
     std::vector<Tensor> input_grads = n->backward(grads);
     KCPP_ASSERT(input_grads.size() == n->inputs.size());
     for (size_t i = 0; i < n->inputs.size(); ++i) {
@@ -172,17 +190,20 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
       }
     }
     used_once_more(*n);
+    if (!persistent_ && n->tape == id_) {  // recorded by this tape alone: nobody can ask for it again
+      n->backward = nullptr;
+      n->inputs.clear();
+    }
   }
 
   std::vector<Tensor> out;
   out.reserve(sources.size());
   for (const Tensor& s : sources) {
-    KCPP_CHECK(s.defined(), ValueError, "GradientTape::gradient: a source is undefined");
     Tensor g;
     const auto& m = s.impl()->autograd;
     if (m.grad_fn) {
       auto it = kept.find(m.grad_fn.get());
-      if (it != kept.end()) g = it->second[m.output_index];
+      if (it != kept.end() && m.output_index < it->second.size()) g = it->second[m.output_index];
     } else {
       auto it = leaf_grads.find(s.impl());
       if (it != leaf_grads.end()) g = it->second;

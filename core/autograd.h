@@ -28,8 +28,9 @@ struct Node {
   std::vector<Edge> inputs;
   std::vector<Shape> output_shapes;  // zeros stand in for outputs that got no gradient
   std::vector<DType> output_dtypes;
-  BackwardFn backward;
+  BackwardFn backward;  // null once a non-persistent tape has run it (its saved tensors are freed)
   uint64_t sequence = 0;  // creation order: a valid topological order
+  uint64_t tape = 0;      // the one tape that recorded it; 0 when nested tapes recorded it together
 };
 
 /// True inside a GradientTape and outside any NoGradScope.
@@ -56,9 +57,14 @@ KERASCPP_API bool needs_grad(const Tensor& t);
 ///     GradientTape tape;
 ///     Tensor loss = ops::mean(ops::square(ops::subtract(model_output, y)));
 ///     std::vector<Tensor> grads = tape.gradient(loss, model.trainable_variables());
+///
+/// As in TensorFlow, a tape computes gradients once unless it is persistent: its gradient() frees
+/// what each op kept for its backward pass as soon as that op has run, so a training step's peak
+/// memory is the activations, not the activations and all their gradients. A persistent tape keeps
+/// everything until its tensors go, and gradient() may be called on it again.
 class KERASCPP_API GradientTape {
  public:
-  GradientTape();
+  explicit GradientTape(bool persistent = false);
   ~GradientTape();
   GradientTape(const GradientTape&) = delete;
   GradientTape& operator=(const GradientTape&) = delete;
@@ -74,13 +80,18 @@ class KERASCPP_API GradientTape {
 
   /// d target / d source for each source; a non-scalar target is summed first, as TensorFlow does,
   /// unless `output_gradient` (the target's shape) gives the upstream gradient to start from.
-  /// A source the target does not depend on gets zeros. Sources must be floating tensors.
+  /// A source the target does not depend on gets zeros, as does one reached only through ops whose
+  /// backward pass another tape's gradient() already ran and freed. Sources must be floating tensors.
+  /// A second call on a tape that is not persistent throws ValueError.
   std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources,
                                const Tensor& output_gradient = Tensor());
   std::vector<Tensor> gradient(const Tensor& target, const std::vector<Variable*>& sources);
 
  private:
   bool active_ = true;
+  bool persistent_ = false;
+  bool used_ = false;  // gradient() has run (once is all a non-persistent tape allows)
+  uint64_t id_ = 0;
   std::function<void(size_t, const Tensor&)> on_ready_;
 };
 

@@ -148,6 +148,12 @@ struct RnnAttrs {
   bool training = false;  // keep what rnn_backward needs in the workspace
 };
 
+/// Tensor memory a backend has handed out (allocator rounding included), in bytes.
+struct MemoryInfo {
+  int64_t current = 0;
+  int64_t peak = 0;
+};
+
 /// The device plugin interface. Implementations must be thread-safe: a Dataset computes batches on
 /// a background thread while the model trains on the same backend.
 class KERASCPP_API Backend {
@@ -188,6 +194,11 @@ class KERASCPP_API Backend {
   virtual void* native_stream() const { return nullptr; }
   /// Counters for tests and benchmarks: "primitives_created", "allocations", ...
   virtual std::map<std::string, int64_t> counters() const { return {}; }
+  /// Bytes of tensor memory in use now, and the most since the last reset_peak_memory() (as
+  /// tf.config.experimental.get_memory_info); zeros where the backend does not count.
+  virtual MemoryInfo memory_info() const { return {}; }
+  /// The peak starts again from the bytes in use now.
+  virtual void reset_peak_memory() {}
 
   // Elementwise ---------------------------------------------------------------------------------
   virtual void unary(UnaryOp op, const Tensor& x, Tensor& y, const UnaryAttrs& attrs) = 0;

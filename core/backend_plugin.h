@@ -10,7 +10,7 @@ class Backend;
 }
 
 /// Bumped whenever the Backend class or this descriptor changes; the registry refuses mismatches.
-#define KERASCPP_BACKEND_ABI_VERSION 17u
+#define KERASCPP_BACKEND_ABI_VERSION 18u
 /// The symbol every plugin exports: `const KerascppBackendDescriptor* kerascpp_backend_descriptor()`.
 #define KERASCPP_BACKEND_ENTRY_POINT "kerascpp_backend_descriptor"
 

@@ -58,8 +58,23 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryAttrs attrs) {
   x.backend()->unary(op, x, y, attrs);
   if (!needs_recording({x})) return y;
 
-  // Each rule is written from x alone; keeping y here would make a reference cycle.
-  record(unary_op_name(op), {x}, {&y}, [op, attrs, x](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+  // An activation whose rule can be written from its output keeps the output (detached: y itself
+  // would make a reference cycle), which the op after it keeps anyway: a conv, batch norm, relu
+  // chain then keeps two activations, not three. The same kernel made y, so the gradients are the
+  // ones the input gives.
+  if (op == UnaryOp::relu || op == UnaryOp::relu6 || op == UnaryOp::sigmoid || op == UnaryOp::tanh ||
+      op == UnaryOp::elu) {
+    record(unary_op_name(op), {x}, {&y}, [op, attrs, yd = detail::detached(y)](const std::vector<Tensor>& gs) {
+      return std::vector<Tensor>{detail::activation_grad_from_output(op, attrs, yd, gs[0])};
+    });
+    return y;
+  }
+  // The rules below read x, except these: keep nothing for them.
+  const bool rule_reads_x = op != UnaryOp::identity && op != UnaryOp::negative && op != UnaryOp::affine &&
+                            op != UnaryOp::sign && op != UnaryOp::floor && op != UnaryOp::ceil &&
+                            op != UnaryOp::round && op != UnaryOp::logical_not;
+  record(unary_op_name(op), {x}, {&y},
+         [op, attrs, x = rule_reads_x ? x : Tensor()](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
     const Tensor& g = gs[0];
     const auto zero = [&] { return zeros({}, x.dtype(), x.backend()); };  // made only by the rules that use it
     switch (op) {
@@ -215,7 +230,12 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
 
   const bool need_a = a.requires_grad() || a.impl()->autograd.grad_fn;
   const bool need_b = b.requires_grad() || b.impl()->autograd.grad_fn;
-  record(name, {a, b}, {&y}, [op, a, b, need_a, need_b](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+  // Sums and differences keep only their operands' shapes (a residual Add would otherwise keep
+  // both branches alive until its backward pass).
+  const bool rule_reads_operands = op != BinaryOp::add && op != BinaryOp::subtract;
+  record(name, {a, b}, {&y},
+         [op, a = rule_reads_operands ? a : Tensor(), b = rule_reads_operands ? b : Tensor(), a_shape = a.shape(),
+          b_shape = b.shape(), need_a, need_b](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
     const Tensor& g = gs[0];
     Tensor ga, gb;
     switch (op) {
@@ -258,8 +278,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
       default:
         break;
     }
-    if (ga.defined()) ga = detail::reduce_to(ga, a.shape());
-    if (gb.defined()) gb = detail::reduce_to(gb, b.shape());
+    if (ga.defined()) ga = detail::reduce_to(ga, a_shape);
+    if (gb.defined()) gb = detail::reduce_to(gb, b_shape);
     return {ga, gb};
   });
   return y;

@@ -8,9 +8,7 @@ using keras::detail::record;
 
 namespace {
 
-// A view that shares y's storage without its autograd identity, so a node can keep its own output
-// without a reference cycle.
-Tensor detached(const Tensor& y) { return y.view(y.shape()); }
+using detail::detached;
 
 bool can_fuse(UnaryOp act) {
   return act == UnaryOp::identity || act == UnaryOp::relu || act == UnaryOp::sigmoid || act == UnaryOp::tanh ||

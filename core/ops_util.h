@@ -61,6 +61,10 @@ inline std::optional<DType> emulated_dtype(std::initializer_list<const Tensor*> 
   return common;
 }
 
+/// A view that shares y's storage without its autograd identity, so a node can keep its own output
+/// without a reference cycle.
+inline Tensor detached(const Tensor& y) { return y.view(y.shape()); }
+
 /// `t` as float32 when it is float16 or bfloat16 (a recorded cast, so gradients flow back), else `t`.
 inline Tensor widen(const Tensor& t) {
   return t.defined() && is_low_precision(t.dtype()) ? cast(t, DType::float32) : t;

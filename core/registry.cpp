@@ -287,6 +287,13 @@ void set_default_backend(const std::string& choice) {
 
 std::string backend_name() { return default_backend().name(); }
 
+MemoryInfo get_memory_info(const std::string& device) {
+  return (device.empty() ? default_backend() : get_backend(device)).memory_info();
+}
+void reset_memory_stats(const std::string& device) {
+  (device.empty() ? default_backend() : get_backend(device)).reset_peak_memory();
+}
+
 }  // namespace backend
 
 Backend& default_backend() {

@@ -52,4 +52,10 @@ KERASCPP_API void set_default_backend(const std::string& choice);
 /// The default backend's name.
 KERASCPP_API std::string backend_name();
 
+/// Tensor memory in use on a device ("cuda:0", "cpu"; empty: the default backend's) and its peak,
+/// as tf.config.experimental.get_memory_info.
+KERASCPP_API MemoryInfo get_memory_info(const std::string& device = "");
+/// Starts the device's peak again from what is in use now, as tf.config.experimental.reset_memory_stats.
+KERASCPP_API void reset_memory_stats(const std::string& device = "");
+
 }  // namespace keras::backend

@@ -237,7 +237,20 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
   // Masks (Embedding(mask_zero), Masking) travel beside the values, as Keras' _keras_mask.
   std::unordered_map<const detail::KerasTensorImpl*, Tensor> masks;
   std::set<const detail::SymbolicNode*> folded;  // batch norms, relus and poolings run inside a convolution
-  for (const auto& node : nodes_) {
+  // A value goes once its last reader has run, so the pass holds only what the tape keeps: a batch
+  // norm's output, read by a relu that keeps its own output, is freed then, not at the end.
+  std::unordered_map<const detail::KerasTensorImpl*, size_t> last_read;
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    for (const KerasTensor& t : nodes_[i]->all_inputs()) last_read[t.impl().get()] = i;
+  for (const KerasTensor& t : outputs_) last_read[t.impl().get()] = nodes_.size();
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (i > 0)
+      for (const KerasTensor& t : nodes_[i - 1]->all_inputs())
+        if (last_read.at(t.impl().get()) == i - 1) {
+          values.erase(t.impl().get());
+          masks.erase(t.impl().get());
+        }
+    const auto& node = nodes_[i];
     if (folded.count(node.get())) continue;
     std::vector<Tensor> in;
     for (const KerasTensor& t : node->inputs) in.push_back(values.at(t.impl().get()));

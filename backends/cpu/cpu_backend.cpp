@@ -25,6 +25,7 @@ size_t CachingAllocator::bucket_size(size_t nbytes) {
 
 void* CachingAllocator::allocate(size_t nbytes) {
   const size_t size = bucket_size(nbytes);
+  use_.add(static_cast<int64_t>(size));
   {
     std::lock_guard lock(mutex_);
     auto it = free_.find(size);
@@ -37,12 +38,14 @@ void* CachingAllocator::allocate(size_t nbytes) {
   }
   fresh_.fetch_add(1, std::memory_order_relaxed);
   void* p = std::aligned_alloc(64, size);
+  if (!p) use_.remove(static_cast<int64_t>(size));
   KCPP_CHECK(p, BackendError, "cpu backend: out of memory allocating {} bytes", size);
   return p;
 }
 
 void CachingAllocator::release(void* ptr, size_t nbytes) {
   const size_t size = bucket_size(nbytes);
+  use_.remove(static_cast<int64_t>(size));
   constexpr size_t kMaxCached = size_t{4} << 30;  // beyond this, give memory back to the system
   std::lock_guard lock(mutex_);
   if (cached_bytes_ + size > kMaxCached) {
@@ -111,6 +114,11 @@ std::map<std::string, int64_t> CpuBackend::counters() const {
           {"weight_reorders", weight_reorders_.load()},
           {"weight_reuses", weight_reuses_.load()}};
 }
+
+MemoryInfo CpuBackend::memory_info() const {
+  return {allocator_.use().now(), allocator_.use().peak()};
+}
+void CpuBackend::reset_peak_memory() { allocator_.use().reset_peak(); }
 
 std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes) {
   if (nbytes == 0) return std::make_shared<Storage>(nullptr, 0, this);

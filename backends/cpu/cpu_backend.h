@@ -11,6 +11,7 @@
 
 #include "core/backend.h"
 #include "core/check.h"
+#include "core/memory_use.h"
 #include "core/derived_cache.h"
 
 namespace keras::cpu {
@@ -37,6 +38,8 @@ class CachingAllocator {
   void* allocate(size_t nbytes);
   void release(void* ptr, size_t nbytes);
   int64_t fresh_allocations() const { return fresh_.load(); }
+  MemoryUse& use() { return use_; }
+  const MemoryUse& use() const { return use_; }
   /// Round-up used for bucketing, exposed for the Storage size bookkeeping.
   static size_t bucket_size(size_t nbytes);
 
@@ -45,6 +48,7 @@ class CachingAllocator {
   std::unordered_multimap<size_t, void*> free_;
   size_t cached_bytes_ = 0;
   std::atomic<int64_t> fresh_{0};
+  MemoryUse use_;  // bucket sizes handed out
 };
 
 /// Which pass of a convolution CpuBackend::conv_common runs.
@@ -76,6 +80,8 @@ class CpuBackend final : public Backend {
   bool supports(Capability c) const override;
   bool computes_low_precision(OpFamily family, DType dtype) const override;
   std::map<std::string, int64_t> counters() const override;
+  MemoryInfo memory_info() const override;
+  void reset_peak_memory() override;
   void set_thread_parallelism(int threads) override;
 
   std::shared_ptr<Storage> allocate(size_t nbytes) override;

@@ -67,6 +67,7 @@ void* DeviceAllocator::allocate(size_t nbytes) {
     if (it != cache.end()) {
       void* p = it->second;
       cache.erase(it);
+      use_.add(static_cast<int64_t>(size));
       return p;
     }
   }
@@ -78,8 +79,12 @@ void* DeviceAllocator::allocate(size_t nbytes) {
     const cudaError_t e = cudaMalloc(&p, size);
     if (e != cudaSuccess)
       throw BackendError(
-          fmt::format("CUDA: out of device memory allocating {} bytes: {}", size, cudaGetErrorString(e)));
+          fmt::format("CUDA: out of device memory allocating {} bytes ({} in use, {} held by the cache and "
+                      "recorded steps): {}",
+                      size, use_.now(), reserved_.now() - use_.now(), cudaGetErrorString(e)));
   }
+  use_.add(static_cast<int64_t>(size));
+  reserved_.add(static_cast<int64_t>(size));
   if (pool) {
     std::lock_guard lock(mutex_);
     pool_of_[p] = pool;
@@ -88,6 +93,7 @@ void* DeviceAllocator::allocate(size_t nbytes) {
 }
 
 void DeviceAllocator::release(void* ptr, size_t nbytes) {
+  use_.remove(static_cast<int64_t>(bucket(nbytes)));
   std::lock_guard lock(mutex_);
   if (auto it = pool_of_.find(ptr); it != pool_of_.end()) {
     if (!it->second->closed) {
@@ -122,7 +128,10 @@ void DeviceAllocator::close_pool(const std::shared_ptr<GraphPool>& pool) {
 void DeviceAllocator::empty_cache() {
   std::lock_guard lock(mutex_);
   cudaDeviceSynchronize();
-  for (auto& [size, p] : free_) cudaFree(p);
+  for (auto& [size, p] : free_) {
+    cudaFree(p);
+    reserved_.remove(static_cast<int64_t>(size));
+  }
   free_.clear();
 }
 
@@ -144,6 +153,11 @@ CudaBackend::CudaBackend(int device, bool keep_current) : device_(device) {
   KCPP_CUBLAS(cublasCreate(&cublas_));
   KCPP_CUBLAS(cublasSetStream(cublas_, stream_));
   KCPP_CUBLAS(cublasSetMathMode(cublas_, kCublasMath));
+  // The loaded libraries, not the headers, decide the kernels: two machines' figures compare only with these.
+  int cublas_version = 0;
+  cublasGetVersion(cublas_, &cublas_version);
+  detail::log_info(fmt::format("cuda backend: device {}, cuDNN {} (built with {}), cuBLAS {}", device_,
+                               cudnnGetVersion(), CUDNN_VERSION, cublas_version));
 }
 
 CudaBackend::~CudaBackend() = default;  // never unloaded (see the registry)
@@ -379,7 +393,15 @@ std::map<std::string, int64_t> CudaBackend::counters() const {
           {"algorithm_searches", algorithm_searches.load()},
           {"graph_replays", graph_replays.load()},
           {"weight_reorders", weight_reorders_.load()},
-          {"weight_reuses", weight_reuses_.load()}};
+          {"weight_reuses", weight_reuses_.load()},
+          {"bytes_reserved", allocator_.reserved().now()},
+          {"peak_bytes_reserved", allocator_.reserved().peak()}};
+}
+
+MemoryInfo CudaBackend::memory_info() const { return {allocator_.use().now(), allocator_.use().peak()}; }
+void CudaBackend::reset_peak_memory() {
+  allocator_.use().reset_peak();
+  allocator_.reserved().reset_peak();
 }
 
 Tensor CudaBackend::inference_weights(const std::vector<const Tensor*>& sources, const std::string& what,

@@ -20,6 +20,7 @@
 #include "core/check.h"
 #include "core/config.h"
 #include "core/derived_cache.h"
+#include "core/memory_use.h"
 
 namespace keras::cuda {
 
@@ -71,6 +72,11 @@ class DeviceAllocator {
   void* allocate(size_t nbytes);
   void release(void* ptr, size_t nbytes);
   int64_t device_mallocs() const { return mallocs_.load(); }
+  /// Blocks handed out; blocks taken from the device (handed out, cached, or kept for recorded steps).
+  MemoryUse& use() { return use_; }
+  const MemoryUse& use() const { return use_; }
+  MemoryUse& reserved() { return reserved_; }
+  const MemoryUse& reserved() const { return reserved_; }
   /// Frees every cached block (after an out-of-memory, before retrying).
   void empty_cache();
   /// While a pool is open, the calling thread's allocations come from it (and cudaMalloc), not
@@ -84,6 +90,7 @@ class DeviceAllocator {
   std::mutex mutex_;
   std::unordered_multimap<size_t, void*> free_;
   std::atomic<int64_t> mallocs_{0};
+  MemoryUse use_, reserved_;
   std::shared_ptr<GraphPool> recording_;
   std::thread::id recording_thread_;
   std::unordered_map<void*, std::shared_ptr<GraphPool>> pool_of_;
@@ -99,6 +106,8 @@ class CudaBackend final : public Backend {
   bool supports(Capability c) const override;
   bool computes_low_precision(OpFamily family, DType dtype) const override;
   std::map<std::string, int64_t> counters() const override;
+  MemoryInfo memory_info() const override;
+  void reset_peak_memory() override;
 
   std::shared_ptr<Storage> allocate(size_t nbytes) override;
   void deallocate(void* data, size_t nbytes) override;

@@ -81,10 +81,101 @@ TEST_CASE("GradientTape refuses integer targets and Variable checks assignments"
 
 TEST_CASE("gradient starts from a given output gradient, as TF's output_gradients", "[cpu][autograd]") {
   Tensor x = Tensor::from_vector<float>({1, 2}, Shape{2});
-  GradientTape tape;
+  GradientTape tape(/*persistent=*/true);
   tape.watch(x);
   const Tensor y = ops::square(x);
   const auto g = tape.gradient(y, {x}, Tensor::from_vector<float>({10, 100}, Shape{2}));
   CHECK(g[0].to_vector<float>() == std::vector<float>{20, 400});
   kt::require_throws_with<ShapeError>([&] { tape.gradient(y, {x}, ops::ones(Shape{3})); }, {"output_gradient", "(3,)"});
+}
+
+namespace {
+// y_k = sin(y_{k-1}) from y_0 = x, `n` times: each op keeps its input for its backward pass.
+Tensor sine_chain(const Tensor& x, int n) {
+  Tensor y = x;
+  for (int k = 0; k < n; ++k) y = ops::sin(y);
+  return y;
+}
+// d sin^n(x) / dx = prod_k cos(y_{k-1}), in double.
+std::vector<double> sine_chain_grad(const std::vector<float>& x, int n) {
+  std::vector<double> g(x.size(), 1.0);
+  for (size_t i = 0; i < x.size(); ++i) {
+    double y = x[i];
+    for (int k = 0; k < n; ++k) {
+      g[i] *= std::cos(y);
+      y = std::sin(y);
+    }
+  }
+  return g;
+}
+}  // namespace
+
+TEST_CASE("a tape computes its gradients once and frees what each op kept as its backward pass runs",
+          "[cpu][autograd]") {
+  constexpr int kOps = 8;
+  constexpr int64_t kN = int64_t{1} << 20;  // 4 MiB per float32 tensor: a whole allocator bucket
+  constexpr int64_t kBytes = kN * 4;
+  Tensor x = ops::random_uniform(Shape{kN}, -2.f, 2.f, 3);
+  Backend& be = *x.backend();
+  const std::vector<double> want = sine_chain_grad(x.to_vector<float>(), kOps);
+  auto check_grad = [&](const Tensor& g) {
+    const std::vector<float> got = g.to_vector<float>();
+    for (int64_t i = 0; i < kN; i += 4099) REQUIRE(got[i] == Approx(want[i]).margin(1e-6));
+  };
+
+  SECTION("not persistent") {
+    const int64_t before = be.memory_info().current;
+    GradientTape tape;
+    tape.watch(x);
+    const Tensor z = sine_chain(x, kOps);
+    // z and the inputs of ops 2..8 (op 1 keeps x, which was there before).
+    const int64_t forward = be.memory_info().current - before;
+    CHECK(forward >= kOps * kBytes);
+    backend::reset_memory_stats();  // x is on the default backend
+    const Tensor g = tape.gradient(z, {x})[0];
+    check_grad(g);
+    // Each op's kept input goes once it has run: at most a few gradients are alive besides what
+    // the forward pass kept (all of them at once would be kOps more tensors).
+    CHECK(backend::get_memory_info().peak - before - forward <= 3 * kBytes);
+    CHECK(backend::get_memory_info().peak == be.memory_info().peak);
+    // With z still held, only z and the gradient remain.
+    CHECK(be.memory_info().current - before <= 2 * kBytes + 4096);
+    kt::require_throws_with<ValueError>([&] { tape.gradient(z, {x}); }, {"once", "persistent"});
+  }
+  SECTION("persistent") {
+    const int64_t before = be.memory_info().current;
+    GradientTape tape(/*persistent=*/true);
+    tape.watch(x);
+    const Tensor z = sine_chain(x, kOps);
+    check_grad(tape.gradient(z, {x})[0]);
+    CHECK(be.memory_info().current - before >= kOps * kBytes);  // everything is kept for another call
+    check_grad(tape.gradient(z, {x})[0]);
+  }
+}
+
+TEST_CASE("nested tapes: the inner tape's gradient leaves what the outer one recorded with it", "[cpu][autograd]") {
+  Tensor x = Tensor::from_vector<float>({0.5f, -1.f}, Shape{2});
+  const std::vector<double> want = sine_chain_grad({0.5f, -1.f}, 3);
+  {
+    GradientTape outer;
+    outer.watch(x);
+    Tensor z;
+    {
+      GradientTape inner;
+      inner.watch(x);
+      z = sine_chain(x, 3);
+      kt::require_close(inner.gradient(z, {x})[0].to_vector<float>(), {float(want[0]), float(want[1])}, 1e-6f, 0);
+    }
+    kt::require_close(outer.gradient(z, {x})[0].to_vector<float>(), {float(want[0]), float(want[1])}, 1e-6f, 0);
+  }
+
+  // Ops only a finished tape recorded are constants to a later tape, as in TensorFlow: the
+  // gradient through them is zero.
+  GradientTape first;
+  first.watch(x);
+  const Tensor y = ops::sin(x);
+  first.gradient(y, {x});
+  GradientTape second;
+  const Tensor w = ops::square(y);
+  CHECK(second.gradient(w, {x})[0].to_vector<float>() == std::vector<float>{0, 0});
 }

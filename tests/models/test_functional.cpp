@@ -307,3 +307,37 @@ TEST_CASE("Conv2D -> MaxPooling2D pairs run in one pass at inference and give th
   CHECK(be.counters()["fused_conv_max_pools"] == before_fit);
   CHECK(seq.test_on_batch(in, target).at("loss") < first);
 }
+
+TEST_CASE("a training pass of residual units keeps two activations per unit, and frees the rest as it goes",
+          "[cpu][models][memory]") {
+  // Each unit: x -> Conv2D -> BatchNormalization -> Add(., x) -> relu. The backward pass needs the
+  // convolution's output (the batch norm's input) and the relu's output (its own rule, and the next
+  // convolution's input); the batch norm's and the Add's outputs need not outlive the forward pass.
+  utils::clear_session();
+  constexpr int kUnits = 4;
+  constexpr int64_t kAct = 4 * 32 * 32 * 16 * 4;  // bytes of one activation: a whole allocator bucket
+  auto in = layers::Input({32, 32, 16});
+  KerasTensor x = in;
+  for (int u = 0; u < kUnits; ++u) {
+    auto c = layers::Conv2D(16, {3, 3}, {.padding = "same", .use_bias = false})(x);
+    auto b = layers::BatchNormalization()(c);
+    x = layers::Activation("relu")(layers::add({b, x}));
+  }
+  Model model(in, layers::Dense(1)(layers::GlobalAveragePooling2D()(x)));
+  const Tensor batch = kt::random_tensor(Shape{4, 32, 32, 16}, 3);
+  Backend& be = *batch.backend();
+  model(batch, true);  // builds and warms up
+
+  const int64_t before = be.memory_info().current;
+  be.reset_peak_memory();
+  GradientTape tape;
+  const Tensor loss = ops::mean(model(batch, true));
+  const int64_t kept = be.memory_info().current - before, peak = be.memory_info().peak - before;
+  // Small tensors (statistics, the pooled features) stay under half an activation.
+  CHECK(kept >= 2 * kUnits * kAct);
+  CHECK(kept <= 2 * kUnits * kAct + kAct / 2);
+  // Within a unit, the batch norm's and the Add's outputs are alive until the relu has run.
+  CHECK(peak <= kept + 2 * kAct + kAct / 2);
+  const auto grads = tape.gradient(loss, model.trainable_weights());
+  CHECK(grads.size() == model.trainable_weights().size());
+}

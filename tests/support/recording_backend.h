@@ -41,6 +41,8 @@ class RecordingBackend final : public keras::Backend {
   /// "deferred_check_failures" (thrown at a guard, op by op), "host_reads" (copies to the host) and
   /// "queued_ops" (ops the frontend queued, run or recorded: on CUDA, a kernel launch or more each).
   std::map<std::string, int64_t> counters() const override;
+  keras::MemoryInfo memory_info() const override { return inner_.memory_info(); }
+  void reset_peak_memory() override { inner_.reset_peak_memory(); }
   void set_thread_parallelism(int threads) override { inner_.set_thread_parallelism(threads); }
   /// Makes each replay take this much longer (to test choices made by timing replays).
   void set_replay_delay(std::chrono::milliseconds delay) { replay_delay_ = delay; }

@@ -40,13 +40,15 @@ Tensor random_labels(int64_t n, int64_t classes, uint64_t seed) {
 }
 
 // amp_bf16: the model was made under the mixed_bfloat16 policy (the rival's bfloat16 autocast).
+// peak_mb: the most tensor memory in use since the model was made (weights, optimizer state, the
+// batch and the steps), as torch.cuda.max_memory_allocated (tools/gpu/torch_peak_memory.py).
 void report_train(const char* model, int64_t batch, double step, const char* extra = "") {
   const bool bf16 = mixed_precision::global_policy().name() == "mixed_bfloat16";
   std::printf(
       "{\"model\": \"%s\", \"framework\": \"kerascpp (%s)\", \"batch\": %ld, \"amp_bf16\": %s, "
-      "\"train_samples_per_s\": %.1f, \"step_ms\": %.3f%s}\n",
+      "\"train_samples_per_s\": %.1f, \"step_ms\": %.3f, \"peak_mb\": %.1f%s}\n",
       model, backend::backend_name().c_str(), static_cast<long>(batch), bf16 ? "true" : "false",
-      static_cast<double>(batch) / step, step * 1e3, extra);
+      static_cast<double>(batch) / step, step * 1e3, backend::get_memory_info().peak / 1e6, extra);
   std::fflush(stdout);
 }
 
@@ -161,6 +163,7 @@ int main(int argc, char** argv) {
     const bool bf16 = std::strstr(name, "_bf16") != nullptr;
     if (!(all && !bf16) && !(mixed && bf16) && std::strcmp(which, name) != 0) continue;
     try {
+      backend::reset_memory_stats();
       run();
     } catch (const std::exception& e) {  // one model failing must not hide the others' figures
       std::printf("{\"model\": \"%s\", \"error\": \"%s\"}\n", name, e.what());

@@ -63,8 +63,19 @@ finish() {
     grep -h -B2 -A12 "FAILED:" "$logs"/tests_*.txt | cut -c1-200 | head -150
     grep -E "Test accuracy|main job" "$logs/main_job.txt" 2>/dev/null
     grep -E "rc=|Test accuracy" "$logs/text_classifier.txt" 2>/dev/null
-    cut -c1-220 "$logs/fit_synthetic.txt" "$logs/graphs.txt" "$logs/mixed_emulated.txt" 2>/dev/null
+    cut -c1-220 "$logs/fit_synthetic.txt" "$logs/imdb_torch_cudnn.txt" "$logs/graphs.txt" "$logs/mixed_emulated.txt" 2>/dev/null
     echo "op by op (KERASCPP_CUDA_GRAPHS=0):"; grep "^{\"model" "$logs/models_op_by_op.txt" 2>/dev/null | cut -c1-200
+    python3 - "$logs/models_kerascpp.txt" "$logs/torch_peak_memory.txt" <<'PY'
+import json, sys
+print("peak tensor memory, MB (kerascpp: since the model was made; PyTorch: ResNet50 only)")
+for path in sys.argv[1:]:
+    try:
+        for line in open(path):
+            if line.startswith("{") and "peak_mb" in line:
+                r = json.loads(line)
+                print(f"  {path.split('/')[-1]:24} {r['model']:18} bf16={r.get('amp_bf16')} b{r.get('batch')}: {r['peak_mb']}")
+    except Exception as e: print(path, e)
+PY
     grep -v "^\[kerascpp\]" "$logs/bench_cuda_tf32.txt" 2>/dev/null | head -6
     grep -v "^\[kerascpp\]" "$logs/layer_times.txt" 2>/dev/null | head -14
     cat "$logs/layer_times_resnet50.txt" 2>/dev/null
@@ -127,7 +138,8 @@ run_tests cuda "[cuda]" 90
 stage tests all
 run_tests all "~[registry]~[cuda]" 170
 stage auto picks cuda
-KERASCPP_LOG_LEVEL=info bounded 30 "$pack/run.sh" fit_synthetic 2>&1 | tail -3 > "$logs/fit_synthetic.txt"
+KERASCPP_LOG_LEVEL=info bounded 30 "$pack/run.sh" fit_synthetic > "$logs/fit_synthetic.all" 2>&1
+{ grep -E "cuDNN|using backend|rror" "$logs/fit_synthetic.all" | head -4; tail -2 "$logs/fit_synthetic.all"; } > "$logs/fit_synthetic.txt"
 
 # 2. The benchmark models, kerascpp (recorded steps as the default, auto, decides; then op by op) and
 # PyTorch (../shared/bench/torch_gpu_ref.py), one after the other.
@@ -139,6 +151,29 @@ stage torch models
 if ! skipped torch && [ -f .gpu/torch_gpu_ref.py ]; then
   (cd .gpu && PYTHONUNBUFFERED=1 bounded 110 python3 torch_gpu_ref.py) > "$logs/models_torch.txt" 2>&1
 fi
+
+# 2a. Peak memory of ResNet50's training steps in PyTorch, with the reference's own step
+# (kerascpp's is the "peak_mb" of its benchmark lines).
+stage torch peak memory
+if ! skipped torch && [ -f .gpu/torch_gpu_ref.py ]; then
+  (cd .gpu && PYTHONUNBUFFERED=1 bounded 40 python3 ../tools/gpu/torch_peak_memory.py) 2>&1 | grep -E "peak_mb|rror" > "$logs/torch_peak_memory.txt"
+fi
+
+# 2b. imdb_lstm's step is spent inside cuDNN's RNN calls (run 27), and this machine's cuDNN (9.14) is
+# older than PyTorch's (9.19): the same benchmark again on PyTorch's cuDNN, which the plugin then loads.
+stage imdb_lstm on torch cudnn
+skipped torch_cudnn || {
+  python3 -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())' 2>&1
+  dir=$(python3 - <<'PY' 2>/dev/null
+import glob, os, site
+for root in site.getsitepackages():
+    for f in glob.glob(os.path.join(root, "nvidia", "**", "libcudnn.so.9"), recursive=True):
+        print(os.path.dirname(os.path.realpath(f))); raise SystemExit
+PY
+)
+  echo "torch's cudnn: ${dir:-not found}"
+  [ -n "$dir" ] && LD_LIBRARY_PATH="$dir" KERASCPP_LOG_LEVEL=info bounded 40 "$pack/run.sh" bench_models_gpu imdb_lstm 2>&1 | grep -E "cuDNN|^\{|rror" | cut -c1-240
+} > "$logs/imdb_torch_cudnn.txt" 2>&1
 
 # 3. The main job on the GPU (auto picks cuda), timed.
 stage main job
