@@ -57,14 +57,17 @@ Tensor reduce_impl(ReduceOp op, const char* name, const Tensor& x, std::vector<i
   Tensor kept_y = y;
   y = y.view(p.out);
   if (!needs_recording({x})) return y;
+  // Sums and means need only x's shape (a loss's mean would otherwise keep the whole batch).
+  const bool rule_reads_values = op != ReduceOp::sum && op != ReduceOp::mean;
   record(name, {x}, {&y},
-         [op, x, kept_y = kept_y.view(p.kept), p](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
+         [op, x = rule_reads_values ? x : Tensor(), kept_y = rule_reads_values ? kept_y.view(p.kept) : Tensor(),
+          x_shape = x.shape(), p](const std::vector<Tensor>& gs) -> std::vector<Tensor> {
            Tensor g = reshape(gs[0], p.kept.dims());
            switch (op) {
              case ReduceOp::sum:
-               return {broadcast_to(g, x.shape())};
+               return {broadcast_to(g, x_shape)};
              case ReduceOp::mean:
-               return {broadcast_to(g * (1.f / static_cast<float>(p.count)), x.shape())};
+               return {broadcast_to(g * (1.f / static_cast<float>(p.count)), x_shape)};
              case ReduceOp::prod:
                return {g * kept_y / x};
              case ReduceOp::max:

@@ -179,3 +179,18 @@ TEST_CASE("nested tapes: the inner tape's gradient leaves what the outer one rec
   const Tensor w = ops::square(y);
   CHECK(second.gradient(w, {x})[0].to_vector<float>() == std::vector<float>{0, 0});
 }
+
+TEST_CASE("ops whose gradient needs no values keep none: scaling, sums, differences, means", "[cpu][autograd]") {
+  constexpr int64_t kN = int64_t{1} << 20;
+  Tensor x = ops::random_uniform(Shape{kN}, -1.f, 1.f, 5);
+  Backend& be = *x.backend();
+  GradientTape tape;
+  tape.watch(x);
+  const int64_t before = be.memory_info().current;
+  // 2x + x - x/4: scalings, a sum and a difference, then a mean; none of their rules reads a value.
+  const Tensor loss = ops::mean((x * 2.f + x) - x * 0.25f);
+  CHECK(be.memory_info().current - before < 4096);  // the scalar loss; no 4 MiB intermediate
+  const std::vector<float> g = tape.gradient(loss, {x})[0].to_vector<float>();
+  REQUIRE(g.size() == static_cast<size_t>(kN));
+  for (int64_t i = 0; i < kN; i += 5003) REQUIRE(g[i] == Approx(2.75 / kN));
+}
