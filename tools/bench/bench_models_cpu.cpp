@@ -1,7 +1,8 @@
 // imdb_lstm, video_qa and resnet50_infer of ../shared/bench, measured the way keras_ref.py measures
 // Keras: samples per second of fit() after one warm-up pass (median of three, two for video_qa) and
 // of predict(); ResNet50's batch-1 latency as the median of eight calls. Prints one JSON line per
-// model.   bench_models_cpu [imdb_lstm|video_qa|resnet50_infer|transformer|all]
+// model (transformer and resnet50_train: tools/bench/*_ref.py are their rivals).
+//   bench_models_cpu [imdb_lstm|video_qa|resnet50_infer|transformer|resnet50_train|all]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -91,6 +92,26 @@ void transformer() {
       backend::backend_name().c_str(), n / train, n / infer);
 }
 
+// ResNet50 training at batch 16, where memory matters: Adam, sparse cross-entropy, fit() over three
+// batches (median of three after a warm-up pass), as tools/bench/resnet50_train_ref.py measures Keras
+// and PyTorch. peak_mb: the most tensor memory the backend handed out (the rivals' figure is their
+// process' peak resident memory, which run_cpu_rivals.sh takes for all three).
+void resnet50_train() {
+  utils::set_random_seed(0);
+  const int64_t batch = 16, n = batch * 3;
+  auto m = applications::ResNet50({.weights = ""});
+  m->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  const Tensor x = ops::random_uniform(Shape{n, 224, 224, 3}, 0.f, 1.f, 9);
+  const Tensor y = ops::floor(ops::random_uniform(Shape{n}, 0.f, 999.5f, 10));
+  const FitOptions fit{.batch_size = batch, .epochs = 1, .verbose = 0, .shuffle = false};
+  m->fit(x, y, fit);
+  const double train = median_seconds([&] { m->fit(x, y, fit); }, 3);
+  std::printf(
+      "{\"model\": \"resnet50_train\", \"framework\": \"kerascpp (%s)\", \"batch\": %ld, "
+      "\"train_samples_per_s\": %.2f, \"peak_mb\": %.0f}\n",
+      backend::backend_name().c_str(), static_cast<long>(batch), n / train, backend::get_memory_info().peak / 1e6);
+}
+
 void resnet50_infer() {
   utils::set_random_seed(0);
   auto m = applications::ResNet50({.weights = ""});
@@ -112,5 +133,6 @@ int main(int argc, char** argv) {
   if (all || std::strcmp(which, "video_qa") == 0) video_qa();
   if (all || std::strcmp(which, "resnet50_infer") == 0) resnet50_infer();
   if (all || std::strcmp(which, "transformer") == 0) transformer();
+  if (all || std::strcmp(which, "resnet50_train") == 0) resnet50_train();
   return 0;
 }

@@ -2,7 +2,8 @@
 # One benchmark model on the CPU, side by side in one run: kerascpp, Python Keras 3 (JAX) and PyTorch,
 # newest from PyPI in a virtual environment this script makes, all on 2 threads. Prints each
 # framework's JSON line, then the ratios. The reference scripts come from ../shared/bench.
-#   tools/bench/run_cpu_rivals.sh [fmnist_cnn (default) | imdb_lstm | video_qa | resnet50_infer | transformer]
+#   tools/bench/run_cpu_rivals.sh [fmnist_cnn (default) | imdb_lstm | video_qa | resnet50_infer | transformer |
+#                                  resnet50_train]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv="${KERASCPP_BENCH_VENV:-.venv-bench}"
@@ -12,7 +13,7 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install -q keras jax jaxlib torch torchvision
 fi
 model="${1:-fmnist_cnn}"
-# The rivals: ../shared/bench's scripts, or ours for the models they lack (transformer).
+# The rivals: ../shared/bench's scripts, or ours for the models they lack (transformer, resnet50_train).
 keras_ref=("$refs/keras_ref.py" "$model") torch_ref=("$refs/torch_cpu_ref.py" "$model")
 case "$model" in
   fmnist_cnn) kcpp=(build/bin/bench_fmnist_cpu) ;;
@@ -20,7 +21,10 @@ case "$model" in
   transformer)
     kcpp=(build/bin/bench_models_cpu transformer)
     keras_ref=(tools/bench/transformer_ref.py keras) torch_ref=(tools/bench/transformer_ref.py torch) ;;
-  *) echo "unknown model '$model': expected fmnist_cnn, imdb_lstm, video_qa, resnet50_infer or transformer" >&2
+  resnet50_train)
+    kcpp=(build/bin/bench_models_cpu resnet50_train)
+    keras_ref=(tools/bench/resnet50_train_ref.py keras) torch_ref=(tools/bench/resnet50_train_ref.py torch) ;;
+  *) echo "unknown model '$model': expected fmnist_cnn, imdb_lstm, video_qa, resnet50_infer, transformer or resnet50_train" >&2
      exit 2 ;;
 esac
 threads=2
