@@ -71,8 +71,8 @@ GradientTape::~GradientTape() { stop_recording(); }
 
 void GradientTape::stop_recording() {
   if (active_) {
-    auto& tapes = detail::active_tapes;  // tapes may stop in any order
-    tapes.erase(std::find(tapes.begin(), tapes.end(), id_));
+    auto& tapes = detail::active_tapes;  // tapes may stop in any order (on the thread that made them)
+    if (auto it = std::find(tapes.begin(), tapes.end(), id_); it != tapes.end()) tapes.erase(it);
     active_ = false;
   }
 }

@@ -63,7 +63,7 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryAttrs attrs) {
   // chain then keeps two activations, not three. The same kernel made y, so the gradients are the
   // ones the input gives.
   if (op == UnaryOp::relu || op == UnaryOp::relu6 || op == UnaryOp::sigmoid || op == UnaryOp::tanh ||
-      op == UnaryOp::elu) {
+      (op == UnaryOp::elu && attrs.alpha > 0)) {  // a negative alpha makes y > 0 where x < 0
     record(unary_op_name(op), {x}, {&y}, [op, attrs, yd = detail::detached(y)](const std::vector<Tensor>& gs) {
       return std::vector<Tensor>{detail::activation_grad_from_output(op, attrs, yd, gs[0])};
     });
