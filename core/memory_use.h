@@ -1,7 +1,7 @@
 #pragma once
 // Bytes a backend's allocator has handed out and not yet taken back, and the most it ever had:
 // what tf.config.experimental.get_memory_info reports as "current" and "peak". Header-only: the
-// backends use it and report it through Backend::counters().
+// backends use it and report it through Backend::memory_info().
 #include <atomic>
 #include <cstdint>
 
