@@ -44,6 +44,7 @@
 #include "layers/recurrent/rnn.h"
 #include "layers/recurrent/simple_rnn.h"
 #include "layers/preprocessing/normalization.h"
+#include "layers/preprocessing/resizing.h"
 #include "layers/preprocessing/text_vectorization.h"
 #include "layers/recurrent/time_distributed.h"
 #include "layers/regularization/noise.h"

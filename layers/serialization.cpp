@@ -29,6 +29,7 @@
 #include "layers/normalization/layer_normalization.h"
 #include "layers/pooling/pooling2d.h"
 #include "layers/preprocessing/normalization.h"
+#include "layers/preprocessing/resizing.h"
 #include "layers/pooling/pooling_more.h"
 #include "layers/recurrent/bidirectional.h"
 #include "layers/recurrent/gru.h"
@@ -66,10 +67,14 @@ LayerRegistry& registry() {
         {"Reshape", &Reshape::from_config},
         {"Rescaling", &Rescaling::from_config},
         {"Normalization", &Normalization::from_config},
+        {"Resizing", &Resizing::from_config},
         {"Conv1D", &Conv1D::from_config},
         {"Conv2D", &Conv2D::from_config},
         {"Conv2DTranspose", &Conv2DTranspose::from_config},
+        {"Conv1DTranspose", &Conv1DTranspose::from_config},
+        {"DepthwiseConv1D", &DepthwiseConv1D::from_config},
         {"DepthwiseConv2D", &DepthwiseConv2D::from_config},
+        {"SeparableConv1D", &SeparableConv1D::from_config},
         {"SeparableConv2D", &SeparableConv2D::from_config},
         {"MaxPooling1D", &MaxPooling1D::from_config},
         {"AveragePooling1D", &AveragePooling1D::from_config},
@@ -151,8 +156,9 @@ const std::map<std::string, std::string>& class_aliases() {
       {"AvgPool2D", "AveragePooling2D"},    {"MaxPool1D", "MaxPooling1D"},     {"AvgPool1D", "AveragePooling1D"},
       {"GlobalAvgPool2D", "GlobalAveragePooling2D"}, {"GlobalMaxPool2D", "GlobalMaxPooling2D"},
       {"GlobalAvgPool1D", "GlobalAveragePooling1D"}, {"GlobalMaxPool1D", "GlobalMaxPooling1D"},
-      {"Conv2DTranspose", "Conv2DTranspose"}, {"Deconvolution2D", "Conv2DTranspose"},
-      {"SeparableConvolution2D", "SeparableConv2D"}};
+      {"Convolution2DTranspose", "Conv2DTranspose"}, {"Deconvolution2D", "Conv2DTranspose"},
+      {"Convolution1DTranspose", "Conv1DTranspose"}, {"SeparableConvolution2D", "SeparableConv2D"},
+      {"SeparableConvolution1D", "SeparableConv1D"}};
   return aliases;
 }
 }  // namespace

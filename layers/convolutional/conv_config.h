@@ -1,5 +1,8 @@
 #pragma once
 // Internal: the config keys every Keras convolution shares (strides, padding, dilation, activation, bias).
+#include <type_traits>
+#include <vector>
+
 #include "../layer.h"
 
 namespace keras::layers::detail {
@@ -15,7 +18,10 @@ inline void read_conv_common(serialization::ConfigReader& r, O& o, size_t rank) 
   o.bias_initializer = r.initializer("bias_initializer", "zeros");
   o.bias_regularizer = r.regularizer("bias_regularizer");
   o.bias_constraint = r.constraint("bias_constraint");
-  if constexpr (requires { o.strides[1]; }) {
+  if constexpr (std::is_same_v<decltype(o.strides), std::vector<int64_t>>) {
+    o.strides = r.has("strides") ? r.ints("strides", rank) : std::vector<int64_t>(rank, 1);
+    o.dilation_rate = r.has("dilation_rate") ? r.ints("dilation_rate", rank) : std::vector<int64_t>(rank, 1);
+  } else if constexpr (requires { o.strides[1]; }) {
     if (r.has("strides")) {
       const auto v = r.ints("strides", rank);
       o.strides = {v[0], v[1]};

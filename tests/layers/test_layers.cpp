@@ -196,6 +196,91 @@ TEST_CASE("the convolution variants pass the layer test", "[cpu][layers]") {
        .expected_output = {std::nullopt, 4, 4, 4},
        .trainable_weights = 3,
        .params = 9 * 2 + 2 * 4 + 4});
+  // The 1-d forms (Keras' numbers for them: the keras-compat "conv_1d_variants" fixture).
+  kt::run_layer_test([] { return layers::Conv1DTranspose(2, 3, {.strides = 2, .output_padding = 1}); },
+                     {.input_shape = Shape{2, 5, 3},
+                      .expected_output = {std::nullopt, 4 * 2 + 3 + 1, 2},  // (in - 1) * s + k + output_padding
+                      .trainable_weights = 2,
+                      .params = 3 * 2 * 3 + 2});
+  kt::run_layer_test([] { return layers::DepthwiseConv1D(3, {.strides = 2, .depth_multiplier = 3}); },
+                     {.input_shape = Shape{2, 9, 2},
+                      .expected_output = {std::nullopt, 4, 6},
+                      .trainable_weights = 2,
+                      .params = 3 * 2 * 3 + 6});
+  kt::run_layer_test([] { return layers::SeparableConv1D(4, 3, {.padding = "same", .depth_multiplier = 2}); },
+                     {.input_shape = Shape{1, 6, 3},
+                      .expected_output = {std::nullopt, 6, 4},
+                      .trainable_weights = 3,
+                      .params = 3 * 3 * 2 + 6 * 4 + 4});
+}
+
+// Naive loops over Keras' kernel layouts, against the 1-d depthwise, separable and transposed layers.
+TEST_CASE("the 1-d depthwise, separable and transposed convolutions match direct loops", "[cpu][layers]") {
+  const int64_t n = 2, steps = 7, in = 3, mult = 2, k = 3;
+  const Tensor x = kt::random_tensor(Shape{n, steps, in}, 5);
+  const auto xs = x.to_vector<float>();
+  auto at = [&](int64_t b, int64_t t, int64_t c) { return xs[static_cast<size_t>((b * steps + t) * in + c)]; };
+
+  // DepthwiseConv1D, "valid", dilation 2: y[b, t, c * mult + m] = sum_i x[b, t + 2 i, c] w[i, c, m] + bias.
+  layers::DepthwiseConv1D depthwise(k, {.depth_multiplier = mult, .dilation_rate = 2});
+  const auto y = depthwise(x).to_vector<float>();
+  const auto w = depthwise.weights()[0]->value().to_vector<float>();
+  REQUIRE(y.size() == static_cast<size_t>(n * (steps - 4) * in * mult));
+  std::vector<float> expected;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t t = 0; t < steps - 4; ++t)
+      for (int64_t c = 0; c < in; ++c)
+        for (int64_t m = 0; m < mult; ++m) {
+          double sum = 0;
+          for (int64_t i = 0; i < k; ++i) sum += at(b, t + 2 * i, c) * w[static_cast<size_t>((i * in + c) * mult + m)];
+          expected.push_back(static_cast<float>(sum));  // the bias starts at zero
+        }
+  kt::require_close(y, expected, 1e-5f, 1e-5f);
+
+  // SeparableConv1D, stride 2: the depthwise sums above at stride 2, then a pointwise (1, in * mult, filters).
+  const int64_t filters = 4;
+  layers::SeparableConv1D separable(filters, k, {.strides = 2, .depth_multiplier = mult});
+  const auto ys = separable(x).to_vector<float>();
+  const auto dw = separable.weights()[0]->value().to_vector<float>();
+  const auto pw = separable.weights()[1]->value().to_vector<float>();
+  const int64_t out = (steps - k) / 2 + 1;
+  expected.clear();
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t t = 0; t < out; ++t)
+      for (int64_t f = 0; f < filters; ++f) {
+        double sum = 0;
+        for (int64_t c = 0; c < in; ++c)
+          for (int64_t m = 0; m < mult; ++m) {
+            double d = 0;
+            for (int64_t i = 0; i < k; ++i)
+              d += at(b, 2 * t + i, c) * dw[static_cast<size_t>((i * in + c) * mult + m)];
+            sum += d * pw[static_cast<size_t>((c * mult + m) * filters + f)];
+          }
+        expected.push_back(static_cast<float>(sum));
+      }
+  kt::require_close(ys, expected, 1e-5f, 1e-5f);
+
+  // Conv1DTranspose, "valid", stride 2: each input step scatters kernel (k, filters, in) from 2 t.
+  layers::Conv1DTranspose transposed(filters, k, {.strides = 2});
+  const auto yt = transposed(x).to_vector<float>();
+  const auto wt = transposed.weights()[0]->value().to_vector<float>();
+  const int64_t len = (steps - 1) * 2 + k;
+  REQUIRE(yt.size() == static_cast<size_t>(n * len * filters));
+  std::vector<double> scatter(static_cast<size_t>(n * len * filters), 0.0);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t t = 0; t < steps; ++t)
+      for (int64_t i = 0; i < k; ++i)
+        for (int64_t f = 0; f < filters; ++f)
+          for (int64_t c = 0; c < in; ++c)
+            scatter[static_cast<size_t>((b * len + 2 * t + i) * filters + f)] +=
+                at(b, t, c) * wt[static_cast<size_t>((i * filters + f) * in + c)];
+  kt::require_close(yt, std::vector<float>(scatter.begin(), scatter.end()), 1e-5f, 1e-5f);
+
+  CHECK_THROWS_WITH(layers::SeparableConv1D(0, 3), Catch::Contains("filters must be positive, received 0"));
+  CHECK_THROWS_WITH(layers::Conv1DTranspose(2, 3, {.strides = 2, .output_padding = 2}),
+                    Catch::Contains("output_padding") && Catch::Contains("received (2)"));
+  CHECK_THROWS_WITH(layers::DepthwiseConv1D(3, {.padding = "causal"}), Catch::Contains("'valid' or 'same'"));
+  CHECK_THROWS_WITH(depthwise(ops::zeros(Shape{2, 7, 3, 1})), Catch::Contains("expected ndim=3, found ndim=4"));
 }
 
 // Options the differential check against Python Keras found missing; their values and one training

@@ -1,12 +1,14 @@
 // Normalization: adapt() against numpy's mean and population variance computed here in double, the
 // kept axes, the given statistics, invert, Keras' epsilon floor, batched adapt, errors, configs and
-// saving. Python Keras' own files: test_saving.cpp (keras-compat "normalization").
+// saving. Resizing: TensorFlow's documented example, linear images (which bilinear interpolation
+// reproduces exactly), integer images, crop and pad windows. Python Keras' own files:
+// test_saving.cpp (keras-compat "normalization" and "resizing").
 #include <cmath>
 #include <filesystem>
 
 #include <unistd.h>
 
-#include "tests/support/test_support.h"
+#include "tests/support/layer_test.h"
 
 using namespace keras;
 
@@ -184,4 +186,69 @@ TEST_CASE("Normalization's config is Keras', and an adapted model saves and load
   REQUIRE(w.size() == 3);
   CHECK(w[2]->value().dtype() == DType::int32);
   CHECK(model.count_params() == 3 + 3 + 1 + 3 * 2 + 2);  // Keras counts the statistics and the count too
+}
+
+TEST_CASE("Resizing reproduces tf.image.resize's example and linear images, crops, pads and rounds integers",
+          "[cpu][layers]") {
+  // tf.image.resize's docstring: a 5x5 identity image resized to 3x5 (bilinear, half-pixel centers).
+  std::vector<float> eye(25, 0.f);
+  for (int i = 0; i < 5; ++i) eye[static_cast<size_t>(i * 6)] = 1.f;
+  const Tensor identity = Tensor::from_vector(eye, Shape{1, 5, 5, 1});
+  kt::require_close(layers::Resizing(3, 5)(identity).to_vector<float>(),
+                    {0.6666667f, 0.3333333f, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0.3333335f, 0.6666665f}, 1e-6f, 0);
+
+  // A linear image a * row + b * col: bilinear gives it back at each output pixel's center mapped
+  // into the input ((o + 0.5) * in / out - 0.5), down and up, as long as that stays inside.
+  const int64_t h = 7, w = 9;
+  std::vector<float> ramp;
+  for (int64_t r = 0; r < h; ++r)
+    for (int64_t c = 0; c < w; ++c) ramp.push_back(3.f * static_cast<float>(r) - 0.5f * static_cast<float>(c));
+  const Tensor image = Tensor::from_vector(ramp, Shape{h, w, 1});  // one image, no batch axis
+  for (const auto& [oh, ow] : std::vector<std::pair<int64_t, int64_t>>{{4, 5}, {12, 4}, {3, 16}}) {
+    const Tensor y = layers::Resizing(oh, ow)(image);
+    REQUIRE(y.shape() == Shape{oh, ow, 1});
+    std::vector<float> expected;
+    for (int64_t r = 0; r < oh; ++r)
+      for (int64_t c = 0; c < ow; ++c) {
+        auto at = [](int64_t o, int64_t in, int64_t out) {
+          return std::clamp((static_cast<double>(o) + 0.5) * static_cast<double>(in) / static_cast<double>(out) - 0.5,
+                            0.0, static_cast<double>(in - 1));
+        };
+        expected.push_back(static_cast<float>(3.0 * at(r, h, oh) - 0.5 * at(c, w, ow)));
+      }
+    kt::require_close(y.to_vector<float>(), expected, 1e-5f, 1e-5f);
+  }
+
+  // crop_to_aspect_ratio: the centered 7x7 window (columns 1..7) of the 7x9 ramp, resized to 7x7,
+  // is that window itself. pad_to_aspect_ratio to 9x9: a row of fill_value above and below.
+  const Tensor cropped = layers::Resizing(7, 7, {.crop_to_aspect_ratio = true})(image);
+  kt::require_close(cropped.to_vector<float>(), ops::slice(image, {0, 1, 0}, {7, 7, 1}).to_vector<float>(), 0, 0);
+  const auto padded = layers::Resizing(9, 9, {.pad_to_aspect_ratio = true, .fill_value = -2.f})(image).to_vector<float>();
+  REQUIRE(padded.size() == 81);
+  for (size_t c = 0; c < 9; ++c) {
+    CHECK(padded[c] == -2.f);
+    CHECK(padded[72 + c] == -2.f);
+    CHECK(padded[9 + c] == ramp[c]);
+  }
+
+  // Integer images: interpolated, rounded half to even and clipped to the dtype, as Keras.
+  const Tensor bytes = Tensor::from_vector(std::vector<uint8_t>{0, 255, 10, 20}, Shape{1, 1, 4, 1});
+  const Tensor up = layers::Resizing(1, 8)(bytes);
+  CHECK(up.dtype() == DType::uint8);
+  // Columns sample -0.25 (clamped to 0), 0.25, 0.75, ..., 3.25 (clamped to 3): 0, 63.75, 191.25,
+  // 193.75, 71.25, 12.5, 17.5, 20.
+  CHECK(up.to_vector<uint8_t>() == std::vector<uint8_t>{0, 64, 191, 194, 71, 12, 18, 20});
+  const Tensor nearest = layers::Resizing(1, 2, {.interpolation = "nearest"})(bytes);
+  CHECK(nearest.to_vector<uint8_t>() == std::vector<uint8_t>{255, 20});
+
+  kt::require_throws_with<ValueError>([] { layers::Resizing(2, 2, {.interpolation = "area"}); },
+                                      {"expected interpolation one of", "received 'area'"});
+  kt::require_throws_with<ValueError>(
+      [] { layers::Resizing(2, 2, {.crop_to_aspect_ratio = true, .pad_to_aspect_ratio = true}); },
+      {"only one of crop_to_aspect_ratio and pad_to_aspect_ratio"});
+  kt::require_throws_with<ValueError>([] { layers::Resizing(0, 2); }, {"positive height and width", "(0, 2)"});
+  kt::require_throws_with<ValueError>([&] { layers::Resizing(2, 2)(ops::zeros(Shape{4, 4})); },
+                                      {"(batch, height, width, channels)", "(None, 4)"});
+  kt::run_layer_test([] { return layers::Resizing(3, 5, {.interpolation = "bicubic"}); },
+                     {.input_shape = Shape{2, 6, 4, 3}, .expected_output = {std::nullopt, 3, 5, 3}});
 }

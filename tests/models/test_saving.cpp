@@ -637,7 +637,7 @@ TEST_CASE("Keras options found missing by the differential check load, predict a
   for (const char* name : {"masking_lstm", "conv_transpose_strides", "conv_transpose_output_padding", "conv1d_causal",
                            "layer_norm_axes", "batch_norm_axis", "upsampling_bilinear", "activations",
                            "more_normalization", "sequence_1d", "masked_states", "multi_head_attention", "attention_axes",
-                           "luong_bahdanau", "grouped_query_attention", "noise", "normalization"}) {
+                           "luong_bahdanau", "grouped_query_attention", "noise", "normalization", "conv_1d_variants", "resizing"}) {
     INFO("model " << name);
     utils::clear_session();
     const auto io = read_json(dir / (std::string(name) + "_io.json"));
