@@ -23,7 +23,8 @@ def pick(*a): return R.choice(a)
 
 def image_case():
     h, w, c = R.randint(5, 12), R.randint(5, 12), R.randint(1, 6)
-    kind = pick("conv", "convT", "dw", "sep", "pool", "gpool", "bn", "ln", "pad", "crop", "up", "misc", "block")
+    kind = pick("conv", "convT", "dw", "sep", "pool", "gpool", "bn", "ln", "pad", "crop", "up", "misc", "block",
+                "resize")
     if kind == "conv":
         groups = pick(1, 1, c) if c > 1 else 1
         filt = groups * R.randint(1, 3)
@@ -74,6 +75,12 @@ def image_case():
         L = layers.ZeroPadding2D(pick(1, (1, 2), ((0, 1), (2, 0))))
     elif kind == "crop":
         L = layers.Cropping2D(pick(1, (1, 2), ((0, 1), (2, 0))))
+    elif kind == "resize":
+        aspect = pick("none", "none", "crop", "pad")
+        L = layers.Resizing(R.randint(1, 14), R.randint(1, 14),
+                            interpolation=pick("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5"),
+                            crop_to_aspect_ratio=aspect == "crop", pad_to_aspect_ratio=aspect == "pad",
+                            fill_value=pick(0.0, 0.5), antialias=R.random() < 0.3)
     elif kind == "up":
         L = layers.UpSampling2D(pick(2, (1, 3), (2, 2)), interpolation=pick("nearest", "bilinear", "nearest"))
     else:
@@ -88,7 +95,8 @@ def image_case():
 
 def seq_case():
     t, f = R.randint(2, 7), R.randint(1, 6)
-    kind = pick("rnn", "rnn", "bi", "conv1", "pool1", "gpool1", "misc1", "masked", "convlstm", "td")
+    kind = pick("rnn", "rnn", "bi", "conv1", "pool1", "gpool1", "misc1", "masked", "convlstm", "td", "convT1", "dw1",
+                "sep1")
     if kind in ("rnn", "bi", "masked"):
         cls = pick(layers.SimpleRNN, layers.LSTM, layers.GRU)
         kw = dict(return_sequences=R.random() < 0.5, go_backwards=R.random() < 0.3, use_bias=R.random() < 0.8)
@@ -116,6 +124,17 @@ def seq_case():
         L = layers.Conv1D(R.randint(1, 5), R.randint(1, 4), strides=st, dilation_rate=dil,
                           padding=pick("valid", "same", "causal"), use_bias=R.random() < 0.7, activation=act(),
                           kernel_regularizer=reg())
+    elif kind == "convT1":
+        st = R.randint(1, 3)
+        L = layers.Conv1DTranspose(R.randint(1, 5), R.randint(1, 4), strides=st, padding=pick("valid", "same"),
+                                   output_padding=pick(None, R.randint(0, st - 1)), use_bias=R.random() < 0.7,
+                                   activation=act())
+    elif kind in ("dw1", "sep1"):
+        st = R.randint(1, 2)
+        kw = dict(strides=st, padding=pick("valid", "same"), dilation_rate=1 if st > 1 else R.randint(1, 2),
+                  depth_multiplier=R.randint(1, 3), use_bias=R.random() < 0.7, activation=act())
+        L = (layers.DepthwiseConv1D(R.randint(1, 3), **kw) if kind == "dw1"
+             else layers.SeparableConv1D(R.randint(1, 5), R.randint(1, 3), **kw))
     elif kind == "pool1":
         L = pick(layers.MaxPooling1D, layers.AveragePooling1D)(R.randint(1, 3), strides=pick(None, 1, 2),
                                                                padding=pick("valid", "same"))
