@@ -53,9 +53,10 @@ void clear_session() {
 }
 }  // namespace utils
 
-Layer::Layer(std::string class_name, std::string name)
+Layer::Layer(std::string class_name, std::string name, std::string python_class)
     : class_name_(std::move(class_name)),
-      name_(name.empty() ? unique_name(serialization::to_snake_case(class_name_)) : std::move(name)) {}
+      python_class_(std::move(python_class)),
+      name_(name.empty() ? unique_name(serialization::to_snake_case(python_class_name())) : std::move(name)) {}
 Layer::~Layer() = default;
 Layer::Layer(Layer&&) noexcept = default;
 Layer& Layer::operator=(Layer&&) noexcept = default;

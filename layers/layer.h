@@ -43,7 +43,9 @@ KERASCPP_API void clear_session();
 class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
  public:
   /// `class_name` is Keras' ("Dense"); an empty `name` takes the next automatic one ("dense_1").
-  Layer(std::string class_name, std::string name);
+  /// `python_class`: the Python class behind `class_name` where the two differ (keras.layers.
+  /// GroupQueryAttention is GroupedQueryAttention); Keras' automatic names and weight groups follow it.
+  Layer(std::string class_name, std::string name, std::string python_class = {});
   virtual ~Layer();
   Layer(Layer&&) noexcept;
   Layer& operator=(Layer&&) noexcept;
@@ -52,6 +54,9 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
 
   const std::string& name() const { return name_; }
   const std::string& class_name() const { return class_name_; }
+  /// The Python class's name, in snake case the base of automatic names and of the weights group in
+  /// .keras files: class_name() unless they differ.
+  const std::string& python_class_name() const { return python_class_.empty() ? class_name_ : python_class_; }
   bool built() const { return built_; }
 
   /// Keras' `trainable`: freezing a layer stops gradients to all its weights.
@@ -247,7 +252,7 @@ class KERASCPP_API Layer : public std::enable_shared_from_this<Layer> {
   std::vector<PartialShape> build_for_call(const std::vector<PartialShape>& input_shapes, const CallArguments& args);
 
  private:
-  std::string class_name_, name_;
+  std::string class_name_, python_class_, name_;
   bool trainable_ = true;
   bool built_ = false;
   mixed_precision::DTypePolicy dtype_policy_ = mixed_precision::global_policy();

@@ -221,7 +221,8 @@ std::vector<Layer*> Model::layers() const {
   return out;
 }
 
-std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, const std::vector<bool>& logits) {
+std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, const std::vector<bool>& logits,
+                                   std::vector<Tensor>* output_masks) {
   KCPP_CHECK(x.size() == inputs_.size(), ValueError,
              "Model \"{}\" expects {} input(s), but it received {} input tensors", name(), inputs_.size(), x.size());
   std::unordered_map<const detail::KerasTensorImpl*, Tensor> values;
@@ -345,11 +346,11 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& x, bool training, 
       }
   }
   std::vector<Tensor> result;
-  output_masks_.clear();
+  if (output_masks) output_masks->clear();
   for (const KerasTensor& t : outputs_) {
     result.push_back(values.at(t.impl().get()));
     auto m = masks.find(t.impl().get());
-    output_masks_.push_back(m == masks.end() ? Tensor() : m->second);
+    if (output_masks) output_masks->push_back(m == masks.end() ? Tensor() : m->second);
   }
   return result;
 }
@@ -406,8 +407,9 @@ std::vector<Tensor> Model::run_recorded(std::unique_ptr<detail::StepGraphs>& gra
 
 std::vector<Tensor> Model::inference_forward(const std::vector<Tensor>& x) {
   return run_recorded(inference_graphs_, x, false, [this](const std::vector<Tensor>& in) {
-    std::vector<Tensor> out = forward(in, false, {});
-    for (const Tensor& m : output_masks_)  // masks would not be refreshed by a replay: not recorded
+    std::vector<Tensor> masks;
+    std::vector<Tensor> out = forward(in, false, {}, &masks);
+    for (const Tensor& m : masks)  // masks would not be refreshed by a replay: not recorded
       KCPP_CHECK(!detail::recording_step() || !m.defined(), NotImplementedError, "outputs with masks are not recorded");
     return out;
   });
@@ -625,7 +627,8 @@ Folded fold_steps(const Tensor& y_true, const Tensor& y_pred_in, const Tensor& w
 }
 }  // namespace
 
-Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& w,
+Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out,
+                         const std::vector<Tensor>& masks, const Tensor& w,
                          std::vector<Tensor>& per_output) {
   KCPP_CHECK(y.size() == out.size(), ValueError, "Model \"{}\" has {} output(s) but received {} target(s)", name(),
              out.size(), y.size());
@@ -635,7 +638,7 @@ Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>
   for (size_t i = 0; i < out.size(); ++i) {
     if (!losses_[i]) continue;  // an output left out of a loss dict
     const auto& loss = *losses_[i];
-    const Folded f = fold_steps(y[i], out[i], w, i < output_masks_.size() ? output_masks_[i] : Tensor());
+    const Folded f = fold_steps(y[i], out[i], w, i < masks.size() ? masks[i] : Tensor());
     const Tensor per_sample =
         logits[i] ? loss.per_sample_from_logits(f.y_true, f.y_pred) : loss.per_sample(f.y_true, f.y_pred);
     KCPP_CHECK(per_sample.rank() == 1, ShapeError, "loss {}: expected per-sample values (N,), received {}", loss.name(),
@@ -653,13 +656,13 @@ Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>
 }
 
 void Model::update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out,
-                           const std::vector<Tensor>& per_output_losses) {
+                           const std::vector<Tensor>& masks, const std::vector<Tensor>& per_output_losses) {
   NoGradScope no_grad;
   for (size_t i = 0; i < per_output_losses.size() && i < output_loss_trackers_.size(); ++i)
     if (per_output_losses[i].defined()) output_loss_trackers_[i]->update_state(per_output_losses[i]);
   const auto logits = logits_mask();
   for (size_t i = 0; i < out.size(); ++i) {
-    const Folded f = fold_steps(y[i], out[i], Tensor(), i < output_masks_.size() ? output_masks_[i] : Tensor());
+    const Folded f = fold_steps(y[i], out[i], Tensor(), i < masks.size() ? masks[i] : Tensor());
     if (f.y_pred.dim(0) == 0) continue;  // every step masked
     const Tensor predictions = logits[i] ? ops::softmax(f.y_pred) : f.y_pred;
     for (auto& m : metrics_[i]) m->update_state(f.y_true, predictions);
@@ -893,9 +896,10 @@ void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tenso
   ActivityLossScope activity;
   detail::DeferredChecks checks(x[0].backend());  // ids and labels: read once, before the update
   detail::HeldStateUpdates layer_state;           // moving statistics: applied with the update
-  const std::vector<Tensor> out = forward(x, true, logits_mask());
+  std::vector<Tensor> masks;
+  const std::vector<Tensor> out = forward(x, true, logits_mask(), &masks);
   std::vector<Tensor> per_output;
-  Tensor loss = total_loss(y, out, sample_weight, per_output);
+  Tensor loss = total_loss(y, out, masks, sample_weight, per_output);
   // Keras adds the weights' penalties and the layers' activity penalties to the loss it reports.
   if (const Tensor extra = additional_losses(activity); extra.defined()) loss = loss + extra;
   const auto vars = trainable_weights();
@@ -919,7 +923,7 @@ void Model::train_on_shard(const std::vector<Tensor>& x, const std::vector<Tenso
   apply_constraints();
   // Weighed by the batch's samples, as Keras 3 does, so an uneven last batch counts by its size.
   loss_tracker_->update_state(loss, static_cast<double>(x[0].dim(0)));
-  update_metrics(y, out, per_output);
+  update_metrics(y, out, masks, per_output);
 }
 
 // MirroredStrategy -------------------------------------------------------------------------------------
@@ -1026,7 +1030,10 @@ void Model::sync_replicas(const std::vector<Tensor>& x_global, bool for_training
   if (!optimizer_->built()) optimizer_->build_for(trainable_weights());
   const int64_t iterations = optimizer_->iterations();
   const std::vector<float> extra = optimizer_->extra_state();
+  // Read here: replica 0 is this model, whose optimizer its thread sets while the others copy.
   const auto* scaled = dynamic_cast<const optimizers::LossScaleOptimizer*>(optimizer_.get());
+  const float scale = scaled ? scaled->loss_scale() : 1.f;
+  const int64_t step_counter = scaled ? scaled->step_counter() : 0;
   strategy_->run_in_replicas([&](int i) {
     Model& m = replica(i);
     strategy_->broadcast_variables(m.weights());
@@ -1035,8 +1042,7 @@ void Model::sync_replicas(const std::vector<Tensor>& x_global, bool for_training
     m.optimizer_->set_iterations(iterations);
     m.optimizer_->set_extra_state(extra);
     if (scaled)
-      static_cast<optimizers::LossScaleOptimizer&>(*m.optimizer_).set_scale_state(scaled->loss_scale(),
-                                                                                    scaled->step_counter());
+      static_cast<optimizers::LossScaleOptimizer&>(*m.optimizer_).set_scale_state(scale, step_counter);
   });
   seed_replicas();
   replicas_synced_ = true;
@@ -1089,13 +1095,14 @@ std::map<std::string, double> Model::test_on_batch(const TensorList& x, const Te
     const std::vector<Tensor> xb(in.begin(), in.begin() + nx), yb(in.begin() + nx, in.end());
     ActivityLossScope activity;
     detail::DeferredChecks checks(xb[0].backend());
-    const auto out = forward(xb, false, logits_mask());
+    std::vector<Tensor> masks;
+    const auto out = forward(xb, false, logits_mask(), &masks);
     std::vector<Tensor> per_output;
-    Tensor loss = total_loss(yb, out, Tensor(), per_output);
+    Tensor loss = total_loss(yb, out, masks, Tensor(), per_output);
     if (const Tensor extra = additional_losses(activity); extra.defined()) loss = loss + extra;
     detail::GuardedByChecks guard(xb[0].backend());
     loss_tracker_->update_state(loss);
-    update_metrics(yb, out, per_output);
+    update_metrics(yb, out, masks, per_output);
     return std::vector<Tensor>{};
   });
   return results();
@@ -1299,14 +1306,15 @@ void Model::evaluate_batch(const std::vector<Tensor>& xb, const std::vector<Tens
   const int64_t count = xb[0].dim(0);
   ActivityLossScope activity;
   detail::DeferredChecks checks(xb[0].backend());
-  const auto out = forward(xb, false, logits);
+  std::vector<Tensor> masks;
+  const auto out = forward(xb, false, logits, &masks);
   // Per-sample losses, so the tracker's mean is over samples whatever the batch sizes; outputs with
   // steps count their valid steps.
   Tensor per_sample;
   std::vector<Tensor> per_output(out.size());
   for (size_t i = 0; i < out.size(); ++i) {
     if (!losses_[i]) continue;  // an output left out of a loss dict
-    const Folded f = fold_steps(yb[i], out[i], Tensor(), i < output_masks_.size() ? output_masks_[i] : Tensor());
+    const Folded f = fold_steps(yb[i], out[i], Tensor(), i < masks.size() ? masks[i] : Tensor());
     Tensor l = logits[i] ? losses_[i]->per_sample_from_logits(f.y_true, f.y_pred)
                          : losses_[i]->per_sample(f.y_true, f.y_pred);
     per_output[i] = l;
@@ -1319,7 +1327,7 @@ void Model::evaluate_batch(const std::vector<Tensor>& xb, const std::vector<Tens
   if (const Tensor extra = additional_losses(activity); extra.defined()) per_sample = per_sample + extra;
   detail::GuardedByChecks guard(xb[0].backend());
   loss_tracker_->update_state(per_sample);
-  update_metrics(yb, out, per_output);
+  update_metrics(yb, out, masks, per_output);
 }
 
 std::map<std::string, double> Model::evaluate(const TensorList& x, const TensorList& y, EvaluateOptions o) {

@@ -308,8 +308,11 @@ class KERASCPP_API Model : public Layer {
  protected:
   /// For Sequential: a model without a graph.
   Model(std::string class_name, std::string name);
-  /// The outputs; where logits[i], output i before its final softmax.
-  virtual std::vector<Tensor> forward(const std::vector<Tensor>& x, bool training, const std::vector<bool>& logits);
+  /// The outputs; where logits[i], output i before its final softmax. `output_masks`, where given,
+  /// receives each output's mask (undefined where none): losses and metrics skip masked steps. Kept by
+  /// the caller, not the model, so threads may run one model at once.
+  virtual std::vector<Tensor> forward(const std::vector<Tensor>& x, bool training, const std::vector<bool>& logits,
+                                      std::vector<Tensor>* output_masks = nullptr);
   virtual size_t num_inputs() const { return inputs_.size(); }
   virtual size_t num_outputs() const { return outputs_.size(); }
   /// Whether output i comes from a layer that ends with a softmax.
@@ -334,11 +337,11 @@ class KERASCPP_API Model : public Layer {
                       float share);
   /// The weighted sum over outputs of each output's mean loss; `per_output` receives each output's
   /// unweighted loss (undefined where an output has none), for the per-output trackers.
-  Tensor total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& weights,
-                    std::vector<Tensor>& per_output);
+  Tensor total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const std::vector<Tensor>& masks,
+                    const Tensor& weights, std::vector<Tensor>& per_output);
   /// Adds a step to the per-output loss trackers (from total_loss) and the metrics. Called after
   /// everything that checks labels, so a recorded step can guard it (detail::GuardedByChecks).
-  void update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out,
+  void update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const std::vector<Tensor>& masks,
                       const std::vector<Tensor>& per_output_losses = {});
   std::vector<bool> logits_mask() const;
   /// What Keras adds to the compiled loss: the weights' penalties and the activity penalties recorded.
@@ -400,11 +403,6 @@ class KERASCPP_API Model : public Layer {
 
  private:
   std::vector<float> loss_weights_;
-
- protected:
-  /// The masks of the last forward()'s outputs (undefined where none): losses and metrics skip
-  /// masked steps.
-  std::vector<Tensor> output_masks_;
 
  private:
   std::vector<std::string> metric_names_;  // as logged, in metrics_ order

@@ -61,7 +61,8 @@ std::vector<Layer*> Sequential::layers() const {
   return out;
 }
 
-std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool training, const std::vector<bool>& logits) {
+std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool training, const std::vector<bool>& logits,
+                                        std::vector<Tensor>* output_masks) {
   KCPP_CHECK(!layers_.empty(), ValueError, "Sequential \"{}\" has no layers", name());
   KCPP_CHECK(xs.size() == 1, ValueError, "Sequential \"{}\" takes one input, received {}", name(), xs.size());
   if (input_) (*input_)(xs[0]);  // checks the input against the declared shape
@@ -102,7 +103,7 @@ std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& xs, bool trai
     }
     if (l.activity_regularizer()) l.record_activity_loss(i + 1 == layers_.size() && want_logits ? ops::softmax(h) : h);
   }
-  output_masks_ = {mask};
+  if (output_masks) *output_masks = {mask};
   return {h};
 }
 

@@ -24,7 +24,8 @@ class KERASCPP_API Sequential : public Model {
   std::vector<PartialShape> compute_output_shapes(const std::vector<PartialShape>& input_shapes) const override;
 
  protected:
-  std::vector<Tensor> forward(const std::vector<Tensor>& x, bool training, const std::vector<bool>& logits) override;
+  std::vector<Tensor> forward(const std::vector<Tensor>& x, bool training, const std::vector<bool>& logits,
+                              std::vector<Tensor>* output_masks = nullptr) override;
   size_t num_inputs() const override { return 1; }
   size_t num_outputs() const override { return 1; }
   bool output_ends_with_softmax(size_t i) const override;

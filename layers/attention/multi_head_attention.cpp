@@ -80,7 +80,8 @@ MultiHeadAttention::MultiHeadAttention(int64_t num_heads, int64_t key_dim, Multi
 
 MultiHeadAttention::MultiHeadAttention(bool grouped, int64_t num_heads, int64_t num_key_value_heads, int64_t key_dim,
                                        MultiHeadAttentionOptions options)
-    : Layer(grouped ? "GroupQueryAttention" : "MultiHeadAttention", options.name),
+    : Layer(grouped ? "GroupQueryAttention" : "MultiHeadAttention", options.name,
+            grouped ? "GroupedQueryAttention" : ""),
       grouped_(grouped),
       num_key_value_heads_(num_key_value_heads),
       options_(std::move(options)),

@@ -69,12 +69,8 @@ std::vector<Layer*> saving_layers(Model& model) {
   return out;
 }
 
-// Keras names a layer's weights group after its Python class, in snake case: the class behind
-// keras.layers.GroupQueryAttention is GroupedQueryAttention.
-std::string weights_group_of(const Layer& layer) {
-  const std::string& cls = layer.class_name();
-  return serialization::to_snake_case(cls == "GroupQueryAttention" ? "GroupedQueryAttention" : cls);
-}
+// Keras names a layer's weights group after its Python class, in snake case.
+std::string weights_group_of(const Layer& layer) { return serialization::to_snake_case(layer.python_class_name()); }
 
 void write_layer_tree(Layer& layer, h5::Group& group) {
   h5::Group vars = group.create_group("vars");

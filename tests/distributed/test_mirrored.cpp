@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include <unistd.h>
@@ -26,6 +28,11 @@ std::vector<std::string> cpu_devices(int n) {
   std::vector<std::string> out;
   for (int i = 0; i < n; ++i) out.push_back("cpu:" + std::to_string(i));
   return out;
+}
+// Catch2's assertions are not thread-safe: on a replica's thread, a failed expectation throws and
+// on_threads returns it.
+void expect(bool ok, const char* what) {
+  if (!ok) throw std::runtime_error(std::string("expected ") + what);
 }
 // Runs fn(rank) on one thread per member of `group` and returns what each threw ("" for none).
 std::vector<std::string> on_threads(const distribute::InProcessGroup& group,
@@ -51,8 +58,8 @@ TEST_CASE("In-process collectives give the reductions of each replica's known va
   std::vector<std::vector<int64_t>> isum(3);
   const auto errors = on_threads(group, [&](distribute::Communicator& c) {
     const int r = c.rank();
-    REQUIRE(c.world_size() == 3);
-    REQUIRE(c.name() == "in_process");
+    expect(c.world_size() == 3, "world_size 3");
+    expect(c.name() == "in_process", "the in_process communicator");
     const auto own = [&] {  // rank r holds r * 10 + i
       return Tensor::from_vector(std::vector<float>{r * 10.f, r * 10.f + 1, r * 10.f + 2, r * 10.f + 3}, Shape{4});
     };
@@ -73,11 +80,11 @@ TEST_CASE("In-process collectives give the reductions of each replica's known va
     c.broadcast(t, 1);
     bcast[r] = t.to_vector<float>();
     const Tensor g = c.all_gather(own().view(Shape{2, 2}));
-    REQUIRE(g.shape() == Shape({3, 2, 2}));
+    expect(g.shape() == Shape({3, 2, 2}), "all_gather shape (3, 2, 2)");
     gathered[r] = g.to_vector<float>();
     const Tensor rows6 = Tensor::from_vector(std::vector<float>{1.f * r, 2, 3, 4, 5, 6}, Shape{3, 2});
     const Tensor part = c.reduce_scatter(rows6, Reduce::sum);
-    REQUIRE(part.shape() == Shape({1, 2}));
+    expect(part.shape() == Shape({1, 2}), "reduce_scatter shape (1, 2)");
     scattered[r] = part.to_vector<float>();
     c.barrier();
   });

@@ -290,6 +290,12 @@ TEST_CASE("GroupQueryAttention shares key and value heads, and refuses what Kera
   reference.set_weights({w[0], w[1], repeat(w[2]), repeat(w[3]), repeat(w[4]), repeat(w[5]), w[6], w[7]});
   kt::require_close(y.to_vector<float>(), reference.predict(input).to_vector<float>(), 1e-6f, 1e-5f);
   CHECK(model.count_params() == 8 * 4 * 3 + 12 + 2 * (8 * 3 + 3) + 4 * 3 * 8 + 8);
+  // Keras 3.15 names it after its Python class, GroupedQueryAttention; its config keeps the exported name.
+  utils::clear_session();
+  layers::GroupQueryAttention first(2, 2, 1), second(2, 2, 1);
+  CHECK(first.name() == "grouped_query_attention");
+  CHECK(second.name() == "grouped_query_attention_1");
+  CHECK(first.class_name() == "GroupQueryAttention");
 
   kt::require_throws_with<ValueError>([] { layers::GroupQueryAttention(4, 6, 4); },
                                       {"num_query_heads must be divisible by num_key_value_heads", "6", "4"});
